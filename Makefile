@@ -1,0 +1,47 @@
+# kitledger: `make run` (the main job on embedded defaults) and `make test` (the whole suite).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+NODE_STAMP := contracts/node_modules/.installed-stamp
+
+.PHONY: run test lint typecheck unit setup node system bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+node: $(NODE_STAMP)
+
+$(NODE_STAMP): contracts/package.json contracts/package-lock.json
+	cd contracts && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+system:
+	scripts/system-deps.sh
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest
+
+test: setup node system lint unit
+
+run: setup
+	$(BIN)/python -m demo
+
+bench: setup node
+	$(BIN)/python bench/merkle.py
+	$(BIN)/python bench/reader_decode.py
+	$(BIN)/python bench/agent.py
+	$(BIN)/python bench/anchoring.py
+
+clean:
+	rm -rf $(VENV) contracts/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,29 @@
+"""The FastAPI application factory: settings and engine in, app out; nothing at import time."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from api import problems
+from api.config import Settings, load_settings
+from api.db import make_engine
+from api.routes import assets, audit, custody, health, operations, registry
+
+API_VERSION = "1.0.0"
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """The API for `settings` (default: from the environment) on `engine` (default: built
+    from the settings)."""
+    settings = settings or load_settings()
+    app = FastAPI(
+        title="kitledger API", version=API_VERSION,
+        description="Chain of custody for shared public-safety kit.",
+    )
+    app.state.settings = settings
+    app.state.engine = engine or make_engine(settings)
+    problems.install(app)
+    for module in (health, registry, assets, custody, audit, operations):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,84 @@
+"""The API service's `kitledger` subcommands: `migrate` and `serve`.
+
+Registered through `ledger.cli.SUBCOMMAND_MODULES`. Only argparse is imported at module load;
+SQLAlchemy, Alembic and FastAPI are imported inside `run`, so `kitledger --help` and the other
+subcommands start fast and work on an install without the `server` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ledger.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, emit
+
+
+def _settings_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML settings file (else KITLEDGER_CONFIG)")
+    parser.add_argument("--database-url", help="override KITLEDGER_DATABASE_URL")
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    from api.config import load_settings
+    from api.db import make_engine
+    from api.errors import ConfigError, MigrationError
+    from api.migrate import current_revision, upgrade
+
+    overrides = {"database_url": args.database_url} if args.database_url else {}
+    try:
+        settings = load_settings(args.config, **overrides)
+    except ConfigError as exc:
+        emit({"verdict": "unusable", "reason": str(exc)})
+        return EXIT_UNUSABLE
+    engine = make_engine(settings)
+    try:
+        before = current_revision(engine)
+        upgrade(engine, args.revision)
+        after = current_revision(engine)
+    except MigrationError as exc:
+        emit({"verdict": "failed", "reason": str(exc)})
+        return EXIT_FAILED
+    finally:
+        engine.dispose()
+    emit({"verdict": "ok", "from": before, "to": after})
+    return EXIT_OK
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from api.config import load_settings
+    from api.errors import ConfigError
+    from api.serve import MAX_WORKERS, ServeOptions, serve
+
+    overrides = {"database_url": args.database_url} if args.database_url else {}
+    for name in ("workers", "ingest_workers"):
+        if not 0 <= getattr(args, name) <= MAX_WORKERS or (name == "workers" and not args.workers):
+            emit({"verdict": "unusable", "reason": f"--{name.replace('_', '-')} out of range"})
+            return EXIT_UNUSABLE
+    try:
+        load_settings(args.config, **overrides)  # refuse bad settings before forking anything
+    except ConfigError as exc:
+        emit({"verdict": "unusable", "reason": str(exc)})
+        return EXIT_UNUSABLE
+    if args.config is not None:
+        import os
+
+        os.environ["KITLEDGER_CONFIG"] = str(args.config)
+    serve(ServeOptions(args.host, args.port, args.workers, args.ingest_workers, overrides))
+    return EXIT_OK
+
+
+def register(subparsers: Any) -> None:
+    """Add `migrate` and `serve` to the `kitledger` parser."""
+    migrate = subparsers.add_parser("migrate", help="apply the API database migrations")
+    _settings_arguments(migrate)
+    migrate.add_argument("--revision", default="head", help="target revision (default: head)")
+    migrate.set_defaults(run=run_migrate)
+    serve = subparsers.add_parser("serve", help="run the API and its MQTT ingest workers")
+    _settings_arguments(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="listen address (default loopback)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="HTTP worker processes")
+    serve.add_argument("--ingest-workers", type=int, default=1,
+                       help="MQTT ingest processes (0: HTTP only)")
+    serve.set_defaults(run=run_serve)

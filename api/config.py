@@ -1,0 +1,148 @@
+"""The service's settings: `KITLEDGER_*` environment variables, an optional TOML file, defaults.
+
+Precedence, highest first: explicit keyword overrides, environment variables, the TOML file named
+by `KITLEDGER_CONFIG` (or passed in), the embedded defaults. The defaults make a first run work
+on one machine (a SQLite file beside the process, the broker on 127.0.0.1:1883); outside
+`development` a placeholder secret is refused rather than silently used in production.
+Nothing is read at import time: call `load_settings()`.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from api.errors import ConfigError
+
+CONFIG_FILE_ENV: Final = "KITLEDGER_CONFIG"
+"""Environment variable naming the TOML settings file."""
+
+PLACEHOLDER_SECRETS: Final = frozenset(
+    {"", "changeme", "change-me", "changethis", "secret", "password", "placeholder", "dev"}
+)
+"""Values that mean "nobody set this": accepted in development only."""
+
+MIN_SECRET_CHARS: Final = 32
+"""A secret keys HMACs of API keys and webhooks; shorter than 32 characters is guessable."""
+
+DEFAULT_SECRET: Final = "changeme"  # noqa: S105 - refused outside development
+
+_config_file: ContextVar[Path | None] = ContextVar("kitledger_config_file", default=None)
+
+MAX_INGEST_BATCH: Final = 5_000
+"""A batch is one database transaction; bigger batches hold locks (and memory) for too long."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the API service and its ingest workers."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KITLEDGER_", extra="forbid", frozen=True, validate_default=True
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite:///kitledger.db"
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_client_id: str = "kitledger-ingest"
+    mqtt_share_group: str = "kitledger-ingest"
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+
+    ingest_batch_size: int = Field(default=500, ge=1, le=MAX_INGEST_BATCH)
+    ingest_batch_wait_ms: int = Field(default=20, ge=0, le=5_000)
+    # Readers buffer observations while offline (the durable outbox), so old times are normal
+    # up to the outbox's retention; times in the future mean a broken or forged clock.
+    max_future_skew_s: int = Field(default=120, ge=0, le=86_400)
+    max_observation_age_s: int = Field(default=7 * 86_400, ge=60, le=366 * 86_400)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in ("sqlite", "postgresql", "postgresql+psycopg"):
+            raise ValueError(f"database URL scheme {scheme!r}: use sqlite or postgresql")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _known_broker(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("MQTT URL must look like mqtt://host:port or mqtts://host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _real_secret_outside_development(self) -> Settings:
+        if self.environment == "development":
+            return self
+        secret = self.secret_key.get_secret_value()
+        if secret.strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError(
+                f"KITLEDGER_SECRET_KEY is a placeholder; set a real secret in {self.environment}"
+            )
+        if len(secret) < MIN_SECRET_CHARS:
+            raise ValueError(f"KITLEDGER_SECRET_KEY must be at least {MIN_SECRET_CHARS} chars")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The URL with the driver SQLAlchemy should use (psycopg 3 for PostgreSQL)."""
+        if self.database_url.startswith("postgresql://"):
+            return "postgresql+psycopg://" + self.database_url.removeprefix("postgresql://")
+        return self.database_url
+
+    @property
+    def mqtt_host(self) -> str:
+        return urlsplit(self.mqtt_url).hostname or "127.0.0.1"
+
+    @property
+    def mqtt_port(self) -> int:
+        parts = urlsplit(self.mqtt_url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _config_file.get() or os.environ.get(CONFIG_FILE_ENV)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from overrides, the environment and the TOML file; `ConfigError` if unusable.
+
+    The error names the offending settings but never echoes their values (they may be secrets).
+    """
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file} does not exist")
+    token = _config_file.set(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors(include_input=False)
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+    except (OSError, ValueError) as exc:  # an unreadable or malformed TOML file
+        raise ConfigError(f"cannot read settings: {type(exc).__name__}") from None
+    finally:
+        _config_file.reset(token)

@@ -1,0 +1,67 @@
+"""Overdue loans: an alert for each asset held past its due time, resolved when it comes back.
+
+Run periodically by the ingest workers; the scan takes the log writer lock so two workers
+scanning at once cannot raise the same alert twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+from sqlmodel import Session, col, select
+
+from api.custody.rules import AlertKind
+from api.logstore import claim_log_writer
+from api.models.assets import Asset, AssetStatus
+from api.models.custody import Alert
+
+MAX_ALERTS_PER_SCAN: Final = 1000
+"""Alerts raised by one scan; the rest wait for the next, so one scan's transaction stays
+short even on the morning after a bank holiday."""
+
+
+def _open_overdue(session: Session, asset_ids: set[str]) -> set[str]:
+    rows = session.exec(
+        select(Alert.asset_id).where(
+            Alert.kind == AlertKind.OVERDUE_LOAN.value,
+            col(Alert.resolved_at).is_(None),
+            col(Alert.asset_id).in_(asset_ids),
+        )
+    )
+    return {asset_id for asset_id in rows if asset_id is not None}
+
+
+def raise_overdue_alerts(session: Session, now: datetime) -> int:
+    """Raise one open alert per overdue asset; return how many were raised."""
+    claim_log_writer(session, now)
+    overdue = session.exec(
+        select(Asset).where(
+            col(Asset.due_at) < now,
+            col(Asset.status).in_([AssetStatus.CHECKED_OUT.value, AssetStatus.ON_LOAN.value]),
+        ).limit(MAX_ALERTS_PER_SCAN)
+    ).all()
+    already = _open_overdue(session, {a.id for a in overdue})
+    raised = 0
+    for asset in overdue:
+        if asset.id in already:
+            continue
+        session.add(Alert(
+            agency_id=asset.agency_id, kind=AlertKind.OVERDUE_LOAN.value, asset_id=asset.id,
+            detail=f"due back {asset.due_at:%Y-%m-%d %H:%M} UTC, held by {asset.holder_kind}",
+            created_at=now,
+        ))
+        raised += 1
+    return raised
+
+
+def resolve_overdue(session: Session, asset_id: str, now: datetime) -> None:
+    """Close `asset_id`'s open overdue alert: it is back in store."""
+    for alert in session.exec(
+        select(Alert).where(
+            Alert.asset_id == asset_id, Alert.kind == AlertKind.OVERDUE_LOAN.value,
+            col(Alert.resolved_at).is_(None),
+        )
+    ):
+        alert.resolved_at = now
+        session.add(alert)

@@ -1,0 +1,167 @@
+"""The custody rules as one pure function: current state + one observation -> a ruling.
+
+No database, no clock: `apply` loads the state, calls `decide`, and writes what the ruling
+says. Keeping the rules pure lets the property tests drive them through long random histories
+and check the invariants (a disposed asset never moves; a check-out always names a qualified,
+active holder; dual sign-off always has two distinct people).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from api.models.assets import AssetStatus, HolderKind
+from api.models.registry import ReaderRole
+
+
+class Verdict(StrEnum):
+    ACCEPT = "accept"
+    REFUSE = "refuse"
+
+
+class AlertKind(StrEnum):
+    UNAUTHORISED_REMOVAL = "unauthorised_removal"
+    UNEXPECTED_SITE = "unexpected_site"
+    OVERDUE_LOAN = "overdue_loan"
+
+
+@dataclass(frozen=True, slots=True)
+class PersonView:
+    person_id: str
+    agency_id: str
+    qualifications: frozenset[str]
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AssetView:
+    asset_id: str
+    agency_id: str
+    shared_with: frozenset[str]
+    status: AssetStatus
+    holder_kind: HolderKind
+    holder_ref: str
+    required_qualification: str | None = None
+    dual_signoff: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderView:
+    reader_id: str
+    agency_id: str
+    site_id: str
+    role: ReaderRole
+
+
+@dataclass(frozen=True, slots=True)
+class Ruling:
+    """What to do about one observation. `action` is a `CustodyEvent` action when custody
+    changes; `verdict` is None when the reader needs no answer (a plain sighting)."""
+
+    verdict: Verdict | None = None
+    reason: str = ""
+    action: str | None = None
+    holder_kind: HolderKind | None = None
+    holder_ref: str | None = None
+    new_status: AssetStatus | None = None
+    authorisers: tuple[str, ...] = ()
+    alert: AlertKind | None = None
+    opens_session_for: str | None = None
+
+
+def _refuse(reason: str, alert: AlertKind | None = None) -> Ruling:
+    return Ruling(verdict=Verdict.REFUSE, reason=reason, alert=alert)
+
+
+def decide_badge(reader: ReaderView, person: PersonView, session: str | None) -> Ruling:
+    """A staff badge read: at a desk it opens (or joins) the badge session."""
+    if reader.role not in (ReaderRole.ISSUE_DESK, ReaderRole.RETURN_DESK, ReaderRole.LOCKER):
+        return Ruling()
+    if not person.active:
+        return _refuse("badge holder is not active")
+    if person.agency_id != reader.agency_id:
+        return _refuse("badge belongs to another agency")
+    if session is None:
+        return _refuse("badge read without a session id")
+    return Ruling(verdict=Verdict.ACCEPT, reason="session open", opens_session_for=person.person_id)
+
+
+def _visible_to(asset: AssetView, agency_id: str) -> bool:
+    return asset.agency_id == agency_id or agency_id in asset.shared_with
+
+
+def _check_out(
+    reader: ReaderView, asset: AssetView, people: list[PersonView]
+) -> Ruling:
+    if not people:
+        return _refuse("no badge session open at this desk")
+    holder = people[0]
+    if asset.status == AssetStatus.CHECKED_OUT and asset.holder_ref == holder.person_id:
+        return Ruling(verdict=Verdict.ACCEPT, reason="already held by this person")
+    if asset.status != AssetStatus.IN_STORE:
+        return _refuse(f"asset is {asset.status.value}, not in store")
+    if not holder.active or holder.agency_id != reader.agency_id:
+        # Sessions only admit active staff of the desk's agency; refuse anyway if one slipped in.
+        return _refuse("badge holder may not take kit at this desk")
+    if not _visible_to(asset, reader.agency_id):
+        return _refuse("asset belongs to another agency")
+    if asset.required_qualification and asset.required_qualification not in holder.qualifications:
+        return _refuse(f"holder lacks qualification {asset.required_qualification}")
+    distinct = tuple(dict.fromkeys(p.person_id for p in people))
+    if asset.dual_signoff and len(distinct) < 2:
+        return _refuse("dual sign-off needed: a second staff badge")
+    return Ruling(
+        verdict=Verdict.ACCEPT, reason="checked out", action="check_out",
+        holder_kind=HolderKind.PERSON, holder_ref=holder.person_id,
+        new_status=AssetStatus.CHECKED_OUT, authorisers=distinct,
+    )
+
+
+def _check_in(reader: ReaderView, asset: AssetView, people: list[PersonView]) -> Ruling:
+    if asset.status == AssetStatus.IN_STORE and asset.holder_ref == reader.site_id:
+        return Ruling(verdict=Verdict.ACCEPT, reason="already in this store")
+    if not _visible_to(asset, reader.agency_id):
+        return _refuse("asset belongs to another agency")
+    action = "loan_return" if asset.status == AssetStatus.ON_LOAN else "check_in"
+    return Ruling(
+        verdict=Verdict.ACCEPT, reason="checked in", action=action,
+        holder_kind=HolderKind.LOCATION, holder_ref=reader.site_id,
+        new_status=AssetStatus.IN_STORE,
+        authorisers=tuple(dict.fromkeys(p.person_id for p in people)),
+    )
+
+
+def _elsewhere(reader: ReaderView, asset: AssetView) -> bool:
+    return (
+        asset.status == AssetStatus.IN_STORE and asset.holder_kind == HolderKind.LOCATION
+        and asset.holder_ref != reader.site_id
+    )
+
+
+def decide_asset(
+    reader: ReaderView, asset: AssetView, people: list[PersonView], direction: str | None,
+    departing: bool,
+) -> Ruling:
+    """An asset's tag seen by `reader`, with the people badged into the current session."""
+    if asset.status == AssetStatus.DISPOSED:
+        # Disposal is final: the tag being seen at all is worth a look, nothing moves.
+        alert = AlertKind.UNAUTHORISED_REMOVAL if reader.role == ReaderRole.PORTAL else None
+        return _refuse("asset is disposed", alert)
+    if departing:
+        return Ruling()
+    if reader.role == ReaderRole.ISSUE_DESK:
+        ruling = _check_out(reader, asset, people)
+    elif reader.role in (ReaderRole.RETURN_DESK, ReaderRole.LOCKER):
+        return _check_in(reader, asset, people)  # returning to another store is legitimate
+    elif reader.role == ReaderRole.PORTAL:
+        leaving = direction != "in"
+        if leaving and asset.status == AssetStatus.IN_STORE and not people:
+            return _refuse("leaving without a check-out", AlertKind.UNAUTHORISED_REMOVAL)
+        ruling = Ruling(verdict=Verdict.ACCEPT, reason="passage recorded")
+    else:  # vehicle bays only sight the asset
+        ruling = Ruling()
+    if _elsewhere(reader, asset) and ruling.alert is None:
+        # The record says it sits in another store: someone moved it without a check-out.
+        ruling = replace(ruling, alert=AlertKind.UNEXPECTED_SITE)
+    return ruling

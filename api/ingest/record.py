@@ -1,0 +1,149 @@
+"""Storing a verified batch: idempotent observations, quarantine, gaps, sightings, last seen.
+
+Runs inside the caller's write transaction. (device, seq) already stored with the same envelope
+is a replay and is acknowledged without any change; the same (device, seq) with a different
+envelope is a device reusing a number (a cloned key or a reset counter) and is quarantined.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from api.ingest import sequence
+from api.ingest.verify import Rejected, RejectReason, Verified
+from api.models.assets import Asset
+from api.models.ingest import (
+    MAX_QUARANTINE_PAYLOAD_BYTES,
+    MAX_TOPIC_CHARS,
+    IngestedObservation,
+    QuarantinedMessage,
+    Sighting,
+)
+from api.models.people import Badge
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedBatch:
+    """What a batch did: new observations (for the custody rules), replays, rejections."""
+
+    accepted: list[Verified]
+    duplicates: list[Verified]
+    rejected: list[Rejected]
+
+
+def quarantine(session: Session, rejected: Rejected, now: datetime) -> None:
+    payload = rejected.message.payload
+    session.add(
+        QuarantinedMessage(
+            reason=rejected.reason.value, detail=rejected.detail,
+            topic=rejected.message.topic[:MAX_TOPIC_CHARS], device_id=rejected.device_id,
+            payload=payload[:MAX_QUARANTINE_PAYLOAD_BYTES], payload_size=len(payload),
+            received_at=now,
+        )
+    )
+
+
+def _stored_hashes(session: Session, device_id: str, seqs: list[int]) -> dict[int, bytes]:
+    rows = session.exec(
+        select(IngestedObservation.seq, IngestedObservation.envelope_hash).where(
+            IngestedObservation.device_id == device_id, col(IngestedObservation.seq).in_(seqs)
+        )
+    ).all()
+    return {seq: digest for seq, digest in rows}
+
+
+def _split_replays(
+    session: Session, verified: Sequence[Verified]
+) -> tuple[list[Verified], list[Verified], list[Rejected]]:
+    by_device: dict[str, list[Verified]] = defaultdict(list)
+    for item in verified:
+        by_device[item.observation.device].append(item)
+    fresh: list[Verified] = []
+    replays: list[Verified] = []
+    conflicts: list[Rejected] = []
+    for device_id, items in by_device.items():
+        seen = _stored_hashes(session, device_id, [i.observation.seq for i in items])
+        for item in items:
+            known = seen.get(item.observation.seq)
+            if known is None:
+                seen[item.observation.seq] = item.envelope_hash
+                fresh.append(item)
+            elif known == item.envelope_hash:
+                replays.append(item)
+            else:
+                conflicts.append(Rejected(
+                    item.message, RejectReason.SEQ_CONFLICT,
+                    f"device {device_id} reused seq {item.observation.seq} for another envelope",
+                    device_id,
+                ))
+    return fresh, replays, conflicts
+
+
+def _note_sightings(session: Session, fresh: Sequence[Verified]) -> None:
+    """Move assets' last-seen; keep unknown EPCs (neither asset nor badge) for stocktake."""
+    epcs = {item.observation.epc for item in fresh}
+    assets = {
+        a.epc_hex: a for a in session.exec(select(Asset).where(col(Asset.epc_hex).in_(epcs)))
+    }
+    badges = set(session.exec(select(Badge.epc_hex).where(col(Badge.epc_hex).in_(epcs))))
+    unknown = [i for i in fresh if i.observation.epc not in assets.keys() | badges]
+    sightings = {
+        (s.epc_hex, s.site_id): s
+        for s in session.exec(
+            select(Sighting).where(col(Sighting.epc_hex).in_({i.observation.epc for i in unknown}))
+        )
+    }
+    for item in fresh:
+        asset = assets.get(item.observation.epc)
+        if asset is None:
+            continue
+        if asset.last_seen_at is None or asset.last_seen_at <= item.observed_at:
+            asset.last_seen_at = item.observed_at
+            asset.last_seen_reader_id = item.reader.reader_id
+            asset.last_seen_site_id = item.reader.site_id
+            session.add(asset)
+    for item in unknown:
+        key = (item.observation.epc, item.reader.site_id)
+        sighting = sightings.get(key)
+        if sighting is None:
+            sighting = Sighting(
+                epc_hex=key[0], site_id=key[1], reader_id=item.reader.reader_id,
+                first_seen_at=item.observed_at, last_seen_at=item.observed_at, count=0,
+            )
+            sightings[key] = sighting
+        sighting.count += 1
+        if item.observed_at >= sighting.last_seen_at:
+            sighting.last_seen_at = item.observed_at
+            sighting.reader_id = item.reader.reader_id
+        sighting.first_seen_at = min(sighting.first_seen_at, item.observed_at)
+        session.add(sighting)
+
+
+def record_batch(
+    session: Session, verified: Sequence[Verified], rejected: Sequence[Rejected], now: datetime
+) -> RecordedBatch:
+    """Store one batch in `session`'s transaction (the caller commits)."""
+    fresh, replays, conflicts = _split_replays(session, verified)
+    all_rejected = [*rejected, *conflicts]
+    for refused in all_rejected:
+        quarantine(session, refused, now)
+    per_device: dict[str, list[int]] = defaultdict(list)
+    for item in fresh:
+        obs = item.observation
+        session.add(IngestedObservation(
+            device_id=obs.device, seq=obs.seq, envelope=item.envelope_bytes,
+            envelope_hash=item.envelope_hash, kind=obs.kind, epc_hex=obs.epc,
+            session=obs.session, site_id=item.reader.site_id, observed_at=item.observed_at,
+            received_at=now,
+        ))
+        per_device[obs.device].append(obs.seq)
+    for device_id, seqs in per_device.items():
+        sequence.advance(session, device_id, seqs, now)
+    if fresh:
+        _note_sightings(session, fresh)
+    return RecordedBatch(accepted=fresh, duplicates=replays, rejected=all_rejected)

@@ -1,0 +1,51 @@
+"""The MQTT topic scheme shared with the reader agent.
+
+    kitledger/v1/{agency}/{site}/{reader}/events      observations, signed by the reader
+    kitledger/v1/{agency}/{site}/{reader}/decisions   our answers, JSON
+    kitledger/v1/{agency}/{site}/{reader}/status      the agent's health and online/offline
+
+A topic names who claims to be speaking; the signature says who is. Ingest refuses a message
+whose topic names a different agency, site or reader than the key that signed it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+PREFIX: Final = "kitledger/v1"
+EVENTS: Final = "events"
+DECISIONS: Final = "decisions"
+
+MAX_TOPIC_SEGMENT_CHARS: Final = 128
+"""Agency, site and reader ids are registry ids (at most 128 characters)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderTopic:
+    """The (agency, site, reader) a topic is addressed to."""
+
+    agency: str
+    site: str
+    reader: str
+
+    def topic(self, leaf: str) -> str:
+        return f"{PREFIX}/{self.agency}/{self.site}/{self.reader}/{leaf}"
+
+
+def events_subscription(share_group: str | None) -> str:
+    """The events filter; with a share group, brokers split messages among its members."""
+    wildcard = f"{PREFIX}/+/+/+/{EVENTS}"
+    return f"$share/{share_group}/{wildcard}" if share_group else wildcard
+
+
+def parse_events_topic(topic: str) -> ReaderTopic | None:
+    """The address of an events topic, or None if `topic` is not one."""
+    parts = topic.split("/")
+    if len(parts) != 6 or "/".join(parts[:2]) != PREFIX or parts[5] != EVENTS:
+        return None
+    agency, site, reader = parts[2:5]
+    for segment in (agency, site, reader):
+        if not segment or len(segment) > MAX_TOPIC_SEGMENT_CHARS or "+" in segment:
+            return None
+    return ReaderTopic(agency=agency, site=site, reader=reader)

@@ -1,0 +1,178 @@
+"""Checking one inbound message: size, envelope, signer, signature, schema, topic, clock.
+
+Pure apart from the reader snapshot it is given: no database writes, so the expensive part of
+ingest (Ed25519 verification) runs outside the write transaction and across workers. Every
+refusal carries a `RejectReason`, which is what operators count and alert on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import lru_cache
+from typing import Final, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from api.ingest.topics import parse_events_topic
+from api.models.ingest import MAX_DETAIL_CHARS
+from ledger.core.encoding import MAX_RECORD_BYTES
+from ledger.core.envelope import Envelope, envelope_hash, public_key_from_raw, verify_envelope
+from ledger.core.errors import EncodingError, RecordTooLarge, SchemaError, SignatureError
+from ledger.core.records import Observation, parse_time
+
+MAX_MESSAGE_BYTES: Final = 4096
+"""An observation envelope is about 450 bytes and at most about 1.2 KiB with every id at its
+128-character bound; 4 KiB refuses anything built to make us parse, well under the record
+format's own MAX_RECORD_BYTES."""
+
+assert MAX_MESSAGE_BYTES <= MAX_RECORD_BYTES
+
+KEY_CACHE_SIZE: Final = 4096
+"""Loaded public keys kept in memory: more than the readers of a national deployment's busiest
+broker partition, bounded so a flood of registrations cannot grow it without limit."""
+
+
+class RejectReason(StrEnum):
+    OVERSIZE = "oversize"
+    MALFORMED = "malformed"
+    BAD_TOPIC = "bad_topic"
+    UNKNOWN_DEVICE = "unknown_device"
+    REVOKED_DEVICE = "revoked_device"
+    BAD_SIGNATURE = "bad_signature"
+    SCHEMA = "schema"
+    DEVICE_MISMATCH = "device_mismatch"
+    CLOCK_SKEW = "clock_skew"
+    SEQ_CONFLICT = "seq_conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderKey:
+    """What ingest needs to know about a registered reader, keyed by its key id."""
+
+    reader_id: str
+    agency_id: str
+    site_id: str
+    public_key_hex: str
+    active: bool
+
+
+class ReaderLookup(Protocol):
+    """Registered readers by key id (a dict, or the pipeline's caching directory)."""
+
+    def get(self, kid: str, /) -> ReaderKey | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One MQTT message as received; `mid` is the broker's id used to acknowledge it."""
+
+    topic: str
+    payload: bytes
+    mid: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    message: InboundMessage
+    reader: ReaderKey
+    observation: Observation
+    observed_at: datetime
+    envelope_bytes: bytes
+    envelope_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    message: InboundMessage
+    reason: RejectReason
+    detail: str
+    device_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClockPolicy:
+    """How far an observation's time may be from the server's clock."""
+
+    now: datetime
+    max_future: timedelta
+    max_age: timedelta
+
+
+@lru_cache(maxsize=KEY_CACHE_SIZE)
+def _public_key(public_key_hex: str) -> Ed25519PublicKey:
+    return public_key_from_raw(bytes.fromhex(public_key_hex))
+
+
+def _reject(
+    message: InboundMessage, reason: RejectReason, detail: str, device: str | None = None
+) -> Rejected:
+    return Rejected(message, reason, detail[:MAX_DETAIL_CHARS], device)
+
+
+def verify_message(
+    message: InboundMessage, readers: ReaderLookup, clock: ClockPolicy
+) -> Verified | Rejected:
+    """Verify `message` against the registered `readers` (by key id); never raises on input."""
+    if len(message.payload) > MAX_MESSAGE_BYTES:
+        return _reject(
+            message, RejectReason.OVERSIZE,
+            f"message is {len(message.payload)} bytes, limit is {MAX_MESSAGE_BYTES}",
+        )
+    address = parse_events_topic(message.topic)
+    if address is None:
+        return _reject(message, RejectReason.BAD_TOPIC, "not a kitledger/v1 events topic")
+    try:
+        envelope = Envelope.from_bytes(message.payload)
+    except RecordTooLarge as exc:
+        return _reject(message, RejectReason.OVERSIZE, str(exc))
+    except EncodingError as exc:
+        return _reject(message, RejectReason.MALFORMED, f"{type(exc).__name__}: {exc}")
+    reader = readers.get(envelope.kid)
+    if reader is None:
+        return _reject(message, RejectReason.UNKNOWN_DEVICE, f"no reader has key {envelope.kid}")
+    if not reader.active:
+        return _reject(
+            message, RejectReason.REVOKED_DEVICE, f"reader {reader.reader_id} is revoked",
+            reader.reader_id,
+        )
+    try:
+        payload = verify_envelope(envelope, _public_key(reader.public_key_hex))
+    except SignatureError as exc:
+        return _reject(message, RejectReason.BAD_SIGNATURE, str(exc), reader.reader_id)
+    try:
+        observation = Observation.from_record(payload)
+    except SchemaError as exc:
+        return _reject(message, RejectReason.SCHEMA, str(exc), reader.reader_id)
+    if observation.device != reader.reader_id:
+        return _reject(
+            message, RejectReason.DEVICE_MISMATCH,
+            f"signed by reader {reader.reader_id}, payload names {observation.device}",
+            reader.reader_id,
+        )
+    if (address.agency, address.site, address.reader) != (
+        reader.agency_id, reader.site_id, reader.reader_id
+    ):
+        return _reject(
+            message, RejectReason.BAD_TOPIC,
+            f"reader {reader.reader_id} publishes under {reader.agency_id}/{reader.site_id}",
+            reader.reader_id,
+        )
+    observed_at = parse_time(observation.time)
+    if observed_at > clock.now + clock.max_future:
+        return _reject(
+            message, RejectReason.CLOCK_SKEW,
+            f"observation time {observation.time} is ahead of the server clock",
+            reader.reader_id,
+        )
+    if observed_at < clock.now - clock.max_age:
+        return _reject(
+            message, RejectReason.CLOCK_SKEW,
+            f"observation time {observation.time} is older than the accepted age",
+            reader.reader_id,
+        )
+    return Verified(
+        message=message, reader=reader, observation=observation, observed_at=observed_at,
+        envelope_bytes=message.payload, envelope_hash=envelope_hash(envelope),
+    )

@@ -1,0 +1,173 @@
+"""The MQTT ingest worker: shared subscription in, one committed batch, then PUBACKs.
+
+Several workers join the MQTT v5 shared subscription `$share/<group>/kitledger/v1/+/+/+/events`
+and the broker splits messages among them. paho's `manual_ack` holds each PUBACK until the
+batch holding that message has committed, so a worker that dies before commit leaves its
+messages unacknowledged and the broker redelivers them (persistent session, stable client id);
+ingest is idempotent, so a redelivered message that did commit is only a replay. The MQTT v5
+Receive Maximum bounds the messages in flight, and so this worker's memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from api.config import Settings
+from api.custody.overdue import raise_overdue_alerts
+from api.db import utcnow
+from api.ingest.pipeline import BatchResult, IngestPipeline
+from api.ingest.topics import events_subscription
+from api.ingest.verify import InboundMessage
+from api.metrics import DECISION_LATENCY_SECONDS
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S: Final = 24 * 3600
+"""How long the broker keeps a worker's unacknowledged messages while it is away: a day covers
+a crashed worker being restarted by hand after a night."""
+
+MAX_RECEIVE_MAXIMUM: Final = 65_535
+"""MQTT v5's largest Receive Maximum (a 16-bit field)."""
+
+STOP_POLL_S: Final = 0.2
+
+OVERDUE_SCAN_S: Final = 60.0
+"""Seconds between overdue-loan scans: loans run for days, so a minute's delay is harmless."""
+
+
+class IngestWorker:
+    """One MQTT client feeding an `IngestPipeline` in batches; `start()` then `stop()`."""
+
+    def __init__(
+        self, settings: Settings, pipeline: IngestPipeline, *, client_id: str | None = None,
+        on_batch: Callable[[BatchResult], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._pipeline = pipeline
+        self._on_batch = on_batch
+        self._inbox: queue.Queue[tuple[InboundMessage, int]] = queue.Queue()
+        self._stopping = threading.Event()
+        self._subscribed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id or settings.mqtt_client_id,
+            protocol=mqtt.MQTTv5, manual_ack=True,
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+
+    def _connect_properties(self) -> Properties:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        # Twice a batch: one batch committing while the next one fills.
+        props.ReceiveMaximum = min(MAX_RECEIVE_MAXIMUM, 2 * self._settings.ingest_batch_size)
+        return props
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags,
+        reason: ReasonCode, properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.warning("ingest worker: broker refused connection: %s", reason)
+            return
+        client.subscribe(events_subscription(self._settings.mqtt_share_group), qos=1)
+        self._subscribed.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        topic = message.topic if isinstance(message.topic, str) else ""
+        self._inbox.put((InboundMessage(topic, bytes(message.payload), message.mid), message.qos))
+
+    def start(self) -> None:
+        """Connect (retrying in the background if the broker is down) and start consuming."""
+        self.client.connect_async(
+            self._settings.mqtt_host, self._settings.mqtt_port, clean_start=False,
+            properties=self._connect_properties(),
+        )
+        self.client.loop_start()
+        self._thread = threading.Thread(target=self._run, name="kitledger-ingest", daemon=True)
+        self._thread.start()
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        return self._subscribed.wait(timeout)
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then disconnect; unacknowledged messages stay queued."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _take_batch(self) -> list[tuple[InboundMessage, int]]:
+        try:
+            batch = [self._inbox.get(timeout=STOP_POLL_S)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self._settings.ingest_batch_wait_ms / 1000
+        while len(batch) < self._settings.ingest_batch_size:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(
+                    self._inbox.get(timeout=remaining) if remaining > 0
+                    else self._inbox.get_nowait()
+                )
+            except queue.Empty:
+                break
+        return batch
+
+    def _scan_overdue(self) -> None:
+        try:
+            with Session(self._pipeline.engine) as session:
+                raise_overdue_alerts(session, utcnow())
+                session.commit()
+        except SQLAlchemyError:
+            log.exception("overdue scan failed; retrying at the next interval")
+
+    def _run(self) -> None:
+        next_scan = time.monotonic()
+        while not self._stopping.is_set():
+            if time.monotonic() >= next_scan:
+                self._scan_overdue()
+                next_scan = time.monotonic() + OVERDUE_SCAN_S
+            batch = self._take_batch()
+            if not batch:
+                continue
+            started = time.perf_counter()
+            try:
+                result = self._pipeline.process([message for message, _ in batch])
+            except Exception:
+                # IngestError or a bug in the custody rules alike: nothing committed. Leave
+                # the messages unacknowledged and drop the connection, so the broker
+                # redelivers them to whichever worker of the group is alive.
+                log.exception("ingest batch of %d failed; awaiting redelivery", len(batch))
+                if not self._stopping.is_set():
+                    self._redeliver()
+                continue
+            # Answers first (the reader is waiting), then the PUBACKs that end redelivery.
+            for decision in result.decisions:
+                self.client.publish(decision.topic, decision.payload, qos=1)
+            if result.decisions:
+                DECISION_LATENCY_SECONDS.observe(time.perf_counter() - started)
+            for message, qos in batch:
+                self.client.ack(message.mid, qos)
+            if self._on_batch is not None:
+                self._on_batch(result)
+
+    def _redeliver(self) -> None:
+        while not self._inbox.empty():
+            self._inbox.get_nowait()
+        self.client.reconnect()

@@ -1,0 +1,65 @@
+"""Applying the schema: Alembic migrations under `api/alembic`, run programmatically.
+
+`kitledger migrate` calls `upgrade`; tests call it too, so the schema the tests exercise is the
+one the migrations build, never `metadata.create_all`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.errors import MigrationError
+
+SCRIPT_LOCATION: Final = Path(__file__).parent / "alembic"
+
+
+MAX_REASON_CHARS: Final = 300
+"""Database error text kept in a `MigrationError`: the first lines say what went wrong."""
+
+
+def _migration_error(exc: SQLAlchemyError) -> MigrationError:
+    reason = str(exc.args[0])[:MAX_REASON_CHARS] if exc.args else ""
+    return MigrationError(f"database error: {type(exc).__name__}: {reason}")
+
+
+def alembic_config(engine: Engine) -> Config:
+    """An Alembic config pointing at our scripts and at `engine`'s database."""
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    # `%` is Alembic's interpolation character; escape it in passwords and URLs.
+    url = engine.url.render_as_string(hide_password=False).replace("%", "%%")
+    config.set_main_option("sqlalchemy.url", url)
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the database behind `engine` to `revision` (default: the newest)."""
+    config = alembic_config(engine)
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    except SQLAlchemyError as exc:
+        raise _migration_error(exc) from None
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None if it has never been migrated."""
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise _migration_error(exc) from None
+
+
+def head_revision(engine: Engine) -> str | None:
+    """The newest revision the code knows."""
+    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()

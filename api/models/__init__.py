@@ -1,0 +1,58 @@
+"""The service's tables and API schemas (SQLModel), one module per concern.
+
+Importing this package registers every table on `SQLModel.metadata`, which Alembic's
+`target_metadata` and the tests compare migrations against.
+"""
+
+from api.models.assets import Asset, AssetClass, AssetShare, AssetStatus, HolderKind
+from api.models.clients import ApiClient, Scope
+from api.models.custody import (
+    Alert,
+    CustodyEventRow,
+    Decision,
+    DeskSession,
+    LogNode,
+    LogState,
+    Refusal,
+    Transfer,
+)
+from api.models.ingest import (
+    DeviceCursor,
+    IngestedObservation,
+    QuarantinedMessage,
+    SequenceGap,
+    Sighting,
+)
+from api.models.people import Badge, Person, PersonSecret
+from api.models.registry import Agency, Reader, ReaderRole, ReaderStatus, Site
+
+__all__ = [
+    "Agency",
+    "Alert",
+    "ApiClient",
+    "Asset",
+    "AssetClass",
+    "AssetShare",
+    "AssetStatus",
+    "Badge",
+    "CustodyEventRow",
+    "Decision",
+    "DeskSession",
+    "DeviceCursor",
+    "HolderKind",
+    "IngestedObservation",
+    "LogNode",
+    "LogState",
+    "Person",
+    "PersonSecret",
+    "QuarantinedMessage",
+    "Reader",
+    "ReaderRole",
+    "ReaderStatus",
+    "Refusal",
+    "Scope",
+    "SequenceGap",
+    "Sighting",
+    "Site",
+    "Transfer",
+]

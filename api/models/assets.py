@@ -1,0 +1,126 @@
+"""What is tracked: asset classes with their custody policies, and the assets themselves.
+
+An asset's row is its *current* state (status, holder, last sighting, head of its hash chain);
+its history is the custody events in the log. The chain head lives here so that appending an
+event and moving the head happen in one transaction and can never disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import StringConstraints
+from sqlalchemy import String
+from sqlmodel import Field, SQLModel
+
+from api.db import BigInt, UTCDateTime, utcnow
+from api.models.registry import MAX_ID_CHARS, MAX_NAME_CHARS, RegistryId
+from ledger.core.records import GENESIS_PREV, MAX_EPC_HEX_CHARS
+
+EPC_HEX_PATTERN = r"^(?:[0-9A-F]{4}){1,31}$"
+"""Upper-case hex in whole 16-bit words, at most 496 bits, as `Observation.epc`."""
+
+EpcHex = Annotated[str, StringConstraints(pattern=EPC_HEX_PATTERN)]
+
+
+class AssetStatus(StrEnum):
+    IN_STORE = "in_store"
+    CHECKED_OUT = "checked_out"
+    ON_LOAN = "on_loan"
+    DISPOSED = "disposed"
+
+
+class HolderKind(StrEnum):
+    LOCATION = "location"
+    PERSON = "person"
+    AGENCY = "agency"
+
+
+class AssetClassBase(SQLModel):
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    required_qualification: str | None = Field(default=None, max_length=MAX_ID_CHARS)
+    loan_days: int | None = Field(default=None, ge=1, le=3650)
+    dual_signoff: bool = False
+    disposal_final: bool = True
+
+
+class AssetClass(AssetClassBase, table=True):
+    __tablename__ = "asset_class"
+
+    id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
+    agency_id: str = Field(foreign_key="agency.id", index=True, max_length=MAX_ID_CHARS)
+
+
+class AssetClassCreate(AssetClassBase):
+    id: RegistryId
+
+
+class AssetClassUpdate(SQLModel):
+    name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_CHARS)
+    required_qualification: str | None = Field(default=None, max_length=MAX_ID_CHARS)
+    loan_days: int | None = Field(default=None, ge=1, le=3650)
+    dual_signoff: bool | None = None
+
+
+class AssetClassPublic(AssetClassBase):
+    id: str
+    agency_id: str
+
+
+class AssetBase(SQLModel):
+    class_id: str = Field(foreign_key="asset_class.id", index=True, max_length=MAX_ID_CHARS)
+    epc_hex: str = Field(unique=True, max_length=MAX_EPC_HEX_CHARS)
+    epc_uri: str | None = Field(default=None, max_length=2 * MAX_ID_CHARS)
+    home_site_id: str = Field(foreign_key="site.id", index=True, max_length=MAX_ID_CHARS)
+
+
+class Asset(AssetBase, table=True):
+    id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
+    agency_id: str = Field(foreign_key="agency.id", index=True, max_length=MAX_ID_CHARS)
+    status: AssetStatus = Field(default=AssetStatus.IN_STORE, sa_type=String(16), index=True)
+    holder_kind: HolderKind = Field(default=HolderKind.LOCATION, sa_type=String(16))
+    holder_ref: str = Field(index=True, max_length=MAX_ID_CHARS)
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_seen_reader_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
+    last_seen_site_id: str | None = Field(default=None, index=True, max_length=MAX_ID_CHARS)
+    chain_next_seq: int = Field(default=0, sa_type=BigInt)
+    chain_prev: str = Field(default=GENESIS_PREV, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AssetShare(SQLModel, table=True):
+    """Asset `asset_id` is visible to (and may be loaned to) agency `agency_id`."""
+
+    __tablename__ = "asset_share"
+
+    asset_id: str = Field(foreign_key="asset.id", primary_key=True, max_length=MAX_ID_CHARS)
+    agency_id: str = Field(
+        foreign_key="agency.id", primary_key=True, index=True, max_length=MAX_ID_CHARS
+    )
+
+
+class AssetCreate(AssetBase):
+    id: RegistryId
+    epc_hex: EpcHex
+    shared_with: list[str] = Field(default_factory=list, max_length=64)
+
+
+class AssetUpdate(SQLModel):
+    epc_uri: str | None = Field(default=None, max_length=2 * MAX_ID_CHARS)
+    home_site_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
+    shared_with: list[str] | None = Field(default=None, max_length=64)
+
+
+class AssetPublic(AssetBase):
+    id: str
+    agency_id: str
+    status: AssetStatus
+    holder_kind: HolderKind
+    holder_ref: str
+    due_at: datetime | None
+    last_seen_at: datetime | None
+    last_seen_reader_id: str | None
+    last_seen_site_id: str | None

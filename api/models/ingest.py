@@ -1,0 +1,103 @@
+"""What arrived from readers: accepted observations, quarantined messages, gaps and sightings.
+
+`observation` is the idempotency record: (device, seq) is unique, so a redelivered message is
+recognised and acknowledged without changing state. Rejected messages never reach it; they are
+kept in `quarantine` with the reason, their payload truncated to a bound.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from api.db import BigInt, Bytes, UTCDateTime, utcnow
+from api.models.registry import MAX_ID_CHARS
+from ledger.core.records import MAX_EPC_HEX_CHARS
+
+MAX_QUARANTINE_PAYLOAD_BYTES: Final = 4096
+"""Kept bytes of a rejected payload: enough to diagnose a bad reader, while a flood of
+oversized junk cannot fill the database at the rate it arrives."""
+
+MAX_TOPIC_CHARS: Final = 512
+"""MQTT topics we publish are about 100 characters; longer ones are truncated when quarantined."""
+
+MAX_DETAIL_CHARS: Final = 500
+"""A rejection's explanation: the typed error's message, truncated."""
+
+
+class DeviceCursor(SQLModel, table=True):
+    """The highest sequence number accepted from a device (gaps below it are in `sequence_gap`)."""
+
+    __tablename__ = "device_cursor"
+
+    device_id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
+    high_seq: int = Field(sa_type=BigInt)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class IngestedObservation(SQLModel, table=True):
+    """One accepted, verified observation with the exact envelope bytes that were signed."""
+
+    __tablename__ = "observation"
+    __table_args__ = (UniqueConstraint("device_id", "seq", name="uq_observation_device_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    device_id: str = Field(max_length=MAX_ID_CHARS)
+    seq: int = Field(sa_type=BigInt)
+    envelope: bytes = Field(sa_type=Bytes)
+    envelope_hash: bytes = Field(sa_type=Bytes)
+    kind: str = Field(max_length=16)
+    epc_hex: str = Field(index=True, max_length=MAX_EPC_HEX_CHARS)
+    session: str | None = Field(default=None, max_length=MAX_ID_CHARS)
+    site_id: str = Field(index=True, max_length=MAX_ID_CHARS)
+    observed_at: datetime = Field(sa_type=UTCDateTime)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class QuarantinedMessage(SQLModel, table=True):
+    """A message that was refused, with why; never an accepted observation."""
+
+    __tablename__ = "quarantine"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    reason: str = Field(index=True, max_length=32)
+    detail: str = Field(max_length=MAX_DETAIL_CHARS)
+    topic: str = Field(max_length=MAX_TOPIC_CHARS)
+    device_id: str | None = Field(default=None, index=True, max_length=MAX_ID_CHARS)
+    payload: bytes = Field(sa_type=Bytes)
+    payload_size: int
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class SequenceGap(SQLModel, table=True):
+    """Sequence numbers [first_seq, last_seq] of a device not yet received.
+
+    When the agent re-sends part of a gap, the row is closed and what is still missing is
+    opened as new rows, so the history of every gap stays readable.
+    """
+
+    __tablename__ = "sequence_gap"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    device_id: str = Field(index=True, max_length=MAX_ID_CHARS)
+    first_seq: int = Field(sa_type=BigInt)
+    last_seq: int = Field(sa_type=BigInt)
+    opened_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+
+
+class Sighting(SQLModel, table=True):
+    """An EPC that is neither an asset nor a badge, seen at a site: input to stocktake."""
+
+    __table_args__ = (UniqueConstraint("epc_hex", "site_id", name="uq_sighting_epc_site"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    epc_hex: str = Field(max_length=MAX_EPC_HEX_CHARS)
+    site_id: str = Field(index=True, max_length=MAX_ID_CHARS)
+    reader_id: str = Field(max_length=MAX_ID_CHARS)
+    first_seen_at: datetime = Field(sa_type=UTCDateTime)
+    last_seen_at: datetime = Field(sa_type=UTCDateTime)
+    count: int = Field(default=1, sa_type=BigInt)

@@ -1,0 +1,130 @@
+"""Who and where: agencies, their sites (stores, stations, vehicles) and their readers.
+
+A reader is registered by an administrator from what the agent's `enroll` prints: its device
+id, its Ed25519 public key (the key id is derived, never trusted from the caller), its role and
+the zone each antenna covers. Revoking a reader keeps its row so its history stays verifiable.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Final
+
+from pydantic import StringConstraints
+from sqlalchemy import JSON, Column, String
+from sqlmodel import Field, SQLModel
+
+from api.db import UTCDateTime, utcnow
+
+MAX_ID_CHARS: Final = 128
+"""Registry ids appear in custody records, whose identifiers are bounded to 128 characters."""
+
+MAX_NAME_CHARS: Final = 200
+"""Human names of agencies, sites and classes: long enough for "Metropolitan Police Service -
+Lambeth Custody Suite Property Store", short enough to bound every page of results."""
+
+MAX_ANTENNAS: Final = 32
+"""The largest fixed readers drive 32 antenna ports through multiplexers."""
+
+ID_PATTERN: Final = r"^[\x21-\x7e]+$"
+"""Printable ASCII without spaces: the identifier alphabet of `ledger.core.records`."""
+
+RegistryId = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)
+]
+PublicKeyHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+"""A raw 32-byte Ed25519 public key in lower-case hex, as the agent's `enroll` prints it."""
+
+
+class ReaderRole(StrEnum):
+    ISSUE_DESK = "issue_desk"
+    RETURN_DESK = "return_desk"
+    PORTAL = "portal"
+    LOCKER = "locker"
+    VEHICLE_BAY = "vehicle_bay"
+
+
+class ReaderStatus(StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class AgencyBase(SQLModel):
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+
+
+class Agency(AgencyBase, table=True):
+    id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AgencyCreate(AgencyBase):
+    id: RegistryId
+
+
+class AgencyUpdate(SQLModel):
+    name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_CHARS)
+
+
+class AgencyPublic(AgencyBase):
+    id: str
+    created_at: datetime
+
+
+class SiteBase(SQLModel):
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+
+
+class Site(SiteBase, table=True):
+    id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
+    agency_id: str = Field(foreign_key="agency.id", index=True, max_length=MAX_ID_CHARS)
+
+
+class SiteCreate(SiteBase):
+    id: RegistryId
+
+
+class SiteUpdate(SQLModel):
+    name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_CHARS)
+
+
+class SitePublic(SiteBase):
+    id: str
+    agency_id: str
+
+
+class ReaderBase(SQLModel):
+    site_id: str = Field(foreign_key="site.id", index=True, max_length=MAX_ID_CHARS)
+    role: ReaderRole = Field(sa_type=String(32))
+    # Antenna port (as a decimal string: JSON object keys) -> zone name.
+    zones: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Reader(ReaderBase, table=True):
+    id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
+    agency_id: str = Field(foreign_key="agency.id", index=True, max_length=MAX_ID_CHARS)
+    public_key: str = Field(max_length=64)
+    key_id: str = Field(unique=True, max_length=32)
+    status: ReaderStatus = Field(default=ReaderStatus.ACTIVE, sa_type=String(16))
+    registered_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ReaderCreate(ReaderBase):
+    id: RegistryId
+    public_key: PublicKeyHex
+
+
+class ReaderUpdate(SQLModel):
+    zones: dict[str, str] | None = None
+
+
+class ReaderPublic(ReaderBase):
+    id: str
+    agency_id: str
+    public_key: str
+    key_id: str
+    status: ReaderStatus
+    registered_at: datetime
+    revoked_at: datetime | None

@@ -1,0 +1,82 @@
+"""Errors as RFC 9457 problem details (`application/problem+json`).
+
+Every error the API returns has the same shape: `type`, `title`, `status`, `detail`. Validation
+errors list where the request was wrong but never echo the offending input back (it may be a
+key or personal data). Unexpected errors are logged and answered with a bare 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON: Final = "application/problem+json"
+TYPE_BASE: Final = "https://kitledger.example/problems/"
+MAX_VALIDATION_ERRORS: Final = 20
+"""Problems listed for one bad request: enough to fix it, bounded for hostile bodies."""
+
+
+class Problem(HTTPException):
+    """An HTTP error with a problem type slug, raised by routes."""
+
+    def __init__(self, status: int, slug: str, detail: str) -> None:
+        super().__init__(status_code=status, detail=detail)
+        self.slug = slug
+
+
+def not_found(what: str) -> Problem:
+    # The same answer whether the thing does not exist or belongs to another agency, so
+    # callers cannot probe other agencies' ids.
+    return Problem(404, "not-found", f"{what} not found")
+
+
+def problem_response(
+    status: int, slug: str, title: str, detail: str, **extra: Any
+) -> JSONResponse:
+    body = {"type": TYPE_BASE + slug, "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+_TITLES: Final = {
+    400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
+    405: "Method not allowed", 409: "Conflict", 413: "Payload too large",
+    415: "Unsupported media type", 422: "Invalid request", 429: "Too many requests",
+}
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    slug = exc.slug if isinstance(exc, Problem) else f"http-{exc.status_code}"
+    title = _TITLES.get(exc.status_code, "Error")
+    response = problem_response(exc.status_code, slug, title, str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", ""))[:200]}
+        for err in exc.errors()[:MAX_VALIDATION_ERRORS]
+    ]
+    return problem_response(422, "validation", "Invalid request",
+                            "the request does not match the schema", errors=errors)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(500, "internal", "Internal error", "an unexpected error occurred")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,97 @@
+"""Registry operations: keyword-only functions the REST routes and the tests share.
+
+Each works inside the caller's session and leaves committing to it. Registering an asset
+writes its genesis custody event ("register", into its home store), so every asset's chain
+starts in the log; erasing a person deletes the opening of their commitment, never a log row.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from api.custody.events import CustodyChange, append_change
+from api.logstore import claim_log_writer, open_log
+from api.models.assets import Asset, AssetCreate, AssetShare, AssetStatus, HolderKind
+from api.models.people import Badge, Person, PersonCreate, PersonSecret
+from api.models.registry import Reader, ReaderCreate, ReaderStatus
+from ledger.core.commitments import MIN_SALT_BYTES, PERSON, commit
+from ledger.core.envelope import key_id, public_key_from_raw
+
+
+class RegistryError(ValueError):
+    """A registry change that contradicts what is registered (unknown site, taken EPC...)."""
+
+
+def register_reader(
+    session: Session, *, agency_id: str, data: ReaderCreate, now: datetime
+) -> Reader:
+    """Register a reader from what its agent's `enroll` printed; the key id is derived here."""
+    public_key = public_key_from_raw(bytes.fromhex(data.public_key))
+    reader = Reader(
+        id=data.id, agency_id=agency_id, site_id=data.site_id, role=data.role, zones=data.zones,
+        public_key=data.public_key, key_id=key_id(public_key), registered_at=now,
+    )
+    session.add(reader)
+    return reader
+
+
+def revoke_reader(session: Session, *, reader: Reader, now: datetime) -> Reader:
+    """Revoke `reader`: its messages are refused from now on; its history stays verifiable."""
+    reader.status = ReaderStatus.REVOKED
+    reader.revoked_at = now
+    session.add(reader)
+    return reader
+
+
+def create_person(
+    session: Session, *, agency_id: str, data: PersonCreate, now: datetime,
+    salt: bytes | None = None,
+) -> Person:
+    """Register a person under a fresh random salt; the log will only ever see the commitment."""
+    salt = salt if salt is not None else secrets.token_bytes(MIN_SALT_BYTES * 2)
+    person = Person(
+        id=data.id, agency_id=agency_id, qualifications=list(data.qualifications),
+        active=data.active, commitment=commit(PERSON, data.id, salt), created_at=now,
+    )
+    session.add(person)
+    session.flush()  # no ORM relationships: the person row must exist before its children
+    session.add(PersonSecret(person_id=data.id, salt=salt, value=data.id))
+    session.add_all(Badge(epc_hex=epc, person_id=data.id) for epc in data.badges)
+    return person
+
+
+def erase_person(session: Session, *, person: Person) -> None:
+    """Forget who `person` is: their secret and badges go; the log and its proofs stay valid."""
+    secret = session.get(PersonSecret, person.id)
+    if secret is not None:
+        session.delete(secret)
+    for badge in session.exec(select(Badge).where(Badge.person_id == person.id)):
+        session.delete(badge)
+    person.active = False
+    person.qualifications = []
+    session.add(person)
+
+
+def create_asset(
+    session: Session, *, agency_id: str, data: AssetCreate, now: datetime
+) -> Asset:
+    """Register an asset in its home store and write its genesis event to chain and log."""
+    if session.exec(select(Asset.id).where(Asset.epc_hex == data.epc_hex)).first() is not None:
+        raise RegistryError(f"EPC {data.epc_hex} already belongs to an asset")
+    claim_log_writer(session, now)
+    asset = Asset(
+        id=data.id, agency_id=agency_id, class_id=data.class_id, epc_hex=data.epc_hex,
+        epc_uri=data.epc_uri, home_site_id=data.home_site_id, status=AssetStatus.IN_STORE,
+        holder_kind=HolderKind.LOCATION, holder_ref=data.home_site_id, created_at=now,
+    )
+    session.add(asset)
+    session.flush()
+    session.add_all(AssetShare(asset_id=data.id, agency_id=a) for a in set(data.shared_with))
+    append_change(session, open_log(session), asset, CustodyChange(
+        action="register", holder_kind=HolderKind.LOCATION, holder_ref=data.home_site_id,
+        new_status=AssetStatus.IN_STORE, time=now,
+    ))
+    return asset

@@ -1,0 +1,1 @@
+"""The `/v1` REST routes, one module per concern; thin: checks, one registry call, a model."""

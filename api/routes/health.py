@@ -1,0 +1,41 @@
+"""Liveness, readiness and Prometheus metrics (no authentication: no data is exposed)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.errors import MigrationError
+from api.migrate import current_revision, head_revision
+from api.problems import Problem
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> dict[str, str]:
+    """The database answers and its schema is the one this code expects."""
+    engine: Engine = request.app.state.engine
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        revision = current_revision(engine)
+    except (SQLAlchemyError, MigrationError):
+        raise Problem(503, "not-ready", "database unavailable") from None
+    if revision != head_revision(engine):
+        raise Problem(503, "not-ready", "database schema is not at the current revision")
+    return {"status": "ready", "revision": str(revision)}
+
+
+@router.get("/metrics")
+def metrics() -> Response:
+    """Prometheus exposition of the process's metrics."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,32 @@
+"""Keyset pagination shared by every list route: `?limit=&after=` and a `next_after` cursor.
+
+Keyset (not offset) pagination keeps deep pages as cheap as the first one and stable while
+rows are being added.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel
+
+MAX_PAGE: Final = 200
+"""Rows per page: enough for a stocktake screen, bounded so one request stays cheap."""
+
+T = TypeVar("T")
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+After = Annotated[str | None, Query(max_length=128, description="cursor from `next_after`")]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_after: str | None = None
+
+
+def page_of(items: list[T], limit: int, key: str) -> Page[T]:
+    """A page from up to `limit + 1` fetched rows: the extra row only says there is more."""
+    more = len(items) > limit
+    items = items[:limit]
+    return Page[T](items=items, next_after=str(getattr(items[-1], key)) if more else None)

@@ -1,0 +1,143 @@
+"""Registry routes (scope `admin`): the caller agency's sites, readers, asset classes, people."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from api.db import utcnow
+from api.deps import Admin, SessionDep
+from api.models.assets import AssetClass, AssetClassCreate, AssetClassPublic
+from api.models.people import Person, PersonCreate, PersonPublic
+from api.models.registry import (
+    Reader,
+    ReaderCreate,
+    ReaderPublic,
+    Site,
+    SiteCreate,
+    SitePublic,
+)
+from api.problems import Problem, not_found
+from api.registry import create_person, erase_person, register_reader, revoke_reader
+from api.routes.paging import After, Limit, Page, page_of
+
+router = APIRouter(prefix="/v1", tags=["registry"])
+
+
+def _commit(session: Session, what: str) -> None:
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Problem(409, "conflict", f"{what} conflicts with an existing record") from None
+
+
+def _own_site(session: Session, agency_id: str, site_id: str) -> Site:
+    site = session.get(Site, site_id)
+    if site is None or site.agency_id != agency_id:
+        raise Problem(422, "unknown-site", "site is not one of your agency's sites")
+    return site
+
+
+@router.post("/sites", status_code=status.HTTP_201_CREATED, response_model=SitePublic)
+def create_site(data: SiteCreate, session: SessionDep, caller: Admin) -> Site:
+    """Create a site (store, station, vehicle) of the caller's agency."""
+    site = Site(id=data.id, name=data.name, agency_id=caller.agency_id)
+    session.add(site)
+    _commit(session, "site")
+    return site
+
+
+@router.get("/sites", response_model=Page[SitePublic])
+def list_sites(session: SessionDep, caller: Admin, limit: Limit = 50,
+               after: After = None) -> Page[Site]:
+    """The caller agency's sites."""
+    query = select(Site).where(Site.agency_id == caller.agency_id)
+    if after:
+        query = query.where(col(Site.id) > after)
+    rows = list(session.exec(query.order_by(col(Site.id)).limit(limit + 1)))
+    return page_of(rows, limit, "id")
+
+
+@router.post("/readers", status_code=status.HTTP_201_CREATED, response_model=ReaderPublic)
+def create_reader(data: ReaderCreate, session: SessionDep, caller: Admin) -> Reader:
+    """Register a reader from what its agent's `enroll` printed."""
+    _own_site(session, caller.agency_id, data.site_id)
+    reader = register_reader(session, agency_id=caller.agency_id, data=data, now=utcnow())
+    _commit(session, "reader")
+    return reader
+
+
+@router.get("/readers", response_model=Page[ReaderPublic])
+def list_readers(session: SessionDep, caller: Admin, limit: Limit = 50,
+                 after: After = None) -> Page[Reader]:
+    """The caller agency's readers."""
+    query = select(Reader).where(Reader.agency_id == caller.agency_id)
+    if after:
+        query = query.where(col(Reader.id) > after)
+    return page_of(list(session.exec(query.order_by(col(Reader.id)).limit(limit + 1))), limit,
+                   "id")
+
+
+@router.post("/readers/{reader_id}/revoke", response_model=ReaderPublic)
+def revoke(reader_id: str, session: SessionDep, caller: Admin) -> Reader:
+    """Revoke a reader: its messages are refused from now on."""
+    reader = session.get(Reader, reader_id)
+    if reader is None or reader.agency_id != caller.agency_id:
+        raise not_found("reader")
+    revoke_reader(session, reader=reader, now=utcnow())
+    session.commit()
+    return reader
+
+
+@router.post("/asset-classes", status_code=status.HTTP_201_CREATED,
+             response_model=AssetClassPublic)
+def create_class(data: AssetClassCreate, session: SessionDep, caller: Admin) -> AssetClass:
+    """Create an asset class and its custody policy."""
+    asset_class = AssetClass.model_validate(data, update={"agency_id": caller.agency_id})
+    session.add(asset_class)
+    _commit(session, "asset class")
+    return asset_class
+
+
+@router.get("/asset-classes", response_model=Page[AssetClassPublic])
+def list_classes(session: SessionDep, caller: Admin, limit: Limit = 50,
+                 after: After = None) -> Page[AssetClass]:
+    """The caller agency's asset classes."""
+    query = select(AssetClass).where(AssetClass.agency_id == caller.agency_id)
+    if after:
+        query = query.where(col(AssetClass.id) > after)
+    return page_of(list(session.exec(query.order_by(col(AssetClass.id)).limit(limit + 1))),
+                   limit, "id")
+
+
+@router.post("/people", status_code=status.HTTP_201_CREATED, response_model=PersonPublic)
+def create(data: PersonCreate, session: SessionDep, caller: Admin) -> Person:
+    """Register a person (pseudonymous id, badges, qualifications)."""
+    try:
+        person = create_person(session, agency_id=caller.agency_id, data=data, now=utcnow())
+    except IntegrityError:
+        session.rollback()
+        raise Problem(409, "conflict", "person or badge already registered") from None
+    _commit(session, "person")
+    return person
+
+
+@router.get("/people/{person_id}", response_model=PersonPublic)
+def get_person(person_id: str, session: SessionDep, caller: Admin) -> Person:
+    """One person of the caller's agency."""
+    person = session.get(Person, person_id)
+    if person is None or person.agency_id != caller.agency_id:
+        raise not_found("person")
+    return person
+
+
+@router.delete("/people/{person_id}", status_code=status.HTTP_204_NO_CONTENT)
+def erase(person_id: str, session: SessionDep, caller: Admin) -> None:
+    """Erase a person: their commitment's opening and badges go; the log stays verifiable."""
+    person = session.get(Person, person_id)
+    if person is None or person.agency_id != caller.agency_id:
+        raise not_found("person")
+    erase_person(session, person=person)
+    session.commit()

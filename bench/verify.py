@@ -1,0 +1,118 @@
+"""Benchmark: verify an audit bundle of 100,000 custody events (bar: <= 30 s on this machine).
+
+    .venv/bin/python bench/verify.py            # 100,000 events, 3 runs, median
+    .venv/bin/python bench/verify.py --quick    # 2,000 events, for the test suite
+
+The bundle (10,000 assets x 10 events, one signed observation per event, a checkpoint every
+10,000 leaves) is built first and excluded from the timing. The timed part is what
+`kitledger verify --offline` does: strict parse, every signature, hash chain and proof, and the
+anchors decoded from the embedded receipt logs (chain round trips excluded, per the issue).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.bundle_export import LoggedEvent, export_bundle
+from ledger.core import hashing
+from ledger.core.bundle import (
+    AnchorProof,
+    BundleCheckpoint,
+    ChainInfo,
+    DeviceRegistration,
+    Scope,
+    fast_canonical,
+)
+from ledger.core.bundle_parse import parse_bundle
+from ledger.core.checkpoint import Checkpoint, chain_log_id, sign_checkpoint
+from ledger.core.envelope import Envelope, key_id, raw_public_key
+from ledger.core.records import GENESIS_PREV
+from ledger.log import MerkleLog
+from ledger.nodestore import MemoryNodeStore
+from ledger.verify import verify_bundle
+from ledger.verify_anchors import ANCHORED_TOPIC, OfflineChainReader
+
+CONTRACT = "0x" + "ab" * 20
+ANCHORER = "0x" + "cd" * 20
+SIGNING_PREFIX = hashing.DOMAIN_PREFIX + hashing.ENVELOPE_SIGNATURE.encode() + b"\x00"
+EVENTS_PER_ASSET = 10
+CHECKPOINT_EVERY = 10_000
+
+
+def _anchor(point: Checkpoint, block: int) -> AnchorProof:
+    topics = (ANCHORED_TOPIC, chain_log_id(point.log_id), point.tree_size.to_bytes(32, "big"),
+              bytes(12) + bytes.fromhex(ANCHORER[2:]))
+    return AnchorProof(bytes([block % 256]) * 32, block, bytes(32), ANCHORER, CONTRACT,
+                       topics, point.root)
+
+
+def build(events: int) -> bytes:
+    """A valid bundle of `events` custody events (fast paths: records built as dicts)."""
+    log_key, reader_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    kid = key_id(reader_key.public_key())
+    log = MerkleLog(MemoryNodeStore())
+    observations, logged, checkpoints = [], [], []
+    prev: dict[int, str] = {}
+    for n in range(events):
+        asset, seq = n % (events // EVENTS_PER_ASSET or 1), n // (events // EVENTS_PER_ASSET or 1)
+        time_text = f"2026-01-01T00:{(n // 60000) % 60:02d}:{(n // 1000) % 60:02d}.{n % 1000:03d}Z"
+        payload = {"type": "observation", "v": 1, "device": "desk-1", "seq": n, "time": time_text,
+                   "kind": "read", "epc": f"{asset:024X}", "antenna": 1, "rssi": -50,
+                   "zone": "desk", "session": None, "uri": None, "direction": None}
+        envelope = Envelope(kid, payload, reader_key.sign(SIGNING_PREFIX + fast_canonical(payload)))
+        observations.append(envelope)
+        obs_hash = hashing.domain_hash(hashing.ENVELOPE, fast_canonical(envelope.to_record()))
+        record = {"type": "custody-event", "v": 1, "agency": "met", "asset": f"asset-{asset}",
+                  "seq": seq, "prev": prev.get(asset, GENESIS_PREV), "action": "check_out",
+                  "time": time_text, "from": {"kind": "location", "ref": "store-1"},
+                  "to": {"kind": "location", "ref": "store-2"}, "observations": [obs_hash.hex()],
+                  "authorised_by": [], "reader": "desk-1"}
+        data = fast_canonical(record)
+        prev[asset] = hashing.domain_hash(hashing.CUSTODY_EVENT, data).hex()
+        logged.append(LoggedEvent(data, log.append(data)))
+        if log.size % CHECKPOINT_EVERY == 0 or n == events - 1:
+            point = Checkpoint(key_id(log_key.public_key()), log.size, log.root(),
+                               "2026-02-01T00:00:00.000Z")
+            checkpoints.append(BundleCheckpoint(sign_checkpoint(point, log_key),
+                                                _anchor(point, len(checkpoints) + 1)))
+    device = DeviceRegistration("desk-1", "met", kid, raw_public_key(reader_key.public_key()),
+                                "2025-01-01T00:00:00.000Z")
+    return export_bundle(log, scope=Scope("site", site="store-1"),
+                         created="2026-03-01T00:00:00.000Z",
+                         log_public_key=raw_public_key(log_key.public_key()),
+                         chain=ChainInfo(31337, CONTRACT, "met"), devices=[device],
+                         checkpoints=checkpoints, observations=observations, events=logged)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2,000 events, 1 run")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    events = 2_000 if args.quick else 100_000
+    runs = 1 if args.quick else args.runs
+    started = time.perf_counter()
+    data = build(events)
+    build_s = time.perf_counter() - started
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        bundle = parse_bundle(data)
+        report = verify_bundle(bundle, OfflineChainReader(bundle))
+        timings.append(time.perf_counter() - started)
+        if not report.ok:
+            raise SystemExit(f"benchmark bundle failed verification: {report.to_record()}")
+    median = statistics.median(timings)
+    print(f"| events | bundle MB | build s (untimed) | verify s (median of {runs}) | "
+          "events/s | bar 30 s |")
+    print("| ---: | ---: | ---: | ---: | ---: | :---: |")
+    print(f"| {events:,} | {len(data) / 1e6:.1f} | {build_s:.1f} | {median:.2f} | "
+          f"{events / median:,.0f} | {'PASS' if median <= 30 else 'FAIL'} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""kitledger package."""

@@ -1,0 +1,207 @@
+"""What each simulated reader module does with the commands it receives and what it streams.
+
+One model per reader family, speaking the real bytes through the encoders of
+`reader_agent.protocol`. Models keep only the state a driver can observe: settings (region,
+power, antennas), whether inventory runs, and for ThingMagic whether the application firmware
+or the bootloader is running. Time comes in as an argument; models never sleep.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from reader_agent.protocol import r200, r2000
+from reader_agent.protocol import thingmagic as tm
+
+TM_VERSION = bytes.fromhex("12120500" "30010000" "20240101" "01090002" "00000010")
+"""bootloader, hardware (0x30 = M6e Nano), firmware date, firmware version, protocols (Gen2)."""
+
+
+class ReaderModel(ABC):
+    """Reader state machine. `handle` answers one command frame; the server asks for tag and
+    idle frames while `streaming` is true."""
+
+    protocol: str
+    command_decoder = staticmethod(tm.decode_command)
+
+    def __init__(self) -> None:
+        self.streaming = False
+        self.antennas: set[int] = {1}
+        self.region: int | None = None
+        self.power: int | None = None
+        self.commands_seen: list[int] = []
+        self.boot_pending = False
+        self._last_idle = 0.0
+
+    @abstractmethod
+    def handle(self, frame: bytes, now: float) -> list[bytes]:
+        """Answer one complete command frame."""
+
+    @abstractmethod
+    def tag_frame(self, epc: bytes, antenna: int, rssi: int, now: float) -> bytes:
+        """One tag read as the module streams it."""
+
+    def idle(self, now: float) -> list[bytes]:
+        """Frames sent while inventory runs and no tag is in the field."""
+        return []
+
+    def end_of_round(self, now: float) -> list[bytes]:
+        """Frames sent after every tag in the field was reported once."""
+        return []
+
+    def power_cycle(self) -> list[bytes]:
+        """The module reset: settings lost, inventory stopped. Returns what it says at boot.
+
+        The server drops commands that arrive while `boot_pending` (the module is rebooting)."""
+        self.boot_pending = True
+        self.streaming = False
+        self.antennas = {1}
+        self.region = self.power = None
+        return []
+
+
+class ThingMagicModel(ReaderModel):
+    protocol = "thingmagic"
+    command_decoder = staticmethod(tm.decode_command)
+    KEEPALIVE_INTERVAL = 1.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_bootloader = False
+
+    def handle(self, frame: bytes, now: float) -> list[bytes]:
+        opcode, data = frame[2], frame[3:-2]
+        self.commands_seen.append(opcode)
+        ok = tm.STATUS_OK
+        if opcode == tm.OP_GET_PROGRAM:
+            return [tm.encode_response(opcode, ok, b"\x01" if self.in_bootloader else b"\x02")]
+        if opcode in (tm.OP_VERSION, tm.OP_BOOT_FIRMWARE):
+            if opcode == tm.OP_BOOT_FIRMWARE:
+                self.in_bootloader = False
+            return [tm.encode_response(opcode, ok, TM_VERSION)]
+        if self.in_bootloader:
+            return [tm.encode_response(opcode, tm.STATUS_INVALID_OPCODE)]
+        if opcode == tm.OP_MULTI_PROTOCOL and data[2:3] == b"\x01":
+            self.streaming = True
+            return [tm.encode_response(opcode, ok, b"\x01\x22\x00\x00")]
+        if opcode == tm.OP_MULTI_PROTOCOL and data[2:3] == b"\x02":
+            self.streaming = False
+            return [tm.encode_response(opcode, ok, b"\x02")]
+        if opcode == tm.OP_SET_ANTENNA and data[:1] == b"\x02" and len(data) >= 3:
+            self.antennas = {data[i + 1] for i in range(1, len(data) - 1, 2)}
+        elif opcode == tm.OP_SET_ANTENNA and len(data) == 2:
+            self.antennas = {data[1]}
+        elif opcode == tm.OP_SET_REGION and len(data) == 1:
+            self.region = data[0]
+        elif opcode == tm.OP_SET_READ_POWER and len(data) == 2:
+            self.power = int.from_bytes(data, "big", signed=True)
+        elif opcode not in (tm.OP_SET_PROTOCOL, tm.OP_SET_READER_PARAM):
+            return [tm.encode_response(opcode, tm.STATUS_INVALID_OPCODE)]
+        return [tm.encode_response(opcode, ok)]
+
+    def tag_frame(self, epc: bytes, antenna: int, rssi: int, now: float) -> bytes:
+        return tm.encode_tag_record(epc, rssi_dbm=rssi, antenna=antenna, frequency_khz=915_250,
+                                    timestamp_ms=int(now * 1000) & 0xFFFFFFFF)
+
+    def idle(self, now: float) -> list[bytes]:
+        if now - self._last_idle < self.KEEPALIVE_INTERVAL:
+            return []
+        self._last_idle = now
+        return [tm.encode_response(tm.OP_READ_TAG_MULTIPLE, tm.STATUS_NO_TAGS)]
+
+    def power_cycle(self) -> list[bytes]:
+        super().power_cycle()
+        self.in_bootloader = True
+        # About 200 ms after power-on the module announces its version (SparkFun Example1).
+        return [tm.encode_response(tm.OP_BOOT_FIRMWARE, tm.STATUS_OK, TM_VERSION)]
+
+
+class R200Model(ReaderModel):
+    protocol = "r200"
+    command_decoder = staticmethod(r200.decode_command)
+    EMPTY_ROUND = 0.05
+
+    def handle(self, frame: bytes, now: float) -> list[bytes]:
+        command, params = frame[2], frame[5:-2]
+        self.commands_seen.append(command)
+        if frame[1] != r200.TYPE_COMMAND:
+            return [r200.encode_error(r200.ERR_COMMAND)]
+        if command == r200.CMD_MODULE_INFO:
+            return [r200.encode_response(command, params[:1] + b"M100 V1.00")]
+        if command == r200.CMD_MULTI_POLL and len(params) == 3:
+            self.streaming = True
+            return []  # the module acknowledges polling only with notifications
+        if command == r200.CMD_STOP_MULTI_POLL:
+            self.streaming = False
+            return [r200.encode_response(command)]
+        if command == r200.CMD_SET_REGION and len(params) == 1:
+            self.region = params[0]
+        elif command == r200.CMD_SET_POWER and len(params) == 2:
+            self.power = int.from_bytes(params, "big")
+        else:
+            return [r200.encode_error(r200.ERR_COMMAND)]
+        return [r200.encode_response(command)]
+
+    def tag_frame(self, epc: bytes, antenna: int, rssi: int, now: float) -> bytes:
+        return r200.encode_notification(epc, rssi_dbm=rssi)
+
+    def idle(self, now: float) -> list[bytes]:
+        if now - self._last_idle < self.EMPTY_ROUND:
+            return []
+        self._last_idle = now
+        return [r200.encode_error(r200.ERR_NO_TAG)]
+
+
+class R2000Model(ReaderModel):
+    protocol = "r2000"
+    command_decoder = staticmethod(r2000.decode_command)
+    EMPTY_ROUND = 0.025
+    ADDRESS = 0x01
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rounds_left = 0
+        self._round_reads = 0
+
+    def handle(self, frame: bytes, now: float) -> list[bytes]:
+        command, data = frame[3], frame[4:-1]
+        self.commands_seen.append(command)
+        if command == r2000.CMD_GET_VERSION:
+            return [r2000.encode_frame(self.ADDRESS, command, b"\x08\x01")]
+        if command == r2000.CMD_RESET:
+            return self.power_cycle()
+        if command == r2000.CMD_REALTIME_INVENTORY and len(data) == 1 and data[0]:
+            self.streaming, self._rounds_left, self._round_reads = True, data[0], 0
+            self._last_idle = now
+            return []
+        if command == r2000.CMD_SET_WORK_ANTENNA and len(data) == 1 and data[0] < 4:
+            self.antennas = {data[0] + 1}
+        elif command == r2000.CMD_SET_OUTPUT_POWER and len(data) in (1, 4):
+            self.power = data[0]
+        elif command == r2000.CMD_SET_REGION and len(data) == 3:
+            self.region = data[0]
+        else:
+            return [r2000.encode_code(command, 0x41, self.ADDRESS)]  # invalid parameter
+        return [r2000.encode_code(command, r2000.CODE_SUCCESS, self.ADDRESS)]
+
+    def tag_frame(self, epc: bytes, antenna: int, rssi: int, now: float) -> bytes:
+        self._round_reads += 1
+        return r2000.encode_tag(epc, antenna=antenna, rssi=rssi, address=self.ADDRESS)
+
+    def idle(self, now: float) -> list[bytes]:
+        return self.end_of_round(now) if now - self._last_idle >= self.EMPTY_ROUND else []
+
+    def end_of_round(self, now: float) -> list[bytes]:
+        self._last_idle = now
+        self._rounds_left -= 1
+        if self._rounds_left > 0:
+            return []
+        self.streaming = False
+        antenna = min(self.antennas)
+        reads, self._round_reads = self._round_reads, 0
+        return [r2000.encode_summary(antenna, reads * 40, reads, self.ADDRESS)]
+
+
+MODELS: dict[str, type[ReaderModel]] = {
+    "thingmagic": ThingMagicModel, "r200": R200Model, "r2000": R2000Model,
+}

@@ -1,0 +1,1 @@
+"""Subcommands of the `kitledger` command, one module each (registered in `ledger.cli`)."""

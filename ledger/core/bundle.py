@@ -1,0 +1,258 @@
+"""The audit bundle: everything an auditor needs to check a chain of custody, in one file.
+
+Format `kitledger-audit-bundle` version 1 (docs/audit-bundle.md): JSON Lines, every line one
+RFC 8785 canonical JSON object of at most MAX_RECORD_BYTES, in fixed sections whose lengths the
+header line announces::
+
+    header | device x D | checkpoint x C | consistency x (C-1) | observation x O
+           | (event, inclusion) x E | end
+
+An observation line is the signed envelope's wire bytes and an event line is the custody
+event's canonical record, i.e. exactly the Merkle leaf: the verifier hashes the line itself.
+The end line carries the fingerprint, `domain_hash("audit-bundle", every line before it, each
+with its newline)`, which a printed report quotes. Nothing may follow the end line.
+
+This module builds bundles from plain values (the API and `ledger.bundle_export` feed it) and
+parses them strictly (`ledger.core.bundle_parse`). Pure: no I/O, no clock. Changing it changes
+every bundle's fingerprint: bump BUNDLE_VERSION.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ledger.core import hashing
+from ledger.core.encoding import MAX_RECORD_BYTES, canonical_bytes
+from ledger.core.envelope import Envelope
+from ledger.core.errors import LedgerError
+
+BUNDLE_FORMAT: Final = "kitledger-audit-bundle"
+BUNDLE_VERSION: Final = 1
+FINGERPRINT_PURPOSE: Final = "audit-bundle"
+
+MAX_BUNDLE_BYTES: Final = 1024**3
+"""1 GiB: a bundle of 100,000 custody events with proofs and observations is about 250 MB; a
+whole store's multi-year history fits, a hostile file cannot exhaust memory."""
+
+MAX_EVENTS: Final = 1_000_000
+"""Custody events in one bundle (ten years of a large store); larger audits are split by site
+or time range."""
+
+MAX_OBSERVATIONS: Final = 4 * MAX_EVENTS
+"""Signed observations: an event is justified by a few reads (badge plus item, dual sign-off)."""
+
+MAX_DEVICES: Final = 100_000
+"""Reader registrations: a national deployment has thousands of readers, not millions."""
+
+MAX_CHECKPOINTS: Final = 100_000
+"""Signed checkpoints: one per anchoring interval; 100k is years of minute-by-minute anchors."""
+
+SCOPE_KINDS: Final = frozenset({"asset", "assets", "site", "time-range"})
+
+
+class BundleError(LedgerError):
+    """A bundle that cannot be built or read: malformed, oversize, wrong version, truncated."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What the bundle covers. Every asset in it comes with its whole chain from genesis."""
+
+    kind: str
+    assets: tuple[str, ...] = ()
+    site: str | None = None
+    start: str | None = None
+    end: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {"kind": self.kind, "assets": list(self.assets), "site": self.site,
+                "start": self.start, "end": self.end}
+
+
+@dataclass(frozen=True, slots=True)
+class ChainInfo:
+    """Where the log is anchored: chain id, CustodyAnchor address and the log's agency id."""
+
+    chain_id: int
+    contract: str
+    agency: str
+
+    def to_record(self) -> dict[str, Any]:
+        return {"chain_id": self.chain_id, "contract": self.contract, "agency": self.agency}
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRegistration:
+    """A reader's registered Ed25519 key and the period it was valid (revoked: exclusive end)."""
+
+    reader: str
+    agency: str
+    kid: str
+    public_key: bytes
+    registered: str
+    revoked: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {"type": "device", "reader": self.reader, "agency": self.agency, "kid": self.kid,
+                "public_key": self.public_key.hex(), "registered": self.registered,
+                "revoked": self.revoked}
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorProof:
+    """The transaction that anchored a checkpoint, with its `Anchored` receipt log (topics and
+    data as the node returned them), so `--offline` can decode what the chain recorded."""
+
+    tx_hash: bytes
+    block_number: int
+    block_hash: bytes
+    anchorer: str
+    log_address: str
+    log_topics: tuple[bytes, ...]
+    log_data: bytes
+
+    def to_record(self) -> dict[str, Any]:
+        return {"tx": self.tx_hash.hex(), "block": self.block_number,
+                "block_hash": self.block_hash.hex(), "anchorer": self.anchorer,
+                "log": {"address": self.log_address,
+                        "topics": [t.hex() for t in self.log_topics],
+                        "data": self.log_data.hex()}}
+
+
+@dataclass(frozen=True, slots=True)
+class BundleCheckpoint:
+    """A signed checkpoint and, once anchored, the proof of its anchoring."""
+
+    envelope: Envelope
+    anchor: AnchorProof | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsistencyStep:
+    """PROOF(size1, D[size2]) between two consecutive checkpoints."""
+
+    size1: int
+    size2: int
+    path: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BundleEvent:
+    """A custody event's canonical record (the Merkle leaf) and its inclusion proof at the
+    checkpoint of `tree_size`."""
+
+    record: bytes
+    leaf_index: int
+    tree_size: int
+    path: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditBundle:
+    """A parsed bundle; the verifier decides whether what it says holds. Observation and event
+    lines are kept as bytes: reading them is part of verification (`ledger.core.record_scan`)."""
+
+    scope: Scope
+    created: str
+    log_public_key: bytes
+    chain: ChainInfo | None
+    devices: tuple[DeviceRegistration, ...]
+    checkpoints: tuple[BundleCheckpoint, ...]
+    consistency: tuple[ConsistencyStep, ...]
+    observations: tuple[bytes, ...]
+    events: tuple[BundleEvent, ...]
+    fingerprint: bytes
+    """What the end line declares; `computed_fingerprint` is what the lines hash to."""
+    computed_fingerprint: bytes
+
+
+_ENCODER: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fast_canonical(value: Mapping[str, Any]) -> bytes:
+    """Canonical bytes of an all-ASCII record of strings, integers, lists and objects.
+
+    For such values Python's sorted compact JSON equals RFC 8785 (same escapes, same key order)
+    and is about five times faster than `rfc8785`; anything else takes the reference path."""
+    text = _ENCODER.encode(value)
+    if text.isascii():
+        return text.encode("ascii")
+    return canonical_bytes(value)
+
+
+class FingerprintHasher:
+    """The running fingerprint over a bundle's lines, as `domain_hash` would compute it."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256(
+            hashing.DOMAIN_PREFIX + FINGERPRINT_PURPOSE.encode("ascii") + b"\x00"
+        )
+
+    def add(self, line: bytes) -> None:
+        self._hash.update(line + b"\n")
+
+    def digest(self) -> bytes:
+        return self._hash.digest()
+
+
+def _line(record: Mapping[str, Any]) -> bytes:
+    data = fast_canonical(record)
+    if len(data) > MAX_RECORD_BYTES:
+        raise BundleError(f"bundle line of {len(data)} bytes exceeds {MAX_RECORD_BYTES}")
+    return data
+
+
+def _header(scope: Scope, created: str, log_public_key: bytes, log_id: str,
+            chain: ChainInfo | None, counts: Mapping[str, int]) -> dict[str, Any]:
+    return {"type": "audit-bundle", "format": BUNDLE_FORMAT, "v": BUNDLE_VERSION,
+            "created": created, "scope": scope.to_record(),
+            "log": {"id": log_id, "public_key": log_public_key.hex()},
+            "chain": chain.to_record() if chain else None, "counts": dict(counts)}
+
+
+def build_bundle(
+    *,
+    scope: Scope,
+    created: str,
+    log_public_key: bytes,
+    log_id: str,
+    chain: ChainInfo | None,
+    devices: Sequence[DeviceRegistration],
+    checkpoints: Sequence[BundleCheckpoint],
+    consistency: Sequence[ConsistencyStep],
+    observations: Sequence[Envelope],
+    events: Iterable[BundleEvent],
+) -> bytes:
+    """The bundle's bytes from plain values. Events go in leaf order, one inclusion line each;
+    checkpoints in increasing tree size with one consistency step per consecutive pair."""
+    if scope.kind not in SCOPE_KINDS:
+        raise BundleError(f"scope kind {scope.kind!r} not in {sorted(SCOPE_KINDS)}")
+    event_list = sorted(events, key=lambda e: e.leaf_index)
+    counts = {"devices": len(devices), "checkpoints": len(checkpoints),
+              "consistency": len(consistency), "observations": len(observations),
+              "events": len(event_list)}
+    lines = [_line(_header(scope, created, log_public_key, log_id, chain, counts))]
+    lines += [_line(d.to_record()) for d in devices]
+    for cp in checkpoints:
+        anchor = cp.anchor.to_record() if cp.anchor else None
+        lines.append(_line({"type": "bundle-checkpoint", "envelope": cp.envelope.to_record(),
+                            "anchor": anchor}))
+    lines += [_line({"type": "consistency", "size1": c.size1, "size2": c.size2,
+                     "path": [p.hex() for p in c.path]}) for c in consistency]
+    lines += [_line(env.to_record()) for env in observations]  # == env.to_bytes()
+    for event in event_list:
+        lines.append(event.record)
+        lines.append(_line({"type": "inclusion", "leaf": event.leaf_index,
+                            "size": event.tree_size, "path": [p.hex() for p in event.path]}))
+    hasher = FingerprintHasher()
+    for line in lines:
+        hasher.add(line)
+    end = _line({"type": "bundle-end", "lines": len(lines), "fingerprint": hasher.digest().hex()})
+    body = b"\n".join([*lines, end]) + b"\n"
+    if len(body) > MAX_BUNDLE_BYTES:
+        raise BundleError(f"bundle of {len(body)} bytes exceeds {MAX_BUNDLE_BYTES}")
+    return body

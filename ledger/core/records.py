@@ -1,0 +1,274 @@
+"""Record types: what a reader saw (`Observation`) and a change of custody (`CustodyEvent`).
+
+Both serialise to canonical JSON records carrying `"type"` and `"v"`. `from_record` checks every
+field, its type and its bounds, and refuses unknown fields, so a record that round-trips is one
+the whole system agrees on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Final, Literal
+
+from ledger.core import hashing
+from ledger.core.encoding import SCHEMA_VERSION, canonical_bytes
+from ledger.core.errors import SchemaError
+
+MAX_ID_CHARS: Final = 128
+"""Device, zone, session, site and asset ids are short names or URIs; 128 bounds them."""
+
+MAX_EPC_HEX_CHARS: Final = 124
+"""An EPC bank holds at most 496 bits (UHF Gen2 PC length field, 31 words)."""
+
+MAX_OBSERVATIONS_PER_EVENT: Final = 64
+"""One badge session justifies a handful of reads; 64 bounds a custody event's size."""
+
+MAX_AUTHORISERS: Final = 8
+"""Dual sign-off needs two; eight leaves room for panels without unbounded lists."""
+
+OBSERVATION_KINDS: Final = frozenset({"arrive", "depart", "badge", "read"})
+ACTIONS: Final = frozenset(
+    {"register", "check_out", "check_in", "transfer", "loan_out", "loan_return", "dispose"}
+)
+HOLDER_KINDS: Final = frozenset({"location", "person", "agency"})
+GENESIS_PREV: Final = "00" * hashing.HASH_SIZE
+
+_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{3})Z", re.ASCII)
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_EPC_HEX = re.compile(r"(?:[0-9A-F]{4})+")
+_IDENT = re.compile(r"[\x21-\x7e]+")
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC with milliseconds: the one spelling of a time in records."""
+    if moment.tzinfo is None:
+        raise SchemaError("times must be timezone-aware")
+    text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return text[:-3] + "Z"
+
+
+def parse_time(text: str) -> datetime:
+    """The inverse of `format_time`; refuses every other spelling."""
+    match = _TIME.fullmatch(text)
+    if not match:
+        raise SchemaError(f"time {text[:40]!r} is not YYYY-MM-DDTHH:MM:SS.mmmZ")
+    year, month, day, hour, minute, second, milli = map(int, match.groups())
+    try:
+        return datetime(year, month, day, hour, minute, second, milli * 1000, tzinfo=UTC)
+    except ValueError:
+        raise SchemaError(f"time {text!r} is not a real date") from None
+
+
+def _field(record: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    value = record.get(name)
+    # bool is an int in Python; it is never a valid count or index here.
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+        raise SchemaError(f"field {name!r} must be {_describe(kind)}, found {value!r:.60}")
+    return value
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _describe(kind: type | tuple[type, ...]) -> str:
+    return " or ".join("null" if k is type(None) else k.__name__ for k in _as_tuple(kind))
+
+
+def _ident(record: Mapping[str, Any], name: str, *, optional: bool = False) -> str | None:
+    value = _field(record, name, (str, type(None)) if optional else str)
+    if value is None:
+        return None
+    if not 0 < len(value) <= MAX_ID_CHARS or not _IDENT.fullmatch(value):
+        raise SchemaError(f"field {name!r} must be 1-{MAX_ID_CHARS} printable ASCII characters")
+    return str(value)
+
+
+def _check_fields(record: Mapping[str, Any], expected_type: str, names: frozenset[str]) -> None:
+    if record.get("type") != expected_type:
+        raise SchemaError(f"record type {record.get('type')!r}, expected {expected_type!r}")
+    if record.get("v") != SCHEMA_VERSION:
+        raise SchemaError(f"record version {record.get('v')!r}, expected {SCHEMA_VERSION}")
+    extra = set(record) - names
+    if extra:
+        raise SchemaError(f"unexpected fields {sorted(extra)} in {expected_type}")
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One signed sighting by a reader: the unit the agent sends and the API verifies.
+
+    `seq` is the device's sequence number (never reused); `epc` the tag's EPC in upper-case hex;
+    `uri` its GS1 pure-identity URI where it has one; `session` the badge session open at a
+    desk when the tag was read; `direction` the portal direction ("in"/"out") where known.
+    """
+
+    device: str
+    seq: int
+    time: str
+    kind: str
+    epc: str
+    antenna: int
+    rssi: int | None = None
+    zone: str | None = None
+    session: str | None = None
+    uri: str | None = None
+    direction: Literal["in", "out"] | None = None
+
+    TYPE: ClassVar[str] = "observation"
+    _FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"type", "v", "device", "seq", "time", "kind", "epc", "antenna", "rssi", "zone",
+         "session", "uri", "direction"}
+    )
+
+    def to_record(self) -> dict[str, Any]:
+        record = {
+            "type": self.TYPE, "v": SCHEMA_VERSION, "device": self.device, "seq": self.seq,
+            "time": self.time, "kind": self.kind, "epc": self.epc, "antenna": self.antenna,
+            "rssi": self.rssi, "zone": self.zone, "session": self.session, "uri": self.uri,
+            "direction": self.direction,
+        }
+        Observation.from_record(record)  # refuse to sign what we would refuse to accept
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Observation:
+        _check_fields(record, cls.TYPE, cls._FIELDS)
+        seq = _field(record, "seq", int)
+        if seq < 0:
+            raise SchemaError("field 'seq' must be >= 0")
+        time = _field(record, "time", str)
+        parse_time(time)
+        kind = _field(record, "kind", str)
+        if kind not in OBSERVATION_KINDS:
+            raise SchemaError(f"observation kind {kind!r:.40} not in {sorted(OBSERVATION_KINDS)}")
+        epc = _field(record, "epc", str)
+        if len(epc) > MAX_EPC_HEX_CHARS or not _EPC_HEX.fullmatch(epc):
+            raise SchemaError("field 'epc' must be upper-case hex, whole 16-bit words, <= 496 bits")
+        antenna = _field(record, "antenna", int)
+        if not 0 <= antenna <= 255:
+            raise SchemaError("field 'antenna' must be 0-255")
+        rssi = _field(record, "rssi", (int, type(None)))
+        if rssi is not None and not -128 <= rssi <= 127:
+            raise SchemaError("field 'rssi' must be -128..127 dBm")
+        direction = _field(record, "direction", (str, type(None)))
+        if direction not in (None, "in", "out"):
+            raise SchemaError("field 'direction' must be 'in', 'out' or null")
+        uri = _field(record, "uri", (str, type(None)))
+        if uri is not None and (len(uri) > 2 * MAX_ID_CHARS or not uri.startswith("urn:epc:")):
+            raise SchemaError("field 'uri' must be an urn:epc: URI")
+        return cls(
+            device=str(_ident(record, "device")), seq=seq, time=time, kind=kind, epc=epc,
+            antenna=antenna, rssi=rssi, zone=_ident(record, "zone", optional=True),
+            session=_ident(record, "session", optional=True), uri=uri, direction=direction,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Who or what holds an asset: a location (store), a person (by commitment) or an agency."""
+
+    kind: str
+    ref: str
+
+    def to_record(self) -> dict[str, str]:
+        return {"kind": self.kind, "ref": self.ref}
+
+    @classmethod
+    def from_record(cls, record: Any, name: str) -> Holder:
+        if not isinstance(record, dict) or set(record) != {"kind", "ref"}:
+            raise SchemaError(f"field {name!r} must be an object with 'kind' and 'ref'")
+        kind = record["kind"]
+        if kind not in HOLDER_KINDS:
+            raise SchemaError(f"{name}.kind {kind!r:.40} not in {sorted(HOLDER_KINDS)}")
+        ref = _ident(record, "ref")
+        if kind == "person" and not _HEX64.fullmatch(str(ref)):
+            # People appear in the log only as salted commitments (see commitments.py).
+            raise SchemaError(f"{name}.ref of a person must be a 64-hex commitment")
+        return cls(kind=kind, ref=str(ref))
+
+
+@dataclass(frozen=True, slots=True)
+class CustodyEvent:
+    """A change of custody of one asset, linked into that asset's hash chain.
+
+    `seq` is the event's position in the asset's chain and `prev` the hash of the event before
+    it (`GENESIS_PREV` for the first). `observations` are the hashes of the signed envelopes
+    that justify the change; `authorised_by` the commitments of the people who authorised it.
+    """
+
+    agency: str
+    asset: str
+    seq: int
+    prev: str
+    action: str
+    time: str
+    holder_from: Holder | None
+    holder_to: Holder | None
+    observations: tuple[str, ...] = ()
+    authorised_by: tuple[str, ...] = ()
+    reader: str | None = None
+
+    TYPE: ClassVar[str] = "custody-event"
+    _FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"type", "v", "agency", "asset", "seq", "prev", "action", "time", "from", "to",
+         "observations", "authorised_by", "reader"}
+    )
+
+    def to_record(self) -> dict[str, Any]:
+        record = {
+            "type": self.TYPE, "v": SCHEMA_VERSION, "agency": self.agency, "asset": self.asset,
+            "seq": self.seq, "prev": self.prev, "action": self.action, "time": self.time,
+            "from": self.holder_from.to_record() if self.holder_from else None,
+            "to": self.holder_to.to_record() if self.holder_to else None,
+            "observations": list(self.observations),
+            "authorised_by": list(self.authorised_by), "reader": self.reader,
+        }
+        CustodyEvent.from_record(record)
+        return record
+
+    def to_bytes(self) -> bytes:
+        """Canonical bytes: the Merkle leaf data and the input to `event_hash`."""
+        return canonical_bytes(self.to_record())
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> CustodyEvent:
+        _check_fields(record, cls.TYPE, cls._FIELDS)
+        seq = _field(record, "seq", int)
+        if seq < 0:
+            raise SchemaError("field 'seq' must be >= 0")
+        prev = _field(record, "prev", str)
+        if not _HEX64.fullmatch(prev):
+            raise SchemaError("field 'prev' must be 64 lower-case hex characters")
+        action = _field(record, "action", str)
+        if action not in ACTIONS:
+            raise SchemaError(f"action {action!r:.40} not in {sorted(ACTIONS)}")
+        time = _field(record, "time", str)
+        parse_time(time)
+        lists = {}
+        for name, limit in (("observations", MAX_OBSERVATIONS_PER_EVENT),
+                            ("authorised_by", MAX_AUTHORISERS)):
+            items = _field(record, name, list)
+            if len(items) > limit or not all(
+                isinstance(i, str) and _HEX64.fullmatch(i) for i in items
+            ):
+                raise SchemaError(f"field {name!r} must list at most {limit} 64-hex hashes")
+            lists[name] = tuple(items)
+        holders = {
+            name: None if record.get(name) is None else Holder.from_record(record[name], name)
+            for name in ("from", "to")
+        }
+        return cls(
+            agency=str(_ident(record, "agency")), asset=str(_ident(record, "asset")), seq=seq,
+            prev=prev, action=action, time=time, holder_from=holders["from"],
+            holder_to=holders["to"], observations=lists["observations"],
+            authorised_by=lists["authorised_by"], reader=_ident(record, "reader", optional=True),
+        )
+
+
+def event_hash(event: CustodyEvent) -> bytes:
+    """The hash the next event of the same asset commits to."""
+    return hashing.domain_hash(hashing.CUSTODY_EVENT, event.to_bytes())

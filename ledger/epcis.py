@@ -1,0 +1,146 @@
+"""EPCIS 2.0 JSON-LD export of custody events, as GS1 ObjectEvents.
+
+Mapping (docs/audit-bundle.md has the table): the asset's EPC URI (GIAI/GRAI) in `epcList`;
+the action's CBV business step and disposition; the reader as read point and the store (or the
+receiving holder's location) as business location; `possessing_party` source and destination
+from the event's `from`/`to` holders, and `owning_party` when ownership begins (register) or
+ends (dispose). People appear only as their salted commitments, never by name: an EPCIS
+document leaves the agency. Each event carries the ledger's event hash as an extension
+(`kl:custodyEventHash`) and an `eventID` computed with the CBV 2.0 event-hash scheme (`ni:///`
+SHA-256 over the pre-hash string, see `cbv_event_hash`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from ledger.core.records import CustodyEvent, Holder, event_hash
+
+EPCIS_CONTEXT: Final = "https://ref.gs1.org/standards/epcis/epcis-context.jsonld"
+KITLEDGER_NS: Final = "https://kitledger.example/ns/epcis/"
+CBV: Final = "https://ref.gs1.org/cbv/"
+MAX_EXPORT_EVENTS: Final = 100_000
+"""Events in one EPCIS document: large exports are paged, as EPCIS query results are."""
+
+BIZ_STEPS: Final = {
+    "register": ("commissioning", "active", "ADD"),
+    "check_out": ("departing", "in_progress", "OBSERVE"),
+    "check_in": ("receiving", "available", "OBSERVE"),
+    "transfer": ("accepting", "in_progress", "OBSERVE"),
+    "loan_out": ("shipping", "in_transit", "OBSERVE"),
+    "loan_return": ("receiving", "returned", "OBSERVE"),
+    "dispose": ("destroying", "destroyed", "DELETE"),
+}
+"""Custody action -> (CBV business step, CBV disposition, EPCIS action)."""
+
+
+class EpcisExportError(ValueError):
+    """An export that would not be a valid EPCIS document (too many events)."""
+
+
+def party_uri(holder: Holder) -> str:
+    """The URI naming a holder: a location, an agency, or a person by commitment only."""
+    return f"urn:kitledger:{holder.kind}:{holder.ref}"
+
+
+def asset_uri(asset: str) -> str:
+    """The asset's EPC pure-identity URI (GIAI/GRAI) when it has one, else a kitledger URN."""
+    return asset if asset.startswith("urn:epc:id:") else f"urn:kitledger:asset:{asset}"
+
+
+def reader_uri(agency: str, reader: str) -> str:
+    return f"urn:kitledger:reader:{agency}:{reader}"
+
+
+def _parties(event: CustodyEvent) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    sources, destinations = [], []
+    if event.holder_from is not None:
+        sources.append({"type": "possessing_party", "source": party_uri(event.holder_from)})
+    if event.holder_to is not None:
+        destinations.append({"type": "possessing_party",
+                             "destination": party_uri(event.holder_to)})
+    owner = f"urn:kitledger:agency:{event.agency}"
+    if event.action == "register":
+        destinations.append({"type": "owning_party", "destination": owner})
+    if event.action == "dispose":
+        sources.append({"type": "owning_party", "source": owner})
+    return sources, destinations
+
+
+def cbv_event_hash(epcis_event: Mapping[str, Any]) -> str:
+    """`ni:///sha-256;<hex>?ver=CBV2.0` over the CBV 2.0 pre-hash string of an ObjectEvent.
+
+    The pre-hash concatenates, with no separators, `eventType=`, `eventTime=` (UTC, ms),
+    `eventTimeZoneOffset=`, `epcList` + sorted `epc=` values, `action=`, `bizStep=` and
+    `disposition=` as full CBV web-vocabulary URIs, `readPoint` + `id=`, `bizLocation` + `id=`,
+    `sourceList` / `destinationList` + sorted `type=<CBV SDT URI>source=` pairs, then extension
+    fields as sorted `{namespace}name=value`. EPC URIs are hashed as given (our assets are
+    GIAI/GRAI pure-identity URIs, not converted to GS1 Digital Link)."""
+    e = epcis_event
+    parts = [f"eventType={e['type']}", f"eventTime={e['eventTime']}",
+             f"eventTimeZoneOffset={e['eventTimeZoneOffset']}"]
+    if e.get("epcList"):
+        parts.append("epcList" + "".join(sorted(f"epc={epc}" for epc in e["epcList"])))
+    parts.append(f"action={e['action']}")
+    parts.append(f"bizStep={CBV}BizStep-{e['bizStep']}")
+    parts.append(f"disposition={CBV}Disp-{e['disposition']}")
+    for name in ("readPoint", "bizLocation"):
+        if name in e:
+            parts.append(f"{name}id={e[name]['id']}")
+    for name, key in (("sourceList", "source"), ("destinationList", "destination")):
+        if e.get(name):
+            items = sorted(f"type={CBV}SDT-{i['type']}{key}={i[key]}" for i in e[name])
+            parts.append(name + "".join(items))
+    extensions = sorted(f"{{{KITLEDGER_NS}}}{k[3:]}={v}" for k, v in e.items()
+                        if k.startswith("kl:"))
+    parts.extend(extensions)
+    digest = hashlib.sha256("".join(parts).encode("utf-8")).hexdigest()
+    return f"ni:///sha-256;{digest}?ver=CBV2.0"
+
+
+def object_event(event: CustodyEvent, site: str | None = None) -> dict[str, Any]:
+    """One custody event as an EPCIS 2.0 ObjectEvent (without `@context`: the document's)."""
+    step, disposition, action = BIZ_STEPS[event.action]
+    sources, destinations = _parties(event)
+    result: dict[str, Any] = {
+        "type": "ObjectEvent",
+        "eventTime": event.time,
+        "eventTimeZoneOffset": "+00:00",
+        "epcList": [asset_uri(event.asset)],
+        "action": action,
+        "bizStep": step,
+        "disposition": disposition,
+    }
+    if event.reader is not None:
+        result["readPoint"] = {"id": reader_uri(event.agency, event.reader)}
+    location = site or next((h.ref for h in (event.holder_to, event.holder_from)
+                             if h is not None and h.kind == "location"), None)
+    if location is not None:
+        result["bizLocation"] = {"id": f"urn:kitledger:location:{location}"}
+    if sources:
+        result["sourceList"] = sources
+    if destinations:
+        result["destinationList"] = destinations
+    result["kl:custodyEventHash"] = event_hash(event).hex()
+    result["eventID"] = cbv_event_hash(result)
+    return result
+
+
+def epcis_document(events: Iterable[CustodyEvent], created: str,
+                   sites: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An EPCISDocument holding the events as ObjectEvents; `sites` maps reader -> site."""
+    listed = list(events)
+    if len(listed) > MAX_EXPORT_EVENTS:
+        raise EpcisExportError(f"{len(listed)} events exceed {MAX_EXPORT_EVENTS} per document")
+    sites = sites or {}
+    return {
+        "@context": [EPCIS_CONTEXT, {"kl": KITLEDGER_NS}],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": created,
+        "epcisBody": {"eventList": [
+            object_event(e, sites.get(e.reader or "")) for e in listed
+        ]},
+    }

@@ -1,0 +1,204 @@
+"""The running agent: reader -> pipeline -> sign -> outbox -> MQTT, until SIGTERM or SIGINT.
+
+Threads: one iterates the reader driver (blocking serial I/O) into a bounded queue; paho runs
+its own network thread; everything else happens in the loop here, one turn at a time: take the
+queued reads, run the pipeline, sign the new observations and commit them to the outbox in one
+transaction (group commit: one fsync per turn), delete acknowledged rows, hand the next rows to
+paho within the in-flight window, show decisions, and now and then publish health.
+
+Shutdown: stop the reader, process what is queued (those reads were accepted, so they are
+stored), give paho a moment for outstanding PUBACKs, publish "offline", close the outbox.
+Whatever was not acknowledged stays in the outbox and is replayed on the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import secrets
+import threading
+import time
+from typing import Any, Final, Protocol
+
+from reader_agent.config import AgentConfig
+from reader_agent.errors import ConfigError, OutboxFull
+from reader_agent.identity import load_or_create_key
+from reader_agent.outbox import Outbox
+from reader_agent.pipeline import ReadPipeline
+from reader_agent.publisher import Publisher, Topics
+from reader_agent.reads import TagRead
+from reader_agent.signer import ObservationSigner
+
+MAX_QUEUED_READS: Final = 100_000
+"""Reads waiting for the loop: 90 s of the fastest reader. When full the reader thread blocks
+(the codec then counts what the serial line overflows) rather than growing without bound."""
+
+MAX_READS_PER_TURN: Final = 5_000
+"""Reads taken per loop turn, so acks, publishing and health keep their turn under a flood."""
+
+TICK_S: Final = 0.05
+"""Longest wait for a read; sets how late a departure or session timeout can be noticed."""
+
+log = logging.getLogger("reader_agent.agent")
+
+
+class ReadSource(Protocol):
+    connected: bool
+    last_error: str | None
+
+    def reads(self) -> Any: ...
+    def close(self) -> None: ...
+
+
+def open_source(config: AgentConfig) -> ReadSource:
+    """The configured reader driver (or capture replay)."""
+    if config.protocol == "replay":
+        from reader_agent.replay import ReplaySource
+        return ReplaySource.from_settings(config.port, config.driver_settings)
+    from reader_agent.drivers import DriverError, open_driver
+    try:
+        driver: ReadSource = open_driver(config.protocol, config.port, **config.driver_settings)
+    except DriverError as exc:
+        raise ConfigError(f"[reader] {exc}") from None
+    return driver
+
+
+class ReaderAgent:
+    """One reader's agent process."""
+
+    def __init__(self, config: AgentConfig, source: ReadSource | None = None) -> None:
+        self.config = config
+        key = load_or_create_key(config.key_file)
+        self.outbox = Outbox(config.outbox_path, config.outbox_max_rows,
+                             config.outbox_alarm_fraction)
+        self.signer = ObservationSigner(config.reader_id, key)
+        # A fresh prefix per boot: session ids never repeat across restarts.
+        self.pipeline = ReadPipeline(config.pipeline,
+                                     f"{config.reader_id}-{secrets.token_hex(4)}")
+        self.publisher = Publisher(config.mqtt, Topics.for_reader(
+            config.agency, config.site, config.reader_id))
+        self.source = source or open_source(config)
+        self.reads: queue.Queue[TagRead] = queue.Queue(MAX_QUEUED_READS)
+        self.stopping = threading.Event()
+        self.refused_outbox_full = 0
+        self.observations = 0
+        self._published_up_to = -1
+        self._alarm_logged = False
+
+    def _pump_reads(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                for read in self.source.reads():
+                    while not self.stopping.is_set():
+                        try:
+                            self.reads.put(read, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+                return  # the source ended (a capture replayed to its end)
+            except Exception as exc:  # a driver bug must not stop the agent silently
+                self.source.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("reader source failed: %s; retrying", self.source.last_error)
+                self.stopping.wait(1.0)
+
+    def _take_reads(self) -> list[TagRead]:
+        try:
+            batch = [self.reads.get(timeout=TICK_S)]
+        except queue.Empty:
+            return []
+        while len(batch) < MAX_READS_PER_TURN:
+            try:
+                batch.append(self.reads.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _store(self, reads: list[TagRead], now: float) -> None:
+        found = self.pipeline.feed_many(reads)
+        found.extend(self.pipeline.tick(now))
+        if not found:
+            return
+        free = self.outbox.free_rows()
+        if len(found) > free:
+            self.refused_outbox_full += len(found) - free
+            log.error("outbox full (%d rows): refused %d observations",
+                      self.outbox.depth, len(found) - free)
+            found = found[:free]
+        rows = self.signer.sign(found, self.outbox.next_seq)
+        try:
+            self.outbox.append(rows)
+        except OutboxFull:  # cannot happen after free_rows(); counted all the same
+            self.refused_outbox_full += len(rows)
+            return
+        self.observations += len(rows)
+        if self.outbox.alarm != self._alarm_logged:
+            self._alarm_logged = self.outbox.alarm
+            log.warning("outbox alarm %s: %d of %d rows", "ON" if self._alarm_logged else "off",
+                        self.outbox.depth, self.outbox.max_rows)
+
+    def _deliver(self) -> None:
+        self.outbox.acknowledge(self.publisher.take_acknowledged())
+        free = self.publisher.window_free
+        if free:
+            rows = self.outbox.pending(self._published_up_to, free)
+            taken = self.publisher.publish_rows(rows)
+            if taken:
+                self._published_up_to = rows[taken - 1][0]
+        self.publisher.show_decisions()
+
+    def health(self, reads_per_s: float) -> dict[str, Any]:
+        return {
+            "reader": self.config.reader_id,
+            "reader_connected": bool(self.source.connected),
+            "mqtt_connected": self.publisher.connected,
+            "last_error": self.source.last_error or self.publisher.last_error,
+            "reads_per_s": round(reads_per_s, 1),
+            "reads_total": self.pipeline.reads_in,
+            "drops": self.pipeline.counters.snapshot(),
+            "observations_total": self.observations,
+            "observations_invalid": self.signer.invalid,
+            "refused_outbox_full": self.refused_outbox_full,
+            "outbox_depth": self.outbox.depth,
+            "outbox_max": self.outbox.max_rows,
+            "outbox_alarm": self.outbox.alarm,
+            "outbox_quarantined": self.outbox.quarantined,
+            "next_seq": self.outbox.next_seq,
+            "inflight": self.publisher.inflight,
+            "decisions_shown": self.publisher.decisions_shown,
+            "decisions_rejected": self.publisher.decisions_rejected,
+        }
+
+    def run(self) -> None:
+        """Run until `stopping` is set (the signal handlers set it)."""
+        self.publisher.start()
+        reader = threading.Thread(target=self._pump_reads, name="reader", daemon=True)
+        reader.start()
+        interval = self.config.mqtt.health_interval_s
+        last_health, reads_at_health = time.monotonic(), 0
+        try:
+            while not self.stopping.is_set():
+                self._store(self._take_reads(), time.monotonic())
+                self._deliver()
+                now = time.monotonic()
+                if now - last_health >= interval:
+                    rate = (self.pipeline.reads_in - reads_at_health) / (now - last_health)
+                    self.publisher.publish_health(json.dumps(self.health(rate)).encode())
+                    last_health, reads_at_health = now, self.pipeline.reads_in
+        finally:
+            self._shutdown(reader)
+
+    def _shutdown(self, reader: threading.Thread) -> None:
+        self.stopping.set()
+        self.source.close()
+        reader.join(timeout=2.0)
+        while not self.reads.empty():
+            self._store(self._take_reads(), time.monotonic())
+        deadline = time.monotonic() + 2.0
+        while self.publisher.inflight and time.monotonic() < deadline:
+            self._deliver()
+            time.sleep(0.02)
+        self.outbox.acknowledge(self.publisher.take_acknowledged())
+        self.publisher.stop()
+        log.info("stopped: %d rows left in the outbox for the next start", self.outbox.depth)
+        self.outbox.close()

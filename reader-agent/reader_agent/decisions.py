@@ -1,0 +1,98 @@
+"""Decisions the API sends back to this reader, and how the desk shows them.
+
+Payload (JSON object on `.../decisions`)::
+
+    {"seq": 41, "decision": "accept" | "refuse", "reason": "..." | null, "asset": "..." | null}
+
+`seq` is the observation the decision answers. Anything else (oversized, not JSON, wrong
+types, unknown fields) is refused with a typed error and counted by the publisher; it never
+reaches the indicator. `DecisionIndicator` lights a green or red LED and sounds a buzzer on a
+Raspberry Pi when `gpiozero` is importable and pins are configured; elsewhere it only logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Final
+
+from reader_agent.errors import AgentError
+
+MAX_DECISION_BYTES: Final = 4096
+"""A decision is one short JSON object; anything larger is refused before parsing."""
+
+MAX_REASON_CHARS: Final = 512
+"""Long enough for a human-readable refusal reason, short enough for a log line."""
+
+log = logging.getLogger("reader_agent.decisions")
+
+
+class DecisionError(AgentError):
+    """A decisions payload that is not a valid decision."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    seq: int
+    accepted: bool
+    reason: str | None
+    asset: str | None
+
+
+def _optional_text(record: dict[str, Any], name: str) -> str | None:
+    value = record.get(name)
+    if value is not None and (not isinstance(value, str) or len(value) > MAX_REASON_CHARS):
+        raise DecisionError(f"decision field {name!r} must be text of at most {MAX_REASON_CHARS}")
+    return value
+
+
+def parse_decision(payload: bytes) -> Decision:
+    """Parse and check one decisions payload."""
+    if len(payload) > MAX_DECISION_BYTES:
+        raise DecisionError(f"decision is {len(payload)} bytes, limit {MAX_DECISION_BYTES}")
+    try:
+        record = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise DecisionError("decision is not UTF-8 JSON") from None
+    if not isinstance(record, dict):
+        raise DecisionError("decision must be a JSON object")
+    unknown = set(record) - {"seq", "decision", "reason", "asset"}
+    if unknown:
+        raise DecisionError(f"decision has unknown fields {sorted(unknown)[:5]}")
+    seq = record.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**53:
+        raise DecisionError("decision field 'seq' must be a non-negative integer")
+    verdict = record.get("decision")
+    if verdict not in ("accept", "refuse"):
+        raise DecisionError("decision field 'decision' must be 'accept' or 'refuse'")
+    return Decision(seq, verdict == "accept", _optional_text(record, "reason"),
+                    _optional_text(record, "asset"))
+
+
+class DecisionIndicator:
+    """Shows decisions: always a structured log line; LEDs and a buzzer where gpiozero exists."""
+
+    def __init__(self, green_pin: int | None = None, red_pin: int | None = None,
+                 buzzer_pin: int | None = None) -> None:
+        self._green = self._red = self._buzzer = None
+        try:
+            import gpiozero  # type: ignore[import-not-found,unused-ignore]  # only on a Pi
+        except ImportError:
+            return
+        if green_pin is not None:
+            self._green = gpiozero.LED(green_pin)
+        if red_pin is not None:
+            self._red = gpiozero.LED(red_pin)
+        if buzzer_pin is not None:
+            self._buzzer = gpiozero.Buzzer(buzzer_pin)
+
+    def show(self, decision: Decision) -> None:
+        log.info("decision %s", json.dumps({
+            "seq": decision.seq, "decision": "accept" if decision.accepted else "refuse",
+            "reason": decision.reason, "asset": decision.asset}))
+        led = self._green if decision.accepted else self._red
+        if led is not None:
+            led.blink(on_time=0.2, off_time=0.2, n=3)
+        if self._buzzer is not None and not decision.accepted:
+            self._buzzer.beep(on_time=0.5, off_time=0.2, n=2)

@@ -1,0 +1,165 @@
+"""Field tools for engineers holding a capture: `kitledger-agent decode` and `kitledger-agent epc`.
+
+    kitledger-agent decode --protocol thingmagic < capture.txt       hex text (spaces, colons,
+                                                                      `#` comments allowed)
+    kitledger-agent decode --protocol r200 --binary < capture.bin     raw bytes
+    kitledger-agent epc 3074257BF7194E4000001A85                      -> urn:epc:id:sgtin:...
+    kitledger-agent epc urn:epc:id:giai:0614141.5678                  -> the 96-bit hex
+
+`decode` prints one JSON line per frame candidate: offset, kind ("tag", a reply kind,
+"rejected" for a failed checksum, "malformed"), checksum verdict and the frame's fields, then
+a summary line counting frames, bad checksums and skipped garbage bytes. Exit status 0, or 2
+for unusable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
+
+from reader_agent.epc import EpcError, decode_epc, encode_pure_uri
+from reader_agent.protocol import Codec, MalformedFrame, ProtocolError, get_codec
+from reader_agent.reads import TagRead
+
+MAX_CAPTURE_BYTES = 256 * 1024 * 1024
+"""A day of the fastest reader is about 2 GB; captures handed around are minutes long. The
+bound stops a wrong file (a disk image) from running for hours."""
+MAX_LINE_CHARS = 1 << 20
+CHUNK = 64 * 1024
+_SEPARATORS = re.compile(r"[\s:,\-]|0x|0X")
+
+
+class CaptureError(ValueError):
+    """Input that is not a capture in the announced format."""
+
+
+def _hex_chunks(stream: IO[str]) -> Iterator[bytes]:
+    total = 0
+    for number, line in enumerate(stream, 1):
+        if len(line) > MAX_LINE_CHARS:
+            raise CaptureError(f"line {number} is longer than {MAX_LINE_CHARS} characters")
+        text = _SEPARATORS.sub("", line.split("#", 1)[0])
+        try:
+            data = bytes.fromhex(text)
+        except ValueError:
+            raise CaptureError(f"line {number} is not hex: {line.strip()[:40]!r}") from None
+        total += len(data)
+        if total > MAX_CAPTURE_BYTES:
+            raise CaptureError(f"capture larger than {MAX_CAPTURE_BYTES} bytes")
+        yield data
+
+
+def _binary_chunks(stream: IO[bytes]) -> Iterator[bytes]:
+    total = 0
+    while chunk := stream.read(CHUNK):
+        total += len(chunk)
+        if total > MAX_CAPTURE_BYTES:
+            raise CaptureError(f"capture larger than {MAX_CAPTURE_BYTES} bytes")
+        yield chunk
+
+
+def describe_frame(codec: Codec, frame: bytes, offset: int) -> dict[str, Any]:
+    """The JSON-able description of one checksum-valid frame."""
+    line: dict[str, Any] = {"offset": offset, "checksum": "ok", "hex": frame.hex().upper()}
+    try:
+        message = codec.parse(frame, 0.0)
+    except MalformedFrame as exc:
+        return {**line, "kind": "malformed", "error": str(exc)}
+    if isinstance(message, TagRead):
+        identity = decode_epc(message.epc)
+        return {**line, "kind": "tag", "epc": message.epc_hex, "uri": identity.uri,
+                "rssi_dbm": message.rssi_dbm, "antenna": message.antenna,
+                "frequency_khz": message.frequency_khz, "pc": message.pc}
+    return {**line, "kind": message.kind, "command": message.command, "ok": message.ok,
+            "code": message.code, "data": message.data.hex().upper()}
+
+
+def decode_capture(codec: Codec, chunks: Iterator[bytes]) -> Iterator[dict[str, Any]]:
+    """Every frame candidate of a capture, then the summary; at the end of input, bytes of an
+    incomplete frame are rescanned one byte at a time (nothing more will arrive)."""
+    buffer = bytearray()
+    base = 0  # stream offset of buffer[0]
+    counts = {"frames": 0, "tags": 0, "bad_checksum": 0, "malformed": 0, "garbage_bytes": 0}
+    at_end = False
+    while True:
+        chunk = next(chunks, None)
+        if chunk is None:
+            at_end = True
+        else:
+            buffer += chunk
+        pos = 0
+        while True:
+            result = codec.decode(buffer, pos)
+            counts["garbage_bytes"] += result.garbage
+            if result.frame is not None:
+                line = describe_frame(codec, result.frame, base + pos + result.garbage)
+                counts["frames"] += 1
+                counts["tags"] += line["kind"] == "tag"
+                counts["malformed"] += line["kind"] == "malformed"
+                yield line
+            elif result.rejected is not None:
+                counts["bad_checksum"] += 1
+                yield {"offset": base + pos + result.garbage - 1, "kind": "rejected",
+                       "checksum": "bad", "hex": result.rejected.hex().upper()}
+            elif at_end and pos + result.consumed < len(buffer):
+                counts["garbage_bytes"] += 1
+                pos += result.consumed + 1  # an incomplete candidate: skip its start byte
+                continue
+            pos += result.consumed
+            if result.need_more:
+                break
+        del buffer[:pos]
+        base += pos
+        if at_end:
+            yield {"summary": True, **counts}
+            return
+
+
+def decode_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="kitledger-agent decode",
+                                     description="Decode a reader capture read from stdin.")
+    parser.add_argument("--protocol", required=True, help="thingmagic, r200 or r2000")
+    parser.add_argument("--binary", action="store_true", help="stdin holds raw bytes, not hex")
+    options = parser.parse_args(list(argv))
+    try:
+        codec = get_codec(options.protocol)
+        chunks = (_binary_chunks(sys.stdin.buffer) if options.binary
+                  else _hex_chunks(sys.stdin))
+        for line in decode_capture(codec, chunks):
+            print(json.dumps(line, separators=(",", ":")))
+    except (CaptureError, ProtocolError) as exc:
+        print(f"kitledger-agent decode: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def epc_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="kitledger-agent epc",
+                                     description="Print the GS1 URI of an EPC (or the EPC "
+                                                 "hex of a pure-identity URI).")
+    parser.add_argument("epc", help="EPC hex (PC and CRC removed) or urn:epc:id:... URI")
+    parser.add_argument("--json", action="store_true", help="print scheme and filter too")
+    options = parser.parse_args(list(argv))
+    text: str = options.epc.strip()
+    try:
+        if text.startswith("urn:"):
+            print(encode_pure_uri(text).hex().upper())
+            return 0
+        epc = bytes.fromhex(_SEPARATORS.sub("", text))
+        if not epc:
+            raise EpcError("empty EPC")
+        identity = decode_epc(epc)
+    except (ValueError, EpcError) as exc:
+        print(f"kitledger-agent epc: {exc}", file=sys.stderr)
+        return 2
+    if options.json:
+        print(json.dumps({"epc": epc.hex().upper(), "uri": identity.uri,
+                          "scheme": identity.scheme, "gs1": identity.gs1,
+                          "filter": identity.filter}))
+    else:
+        print(identity.uri)
+    return 0

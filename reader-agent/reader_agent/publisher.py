@@ -1,0 +1,194 @@
+"""MQTT publishing of signed observations, the reader's status, health and decisions.
+
+Topic scheme (`{agency}/{site}/{reader}` are the config's ids, restricted to MQTT-safe
+characters so no id can inject a `/`, `+` or `#`)::
+
+    kitledger/v1/{agency}/{site}/{reader}/events     QoS 1, payload: an envelope's canonical bytes
+    kitledger/v1/{agency}/{site}/{reader}/status     QoS 1, retained: "online"; Last Will "offline"
+    kitledger/v1/{agency}/{site}/{reader}/health     QoS 0, JSON health snapshot, periodic
+    kitledger/v1/{agency}/{site}/{reader}/decisions  QoS 1, subscribed: the API's answers (JSON)
+
+The client uses paho's v2 callback API, MQTT 3.1.1 with a persistent session (clean_session
+False) under a stable client id, and capped reconnect backoff. Delivery state is the outbox's,
+not paho's (paho keeps its queue in RAM): the agent publishes at most `inflight_window` rows
+at a time (below 65,535, past which paho reuses packet ids) and deletes a row only after its
+PUBACK. Callbacks run on paho's thread and only append to deques; the agent's loop does the
+rest, so no lock is held across paho's own mutex (on_publish runs under it).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import ssl
+from dataclasses import dataclass
+from typing import Any, Final
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from reader_agent.config import MqttSettings
+from reader_agent.decisions import DecisionError, DecisionIndicator, parse_decision
+from reader_agent.errors import PublisherError
+
+MAX_PASSWORD_BYTES: Final = 1024
+"""A broker password file holds one line; refuse anything that is clearly not one."""
+
+MAX_PENDING_DECISIONS: Final = 1000
+"""Decisions queued between loop turns; a flood beyond this is counted and dropped."""
+
+log = logging.getLogger("reader_agent.publisher")
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    events: str
+    status: str
+    health: str
+    decisions: str
+
+    @classmethod
+    def for_reader(cls, agency: str, site: str, reader: str) -> Topics:
+        base = f"kitledger/v1/{agency}/{site}/{reader}"
+        return cls(f"{base}/events", f"{base}/status", f"{base}/health", f"{base}/decisions")
+
+
+def _read_password(settings: MqttSettings) -> str | None:
+    if settings.password_file is None:
+        return None
+    try:
+        data = settings.password_file.read_bytes()[: MAX_PASSWORD_BYTES + 1]
+    except OSError as exc:
+        raise PublisherError(f"cannot read password file: {exc.strerror}") from None
+    if len(data) > MAX_PASSWORD_BYTES:
+        raise PublisherError("password file is too large to hold one password")
+    return data.decode("utf-8", errors="strict").strip()
+
+
+class Publisher:
+    """One paho client; call `start()`, then from the agent's loop `publish_rows()`,
+    `take_acknowledged()`, `publish_health()`; `stop()` at the end."""
+
+    def __init__(self, settings: MqttSettings, topics: Topics,
+                 indicator: DecisionIndicator | None = None) -> None:
+        self.settings, self.topics = settings, topics
+        self.indicator = indicator or DecisionIndicator()
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id,
+                             clean_session=False, protocol=mqtt.MQTTv311)
+        client.will_set(topics.status, b"offline", qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=settings.reconnect_max_s)
+        client.max_inflight_messages_set(min(settings.inflight_window, 1000))
+        try:
+            if settings.tls_ca is not None:
+                client.tls_set(ca_certs=str(settings.tls_ca),
+                               certfile=str(settings.tls_cert) if settings.tls_cert else None,
+                               keyfile=str(settings.tls_key) if settings.tls_key else None,
+                               cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        except (OSError, ssl.SSLError) as exc:
+            raise PublisherError(f"cannot load TLS files: {exc}") from None
+        if settings.username is not None:
+            client.username_pw_set(settings.username, _read_password(settings))
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        self._client = client
+        self._acked_mids: collections.deque[int] = collections.deque()
+        self._decisions: collections.deque[bytes] = collections.deque()
+        self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
+        self.connected = False
+        self.last_error: str | None = None
+        self.decisions_shown = 0
+        self.decisions_rejected = 0
+
+    # paho callbacks (paho's network thread) -------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any,
+                    reason: Any, _properties: Any) -> None:
+        if reason.is_failure:
+            self.last_error = f"broker refused connection: {reason}"
+            return
+        self.connected = True
+        client.subscribe(self.topics.decisions, qos=1)
+        client.publish(self.topics.status, b"online", qos=1, retain=True)
+        log.info("mqtt connected host=%s port=%d", self.settings.host, self.settings.port)
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
+                       reason: Any, _properties: Any) -> None:
+        self.connected = False
+        if reason.is_failure:
+            self.last_error = f"mqtt disconnected: {reason}"
+
+    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int,
+                    _reason: Any, _properties: Any) -> None:
+        self._acked_mids.append(mid)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: Any) -> None:
+        if len(self._decisions) >= MAX_PENDING_DECISIONS:
+            self.decisions_rejected += 1
+            return
+        self._decisions.append(bytes(message.payload))
+
+    # the agent's loop -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect in the background; paho retries with capped backoff until it succeeds."""
+        self._client.connect_async(self.settings.host, self.settings.port,
+                                   keepalive=self.settings.keepalive_s)
+        self._client.loop_start()
+
+    @property
+    def window_free(self) -> int:
+        return max(0, self.settings.inflight_window - len(self._inflight))
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def publish_rows(self, rows: list[tuple[int, bytes]]) -> int:
+        """Hand rows to paho (it queues them while disconnected). Returns how many it took."""
+        taken = 0
+        for seq, envelope in rows:
+            info = self._client.publish(self.topics.events, envelope, qos=1)
+            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                self.last_error = f"publish refused by client: {mqtt.error_string(info.rc)}"
+                break
+            self._inflight[info.mid] = seq
+            taken += 1
+        return taken
+
+    def take_acknowledged(self) -> list[int]:
+        """Sequence numbers whose PUBACK arrived since the last call."""
+        seqs: list[int] = []
+        acked, inflight = self._acked_mids, self._inflight
+        while acked:
+            seq = inflight.pop(acked.popleft(), None)
+            if seq is not None:  # status/health mids are not ours to track
+                seqs.append(seq)
+        return seqs
+
+    def show_decisions(self) -> None:
+        """Parse and show decisions received since the last call; count the garbage."""
+        while self._decisions:
+            payload = self._decisions.popleft()
+            try:
+                decision = parse_decision(payload)
+            except DecisionError as exc:
+                self.decisions_rejected += 1
+                log.warning("decision rejected: %s", exc)
+                continue
+            self.decisions_shown += 1
+            self.indicator.show(decision)
+
+    def publish_health(self, health: bytes) -> None:
+        if self.connected:
+            self._client.publish(self.topics.health, health, qos=0)
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Say "offline" (retained) and disconnect cleanly; the Will covers unclean exits."""
+        if self.connected:
+            info = self._client.publish(self.topics.status, b"offline", qos=1, retain=True)
+            # Not connected any more: the broker publishes our Will instead.
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout_s)
+        self._client.disconnect()
+        self._client.loop_stop()

@@ -1,0 +1,68 @@
+"""Test helpers for the API tests: registering readers and signing as the agent does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from api.ingest.verify import InboundMessage
+from api.models import Agency, Reader, ReaderRole, Site
+from ledger.core.envelope import key_id, raw_public_key, sign_envelope
+from ledger.core.records import Observation, format_time
+
+RADIO_EPC = "E2801160600002054BD1A1B1"
+
+
+@dataclass
+class RegisteredReader:
+    """A reader registered in the test database, with the private key only the test holds."""
+
+    reader_id: str
+    agency_id: str
+    site_id: str
+    key: Ed25519PrivateKey
+
+    @property
+    def topic(self) -> str:
+        return f"kitledger/v1/{self.agency_id}/{self.site_id}/{self.reader_id}/events"
+
+    def observation(self, seq: int, epc: str = RADIO_EPC, **fields: Any) -> Observation:
+        values: dict[str, Any] = {
+            "device": self.reader_id, "seq": seq, "time": format_time(datetime.now(UTC)),
+            "kind": "read", "epc": epc, "antenna": 1, "rssi": -50,
+        }
+        values.update(fields)
+        return Observation(**values)
+
+    def signed(self, seq: int, epc: str = RADIO_EPC, **fields: Any) -> bytes:
+        """Envelope bytes exactly as the agent publishes them."""
+        return sign_envelope(self.observation(seq, epc, **fields).to_record(), self.key).to_bytes()
+
+    def message(self, seq: int, epc: str = RADIO_EPC, **fields: Any) -> InboundMessage:
+        return InboundMessage(self.topic, self.signed(seq, epc, **fields), mid=seq)
+
+
+def register_reader(
+    engine: Engine, agency_id: str = "north", site_id: str = "north-store",
+    reader_id: str = "rdr-1", role: ReaderRole = ReaderRole.ISSUE_DESK,
+) -> RegisteredReader:
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key()
+    with Session(engine) as session:
+        if session.get(Agency, agency_id) is None:
+            session.add(Agency(id=agency_id, name=agency_id.title()))
+            session.flush()  # no ORM relationships, so insert parents before children
+        if session.get(Site, site_id) is None:
+            session.add(Site(id=site_id, agency_id=agency_id, name=site_id))
+            session.flush()
+        session.add(Reader(
+            id=reader_id, agency_id=agency_id, site_id=site_id, role=role,
+            zones={"1": "desk"}, public_key=raw_public_key(public).hex(), key_id=key_id(public),
+        ))
+        session.commit()
+    return RegisteredReader(reader_id, agency_id, site_id, key)

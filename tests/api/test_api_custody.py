@@ -1,0 +1,223 @@
+"""Custody through the ingest pipeline: check-out, refusals, dual sign-off, check-in, alerts,
+and the hash chain and Merkle log that record every accepted change."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from api_support import RegisteredReader, register_reader
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from api.config import load_settings
+from api.custody.overdue import raise_overdue_alerts
+from api.ingest.pipeline import BatchResult, IngestPipeline
+from api.logstore import open_log
+from api.models import Alert, Asset, AssetClass, AssetStatus, CustodyEventRow, Refusal
+from api.models.assets import AssetCreate
+from api.models.people import Person, PersonCreate, PersonSecret
+from api.models.registry import ReaderRole
+from api.registry import create_asset, create_person, erase_person
+from ledger.core.encoding import parse_record
+from ledger.core.hashchain import verify_chain
+from ledger.core.merkle import leaf_hash, verify_inclusion
+from ledger.core.records import CustodyEvent
+
+
+def reference_root(entries: list[bytes]) -> bytes:
+    """MTH of RFC 9162 section 2.1.1, transcribed: the oracle for the stored log."""
+    if not entries:
+        return hashlib.sha256(b"").digest()
+    if len(entries) == 1:
+        return hashlib.sha256(b"\x00" + entries[0]).digest()
+    k = 1 << ((len(entries) - 1).bit_length() - 1)
+    left, right = reference_root(entries[:k]), reference_root(entries[k:])
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+ALICE_BADGE, BOB_BADGE, CAROL_BADGE = (f"E2800000000000000000000{i}" for i in (1, 2, 3))
+RADIOS = [f"E28011606000020500000{i:03d}" for i in range(3)]
+TASER, EVIDENCE = "E28011606000020500000100", "E28011606000020500000200"
+
+
+@dataclass
+class Store:
+    engine: Engine
+    pipeline: IngestPipeline
+    issue: RegisteredReader
+    returns: RegisteredReader
+    portal: RegisteredReader
+    bay: RegisteredReader
+    seq: int = 0
+
+    def read(self, reader: RegisteredReader, *epcs: str, session: str | None = "s1",
+             **fields: object) -> BatchResult:
+        messages = []
+        for epc in epcs:
+            kind = "badge" if epc in (ALICE_BADGE, BOB_BADGE, CAROL_BADGE) else "read"
+            messages.append(reader.message(self.seq, epc, kind=kind, session=session, **fields))
+            self.seq += 1
+        return self.pipeline.process(messages)
+
+    def asset(self, asset_id: str) -> Asset:
+        with Session(self.engine) as session:
+            asset = session.get(Asset, asset_id)
+            assert asset is not None
+            return asset
+
+
+def _decisions(result: BatchResult) -> list[tuple[str, str, str | None]]:
+    return [
+        (body["decision"], body["reason"], body["action"])
+        for body in (json.loads(d.payload) for d in result.decisions)
+    ]
+
+
+@pytest.fixture
+def store(engine: Engine) -> Store:
+    issue = register_reader(engine, reader_id="desk-1", role=ReaderRole.ISSUE_DESK)
+    returns = register_reader(engine, reader_id="desk-2", role=ReaderRole.RETURN_DESK)
+    portal = register_reader(engine, reader_id="door-1", role=ReaderRole.PORTAL)
+    bay = register_reader(engine, site_id="north-yard", reader_id="bay-1",
+                          role=ReaderRole.VEHICLE_BAY)
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        session.add(AssetClass(id="radio", agency_id="north", name="Radio", loan_days=1))
+        session.add(AssetClass(id="taser", agency_id="north", name="Taser",
+                               required_qualification="taser"))
+        session.add(AssetClass(id="evidence", agency_id="north", name="Evidence bag",
+                               dual_signoff=True))
+        session.flush()
+        for pid, badge, quals in (("alice", ALICE_BADGE, ["taser"]), ("bob", BOB_BADGE, []),
+                                  ("carol", CAROL_BADGE, [])):
+            create_person(session, agency_id="north", now=now, data=PersonCreate(
+                id=pid, qualifications=quals, badges=[badge]))
+        for asset_id, cls, epc in [*((f"R-{i}", "radio", e) for i, e in enumerate(RADIOS)),
+                                   ("T-1", "taser", TASER), ("E-1", "evidence", EVIDENCE)]:
+            create_asset(session, agency_id="north", now=now, data=AssetCreate(
+                id=asset_id, class_id=cls, epc_hex=epc, home_site_id="north-store"))
+        session.commit()
+    pipeline = IngestPipeline(engine, load_settings())
+    return Store(engine, pipeline, issue, returns, portal, bay)
+
+
+def test_badge_and_three_radios_become_three_check_outs(store: Store) -> None:
+    result = store.read(store.issue, ALICE_BADGE, *RADIOS)
+    assert _decisions(result) == [("accept", "session open", None)] + [
+        ("accept", "checked out", "check_out")
+    ] * 3
+    for i in range(3):
+        radio = store.asset(f"R-{i}")
+        assert (radio.status, radio.holder_ref) == (AssetStatus.CHECKED_OUT, "alice")
+        assert radio.due_at is not None and radio.chain_next_seq == 2
+    assert all(d.topic.endswith("/north/north-store/desk-1/decisions") for d in result.decisions)
+
+
+def test_taser_refused_without_the_qualification(store: Store) -> None:
+    result = store.read(store.issue, BOB_BADGE, TASER)
+    assert _decisions(result)[1] == ("refuse", "holder lacks qualification taser", None)
+    assert store.asset("T-1").status == AssetStatus.IN_STORE
+    with Session(store.engine) as session:
+        assert [r.reason for r in session.exec(select(Refusal))] == [
+            "holder lacks qualification taser"
+        ]
+    ok = store.read(store.issue, ALICE_BADGE, TASER, session="s2")
+    assert _decisions(ok)[1] == ("accept", "checked out", "check_out")
+
+
+def test_evidence_needs_two_distinct_staff_badges(store: Store) -> None:
+    single = store.read(store.issue, ALICE_BADGE, ALICE_BADGE, EVIDENCE)
+    assert _decisions(single)[-1][0] == "refuse" and "dual sign-off" in _decisions(single)[-1][1]
+    dual = store.read(store.issue, BOB_BADGE, EVIDENCE)  # same session: alice and bob
+    assert _decisions(dual)[-1] == ("accept", "checked out", "check_out")
+    with Session(store.engine) as session:
+        row = session.exec(select(CustodyEventRow).where(CustodyEventRow.asset_id == "E-1",
+                                                         CustodyEventRow.seq == 1)).one()
+    assert len(CustodyEvent.from_record(parse_record(row.record)).authorised_by) == 2
+
+
+def test_read_without_session_and_disposed_assets_are_refused(store: Store) -> None:
+    assert _decisions(store.read(store.issue, RADIOS[0], session=None))[0][0] == "refuse"
+    with Session(store.engine) as session:
+        radio = session.get(Asset, "R-1")
+        assert radio is not None
+        radio.status = AssetStatus.DISPOSED
+        session.add(radio)
+        session.commit()
+    result = store.read(store.issue, ALICE_BADGE, RADIOS[1])
+    assert _decisions(result)[1] == ("refuse", "asset is disposed", None)
+
+
+def test_return_desk_checks_in_and_portal_alerts_on_unauthorised_removal(store: Store) -> None:
+    store.read(store.issue, ALICE_BADGE, RADIOS[0])
+    assert _decisions(store.read(store.portal, RADIOS[0], session=None))[0][0] == "accept"
+    back = store.read(store.returns, RADIOS[0], session=None)
+    assert _decisions(back) == [("accept", "checked in", "check_in")]
+    assert store.asset("R-0").holder_ref == "north-store"
+    again = store.read(store.returns, RADIOS[0], session=None)
+    assert _decisions(again) == [("accept", "already in this store", None)]
+    out = store.read(store.portal, RADIOS[0], session=None, direction="out")
+    assert _decisions(out)[0][0] == "refuse"
+    store.read(store.bay, RADIOS[1], session=None)
+    with Session(store.engine) as session:
+        kinds = sorted(a.kind for a in session.exec(select(Alert)))
+    assert kinds == ["unauthorised_removal", "unexpected_site"]
+
+
+def test_every_change_is_chained_and_in_the_merkle_log(store: Store) -> None:
+    store.read(store.issue, ALICE_BADGE, BOB_BADGE, *RADIOS, TASER, EVIDENCE)
+    store.read(store.returns, *RADIOS, session=None)
+    with Session(store.engine) as session:
+        rows = session.exec(select(CustodyEventRow).order_by(col(CustodyEventRow.leaf_index))).all()
+        log = open_log(session)
+        assert [r.leaf_index for r in rows] == list(range(len(rows))) == list(range(log.size))
+        assert log.root() == reference_root([r.record for r in rows])
+        for row in rows:
+            proof = log.inclusion_proof(row.leaf_index)
+            verify_inclusion(leaf_hash(row.record), row.leaf_index, log.size, proof, log.root())
+    by_asset: dict[str, list[CustodyEvent]] = {}
+    for row in rows:
+        by_asset.setdefault(row.asset_id, []).append(
+            CustodyEvent.from_record(parse_record(row.record)))
+    assert len(by_asset["R-0"]) == 3  # register, check out, check in
+    for asset_id, events in by_asset.items():
+        assert verify_chain(asset_id, events).next_seq == store.asset(asset_id).chain_next_seq
+
+
+def test_erasing_a_person_keeps_every_proof(store: Store) -> None:
+    store.read(store.issue, ALICE_BADGE, RADIOS[0])
+    with Session(store.engine) as session:
+        before = open_log(session).root()
+        alice = session.get(Person, "alice")
+        assert alice is not None
+        erase_person(session, person=alice)
+        session.commit()
+        assert session.get(PersonSecret, "alice") is None
+        rows = session.exec(select(CustodyEventRow).where(CustodyEventRow.asset_id == "R-0"))
+        events = [CustodyEvent.from_record(parse_record(r.record)) for r in rows]
+        assert open_log(session).root() == before
+    assert verify_chain("R-0", sorted(events, key=lambda e: e.seq)).next_seq == 2
+    # Her badge is gone: it opens no session, so the next radio is refused at the desk.
+    refused = store.read(store.issue, ALICE_BADGE, RADIOS[1], session="s9")
+    assert _decisions(refused) == [("refuse", "no badge session open at this desk", None)]
+
+
+def test_overdue_loans_alert_once_and_resolve_on_return(store: Store) -> None:
+    store.read(store.issue, ALICE_BADGE, RADIOS[0])
+    due = store.asset("R-0").due_at
+    assert due is not None
+    with Session(store.engine) as session:
+        assert raise_overdue_alerts(session, due - timedelta(minutes=1)) == 0
+        assert raise_overdue_alerts(session, due + timedelta(hours=1)) == 1
+        session.commit()
+    with Session(store.engine) as session:
+        assert raise_overdue_alerts(session, due + timedelta(hours=2)) == 0
+        session.commit()
+    store.read(store.returns, RADIOS[0], session=None)
+    with Session(store.engine) as session:
+        alert = session.exec(select(Alert).where(Alert.kind == "overdue_loan")).one()
+    assert alert.asset_id == "R-0" and alert.resolved_at is not None

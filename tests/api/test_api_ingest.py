@@ -1,0 +1,219 @@
+"""Ingest without MQTT: accepted, replayed, forged, malformed and late messages, gaps, sightings."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from api_support import RADIO_EPC, RegisteredReader, register_reader
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prometheus_client import REGISTRY
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from api.ingest.pipeline import IngestPipeline
+from api.ingest.record import RecordedBatch
+from api.ingest.sequence import open_gaps
+from api.ingest.verify import MAX_MESSAGE_BYTES, InboundMessage
+from api.models import (
+    Asset,
+    AssetClass,
+    Badge,
+    IngestedObservation,
+    Person,
+    QuarantinedMessage,
+    ReaderStatus,
+    Sighting,
+)
+from api.models import Reader as ReaderRow
+from api.models.ingest import MAX_QUARANTINE_PAYLOAD_BYTES
+from ledger.core.envelope import Envelope, sign_envelope
+from ledger.core.records import format_time
+
+
+def _count(engine: Engine, model: type) -> int:
+    with Session(engine) as session:
+        return int(session.exec(select(func.count()).select_from(model)).one())
+
+
+def _reasons(engine: Engine) -> list[str]:
+    with Session(engine) as session:
+        return sorted(session.exec(select(QuarantinedMessage.reason)))
+
+
+def test_accepted_then_replayed_is_stored_once(
+    engine: Engine, reader: RegisteredReader, pipeline: IngestPipeline
+) -> None:
+    batch = [reader.message(seq) for seq in range(3)]
+    first = pipeline.process(batch)
+    assert [v.observation.seq for v in first.recorded.accepted] == [0, 1, 2]
+    again = pipeline.process(batch + batch)
+    assert again.recorded.accepted == []
+    assert len(again.recorded.duplicates) == 6 and again.recorded.rejected == []
+    assert _count(engine, IngestedObservation) == 3
+    with Session(engine) as session:
+        stored = session.exec(select(IngestedObservation).where(IngestedObservation.seq == 1)).one()
+    assert stored.envelope == batch[1].payload  # the exact signed bytes are kept
+
+
+def test_duplicate_inside_one_batch_is_stored_once(
+    engine: Engine, reader: RegisteredReader, pipeline: IngestPipeline
+) -> None:
+    message = reader.message(0)
+    result = pipeline.process([message, message])
+    assert len(result.recorded.accepted) == 1 and len(result.recorded.duplicates) == 1
+    assert _count(engine, IngestedObservation) == 1
+
+
+def _tampered_epc(reader: RegisteredReader) -> bytes:
+    record = json.loads(reader.signed(0))
+    record["payload"]["epc"] = "E2801160600002054BD1A1B2"
+    return Envelope.from_record(record).to_bytes()
+
+
+def _nested(depth: int) -> bytes:
+    return ("[" * depth + "]" * depth).encode()
+
+
+HOSTILE = {
+    "oversize": lambda r: b"{" + b" " * (MAX_MESSAGE_BYTES + 1) + b"}",
+    "malformed": lambda r: b"\xff\xfe not json",
+    "malformed-noncanonical": lambda r: json.dumps(json.loads(r.signed(0)), indent=1).encode(),
+    "malformed-deep": lambda r: _nested(500),
+    "malformed-not-envelope": lambda r: b'{"a":1}',
+    "bad_signature": _tampered_epc,
+    "unknown_device": lambda r: sign_envelope(
+        r.observation(0).to_record(), Ed25519PrivateKey.generate()
+    ).to_bytes(),
+    "schema": lambda r: sign_envelope({"type": "observation", "v": 1}, r.key).to_bytes(),
+    "device_mismatch": lambda r: r.signed(0, device="rdr-2"),
+    "clock_skew-future": lambda r: r.signed(
+        0, time=format_time(datetime.now(UTC) + timedelta(hours=1))
+    ),
+    "clock_skew-old": lambda r: r.signed(
+        0, time=format_time(datetime.now(UTC) - timedelta(days=30))
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_messages_are_quarantined_never_accepted(
+    engine: Engine, reader: RegisteredReader, pipeline: IngestPipeline, case: str
+) -> None:
+    reason = case.split("-")[0]
+    payload = HOSTILE[case](reader)
+    before = REGISTRY.get_sample_value("kitledger_ingest_rejected_total", {"reason": reason}) or 0
+    result = pipeline.process([InboundMessage(reader.topic, payload)])
+    assert result.recorded.accepted == []
+    assert [r.reason.value for r in result.recorded.rejected] == [reason]
+    assert _reasons(engine) == [reason]
+    assert _count(engine, IngestedObservation) == 0
+    after = REGISTRY.get_sample_value("kitledger_ingest_rejected_total", {"reason": reason})
+    assert after == before + 1
+    with Session(engine) as session:
+        kept = session.exec(select(QuarantinedMessage)).one()
+    assert kept.payload_size == len(payload)
+    assert kept.payload == payload[:MAX_QUARANTINE_PAYLOAD_BYTES]
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "kitledger/v1/north/other-site/rdr-1/events",
+        "kitledger/v1/south/north-store/rdr-1/events",
+        "kitledger/v1/north/north-store/rdr-1/status",
+        "kitledger/v1/north/north-store/rdr-1",
+        "x" * 5000,
+    ],
+)
+def test_topic_must_name_the_signer(
+    engine: Engine, reader: RegisteredReader, pipeline: IngestPipeline, topic: str
+) -> None:
+    result = pipeline.process([InboundMessage(topic, reader.signed(0))])
+    assert [r.reason.value for r in result.recorded.rejected] == ["bad_topic"]
+    assert _count(engine, IngestedObservation) == 0
+
+
+def test_revoked_reader_is_refused_even_when_cached(
+    engine: Engine, reader: RegisteredReader, pipeline: IngestPipeline
+) -> None:
+    pipeline.process([reader.message(0)])  # caches the reader as active
+    with Session(engine) as session:
+        row = session.get(ReaderRow, reader.reader_id)
+        assert row is not None
+        row.status = ReaderStatus.REVOKED
+        session.add(row)
+        session.commit()
+    result = pipeline.process([reader.message(1)])
+    assert [r.reason.value for r in result.recorded.rejected] == ["revoked_device"]
+    assert _count(engine, IngestedObservation) == 1
+
+
+def test_sequence_reuse_with_another_envelope_is_a_conflict(
+    engine: Engine, reader: RegisteredReader, pipeline: IngestPipeline
+) -> None:
+    pipeline.process([reader.message(0, epc="E28011606000020500000001")])
+    result = pipeline.process([reader.message(0, epc="E28011606000020500000002")])
+    assert [r.reason.value for r in result.recorded.rejected] == ["seq_conflict"]
+    assert _count(engine, IngestedObservation) == 1
+
+
+def test_gaps_open_and_close_as_the_agent_resends(
+    engine: Engine, reader: RegisteredReader, pipeline: IngestPipeline
+) -> None:
+    pipeline.process([reader.message(s) for s in (0, 1, 6)])
+    with Session(engine) as session:
+        assert open_gaps(session, reader.reader_id) == [(2, 5)]
+    pipeline.process([reader.message(4)])
+    with Session(engine) as session:
+        assert open_gaps(session, reader.reader_id) == [(2, 3), (5, 5)]
+    pipeline.process([reader.message(s) for s in (5, 2, 3, 9)])
+    with Session(engine) as session:
+        assert open_gaps(session, reader.reader_id) == [(7, 8)]
+
+
+def test_gaps_are_per_device(engine: Engine, pipeline: IngestPipeline) -> None:
+    one = register_reader(engine, reader_id="rdr-1")
+    two = register_reader(engine, reader_id="rdr-2")
+    pipeline.process([one.message(0), two.message(3), one.message(1)])
+    with Session(engine) as session:
+        assert open_gaps(session, "rdr-1") == []
+        assert open_gaps(session, "rdr-2") == [(0, 2)]
+
+
+def test_unknown_epcs_become_sightings_and_assets_move(
+    engine: Engine, reader: RegisteredReader, pipeline: IngestPipeline
+) -> None:
+    stranger, badge = "E28011606000020599999999", "E28011606000020511111111"
+    with Session(engine) as session:
+        session.add(AssetClass(id="radio", agency_id="north", name="Radio"))
+        session.add(Person(id="p-1", agency_id="north", commitment="ab" * 32))
+        session.flush()
+        session.add(Asset(id="R-1", agency_id="north", class_id="radio", epc_hex=RADIO_EPC,
+                          home_site_id="north-store", holder_ref="north-store"))
+        session.add(Badge(epc_hex=badge, person_id="p-1"))
+        session.commit()
+    pipeline.process([reader.message(0, epc=RADIO_EPC), reader.message(1, epc=stranger),
+                      reader.message(2, epc=badge, kind="badge"), reader.message(3, epc=stranger)])
+    with Session(engine) as session:
+        sightings = session.exec(select(Sighting)).all()
+        asset = session.get(Asset, "R-1")
+    assert [(s.epc_hex, s.site_id, s.count) for s in sightings] == [
+        (stranger, "north-store", 2)
+    ]
+    assert asset is not None and asset.last_seen_reader_id == reader.reader_id
+    assert asset.last_seen_site_id == "north-store" and asset.last_seen_at is not None
+
+
+def test_a_failing_batch_stores_nothing(engine: Engine, reader: RegisteredReader) -> None:
+    from api.config import load_settings
+
+    def broken_custody(session: Session, batch: RecordedBatch, now: datetime) -> list[object]:
+        raise RuntimeError("custody rules crashed")
+
+    pipeline = IngestPipeline(engine, load_settings(), custody=broken_custody)
+    with pytest.raises(RuntimeError):
+        pipeline.process([reader.message(0), InboundMessage(reader.topic, b"junk")])
+    assert _count(engine, IngestedObservation) == 0
+    assert _count(engine, QuarantinedMessage) == 0

@@ -1,0 +1,218 @@
+"""MQTT ingest with a real Mosquitto: shared subscription, ack after commit, redelivery."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+from api_support import RegisteredReader, register_reader
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from api.config import Settings, load_settings
+from api.custody.apply import DecisionMessage, apply_custody
+from api.ingest.pipeline import BatchResult, IngestPipeline
+from api.ingest.record import RecordedBatch
+from api.ingest.verify import InboundMessage
+from api.ingest.worker import IngestWorker
+from api.models import IngestedObservation, QuarantinedMessage
+from api.models.assets import AssetClass, AssetCreate
+from api.models.people import PersonCreate
+from api.registry import create_asset, create_person
+
+
+def _settings(port: int) -> Settings:
+    return load_settings(mqtt_url=f"mqtt://127.0.0.1:{port}", ingest_batch_wait_ms=5)
+
+
+def _publisher(port: int) -> mqtt.Client:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-agent",
+                         protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+def _publish(client: mqtt.Client, topic: str, payloads: list[bytes]) -> None:
+    infos = [client.publish(topic, p, qos=1) for p in payloads]
+    for info in infos:
+        info.wait_for_publish(10)
+
+
+def _stored(engine: Engine, model: type = IngestedObservation) -> int:
+    with Session(engine) as session:
+        return int(session.exec(select(func.count()).select_from(model)).one())
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_worker_ingests_published_envelopes_and_quarantines_junk(
+    engine: Engine, reader: RegisteredReader, mosquitto: object
+) -> None:
+    port: int = mosquitto.port  # type: ignore[attr-defined]
+    settings = _settings(port)
+    worker = IngestWorker(settings, IngestPipeline(engine, settings))
+    worker.start()
+    assert worker.wait_subscribed(10)
+    publisher = _publisher(port)
+    try:
+        payloads = [reader.signed(seq) for seq in range(50)]
+        _publish(publisher, reader.topic, payloads + payloads[:10] + [b"\x00junk", b"{}"])
+        assert _wait_for(lambda: _stored(engine) == 50 and _stored(engine, QuarantinedMessage) == 2)
+    finally:
+        publisher.loop_stop()
+        worker.stop()
+    time.sleep(0.3)  # replays are acknowledged, not stored: still 50
+    assert _stored(engine) == 50
+
+
+def test_two_workers_share_the_load_and_store_each_message_once(
+    engine: Engine, reader: RegisteredReader, mosquitto: object
+) -> None:
+    port: int = mosquitto.port  # type: ignore[attr-defined]
+    settings = _settings(port)
+    counts = {"a": 0, "b": 0}
+    lock = threading.Lock()
+
+    def counter(name: str) -> Callable[[BatchResult], None]:
+        def count(result: BatchResult) -> None:
+            with lock:
+                counts[name] += len(result.recorded.accepted)
+        return count
+
+    workers = [
+        IngestWorker(settings, IngestPipeline(engine, settings), client_id=f"ingest-{name}",
+                     on_batch=counter(name))
+        for name in counts
+    ]
+    for worker in workers:
+        worker.start()
+        assert worker.wait_subscribed(10)
+    publisher = _publisher(port)
+    try:
+        _publish(publisher, reader.topic, [reader.signed(seq) for seq in range(300)])
+        assert _wait_for(lambda: _stored(engine) == 300)
+    finally:
+        publisher.loop_stop()
+        for worker in workers:
+            worker.stop()
+    assert counts["a"] > 0 and counts["b"] > 0 and counts["a"] + counts["b"] == 300
+
+
+def test_batch_that_fails_before_commit_is_redelivered_not_lost(
+    engine: Engine, reader: RegisteredReader, mosquitto: object
+) -> None:
+    port: int = mosquitto.port  # type: ignore[attr-defined]
+    settings = _settings(port)
+    failures = {"left": 2}
+
+    def crash_twice(
+        session: Session, batch: RecordedBatch, now: datetime
+    ) -> list[DecisionMessage]:
+        if failures["left"] > 0 and batch.accepted:
+            failures["left"] -= 1
+            raise RuntimeError("simulated crash before commit")
+        return apply_custody(session, batch, now)
+
+    worker = IngestWorker(settings, IngestPipeline(engine, settings, custody=crash_twice))
+    worker.start()
+    assert worker.wait_subscribed(10)
+    publisher = _publisher(port)
+    try:
+        _publish(publisher, reader.topic, [reader.signed(seq) for seq in range(20)])
+        assert _wait_for(lambda: _stored(engine) == 20)
+    finally:
+        publisher.loop_stop()
+        worker.stop()
+    assert failures["left"] == 0
+
+
+def test_unacknowledged_messages_go_to_the_next_worker_after_a_crash(
+    engine: Engine, reader: RegisteredReader, mosquitto: object
+) -> None:
+    """A worker dies holding messages it never acknowledged: a restarted worker with the same
+    client id gets them again from the broker's persistent session."""
+    port: int = mosquitto.port  # type: ignore[attr-defined]
+    settings = _settings(port)
+    stuck, release = threading.Event(), threading.Event()
+
+    class HangingPipeline(IngestPipeline):
+        # Hangs before its transaction: a killed process holds no database lock.
+        def process(self, messages: Sequence[InboundMessage]) -> BatchResult:
+            stuck.set()
+            release.wait(30)  # the worker is "killed" while in here
+            raise RuntimeError("never commits")
+
+    doomed = IngestWorker(settings, HangingPipeline(engine, settings), client_id="ingest-crash")
+    doomed.start()
+    assert doomed.wait_subscribed(10)
+    publisher = _publisher(port)
+    _publish(publisher, reader.topic, [reader.signed(seq) for seq in range(10)])
+    assert stuck.wait(10)
+    doomed.client.loop_stop()
+    sock = doomed.client.socket()
+    assert sock is not None
+    sock.close()  # like kill -9: no DISCONNECT, no PUBACK
+    doomed._stopping.set()
+    time.sleep(0.5)
+    revived = IngestWorker(settings, IngestPipeline(engine, settings), client_id="ingest-crash")
+    revived.start()
+    try:
+        assert _wait_for(lambda: _stored(engine) == 10)
+    finally:
+        release.set()
+        publisher.loop_stop()
+        revived.stop()
+
+
+def test_desk_reader_gets_its_decisions_within_a_second(
+    engine: Engine, mosquitto: object
+) -> None:
+    """A badge and three radios published as the agent does become three check-outs, and the
+    reader's decisions topic carries four green answers within a second."""
+    port: int = mosquitto.port  # type: ignore[attr-defined]
+    desk = register_reader(engine, reader_id="desk-1")
+    badge = "E2800000000000000000000A"
+    radios = [f"E280116060000205000000{i:02d}" for i in range(3)]
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        session.add(AssetClass(id="radio", agency_id="north", name="Radio"))
+        session.flush()
+        create_person(session, agency_id="north", now=now,
+                      data=PersonCreate(id="alice", badges=[badge]))
+        for i, epc in enumerate(radios):
+            create_asset(session, agency_id="north", now=now, data=AssetCreate(
+                id=f"R-{i}", class_id="radio", epc_hex=epc, home_site_id="north-store"))
+        session.commit()
+    settings = _settings(port)
+    worker = IngestWorker(settings, IngestPipeline(engine, settings))
+    worker.start()
+    assert worker.wait_subscribed(10)
+    answers: list[tuple[float, dict[str, object]]] = []
+    agent = _publisher(port)
+    agent.on_message = lambda c, u, m: answers.append((time.monotonic(), json.loads(m.payload)))
+    agent.subscribe(desk.topic.replace("/events", "/decisions"), qos=1)
+    time.sleep(0.3)
+    try:
+        sent = time.monotonic()
+        _publish(agent, desk.topic, [desk.signed(0, badge, kind="badge", session="s1")] + [
+            desk.signed(1 + i, epc, session="s1") for i, epc in enumerate(radios)])
+        assert _wait_for(lambda: len(answers) == 4, timeout=10)
+    finally:
+        agent.loop_stop()
+        worker.stop()
+    assert [a["decision"] for _, a in answers] == ["accept"] * 4
+    assert [a["action"] for _, a in answers] == [None, "check_out", "check_out", "check_out"]
+    assert max(t for t, _ in answers) - sent < 1.0

@@ -1,0 +1,217 @@
+"""A real custody history for the auditor's tests: signed observations from two readers, custody
+events chained per asset in a MerkleLog, signed checkpoints anchored on a real chain (the
+embedded py-evm chain or anvil), exported as an audit bundle."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from eth_account import Account
+from web3 import Web3
+
+from ledger.bundle_export import LoggedEvent, export_bundle
+from ledger.chain.client import CustodyAnchorClient
+from ledger.core.bundle import (
+    AnchorProof,
+    BundleCheckpoint,
+    ChainInfo,
+    DeviceRegistration,
+    FingerprintHasher,
+    Scope,
+)
+from ledger.core.checkpoint import Checkpoint, chain_agency_id, chain_log_id, sign_checkpoint
+from ledger.core.commitments import PERSON, commit
+from ledger.core.envelope import Envelope, envelope_hash, key_id, raw_public_key, sign_envelope
+from ledger.core.records import GENESIS_PREV, CustodyEvent, Holder, Observation, event_hash
+from ledger.log import MerkleLog
+from ledger.nodestore import MemoryNodeStore
+
+AGENCY = "met-police"
+ASSETS = ("urn:epc:id:giai:0614141.1001", "urn:epc:id:giai:0614141.1002",
+          "urn:epc:id:grai:0614141.12345.7")
+PEOPLE = {"officer-17": "PC Jane Doe", "officer-22": "PC John Roe"}
+SALT = b"s" * 16
+
+
+def person_ref(person: str) -> str:
+    return commit(PERSON, person, SALT)
+
+
+@dataclass
+class ChainSetup:
+    w3: Web3
+    admin: CustodyAnchorClient
+    anchorer: CustodyAnchorClient
+    chain_id: int
+
+
+def deploy(w3: Web3, log_key: Ed25519PrivateKey) -> ChainSetup:
+    """A fresh CustodyAnchor with the log registered to AGENCY and one anchorer granted."""
+    accounts = []
+    for _ in range(2):
+        account = Account.create()
+        tx = w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": account.address,
+                                      "value": 10**18})
+        w3.eth.wait_for_transaction_receipt(tx, timeout=30)
+        accounts.append(account)
+    admin = CustodyAnchorClient.deploy(w3, accounts[0])
+    admin.register_log(chain_log_id(key_id(log_key.public_key())), chain_agency_id(AGENCY))
+    admin.grant_anchorer(chain_agency_id(AGENCY), accounts[1].address)
+    return ChainSetup(w3, admin, CustodyAnchorClient(w3, admin.address, accounts[1]),
+                      int(w3.eth.chain_id))
+
+
+def anchor(setup: ChainSetup, envelope: Envelope, anchorer: CustodyAnchorClient | None = None
+           ) -> AnchorProof:
+    """Anchor a signed checkpoint and return the proof a bundle embeds."""
+    client = anchorer or setup.anchorer
+    point = Checkpoint.from_record(envelope.payload)
+    pending = client.prepare_anchor(chain_log_id(point.log_id), point.tree_size, point.root,
+                                    envelope.to_bytes(), 0.0)
+    client.send(pending)
+    client.wait_for_receipt(pending.tx_hash, timeout_s=60)
+    receipt = setup.w3.eth.get_transaction_receipt(pending.tx_hash)
+    entry = receipt["logs"][0]
+    return AnchorProof(pending.tx_hash, int(receipt["blockNumber"]), bytes(receipt["blockHash"]),
+                       client.account.address.lower(), str(entry["address"]),
+                       tuple(bytes(t) for t in entry["topics"]), bytes(entry["data"]))
+
+
+@dataclass
+class Story:
+    """A custody history and everything needed to rebuild its bundle after tampering."""
+
+    log_key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    reader_keys: dict[str, Ed25519PrivateKey] = field(default_factory=dict)
+    devices: list[DeviceRegistration] = field(default_factory=list)
+    observations: list[Envelope] = field(default_factory=list)
+    events: list[CustodyEvent] = field(default_factory=list)
+    log: MerkleLog = field(default_factory=lambda: MerkleLog(MemoryNodeStore()))
+    checkpoints: list[BundleCheckpoint] = field(default_factory=list)
+    setup: ChainSetup | None = None
+    seq: int = 0
+
+    def add_reader(self, reader: str, registered: str = "2026-01-01T00:00:00.000Z",
+                   revoked: str | None = None) -> None:
+        key = Ed25519PrivateKey.generate()
+        self.reader_keys[reader] = key
+        self.devices.append(DeviceRegistration(
+            reader, AGENCY, key_id(key.public_key()), raw_public_key(key.public_key()),
+            registered, revoked))
+
+    def observe(self, reader: str, epc: str, time: str) -> str:
+        self.seq += 1
+        payload = Observation(device=reader, seq=self.seq, time=time, kind="read", epc=epc,
+                              antenna=1, rssi=-50, zone="desk").to_record()
+        envelope = sign_envelope(payload, self.reader_keys[reader])
+        self.observations.append(envelope)
+        return envelope_hash(envelope).hex()
+
+    def custody(self, asset: str, action: str, time: str, reader: str,
+                holder_from: Holder | None, holder_to: Holder | None) -> CustodyEvent:
+        previous = [e for e in self.events if e.asset == asset]
+        prev = event_hash(previous[-1]).hex() if previous else GENESIS_PREV
+        epc = "%024X" % (abs(hash(asset)) % (1 << 96))
+        obs = self.observe(reader, epc, time)
+        event = CustodyEvent(agency=AGENCY, asset=asset, seq=len(previous), prev=prev,
+                             action=action, time=time, holder_from=holder_from,
+                             holder_to=holder_to, observations=(obs,), reader=reader)
+        self.events.append(event)
+        self.log.append(event.to_bytes())
+        return event
+
+    def checkpoint(self, time: str = "2026-02-01T00:00:00.000Z") -> Envelope:
+        point = Checkpoint(key_id(self.log_key.public_key()), self.log.size, self.log.root(),
+                           time)
+        envelope = sign_checkpoint(point, self.log_key)
+        proof = anchor(self.setup, envelope) if self.setup else None
+        self.checkpoints.append(BundleCheckpoint(envelope, proof))
+        return envelope
+
+    def bundle_events(self) -> list[LoggedEvent]:
+        return [LoggedEvent(e.to_bytes(), i) for i, e in enumerate(self.events)]
+
+    def bundle(self, scope: Scope | None = None, **overrides: Any) -> bytes:
+        setup = self.setup
+        chain = ChainInfo(setup.chain_id, setup.admin.address, AGENCY) if setup else None
+        values: dict[str, Any] = dict(
+            scope=scope or Scope("assets", ASSETS), created="2026-03-01T00:00:00.000Z",
+            log_public_key=raw_public_key(self.log_key.public_key()), chain=chain,
+            devices=self.devices, checkpoints=self.checkpoints,
+            observations=self.observations,
+            events=self.bundle_events())
+        values.update(overrides)
+        return export_bundle(self.log, **values)
+
+
+def make_story(setup: ChainSetup | None, log_key: Ed25519PrivateKey | None = None) -> Story:
+    """Three assets issued, transferred and returned over two anchored checkpoints."""
+    story = Story(log_key=log_key or Ed25519PrivateKey.generate(), setup=setup)
+    story.add_reader("desk-1")
+    story.add_reader("desk-2")
+    store = Holder("location", "store-central")
+    jane, john = Holder("person", person_ref("officer-17")), Holder("person", person_ref(
+        "officer-22"))
+    for n, asset in enumerate(ASSETS):
+        story.custody(asset, "register", f"2026-01-0{n + 2}T08:00:00.000Z", "desk-1", None, store)
+        story.custody(asset, "check_out", f"2026-01-0{n + 2}T09:00:00.000Z", "desk-1", store,
+                      jane)
+    story.checkpoint("2026-01-10T00:00:00.000Z")
+    for n, asset in enumerate(ASSETS):
+        story.custody(asset, "transfer", f"2026-01-1{n}T10:00:00.000Z", "desk-2", jane, john)
+        story.custody(asset, "check_in", f"2026-01-1{n}T18:00:00.000Z", "desk-2", john, store)
+    story.checkpoint("2026-01-20T00:00:00.000Z")
+    return story
+
+
+def relines(bundle: bytes, edit: Any) -> bytes:
+    """Apply `edit(lines) -> lines` to a bundle's body and re-seal it with a fresh fingerprint
+    and line count, as a forger would: only the real checks can catch the change."""
+    import json
+
+    from ledger.core.bundle import fast_canonical
+
+    lines = bundle.split(b"\n")[:-2]
+    header = json.loads(lines[0])
+    lines = edit(lines)
+    header_after = json.loads(lines[0])
+    if header_after == header:
+        counts = header["counts"]
+        body = len(lines) - 1
+        fixed = (counts["devices"] + counts["checkpoints"] + counts["consistency"]
+                 + counts["observations"])
+        counts["events"] = max((body - fixed) // 2, 0)
+        lines[0] = fast_canonical(header)
+    hasher = FingerprintHasher()
+    for line in lines:
+        hasher.add(line)
+    end = fast_canonical({"type": "bundle-end", "lines": len(lines),
+                          "fingerprint": hasher.digest().hex()})
+    return b"\n".join([*lines, end]) + b"\n"
+
+
+def random_hex(n: int = 32) -> str:
+    return os.urandom(n).hex()
+
+
+def section_start(bundle: bytes, section: str) -> int:
+    """Index (0-based line) of the first line of `section` in a bundle."""
+    import json
+
+    counts = json.loads(bundle.split(b"\n", 1)[0])["counts"]
+    order = ["devices", "checkpoints", "consistency", "observations", "events"]
+    return 1 + sum(counts[name] for name in order[: order.index(section)])
+
+
+def edit_json_line(line: bytes, change: Any) -> bytes:
+    """Decode a line, apply `change(record)`, re-encode canonically."""
+    import json
+
+    from ledger.core.bundle import fast_canonical
+
+    record = json.loads(line)
+    change(record)
+    return fast_canonical(record)

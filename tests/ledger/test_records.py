@@ -1,0 +1,174 @@
+"""Record types, hash chains and commitments: known answers, tamper cases and refusals."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.core import commitments
+from ledger.core.errors import HashChainError, SchemaError
+from ledger.core.hashchain import ChainHead, verify_chain
+from ledger.core.records import (
+    GENESIS_PREV,
+    CustodyEvent,
+    Holder,
+    Observation,
+    event_hash,
+    format_time,
+    parse_time,
+)
+
+VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "core_records.json").read_text())
+EVENTS = [CustodyEvent.from_record(r) for r in VECTORS["chain"]["events"]]
+
+
+def test_event_hash_known_answers() -> None:
+    assert [event_hash(e).hex() for e in EVENTS] == VECTORS["chain"]["hashes"]
+    assert [e.to_record() for e in EVENTS] == VECTORS["chain"]["events"]
+
+
+def test_chain_verifies_and_reports_head() -> None:
+    head = verify_chain(EVENTS[0].asset, EVENTS)
+    assert head.next_seq == 2
+    assert head.prev == VECTORS["chain"]["hashes"][-1]
+
+
+def _extend(events: list[CustodyEvent], count: int) -> list[CustodyEvent]:
+    result = list(events)
+    for _ in range(count):
+        last = result[-1]
+        result.append(replace(last, seq=last.seq + 1, prev=event_hash(last).hex(),
+                              action="check_in", holder_from=last.holder_to,
+                              holder_to=Holder("location", "met/store/central")))
+    return result
+
+
+CHAIN = _extend(EVENTS, 3)
+
+
+@pytest.mark.parametrize(
+    ("name", "events", "message"),
+    [
+        ("delete middle", CHAIN[:2] + CHAIN[3:], "expected event seq 2, found 3"),
+        ("delete first", CHAIN[1:], "expected event seq 0, found 1"),
+        ("reorder", [CHAIN[0], CHAIN[2], CHAIN[1], *CHAIN[3:]], "expected event seq 1"),
+        ("rewrite", [CHAIN[0], replace(CHAIN[1], time="2026-11-28T10:00:00.000Z"), *CHAIN[2:]],
+         "expected prev"),
+        # The inserted event links correctly; the original that follows it no longer does.
+        ("insert", [*CHAIN[:2], replace(CHAIN[2], action="dispose"), *CHAIN[2:]],
+         "expected event seq 3, found 2"),
+        ("other asset", [replace(CHAIN[0], asset="urn:epc:id:giai:1.2")], "is for asset"),
+    ],
+)
+def test_chain_tampering_detected(name: str, events: list[CustodyEvent], message: str) -> None:
+    with pytest.raises(HashChainError, match=message):
+        verify_chain(CHAIN[0].asset, events)
+
+
+def test_head_refuses_wrong_link() -> None:
+    head = ChainHead(asset=CHAIN[0].asset)
+    with pytest.raises(HashChainError):
+        head.advance(replace(CHAIN[0], prev="11" * 32))
+    assert head.advance(CHAIN[0]).next_seq == 1
+
+
+def test_observation_round_trip_and_limits() -> None:
+    record = VECTORS["envelope"]["observation"]
+    obs = Observation.from_record(record)
+    assert obs.to_record() == record
+
+
+OBS = VECTORS["envelope"]["observation"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"type": "custody-event"}, {"v": 2}, {"seq": -1}, {"seq": True}, {"seq": "1"},
+        {"time": "2026-11-28 09:15:02Z"}, {"time": "2026-02-30T00:00:00.000Z"},
+        {"time": "2026-11-28T09:15:02.125+01:00"}, {"kind": "teleport"}, {"epc": "3034zz"},
+        {"epc": "abcd"}, {"epc": "ABC"}, {"epc": "AB" * 63}, {"antenna": 256}, {"rssi": 500},
+        {"rssi": 1.5}, {"device": ""}, {"device": "x" * 129}, {"device": "has space"},
+        {"zone": "\u00e9"}, {"direction": "up"}, {"uri": "http://evil"}, {"extra": 1},
+    ],
+    ids=lambda c: next(iter(c)) + "=" + repr(next(iter(c.values())))[:20],
+)
+def test_observation_refuses(change: dict[str, Any]) -> None:
+    with pytest.raises(SchemaError):
+        Observation.from_record({**OBS, **change})
+
+
+EV = VECTORS["chain"]["events"][1]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"action": "steal"}, {"prev": "00"}, {"prev": "G" * 64}, {"seq": -2},
+        {"to": {"kind": "person", "ref": "pc-4471"}}, {"to": {"kind": "alien", "ref": "x"}},
+        {"from": {"kind": "location"}}, {"observations": ["00" * 32] * 65},
+        {"authorised_by": ["nothex"]}, {"observations": "00" * 32}, {"reader": 7},
+    ],
+    ids=lambda c: next(iter(c)),
+)
+def test_custody_event_refuses(change: dict[str, Any]) -> None:
+    with pytest.raises(SchemaError):
+        CustodyEvent.from_record({**EV, **change})
+
+
+def test_people_only_as_commitments() -> None:
+    c = VECTORS["commitment"]
+    salt = bytes.fromhex(c["salt_hex"])
+    assert commitments.commit(c["purpose"], c["value"], salt) == c["commitment"]
+    assert commitments.opens(c["commitment"], c["purpose"], c["value"], salt)
+    assert not commitments.opens(c["commitment"], c["purpose"], "met/officer/4472", salt)
+    assert not commitments.opens(c["commitment"], commitments.BADGE, c["value"], salt)
+    assert commitments.commit(c["purpose"], c["value"], bytes(16)) != c["commitment"]
+    assert c["value"] not in json.dumps(VECTORS["chain"]["events"])
+
+
+def test_erasure_keeps_chain_verifiable() -> None:
+    """Forgetting the salt and value leaves every event hash unchanged."""
+    before = [event_hash(e) for e in CHAIN]
+    assert verify_chain(CHAIN[0].asset, CHAIN).next_seq == len(CHAIN)
+    assert [event_hash(CustodyEvent.from_record(e.to_record())) for e in CHAIN] == before
+
+
+@pytest.mark.parametrize(
+    ("purpose", "value", "salt"),
+    [("person", "x", b"short"), ("person", "", bytes(16)), ("", "x", bytes(16)),
+     ("person", "x" * 257, bytes(16)), ("person", "x", bytes(65))],
+)
+def test_commitment_inputs_bounded(purpose: str, value: str, salt: bytes) -> None:
+    with pytest.raises(SchemaError):
+        commitments.commit(purpose, value, salt)
+
+
+def test_time_format_round_trip() -> None:
+    moment = datetime(2026, 11, 28, 9, 15, 2, 125_000, tzinfo=timezone(timedelta(hours=1)))
+    text = format_time(moment)
+    assert text == "2026-11-28T08:15:02.125Z"
+    assert parse_time(text) == moment.astimezone(UTC)
+    with pytest.raises(SchemaError):
+        format_time(datetime(2026, 1, 1))
+
+
+def test_genesis_prev_is_zero_hash() -> None:
+    assert GENESIS_PREV == "0" * 64
+
+
+def test_committed_vectors_match_the_generator() -> None:
+    """Any change to ledger.core that alters bytes or hashes must come with new vectors."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "vectors"))
+    try:
+        import generate_core
+    finally:
+        sys.path.pop(0)
+    assert generate_core.build() == VECTORS
