@@ -42,6 +42,7 @@ bench: setup node
 	$(BIN)/python bench/reader_decode.py
 	$(BIN)/python bench/agent.py
 	$(BIN)/python bench/anchoring.py
+	$(BIN)/python bench/verify.py
 
 clean:
 	rm -rf $(VENV) contracts/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""The API service's `kitledger` subcommands: `migrate` and `serve`.
+"""The API service's `kitledger` subcommands: `migrate`, `serve` and `api-client`.
 
 Registered through `ledger.cli.SUBCOMMAND_MODULES`. Only argparse is imported at module load;
 SQLAlchemy, Alembic and FastAPI are imported inside `run`, so `kitledger --help` and the other
@@ -68,6 +68,39 @@ def run_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_api_client(args: argparse.Namespace) -> int:
+    from sqlmodel import Session
+
+    from api.auth import create_api_client
+    from api.config import load_settings
+    from api.db import make_engine, utcnow
+    from api.errors import ConfigError
+    from api.models import Agency, Scope
+
+    try:
+        settings = load_settings(args.config, **(
+            {"database_url": args.database_url} if args.database_url else {}))
+        scopes = [Scope(s) for s in args.scopes.split(",") if s]
+    except (ConfigError, ValueError) as exc:
+        emit({"verdict": "unusable", "reason": str(exc)})
+        return EXIT_UNUSABLE
+    engine = make_engine(settings)
+    with Session(engine) as session:
+        if session.get(Agency, args.agency) is None:
+            session.add(Agency(id=args.agency, name=args.agency_name or args.agency))
+            session.flush()
+        client, key = create_api_client(
+            session, agency_id=args.agency, name=args.name, scopes=scopes,
+            server_secret=settings.secret_key.get_secret_value(), now=utcnow())
+        session.commit()
+        client_id = client.id
+    engine.dispose()
+    # The key is shown once, here, to the operator who asked for it; only its hash is stored.
+    emit({"verdict": "ok", "client_id": client_id, "agency": args.agency, "key": key,
+          "scopes": sorted(s.value for s in scopes)})
+    return EXIT_OK
+
+
 def register(subparsers: Any) -> None:
     """Add `migrate` and `serve` to the `kitledger` parser."""
     migrate = subparsers.add_parser("migrate", help="apply the API database migrations")
@@ -82,3 +115,14 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--ingest-workers", type=int, default=1,
                        help="MQTT ingest processes (0: HTTP only)")
     serve.set_defaults(run=run_serve)
+    client = subparsers.add_parser(
+        "api-client", help="create an agency's API client (and the agency if new); prints its key"
+    )
+    _settings_arguments(client)
+    client.add_argument("--agency", required=True, help="agency id")
+    client.add_argument("--agency-name", help="name when creating the agency")
+    client.add_argument("--name", default="api client", help="who uses this key")
+    client.add_argument("--scopes", default="assets:read",
+                        help="comma-separated: assets:read,assets:write,custody:write,"
+                             "audit:read,admin")
+    client.set_defaults(run=run_api_client)

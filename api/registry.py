@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from api.custody.events import CustodyChange, append_change
-from api.logstore import claim_log_writer, open_log
+from api.logstore import appending_log, claim_log_writer
 from api.models.assets import Asset, AssetCreate, AssetShare, AssetStatus, HolderKind
 from api.models.people import Badge, Person, PersonCreate, PersonSecret
 from api.models.registry import Reader, ReaderCreate, ReaderStatus
@@ -90,8 +90,9 @@ def create_asset(
     session.add(asset)
     session.flush()
     session.add_all(AssetShare(asset_id=data.id, agency_id=a) for a in set(data.shared_with))
-    append_change(session, open_log(session), asset, CustodyChange(
-        action="register", holder_kind=HolderKind.LOCATION, holder_ref=data.home_site_id,
-        new_status=AssetStatus.IN_STORE, time=now,
-    ))
+    with appending_log(session) as log:
+        append_change(session, log, asset, CustodyChange(
+            action="register", holder_kind=HolderKind.LOCATION, holder_ref=data.home_site_id,
+            new_status=AssetStatus.IN_STORE, time=now,
+        ))
     return asset

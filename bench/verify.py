@@ -55,7 +55,9 @@ def build(events: int) -> bytes:
     log_key, reader_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     kid = key_id(reader_key.public_key())
     log = MerkleLog(MemoryNodeStore())
-    observations, logged, checkpoints = [], [], []
+    observations: list[Envelope] = []
+    logged: list[LoggedEvent] = []
+    checkpoints: list[BundleCheckpoint] = []
     prev: dict[int, str] = {}
     for n in range(events):
         asset, seq = n % (events // EVENTS_PER_ASSET or 1), n // (events // EVENTS_PER_ASSET or 1)

@@ -38,6 +38,8 @@ def _checkpoints(bundle: AuditBundle, report: VerificationReport) -> list[Checkp
     except LedgerError as exc:
         result.fail(f"log public key unusable: {exc}")
         return [None] * len(bundle.checkpoints)
+    if key_id(log_key) != bundle.log_id:
+        result.fail(f"header names log {bundle.log_id}, its public key's id is {key_id(log_key)}")
     previous = 0
     for position, item in enumerate(bundle.checkpoints):
         result.items += 1

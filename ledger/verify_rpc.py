@@ -41,14 +41,14 @@ class RpcChainReader:
         try:
             call = self._client.contract.functions.agencyOf(chain_log_id).call
             agency = bytes(call())
-        except (ChainError, OSError, ValueError) as exc:
+        except Exception as exc:  # any failure to ask the node is exit 3, not a verdict
             raise ChainUnreachable(f"reading the log's agency failed: {exc}") from None
         return None if agency == bytes(32) else agency
 
     def anchors(self, chain_log_id: bytes) -> dict[int, ChainAnchor]:
         try:
             events = self._client.anchored_events(chain_log_id, self._from_block)
-        except (ChainError, OSError, ValueError) as exc:
+        except Exception as exc:  # any failure to ask the node is exit 3, not a verdict
             raise ChainUnreachable(f"reading Anchored events failed: {exc}") from None
         return {e.tree_size: ChainAnchor(e.tree_size, e.root, e.anchorer, e.tx_hash,
                                          e.block_number)
@@ -59,5 +59,5 @@ class RpcChainReader:
             return self._client.latest_checkpoint(chain_log_id).tree_size
         except ContractRevert:
             return 0  # an unregistered log has no anchors; the agency check says so
-        except (ChainError, OSError, ValueError) as exc:
+        except Exception as exc:  # any failure to ask the node is exit 3, not a verdict
             raise ChainUnreachable(f"reading the latest checkpoint failed: {exc}") from None

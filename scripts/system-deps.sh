@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite runs against, when they are missing.
-# Real parts, not mocks: the tests start their own Mosquitto broker (and, later, Chromium).
+# Real parts, not mocks: the tests start their own Mosquitto broker and drive Chromium.
 set -euo pipefail
 
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+# Browser tests drive Debian's Chromium (never a downloaded browser); PDF reports are checked
+# with poppler's pdftotext/pdftoppm.
+[ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
+command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 for pkg in "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

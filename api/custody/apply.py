@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
+from api.custody import pending
 from api.custody.events import CustodyChange, append_change
 from api.custody.overdue import resolve_overdue
 from api.custody.rules import (
@@ -29,12 +31,13 @@ from api.custody.rules import (
 from api.ingest.record import RecordedBatch
 from api.ingest.topics import DECISIONS, ReaderTopic
 from api.ingest.verify import Verified
-from api.logstore import open_log
+from api.logstore import LogAppender
 from api.models.assets import Asset, AssetClass, AssetShare, AssetStatus, HolderKind
 from api.models.custody import Alert, Decision, DeskSession, Refusal
 from api.models.people import Badge, Person
 from api.models.registry import Reader, ReaderRole
-from ledger.log import MerkleLog
+
+_DECISIONS = Decision.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +58,11 @@ class _BatchState:
     badges: dict[str, str]
     people: dict[str, PersonView]
     sessions: dict[tuple[str, str], DeskSession]
-    log: MerkleLog | None = None
+    commitments: dict[str, str]
+    log: LogAppender
+    decisions: list[dict[str, object]] = field(default_factory=list)
+    opened: list[Verified] = field(default_factory=list)
+    batch_seqs: dict[str, set[int]] = field(default_factory=dict)
 
 
 def _person_view(person: Person) -> PersonView:
@@ -69,21 +76,6 @@ def _load(session: Session, items: list[Verified]) -> _BatchState:
         r.id: ReaderView(r.id, r.agency_id, r.site_id, ReaderRole(r.role))
         for r in session.exec(select(Reader).where(col(Reader.id).in_(reader_ids)))
     }
-    assets = {
-        a.epc_hex: a
-        for a in session.exec(select(Asset).where(col(Asset.epc_hex).in_(epcs)).with_for_update())
-    }
-    class_ids = {a.class_id for a in assets.values()}
-    classes = {
-        c.id: c
-        for c in session.exec(select(AssetClass).where(col(AssetClass.id).in_(class_ids)))
-    }
-    share_rows = session.exec(
-        select(AssetShare).where(col(AssetShare.asset_id).in_({a.id for a in assets.values()}))
-    )
-    shares: dict[str, set[str]] = defaultdict(set)
-    for share in share_rows:
-        shares[share.asset_id].add(share.agency_id)
     badges = {
         b.epc_hex: b.person_id
         for b in session.exec(select(Badge).where(col(Badge.epc_hex).in_(epcs)))
@@ -99,14 +91,33 @@ def _load(session: Session, items: list[Verified]) -> _BatchState:
         )
     }
     person_ids = set(badges.values()) | {p for s in sessions.values() for p in s.person_ids}
-    people = {
-        p.id: _person_view(p)
-        for p in session.exec(select(Person).where(col(Person.id).in_(person_ids)))
-    }
-    return _BatchState(
-        readers, assets, classes, {k: frozenset(v) for k, v in shares.items()}, badges, people,
-        sessions,
+    rows = list(session.exec(select(Person).where(col(Person.id).in_(person_ids))))
+    state = _BatchState(
+        readers, {}, {}, {}, badges, {p.id: _person_view(p) for p in rows}, sessions,
+        {p.id: p.commitment for p in rows}, LogAppender(session),
     )
+    _load_assets(session, state, epcs)
+    return state
+
+
+def _load_assets(session: Session, state: _BatchState, epcs: set[str]) -> None:
+    """Add the assets tagged `epcs` (locked until commit), their classes and shares."""
+    assets = {
+        a.epc_hex: a
+        for a in session.exec(select(Asset).where(col(Asset.epc_hex).in_(epcs)).with_for_update())
+    }
+    class_ids = {a.class_id for a in assets.values()}
+    state.classes.update({
+        c.id: c
+        for c in session.exec(select(AssetClass).where(col(AssetClass.id).in_(class_ids)))
+    })
+    shares: dict[str, set[str]] = defaultdict(set)
+    for share in session.exec(
+        select(AssetShare).where(col(AssetShare.asset_id).in_({a.id for a in assets.values()}))
+    ):
+        shares[share.asset_id].add(share.agency_id)
+    state.shares.update({k: frozenset(v) for k, v in shares.items()})
+    state.assets.update(assets)
 
 
 def _asset_view(state: _BatchState, asset: Asset) -> AssetView:
@@ -131,6 +142,7 @@ def _open_session(
         state.sessions[key] = desk
     if person_id not in desk.person_ids:
         desk.person_ids = [*desk.person_ids, person_id]  # reassign: JSON columns track by value
+        state.opened.append(item)
     desk.last_at = now
     session.add(desk)
 
@@ -140,17 +152,15 @@ def _change(
     now: datetime,
 ) -> None:
     assert ruling.action and ruling.holder_kind and ruling.holder_ref and ruling.new_status
-    if state.log is None:
-        state.log = open_log(session)
     policy = state.classes.get(asset.class_id)
     due = None
     if ruling.new_status == AssetStatus.CHECKED_OUT and policy and policy.loan_days:
         due = now + timedelta(days=policy.loan_days)
-    append_change(session, state.log, asset, CustodyChange(
+    append_change(session, state.log.log, asset, CustodyChange(
         action=ruling.action, holder_kind=ruling.holder_kind, holder_ref=ruling.holder_ref,
         new_status=ruling.new_status, time=now, observations=(item.envelope_hash,),
         authorisers=ruling.authorisers, reader_id=item.reader.reader_id, due_at=due,
-    ))
+    ), state.commitments)
     if ruling.new_status == AssetStatus.IN_STORE:
         resolve_overdue(session, asset.id, now)
 
@@ -168,6 +178,9 @@ def _rule_on(session: Session, state: _BatchState, item: Verified, now: datetime
     if asset is None:
         return Ruling()
     desk = state.sessions.get((reader.reader_id, obs.session)) if obs.session else None
+    if (desk is None and obs.session and reader.role == ReaderRole.ISSUE_DESK
+            and pending.awaiting_earlier(session, reader.reader_id, obs.seq)):
+        return Ruling()  # held: its badge may still be on the way (see api.custody.pending)
     people = [state.people[p] for p in desk.person_ids if p in state.people] if desk else []
     ruling = decide_asset(reader, _asset_view(state, asset), people, obs.direction,
                           departing=obs.kind == "depart")
@@ -190,20 +203,53 @@ def apply_custody(session: Session, batch: RecordedBatch, now: datetime) -> list
     if not items:
         return []
     state = _load(session, items)
-    decisions: list[DecisionMessage] = []
     for item in items:
-        ruling = _rule_on(session, state, item, now)
-        if ruling.verdict is None:
-            continue
-        asset = state.assets.get(item.observation.epc)
-        asset_id = asset.id if asset else None
-        body = {"seq": item.observation.seq, "decision": ruling.verdict.value,
-                "reason": ruling.reason, "asset": asset_id, "action": ruling.action}
-        topic = ReaderTopic(item.reader.agency_id, item.reader.site_id,
-                            item.reader.reader_id).topic(DECISIONS)
-        session.add(Decision(reader_id=item.reader.reader_id, topic=topic,
-                             seq=item.observation.seq, decision=ruling.verdict.value,
-                             reason=ruling.reason, asset_id=asset_id,
-                             action=ruling.action, created_at=now))
-        decisions.append(DecisionMessage(topic, json.dumps(body, sort_keys=True).encode()))
+        state.batch_seqs.setdefault(item.reader.reader_id, set()).add(item.observation.seq)
+    decisions: list[DecisionMessage] = []
+    with session.no_autoflush:  # one flush at commit, not one per event
+        for item in items:
+            decisions += _decide(session, state, item, now)
+            while state.opened:
+                decisions += _replay_held(session, state, state.opened.pop(), now)
+    state.log.write()
+    if state.decisions:
+        session.connection().execute(insert(_DECISIONS), state.decisions)
     return decisions
+
+
+def _replay_held(
+    session: Session, state: _BatchState, badge: Verified, now: datetime
+) -> list[DecisionMessage]:
+    """Rule on reads of the session `badge` just opened that arrived before it."""
+    held = pending.held_reads(
+        session, badge.reader, str(badge.observation.session), badge.observation.seq,
+        state.batch_seqs.get(badge.reader.reader_id, set()),
+    )
+    state.batch_seqs.setdefault(badge.reader.reader_id, set()).update(
+        h.observation.seq for h in held
+    )
+    _load_assets(session, state, {h.observation.epc for h in held} - state.assets.keys())
+    decisions: list[DecisionMessage] = []
+    for item in held:
+        decisions += _decide(session, state, item, now)
+    return decisions
+
+
+def _decide(
+    session: Session, state: _BatchState, item: Verified, now: datetime
+) -> list[DecisionMessage]:
+    ruling = _rule_on(session, state, item, now)
+    if ruling.verdict is None:
+        return []
+    asset = state.assets.get(item.observation.epc)
+    asset_id = asset.id if asset else None
+    body = {"seq": item.observation.seq, "decision": ruling.verdict.value,
+            "reason": ruling.reason, "asset": asset_id, "action": ruling.action}
+    topic = ReaderTopic(item.reader.agency_id, item.reader.site_id,
+                        item.reader.reader_id).topic(DECISIONS)
+    state.decisions.append({
+        "reader_id": item.reader.reader_id, "topic": topic, "seq": item.observation.seq,
+        "decision": ruling.verdict.value, "reason": ruling.reason, "asset_id": asset_id,
+        "action": ruling.action, "created_at": now, "published_at": None,
+    })
+    return [DecisionMessage(topic, json.dumps(body, sort_keys=True).encode())]

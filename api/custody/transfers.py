@@ -15,7 +15,7 @@ from typing import Final
 from sqlmodel import Session
 
 from api.custody.events import CustodyChange, append_change
-from api.logstore import claim_log_writer, open_log
+from api.logstore import appending_log, claim_log_writer
 from api.models.assets import Asset, AssetClass, AssetShare, AssetStatus, HolderKind
 from api.models.custody import Transfer
 from api.models.people import Person
@@ -110,7 +110,8 @@ def accept(session: Session, *, transfer: Transfer, now: datetime) -> Asset:
                                time=now, due_at=now + timedelta(days=transfer.loan_days or 1))
         if session.get(AssetShare, (asset.id, transfer.to_ref)) is None:
             session.add(AssetShare(asset_id=asset.id, agency_id=transfer.to_ref))
-    append_change(session, open_log(session), asset, change)
+    with appending_log(session) as log:
+        append_change(session, log, asset, change)
     transfer.status, transfer.decided_at = ACCEPTED, now
     session.add(transfer)
     return asset
@@ -132,8 +133,9 @@ def dispose(session: Session, *, asset: Asset, now: datetime) -> Asset:
     if asset.status != AssetStatus.IN_STORE:
         raise CustodyRefused("only kit in store can be disposed of")
     claim_log_writer(session, now)
-    append_change(session, open_log(session), asset, CustodyChange(
-        action="dispose", holder_kind=HolderKind(asset.holder_kind), holder_ref=asset.holder_ref,
-        new_status=AssetStatus.DISPOSED, time=now,
-    ))
+    with appending_log(session) as log:
+        append_change(session, log, asset, CustodyChange(
+            action="dispose", holder_kind=HolderKind(asset.holder_kind),
+            holder_ref=asset.holder_ref, new_status=AssetStatus.DISPOSED, time=now,
+        ))
     return asset

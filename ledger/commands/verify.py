@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ledger.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE
+from ledger.commands import audit_outputs
 from ledger.core.bundle import MAX_BUNDLE_BYTES, AuditBundle, BundleError
 from ledger.core.bundle_parse import parse_bundle
 from ledger.verify import verify_bundle
@@ -80,7 +81,8 @@ def render(report: VerificationReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _reader(args: argparse.Namespace, bundle: AuditBundle) -> ChainReader:
+def chain_reader(args: argparse.Namespace, bundle: AuditBundle) -> ChainReader:
+    """The reader `--offline` or `--rpc URL` asks for."""
     if args.offline:
         return OfflineChainReader(bundle)
     if bundle.chain is None:
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_UNUSABLE
     show = args.progress or (sys.stderr.isatty() and len(bundle.events) >= PROGRESS_MIN_EVENTS)
     try:
-        reader = _reader(args, bundle)
+        reader = chain_reader(args, bundle)
         report = verify_bundle(bundle, reader, require_latest=args.require_latest,
                                progress=_progress_bar if show else None)
     except BundleError as exc:
@@ -132,3 +134,5 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--require-latest", action="store_true",
                         help="fail unless the newest checkpoint is the chain's latest anchor")
     parser.set_defaults(run=run)
+    # The auditor's other outputs live beside verify, registered with it.
+    audit_outputs.register(subparsers)

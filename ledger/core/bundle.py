@@ -158,6 +158,7 @@ class AuditBundle:
 
     scope: Scope
     created: str
+    log_id: str
     log_public_key: bytes
     chain: ChainInfo | None
     devices: tuple[DeviceRegistration, ...]

@@ -152,6 +152,10 @@ def _header(record: dict[str, Any]) -> tuple[dict[str, int], Scope, ChainInfo | 
     log = record["log"]
     if not isinstance(log, dict) or set(log) != {"id", "public_key"}:
         raise BundleError(f"{where}: log must name its id and public key")
+    for name in ("site", "start", "end"):
+        _get(scope, name, (str, type(None)), where)
+    _get(record, "created", str, where)
+    _get(log, "id", str, where)
     parsed_scope = Scope(scope["kind"], tuple(assets), scope["site"], scope["start"], scope["end"])
     chain = record["chain"]
     info = None
@@ -257,7 +261,7 @@ def parse_bundle(data: bytes) -> AuditBundle:
     if end["lines"] != position:
         raise BundleError(f"end line counts {end['lines']!r:.20} lines, found {position}")
     return AuditBundle(
-        scope=scope, created=str(header["created"]),
+        scope=scope, created=header["created"], log_id=header["log"]["id"],
         log_public_key=_hex(header["log"].get("public_key") if isinstance(header["log"], dict)
                             else None, "line 1 (header) log key", 32),
         chain=chain, devices=tuple(devices), checkpoints=tuple(checkpoints),

@@ -41,44 +41,50 @@ MAX_SAFE_INTEGER: Final = 2**53 - 1
 """RFC 8785 serialises numbers as IEEE 754 doubles: larger integers would not round-trip."""
 
 
-def _check_value(value: Any, depth: int) -> None:
-    if depth > MAX_DEPTH:
-        raise RecordTooDeep(f"record nests deeper than {MAX_DEPTH} levels")
-    if value is None or isinstance(value, bool | str):
-        if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise InvalidUtf8(f"string is not valid Unicode text: {exc.reason}") from None
-        return
-    if isinstance(value, int):
+def _check_value(value: Any, depth: int) -> bool:
+    """Check every limit and type in one pass; return whether every object key is ASCII.
+
+    Strings are not inspected here: a lone surrogate surfaces as a UnicodeEncodeError when the
+    canonical text is encoded, which `canonical_bytes` turns into InvalidUtf8.
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
         if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             raise NonCanonicalNumber(
                 f"integer {value} is outside the interoperable range ±(2^53-1)"
             )
-        return
-    if isinstance(value, float):
-        raise NonCanonicalNumber(f"records carry integers only, found float {value!r}")
+        return True
+    if depth > MAX_DEPTH:
+        raise RecordTooDeep(f"record nests deeper than {MAX_DEPTH} levels")
     if isinstance(value, Mapping):
+        if value and depth == MAX_DEPTH:
+            raise RecordTooDeep(f"record nests deeper than {MAX_DEPTH} levels")
+        ascii_keys = True
         for key, item in value.items():
             if not isinstance(key, str):
                 raise SchemaError(f"object keys must be strings, found {type(key).__name__}")
-            _check_value(key, depth + 1)
-            _check_value(item, depth + 1)
-        return
+            if not key.isascii():
+                ascii_keys = False
+            if type(item) is not str and not _check_value(item, depth + 1):
+                ascii_keys = False
+        return ascii_keys
     if isinstance(value, list | tuple):
+        if value and depth == MAX_DEPTH:
+            raise RecordTooDeep(f"record nests deeper than {MAX_DEPTH} levels")
+        ascii_keys = True
         for item in value:
-            _check_value(item, depth + 1)
-        return
+            if type(item) is not str and not _check_value(item, depth + 1):
+                ascii_keys = False
+        return ascii_keys
+    if isinstance(value, float):
+        raise NonCanonicalNumber(f"records carry integers only, found float {value!r}")
+    if isinstance(value, str):  # StrEnum and friends encode as their string value
+        return True
+    if isinstance(value, int):  # IntEnum: as its integer value
+        return _check_value(int(value), depth)
     raise SchemaError(f"cannot encode a value of type {type(value).__name__}")
-
-
-def _all_keys_ascii(value: Any) -> bool:
-    if isinstance(value, Mapping):
-        return all(k.isascii() and _all_keys_ascii(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return all(_all_keys_ascii(v) for v in value)
-    return True
 
 
 _STDLIB_CANONICAL = json.JSONEncoder(
@@ -90,18 +96,22 @@ def canonical_bytes(record: Mapping[str, Any]) -> bytes:
     """The RFC 8785 canonical bytes of `record`, after checking every limit."""
     if not isinstance(record, Mapping):
         raise SchemaError(f"a record is a JSON object, found {type(record).__name__}")
-    _check_value(record, 1)
-    if _all_keys_ascii(record):
+    if _check_value(record, 1):
         # Fast path, about 4x quicker than rfc8785's pure-Python encoder. After _check_value
         # a record holds only objects, arrays, strings, safe integers, booleans and null; for
         # those, with ASCII keys (where sorting by code point equals RFC 8785's UTF-16 order),
         # the stdlib's sorted, compact, non-ASCII-escaping output is byte for byte RFC 8785:
         # same escapes (\b \t \n \f \r, other controls as lower-case \u00xx), same integers.
         # tests/ledger/test_encoding.py checks this equivalence against rfc8785 by property.
-        data = _STDLIB_CANONICAL.encode(record).encode("utf-8")
+        try:
+            data = _STDLIB_CANONICAL.encode(record).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidUtf8(f"string is not valid Unicode text: {exc.reason}") from None
     else:
         try:
             data = rfc8785.dumps(record)
+        except UnicodeEncodeError as exc:
+            raise InvalidUtf8(f"string is not valid Unicode text: {exc.reason}") from None
         except rfc8785.CanonicalizationError as exc:
             raise EncodingError(f"cannot canonicalise record: {exc}") from None
     if len(data) > MAX_RECORD_BYTES:

@@ -2,9 +2,10 @@
 
 Threads: one iterates the reader driver (blocking serial I/O) into a bounded queue; paho runs
 its own network thread; everything else happens in the loop here, one turn at a time: take the
-queued reads, run the pipeline, sign the new observations and commit them to the outbox in one
-transaction (group commit: one fsync per turn), delete acknowledged rows, hand the next rows to
-paho within the in-flight window, show decisions, and now and then publish health.
+queued reads, run the pipeline, sign the new observations and commit them to the outbox (group
+commit: one fsync per SIGN_BATCH slice), delete acknowledged rows, hand the next rows to paho
+within the in-flight window, show decisions, and now and then publish health (which carries the
+driver's line counters: garbage bytes, resyncs, bad checksums, reconnects).
 
 Shutdown: stop the reader, process what is queued (those reads were accepted, so they are
 stored), give paho a moment for outstanding PUBACKs, publish "offline", close the outbox.
@@ -36,6 +37,11 @@ MAX_QUEUED_READS: Final = 100_000
 
 MAX_READS_PER_TURN: Final = 5_000
 """Reads taken per loop turn, so acks, publishing and health keep their turn under a flood."""
+
+SIGN_BATCH: Final = 256
+"""Observations signed and committed per outbox transaction. A burst (a replay, a crowded
+portal) is committed in such slices with publishing in between, so PUBACKs keep flowing while
+the rest is signed; one fsync per slice costs a few microseconds per observation."""
 
 TICK_S: Final = 0.05
 """Longest wait for a read; sets how late a departure or session timeout can be noticed."""
@@ -125,13 +131,16 @@ class ReaderAgent:
             log.error("outbox full (%d rows): refused %d observations",
                       self.outbox.depth, len(found) - free)
             found = found[:free]
-        rows = self.signer.sign(found, self.outbox.next_seq)
-        try:
-            self.outbox.append(rows)
-        except OutboxFull:  # cannot happen after free_rows(); counted all the same
-            self.refused_outbox_full += len(rows)
-            return
-        self.observations += len(rows)
+        for first in range(0, len(found), SIGN_BATCH):
+            rows = self.signer.sign(found[first:first + SIGN_BATCH], self.outbox.next_seq)
+            try:
+                self.outbox.append(rows)
+            except OutboxFull:  # cannot happen after free_rows(); counted all the same
+                self.refused_outbox_full += len(rows)
+                return
+            self.observations += len(rows)
+            if first + SIGN_BATCH < len(found):
+                self._deliver()  # keep the in-flight window full during a long burst
         if self.outbox.alarm != self._alarm_logged:
             self._alarm_logged = self.outbox.alarm
             log.warning("outbox alarm %s: %d of %d rows", "ON" if self._alarm_logged else "off",
@@ -148,12 +157,16 @@ class ReaderAgent:
         self.publisher.show_decisions()
 
     def health(self, reads_per_s: float) -> dict[str, Any]:
+        # Drivers count line faults (garbage bytes, resyncs, bad checksums, reconnects);
+        # a capture replay has no such counters.
+        counters = getattr(self.source, "counters", None)
         return {
             "reader": self.config.reader_id,
             "reader_connected": bool(self.source.connected),
             "mqtt_connected": self.publisher.connected,
             "last_error": self.source.last_error or self.publisher.last_error,
             "reads_per_s": round(reads_per_s, 1),
+            "reader_counters": counters.as_dict() if counters is not None else {},
             "reads_total": self.pipeline.reads_in,
             "drops": self.pipeline.counters.snapshot(),
             "observations_total": self.observations,

@@ -2,7 +2,8 @@
 
 Payload (JSON object on `.../decisions`)::
 
-    {"seq": 41, "decision": "accept" | "refuse", "reason": "..." | null, "asset": "..." | null}
+    {"seq": 41, "decision": "accept" | "refuse", "reason": "..." | null, "asset": "..." | null,
+     "action": "check_out" | ... | null}
 
 `seq` is the observation the decision answers. Anything else (oversized, not JSON, wrong
 types, unknown fields) is refused with a typed error and counted by the publisher; it never
@@ -38,6 +39,7 @@ class Decision:
     accepted: bool
     reason: str | None
     asset: str | None
+    action: str | None = None
 
 
 def _optional_text(record: dict[str, Any], name: str) -> str | None:
@@ -57,7 +59,7 @@ def parse_decision(payload: bytes) -> Decision:
         raise DecisionError("decision is not UTF-8 JSON") from None
     if not isinstance(record, dict):
         raise DecisionError("decision must be a JSON object")
-    unknown = set(record) - {"seq", "decision", "reason", "asset"}
+    unknown = set(record) - {"seq", "decision", "reason", "asset", "action"}
     if unknown:
         raise DecisionError(f"decision has unknown fields {sorted(unknown)[:5]}")
     seq = record.get("seq")
@@ -67,7 +69,7 @@ def parse_decision(payload: bytes) -> Decision:
     if verdict not in ("accept", "refuse"):
         raise DecisionError("decision field 'decision' must be 'accept' or 'refuse'")
     return Decision(seq, verdict == "accept", _optional_text(record, "reason"),
-                    _optional_text(record, "asset"))
+                    _optional_text(record, "asset"), _optional_text(record, "action"))
 
 
 class DecisionIndicator:
@@ -90,7 +92,7 @@ class DecisionIndicator:
     def show(self, decision: Decision) -> None:
         log.info("decision %s", json.dumps({
             "seq": decision.seq, "decision": "accept" if decision.accepted else "refuse",
-            "reason": decision.reason, "asset": decision.asset}))
+            "reason": decision.reason, "asset": decision.asset, "action": decision.action}))
         led = self._green if decision.accepted else self._red
         if led is not None:
             led.blink(on_time=0.2, off_time=0.2, n=3)

@@ -22,6 +22,7 @@ import collections
 import contextlib
 import logging
 import ssl
+import sys
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -66,6 +67,19 @@ def _read_password(settings: MqttSettings) -> str | None:
     return data.decode("utf-8", errors="strict").strip()
 
 
+def describe_connect_failure(exc: BaseException | None) -> str:
+    """A short, secret-free cause of a failed connection attempt, naming the setting to check."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: broker certificate not trusted ({exc.verify_message}); check tls_ca"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed ({exc.reason or type(exc).__name__}); check tls_* settings"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (broker down or wrong port)"
+    if isinstance(exc, OSError):
+        return f"cannot connect: {exc.strerror or type(exc).__name__}"
+    return "cannot connect"
+
+
 class Publisher:
     """One paho client; call `start()`, then from the agent's loop `publish_rows()`,
     `take_acknowledged()`, `publish_health()`; `stop()` at the end."""
@@ -78,7 +92,9 @@ class Publisher:
                              clean_session=False, protocol=mqtt.MQTTv311)
         client.will_set(topics.status, b"offline", qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=settings.reconnect_max_s)
-        client.max_inflight_messages_set(min(settings.inflight_window, 1000))
+        # The agent bounds what is in flight (`inflight_window`); paho's own limit would scan
+        # every unacknowledged message on each PUBACK (O(window) per ack, most of the CPU).
+        client.max_inflight_messages_set(0)
         try:
             if settings.tls_ca is not None:
                 client.tls_set(ca_certs=str(settings.tls_ca),
@@ -91,6 +107,7 @@ class Publisher:
             client.username_pw_set(settings.username, _read_password(settings))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         self._client = client
@@ -99,15 +116,33 @@ class Publisher:
         self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
         self.connected = False
         self.last_error: str | None = None
+        self._last_alarm: str | None = None
+        self._refused = False  # this attempt's CONNACK refused us (set on paho's thread)
         self.decisions_shown = 0
         self.decisions_rejected = 0
 
     # paho callbacks (paho's network thread) -------------------------------------------------
+    def _alarm(self, error: str) -> None:
+        """Record a connection problem; log it once per distinct cause, not once per retry."""
+        self.last_error = error
+        if error != self._last_alarm:
+            self._last_alarm = error
+            log.error("mqtt %s:%d: %s (retrying, backoff capped at %d s)", self.settings.host,
+                      self.settings.port, error, self.settings.reconnect_max_s)
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        # paho calls this inside its `except OSError` block and passes no exception: the one
+        # being handled is the cause (a TLS verification failure, a refused TCP connection).
+        self._alarm(describe_connect_failure(sys.exc_info()[1]))
+
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any,
                     reason: Any, _properties: Any) -> None:
         if reason.is_failure:
-            self.last_error = f"broker refused connection: {reason}"
+            # e.g. "Bad user name or password", "Not authorized": never the credentials.
+            self._refused = True
+            self._alarm(f"broker refused the connection: {reason}")
             return
+        self._last_alarm = None
         self.connected = True
         client.subscribe(self.topics.decisions, qos=1)
         client.publish(self.topics.status, b"online", qos=1, retain=True)
@@ -115,9 +150,15 @@ class Publisher:
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
                        reason: Any, _properties: Any) -> None:
-        self.connected = False
-        if reason.is_failure:
-            self.last_error = f"mqtt disconnected: {reason}"
+        was_connected, refused = self.connected, self._refused
+        self.connected, self._refused = False, False
+        if not reason.is_failure or refused:  # a refusal was already said, more precisely
+            return
+        if was_connected:
+            self._alarm(f"connection lost: {reason}")
+        else:  # e.g. a TLS 1.3 broker that wanted a client certificate hangs up after CONNECT
+            self._alarm(f"connection closed before the broker accepted it ({reason}); "
+                        "check tls_cert/tls_key and the broker's listener")
 
     def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int,
                     _reason: Any, _properties: Any) -> None:

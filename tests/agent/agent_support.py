@@ -96,7 +96,8 @@ class Subscriber:
                                   clean_session=False)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.1, 0.5)
+        # Sub-second retries keep the tests short; paho's annotation says int, floats work.
+        self.client.reconnect_delay_set(0.1, 0.5)  # type: ignore[arg-type]
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent_support import Subscriber, verified_events, wait_for, write_capture
+from fixtures.mosquitto import MosquittoBroker
 from reader_agent.identity import load_key
 
 BASE = "kitledger/v1/testforce/stores/desk-1"
@@ -29,7 +30,7 @@ def last_health(sub: Subscriber) -> dict[str, object]:
 
 
 def test_kill_9_mid_stream_then_restart_loses_and_reuses_nothing(
-        mosquitto, write_config: Callable[..., Path], tmp_path: Path,  # type: ignore[no-untyped-def]
+        mosquitto: MosquittoBroker, write_config: Callable[..., Path], tmp_path: Path,
         subscriber_factory: Callable[..., Subscriber]) -> None:
     write_capture(tmp_path / "reads.txt", 2000)
     config = write_config(mqtt_port=mosquitto.port, settings="rate = 1000")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from agent_support import read, settings
+from agent_support import ListSource, read, settings, wait_for
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from reader_agent.agent import ReaderAgent
+from reader_agent.config import load_config
 from reader_agent.errors import OutboxError, OutboxFull
-from reader_agent.outbox import Outbox
+from reader_agent.outbox import MAX_FRESH_ROWS, Outbox
 from reader_agent.pipeline import ReadPipeline
 from reader_agent.signer import ObservationSigner
 
@@ -102,3 +106,45 @@ def test_an_outbox_of_another_format_is_refused(tmp_path: Path) -> None:
         db.execute("PRAGMA user_version = 7")
     with pytest.raises(OutboxError, match="format 7"):
         Outbox(path, max_rows=100)
+
+
+def test_pending_from_memory_equals_pending_from_the_file(tmp_path: Path) -> None:
+    # More rows than the in-memory tail holds: the oldest come from the file, the rest from
+    # memory, and a reader of the file sees exactly the same rows in the same order.
+    box = Outbox(tmp_path / "o.db", max_rows=100_000)
+    rows = [(seq, f"envelope-{seq}".encode()) for seq in range(MAX_FRESH_ROWS + 500)]
+    for first in range(0, len(rows), 700):
+        box.append(rows[first:first + 700])
+    handed, after = [], -1
+    while True:
+        batch = box.pending(after, 300)
+        if not batch:
+            break
+        handed += batch
+        after = batch[-1][0]
+        box.acknowledge(seq for seq, _ in batch[:100])  # some acknowledged meanwhile
+    assert handed == rows
+    with sqlite3.connect(tmp_path / "o.db") as db:
+        left = db.execute("SELECT seq, envelope FROM outbox ORDER BY seq").fetchall()
+    assert left == [row for row in rows if row[0] % 300 >= 100]
+    assert box.depth == len(left)
+
+
+def test_full_outbox_in_the_running_agent_refuses_counts_and_keeps_numbers_contiguous(
+        write_config: Callable[..., Path]) -> None:
+    # No broker (port 1): nothing is acknowledged, so the outbox fills to max_rows = 100.
+    agent = ReaderAgent(load_config(write_config(max_rows=100)),
+                        source=ListSource(list(range(150))))
+    thread = threading.Thread(target=agent.run, daemon=True)
+    thread.start()
+    try:
+        assert wait_for(lambda: agent.pipeline.reads_in == 150, 20)
+        assert wait_for(lambda: agent.refused_outbox_full == 50, 5), agent.health(0.0)
+        health = agent.health(0.0)
+    finally:
+        agent.stopping.set()
+        thread.join(15)
+    assert health["outbox_depth"] == 100 and health["outbox_alarm"] is True
+    assert health["refused_outbox_full"] == 50 and health["next_seq"] == 100
+    reopened = Outbox(agent.config.outbox_path, max_rows=100)
+    assert [seq for seq, _ in reopened.pending(-1)] == list(range(100))

@@ -53,3 +53,24 @@ def test_migrate_refuses_bad_settings_and_unreachable_databases(
         capsys, "migrate", "--database-url", "postgresql://postgres@127.0.0.1:1/none"
     )
     assert (code, verdict["verdict"]) == (1, "failed")
+
+
+def test_api_client_bootstraps_an_agency_and_a_working_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sqlmodel import Session
+
+    from api.auth import authenticate
+
+    url = f"sqlite:///{tmp_path / 'kl.db'}"
+    assert _run(capsys, "migrate", "--database-url", url)[0] == 0
+    code, verdict = _run(capsys, "api-client", "--database-url", url, "--agency", "north",
+                         "--scopes", "admin,assets:read")
+    assert code == 0 and verdict["scopes"] == ["admin", "assets:read"]
+    engine = make_engine(load_settings(database_url=url))
+    with Session(engine) as session:
+        caller = authenticate(session, str(verdict["key"]), "changeme")
+        assert caller is not None and caller.agency_id == "north"
+        assert authenticate(session, str(verdict["key"]) + "x", "changeme") is None
+    assert _run(capsys, "api-client", "--database-url", url, "--agency", "north",
+                "--scopes", "root")[0] == 2

@@ -221,3 +221,19 @@ def test_overdue_loans_alert_once_and_resolve_on_return(store: Store) -> None:
     with Session(store.engine) as session:
         alert = session.exec(select(Alert).where(Alert.kind == "overdue_loan")).one()
     assert alert.asset_id == "R-0" and alert.resolved_at is not None
+
+
+def test_reads_committed_before_their_badge_are_held_then_ruled_on(store: Store) -> None:
+    """Two workers can commit a desk's kit reads before its badge read: they are held, not
+    refused, and checked out when the badge arrives."""
+    desk = store.issue
+    early = store.pipeline.process([desk.message(1, RADIOS[0], session="s1"),
+                                    desk.message(2, RADIOS[1], session="s1")])
+    assert early.decisions == [] and store.asset("R-0").status == AssetStatus.IN_STORE
+    late = store.pipeline.process([desk.message(0, ALICE_BADGE, kind="badge", session="s1")])
+    assert _decisions(late) == [("accept", "session open", None)] + [
+        ("accept", "checked out", "check_out")] * 2
+    assert store.asset("R-1").holder_ref == "alice"
+    # Nothing is missing below this read and no session is open: refused at once.
+    alone = store.pipeline.process([desk.message(3, RADIOS[2], session="s2")])
+    assert _decisions(alone) == [("refuse", "no badge session open at this desk", None)]

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import paho.mqtt.client as mqtt
 from api_support import RegisteredReader, register_reader
 from paho.mqtt.enums import CallbackAPIVersion
+from reader_agent.decisions import parse_decision
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
@@ -216,3 +217,6 @@ def test_desk_reader_gets_its_decisions_within_a_second(
     assert [a["decision"] for _, a in answers] == ["accept"] * 4
     assert [a["action"] for _, a in answers] == [None, "check_out", "check_out", "check_out"]
     assert max(t for t, _ in answers) - sent < 1.0
+    # The reader agent's own parser accepts every answer the API sends (the wire contract).
+    parsed = [parse_decision(json.dumps(a).encode()) for _, a in answers]
+    assert [(d.accepted, d.action) for d in parsed][1:] == [(True, "check_out")] * 3

@@ -139,3 +139,16 @@ def test_malformed_inclusion_line_is_refused(plain: bytes) -> None:
 
     with pytest.raises(BundleError, match="out of range"):
         parse_bundle(relines(plain, edit))
+
+
+def test_header_log_id_must_match_its_key(plain: bytes) -> None:
+    from ledger.verify import verify_bundle
+    from ledger.verify_anchors import OfflineChainReader
+
+    def edit(lines: list[bytes]) -> list[bytes]:
+        lines[0] = edit_json_line(lines[0], lambda r: r["log"].update(id="0" * 32))
+        return lines
+
+    parsed = parse_bundle(relines(plain, edit))
+    report = verify_bundle(parsed, OfflineChainReader(parsed))
+    assert "header names log" in report.check("checkpoint-signatures").detail

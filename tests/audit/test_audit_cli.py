@@ -197,3 +197,24 @@ def test_anvil_setup_is_a_real_chain(anvil_story: Story) -> None:
     setup: ChainSetup | None = anvil_story.setup
     assert setup is not None and setup.chain_id == 31337
     assert setup.w3.eth.block_number > 0
+
+
+def test_report_and_epcis_commands(anvil: AnvilNode, anvil_story: Story, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from audit_support import ASSETS, PEOPLE, person_ref
+
+    path = tmp_path / "bundle.jsonl"
+    path.write_bytes(anvil_story.bundle())
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps({person_ref(k): v for k, v in PEOPLE.items()}))
+    html, pdf = tmp_path / "report.html", tmp_path / "report.pdf"
+    code = main(["report", str(path), "--asset", ASSETS[1], "--rpc", anvil.url,
+                 "--html", str(html), "--pdf", str(pdf), "--names", str(names)])
+    out = capsys.readouterr().out
+    assert code == 0 and out.startswith("VERIFIED: 4 steps")
+    assert "PC Jane Doe" in html.read_text() and pdf.read_bytes().startswith(b"%PDF-")
+    assert main(["report", str(path), "--asset", "urn:epc:id:giai:0.0", "--offline"]) == 2
+    capsys.readouterr()
+    assert main(["epcis", str(path)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert len(document["epcisBody"]["eventList"]) == 12

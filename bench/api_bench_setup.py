@@ -1,0 +1,156 @@
+"""Shared set-up for the API benchmarks: a private Mosquitto, databases, and a seeded store.
+
+Everything runs on loopback: a broker started on a free port with raised queue limits (the
+Debian default silently drops QoS 1 messages to slow subscribers), a SQLite file or a fresh
+PostgreSQL database on 127.0.0.1:5432, and ingest workers as separate processes, as
+`kitledger serve` runs them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from api.config import load_settings
+from api.db import make_engine
+from api.migrate import upgrade
+from api.models import Agency, AssetClass, Site
+from api.models.assets import AssetCreate
+from api.models.people import PersonCreate
+from api.models.registry import ReaderCreate, ReaderRole
+from api.registry import create_asset, create_person, register_reader
+from api.serve import run_ingest
+from ledger.core.envelope import raw_public_key
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+BROKER_CONFIG = """\
+listener {port} 127.0.0.1
+allow_anonymous true
+max_queued_messages 1000000
+max_queued_bytes 0
+max_inflight_messages 1000
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def broker(workdir: Path) -> Iterator[int]:
+    port = free_port()
+    config = workdir / "mosquitto.conf"
+    config.write_text(BROKER_CONFIG.format(port=port))
+    process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def database(kind: str, workdir: Path) -> Iterator[str]:
+    """A fresh, migrated database URL of `kind` ("sqlite" or "postgresql")."""
+    if kind == "sqlite":
+        url = f"sqlite:///{workdir / 'bench.db'}"
+        upgrade(make_engine(load_settings(database_url=url)))
+        yield url
+        return
+    name = f"kitledger_bench_{secrets.token_hex(4)}"
+    admin = "host=127.0.0.1 user=postgres dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    engine = make_engine(load_settings(database_url=url))
+    upgrade(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class BenchReader:
+    reader_id: str
+    topic: str
+    key: Ed25519PrivateKey
+    badge: str
+    assets: list[str]
+
+
+def seed_store(engine: Engine, readers: int, assets_per_reader: int) -> list[BenchReader]:
+    """One agency and store; per desk pair r: issue desk `desk-r` and return desk `ret-r`
+    (returned in that order), a badge holder, and `assets_per_reader` radios."""
+    now = datetime.now(UTC)
+    out = []
+    with Session(engine) as session:
+        session.add(Agency(id="north", name="North"))
+        session.flush()
+        session.add(Site(id="north-store", agency_id="north", name="Store"))
+        session.add(AssetClass(id="radio", agency_id="north", name="Radio", loan_days=1))
+        session.flush()
+        for r in range(readers):
+            badge = f"E2800000000000000000{r:04X}"
+            create_person(session, agency_id="north", now=now,
+                          data=PersonCreate(id=f"p-{r}", badges=[badge]))
+            epcs = [f"E28011606000{r:04X}{a:08X}" for a in range(assets_per_reader)]
+            for a, epc in enumerate(epcs):
+                create_asset(session, agency_id="north", now=now, data=AssetCreate(
+                    id=f"A-{r}-{a}", class_id="radio", epc_hex=epc, home_site_id="north-store"))
+            for reader_id, role in ((f"desk-{r}", ReaderRole.ISSUE_DESK),
+                                    (f"ret-{r}", ReaderRole.RETURN_DESK)):
+                key = Ed25519PrivateKey.generate()
+                register_reader(session, agency_id="north", now=now, data=ReaderCreate(
+                    id=reader_id, site_id="north-store", role=role,
+                    public_key=raw_public_key(key.public_key()).hex()))
+                topic = f"kitledger/v1/north/north-store/{reader_id}/events"
+                out.append(BenchReader(reader_id, topic, key, badge, epcs))
+        session.commit()
+    return out
+
+
+def start_ingest(count: int, overrides: dict[str, Any]) -> list[Any]:
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=run_ingest, args=(i, overrides)) for i in range(count)]
+    for worker in workers:
+        worker.start()
+    return workers
+
+
+def stop_ingest(workers: list[Any]) -> None:
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join(timeout=30)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]

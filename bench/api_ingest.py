@@ -1,0 +1,186 @@
+"""API ingest benchmark: `python bench/api_ingest.py [--desks 20] [--assets 250] [--workers 2]`.
+
+Prints one table per database (SQLite file, then a fresh PostgreSQL database):
+
+1. ingest: signed observations published at QoS 1 as fast as possible to a real Mosquitto,
+   through `--workers` ingest processes (MQTT v5 shared subscription), until every custody
+   change is committed. The stream is a badge then `--assets` radios at each issue desk, so
+   nearly every observation is a check-out: verify + idempotency + custody rules + hash chain
+   + Merkle log append + decision. Bar: >= 5,000 observations/s.
+2. decisions: the same radios read at the return desks, paced at a steady 1,000 observations/s;
+   latency from publish to the reader receiving its decision (a check-in). Bar: p99 <= 250 ms.
+
+The reference ceiling (TOOLCHAIN.md): a bare mosquitto -> verify -> SQLite -> Merkle pipeline
+reached 5,200 events/s with one worker and 6,900 with two, publisher on the same 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from api_bench_setup import (  # type: ignore[import-not-found]  # sibling script module
+    BenchReader,
+    broker,
+    database,
+    percentile,
+    seed_store,
+    start_ingest,
+    stop_ingest,
+)
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from api.config import load_settings
+from api.db import make_engine
+from api.models import CustodyEventRow
+from ledger.core.envelope import sign_envelope
+from ledger.core.records import Observation, format_time
+
+STEADY_RATE = 1_000
+"""The issue's steady load; `--rate` measures below saturation too."""
+
+
+def _signed(reader: BenchReader, seq: int, epc: str, kind: str, session: str | None) -> bytes:
+    obs = Observation(device=reader.reader_id, seq=seq, time=format_time(datetime.now(UTC)),
+                      kind=kind, epc=epc, antenna=1, rssi=-50, session=session)
+    return sign_envelope(obs.to_record(), reader.key).to_bytes()
+
+
+def _client(port: int, name: str) -> mqtt.Client:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(1000)  # stay far below paho's 65,535 packet-id reuse
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+def _events(url: str) -> int:
+    engine = make_engine(load_settings(database_url=url))
+    with Session(engine) as session:
+        count = int(session.exec(select(func.count()).select_from(CustodyEventRow)).one())
+    engine.dispose()
+    return count
+
+
+def _wait_events(url: str, target: int, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _events(url) >= target:
+            return time.monotonic()
+        time.sleep(0.05)
+    raise TimeoutError(f"only {_events(url)} of {target} custody events committed")
+
+
+def run_ingest_throughput(url: str, port: int, readers: list[BenchReader]) -> tuple[int, float]:
+    desks = [r for r in readers if r.reader_id.startswith("desk-")]
+    messages = []
+    for desk in desks:
+        messages.append((desk.topic, _signed(desk, 0, desk.badge, "badge", "s1")))
+        messages += [(desk.topic, _signed(desk, i + 1, epc, "read", "s1"))
+                     for i, epc in enumerate(desk.assets)]
+    target = _events(url) + sum(len(d.assets) for d in desks)
+    publisher = _client(port, "bench-publisher")
+    started = time.monotonic()
+    infos = [publisher.publish(topic, payload, qos=1) for topic, payload in messages]
+    for info in infos:
+        info.wait_for_publish(120)
+    finished = _wait_events(url, target, timeout=300)
+    publisher.loop_stop()
+    return len(messages), finished - started
+
+
+def run_decision_latency(
+    url: str, port: int, readers: list[BenchReader], rate: int
+) -> list[float]:
+    returns = [r for r in readers if r.reader_id.startswith("ret-")]
+    plan = [(r, i, epc) for r in returns for i, epc in enumerate(r.assets)]
+    plan.sort(key=lambda item: item[1])  # interleave the desks, as a busy store would
+    sent: dict[tuple[str, int], float] = {}
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def on_decision(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        arrived = time.monotonic()
+        reader_id = message.topic.split("/")[4]
+        seq = json.loads(message.payload)["seq"]
+        with lock:
+            if (reader_id, seq) in sent:
+                latencies.append(arrived - sent[(reader_id, seq)])
+
+    listener = _client(port, "bench-agent-listener")
+    listener.on_message = on_decision
+    listener.subscribe("kitledger/v1/+/+/+/decisions", qos=1)
+    time.sleep(0.5)
+    payloads = [(r, i, _signed(r, i, epc, "read", None)) for r, i, epc in plan]
+    publisher = _client(port, "bench-steady")
+    start = time.monotonic()
+    for n, (reader, seq, payload) in enumerate(payloads):
+        due = start + n / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        with lock:
+            sent[(reader.reader_id, seq)] = time.monotonic()
+        publisher.publish(reader.topic, payload, qos=1)
+    deadline = time.monotonic() + 60
+    while len(latencies) < len(payloads) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    publisher.loop_stop()
+    listener.loop_stop()
+    if len(latencies) < len(payloads):
+        raise TimeoutError(f"only {len(latencies)} of {len(payloads)} decisions arrived")
+    return latencies
+
+
+def bench(kind: str, args: argparse.Namespace) -> list[str]:
+    with tempfile.TemporaryDirectory() as tmp, broker(Path(tmp)) as port, \
+            database(kind, Path(tmp)) as url:
+        engine = make_engine(load_settings(database_url=url))
+        readers = seed_store(engine, args.desks, args.assets)
+        engine.dispose()
+        workers = start_ingest(args.workers, {
+            "database_url": url, "mqtt_url": f"mqtt://127.0.0.1:{port}",
+            "ingest_batch_size": args.batch, "ingest_batch_wait_ms": 10,
+        })
+        time.sleep(3)  # workers connect and join the shared subscription
+        try:
+            count, seconds = run_ingest_throughput(url, port, readers)
+            latencies = run_decision_latency(url, port, readers, args.rate)
+        finally:
+            stop_ingest(workers)
+    rate = count / seconds
+    p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+    return [
+        f"| {kind} | ingest (check-outs), {args.workers} workers | {count} obs | "
+        f"{rate:,.0f} obs/s | bar 5,000 | {rate / 5000:.2f}x |",
+        f"| {kind} | decision latency at {args.rate}/s (check-ins) | {len(latencies)} obs | "
+        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms | bar p99 250 ms | {250 / p99:.2f}x |",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--desks", type=int, default=20)
+    parser.add_argument("--assets", type=int, default=250, help="radios per desk")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--rate", type=int, default=STEADY_RATE, help="steady obs/s")
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    args = parser.parse_args()
+    rows = ["| database | measure | size | result | bar | ratio |", "|---|---|---|---|---|---|"]
+    for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
+        rows += bench(kind, args)
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

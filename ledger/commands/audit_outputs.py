@@ -1,0 +1,111 @@
+"""`kitledger report` and `kitledger epcis`: what an auditor hands on, made from a bundle.
+
+`report BUNDLE --asset ID (--rpc URL | --offline) [--html PATH] [--pdf PATH] [--names FILE]`
+verifies the bundle first and prints the per-step status into the report, so a report can never
+claim more than the verifier found; the exit code is verify's (0, 1, 2, 3). `--names` is a JSON
+object mapping person commitments to names, passed only by viewers entitled to see them.
+`epcis BUNDLE [--out PATH]` writes the bundle's custody events as an EPCIS 2.0 document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from ledger.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE
+from ledger.core.bundle import BundleError
+from ledger.core.bundle_parse import parse_bundle
+from ledger.core.errors import LedgerError
+from ledger.core.record_scan import read_event
+from ledger.core.records import format_time
+
+MAX_NAMES_BYTES: Final = 16 * 1024 * 1024
+"""A commitment -> name file for a whole force is a few megabytes."""
+
+
+def _now() -> str:
+    return format_time(datetime.now(UTC))
+
+
+def _names(path: str | None) -> dict[str, str] | None:
+    if path is None:
+        return None
+    file = Path(path)
+    if file.stat().st_size > MAX_NAMES_BYTES:
+        raise BundleError(f"names file exceeds {MAX_NAMES_BYTES} bytes")
+    names = json.loads(file.read_text(encoding="utf-8"))
+    if not isinstance(names, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in names.items()
+    ):
+        raise BundleError("names file must be a JSON object of commitment -> name")
+    return names
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from ledger.commands.verify import EXIT_CHAIN_UNREACHABLE, chain_reader, read_bundle
+    from ledger.report import build_report, render_html, render_pdf
+    from ledger.verify import verify_bundle
+    from ledger.verify_anchors import ChainUnreachable
+
+    try:
+        bundle = parse_bundle(read_bundle(args.bundle))
+        names = _names(args.names)
+        result = verify_bundle(bundle, chain_reader(args, bundle))
+    except (OSError, ValueError, LedgerError) as exc:
+        sys.stdout.write(f"unusable input: {exc}\n")
+        return EXIT_UNUSABLE
+    except ChainUnreachable as exc:
+        sys.stdout.write(f"chain unreachable: {exc}\n")
+        return EXIT_CHAIN_UNREACHABLE
+    report = build_report(bundle, result, args.asset, _now(), names)
+    if not report.steps:
+        sys.stdout.write(f"unusable input: no events of asset {args.asset!r} in the bundle\n")
+        return EXIT_UNUSABLE
+    if args.html:
+        Path(args.html).write_text(render_html(report), encoding="utf-8")
+    if args.pdf:
+        Path(args.pdf).write_bytes(render_pdf(report))
+    verdict = "VERIFIED" if result.ok else "NOT VERIFIED"
+    sys.stdout.write(f"{verdict}: {len(report.steps)} steps, fingerprint {report.fingerprint}\n")
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def run_epcis(args: argparse.Namespace) -> int:
+    from ledger.commands.verify import read_bundle
+    from ledger.epcis import epcis_document
+
+    try:
+        bundle = parse_bundle(read_bundle(args.bundle))
+        events = [read_event(e.record, f"leaf {e.leaf_index}") for e in bundle.events]
+        document = epcis_document(events, _now())
+    except (OSError, ValueError, LedgerError) as exc:
+        sys.stdout.write(f"unusable input: {exc}\n")
+        return EXIT_UNUSABLE
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def register(subparsers: Any) -> None:
+    """Add `report` and `epcis` to the `kitledger` parser."""
+    report = subparsers.add_parser("report", help="custody report (HTML/PDF) of one asset")
+    report.add_argument("bundle", help="audit bundle: a file path or an http(s):// URL")
+    report.add_argument("--asset", required=True, help="the asset's id (EPC URI)")
+    where = report.add_mutually_exclusive_group(required=True)
+    where.add_argument("--rpc", metavar="URL", help="chain node to read anchors from")
+    where.add_argument("--offline", action="store_true", help="use the bundle's receipts")
+    report.add_argument("--html", metavar="PATH", help="write the HTML report here")
+    report.add_argument("--pdf", metavar="PATH", help="write the PDF report here")
+    report.add_argument("--names", metavar="FILE", help="JSON commitment -> name (if entitled)")
+    report.set_defaults(run=run_report, require_latest=False)
+    epcis = subparsers.add_parser("epcis", help="EPCIS 2.0 JSON-LD of a bundle's events")
+    epcis.add_argument("bundle", help="audit bundle: a file path or an http(s):// URL")
+    epcis.add_argument("--out", metavar="PATH", help="write here instead of stdout")
+    epcis.set_defaults(run=run_epcis)
