@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from api import problems
+from api import problems, web
 from api.config import Settings, load_settings
 from api.db import make_engine
-from api.routes import assets, audit, custody, health, operations, registry
+from api.routes import assets, audit, custody, health, operations, registry, webhooks
 
 API_VERSION = "1.0.0"
 
@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings)
     problems.install(app)
-    for module in (health, registry, assets, custody, audit, operations):
+    for module in (health, registry, assets, custody, audit, operations, webhooks):
         app.include_router(module.router)
+    web.install(app)  # the server-rendered pages under /web (api.web)
     return app

@@ -1,4 +1,4 @@
-"""The API service's `kitledger` subcommands: `migrate`, `serve` and `api-client`.
+"""The API service's `kitledger` subcommands: `migrate`, `serve`, `api-client` and `export`.
 
 Registered through `ledger.cli.SUBCOMMAND_MODULES`. Only argparse is imported at module load;
 SQLAlchemy, Alembic and FastAPI are imported inside `run`, so `kitledger --help` and the other
@@ -101,8 +101,70 @@ def run_api_client(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_export(args: argparse.Namespace) -> int:
+    """Write the audit bundle `GET /v1/audit/bundles` would answer, as agency `--agency`."""
+    from sqlmodel import Session
+
+    from api.auth import Caller
+    from api.bundles import MAX_BUNDLE_ASSETS, BundleUnavailable, export_agency_bundle
+    from api.config import load_settings
+    from api.db import make_engine, utcnow
+    from api.errors import ConfigError
+    from api.models import Agency, Scope
+    from api.problems import Problem
+    from api.routes.audit import MAX_ASSET_PARAM_CHARS, resolve_bundle_scope
+
+    values = [*(args.asset or []), args.site or "", args.start or "", args.end or ""]
+    if len(args.asset or []) > MAX_BUNDLE_ASSETS or any(
+            len(v) > MAX_ASSET_PARAM_CHARS for v in values):
+        emit({"verdict": "unusable",
+              "reason": f"at most {MAX_BUNDLE_ASSETS} --asset of {MAX_ASSET_PARAM_CHARS} chars"})
+        return EXIT_UNUSABLE
+    try:
+        settings = load_settings(args.config, **(
+            {"database_url": args.database_url} if args.database_url else {}))
+    except ConfigError as exc:
+        emit({"verdict": "unusable", "reason": str(exc)})
+        return EXIT_UNUSABLE
+    # The operator exports as the agency's auditor would: same scoping, same bundle.
+    caller = Caller("kitledger-export", args.agency, frozenset({Scope.AUDIT_READ.value}))
+    engine = make_engine(settings)
+    try:
+        with Session(engine) as session:
+            if session.get(Agency, args.agency) is None:
+                emit({"verdict": "unusable", "reason": f"no agency {args.agency!r}"})
+                return EXIT_UNUSABLE
+            scope, owner, asset_ids = resolve_bundle_scope(
+                session, caller, args.asset, args.site, args.start, args.end)
+            body = export_agency_bundle(session, agency_id=owner, asset_ids=asset_ids,
+                                        scope=scope, now=utcnow())
+    except Problem as exc:
+        emit({"verdict": "unusable", "reason": str(exc.detail)})
+        return EXIT_UNUSABLE
+    except BundleUnavailable as exc:
+        emit({"verdict": "failed", "reason": str(exc)})
+        return EXIT_FAILED
+    finally:
+        engine.dispose()
+    try:
+        _write_atomically(args.out, body)
+    except OSError as exc:
+        emit({"verdict": "failed", "reason": f"cannot write {args.out}: {type(exc).__name__}"})
+        return EXIT_FAILED
+    emit({"verdict": "ok", "out": str(args.out), "agency": owner, "assets": len(asset_ids),
+          "bytes": len(body)})
+    return EXIT_OK
+
+
+def _write_atomically(path: Path, body: bytes) -> None:
+    """A reader of `path` sees the old file or the whole new one, never half a bundle."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(body)
+    partial.replace(path)
+
+
 def register(subparsers: Any) -> None:
-    """Add `migrate` and `serve` to the `kitledger` parser."""
+    """Add `migrate`, `serve`, `api-client` and `export` to the `kitledger` parser."""
     migrate = subparsers.add_parser("migrate", help="apply the API database migrations")
     _settings_arguments(migrate)
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
@@ -126,3 +188,13 @@ def register(subparsers: Any) -> None:
                         help="comma-separated: assets:read,assets:write,custody:write,"
                              "audit:read,admin")
     client.set_defaults(run=run_api_client)
+    export = subparsers.add_parser(
+        "export", help="write an agency's audit bundle (as GET /v1/audit/bundles) to a file")
+    _settings_arguments(export)
+    export.add_argument("--agency", required=True, help="the agency exporting (its log)")
+    export.add_argument("--asset", action="append", help="asset id (repeatable)")
+    export.add_argument("--site", help="every asset whose home is this site")
+    export.add_argument("--start", help="assets with events from this RFC 3339 UTC time...")
+    export.add_argument("--end", help="...up to (excluding) this one")
+    export.add_argument("--out", type=Path, required=True, help="bundle file to write")
+    export.set_defaults(run=run_export)

@@ -65,6 +65,37 @@ class Settings(BaseSettings):
     max_future_skew_s: int = Field(default=120, ge=0, le=86_400)
     max_observation_age_s: int = Field(default=7 * 86_400, ge=60, le=366 * 86_400)
 
+    # Anchoring (api.anchoring): "embedded://" runs an in-process chain with a contract deployed
+    # at start; an http(s)/ws(s) URL anchors on that node; "none" signs checkpoints only.
+    log_key_dir: Path = Path("kitledger-keys")
+    anchor_chain_url: str = Field(default="embedded://", max_length=2048)
+    anchor_chain_id: int | None = Field(default=None, ge=1)
+    anchor_contract: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
+    # The consortium admin account that deploys, registers logs and grants roles on a node:
+    # a file holding its hex key (mode 0600) or the key itself in the environment.
+    anchor_admin_key_file: Path | None = None
+    anchor_admin_key: SecretStr | None = None
+    anchor_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+    anchor_max_new_leaves: int = Field(default=10_000, ge=1, le=10_000_000)
+    anchor_confirmations: int = Field(default=1, ge=1, le=1_000)
+
+    # Webhook delivery (api.webhooks): tries per event, backoff doubling from base to max.
+    webhook_max_attempts: int = Field(default=8, ge=1, le=100)
+    webhook_backoff_base_s: float = Field(default=5.0, gt=0, le=3_600)
+    webhook_backoff_max_s: float = Field(default=3_600.0, gt=0, le=86_400)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
+
+    @field_validator("anchor_chain_url")
+    @classmethod
+    def _known_chain(cls, value: str) -> str:
+        if value == "embedded":  # the spelling people type for the default
+            return "embedded://"
+        if value not in ("none", "embedded://") and urlsplit(value).scheme not in (
+            "http", "https", "ws", "wss"
+        ):
+            raise ValueError("anchor chain URL must be none, embedded:// or http(s)/ws(s)://")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:

@@ -1,11 +1,16 @@
-"""The Merkle log's `NodeStore` on the API database, inside the caller's transaction.
+"""Each agency's Merkle log as a `NodeStore` on the API database, in the caller's transaction.
 
-`ledger.log.MerkleLog` decides which nodes exist and hashes them; this store only reads and
-writes `log_node` rows through the same SQLAlchemy session as the custody change, so a batch's
-state changes and its log leaves commit or roll back together. `claim_log_writer` takes the
-single-writer lock (the `log_state` row) at the start of a write transaction: on PostgreSQL a
-row lock held to commit, on SQLite the database write lock, taken before any read so a
-deferred transaction never has to upgrade (which SQLite would refuse under contention).
+Every agency has its own log (DESIGN.md: one writer per log, each log anchored by its agency's
+account), so another agency's activity never shows in a log's size. `ledger.log.MerkleLog`
+decides which nodes exist and hashes them; this store only reads and writes `log_node` rows
+(keyed by agency) and the `agency_log` size through the same SQLAlchemy session as the custody
+change, so a batch's state changes and its log leaves commit or roll back together.
+
+`claim_log_writer` takes the writers' lock (the `log_state` row) at the start of a write
+transaction: on PostgreSQL a row lock held to commit, on SQLite the database write lock, taken
+before any read so a deferred transaction never has to upgrade (which SQLite would refuse under
+contention). One lock for all logs: a batch may touch several agencies' logs, and taking
+per-log locks in whatever order assets arrive could deadlock two workers.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from sqlalchemy import insert, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
-from api.models.custody import LogNode, LogState
+from api.db import utcnow
+from api.models.custody import AgencyLog, LogNode, LogState
 from ledger.core.merkle import HASH_SIZE
 from ledger.core.merkle_plan import Coord
 from ledger.log import MerkleLog, Node, NodeConflict, NodeMissing
@@ -27,7 +33,7 @@ from ledger.log import MerkleLog, Node, NodeConflict, NodeMissing
 LOG_STATE_ID: Final = 1
 
 _NODES = SQLModel.metadata.tables["log_node"]
-_STATE = SQLModel.metadata.tables["log_state"]
+_SIZES = SQLModel.metadata.tables["agency_log"]
 
 SELECT_BATCH: Final = 400
 """Coordinates per SELECT: two bound parameters each, well under every backend's limit."""
@@ -45,7 +51,7 @@ def claim_log_writer(session: Session, now: datetime) -> None:
 
 
 class DatabaseNodeStore:
-    """`ledger.log.NodeStore` over the `log_node` and `log_state` tables of one session.
+    """`ledger.log.NodeStore` over agency `agency_id`'s `log_node` rows and `agency_log` size.
 
     Appended nodes are held until `write()`, which stores them all with one multi-row INSERT
     and one UPDATE of the size, on the session's connection (same transaction, no ORM unit of
@@ -53,17 +59,20 @@ class DatabaseNodeStore:
     writes on leaving the block, so no appended node can be forgotten.
     """
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, agency_id: str) -> None:
         self._session = session
+        self.agency_id = agency_id
         self._size: int | None = None
         self._stored_size = 0
+        self._row_exists = False
         self._pending: list[Node] = []
 
     def size(self) -> int:
         if self._size is None:
             stored = self._session.exec(
-                select(LogState.size).where(LogState.id == LOG_STATE_ID)
+                select(AgencyLog.size).where(AgencyLog.agency_id == self.agency_id)
             ).first()
+            self._row_exists = stored is not None
             self._stored_size = self._size = 0 if stored is None else stored
         return self._size
 
@@ -74,7 +83,8 @@ class DatabaseNodeStore:
             batch = wanted[start:start + SELECT_BATCH]
             rows = self._session.exec(
                 select(LogNode.level, LogNode.idx, LogNode.hash).where(
-                    tuple_(col(LogNode.level), col(LogNode.idx)).in_(batch)
+                    LogNode.agency_id == self.agency_id,
+                    tuple_(col(LogNode.level), col(LogNode.idx)).in_(batch),
                 )
             )
             for level, idx, digest in rows:
@@ -95,57 +105,79 @@ class DatabaseNodeStore:
         self._pending.extend(nodes)
         self._size = size + len(leaves)
 
-    def write(self) -> None:
+    def write(self, now: datetime | None = None) -> None:
         """Store the pending nodes and the new size in the session's transaction."""
         if not self._pending:
             return
         connection = self._session.connection()
+        when = now or utcnow()
         try:
-            connection.execute(
-                insert(_NODES), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in self._pending]
-            )
-            result = connection.execute(
-                update(_STATE)
-                .where(_STATE.c.id == LOG_STATE_ID, _STATE.c.size == self._stored_size)
-                .values(size=self._size)
-            )
+            connection.execute(insert(_NODES), [
+                {"agency_id": self.agency_id, "level": lv, "idx": ix, "hash": h}
+                for lv, ix, h in self._pending
+            ])
+            if self._row_exists:
+                result = connection.execute(
+                    update(_SIZES)
+                    .where(_SIZES.c.agency_id == self.agency_id,
+                           _SIZES.c.size == self._stored_size)
+                    .values(size=self._size, updated_at=when)
+                )
+                moved = getattr(result, "rowcount", 0) != 1
+            else:
+                # The agency's first leaf: the writers' lock makes this insert uncontended.
+                connection.execute(insert(_SIZES), {
+                    "agency_id": self.agency_id, "size": self._size, "updated_at": when})
+                moved = False
         except IntegrityError as exc:
             raise NodeConflict(f"node already stored: {type(exc.orig).__name__}") from None
-        if getattr(result, "rowcount", 0) != 1:
+        if moved:
             raise NodeConflict("log size moved under us: claim_log_writer was not called")
         self._pending.clear()
+        self._row_exists = True
         self._stored_size = self.size()
 
 
-class LogAppender:
-    """The Merkle log of one write transaction, opened on first use; `write()` stores it."""
+class AgencyLogs:
+    """The agencies' Merkle logs within one write transaction, each opened on first use."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
-        self._store: DatabaseNodeStore | None = None
-        self._log: MerkleLog | None = None
+        self._stores: dict[str, DatabaseNodeStore] = {}
+        self._logs: dict[str, MerkleLog] = {}
 
-    @property
-    def log(self) -> MerkleLog:
-        if self._log is None:
-            self._store = DatabaseNodeStore(self._session)
-            self._log = MerkleLog(self._store)
-        return self._log
+    def of(self, agency_id: str) -> MerkleLog:
+        """Agency `agency_id`'s log, for appending its custody events."""
+        log = self._logs.get(agency_id)
+        if log is None:
+            store = self._stores[agency_id] = DatabaseNodeStore(self._session, agency_id)
+            log = self._logs[agency_id] = MerkleLog(store)
+        return log
 
     def write(self) -> None:
-        if self._store is not None:
-            self._store.write()
+        for store in self._stores.values():
+            store.write()
+
+
+class LogAppender:
+    """The logs of one write transaction (`log.of(agency)`); `write()` stores their nodes."""
+
+    def __init__(self, session: Session) -> None:
+        self.log = AgencyLogs(session)
+
+    def write(self) -> None:
+        self.log.write()
 
 
 @contextmanager
-def appending_log(session: Session) -> Iterator[MerkleLog]:
-    """The log for appending inside `session`'s transaction (writer lock already claimed);
-    its new nodes are stored when the block ends without an error."""
-    appender = LogAppender(session)
-    yield appender.log
-    appender.write()
+def appending_log(session: Session) -> Iterator[AgencyLogs]:
+    """The logs for appending inside `session`'s transaction (writer lock already claimed);
+    their new nodes are stored when the block ends without an error."""
+    logs = AgencyLogs(session)
+    yield logs
+    logs.write()
 
 
-def open_log(session: Session) -> MerkleLog:
-    """The Merkle log as stored, for reading roots and proofs."""
-    return MerkleLog(DatabaseNodeStore(session))
+def open_log(session: Session, agency_id: str) -> MerkleLog:
+    """Agency `agency_id`'s Merkle log as stored, for reading roots and proofs."""
+    return MerkleLog(DatabaseNodeStore(session, agency_id))

@@ -1,12 +1,21 @@
-"""Prometheus metrics of the service: ingest rate, rejections by reason, latencies.
+"""Prometheus metrics of the service: ingest rate, rejections by reason, latencies, anchoring.
 
 Metrics live on prometheus_client's default registry, which `/metrics` serves; they are
-process-wide counters, so creating them at import is the library's intended use.
+process-wide counters, so creating them at import is the library's intended use. Anchoring
+runs in another process, so its lag and backlog are read from the database at scrape time
+(`watch_anchoring`), which every HTTP worker can answer alike.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, text
 
 INGEST_MESSAGES = Counter(
     "kitledger_ingest_messages_total",
@@ -28,3 +37,59 @@ DECISION_LATENCY_SECONDS = Histogram(
     "From receiving an observation to publishing the reader's decision.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+
+
+_ANCHORING_STATUS = text(
+    "SELECT l.agency_id, l.size,"
+    " COALESCE((SELECT MAX(c.tree_size) FROM log_checkpoint c"
+    "           WHERE c.agency_id = l.agency_id AND c.tx_hash IS NOT NULL), 0)"
+    " FROM agency_log l ORDER BY l.agency_id"
+)
+_FIRST_UNANCHORED = text(
+    "SELECT created_at FROM custody_event WHERE agency_id = :agency AND leaf_index = :leaf"
+)
+
+
+class AnchoringCollector(Collector):
+    """Per agency log: leaves not yet anchored (backlog) and the age of the oldest (lag)."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        backlog = GaugeMetricFamily("kitledger_anchoring_backlog_leaves",
+                                    "Custody events in an agency's log not yet anchored.",
+                                    labels=["agency"])
+        lag = GaugeMetricFamily("kitledger_anchoring_lag_seconds",
+                                "Age of the oldest custody event not yet anchored (0: none).",
+                                labels=["agency"])
+        if self.engine is not None:
+            now = time.time()
+            with self.engine.connect() as conn:
+                for agency, size, anchored in conn.execute(_ANCHORING_STATUS).all():
+                    waiting = max(int(size) - int(anchored), 0)
+                    backlog.add_metric([agency], waiting)
+                    oldest = None if waiting == 0 else conn.execute(
+                        _FIRST_UNANCHORED, {"agency": agency, "leaf": int(anchored)}).scalar()
+                    lag.add_metric([agency], 0.0 if oldest is None else
+                                   max(now - _timestamp(oldest), 0.0))
+        yield backlog
+        yield lag
+
+
+def _timestamp(value: object) -> float:
+    if isinstance(value, str):  # SQLite hands raw text back through a text() query
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.timestamp()
+    return time.time()
+
+
+ANCHORING = AnchoringCollector()
+REGISTRY.register(ANCHORING)
+
+
+def watch_anchoring(engine: Engine) -> None:
+    """Report anchoring lag and backlog from `engine`'s database on every scrape."""
+    ANCHORING.engine = engine

@@ -1,22 +1,38 @@
-"""Running the service: ingest worker processes beside the uvicorn HTTP workers.
+"""Running the service: the HTTP workers, their ingest and anchoring processes, and shutdown.
 
 `kitledger serve` starts `--ingest-workers` processes, each an `IngestWorker` with its own
-client id in the same MQTT shared-subscription group (so the broker splits the load), then
-runs uvicorn with `--workers` HTTP processes built by `build_app` (a factory, so nothing is
-built at import). Stopping the command stops the ingest processes; their unacknowledged
-messages are redelivered by the broker to whichever worker runs next.
+client id in the same MQTT shared-subscription group (so the broker splits the load); one
+anchoring process (`api.anchoring`: signs and anchors every agency's log; with the default
+`anchor_chain_url = "embedded://"` it owns the in-process chain, so there must be exactly one;
+`none` only signs checkpoints); then runs uvicorn with `--workers` HTTP processes built by
+`build_app` (a factory, so nothing is built at import). Webhook deliveries (`api.webhooks`)
+run in a thread of `serve` itself.
+
+Shutdown, whatever the cause: SIGTERM or SIGINT to `serve` stops uvicorn, then every child is
+sent SIGTERM, waited for, and killed if it lingers. If `serve` itself dies without cleaning up
+(SIGKILL, a crash), each child still leaves: the kernel sends it SIGTERM when its parent dies
+(`PR_SET_PDEATHSIG`, Linux), and it also polls `getppid()` (other systems, and the window
+before the death signal was armed). Unacknowledged MQTT messages are redelivered by the broker
+to whichever worker runs next; the anchorer is crash-safe (every anchor is recorded before it
+is sent, every database write is one transaction).
 """
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
+import time
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from typing import Any, Final
 
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 from api import logs
 from api.app import create_app
@@ -24,6 +40,10 @@ from api.config import load_settings
 from api.db import make_engine
 from api.ingest.pipeline import IngestPipeline
 from api.ingest.worker import IngestWorker
+from api.metrics import watch_anchoring
+from api.webhooks import WebhookDispatcher
+
+log = logging.getLogger("kitledger.serve")
 
 MAX_WORKERS: Final = 64
 """HTTP or ingest processes per `serve`: far beyond a 2-core store server, and a typo such as
@@ -31,7 +51,18 @@ MAX_WORKERS: Final = 64
 
 
 PARENT_POLL_S: Final = 0.5
-"""How often an ingest process checks that `serve` is still running."""
+"""How often a child process checks that `serve` is still running."""
+
+CHILD_STOP_S: Final = 20.0
+"""How long `serve` waits for its children after SIGTERM before killing them: an ingest
+worker finishes its batch in hand (one transaction) well within it."""
+
+PR_SET_PDEATHSIG: Final = 1
+"""From <linux/prctl.h>: deliver a signal to this process when its parent thread dies."""
+
+
+class ServeStopped(Exception):
+    """SIGTERM reached `serve`: unwinds through uvicorn so the children are stopped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,30 +74,86 @@ class ServeOptions:
     overrides: dict[str, Any]
 
 
+def die_with_parent(parent: int) -> None:
+    """Ask the kernel for SIGTERM when `parent` dies; leave now if it already has."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    # The parent may have died before the signal was armed: then we were reparented already.
+    if os.getppid() != parent:
+        os._exit(0)
+
+
 def build_app() -> FastAPI:
     """The uvicorn factory: settings from the environment (KITLEDGER_*)."""
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid is not None:
+        die_with_parent(parent.pid)  # an HTTP worker of `--workers N`: leave with uvicorn
     logs.configure()
-    return create_app()
+    app = create_app()
+    watch_anchoring(app.state.engine)
+    return app
 
 
-def run_ingest(index: int, overrides: dict[str, Any]) -> None:
-    """One ingest worker process, until SIGTERM or SIGINT."""
+def run_ingest(index: int, overrides: dict[str, Any], parent: int) -> None:
+    """One ingest worker process, until SIGTERM, SIGINT or the death of `serve`."""
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    die_with_parent(parent)
     logs.configure()
     settings = load_settings(**overrides)
     engine = make_engine(settings)
     worker = IngestWorker(settings, IngestPipeline(engine, settings),
                           client_id=f"{settings.mqtt_client_id}-{index}")
-    done = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: done.set())
-    parent = os.getppid()
     worker.start()
-    # uvicorn re-raises SIGTERM after its shutdown, so the parent may die without stopping
-    # us: watch for being orphaned as well as for our own signal.
     while not done.wait(PARENT_POLL_S) and os.getppid() == parent:
         pass
     worker.stop()
     engine.dispose()
+
+
+def run_anchoring(overrides: dict[str, Any], parent: int) -> None:
+    """The anchoring process (one per `serve`: each log has one anchorer), until signalled."""
+    # SIGTERM and SIGINT keep their default (end now, no traceback): deploying on the embedded
+    # chain or waiting on a slow node can take longer than `serve` waits, and the anchorer is
+    # crash-safe by design.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    die_with_parent(parent)
+    from api.anchoring import AnchoringService
+
+    logs.configure()
+    settings = load_settings(**overrides)
+    engine = make_engine(settings)
+    service = AnchoringService(settings, engine)
+    service.start()
+    while os.getppid() == parent:
+        try:
+            service.step()
+        except SQLAlchemyError as exc:
+            # A busy database (SQLite locked under load) is tried again next round.
+            log.warning("anchoring round failed: %s", type(exc).__name__)
+        time.sleep(PARENT_POLL_S)
+    service.close()
+    engine.dispose()
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise ServeStopped(signum)
+
+
+def _stop_children(children: list[BaseProcess]) -> None:
+    for child in children:
+        if child.is_alive():
+            child.terminate()
+    deadline = time.monotonic() + CHILD_STOP_S
+    for child in children:
+        child.join(timeout=max(0.0, deadline - time.monotonic()))
+    for child in children:
+        if child.is_alive():
+            log.error("%s did not stop within %ss; killing it", child.name, CHILD_STOP_S)
+            child.kill()
+            child.join(timeout=5)
 
 
 def serve(options: ServeOptions) -> None:
@@ -77,17 +164,30 @@ def serve(options: ServeOptions) -> None:
     for name, value in options.overrides.items():
         os.environ[f"KITLEDGER_{name.upper()}"] = str(value)
     context = multiprocessing.get_context("spawn")
-    ingest = [
-        context.Process(target=run_ingest, args=(i, options.overrides), name=f"ingest-{i}")
+    me = os.getpid()
+    children: list[BaseProcess] = [
+        context.Process(target=run_ingest, args=(i, options.overrides, me), name=f"ingest-{i}")
         for i in range(options.ingest_workers)
     ]
-    for process in ingest:
-        process.start()
+    settings = load_settings(**options.overrides)
+    children.append(context.Process(target=run_anchoring, args=(options.overrides, me),
+                                    name="anchoring"))
+    # uvicorn restores this handler after its graceful shutdown and re-raises SIGTERM into it:
+    # the exception unwinds to `finally` below, where the default handler would have ended the
+    # process and orphaned every child.
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    webhook_engine = make_engine(settings)
+    webhooks = WebhookDispatcher(webhook_engine, settings)  # a thread: it mostly waits on I/O
     try:
+        for child in children:
+            child.start()
+        webhooks.start()
         uvicorn.run("api.serve:build_app", factory=True, host=options.host, port=options.port,
                     workers=options.workers, log_config=None)
+    except (ServeStopped, KeyboardInterrupt):
+        pass
     finally:
-        for process in ingest:
-            process.terminate()
-        for process in ingest:
-            process.join(timeout=30)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this short
+        webhooks.stop()
+        webhook_engine.dispose()
+        _stop_children([c for c in children if c.pid is not None])

@@ -28,13 +28,14 @@ from sqlmodel import Session
 
 from api.config import load_settings
 from api.db import make_engine
+from api.ingest.pipeline import IngestPipeline
+from api.ingest.worker import IngestWorker
 from api.migrate import upgrade
 from api.models import Agency, AssetClass, Site
 from api.models.assets import AssetCreate
 from api.models.people import PersonCreate
 from api.models.registry import ReaderCreate, ReaderRole
 from api.registry import create_asset, create_person, register_reader
-from api.serve import run_ingest
 from ledger.core.envelope import raw_public_key
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -136,19 +137,44 @@ def seed_store(engine: Engine, readers: int, assets_per_reader: int) -> list[Ben
     return out
 
 
+def _bench_worker(index: int, overrides: dict[str, Any], ready: Any, done: Any) -> None:
+    """`api.serve.run_ingest`, plus a signal once subscribed: messages published before a
+    worker's first subscription reach nobody, and a slow start under load lost a whole run."""
+    settings = load_settings(**overrides)
+    engine = make_engine(settings)
+    worker = IngestWorker(settings, IngestPipeline(engine, settings),
+                          client_id=f"{settings.mqtt_client_id}-{index}")
+    worker.start()
+    if worker.wait_subscribed(60):
+        ready.release()
+    done.wait()
+    worker.stop()
+    engine.dispose()
+
+
 def start_ingest(count: int, overrides: dict[str, Any]) -> list[Any]:
+    """Start `count` ingest processes and return once every one has subscribed."""
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=run_ingest, args=(i, overrides)) for i in range(count)]
+    ready, done = context.Semaphore(0), context.Event()
+    workers = [context.Process(target=_bench_worker, args=(i, overrides, ready, done))
+               for i in range(count)]
     for worker in workers:
         worker.start()
-    return workers
+    for _ in workers:
+        if not ready.acquire(timeout=120):
+            raise TimeoutError("an ingest worker did not subscribe within 120 s")
+    time.sleep(0.5)  # the SUBACK is back; let the broker settle the shared group
+    return [*workers, done]
 
 
 def stop_ingest(workers: list[Any]) -> None:
-    for worker in workers:
-        worker.terminate()
-    for worker in workers:
+    *processes, done = workers
+    done.set()
+    for worker in processes:
         worker.join(timeout=30)
+    for worker in processes:
+        if worker.is_alive():
+            worker.terminate()
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -151,7 +151,6 @@ def bench(kind: str, args: argparse.Namespace) -> list[str]:
             "database_url": url, "mqtt_url": f"mqtt://127.0.0.1:{port}",
             "ingest_batch_size": args.batch, "ingest_batch_wait_ms": 10,
         })
-        time.sleep(3)  # workers connect and join the shared subscription
         try:
             count, seconds = run_ingest_throughput(url, port, readers)
             latencies = run_decision_latency(url, port, readers, args.rate)

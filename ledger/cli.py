@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("ledger.commands.proof", "api.commands",
+SUBCOMMAND_MODULES: tuple[str, ...] = ("ledger.commands.proof", "api.commands", "api.stack",
                                          "ledger.commands.verify")
 """Modules that contribute subcommands; add yours here (e.g. verify, serve, migrate)."""
 

@@ -11,33 +11,41 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Final
 
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from api.custody import pending
-from api.custody.events import CustodyChange, append_change
+from api.custody.events import AssetRow, CustodyChange, append_change
 from api.custody.overdue import resolve_overdue
 from api.custody.rules import (
     AssetView,
     PersonView,
     ReaderView,
     Ruling,
+    Verdict,
     decide_asset,
     decide_badge,
 )
+from api.ingest.batch_writes import BatchWrites, load_asset_rows
 from api.ingest.record import RecordedBatch
 from api.ingest.topics import DECISIONS, ReaderTopic
 from api.ingest.verify import Verified
 from api.logstore import LogAppender
-from api.models.assets import Asset, AssetClass, AssetShare, AssetStatus, HolderKind
+from api.models.assets import AssetClass, AssetShare, AssetStatus, HolderKind
 from api.models.custody import Alert, Decision, DeskSession, Refusal
 from api.models.people import Badge, Person
 from api.models.registry import Reader, ReaderRole
 
 _DECISIONS = Decision.__table__  # type: ignore[attr-defined]
+
+DESK_SESSION_TIMEOUT: Final = timedelta(minutes=5)
+"""A desk's badge session ends this long after its last read: long enough to scan a kit
+trolley, short enough that the next officer at the desk cannot take kit on it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +55,13 @@ class DecisionMessage:
 
     topic: str
     payload: bytes
+    decision_id: int | None = None
 
 
 @dataclass(slots=True)
 class _BatchState:
     readers: dict[str, ReaderView]
-    assets: dict[str, Asset]
+    assets: dict[str, AssetRow]
     classes: dict[str, AssetClass]
     shares: dict[str, frozenset[str]]
     badges: dict[str, str]
@@ -60,7 +69,13 @@ class _BatchState:
     sessions: dict[tuple[str, str], DeskSession]
     commitments: dict[str, str]
     log: LogAppender
+    writes: BatchWrites
     decisions: list[dict[str, object]] = field(default_factory=list)
+    messages: list[DecisionMessage] = field(default_factory=list)
+    returned: set[str] = field(default_factory=set)
+    session_timeout: timedelta = timedelta(0)
+    refused: list[Verified] = field(default_factory=list)
+    forced: set[tuple[str, int]] = field(default_factory=set)
     opened: list[Verified] = field(default_factory=list)
     batch_seqs: dict[str, set[int]] = field(default_factory=dict)
 
@@ -94,7 +109,7 @@ def _load(session: Session, items: list[Verified]) -> _BatchState:
     rows = list(session.exec(select(Person).where(col(Person.id).in_(person_ids))))
     state = _BatchState(
         readers, {}, {}, {}, badges, {p.id: _person_view(p) for p in rows}, sessions,
-        {p.id: p.commitment for p in rows}, LogAppender(session),
+        {p.id: p.commitment for p in rows}, LogAppender(session), BatchWrites(session),
     )
     _load_assets(session, state, epcs)
     return state
@@ -102,10 +117,7 @@ def _load(session: Session, items: list[Verified]) -> _BatchState:
 
 def _load_assets(session: Session, state: _BatchState, epcs: set[str]) -> None:
     """Add the assets tagged `epcs` (locked until commit), their classes and shares."""
-    assets = {
-        a.epc_hex: a
-        for a in session.exec(select(Asset).where(col(Asset.epc_hex).in_(epcs)).with_for_update())
-    }
+    assets = load_asset_rows(session.connection(), epcs)
     class_ids = {a.class_id for a in assets.values()}
     state.classes.update({
         c.id: c
@@ -120,7 +132,7 @@ def _load_assets(session: Session, state: _BatchState, epcs: set[str]) -> None:
     state.assets.update(assets)
 
 
-def _asset_view(state: _BatchState, asset: Asset) -> AssetView:
+def _asset_view(state: _BatchState, asset: AssetRow) -> AssetView:
     policy = state.classes.get(asset.class_id)
     return AssetView(
         asset_id=asset.id, agency_id=asset.agency_id,
@@ -129,6 +141,17 @@ def _asset_view(state: _BatchState, asset: Asset) -> AssetView:
         required_qualification=policy.required_qualification if policy else None,
         dual_signoff=policy.dual_signoff if policy else False,
     )
+
+
+def _live_desk(
+    state: _BatchState, key: tuple[str, str | None], now: datetime
+) -> DeskSession | None:
+    """The desk session `key` if open and used within the timeout: a session left idle (the
+    officer walked away without closing it) must not let the next person take kit on it."""
+    desk = state.sessions.get((key[0], str(key[1])))
+    if desk is None or now - desk.last_at > state.session_timeout:
+        return None
+    return desk
 
 
 def _open_session(
@@ -140,6 +163,8 @@ def _open_session(
         desk = DeskSession(reader_id=key[0], session=key[1], person_ids=[], opened_at=now,
                            last_at=now)
         state.sessions[key] = desk
+    elif _live_desk(state, key, now) is None:  # expired: whoever badged in before has left
+        desk.person_ids, desk.opened_at = [], now
     if person_id not in desk.person_ids:
         desk.person_ids = [*desk.person_ids, person_id]  # reassign: JSON columns track by value
         state.opened.append(item)
@@ -148,7 +173,7 @@ def _open_session(
 
 
 def _change(
-    session: Session, state: _BatchState, item: Verified, asset: Asset, ruling: Ruling,
+    session: Session, state: _BatchState, item: Verified, asset: AssetRow, ruling: Ruling,
     now: datetime,
 ) -> None:
     assert ruling.action and ruling.holder_kind and ruling.holder_ref and ruling.new_status
@@ -156,13 +181,14 @@ def _change(
     due = None
     if ruling.new_status == AssetStatus.CHECKED_OUT and policy and policy.loan_days:
         due = now + timedelta(days=policy.loan_days)
+    # Gathered in `state.writes`: one bulk write per batch, not one per event.
     append_change(session, state.log.log, asset, CustodyChange(
         action=ruling.action, holder_kind=ruling.holder_kind, holder_ref=ruling.holder_ref,
         new_status=ruling.new_status, time=now, observations=(item.envelope_hash,),
         authorisers=ruling.authorisers, reader_id=item.reader.reader_id, due_at=due,
-    ), state.commitments)
+    ), state.commitments, state.writes)
     if ruling.new_status == AssetStatus.IN_STORE:
-        resolve_overdue(session, asset.id, now)
+        state.returned.add(asset.id)
 
 
 def _rule_on(session: Session, state: _BatchState, item: Verified, now: datetime) -> Ruling:
@@ -173,12 +199,15 @@ def _rule_on(session: Session, state: _BatchState, item: Verified, now: datetime
         ruling = decide_badge(reader, state.people[person_id], obs.session)
         if ruling.opens_session_for:
             _open_session(session, state, item, ruling.opens_session_for, now)
+        elif ruling.verdict == Verdict.REFUSE and obs.session:
+            state.refused.append(item)  # reads held for this session will never be admitted
         return ruling
     asset = state.assets.get(obs.epc)
     if asset is None:
         return Ruling()
-    desk = state.sessions.get((reader.reader_id, obs.session)) if obs.session else None
+    desk = _live_desk(state, (reader.reader_id, obs.session), now) if obs.session else None
     if (desk is None and obs.session and reader.role == ReaderRole.ISSUE_DESK
+            and (reader.reader_id, obs.seq) not in state.forced
             and pending.awaiting_earlier(session, reader.reader_id, obs.seq)):
         return Ruling()  # held: its badge may still be on the way (see api.custody.pending)
     people = [state.people[p] for p in desk.person_ids if p in state.people] if desk else []
@@ -197,34 +226,61 @@ def _rule_on(session: Session, state: _BatchState, item: Verified, now: datetime
     return ruling
 
 
-def apply_custody(session: Session, batch: RecordedBatch, now: datetime) -> list[DecisionMessage]:
+def apply_custody(
+    session: Session, batch: RecordedBatch, now: datetime, *,
+    session_timeout: timedelta = DESK_SESSION_TIMEOUT,
+) -> list[DecisionMessage]:
     """The pipeline's custody hook: rule on every new observation of `batch`."""
     items = sorted(batch.accepted, key=lambda i: (i.reader.reader_id, i.observation.seq))
+    return _rule_on_all(session, items, now, session_timeout, forced=False)
+
+
+def _rule_on_all(
+    session: Session, items: list[Verified], now: datetime, session_timeout: timedelta,
+    *, forced: bool,
+) -> list[DecisionMessage]:
     if not items:
         return []
     state = _load(session, items)
+    state.session_timeout = session_timeout
+    if forced:
+        state.forced.update((i.reader.reader_id, i.observation.seq) for i in items)
     for item in items:
         state.batch_seqs.setdefault(item.reader.reader_id, set()).add(item.observation.seq)
     decisions: list[DecisionMessage] = []
     with session.no_autoflush:  # one flush at commit, not one per event
         for item in items:
             decisions += _decide(session, state, item, now)
-            while state.opened:
-                decisions += _replay_held(session, state, state.opened.pop(), now)
+            while state.opened or state.refused:
+                if state.opened:
+                    decisions += _replay_held(session, state, state.opened.pop(), now)
+                else:
+                    decisions += _replay_held(session, state, state.refused.pop(), now,
+                                              force=True)
     state.log.write()
-    if state.decisions:
-        session.connection().execute(insert(_DECISIONS), state.decisions)
-    return decisions
+    state.writes.write()
+    resolve_overdue(session, state.returned, now)
+    if not state.decisions:
+        return decisions
+    # The ids come back so the worker can mark each decision published once the broker has it.
+    ids = session.connection().execute(
+        insert(_DECISIONS).returning(_DECISIONS.c.id, sort_by_parameter_order=True),
+        state.decisions,
+    ).scalars().all()
+    return [replace(d, decision_id=i) for d, i in zip(decisions, ids, strict=True)]
 
 
 def _replay_held(
-    session: Session, state: _BatchState, badge: Verified, now: datetime
+    session: Session, state: _BatchState, badge: Verified, now: datetime, *, force: bool = False
 ) -> list[DecisionMessage]:
-    """Rule on reads of the session `badge` just opened that arrived before it."""
+    """Rule on reads of the session `badge` just opened that arrived before it; `force` (the
+    badge was refused) rules on them without holding them again, so they are refused."""
     held = pending.held_reads(
         session, badge.reader, str(badge.observation.session), badge.observation.seq,
         state.batch_seqs.get(badge.reader.reader_id, set()),
     )
+    if force:
+        state.forced.update((badge.reader.reader_id, h.observation.seq) for h in held)
     state.batch_seqs.setdefault(badge.reader.reader_id, set()).update(
         h.observation.seq for h in held
     )
@@ -252,4 +308,9 @@ def _decide(
         "decision": ruling.verdict.value, "reason": ruling.reason, "asset_id": asset_id,
         "action": ruling.action, "created_at": now, "published_at": None,
     })
-    return [DecisionMessage(topic, json.dumps(body, sort_keys=True).encode())]
+    return [DecisionMessage(topic, decision_payload(body))]
+
+
+def decision_payload(body: Mapping[str, object]) -> bytes:
+    """A decision's wire form: sorted-key JSON {"seq","decision","reason","asset","action"}."""
+    return json.dumps(body, sort_keys=True).encode()

@@ -1,8 +1,9 @@
 """Appending a custody change to the record: the asset's hash chain, the Merkle log, the row.
 
-Called inside the write transaction that changes the asset (the log writer lock already
-claimed), so the asset's state, its chain head, the `custody_event` row and the log's nodes
-commit together or not at all. People appear only as their salted commitments.
+Called inside the write transaction that changes the asset (the log writers' lock already
+claimed); the leaf goes to the log of the asset's owning agency, so the asset's state, its chain
+head, the `custody_event` row and the log's nodes commit together or not at all.
+People appear only as their salted commitments.
 """
 
 from __future__ import annotations
@@ -10,19 +11,20 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy import insert
 from sqlmodel import Session, select
 
+from api.logstore import AgencyLogs
 from api.models.assets import Asset, AssetStatus, HolderKind
 from api.models.custody import CustodyEventRow
 from api.models.people import Person
 from ledger.core import hashing
 from ledger.core.hashchain import ChainHead, check_link
 from ledger.core.records import CustodyEvent, Holder, format_time
-from ledger.log import MerkleLog
 
-_INSERT_EVENT = insert(CustodyEventRow.__table__)  # type: ignore[attr-defined]
+INSERT_EVENT = insert(CustodyEventRow.__table__)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,45 @@ class CustodyChange:
     authorisers: tuple[str, ...] = ()
     reader_id: str | None = None
     due_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class AssetRow:
+    """An asset's custody state as plain values: what the rules read and `append_change`
+    moves (status, holder, due time, chain head). The ingest hot path uses it instead of an
+    ORM `Asset`, which costs a unit-of-work object per asset."""
+
+    id: str
+    agency_id: str
+    class_id: str
+    status: str
+    holder_kind: str
+    holder_ref: str
+    due_at: datetime | None
+    chain_next_seq: int
+    chain_prev: str
+
+
+class EventSink(Protocol):
+    """Where `append_change` writes: at once (`SessionSink`) or gathered for one bulk write
+    per batch (`api.ingest.batch_writes.BatchWrites`), always in the caller's transaction."""
+
+    def insert_event(self, row: dict[str, Any]) -> None: ...
+
+    def moved(self, asset: Asset | AssetRow) -> None: ...
+
+
+class SessionSink:
+    """Writes each event row and asset change through the session straight away."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def insert_event(self, row: dict[str, Any]) -> None:
+        self._session.connection().execute(INSERT_EVENT, row)
+
+    def moved(self, asset: Asset | AssetRow) -> None:
+        self._session.add(asset)
 
 
 class UnknownPerson(LookupError):
@@ -59,15 +100,17 @@ def _log_ref(
 
 
 def append_change(
-    session: Session, log: MerkleLog, asset: Asset, change: CustodyChange,
-    commitments: MutableMapping[str, str] | None = None,
+    session: Session, logs: AgencyLogs, asset: Asset | AssetRow, change: CustodyChange,
+    commitments: MutableMapping[str, str] | None = None, sink: EventSink | None = None,
 ) -> int:
     """Record `change` of `asset`: chain link, log leaf, event row, new asset state; return
-    the event's leaf index in the Merkle log.
+    the event's leaf index in the owning agency's Merkle log.
 
-    `commitments` (person id -> commitment) is a cache the caller may share across a batch.
+    `commitments` (person id -> commitment) is a cache the caller may share across a batch;
+    `sink` receives the writes (default: through `session` at once).
     """
     commitments = {} if commitments is None else commitments
+    sink = SessionSink(session) if sink is None else sink
     holder_from = None
     if change.action != "register":  # a genesis event comes from nowhere
         kind = HolderKind(asset.holder_kind)
@@ -86,8 +129,8 @@ def append_change(
     check_link(ChainHead(asset.id, asset.chain_next_seq, asset.chain_prev), event)
     record = event.to_bytes()
     digest = hashing.domain_hash(hashing.CUSTODY_EVENT, record)  # = records.event_hash(event)
-    leaf_index = log.append(record)
-    session.connection().execute(_INSERT_EVENT, {
+    leaf_index = logs.of(asset.agency_id).append(record)
+    sink.insert_event({
         "agency_id": asset.agency_id, "asset_id": asset.id, "seq": event.seq,
         "action": event.action, "record": record, "event_hash": digest,
         "leaf_index": leaf_index, "created_at": change.time,
@@ -98,5 +141,5 @@ def append_change(
     asset.holder_kind = change.holder_kind
     asset.holder_ref = change.holder_ref
     asset.due_at = change.due_at
-    session.add(asset)
+    sink.moved(asset)
     return leaf_index

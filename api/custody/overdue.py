@@ -6,15 +6,19 @@ scanning at once cannot raise the same alert twice.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Final
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from api.custody.rules import AlertKind
 from api.logstore import claim_log_writer
 from api.models.assets import Asset, AssetStatus
 from api.models.custody import Alert
+
+_ALERTS = Alert.__table__  # type: ignore[attr-defined]
 
 MAX_ALERTS_PER_SCAN: Final = 1000
 """Alerts raised by one scan; the rest wait for the next, so one scan's transaction stays
@@ -55,13 +59,13 @@ def raise_overdue_alerts(session: Session, now: datetime) -> int:
     return raised
 
 
-def resolve_overdue(session: Session, asset_id: str, now: datetime) -> None:
-    """Close `asset_id`'s open overdue alert: it is back in store."""
-    for alert in session.exec(
-        select(Alert).where(
-            Alert.asset_id == asset_id, Alert.kind == AlertKind.OVERDUE_LOAN.value,
-            col(Alert.resolved_at).is_(None),
-        )
-    ):
-        alert.resolved_at = now
-        session.add(alert)
+def resolve_overdue(session: Session, asset_ids: Collection[str], now: datetime) -> None:
+    """Close the open overdue alerts of `asset_ids`: they are back in store."""
+    if not asset_ids:
+        return
+    session.connection().execute(
+        update(_ALERTS)
+        .where(_ALERTS.c.asset_id.in_(asset_ids), _ALERTS.c.kind == AlertKind.OVERDUE_LOAN.value,
+               _ALERTS.c.resolved_at.is_(None))
+        .values(resolved_at=now)
+    )

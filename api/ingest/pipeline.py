@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Final
 
 from sqlalchemy import Engine
@@ -120,6 +121,10 @@ class IngestPipeline:
     ) -> None:
         self.engine = engine
         self._settings = settings
+        timeout_s = getattr(settings, "desk_session_timeout_s", None)
+        if custody is apply_custody and timeout_s is not None:
+            # The desk session timeout is a setting once `Settings` has one.
+            custody = partial(apply_custody, session_timeout=timedelta(seconds=timeout_s))
         self._custody = custody
         self._clock = clock
         self.readers = ReaderDirectory(engine)

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert, or_, update
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from api.ingest import sequence
@@ -87,30 +88,62 @@ def _split_replays(
     return fresh, replays, conflicts
 
 
+_ASSETS = Asset.__table__  # type: ignore[attr-defined]
+_BADGES = Badge.__table__  # type: ignore[attr-defined]
+
+_MOVE_LAST_SEEN = (
+    update(_ASSETS)
+    .where(_ASSETS.c.id == bindparam("b_id"),
+           or_(_ASSETS.c.last_seen_at.is_(None), _ASSETS.c.last_seen_at <= bindparam("b_at")))
+    .values(last_seen_at=bindparam("b_at"), last_seen_reader_id=bindparam("b_reader"),
+            last_seen_site_id=bindparam("b_site"))
+)
+"""Move an asset's last sighting forward only: a late re-sent read never moves it back."""
+
+
 def _note_sightings(session: Session, fresh: Sequence[Verified]) -> None:
-    """Move assets' last-seen; keep unknown EPCs (neither asset nor badge) for stocktake."""
+    """Move assets' last-seen; keep unknown EPCs (neither asset nor badge) for stocktake.
+
+    Core statements, no ORM objects: this runs for every read, and one executemany UPDATE
+    of the assets seen costs less than loading them (the location query reads these columns).
+    """
+    connection = session.connection()
     epcs = {item.observation.epc for item in fresh}
-    assets = {
-        a.epc_hex: a for a in session.exec(select(Asset).where(col(Asset.epc_hex).in_(epcs)))
+    assets: dict[str, str] = {
+        epc: asset_id for epc, asset_id in connection.execute(
+            core_select(_ASSETS.c.epc_hex, _ASSETS.c.id).where(_ASSETS.c.epc_hex.in_(epcs))
+        )
     }
-    badges = set(session.exec(select(Badge.epc_hex).where(col(Badge.epc_hex).in_(epcs))))
-    known = assets.keys() | badges
-    unknown = [i for i in fresh if i.observation.epc not in known]
+    badges = set(connection.execute(
+        core_select(_BADGES.c.epc_hex).where(_BADGES.c.epc_hex.in_(epcs - assets.keys()))
+    ).scalars())
+    latest: dict[str, Verified] = {}
+    unknown: list[Verified] = []
+    for item in fresh:
+        epc = item.observation.epc
+        if epc in assets:
+            best = latest.get(epc)
+            if best is None or best.observed_at <= item.observed_at:
+                latest[epc] = item
+        elif epc not in badges:
+            unknown.append(item)
+    if latest:
+        connection.execute(_MOVE_LAST_SEEN, [
+            {"b_id": assets[epc], "b_at": item.observed_at, "b_reader": item.reader.reader_id,
+             "b_site": item.reader.site_id}
+            for epc, item in latest.items()
+        ])
+    if unknown:
+        _note_unknown(session, unknown)
+
+
+def _note_unknown(session: Session, unknown: Sequence[Verified]) -> None:
     sightings = {
         (s.epc_hex, s.site_id): s
         for s in session.exec(
             select(Sighting).where(col(Sighting.epc_hex).in_({i.observation.epc for i in unknown}))
         )
     }
-    for item in fresh:
-        asset = assets.get(item.observation.epc)
-        if asset is None:
-            continue
-        if asset.last_seen_at is None or asset.last_seen_at <= item.observed_at:
-            asset.last_seen_at = item.observed_at
-            asset.last_seen_reader_id = item.reader.reader_id
-            asset.last_seen_site_id = item.reader.site_id
-            session.add(asset)
     for item in unknown:
         key = (item.observation.epc, item.reader.site_id)
         sighting = sightings.get(key)

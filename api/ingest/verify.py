@@ -11,14 +11,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl.exceptions import BadSignatureError, CryptoError
+from nacl.signing import VerifyKey
 
 from api.ingest.topics import parse_events_topic
 from api.models.ingest import MAX_DETAIL_CHARS
+from ledger.core import hashing
 from ledger.core.encoding import MAX_RECORD_BYTES
-from ledger.core.envelope import Envelope, envelope_hash, public_key_from_raw, verify_envelope
+from ledger.core.envelope import (
+    Envelope,
+    key_id,
+    public_key_from_raw,
+    signing_message,
+    verify_envelope,
+)
 from ledger.core.errors import EncodingError, RecordTooLarge, SchemaError, SignatureError
 from ledger.core.records import Observation, parse_time
 
@@ -100,9 +109,44 @@ class ClockPolicy:
     max_age: timedelta
 
 
+@dataclass(frozen=True, slots=True)
+class _LoadedKey:
+    """A registered key loaded for both libraries, with its key id computed once."""
+
+    kid: str
+    fast: VerifyKey
+    reference: Ed25519PublicKey
+
+
 @lru_cache(maxsize=KEY_CACHE_SIZE)
-def _public_key(public_key_hex: str) -> Ed25519PublicKey:
-    return public_key_from_raw(bytes.fromhex(public_key_hex))
+def _public_key(public_key_hex: str) -> _LoadedKey:
+    reference = public_key_from_raw(bytes.fromhex(public_key_hex))
+    return _LoadedKey(key_id(reference), VerifyKey(bytes.fromhex(public_key_hex)), reference)
+
+
+def _check_signature(envelope: Envelope, key: _LoadedKey) -> dict[str, Any]:
+    """`verify_envelope`'s verdict, about twice as fast for the (usual) valid envelope.
+
+    libsodium (PyNaCl) checks a valid signature in about half the time `cryptography` takes.
+    Only when it refuses does `verify_envelope` run, so the verdict and the typed error are
+    always the reference implementation's: a signature libsodium alone would refuse (its
+    checks are stricter) is still judged by `cryptography`, as before this fast path.
+    """
+    if envelope.kid == key.kid:
+        try:
+            key.fast.verify(signing_message_bytes(envelope), envelope.sig)
+            return envelope.payload
+        except (BadSignatureError, CryptoError, ValueError):
+            pass
+    return verify_envelope(envelope, key.reference)
+
+
+def signing_message_bytes(envelope: Envelope) -> bytes:
+    """The bytes an envelope's signature covers (domain prefix + canonical payload)."""
+    return _SIGNING_PREFIX + envelope.canonical_payload()
+
+
+_SIGNING_PREFIX: Final = signing_message({})[: -len(b"{}")]
 
 
 def _reject(
@@ -138,7 +182,7 @@ def verify_message(
             reader.reader_id,
         )
     try:
-        payload = verify_envelope(envelope, _public_key(reader.public_key_hex))
+        payload = _check_signature(envelope, _public_key(reader.public_key_hex))
     except SignatureError as exc:
         return _reject(message, RejectReason.BAD_SIGNATURE, str(exc), reader.reader_id)
     try:
@@ -174,5 +218,7 @@ def verify_message(
         )
     return Verified(
         message=message, reader=reader, observation=observation, observed_at=observed_at,
-        envelope_bytes=message.payload, envelope_hash=envelope_hash(envelope),
+        envelope_bytes=message.payload,
+        # `from_bytes` accepted only canonical bytes, so they are the envelope's `to_bytes()`.
+        envelope_hash=hashing.domain_hash(hashing.ENVELOPE, message.payload),
     )

@@ -25,6 +25,7 @@ from api.models.ingest import (
 )
 from api.models.people import Badge, Person, PersonSecret
 from api.models.registry import Agency, Reader, ReaderRole, ReaderStatus, Site
+from api.models.webhooks import WebhookCursor, WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "Agency",
@@ -55,4 +56,7 @@ __all__ = [
     "Sighting",
     "Site",
     "Transfer",
+    "WebhookCursor",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

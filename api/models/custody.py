@@ -24,7 +24,11 @@ MAX_REASON_CHARS: Final = 200
 
 class CustodyEventRow(SQLModel, table=True):
     __tablename__ = "custody_event"
-    __table_args__ = (UniqueConstraint("asset_id", "seq", name="uq_custody_event_asset_seq"),)
+    __table_args__ = (
+        UniqueConstraint("asset_id", "seq", name="uq_custody_event_asset_seq"),
+        # Each agency has its own Merkle log, so a leaf index is unique within an agency only.
+        UniqueConstraint("agency_id", "leaf_index", name="uq_custody_event_agency_leaf"),
+    )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
     agency_id: str = Field(index=True, max_length=MAX_ID_CHARS)
@@ -33,7 +37,7 @@ class CustodyEventRow(SQLModel, table=True):
     action: str = Field(max_length=32)
     record: bytes = Field(sa_type=Bytes)
     event_hash: bytes = Field(sa_type=Bytes)
-    leaf_index: int = Field(unique=True, sa_type=BigInt)
+    leaf_index: int = Field(sa_type=BigInt)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -95,23 +99,71 @@ class DeskSession(SQLModel, table=True):
 
 
 class LogNode(SQLModel, table=True):
-    """The hash of the perfect subtree over leaves [idx * 2**level, (idx + 1) * 2**level)."""
+    """The hash of the perfect subtree over leaves [idx * 2**level, (idx + 1) * 2**level) of
+    agency `agency_id`'s log."""
 
     __tablename__ = "log_node"
 
+    agency_id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
     level: int = Field(primary_key=True)
     idx: int = Field(primary_key=True, sa_type=BigInt)
     hash: bytes = Field(sa_type=Bytes)
 
 
 class LogState(SQLModel, table=True):
-    """The Merkle log's size: one row, locked while appending so there is one writer."""
+    """The log writers' lock: one row, locked while appending to any agency's log, so every
+    log has one writer (and a batch touching several agencies' logs takes one lock)."""
 
     __tablename__ = "log_state"
 
     id: int = Field(default=1, primary_key=True)
     size: int = Field(default=0, sa_type=BigInt)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class AgencyLog(SQLModel, table=True):
+    """One agency's Merkle log: its size and, once its first checkpoint is signed, its id.
+
+    A log's id is the key id of the Ed25519 key that signs its checkpoints (`api.logkeys`);
+    the key is bound when the first checkpoint is made and never changes afterwards.
+    """
+
+    __tablename__ = "agency_log"
+
+    agency_id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
+    size: int = Field(default=0, sa_type=BigInt)
+    log_id: str | None = Field(default=None, unique=True, max_length=32)
+    public_key: bytes | None = Field(default=None, sa_type=Bytes)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class LogCheckpoint(SQLModel, table=True):
+    """A signed checkpoint of an agency's log and, once anchored, where: the transaction, its
+    block, and the `Anchored` receipt log exactly as the node returned it (an audit bundle
+    embeds it, so `kitledger verify --offline` can decode what the chain recorded)."""
+
+    __tablename__ = "log_checkpoint"
+    __table_args__ = (
+        UniqueConstraint("agency_id", "tree_size", name="uq_log_checkpoint_agency_size"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    agency_id: str = Field(index=True, max_length=MAX_ID_CHARS)
+    log_id: str = Field(max_length=32)
+    tree_size: int = Field(sa_type=BigInt)
+    root: bytes = Field(sa_type=Bytes)
+    envelope: bytes = Field(sa_type=Bytes)
+    signed_at: datetime = Field(sa_type=UTCDateTime)
+    chain_id: int | None = Field(default=None, sa_type=BigInt)
+    contract: str | None = Field(default=None, max_length=42)
+    tx_hash: bytes | None = Field(default=None, sa_type=Bytes)
+    block_number: int | None = Field(default=None, sa_type=BigInt)
+    block_hash: bytes | None = Field(default=None, sa_type=Bytes)
+    anchorer: str | None = Field(default=None, max_length=42)
+    receipt_address: str | None = Field(default=None, max_length=42)
+    receipt_topics: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    receipt_data: bytes | None = Field(default=None, sa_type=Bytes)
+    anchored_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Transfer(SQLModel, table=True):

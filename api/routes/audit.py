@@ -1,34 +1,65 @@
-"""Audit routes (scope `audit:read`): custody history with inclusion proofs, the log's head,
-and consistency proofs between two sizes.
+"""Audit routes (scope `audit:read`): custody history with inclusion proofs and the anchored
+checkpoint, the agency log's head, signed checkpoints, consistency proofs, audit bundles.
 
+Every agency has its own log; a caller sees its own agency's log, and an asset's history is
+proven in the log of the agency that owns it (visible to the agencies it is shared with).
 Proofs are built from the stored nodes by `ledger.log.MerkleLog` (plan, fetch, compute). An
-auditor checks them with `kitledger proof` or any RFC 9162 verifier, against a root they
-trust (one anchored on chain).
+auditor checks them with `kitledger proof`, or a whole bundle with `kitledger verify`.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
+from api.auth import Caller
+from api.bundles import MAX_BUNDLE_ASSETS, BundleUnavailable, export_agency_bundle
+from api.checkpoints import latest_checkpoint
+from api.db import utcnow
 from api.deps import Auditor, SessionDep
 from api.logstore import open_log
-from api.models.custody import CustodyEventRow
-from api.problems import Problem
+from api.models.assets import Asset
+from api.models.custody import CustodyEventRow, LogCheckpoint
+from api.problems import Problem, not_found
 from api.routes.paging import Limit
 from api.scoping import visible_asset
+from ledger.core.bundle import Scope
+from ledger.core.errors import LedgerError
 from ledger.core.merkle import ProofInputError
+from ledger.core.records import parse_time
 
 router = APIRouter(prefix="/v1", tags=["audit"])
+
+BUNDLE_MEDIA_TYPE: Final = "application/x-ndjson"
+Size = Annotated[int, Query(ge=0, le=2**53 - 1)]
 
 
 class TreeHead(BaseModel):
     size: int
     root: str
+
+
+class AnchorInfo(BaseModel):
+    chain_id: int | None
+    contract: str | None
+    tx_hash: str
+    block_number: int | None
+    block_hash: str | None
+    anchorer: str | None
+
+
+class SignedCheckpoint(BaseModel):
+    log_id: str
+    tree_size: int
+    root: str
+    envelope: dict[str, Any]
+    anchor: AnchorInfo | None = None
 
 
 class EventWithProof(BaseModel):
@@ -38,11 +69,13 @@ class EventWithProof(BaseModel):
     event_hash: str
     record: dict[str, Any]
     inclusion_proof: list[str]
+    checkpoint_proof: list[str] | None = None
 
 
 class CustodyHistory(BaseModel):
     asset_id: str
     tree: TreeHead
+    checkpoint: SignedCheckpoint | None = None
     events: list[EventWithProof]
     next_after: int | None = None
 
@@ -53,12 +86,25 @@ class ConsistencyProof(BaseModel):
     proof: list[str]
 
 
+def _signed(row: LogCheckpoint) -> SignedCheckpoint:
+    anchor = None
+    if row.tx_hash is not None:
+        anchor = AnchorInfo(
+            chain_id=row.chain_id, contract=row.contract, tx_hash=row.tx_hash.hex(),
+            block_number=row.block_number,
+            block_hash=None if row.block_hash is None else row.block_hash.hex(),
+            anchorer=row.anchorer)
+    return SignedCheckpoint(log_id=row.log_id, tree_size=row.tree_size, root=row.root.hex(),
+                            envelope=json.loads(row.envelope), anchor=anchor)
+
+
 @router.get("/assets/{asset_id}/history", response_model=CustodyHistory)
 def history(
     asset_id: str, session: SessionDep, caller: Auditor, limit: Limit = 50,
-    after: Annotated[int | None, Query(ge=-1)] = None,
+    after: Annotated[int | None, Query(ge=-1, le=2**53 - 1)] = None,
 ) -> CustodyHistory:
-    """An asset's custody events, oldest first, each with its proof against the current head."""
+    """An asset's custody events, oldest first, each proven against its log's current head
+    and, when covered, against the latest anchored checkpoint."""
     asset = visible_asset(session, caller, asset_id)
     query = select(CustodyEventRow).where(CustodyEventRow.asset_id == asset.id)
     if after is not None:
@@ -66,36 +112,40 @@ def history(
     rows = list(session.exec(query.order_by(col(CustodyEventRow.seq)).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    log = open_log(session)
+    log = open_log(session, asset.agency_id)
     size, root = log.size, log.root()
+    anchored = latest_checkpoint(session, asset.agency_id, anchored=True)
     events = [
         EventWithProof(
             seq=row.seq, action=row.action, leaf_index=row.leaf_index,
             event_hash=row.event_hash.hex(), record=json.loads(row.record),
             inclusion_proof=[h.hex() for h in log.inclusion_proof(row.leaf_index, size)],
+            checkpoint_proof=None if anchored is None or row.leaf_index >= anchored.tree_size
+            else [h.hex() for h in log.inclusion_proof(row.leaf_index, anchored.tree_size)],
         )
         for row in rows
     ]
     return CustodyHistory(
-        asset_id=asset.id, tree=TreeHead(size=size, root=root.hex()), events=events,
+        asset_id=asset.id, tree=TreeHead(size=size, root=root.hex()),
+        checkpoint=None if anchored is None else _signed(anchored), events=events,
         next_after=rows[-1].seq if more else None,
     )
 
 
 @router.get("/log/head", response_model=TreeHead)
 def head(session: SessionDep, caller: Auditor) -> TreeHead:
-    """The log's current size and root."""
-    log = open_log(session)
+    """The caller agency's log: current size and root."""
+    log = open_log(session, caller.agency_id)
     return TreeHead(size=log.size, root=log.root().hex())
 
 
 @router.get("/log/consistency", response_model=ConsistencyProof)
 def consistency(
-    session: SessionDep, caller: Auditor, first: Annotated[int, Query(ge=0)],
-    second: Annotated[int | None, Query(ge=0)] = None,
+    session: SessionDep, caller: Auditor, first: Size, second: Size | None = None,
 ) -> ConsistencyProof:
-    """Proof that the log at `second` leaves (default: now) extends the log at `first`."""
-    log = open_log(session)
+    """Proof that the caller agency's log at `second` leaves (default: now) extends the log at
+    `first` (e.g. between two checkpoints)."""
+    log = open_log(session, caller.agency_id)
     try:
         proof = log.consistency_proof(first, second)
         second_size = log.size if second is None else second
@@ -106,3 +156,90 @@ def consistency(
         )
     except ProofInputError as exc:
         raise Problem(422, "bad-tree-size", str(exc)) from None
+
+
+@router.get("/checkpoints", response_model=SignedCheckpoint)
+def checkpoint(session: SessionDep, caller: Auditor, size: Size | None = None
+               ) -> SignedCheckpoint:
+    """The caller agency log's latest signed checkpoint, or the one at `size` leaves, with
+    where it was anchored."""
+    if size is None:
+        row = latest_checkpoint(session, caller.agency_id)
+    else:
+        row = session.exec(select(LogCheckpoint).where(
+            LogCheckpoint.agency_id == caller.agency_id, LogCheckpoint.tree_size == size,
+        )).first()
+    if row is None:
+        raise not_found("checkpoint")
+    return _signed(row)
+
+
+MAX_ASSET_PARAM_CHARS: Final = 128
+
+
+def _time(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except LedgerError:
+        raise Problem(422, "bad-time", f"{name} must be RFC 3339 UTC, e.g. "
+                      "2026-01-02T03:04:05.000Z") from None
+
+
+def resolve_bundle_scope(
+    session: Session, caller: Caller, assets: list[str] | None, site: str | None,
+    start: str | None, end: str | None,
+) -> tuple[Scope, str, list[str]]:
+    """What the bundle covers, the agency whose log proves it, and its assets."""
+    if assets:
+        if site or start or end:
+            raise Problem(422, "bad-scope", "give assets, or a site, or a time range")
+        found = [visible_asset(session, caller, a) for a in dict.fromkeys(assets)]
+        owners = {a.agency_id for a in found}
+        if len(owners) != 1:
+            raise Problem(422, "bad-scope", "a bundle proves one agency's log: ask per owner")
+        kind = "asset" if len(found) == 1 else "assets"
+        ids = [a.id for a in found]
+        return Scope(kind, tuple(ids)), owners.pop(), ids
+    query = select(Asset.id).where(Asset.agency_id == caller.agency_id)
+    if site:
+        if start or end:
+            raise Problem(422, "bad-scope", "give a site or a time range, not both")
+        ids = list(session.exec(query.where(Asset.home_site_id == site)
+                                .order_by(col(Asset.id)).limit(MAX_BUNDLE_ASSETS + 1)))
+        scope = Scope("site", tuple(ids), site=site)
+    elif start and end:
+        begin, finish = _time(start, "start"), _time(end, "end")
+        ids = list(session.exec(select(CustodyEventRow.asset_id).where(
+            CustodyEventRow.agency_id == caller.agency_id,
+            col(CustodyEventRow.created_at) >= begin, col(CustodyEventRow.created_at) < finish,
+        ).distinct().order_by(col(CustodyEventRow.asset_id)).limit(MAX_BUNDLE_ASSETS + 1)))
+        scope = Scope("time-range", tuple(ids), start=start, end=end)
+    else:
+        raise Problem(422, "bad-scope", "give asset=..., site=..., or start=... and end=...")
+    if len(ids) > MAX_BUNDLE_ASSETS:
+        raise Problem(422, "too-many-assets", f"more than {MAX_BUNDLE_ASSETS} assets: narrow it")
+    if not ids:
+        raise not_found("asset")
+    return scope, caller.agency_id, ids
+
+
+@router.get("/audit/bundles", response_class=Response,
+            responses={200: {"content": {BUNDLE_MEDIA_TYPE: {}}}})
+def bundle(
+    session: SessionDep, caller: Auditor,
+    asset: Annotated[list[str] | None, Query(max_length=MAX_BUNDLE_ASSETS)] = None,
+    site: Annotated[str | None, Query(max_length=MAX_ASSET_PARAM_CHARS)] = None,
+    start: Annotated[str | None, Query(max_length=40)] = None,
+    end: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    """An audit bundle (docs/audit-bundle.md) for assets, a site, or a time range."""
+    scope, owner, asset_ids = resolve_bundle_scope(session, caller, asset, site, start, end)
+    try:
+        body = export_agency_bundle(session, agency_id=owner, asset_ids=asset_ids, scope=scope,
+                                    now=utcnow())
+    except BundleUnavailable as exc:
+        raise Problem(409, "not-checkpointed", str(exc)) from None
+    return Response(body, media_type=BUNDLE_MEDIA_TYPE)
+

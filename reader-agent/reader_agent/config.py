@@ -46,6 +46,7 @@ class PipelineSettings:
     badge_prefixes: tuple[bytes, ...] = ()
     badge_epcs: frozenset[bytes] = frozenset()
     session_timeout_s: float = 60.0
+    cosign_window_s: float = 5.0
     portal_inside: str | None = None
     portal_outside: str | None = None
     portal_window_s: float = 5.0
@@ -168,6 +169,7 @@ def _pipeline(doc: dict[str, Any], role: str) -> PipelineSettings:
     settings["badge_prefixes"] = tuple(_hex_list(badges, "prefixes"))
     settings["badge_epcs"] = frozenset(_hex_list(badges, "epcs"))
     settings["session_timeout_s"] = float(badges.number("session_timeout_s", 1.0, 3600.0, 60.0))
+    settings["cosign_window_s"] = float(badges.number("cosign_window_s", 0.0, 600.0, 5.0))
     badges.finish()
     zones = {a.zone for a in antennas.values()}
     if "portal" in doc or role == "portal":

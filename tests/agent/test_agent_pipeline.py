@@ -76,7 +76,7 @@ def test_a_flood_of_new_tags_fills_the_table_and_is_counted(
 
 
 def test_badge_session_claims_kit_and_closes_on_second_badge() -> None:
-    p = pipe(min_reads=1, badge_prefixes=(bytes.fromhex(BADGE),))
+    p = pipe(min_reads=1, badge_prefixes=(bytes.fromhex(BADGE),), cosign_window_s=0.0)
     (opened,) = p.feed_many([read(1, 0.0, prefix=BADGE)])
     assert opened.kind == "badge" and opened.session == "desk-1-boot-1"
     kit = p.feed_many([read(10, 1.0), read(11, 1.5)])
@@ -88,6 +88,27 @@ def test_badge_session_claims_kit_and_closes_on_second_badge() -> None:
     # Kit already present is claimed into the new session once, as a "read".
     (claim,) = p.feed_many([read(10, 2.5), read(10, 2.6)])
     assert (claim.kind, claim.session) == ("read", "desk-1-boot-2")
+
+
+def test_second_badge_soon_after_cosigns_then_later_badge_replaces() -> None:
+    """Dual sign-off: two staff badges at the desk within the window share one session."""
+    p = pipe(min_reads=1, depart_after_s=1.0, badge_prefixes=(bytes.fromhex(BADGE),),
+             cosign_window_s=10.0)
+    (opened,) = p.feed_many([read(1, 0.0, prefix=BADGE)])
+    (joined,) = p.feed_many([read(2, 4.0, prefix=BADGE)])
+    assert (joined.kind, joined.epc, joined.session) == ("badge", epc(2, BADGE), opened.session)
+    (bag,) = p.feed_many([read(30, 5.0)])
+    assert bag.session == opened.session
+    # The co-signer's badge leaves the field and taps again: that closes the shared session.
+    p.tick(5.5)
+    (closing,) = p.feed_many([read(2, 6.0, prefix=BADGE)])
+    assert (closing.epc, closing.session) == (epc(2, BADGE), opened.session)
+    assert p.sessions.current is None
+    # After the window a different badge does not join: it closes and opens its own.
+    p.feed_many([read(3, 20.0, prefix=BADGE)])
+    closing, opening = p.feed_many([read(4, 40.0, prefix=BADGE)])
+    assert closing.epc == epc(3, BADGE) and opening.epc == epc(4, BADGE)
+    assert closing.session != opening.session
 
 
 def test_same_badge_again_closes_and_timeout_closes() -> None:

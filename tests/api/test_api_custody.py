@@ -14,10 +14,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from api.config import load_settings
+from api.custody.apply import DESK_SESSION_TIMEOUT
 from api.custody.overdue import raise_overdue_alerts
 from api.ingest.pipeline import BatchResult, IngestPipeline
+from api.ingest.publishing import DecisionPublisher
 from api.logstore import open_log
-from api.models import Alert, Asset, AssetClass, AssetStatus, CustodyEventRow, Refusal
+from api.models import Alert, Asset, AssetClass, AssetStatus, CustodyEventRow, Decision, Refusal
 from api.models.assets import AssetCreate
 from api.models.people import Person, PersonCreate, PersonSecret
 from api.models.registry import ReaderRole
@@ -173,7 +175,7 @@ def test_every_change_is_chained_and_in_the_merkle_log(store: Store) -> None:
     store.read(store.returns, *RADIOS, session=None)
     with Session(store.engine) as session:
         rows = session.exec(select(CustodyEventRow).order_by(col(CustodyEventRow.leaf_index))).all()
-        log = open_log(session)
+        log = open_log(session, "north")
         assert [r.leaf_index for r in rows] == list(range(len(rows))) == list(range(log.size))
         assert log.root() == reference_root([r.record for r in rows])
         for row in rows:
@@ -191,7 +193,7 @@ def test_every_change_is_chained_and_in_the_merkle_log(store: Store) -> None:
 def test_erasing_a_person_keeps_every_proof(store: Store) -> None:
     store.read(store.issue, ALICE_BADGE, RADIOS[0])
     with Session(store.engine) as session:
-        before = open_log(session).root()
+        before = open_log(session, "north").root()
         alice = session.get(Person, "alice")
         assert alice is not None
         erase_person(session, person=alice)
@@ -199,7 +201,7 @@ def test_erasing_a_person_keeps_every_proof(store: Store) -> None:
         assert session.get(PersonSecret, "alice") is None
         rows = session.exec(select(CustodyEventRow).where(CustodyEventRow.asset_id == "R-0"))
         events = [CustodyEvent.from_record(parse_record(r.record)) for r in rows]
-        assert open_log(session).root() == before
+        assert open_log(session, "north").root() == before
     assert verify_chain("R-0", sorted(events, key=lambda e: e.seq)).next_seq == 2
     # Her badge is gone: it opens no session, so the next radio is refused at the desk.
     refused = store.read(store.issue, ALICE_BADGE, RADIOS[1], session="s9")
@@ -237,3 +239,85 @@ def test_reads_committed_before_their_badge_are_held_then_ruled_on(store: Store)
     # Nothing is missing below this read and no session is open: refused at once.
     alone = store.pipeline.process([desk.message(3, RADIOS[2], session="s2")])
     assert _decisions(alone) == [("refuse", "no badge session open at this desk", None)]
+
+
+def test_held_reads_are_refused_when_their_badge_is_refused(store: Store) -> None:
+    """A badge that cannot open its session must not leave the reads held for it undecided."""
+    with Session(store.engine) as session:
+        carol = session.get(Person, "carol")
+        assert carol is not None
+        carol.active = False
+        session.add(carol)
+        session.commit()
+    desk = store.issue
+    early = store.pipeline.process([desk.message(1, RADIOS[0], session="s1")])
+    assert early.decisions == []
+    late = store.pipeline.process([desk.message(0, CAROL_BADGE, kind="badge", session="s1")])
+    assert _decisions(late) == [("refuse", "badge holder is not active", None),
+                                ("refuse", "no badge session open at this desk", None)]
+    assert store.asset("R-0").status == AssetStatus.IN_STORE
+
+
+def test_an_idle_desk_session_expires(engine: Engine, store: Store) -> None:
+    """Kit read after the session timeout is refused: the next officer cannot use it."""
+    clock = [datetime.now(UTC)]
+    pipeline = IngestPipeline(engine, load_settings(), clock=lambda: clock[0])
+    desk = store.issue
+    opened = pipeline.process([desk.message(0, ALICE_BADGE, kind="badge", session="s1"),
+                               desk.message(1, RADIOS[0], session="s1")])
+    assert _decisions(opened)[1] == ("accept", "checked out", "check_out")
+    clock[0] += DESK_SESSION_TIMEOUT + timedelta(seconds=1)
+    late = pipeline.process([desk.message(2, RADIOS[1], session="s1")])
+    assert _decisions(late) == [("refuse", "no badge session open at this desk", None)]
+    # Badging in again opens it afresh, for the new badge holder only.
+    again = pipeline.process([desk.message(3, BOB_BADGE, kind="badge", session="s1"),
+                              desk.message(4, RADIOS[1], session="s1")])
+    assert _decisions(again)[1] == ("accept", "checked out", "check_out")
+    assert store.asset("R-1").holder_ref == "bob"
+
+
+def test_decisions_carry_their_row_ids_for_marking_published(store: Store) -> None:
+    result = store.read(store.issue, ALICE_BADGE, RADIOS[0])
+    ids = [d.decision_id for d in result.decisions]
+    with Session(store.engine) as session:
+        rows = session.exec(select(Decision).order_by(col(Decision.id))).all()
+    assert ids == [r.id for r in rows] and all(r.published_at is None for r in rows)
+
+
+@dataclass
+class _Receipt:
+    acked: bool = False
+
+    def is_published(self) -> bool:
+        return self.acked
+
+
+@dataclass
+class _Broker:
+    """Records publishes; `ack_all` plays the broker's PUBACKs."""
+
+    sent: list[tuple[str, bytes, _Receipt]]
+
+    def publish(self, topic: str, payload: bytes, qos: int) -> _Receipt:
+        receipt = _Receipt()
+        self.sent.append((topic, payload, receipt))
+        return receipt
+
+    def ack_all(self) -> None:
+        for _, _, receipt in self.sent:
+            receipt.acked = True
+
+
+def test_unacknowledged_decisions_are_re_sent_after_a_crash(store: Store) -> None:
+    result = store.read(store.issue, ALICE_BADGE, RADIOS[0], RADIOS[1])
+    crashed = _Broker([])
+    DecisionPublisher(store.engine, crashed).publish(result.decisions[:2])
+    # The worker died before any PUBACK: a new worker re-sends all three, in order.
+    broker = _Broker([])
+    restarted = DecisionPublisher(store.engine, broker)
+    assert restarted.resend_unpublished() == 3
+    assert [p for _, p, _ in broker.sent] == [d.payload for d in result.decisions]
+    assert restarted.settle(datetime.now(UTC), force=True) == 0  # nothing acknowledged yet
+    broker.ack_all()
+    assert restarted.settle(datetime.now(UTC), force=True) == 3
+    assert DecisionPublisher(store.engine, _Broker([])).resend_unpublished() == 0

@@ -45,7 +45,9 @@ class ReadPipeline:
         self._s = settings
         self._present: OrderedDict[bytes, _Tag] = OrderedDict()
         self._pending: OrderedDict[bytes, list[float]] = OrderedDict()  # epc -> [first, count]
-        self.sessions = BadgeSessions(session_prefix, settings.session_timeout_s)
+        self.sessions = BadgeSessions(
+            session_prefix, settings.session_timeout_s, settings.cosign_window_s
+        )
         self.counters = DropCounters()
         self.reads_in = 0
 
@@ -123,12 +125,9 @@ class ReadPipeline:
         self._present[epc] = tag
         if tag.badge:
             self._close_expired(now, out)
-            closed, opened = self.sessions.badge_arrived(epc, read.antenna, zone, now)
-            for session in (closed, opened):
-                if session is not None:
-                    out.append(PipelineObservation(
-                        "badge", session.badge, read.antenna, rssi, zone, now,
-                        session=session.session_id))
+            for badge, badged in self.sessions.badge_arrived(epc, read.antenna, zone, now):
+                out.append(PipelineObservation(
+                    "badge", badge, read.antenna, rssi, zone, now, session=badged.session_id))
             return
         session = self._active_session(now, out)
         if session is not None:

@@ -1,13 +1,15 @@
 """Badge sessions at a desk: a staff badge opens one, kit read while it is open belongs to it.
 
-A session closes when idle for `timeout_s` or when a badge arrives while it is open: the same
-badge closes it (the "tap out"), another badge closes it and opens its own. Session ids are
-`{prefix}-{n}`; the agent makes the prefix unique per boot so ids never repeat across restarts.
+A session closes when idle for `timeout_s` or when a badge arrives while it is open: a badge
+already in the session closes it (the "tap out"); another badge within `cosign_window_s` of the
+opening joins it as a co-signer (dual sign-off for evidence: both people are in the session the
+API sees); another badge later closes it and opens its own. Session ids are `{prefix}-{n}`; the
+agent makes the prefix unique per boot so ids never repeat across restarts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 MAX_SESSION_PREFIX_CHARS: Final = 96
@@ -23,16 +25,26 @@ class BadgeSession:
     antenna: int
     zone: str
     last_activity: float
+    opened_at: float = 0.0
+    cosigners: list[bytes] = field(default_factory=list)
+
+    def holds(self, badge: bytes) -> bool:
+        return badge == self.badge or badge in self.cosigners
+
+
+#: A session's badge events: (the badge read, the session it opened, closed or joined).
+BadgeEvent = tuple[bytes, BadgeSession]
 
 
 class BadgeSessions:
     """At most one open session per reader (one reader serves one desk)."""
 
-    def __init__(self, prefix: str, timeout_s: float) -> None:
+    def __init__(self, prefix: str, timeout_s: float, cosign_window_s: float = 0.0) -> None:
         if not 0 < len(prefix) <= MAX_SESSION_PREFIX_CHARS or not prefix.isprintable():
             raise ValueError(f"session prefix must be 1-{MAX_SESSION_PREFIX_CHARS} characters")
         self._prefix = prefix
         self._timeout = timeout_s
+        self._cosign_window = cosign_window_s
         self._counter = 0
         self.current: BadgeSession | None = None
 
@@ -53,13 +65,18 @@ class BadgeSessions:
 
     def badge_arrived(
         self, badge: bytes, antenna: int, zone: str, now: float
-    ) -> tuple[BadgeSession | None, BadgeSession | None]:
-        """A badge arrived: returns (closed session or None, opened session or None)."""
-        closed = self.current
-        self.current = None
-        if closed is not None and closed.badge == badge:
-            return closed, None
+    ) -> list[BadgeEvent]:
+        """A badge arrived: the badge events to report, in order."""
+        current = self.current
+        if current is not None and current.holds(badge):
+            self.current = None
+            return [(badge, current)]  # tap out
+        if current is not None and now - current.opened_at <= self._cosign_window:
+            current.cosigners.append(badge)
+            current.last_activity = now
+            return [(badge, current)]  # a second signature joins the open session
         self._counter += 1
-        opened = BadgeSession(f"{self._prefix}-{self._counter}", badge, antenna, zone, now)
+        opened = BadgeSession(f"{self._prefix}-{self._counter}", badge, antenna, zone, now, now)
         self.current = opened
-        return closed, opened
+        closed: list[BadgeEvent] = [] if current is None else [(current.badge, current)]
+        return [*closed, (badge, opened)]

@@ -1,0 +1,99 @@
+"""Decisions out to the readers, at least once: publish, then mark published on the PUBACK.
+
+A decision row is committed with its observation's batch and `published_at` empty. The worker
+publishes it at QoS 1 after the commit; when the broker has acknowledged the publish, the row
+is marked published (many at a time, in one short transaction). A worker that crashes in
+between leaves rows unmarked, and every worker re-sends the unmarked rows when it starts, so a
+reader never waits forever for an answer. A decision may therefore arrive twice; the agent
+matches answers to its observations by sequence number, so a repeat changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Final, Protocol
+
+from sqlalchemy import Engine, select, update
+from sqlmodel import Session
+
+from api.custody.apply import DecisionMessage, decision_payload
+from api.models.custody import Decision
+
+_DECISIONS = Decision.__table__  # type: ignore[attr-defined]
+
+MAX_RESEND: Final = 10_000
+"""Unpublished decisions re-sent at start: more than a crashed worker can have had in flight
+(two batches), bounded so a start after a long broker outage stays quick."""
+
+MAX_INFLIGHT: Final = 100_000
+"""Publishes awaiting their PUBACK; beyond this the oldest are forgotten (still unmarked, so
+the next start re-sends them), so a broker that never acknowledges cannot grow memory."""
+
+SETTLE_INTERVAL_S: Final = 0.5
+"""How often acknowledged publishes are marked: one small write transaction per interval."""
+
+
+class PublishReceipt(Protocol):
+    """paho's `MQTTMessageInfo`, as far as it is used here."""
+
+    def is_published(self) -> bool: ...
+
+
+class DecisionSink(Protocol):
+    """An MQTT client's `publish`, as far as it is used here."""
+
+    def publish(self, topic: str, payload: bytes, qos: int) -> PublishReceipt: ...
+
+
+class DecisionPublisher:
+    """Publishes decisions through `client` and records which ones the broker has."""
+
+    def __init__(self, engine: Engine, client: DecisionSink) -> None:
+        self._engine = engine
+        self._client = client
+        self._inflight: list[tuple[int, PublishReceipt]] = []
+        self._next_settle = 0.0
+
+    def publish(self, decisions: list[DecisionMessage]) -> None:
+        for decision in decisions:
+            receipt = self._client.publish(decision.topic, decision.payload, qos=1)
+            if decision.decision_id is not None:
+                self._inflight.append((decision.decision_id, receipt))
+        if len(self._inflight) > MAX_INFLIGHT:
+            del self._inflight[: len(self._inflight) - MAX_INFLIGHT]
+
+    def settle(self, now: datetime, *, force: bool = False) -> int:
+        """Mark the acknowledged publishes published; return how many were marked."""
+        if not self._inflight or (not force and time.monotonic() < self._next_settle):
+            return 0
+        self._next_settle = time.monotonic() + SETTLE_INTERVAL_S
+        done = [i for i, receipt in self._inflight if receipt.is_published()]
+        if not done:
+            return 0
+        finished = set(done)
+        self._inflight = [(i, r) for i, r in self._inflight if i not in finished]
+        with Session(self._engine) as session:
+            session.connection().execute(
+                update(_DECISIONS).where(_DECISIONS.c.id.in_(done)).values(published_at=now)
+            )
+            session.commit()
+        return len(done)
+
+    def resend_unpublished(self) -> int:
+        """Publish again every decision committed but never acknowledged (after a crash)."""
+        columns = _DECISIONS.c
+        with Session(self._engine) as session:
+            rows = session.connection().execute(
+                select(columns.id, columns.topic, columns.seq, columns.decision, columns.reason,
+                       columns.asset_id, columns.action)
+                .where(columns.published_at.is_(None)).order_by(columns.id).limit(MAX_RESEND)
+            ).all()
+        self.publish([
+            DecisionMessage(topic, decision_payload({
+                "seq": seq, "decision": decision, "reason": reason, "asset": asset_id,
+                "action": action,
+            }), decision_id)
+            for decision_id, topic, seq, decision, reason, asset_id, action in rows
+        ])
+        return len(rows)

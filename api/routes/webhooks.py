@@ -1,0 +1,134 @@
+"""Webhook routes (scope `admin`): register, list and remove an agency's webhooks, and see
+their deliveries (pending, delivered, failed with the last reason).
+
+The signing secret is generated here and shown once, in the registration answer; the database
+keeps it sealed (`api.webhooks.seal`). Receivers verify as `api.webhooks.verify_signature`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Annotated, Final, Literal
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field, field_validator
+from sqlmodel import col, select
+
+from api.db import utcnow
+from api.deps import Admin, SessionDep, SettingsDep
+from api.models.webhooks import MAX_WEBHOOK_URL_CHARS, WebhookDelivery, WebhookSubscription
+from api.problems import Problem, not_found
+from api.routes.paging import Limit
+from api.webhooks import EVENT_TYPES, seal
+
+router = APIRouter(prefix="/v1", tags=["webhooks"])
+
+MAX_WEBHOOKS_PER_AGENCY: Final = 50
+"""Every event is sent once per subscription; more receivers than this is a misconfiguration."""
+
+EventType = Literal["custody.changed", "transfer.offered", "transfer.accepted", "alert.raised",
+                    "loan.overdue"]
+assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
+
+
+WebhookId = Annotated[str, Path(max_length=32)]
+
+
+class WebhookCreate(BaseModel):
+    url: str = Field(min_length=1, max_length=MAX_WEBHOOK_URL_CHARS)
+    events: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("webhook URL must be http(s)://host/...")
+        return value
+
+
+class WebhookOut(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    active: bool
+    created_at: datetime
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="HMAC-SHA256 key, shown only in this answer")
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    event_id: str
+    event_type: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_status: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+
+
+def _out(sub: WebhookSubscription) -> WebhookOut:
+    return WebhookOut(id=sub.id, url=sub.url, events=sub.events, active=sub.active,
+                      created_at=sub.created_at)
+
+
+@router.post("/webhooks", status_code=201, response_model=WebhookCreated)
+def create_webhook(body: WebhookCreate, session: SessionDep, caller: Admin,
+                   settings: SettingsDep) -> WebhookCreated:
+    """Register a receiver for some lifecycle events of the caller's agency."""
+    count = len(list(session.exec(select(WebhookSubscription.id).where(
+        WebhookSubscription.agency_id == caller.agency_id, col(WebhookSubscription.active)))))
+    if count >= MAX_WEBHOOKS_PER_AGENCY:
+        raise Problem(409, "too-many-webhooks", f"at most {MAX_WEBHOOKS_PER_AGENCY} webhooks")
+    secret = secrets.token_hex(32)
+    sub = WebhookSubscription(id=secrets.token_hex(8), agency_id=caller.agency_id, url=body.url,
+                              events=sorted(set(body.events)),
+                              sealed_secret=seal(settings, secret.encode()), created_at=utcnow())
+    session.add(sub)
+    session.commit()
+    return WebhookCreated(**_out(sub).model_dump(), secret=secret)
+
+
+@router.get("/webhooks", response_model=list[WebhookOut])
+def list_webhooks(session: SessionDep, caller: Admin) -> list[WebhookOut]:
+    rows = session.exec(select(WebhookSubscription).where(
+        WebhookSubscription.agency_id == caller.agency_id).order_by(
+        col(WebhookSubscription.created_at)).limit(MAX_WEBHOOKS_PER_AGENCY * 4))
+    return [_out(r) for r in rows]
+
+
+def _mine(session: SessionDep, caller: Admin, webhook_id: str) -> WebhookSubscription:
+    sub = session.get(WebhookSubscription, webhook_id)
+    if sub is None or sub.agency_id != caller.agency_id:
+        raise not_found("webhook")
+    return sub
+
+
+@router.delete("/webhooks/{webhook_id}", status_code=204)
+def remove_webhook(webhook_id: WebhookId, session: SessionDep,
+                   caller: Admin) -> None:
+    """Stop sending: pending deliveries are marked failed on their next turn."""
+    sub = _mine(session, caller, webhook_id)
+    sub.active = False
+    session.add(sub)
+    session.commit()
+
+
+@router.get("/webhooks/{webhook_id}/deliveries", response_model=list[DeliveryOut])
+def deliveries(
+    webhook_id: WebhookId, session: SessionDep, caller: Admin,
+    limit: Limit = 50,
+    status: Annotated[Literal["pending", "delivered", "failed"] | None, Query()] = None,
+) -> list[DeliveryOut]:
+    sub = _mine(session, caller, webhook_id)
+    query = select(WebhookDelivery).where(WebhookDelivery.subscription_id == sub.id)
+    if status is not None:
+        query = query.where(WebhookDelivery.status == status)
+    rows = session.exec(query.order_by(col(WebhookDelivery.id).desc()).limit(limit))
+    return [DeliveryOut.model_validate(r, from_attributes=True) for r in rows]

@@ -1,0 +1,31 @@
+"""The web pages for stores staff, auditors and agencies: server-rendered HTML with htmx.
+
+`install(app)` adds the sign-in pages, the three working pages and `/web/static` (htmx is
+vendored there: no CDN, nothing fetched at run time). Pages use the REST API's scoping
+(`api.scoping`) through the same `Caller`, so a page never shows more than the API would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from api.web import agency, audit, desk, login
+from api.web.session import SignInRequired
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def install(app: FastAPI) -> None:
+    """Add the web routes and static files to `app`."""
+
+    async def to_sign_in(request: Request, exc: Exception) -> Response:
+        return RedirectResponse("/web/login", status_code=303)
+
+    app.add_exception_handler(SignInRequired, to_sign_in)
+    for module in (login, desk, audit, agency):
+        app.include_router(module.router)
+    app.mount("/web/static", StaticFiles(directory=STATIC_DIR), name="web-static")

@@ -1,0 +1,69 @@
+"""The auditor's page: find an asset, read its verified custody timeline, download its bundle.
+
+The bundle is the same file `GET /v1/audit/bundles` serves (`api.bundles`), verifiable offline
+with `kitledger verify`; it exists once the asset owner's log has a signed checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlmodel import col, or_, select
+
+from api.db import utcnow
+from api.deps import SessionDep
+from api.models import Asset
+from api.problems import Problem
+from api.scoping import asset_visible, visible_asset
+from api.web.session import CurrentUser
+from api.web.templating import page
+from api.web.timeline import asset_timeline
+from ledger.core.bundle import Scope
+
+router = APIRouter(prefix="/web", include_in_schema=False)
+
+MAX_MATCHES: Final = 50
+"""Search results shown; a broader search is refined, not scrolled."""
+
+SearchText = Annotated[str, Query(max_length=128)]
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def search(request: Request, session: SessionDep, user: CurrentUser,
+           q: SearchText = "") -> Response:
+    """Assets whose id, EPC or class contains the search text."""
+    text = q.strip()
+    query = select(Asset).where(asset_visible(user.caller))
+    if text:
+        like = f"%{text.replace('%', '').replace('_', '')}%"
+        query = query.where(or_(col(Asset.id).ilike(like), col(Asset.epc_hex).ilike(like),
+                                col(Asset.class_id).ilike(like)))
+    matches = list(session.exec(query.order_by(col(Asset.id)).limit(MAX_MATCHES)))
+    return page(request, "audit.html", user=user, q=text, matches=matches)
+
+
+@router.get("/audit/assets/{asset_id}", response_class=HTMLResponse)
+def timeline(request: Request, asset_id: str, session: SessionDep, user: CurrentUser) -> Response:
+    """One asset's custody timeline with a verification mark per step."""
+    asset = visible_asset(session, user.caller, asset_id)
+    return page(request, "audit_asset.html", user=user, asset=asset,
+                timeline=asset_timeline(session, asset))
+
+
+@router.get("/audit/assets/{asset_id}/bundle")
+def bundle(asset_id: str, session: SessionDep, user: CurrentUser) -> Response:
+    """The asset's audit bundle from its owner's log (owner agency only)."""
+    from api.bundles import BundleUnavailable, export_agency_bundle
+
+    asset = visible_asset(session, user.caller, asset_id)
+    if asset.agency_id != user.caller.agency_id:
+        raise Problem(403, "forbidden", "the owning agency exports this asset's bundle")
+    try:
+        body = export_agency_bundle(session, agency_id=asset.agency_id, asset_ids=[asset.id],
+                                    scope=Scope("asset", (asset.id,)), now=utcnow())
+    except BundleUnavailable as exc:
+        raise Problem(409, "bundle-unavailable", str(exc)) from None
+    return Response(body, media_type="application/x-ndjson", headers={
+        "Content-Disposition": f'attachment; filename="{asset.id}.bundle.jsonl"'})

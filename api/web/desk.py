@@ -1,0 +1,76 @@
+"""The stores desk page: live decisions at one reader, who holds what, and overdue loans.
+
+The decisions panel is re-fetched by htmx every two seconds (`/web/desk/feed`), which is
+simple, survives flaky tablet Wi-Fi, and needs no open connection per desk.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlmodel import Session, col, select
+
+from api.db import utcnow
+from api.deps import SessionDep
+from api.models import Asset, AssetStatus, Decision, Reader
+from api.scoping import asset_visible
+from api.web.session import CurrentUser, WebUser
+from api.web.templating import page
+
+router = APIRouter(prefix="/web", include_in_schema=False)
+
+MAX_FEED_ROWS: Final = 25
+"""Decisions shown at once: a desk looks at the last few minutes, not the day."""
+MAX_HELD_ROWS: Final = 500
+"""Checked-out assets listed; a force with more pages them through the API."""
+
+ReaderParam = Annotated[str | None, Query(max_length=128)]
+
+
+def _readers(session: Session, user: WebUser) -> list[Reader]:
+    return list(session.exec(select(Reader).where(Reader.agency_id == user.caller.agency_id)
+                             .order_by(col(Reader.id))))
+
+
+def _feed(session: Session, user: WebUser, reader_id: str | None) -> dict[str, Any]:
+    readers = {r.id for r in _readers(session, user)}
+    decisions: list[Decision] = []
+    if reader_id in readers:  # another agency's reader id shows nothing, as if unknown
+        decisions = list(session.exec(
+            select(Decision).where(Decision.reader_id == reader_id)
+            .order_by(col(Decision.id).desc()).limit(MAX_FEED_ROWS)))
+    out = list(session.exec(
+        select(Asset).where(asset_visible(user.caller),
+                            Asset.status == AssetStatus.CHECKED_OUT.value)
+        .order_by(col(Asset.holder_ref), col(Asset.id)).limit(MAX_HELD_ROWS)))
+    holdings: dict[str, list[Asset]] = defaultdict(list)
+    for asset in out:
+        holdings[asset.holder_ref].append(asset)
+    now = utcnow()
+    overdue = [a for a in out if a.due_at is not None and a.due_at < now]
+    return {"decisions": decisions, "holdings": dict(holdings), "overdue": overdue, "now": now}
+
+
+@router.get("/desk", response_class=HTMLResponse)
+def desk(request: Request, session: SessionDep, user: CurrentUser,
+         reader: ReaderParam = None) -> Response:
+    """Choose a reader and watch its decisions."""
+    readers = _readers(session, user)
+    ids = {r.id for r in readers}
+    # An id that is not one of the caller's readers is treated as unknown, never echoed.
+    chosen = reader if reader in ids else next(
+        (r.id for r in readers if r.role == "issue_desk"), None)
+    return page(request, "desk.html", user=user, readers=readers, chosen=chosen,
+                **_feed(session, user, chosen))
+
+
+@router.get("/desk/feed", response_class=HTMLResponse)
+def feed(request: Request, session: SessionDep, user: CurrentUser,
+         reader: ReaderParam = None) -> Response:
+    """The live part of the desk page (htmx swaps it in)."""
+    mine = reader in {r.id for r in _readers(session, user)}
+    return page(request, "desk_feed.html", user=user, chosen=reader if mine else None,
+                **_feed(session, user, reader))

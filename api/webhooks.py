@@ -1,0 +1,240 @@
+"""Webhooks for lifecycle events: signing, sealed secrets, the outbox feed and delivery.
+
+Events: `custody.changed` (every custody event), `transfer.offered`, `transfer.accepted`
+(a transfer or loan taking effect), `alert.raised` and `loan.overdue`. The custody code writes
+`custody_event`, `alert` and `transfer` rows in the same transaction as the state change; the
+feed (`WebhookDispatcher.feed`) reads rows past its per-table cursor and, in ONE transaction,
+writes a `webhook_delivery` row per matching subscription and advances the cursor, so every
+committed event is queued exactly once and nothing is queued for a rolled-back one. On
+PostgreSQL a row whose id was drawn before, but committed after, a row already fed would be
+missed, so the feed only reads rows older than `FEED_SETTLE_S`.
+
+Delivery: POST the JSON body with `X-Kitledger-Timestamp` (Unix seconds) and
+`X-Kitledger-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>`. A 2xx is
+delivered; anything else (or no answer) is retried with capped exponential backoff; after
+`webhook_max_attempts` tries the delivery is marked failed (visible through the API).
+Receivers check with `verify_signature`, which also rejects timestamps more than
+`MAX_SIGNATURE_AGE_S` away from their clock, so a captured request cannot be replayed later.
+
+Secrets are sealed with AES-GCM under a key derived from `secret_key` (they must be readable to
+sign; a hash would not do). Rotating `secret_key` means re-registering webhooks. Secrets and
+bodies are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import threading
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import httpx
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Engine, text
+from sqlmodel import Session, col, select
+
+from api.config import Settings
+from api.db import UTCDateTime, utcnow
+from api.errors import ApiServiceError
+from api.models.webhooks import MAX_ERROR_CHARS, WebhookCursor, WebhookDelivery, WebhookSubscription
+
+log = logging.getLogger("kitledger.webhooks")
+
+EVENT_TYPES: Final = ("custody.changed", "transfer.offered", "transfer.accepted",
+                      "alert.raised", "loan.overdue")
+MAX_SIGNATURE_AGE_S: Final = 300
+"""Receivers refuse a timestamp further than this from their clock: wide enough for clock
+skew and retries in flight, short enough that a captured request is soon useless."""
+FEED_SETTLE_S: Final = 2.0
+FEED_BATCH: Final = 500
+"""Event rows read per table per round: one bounded transaction."""
+SEND_BATCH: Final = 50
+"""Deliveries attempted per round, so a slow receiver cannot starve the feed."""
+TIMESTAMP_HEADER: Final = "X-Kitledger-Timestamp"
+SIGNATURE_HEADER: Final = "X-Kitledger-Signature"
+_SEAL_CONTEXT: Final = b"kitledger webhook secret v1"
+
+
+class WebhookError(ApiServiceError):
+    """A sealed secret cannot be opened (the settings secret changed)."""
+
+
+def sign(secret: bytes, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify_signature(secret: bytes, timestamp: str, body: bytes, signature: str,
+                     now: float) -> bool:
+    """The receiver's check: a fresh timestamp and a matching HMAC (compared in constant time)."""
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        return False
+    if abs(now - int(timestamp)) > MAX_SIGNATURE_AGE_S:
+        return False
+    return hmac.compare_digest(sign(secret, int(timestamp), body), signature)
+
+
+def _seal_key(settings: Settings) -> bytes:
+    return hashlib.sha256(_SEAL_CONTEXT + settings.secret_key.get_secret_value().encode()).digest()
+
+
+def seal(settings: Settings, secret: bytes) -> bytes:
+    nonce = os.urandom(12)
+    return nonce + AESGCM(_seal_key(settings)).encrypt(nonce, secret, _SEAL_CONTEXT)
+
+
+def unseal(settings: Settings, sealed: bytes) -> bytes:
+    try:
+        return AESGCM(_seal_key(settings)).decrypt(sealed[:12], sealed[12:], _SEAL_CONTEXT)
+    except (InvalidTag, ValueError):
+        raise WebhookError("webhook secret cannot be unsealed: was secret_key changed?") from None
+
+
+# table, event type (or how to choose it), columns of the payload
+_SOURCES: Final = {
+    "custody_event": "SELECT id, agency_id, asset_id, seq, action, created_at FROM custody_event",
+    "alert": "SELECT id, agency_id, asset_id, kind, reader_id, site_id, created_at FROM alert",
+    "transfer": "SELECT id, agency_id, asset_id, action, to_kind, to_ref, offered_at AS "
+                "created_at FROM transfer",
+}
+
+
+def _event_types(source: str, row: dict[str, Any]) -> list[str]:
+    if source == "custody_event":
+        extra = ["transfer.accepted"] if row["action"] in ("transfer", "loan_out") else []
+        return ["custody.changed", *extra]
+    if source == "alert":
+        return ["loan.overdue"] if row["kind"] == "overdue_loan" else ["alert.raised"]
+    return ["transfer.offered"]
+
+
+def backoff_s(settings: Settings, attempts: int) -> float:
+    """Wait before try `attempts + 1`: doubling from the base, capped."""
+    return float(min(settings.webhook_backoff_max_s,
+                     settings.webhook_backoff_base_s * 2 ** min(attempts - 1, 30)))
+
+
+class WebhookDispatcher:
+    """Feeds the outbox and delivers it; `step()` is one round, `start()` runs a thread."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._http = httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False)
+
+    def feed(self, now: datetime | None = None) -> int:
+        """Queue deliveries for events committed since the last round; returns how many."""
+        settled = (now or utcnow()) - timedelta(seconds=FEED_SETTLE_S)
+        queued = 0
+        with Session(self.engine) as session:
+            subs = list(session.exec(select(WebhookSubscription).where(
+                col(WebhookSubscription.active))))
+            for source, query in _SOURCES.items():
+                cursor = session.get(WebhookCursor, source) or WebhookCursor(source=source)
+                # Typed, so times come back as aware datetimes on SQLite too.
+                rows = session.execute(text(
+                    f"{query} WHERE id > :after ORDER BY id LIMIT :n").columns(
+                    created_at=UTCDateTime()),
+                    {"after": cursor.last_id, "n": FEED_BATCH}).mappings().all()
+                for row in rows:
+                    created = row["created_at"]
+                    if created > settled:
+                        break
+                    data = {k: (v.isoformat() if isinstance(v, datetime) else v)
+                            for k, v in row.items()}
+                    for kind in _event_types(source, data):
+                        queued += self._queue(session, subs, source, kind, data)
+                    cursor.last_id = int(row["id"])
+                session.add(cursor)
+            session.commit()
+        return queued
+
+    def _queue(self, session: Session, subs: list[WebhookSubscription], source: str,
+               kind: str, data: dict[str, Any]) -> int:
+        event_id = f"{source}-{data['id']}-{kind}"
+        body = json.dumps({"id": event_id, "type": kind, "data": data},
+                          separators=(",", ":"), sort_keys=True).encode()
+        matched = [s for s in subs if s.agency_id == data["agency_id"] and kind in s.events]
+        for sub in matched:
+            session.add(WebhookDelivery(subscription_id=sub.id, event_id=event_id,
+                                        event_type=kind, body=body))
+        return len(matched)
+
+    def deliver(self, now: datetime | None = None) -> int:
+        """Try every due delivery once; returns how many were delivered."""
+        moment = now or utcnow()
+        delivered = 0
+        with Session(self.engine) as session:
+            due = list(session.exec(select(WebhookDelivery).where(
+                WebhookDelivery.status == "pending",
+                col(WebhookDelivery.next_attempt_at) <= moment,
+            ).order_by(col(WebhookDelivery.id)).limit(SEND_BATCH)))
+            for delivery in due:
+                sub = session.get(WebhookSubscription, delivery.subscription_id)
+                if sub is None or not sub.active:
+                    delivery.status, delivery.last_error = "failed", "subscription removed"
+                    continue
+                secret = unseal(self.settings, sub.sealed_secret)
+                ok = self._attempt(delivery, sub.url, secret, moment)
+                delivered += ok
+                session.add(delivery)
+                session.commit()
+            session.commit()
+        return delivered
+
+    def _attempt(self, delivery: WebhookDelivery, url: str, secret: bytes,
+                 moment: datetime) -> bool:
+        timestamp = int(moment.timestamp())
+        delivery.attempts += 1
+        try:
+            response = self._http.post(url, content=delivery.body, headers={
+                "Content-Type": "application/json", TIMESTAMP_HEADER: str(timestamp),
+                SIGNATURE_HEADER: sign(secret, timestamp, delivery.body),
+                "X-Kitledger-Event": delivery.event_type,
+                "X-Kitledger-Delivery": str(delivery.id)})
+            delivery.last_status, delivery.last_error = response.status_code, None
+            if 200 <= response.status_code < 300:
+                delivery.status, delivery.delivered_at = "delivered", moment
+                return True
+            delivery.last_error = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            delivery.last_status, delivery.last_error = None, type(exc).__name__
+        delivery.last_error = (delivery.last_error or "")[:MAX_ERROR_CHARS]
+        if delivery.attempts >= self.settings.webhook_max_attempts:
+            delivery.status = "failed"
+        else:
+            delivery.next_attempt_at = moment + timedelta(
+                seconds=backoff_s(self.settings, delivery.attempts))
+        return False
+
+    def step(self) -> None:
+        self.feed()
+        self.deliver()
+
+    def _run(self, poll_s: float) -> None:
+        while not self._stop.wait(poll_s):
+            try:
+                self.step()
+            except Exception:  # a bad round must not end deliveries for good
+                log.exception("webhook round failed")
+
+    def start(self, poll_s: float = 0.5) -> None:
+        self._thread = threading.Thread(target=self._run, args=(poll_s,),
+                                        name="kitledger-webhooks", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()

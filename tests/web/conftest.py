@@ -1,0 +1,133 @@
+"""One `kitledger up` for the web tests: a real broker, API, anchorer, readers and agents.
+
+The stack runs once per session (its scripted day takes about a minute); the page tests read
+what the day produced, and `test_web_up.py` (collected last) stops it with SIGINT and checks
+that nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+KITLEDGER = str(Path(sys.executable).parent / "kitledger")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+DAY_TIMEOUT_S = 150.0
+"""The scripted day ends about 50 s after the readers start; generous for a loaded machine."""
+
+
+class RunningStack:
+    """The `kitledger up` process, its printed demo keys, and REST helpers."""
+
+    def __init__(self, process: subprocess.Popen[str], url: str, run_dir: Path) -> None:
+        self.process = process
+        self.url = url
+        self.run_dir = run_dir
+        self.keys: dict[str, str] = {}
+        self.lines: list[str] = []
+
+    def read_until(self, pattern: str, timeout: float) -> str:
+        """Read printed lines until one matches `pattern`."""
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                raise AssertionError(f"kitledger up ended: {self.lines[-20:]}")
+            self.lines.append(line.rstrip("\n"))
+            if match := re.search(r"sign in as (\S+): (\S+)", line):
+                self.keys[match.group(1)] = match.group(2)
+            if re.search(pattern, line):
+                return line
+        raise AssertionError(f"no line matching {pattern!r} in {timeout}s: {self.lines[-20:]}")
+
+    def get(self, path: str, agency: str = "metpolice") -> Any:
+        request = urllib.request.Request(
+            self.url + path, headers={"Authorization": f"Bearer {self.keys[agency]}"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read())
+
+    def wait_for(self, check: Any, timeout: float = DAY_TIMEOUT_S) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if value := check():
+                return value
+            time.sleep(1.0)
+        raise AssertionError(f"timed out; last output {self.lines[-10:]}")
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process whose parent chain leads to `pid` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(fields[1])
+            except (OSError, IndexError):
+                continue
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {p for p, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    run_dir = tmp_path_factory.mktemp("up") / "var"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KITLEDGER_")}
+    process = subprocess.Popen(
+        [KITLEDGER, "up", "--run-dir", str(run_dir), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    running = RunningStack(process, f"http://127.0.0.1:{port}", run_dir)
+    try:
+        running.read_until(r"Ctrl-C stops everything", 120)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="session")
+def day_done(stack: RunningStack) -> RunningStack:
+    """The stack once the scripted day's last act (the portal alert) has been decided."""
+    stack.wait_for(lambda: any(a["kind"] == "unauthorised_removal"
+                               for a in stack.get("/v1/alerts")))
+    return stack
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: `make test` installs it (apt: chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

@@ -1,0 +1,82 @@
+"""The web session cookie and forms against hostile input: tampered, expired, oversized,
+replayed after revocation, and cross-site posts without the form token."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from api.app import create_app
+from api.auth import create_api_client
+from api.config import load_settings
+from api.db import make_engine
+from api.migrate import upgrade
+from api.models import Agency, ApiClient, Scope
+from api.web.session import COOKIE, MAX_COOKIE_CHARS, make_cookie, read_cookie
+
+SECRET = "s" * 40
+
+
+@pytest.fixture
+def web(tmp_path: object) -> Iterator[tuple[TestClient, str, Session]]:
+    settings = load_settings(database_url=f"sqlite:///{tmp_path}/web.db", secret_key=SECRET)
+    engine = make_engine(settings)
+    upgrade(engine)
+    with Session(engine) as session:
+        session.add(Agency(id="a", name="Agency A"))
+        session.flush()
+        _, key = create_api_client(session, agency_id="a", name="t", scopes=list(Scope),
+                                   server_secret=SECRET, now=datetime.now(UTC))
+        session.commit()
+        yield TestClient(create_app(settings, engine), follow_redirects=False), key, session
+    engine.dispose()
+
+
+def test_web_cookie_round_trip_and_tampering() -> None:
+    cookie = make_cookie(SECRET, "abc")
+    assert read_cookie(SECRET, cookie) is not None
+    body, mac = cookie.split(".")
+    assert read_cookie("other" * 8, cookie) is None
+    assert read_cookie(SECRET, body[:-2] + "AA." + mac) is None
+    assert read_cookie(SECRET, cookie + ".x") is None
+    assert read_cookie(SECRET, "x" * (MAX_COOKIE_CHARS + 1)) is None
+    assert read_cookie(SECRET, "!!!.???") is None
+    assert read_cookie(SECRET, make_cookie(SECRET, "abc", now=time.time() - 86_400)) is None
+
+
+def test_web_pages_need_a_session(web: tuple[TestClient, str, Session]) -> None:
+    client, _, _ = web
+    for path in ("/web/", "/web/desk", "/web/desk/feed", "/web/audit", "/web/agency",
+                 "/web/audit/assets/x"):
+        answer = client.get(path)
+        assert answer.status_code == 303 and answer.headers["location"] == "/web/login", path
+    client.cookies.set(COOKIE, "forged.cookie", path="/web")
+    assert client.get("/web/agency").status_code == 303
+
+
+def test_web_sign_in_rejects_bad_and_oversized_keys(web: tuple[TestClient, str, Session]) -> None:
+    client, key, _ = web
+    for bad in ("", "kl_nope", key[:-1] + ("A" if key[-1] != "A" else "B"), "k" * 10_000):
+        answer = client.post("/web/login", content=f"key={bad}",
+                             headers={"content-type": "application/x-www-form-urlencoded"})
+        assert answer.status_code == 401 and COOKIE not in answer.cookies
+    assert client.post("/web/login", data={"key": key}).status_code == 303
+
+
+def test_web_revoked_key_ends_session_and_logout_needs_token(
+        web: tuple[TestClient, str, Session]) -> None:
+    client, key, session = web
+    assert client.post("/web/login", data={"key": key}).status_code == 303
+    assert client.get("/web/agency").status_code == 200
+    assert client.post("/web/logout", data={"csrf": "forged"}).status_code == 403
+    api_client = session.get(ApiClient, key.split("_")[1])
+    assert api_client is not None
+    api_client.revoked_at = datetime.now(UTC)
+    session.add(api_client)
+    session.commit()
+    assert client.get("/web/agency").status_code == 303
