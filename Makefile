@@ -23,7 +23,7 @@ $(NODE_STAMP): contracts/package.json contracts/package-lock.json
 	touch $@
 
 system:
-	scripts/system-deps.sh
+	scripts/system-deps.sh test
 
 lint: setup
 	$(BIN)/ruff check .
@@ -34,8 +34,11 @@ unit: setup
 
 test: setup node system lint unit
 
+# The whole stack on embedded defaults: SQLite, Mosquitto on a free port, the embedded chain,
+# the API with ingest and anchorer, and three simulated readers running a scripted day.
 run: setup
-	$(BIN)/python -m demo
+	scripts/system-deps.sh run
+	$(BIN)/kitledger up
 
 bench: setup node
 	$(BIN)/python bench/merkle.py
