@@ -28,7 +28,6 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from api.checkpoints import (
-    AnchorRecord,
     DatabaseLog,
     agencies_with_logs,
     bind_log_key,
@@ -162,15 +161,8 @@ class AnchoringService:
         if final is None or final.tree_size <= agency.recorded_size:
             return
         assert self.consortium is not None
-        found = self.consortium.anchor_receipt(final)
-        record = AnchorRecord(
-            chain_id=found.chain_id, contract=found.contract, tx_hash=found.tx_hash,
-            block_number=found.block_number, block_hash=found.block_hash,
-            anchorer=found.anchorer, receipt_address=found.address,
-            receipt_topics=found.topics, receipt_data=found.data,
-        )
         record_checkpoint(self.engine, agency.agency_id, Envelope.from_bytes(final.checkpoint),
-                          record, datetime.fromtimestamp(now, UTC))
+                          self.consortium.anchor_receipt(final), datetime.fromtimestamp(now, UTC))
         agency.recorded_size = final.tree_size
 
     def _sign_only(self, agency_id: str, now: float) -> None:

@@ -10,9 +10,9 @@ scans chain logs. `DatabaseLog` gives the anchorer a log that reads committed st
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
@@ -23,26 +23,14 @@ from api.logkeys import log_key, log_key_id
 from api.logstore import open_log
 from api.models.custody import AgencyLog, LogCheckpoint
 from ledger.core.checkpoint import Checkpoint
+
+if TYPE_CHECKING:  # the HTTP workers never import web3; only the anchorer makes these
+    from ledger.chain.consortium import AnchorReceiptLog
 from ledger.core.envelope import Envelope, raw_public_key
 
 
 class LogKeyMismatch(ApiServiceError):
     """The key directory holds another key than the one the agency's log is bound to."""
-
-
-@dataclass(frozen=True, slots=True)
-class AnchorRecord:
-    """Where a checkpoint was anchored, with its `Anchored` receipt log as the node gave it."""
-
-    chain_id: int
-    contract: str
-    tx_hash: bytes
-    block_number: int
-    block_hash: bytes
-    anchorer: str
-    receipt_address: str
-    receipt_topics: tuple[bytes, ...]
-    receipt_data: bytes
 
 
 class DatabaseLog:
@@ -91,7 +79,7 @@ def bind_log_key(engine: Engine, key_dir: Path, agency_id: str) -> Ed25519Privat
 
 
 def record_checkpoint(
-    engine: Engine, agency_id: str, envelope: Envelope, anchor: AnchorRecord | None,
+    engine: Engine, agency_id: str, envelope: Envelope, anchor: AnchorReceiptLog | None,
     now: datetime,
 ) -> LogCheckpoint:
     """Store a signed checkpoint (or add its anchor to the stored one of the same size)."""
@@ -110,9 +98,9 @@ def record_checkpoint(
             row.chain_id, row.contract = anchor.chain_id, anchor.contract
             row.tx_hash, row.block_number = anchor.tx_hash, anchor.block_number
             row.block_hash, row.anchorer = anchor.block_hash, anchor.anchorer
-            row.receipt_address = anchor.receipt_address
-            row.receipt_topics = [t.hex() for t in anchor.receipt_topics]
-            row.receipt_data, row.anchored_at = anchor.receipt_data, now
+            row.receipt_address = anchor.address
+            row.receipt_topics = [t.hex() for t in anchor.topics]
+            row.receipt_data, row.anchored_at = anchor.data, now
         session.add(row)
         session.commit()
         session.refresh(row)

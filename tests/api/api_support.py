@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -66,3 +67,14 @@ def register_reader(
         ))
         session.commit()
     return RegisteredReader(reader_id, agency_id, site_id, key)
+
+
+def reference_root(entries: list[bytes]) -> bytes:
+    """MTH of RFC 9162 section 2.1.1, transcribed: the oracle for the stored log."""
+    if not entries:
+        return hashlib.sha256(b"").digest()
+    if len(entries) == 1:
+        return hashlib.sha256(b"\x00" + entries[0]).digest()
+    k = 1 << ((len(entries) - 1).bit_length() - 1)
+    left, right = reference_root(entries[:k]), reference_root(entries[k:])
+    return hashlib.sha256(b"\x01" + left + right).digest()

@@ -3,13 +3,12 @@ and the hash chain and Merkle log that record every accepted change."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from api_support import RegisteredReader, register_reader
+from api_support import RegisteredReader, reference_root, register_reader
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -28,18 +27,6 @@ from ledger.core.encoding import parse_record
 from ledger.core.hashchain import verify_chain
 from ledger.core.merkle import leaf_hash, verify_inclusion
 from ledger.core.records import CustodyEvent
-
-
-def reference_root(entries: list[bytes]) -> bytes:
-    """MTH of RFC 9162 section 2.1.1, transcribed: the oracle for the stored log."""
-    if not entries:
-        return hashlib.sha256(b"").digest()
-    if len(entries) == 1:
-        return hashlib.sha256(b"\x00" + entries[0]).digest()
-    k = 1 << ((len(entries) - 1).bit_length() - 1)
-    left, right = reference_root(entries[:k]), reference_root(entries[k:])
-    return hashlib.sha256(b"\x01" + left + right).digest()
-
 
 ALICE_BADGE, BOB_BADGE, CAROL_BADGE = (f"E2800000000000000000000{i}" for i in (1, 2, 3))
 RADIOS = [f"E28011606000020500000{i:03d}" for i in range(3)]

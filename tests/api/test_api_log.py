@@ -3,11 +3,11 @@ shared log, and the log key files (mode 0600, refused when open to others or mal
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from api_support import reference_root
 from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
 
@@ -20,17 +20,6 @@ from api.migrate import upgrade
 from api.models import Agency, AssetClass, CustodyEventRow, Site
 from api.models.assets import AssetCreate
 from api.registry import create_asset
-
-
-def reference_root(entries: list[bytes]) -> bytes:
-    """MTH of RFC 9162 section 2.1.1, transcribed: the oracle for each stored log."""
-    if not entries:
-        return hashlib.sha256(b"").digest()
-    if len(entries) == 1:
-        return hashlib.sha256(b"\x00" + entries[0]).digest()
-    k = 1 << ((len(entries) - 1).bit_length() - 1)
-    left, right = reference_root(entries[:k]), reference_root(entries[k:])
-    return hashlib.sha256(b"\x01" + left + right).digest()
 
 
 def _register(engine: Engine, plan: list[tuple[str, str]]) -> None:
