@@ -24,7 +24,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings)
     problems.install(app)
-    for module in (health, registry, assets, custody, audit, operations, webhooks):
-        app.include_router(module.router)
+    app.include_router(health.router)
+    for module in (registry, assets, custody, audit, operations, webhooks):
+        app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     web.install(app)  # the server-rendered pages under /web (api.web)
     return app

@@ -45,11 +45,12 @@ def get_caller(request: Request, session: SessionDep, settings: SettingsDep) -> 
     return caller
 
 
-def needs(scope: Scope) -> Callable[[Caller], Caller]:
-    """A dependency returning the caller if it holds `scope`, else answering 403."""
+def needs(scope: Scope, *alternatives: Scope) -> Callable[[Caller], Caller]:
+    """A dependency returning the caller if it holds `scope` (or one of `alternatives`),
+    else answering 403."""
 
     def check(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
-        if not caller.may(scope):
+        if not any(caller.may(s) for s in (scope, *alternatives)):
             raise Problem(403, "forbidden", f"this API key lacks the {scope.value} scope")
         return caller
 
@@ -61,3 +62,4 @@ AssetsWriter = Annotated[Caller, Depends(needs(Scope.ASSETS_WRITE))]
 CustodyWriter = Annotated[Caller, Depends(needs(Scope.CUSTODY_WRITE))]
 Auditor = Annotated[Caller, Depends(needs(Scope.AUDIT_READ))]
 Admin = Annotated[Caller, Depends(needs(Scope.ADMIN))]
+WebhookManager = Annotated[Caller, Depends(needs(Scope.WEBHOOKS_WRITE, Scope.ADMIN))]

@@ -13,6 +13,7 @@ from typing import Any, Final
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,34 @@ PROBLEM_JSON: Final = "application/problem+json"
 TYPE_BASE: Final = "https://kitledger.example/problems/"
 MAX_VALIDATION_ERRORS: Final = 20
 """Problems listed for one bad request: enough to fix it, bounded for hostile bodies."""
+
+
+class ProblemDetail(BaseModel):
+    """The documented shape of every error answer (validation errors add `errors`)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+def _documented(description: str) -> dict[str, Any]:
+    # Inline under the problem media type (a `model` would be filed under application/json).
+    return {"description": description,
+            "content": {PROBLEM_JSON: {"schema": ProblemDetail.model_json_schema()}}}
+
+
+ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    400: _documented("The body is not parseable"),
+    401: _documented("No or an unknown API key"),
+    403: _documented("The API key lacks the scope"),
+    404: _documented("Not found, or not visible to the caller's agency"),
+    409: _documented("Conflicts with the current state or an existing record"),
+    422: _documented("The request does not match the schema"),
+}
+"""Errors every authenticated /v1 route can answer, documented in the OpenAPI document so
+clients (and schemathesis) know them."""
 
 
 class Problem(HTTPException):

@@ -1,13 +1,13 @@
-"""Webhooks for lifecycle events: signing, sealed secrets, the outbox feed and delivery.
+"""Webhooks for lifecycle events: signing, sealed secrets, fan-out and delivery.
 
 Events: `custody.changed` (every custody event), `transfer.offered`, `transfer.accepted`
-(a transfer or loan taking effect), `alert.raised` and `loan.overdue`. The custody code writes
-`custody_event`, `alert` and `transfer` rows in the same transaction as the state change; the
-feed (`WebhookDispatcher.feed`) reads rows past its per-table cursor and, in ONE transaction,
-writes a `webhook_delivery` row per matching subscription and advances the cursor, so every
-committed event is queued exactly once and nothing is queued for a rolled-back one. On
-PostgreSQL a row whose id was drawn before, but committed after, a row already fed would be
-missed, so the feed only reads rows older than `FEED_SETTLE_S`.
+(a transfer or loan taking effect), `alert.raised` and `loan.overdue`. Their producers write a
+`webhook_event` row in the same transaction as the event itself (`api.webhook_outbox`); the
+fan-out (`WebhookDispatcher.fan_out`) takes committed rows and, in ONE transaction, writes a
+`webhook_delivery` row per matching subscription and deletes them, so every committed event is
+queued exactly once and nothing is ever queued for a rolled-back one. Rows are taken whatever
+their id order (no cursor), so none committed late is skipped; on PostgreSQL they are locked
+with SKIP LOCKED, so two dispatchers never take the same row.
 
 Delivery: POST the JSON body with `X-Kitledger-Timestamp` (Unix seconds) and
 `X-Kitledger-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>`. A 2xx is
@@ -30,31 +30,33 @@ import logging
 import os
 import threading
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 import httpx
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
 from api.config import Settings
-from api.db import UTCDateTime, utcnow
+from api.db import utcnow
 from api.errors import ApiServiceError
-from api.models.webhooks import MAX_ERROR_CHARS, WebhookCursor, WebhookDelivery, WebhookSubscription
+from api.models.webhooks import (
+    MAX_ERROR_CHARS,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
 
 log = logging.getLogger("kitledger.webhooks")
 
-EVENT_TYPES: Final = ("custody.changed", "transfer.offered", "transfer.accepted",
-                      "alert.raised", "loan.overdue")
 MAX_SIGNATURE_AGE_S: Final = 300
 """Receivers refuse a timestamp further than this from their clock: wide enough for clock
 skew and retries in flight, short enough that a captured request is soon useless."""
-FEED_SETTLE_S: Final = 2.0
-FEED_BATCH: Final = 500
-"""Event rows read per table per round: one bounded transaction."""
+FAN_OUT_BATCH: Final = 500
+"""Event rows fanned out per round: one bounded transaction."""
 SEND_BATCH: Final = 50
-"""Deliveries attempted per round, so a slow receiver cannot starve the feed."""
+"""Deliveries attempted per round, so a slow receiver cannot starve the fan-out."""
 TIMESTAMP_HEADER: Final = "X-Kitledger-Timestamp"
 SIGNATURE_HEADER: Final = "X-Kitledger-Signature"
 _SEAL_CONTEXT: Final = b"kitledger webhook secret v1"
@@ -95,24 +97,6 @@ def unseal(settings: Settings, sealed: bytes) -> bytes:
         raise WebhookError("webhook secret cannot be unsealed: was secret_key changed?") from None
 
 
-# table, event type (or how to choose it), columns of the payload
-_SOURCES: Final = {
-    "custody_event": "SELECT id, agency_id, asset_id, seq, action, created_at FROM custody_event",
-    "alert": "SELECT id, agency_id, asset_id, kind, reader_id, site_id, created_at FROM alert",
-    "transfer": "SELECT id, agency_id, asset_id, action, to_kind, to_ref, offered_at AS "
-                "created_at FROM transfer",
-}
-
-
-def _event_types(source: str, row: dict[str, Any]) -> list[str]:
-    if source == "custody_event":
-        extra = ["transfer.accepted"] if row["action"] in ("transfer", "loan_out") else []
-        return ["custody.changed", *extra]
-    if source == "alert":
-        return ["loan.overdue"] if row["kind"] == "overdue_loan" else ["alert.raised"]
-    return ["transfer.offered"]
-
-
 def backoff_s(settings: Settings, attempts: int) -> float:
     """Wait before try `attempts + 1`: doubling from the base, capped."""
     return float(min(settings.webhook_backoff_max_s,
@@ -129,42 +113,36 @@ class WebhookDispatcher:
         self._thread: threading.Thread | None = None
         self._http = httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False)
 
-    def feed(self, now: datetime | None = None) -> int:
-        """Queue deliveries for events committed since the last round; returns how many."""
-        settled = (now or utcnow()) - timedelta(seconds=FEED_SETTLE_S)
+    def fan_out(self) -> int:
+        """Queue one delivery per matching subscription for committed events; returns how
+        many deliveries were queued."""
         queued = 0
         with Session(self.engine) as session:
+            events = list(session.exec(select(WebhookEvent).order_by(col(WebhookEvent.id))
+                                       .limit(FAN_OUT_BATCH)
+                                       .with_for_update(skip_locked=True)))
+            if not events:
+                return 0
             subs = list(session.exec(select(WebhookSubscription).where(
-                col(WebhookSubscription.active))))
-            for source, query in _SOURCES.items():
-                cursor = session.get(WebhookCursor, source) or WebhookCursor(source=source)
-                # Typed, so times come back as aware datetimes on SQLite too.
-                rows = session.execute(text(
-                    f"{query} WHERE id > :after ORDER BY id LIMIT :n").columns(
-                    created_at=UTCDateTime()),
-                    {"after": cursor.last_id, "n": FEED_BATCH}).mappings().all()
-                for row in rows:
-                    created = row["created_at"]
-                    if created > settled:
-                        break
-                    data = {k: (v.isoformat() if isinstance(v, datetime) else v)
-                            for k, v in row.items()}
-                    for kind in _event_types(source, data):
-                        queued += self._queue(session, subs, source, kind, data)
-                    cursor.last_id = int(row["id"])
-                session.add(cursor)
+                col(WebhookSubscription.active),
+                col(WebhookSubscription.agency_id).in_({e.agency_id for e in events}))))
+            for event in events:
+                queued += self._queue(session, subs, event)
+            session.execute(delete(WebhookEvent).where(
+                col(WebhookEvent.id).in_([e.id for e in events])))
             session.commit()
         return queued
 
-    def _queue(self, session: Session, subs: list[WebhookSubscription], source: str,
-               kind: str, data: dict[str, Any]) -> int:
-        event_id = f"{source}-{data['id']}-{kind}"
-        body = json.dumps({"id": event_id, "type": kind, "data": data},
+    def _queue(self, session: Session, subs: list[WebhookSubscription],
+               event: WebhookEvent) -> int:
+        event_id = f"evt-{event.id}"
+        body = json.dumps({"id": event_id, "type": event.event_type, "data": event.data},
                           separators=(",", ":"), sort_keys=True).encode()
-        matched = [s for s in subs if s.agency_id == data["agency_id"] and kind in s.events]
+        matched = [s for s in subs
+                   if s.agency_id == event.agency_id and event.event_type in s.events]
         for sub in matched:
             session.add(WebhookDelivery(subscription_id=sub.id, event_id=event_id,
-                                        event_type=kind, body=body))
+                                        event_type=event.event_type, body=body))
         return len(matched)
 
     def deliver(self, now: datetime | None = None) -> int:
@@ -215,7 +193,7 @@ class WebhookDispatcher:
         return False
 
     def step(self) -> None:
-        self.feed()
+        self.fan_out()
         self.deliver()
 
     def _run(self, poll_s: float) -> None:

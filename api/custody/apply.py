@@ -19,6 +19,7 @@ from typing import Final
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
+from api import webhook_outbox
 from api.custody import pending
 from api.custody.events import AssetRow, CustodyChange, append_change
 from api.custody.overdue import resolve_overdue
@@ -37,7 +38,7 @@ from api.ingest.topics import DECISIONS, ReaderTopic
 from api.ingest.verify import Verified
 from api.logstore import LogAppender
 from api.models.assets import AssetClass, AssetShare, AssetStatus, HolderKind
-from api.models.custody import Alert, Decision, DeskSession, Refusal
+from api.models.custody import Decision, DeskSession, Refusal
 from api.models.people import Badge, Person
 from api.models.registry import Reader, ReaderRole
 
@@ -71,6 +72,7 @@ class _BatchState:
     log: LogAppender
     writes: BatchWrites
     decisions: list[dict[str, object]] = field(default_factory=list)
+    alerts: list[dict[str, object]] = field(default_factory=list)
     messages: list[DecisionMessage] = field(default_factory=list)
     returned: set[str] = field(default_factory=set)
     session_timeout: timedelta = timedelta(0)
@@ -216,9 +218,11 @@ def _rule_on(session: Session, state: _BatchState, item: Verified, now: datetime
     if ruling.action:
         _change(session, state, item, asset, ruling, now)
     if ruling.alert:
-        session.add(Alert(agency_id=asset.agency_id, kind=ruling.alert.value, asset_id=asset.id,
-                          reader_id=reader.reader_id, site_id=reader.site_id,
-                          detail=ruling.reason or ruling.alert.value, created_at=now))
+        state.alerts.append({
+            "agency_id": asset.agency_id, "kind": ruling.alert.value, "asset_id": asset.id,
+            "reader_id": reader.reader_id, "site_id": reader.site_id,
+            "detail": ruling.reason or ruling.alert.value, "created_at": now,
+            "resolved_at": None})
     if ruling.verdict == "refuse":
         session.add(Refusal(agency_id=reader.agency_id, asset_id=asset.id,
                             reader_id=reader.reader_id, action="read", reason=ruling.reason,
@@ -259,6 +263,7 @@ def _rule_on_all(
                                               force=True)
     state.log.write()
     state.writes.write()
+    webhook_outbox.raise_alerts(session, state.alerts)  # with their webhook events
     resolve_overdue(session, state.returned, now)
     if not state.decisions:
         return decisions

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import insert
 from sqlmodel import Session, select
 
+from api import webhook_outbox
 from api.logstore import AgencyLogs
 from api.models.assets import Asset, AssetStatus, HolderKind
 from api.models.custody import CustodyEventRow
@@ -61,7 +62,8 @@ class AssetRow:
 
 class EventSink(Protocol):
     """Where `append_change` writes: at once (`SessionSink`) or gathered for one bulk write
-    per batch (`api.ingest.batch_writes.BatchWrites`), always in the caller's transaction."""
+    per batch (`api.ingest.batch_writes.BatchWrites`), always in the caller's transaction.
+    Each event row also goes with its webhook events (`api.webhook_outbox.custody_events`)."""
 
     def insert_event(self, row: dict[str, Any]) -> None: ...
 
@@ -75,7 +77,9 @@ class SessionSink:
         self._session = session
 
     def insert_event(self, row: dict[str, Any]) -> None:
-        self._session.connection().execute(INSERT_EVENT, row)
+        connection = self._session.connection()
+        connection.execute(INSERT_EVENT, row)
+        webhook_outbox.enqueue(connection, webhook_outbox.custody_events(row))
 
     def moved(self, asset: Asset | AssetRow) -> None:
         self._session.add(asset)

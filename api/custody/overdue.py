@@ -13,6 +13,7 @@ from typing import Final
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from api import webhook_outbox
 from api.custody.rules import AlertKind
 from api.logstore import claim_log_writer
 from api.models.assets import Asset, AssetStatus
@@ -46,17 +47,14 @@ def raise_overdue_alerts(session: Session, now: datetime) -> int:
         ).limit(MAX_ALERTS_PER_SCAN)
     ).all()
     already = _open_overdue(session, {a.id for a in overdue})
-    raised = 0
-    for asset in overdue:
-        if asset.id in already:
-            continue
-        session.add(Alert(
-            agency_id=asset.agency_id, kind=AlertKind.OVERDUE_LOAN.value, asset_id=asset.id,
-            detail=f"due back {asset.due_at:%Y-%m-%d %H:%M} UTC, held by {asset.holder_kind}",
-            created_at=now,
-        ))
-        raised += 1
-    return raised
+    # With their webhook events, in this transaction (api.webhook_outbox).
+    return webhook_outbox.raise_alerts(session, [
+        {"agency_id": asset.agency_id, "kind": AlertKind.OVERDUE_LOAN.value,
+         "asset_id": asset.id, "reader_id": None, "site_id": None,
+         "detail": f"due back {asset.due_at:%Y-%m-%d %H:%M} UTC, held by {asset.holder_kind}",
+         "created_at": now, "resolved_at": None}
+        for asset in overdue if asset.id not in already
+    ])
 
 
 def resolve_overdue(session: Session, asset_ids: Collection[str], now: datetime) -> None:

@@ -14,6 +14,7 @@ from typing import Final
 
 from sqlmodel import Session
 
+from api import webhook_outbox
 from api.custody.events import CustodyChange, append_change
 from api.logstore import appending_log, claim_log_writer
 from api.models.assets import Asset, AssetClass, AssetShare, AssetStatus, HolderKind
@@ -75,6 +76,7 @@ def _offer(session: Session, asset: Asset, action: str, to_kind: HolderKind, to_
         to_ref=to_ref, loan_days=days, offered_at=now,
     )
     session.add(transfer)
+    webhook_outbox.transfer_offered(session, transfer)
     return transfer
 
 

@@ -5,7 +5,8 @@
 object per event, which capped ingest near 700 events/s. During a batch the rules pass a
 `BatchWrites` sink instead: event rows are queued, moved assets (`AssetRow`, plain values, no
 ORM instance) collected, and `write()` stores everything with one executemany INSERT and one
-executemany UPDATE, still inside the batch's transaction.
+executemany UPDATE, still inside the batch's transaction; their webhook events
+(`api.webhook_outbox`) go in one more executemany INSERT, in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, bindparam, select, update
 from sqlmodel import Session
 
+from api import webhook_outbox
 from api.custody.events import INSERT_EVENT, AssetRow
 from api.models.assets import Asset
 
@@ -79,6 +81,8 @@ class BatchWrites:
         connection = self._session.connection()
         if self._events:
             connection.execute(INSERT_EVENT, self._events)
+            webhook_outbox.enqueue(connection, [
+                hook for row in self._events for hook in webhook_outbox.custody_events(row)])
         if self._moved:
             connection.execute(_MOVE_ASSET, [
                 {"b_id": a.id, "b_status": str(a.status), "b_holder_kind": str(a.holder_kind),

@@ -25,7 +25,7 @@ from api.models.ingest import (
 )
 from api.models.people import Badge, Person, PersonSecret
 from api.models.registry import Agency, Reader, ReaderRole, ReaderStatus, Site
-from api.models.webhooks import WebhookCursor, WebhookDelivery, WebhookSubscription
+from api.models.webhooks import WebhookDelivery, WebhookEvent, WebhookSubscription
 
 __all__ = [
     "Agency",
@@ -56,7 +56,7 @@ __all__ = [
     "Sighting",
     "Site",
     "Transfer",
-    "WebhookCursor",
     "WebhookDelivery",
+    "WebhookEvent",
     "WebhookSubscription",
 ]

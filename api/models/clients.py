@@ -22,6 +22,7 @@ class Scope(StrEnum):
     ASSETS_WRITE = "assets:write"
     CUSTODY_WRITE = "custody:write"
     AUDIT_READ = "audit:read"
+    WEBHOOKS_WRITE = "webhooks:write"  # manage the agency's webhooks, without full admin
     ADMIN = "admin"
 
 

@@ -1,4 +1,5 @@
-"""Webhook tables: agencies' subscriptions, the delivery outbox, and the outbox feed's cursors.
+"""Webhook tables: agencies' subscriptions, the lifecycle events waiting to be fanned out, and
+the delivery outbox.
 
 A subscription's HMAC secret must be readable to sign, so it is stored sealed (AES-GCM under a
 key derived from the settings secret, `api.webhooks.seal`), never in the clear and never hashed.
@@ -7,7 +8,7 @@ key derived from the settings secret, `api.webhooks.seal`), never in the clear a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -54,10 +55,14 @@ class WebhookDelivery(SQLModel, table=True):
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-class WebhookCursor(SQLModel, table=True):
-    """How far the outbox feed has read one event table (by id)."""
+class WebhookEvent(SQLModel, table=True):
+    """One lifecycle event, written in the transaction that made it (`api.webhook_outbox`);
+    the dispatcher turns it into one delivery per matching subscription and deletes it."""
 
-    __tablename__ = "webhook_cursor"
+    __tablename__ = "webhook_event"
 
-    source: str = Field(primary_key=True, max_length=32)
-    last_id: int = Field(default=0, sa_type=BigInt)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    agency_id: str = Field(max_length=MAX_ID_CHARS)
+    event_type: str = Field(max_length=32)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -26,7 +26,7 @@ from api.models.assets import (
 from api.models.registry import Agency, Site
 from api.problems import Problem
 from api.registry import RegistryError, create_asset
-from api.routes.paging import After, Limit, Page, page_of
+from api.routes.paging import After, IdPath, Limit, Page, page_of
 from api.scoping import asset_visible, owned_asset, visible_asset
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
@@ -101,13 +101,13 @@ def search(
 
 
 @router.get("/{asset_id}", response_model=AssetPublic)
-def read(asset_id: str, session: SessionDep, caller: AssetsReader) -> Asset:
+def read(asset_id: IdPath, session: SessionDep, caller: AssetsReader) -> Asset:
     """One asset the caller may see."""
     return visible_asset(session, caller, asset_id)
 
 
 @router.patch("/{asset_id}", response_model=AssetPublic)
-def update(asset_id: str, data: AssetUpdate, session: SessionDep, caller: AssetsWriter) -> Asset:
+def update(asset_id: IdPath, data: AssetUpdate, session: SessionDep, caller: AssetsWriter) -> Asset:
     """Change an asset's URI, home store or sharing (custody changes go through readers)."""
     asset = owned_asset(session, caller, asset_id)
     _check_refs(session, caller.agency_id, None, data.home_site_id, data.shared_with)
@@ -125,7 +125,7 @@ def update(asset_id: str, data: AssetUpdate, session: SessionDep, caller: Assets
 
 
 @router.get("/{asset_id}/location", response_model=AssetLocation)
-def location(asset_id: str, session: SessionDep, caller: AssetsReader) -> AssetLocation:
+def location(asset_id: IdPath, session: SessionDep, caller: AssetsReader) -> AssetLocation:
     """Last seen (reader, site, time) and who is responsible, in one call."""
     asset = visible_asset(session, caller, asset_id)
     return AssetLocation(

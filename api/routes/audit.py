@@ -27,7 +27,7 @@ from api.logstore import open_log
 from api.models.assets import Asset
 from api.models.custody import CustodyEventRow, LogCheckpoint
 from api.problems import Problem, not_found
-from api.routes.paging import Limit
+from api.routes.paging import IdPath, Limit
 from api.scoping import visible_asset
 from ledger.core.bundle import Scope
 from ledger.core.errors import LedgerError
@@ -100,7 +100,7 @@ def _signed(row: LogCheckpoint) -> SignedCheckpoint:
 
 @router.get("/assets/{asset_id}/history", response_model=CustodyHistory)
 def history(
-    asset_id: str, session: SessionDep, caller: Auditor, limit: Limit = 50,
+    asset_id: IdPath, session: SessionDep, caller: Auditor, limit: Limit = 50,
     after: Annotated[int | None, Query(ge=-1, le=2**53 - 1)] = None,
 ) -> CustodyHistory:
     """An asset's custody events, oldest first, each proven against its log's current head

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, Path, status
 from pydantic import BaseModel
 from sqlmodel import Session
 
@@ -22,9 +22,14 @@ from api.models.custody import Refusal, Transfer
 from api.models.people import Person
 from api.models.registry import MAX_ID_CHARS
 from api.problems import Problem, not_found
+from api.routes.paging import IdPath
 from api.scoping import owned_asset
 
 router = APIRouter(prefix="/v1", tags=["custody"])
+
+TransferId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+"""A transfer's row id: a 64-bit key, so larger numbers are refused (422) before any query
+(SQLite cannot even bind them)."""
 
 RefBody = Annotated[str, Body(embed=True, min_length=1, max_length=MAX_ID_CHARS)]
 
@@ -64,7 +69,7 @@ def _transfer(session: Session, caller: Caller, transfer_id: int, *, receiving: 
 
 @router.post("/assets/{asset_id}/transfers", status_code=status.HTTP_201_CREATED,
              response_model=TransferPublic)
-def offer_transfer(asset_id: str, to_person: RefBody, session: SessionDep,
+def offer_transfer(asset_id: IdPath, to_person: RefBody, session: SessionDep,
                    caller: CustodyWriter) -> Transfer:
     """Offer a checked-out asset to another person of the agency."""
     asset = owned_asset(session, caller, asset_id)
@@ -81,7 +86,7 @@ def offer_transfer(asset_id: str, to_person: RefBody, session: SessionDep,
 
 @router.post("/assets/{asset_id}/loans", status_code=status.HTTP_201_CREATED,
              response_model=TransferPublic)
-def offer_loan(asset_id: str, to_agency: RefBody, session: SessionDep, caller: CustodyWriter,
+def offer_loan(asset_id: IdPath, to_agency: RefBody, session: SessionDep, caller: CustodyWriter,
                days: Annotated[int, Body(ge=1, le=365)] = 7) -> Transfer:
     """Offer an asset in store on loan to another agency, which must accept it."""
     asset = owned_asset(session, caller, asset_id)
@@ -95,7 +100,7 @@ def offer_loan(asset_id: str, to_agency: RefBody, session: SessionDep, caller: C
 
 
 @router.post("/transfers/{transfer_id}/accept", response_model=AssetPublic)
-def accept(transfer_id: int, session: SessionDep, caller: CustodyWriter) -> Asset:
+def accept(transfer_id: TransferId, session: SessionDep, caller: CustodyWriter) -> Asset:
     """Accept an offer (the receiving agency for a loan); re-checked before custody moves."""
     transfer = _transfer(session, caller, transfer_id, receiving=True)
     try:
@@ -108,14 +113,14 @@ def accept(transfer_id: int, session: SessionDep, caller: CustodyWriter) -> Asse
 
 
 @router.post("/transfers/{transfer_id}/reject", response_model=TransferPublic)
-def reject(transfer_id: int, session: SessionDep, caller: CustodyWriter) -> Transfer:
+def reject(transfer_id: TransferId, session: SessionDep, caller: CustodyWriter) -> Transfer:
     """Turn an offer down."""
     transfer = _transfer(session, caller, transfer_id, receiving=True)
     return _close(session, caller, transfer, transfers.REJECTED)
 
 
 @router.post("/transfers/{transfer_id}/cancel", response_model=TransferPublic)
-def cancel(transfer_id: int, session: SessionDep, caller: CustodyWriter) -> Transfer:
+def cancel(transfer_id: TransferId, session: SessionDep, caller: CustodyWriter) -> Transfer:
     """Withdraw an offer the caller's agency made."""
     transfer = _transfer(session, caller, transfer_id, receiving=False)
     return _close(session, caller, transfer, transfers.CANCELLED)
@@ -131,7 +136,7 @@ def _close(session: Session, caller: Caller, transfer: Transfer, state: str) -> 
 
 
 @router.post("/assets/{asset_id}/dispose", response_model=AssetPublic)
-def dispose(asset_id: str, session: SessionDep, caller: CustodyWriter) -> Asset:
+def dispose(asset_id: IdPath, session: SessionDep, caller: CustodyWriter) -> Asset:
     """Dispose of an asset in store; final."""
     asset = owned_asset(session, caller, asset_id)
     try:

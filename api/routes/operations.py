@@ -16,7 +16,7 @@ from api.models.custody import Alert
 from api.models.ingest import Sighting
 from api.models.registry import Site
 from api.problems import not_found
-from api.routes.paging import Limit
+from api.routes.paging import IdPath, Limit
 from api.scoping import asset_visible
 
 router = APIRouter(prefix="/v1", tags=["operations"])
@@ -65,7 +65,7 @@ def alerts(
 
 @router.get("/sites/{site_id}/stocktake", response_model=Stocktake)
 def stocktake(
-    site_id: str, session: SessionDep, caller: AssetsReader,
+    site_id: IdPath, session: SessionDep, caller: AssetsReader,
     hours: Annotated[int, Query(ge=1, le=24 * 31)] = 24,
 ) -> Stocktake:
     """Expected (in store here) against found (read here recently), and unknown tags."""

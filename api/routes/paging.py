@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Final, Generic, TypeVar
 
-from fastapi import Query
+from fastapi import Path, Query
 from pydantic import BaseModel
 
 MAX_PAGE: Final = 200
@@ -18,6 +18,9 @@ T = TypeVar("T")
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 After = Annotated[str | None, Query(max_length=128, description="cursor from `next_after`")]
+IdPath = Annotated[str, Path(min_length=1, max_length=128)]
+"""A registry id in the path (asset, reader, person, site): bounded like the ids themselves, so
+an oversized one is refused before any query."""
 
 
 class Page(BaseModel, Generic[T]):

@@ -20,7 +20,7 @@ from api.models.registry import (
 )
 from api.problems import Problem, not_found
 from api.registry import create_person, erase_person, register_reader, revoke_reader
-from api.routes.paging import After, Limit, Page, page_of
+from api.routes.paging import After, IdPath, Limit, Page, page_of
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 
@@ -81,7 +81,7 @@ def list_readers(session: SessionDep, caller: Admin, limit: Limit = 50,
 
 
 @router.post("/readers/{reader_id}/revoke", response_model=ReaderPublic)
-def revoke(reader_id: str, session: SessionDep, caller: Admin) -> Reader:
+def revoke(reader_id: IdPath, session: SessionDep, caller: Admin) -> Reader:
     """Revoke a reader: its messages are refused from now on."""
     reader = session.get(Reader, reader_id)
     if reader is None or reader.agency_id != caller.agency_id:
@@ -125,7 +125,7 @@ def create(data: PersonCreate, session: SessionDep, caller: Admin) -> Person:
 
 
 @router.get("/people/{person_id}", response_model=PersonPublic)
-def get_person(person_id: str, session: SessionDep, caller: Admin) -> Person:
+def get_person(person_id: IdPath, session: SessionDep, caller: Admin) -> Person:
     """One person of the caller's agency."""
     person = session.get(Person, person_id)
     if person is None or person.agency_id != caller.agency_id:
@@ -134,7 +134,7 @@ def get_person(person_id: str, session: SessionDep, caller: Admin) -> Person:
 
 
 @router.delete("/people/{person_id}", status_code=status.HTTP_204_NO_CONTENT)
-def erase(person_id: str, session: SessionDep, caller: Admin) -> None:
+def erase(person_id: IdPath, session: SessionDep, caller: Admin) -> None:
     """Erase a person: their commitment's opening and badges go; the log stays verifiable."""
     person = session.get(Person, person_id)
     if person is None or person.agency_id != caller.agency_id:

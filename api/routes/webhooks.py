@@ -1,5 +1,5 @@
-"""Webhook routes (scope `admin`): register, list and remove an agency's webhooks, and see
-their deliveries (pending, delivered, failed with the last reason).
+"""Webhook routes (scope `webhooks:write`, or `admin`): register, list and remove an agency's
+webhooks, and see their deliveries (pending, delivered, failed with the last reason).
 
 The signing secret is generated here and shown once, in the registration answer; the database
 keeps it sealed (`api.webhooks.seal`). Receivers verify as `api.webhooks.verify_signature`.
@@ -17,11 +17,12 @@ from pydantic import BaseModel, Field, field_validator
 from sqlmodel import col, select
 
 from api.db import utcnow
-from api.deps import Admin, SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep, WebhookManager
 from api.models.webhooks import MAX_WEBHOOK_URL_CHARS, WebhookDelivery, WebhookSubscription
 from api.problems import Problem, not_found
 from api.routes.paging import Limit
-from api.webhooks import EVENT_TYPES, seal
+from api.webhook_outbox import EVENT_TYPES
+from api.webhooks import seal
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 
@@ -79,7 +80,7 @@ def _out(sub: WebhookSubscription) -> WebhookOut:
 
 
 @router.post("/webhooks", status_code=201, response_model=WebhookCreated)
-def create_webhook(body: WebhookCreate, session: SessionDep, caller: Admin,
+def create_webhook(body: WebhookCreate, session: SessionDep, caller: WebhookManager,
                    settings: SettingsDep) -> WebhookCreated:
     """Register a receiver for some lifecycle events of the caller's agency."""
     count = len(list(session.exec(select(WebhookSubscription.id).where(
@@ -96,14 +97,14 @@ def create_webhook(body: WebhookCreate, session: SessionDep, caller: Admin,
 
 
 @router.get("/webhooks", response_model=list[WebhookOut])
-def list_webhooks(session: SessionDep, caller: Admin) -> list[WebhookOut]:
+def list_webhooks(session: SessionDep, caller: WebhookManager) -> list[WebhookOut]:
     rows = session.exec(select(WebhookSubscription).where(
         WebhookSubscription.agency_id == caller.agency_id).order_by(
         col(WebhookSubscription.created_at)).limit(MAX_WEBHOOKS_PER_AGENCY * 4))
     return [_out(r) for r in rows]
 
 
-def _mine(session: SessionDep, caller: Admin, webhook_id: str) -> WebhookSubscription:
+def _mine(session: SessionDep, caller: WebhookManager, webhook_id: str) -> WebhookSubscription:
     sub = session.get(WebhookSubscription, webhook_id)
     if sub is None or sub.agency_id != caller.agency_id:
         raise not_found("webhook")
@@ -112,7 +113,7 @@ def _mine(session: SessionDep, caller: Admin, webhook_id: str) -> WebhookSubscri
 
 @router.delete("/webhooks/{webhook_id}", status_code=204)
 def remove_webhook(webhook_id: WebhookId, session: SessionDep,
-                   caller: Admin) -> None:
+                   caller: WebhookManager) -> None:
     """Stop sending: pending deliveries are marked failed on their next turn."""
     sub = _mine(session, caller, webhook_id)
     sub.active = False
@@ -122,7 +123,7 @@ def remove_webhook(webhook_id: WebhookId, session: SessionDep,
 
 @router.get("/webhooks/{webhook_id}/deliveries", response_model=list[DeliveryOut])
 def deliveries(
-    webhook_id: WebhookId, session: SessionDep, caller: Admin,
+    webhook_id: WebhookId, session: SessionDep, caller: WebhookManager,
     limit: Limit = 50,
     status: Annotated[Literal["pending", "delivered", "failed"] | None, Query()] = None,
 ) -> list[DeliveryOut]:

@@ -1,4 +1,5 @@
-"""The auditor's page: find an asset, read its verified custody timeline, download its bundle.
+"""The auditor's page: find an asset, read its verified custody timeline, download its bundle
+and its court report (PDF).
 
 The bundle is the same file `GET /v1/audit/bundles` serves (`api.bundles`), verifiable offline
 with `kitledger verify`; it exists once the asset owner's log has a signed checkpoint.
@@ -10,17 +11,19 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlmodel import col, or_, select
+from sqlmodel import Session, col, or_, select
 
 from api.db import utcnow
 from api.deps import SessionDep
 from api.models import Asset
+from api.models.people import Person
 from api.problems import Problem
 from api.scoping import asset_visible, visible_asset
-from api.web.session import CurrentUser
+from api.web.session import CurrentUser, WebUser
 from api.web.templating import page
 from api.web.timeline import asset_timeline
 from ledger.core.bundle import Scope
+from ledger.core.records import format_time
 
 router = APIRouter(prefix="/web", include_in_schema=False)
 
@@ -52,9 +55,8 @@ def timeline(request: Request, asset_id: str, session: SessionDep, user: Current
                 timeline=asset_timeline(session, asset))
 
 
-@router.get("/audit/assets/{asset_id}/bundle")
-def bundle(asset_id: str, session: SessionDep, user: CurrentUser) -> Response:
-    """The asset's audit bundle from its owner's log (owner agency only)."""
+def _owned_bundle(session: Session, user: WebUser, asset_id: str) -> tuple[Asset, bytes]:
+    """The asset and its audit bundle from its owner's log (owner agency only)."""
     from api.bundles import BundleUnavailable, export_agency_bundle
 
     asset = visible_asset(session, user.caller, asset_id)
@@ -65,5 +67,37 @@ def bundle(asset_id: str, session: SessionDep, user: CurrentUser) -> Response:
                                     scope=Scope("asset", (asset.id,)), now=utcnow())
     except BundleUnavailable as exc:
         raise Problem(409, "bundle-unavailable", str(exc)) from None
+    return asset, body
+
+
+@router.get("/audit/assets/{asset_id}/bundle")
+def bundle(asset_id: str, session: SessionDep, user: CurrentUser) -> Response:
+    """The asset's audit bundle from its owner's log (owner agency only)."""
+    asset, body = _owned_bundle(session, user, asset_id)
     return Response(body, media_type="application/x-ndjson", headers={
         "Content-Disposition": f'attachment; filename="{asset.id}.bundle.jsonl"'})
+
+
+@router.get("/audit/assets/{asset_id}/report.pdf")
+def report_pdf(asset_id: str, session: SessionDep, user: CurrentUser) -> Response:
+    """The court report of the asset: its bundle verified here, offline, then printed.
+
+    Offline means the anchors are checked against the receipts in the bundle, not a chain node
+    (the report says so); `kitledger report --rpc URL` makes the fully checked one. People are
+    named by their pseudonymous ids, which the owning agency's staff may see.
+    """
+    from ledger.core.bundle_parse import parse_bundle
+    from ledger.report import build_report, render_pdf
+    from ledger.verify import verify_bundle
+    from ledger.verify_anchors import OfflineChainReader
+
+    asset, body = _owned_bundle(session, user, asset_id)
+    audit = parse_bundle(body)
+    result = verify_bundle(audit, OfflineChainReader(audit))
+    names = {
+        person.commitment: person.id
+        for person in session.exec(select(Person).where(Person.agency_id == asset.agency_id))
+    }
+    report = build_report(audit, result, asset.id, format_time(utcnow()), names)
+    return Response(render_pdf(report), media_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{asset.id}.custody-report.pdf"'})

@@ -122,6 +122,18 @@ def test_transfer_offer_then_accept_moves_custody(
     assert "recipient lacks qualification taser" in reasons
 
 
+@pytest.mark.parametrize("transfer_id", ["0", "-1", str(2**63), "99999999999999999999", "x"])
+@pytest.mark.parametrize("verb", ["accept", "reject", "cancel"])
+def test_out_of_range_transfer_ids_are_a_clear_422(
+    api: tuple[Api, RegisteredReader], transfer_id: str, verb: str
+) -> None:
+    """Found by schemathesis: an id past SQLite's 64-bit integers once gave a 500."""
+    client, _ = api
+    answer = client.post("north", f"/v1/transfers/{transfer_id}/{verb}")
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+
+
 def test_accept_is_refused_when_nobody_saw_the_tag_recently(
     engine: Engine, api: tuple[Api, RegisteredReader]
 ) -> None:

@@ -26,9 +26,10 @@ from api.auth import create_api_client
 from api.config import Settings, load_settings
 from api.db import make_engine
 from api.migrate import upgrade
-from api.models import Alert, AssetClass, Scope
+from api.models import AssetClass, Scope
 from api.models.assets import AssetCreate
 from api.registry import create_asset
+from api.webhook_outbox import raise_alerts
 from api.webhooks import (
     MAX_SIGNATURE_AGE_S,
     SIGNATURE_HEADER,
@@ -39,7 +40,6 @@ from api.webhooks import (
 )
 
 SECRET = "w" * 40
-LATER = timedelta(seconds=10)  # past the feed's settle window
 
 
 class Receiver:
@@ -128,16 +128,17 @@ def test_events_are_delivered_signed_and_only_to_their_agency(world: Any) -> Non
         _new_asset(engine)
         _new_asset(engine, "south", "S-1")  # south's event never reaches north's receiver
         with Session(engine) as session:
-            session.add(Alert(agency_id="north", kind="unexpected_site", asset_id="R-1",
-                              detail="seen at south-store"))
-            session.add(Alert(agency_id="north", kind="overdue_loan", asset_id="R-1",
-                              detail="not subscribed to loan.overdue"))
+            now = datetime.now(UTC)
+            raise_alerts(session, [
+                {"agency_id": "north", "kind": kind, "asset_id": "R-1", "reader_id": None,
+                 "site_id": None, "detail": detail, "created_at": now, "resolved_at": None}
+                for kind, detail in (("unexpected_site", "seen at south-store"),
+                                     ("overdue_loan", "not subscribed to loan.overdue"))])
             session.commit()
         dispatcher = WebhookDispatcher(engine, settings)
         try:
-            assert dispatcher.feed(datetime.now(UTC)) == 0  # not settled yet
-            assert dispatcher.feed(datetime.now(UTC) + LATER) == 2
-            assert dispatcher.feed(datetime.now(UTC) + LATER) == 0  # queued exactly once
+            assert dispatcher.fan_out() == 2
+            assert dispatcher.fan_out() == 0  # queued exactly once
             assert dispatcher.deliver() == 2
         finally:
             dispatcher.close()
@@ -157,9 +158,9 @@ def test_retried_while_down_or_failing_and_given_up_after_the_limit(world: Any) 
     _new_asset(engine, asset_id="R-1")
     _new_asset(engine, asset_id="R-22")
     dispatcher = WebhookDispatcher(engine, settings)
-    start = datetime.now(UTC) + LATER
     try:
-        assert dispatcher.feed(start) == 2
+        assert dispatcher.fan_out() == 2
+        start = datetime.now(UTC)  # the deliveries are due from their fan-out
         assert dispatcher.deliver(start) == 0  # nobody listens yet
         pending = _deliveries(client, key, hook["id"], status="pending")
         assert [d["attempts"] for d in pending] == [1, 1]
@@ -204,6 +205,9 @@ def test_registration_is_admin_only_scoped_and_validated(world: Any) -> None:
         _, south_key = create_api_client(session, agency_id="south", name="s",
                                          scopes=[Scope.ADMIN], server_secret=SECRET,
                                          now=datetime.now(UTC))
+        _, hooks_key = create_api_client(session, agency_id="north", name="h",
+                                         scopes=[Scope.WEBHOOKS_WRITE], server_secret=SECRET,
+                                         now=datetime.now(UTC))
         session.commit()
     hook = _register(client, key, "https://receiver.example/hook", ["loan.overdue"])
     listed = client.get("/v1/webhooks", headers={"Authorization": f"Bearer {key}"}).json()
@@ -214,6 +218,12 @@ def test_registration_is_admin_only_scoped_and_validated(world: Any) -> None:
         return int(answer.status_code)
 
     assert post(reader_key, {"url": "https://r.example/", "events": ["alert.raised"]}) == 403
+    # webhooks:write suffices without admin, and sees only its own agency's webhooks.
+    assert post(hooks_key, {"url": "https://h.example/", "events": ["alert.raised"]}) == 201
+    assert len(client.get("/v1/webhooks", headers={"Authorization": f"Bearer {hooks_key}"})
+               .json()) == 2
+    assert client.get("/v1/assets", headers={"Authorization": f"Bearer {hooks_key}"}
+                      ).status_code == 403
     for bad in ({"url": "ftp://r.example/", "events": ["alert.raised"]},
                 {"url": "https://r.example/", "events": ["everything"]},
                 {"url": "https://r.example/", "events": []},

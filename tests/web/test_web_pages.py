@@ -8,6 +8,7 @@ custody timeline with a downloadable bundle, and the agency overview with its al
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,6 +82,16 @@ def test_web_auditor_timeline_verified_and_bundle_downloads(page: Any,
     answer = day_done.wait_for(lambda: _bundle_ready(page.request.get(day_done.url + href)), 60)
     assert '"kitledger-audit-bundle"' in answer.text().splitlines()[0]
     assert 'filename="evidence-bag-1.bundle.jsonl"' in answer.headers["content-disposition"]
+    # The court report: a real PDF naming the bundle's fingerprint and the verified hand-over.
+    pdf = page.request.get(day_done.url + page.get_attribute("#report-pdf", "href"))
+    assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.body().startswith(b"%PDF-")
+    text = _pdf_text(pdf.body())
+    # The owning agency's staff see holders by their pseudonymous ids, and every step verified.
+    assert "evidence-bag-1" in text and "dc-carter (person)" in text
+    assert "Overall verification: VERIFIED" in text
+    # It prints the fingerprint of the bundle it verified (a newer checkpoint makes a new one).
+    assert re.search(r"Bundle fingerprint [0-9a-f]{64}", text.replace("\n", " "))
 
 
 def test_web_agency_sites_stocktake_alerts_chart(page: Any, day_done: RunningStack) -> None:
@@ -116,6 +127,12 @@ def test_web_agency_b_cannot_open_agency_a_asset(browser: Any, day_done: Running
         answer = page.goto(day_done.url + path)
         assert answer.status == 404 and "radio-1" not in page.content().replace(path, "")
     page.close()
+
+
+def _pdf_text(body: bytes) -> str:
+    """The PDF's text through poppler's pdftotext (installed by `make test`)."""
+    out = subprocess.run(["pdftotext", "-", "-"], input=body, capture_output=True, check=True)
+    return out.stdout.decode()
 
 
 def _bundle_ready(answer: Any) -> Any:

@@ -1,0 +1,92 @@
+"""The webhook outbox's producer side: lifecycle events written in the transaction that makes
+them.
+
+Every producer of a lifecycle event writes a `webhook_event` row in its own transaction: custody
+changes through the `EventSink` (`api.custody.events.SessionSink` at once,
+`api.ingest.batch_writes.BatchWrites` in one bulk INSERT per batch), alerts through
+`raise_alerts`, transfer offers through `transfer_offered`. So a rolled-back change never
+produces a webhook and a committed one always does; the dispatcher (`api.webhooks`) fans each
+row out to the matching subscriptions and deletes it. No cursor over ids is involved, so rows
+committed out of id order (PostgreSQL sequences) cannot be skipped.
+
+Payloads (`data`) carry ids and states only, never personal data: custody changes name the
+asset, its chain position and the event hash (checkable against the log), not the holder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import Connection, insert
+from sqlmodel import Session
+
+from api.models.custody import Alert, Transfer
+from api.models.webhooks import WebhookEvent
+
+_EVENTS = WebhookEvent.__table__  # type: ignore[attr-defined]
+_ALERTS = Alert.__table__  # type: ignore[attr-defined]
+INSERT_WEBHOOK_EVENT: Final = insert(_EVENTS)
+
+EVENT_TYPES: Final = ("custody.changed", "transfer.offered", "transfer.accepted",
+                      "alert.raised", "loan.overdue")
+_HAND_OVERS: Final = frozenset({"transfer", "loan_out"})
+"""Custody actions that carry out an accepted transfer or loan offer."""
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def custody_events(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The webhook events of one `custody_event` row (as `append_change` writes it)."""
+    data = {"agency_id": row["agency_id"], "asset_id": row["asset_id"], "seq": row["seq"],
+            "action": row["action"], "event_hash": bytes(row["event_hash"]).hex(),
+            "leaf_index": row["leaf_index"], "created_at": _iso(row["created_at"])}
+    kinds = ["custody.changed"]
+    if row["action"] in _HAND_OVERS:
+        kinds.append("transfer.accepted")
+    return [{"agency_id": row["agency_id"], "event_type": kind, "data": data,
+             "created_at": row["created_at"]} for kind in kinds]
+
+
+def enqueue(connection: Connection, events: list[dict[str, Any]]) -> None:
+    """Write `events` (from `custody_events` & co.) in the connection's transaction."""
+    if events:
+        connection.execute(INSERT_WEBHOOK_EVENT, events)
+
+
+def raise_alerts(session: Session, alerts: Iterable[Mapping[str, Any]]) -> int:
+    """Insert `alerts` (`alert` column values) and their webhook events in the session's
+    transaction; returns how many were raised."""
+    rows = list(alerts)
+    if not rows:
+        return 0
+    connection = session.connection()
+    ids = connection.execute(
+        insert(_ALERTS).returning(_ALERTS.c.id, sort_by_parameter_order=True), rows,
+    ).scalars().all()
+    enqueue(connection, [
+        {"agency_id": row["agency_id"],
+         "event_type": "loan.overdue" if row["kind"] == "overdue_loan" else "alert.raised",
+         "data": {"id": alert_id, "agency_id": row["agency_id"], "kind": row["kind"],
+                  "asset_id": row.get("asset_id"), "reader_id": row.get("reader_id"),
+                  "site_id": row.get("site_id"), "created_at": _iso(row["created_at"])},
+         "created_at": row["created_at"]}
+        for alert_id, row in zip(ids, rows, strict=True)
+    ])
+    return len(rows)
+
+
+def transfer_offered(session: Session, transfer: Transfer) -> None:
+    """The `transfer.offered` event of a new offer, in the session's transaction."""
+    session.flush()  # the offer's id, which receivers accept or reject it by
+    enqueue(session.connection(), [{
+        "agency_id": transfer.agency_id, "event_type": "transfer.offered",
+        "data": {"id": transfer.id, "agency_id": transfer.agency_id,
+                 "asset_id": transfer.asset_id, "action": transfer.action,
+                 "to_kind": transfer.to_kind, "to_ref": transfer.to_ref,
+                 "created_at": _iso(transfer.offered_at)},
+        "created_at": transfer.offered_at,
+    }])

@@ -1,0 +1,133 @@
+"""Webhook events are written in the event's own transaction (api.webhook_outbox): a rolled-back
+event never produces a delivery, a committed one always does, whichever producer made it (the
+API's custody writes, an ingest batch's bulk writes, alerts, transfer offers) and in whatever
+order concurrent transactions commit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from api.config import load_settings
+from api.custody.events import CustodyChange, append_change
+from api.custody.transfers import offer_loan
+from api.ingest.batch_writes import BatchWrites
+from api.logstore import appending_log, claim_log_writer
+from api.models import Agency, Asset, AssetClass, Site, WebhookDelivery, WebhookEvent
+from api.models.assets import AssetCreate, AssetStatus, HolderKind
+from api.models.webhooks import WebhookSubscription
+from api.registry import create_asset
+from api.webhook_outbox import EVENT_TYPES, raise_alerts
+from api.webhooks import WebhookDispatcher, seal
+
+SETTINGS = load_settings(environment="test", secret_key="o" * 40)
+
+
+def _world(engine: Engine) -> None:
+    with Session(engine) as session:
+        for agency in ("north", "south"):
+            session.add(Agency(id=agency, name=agency.title()))
+        session.flush()
+        for agency in ("north", "south"):
+            session.add(Site(id=f"{agency}-store", agency_id=agency, name="Store"))
+            session.add(AssetClass(id=f"radio-{agency}", agency_id=agency, name="Radio"))
+        session.add(WebhookSubscription(id="hook-north", agency_id="north",
+                                        url="http://127.0.0.1:9/hook", events=list(EVENT_TYPES),
+                                        sealed_secret=seal(SETTINGS, b"k" * 32)))
+        session.commit()
+
+
+def _asset(session: Session, asset_id: str, agency: str = "north") -> Asset:
+    return create_asset(session, agency_id=agency, now=datetime.now(UTC), data=AssetCreate(
+        id=asset_id, class_id=f"radio-{agency}", home_site_id=f"{agency}-store",
+        epc_hex="E2" + hashlib.sha256(asset_id.encode()).hexdigest()[:22].upper()))
+
+
+def _alert(session: Session, detail: str) -> None:
+    raise_alerts(session, [{"agency_id": "north", "kind": "unexpected_site", "asset_id": None,
+                            "reader_id": None, "site_id": None, "detail": detail,
+                            "created_at": datetime.now(UTC), "resolved_at": None}])
+
+
+def _delivered(engine: Engine) -> list[tuple[str, dict[str, Any]]]:
+    with Session(engine) as session:
+        rows = session.exec(select(WebhookDelivery).order_by(WebhookDelivery.id)).all()  # type: ignore[arg-type]
+        return [(r.event_type, json.loads(r.body)["data"]) for r in rows]
+
+
+def _fan_out(engine: Engine) -> int:
+    dispatcher = WebhookDispatcher(engine, SETTINGS)
+    try:
+        return dispatcher.fan_out()
+    finally:
+        dispatcher.close()
+
+
+def test_rolled_back_events_never_produce_deliveries(engine: Engine) -> None:
+    _world(engine)
+    with Session(engine) as session:
+        _asset(session, "R-1")  # custody change through SessionSink
+        _alert(session, "rolled back")
+        session.flush()
+        assert session.exec(select(func.count()).select_from(WebhookEvent)).one() == 2
+        session.rollback()
+    assert _fan_out(engine) == 0
+    assert _delivered(engine) == []
+
+
+def test_committed_events_always_produce_one_delivery_each(engine: Engine) -> None:
+    _world(engine)
+    with Session(engine) as session:
+        _asset(session, "R-1")
+        _asset(session, "S-1", agency="south")  # south's: no north delivery
+        _alert(session, "committed")
+        session.commit()
+    with Session(engine) as session:  # a loan offer, then the ingest path's bulk writes
+        offer_loan(session, asset=session.get(Asset, "R-1"), to_agency="south", days=3,  # type: ignore[arg-type]
+                   now=datetime.now(UTC))
+        _asset(session, "R-2")
+        claim_log_writer(session, datetime.now(UTC))
+        writes = BatchWrites(session)
+        with appending_log(session) as log:
+            for asset_id in ("R-1", "R-2"):
+                asset = session.get(Asset, asset_id)
+                assert asset is not None
+                append_change(session, log, asset, CustodyChange(
+                    action="loan_out", holder_kind=HolderKind.AGENCY, holder_ref="south",
+                    new_status=AssetStatus.ON_LOAN, time=datetime.now(UTC)), sink=writes)
+        writes.write()
+        session.commit()
+    assert _fan_out(engine) == 8
+    assert _fan_out(engine) == 0  # each exactly once
+    # R-1 and R-2 registered, both lent (changed + accepted each), one alert, one offer.
+    assert Counter(kind for kind, _ in _delivered(engine)) == {
+        "custody.changed": 4, "transfer.accepted": 2, "alert.raised": 1, "transfer.offered": 1}
+    assert all(data["agency_id"] == "north" for _, data in _delivered(engine))
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(WebhookEvent)).one() == 0
+
+
+def test_an_event_committed_after_a_later_id_is_not_skipped(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer: transactions cannot interleave")
+    _world(engine)
+    first, second = Session(engine), Session(engine)
+    try:
+        _alert(first, "drawn first, committed last")
+        first.flush()
+        _alert(second, "drawn second, committed first")
+        second.commit()
+        assert _fan_out(engine) == 1
+        first.commit()
+        assert _fan_out(engine) == 1
+    finally:
+        first.close()
+        second.close()
+    assert sorted(d["kind"] for _, d in _delivered(engine)) == ["unexpected_site"] * 2
