@@ -29,7 +29,7 @@ from ledger.core.bundle import (
 )
 from ledger.core.bundle_parse import parse_bundle
 from ledger.core.checkpoint import Checkpoint, chain_log_id, sign_checkpoint
-from ledger.core.envelope import Envelope, key_id, raw_public_key
+from ledger.core.envelope import SIGNING_PREFIX, Envelope, key_id, raw_public_key
 from ledger.core.records import GENESIS_PREV
 from ledger.log import MerkleLog
 from ledger.nodestore import MemoryNodeStore
@@ -38,7 +38,6 @@ from ledger.verify_anchors import ANCHORED_TOPIC, OfflineChainReader
 
 CONTRACT = "0x" + "ab" * 20
 ANCHORER = "0x" + "cd" * 20
-SIGNING_PREFIX = hashing.DOMAIN_PREFIX + hashing.ENVELOPE_SIGNATURE.encode() + b"\x00"
 EVENTS_PER_ASSET = 10
 CHECKPOINT_EVERY = 10_000
 

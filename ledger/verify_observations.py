@@ -15,15 +15,18 @@ from typing import Final
 
 from ledger.core import hashing
 from ledger.core.bundle import AuditBundle
-from ledger.core.envelope import Envelope, key_id, public_key_from_raw, verify_envelope
+from ledger.core.envelope import (
+    SIGNING_PREFIX,
+    Envelope,
+    key_id,
+    public_key_from_raw,
+    verify_envelope,
+)
 from ledger.core.errors import LedgerError
 from ledger.core.record_scan import read_observation
 from ledger.core.records import parse_time
 from ledger.verify_report import CheckResult
 
-_SIGNING_PREFIX: Final = (
-    hashing.DOMAIN_PREFIX + hashing.ENVELOPE_SIGNATURE.encode("ascii") + b"\x00"
-)
 PROGRESS_EVERY: Final = 5_000
 
 
@@ -90,7 +93,7 @@ def _check_one(line: bytes, where: str, keys: dict[str, RegisteredKey],
     verify = verifiers.get(envelope.kid)
     if verify is None:
         verify = verifiers[envelope.kid] = _fast_verifier(registration.public_key)
-    if not verify(_SIGNING_PREFIX + payload, envelope.sig):
+    if not verify(SIGNING_PREFIX + payload, envelope.sig):
         # The reference verdict (and its message) for whatever libsodium refused.
         reference = Envelope.from_bytes(line)
         verify_envelope(reference, public_key_from_raw(registration.public_key))

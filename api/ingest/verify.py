@@ -25,7 +25,6 @@ from ledger.core.envelope import (
     Envelope,
     key_id,
     public_key_from_raw,
-    signing_message,
     verify_envelope,
 )
 from ledger.core.errors import EncodingError, RecordTooLarge, SchemaError, SignatureError
@@ -134,19 +133,11 @@ def _check_signature(envelope: Envelope, key: _LoadedKey) -> dict[str, Any]:
     """
     if envelope.kid == key.kid:
         try:
-            key.fast.verify(signing_message_bytes(envelope), envelope.sig)
+            key.fast.verify(envelope.signed_message(), envelope.sig)
             return envelope.payload
         except (BadSignatureError, CryptoError, ValueError):
             pass
     return verify_envelope(envelope, key.reference)
-
-
-def signing_message_bytes(envelope: Envelope) -> bytes:
-    """The bytes an envelope's signature covers (domain prefix + canonical payload)."""
-    return _SIGNING_PREFIX + envelope.canonical_payload()
-
-
-_SIGNING_PREFIX: Final = signing_message({})[: -len(b"{}")]
 
 
 def _reject(

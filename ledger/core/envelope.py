@@ -51,14 +51,15 @@ def public_key_from_raw(raw: bytes) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
-_SIGNING_PREFIX: Final = (
+SIGNING_PREFIX: Final = (
     hashing.DOMAIN_PREFIX + hashing.ENVELOPE_SIGNATURE.encode("ascii") + b"\x00"
 )
+"""What an envelope's signature covers is this prefix followed by the canonical payload."""
 
 
 def signing_message(payload: Mapping[str, Any]) -> bytes:
     """The exact bytes an envelope's signature covers."""
-    return _SIGNING_PREFIX + canonical_bytes(payload)
+    return SIGNING_PREFIX + canonical_bytes(payload)
 
 
 def _b64encode(data: bytes) -> str:
@@ -93,6 +94,10 @@ class Envelope:
     def canonical_payload(self) -> bytes:
         cached = self._payload_bytes
         return cached if cached is not None else canonical_bytes(self.payload)
+
+    def signed_message(self) -> bytes:
+        """The exact bytes the signature covers (for verifiers other than `verify_envelope`)."""
+        return SIGNING_PREFIX + self.canonical_payload()
 
     def _remember_payload_bytes(self, payload_bytes: bytes) -> Envelope:
         object.__setattr__(self, "_payload_bytes", payload_bytes)
@@ -163,7 +168,7 @@ def sign_envelope(payload: Mapping[str, Any], private_key: Ed25519PrivateKey) ->
     envelope = Envelope(
         kid=key_id(private_key.public_key()),
         payload=dict(payload),
-        sig=private_key.sign(_SIGNING_PREFIX + payload_bytes),
+        sig=private_key.sign(SIGNING_PREFIX + payload_bytes),
     )
     return envelope._remember_payload_bytes(payload_bytes)
 
@@ -174,7 +179,7 @@ def verify_envelope(envelope: Envelope, public_key: Ed25519PublicKey) -> dict[st
     if envelope.kid != expected:
         raise KeyIdMismatch(f"envelope names key {envelope.kid}, expected {expected}")
     try:
-        public_key.verify(envelope.sig, _SIGNING_PREFIX + envelope.canonical_payload())
+        public_key.verify(envelope.sig, SIGNING_PREFIX + envelope.canonical_payload())
     except InvalidSignature:
         raise BadSignature(
             f"Ed25519 signature by key {expected} does not verify over the payload"
