@@ -1,11 +1,12 @@
 """The running agent: reader -> pipeline -> sign -> outbox -> MQTT, until SIGTERM or SIGINT.
 
 Threads: one iterates the reader driver (blocking serial I/O) into a bounded queue; paho runs
-its own network thread; everything else happens in the loop here, one turn at a time: take the
-queued reads, run the pipeline, sign the new observations and commit them to the outbox (group
-commit: one fsync per SIGN_BATCH slice), delete acknowledged rows, hand the next rows to paho
-within the in-flight window, show decisions, and now and then publish health (which carries the
-driver's line counters: garbage bytes, resyncs, bad checksums, reconnects).
+its own network thread; a child process signs bursts (`signing_worker`); everything else
+happens in the loop here, one turn at a time: take the queued reads, run the pipeline, sign the
+new observations and commit them to the outbox (group commit: one fsync per SIGN_BATCH slice),
+delete acknowledged rows, hand the next rows to paho within the in-flight window, show
+decisions, and now and then publish health (which carries the driver's line counters: garbage
+bytes, resyncs, bad checksums, reconnects).
 
 Shutdown: stop the reader, process what is queued (those reads were accepted, so they are
 stored), give paho a moment for outstanding PUBACKs, publish "offline", close the outbox.
@@ -30,6 +31,7 @@ from reader_agent.pipeline import ReadPipeline
 from reader_agent.publisher import Publisher, Topics
 from reader_agent.reads import TagRead
 from reader_agent.signer import ObservationSigner
+from reader_agent.signing_worker import SigningWorker
 
 MAX_QUEUED_READS: Final = 100_000
 """Reads waiting for the loop: 90 s of the fastest reader. When full the reader thread blocks
@@ -76,15 +78,21 @@ class ReaderAgent:
     def __init__(self, config: AgentConfig, source: ReadSource | None = None) -> None:
         self.config = config
         key = load_or_create_key(config.key_file)
-        self.outbox = Outbox(config.outbox_path, config.outbox_max_rows,
-                             config.outbox_alarm_fraction)
         self.signer = ObservationSigner(config.reader_id, key)
-        # A fresh prefix per boot: session ids never repeat across restarts.
-        self.pipeline = ReadPipeline(config.pipeline,
-                                     f"{config.reader_id}-{secrets.token_hex(4)}")
-        self.publisher = Publisher(config.mqtt, Topics.for_reader(
-            config.agency, config.site, config.reader_id))
-        self.source = source or open_source(config)
+        # Forked first: before the outbox is open and before any thread runs.
+        self.signing = SigningWorker(self.signer)
+        try:
+            self.outbox = Outbox(config.outbox_path, config.outbox_max_rows,
+                                 config.outbox_alarm_fraction)
+            # A fresh prefix per boot: session ids never repeat across restarts.
+            self.pipeline = ReadPipeline(config.pipeline,
+                                         f"{config.reader_id}-{secrets.token_hex(4)}")
+            self.publisher = Publisher(config.mqtt, Topics.for_reader(
+                config.agency, config.site, config.reader_id))
+            self.source = source or open_source(config)
+        except BaseException:
+            self.signing.close()
+            raise
         self.reads: queue.Queue[TagRead] = queue.Queue(MAX_QUEUED_READS)
         self.stopping = threading.Event()
         self.refused_outbox_full = 0
@@ -131,16 +139,16 @@ class ReaderAgent:
             log.error("outbox full (%d rows): refused %d observations",
                       self.outbox.depth, len(found) - free)
             found = found[:free]
-        for first in range(0, len(found), SIGN_BATCH):
-            rows = self.signer.sign(found[first:first + SIGN_BATCH], self.outbox.next_seq)
+        signed = self.signing.sign_slices(found, self.outbox.next_seq, SIGN_BATCH)
+        for rows in signed:
             try:
                 self.outbox.append(rows)
             except OutboxFull:  # cannot happen after free_rows(); counted all the same
                 self.refused_outbox_full += len(rows)
+                signed.close()
                 return
             self.observations += len(rows)
-            if first + SIGN_BATCH < len(found):
-                self._deliver()  # keep the in-flight window full during a long burst
+            self._deliver()  # keep the in-flight window full during a long burst
         if self.outbox.alarm != self._alarm_logged:
             self._alarm_logged = self.outbox.alarm
             log.warning("outbox alarm %s: %d of %d rows", "ON" if self._alarm_logged else "off",
@@ -215,3 +223,4 @@ class ReaderAgent:
         self.publisher.stop()
         log.info("stopped: %d rows left in the outbox for the next start", self.outbox.depth)
         self.outbox.close()
+        self.signing.close()
