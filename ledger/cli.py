@@ -45,7 +45,10 @@ class VerdictParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = VerdictParser(prog="kitledger", description=__doc__.splitlines()[0])
+    parser = VerdictParser(
+        prog="kitledger",
+        description="kitledger: chain of custody for shared public-safety kit, and proof of it.",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=VerdictParser)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
