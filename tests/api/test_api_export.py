@@ -103,14 +103,6 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture(scope="module")
-def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnvilNode]:
-    node = AnvilNode(tmp_path_factory.mktemp("anvil"), block_time=0.2)
-    node.start()
-    yield node
-    node.stop()
-
-
 def _get(client: TestClient, key: str, url: str, **params: Any) -> Any:
     return client.get(url, params=params, headers={"Authorization": f"Bearer {key}"})
 

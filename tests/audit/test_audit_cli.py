@@ -24,14 +24,6 @@ from ledger.core.records import Holder
 
 
 @pytest.fixture(scope="module")
-def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnvilNode]:
-    node = AnvilNode(tmp_path_factory.mktemp("anvil"), block_time=0.2)
-    node.start()
-    yield node
-    node.stop()
-
-
-@pytest.fixture(scope="module")
 def anvil_story(anvil: AnvilNode) -> Story:
     key = Ed25519PrivateKey.generate()
     setup = deploy(connect(anvil.url, expected_chain_id=anvil.chain_id), key)
