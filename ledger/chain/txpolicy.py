@@ -76,8 +76,11 @@ def guarded(call: Callable[[], T]) -> T:
 
 def _tester_revert_data(exc: BaseException) -> bytes:
     # py-evm hands back str(EVMRevert(data)), i.e. the repr of the revert bytes: read it back.
+    # repr() picks its quote by the bytes' content, and the bytes may hold either quote after a
+    # "b", so the literal starts at whichever opening comes first.
     text = str(exc.args[0]) if exc.args else ""
-    start = text.find("b'") if "b'" in text else text.find('b"')
+    starts = [i for i in (text.find("b'"), text.find('b"')) if i >= 0]
+    start = min(starts, default=-1)
     if start < 0 or len(text) - start > 8 * MAX_REVERT_DATA_BYTES:
         return b""
     try:

@@ -156,3 +156,28 @@ def test_pending_store_survives_reopen_and_refuses_contradictions(tmp_db: Path) 
     assert reopened.latest_final(b"L" * 32) == replace(row, state="final")
     assert reopened.count(b"L" * 32, "final") == 1
     assert reopened.latest_final(b"X" * 32) is None
+
+
+@pytest.mark.parametrize("sender", [
+    "0x" + (b"b'" + bytes(18)).hex(),             # repr picks b"...", with b' inside it
+    "0x" + (b"'\"b'" + bytes(16)).hex(),          # both quotes: repr escapes one of them
+    "0x" + (b'"' * 20).hex(),
+])
+def test_refusal_is_named_whatever_bytes_the_revert_carries(
+        chain: ChainHarness, deployment: Deployment, sender: str) -> None:
+    # The revert data holds the sender, so its bytes are the caller's choice; on the embedded
+    # chain they come back as a bytes repr whose quoting depends on them.
+    from web3 import Web3
+
+    from ledger.chain.errors import ContractRevert
+    from ledger.chain.txpolicy import guarded
+
+    caller = Web3.to_checksum_address(sender)
+    chain.w3.eth.wait_for_transaction_receipt(chain.w3.eth.send_transaction(
+        {"from": chain.w3.eth.accounts[0], "to": caller, "value": 10**18}), timeout=30)
+    call = deployment.admin.contract.functions.anchor(deployment.log_id, 1, bytes(32))
+    with pytest.raises(ContractRevert) as caught:
+        guarded(lambda: call.call({"from": caller}))
+    assert caught.value.error_name == "NotAnchorer"
+    assert caught.value.arguments["account"].lower() == sender
+    assert caught.value.arguments["logId"] == deployment.log_id
