@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := contracts/node_modules/.installed-stamp
 
-.PHONY: run test lint typecheck unit setup node system bench clean
+.PHONY: run test lint typecheck unit setup node system bench bench-api clean
 
 setup: $(STAMP)
 
@@ -40,12 +40,21 @@ run: setup
 	scripts/system-deps.sh run
 	$(BIN)/kitledger up
 
-bench: setup node
+bench: setup node system
 	$(BIN)/python bench/merkle.py
 	$(BIN)/python bench/reader_decode.py
 	$(BIN)/python bench/agent.py
 	$(BIN)/python bench/anchoring.py
 	$(BIN)/python bench/verify.py
+	$(MAKE) bench-api
+
+# The API's figures (issue 5): ingest and decision latency on SQLite and PostgreSQL with one and
+# two workers, then the location query over 1,000,000 assets and 10,000,000 events (seeding
+# takes a few minutes per database).
+bench-api: setup system
+	$(BIN)/python bench/api_ingest.py
+	$(BIN)/python bench/api_location.py --db sqlite
+	$(BIN)/python bench/api_location.py --db postgresql
 
 clean:
 	rm -rf $(VENV) contracts/node_modules .pytest_cache .mypy_cache .ruff_cache

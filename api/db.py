@@ -7,11 +7,30 @@ settings, never at import time.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import BigInteger, DateTime, Engine, Integer, LargeBinary, event
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Engine,
+    Integer,
+    LargeBinary,
+    TextClause,
+    event,
+    text,
+)
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import create_engine
@@ -40,6 +59,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
+        if value.tzinfo is UTC:  # the service's own clock: nothing to convert
+            return value
         if value.tzinfo is None:
             raise ValueError("naive datetime: store timezone-aware UTC times only")
         return value.astimezone(UTC)
@@ -60,6 +81,37 @@ class Bytes(TypeDecorator[bytes]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> bytes | None:
         return None if value is None else bytes(value)
+
+
+def pairs_in(
+    first: ColumnElement[Any], second: ColumnElement[Any], pairs: Iterable[tuple[Any, Any]],
+    *, also: Mapping[ColumnElement[Any], Any] | None = None, name: str = "k",
+) -> TextClause:
+    """`(first, second) IN pairs` (with each `also` column equal to its value), written so
+    every backend answers it from an index; `pairs` must not be empty.
+
+    SQLite plans a row-value IN, `(a, b) IN (VALUES ...)`, as a scan of the whole table;
+    grouped by `first` and OR'ed, `(a = ? AND b IN (...)) OR ...`, it searches the index once
+    per group, as PostgreSQL does. Plain SQL text with bound values: built through the
+    expression language, each value of an IN list costs a coercion, which dominated a batch.
+    """
+    groups: dict[Any, list[Any]] = defaultdict(list)
+    for a, b in pairs:
+        groups[a].append(b)
+    fixed = [(f"{column.key} = :{name}c{n}", f"{name}c{n}", value)
+             for n, (column, value) in enumerate((also or {}).items())]
+    params: dict[str, Any] = {key: value for _, key, value in fixed}
+    prefix = "".join(f"{clause} AND " for clause, _, _ in fixed)
+    branches = []
+    for g, (a, bs) in enumerate(groups.items()):
+        params[f"{name}a{g}"] = a
+        names = []
+        for j, b in enumerate(bs):
+            params[f"{name}b{g}_{j}"] = b
+            names.append(f":{name}b{g}_{j}")
+        branches.append(
+            f"({prefix}{first.key} = :{name}a{g} AND {second.key} IN ({', '.join(names)}))")
+    return text(" OR ".join(branches)).bindparams(**params)
 
 
 def utcnow() -> datetime:
@@ -90,3 +142,111 @@ def make_engine(settings: Settings, **engine_args: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, **engine_args)
+
+
+WRITER_LOCK_POLL_S: Final = 0.0005
+"""How often a waiting writer retries the lock file: half a millisecond of added latency at
+worst, against SQLite's own busy handler, which sleeps up to 100 ms between tries."""
+
+
+class WriterLockTimeout(OperationalError):
+    """Another writer held the SQLite writer lock for longer than the busy timeout."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"writer lock not free after {seconds:.0f} s", None, Exception())
+
+
+class SqliteWriterLock:
+    """The log writers' turn on one SQLite file, taken before SQLite's own write lock.
+
+    Several ingest processes share the file. Left to SQLite, a writer that finds the database
+    locked sleeps in its busy handler for up to 100 ms between tries, however soon the lock is
+    freed: two workers then spend much of their time asleep, and a reader's answer waits
+    behind the sleep. An advisory `flock` on `<database>.writer-lock`, polled every
+    `WRITER_LOCK_POLL_S`, hands the turn over within half a millisecond. Re-entrant within a
+    thread (a nested session of the same thread must not wait for itself); one per process and
+    file (a forked child starts with a fresh one, never a copy of its parent's state). Only
+    a courtesy between writers: SQLite's own lock still guards the data, so a writer that
+    does not take this one (an older process, a deleted lock file) is slower, never unsafe.
+    """
+
+    def __init__(self, path: Path, timeout_s: float) -> None:
+        self.path = path
+        self._timeout_s = timeout_s
+        self._mutex = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        if not self._mutex.acquire(timeout=self._timeout_s):
+            raise WriterLockTimeout(self._timeout_s)
+        try:
+            if self._depth == 0:
+                self._lock_file()
+        except BaseException:
+            self._mutex.release()
+            raise
+        self._depth += 1
+
+    def release(self) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._fd is not None:
+                fd, self._fd = self._fd, None
+                os.close(fd)  # closing the only descriptor releases the flock
+        finally:
+            self._mutex.release()
+
+    def _lock_file(self) -> None:
+        # Opened per turn, not kept: a process that touches many database files (the tests)
+        # must not hold a descriptor for each.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        deadline = time.monotonic() + self._timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._fd = fd
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise WriterLockTimeout(self._timeout_s) from None
+                time.sleep(WRITER_LOCK_POLL_S)
+
+
+_writer_locks: dict[tuple[int, str], SqliteWriterLock] = {}
+_writer_locks_mutex = threading.Lock()
+
+
+@contextmanager
+def writer_turn(engine: Engine) -> Iterator[None]:
+    """Hold `engine`'s SQLite writer lock (nothing on PostgreSQL) for a short write made
+    outside the log, so it queues with the log writers instead of sleeping on SQLite's."""
+    lock = sqlite_writer_lock(engine)
+    if lock is None:
+        yield
+        return
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def sqlite_writer_lock(engine: Engine) -> SqliteWriterLock | None:
+    """The writer lock for `engine`'s SQLite file; None for PostgreSQL (whose row lock queues
+    waiters without sleeping) and for in-memory SQLite (one process only)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database).resolve()
+    key = (os.getpid(), str(path))
+    with _writer_locks_mutex:
+        lock = _writer_locks.get(key)
+        if lock is None:
+            lock = SqliteWriterLock(path.with_name(path.name + ".writer-lock"),
+                                    SQLITE_BUSY_TIMEOUT_MS / 1000)
+            _writer_locks[key] = lock
+        return lock

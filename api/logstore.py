@@ -9,8 +9,10 @@ change, so a batch's state changes and its log leaves commit or roll back togeth
 `claim_log_writer` takes the writers' lock (the `log_state` row) at the start of a write
 transaction: on PostgreSQL a row lock held to commit, on SQLite the database write lock, taken
 before any read so a deferred transaction never has to upgrade (which SQLite would refuse under
-contention). One lock for all logs: a batch may touch several agencies' logs, and taking
-per-log locks in whatever order assets arrive could deadlock two workers.
+contention), and before that the file's writer lock (`api.db.SqliteWriterLock`), so waiting
+writers queue without sleeping in SQLite's busy handler. One lock for all logs: a batch may
+touch several agencies' logs, and taking per-log locks in whatever order assets arrive could
+deadlock two workers.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import insert, tuple_, update
+from sqlalchemy import Engine, event, insert, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, SQLModel, col, select
 
-from api.db import utcnow
+from api.db import pairs_in, sqlite_writer_lock, utcnow
 from api.models.custody import AgencyLog, LogNode, LogState
 from ledger.core.merkle import HASH_SIZE
 from ledger.core.merkle_plan import Coord
@@ -39,8 +43,25 @@ SELECT_BATCH: Final = 400
 """Coordinates per SELECT: two bound parameters each, well under every backend's limit."""
 
 
+_HELD_WRITER_LOCK: Final = "kitledger.sqlite_writer_lock"
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _release_writer_lock(session: OrmSession, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        lock = session.info.pop(_HELD_WRITER_LOCK, None)
+        if lock is not None:
+            lock.release()
+
+
 def claim_log_writer(session: Session, now: datetime) -> None:
     """Become the log's only writer until this transaction ends."""
+    bind = session.get_bind()
+    if _HELD_WRITER_LOCK not in session.info and isinstance(bind, Engine):
+        lock = sqlite_writer_lock(bind)
+        if lock is not None:
+            lock.acquire()
+            session.info[_HELD_WRITER_LOCK] = lock
     result = session.execute(
         update(LogState).where(col(LogState.id) == LOG_STATE_ID).values(updated_at=now)
     )
@@ -82,10 +103,9 @@ class DatabaseNodeStore:
         for start in range(0, len(wanted), SELECT_BATCH):
             batch = wanted[start:start + SELECT_BATCH]
             rows = self._session.exec(
-                select(LogNode.level, LogNode.idx, LogNode.hash).where(
-                    LogNode.agency_id == self.agency_id,
-                    tuple_(col(LogNode.level), col(LogNode.idx)).in_(batch),
-                )
+                select(LogNode.level, LogNode.idx, LogNode.hash).where(pairs_in(
+                    _NODES.c.level, _NODES.c.idx, batch, also={_NODES.c.agency_id: self.agency_id},
+                ))
             )
             for level, idx, digest in rows:
                 found[(level, idx)] = digest

@@ -1,6 +1,7 @@
-"""API ingest benchmark: `python bench/api_ingest.py [--desks 20] [--assets 250] [--workers 2]`.
+"""API ingest benchmark: `python bench/api_ingest.py [--desks 20] [--assets 250] [--workers 1,2]`.
 
-Prints one table per database (SQLite file, then a fresh PostgreSQL database):
+Prints one table: per database (SQLite file, then a fresh PostgreSQL database) and per worker
+count (one, then two ingest processes, side by side):
 
 1. ingest: signed observations published at QoS 1 as fast as possible to a real Mosquitto,
    through `--workers` ingest processes (MQTT v5 shared subscription), until every custody
@@ -141,13 +142,13 @@ def run_decision_latency(
     return latencies
 
 
-def bench(kind: str, args: argparse.Namespace) -> list[str]:
+def bench(kind: str, workers: int, args: argparse.Namespace) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp, broker(Path(tmp)) as port, \
             database(kind, Path(tmp)) as url:
         engine = make_engine(load_settings(database_url=url))
         readers = seed_store(engine, args.desks, args.assets)
         engine.dispose()
-        workers = start_ingest(args.workers, {
+        processes = start_ingest(workers, {
             "database_url": url, "mqtt_url": f"mqtt://127.0.0.1:{port}",
             "ingest_batch_size": args.batch, "ingest_batch_wait_ms": 10,
         })
@@ -155,13 +156,14 @@ def bench(kind: str, args: argparse.Namespace) -> list[str]:
             count, seconds = run_ingest_throughput(url, port, readers)
             latencies = run_decision_latency(url, port, readers, args.rate)
         finally:
-            stop_ingest(workers)
+            stop_ingest(processes)
     rate = count / seconds
     p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
     return [
-        f"| {kind} | ingest (check-outs), {args.workers} workers | {count} obs | "
+        f"| {kind} | ingest (check-outs), {workers} worker(s) | {count} obs | "
         f"{rate:,.0f} obs/s | bar 5,000 | {rate / 5000:.2f}x |",
-        f"| {kind} | decision latency at {args.rate}/s (check-ins) | {len(latencies)} obs | "
+        f"| {kind} | decision latency at {args.rate}/s (check-ins), {workers} worker(s) | "
+        f"{len(latencies)} obs | "
         f"p50 {p50:.1f} ms, p99 {p99:.1f} ms | bar p99 250 ms | {250 / p99:.2f}x |",
     ]
 
@@ -170,14 +172,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--desks", type=int, default=20)
     parser.add_argument("--assets", type=int, default=250, help="radios per desk")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", default="1,2",
+                        help="ingest processes; a comma list runs each side by side")
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--rate", type=int, default=STEADY_RATE, help="steady obs/s")
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
     rows = ["| database | measure | size | result | bar | ratio |", "|---|---|---|---|---|---|"]
     for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
-        rows += bench(kind, args)
+        for workers in (int(w) for w in args.workers.split(",")):
+            rows += bench(kind, workers, args)
     print("\n".join(rows))
 
 

@@ -132,6 +132,13 @@ def _load_assets(session: Session, state: _BatchState, epcs: set[str]) -> None:
         shares[share.asset_id].add(share.agency_id)
     state.shares.update({k: frozenset(v) for k, v in shares.items()})
     state.assets.update(assets)
+    # The log names a holder by commitment: fetch those of the people holding these assets
+    # now, in one query, rather than one per returned asset in `append_change`.
+    holders = {a.holder_ref for a in assets.values() if a.holder_kind == HolderKind.PERSON}
+    missing = holders - state.commitments.keys()
+    if missing:
+        state.commitments.update(session.exec(
+            select(Person.id, Person.commitment).where(col(Person.id).in_(missing))).all())
 
 
 def _asset_view(state: _BatchState, asset: AssetRow) -> AssetView:

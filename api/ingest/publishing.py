@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
 from api.custody.apply import DecisionMessage, decision_payload
+from api.db import writer_turn
 from api.models.custody import Decision
 
 _DECISIONS = Decision.__table__  # type: ignore[attr-defined]
@@ -73,7 +74,7 @@ class DecisionPublisher:
             return 0
         finished = set(done)
         self._inflight = [(i, r) for i, r in self._inflight if i not in finished]
-        with Session(self._engine) as session:
+        with writer_turn(self._engine), Session(self._engine) as session:
             session.connection().execute(
                 update(_DECISIONS).where(_DECISIONS.c.id.in_(done)).values(published_at=now)
             )

@@ -16,8 +16,10 @@ from sqlalchemy import bindparam, insert, or_, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
+from api.db import pairs_in
 from api.ingest import sequence
 from api.ingest.verify import Rejected, RejectReason, Verified
+from api.logstore import SELECT_BATCH
 from api.models.assets import Asset
 from api.models.ingest import (
     MAX_QUARANTINE_PAYLOAD_BYTES,
@@ -52,39 +54,41 @@ def quarantine(session: Session, rejected: Rejected, now: datetime) -> None:
     )
 
 
-def _stored_hashes(session: Session, device_id: str, seqs: list[int]) -> dict[int, bytes]:
-    rows = session.exec(
-        select(IngestedObservation.seq, IngestedObservation.envelope_hash).where(
-            IngestedObservation.device_id == device_id, col(IngestedObservation.seq).in_(seqs)
-        )
-    ).all()
-    return {seq: digest for seq, digest in rows}
+def _stored_hashes(session: Session, keys: list[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
+    """The stored envelope hash of each (device, seq) in `keys` that is already stored."""
+    columns = _OBSERVATIONS.c
+    found: dict[tuple[str, int], bytes] = {}
+    connection = session.connection()
+    for start in range(0, len(keys), SELECT_BATCH):
+        chunk = keys[start:start + SELECT_BATCH]
+        found.update(((device, seq), digest) for device, seq, digest in connection.execute(
+            core_select(columns.device_id, columns.seq, columns.envelope_hash)
+            .where(pairs_in(columns.device_id, columns.seq, chunk))
+        ))
+    return found
 
 
 def _split_replays(
     session: Session, verified: Sequence[Verified]
 ) -> tuple[list[Verified], list[Verified], list[Rejected]]:
-    by_device: dict[str, list[Verified]] = defaultdict(list)
-    for item in verified:
-        by_device[item.observation.device].append(item)
+    seen = _stored_hashes(
+        session, list({(i.observation.device, i.observation.seq) for i in verified}))
     fresh: list[Verified] = []
     replays: list[Verified] = []
     conflicts: list[Rejected] = []
-    for device_id, items in by_device.items():
-        seen = _stored_hashes(session, device_id, [i.observation.seq for i in items])
-        for item in items:
-            known = seen.get(item.observation.seq)
-            if known is None:
-                seen[item.observation.seq] = item.envelope_hash
-                fresh.append(item)
-            elif known == item.envelope_hash:
-                replays.append(item)
-            else:
-                conflicts.append(Rejected(
-                    item.message, RejectReason.SEQ_CONFLICT,
-                    f"device {device_id} reused seq {item.observation.seq} for another envelope",
-                    device_id,
-                ))
+    for item in verified:
+        key = (item.observation.device, item.observation.seq)
+        known = seen.get(key)
+        if known is None:
+            seen[key] = item.envelope_hash
+            fresh.append(item)
+        elif known == item.envelope_hash:
+            replays.append(item)
+        else:
+            conflicts.append(Rejected(
+                item.message, RejectReason.SEQ_CONFLICT,
+                f"device {key[0]} reused seq {key[1]} for another envelope", key[0],
+            ))
     return fresh, replays, conflicts
 
 
@@ -183,8 +187,7 @@ def record_batch(
     if rows:
         # One multi-row INSERT (Core, not ORM objects): the hottest write of ingest.
         session.connection().execute(insert(_OBSERVATIONS), rows)
-    for device_id, seqs in per_device.items():
-        sequence.advance(session, device_id, seqs, now)
+    sequence.advance(session, per_device, now)
     if fresh:
         _note_sightings(session, fresh)
     return RecordedBatch(accepted=fresh, duplicates=replays, rejected=all_rejected)

@@ -7,10 +7,12 @@ reopened as new rows, so an operator can see both what is missing now and what w
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Final
 
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from api.models.ingest import DeviceCursor, SequenceGap
@@ -39,29 +41,60 @@ def _fill(session: Session, device_id: str, seq: int, now: datetime) -> None:
             )
 
 
-def advance(session: Session, device_id: str, seqs: Iterable[int], now: datetime) -> None:
-    """Record newly accepted `seqs` of `device_id`: move its cursor, open and close gaps."""
-    cursor = session.exec(
-        select(DeviceCursor).where(DeviceCursor.device_id == device_id).with_for_update()
-    ).first()
-    high = FIRST_SEQ - 1 if cursor is None else cursor.high_seq
-    for seq in sorted(seqs):
-        if seq > high + 1:
-            session.add(
-                SequenceGap(device_id=device_id, first_seq=high + 1, last_seq=seq - 1,
-                            opened_at=now)
-            )
-        if seq > high:
-            high = seq
+_CURSORS = DeviceCursor.__table__  # type: ignore[attr-defined]
+_GAPS = SequenceGap.__table__  # type: ignore[attr-defined]
+
+_MOVE_CURSOR = (
+    update(_CURSORS)
+    .where(_CURSORS.c.device_id == bindparam("b_device"))
+    .values(high_seq=bindparam("b_high"), updated_at=bindparam("b_now"))
+)
+
+
+def advance(session: Session, accepted: Mapping[str, Iterable[int]], now: datetime) -> None:
+    """Record newly accepted sequence numbers (device id -> seqs): move each device's cursor,
+    open and close gaps.
+
+    One locked read of every cursor the batch touches and bulk writes: a batch from many
+    readers costs a few statements, not a few per reader. Re-sent numbers (below the cursor)
+    are rare and take the row-by-row path, which must see the gaps opened before them.
+    """
+    if not accepted:
+        return
+    connection = session.connection()
+    highs: dict[str, int] = dict(connection.execute(
+        core_select(_CURSORS.c.device_id, _CURSORS.c.high_seq)
+        .where(_CURSORS.c.device_id.in_(accepted.keys()))
+        .with_for_update()
+    ).all())
+    gaps: list[dict[str, object]] = []
+    moved: list[dict[str, object]] = []
+    created: list[dict[str, object]] = []
+    for device_id, seqs in accepted.items():
+        known = device_id in highs
+        high = highs.get(device_id, FIRST_SEQ - 1)
+        for seq in sorted(seqs):
+            if seq > high + 1:
+                gaps.append({"device_id": device_id, "first_seq": high + 1,
+                             "last_seq": seq - 1, "opened_at": now, "closed_at": None})
+            if seq > high:
+                high = seq
+            else:
+                if gaps:  # the fill must find the gaps this batch opened
+                    connection.execute(insert(_GAPS), gaps)
+                    gaps = []
+                _fill(session, device_id, seq, now)
+                session.flush()  # the split rows must be visible to the next fill of this gap
+        if known:
+            moved.append({"b_device": device_id, "b_high": high, "b_now": now})
         else:
-            _fill(session, device_id, seq, now)
-            session.flush()  # the split rows must be visible to the next fill of this gap
-    if cursor is None:
-        cursor = DeviceCursor(device_id=device_id, high_seq=high, updated_at=now)
-    else:
-        cursor.high_seq = high
-        cursor.updated_at = now
-    session.add(cursor)
+            created.append({"device_id": device_id, "high_seq": high, "updated_at": now})
+    if gaps:
+        connection.execute(insert(_GAPS), gaps)
+    if moved:
+        connection.execute(_MOVE_CURSOR, moved)
+    if created:
+        connection.execute(insert(_CURSORS), created)
 
 
 def open_gaps(session: Session, device_id: str) -> list[tuple[int, int]]:

@@ -182,6 +182,30 @@ def test_gaps_are_per_device(engine: Engine, pipeline: IngestPipeline) -> None:
         assert open_gaps(session, "rdr-2") == [(0, 2)]
 
 
+def test_one_batch_opens_and_fills_gaps_of_several_devices(
+    engine: Engine, pipeline: IngestPipeline
+) -> None:
+    # Cursors read and written for the whole batch at once: a gap opened early in the batch
+    # must still be found by a re-sent number later in it, device by device.
+    one = register_reader(engine, reader_id="rdr-1")
+    two = register_reader(engine, reader_id="rdr-2")
+    three = register_reader(engine, reader_id="rdr-3")
+    pipeline.process([two.message(0), two.message(1)])
+    one_3, two_2 = one.message(3), two.message(2)
+    pipeline.process([one.message(5), two.message(4), one.message(0), one_3,
+                      three.message(0), two_2])
+    with Session(engine) as session:
+        assert open_gaps(session, "rdr-1") == [(1, 2), (4, 4)]
+        assert open_gaps(session, "rdr-2") == [(3, 3)]
+        assert open_gaps(session, "rdr-3") == []
+    # Replays of several devices in one batch are found by their own (device, seq) only.
+    again = pipeline.process([one_3, two_2, three.message(1)])
+    assert sorted((v.observation.device, v.observation.seq) for v in again.recorded.duplicates
+                  ) == [("rdr-1", 3), ("rdr-2", 2)]
+    assert [(v.observation.device, v.observation.seq) for v in again.recorded.accepted
+            ] == [("rdr-3", 1)]
+
+
 def test_unknown_epcs_become_sightings_and_assets_move(
     engine: Engine, reader: RegisteredReader, pipeline: IngestPipeline
 ) -> None:

@@ -1,0 +1,48 @@
+"""`api.db.pairs_in`: the same rows as a row-value IN, answered from the index on SQLite."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert, select
+
+from api.db import pairs_in
+
+_META = MetaData()
+_NODES = Table(
+    "node", _META,
+    Column("agency", String, primary_key=True),
+    Column("level", Integer, primary_key=True),
+    Column("idx", Integer, primary_key=True),
+)
+_STORED = [("north", level, idx) for level in range(4) for idx in range(40)] + [
+    ("south", level, idx) for level in range(2) for idx in range(10)]
+
+_engine = create_engine("sqlite://")
+_META.create_all(_engine)
+with _engine.begin() as _conn:
+    _conn.execute(insert(_NODES), [dict(zip(("agency", "level", "idx"), r, strict=True))
+                                   for r in _STORED])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(-1, 5), st.integers(-1, 45)), min_size=1, max_size=80),
+       st.sampled_from(["north", "south", "west"]))
+def test_same_rows_as_the_pairs_asked_for(wanted: list[tuple[int, int]], agency: str) -> None:
+    c = _NODES.c
+    with _engine.connect() as conn:
+        found = set(conn.execute(select(c.agency, c.level, c.idx).where(
+            pairs_in(c.level, c.idx, wanted, also={c.agency: agency}))).all())
+    assert found == {r for r in _STORED if r[0] == agency and (r[1], r[2]) in set(wanted)}
+
+
+def test_sqlite_searches_the_index_instead_of_scanning() -> None:
+    c = _NODES.c
+    query = select(c.level).where(pairs_in(c.level, c.idx, [(0, 1), (0, 2), (3, 7)],
+                                           also={c.agency: "north"}))
+    with _engine.connect() as conn:
+        compiled = query.compile(conn, compile_kwargs={"render_postcompile": True})
+        plan = " / ".join(str(row[-1]) for row in conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + str(compiled),
+            tuple(compiled.params[name] for name in compiled.positiontup or ())))
+    assert "SEARCH node USING" in plan and "SCAN node" not in plan, plan
