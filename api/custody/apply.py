@@ -243,7 +243,17 @@ def apply_custody(
 ) -> list[DecisionMessage]:
     """The pipeline's custody hook: rule on every new observation of `batch`."""
     items = sorted(batch.accepted, key=lambda i: (i.reader.reader_id, i.observation.seq))
-    return _rule_on_all(session, items, now, session_timeout, forced=False)
+    decisions = _rule_on_all(session, items, now, session_timeout, forced=False)
+    if not batch.refilled:
+        return decisions
+    # Missing numbers arrived: reads held for a badge that turned out not to be among them
+    # are ruled on now, after this batch's own (whose decisions are stored by now).
+    released: list[Verified] = []
+    for reader_id, lowest in sorted(batch.refilled.items()):
+        mine = [i for i in batch.accepted if i.reader.reader_id == reader_id]
+        released += pending.released_reads(session, mine[0].reader, lowest,
+                                           {i.observation.seq for i in mine})
+    return decisions + _rule_on_all(session, released, now, session_timeout, forced=True)
 
 
 def _rule_on_all(

@@ -3,7 +3,8 @@
 Several ingest workers share one subscription, so a desk's badge read and the kit read after it
 can be committed in either order. A kit read naming a session that is not open yet, from a
 device with sequence numbers still missing below it, is held (stored, not ruled on) rather
-than refused; when the badge arrives and opens the session, the held reads are ruled on then.
+than refused; when the badge arrives and opens the session, the held reads are ruled on then,
+and when the missing numbers arrive without it, they are ruled on (refused) then.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Final
 
-from sqlalchemy import exists
+from sqlalchemy import ColumnElement, exists, func
 from sqlmodel import Session, col, select
 
 from api.config import MAX_INGEST_BATCH
@@ -37,31 +38,59 @@ def awaiting_earlier(session: Session, device_id: str, seq: int) -> bool:
     ).first() is not None
 
 
+def _as_verified(reader: ReaderKey, row: IngestedObservation) -> Verified:
+    # Verified when it was ingested; parsing the stored bytes again cannot fail.
+    observation = Observation.from_record(Envelope.from_bytes(row.envelope).payload)
+    return Verified(
+        message=None, reader=reader, observation=observation,  # type: ignore[arg-type]
+        observed_at=parse_time(observation.time), envelope_bytes=row.envelope,
+        envelope_hash=row.envelope_hash,
+    )
+
+
+def _undecided(reader_id: str) -> ColumnElement[bool]:
+    return ~exists().where(
+        col(Decision.reader_id) == reader_id, col(Decision.seq) == IngestedObservation.seq
+    )
+
+
+def released_reads(
+    session: Session, reader: ReaderKey, above_seq: int, exclude: Collection[int]
+) -> list[Verified]:
+    """Held reads of `reader` that nothing is missing below any more: stored, undecided kit
+    reads naming a session, above `above_seq` (the lowest number that has just arrived) and
+    below the first number still missing.
+
+    A read is held while an earlier number is missing, in case that number is its badge. Once
+    the gap has closed without the badge opening its session, no badge is on the way: the read
+    must be ruled on (and refused), or the reader would wait for its answer forever.
+    """
+    still_missing = session.exec(
+        select(func.min(SequenceGap.first_seq)).where(
+            SequenceGap.device_id == reader.reader_id, col(SequenceGap.closed_at).is_(None))
+    ).first()
+    query = select(IngestedObservation).where(
+        IngestedObservation.device_id == reader.reader_id,
+        IngestedObservation.seq > above_seq, col(IngestedObservation.session).is_not(None),
+        IngestedObservation.kind != "badge", _undecided(reader.reader_id),
+    )
+    if still_missing is not None:
+        query = query.where(IngestedObservation.seq < still_missing)
+    rows = session.exec(query.order_by(col(IngestedObservation.seq)).limit(MAX_HELD_READS))
+    return [_as_verified(reader, row) for row in rows if row.seq not in exclude]
+
+
 def held_reads(
     session: Session, reader: ReaderKey, desk_session: str, after_seq: int,
     exclude: Collection[int],
 ) -> list[Verified]:
     """Stored, undecided reads of `desk_session` at `reader` after the badge at `after_seq`."""
-    decided = exists().where(
-        col(Decision.reader_id) == reader.reader_id, col(Decision.seq) == IngestedObservation.seq
-    )
     rows = session.exec(
         select(IngestedObservation).where(
             IngestedObservation.device_id == reader.reader_id,
             IngestedObservation.session == desk_session,
             IngestedObservation.seq > after_seq, IngestedObservation.kind != "badge",
-            ~decided,
+            _undecided(reader.reader_id),
         ).order_by(col(IngestedObservation.seq)).limit(MAX_HELD_READS)
     ).all()
-    held = []
-    for row in rows:
-        if row.seq in exclude:
-            continue
-        # Verified when it was ingested; parsing the stored bytes again cannot fail.
-        observation = Observation.from_record(Envelope.from_bytes(row.envelope).payload)
-        held.append(Verified(
-            message=None, reader=reader, observation=observation,  # type: ignore[arg-type]
-            observed_at=parse_time(observation.time), envelope_bytes=row.envelope,
-            envelope_hash=row.envelope_hash,
-        ))
-    return held
+    return [_as_verified(reader, row) for row in rows if row.seq not in exclude]

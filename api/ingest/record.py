@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import bindparam, insert, or_, update
@@ -40,6 +40,8 @@ class RecordedBatch:
     accepted: list[Verified]
     duplicates: list[Verified]
     rejected: list[Rejected]
+    refilled: dict[str, int] = field(default_factory=dict)
+    """Devices some of whose missing numbers arrived in this batch -> the lowest of them."""
 
 
 def quarantine(session: Session, rejected: Rejected, now: datetime) -> None:
@@ -187,7 +189,8 @@ def record_batch(
     if rows:
         # One multi-row INSERT (Core, not ORM objects): the hottest write of ingest.
         session.connection().execute(insert(_OBSERVATIONS), rows)
-    sequence.advance(session, per_device, now)
+    refilled = sequence.advance(session, per_device, now)
     if fresh:
         _note_sightings(session, fresh)
-    return RecordedBatch(accepted=fresh, duplicates=replays, rejected=all_rejected)
+    return RecordedBatch(accepted=fresh, duplicates=replays, rejected=all_rejected,
+                         refilled=refilled)

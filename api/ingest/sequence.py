@@ -51,16 +51,19 @@ _MOVE_CURSOR = (
 )
 
 
-def advance(session: Session, accepted: Mapping[str, Iterable[int]], now: datetime) -> None:
+def advance(
+    session: Session, accepted: Mapping[str, Iterable[int]], now: datetime
+) -> dict[str, int]:
     """Record newly accepted sequence numbers (device id -> seqs): move each device's cursor,
-    open and close gaps.
+    open and close gaps. Return the devices some of whose missing numbers arrived, each with
+    the lowest of them (reads above it may have been held waiting: `api.custody.pending`).
 
     One locked read of every cursor the batch touches and bulk writes: a batch from many
     readers costs a few statements, not a few per reader. Re-sent numbers (below the cursor)
     are rare and take the row-by-row path, which must see the gaps opened before them.
     """
     if not accepted:
-        return
+        return {}
     connection = session.connection()
     highs: dict[str, int] = dict(connection.execute(
         core_select(_CURSORS.c.device_id, _CURSORS.c.high_seq)
@@ -70,6 +73,7 @@ def advance(session: Session, accepted: Mapping[str, Iterable[int]], now: dateti
     gaps: list[dict[str, object]] = []
     moved: list[dict[str, object]] = []
     created: list[dict[str, object]] = []
+    refilled: dict[str, int] = {}
     for device_id, seqs in accepted.items():
         known = device_id in highs
         high = highs.get(device_id, FIRST_SEQ - 1)
@@ -85,6 +89,7 @@ def advance(session: Session, accepted: Mapping[str, Iterable[int]], now: dateti
                     gaps = []
                 _fill(session, device_id, seq, now)
                 session.flush()  # the split rows must be visible to the next fill of this gap
+                refilled.setdefault(device_id, seq)
         if known:
             moved.append({"b_device": device_id, "b_high": high, "b_now": now})
         else:
@@ -95,6 +100,7 @@ def advance(session: Session, accepted: Mapping[str, Iterable[int]], now: dateti
         connection.execute(_MOVE_CURSOR, moved)
     if created:
         connection.execute(insert(_CURSORS), created)
+    return refilled
 
 
 def open_gaps(session: Session, device_id: str) -> list[tuple[int, int]]:

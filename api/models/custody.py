@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from api.db import BigInt, Bytes, UTCDateTime, utcnow
@@ -74,8 +74,11 @@ class Decision(SQLModel, table=True):
     leaves the decision to be sent on restart rather than lost.
     """
 
+    # "Has this read been answered?" is asked by (reader, seq) for every held read.
+    __table_args__ = (Index("ix_decision_reader_id_seq", "reader_id", "seq"),)
+
     id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
-    reader_id: str = Field(index=True, max_length=MAX_ID_CHARS)
+    reader_id: str = Field(max_length=MAX_ID_CHARS)
     topic: str = Field(max_length=512)
     seq: int = Field(sa_type=BigInt)
     decision: str = Field(max_length=8)

@@ -245,6 +245,34 @@ def test_held_reads_are_refused_when_their_badge_is_refused(store: Store) -> Non
     assert store.asset("R-0").status == AssetStatus.IN_STORE
 
 
+def test_held_reads_are_refused_when_the_missing_number_is_not_their_badge(
+        store: Store) -> None:
+    """A read held for a missing number is answered once that number arrives, even when it
+    was not the badge: no badge is on the way, and the reader must not wait forever."""
+    desk = store.issue
+    early = store.pipeline.process([desk.message(2, RADIOS[0], session="s1"),
+                                    desk.message(3, RADIOS[1], session="s1")])
+    assert early.decisions == []
+    # Seq 0 arrives (a read outside any session): seq 1 is still missing, so still held.
+    still = store.pipeline.process([desk.message(0, RADIOS[2], session=None)])
+    assert [json.loads(d.payload)["seq"] for d in still.decisions] == [0]
+    # Seq 1 is a read of another session: the gap is closed, and s1 never opened.
+    closed = store.pipeline.process([desk.message(1, TASER, session="s9")])
+    assert [(json.loads(d.payload)["seq"],) + _decisions(closed)[n]
+            for n, d in enumerate(closed.decisions)] == [
+        (1, "refuse", "no badge session open at this desk", None),
+        (2, "refuse", "no badge session open at this desk", None),
+        (3, "refuse", "no badge session open at this desk", None),
+    ]
+    assert store.asset("R-0").status == AssetStatus.IN_STORE
+    with Session(store.engine) as session:
+        answered = session.exec(select(Decision.seq).where(Decision.reader_id == "desk-1"))
+        assert sorted(answered) == [0, 1, 2, 3]
+    # Nothing is answered twice when more numbers arrive.
+    again = store.pipeline.process([desk.message(4, RADIOS[2], session=None)])
+    assert [json.loads(d.payload)["seq"] for d in again.decisions] == [4]
+
+
 def test_an_idle_desk_session_expires(engine: Engine, store: Store) -> None:
     """Kit read after the session timeout is refused: the next officer cannot use it."""
     clock = [datetime.now(UTC)]
