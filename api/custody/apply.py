@@ -35,7 +35,7 @@ from api.custody.rules import (
 from api.ingest.batch_writes import BatchWrites, load_asset_rows
 from api.ingest.record import RecordedBatch
 from api.ingest.topics import DECISIONS, ReaderTopic
-from api.ingest.verify import Verified
+from api.ingest.verify import Verified, reader_key
 from api.logstore import LogAppender
 from api.models.assets import AssetClass, AssetShare, AssetStatus, HolderKind
 from api.models.custody import Decision, DeskSession, Refusal
@@ -217,7 +217,7 @@ def _rule_on(session: Session, state: _BatchState, item: Verified, now: datetime
     desk = _live_desk(state, (reader.reader_id, obs.session), now) if obs.session else None
     if (desk is None and obs.session and reader.role == ReaderRole.ISSUE_DESK
             and (reader.reader_id, obs.seq) not in state.forced
-            and pending.awaiting_earlier(session, reader.reader_id, obs.seq)):
+            and pending.awaiting_earlier(session, reader.reader_id, obs.seq, now)):
         return Ruling()  # held: its badge may still be on the way (see api.custody.pending)
     people = [state.people[p] for p in desk.person_ids if p in state.people] if desk else []
     ruling = decide_asset(reader, _asset_view(state, asset), people, obs.direction,
@@ -254,6 +254,24 @@ def apply_custody(
         released += pending.released_reads(session, mine[0].reader, lowest,
                                            {i.observation.seq for i in mine})
     return decisions + _rule_on_all(session, released, now, session_timeout, forced=True)
+
+
+def release_stale_holds(
+    session: Session, now: datetime, *, session_timeout: timedelta = DESK_SESSION_TIMEOUT,
+    gaps_since: datetime | None = None,
+) -> list[DecisionMessage]:
+    """Rule on reads held longer than `pending.HOLD_LIMIT` (their badge never came), in the
+    caller's transaction; the caller has claimed the log writer, commits, then publishes.
+    `gaps_since`: as `pending.stale_holds`."""
+    stale = pending.stale_holds(session, now - pending.HOLD_LIMIT, gaps_since)
+    if not stale:
+        return []
+    readers = session.exec(select(Reader).where(col(Reader.id).in_(stale.keys()))).all()
+    items = [
+        item for reader in readers
+        for item in pending.stored_reads(session, reader_key(reader), stale[reader.id])
+    ]
+    return _rule_on_all(session, items, now, session_timeout, forced=True)
 
 
 def _rule_on_all(

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
 from api.config import Settings
-from api.custody.apply import DecisionMessage, apply_custody
+from api.custody.apply import DESK_SESSION_TIMEOUT, DecisionMessage, apply_custody
 from api.db import utcnow
 from api.errors import IngestError
 from api.ingest.record import RecordedBatch, record_batch
@@ -34,6 +34,7 @@ from api.ingest.verify import (
     Rejected,
     RejectReason,
     Verified,
+    reader_key,
     verify_message,
 )
 from api.logstore import claim_log_writer
@@ -80,13 +81,6 @@ class ReaderDirectory:
         return found
 
 
-def reader_key(reader: Reader) -> ReaderKey:
-    return ReaderKey(
-        reader_id=reader.id, agency_id=reader.agency_id, site_id=reader.site_id,
-        public_key_hex=reader.public_key, active=reader.status == ReaderStatus.ACTIVE,
-    )
-
-
 @dataclass(slots=True)
 class BatchResult:
     recorded: RecordedBatch
@@ -122,9 +116,11 @@ class IngestPipeline:
         self.engine = engine
         self._settings = settings
         timeout_s = getattr(settings, "desk_session_timeout_s", None)
+        self.session_timeout = (DESK_SESSION_TIMEOUT if timeout_s is None
+                                else timedelta(seconds=timeout_s))
         if custody is apply_custody and timeout_s is not None:
             # The desk session timeout is a setting once `Settings` has one.
-            custody = partial(apply_custody, session_timeout=timedelta(seconds=timeout_s))
+            custody = partial(apply_custody, session_timeout=self.session_timeout)
         self._custody = custody
         self._clock = clock
         self.readers = ReaderDirectory(engine)

@@ -36,7 +36,8 @@ SETTLE_INTERVAL_S: Final = 0.5
 
 
 class PublishReceipt(Protocol):
-    """paho's `MQTTMessageInfo`, as far as it is used here."""
+    """paho's `MQTTMessageInfo`, as far as it is used here: `is_published` raises
+    RuntimeError when the publish was refused (the client was not connected)."""
 
     def is_published(self) -> bool: ...
 
@@ -55,6 +56,9 @@ class DecisionPublisher:
         self._client = client
         self._inflight: list[tuple[int, PublishReceipt]] = []
         self._next_settle = 0.0
+        self.resend_needed = False
+        """Some publish was refused (no connection): re-send the unpublished rows once the
+        client is connected again (`resend_unpublished`)."""
 
     def publish(self, decisions: list[DecisionMessage]) -> None:
         for decision in decisions:
@@ -69,11 +73,22 @@ class DecisionPublisher:
         if not self._inflight or (not force and time.monotonic() < self._next_settle):
             return 0
         self._next_settle = time.monotonic() + SETTLE_INTERVAL_S
-        done = [i for i, receipt in self._inflight if receipt.is_published()]
+        done: list[int] = []
+        refused: set[int] = set()
+        for decision_id, receipt in self._inflight:
+            try:
+                if receipt.is_published():
+                    done.append(decision_id)
+            except RuntimeError:  # never sent: the row stays unpublished, to be re-sent
+                refused.add(decision_id)
+        if refused:
+            self.resend_needed = True
+        finished = refused.union(done)
+        if not finished:
+            return 0
+        self._inflight = [(i, r) for i, r in self._inflight if i not in finished]
         if not done:
             return 0
-        finished = set(done)
-        self._inflight = [(i, r) for i, r in self._inflight if i not in finished]
         with writer_turn(self._engine), Session(self._engine) as session:
             session.connection().execute(
                 update(_DECISIONS).where(_DECISIONS.c.id.in_(done)).values(published_at=now)
@@ -82,7 +97,9 @@ class DecisionPublisher:
         return len(done)
 
     def resend_unpublished(self) -> int:
-        """Publish again every decision committed but never acknowledged (after a crash)."""
+        """Publish again every decision committed but never acknowledged (after a crash, or
+        publishes refused while the broker was away)."""
+        self.resend_needed = False
         columns = _DECISIONS.c
         with Session(self._engine) as session:
             rows = session.connection().execute(

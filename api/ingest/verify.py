@@ -19,6 +19,7 @@ from nacl.signing import VerifyKey
 
 from api.ingest.topics import parse_events_topic
 from api.models.ingest import MAX_DETAIL_CHARS
+from api.models.registry import Reader, ReaderStatus
 from ledger.core import hashing
 from ledger.core.encoding import MAX_RECORD_BYTES
 from ledger.core.envelope import (
@@ -64,6 +65,14 @@ class ReaderKey:
     site_id: str
     public_key_hex: str
     active: bool
+
+
+def reader_key(reader: Reader) -> ReaderKey:
+    """The verification view of a registered reader row."""
+    return ReaderKey(
+        reader_id=reader.id, agency_id=reader.agency_id, site_id=reader.site_id,
+        public_key_hex=reader.public_key, active=reader.status == ReaderStatus.ACTIVE,
+    )
 
 
 class ReaderLookup(Protocol):

@@ -26,12 +26,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from api.config import Settings
+from api.custody.apply import release_stale_holds
 from api.custody.overdue import raise_overdue_alerts
+from api.custody.pending import HOLD_LIMIT, STALE_SCAN_WINDOW, stale_holds
 from api.db import utcnow
 from api.ingest.pipeline import BatchResult, IngestPipeline
 from api.ingest.publishing import DecisionPublisher
 from api.ingest.topics import events_subscription
 from api.ingest.verify import InboundMessage
+from api.logstore import claim_log_writer
 from api.metrics import DECISION_LATENCY_SECONDS
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,10 @@ STOP_POLL_S: Final = 0.2
 OVERDUE_SCAN_S: Final = 60.0
 """Seconds between overdue-loan scans: loans run for days, so a minute's delay is harmless."""
 
+HELD_SCAN_S: Final = 5.0
+"""Seconds between scans for reads held past `api.custody.pending.HOLD_LIMIT`: a query on the
+devices with an open gap (a handful), so cheap enough to run often."""
+
 
 class IngestWorker:
     """One MQTT client feeding an `IngestPipeline` in batches; `start()` then `stop()`."""
@@ -62,6 +69,7 @@ class IngestWorker:
         self._inbox: queue.Queue[tuple[InboundMessage, int]] = queue.Queue()
         self._stopping = threading.Event()
         self._subscribed = threading.Event()
+        self._connected = threading.Event()
         self._thread: threading.Thread | None = None
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id or settings.mqtt_client_id,
@@ -69,6 +77,7 @@ class IngestWorker:
         )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.decisions = DecisionPublisher(pipeline.engine, self.client)
         self._loaded = False
@@ -89,6 +98,15 @@ class IngestWorker:
             return
         client.subscribe(events_subscription(self._settings.mqtt_share_group), qos=1)
         self._subscribed.set()
+        self._connected.set()
+        # Publishes refused while the broker was away are re-sent from their rows.
+        self.decisions.resend_needed = True
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags,
+        reason: ReasonCode, properties: Properties | None,
+    ) -> None:
+        self._connected.clear()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         topic = message.topic if isinstance(message.topic, str) else ""
@@ -146,20 +164,47 @@ class IngestWorker:
         except SQLAlchemyError:
             log.exception("overdue scan failed; retrying at the next interval")
 
-    def _run(self) -> None:
-        next_scan = time.monotonic()
+    def _scan_held(self, *, everything: bool) -> None:
+        """Answer reads held past `HOLD_LIMIT` for a badge that never came; `everything`
+        looks behind every open gap (the first scan), else behind recent ones."""
+        now = utcnow()
+        since = None if everything else now - STALE_SCAN_WINDOW
         try:
-            resent = self.decisions.resend_unpublished()
+            with Session(self._pipeline.engine) as session:  # read only: usually nothing held
+                if not stale_holds(session, now - HOLD_LIMIT, since):
+                    return
+            with Session(self._pipeline.engine) as session:
+                claim_log_writer(session, now)
+                decisions = release_stale_holds(
+                    session, now, session_timeout=self._pipeline.session_timeout,
+                    gaps_since=since)
+                session.commit()
         except SQLAlchemyError:
-            log.exception("could not re-send unpublished decisions")
-        else:
-            if resent:
-                log.info("re-sent %d decisions left unpublished by a crash", resent)
+            log.exception("held-read scan failed; retrying at the next interval")
+            return
+        self.decisions.publish(decisions)
+
+    def _run(self) -> None:
+        next_scan = next_held_scan = time.monotonic()
+        everything = True  # the first held-read scan looks behind every open gap
         while not self._stopping.is_set():
-            self._settle_decisions()
-            if time.monotonic() >= next_scan:
-                self._scan_overdue()
-                next_scan = time.monotonic() + OVERDUE_SCAN_S
+            try:
+                # Answers go out only through a connected client; batches need one anyway.
+                if not self._connected.wait(STOP_POLL_S):
+                    continue
+                if self.decisions.resend_needed:
+                    self._resend_unpublished()
+                self._settle_decisions()
+                if time.monotonic() >= next_scan:
+                    self._scan_overdue()
+                    next_scan = time.monotonic() + OVERDUE_SCAN_S
+                if time.monotonic() >= next_held_scan:
+                    self._scan_held(everything=everything)
+                    everything = False
+                    next_held_scan = time.monotonic() + HELD_SCAN_S
+            except Exception:
+                # Housekeeping must never end the ingest thread: log, and try again later.
+                log.exception("ingest worker housekeeping failed; continuing")
             batch = self._take_batch()
             if not batch:
                 continue
@@ -182,6 +227,16 @@ class IngestWorker:
                 self.client.ack(message.mid, qos)
             if self._on_batch is not None:
                 self._on_batch(result)
+
+    def _resend_unpublished(self) -> None:
+        try:
+            resent = self.decisions.resend_unpublished()
+        except SQLAlchemyError:
+            log.exception("could not re-send unpublished decisions; retrying")
+            self.decisions.resend_needed = True
+            return
+        if resent:
+            log.info("re-sent %d decisions not yet acknowledged by the broker", resent)
 
     def _settle_decisions(self, *, force: bool = False) -> None:
         try:

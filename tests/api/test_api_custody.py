@@ -13,8 +13,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from api.config import load_settings
-from api.custody.apply import DESK_SESSION_TIMEOUT
+from api.custody.apply import DESK_SESSION_TIMEOUT, release_stale_holds
 from api.custody.overdue import raise_overdue_alerts
+from api.custody.pending import HOLD_LIMIT
 from api.ingest.pipeline import BatchResult, IngestPipeline
 from api.ingest.publishing import DecisionPublisher
 from api.logstore import open_log
@@ -273,6 +274,46 @@ def test_held_reads_are_refused_when_the_missing_number_is_not_their_badge(
     assert [json.loads(d.payload)["seq"] for d in again.decisions] == [4]
 
 
+def test_reads_held_past_the_limit_are_answered_once(store: Store) -> None:
+    """A held read whose missing number never comes is refused after `HOLD_LIMIT`, once."""
+    desk = store.issue
+    assert store.pipeline.process([desk.message(5, RADIOS[0], session="s1")]).decisions == []
+    now = datetime.now(UTC)
+    with Session(store.engine) as session:
+        assert release_stale_holds(session, now) == []  # still within the limit
+        answered = release_stale_holds(session, now + HOLD_LIMIT + timedelta(seconds=1))
+        session.commit()
+    assert [json.loads(d.payload) for d in answered] == [
+        {"seq": 5, "decision": "refuse", "reason": "no badge session open at this desk",
+         "asset": "R-0", "action": None}]
+    assert all(d.decision_id is not None for d in answered)  # stored, so re-sent after a crash
+    with Session(store.engine) as session:
+        assert release_stale_holds(session, now + 2 * HOLD_LIMIT) == []
+    assert store.asset("R-0").status == AssetStatus.IN_STORE
+
+
+def test_only_a_recent_gap_holds_a_read(engine: Engine, store: Store) -> None:
+    """A number missing for longer than the hold limit is not coming soon: a later read
+    without its session is refused at once instead of waiting behind it."""
+    clock = [datetime.now(UTC)]
+    pipeline = IngestPipeline(engine, load_settings(), clock=lambda: clock[0])
+    desk = store.issue
+    assert _decisions(pipeline.process([desk.message(3, RADIOS[0], session=None)])) == [
+        ("refuse", "no badge session open at this desk", None)]  # opens gap 0-2
+    assert pipeline.process([desk.message(4, RADIOS[1], session="s1")]).decisions == []  # held
+    clock[0] += HOLD_LIMIT + timedelta(seconds=1)
+    assert _decisions(pipeline.process([desk.message(5, RADIOS[2], session="s1")])) == [
+        ("refuse", "no badge session open at this desk", None)]
+    # The read held while the gap was new is found by a scan that looks behind that gap, and
+    # not by one that looks only behind gaps opened since.
+    with Session(store.engine) as session:
+        assert release_stale_holds(session, clock[0], gaps_since=clock[0]) == []
+        found = release_stale_holds(session, clock[0] + timedelta(seconds=1),
+                                    gaps_since=clock[0] - HOLD_LIMIT * 2)
+        session.commit()
+    assert [json.loads(d.payload)["seq"] for d in found] == [4]
+
+
 def test_an_idle_desk_session_expires(engine: Engine, store: Store) -> None:
     """Kit read after the session timeout is refused: the next officer cannot use it."""
     clock = [datetime.now(UTC)]
@@ -302,8 +343,11 @@ def test_decisions_carry_their_row_ids_for_marking_published(store: Store) -> No
 @dataclass
 class _Receipt:
     acked: bool = False
+    refused: bool = False
 
     def is_published(self) -> bool:
+        if self.refused:  # as paho's MQTTMessageInfo when the client was not connected
+            raise RuntimeError("Message publish failed: The client is not currently connected.")
         return self.acked
 
 
@@ -335,4 +379,20 @@ def test_unacknowledged_decisions_are_re_sent_after_a_crash(store: Store) -> Non
     assert restarted.settle(datetime.now(UTC), force=True) == 0  # nothing acknowledged yet
     broker.ack_all()
     assert restarted.settle(datetime.now(UTC), force=True) == 3
+    assert DecisionPublisher(store.engine, _Broker([])).resend_unpublished() == 0
+
+
+def test_refused_publishes_are_not_marked_and_are_re_sent(store: Store) -> None:
+    result = store.read(store.issue, ALICE_BADGE, RADIOS[0])
+    broker = _Broker([])
+    publisher = DecisionPublisher(store.engine, broker)
+    publisher.publish(result.decisions)
+    broker.sent[0][2].refused = True
+    broker.sent[1][2].acked = True
+    assert publisher.settle(datetime.now(UTC), force=True) == 1
+    assert publisher.resend_needed
+    assert publisher.resend_unpublished() == 1 and not publisher.resend_needed
+    assert broker.sent[-1][1] == result.decisions[0].payload
+    broker.ack_all()
+    assert publisher.settle(datetime.now(UTC), force=True) == 1
     assert DecisionPublisher(store.engine, _Broker([])).resend_unpublished() == 0

@@ -7,13 +7,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import paho.mqtt.client as mqtt
-from api_support import RegisteredReader, register_reader
+from api_support import RADIO_EPC, RegisteredReader, register_reader
 from paho.mqtt.enums import CallbackAPIVersion
 from reader_agent.decisions import parse_decision
 from sqlalchemy import Engine, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.config import Settings, load_settings
 from api.custody.apply import DecisionMessage, apply_custody
@@ -21,7 +22,7 @@ from api.ingest.pipeline import BatchResult, IngestPipeline
 from api.ingest.record import RecordedBatch
 from api.ingest.verify import InboundMessage
 from api.ingest.worker import IngestWorker
-from api.models import IngestedObservation, QuarantinedMessage
+from api.models import Decision, IngestedObservation, QuarantinedMessage
 from api.models.assets import AssetClass, AssetCreate
 from api.models.people import PersonCreate
 from api.registry import create_asset, create_person
@@ -220,3 +221,97 @@ def test_desk_reader_gets_its_decisions_within_a_second(
     # The reader agent's own parser accepts every answer the API sends (the wire contract).
     parsed = [parse_decision(json.dumps(a).encode()) for _, a in answers]
     assert [(d.accepted, d.action) for d in parsed][1:] == [(True, "check_out")] * 3
+
+
+def test_a_read_held_for_a_badge_that_never_comes_is_answered(
+    engine: Engine, mosquitto: object
+) -> None:
+    """A desk read waits for the missing number below it (perhaps its badge); when that number
+    has not come after the hold limit, the worker's scan answers the read (refused), so the
+    reader is never left waiting."""
+    from datetime import timedelta
+
+    from api.custody.pending import HOLD_LIMIT
+
+    port: int = mosquitto.port  # type: ignore[attr-defined]
+    desk = register_reader(engine, reader_id="desk-1")
+    with Session(engine) as session:
+        session.add(AssetClass(id="radio", agency_id="north", name="Radio"))
+        session.flush()
+        create_asset(session, agency_id="north", now=datetime.now(UTC), data=AssetCreate(
+            id="R-1", class_id="radio", epc_hex=RADIO_EPC, home_site_id="north-store"))
+        session.commit()
+    settings = _settings(port)
+    # Stored as if it arrived a little over the hold limit ago, with seq 0 never arriving.
+    past = IngestPipeline(engine, settings,
+                          clock=lambda: datetime.now(UTC) - HOLD_LIMIT - timedelta(seconds=2))
+    assert past.process([desk.message(1, session="s1")]).decisions == []
+    # Behind a gap that old, a new read is not held: refused at once (published at the
+    # worker's start with whatever else is unpublished).
+    fresh = IngestPipeline(engine, settings)
+    assert len(fresh.process([desk.message(2, session="s1")]).decisions) == 1
+    worker = IngestWorker(settings, IngestPipeline(engine, settings))
+    answers: list[dict[str, object]] = []
+    agent = _publisher(port)
+    agent.on_message = lambda c, u, m: answers.append(json.loads(m.payload))
+    agent.subscribe(desk.topic.replace("/events", "/decisions"), qos=1)
+    time.sleep(0.3)
+    worker.start()  # its first held-read scan runs at once
+    try:
+        assert worker.wait_subscribed(10)
+        assert _wait_for(lambda: len(answers) >= 2, timeout=10)
+        time.sleep(0.3)
+    finally:
+        agent.loop_stop()
+        worker.stop()
+    assert sorted((a["seq"], a["decision"], a["reason"]) for a in answers) == [
+        (1, "refuse", "no badge session open at this desk"),
+        (2, "refuse", "no badge session open at this desk")]
+
+
+def test_answers_refused_while_the_broker_is_away_are_sent_when_it_returns(
+    engine: Engine, mosquitto: object
+) -> None:
+    """Decisions published while the broker is down are refused by the client; the worker
+    keeps running, re-sends them from their rows when it reconnects, and goes on ingesting."""
+    broker: Any = mosquitto
+    desk = register_reader(engine, reader_id="desk-1")
+    with Session(engine) as session:
+        session.add(AssetClass(id="radio", agency_id="north", name="Radio"))
+        session.flush()
+        create_asset(session, agency_id="north", now=datetime.now(UTC), data=AssetCreate(
+            id="R-1", class_id="radio", epc_hex=RADIO_EPC, home_site_id="north-store"))
+        session.commit()
+    settings = _settings(broker.port)
+    worker = IngestWorker(settings, IngestPipeline(engine, settings))
+    worker.start()
+    assert worker.wait_subscribed(10)
+    broker.stop()
+    assert _wait_for(lambda: not worker.client.is_connected(), timeout=10)
+    # A batch committed while the broker is away (as one in hand when it went): its answer
+    # cannot be published now.
+    held = IngestPipeline(engine, settings).process([desk.message(0, session=None)])
+    worker.decisions.publish(held.decisions)
+    time.sleep(0.6)  # a settle interval passes with the refusal in hand
+    broker.start()
+    assert _wait_for(worker.client.is_connected, timeout=20)
+    answers: list[dict[str, object]] = []
+    agent = _publisher(broker.port)
+    agent.on_message = lambda c, u, m: answers.append(json.loads(m.payload))
+    agent.subscribe(desk.topic.replace("/events", "/decisions"), qos=1)
+    time.sleep(0.3)
+
+    def unpublished() -> int:
+        with Session(engine) as session:
+            return int(session.exec(select(func.count()).select_from(Decision).where(
+                col(Decision.published_at).is_(None))).one())
+
+    try:
+        _publish(agent, desk.topic, [desk.signed(1, session=None)])  # still ingesting
+        assert _wait_for(lambda: 1 in {a["seq"] for a in answers}, timeout=10)
+        # Seq 0's row is marked only on the PUBACK of a fresh publish: the refused one never
+        # counts, so this proves the reconnect re-sent it.
+        assert _wait_for(lambda: unpublished() == 0, timeout=10)
+    finally:
+        agent.loop_stop()
+        worker.stop()
