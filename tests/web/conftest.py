@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -28,7 +29,11 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOTS = Path(os.environ.get("KITLEDGER_SCREENSHOTS") or
+                   tempfile.mkdtemp(prefix="kitledger-screenshots-"))
+"""Where the page tests save their screenshots: a temporary directory, so a test run leaves
+the checkout as it was; `KITLEDGER_SCREENSHOTS=docs/screenshots` refreshes the documented
+ones."""
 DAY_TIMEOUT_S = 150.0
 """The scripted day ends about 50 s after the readers start; generous for a loaded machine."""
 
