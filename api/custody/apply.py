@@ -38,11 +38,15 @@ from api.ingest.topics import DECISIONS, ReaderTopic
 from api.ingest.verify import Verified, reader_key
 from api.logstore import LogAppender
 from api.models.assets import AssetClass, AssetShare, AssetStatus, HolderKind
-from api.models.custody import Decision, DeskSession, Refusal
+from api.models.custody import Alert, Decision, DeskSession, Refusal
 from api.models.people import Badge, Person
 from api.models.registry import Reader, ReaderRole
 
 _DECISIONS = Decision.__table__  # type: ignore[attr-defined]
+
+ALERT_REPEAT_WINDOW: Final = timedelta(minutes=5)
+"""An asset carried through a portal is read many times in a few seconds; one alert says it.
+Unresolved and this recent, the same alert (kind, asset, reader) is not raised again."""
 
 DESK_SESSION_TIMEOUT: Final = timedelta(minutes=5)
 """A desk's badge session ends this long after its last read: long enough to scan a kit
@@ -298,7 +302,8 @@ def _rule_on_all(
                                               force=True)
     state.log.write()
     state.writes.write()
-    webhook_outbox.raise_alerts(session, state.alerts)  # with their webhook events
+    # With their webhook events.
+    webhook_outbox.raise_alerts(session, _new_alerts(session, state.alerts, now))
     resolve_overdue(session, state.returned, now)
     if not state.decisions:
         return decisions
@@ -308,6 +313,29 @@ def _rule_on_all(
         state.decisions,
     ).scalars().all()
     return [replace(d, decision_id=i) for d, i in zip(decisions, ids, strict=True)]
+
+
+def _new_alerts(
+    session: Session, alerts: list[dict[str, object]], now: datetime
+) -> list[dict[str, object]]:
+    """`alerts` less repeats: a tag read several times as it passes one reader is one event,
+    so an open alert of the same kind for the same asset at the same reader raised within
+    `ALERT_REPEAT_WINDOW` (or earlier in this batch) is not raised again."""
+    if not alerts:
+        return []
+    recent: set[tuple[object, ...]] = set(session.exec(
+        select(Alert.kind, Alert.asset_id, Alert.reader_id).where(
+            col(Alert.asset_id).in_({a["asset_id"] for a in alerts}),
+            col(Alert.resolved_at).is_(None), Alert.created_at >= now - ALERT_REPEAT_WINDOW,
+        )
+    ).all())
+    fresh = []
+    for alert in alerts:
+        key = (alert["kind"], alert["asset_id"], alert["reader_id"])
+        if key not in recent:
+            recent.add(key)
+            fresh.append(alert)
+    return fresh
 
 
 def _replay_held(

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from api.config import load_settings
-from api.custody.apply import DESK_SESSION_TIMEOUT, release_stale_holds
+from api.custody.apply import ALERT_REPEAT_WINDOW, DESK_SESSION_TIMEOUT, release_stale_holds
 from api.custody.overdue import raise_overdue_alerts
 from api.custody.pending import HOLD_LIMIT
 from api.ingest.pipeline import BatchResult, IngestPipeline
@@ -156,6 +156,27 @@ def test_return_desk_checks_in_and_portal_alerts_on_unauthorised_removal(store: 
     with Session(store.engine) as session:
         kinds = sorted(a.kind for a in session.exec(select(Alert)))
     assert kinds == ["unauthorised_removal", "unexpected_site"]
+
+
+def test_a_tag_read_again_and_again_at_the_portal_is_one_alert(
+        engine: Engine, store: Store) -> None:
+    clock = [datetime.now(UTC)]
+    pipeline = IngestPipeline(engine, load_settings(), clock=lambda: clock[0])
+
+    def carry_out(*seqs: int) -> list[str]:
+        result = pipeline.process([store.portal.message(s, RADIOS[0], session=None,
+                                                        direction="out") for s in seqs])
+        return [d[0] for d in _decisions(result)]
+
+    def alerts() -> int:
+        with Session(engine) as session:
+            return len(session.exec(select(Alert).where(Alert.kind == "unauthorised_removal"))
+                       .all())
+
+    assert carry_out(0, 1, 2) == ["refuse"] * 3  # every read is still answered
+    assert carry_out(3) == ["refuse"] and alerts() == 1
+    clock[0] += ALERT_REPEAT_WINDOW + timedelta(seconds=1)
+    assert carry_out(4) == ["refuse"] and alerts() == 2  # later: another removal
 
 
 def test_every_change_is_chained_and_in_the_merkle_log(store: Store) -> None:

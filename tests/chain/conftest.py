@@ -5,53 +5,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from anvil_node import AnvilNode
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from web3 import Web3
+from chain_support import ChainHarness, Deployment
 
 from ledger.chain.client import CustodyAnchorClient
 from ledger.chain.provider import EMBEDDED_URL, connect
-
-
-@dataclass
-class ChainHarness:
-    """A chain the tests can drive: fund accounts, mine, snapshot and revert."""
-
-    kind: str
-    w3: Web3
-    url: str
-    node: AnvilNode | None = None
-
-    def rpc(self, method: str, params: list[Any] | None = None) -> Any:
-        response = self.w3.provider.make_request(method, params or [])  # type: ignore[arg-type]
-        assert "error" not in response, response
-        return response.get("result")
-
-    def new_account(self, wei: int = 10**18) -> LocalAccount:
-        account: LocalAccount = Account.create()
-        tx = self.w3.eth.send_transaction(
-            {"from": self.w3.eth.accounts[0], "to": account.address, "value": wei}
-        )
-        self.w3.eth.wait_for_transaction_receipt(tx, timeout=30)
-        return account
-
-    def mine(self, blocks: int = 1) -> None:
-        for _ in range(blocks):
-            self.rpc("evm_mine")
-
-    def snapshot(self) -> Any:
-        return self.rpc("evm_snapshot")
-
-    def revert(self, snapshot_id: Any) -> None:
-        result = self.rpc("evm_revert", [snapshot_id])
-        # eth-tester answers null; anvil answers true. Callers check the effect themselves.
-        assert result is True or (self.kind == "embedded" and result is None)
 
 
 @pytest.fixture(scope="module", params=["embedded", "anvil"])
@@ -67,16 +28,6 @@ def chain(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
                            node.url, node)
     finally:
         node.stop()
-
-
-@dataclass
-class Deployment:
-    """A fresh contract with one registered log and one granted anchorer."""
-
-    admin: CustodyAnchorClient
-    anchorer: CustodyAnchorClient
-    log_id: bytes
-    agency_id: bytes
 
 
 @pytest.fixture

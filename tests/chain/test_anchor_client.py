@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from anvil_node import AnvilNode
-from conftest import ChainHarness, Deployment
+from chain_support import ChainHarness, Deployment
 from eth_account import Account
 from fixtures.ports import free_port
 

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 import pytest
-from conftest import ChainHarness, Deployment
+from chain_support import ChainHarness, Deployment
 
 from ledger.chain.client import CustodyAnchorClient, guarded
 from ledger.chain.errors import ContractRevert

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from anchoring_helpers import grow, make_anchorer, new_log, registered_log_key, settle
 from anvil_node import AnvilNode
-from conftest import ChainHarness, Deployment
+from chain_support import ChainHarness, Deployment
 from eth_account import Account
 
 from ledger.chain.anchorer import MAX_BACKOFF_S, AnchorPolicy

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from anchoring_helpers import grow, make_anchorer, new_log, registered_log_key, settle
-from conftest import ChainHarness, Deployment
+from chain_support import ChainHarness, Deployment
 
 from ledger.chain.anchorer import AnchorerMetrics, AnchorPolicy
 from ledger.chain.client import CustodyAnchorClient

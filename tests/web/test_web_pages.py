@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import SCREENSHOTS, RunningStack
+from web_support import SCREENSHOTS, RunningStack
 
 TABLET = {"width": 1024, "height": 768}
 

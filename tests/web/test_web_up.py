@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 
-from conftest import RunningStack, descendants
+from web_support import RunningStack, descendants
 
 
 def test_web_up_scripted_day_is_decided(day_done: RunningStack) -> None:
