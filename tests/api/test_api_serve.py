@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from api_support import register_reader
 from fixtures.ports import free_port, wait_for_port
+from fixtures.processes import descendants
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine, func, text
 from sqlmodel import Session, select
@@ -109,29 +110,11 @@ def _wait_children(parent: int, count: int, timeout: float) -> set[int]:
     deadline = time.monotonic() + timeout
     found: set[int] = set()
     while time.monotonic() < deadline:
-        found = _descendants(parent)
+        found = descendants(parent)
         if len(found) >= count:
             return found
         time.sleep(0.2)
     pytest.fail(f"serve started {len(found)} children, expected {count}")
-
-
-def _descendants(root: int) -> set[int]:
-    parents: dict[int, int] = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                stat = (proc / "stat").read_text()
-            except OSError:
-                continue
-            # The command name may hold spaces or parentheses: fields start after the last ')'.
-            parents[int(proc.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found: set[int] = set()
-    frontier = {root}
-    while frontier:
-        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
-        found |= frontier
-    return found
 
 
 def _alive_and_ours(pid: int) -> bool:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import signal
 
-from web_support import RunningStack, descendants
+from fixtures.processes import descendants
+from web_support import RunningStack
 
 
 def test_web_up_scripted_day_is_decided(day_done: RunningStack) -> None:

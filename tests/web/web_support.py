@@ -68,21 +68,3 @@ class RunningStack:
                 return value
             time.sleep(1.0)
         raise AssertionError(f"timed out; last output {self.lines[-10:]}")
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process whose parent chain leads to `pid` (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                parents[int(entry.name)] = int(fields[1])
-            except (OSError, IndexError):
-                continue
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {p for p, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
