@@ -54,12 +54,20 @@ def _release_writer_lock(session: OrmSession, transaction: SessionTransaction) -
             lock.release()
 
 
+def _wrote_already(session: Session) -> bool:
+    # sqlite3 opens its transaction just before the first write, so this is "has written".
+    return bool(getattr(session.connection().connection.dbapi_connection, "in_transaction",
+                        False))
+
+
 def claim_log_writer(session: Session, now: datetime) -> None:
     """Become the log's only writer until this transaction ends."""
     bind = session.get_bind()
     if _HELD_WRITER_LOCK not in session.info and isinstance(bind, Engine):
         lock = sqlite_writer_lock(bind)
-        if lock is not None:
+        # A transaction that has written already holds SQLite's lock: waiting for the file
+        # lock now could wait on a writer that waits for us. Go without it (it is a courtesy).
+        if lock is not None and not _wrote_already(session):
             lock.acquire()
             session.info[_HELD_WRITER_LOCK] = lock
     result = session.execute(

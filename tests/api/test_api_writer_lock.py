@@ -20,8 +20,7 @@ from api.migrate import upgrade
 
 
 def _engine(path: Path) -> Engine:
-    engine = make_engine(load_settings(database_url=f"sqlite:///{path}"))
-    return engine
+    return make_engine(load_settings(database_url=f"sqlite:///{path}"))
 
 
 @pytest.fixture
@@ -151,3 +150,45 @@ def test_no_lock_file_where_none_is_needed(tmp_path: Path) -> None:
     with writer_turn(memory):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def _turn_then_write(path: str, holding: Any, wrote: Any) -> None:
+    """In another process: take the file lock, then wait for SQLite's lock to write."""
+    engine = _engine(Path(path))
+    with writer_turn(engine), engine.begin() as conn:
+        holding.set()
+        conn.execute(text("UPDATE log_state SET updated_at = updated_at"))
+        wrote.set()
+    engine.dispose()
+
+
+def test_a_transaction_that_has_written_does_not_wait_for_the_file_lock(db: Path) -> None:
+    # We hold SQLite's lock (a write), the other process holds the file lock and waits for
+    # SQLite's: if our claim waited for the file lock, each would wait on the other.
+    engine = _engine(db)
+    with Session(engine) as session:
+        claim_log_writer(session, datetime.now(UTC))  # the log_state row exists
+        session.commit()
+    context = multiprocessing.get_context("spawn")
+    holding, wrote = context.Event(), context.Event()
+    with Session(engine) as session:
+        session.execute(text("UPDATE log_state SET updated_at = updated_at"))
+        process = context.Process(target=_turn_then_write, args=(str(db), holding, wrote))
+        process.start()
+        assert holding.wait(60)
+        claimed = threading.Event()
+
+        def claim() -> None:
+            claim_log_writer(session, datetime.now(UTC))
+            claimed.set()
+
+        thread = threading.Thread(target=claim, daemon=True)
+        thread.start()
+        thread.join(5)
+        assert claimed.is_set(), "a writer waited for the file lock while holding SQLite's"
+        assert not wrote.is_set()  # the other writer still waits for us
+        session.commit()
+    assert wrote.wait(30)
+    process.join(30)
+    assert process.exitcode == 0
+    engine.dispose()
