@@ -32,6 +32,7 @@ from api.custody.rules import (
     decide_asset,
     decide_badge,
 )
+from api.db import text_among
 from api.ingest.batch_writes import BatchWrites, load_asset_rows
 from api.ingest.record import RecordedBatch
 from api.ingest.topics import DECISIONS, ReaderTopic
@@ -84,6 +85,8 @@ class _BatchState:
     forced: set[tuple[str, int]] = field(default_factory=set)
     opened: list[Verified] = field(default_factory=list)
     batch_seqs: dict[str, set[int]] = field(default_factory=dict)
+    refilled: Mapping[str, int] | None = None
+    """As `RecordedBatch.refilled`, when ruling on a batch as it arrives; None: unknown."""
 
 
 def _person_view(person: Person) -> PersonView:
@@ -99,7 +102,7 @@ def _load(session: Session, items: list[Verified]) -> _BatchState:
     }
     badges = {
         b.epc_hex: b.person_id
-        for b in session.exec(select(Badge).where(col(Badge.epc_hex).in_(epcs)))
+        for b in session.exec(select(Badge).where(text_among(col(Badge.epc_hex), epcs, session)))
     }
     keys = {(i.reader.reader_id, i.observation.session) for i in items if i.observation.session}
     sessions = {
@@ -131,7 +134,8 @@ def _load_assets(session: Session, state: _BatchState, epcs: set[str]) -> None:
     })
     shares: dict[str, set[str]] = defaultdict(set)
     for share in session.exec(
-        select(AssetShare).where(col(AssetShare.asset_id).in_({a.id for a in assets.values()}))
+        select(AssetShare).where(text_among(
+            col(AssetShare.asset_id), {a.id for a in assets.values()}, session))
     ):
         shares[share.asset_id].add(share.agency_id)
     state.shares.update({k: frozenset(v) for k, v in shares.items()})
@@ -247,7 +251,8 @@ def apply_custody(
 ) -> list[DecisionMessage]:
     """The pipeline's custody hook: rule on every new observation of `batch`."""
     items = sorted(batch.accepted, key=lambda i: (i.reader.reader_id, i.observation.seq))
-    decisions = _rule_on_all(session, items, now, session_timeout, forced=False)
+    decisions = _rule_on_all(session, items, now, session_timeout, forced=False,
+                             refilled=batch.refilled)
     if not batch.refilled:
         return decisions
     # Missing numbers arrived: reads held for a badge that turned out not to be among them
@@ -280,12 +285,13 @@ def release_stale_holds(
 
 def _rule_on_all(
     session: Session, items: list[Verified], now: datetime, session_timeout: timedelta,
-    *, forced: bool,
+    *, forced: bool, refilled: Mapping[str, int] | None = None,
 ) -> list[DecisionMessage]:
     if not items:
         return []
     state = _load(session, items)
     state.session_timeout = session_timeout
+    state.refilled = refilled
     if forced:
         state.forced.update((i.reader.reader_id, i.observation.seq) for i in items)
     for item in items:
@@ -343,6 +349,8 @@ def _replay_held(
 ) -> list[DecisionMessage]:
     """Rule on reads of the session `badge` just opened that arrived before it; `force` (the
     badge was refused) rules on them without holding them again, so they are refused."""
+    if not _may_have_held(state, badge):
+        return []
     held = pending.held_reads(
         session, badge.reader, str(badge.observation.session), badge.observation.seq,
         state.batch_seqs.get(badge.reader.reader_id, set()),
@@ -357,6 +365,16 @@ def _replay_held(
     for item in held:
         decisions += _decide(session, state, item, now)
     return decisions
+
+
+def _may_have_held(state: _BatchState, badge: Verified) -> bool:
+    """Whether reads after `badge` can be stored already. Had any arrived before it, the
+    badge's number would have been missing then, so it arrived now as a refill: a badge that
+    is not (the usual case, in order) has nothing held, and the look-up is skipped."""
+    if state.refilled is None:
+        return True
+    lowest = state.refilled.get(badge.reader.reader_id)
+    return lowest is not None and badge.observation.seq >= lowest
 
 
 def _decide(

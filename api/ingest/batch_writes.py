@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from api import webhook_outbox
 from api.custody.events import INSERT_EVENT, AssetRow
+from api.db import text_among
 from api.models.assets import Asset
 
 _ASSETS = Asset.__table__  # type: ignore[attr-defined]
@@ -53,7 +54,7 @@ def load_asset_rows(connection: Connection, epcs: Collection[str]) -> dict[str, 
         return {}
     query = (
         select(_ASSETS.c.epc_hex, *(_ASSETS.c[name] for name in _ASSET_COLUMNS))
-        .where(_ASSETS.c.epc_hex.in_(epcs))
+        .where(text_among(_ASSETS.c.epc_hex, epcs, connection))
         .with_for_update()
     )
     return {row[0]: AssetRow(*row[1:]) for row in connection.execute(query)}

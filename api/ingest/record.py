@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, insert, or_, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
-from api.db import pairs_in
+from api.db import pairs_in, text_among
 from api.ingest import sequence
 from api.ingest.verify import Rejected, RejectReason, Verified
 from api.logstore import SELECT_BATCH
@@ -60,6 +60,8 @@ def _stored_hashes(session: Session, keys: list[tuple[str, int]]) -> dict[tuple[
     """The stored envelope hash of each (device, seq) in `keys` that is already stored."""
     columns = _OBSERVATIONS.c
     found: dict[tuple[str, int], bytes] = {}
+    if not keys:
+        return found
     connection = session.connection()
     for start in range(0, len(keys), SELECT_BATCH):
         chunk = keys[start:start + SELECT_BATCH]
@@ -71,10 +73,14 @@ def _stored_hashes(session: Session, keys: list[tuple[str, int]]) -> dict[tuple[
 
 
 def _split_replays(
-    session: Session, verified: Sequence[Verified]
+    session: Session, verified: Sequence[Verified], cursors: sequence.Cursors
 ) -> tuple[list[Verified], list[Verified], list[Rejected]]:
-    seen = _stored_hashes(
-        session, list({(i.observation.device, i.observation.seq) for i in verified}))
+    # Only a number at or below its device's cursor and in no open gap can be stored already
+    # (`sequence.Cursors`): in steady flow that is none, and the look-up is skipped.
+    seen = _stored_hashes(session, list({
+        (i.observation.device, i.observation.seq) for i in verified
+        if cursors.maybe_stored(i.observation.device, i.observation.seq)
+    }))
     fresh: list[Verified] = []
     replays: list[Verified] = []
     conflicts: list[Rejected] = []
@@ -117,11 +123,13 @@ def _note_sightings(session: Session, fresh: Sequence[Verified]) -> None:
     epcs = {item.observation.epc for item in fresh}
     assets: dict[str, str] = {
         epc: asset_id for epc, asset_id in connection.execute(
-            core_select(_ASSETS.c.epc_hex, _ASSETS.c.id).where(_ASSETS.c.epc_hex.in_(epcs))
+            core_select(_ASSETS.c.epc_hex, _ASSETS.c.id)
+            .where(text_among(_ASSETS.c.epc_hex, epcs, connection))
         )
     }
     badges = set(connection.execute(
-        core_select(_BADGES.c.epc_hex).where(_BADGES.c.epc_hex.in_(epcs - assets.keys()))
+        core_select(_BADGES.c.epc_hex)
+        .where(text_among(_BADGES.c.epc_hex, epcs - assets.keys(), connection))
     ).scalars())
     latest: dict[str, Verified] = {}
     unknown: list[Verified] = []
@@ -147,7 +155,8 @@ def _note_unknown(session: Session, unknown: Sequence[Verified]) -> None:
     sightings = {
         (s.epc_hex, s.site_id): s
         for s in session.exec(
-            select(Sighting).where(col(Sighting.epc_hex).in_({i.observation.epc for i in unknown}))
+            select(Sighting).where(text_among(
+                col(Sighting.epc_hex), {i.observation.epc for i in unknown}, session))
         )
     }
     for item in unknown:
@@ -171,7 +180,11 @@ def record_batch(
     session: Session, verified: Sequence[Verified], rejected: Sequence[Rejected], now: datetime
 ) -> RecordedBatch:
     """Store one batch in `session`'s transaction (the caller commits)."""
-    fresh, replays, conflicts = _split_replays(session, verified)
+    arriving: dict[str, list[int]] = defaultdict(list)
+    for item in verified:
+        arriving[item.observation.device].append(item.observation.seq)
+    cursors = sequence.load_cursors(session, arriving)
+    fresh, replays, conflicts = _split_replays(session, verified, cursors)
     all_rejected = [*rejected, *conflicts]
     for refused in all_rejected:
         quarantine(session, refused, now)
@@ -189,7 +202,7 @@ def record_batch(
     if rows:
         # One multi-row INSERT (Core, not ORM objects): the hottest write of ingest.
         session.connection().execute(insert(_OBSERVATIONS), rows)
-    refilled = sequence.advance(session, per_device, now)
+    refilled = sequence.advance(session, per_device, now, cursors)
     if fresh:
         _note_sightings(session, fresh)
     return RecordedBatch(accepted=fresh, duplicates=replays, rejected=all_rejected,

@@ -7,7 +7,9 @@ reopened as new rows, so an operator can see both what is missing now and what w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from bisect import bisect_right
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -21,26 +23,6 @@ FIRST_SEQ: Final = 0
 """The reader agent's first sequence number; anything above it not yet seen is a gap."""
 
 
-def _fill(session: Session, device_id: str, seq: int, now: datetime) -> None:
-    gap = session.exec(
-        select(SequenceGap).where(
-            SequenceGap.device_id == device_id,
-            col(SequenceGap.closed_at).is_(None),
-            SequenceGap.first_seq <= seq,
-            SequenceGap.last_seq >= seq,
-        )
-    ).first()
-    if gap is None:  # below the first number we ever saw in order: nothing was awaited
-        return
-    gap.closed_at = now
-    session.add(gap)
-    for first, last in ((gap.first_seq, seq - 1), (seq + 1, gap.last_seq)):
-        if first <= last:
-            session.add(
-                SequenceGap(device_id=device_id, first_seq=first, last_seq=last, opened_at=now)
-            )
-
-
 _CURSORS = DeviceCursor.__table__  # type: ignore[attr-defined]
 _GAPS = SequenceGap.__table__  # type: ignore[attr-defined]
 
@@ -50,52 +32,138 @@ _MOVE_CURSOR = (
     .values(high_seq=bindparam("b_high"), updated_at=bindparam("b_now"))
 )
 
+_CLOSE_GAPS = (
+    update(_GAPS)
+    .where(_GAPS.c.id.in_(bindparam("b_ids", expanding=True)))
+    .values(closed_at=bindparam("b_now"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Gap:
+    id: int
+    first: int
+    last: int
+
+
+class Cursors:
+    """A batch's devices: each one's highest number stored (its cursor, locked until commit)
+    and the open gaps its numbers at or below that may fill.
+
+    Every stored observation of a device is at or below its cursor and outside its open gaps
+    (observations, cursor and gaps are written in one transaction), so only a number at or
+    below the cursor and in no open gap can be stored already (`maybe_stored`). Several
+    workers sharing a subscription each see every other number of a reader, so numbers that
+    fill gaps are the usual case, not a rare re-send: they are told apart without a look-up.
+    """
+
+    def __init__(self, highs: dict[str, int], gaps: dict[str, list[_Gap]]) -> None:
+        self.highs = highs
+        self._gaps = gaps
+        self._starts = {device: [g.first for g in found] for device, found in gaps.items()}
+
+    def high(self, device_id: str) -> int:
+        return self.highs.get(device_id, FIRST_SEQ - 1)
+
+    def gap_of(self, device_id: str, seq: int) -> _Gap | None:
+        """The open gap holding `seq`, if it is missing."""
+        starts = self._starts.get(device_id)
+        if not starts:
+            return None
+        at = bisect_right(starts, seq) - 1
+        if at < 0:
+            return None
+        gap = self._gaps[device_id][at]
+        return gap if gap.last >= seq else None
+
+    def maybe_stored(self, device_id: str, seq: int) -> bool:
+        return seq <= self.high(device_id) and self.gap_of(device_id, seq) is None
+
+
+def load_cursors(session: Session, seqs: Mapping[str, Collection[int]]) -> Cursors:
+    """The cursors of the devices in `seqs` (device id -> numbers arriving), locked until
+    commit, with the open gaps those numbers may fall in: two statements per batch."""
+    if not seqs:
+        return Cursors({}, {})
+    connection = session.connection()
+    highs: dict[str, int] = dict(connection.execute(
+        core_select(_CURSORS.c.device_id, _CURSORS.c.high_seq)
+        .where(_CURSORS.c.device_id.in_(seqs.keys()))
+        .with_for_update()
+    ).all())
+    lows: dict[str, int] = {}
+    for device_id, numbers in seqs.items():
+        below = [n for n in numbers if n <= highs.get(device_id, FIRST_SEQ - 1)]
+        if below:
+            lows[device_id] = min(below)
+    gaps: dict[str, list[_Gap]] = {}
+    if lows:
+        rows = connection.execute(
+            core_select(_GAPS.c.id, _GAPS.c.device_id, _GAPS.c.first_seq, _GAPS.c.last_seq)
+            .where(_GAPS.c.device_id.in_(lows.keys()), _GAPS.c.closed_at.is_(None),
+                   _GAPS.c.last_seq >= min(lows.values()))
+            .order_by(_GAPS.c.device_id, _GAPS.c.first_seq)
+        )
+        for gap_id, device_id, first, last in rows:
+            if last >= lows[device_id]:
+                gaps.setdefault(device_id, []).append(_Gap(gap_id, first, last))
+    return Cursors(highs, gaps)
+
 
 def advance(
-    session: Session, accepted: Mapping[str, Iterable[int]], now: datetime
+    session: Session, accepted: Mapping[str, Collection[int]], now: datetime,
+    cursors: Cursors | None = None,
 ) -> dict[str, int]:
     """Record newly accepted sequence numbers (device id -> seqs): move each device's cursor,
     open and close gaps. Return the devices some of whose missing numbers arrived, each with
     the lowest of them (reads above it may have been held waiting: `api.custody.pending`).
 
-    One locked read of every cursor the batch touches and bulk writes: a batch from many
-    readers costs a few statements, not a few per reader. Re-sent numbers (below the cursor)
-    are rare and take the row-by-row path, which must see the gaps opened before them.
+    `cursors`: as `load_cursors` returned them in this transaction (read here if not given).
+    A few bulk statements per batch however many readers it holds. A gap some of whose
+    numbers arrive is closed, and what is still missing of it opened again as new rows.
     """
     if not accepted:
         return {}
-    connection = session.connection()
-    highs: dict[str, int] = dict(connection.execute(
-        core_select(_CURSORS.c.device_id, _CURSORS.c.high_seq)
-        .where(_CURSORS.c.device_id.in_(accepted.keys()))
-        .with_for_update()
-    ).all())
-    gaps: list[dict[str, object]] = []
+    if cursors is None:
+        cursors = load_cursors(session, accepted)
+    opened: list[dict[str, object]] = []
     moved: list[dict[str, object]] = []
     created: list[dict[str, object]] = []
+    filled: dict[int, tuple[str, _Gap, list[int]]] = {}
     refilled: dict[str, int] = {}
     for device_id, seqs in accepted.items():
-        known = device_id in highs
-        high = highs.get(device_id, FIRST_SEQ - 1)
+        high = cursors.high(device_id)
         for seq in sorted(seqs):
-            if seq > high + 1:
-                gaps.append({"device_id": device_id, "first_seq": high + 1,
-                             "last_seq": seq - 1, "opened_at": now, "closed_at": None})
             if seq > high:
+                if seq > high + 1:
+                    opened.append({"device_id": device_id, "first_seq": high + 1,
+                                   "last_seq": seq - 1, "opened_at": now, "closed_at": None})
                 high = seq
-            else:
-                if gaps:  # the fill must find the gaps this batch opened
-                    connection.execute(insert(_GAPS), gaps)
-                    gaps = []
-                _fill(session, device_id, seq, now)
-                session.flush()  # the split rows must be visible to the next fill of this gap
-                refilled.setdefault(device_id, seq)
-        if known:
+                continue
+            gap = cursors.gap_of(device_id, seq)
+            if gap is None:  # below the first number we ever saw in order: nothing awaited
+                continue
+            filled.setdefault(gap.id, (device_id, gap, []))[2].append(seq)
+            refilled.setdefault(device_id, seq)
+        if device_id in cursors.highs:
             moved.append({"b_device": device_id, "b_high": high, "b_now": now})
         else:
             created.append({"device_id": device_id, "high_seq": high, "updated_at": now})
-    if gaps:
-        connection.execute(insert(_GAPS), gaps)
+    for device_id, gap, arrived in filled.values():
+        start = gap.first
+        for seq in arrived:  # ascending: `seqs` were walked in order
+            if start < seq:
+                opened.append({"device_id": device_id, "first_seq": start, "last_seq": seq - 1,
+                               "opened_at": now, "closed_at": None})
+            start = seq + 1
+        if start <= gap.last:
+            opened.append({"device_id": device_id, "first_seq": start, "last_seq": gap.last,
+                           "opened_at": now, "closed_at": None})
+    connection = session.connection()
+    if filled:
+        connection.execute(_CLOSE_GAPS, {"b_ids": list(filled), "b_now": now})
+    if opened:
+        connection.execute(insert(_GAPS), opened)
     if moved:
         connection.execute(_MOVE_CURSOR, moved)
     if created:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -171,6 +172,61 @@ def test_gaps_open_and_close_as_the_agent_resends(
     pipeline.process([reader.message(s) for s in (5, 2, 3, 9)])
     with Session(engine) as session:
         assert open_gaps(session, reader.reader_id) == [(7, 8)]
+
+
+def _missing_ranges(seen: set[int]) -> list[tuple[int, int]]:
+    """The model: every number below the highest seen and not seen, as ranges."""
+    ranges: list[tuple[int, int]] = []
+    for seq in range(max(seen, default=-1)):
+        if seq in seen:
+            continue
+        if ranges and ranges[-1][1] == seq - 1:
+            ranges[-1] = (ranges[-1][0], seq)
+        else:
+            ranges.append((seq, seq))
+    return ranges
+
+
+def test_workers_splitting_a_readers_numbers_lose_none_and_store_none_twice(
+    engine: Engine, reader: RegisteredReader, pipeline: IngestPipeline
+) -> None:
+    # A shared subscription hands alternate messages of one reader to each worker, so most
+    # batches fill gaps another batch left: every such number is new, not a replay, and the
+    # gaps left open are exactly the numbers still missing (checked against a model).
+    messages = {seq: reader.message(seq) for seq in range(60)}
+    rng = random.Random(7)
+    order = list(messages)
+    rng.shuffle(order)
+    seen: set[int] = set()
+    while order:
+        size = rng.randint(1, 9)
+        batch, order = order[:size], order[size:]
+        result = pipeline.process([messages[seq] for seq in batch])
+        assert sorted(v.observation.seq for v in result.recorded.accepted) == sorted(batch)
+        assert result.recorded.duplicates == [] and result.recorded.rejected == []
+        seen.update(batch)
+        with Session(engine) as session:
+            assert open_gaps(session, reader.reader_id) == _missing_ranges(seen)
+    assert _count(engine, IngestedObservation) == 60
+    again = pipeline.process([messages[seq] for seq in (5, 31, 59)])
+    assert again.recorded.accepted == [] and len(again.recorded.duplicates) == 3
+    reused = pipeline.process([reader.message(31, epc="E28011606000020500000002")])
+    assert [r.reason.value for r in reused.recorded.rejected] == ["seq_conflict"]
+    assert _count(engine, IngestedObservation) == 60
+
+
+def test_a_replay_of_a_number_that_filled_a_gap_is_a_replay(
+    engine: Engine, reader: RegisteredReader, pipeline: IngestPipeline
+) -> None:
+    pipeline.process([reader.message(s) for s in (0, 4)])
+    filled = reader.message(2)
+    assert len(pipeline.process([filled]).recorded.accepted) == 1
+    # 2 is below the cursor and no longer in a gap: only a look-up can tell, and it must.
+    result = pipeline.process([filled, reader.message(3)])
+    assert len(result.recorded.duplicates) == 1
+    assert [v.observation.seq for v in result.recorded.accepted] == [3]
+    with Session(engine) as session:
+        assert open_gaps(session, reader.reader_id) == [(1, 1)]
 
 
 def test_gaps_are_per_device(engine: Engine, pipeline: IngestPipeline) -> None:

@@ -1,12 +1,26 @@
-"""`api.db.pairs_in`: the same rows as a row-value IN, answered from the index on SQLite."""
+"""`api.db.pairs_in` (the same rows as a row-value IN, answered from the index on SQLite) and
+`api.db.text_among` (the same rows as IN, one statement text on PostgreSQL)."""
 
 from __future__ import annotations
 
+from api_support import register_reader
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert, select
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    insert,
+    select,
+)
+from sqlmodel import Session
 
-from api.db import pairs_in
+from api.db import pairs_in, text_among
+from api.models import Reader as ReaderRow
 
 _META = MetaData()
 _NODES = Table(
@@ -46,3 +60,21 @@ def test_sqlite_searches_the_index_instead_of_scanning() -> None:
             "EXPLAIN QUERY PLAN " + str(compiled),
             tuple(compiled.params[name] for name in compiled.positiontup or ())))
     assert "SEARCH node USING" in plan and "SCAN node" not in plan, plan
+
+
+def test_text_among_finds_the_rows_asked_for_with_one_statement_text(engine: Engine) -> None:
+    for n in range(5):
+        register_reader(engine, reader_id=f"rdr-{n}")
+    ids = ReaderRow.__table__.c.id  # type: ignore[attr-defined]
+    texts = set()
+    with Session(engine) as session:
+        for wanted in (["rdr-1"], ["rdr-0", "rdr-4", "nobody"], [f"x-{i}" for i in range(300)]
+                       + ["rdr-2"], ["it's", 'a "quote"', "rdr-3"]):
+            query = select(ids).where(text_among(ids, wanted, session))
+            found = set(session.connection().execute(query).scalars())
+            assert found == {w for w in wanted if w.startswith("rdr-")}
+            texts.add(str(query.compile(dialect=engine.dialect)))
+    # PostgreSQL: one array parameter, so one text however many values (psycopg parses each
+    # new text in Python); SQLite expands its IN list at execution, as before.
+    assert len(texts) == 1
+    assert ("= ANY" in texts.pop()) == (engine.dialect.name == "postgresql")
