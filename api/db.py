@@ -103,25 +103,42 @@ class Bytes(TypeDecorator[bytes]):
         return bytes(value)
 
 
+def _dialect(bind: Connection | Session) -> Dialect:
+    return bind.dialect if isinstance(bind, Connection) else bind.get_bind().dialect
+
+
 def pairs_in(
     first: ColumnElement[Any], second: ColumnElement[Any], pairs: Iterable[tuple[Any, Any]],
     *, also: Mapping[ColumnElement[Any], Any] | None = None, name: str = "k",
+    bind: Connection | Session | None = None,
 ) -> TextClause:
     """`(first, second) IN pairs` (with each `also` column equal to its value), written so
-    every backend answers it from an index; `pairs` must not be empty.
+    every backend answers it from an index; `pairs` must not be empty. `bind`: the connection
+    or session it runs on (only PostgreSQL is written differently).
 
     SQLite plans a row-value IN, `(a, b) IN (VALUES ...)`, as a scan of the whole table;
     grouped by `first` and OR'ed, `(a = ? AND b IN (...)) OR ...`, it searches the index once
-    per group, as PostgreSQL does. Plain SQL text with bound values: built through the
-    expression language, each value of an IN list costs a coercion, which dominated a batch.
+    per group. Plain SQL text with bound values: built through the expression language, each
+    value of an IN list costs a coercion, which dominated a batch. On PostgreSQL the pairs go
+    as two arrays, `(a, b) IN (SELECT * FROM unnest(...))`: one statement text whatever the
+    pairs, as psycopg parses every new text in Python (see `text_among`).
     """
-    groups: dict[Any, list[Any]] = defaultdict(list)
-    for a, b in pairs:
-        groups[a].append(b)
     fixed = [(f"{column.key} = :{name}c{n}", f"{name}c{n}", value)
              for n, (column, value) in enumerate((also or {}).items())]
     params: dict[str, Any] = {key: value for _, key, value in fixed}
     prefix = "".join(f"{clause} AND " for clause, _, _ in fixed)
+    if bind is not None and (dialect := _dialect(bind)).name == "postgresql":
+        wanted = list(pairs)
+        params[f"{name}a"] = [a for a, _ in wanted]
+        params[f"{name}b"] = [b for _, b in wanted]
+        arrays = ", ".join(f"CAST(:{name}{tag} AS {column.type.compile(dialect=dialect)}[])"
+                           for tag, column in (("a", first), ("b", second)))
+        # Only column names and types go into the text; every value is a bound parameter.
+        clause = f"{prefix}({first.key}, {second.key}) IN (SELECT * FROM unnest({arrays}))"  # noqa: S608
+        return text(clause).bindparams(**params)
+    groups: dict[Any, list[Any]] = defaultdict(list)
+    for a, b in pairs:
+        groups[a].append(b)
     branches = []
     for g, (a, bs) in enumerate(groups.items()):
         params[f"{name}a{g}"] = a
@@ -145,8 +162,7 @@ def text_among(
     the same text every time. SQLite keeps IN, which its planner answers from the index.
     """
     wanted = list(values)
-    dialect = bind.dialect if isinstance(bind, Connection) else bind.get_bind().dialect
-    if dialect.name == "postgresql":
+    if _dialect(bind).name == "postgresql":
         return column == any_(bindparam(None, wanted, type_=postgresql.ARRAY(String())))
     return column.in_(wanted)
 

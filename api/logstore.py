@@ -22,14 +22,14 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import Engine, event, insert, text, update
+from sqlalchemy import Engine, event, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, SQLModel, col, select
 
 from api.db import pairs_in, sqlite_writer_lock, utcnow
-from api.models.custody import AgencyLog, LogState
+from api.models.custody import AgencyLog, LogNode, LogState
 from ledger.core.merkle import HASH_SIZE
 from ledger.core.merkle_plan import Coord
 from ledger.log import MerkleLog, Node, NodeConflict, NodeMissing
@@ -38,13 +38,6 @@ LOG_STATE_ID: Final = 1
 
 _NODES = SQLModel.metadata.tables["log_node"]
 _SIZES = SQLModel.metadata.tables["agency_log"]
-
-_NODES_AT_PG: Final = text(
-    "SELECT n.level, n.idx, n.hash FROM log_node AS n"
-    " JOIN unnest(CAST(:levels AS integer[]), CAST(:idxs AS bigint[])) AS w(level, idx)"
-    " ON n.level = w.level AND n.idx = w.idx WHERE n.agency_id = :agency"
-)
-"""The stored nodes of an agency at the coordinates (levels[i], idxs[i]), on PostgreSQL."""
 
 SELECT_BATCH: Final = 400
 """Coordinates per SELECT: two bound parameters each, well under every backend's limit."""
@@ -115,23 +108,16 @@ class DatabaseNodeStore:
     def get_many(self, coords: Sequence[Coord]) -> list[bytes]:
         found = {(lv, ix): h for lv, ix, h in self._pending}
         wanted = [c for c in coords if c not in found]
-        postgres = self._session.get_bind().dialect.name == "postgresql"
         for start in range(0, len(wanted), SELECT_BATCH):
             batch = wanted[start:start + SELECT_BATCH]
-            if postgres:
-                # One statement text whatever the coordinates: psycopg parses every new text in
-                # Python, and a batch's coordinates differ every time.
-                rows = self._session.connection().execute(_NODES_AT_PG, {
-                    "agency": self.agency_id, "levels": [lv for lv, _ in batch],
-                    "idxs": [ix for _, ix in batch]})
-            else:
-                rows = self._session.connection().execute(
-                    select(_NODES.c.level, _NODES.c.idx, _NODES.c.hash).where(pairs_in(
-                        _NODES.c.level, _NODES.c.idx, batch,
-                        also={_NODES.c.agency_id: self.agency_id}))
-                )
+            rows = self._session.exec(
+                select(LogNode.level, LogNode.idx, LogNode.hash).where(pairs_in(
+                    _NODES.c.level, _NODES.c.idx, batch, also={_NODES.c.agency_id: self.agency_id},
+                    bind=self._session,
+                ))
+            )
             for level, idx, digest in rows:
-                found[(level, idx)] = bytes(digest)
+                found[(level, idx)] = digest
         try:
             return [found[coord] for coord in coords]
         except KeyError as missing:

@@ -67,7 +67,7 @@ def _stored_hashes(session: Session, keys: list[tuple[str, int]]) -> dict[tuple[
         chunk = keys[start:start + SELECT_BATCH]
         found.update(((device, seq), digest) for device, seq, digest in connection.execute(
             core_select(columns.device_id, columns.seq, columns.envelope_hash)
-            .where(pairs_in(columns.device_id, columns.seq, chunk))
+            .where(pairs_in(columns.device_id, columns.seq, chunk, bind=connection))
         ))
     return found
 
