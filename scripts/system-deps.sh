@@ -3,7 +3,8 @@
 #   scripts/system-deps.sh run    what `make run` needs: the Mosquitto broker
 #   scripts/system-deps.sh test   what `make test` needs as well: Chromium for the browser
 #                                 tests (never a downloaded browser) and poppler-utils to
-#                                 check PDF reports
+#                                 check PDF reports, and mosquitto_pub, the ingest
+#                                 benchmark's load (and its smoke test)
 set -euo pipefail
 
 need=()
@@ -11,6 +12,7 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 if [ "${1:-test}" = "test" ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
   command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
+  command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

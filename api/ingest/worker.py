@@ -6,6 +6,10 @@ batch holding that message has committed, so a worker that dies before commit le
 messages unacknowledged and the broker redelivers them (persistent session, stable client id);
 ingest is idempotent, so a redelivered message that did commit is only a replay. The MQTT v5
 Receive Maximum bounds the messages in flight, and so this worker's memory.
+
+An events message may carry several envelopes (`ledger.core.packing`: an agent sending a
+backlog). Its envelopes are verified and recorded one by one, always in the same batch, and
+the message is acknowledged once, when that batch has committed.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import paho.mqtt.client as mqtt
@@ -36,6 +41,7 @@ from api.ingest.topics import events_subscription
 from api.ingest.verify import InboundMessage
 from api.logstore import claim_log_writer
 from api.metrics import DECISION_LATENCY_SECONDS
+from ledger.core.packing import unpack
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,14 @@ a crashed worker being restarted by hand after a night."""
 
 MAX_RECEIVE_MAXIMUM: Final = 65_535
 """MQTT v5's largest Receive Maximum (a 16-bit field)."""
+
+MAX_ENVELOPES_PER_MESSAGE: Final = 64
+"""Envelopes one events message may carry (the agent packs at most 50); a longer array is
+refused whole, as one malformed message."""
+
+MAX_EVENTS_BYTES: Final = 64 * 1024
+"""Bytes of one events message (the agent packs at most 48 KiB); a larger one is not looked
+into but refused whole, as oversize."""
 
 DECISIONS_IN_FLIGHT: Final = 200
 """Decision publishes awaiting their PUBACK at once. paho's default, 20, queues the rest of a
@@ -62,6 +76,15 @@ HELD_SCAN_S: Final = 5.0
 devices with an open gap (a handful), so cheap enough to run often."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    """One MQTT message: the envelopes it carries, and what acknowledging it takes."""
+
+    envelopes: list[InboundMessage]
+    mid: int
+    qos: int
+
+
 class IngestWorker:
     """One MQTT client feeding an `IngestPipeline` in batches; `start()` then `stop()`."""
 
@@ -72,7 +95,7 @@ class IngestWorker:
         self._settings = settings
         self._pipeline = pipeline
         self._on_batch = on_batch
-        self._inbox: queue.Queue[tuple[InboundMessage, int]] = queue.Queue()
+        self._inbox: queue.Queue[_Delivery] = queue.Queue()
         self._stopping = threading.Event()
         self._subscribed = threading.Event()
         self._connected = threading.Event()
@@ -117,7 +140,12 @@ class IngestWorker:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         topic = message.topic if isinstance(message.topic, str) else ""
-        self._inbox.put((InboundMessage(topic, bytes(message.payload), message.mid), message.qos))
+        payload = bytes(message.payload)
+        envelopes = ([payload] if len(payload) > MAX_EVENTS_BYTES
+                     else unpack(payload, MAX_ENVELOPES_PER_MESSAGE))
+        self._inbox.put(_Delivery(
+            [InboundMessage(topic, envelope, message.mid) for envelope in envelopes],
+            message.mid, message.qos))
 
     def start(self) -> None:
         """Connect (retrying in the background if the broker is down) and start consuming."""
@@ -141,7 +169,9 @@ class IngestWorker:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def _take_batch(self) -> list[tuple[InboundMessage, int]]:
+    def _take_batch(self) -> list[_Delivery]:
+        """Whole messages, about `ingest_batch_size` envelopes (a packed message is never
+        split across batches: it is acknowledged once, when all of it has committed)."""
         try:
             batch = [self._inbox.get(timeout=STOP_POLL_S)]
         except queue.Empty:
@@ -151,16 +181,17 @@ class IngestWorker:
         # of a transaction is worth spreading over many reads.
         wait_ms = self._settings.ingest_batch_wait_ms if self._loaded else 0
         deadline = time.monotonic() + wait_ms / 1000
-        while len(batch) < self._settings.ingest_batch_size:
+        envelopes = len(batch[0].envelopes)
+        while envelopes < self._settings.ingest_batch_size:
             remaining = deadline - time.monotonic()
             try:
-                batch.append(
-                    self._inbox.get(timeout=remaining) if remaining > 0
-                    else self._inbox.get_nowait()
-                )
+                delivery = (self._inbox.get(timeout=remaining) if remaining > 0
+                            else self._inbox.get_nowait())
             except queue.Empty:
                 break
-        self._loaded = len(batch) >= self._settings.ingest_batch_size
+            batch.append(delivery)
+            envelopes += len(delivery.envelopes)
+        self._loaded = envelopes >= self._settings.ingest_batch_size
         return batch
 
     def _scan_overdue(self) -> None:
@@ -217,7 +248,8 @@ class IngestWorker:
                 continue
             started = time.perf_counter()
             try:
-                result = self._pipeline.process([message for message, _ in batch])
+                result = self._pipeline.process(
+                    [envelope for delivery in batch for envelope in delivery.envelopes])
             except Exception:
                 # IngestError or a bug in the custody rules alike: nothing committed. Leave
                 # the messages unacknowledged and drop the connection, so the broker
@@ -230,8 +262,8 @@ class IngestWorker:
             self.decisions.publish(result.decisions)
             if result.decisions:
                 DECISION_LATENCY_SECONDS.observe(time.perf_counter() - started)
-            for message, qos in batch:
-                self.client.ack(message.mid, qos)
+            for delivery in batch:
+                self.client.ack(delivery.mid, delivery.qos)
             if self._on_batch is not None:
                 self._on_batch(result)
 

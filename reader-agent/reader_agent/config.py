@@ -52,6 +52,12 @@ class PipelineSettings:
     portal_window_s: float = 5.0
 
 
+MAX_ENVELOPES_PER_MESSAGE: Final = 50
+"""Envelopes packed into one events message when there is a backlog (`ledger.core.packing`):
+MQTT then costs a fiftieth per read, and a message stays small. The API takes up to 64. An
+agent set to 1 sends one envelope a message, for an API from before packing."""
+
+
 @dataclass(frozen=True, slots=True)
 class MqttSettings:
     host: str = "127.0.0.1"
@@ -66,6 +72,7 @@ class MqttSettings:
     reconnect_max_s: int = 60
     inflight_window: int = 1000
     health_interval_s: float = 30.0
+    envelopes_per_message: int = MAX_ENVELOPES_PER_MESSAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +209,8 @@ def _mqtt(raw: Any, base: Path, reader_id: str) -> MqttSettings:
         # Below 65,535: paho reuses packet ids past that many unacknowledged publishes.
         inflight_window=mqtt.number("inflight_window", 1, 20_000, 1000),
         health_interval_s=float(mqtt.number("health_interval_s", 0.1, 3600.0, 30.0)),
+        envelopes_per_message=mqtt.number(
+            "envelopes_per_message", 1, MAX_ENVELOPES_PER_MESSAGE, MAX_ENVELOPES_PER_MESSAGE),
     )
     mqtt.finish()
     if (settings.tls_cert is None) != (settings.tls_key is None):

@@ -1,27 +1,37 @@
 """Decisions the API sends back to this reader, and how the desk shows them.
 
-Payload (JSON object on `.../decisions`)::
+Payload (JSON on `.../decisions`): one decision object, or an array of them when the API
+answers several observations of this reader at once (a tray of radios scanned in one pass)::
 
     {"seq": 41, "decision": "accept" | "refuse", "reason": "..." | null, "asset": "..." | null,
      "action": "check_out" | ... | null}
 
 `seq` is the observation the decision answers. Anything else (oversized, not JSON, wrong
-types, unknown fields) is refused with a typed error and counted by the publisher; it never
-reaches the indicator. `DecisionIndicator` lights a green or red LED and sounds a buzzer on a
-Raspberry Pi when `gpiozero` is importable and pins are configured; elsewhere it only logs.
+types, unknown fields, an empty or over-long array) is refused with a typed error and counted
+by the publisher; it never reaches the indicator. An array is refused whole if any element is
+bad: the API builds it as one message, so a bad element means the message is not the API's.
+
+`DecisionIndicator` shows one message's decisions with one light: a green or red LED, and a
+buzzer on a refusal, on a Raspberry Pi when `gpiozero` is importable and pins are configured;
+elsewhere it only logs.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from reader_agent.errors import AgentError
 
-MAX_DECISION_BYTES: Final = 4096
-"""A decision is one short JSON object; anything larger is refused before parsing."""
+MAX_DECISION_BYTES: Final = 65_536
+"""A decisions message is one short JSON object or an array of them (the API packs at most
+`MAX_DECISIONS_PER_MESSAGE`, each under 1 KiB); anything larger is refused before parsing."""
+
+MAX_DECISIONS_PER_MESSAGE: Final = 256
+"""The most decisions one message may carry (`api.ingest.publishing` packs at most this)."""
 
 MAX_REASON_CHARS: Final = 512
 """Long enough for a human-readable refusal reason, short enough for a log line."""
@@ -49,14 +59,23 @@ def _optional_text(record: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def parse_decision(payload: bytes) -> Decision:
-    """Parse and check one decisions payload."""
+def parse_decisions(payload: bytes) -> list[Decision]:
+    """Parse and check one decisions message: a decision object or a non-empty array of them."""
     if len(payload) > MAX_DECISION_BYTES:
         raise DecisionError(f"decision is {len(payload)} bytes, limit {MAX_DECISION_BYTES}")
     try:
-        record = json.loads(payload.decode("utf-8"))
+        value = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise DecisionError("decision is not UTF-8 JSON") from None
+    if not isinstance(value, list):
+        return [_decision(value)]
+    if not 0 < len(value) <= MAX_DECISIONS_PER_MESSAGE:
+        raise DecisionError(
+            f"a decisions array holds 1 to {MAX_DECISIONS_PER_MESSAGE}, not {len(value)}")
+    return [_decision(record) for record in value]
+
+
+def _decision(record: Any) -> Decision:
     if not isinstance(record, dict):
         raise DecisionError("decision must be a JSON object")
     unknown = set(record) - {"seq", "decision", "reason", "asset", "action"}
@@ -89,12 +108,16 @@ class DecisionIndicator:
         if buzzer_pin is not None:
             self._buzzer = gpiozero.Buzzer(buzzer_pin)
 
-    def show(self, decision: Decision) -> None:
-        log.info("decision %s", json.dumps({
-            "seq": decision.seq, "decision": "accept" if decision.accepted else "refuse",
-            "reason": decision.reason, "asset": decision.asset, "action": decision.action}))
-        led = self._green if decision.accepted else self._red
+    def show(self, decisions: Sequence[Decision]) -> None:
+        """One log line per decision; one light for the message (a tray scanned in one pass
+        gets one answer): red, and the buzzer, if any of them was refused, else green."""
+        for decision in decisions:
+            log.info("decision %s", json.dumps({
+                "seq": decision.seq, "decision": "accept" if decision.accepted else "refuse",
+                "reason": decision.reason, "asset": decision.asset, "action": decision.action}))
+        accepted = all(decision.accepted for decision in decisions)
+        led = self._green if accepted else self._red
         if led is not None:
             led.blink(on_time=0.2, off_time=0.2, n=3)
-        if self._buzzer is not None and not decision.accepted:
+        if self._buzzer is not None and not accepted:
             self._buzzer.beep(on_time=0.5, off_time=0.2, n=2)

@@ -3,7 +3,9 @@
 Topic scheme (`{agency}/{site}/{reader}` are the config's ids, restricted to MQTT-safe
 characters so no id can inject a `/`, `+` or `#`)::
 
-    kitledger/v1/{agency}/{site}/{reader}/events     QoS 1, payload: an envelope's canonical bytes
+    kitledger/v1/{agency}/{site}/{reader}/events     QoS 1, payload: an envelope's canonical bytes,
+                                                     or a JSON array of up to 50 (a backlog,
+                                                     `[mqtt] envelopes_per_message`)
     kitledger/v1/{agency}/{site}/{reader}/status     QoS 1, retained: "online"; Last Will "offline"
     kitledger/v1/{agency}/{site}/{reader}/health     QoS 0, JSON health snapshot, periodic
     kitledger/v1/{agency}/{site}/{reader}/decisions  QoS 1, subscribed: the API's answers (JSON)
@@ -29,12 +31,17 @@ from typing import Any, Final
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from ledger.core.packing import chunks, pack
 from reader_agent.config import MqttSettings
-from reader_agent.decisions import DecisionError, DecisionIndicator, parse_decision
+from reader_agent.decisions import DecisionError, DecisionIndicator, parse_decisions
 from reader_agent.errors import PublisherError
 
 MAX_PASSWORD_BYTES: Final = 1024
 """A broker password file holds one line; refuse anything that is clearly not one."""
+
+MAX_MESSAGE_BYTES: Final = 48 * 1024
+"""Bytes of one events message, under the API's limit (`api.ingest.worker.MAX_EVENTS_BYTES`);
+an envelope is about 450 bytes and at most about 1.2 KiB."""
 
 MAX_PENDING_DECISIONS: Final = 1000
 """Decisions queued between loop turns; a flood beyond this is counted and dropped."""
@@ -113,7 +120,8 @@ class Publisher:
         self._client = client
         self._acked_mids: collections.deque[int] = collections.deque()
         self._decisions: collections.deque[bytes] = collections.deque()
-        self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
+        self._inflight: dict[int, list[int]] = {}  # paho mid -> the outbox seqs it carries
+        self._inflight_rows = 0
         self.connected = False
         self.last_error: str | None = None
         self._last_alarm: str | None = None
@@ -179,22 +187,28 @@ class Publisher:
 
     @property
     def window_free(self) -> int:
-        return max(0, self.settings.inflight_window - len(self._inflight))
+        return max(0, self.settings.inflight_window - self._inflight_rows)
 
     @property
     def inflight(self) -> int:
-        return len(self._inflight)
+        """Rows published and not yet acknowledged."""
+        return self._inflight_rows
 
     def publish_rows(self, rows: list[tuple[int, bytes]]) -> int:
-        """Hand rows to paho (it queues them while disconnected). Returns how many it took."""
+        """Hand rows to paho (it queues them while disconnected), several envelopes to a
+        message when there is a backlog (`ledger.core.packing`). Returns how many it took."""
         taken = 0
-        for seq, envelope in rows:
-            info = self._client.publish(self.topics.events, envelope, qos=1)
+        sizes = [len(envelope) for _, envelope in rows]
+        for span in chunks(sizes, self.settings.envelopes_per_message, MAX_MESSAGE_BYTES):
+            message = rows[span.start:span.stop]
+            info = self._client.publish(
+                self.topics.events, pack([envelope for _, envelope in message]), qos=1)
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
                 self.last_error = f"publish refused by client: {mqtt.error_string(info.rc)}"
                 break
-            self._inflight[info.mid] = seq
-            taken += 1
+            self._inflight[info.mid] = [seq for seq, _ in message]
+            self._inflight_rows += len(message)
+            taken += len(message)
         return taken
 
     def take_acknowledged(self) -> list[int]:
@@ -202,9 +216,10 @@ class Publisher:
         seqs: list[int] = []
         acked, inflight = self._acked_mids, self._inflight
         while acked:
-            seq = inflight.pop(acked.popleft(), None)
-            if seq is not None:  # status/health mids are not ours to track
-                seqs.append(seq)
+            message = inflight.pop(acked.popleft(), None)
+            if message is not None:  # status/health mids are not ours to track
+                seqs += message
+        self._inflight_rows -= len(seqs)
         return seqs
 
     def show_decisions(self) -> None:
@@ -212,13 +227,13 @@ class Publisher:
         while self._decisions:
             payload = self._decisions.popleft()
             try:
-                decision = parse_decision(payload)
+                decisions = parse_decisions(payload)
             except DecisionError as exc:
                 self.decisions_rejected += 1
                 log.warning("decision rejected: %s", exc)
                 continue
-            self.decisions_shown += 1
-            self.indicator.show(decision)
+            self.decisions_shown += len(decisions)
+            self.indicator.show(decisions)
 
     def publish_health(self, health: bytes) -> None:
         if self.connected:

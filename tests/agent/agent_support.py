@@ -10,8 +10,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from reader_agent.config import AntennaZone, PipelineSettings
+from reader_agent.config import MAX_ENVELOPES_PER_MESSAGE, AntennaZone, PipelineSettings
 from reader_agent.reads import TagRead
+
+from ledger.core.packing import unpack
 
 
 def epc(n: int, prefix: str = "3034") -> bytes:
@@ -109,6 +111,12 @@ class Subscriber:
         with self._lock:
             return [p for t, p, _ in self.messages if t.endswith(suffix)]
 
+    def envelopes(self) -> list[bytes]:
+        """Every envelope received on an events topic, unpacked from the messages that carried
+        several (`ledger.core.packing`), in order of arrival."""
+        return [envelope for payload in self.payloads("/events")
+                for envelope in unpack(payload, MAX_ENVELOPES_PER_MESSAGE)]
+
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
         return wait_for(predicate, timeout)
 
@@ -136,12 +144,12 @@ class ListSource:
         self.closed = True
 
 
-def verified_events(payloads: list[bytes], public_key: Any) -> dict[int, bytes]:
+def verified_events(envelopes: list[bytes], public_key: Any) -> dict[int, bytes]:
     """seq -> envelope bytes, checking signatures and that no seq carries two different bodies."""
     from ledger.core.envelope import Envelope, verify_envelope
 
     by_seq: dict[int, bytes] = {}
-    for payload in payloads:
+    for payload in envelopes:
         seq = verify_envelope(Envelope.from_bytes(payload), public_key)["seq"]
         assert by_seq.setdefault(seq, payload) == payload, f"seq {seq} reused"
     return by_seq

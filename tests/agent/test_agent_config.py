@@ -36,6 +36,8 @@ def test_the_documented_example_is_valid() -> None:
     (('role = "issue_desk"', 'role = "kiosk"'), "role 'kiosk'"),
     (('prefixes = ["E2801190"]', 'prefixes = ["not hex"]'), "hex byte strings"),
     (("inflight_window = 1000", "inflight_window = 70000"), "inflight_window"),
+    (("envelopes_per_message = 50", "envelopes_per_message = 65"), "envelopes_per_message"),
+    (("envelopes_per_message = 50", "envelopes_per_message = 0"), "envelopes_per_message"),
     (('tls_key = "/etc/kitledger/reader.key.pem"\n', ""), "given together"),
     (("min_reads = 2", "min_reads = true"), "min_reads must be int"),
 ])

@@ -38,7 +38,7 @@ def test_kill_9_mid_stream_then_restart_loses_and_reuses_nothing(
     assert wait_for(lambda: sub.client.is_connected(), 10)
     agent = spawn(config)
     try:
-        assert wait_for(lambda: len(sub.payloads("/events")) >= 300, 60)
+        assert wait_for(lambda: len(sub.envelopes()) >= 300, 60)
         agent.send_signal(signal.SIGKILL)
         agent.wait(10)
         # The broker publishes the Last Will when the dead agent's socket closes.
@@ -60,6 +60,6 @@ def test_kill_9_mid_stream_then_restart_loses_and_reuses_nothing(
         left = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
     assert left == 0 and next_seq == committed + 2000
     key = load_key(tmp_path / "keys" / "reader.key")
-    events = verified_events(sub.payloads("/events"), key.public_key())
+    events = verified_events(sub.envelopes(), key.public_key())
     assert sorted(events) == list(range(next_seq))
     assert sub.payloads("/status")[-1] == b"offline"

@@ -6,14 +6,16 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from agent_support import ListSource, Subscriber, verified_events, wait_for
 from fixtures.mosquitto import MosquittoBroker
 from paho.mqtt.enums import CallbackAPIVersion
 from reader_agent.agent import ReaderAgent
-from reader_agent.config import load_config
+from reader_agent.config import MAX_ENVELOPES_PER_MESSAGE, load_config
 from reader_agent.identity import load_key
 
 BASE = "kitledger/v1/testforce/stores/desk-1"
@@ -25,9 +27,10 @@ def start(agent: ReaderAgent) -> threading.Thread:
     return thread
 
 
+@pytest.mark.parametrize("per_message", [MAX_ENVELOPES_PER_MESSAGE, 1])
 def test_broker_down_while_10000_reads_arrive_then_all_delivered(
         mosquitto: MosquittoBroker, write_config: Callable[..., Path],
-        subscriber_factory: Callable[..., Subscriber]) -> None:
+        subscriber_factory: Callable[..., Subscriber], per_message: int) -> None:
     sub = subscriber_factory(mosquitto.port, f"{BASE}/events")
     assert sub.wait_for(lambda: sub.client.is_connected(), 10)
     time.sleep(0.2)  # the SUBACK: the persistent session now holds the subscription
@@ -35,22 +38,26 @@ def test_broker_down_while_10000_reads_arrive_then_all_delivered(
     # The agent reconnects within a second, often before the subscriber: what the broker
     # relays meanwhile is queued in the subscriber's persistent session (and must be kept).
     config = load_config(write_config(mqtt_port=mosquitto.port))
+    config = replace(config, mqtt=replace(config.mqtt, envelopes_per_message=per_message))
     agent = ReaderAgent(config, source=ListSource(list(range(10_000))))
     thread = start(agent)
     assert sub.wait_for(lambda: agent.outbox.next_seq == 10_000, 60)
     assert agent.publisher.connected is False and agent.outbox.depth == 10_000
     mosquitto.start()
     assert sub.wait_for(lambda: sub.client.is_connected(), 10)
-    delivered = sub.wait_for(lambda: len(set(sub.payloads("/events"))) >= 10_000, 60)
+    delivered = sub.wait_for(lambda: len(set(sub.envelopes())) >= 10_000, 60)
     missing = set(range(10_000)) - set(
-        verified_events(sub.payloads("/events"), load_key(config.key_file).public_key()))
+        verified_events(sub.envelopes(), load_key(config.key_file).public_key()))
     assert delivered, (len(missing), sorted(missing)[:10], agent.health(0.0))
     assert sub.wait_for(lambda: agent.outbox.depth == 0, 30)
     agent.stopping.set()
     thread.join(15)
     assert not thread.is_alive()
-    events = verified_events(sub.payloads("/events"), load_key(config.key_file).public_key())
+    events = verified_events(sub.envelopes(), load_key(config.key_file).public_key())
     assert sorted(events) == list(range(10_000))
+    # The backlog went out packed, up to 50 envelopes to a message (or one each, as set).
+    messages = len(set(sub.payloads("/events")))
+    assert messages == 10_000 if per_message == 1 else messages <= 10_000 // 25
 
 
 def test_status_is_retained_and_decisions_are_shown_or_counted(
@@ -76,7 +83,10 @@ def test_status_is_retained_and_decisions_are_shown_or_counted(
         sender.publish(f"{BASE}/decisions",
                        b'{"seq":1,"decision":"accept","reason":null,"asset":"R-1"}',
                        qos=1).wait_for_publish(5)
-        assert late.wait_for(lambda: agent.publisher.decisions_shown == 1, 10)
+        sender.publish(f"{BASE}/decisions",  # several reads answered in one message
+                       b'[{"seq":2,"decision":"accept"},{"seq":3,"decision":"refuse"}]',
+                       qos=1).wait_for_publish(5)
+        assert late.wait_for(lambda: agent.publisher.decisions_shown == 3, 10)
         assert late.wait_for(lambda: agent.publisher.decisions_rejected == len(garbage), 10)
         sender.loop_stop()
         sender.disconnect()

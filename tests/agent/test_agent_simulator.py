@@ -50,7 +50,7 @@ def health(sub: Subscriber) -> dict[str, Any]:
 def arrived(sub: Subscriber) -> dict[str, int]:
     """EPC hex -> how many `arrive` observations the subscriber saw for it."""
     counts: dict[str, int] = {}
-    for payload in set(sub.payloads("/events")):  # QoS 1 may deliver one envelope twice
+    for payload in set(sub.envelopes()):  # QoS 1 may deliver one envelope twice
         record = Envelope.from_bytes(payload).payload
         if record["kind"] == "arrive":
             counts[record["epc"]] = counts.get(record["epc"], 0) + 1
@@ -103,7 +103,7 @@ def test_agent_process_reads_simulator_survives_unplug_and_garbage(
     assert b"-----BEGIN" not in stderr  # the key never reaches the log
 
     key = load_key(tmp_path / "keys" / "reader.key")
-    events = verified_events(sub.payloads("/events"), key.public_key())
+    events = verified_events(sub.envelopes(), key.public_key())
     assert sorted(events) == list(range(len(events)))  # contiguous from 0, none twice
     assert all(count == 1 for count in arrived(sub).values())
     assert set(arrived(sub)) == first | {tag(100).hex().upper(), tag(101).hex().upper()} | injected

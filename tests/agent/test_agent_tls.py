@@ -90,7 +90,7 @@ def running(agent: ReaderAgent) -> Iterator[ReaderAgent]:
 
 def delivered(sub: Subscriber, agent: ReaderAgent) -> dict[int, bytes]:
     events: dict[int, bytes] = verified_events(
-        sub.payloads("/events"), load_key(agent.config.key_file).public_key())
+        sub.envelopes(), load_key(agent.config.key_file).public_key())
     return events
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
 from api_support import RADIO_EPC, RegisteredReader, register_reader
 from paho.mqtt.enums import CallbackAPIVersion
-from reader_agent.decisions import parse_decision
+from reader_agent.decisions import Decision as Answer
+from reader_agent.decisions import parse_decisions
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
@@ -21,11 +23,12 @@ from api.custody.apply import DecisionMessage, apply_custody
 from api.ingest.pipeline import BatchResult, IngestPipeline
 from api.ingest.record import RecordedBatch
 from api.ingest.verify import InboundMessage
-from api.ingest.worker import IngestWorker
+from api.ingest.worker import MAX_ENVELOPES_PER_MESSAGE, IngestWorker
 from api.models import Decision, IngestedObservation, QuarantinedMessage
 from api.models.assets import AssetClass, AssetCreate
 from api.models.people import PersonCreate
 from api.registry import create_asset, create_person
+from ledger.core.packing import pack
 
 
 def _settings(port: int) -> Settings:
@@ -46,6 +49,21 @@ def _publish(client: mqtt.Client, topic: str, payloads: list[bytes]) -> None:
         info.wait_for_publish(10)
 
 
+@contextmanager
+def _worker_and_agent(engine: Engine, port: int) -> Iterator[mqtt.Client]:
+    """An ingest worker, subscribed, and a client publishing as an agent; both stopped after."""
+    settings = _settings(port)
+    worker = IngestWorker(settings, IngestPipeline(engine, settings))
+    worker.start()
+    assert worker.wait_subscribed(10)
+    agent = _publisher(port)
+    try:
+        yield agent
+    finally:
+        agent.loop_stop()
+        worker.stop()
+
+
 def _stored(engine: Engine, model: type = IngestedObservation) -> int:
     with Session(engine) as session:
         return int(session.exec(select(func.count()).select_from(model)).one())
@@ -63,21 +81,37 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 20) -> bool:
 def test_worker_ingests_published_envelopes_and_quarantines_junk(
     engine: Engine, reader: RegisteredReader, mosquitto: object
 ) -> None:
-    port: int = mosquitto.port  # type: ignore[attr-defined]
-    settings = _settings(port)
-    worker = IngestWorker(settings, IngestPipeline(engine, settings))
-    worker.start()
-    assert worker.wait_subscribed(10)
-    publisher = _publisher(port)
-    try:
+    with _worker_and_agent(engine, mosquitto.port) as agent:  # type: ignore[attr-defined]
         payloads = [reader.signed(seq) for seq in range(50)]
-        _publish(publisher, reader.topic, payloads + payloads[:10] + [b"\x00junk", b"{}"])
+        _publish(agent, reader.topic, payloads + payloads[:10] + [b"\x00junk", b"{}"])
         assert _wait_for(lambda: _stored(engine) == 50 and _stored(engine, QuarantinedMessage) == 2)
-    finally:
-        publisher.loop_stop()
-        worker.stop()
     time.sleep(0.3)  # replays are acknowledged, not stored: still 50
     assert _stored(engine) == 50
+
+
+def test_packed_messages_are_ingested_envelope_by_envelope_and_bad_packs_quarantined(
+    engine: Engine, reader: RegisteredReader, mosquitto: object
+) -> None:
+    """An agent with a backlog packs up to 50 envelopes to a message: each is verified on its
+    own (a forged one among good ones is refused alone); an array that is not a packing (too
+    long, an element not an object) is refused whole, as one message."""
+    forged = reader.signed(60).replace(b'"seq":60', b'"seq":61')
+    assert forged != reader.signed(60)
+    with _worker_and_agent(engine, mosquitto.port) as agent:  # type: ignore[attr-defined]
+        first = [reader.signed(seq) for seq in range(50)]
+        _publish(agent, reader.topic, [
+            pack(first),
+            pack([reader.signed(50), forged, first[3], reader.signed(51)]),  # first[3]: a replay
+            pack([reader.signed(seq) for seq in range(100, 100 + MAX_ENVELOPES_PER_MESSAGE + 1)]),
+            b"[" + reader.signed(200) + b",5]",
+        ])
+        assert _wait_for(lambda: _stored(engine, QuarantinedMessage) == 3)
+        assert _wait_for(lambda: _stored(engine) == 52)
+    with Session(engine) as session:
+        reasons = sorted(session.exec(select(QuarantinedMessage.reason)).all())
+        seqs = set(session.exec(select(IngestedObservation.seq)).all())
+    assert reasons == ["bad_signature", "malformed", "oversize"]
+    assert seqs == set(range(52))
 
 
 def test_two_workers_share_the_load_and_store_each_message_once(
@@ -113,8 +147,9 @@ def test_two_workers_share_the_load_and_store_each_message_once(
     assert counts["a"] > 0 and counts["b"] > 0 and counts["a"] + counts["b"] == 300
 
 
+@pytest.mark.parametrize("per_message", [1, 5])
 def test_batch_that_fails_before_commit_is_redelivered_not_lost(
-    engine: Engine, reader: RegisteredReader, mosquitto: object
+    engine: Engine, reader: RegisteredReader, mosquitto: object, per_message: int
 ) -> None:
     port: int = mosquitto.port  # type: ignore[attr-defined]
     settings = _settings(port)
@@ -133,7 +168,9 @@ def test_batch_that_fails_before_commit_is_redelivered_not_lost(
     assert worker.wait_subscribed(10)
     publisher = _publisher(port)
     try:
-        _publish(publisher, reader.topic, [reader.signed(seq) for seq in range(20)])
+        envelopes = [reader.signed(seq) for seq in range(20)]
+        _publish(publisher, reader.topic, [pack(envelopes[n:n + per_message])
+                                           for n in range(0, 20, per_message)])
         assert _wait_for(lambda: _stored(engine) == 20)
     finally:
         publisher.loop_stop()
@@ -202,9 +239,11 @@ def test_desk_reader_gets_its_decisions_within_a_second(
     worker = IngestWorker(settings, IngestPipeline(engine, settings))
     worker.start()
     assert worker.wait_subscribed(10)
-    answers: list[tuple[float, dict[str, object]]] = []
+    # Read with the reader agent's own parser: the wire contract.
+    answers: list[tuple[float, Answer]] = []
     agent = _publisher(port)
-    agent.on_message = lambda c, u, m: answers.append((time.monotonic(), json.loads(m.payload)))
+    agent.on_message = lambda c, u, m: answers.extend(
+        (time.monotonic(), d) for d in parse_decisions(m.payload))
     agent.subscribe(desk.topic.replace("/events", "/decisions"), qos=1)
     time.sleep(0.3)
     try:
@@ -215,12 +254,9 @@ def test_desk_reader_gets_its_decisions_within_a_second(
     finally:
         agent.loop_stop()
         worker.stop()
-    assert [a["decision"] for _, a in answers] == ["accept"] * 4
-    assert [a["action"] for _, a in answers] == [None, "check_out", "check_out", "check_out"]
+    assert [(a.seq, a.accepted, a.action) for _, a in answers] == [
+        (0, True, None), (1, True, "check_out"), (2, True, "check_out"), (3, True, "check_out")]
     assert max(t for t, _ in answers) - sent < 1.0
-    # The reader agent's own parser accepts every answer the API sends (the wire contract).
-    parsed = [parse_decision(json.dumps(a).encode()) for _, a in answers]
-    assert [(d.accepted, d.action) for d in parsed][1:] == [(True, "check_out")] * 3
 
 
 def _register_radio(engine: Engine) -> None:
@@ -256,9 +292,9 @@ def test_a_read_held_for_a_badge_that_never_comes_is_answered(
     fresh = IngestPipeline(engine, settings)
     assert len(fresh.process([desk.message(2, session="s1")]).decisions) == 1
     worker = IngestWorker(settings, IngestPipeline(engine, settings))
-    answers: list[dict[str, object]] = []
+    answers: list[Answer] = []
     agent = _publisher(port)
-    agent.on_message = lambda c, u, m: answers.append(json.loads(m.payload))
+    agent.on_message = lambda c, u, m: answers.extend(parse_decisions(m.payload))
     agent.subscribe(desk.topic.replace("/events", "/decisions"), qos=1)
     time.sleep(0.3)
     worker.start()  # its first held-read scan runs at once
@@ -269,9 +305,9 @@ def test_a_read_held_for_a_badge_that_never_comes_is_answered(
     finally:
         agent.loop_stop()
         worker.stop()
-    assert sorted((a["seq"], a["decision"], a["reason"]) for a in answers) == [
-        (1, "refuse", "no badge session open at this desk"),
-        (2, "refuse", "no badge session open at this desk")]
+    assert sorted((a.seq, a.accepted, a.reason) for a in answers) == [
+        (1, False, "no badge session open at this desk"),
+        (2, False, "no badge session open at this desk")]
 
 
 def test_answers_refused_while_the_broker_is_away_are_sent_when_it_returns(
@@ -295,9 +331,9 @@ def test_answers_refused_while_the_broker_is_away_are_sent_when_it_returns(
     time.sleep(0.6)  # a settle interval passes with the refusal in hand
     broker.start()
     assert _wait_for(worker.client.is_connected, timeout=20)
-    answers: list[dict[str, object]] = []
+    answers: list[Answer] = []
     agent = _publisher(broker.port)
-    agent.on_message = lambda c, u, m: answers.append(json.loads(m.payload))
+    agent.on_message = lambda c, u, m: answers.extend(parse_decisions(m.payload))
     agent.subscribe(desk.topic.replace("/events", "/decisions"), qos=1)
     time.sleep(0.3)
 
@@ -308,7 +344,7 @@ def test_answers_refused_while_the_broker_is_away_are_sent_when_it_returns(
 
     try:
         _publish(agent, desk.topic, [desk.signed(1, session=None)])  # still ingesting
-        assert _wait_for(lambda: 1 in {a["seq"] for a in answers}, timeout=10)
+        assert _wait_for(lambda: 1 in {a.seq for a in answers}, timeout=10)
         # Seq 0's row is marked only on the PUBACK of a fresh publish: the refused one never
         # counts, so this proves the reconnect re-sent it.
         assert _wait_for(lambda: unpublished() == 0, timeout=10)
