@@ -1,0 +1,31 @@
+"""Keeps bench/api_ingest.py from rotting: a small run on both databases prints every row.
+
+Speed is not asserted here (speed lives in bench/, never in timed tests); the run does check
+that every published observation became a custody event, or the bench itself times out."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parents[2] / "bench" / "api_ingest.py"
+
+
+def test_small_ingest_benchmark_prints_every_row_on_both_databases() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--desks", "2", "--assets", "30", "--workers", "1,2",
+         "--pack", "7", "--rate", "200"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| sqlite")
+            or line.startswith("| postgresql")]
+    assert len(rows) == 2 * 2 * 3, done.stdout  # databases x worker counts x measures
+    for row in rows:
+        assert re.search(r"\d", row.split("|")[4]), row  # a figure in the result column
+    ingest = [row for row in rows if "ingest (check-outs)" in row]
+    assert all("7 per message | 62 obs" in row for row in ingest), ingest  # 2 badges + 60
+    latency = [row for row in rows if "decision latency" in row]
+    assert all("| 60 obs |" in row for row in latency), latency  # every check-in answered
