@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, SQLModel, col, select
 
+from api.bulk import insert_rows
 from api.db import pairs_in, sqlite_writer_lock, utcnow
 from api.models.custody import AgencyLog, LogNode, LogState
 from ledger.core.merkle import HASH_SIZE
@@ -82,7 +83,7 @@ def claim_log_writer(session: Session, now: datetime) -> None:
 class DatabaseNodeStore:
     """`ledger.log.NodeStore` over agency `agency_id`'s `log_node` rows and `agency_log` size.
 
-    Appended nodes are held until `write()`, which stores them all with one multi-row INSERT
+    Appended nodes are held until `write()`, which stores them all with one bulk INSERT
     and one UPDATE of the size, on the session's connection (same transaction, no ORM unit of
     work): a batch of thousands of appends costs two statements. Use `appending_log`, which
     writes on leaving the block, so no appended node can be forgotten.
@@ -141,7 +142,7 @@ class DatabaseNodeStore:
         connection = self._session.connection()
         when = now or utcnow()
         try:
-            connection.execute(insert(_NODES), [
+            insert_rows(connection, _NODES, [
                 {"agency_id": self.agency_id, "level": lv, "idx": ix, "hash": h}
                 for lv, ix, h in self._pending
             ])

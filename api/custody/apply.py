@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from api import webhook_outbox
+from api.bulk import insert_rows
 from api.custody import pending
 from api.custody.events import AssetRow, CustodyChange, append_change
 from api.custody.overdue import resolve_overdue
@@ -87,23 +87,34 @@ class _BatchState:
     batch_seqs: dict[str, set[int]] = field(default_factory=dict)
     refilled: Mapping[str, int] | None = None
     """As `RecordedBatch.refilled`, when ruling on a batch as it arrives; None: unknown."""
+    recent_gaps: dict[str, int | None] = field(default_factory=dict)
+    """Device id -> `pending.first_recent_gap`, looked up once a batch (ruling on reads opens
+    and closes no gaps): with two workers, every read that arrives ahead of its badge asks."""
 
 
 def _person_view(person: Person) -> PersonView:
     return PersonView(person.id, person.agency_id, frozenset(person.qualifications), person.active)
 
 
-def _load(session: Session, items: list[Verified]) -> _BatchState:
+def _load(
+    session: Session, items: list[Verified], recorded: RecordedBatch | None = None
+) -> _BatchState:
+    """What the rules need for `items`; their assets and badges are taken from `recorded`
+    (read for these very items in this transaction) when it has them."""
     reader_ids = {i.reader.reader_id for i in items}
     epcs = {i.observation.epc for i in items}
     readers = {
         r.id: ReaderView(r.id, r.agency_id, r.site_id, ReaderRole(r.role))
         for r in session.exec(select(Reader).where(col(Reader.id).in_(reader_ids)))
     }
-    badges = {
-        b.epc_hex: b.person_id
-        for b in session.exec(select(Badge).where(text_among(col(Badge.epc_hex), epcs, session)))
-    }
+    known = None if recorded is None else recorded.assets
+    if recorded is not None and recorded.badges is not None:
+        badges = recorded.badges
+    else:
+        badges = {
+            b.epc_hex: b.person_id for b in session.exec(
+                select(Badge).where(text_among(col(Badge.epc_hex), epcs, session)))
+        }
     keys = {(i.reader.reader_id, i.observation.session) for i in items if i.observation.session}
     sessions = {
         (s.reader_id, s.session): s
@@ -120,13 +131,17 @@ def _load(session: Session, items: list[Verified]) -> _BatchState:
         readers, {}, {}, {}, badges, {p.id: _person_view(p) for p in rows}, sessions,
         {p.id: p.commitment for p in rows}, LogAppender(session), BatchWrites(session),
     )
-    _load_assets(session, state, epcs)
+    _load_assets(session, state, epcs, known)
     return state
 
 
-def _load_assets(session: Session, state: _BatchState, epcs: set[str]) -> None:
-    """Add the assets tagged `epcs` (locked until commit), their classes and shares."""
-    assets = load_asset_rows(session.connection(), epcs)
+def _load_assets(
+    session: Session, state: _BatchState, epcs: set[str],
+    known: dict[str, AssetRow] | None = None,
+) -> None:
+    """Add the assets tagged `epcs` (locked until commit; `known`: as already read so in
+    this transaction), their classes and shares."""
+    assets = load_asset_rows(session.connection(), epcs) if known is None else known
     class_ids = {a.class_id for a in assets.values()}
     state.classes.update({
         c.id: c
@@ -225,7 +240,7 @@ def _rule_on(session: Session, state: _BatchState, item: Verified, now: datetime
     desk = _live_desk(state, (reader.reader_id, obs.session), now) if obs.session else None
     if (desk is None and obs.session and reader.role == ReaderRole.ISSUE_DESK
             and (reader.reader_id, obs.seq) not in state.forced
-            and pending.awaiting_earlier(session, reader.reader_id, obs.seq, now)):
+            and _awaiting_earlier(session, state, reader.reader_id, obs.seq, now)):
         return Ruling()  # held: its badge may still be on the way (see api.custody.pending)
     people = [state.people[p] for p in desk.person_ids if p in state.people] if desk else []
     ruling = decide_asset(reader, _asset_view(state, asset), people, obs.direction,
@@ -245,6 +260,16 @@ def _rule_on(session: Session, state: _BatchState, item: Verified, now: datetime
     return ruling
 
 
+def _awaiting_earlier(
+    session: Session, state: _BatchState, device_id: str, seq: int, now: datetime
+) -> bool:
+    """Whether a number below `seq` of `device_id` went missing lately and has not arrived."""
+    if device_id not in state.recent_gaps:
+        state.recent_gaps[device_id] = pending.first_recent_gap(session, device_id, now)
+    first = state.recent_gaps[device_id]
+    return first is not None and first < seq
+
+
 def apply_custody(
     session: Session, batch: RecordedBatch, now: datetime, *,
     session_timeout: timedelta = DESK_SESSION_TIMEOUT,
@@ -252,7 +277,7 @@ def apply_custody(
     """The pipeline's custody hook: rule on every new observation of `batch`."""
     items = sorted(batch.accepted, key=lambda i: (i.reader.reader_id, i.observation.seq))
     decisions = _rule_on_all(session, items, now, session_timeout, forced=False,
-                             refilled=batch.refilled)
+                             refilled=batch.refilled, recorded=batch)
     if not batch.refilled:
         return decisions
     # Missing numbers arrived: reads held for a badge that turned out not to be among them
@@ -286,10 +311,11 @@ def release_stale_holds(
 def _rule_on_all(
     session: Session, items: list[Verified], now: datetime, session_timeout: timedelta,
     *, forced: bool, refilled: Mapping[str, int] | None = None,
+    recorded: RecordedBatch | None = None,
 ) -> list[DecisionMessage]:
     if not items:
         return []
-    state = _load(session, items)
+    state = _load(session, items, recorded)
     state.session_timeout = session_timeout
     state.refilled = refilled
     if forced:
@@ -314,10 +340,7 @@ def _rule_on_all(
     if not state.decisions:
         return decisions
     # The ids come back so the worker can mark each decision published once the broker has it.
-    ids = session.connection().execute(
-        insert(_DECISIONS).returning(_DECISIONS.c.id, sort_by_parameter_order=True),
-        state.decisions,
-    ).scalars().all()
+    ids = insert_rows(session.connection(), _DECISIONS, state.decisions, returning="id")
     return [replace(d, decision_id=i) for d, i in zip(decisions, ids, strict=True)]
 
 

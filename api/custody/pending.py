@@ -41,16 +41,17 @@ the workers hold unacknowledged (Receive Maximum is twice a batch), so this boun
 without ever leaving a legitimately held read behind."""
 
 
-def awaiting_earlier(session: Session, device_id: str, seq: int, now: datetime) -> bool:
-    """Whether some sequence number below `seq` of `device_id` went missing lately (within
-    `HOLD_LIMIT`) and has not arrived yet. A number missing for longer is not coming soon:
-    waiting for it would only delay the answer to every later read."""
+def first_recent_gap(session: Session, device_id: str, now: datetime) -> int | None:
+    """The lowest sequence number of `device_id` that went missing lately (within
+    `HOLD_LIMIT`) and has not arrived yet: a read above it may be waiting for it. A number
+    missing for longer is not coming soon: waiting for it would only delay the answer to
+    every later read."""
     return session.exec(
-        select(SequenceGap.id).where(
+        select(func.min(SequenceGap.first_seq)).where(
             SequenceGap.device_id == device_id, col(SequenceGap.closed_at).is_(None),
-            SequenceGap.first_seq < seq, SequenceGap.opened_at >= now - HOLD_LIMIT,
-        ).limit(1)
-    ).first() is not None
+            SequenceGap.opened_at >= now - HOLD_LIMIT,
+        )
+    ).first()
 
 
 def _as_verified(reader: ReaderKey, row: IngestedObservation) -> Verified:

@@ -4,9 +4,9 @@
 `EventSink`. Written one at a time, that is one INSERT round trip and one ORM unit-of-work
 object per event, which capped ingest near 700 events/s. During a batch the rules pass a
 `BatchWrites` sink instead: event rows are queued, moved assets (`AssetRow`, plain values, no
-ORM instance) collected, and `write()` stores everything with one executemany INSERT and one
-executemany UPDATE, still inside the batch's transaction; their webhook events
-(`api.webhook_outbox`) go in one more executemany INSERT, in the same transaction.
+ORM instance) collected, and `write()` stores everything with one bulk INSERT and one bulk
+UPDATE (`api.bulk.insert_rows`, `update_rows`), still inside the batch's transaction; their
+webhook events (`api.webhook_outbox`) go in one more bulk INSERT, in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,15 +14,20 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Final
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, select
 from sqlmodel import Session
 
 from api import webhook_outbox
-from api.custody.events import INSERT_EVENT, AssetRow
+from api.bulk import insert_rows, update_rows
+from api.custody.events import AssetRow
 from api.db import text_among
 from api.models.assets import Asset
+from api.models.custody import CustodyEventRow
+from api.models.webhooks import WebhookEvent
 
 _ASSETS = Asset.__table__  # type: ignore[attr-defined]
+_EVENTS = CustodyEventRow.__table__  # type: ignore[attr-defined]
+_WEBHOOK_EVENTS = WebhookEvent.__table__  # type: ignore[attr-defined]
 
 MAX_QUEUED_ROWS: Final = 50_000
 """Rows queued before `write()`: a batch holds at most `MAX_INGEST_BATCH` reads plus the reads
@@ -37,15 +42,6 @@ _ASSET_COLUMNS: Final = (
     "id", "agency_id", "class_id", "status", "holder_kind", "holder_ref", "due_at",
     "chain_next_seq", "chain_prev",
 )
-
-_MOVE_ASSET = (
-    update(_ASSETS)
-    .where(_ASSETS.c.id == bindparam("b_id"))
-    .values(status=bindparam("b_status"), holder_kind=bindparam("b_holder_kind"),
-            holder_ref=bindparam("b_holder_ref"), due_at=bindparam("b_due_at"),
-            chain_next_seq=bindparam("b_next"), chain_prev=bindparam("b_prev"))
-)
-
 
 def load_asset_rows(connection: Connection, epcs: Collection[str]) -> dict[str, AssetRow]:
     """The assets tagged `epcs`, by EPC, locked until commit (on PostgreSQL; SQLite's writer
@@ -80,16 +76,15 @@ class BatchWrites:
     def write(self) -> None:
         """Store the queued rows and the changed assets in the session's transaction."""
         connection = self._session.connection()
-        if self._events:
-            connection.execute(INSERT_EVENT, self._events)
-            webhook_outbox.enqueue(connection, [
-                hook for row in self._events for hook in webhook_outbox.custody_events(row)])
-        if self._moved:
-            connection.execute(_MOVE_ASSET, [
-                {"b_id": a.id, "b_status": str(a.status), "b_holder_kind": str(a.holder_kind),
-                 "b_holder_ref": a.holder_ref, "b_due_at": a.due_at,
-                 "b_next": a.chain_next_seq, "b_prev": a.chain_prev}
-                for a in self._moved.values()
-            ])
+        insert_rows(connection, _EVENTS, self._events)
+        # As `webhook_outbox.enqueue` writes them, in bulk.
+        insert_rows(connection, _WEBHOOK_EVENTS, [
+            hook for row in self._events for hook in webhook_outbox.custody_events(row)])
+        update_rows(connection, _ASSETS, [
+            {"id": a.id, "status": str(a.status), "holder_kind": str(a.holder_kind),
+             "holder_ref": a.holder_ref, "due_at": a.due_at,
+             "chain_next_seq": a.chain_next_seq, "chain_prev": a.chain_prev}
+            for a in self._moved.values()
+        ])
         self._events.clear()
         self._moved.clear()

@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, or_, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
+from api.bulk import insert_rows, update_rows
+from api.custody.events import AssetRow
 from api.db import pairs_in, text_among
 from api.ingest import sequence
+from api.ingest.batch_writes import load_asset_rows
 from api.ingest.verify import Rejected, RejectReason, Verified
 from api.logstore import SELECT_BATCH
 from api.models.assets import Asset
@@ -42,6 +44,11 @@ class RecordedBatch:
     rejected: list[Rejected]
     refilled: dict[str, int] = field(default_factory=dict)
     """Devices some of whose missing numbers arrived in this batch -> the lowest of them."""
+    assets: dict[str, AssetRow] | None = None
+    """The assets tagged by `accepted` reads, by EPC, as read (and locked) in this batch's
+    transaction, for the custody rules to use rather than read them again; None: not read."""
+    badges: dict[str, str] | None = None
+    """Badge EPC -> person id for the `accepted` reads' EPCs, read with `assets`."""
 
 
 def quarantine(session: Session, rejected: Rejected, now: datetime) -> None:
@@ -103,34 +110,25 @@ def _split_replays(
 _ASSETS = Asset.__table__  # type: ignore[attr-defined]
 _BADGES = Badge.__table__  # type: ignore[attr-defined]
 
-_MOVE_LAST_SEEN = (
-    update(_ASSETS)
-    .where(_ASSETS.c.id == bindparam("b_id"),
-           or_(_ASSETS.c.last_seen_at.is_(None), _ASSETS.c.last_seen_at <= bindparam("b_at")))
-    .values(last_seen_at=bindparam("b_at"), last_seen_reader_id=bindparam("b_reader"),
-            last_seen_site_id=bindparam("b_site"))
-)
-"""Move an asset's last sighting forward only: a late re-sent read never moves it back."""
 
-
-def _note_sightings(session: Session, fresh: Sequence[Verified]) -> None:
+def _note_sightings(
+    session: Session, fresh: Sequence[Verified]
+) -> tuple[dict[str, AssetRow], dict[str, str]]:
     """Move assets' last-seen; keep unknown EPCs (neither asset nor badge) for stocktake.
+    Return the assets (locked until commit) and badges of `fresh`'s EPCs, which the custody
+    rules need next: read once per batch, not once here and once there.
 
-    Core statements, no ORM objects: this runs for every read, and one executemany UPDATE
-    of the assets seen costs less than loading them (the location query reads these columns).
+    Core statements, no ORM objects: this runs for every read, and one bulk UPDATE of the
+    assets seen costs less than loading them (the location query reads these columns).
     """
     connection = session.connection()
     epcs = {item.observation.epc for item in fresh}
-    assets: dict[str, str] = {
-        epc: asset_id for epc, asset_id in connection.execute(
-            core_select(_ASSETS.c.epc_hex, _ASSETS.c.id)
-            .where(text_among(_ASSETS.c.epc_hex, epcs, connection))
-        )
-    }
-    badges = set(connection.execute(
-        core_select(_BADGES.c.epc_hex)
-        .where(text_among(_BADGES.c.epc_hex, epcs - assets.keys(), connection))
-    ).scalars())
+    rows = load_asset_rows(connection, epcs)
+    assets = {epc: row.id for epc, row in rows.items()}
+    badges: dict[str, str] = dict(connection.execute(
+        core_select(_BADGES.c.epc_hex, _BADGES.c.person_id)
+        .where(text_among(_BADGES.c.epc_hex, epcs, connection))
+    ).all())
     latest: dict[str, Verified] = {}
     unknown: list[Verified] = []
     for item in fresh:
@@ -141,14 +139,15 @@ def _note_sightings(session: Session, fresh: Sequence[Verified]) -> None:
                 latest[epc] = item
         elif epc not in badges:
             unknown.append(item)
-    if latest:
-        connection.execute(_MOVE_LAST_SEEN, [
-            {"b_id": assets[epc], "b_at": item.observed_at, "b_reader": item.reader.reader_id,
-             "b_site": item.reader.site_id}
-            for epc, item in latest.items()
-        ])
+    # Forward only: a late re-sent read never moves an asset's last sighting back.
+    update_rows(connection, _ASSETS, [
+        {"id": assets[epc], "last_seen_at": item.observed_at,
+         "last_seen_reader_id": item.reader.reader_id, "last_seen_site_id": item.reader.site_id}
+        for epc, item in latest.items()
+    ], forward_only="last_seen_at")
     if unknown:
         _note_unknown(session, unknown)
+    return rows, badges
 
 
 def _note_unknown(session: Session, unknown: Sequence[Verified]) -> None:
@@ -199,11 +198,9 @@ def record_batch(
             "observed_at": item.observed_at, "received_at": now,
         })
         per_device[obs.device].append(obs.seq)
-    if rows:
-        # One multi-row INSERT (Core, not ORM objects): the hottest write of ingest.
-        session.connection().execute(insert(_OBSERVATIONS), rows)
+    # One bulk INSERT (no ORM objects, no per-row SQLAlchemy work): the hottest write of ingest.
+    insert_rows(session.connection(), _OBSERVATIONS, rows)
     refilled = sequence.advance(session, per_device, now, cursors)
-    if fresh:
-        _note_sightings(session, fresh)
+    assets, badges = _note_sightings(session, fresh) if fresh else ({}, {})
     return RecordedBatch(accepted=fresh, duplicates=replays, rejected=all_rejected,
-                         refilled=refilled)
+                         refilled=refilled, assets=assets, badges=badges)

@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, insert, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
+from api.bulk import update_rows
 from api.models.ingest import DeviceCursor, SequenceGap
 
 FIRST_SEQ: Final = 0
@@ -25,12 +26,6 @@ FIRST_SEQ: Final = 0
 
 _CURSORS = DeviceCursor.__table__  # type: ignore[attr-defined]
 _GAPS = SequenceGap.__table__  # type: ignore[attr-defined]
-
-_MOVE_CURSOR = (
-    update(_CURSORS)
-    .where(_CURSORS.c.device_id == bindparam("b_device"))
-    .values(high_seq=bindparam("b_high"), updated_at=bindparam("b_now"))
-)
 
 _CLOSE_GAPS = (
     update(_GAPS)
@@ -146,7 +141,7 @@ def advance(
             filled.setdefault(gap.id, (device_id, gap, []))[2].append(seq)
             refilled.setdefault(device_id, seq)
         if device_id in cursors.highs:
-            moved.append({"b_device": device_id, "b_high": high, "b_now": now})
+            moved.append({"device_id": device_id, "high_seq": high, "updated_at": now})
         else:
             created.append({"device_id": device_id, "high_seq": high, "updated_at": now})
     for device_id, gap, arrived in filled.values():
@@ -164,8 +159,7 @@ def advance(
         connection.execute(_CLOSE_GAPS, {"b_ids": list(filled), "b_now": now})
     if opened:
         connection.execute(insert(_GAPS), opened)
-    if moved:
-        connection.execute(_MOVE_CURSOR, moved)
+    update_rows(connection, _CURSORS, moved, key="device_id")
     if created:
         connection.execute(insert(_CURSORS), created)
     return refilled

@@ -119,6 +119,19 @@ def canonical_bytes(record: Mapping[str, Any]) -> bytes:
     return data
 
 
+def schema_checked_bytes(record: Mapping[str, Any]) -> bytes:
+    """`canonical_bytes(record)` for a record its schema has just checked to hold only ASCII
+    keys and strings, null, booleans, integers within ±MAX_SAFE_INTEGER, and lists and
+    objects of those, at most MAX_DEPTH deep: the same bytes, without walking the record a
+    second time (for such records `canonical_bytes` takes the stdlib fast path). Only a
+    caller whose own check guarantees all of that may use it (`CustodyEvent.to_bytes`);
+    tests/api/test_api_ingest_cpu_encoding.py checks the equality on generated events."""
+    data = _STDLIB_CANONICAL.encode(record).encode("ascii")
+    if len(data) > MAX_RECORD_BYTES:
+        raise RecordTooLarge(f"record is {len(data)} bytes, limit is {MAX_RECORD_BYTES}")
+    return data
+
+
 def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
@@ -144,6 +157,17 @@ def parse_record(data: bytes) -> dict[str, Any]:
         text = bytes(data).decode("utf-8", errors="strict")
     except UnicodeDecodeError as exc:
         raise InvalidUtf8(f"byte {exc.start} is not valid UTF-8") from None
+    # Fast path: the C parser without hooks. Canonical bytes never repeat a key within an
+    # object (a parsed object re-encodes with one entry per key) and never hold a float or
+    # NaN (`canonical_bytes` refuses them), so input that re-encodes to itself is exactly the
+    # input the strict parse below accepts, with the same value. Anything else takes the
+    # strict parse, so every refusal keeps its typed error.
+    try:
+        value = json.loads(text)
+        if isinstance(value, dict) and canonical_bytes(value) == bytes(data):
+            return value
+    except (ValueError, RecursionError, EncodingError):
+        pass
     try:
         value = json.loads(
             text,

@@ -12,8 +12,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from typing import Final
 
 _DECODER = json.JSONDecoder()
+
+MAX_OBJECT_CHARS: Final = 4096
+"""The longest object a packed array may hold: a signed envelope is at most about 1.2 KiB
+(ingest refuses one over 4 KiB) and a decision under 1 KiB. It also bounds how deep one
+parse can nest."""
 
 
 def chunks(sizes: Sequence[int], max_items: int, max_bytes: int) -> Iterator[range]:
@@ -40,9 +46,10 @@ def unpack(payload: bytes, max_items: int) -> list[bytes]:
     """The objects a message carries, each as the exact bytes it was packed as.
 
     A payload that is not a packed array (no leading "[") is one object. An array that is not
-    1 to `max_items` JSON objects, written compactly as `pack` writes them, comes back whole,
-    as one item: the caller's own checks of an object then refuse it (malformed, oversize),
-    so a hostile array is refused and counted like any bad message, never half-read.
+    1 to `max_items` JSON objects of at most `MAX_OBJECT_CHARS` each, written compactly as
+    `pack` writes them, comes back whole, as one item: the caller's own checks of an object
+    then refuse it (malformed, oversize), so a hostile array is refused and counted like any
+    bad message, never half-read.
     """
     if not payload.startswith(b"["):
         return [payload]
@@ -53,12 +60,17 @@ def unpack(payload: bytes, max_items: int) -> list[bytes]:
     objects: list[bytes] = []
     position = 1
     while len(objects) < max_items:
+        # Parsed from a bounded slice: json's C parser recurses once per nesting level, and
+        # py_ecc (imported with the embedded chain) raises Python's recursion limit to
+        # 100,000, so an unbounded run of "[" would overflow the C stack, not raise.
+        window = text[position:position + MAX_OBJECT_CHARS]
         try:
-            value, end = _DECODER.raw_decode(text, position)
+            value, length = _DECODER.raw_decode(window)
         except (ValueError, RecursionError):
             return [payload]
         if not isinstance(value, dict):
             return [payload]
+        end = position + length
         objects.append(text[position:end].encode("utf-8"))
         if text[end:end + 1] == ",":
             position = end + 1

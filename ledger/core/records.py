@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Literal
 
 from ledger.core import hashing
-from ledger.core.encoding import SCHEMA_VERSION, canonical_bytes
-from ledger.core.errors import SchemaError
+from ledger.core.encoding import MAX_SAFE_INTEGER, SCHEMA_VERSION, schema_checked_bytes
+from ledger.core.errors import NonCanonicalNumber, SchemaError
 
 MAX_ID_CHARS: Final = 128
 """Device, zone, session, site and asset ids are short names or URIs; 128 bounds them."""
@@ -231,8 +231,18 @@ class CustodyEvent:
         return record
 
     def to_bytes(self) -> bytes:
-        """Canonical bytes: the Merkle leaf data and the input to `event_hash`."""
-        return canonical_bytes(self.to_record())
+        """Canonical bytes: the Merkle leaf data and the input to `event_hash`.
+
+        `to_record` has checked every field: the record holds only ASCII strings (ids,
+        hex, times and names from fixed sets), null, lists of hex strings, holder objects
+        and two non-negative integers, `v` and `seq`. Once `seq` is within the interoperable
+        range, that is all `canonical_bytes` would check, so it is not walked again.
+        """
+        record = self.to_record()
+        if self.seq > MAX_SAFE_INTEGER:
+            raise NonCanonicalNumber(
+                f"integer {self.seq} is outside the interoperable range ±(2^53-1)")
+        return schema_checked_bytes(record)
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> CustodyEvent:

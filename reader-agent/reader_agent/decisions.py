@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ledger.core.packing import MAX_OBJECT_CHARS, unpack
 from reader_agent.errors import AgentError
 
 MAX_DECISION_BYTES: Final = 65_536
@@ -63,16 +64,19 @@ def parse_decisions(payload: bytes) -> list[Decision]:
     """Parse and check one decisions message: a decision object or a non-empty array of them."""
     if len(payload) > MAX_DECISION_BYTES:
         raise DecisionError(f"decision is {len(payload)} bytes, limit {MAX_DECISION_BYTES}")
+    # Each object is parsed on its own, at most MAX_OBJECT_CHARS long: that bounds how deep
+    # json's C parser can recurse, whatever Python's recursion limit is.
+    objects = unpack(payload, MAX_DECISIONS_PER_MESSAGE)
+    if objects == [payload] and payload.startswith(b"["):
+        raise DecisionError(
+            f"a decisions array holds 1 to {MAX_DECISIONS_PER_MESSAGE} objects, written as "
+            "the API packs them")
+    if any(len(data) > MAX_OBJECT_CHARS for data in objects):
+        raise DecisionError(f"a decision is longer than {MAX_OBJECT_CHARS} bytes")
     try:
-        value = json.loads(payload.decode("utf-8"))
+        return [_decision(json.loads(data.decode("utf-8"))) for data in objects]
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise DecisionError("decision is not UTF-8 JSON") from None
-    if not isinstance(value, list):
-        return [_decision(value)]
-    if not 0 < len(value) <= MAX_DECISIONS_PER_MESSAGE:
-        raise DecisionError(
-            f"a decisions array holds 1 to {MAX_DECISIONS_PER_MESSAGE}, not {len(value)}")
-    return [_decision(record) for record in value]
 
 
 def _decision(record: Any) -> Decision:

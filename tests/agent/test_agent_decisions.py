@@ -14,6 +14,8 @@ from reader_agent.decisions import (
     parse_decisions,
 )
 
+from ledger.core.packing import pack
+
 
 def test_a_valid_decision_is_parsed_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     payload = b'{"seq":41,"decision":"refuse","reason":"not trained","asset":"T-9"}'
@@ -59,7 +61,7 @@ def test_an_array_answers_several_reads_in_order_with_one_light() -> None:
 def test_the_largest_array_the_api_sends_is_accepted() -> None:
     one = {"seq": 2**53 - 1, "decision": "refuse", "reason": "r" * 512, "asset": "a" * 128,
            "action": "check_out"}
-    payload = json.dumps([one] * 64).encode()
+    payload = pack([json.dumps(one).encode()] * 64)  # as api.ingest.publishing packs them
     assert len(payload) < MAX_DECISION_BYTES
     assert len(parse_decisions(payload)) == 64
 

@@ -1,0 +1,139 @@
+"""Bulk writes for ingest's hottest tables: thousands of rows per batch in one statement.
+
+Through `connection.execute(insert(table), rows)` SQLAlchemy processes each row's parameters
+one by one and, on PostgreSQL, sends one pipelined statement per row. Here values are
+converted a column at a time with the same type processors, then go to the driver at once:
+on PostgreSQL as one array per column through `unnest` (one round trip, one statement text
+for psycopg to prepare, arrays in binary form), on SQLite as sqlite3's `executemany`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Enum, String, Table, TypeDecorator
+
+
+def _column_values(
+    connection: Connection, table: Table, names: list[str], rows: Sequence[Mapping[str, Any]]
+) -> list[list[Any]]:
+    """Each column's values over `rows`, converted as SQLAlchemy would bind them (the same
+    type processors), so a bulk write stores exactly what `connection.execute` would."""
+    dialect = connection.dialect
+    values = []
+    for name in names:
+        column = [row[name] for row in rows]
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            first = column[0]
+            if all(value is first for value in column):  # a batch's one `now`, say
+                column = [process(first)] * len(column)
+            else:
+                column = [process(value) for value in column]
+        values.append(column)
+    return values
+
+
+def _unnest(connection: Connection, table: Table, names: list[str]) -> str:
+    """`unnest(...)` of one typed array parameter per column, in `names` order, each in
+    binary form (psycopg escapes text arrays element by element in Python)."""
+    dialect = connection.dialect
+
+    def array_of(column: ColumnElement[Any]) -> str:
+        # Text goes as TEXT: an explicit CAST to VARCHAR(n) would silently truncate a long
+        # value, where storing it into the column refuses it, as an INSERT ... VALUES does.
+        stored = column.type
+        if isinstance(stored, TypeDecorator):
+            stored = stored.impl_instance
+        if isinstance(stored, String) and not isinstance(stored, Enum):
+            return "TEXT"
+        return column.type.compile(dialect=dialect)
+
+    return "unnest({})".format(", ".join(
+        f"CAST(%b AS {array_of(table.c[name])}[])" for name in names))
+
+
+def insert_rows(
+    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
+    *, returning: str | None = None,
+) -> list[Any]:
+    """Insert `rows` (column name -> value, the same names in every row) in one statement;
+    with `returning` (a generated key column), return its values in the order of `rows`.
+
+    The hottest writes of ingest store thousands of rows per batch. Through
+    `connection.execute(insert(table), rows)` each row's parameters are processed one by one
+    in SQLAlchemy and, on PostgreSQL, sent as one pipelined statement per row. Here values are
+    converted column by column with the same type processors, then go to the driver at once:
+    on PostgreSQL as one array per column, `INSERT ... SELECT * FROM unnest(...)` (one round
+    trip, one statement text for psycopg to prepare); on SQLite as sqlite3's `executemany`.
+    """
+    if not rows:
+        return []
+    names = list(rows[0])
+    values = _column_values(connection, table, names, rows)
+    quote = connection.dialect.identifier_preparer.quote
+    into = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)})"
+    if connection.dialect.name == "postgresql":
+        source = _unnest(connection, table, names)
+        if returning is None:
+            connection.exec_driver_sql(f"{into} SELECT * FROM {source}", tuple(values))  # noqa: S608
+            return []
+        # Sequence values follow the ORDER BY of an INSERT ... SELECT (what SQLAlchemy's own
+        # `sort_by_parameter_order` relies on): ascending keys are the rows' order.
+        aliases = ", ".join(f"c{n}" for n in range(len(names)))
+        return sorted(connection.exec_driver_sql(
+            f"{into} SELECT {aliases} FROM {source} WITH ORDINALITY AS v({aliases}, n) "  # noqa: S608
+            f"ORDER BY n RETURNING {quote(returning)}", tuple(values),
+        ).scalars())
+    connection.exec_driver_sql(
+        f"{into} VALUES ({', '.join('?' for _ in names)})", list(zip(*values, strict=True)))
+    if returning is None:
+        return []
+    # SQLite has one writer: the rows just inserted hold the highest keys, ascending in
+    # insertion order (a rowid key is one more than the largest; see "ROWIDs" in its docs).
+    key = quote(returning)
+    return sorted(connection.exec_driver_sql(
+        f"SELECT {key} FROM {quote(table.name)} ORDER BY {key} DESC LIMIT ?",  # noqa: S608
+        (len(rows),),
+    ).scalars())
+
+
+def update_rows(
+    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
+    key: str = "id", forward_only: str | None = None,
+) -> None:
+    """Set the other columns of each of `rows` on the row whose `key` column equals its own
+    `key` value (one row each: keys must be distinct), in one statement (see `insert_rows`).
+
+    `forward_only`: a time column the update may only move forward; a row whose stored value
+    is later than the new one is left as it is.
+    """
+    if not rows:
+        return
+    names = [name for name in rows[0] if name != key]
+    values = _column_values(connection, table, [*names, key], rows)
+    quote = connection.dialect.identifier_preparer.quote
+    target = quote(table.name)
+    if connection.dialect.name == "postgresql":
+        aliases = {name: f"c{n}" for n, name in enumerate([*names, key])}
+        sets = ", ".join(f"{quote(name)} = v.{aliases[name]}" for name in names)
+        where = f"{target}.{quote(key)} = v.{aliases[key]}"
+        if forward_only is not None:
+            stored = f"{target}.{quote(forward_only)}"
+            where += f" AND ({stored} IS NULL OR {stored} <= v.{aliases[forward_only]})"
+        connection.exec_driver_sql(
+            f"UPDATE {target} SET {sets} FROM {_unnest(connection, table, [*names, key])} "  # noqa: S608
+            f"AS v({', '.join(aliases.values())}) WHERE {where}", tuple(values),
+        )
+        return
+    sets = ", ".join(f"{quote(name)} = ?" for name in names)
+    where = f"{quote(key)} = ?"
+    if forward_only is not None:
+        stored = quote(forward_only)
+        where += f" AND ({stored} IS NULL OR {stored} <= ?)"
+        values.append(values[names.index(forward_only)])
+    connection.exec_driver_sql(
+        f"UPDATE {target} SET {sets} WHERE {where}",  # noqa: S608
+        list(zip(*values, strict=True)),
+    )
