@@ -17,7 +17,6 @@ from typing import Final
 from sqlalchemy import ColumnElement, exists, func
 from sqlmodel import Session, col, select
 
-from api.config import MAX_INGEST_BATCH
 from api.ingest.verify import ReaderKey, Verified
 from api.models.assets import Asset
 from api.models.custody import Decision
@@ -35,10 +34,12 @@ STALE_SCAN_WINDOW: Final = timedelta(minutes=10)
 at most `HOLD_LIMIT` old, so this leaves ample room for a late scan); the first scan after a
 start looks behind every open gap."""
 
-MAX_HELD_READS: Final = 2 * MAX_INGEST_BATCH
-"""Reads replayed when a session opens: the most that can be in flight ahead of a badge is what
-the workers hold unacknowledged (Receive Maximum is twice a batch), so this bounds the query
-without ever leaving a legitimately held read behind."""
+MAX_HELD_READS: Final = 20_000
+"""Reads replayed when a session opens. The reads of one reader in flight ahead of its badge
+are at most what its agent has unacknowledged: its `inflight_window`, 1,000 by default and
+20,000 at most (several to a message when packed, so the workers' Receive Maximum, which
+counts messages, does not bound them). So this bounds the query without ever leaving a
+legitimately held read behind."""
 
 
 def first_recent_gap(session: Session, device_id: str, now: datetime) -> int | None:
