@@ -39,7 +39,7 @@ from api.app import create_app
 from api.config import load_settings
 from api.db import make_engine
 from api.ingest.pipeline import IngestPipeline
-from api.ingest.worker import IngestWorker
+from api.ingest.worker import IngestWorker, tune_collector
 from api.metrics import watch_anchoring
 from api.webhooks import WebhookDispatcher
 
@@ -107,6 +107,7 @@ def run_ingest(index: int, overrides: dict[str, Any], parent: int) -> None:
     worker = IngestWorker(settings, IngestPipeline(engine, settings),
                           client_id=f"{settings.mqtt_client_id}-{index}")
     worker.start()
+    tune_collector()
     while not done.wait(PARENT_POLL_S) and os.getppid() == parent:
         pass
     worker.stop()

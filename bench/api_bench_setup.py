@@ -29,7 +29,7 @@ from sqlmodel import Session
 from api.config import load_settings
 from api.db import make_engine
 from api.ingest.pipeline import IngestPipeline
-from api.ingest.worker import IngestWorker
+from api.ingest.worker import IngestWorker, tune_collector
 from api.migrate import upgrade
 from api.models import Agency, AssetClass, Site
 from api.models.assets import AssetCreate
@@ -145,6 +145,7 @@ def _bench_worker(index: int, overrides: dict[str, Any], ready: Any, done: Any) 
     worker = IngestWorker(settings, IngestPipeline(engine, settings),
                           client_id=f"{settings.mqtt_client_id}-{index}")
     worker.start()
+    tune_collector()
     if worker.wait_subscribed(60):
         ready.release()
     done.wait()
