@@ -22,12 +22,12 @@ from typing import Any, Final
 from sqlalchemy import Connection, insert
 from sqlmodel import Session
 
+from api.bulk import insert_rows
 from api.models.custody import Alert, Transfer
 from api.models.webhooks import WebhookEvent
 
 _EVENTS = WebhookEvent.__table__  # type: ignore[attr-defined]
 _ALERTS = Alert.__table__  # type: ignore[attr-defined]
-INSERT_WEBHOOK_EVENT: Final = insert(_EVENTS)
 
 EVENT_TYPES: Final = ("custody.changed", "transfer.offered", "transfer.accepted",
                       "alert.raised", "loan.overdue")
@@ -52,9 +52,9 @@ def custody_events(row: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def enqueue(connection: Connection, events: list[dict[str, Any]]) -> None:
-    """Write `events` (from `custody_events` & co.) in the connection's transaction."""
-    if events:
-        connection.execute(INSERT_WEBHOOK_EVENT, events)
+    """Write `events` (from `custody_events` & co.) in the connection's transaction, in one
+    bulk statement (ingest queues one or two per custody change)."""
+    insert_rows(connection, _EVENTS, events)
 
 
 def raise_alerts(session: Session, alerts: Iterable[Mapping[str, Any]]) -> int:

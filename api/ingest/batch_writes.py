@@ -23,11 +23,9 @@ from api.custody.events import AssetRow
 from api.db import text_among
 from api.models.assets import Asset
 from api.models.custody import CustodyEventRow
-from api.models.webhooks import WebhookEvent
 
 _ASSETS = Asset.__table__  # type: ignore[attr-defined]
 _EVENTS = CustodyEventRow.__table__  # type: ignore[attr-defined]
-_WEBHOOK_EVENTS = WebhookEvent.__table__  # type: ignore[attr-defined]
 
 MAX_QUEUED_ROWS: Final = 50_000
 """Rows queued before `write()`: a batch holds at most `MAX_INGEST_BATCH` reads plus the reads
@@ -77,8 +75,7 @@ class BatchWrites:
         """Store the queued rows and the changed assets in the session's transaction."""
         connection = self._session.connection()
         insert_rows(connection, _EVENTS, self._events)
-        # As `webhook_outbox.enqueue` writes them, in bulk.
-        insert_rows(connection, _WEBHOOK_EVENTS, [
+        webhook_outbox.enqueue(connection, [
             hook for row in self._events for hook in webhook_outbox.custody_events(row)])
         update_rows(connection, _ASSETS, [
             {"id": a.id, "status": str(a.status), "holder_kind": str(a.holder_kind),
