@@ -187,7 +187,12 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: ConnectionPoolEntr
 
 def make_engine(settings: Settings, **engine_args: Any) -> Engine:
     """An engine for `settings.database_url`, with the pragmas SQLite needs."""
-    url = settings.sqlalchemy_url
+    return engine_for_url(settings.sqlalchemy_url, **engine_args)
+
+
+def engine_for_url(url: str, **engine_args: Any) -> Engine:
+    """An engine for a SQLAlchemy `url` (`Settings.sqlalchemy_url`, or another engine's
+    `url.render_as_string(hide_password=False)`), with the pragmas SQLite needs."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"check_same_thread": False}, **engine_args

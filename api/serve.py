@@ -19,12 +19,10 @@ is sent, every database write is one transaction).
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -39,8 +37,9 @@ from api.app import create_app
 from api.config import load_settings
 from api.db import make_engine
 from api.ingest.pipeline import IngestPipeline
-from api.ingest.worker import IngestWorker, tune_collector
+from api.ingest.worker import IngestWorker
 from api.metrics import watch_anchoring
+from api.processes import die_with_parent, tune_collector
 from api.webhooks import WebhookDispatcher
 
 log = logging.getLogger("kitledger.serve")
@@ -57,10 +56,6 @@ CHILD_STOP_S: Final = 20.0
 """How long `serve` waits for its children after SIGTERM before killing them: an ingest
 worker finishes its batch in hand (one transaction) well within it."""
 
-PR_SET_PDEATHSIG: Final = 1
-"""From <linux/prctl.h>: deliver a signal to this process when its parent thread dies."""
-
-
 class ServeStopped(Exception):
     """SIGTERM reached `serve`: unwinds through uvicorn so the children are stopped."""
 
@@ -72,16 +67,6 @@ class ServeOptions:
     workers: int
     ingest_workers: int
     overrides: dict[str, Any]
-
-
-def die_with_parent(parent: int) -> None:
-    """Ask the kernel for SIGTERM when `parent` dies; leave now if it already has."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    # The parent may have died before the signal was armed: then we were reparented already.
-    if os.getppid() != parent:
-        os._exit(0)
 
 
 def build_app() -> FastAPI:

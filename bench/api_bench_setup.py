@@ -29,12 +29,13 @@ from sqlmodel import Session
 from api.config import load_settings
 from api.db import make_engine
 from api.ingest.pipeline import IngestPipeline
-from api.ingest.worker import IngestWorker, tune_collector
+from api.ingest.worker import IngestWorker
 from api.migrate import upgrade
 from api.models import Agency, AssetClass, Site
 from api.models.assets import AssetCreate
 from api.models.people import PersonCreate
 from api.models.registry import ReaderCreate, ReaderRole
+from api.processes import tune_collector
 from api.registry import create_asset, create_person, register_reader
 from ledger.core.envelope import raw_public_key
 

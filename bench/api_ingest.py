@@ -13,8 +13,9 @@ count (one, then two ingest processes, side by side):
    (`--pack 1`: one message each, as the agent sends a lone read). Nearly every
    observation is a check-out: verify + idempotency + custody rules + hash chain + Merkle log
    append + decision. Bar: >= 5,000 observations/s. A second row gives the CPU the ingest
-   workers and the publishers spent per observation meanwhile: on 2 cores shared by workers,
-   publishers and broker, that is what bounds the rate.
+   workers (each stores one batch while its verifier process checks the next), their
+   verifier processes and the publishers spent per observation meanwhile: on 2 cores shared
+   by workers, verifiers, publishers and broker, that is what bounds the rate.
 2. decisions: the same radios read at the return desks, paced at a steady 1,000 observations/s;
    latency from publish to the reader receiving its decision (a check-in). Bar: p99 <= 250 ms.
 
@@ -102,10 +103,27 @@ def _wait_events(url: str, target: int, timeout: float) -> float:
     raise TimeoutError(f"only {_events(url)} of {target} custody events committed")
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of process `pid` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pids: list[int]) -> list[int]:
+    """The running child processes of `pids` (an ingest worker's verifier processes)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat(int(entry.name))[1]) in pids:
+                    found.append(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    return found
 
 
 def _publish_streams(port: int, streams: dict[str, list[bytes]], workdir: Path) -> float:
@@ -135,9 +153,9 @@ def _publish_streams(port: int, streams: dict[str, list[bytes]], workdir: Path) 
 def run_ingest_throughput(
     url: str, port: int, readers: list[BenchReader], workers: list[int], workdir: Path,
     per_message: int,
-) -> tuple[int, float, float, float]:
-    """Messages, seconds, and the CPU seconds of the ingest workers and of the publishers
-    over the run: on 2 shared cores, where the time goes."""
+) -> tuple[int, float, float, float, float]:
+    """Messages, seconds, and the CPU seconds of the ingest workers, of their verifier
+    processes and of the publishers over the run: on 2 shared cores, where the time goes."""
     desks = [r for r in readers if r.reader_id.startswith("desk-")]
     streams = {}
     for desk in desks:
@@ -146,12 +164,15 @@ def run_ingest_throughput(
         spans = chunks([len(e) for e in envelopes], per_message, MAX_MESSAGE_BYTES)
         streams[desk.topic] = [pack(envelopes[span.start:span.stop]) for span in spans]
     target = _events(url) + sum(len(d.assets) for d in desks)
-    cpu_before = sum(_cpu_seconds(pid) for pid in workers)
+    verifiers = _children(workers)
+    cpu_before = [sum(_cpu_seconds(pid) for pid in pids) for pids in (workers, verifiers)]
     started = time.monotonic()
     publishing = _publish_streams(port, streams, workdir)
     finished = _wait_events(url, target, timeout=300)
-    cpu = sum(_cpu_seconds(pid) for pid in workers) - cpu_before
-    return sum(len(d.assets) + 1 for d in desks), finished - started, cpu, publishing
+    cpu = [sum(_cpu_seconds(pid) for pid in pids) - before
+           for pids, before in zip((workers, verifiers), cpu_before, strict=True)]
+    return (sum(len(d.assets) + 1 for d in desks), finished - started, cpu[0], cpu[1],
+            publishing)
 
 
 def run_decision_latency(
@@ -208,7 +229,7 @@ def bench(kind: str, workers: int, args: argparse.Namespace) -> list[str]:
             "ingest_batch_size": args.batch, "ingest_batch_wait_ms": 10,
         })
         try:
-            count, seconds, cpu, publishing = run_ingest_throughput(
+            count, seconds, cpu, verifying, publishing = run_ingest_throughput(
                 url, port, readers, [p.pid for p in processes[:-1]], Path(tmp), args.pack)
             latencies = run_decision_latency(url, port, readers, args.rate)
         finally:
@@ -220,7 +241,8 @@ def bench(kind: str, workers: int, args: argparse.Namespace) -> list[str]:
         f"{count} obs | "
         f"{rate:,.0f} obs/s | bar 5,000 | {rate / 5000:.2f}x |",
         f"| {kind} | CPU per observation during ingest, {workers} worker(s) | {count} obs | "
-        f"workers {cpu / count * 1e6:,.0f} µs, publishers {publishing / count * 1e6:,.0f} µs "
+        f"workers {cpu / count * 1e6:,.0f} µs + their verifier processes "
+        f"{verifying / count * 1e6:,.0f} µs, publishers {publishing / count * 1e6:,.0f} µs "
         f"| | |",
         f"| {kind} | decision latency at {args.rate}/s (check-ins), {workers} worker(s) | "
         f"{len(latencies)} obs | "

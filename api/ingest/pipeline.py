@@ -54,6 +54,9 @@ MAX_ATTEMPTS: Final = 5
 """Transaction attempts per batch before giving up (and leaving the messages unacknowledged,
 so the broker redelivers them)."""
 
+Outcome = Verified | Rejected
+"""What verifying one inbound message gives."""
+
 CustodyHook = Callable[[Session, RecordedBatch, datetime], list[DecisionMessage]]
 """Applies custody rules to a recorded batch inside its transaction; returns the answers to
 publish once it has committed (`api.custody.apply.apply_custody`)."""
@@ -125,18 +128,37 @@ class IngestPipeline:
         self._clock = clock
         self.readers = ReaderDirectory(engine)
 
-    def _policy(self, now: datetime) -> ClockPolicy:
+    def now(self) -> datetime:
+        """The time a batch is verified and stored at (the pipeline's clock)."""
+        return self._clock()
+
+    def policy(self, now: datetime) -> ClockPolicy:
+        """How far from `now` an observation's time may be, from the settings."""
         return ClockPolicy(
             now=now, max_future=timedelta(seconds=self._settings.max_future_skew_s),
             max_age=timedelta(seconds=self._settings.max_observation_age_s),
         )
 
-    def process(self, messages: Sequence[InboundMessage]) -> BatchResult:
-        """Verify and commit `messages` as one batch; raise `IngestError` if it cannot commit."""
+    def verify(self, messages: Sequence[InboundMessage], now: datetime) -> list[Outcome]:
+        """Check every message of a batch (`verify_message`), in this thread."""
+        policy = self.policy(now)
+        return [verify_message(m, self.readers, policy) for m in messages]
+
+    def process(
+        self, messages: Sequence[InboundMessage], *, outcomes: Sequence[Outcome] | None = None,
+        now: datetime | None = None,
+    ) -> BatchResult:
+        """Verify and commit `messages` as one batch; raise `IngestError` if it cannot commit.
+
+        `outcomes`: `messages` already verified at `now` (`api.ingest.verifier`, another
+        process), in their order; else they are verified here first."""
         started = time.perf_counter()
-        now = self._clock()
-        policy = self._policy(now)
-        outcomes = [verify_message(m, self.readers, policy) for m in messages]
+        if now is None:
+            now = self._clock()
+        if outcomes is None:
+            outcomes = self.verify(messages, now)
+        elif len(outcomes) != len(messages):
+            raise ValueError(f"{len(outcomes)} verdicts for {len(messages)} messages")
         for attempt in range(1, MAX_ATTEMPTS + 1):
             verified = [o for o in outcomes if isinstance(o, Verified)]
             rejected = [o for o in outcomes if isinstance(o, Rejected)]

@@ -10,17 +10,22 @@ Receive Maximum bounds the messages in flight, and so this worker's memory.
 An events message may carry several envelopes (`ledger.core.packing`: an agent sending a
 backlog). Its envelopes are verified and recorded one by one, always in the same batch, and
 the message is acknowledged once, when that batch has committed.
+
+Batches overlap by one: while batch N is stored (one transaction), batch N+1 is verified in a
+child process (`api.ingest.verifier`, `ingest_verify_processes`), so a worker uses a second
+core. Batches are still stored and acknowledged one at a time, in the order received.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 import paho.mqtt.client as mqtt
@@ -36,9 +41,10 @@ from api.custody.apply import release_stale_holds
 from api.custody.overdue import raise_overdue_alerts
 from api.custody.pending import HOLD_LIMIT, STALE_SCAN_WINDOW, stale_holds
 from api.db import utcnow
-from api.ingest.pipeline import BatchResult, IngestPipeline
+from api.ingest.pipeline import BatchResult, IngestPipeline, Outcome
 from api.ingest.publishing import DecisionPublisher
 from api.ingest.topics import events_subscription
+from api.ingest.verifier import VerifierPool, shareable
 from api.ingest.verify import InboundMessage
 from api.logstore import claim_log_writer
 from api.metrics import DECISION_LATENCY_SECONDS
@@ -86,17 +92,14 @@ class _Delivery:
     qos: int
 
 
-def tune_collector() -> None:
-    """Garbage collection for a process that runs an ingest worker, once it has started.
+@dataclass(frozen=True, slots=True)
+class _Verifying:
+    """A batch taken from the inbox, being verified (`verdicts`: in a child process)."""
 
-    A batch allocates tens of thousands of short-lived objects, so Python's default (a young
-    collection every 700 allocations, and full ones that walk every module, model and
-    statement cache) cost the worker about 20 µs of CPU per observation. Freezing what start-up
-    made, and collecting the young generation every 20,000 allocations, brought that to 4 µs.
-    Only reference cycles wait longer to be freed; memory stays bounded by the batch size.
-    """
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 100)
+    batch: list[_Delivery]
+    envelopes: list[InboundMessage]
+    now: datetime
+    verdicts: Future[list[Outcome]] | None
 
 
 class IngestWorker:
@@ -124,6 +127,7 @@ class IngestWorker:
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_inflight_messages_set(DECISIONS_IN_FLIGHT)
         self.decisions = DecisionPublisher(pipeline.engine, self.client)
+        self._verifiers: VerifierPool | None = None
         self._loaded = False
 
     def _connect_properties(self) -> Properties:
@@ -163,6 +167,9 @@ class IngestWorker:
 
     def start(self) -> None:
         """Connect (retrying in the background if the broker is down) and start consuming."""
+        if self._settings.ingest_verify_processes and shareable(self._pipeline.engine):
+            self._verifiers = VerifierPool(self._pipeline.engine,
+                                           self._settings.ingest_verify_processes)
         self.client.connect_async(
             self._settings.mqtt_host, self._settings.mqtt_port, clean_start=False,
             properties=self._connect_properties(),
@@ -182,12 +189,15 @@ class IngestWorker:
         self._settle_decisions(force=True)
         self.client.disconnect()
         self.client.loop_stop()
+        if self._verifiers is not None:
+            self._verifiers.close()
 
-    def _take_batch(self) -> list[_Delivery]:
+    def _take_batch(self, *, wait: bool = True) -> list[_Delivery]:
         """Whole messages, about `ingest_batch_size` envelopes (a packed message is never
-        split across batches: it is acknowledged once, when all of it has committed)."""
+        split across batches: it is acknowledged once, when all of it has committed).
+        Not `wait`: a batch is in hand already, so return at once if nothing is queued."""
         try:
-            batch = [self._inbox.get(timeout=STOP_POLL_S)]
+            batch = [self._inbox.get(timeout=STOP_POLL_S) if wait else self._inbox.get_nowait()]
         except queue.Empty:
             return []
         # Adaptive: when idle, take what is queued and go (a lone read is answered at once);
@@ -239,6 +249,7 @@ class IngestWorker:
     def _run(self) -> None:
         next_scan = next_held_scan = time.monotonic()
         everything = True  # the first held-read scan looks behind every open gap
+        ahead: _Verifying | None = None
         while not self._stopping.is_set():
             try:
                 # Answers go out only through a connected client; batches need one anyway.
@@ -257,29 +268,59 @@ class IngestWorker:
             except Exception:
                 # Housekeeping must never end the ingest thread: log, and try again later.
                 log.exception("ingest worker housekeeping failed; continuing")
-            batch = self._take_batch()
-            if not batch:
-                continue
-            started = time.perf_counter()
-            try:
-                result = self._pipeline.process(
-                    [envelope for delivery in batch for envelope in delivery.envelopes])
-            except Exception:
-                # IngestError or a bug in the custody rules alike: nothing committed. Leave
-                # the messages unacknowledged and drop the connection, so the broker
-                # redelivers them to whichever worker of the group is alive.
-                log.exception("ingest batch of %d failed; awaiting redelivery", len(batch))
-                if not self._stopping.is_set():
-                    self._redeliver()
-                continue
-            # Answers first (the reader is waiting), then the PUBACKs that end redelivery.
-            self.decisions.publish(result.decisions)
-            if result.decisions:
-                DECISION_LATENCY_SECONDS.observe(time.perf_counter() - started)
-            for delivery in batch:
-                self.client.ack(delivery.mid, delivery.qos)
-            if self._on_batch is not None:
-                self._on_batch(result)
+            # The next batch starts verifying (in a child) before the one in hand is stored.
+            batch = self._take_batch(wait=ahead is None)
+            following = self._verify(batch) if batch else None
+            if ahead is not None and not self._store(ahead):
+                following = None  # redelivered after the failed one, in order
+            ahead = following
+        if ahead is not None:  # finish the batch in hand
+            self._store(ahead)
+
+    def _verify(self, batch: list[_Delivery]) -> _Verifying:
+        envelopes = [envelope for delivery in batch for envelope in delivery.envelopes]
+        now = self._pipeline.now()
+        verdicts = (None if self._verifiers is None
+                    else self._verifiers.submit(envelopes, now, self._pipeline))
+        return _Verifying(batch, envelopes, now, verdicts)
+
+    def _verdicts(self, job: _Verifying) -> list[Outcome] | None:
+        """The batch's verdicts from its child; None: verify it here (no child, or it
+        failed: the pool is restarted later, and this batch is not lost)."""
+        if job.verdicts is None:
+            return None
+        try:
+            return job.verdicts.result()
+        except Exception:
+            log.exception("ingest verifier process failed; verifying in the worker")
+            if self._verifiers is not None:
+                self._verifiers.broken()
+            return None
+
+    def _store(self, job: _Verifying) -> bool:
+        """Commit `job`'s batch, answer its readers, acknowledge its messages; False if it
+        did not commit (its messages are redelivered)."""
+        started = time.perf_counter()
+        try:
+            result = self._pipeline.process(job.envelopes, outcomes=self._verdicts(job),
+                                            now=job.now)
+        except Exception:
+            # IngestError or a bug in the custody rules alike: nothing committed. Leave
+            # the messages unacknowledged and drop the connection, so the broker
+            # redelivers them to whichever worker of the group is alive.
+            log.exception("ingest batch of %d failed; awaiting redelivery", len(job.batch))
+            if not self._stopping.is_set():
+                self._redeliver()
+            return False
+        # Answers first (the reader is waiting), then the PUBACKs that end redelivery.
+        self.decisions.publish(result.decisions)
+        if result.decisions:
+            DECISION_LATENCY_SECONDS.observe(time.perf_counter() - started)
+        for delivery in job.batch:
+            self.client.ack(delivery.mid, delivery.qos)
+        if self._on_batch is not None:
+            self._on_batch(result)
+        return True
 
     def _resend_unpublished(self) -> None:
         try:

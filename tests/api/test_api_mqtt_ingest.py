@@ -189,7 +189,7 @@ def test_unacknowledged_messages_go_to_the_next_worker_after_a_crash(
 
     class HangingPipeline(IngestPipeline):
         # Hangs before its transaction: a killed process holds no database lock.
-        def process(self, messages: Sequence[InboundMessage]) -> BatchResult:
+        def process(self, messages: Sequence[InboundMessage], **_: Any) -> BatchResult:
             stuck.set()
             release.wait(30)  # the worker is "killed" while in here
             raise RuntimeError("never commits")

@@ -1,0 +1,130 @@
+"""Verifying ingest batches in a second process, while the worker stores the batch before.
+
+An ingest worker is one Python process: its interpreter runs one thread at a time, so however
+many cores the server has, checking a batch's signatures and schemas and storing the batch
+before it would take turns. Verification needs no database writes and no state from the
+batches before it (`api.ingest.verify`: only the registered readers, looked up by key id), so
+a worker hands each batch's envelopes to a `VerifierPool`, one or more child processes with
+their own reader directory, and meanwhile stores the previous batch. Batches are still stored
+one at a time and in the order they were received.
+
+The verdicts come back as the same `Verified` and `Rejected` values the worker would have
+made itself; a child that fails or dies only costs that batch being verified in the worker
+(`IngestWorker`), and a fresh pool after `RESTART_AFTER_S`.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import Engine
+
+from api.db import engine_for_url
+from api.ingest.pipeline import IngestPipeline, Outcome, ReaderDirectory
+from api.ingest.verify import ClockPolicy, InboundMessage, verify_message
+from api.processes import die_with_parent, tune_collector
+
+log = logging.getLogger(__name__)
+
+MIN_OFFLOADED: Final = 16
+"""Envelopes a batch needs to be verified in a child: a smaller one (a lone read, a quiet
+store) is verified in the worker, where it costs less than the round trip to the child."""
+
+RESTART_AFTER_S: Final = 30.0
+"""After a child dies, batches are verified in the worker this long before a new pool is
+started: a child that crashes on start-up must not be re-spawned for every batch."""
+
+_directory: ReaderDirectory | None = None
+"""The registered readers, in a child process (`_start_child`)."""
+
+
+def shareable(engine: Engine) -> bool:
+    """Whether another process can open `engine`'s database (not an in-memory SQLite)."""
+    return engine.url.get_backend_name() != "sqlite" or engine.url.database not in (
+        None, "", ":memory:")
+
+
+def _start_child(url: str, parent: int) -> None:
+    """A child's set-up: leave with the worker, leave Ctrl-C to it, own database engine."""
+    global _directory
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker stops its children itself
+    _directory = ReaderDirectory(engine_for_url(url))
+    tune_collector()
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+def _verify(messages: Sequence[InboundMessage], policy: ClockPolicy) -> list[Outcome]:
+    """In a child: `verify_message` on each of `messages`."""
+    if _directory is None:
+        raise RuntimeError("verifier child was not initialised")
+    return [verify_message(message, _directory, policy) for message in messages]
+
+
+class VerifierPool:
+    """`processes` children verifying the batches of one ingest worker, reading the
+    registered readers from `engine`'s database (`shareable`)."""
+
+    def __init__(self, engine: Engine, processes: int = 1) -> None:
+        if not shareable(engine):
+            raise ValueError("an in-memory database cannot be shared with a verifier process")
+        self._url = engine.url.render_as_string(hide_password=False)
+        self._processes = processes
+        self.offloaded = 0
+        """Batches sent to a child so far."""
+        self._executor: ProcessPoolExecutor | None = None
+        self._broken_at: float | None = None
+        self._start()
+
+    def _start(self) -> None:
+        self._executor = ProcessPoolExecutor(
+            self._processes, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_child, initargs=(self._url, os.getpid()),
+        )
+        for _ in range(self._processes):  # start the children now, not on the first batch
+            self._executor.submit(_ready)
+
+    def submit(
+        self, messages: Sequence[InboundMessage], now: datetime, pipeline: IngestPipeline
+    ) -> Future[list[Outcome]] | None:
+        """Start verifying `messages` in a child; None: verify them in the worker (too few to
+        be worth the trip, or no child to send them to)."""
+        if len(messages) < MIN_OFFLOADED:
+            return None
+        if self._executor is None:
+            if self._broken_at is not None and time.monotonic() - self._broken_at < RESTART_AFTER_S:
+                return None
+            log.info("restarting the ingest verifier processes")
+            self._start()
+        assert self._executor is not None
+        try:
+            future = self._executor.submit(_verify, list(messages), pipeline.policy(now))
+        except RuntimeError:  # BrokenProcessPool, or shut down by a concurrent close()
+            self.broken()
+            return None
+        self.offloaded += 1
+        return future
+
+    def broken(self) -> None:
+        """A child died or failed: stop the pool; batches are verified in the worker until a
+        new one starts, `RESTART_AFTER_S` from now."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor = None
+        self._broken_at = time.monotonic()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        self._executor = None

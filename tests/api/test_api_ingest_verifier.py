@@ -1,0 +1,167 @@
+"""Verification in a child process (`api.ingest.verifier`): the same verdicts as the worker's
+own, batches still stored in order, and a child that dies costs nothing but a retry."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import paho.mqtt.client as mqtt
+import pytest
+from api_support import RegisteredReader, register_reader
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from api.config import load_settings
+from api.db import make_engine
+from api.ingest import verifier
+from api.ingest.pipeline import IngestPipeline
+from api.ingest.verifier import MIN_OFFLOADED, VerifierPool, shareable
+from api.ingest.verify import MAX_MESSAGE_BYTES, InboundMessage, Rejected, Verified
+from api.ingest.worker import IngestWorker
+from api.models import IngestedObservation, QuarantinedMessage
+from api.models.ingest import SequenceGap
+from ledger.core.envelope import sign_envelope
+from ledger.core.packing import pack
+from ledger.core.records import format_time
+
+
+def _mixed_batch(reader: RegisteredReader, pipeline: IngestPipeline) -> list[InboundMessage]:
+    """Good reads, and one of each refusal verification can make."""
+    good = [reader.message(seq) for seq in range(MIN_OFFLOADED + 4)]
+    stranger = RegisteredReader(reader.reader_id, reader.agency_id, reader.site_id,
+                                Ed25519PrivateKey.generate())
+    forged = reader.signed(90).replace(b'"seq":90', b'"seq":91')
+    ahead = format_time(pipeline.now() + timedelta(hours=1))
+    skewed = sign_envelope(reader.observation(92, time=ahead).to_record(), reader.key)
+    return [
+        *good,
+        InboundMessage(reader.topic, forged, 90),
+        stranger.message(93),
+        InboundMessage(reader.topic, b"{not json", 94),
+        InboundMessage(reader.topic, b" " * (MAX_MESSAGE_BYTES + 1), 95),
+        InboundMessage(reader.topic, skewed.to_bytes(), 96),
+        InboundMessage("kitledger/v1/other/place/rdr-9/events", reader.signed(97), 97),
+    ]
+
+
+def test_a_child_gives_the_verdicts_the_worker_would(
+    engine: Engine, reader: RegisteredReader, pipeline: IngestPipeline
+) -> None:
+    messages = _mixed_batch(reader, pipeline)
+    now = pipeline.now()
+    pool = VerifierPool(engine)
+    try:
+        future = pool.submit(messages, now, pipeline)
+        assert future is not None
+        verdicts = future.result(timeout=60)
+    finally:
+        pool.close()
+    assert verdicts == pipeline.verify(messages, now)
+    assert pool.offloaded == 1
+    accepted = [v for v in verdicts if isinstance(v, Verified)]
+    assert [v.observation.seq for v in accepted] == list(range(MIN_OFFLOADED + 4))
+    assert sorted(v.reason.value for v in verdicts if isinstance(v, Rejected)) == [
+        "bad_signature", "bad_topic", "clock_skew", "malformed", "oversize", "unknown_device"]
+
+
+def test_a_small_batch_is_verified_in_the_worker(
+    engine: Engine, reader: RegisteredReader, pipeline: IngestPipeline
+) -> None:
+    pool = VerifierPool(engine)
+    try:
+        messages = [reader.message(seq) for seq in range(MIN_OFFLOADED - 1)]
+        assert pool.submit(messages, pipeline.now(), pipeline) is None
+        assert pool.offloaded == 0
+    finally:
+        pool.close()
+
+
+def test_an_in_memory_database_is_not_shared_with_a_child(tmp_path: object) -> None:
+    memory = make_engine(load_settings(database_url="sqlite://"))
+    assert not shareable(memory)
+    with pytest.raises(ValueError, match="in-memory"):
+        VerifierPool(memory)
+    worker = IngestWorker(load_settings(mqtt_url="mqtt://127.0.0.1:1"),
+                          IngestPipeline(memory, load_settings(database_url="sqlite://")))
+    assert worker._verifiers is None  # noqa: SLF001 - nothing started: verified in the worker
+
+
+def _stored(engine: Engine, model: type = IngestedObservation) -> int:
+    with Session(engine) as session:
+        return int(session.exec(select(func.count()).select_from(model)).one())
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def _publish(port: int, topic: str, payloads: list[bytes]) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-agent",
+                         protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        for info in [client.publish(topic, p, qos=1) for p in payloads]:
+            info.wait_for_publish(10)
+    finally:
+        client.loop_stop()
+
+
+def _children() -> set[int]:
+    return {p.pid for p in multiprocessing.active_children() if p.pid is not None}
+
+
+def test_batches_verified_in_a_child_are_stored_in_order_and_a_dead_child_loses_nothing(
+    engine: Engine, mosquitto: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four packed messages, batches of 50 envelopes: each is verified in the child while the
+    one before is stored, and stored in order (no sequence gap ever opens). Then the child is
+    killed: the next batches are verified in the worker, all stored, and after
+    `RESTART_AFTER_S` a new child takes over."""
+    port: int = mosquitto.port  # type: ignore[attr-defined]
+    reader = register_reader(engine)
+    monkeypatch.setattr(verifier, "RESTART_AFTER_S", 1.0)
+    settings = load_settings(mqtt_url=f"mqtt://127.0.0.1:{port}", ingest_batch_size=50,
+                             ingest_batch_wait_ms=5)
+    before = _children()
+    worker = IngestWorker(settings, IngestPipeline(engine, settings))
+    worker.start()
+    try:
+        assert worker.wait_subscribed(10)
+        pool = worker._verifiers  # noqa: SLF001 - the worker's own pool, to count its work
+        assert pool is not None
+        _publish(port, reader.topic, [pack([reader.signed(seq) for seq in range(n, n + 50)])
+                                      for n in range(0, 200, 50)])
+        assert _wait_for(lambda: _stored(engine) == 200)
+        assert pool.offloaded >= 4
+        assert _stored(engine, SequenceGap) == 0
+        assert _wait_for(lambda: bool(_children() - before))
+        for pid in _children() - before:
+            os.kill(pid, signal.SIGKILL)
+        offloaded = pool.offloaded
+        _publish(port, reader.topic, [pack([reader.signed(seq) for seq in range(n, n + 50)])
+                                      for n in range(200, 300, 50)])
+        assert _wait_for(lambda: _stored(engine) == 300)
+        # At most the first batch went to the dead child; both were verified in the worker.
+        assert pool.offloaded - offloaded <= 1
+        offloaded = pool.offloaded
+        time.sleep(1.2)  # RESTART_AFTER_S: the next batch big enough starts a new child
+        _publish(port, reader.topic, [pack([reader.signed(seq) for seq in range(300, 350)])])
+        assert _wait_for(lambda: _stored(engine) == 350)
+        assert pool.offloaded == offloaded + 1
+    finally:
+        worker.stop()
+    assert _stored(engine, QuarantinedMessage) == 0
+    assert _stored(engine, SequenceGap) == 0
