@@ -164,7 +164,18 @@ def text_among(
     wanted = list(values)
     if _dialect(bind).name == "postgresql":
         return column == any_(bindparam(None, wanted, type_=postgresql.ARRAY(String())))
-    return column.in_(wanted)
+    return among(column, wanted)
+
+
+def among(column: ColumnElement[Any] | Mapped[Any], values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column IN values`, the values bound as one expanding parameter.
+
+    Given a literal list, the expression language coerces every value into its own bound
+    parameter, and builds a new statement (and cache key) for each length: for a batch's
+    hot queries that cost more than running them. An expanding parameter is expanded only
+    when the statement runs, so the statement is the same for any values."""
+    kind = getattr(column, "type", None)  # an ORM attribute (`col(Model.field)`) has one too
+    return column.in_(bindparam(None, list(values), expanding=True, type_=kind))
 
 
 def utcnow() -> datetime:

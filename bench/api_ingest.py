@@ -1,4 +1,4 @@
-"""API ingest benchmark: `python bench/api_ingest.py [--desks 20] [--assets 250] [--workers 1,2]`.
+"""API ingest benchmark: `python bench/api_ingest.py [--desks 20] [--assets 500] [--workers 1,2]`.
 
 Prints one table: per database (SQLite file, then a fresh PostgreSQL database) and per worker
 count (one, then two ingest processes, side by side):
@@ -227,6 +227,7 @@ def bench(kind: str, workers: int, args: argparse.Namespace) -> list[str]:
         processes = start_ingest(workers, {
             "database_url": url, "mqtt_url": f"mqtt://127.0.0.1:{port}",
             "ingest_batch_size": args.batch, "ingest_batch_wait_ms": 10,
+            "ingest_verify_processes": args.verify_processes,
         })
         try:
             count, seconds, cpu, verifying, publishing = run_ingest_throughput(
@@ -237,7 +238,8 @@ def bench(kind: str, workers: int, args: argparse.Namespace) -> list[str]:
     rate = count / seconds
     p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
     return [
-        f"| {kind} | ingest (check-outs), {workers} worker(s), {args.pack} per message | "
+        f"| {kind} | ingest (check-outs), {workers} worker(s) x {args.verify_processes} "
+        f"verifier(s), {args.pack} per message | "
         f"{count} obs | "
         f"{rate:,.0f} obs/s | bar 5,000 | {rate / 5000:.2f}x |",
         f"| {kind} | CPU per observation during ingest, {workers} worker(s) | {count} obs | "
@@ -253,13 +255,15 @@ def bench(kind: str, workers: int, args: argparse.Namespace) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--desks", type=int, default=20)
-    parser.add_argument("--assets", type=int, default=250, help="radios per desk")
+    parser.add_argument("--assets", type=int, default=500, help="radios per desk")
     parser.add_argument("--workers", default="1,2",
                         help="ingest processes; a comma list runs each side by side")
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--pack", type=int, default=MAX_ENVELOPES_PER_MESSAGE,
                         help="envelopes per message at most, as the agent packs a backlog")
     parser.add_argument("--rate", type=int, default=STEADY_RATE, help="steady obs/s")
+    parser.add_argument("--verify-processes", type=int, default=1,
+                        help="verifier processes per worker (0: verify in the worker)")
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
     rows = ["| database | measure | size | result | bar | ratio |", "|---|---|---|---|---|---|"]

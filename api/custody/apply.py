@@ -32,7 +32,7 @@ from api.custody.rules import (
     decide_asset,
     decide_badge,
 )
-from api.db import text_among
+from api.db import among, text_among
 from api.ingest.batch_writes import BatchWrites, load_asset_rows
 from api.ingest.record import RecordedBatch
 from api.ingest.topics import DECISIONS, ReaderTopic
@@ -105,7 +105,7 @@ def _load(
     epcs = {i.observation.epc for i in items}
     readers = {
         r.id: ReaderView(r.id, r.agency_id, r.site_id, ReaderRole(r.role))
-        for r in session.exec(select(Reader).where(col(Reader.id).in_(reader_ids)))
+        for r in session.exec(select(Reader).where(among(col(Reader.id), reader_ids)))
     }
     known = None if recorded is None else recorded.assets
     if recorded is not None and recorded.badges is not None:
@@ -120,13 +120,13 @@ def _load(
         (s.reader_id, s.session): s
         for s in session.exec(
             select(DeskSession).where(
-                col(DeskSession.reader_id).in_(reader_ids),
-                col(DeskSession.session).in_({k[1] for k in keys}),
+                among(col(DeskSession.reader_id), reader_ids),
+                among(col(DeskSession.session), {k[1] for k in keys}),
             )
         )
     }
     person_ids = set(badges.values()) | {p for s in sessions.values() for p in s.person_ids}
-    rows = list(session.exec(select(Person).where(col(Person.id).in_(person_ids))))
+    rows = list(session.exec(select(Person).where(among(col(Person.id), person_ids))))
     state = _BatchState(
         readers, {}, {}, {}, badges, {p.id: _person_view(p) for p in rows}, sessions,
         {p.id: p.commitment for p in rows}, LogAppender(session), BatchWrites(session),
@@ -145,7 +145,7 @@ def _load_assets(
     class_ids = {a.class_id for a in assets.values()}
     state.classes.update({
         c.id: c
-        for c in session.exec(select(AssetClass).where(col(AssetClass.id).in_(class_ids)))
+        for c in session.exec(select(AssetClass).where(among(col(AssetClass.id), class_ids)))
     })
     shares: dict[str, set[str]] = defaultdict(set)
     for share in session.exec(
@@ -161,7 +161,7 @@ def _load_assets(
     missing = holders - state.commitments.keys()
     if missing:
         state.commitments.update(session.exec(
-            select(Person.id, Person.commitment).where(col(Person.id).in_(missing))).all())
+            select(Person.id, Person.commitment).where(among(col(Person.id), missing))).all())
 
 
 def _asset_view(state: _BatchState, asset: AssetRow) -> AssetView:
@@ -354,7 +354,7 @@ def _new_alerts(
         return []
     recent: set[tuple[object, ...]] = set(session.exec(
         select(Alert.kind, Alert.asset_id, Alert.reader_id).where(
-            col(Alert.asset_id).in_({a["asset_id"] for a in alerts}),
+            among(col(Alert.asset_id), {a["asset_id"] for a in alerts}),
             col(Alert.resolved_at).is_(None), Alert.created_at >= now - ALERT_REPEAT_WINDOW,
         )
     ).all())
@@ -420,6 +420,10 @@ def _decide(
     return [DecisionMessage(topic, decision_payload(body))]
 
 
+_DECISION_JSON: Final = json.JSONEncoder(sort_keys=True)
+"""`json.dumps(body, sort_keys=True)` builds an encoder per call; one answer per read."""
+
+
 def decision_payload(body: Mapping[str, object]) -> bytes:
     """A decision's wire form: sorted-key JSON {"seq","decision","reason","asset","action"}."""
-    return json.dumps(body, sort_keys=True).encode()
+    return _DECISION_JSON.encode(body).encode()

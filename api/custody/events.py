@@ -85,6 +85,21 @@ class SessionSink:
         self._session.add(asset)
 
 
+_last_time: tuple[datetime, str] | None = None
+"""The last change time `_record_time` spelled: a batch's changes share its one `now`."""
+
+
+def _record_time(moment: datetime) -> str:
+    """`format_time(moment)`, remembering the last one (about 3 µs a change otherwise)."""
+    global _last_time
+    last = _last_time
+    if last is not None and last[0] == moment:  # the same instant: the same UTC spelling
+        return last[1]
+    text = format_time(moment)
+    _last_time = (moment, text)
+    return text
+
+
 class UnknownPerson(LookupError):
     """A change names a person with no row: their commitment cannot be found."""
 
@@ -123,7 +138,7 @@ def append_change(
                        _log_ref(session, change.holder_kind, change.holder_ref, commitments))
     event = CustodyEvent(
         agency=asset.agency_id, asset=asset.id, seq=asset.chain_next_seq, prev=asset.chain_prev,
-        action=change.action, time=format_time(change.time), holder_from=holder_from,
+        action=change.action, time=_record_time(change.time), holder_from=holder_from,
         holder_to=holder_to, observations=tuple(h.hex() for h in change.observations),
         authorised_by=tuple(
             _log_ref(session, HolderKind.PERSON, p, commitments) for p in change.authorisers

@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from api.config import Settings
 from api.custody.apply import DESK_SESSION_TIMEOUT, DecisionMessage, apply_custody
-from api.db import utcnow
+from api.db import among, utcnow
 from api.errors import IngestError
 from api.ingest.record import RecordedBatch, record_batch
 from api.ingest.verify import (
@@ -97,7 +97,7 @@ def _recheck_revocations(session: Session, verified: list[Verified]) -> list[Rej
     if not ids:
         return []
     revoked = set(session.exec(
-        select(Reader.id).where(col(Reader.id).in_(ids), Reader.status != ReaderStatus.ACTIVE)
+        select(Reader.id).where(among(col(Reader.id), ids), Reader.status != ReaderStatus.ACTIVE)
     ))
     gone = [item for item in verified if item.reader.reader_id in revoked]
     for item in gone:

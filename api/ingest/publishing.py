@@ -24,7 +24,7 @@ from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
 from api.custody.apply import DecisionMessage, decision_payload
-from api.db import writer_turn
+from api.db import among, writer_turn
 from api.models.custody import Decision
 from ledger.core.packing import chunks, pack
 
@@ -118,7 +118,7 @@ class DecisionPublisher:
             return 0
         with writer_turn(self._engine), Session(self._engine) as session:
             session.connection().execute(
-                update(_DECISIONS).where(_DECISIONS.c.id.in_(done)).values(published_at=now)
+                update(_DECISIONS).where(among(_DECISIONS.c.id, done)).values(published_at=now)
             )
             session.commit()
         return len(done)

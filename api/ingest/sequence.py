@@ -18,6 +18,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from api.bulk import update_rows
+from api.db import among
 from api.models.ingest import DeviceCursor, SequenceGap
 
 FIRST_SEQ: Final = 0
@@ -83,7 +84,7 @@ def load_cursors(session: Session, seqs: Mapping[str, Collection[int]]) -> Curso
     connection = session.connection()
     highs: dict[str, int] = dict(connection.execute(
         core_select(_CURSORS.c.device_id, _CURSORS.c.high_seq)
-        .where(_CURSORS.c.device_id.in_(seqs.keys()))
+        .where(among(_CURSORS.c.device_id, seqs.keys()))
         .with_for_update()
     ).all())
     lows: dict[str, int] = {}
@@ -95,7 +96,7 @@ def load_cursors(session: Session, seqs: Mapping[str, Collection[int]]) -> Curso
     if lows:
         rows = connection.execute(
             core_select(_GAPS.c.id, _GAPS.c.device_id, _GAPS.c.first_seq, _GAPS.c.last_seq)
-            .where(_GAPS.c.device_id.in_(lows.keys()), _GAPS.c.closed_at.is_(None),
+            .where(among(_GAPS.c.device_id, lows.keys()), _GAPS.c.closed_at.is_(None),
                    _GAPS.c.last_seq >= min(lows.values()))
             .order_by(_GAPS.c.device_id, _GAPS.c.first_seq)
         )

@@ -9,7 +9,9 @@ their own reader directory, and meanwhile stores the previous batch. Batches are
 one at a time and in the order they were received.
 
 The verdicts come back as the same `Verified` and `Rejected` values the worker would have
-made itself; a child that fails or dies only costs that batch being verified in the worker
+made itself. The children start with the first batch of `MIN_OFFLOADED` envelopes or more
+(a quiet worker never needs them), and until they are ready batches are verified in the
+worker. A child that fails or dies only costs that batch being verified in the worker
 (`IngestWorker`), and a fresh pool after `RESTART_AFTER_S`.
 """
 
@@ -84,16 +86,17 @@ class VerifierPool:
         self.offloaded = 0
         """Batches sent to a child so far."""
         self._executor: ProcessPoolExecutor | None = None
+        self._ready: list[Future[int]] = []
         self._broken_at: float | None = None
-        self._start()
 
     def _start(self) -> None:
+        """Start the children; they take a second or two to import, and until they are ready
+        batches are verified in the worker rather than wait for them."""
         self._executor = ProcessPoolExecutor(
             self._processes, mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_child, initargs=(self._url, os.getpid()),
         )
-        for _ in range(self._processes):  # start the children now, not on the first batch
-            self._executor.submit(_ready)
+        self._ready = [self._executor.submit(_ready) for _ in range(self._processes)]
 
     def submit(
         self, messages: Sequence[InboundMessage], now: datetime, pipeline: IngestPipeline
@@ -103,11 +106,19 @@ class VerifierPool:
         if len(messages) < MIN_OFFLOADED:
             return None
         if self._executor is None:
-            if self._broken_at is not None and time.monotonic() - self._broken_at < RESTART_AFTER_S:
-                return None
-            log.info("restarting the ingest verifier processes")
-            self._start()
-        assert self._executor is not None
+            # Started on the first batch big enough: a quiet worker never needs them.
+            if self._broken_at is not None:
+                if time.monotonic() - self._broken_at < RESTART_AFTER_S:
+                    return None
+                log.info("restarting the ingest verifier processes")
+            try:
+                self._start()
+            except OSError:
+                log.exception("could not start the ingest verifier processes")
+                self.broken()
+            return None
+        if not self.ready():
+            return None
         try:
             future = self._executor.submit(_verify, list(messages), pipeline.policy(now))
         except RuntimeError:  # BrokenProcessPool, or shut down by a concurrent close()
@@ -116,15 +127,21 @@ class VerifierPool:
         self.offloaded += 1
         return future
 
+    def ready(self) -> bool:
+        """Whether batches go to the children now (started, and done importing)."""
+        return self._executor is not None and all(ready.done() for ready in self._ready)
+
     def broken(self) -> None:
         """A child died or failed: stop the pool; batches are verified in the worker until a
         new one starts, `RESTART_AFTER_S` from now."""
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         self._executor = None
+        self._ready = []
         self._broken_at = time.monotonic()
 
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
         self._executor = None
+        self._ready = []

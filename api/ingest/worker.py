@@ -178,6 +178,12 @@ class IngestWorker:
         self._thread = threading.Thread(target=self._run, name="kitledger-ingest", daemon=True)
         self._thread.start()
 
+    @property
+    def verifiers(self) -> VerifierPool | None:
+        """The child processes verifying this worker's batches (None: verified in the worker,
+        or not started)."""
+        return self._verifiers
+
     def wait_subscribed(self, timeout: float) -> bool:
         return self._subscribed.wait(timeout)
 
@@ -273,6 +279,10 @@ class IngestWorker:
             following = self._verify(batch) if batch else None
             if ahead is not None and not self._store(ahead):
                 following = None  # redelivered after the failed one, in order
+            if following is not None and following.verdicts is None:
+                # Verified here (a small batch): nothing to overlap, so no reason to wait.
+                self._store(following)
+                following = None
             ahead = following
         if ahead is not None:  # finish the batch in hand
             self._store(ahead)

@@ -82,9 +82,15 @@ def _ident(record: Mapping[str, Any], name: str, *, optional: bool = False) -> s
     value = _field(record, name, (str, type(None)) if optional else str)
     if value is None:
         return None
-    if not 0 < len(value) <= MAX_ID_CHARS or not _IDENT.fullmatch(value):
-        raise SchemaError(f"field {name!r} must be 1-{MAX_ID_CHARS} printable ASCII characters")
+    _check_ident(name, value)
     return str(value)
+
+
+def _check_ident(name: str, value: object) -> None:
+    if type(value) is not str or not 0 < len(value) <= MAX_ID_CHARS or not _IDENT.fullmatch(
+        value
+    ):
+        raise SchemaError(f"field {name!r} must be 1-{MAX_ID_CHARS} printable ASCII characters")
 
 
 def _check_fields(record: Mapping[str, Any], expected_type: str, names: frozenset[str]) -> None:
@@ -181,14 +187,18 @@ class Holder:
     def from_record(cls, record: Any, name: str) -> Holder:
         if not isinstance(record, dict) or set(record) != {"kind", "ref"}:
             raise SchemaError(f"field {name!r} must be an object with 'kind' and 'ref'")
-        kind = record["kind"]
-        if kind not in HOLDER_KINDS:
-            raise SchemaError(f"{name}.kind {kind!r:.40} not in {sorted(HOLDER_KINDS)}")
-        ref = _ident(record, "ref")
-        if kind == "person" and not _HEX64.fullmatch(str(ref)):
+        holder = cls(kind=record["kind"], ref=record["ref"])
+        holder.check(name)
+        return holder
+
+    def check(self, name: str) -> None:
+        """Refuse a holder the record format does not allow, as the record's field `name`."""
+        if type(self.kind) is not str or self.kind not in HOLDER_KINDS:
+            raise SchemaError(f"{name}.kind {self.kind!r:.40} not in {sorted(HOLDER_KINDS)}")
+        _check_ident("ref", self.ref)
+        if self.kind == "person" and not _HEX64.fullmatch(self.ref):
             # People appear in the log only as salted commitments (see commitments.py).
             raise SchemaError(f"{name}.ref of a person must be a 64-hex commitment")
-        return cls(kind=kind, ref=str(ref))
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,8 +237,34 @@ class CustodyEvent:
             "observations": list(self.observations),
             "authorised_by": list(self.authorised_by), "reader": self.reader,
         }
-        CustodyEvent.from_record(record)
+        self.check()
         return record
+
+    def check(self) -> None:
+        """Refuse an event the record format does not allow: every check `from_record` makes
+        of a record's values, made on this event's own (`to_record` writes no other)."""
+        if type(self.seq) is not int or self.seq < 0:
+            raise SchemaError("field 'seq' must be an int >= 0")
+        if type(self.prev) is not str or not _HEX64.fullmatch(self.prev):
+            raise SchemaError("field 'prev' must be 64 lower-case hex characters")
+        if type(self.action) is not str or self.action not in ACTIONS:
+            raise SchemaError(f"action {self.action!r:.40} not in {sorted(ACTIONS)}")
+        if type(self.time) is not str:
+            raise SchemaError("field 'time' must be str")
+        parse_time(self.time)
+        for name, items, limit in (("observations", self.observations, MAX_OBSERVATIONS_PER_EVENT),
+                                   ("authorised_by", self.authorised_by, MAX_AUTHORISERS)):
+            if len(items) > limit or not all(
+                type(i) is str and _HEX64.fullmatch(i) for i in items
+            ):
+                raise SchemaError(f"field {name!r} must list at most {limit} 64-hex hashes")
+        for name, holder in (("from", self.holder_from), ("to", self.holder_to)):
+            if holder is not None:
+                holder.check(name)
+        _check_ident("agency", self.agency)
+        _check_ident("asset", self.asset)
+        if self.reader is not None:
+            _check_ident("reader", self.reader)
 
     def to_bytes(self) -> bytes:
         """Canonical bytes: the Merkle leaf data and the input to `event_hash`.
@@ -247,36 +283,21 @@ class CustodyEvent:
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> CustodyEvent:
         _check_fields(record, cls.TYPE, cls._FIELDS)
-        seq = _field(record, "seq", int)
-        if seq < 0:
-            raise SchemaError("field 'seq' must be >= 0")
-        prev = _field(record, "prev", str)
-        if not _HEX64.fullmatch(prev):
-            raise SchemaError("field 'prev' must be 64 lower-case hex characters")
-        action = _field(record, "action", str)
-        if action not in ACTIONS:
-            raise SchemaError(f"action {action!r:.40} not in {sorted(ACTIONS)}")
-        time = _field(record, "time", str)
-        parse_time(time)
-        lists = {}
-        for name, limit in (("observations", MAX_OBSERVATIONS_PER_EVENT),
-                            ("authorised_by", MAX_AUTHORISERS)):
-            items = _field(record, name, list)
-            if len(items) > limit or not all(
-                isinstance(i, str) and _HEX64.fullmatch(i) for i in items
-            ):
-                raise SchemaError(f"field {name!r} must list at most {limit} 64-hex hashes")
-            lists[name] = tuple(items)
         holders = {
             name: None if record.get(name) is None else Holder.from_record(record[name], name)
             for name in ("from", "to")
         }
-        return cls(
-            agency=str(_ident(record, "agency")), asset=str(_ident(record, "asset")), seq=seq,
-            prev=prev, action=action, time=time, holder_from=holders["from"],
-            holder_to=holders["to"], observations=lists["observations"],
-            authorised_by=lists["authorised_by"], reader=_ident(record, "reader", optional=True),
+        event = cls(
+            agency=_field(record, "agency", str), asset=_field(record, "asset", str),
+            seq=_field(record, "seq", int), prev=_field(record, "prev", str),
+            action=_field(record, "action", str), time=_field(record, "time", str),
+            holder_from=holders["from"], holder_to=holders["to"],
+            observations=tuple(_field(record, "observations", list)),
+            authorised_by=tuple(_field(record, "authorised_by", list)),
+            reader=_field(record, "reader", (str, type(None))),
         )
+        event.check()
+        return event
 
 
 def event_hash(event: CustodyEvent) -> bytes:

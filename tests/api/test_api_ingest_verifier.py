@@ -51,6 +51,12 @@ def _mixed_batch(reader: RegisteredReader, pipeline: IngestPipeline) -> list[Inb
     ]
 
 
+def _when_ready(pool: VerifierPool, submit: Callable[[], object]) -> None:
+    """Submit once, to start the children; wait until they are ready."""
+    assert submit() is None  # starting: this batch is verified in the worker
+    assert _wait_for(pool.ready, 60)
+
+
 def test_a_child_gives_the_verdicts_the_worker_would(
     engine: Engine, reader: RegisteredReader, pipeline: IngestPipeline
 ) -> None:
@@ -58,6 +64,8 @@ def test_a_child_gives_the_verdicts_the_worker_would(
     now = pipeline.now()
     pool = VerifierPool(engine)
     try:
+        assert not pool.ready()  # nothing started before a batch needs it
+        _when_ready(pool, lambda: pool.submit(messages, now, pipeline))
         future = pool.submit(messages, now, pipeline)
         assert future is not None
         verdicts = future.result(timeout=60)
@@ -78,6 +86,10 @@ def test_a_small_batch_is_verified_in_the_worker(
     try:
         messages = [reader.message(seq) for seq in range(MIN_OFFLOADED - 1)]
         assert pool.submit(messages, pipeline.now(), pipeline) is None
+        assert not pool.ready()  # and no child was started for it
+        big = [reader.message(seq) for seq in range(MIN_OFFLOADED)]
+        _when_ready(pool, lambda: pool.submit(big, pipeline.now(), pipeline))
+        assert pool.submit(messages, pipeline.now(), pipeline) is None
         assert pool.offloaded == 0
     finally:
         pool.close()
@@ -90,7 +102,7 @@ def test_an_in_memory_database_is_not_shared_with_a_child(tmp_path: object) -> N
         VerifierPool(memory)
     worker = IngestWorker(load_settings(mqtt_url="mqtt://127.0.0.1:1"),
                           IngestPipeline(memory, load_settings(database_url="sqlite://")))
-    assert worker._verifiers is None  # noqa: SLF001 - nothing started: verified in the worker
+    assert worker.verifiers is None  # verified in the worker
 
 
 def _stored(engine: Engine, model: type = IngestedObservation) -> int:
@@ -126,8 +138,9 @@ def _children() -> set[int]:
 def test_batches_verified_in_a_child_are_stored_in_order_and_a_dead_child_loses_nothing(
     engine: Engine, mosquitto: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Four packed messages, batches of 50 envelopes: each is verified in the child while the
-    one before is stored, and stored in order (no sequence gap ever opens). Then the child is
+    """The first batch big enough starts the child (and is verified in the worker). Then four
+    packed messages, batches of 50 envelopes: each is verified in the child while the one
+    before is stored, and stored in order (no sequence gap ever opens). Then the child is
     killed: the next batches are verified in the worker, all stored, and after
     `RESTART_AFTER_S` a new child takes over."""
     port: int = mosquitto.port  # type: ignore[attr-defined]
@@ -140,26 +153,34 @@ def test_batches_verified_in_a_child_are_stored_in_order_and_a_dead_child_loses_
     worker.start()
     try:
         assert worker.wait_subscribed(10)
-        pool = worker._verifiers  # noqa: SLF001 - the worker's own pool, to count its work
+        pool = worker.verifiers
         assert pool is not None
+        _publish(port, reader.topic, [pack([reader.signed(seq) for seq in range(50)])])
+        assert _wait_for(lambda: _stored(engine) == 50)
+        assert _wait_for(pool.ready, 60)
+        assert pool.offloaded == 0
         _publish(port, reader.topic, [pack([reader.signed(seq) for seq in range(n, n + 50)])
-                                      for n in range(0, 200, 50)])
-        assert _wait_for(lambda: _stored(engine) == 200)
-        assert pool.offloaded >= 4
+                                      for n in range(50, 250, 50)])
+        assert _wait_for(lambda: _stored(engine) == 250)
+        assert pool.offloaded == 4
         assert _stored(engine, SequenceGap) == 0
-        assert _wait_for(lambda: bool(_children() - before))
+        assert _children() - before
         for pid in _children() - before:
             os.kill(pid, signal.SIGKILL)
         offloaded = pool.offloaded
         _publish(port, reader.topic, [pack([reader.signed(seq) for seq in range(n, n + 50)])
-                                      for n in range(200, 300, 50)])
-        assert _wait_for(lambda: _stored(engine) == 300)
+                                      for n in range(250, 350, 50)])
+        assert _wait_for(lambda: _stored(engine) == 350)
         # At most the first batch went to the dead child; both were verified in the worker.
         assert pool.offloaded - offloaded <= 1
-        offloaded = pool.offloaded
+        assert not pool.ready()
         time.sleep(1.2)  # RESTART_AFTER_S: the next batch big enough starts a new child
-        _publish(port, reader.topic, [pack([reader.signed(seq) for seq in range(300, 350)])])
-        assert _wait_for(lambda: _stored(engine) == 350)
+        _publish(port, reader.topic, [pack([reader.signed(seq) for seq in range(350, 400)])])
+        assert _wait_for(lambda: _stored(engine) == 400)
+        assert _wait_for(pool.ready, 60)
+        offloaded = pool.offloaded
+        _publish(port, reader.topic, [pack([reader.signed(seq) for seq in range(400, 450)])])
+        assert _wait_for(lambda: _stored(engine) == 450)
         assert pool.offloaded == offloaded + 1
     finally:
         worker.stop()

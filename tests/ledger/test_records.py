@@ -121,6 +121,30 @@ def test_custody_event_refuses(change: dict[str, Any]) -> None:
         CustodyEvent.from_record({**EV, **change})
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"action": "steal"}, {"prev": "00"}, {"prev": "G" * 64}, {"seq": -2}, {"seq": True},
+        {"holder_to": Holder("person", "pc-4471")}, {"holder_to": Holder("alien", "x")},
+        {"holder_from": Holder("location", "")}, {"observations": ("00" * 32,) * 65},
+        {"authorised_by": ("nothex",)}, {"reader": 7}, {"reader": "has space"},
+        {"agency": "x" * 129}, {"asset": ""}, {"time": "2026-11-28 10:00:00Z"},
+        {"time": "2026-02-30T10:00:00.000Z"},
+    ],
+    ids=lambda c: next(iter(c)) + "=" + repr(next(iter(c.values())))[:20],
+)
+def test_custody_event_built_in_code_is_refused_before_it_is_written(
+    change: dict[str, Any],
+) -> None:
+    """`to_record` (so `to_bytes`, what the log stores) checks an event made in code, not
+    parsed: the same faults `from_record` refuses in a record."""
+    event = replace(EVENTS[1], **change)
+    with pytest.raises(SchemaError):
+        event.to_record()
+    with pytest.raises(SchemaError):
+        event.to_bytes()
+
+
 def test_people_only_as_commitments() -> None:
     c = VECTORS["commitment"]
     salt = bytes.fromhex(c["salt_hex"])
