@@ -92,6 +92,8 @@ def run_ingest(index: int, overrides: dict[str, Any], parent: int) -> None:
     worker = IngestWorker(settings, IngestPipeline(engine, settings),
                           client_id=f"{settings.mqtt_client_id}-{index}")
     worker.start()
+    if worker.verifiers is not None:
+        worker.verifiers.start()  # ready for the first burst, not started by it
     tune_collector()
     while not done.wait(PARENT_POLL_S) and os.getppid() == parent:
         pass

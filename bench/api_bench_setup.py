@@ -146,6 +146,10 @@ def _bench_worker(index: int, overrides: dict[str, Any], ready: Any, done: Any) 
     worker = IngestWorker(settings, IngestPipeline(engine, settings),
                           client_id=f"{settings.mqtt_client_id}-{index}")
     worker.start()
+    if worker.verifiers is not None:
+        worker.verifiers.start()  # as `serve` does
+        while not worker.verifiers.ready():
+            time.sleep(0.05)
     tune_collector()
     if worker.wait_subscribed(60):
         ready.release()

@@ -17,6 +17,7 @@ worker. A child that fails or dies only costs that batch being verified in the w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -43,6 +44,10 @@ store) is verified in the worker, where it costs less than the round trip to the
 RESTART_AFTER_S: Final = 30.0
 """After a child dies, batches are verified in the worker this long before a new pool is
 started: a child that crashes on start-up must not be re-spawned for every batch."""
+
+VERDICTS_TIMEOUT_S: Final = 30.0
+"""How long a worker waits for a batch's verdicts before it takes the child for hung and
+verifies the batch itself: a child checks thousands of envelopes a second."""
 
 _directory: ReaderDirectory | None = None
 """The registered readers, in a child process (`_start_child`)."""
@@ -89,6 +94,12 @@ class VerifierPool:
         self._ready: list[Future[int]] = []
         self._broken_at: float | None = None
 
+    def start(self) -> None:
+        """Start the children now rather than with the first batch big enough (`serve` does,
+        so a worker is ready for the first burst); no-op if they are running."""
+        if self._executor is None:
+            self._start()
+
     def _start(self) -> None:
         """Start the children; they take a second or two to import, and until they are ready
         batches are verified in the worker rather than wait for them."""
@@ -132,10 +143,17 @@ class VerifierPool:
         return self._executor is not None and all(ready.done() for ready in self._ready)
 
     def broken(self) -> None:
-        """A child died or failed: stop the pool; batches are verified in the worker until a
-        new one starts, `RESTART_AFTER_S` from now."""
+        """A child died, hung or failed: stop the pool and its children; batches are verified
+        in the worker until a new one starts, `RESTART_AFTER_S` from now."""
+        # The children's own pids (each `_ready` answered with its child's): a hung child
+        # would outlive a shut-down pool, so it is killed.
+        pids = {ready.result() for ready in self._ready
+                if ready.done() and not ready.cancelled() and ready.exception() is None}
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self._executor = None
         self._ready = []
         self._broken_at = time.monotonic()

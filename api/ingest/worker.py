@@ -44,7 +44,7 @@ from api.db import utcnow
 from api.ingest.pipeline import BatchResult, IngestPipeline, Outcome
 from api.ingest.publishing import DecisionPublisher
 from api.ingest.topics import events_subscription
-from api.ingest.verifier import VerifierPool, shareable
+from api.ingest.verifier import VERDICTS_TIMEOUT_S, VerifierPool, shareable
 from api.ingest.verify import InboundMessage
 from api.logstore import claim_log_writer
 from api.metrics import DECISION_LATENCY_SECONDS
@@ -300,8 +300,8 @@ class IngestWorker:
         if job.verdicts is None:
             return None
         try:
-            return job.verdicts.result()
-        except Exception:
+            return job.verdicts.result(timeout=VERDICTS_TIMEOUT_S)
+        except Exception:  # it died (BrokenProcessPool), hung (TimeoutError), or failed
             log.exception("ingest verifier process failed; verifying in the worker")
             if self._verifiers is not None:
                 self._verifiers.broken()
