@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from fixtures.polling import wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 from reader_agent.config import MAX_ENVELOPES_PER_MESSAGE, AntennaZone, PipelineSettings
 from reader_agent.reads import TagRead
@@ -76,16 +77,6 @@ def write_capture(path: Path, count: int, start: int = 0) -> None:
     """A replay capture of `count` distinct tags, one read each."""
     lines = [f"{epc(start + i).hex().upper()} 1 -40" for i in range(count)]
     path.write_text("# epc antenna rssi\n" + "\n".join(lines) + "\n")
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
-    """Poll `predicate` until it holds or `timeout` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 class Subscriber:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
 
 from api.ingest.verify import InboundMessage
 from api.models import Agency, Reader, ReaderRole, Site
@@ -78,3 +78,9 @@ def reference_root(entries: list[bytes]) -> bytes:
     k = 1 << ((len(entries) - 1).bit_length() - 1)
     left, right = reference_root(entries[:k]), reference_root(entries[k:])
     return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def stored(engine: Engine, model: type) -> int:
+    """How many rows of `model` the database holds."""
+    with Session(engine) as session:
+        return int(session.exec(select(func.count()).select_from(model)).one())

@@ -7,16 +7,17 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import paho.mqtt.client as mqtt
 import pytest
-from api_support import RegisteredReader, register_reader
+from api_support import RegisteredReader, register_reader, stored
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fixtures.polling import wait_for
 from paho.mqtt.enums import CallbackAPIVersion
-from sqlalchemy import Engine, func
-from sqlmodel import Session, select
+from sqlalchemy import Engine
 
 from api.config import load_settings
 from api.db import make_engine
@@ -55,7 +56,7 @@ def _mixed_batch(reader: RegisteredReader, pipeline: IngestPipeline) -> list[Inb
 def _when_ready(pool: VerifierPool, submit: Callable[[], object]) -> None:
     """Submit once, to start the children; wait until they are ready."""
     assert submit() is None  # starting: this batch is verified in the worker
-    assert _wait_for(pool.ready, 60)
+    assert wait_for(pool.ready, 60)
 
 
 def test_a_child_gives_the_verdicts_the_worker_would(
@@ -103,7 +104,7 @@ def test_started_ahead_the_children_take_the_first_big_batch(
     pool = VerifierPool(engine)
     try:
         pool.start()
-        assert _wait_for(pool.ready, 60)
+        assert wait_for(pool.ready, 60)
         pool.start()  # running already: nothing more is started
         messages = [reader.message(seq) for seq in range(MIN_OFFLOADED)]
         future = pool.submit(messages, pipeline.now(), pipeline)
@@ -122,28 +123,19 @@ def test_a_hung_child_is_killed_and_its_batch_verified_in_the_worker(
     port: int = mosquitto.port  # type: ignore[attr-defined]
     reader = register_reader(engine)
     monkeypatch.setattr(worker_module, "VERDICTS_TIMEOUT_S", 1.0)
-    settings = load_settings(mqtt_url=f"mqtt://127.0.0.1:{port}", ingest_batch_size=50,
-                             ingest_batch_wait_ms=5)
     before = _children()
-    worker = IngestWorker(settings, IngestPipeline(engine, settings))
-    worker.start()
-    try:
-        assert worker.wait_subscribed(10)
-        pool = worker.verifiers
-        assert pool is not None
+    with _worker(engine, port) as pool:
         pool.start()
-        assert _wait_for(pool.ready, 60)
+        assert wait_for(pool.ready, 60)
         hung = _children() - before
         assert hung
         for pid in hung:
             os.kill(pid, signal.SIGSTOP)
         _publish(port, reader.topic, [pack([reader.signed(seq) for seq in range(50)])])
-        assert _wait_for(lambda: _stored(engine) == 50)
+        assert wait_for(lambda: _stored(engine) == 50)
         assert pool.offloaded == 1
         assert not pool.ready()
-        assert _wait_for(lambda: not (_children() & hung))  # killed, and reaped
-    finally:
-        worker.stop()
+        assert wait_for(lambda: not (_children() & hung))  # killed, and reaped
 
 
 def test_an_in_memory_database_is_not_shared_with_a_child(tmp_path: object) -> None:
@@ -157,17 +149,7 @@ def test_an_in_memory_database_is_not_shared_with_a_child(tmp_path: object) -> N
 
 
 def _stored(engine: Engine, model: type = IngestedObservation) -> int:
-    with Session(engine) as session:
-        return int(session.exec(select(func.count()).select_from(model)).one())
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+    return stored(engine, model)
 
 
 def _publish(port: int, topic: str, payloads: list[bytes]) -> None:
@@ -180,6 +162,21 @@ def _publish(port: int, topic: str, payloads: list[bytes]) -> None:
             info.wait_for_publish(10)
     finally:
         client.loop_stop()
+
+
+@contextmanager
+def _worker(engine: Engine, port: int) -> Iterator[VerifierPool]:
+    """An ingest worker taking batches of 50 envelopes, subscribed; its verifier pool."""
+    settings = load_settings(mqtt_url=f"mqtt://127.0.0.1:{port}", ingest_batch_size=50,
+                             ingest_batch_wait_ms=5)
+    worker = IngestWorker(settings, IngestPipeline(engine, settings))
+    worker.start()
+    try:
+        assert worker.wait_subscribed(10)
+        assert worker.verifiers is not None
+        yield worker.verifiers
+    finally:
+        worker.stop()
 
 
 def _children() -> set[int]:
@@ -197,22 +194,15 @@ def test_batches_verified_in_a_child_are_stored_in_order_and_a_dead_child_loses_
     port: int = mosquitto.port  # type: ignore[attr-defined]
     reader = register_reader(engine)
     monkeypatch.setattr(verifier, "RESTART_AFTER_S", 1.0)
-    settings = load_settings(mqtt_url=f"mqtt://127.0.0.1:{port}", ingest_batch_size=50,
-                             ingest_batch_wait_ms=5)
     before = _children()
-    worker = IngestWorker(settings, IngestPipeline(engine, settings))
-    worker.start()
-    try:
-        assert worker.wait_subscribed(10)
-        pool = worker.verifiers
-        assert pool is not None
+    with _worker(engine, port) as pool:
         _publish(port, reader.topic, [pack([reader.signed(seq) for seq in range(50)])])
-        assert _wait_for(lambda: _stored(engine) == 50)
-        assert _wait_for(pool.ready, 60)
+        assert wait_for(lambda: _stored(engine) == 50)
+        assert wait_for(pool.ready, 60)
         assert pool.offloaded == 0
         _publish(port, reader.topic, [pack([reader.signed(seq) for seq in range(n, n + 50)])
                                       for n in range(50, 250, 50)])
-        assert _wait_for(lambda: _stored(engine) == 250)
+        assert wait_for(lambda: _stored(engine) == 250)
         assert pool.offloaded == 4
         assert _stored(engine, SequenceGap) == 0
         assert _children() - before
@@ -221,20 +211,18 @@ def test_batches_verified_in_a_child_are_stored_in_order_and_a_dead_child_loses_
         offloaded = pool.offloaded
         _publish(port, reader.topic, [pack([reader.signed(seq) for seq in range(n, n + 50)])
                                       for n in range(250, 350, 50)])
-        assert _wait_for(lambda: _stored(engine) == 350)
+        assert wait_for(lambda: _stored(engine) == 350)
         # Both may have gone to the dead child before its death was noticed (the second is
         # sent while the first is stored); both were then verified in the worker.
         assert pool.offloaded - offloaded <= 2
         assert not pool.ready()
         time.sleep(1.2)  # RESTART_AFTER_S: the next batch big enough starts a new child
         _publish(port, reader.topic, [pack([reader.signed(seq) for seq in range(350, 400)])])
-        assert _wait_for(lambda: _stored(engine) == 400)
-        assert _wait_for(pool.ready, 60)
+        assert wait_for(lambda: _stored(engine) == 400)
+        assert wait_for(pool.ready, 60)
         offloaded = pool.offloaded
         _publish(port, reader.topic, [pack([reader.signed(seq) for seq in range(400, 450)])])
-        assert _wait_for(lambda: _stored(engine) == 450)
+        assert wait_for(lambda: _stored(engine) == 450)
         assert pool.offloaded == offloaded + 1
-    finally:
-        worker.stop()
     assert _stored(engine, QuarantinedMessage) == 0
     assert _stored(engine, SequenceGap) == 0

@@ -11,7 +11,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from api_support import RADIO_EPC, RegisteredReader, register_reader
+from api_support import RADIO_EPC, RegisteredReader, register_reader, stored
+from fixtures.polling import wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 from reader_agent.decisions import Decision as Answer
 from reader_agent.decisions import parse_decisions
@@ -65,17 +66,11 @@ def _worker_and_agent(engine: Engine, port: int) -> Iterator[mqtt.Client]:
 
 
 def _stored(engine: Engine, model: type = IngestedObservation) -> int:
-    with Session(engine) as session:
-        return int(session.exec(select(func.count()).select_from(model)).one())
+    return stored(engine, model)
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+    return wait_for(predicate, timeout)
 
 
 def test_worker_ingests_published_envelopes_and_quarantines_junk(
