@@ -11,9 +11,10 @@ An events message may carry several envelopes (`ledger.core.packing`: an agent s
 backlog). Its envelopes are verified and recorded one by one, always in the same batch, and
 the message is acknowledged once, when that batch has committed.
 
-Batches overlap by one: while batch N is stored (one transaction), batch N+1 is verified in a
-child process (`api.ingest.verifier`, `ingest_verify_processes`), so a worker uses a second
-core. Batches are still stored and acknowledged one at a time, in the order received.
+Batches are verified in a child process (`api.ingest.verifier`, `ingest_verify_processes`),
+and under load they overlap by one: while batch N is stored (one transaction), batch N+1 is
+verified, so a worker uses a second core. Batches are still stored and acknowledged one at a
+time, in the order received.
 """
 
 from __future__ import annotations
@@ -274,8 +275,10 @@ class IngestWorker:
             except Exception:
                 # Housekeeping must never end the ingest thread: log, and try again later.
                 log.exception("ingest worker housekeeping failed; continuing")
-            # The next batch starts verifying (in a child) before the one in hand is stored.
-            batch = self._take_batch(wait=ahead is None)
+            # Under load (the last batch was full) the next batch starts verifying, in a child,
+            # before the one in hand is stored. Otherwise the one in hand is stored first: a
+            # batch taken early is a small one, and each batch has a fixed cost.
+            batch = self._take_batch(wait=ahead is None) if ahead is None or self._loaded else []
             following = self._verify(batch) if batch else None
             if ahead is not None and not self._store(ahead):
                 following = None  # redelivered after the failed one, in order
