@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
 from sqlalchemy import insert
@@ -85,19 +86,9 @@ class SessionSink:
         self._session.add(asset)
 
 
-_last_time: tuple[datetime, str] | None = None
-"""The last change time `_record_time` spelled: a batch's changes share its one `now`."""
-
-
-def _record_time(moment: datetime) -> str:
-    """`format_time(moment)`, remembering the last one (about 3 µs a change otherwise)."""
-    global _last_time
-    last = _last_time
-    if last is not None and last[0] == moment:  # the same instant: the same UTC spelling
-        return last[1]
-    text = format_time(moment)
-    _last_time = (moment, text)
-    return text
+_record_time = lru_cache(maxsize=1)(format_time)
+"""`format_time` remembering its last answer: a batch's changes share its one `now` (about
+3 µs a change otherwise); equal instants have the same UTC spelling."""
 
 
 class UnknownPerson(LookupError):

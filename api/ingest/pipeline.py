@@ -35,7 +35,7 @@ from api.ingest.verify import (
     RejectReason,
     Verified,
     reader_key,
-    verify_message,
+    verify_messages,
 )
 from api.logstore import claim_log_writer
 from api.metrics import INGEST_BATCH_SECONDS, INGEST_MESSAGES, INGEST_REJECTED
@@ -141,8 +141,7 @@ class IngestPipeline:
 
     def verify(self, messages: Sequence[InboundMessage], now: datetime) -> list[Outcome]:
         """Check every message of a batch (`verify_message`), in this thread."""
-        policy = self.policy(now)
-        return [verify_message(m, self.readers, policy) for m in messages]
+        return verify_messages(messages, self.readers, self.policy(now))
 
     def process(
         self, messages: Sequence[InboundMessage], *, outcomes: Sequence[Outcome] | None = None,

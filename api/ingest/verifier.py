@@ -25,14 +25,13 @@ import signal
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from datetime import datetime
 from typing import Final
 
 from sqlalchemy import Engine
 
 from api.db import engine_for_url
-from api.ingest.pipeline import IngestPipeline, Outcome, ReaderDirectory
-from api.ingest.verify import ClockPolicy, InboundMessage, verify_message
+from api.ingest.pipeline import Outcome, ReaderDirectory
+from api.ingest.verify import ClockPolicy, InboundMessage, verify_messages
 from api.processes import die_with_parent, tune_collector
 
 log = logging.getLogger(__name__)
@@ -73,10 +72,10 @@ def _ready() -> int:
 
 
 def _verify(messages: Sequence[InboundMessage], policy: ClockPolicy) -> list[Outcome]:
-    """In a child: `verify_message` on each of `messages`."""
+    """In a child: `verify_messages` against the child's reader directory."""
     if _directory is None:
         raise RuntimeError("verifier child was not initialised")
-    return [verify_message(message, _directory, policy) for message in messages]
+    return verify_messages(messages, _directory, policy)
 
 
 class VerifierPool:
@@ -110,7 +109,7 @@ class VerifierPool:
         self._ready = [self._executor.submit(_ready) for _ in range(self._processes)]
 
     def submit(
-        self, messages: Sequence[InboundMessage], now: datetime, pipeline: IngestPipeline
+        self, messages: Sequence[InboundMessage], policy: ClockPolicy
     ) -> Future[list[Outcome]] | None:
         """Start verifying `messages` in a child; None: verify them in the worker (too few to
         be worth the trip, or no child to send them to)."""
@@ -131,7 +130,7 @@ class VerifierPool:
         if not self.ready():
             return None
         try:
-            future = self._executor.submit(_verify, list(messages), pipeline.policy(now))
+            future = self._executor.submit(_verify, list(messages), policy)
         except RuntimeError:  # BrokenProcessPool, or shut down by a concurrent close()
             self.broken()
             return None

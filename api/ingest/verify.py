@@ -7,6 +7,7 @@ refusal carries a `RejectReason`, which is what operators count and alert on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -153,6 +154,13 @@ def _reject(
     message: InboundMessage, reason: RejectReason, detail: str, device: str | None = None
 ) -> Rejected:
     return Rejected(message, reason, detail[:MAX_DETAIL_CHARS], device)
+
+
+def verify_messages(
+    messages: Sequence[InboundMessage], readers: ReaderLookup, clock: ClockPolicy
+) -> list[Verified | Rejected]:
+    """`verify_message` on each of a batch's `messages`, in order."""
+    return [verify_message(message, readers, clock) for message in messages]
 
 
 def verify_message(

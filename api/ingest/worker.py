@@ -294,7 +294,7 @@ class IngestWorker:
         envelopes = [envelope for delivery in batch for envelope in delivery.envelopes]
         now = self._pipeline.now()
         verdicts = (None if self._verifiers is None
-                    else self._verifiers.submit(envelopes, now, self._pipeline))
+                    else self._verifiers.submit(envelopes, self._pipeline.policy(now)))
         return _Verifying(batch, envelopes, now, verdicts)
 
     def _verdicts(self, job: _Verifying) -> list[Outcome] | None:

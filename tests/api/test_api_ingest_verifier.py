@@ -67,8 +67,8 @@ def test_a_child_gives_the_verdicts_the_worker_would(
     pool = VerifierPool(engine)
     try:
         assert not pool.ready()  # nothing started before a batch needs it
-        _when_ready(pool, lambda: pool.submit(messages, now, pipeline))
-        future = pool.submit(messages, now, pipeline)
+        _when_ready(pool, lambda: pool.submit(messages, pipeline.policy(now)))
+        future = pool.submit(messages, pipeline.policy(now))
         assert future is not None
         verdicts = future.result(timeout=60)
     finally:
@@ -87,11 +87,11 @@ def test_a_small_batch_is_verified_in_the_worker(
     pool = VerifierPool(engine)
     try:
         messages = [reader.message(seq) for seq in range(MIN_OFFLOADED - 1)]
-        assert pool.submit(messages, pipeline.now(), pipeline) is None
+        assert pool.submit(messages, pipeline.policy(pipeline.now())) is None
         assert not pool.ready()  # and no child was started for it
         big = [reader.message(seq) for seq in range(MIN_OFFLOADED)]
-        _when_ready(pool, lambda: pool.submit(big, pipeline.now(), pipeline))
-        assert pool.submit(messages, pipeline.now(), pipeline) is None
+        _when_ready(pool, lambda: pool.submit(big, pipeline.policy(pipeline.now())))
+        assert pool.submit(messages, pipeline.policy(pipeline.now())) is None
         assert pool.offloaded == 0
     finally:
         pool.close()
@@ -107,7 +107,7 @@ def test_started_ahead_the_children_take_the_first_big_batch(
         assert wait_for(pool.ready, 60)
         pool.start()  # running already: nothing more is started
         messages = [reader.message(seq) for seq in range(MIN_OFFLOADED)]
-        future = pool.submit(messages, pipeline.now(), pipeline)
+        future = pool.submit(messages, pipeline.policy(pipeline.now()))
         assert future is not None
         assert future.result(timeout=60) == pipeline.verify(messages, pipeline.now())
     finally:
