@@ -134,7 +134,12 @@ def seed_store(engine: Engine, readers: int, assets_per_reader: int) -> list[Ben
                     public_key=raw_public_key(key.public_key()).hex()))
                 topic = f"kitledger/v1/north/north-store/{reader_id}/events"
                 out.append(BenchReader(reader_id, topic, key, badge, epcs))
-        session.commit()
+            # A transaction per desk, and statistics on PostgreSQL's new tables after the
+            # first: seeding 2,000 assets took 13 s rather than 18.
+            session.commit()
+            if r == 0 and engine.dialect.name == "postgresql":
+                session.connection().exec_driver_sql("ANALYZE")
+                session.commit()
     return out
 
 

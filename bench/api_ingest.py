@@ -16,8 +16,9 @@ count (one, then two ingest processes, side by side):
    workers (each stores one batch while its verifier process checks the next), their
    verifier processes and the publishers spent per observation meanwhile: on 2 cores shared
    by workers, verifiers, publishers and broker, that is what bounds the rate.
-2. decisions: the same radios read at the return desks, paced at a steady 1,000 observations/s;
-   latency from publish to the reader receiving its decision (a check-in). Bar: p99 <= 250 ms.
+2. decisions: the same radios read at the return desks, one message each, paced at a steady
+   1,000 observations/s over one `mosquitto_pub` per desk; latency from handing a read to its
+   desk's publisher to `mosquitto_sub` receiving its decision (a check-in). Bar: p99 <= 250 ms.
 
 The reference ceiling (TOOLCHAIN.md): a bare mosquitto -> verify -> SQLite -> Merkle pipeline
 reached 5,200 events/s with one worker and 6,900 with two, publisher on the same 2 cores.
@@ -31,12 +32,10 @@ import resource
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 from api_bench_setup import (  # type: ignore[import-not-found]  # sibling script module
     BenchReader,
     broker,
@@ -46,7 +45,6 @@ from api_bench_setup import (  # type: ignore[import-not-found]  # sibling scrip
     start_ingest,
     stop_ingest,
 )
-from paho.mqtt.enums import CallbackAPIVersion
 from reader_agent.config import MAX_ENVELOPES_PER_MESSAGE
 from reader_agent.decisions import parse_decisions
 from reader_agent.publisher import MAX_MESSAGE_BYTES
@@ -73,17 +71,6 @@ def _signed(reader: BenchReader, seq: int, epc: str, kind: str, session: str | N
     obs = Observation(device=reader.reader_id, seq=seq, time=format_time(datetime.now(UTC)),
                       kind=kind, epc=epc, antenna=1, rssi=-50, session=session)
     return sign_envelope(obs.to_record(), reader.key).to_bytes()
-
-
-def _client(port: int, name: str) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5)
-    # As a reader agent does, a bounded window: paho scans it on every PUBACK, so a window of
-    # thousands made the publisher, which shares the 2 cores, the costliest process here.
-    client.max_inflight_messages_set(PUBLISH_WINDOW)
-    client.max_queued_messages_set(0)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    return client
 
 
 def _events(url: str) -> int:
@@ -175,44 +162,70 @@ def run_ingest_throughput(
             publishing)
 
 
+MOSQUITTO_SUB = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
+
+
+def _received(path: Path, sent: dict[tuple[str, int], float]) -> list[float]:
+    """Latency of each decision in `mosquitto_sub -F '%U %t %p'` output at `path` (arrival
+    time, topic, payload; a line each) for an observation in `sent` (reader, seq -> sent)."""
+    latencies = []
+    data = path.read_bytes()
+    for line in data[:data.rfind(b"\n") + 1].splitlines():  # whole lines: it may be writing
+        stamp, topic, payload = line.split(b" ", 2)
+        reader_id = topic.decode().split("/")[4]
+        for decision in parse_decisions(payload):  # as the reader agent reads them
+            if (reader_id, decision.seq) in sent:
+                latencies.append(float(stamp) - sent[(reader_id, decision.seq)])
+    return latencies
+
+
 def run_decision_latency(
-    url: str, port: int, readers: list[BenchReader], rate: int
+    url: str, port: int, readers: list[BenchReader], rate: int, workdir: Path
 ) -> list[float]:
+    """Each return desk's reads, one message each, paced at `rate` over all desks; the time
+    from handing a read to its desk's `mosquitto_pub` to `mosquitto_sub` receiving its
+    decision. C clients on both ends: a paho publisher and listener took about a fifth of a
+    core at 1,000 messages/s, on the 2 cores the workers and the broker share."""
     returns = [r for r in readers if r.reader_id.startswith("ret-")]
     plan = [(r, i, epc) for r in returns for i, epc in enumerate(r.assets)]
     plan.sort(key=lambda item: item[1])  # interleave the desks, as a busy store would
-    sent: dict[tuple[str, int], float] = {}
-    latencies: list[float] = []
-    lock = threading.Lock()
-
-    def on_decision(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        arrived = time.monotonic()
-        reader_id = message.topic.split("/")[4]
-        with lock:
-            for decision in parse_decisions(bytes(message.payload)):  # as the reader agent reads
-                if (reader_id, decision.seq) in sent:
-                    latencies.append(arrived - sent[(reader_id, decision.seq)])
-
-    listener = _client(port, "bench-agent-listener")
-    listener.on_message = on_decision
-    listener.subscribe("kitledger/v1/+/+/+/decisions", qos=1)
-    time.sleep(0.5)
     payloads = [(r, i, _signed(r, i, epc, "read", None)) for r, i, epc in plan]
-    publisher = _client(port, "bench-steady")
+    received = workdir / "decisions.txt"
+    with received.open("wb") as out:
+        listener = subprocess.Popen(
+            [MOSQUITTO_SUB, "-h", "127.0.0.1", "-p", str(port), "-V", "5", "-q", "1",
+             "-i", "bench-agent-listener", "-t", "kitledger/v1/+/+/+/decisions",
+             "-F", "%U %t %p"], stdout=out)
+    time.sleep(0.5)  # subscribed
+    agents = {r.reader_id: subprocess.Popen(
+        [MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", str(port), "-V", "5", "-q", "1",
+         "-M", str(PUBLISH_WINDOW), "-i", f"bench-{r.reader_id}", "-t", r.topic, "-l"],
+        stdin=subprocess.PIPE) for r in returns}
+    time.sleep(0.5)  # connected
+    sent: dict[tuple[str, int], float] = {}
     start = time.monotonic()
     for n, (reader, seq, payload) in enumerate(payloads):
-        due = start + n / rate
-        delay = due - time.monotonic()
+        delay = start + n / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        with lock:
-            sent[(reader.reader_id, seq)] = time.monotonic()
-        publisher.publish(reader.topic, payload, qos=1)
+        stdin = agents[reader.reader_id].stdin
+        assert stdin is not None
+        sent[(reader.reader_id, seq)] = time.time()  # mosquitto_sub's %U is wall-clock time
+        stdin.write(payload + b"\n")
+        stdin.flush()
+    for agent in agents.values():
+        assert agent.stdin is not None
+        agent.stdin.close()
     deadline = time.monotonic() + 60
+    latencies = _received(received, sent)
     while len(latencies) < len(payloads) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    publisher.loop_stop()
-    listener.loop_stop()
+        time.sleep(0.5)
+        latencies = _received(received, sent)
+    listener.terminate()
+    listener.wait()
+    for agent in agents.values():
+        agent.wait(timeout=10)
+    latencies = _received(received, sent)
     if len(latencies) < len(payloads):
         raise TimeoutError(f"only {len(latencies)} of {len(payloads)} decisions arrived")
     return latencies
@@ -232,7 +245,7 @@ def bench(kind: str, workers: int, args: argparse.Namespace) -> list[str]:
         try:
             count, seconds, cpu, verifying, publishing = run_ingest_throughput(
                 url, port, readers, [p.pid for p in processes[:-1]], Path(tmp), args.pack)
-            latencies = run_decision_latency(url, port, readers, args.rate)
+            latencies = run_decision_latency(url, port, readers, args.rate, Path(tmp))
         finally:
             stop_ingest(processes)
     rate = count / seconds

@@ -24,7 +24,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -45,7 +44,7 @@ from api.db import utcnow
 from api.ingest.pipeline import BatchResult, IngestPipeline, Outcome
 from api.ingest.publishing import DecisionPublisher
 from api.ingest.topics import events_subscription
-from api.ingest.verifier import VERDICTS_TIMEOUT_S, VerifierPool, shareable
+from api.ingest.verifier import VERDICTS_TIMEOUT_S, Verdicts, VerifierPool, shareable
 from api.ingest.verify import InboundMessage
 from api.logstore import claim_log_writer
 from api.metrics import DECISION_LATENCY_SECONDS
@@ -100,7 +99,7 @@ class _Verifying:
     batch: list[_Delivery]
     envelopes: list[InboundMessage]
     now: datetime
-    verdicts: Future[list[Outcome]] | None
+    verdicts: Verdicts | None
 
 
 class IngestWorker:
