@@ -22,15 +22,15 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import Engine, event, insert, update
+from sqlalchemy import Engine, bindparam, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, SQLModel
 
 from api.bulk import insert_rows
 from api.db import pairs_in, sqlite_writer_lock, utcnow
-from api.models.custody import AgencyLog, LogNode, LogState
+from api.models.custody import LogState
 from ledger.core.merkle import HASH_SIZE
 from ledger.core.merkle_plan import Coord
 from ledger.log import MerkleLog, Node, NodeConflict, NodeMissing
@@ -39,6 +39,12 @@ LOG_STATE_ID: Final = 1
 
 _NODES = SQLModel.metadata.tables["log_node"]
 _SIZES = SQLModel.metadata.tables["agency_log"]
+
+_STATE = LogState.__table__  # type: ignore[attr-defined]
+_TOUCH_STATE = update(_STATE).where(_STATE.c.id == LOG_STATE_ID).values(
+    updated_at=bindparam("now"))
+_SIZE_OF = select(_SIZES.c.size).where(_SIZES.c.agency_id == bindparam("agency"))
+# Core statements built once: every write transaction runs the first, every batch the second.
 
 SELECT_BATCH: Final = 400
 """Coordinates per SELECT: two bound parameters each, well under every backend's limit."""
@@ -71,9 +77,7 @@ def claim_log_writer(session: Session, now: datetime) -> None:
         if lock is not None and not _wrote_already(session):
             lock.acquire()
             session.info[_HELD_WRITER_LOCK] = lock
-    result = session.execute(
-        update(LogState).where(col(LogState.id) == LOG_STATE_ID).values(updated_at=now)
-    )
+    result = session.connection().execute(_TOUCH_STATE, {"now": now})
     if getattr(result, "rowcount", 0) == 0:
         # First write ever; a concurrent first writer makes one of us fail and retry.
         session.add(LogState(id=LOG_STATE_ID, size=0, updated_at=now))
@@ -99,9 +103,8 @@ class DatabaseNodeStore:
 
     def size(self) -> int:
         if self._size is None:
-            stored = self._session.exec(
-                select(AgencyLog.size).where(AgencyLog.agency_id == self.agency_id)
-            ).first()
+            stored = self._session.connection().execute(
+                _SIZE_OF, {"agency": self.agency_id}).scalar()
             self._row_exists = stored is not None
             self._stored_size = self._size = 0 if stored is None else stored
         return self._size
@@ -111,8 +114,8 @@ class DatabaseNodeStore:
         wanted = [c for c in coords if c not in found]
         for start in range(0, len(wanted), SELECT_BATCH):
             batch = wanted[start:start + SELECT_BATCH]
-            rows = self._session.exec(
-                select(LogNode.level, LogNode.idx, LogNode.hash).where(pairs_in(
+            rows = self._session.connection().execute(
+                select(_NODES.c.level, _NODES.c.idx, _NODES.c.hash).where(pairs_in(
                     _NODES.c.level, _NODES.c.idx, batch, also={_NODES.c.agency_id: self.agency_id},
                     bind=self._session,
                 ))

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final
 
+from sqlalchemy import BindParameter, bindparam
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from api import webhook_outbox
@@ -68,7 +70,7 @@ class DecisionMessage:
 class _BatchState:
     readers: dict[str, ReaderView]
     assets: dict[str, AssetRow]
-    classes: dict[str, AssetClass]
+    classes: dict[str, ClassPolicy]
     shares: dict[str, frozenset[str]]
     badges: dict[str, str]
     people: dict[str, PersonView]
@@ -92,8 +94,37 @@ class _BatchState:
     and closes no gaps): with two workers, every read that arrives ahead of its badge asks."""
 
 
-def _person_view(person: Person) -> PersonView:
-    return PersonView(person.id, person.agency_id, frozenset(person.qualifications), person.active)
+@dataclass(frozen=True, slots=True)
+class ClassPolicy:
+    """What the rules read of an asset's class."""
+
+    required_qualification: str | None
+    dual_signoff: bool
+    loan_days: int | None
+
+
+_READERS = Reader.__table__  # type: ignore[attr-defined]
+_PEOPLE = Person.__table__  # type: ignore[attr-defined]
+_CLASSES = AssetClass.__table__  # type: ignore[attr-defined]
+_SHARES = AssetShare.__table__  # type: ignore[attr-defined]
+
+# A batch's lookups, as Core statements built once (each IN list one expanding parameter):
+# through the ORM, building, caching and loading them cost more than running them.
+_IDS: BindParameter[str] = bindparam("ids", expanding=True)
+_READERS_BY_ID = core_select(_READERS.c.id, _READERS.c.agency_id, _READERS.c.site_id,
+                             _READERS.c.role).where(_READERS.c.id.in_(_IDS))
+_PEOPLE_BY_ID = core_select(_PEOPLE.c.id, _PEOPLE.c.agency_id, _PEOPLE.c.qualifications,
+                            _PEOPLE.c.active, _PEOPLE.c.commitment).where(_PEOPLE.c.id.in_(_IDS))
+_CLASSES_BY_ID = core_select(_CLASSES.c.id, _CLASSES.c.required_qualification,
+                             _CLASSES.c.dual_signoff, _CLASSES.c.loan_days
+                             ).where(_CLASSES.c.id.in_(_IDS))
+_COMMITMENTS_BY_ID = core_select(_PEOPLE.c.id, _PEOPLE.c.commitment).where(
+    _PEOPLE.c.id.in_(_IDS))
+
+
+def _ids(values: Collection[str]) -> dict[str, list[str]]:
+    """The parameters of one of the statements above: its IN list."""
+    return {"ids": list(values)}
 
 
 def _load(
@@ -101,11 +132,13 @@ def _load(
 ) -> _BatchState:
     """What the rules need for `items`; their assets and badges are taken from `recorded`
     (read for these very items in this transaction) when it has them."""
+    connection = session.connection()
     reader_ids = {i.reader.reader_id for i in items}
     epcs = {i.observation.epc for i in items}
     readers = {
-        r.id: ReaderView(r.id, r.agency_id, r.site_id, ReaderRole(r.role))
-        for r in session.exec(select(Reader).where(among(col(Reader.id), reader_ids)))
+        reader_id: ReaderView(reader_id, agency_id, site_id, ReaderRole(role))
+        for reader_id, agency_id, site_id, role
+        in connection.execute(_READERS_BY_ID, _ids(reader_ids))
     }
     known = None if recorded is None else recorded.assets
     if recorded is not None and recorded.badges is not None:
@@ -124,13 +157,18 @@ def _load(
                 among(col(DeskSession.session), {k[1] for k in keys}),
             )
         )
-    }
+    } if keys else {}
     person_ids = set(badges.values()) | {p for s in sessions.values() for p in s.person_ids}
-    rows = list(session.exec(select(Person).where(among(col(Person.id), person_ids))))
-    state = _BatchState(
-        readers, {}, {}, {}, badges, {p.id: _person_view(p) for p in rows}, sessions,
-        {p.id: p.commitment for p in rows}, LogAppender(session), BatchWrites(session),
-    )
+    people: dict[str, PersonView] = {}
+    commitments: dict[str, str] = {}
+    if person_ids:
+        for person_id, agency_id, qualifications, active, commitment in connection.execute(
+                _PEOPLE_BY_ID, _ids(person_ids)):
+            people[person_id] = PersonView(person_id, agency_id, frozenset(qualifications),
+                                           active)
+            commitments[person_id] = commitment
+    state = _BatchState(readers, {}, {}, {}, badges, people, sessions, commitments,
+                        LogAppender(session), BatchWrites(session))
     _load_assets(session, state, epcs, known)
     return state
 
@@ -141,18 +179,23 @@ def _load_assets(
 ) -> None:
     """Add the assets tagged `epcs` (locked until commit; `known`: as already read so in
     this transaction), their classes and shares."""
-    assets = load_asset_rows(session.connection(), epcs) if known is None else known
-    class_ids = {a.class_id for a in assets.values()}
-    state.classes.update({
-        c.id: c
-        for c in session.exec(select(AssetClass).where(among(col(AssetClass.id), class_ids)))
-    })
+    connection = session.connection()
+    assets = load_asset_rows(connection, epcs) if known is None else known
+    if not assets:
+        return
+    class_ids = {a.class_id for a in assets.values()} - state.classes.keys()
+    if class_ids:
+        state.classes.update({
+            class_id: ClassPolicy(required, dual, loan_days)
+            for class_id, required, dual, loan_days
+            in connection.execute(_CLASSES_BY_ID, _ids(class_ids))
+        })
     shares: dict[str, set[str]] = defaultdict(set)
-    for share in session.exec(
-        select(AssetShare).where(text_among(
-            col(AssetShare.asset_id), {a.id for a in assets.values()}, session))
+    for asset_id, agency_id in connection.execute(
+        core_select(_SHARES.c.asset_id, _SHARES.c.agency_id).where(
+            text_among(_SHARES.c.asset_id, {a.id for a in assets.values()}, connection))
     ):
-        shares[share.asset_id].add(share.agency_id)
+        shares[asset_id].add(agency_id)
     state.shares.update({k: frozenset(v) for k, v in shares.items()})
     state.assets.update(assets)
     # The log names a holder by commitment: fetch those of the people holding these assets
@@ -160,8 +203,8 @@ def _load_assets(
     holders = {a.holder_ref for a in assets.values() if a.holder_kind == HolderKind.PERSON}
     missing = holders - state.commitments.keys()
     if missing:
-        state.commitments.update(session.exec(
-            select(Person.id, Person.commitment).where(among(col(Person.id), missing))).all())
+        state.commitments.update({person_id: commitment for person_id, commitment
+                                  in connection.execute(_COMMITMENTS_BY_ID, _ids(missing))})
 
 
 def _asset_view(state: _BatchState, asset: AssetRow) -> AssetView:
