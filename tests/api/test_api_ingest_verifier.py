@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -79,6 +80,20 @@ def test_a_child_gives_the_verdicts_the_worker_would(
     assert [v.observation.seq for v in accepted] == list(range(MIN_OFFLOADED + 4))
     assert sorted(v.reason.value for v in verdicts if isinstance(v, Rejected)) == [
         "bad_signature", "bad_topic", "clock_skew", "malformed", "oversize", "unknown_device"]
+
+
+def test_verdicts_that_do_not_match_their_batch_are_refused(
+    reader: RegisteredReader, pipeline: IngestPipeline
+) -> None:
+    """Verdicts travel without their messages and are paired with them by position, so a
+    child answering for another number of messages is an error (the worker then verifies
+    the batch itself), never a verdict given to the wrong envelope."""
+    messages = [reader.message(seq) for seq in range(3)]
+    answered: Future[list[object]] = Future()
+    answered.set_result([verifier._compact(o)
+                         for o in pipeline.verify(messages[:2], pipeline.now())])
+    with pytest.raises(RuntimeError, match="2 verdicts for 3 messages"):
+        verifier.Verdicts(messages, answered).result()  # type: ignore[arg-type]
 
 
 def test_a_small_batch_is_verified_in_the_worker(
