@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +22,10 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    CursorResult,
     DateTime,
     Engine,
+    Executable,
     Integer,
     LargeBinary,
     String,
@@ -154,28 +156,57 @@ def pairs_in(
 def text_among(
     column: ColumnElement[Any] | Mapped[Any], values: Iterable[str], bind: Connection | Session
 ) -> ColumnElement[bool]:
-    """`column IN values` for a text column, as one array parameter on PostgreSQL.
+    """`column IN values` for a text column, as one array parameter on PostgreSQL
+    (`among` with its `bind`)."""
+    return among(column, values, bind)
 
-    An IN list is one bound parameter per value, so a batch's hundreds of EPCs make a new
-    statement text on every batch; psycopg parses each such text in Python (it caches only
-    short ones), which cost PostgreSQL ingest more than the rows it wrote. `= ANY(array)` is
-    the same text every time. SQLite keeps IN, which its planner answers from the index.
-    """
+
+def _array_of(kind: Any) -> postgresql.ARRAY[Any]:
+    """The array type a column's values are bound as on PostgreSQL: text as TEXT[] (a CAST
+    to VARCHAR(n)[] would silently cut a longer value down to a stored one), any other
+    type as itself."""
+    return postgresql.ARRAY(String() if kind is None or isinstance(kind, String) else kind)
+
+
+def among(
+    column: ColumnElement[Any] | Mapped[Any], values: Iterable[Any],
+    bind: Connection | Session | None = None,
+) -> ColumnElement[bool]:
+    """`column IN values`, the values bound as one parameter, so the statement is the same
+    for any values: given a literal list, the expression language coerces every value into
+    its own bound parameter, and builds a new statement (and cache key) for each length.
+
+    With `bind` on PostgreSQL: `column = ANY(array)`. An expanding IN is spelled out into a
+    new statement text for each number of values, which psycopg parses in Python and
+    PostgreSQL plans afresh (a batch's hundreds of EPCs or ids cost PostgreSQL ingest more
+    than the rows it wrote); the array is one text every time. SQLite, and a statement built
+    without knowing its database, keep the expanding IN, which SQLite's planner answers from
+    the index."""
     wanted = list(values)
-    if _dialect(bind).name == "postgresql":
-        return column == any_(bindparam(None, wanted, type_=postgresql.ARRAY(String())))
-    return among(column, wanted)
-
-
-def among(column: ColumnElement[Any] | Mapped[Any], values: Iterable[Any]) -> ColumnElement[bool]:
-    """`column IN values`, the values bound as one expanding parameter.
-
-    Given a literal list, the expression language coerces every value into its own bound
-    parameter, and builds a new statement (and cache key) for each length: for a batch's
-    hot queries that cost more than running them. An expanding parameter is expanded only
-    when the statement runs, so the statement is the same for any values."""
     kind = getattr(column, "type", None)  # an ORM attribute (`col(Model.field)`) has one too
-    return column.in_(bindparam(None, list(values), expanding=True, type_=kind))
+    if bind is not None and _dialect(bind).name == "postgresql":
+        return column == any_(bindparam(None, wanted, type_=_array_of(kind)))
+    return column.in_(bindparam(None, wanted, expanding=True, type_=kind))
+
+
+class ByIds:
+    """A statement whose condition is `column IN :ids`, built once for each kind of database
+    (as `among`: an array on PostgreSQL, an expanding IN elsewhere) and run with the ids.
+
+    `build` makes the statement from that condition. Built once, a batch's look-ups skip the
+    expression language, whose building and cache keys cost more than running them."""
+
+    def __init__(
+        self, column: ColumnElement[Any], build: Callable[[ColumnElement[bool]], Executable]
+    ) -> None:
+        self._in = build(column.in_(bindparam("ids", expanding=True)))
+        self._any = build(column == any_(bindparam("ids", type_=_array_of(column.type))))
+
+    def __call__(
+        self, connection: Connection, ids: Iterable[Any]
+    ) -> CursorResult[*tuple[Any, ...]]:
+        statement = self._any if connection.dialect.name == "postgresql" else self._in
+        return connection.execute(statement, {"ids": list(ids)})
 
 
 def utcnow() -> datetime:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import BindParameter, bindparam
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -34,7 +33,7 @@ from api.custody.rules import (
     decide_asset,
     decide_badge,
 )
-from api.db import among, text_among
+from api.db import ByIds, among, text_among
 from api.ingest.batch_writes import BatchWrites, load_asset_rows
 from api.ingest.record import RecordedBatch
 from api.ingest.topics import DECISIONS, ReaderTopic
@@ -108,23 +107,18 @@ _PEOPLE = Person.__table__  # type: ignore[attr-defined]
 _CLASSES = AssetClass.__table__  # type: ignore[attr-defined]
 _SHARES = AssetShare.__table__  # type: ignore[attr-defined]
 
-# A batch's lookups, as Core statements built once (each IN list one expanding parameter):
-# through the ORM, building, caching and loading them cost more than running them.
-_IDS: BindParameter[str] = bindparam("ids", expanding=True)
-_READERS_BY_ID = core_select(_READERS.c.id, _READERS.c.agency_id, _READERS.c.site_id,
-                             _READERS.c.role).where(_READERS.c.id.in_(_IDS))
-_PEOPLE_BY_ID = core_select(_PEOPLE.c.id, _PEOPLE.c.agency_id, _PEOPLE.c.qualifications,
-                            _PEOPLE.c.active, _PEOPLE.c.commitment).where(_PEOPLE.c.id.in_(_IDS))
-_CLASSES_BY_ID = core_select(_CLASSES.c.id, _CLASSES.c.required_qualification,
-                             _CLASSES.c.dual_signoff, _CLASSES.c.loan_days
-                             ).where(_CLASSES.c.id.in_(_IDS))
-_COMMITMENTS_BY_ID = core_select(_PEOPLE.c.id, _PEOPLE.c.commitment).where(
-    _PEOPLE.c.id.in_(_IDS))
-
-
-def _ids(values: Collection[str]) -> dict[str, list[str]]:
-    """The parameters of one of the statements above: its IN list."""
-    return {"ids": list(values)}
+# A batch's look-ups, as Core statements built once (`ByIds`): through the ORM, building,
+# caching and loading them cost more than running them.
+_READERS_BY_ID = ByIds(_READERS.c.id, lambda where: core_select(
+    _READERS.c.id, _READERS.c.agency_id, _READERS.c.site_id, _READERS.c.role).where(where))
+_PEOPLE_BY_ID = ByIds(_PEOPLE.c.id, lambda where: core_select(
+    _PEOPLE.c.id, _PEOPLE.c.agency_id, _PEOPLE.c.qualifications, _PEOPLE.c.active,
+    _PEOPLE.c.commitment).where(where))
+_CLASSES_BY_ID = ByIds(_CLASSES.c.id, lambda where: core_select(
+    _CLASSES.c.id, _CLASSES.c.required_qualification, _CLASSES.c.dual_signoff,
+    _CLASSES.c.loan_days).where(where))
+_COMMITMENTS_BY_ID = ByIds(_PEOPLE.c.id, lambda where: core_select(
+    _PEOPLE.c.id, _PEOPLE.c.commitment).where(where))
 
 
 def _load(
@@ -138,7 +132,7 @@ def _load(
     readers = {
         reader_id: ReaderView(reader_id, agency_id, site_id, ReaderRole(role))
         for reader_id, agency_id, site_id, role
-        in connection.execute(_READERS_BY_ID, _ids(reader_ids))
+        in _READERS_BY_ID(connection, reader_ids)
     }
     known = None if recorded is None else recorded.assets
     if recorded is not None and recorded.badges is not None:
@@ -153,8 +147,8 @@ def _load(
         (s.reader_id, s.session): s
         for s in session.exec(
             select(DeskSession).where(
-                among(col(DeskSession.reader_id), reader_ids),
-                among(col(DeskSession.session), {k[1] for k in keys}),
+                among(col(DeskSession.reader_id), reader_ids, session),
+                among(col(DeskSession.session), {k[1] for k in keys}, session),
             )
         )
     } if keys else {}
@@ -162,8 +156,8 @@ def _load(
     people: dict[str, PersonView] = {}
     commitments: dict[str, str] = {}
     if person_ids:
-        for person_id, agency_id, qualifications, active, commitment in connection.execute(
-                _PEOPLE_BY_ID, _ids(person_ids)):
+        for person_id, agency_id, qualifications, active, commitment in _PEOPLE_BY_ID(
+                connection, person_ids):
             people[person_id] = PersonView(person_id, agency_id, frozenset(qualifications),
                                            active)
             commitments[person_id] = commitment
@@ -188,7 +182,7 @@ def _load_assets(
         state.classes.update({
             class_id: ClassPolicy(required, dual, loan_days)
             for class_id, required, dual, loan_days
-            in connection.execute(_CLASSES_BY_ID, _ids(class_ids))
+            in _CLASSES_BY_ID(connection, class_ids)
         })
     shares: dict[str, set[str]] = defaultdict(set)
     for asset_id, agency_id in connection.execute(
@@ -204,7 +198,7 @@ def _load_assets(
     missing = holders - state.commitments.keys()
     if missing:
         state.commitments.update({person_id: commitment for person_id, commitment
-                                  in connection.execute(_COMMITMENTS_BY_ID, _ids(missing))})
+                                  in _COMMITMENTS_BY_ID(connection, missing)})
 
 
 def _asset_view(state: _BatchState, asset: AssetRow) -> AssetView:
@@ -397,7 +391,7 @@ def _new_alerts(
         return []
     recent: set[tuple[object, ...]] = set(session.exec(
         select(Alert.kind, Alert.asset_id, Alert.reader_id).where(
-            among(col(Alert.asset_id), {a["asset_id"] for a in alerts}),
+            among(col(Alert.asset_id), {a["asset_id"] for a in alerts}, session),
             col(Alert.resolved_at).is_(None), Alert.created_at >= now - ALERT_REPEAT_WINDOW,
         )
     ).all())

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from api import webhook_outbox
 from api.custody.rules import AlertKind
+from api.db import among
 from api.logstore import claim_log_writer
 from api.models.assets import Asset, AssetStatus
 from api.models.custody import Alert
@@ -61,9 +62,10 @@ def resolve_overdue(session: Session, asset_ids: Collection[str], now: datetime)
     """Close the open overdue alerts of `asset_ids`: they are back in store."""
     if not asset_ids:
         return
-    session.connection().execute(
+    connection = session.connection()
+    connection.execute(
         update(_ALERTS)
-        .where(_ALERTS.c.asset_id.in_(asset_ids), _ALERTS.c.kind == AlertKind.OVERDUE_LOAN.value,
-               _ALERTS.c.resolved_at.is_(None))
+        .where(among(_ALERTS.c.asset_id, asset_ids, connection),
+               _ALERTS.c.kind == AlertKind.OVERDUE_LOAN.value, _ALERTS.c.resolved_at.is_(None))
         .values(resolved_at=now)
     )

@@ -18,14 +18,14 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Final
 
-from sqlalchemy import Engine, bindparam
+from sqlalchemy import Engine
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
 
 from api.config import Settings
 from api.custody.apply import DESK_SESSION_TIMEOUT, DecisionMessage, apply_custody
-from api.db import utcnow
+from api.db import ByIds, utcnow
 from api.errors import IngestError
 from api.ingest.record import RecordedBatch, record_batch
 from api.ingest.verify import (
@@ -94,16 +94,15 @@ class BatchResult:
 
 
 _READERS = Reader.__table__  # type: ignore[attr-defined]
-_REVOKED = core_select(_READERS.c.id).where(
-    _READERS.c.id.in_(bindparam("ids", expanding=True)),
-    _READERS.c.status != ReaderStatus.ACTIVE)
+_REVOKED = ByIds(_READERS.c.id, lambda where: core_select(_READERS.c.id).where(
+    where, _READERS.c.status != ReaderStatus.ACTIVE))
 
 
 def _recheck_revocations(session: Session, verified: list[Verified]) -> list[Rejected]:
     ids = {item.reader.reader_id for item in verified}
     if not ids:
         return []
-    revoked = set(session.connection().execute(_REVOKED, {"ids": list(ids)}).scalars())
+    revoked = set(_REVOKED(session.connection(), ids).scalars())
     gone = [item for item in verified if item.reader.reader_id in revoked]
     for item in gone:
         verified.remove(item)

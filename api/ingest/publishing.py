@@ -117,9 +117,9 @@ class DecisionPublisher:
         if not done:
             return 0
         with writer_turn(self._engine), Session(self._engine) as session:
-            session.connection().execute(
-                update(_DECISIONS).where(among(_DECISIONS.c.id, done)).values(published_at=now)
-            )
+            connection = session.connection()
+            connection.execute(update(_DECISIONS).where(
+                among(_DECISIONS.c.id, done, connection)).values(published_at=now))
             session.commit()
         return len(done)
 

@@ -84,7 +84,7 @@ def load_cursors(session: Session, seqs: Mapping[str, Collection[int]]) -> Curso
     connection = session.connection()
     highs: dict[str, int] = dict(connection.execute(
         core_select(_CURSORS.c.device_id, _CURSORS.c.high_seq)
-        .where(among(_CURSORS.c.device_id, seqs.keys()))
+        .where(among(_CURSORS.c.device_id, seqs.keys(), connection))
         .with_for_update()
     ).all())
     lows: dict[str, int] = {}
@@ -96,7 +96,7 @@ def load_cursors(session: Session, seqs: Mapping[str, Collection[int]]) -> Curso
     if lows:
         rows = connection.execute(
             core_select(_GAPS.c.id, _GAPS.c.device_id, _GAPS.c.first_seq, _GAPS.c.last_seq)
-            .where(among(_GAPS.c.device_id, lows.keys()), _GAPS.c.closed_at.is_(None),
+            .where(among(_GAPS.c.device_id, lows.keys(), connection), _GAPS.c.closed_at.is_(None),
                    _GAPS.c.last_seq >= min(lows.values()))
             .order_by(_GAPS.c.device_id, _GAPS.c.first_seq)
         )
