@@ -101,13 +101,10 @@ def insert_rows(
 
 def update_rows(
     connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
-    key: str = "id", forward_only: str | None = None,
+    key: str = "id",
 ) -> None:
     """Set the other columns of each of `rows` on the row whose `key` column equals its own
     `key` value (one row each: keys must be distinct), in one statement (see `insert_rows`).
-
-    `forward_only`: a time column the update may only move forward; a row whose stored value
-    is later than the new one is left as it is.
     """
     if not rows:
         return
@@ -119,9 +116,6 @@ def update_rows(
         aliases = {name: f"c{n}" for n, name in enumerate([*names, key])}
         sets = ", ".join(f"{quote(name)} = v.{aliases[name]}" for name in names)
         where = f"{target}.{quote(key)} = v.{aliases[key]}"
-        if forward_only is not None:
-            stored = f"{target}.{quote(forward_only)}"
-            where += f" AND ({stored} IS NULL OR {stored} <= v.{aliases[forward_only]})"
         connection.exec_driver_sql(
             f"UPDATE {target} SET {sets} FROM {_unnest(connection, table, [*names, key])} "  # noqa: S608
             f"AS v({', '.join(aliases.values())}) WHERE {where}", tuple(values),
@@ -129,10 +123,6 @@ def update_rows(
         return
     sets = ", ".join(f"{quote(name)} = ?" for name in names)
     where = f"{quote(key)} = ?"
-    if forward_only is not None:
-        stored = quote(forward_only)
-        where += f" AND ({stored} IS NULL OR {stored} <= ?)"
-        values.append(values[names.index(forward_only)])
     connection.exec_driver_sql(
         f"UPDATE {target} SET {sets} WHERE {where}",  # noqa: S608
         list(zip(*values, strict=True)),

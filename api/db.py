@@ -165,7 +165,8 @@ def _array_of(kind: Any) -> postgresql.ARRAY[Any]:
     """The array type a column's values are bound as on PostgreSQL: text as TEXT[] (a CAST
     to VARCHAR(n)[] would silently cut a longer value down to a stored one), any other
     type as itself."""
-    return postgresql.ARRAY(String() if kind is None or isinstance(kind, String) else kind)
+    stored = kind.impl_instance if isinstance(kind, TypeDecorator) else kind  # AutoString &c.
+    return postgresql.ARRAY(String() if stored is None or isinstance(stored, String) else kind)
 
 
 def among(

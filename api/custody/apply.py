@@ -161,8 +161,10 @@ def _load(
             people[person_id] = PersonView(person_id, agency_id, frozenset(qualifications),
                                            active)
             commitments[person_id] = commitment
+    # The batch's moved sightings are stored with its custody changes, one UPDATE an asset.
+    sighted = None if recorded is None else recorded.sighted
     state = _BatchState(readers, {}, {}, {}, badges, people, sessions, commitments,
-                        LogAppender(session), BatchWrites(session))
+                        LogAppender(session), BatchWrites(session, sighted))
     _load_assets(session, state, epcs, known)
     return state
 

@@ -47,8 +47,8 @@ class CustodyChange:
 @dataclass(slots=True)
 class AssetRow:
     """An asset's custody state as plain values: what the rules read and `append_change`
-    moves (status, holder, due time, chain head). The ingest hot path uses it instead of an
-    ORM `Asset`, which costs a unit-of-work object per asset."""
+    moves (status, holder, due time, chain head), and where it was last seen. The ingest hot
+    path uses it instead of an ORM `Asset`, which costs a unit-of-work object per asset."""
 
     id: str
     agency_id: str
@@ -59,6 +59,9 @@ class AssetRow:
     due_at: datetime | None
     chain_next_seq: int
     chain_prev: str
+    last_seen_at: datetime | None
+    last_seen_reader_id: str | None
+    last_seen_site_id: str | None
 
 
 class EventSink(Protocol):

@@ -5,8 +5,9 @@
 object per event, which capped ingest near 700 events/s. During a batch the rules pass a
 `BatchWrites` sink instead: event rows are queued, moved assets (`AssetRow`, plain values, no
 ORM instance) collected, and `write()` stores everything with one bulk INSERT and one bulk
-UPDATE (`api.bulk.insert_rows`, `update_rows`), still inside the batch's transaction; their
-webhook events (`api.webhook_outbox`) go in one more bulk INSERT, in the same transaction.
+UPDATE (`api.bulk.insert_rows`, `update_rows`; the UPDATE also stores the batch's sightings),
+still inside the batch's transaction; their webhook events (`api.webhook_outbox`) go in one
+more bulk INSERT, in the same transaction.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class BatchWriteError(RuntimeError):
 
 _ASSET_COLUMNS: Final = (
     "id", "agency_id", "class_id", "status", "holder_kind", "holder_ref", "due_at",
-    "chain_next_seq", "chain_prev",
+    "chain_next_seq", "chain_prev", "last_seen_at", "last_seen_reader_id", "last_seen_site_id",
 )
 
 def load_asset_rows(connection: Connection, epcs: Collection[str]) -> dict[str, AssetRow]:
@@ -56,12 +57,18 @@ def load_asset_rows(connection: Connection, epcs: Collection[str]) -> dict[str, 
 
 class BatchWrites:
     """An `EventSink` for one ingest batch: event rows and moved assets are gathered and
-    stored by `write()` in a few bulk statements, inside the batch's transaction."""
+    stored by `write()` in a few bulk statements, inside the batch's transaction.
 
-    def __init__(self, session: Session) -> None:
+    `sighted`: assets whose last sighting this batch moved, not yet stored
+    (`api.ingest.record.RecordedBatch.sighted`). `write()` stores them with the moved ones,
+    one UPDATE of each asset rather than one for the sighting and one for the custody
+    change, and empties it."""
+
+    def __init__(self, session: Session, sighted: dict[str, AssetRow] | None = None) -> None:
         self._session = session
         self._events: list[dict[str, Any]] = []
         self._moved: dict[str, Asset | AssetRow] = {}
+        self._sighted = sighted
 
     def insert_event(self, row: dict[str, Any]) -> None:
         if len(self._events) >= MAX_QUEUED_ROWS:
@@ -77,11 +84,18 @@ class BatchWrites:
         insert_rows(connection, _EVENTS, self._events)
         webhook_outbox.enqueue(connection, [
             hook for row in self._events for hook in webhook_outbox.custody_events(row)])
+        assets: dict[str, Asset | AssetRow] = {}
+        if self._sighted:
+            assets.update(self._sighted)
+            self._sighted.clear()
+        assets.update(self._moved)
         update_rows(connection, _ASSETS, [
             {"id": a.id, "status": str(a.status), "holder_kind": str(a.holder_kind),
              "holder_ref": a.holder_ref, "due_at": a.due_at,
-             "chain_next_seq": a.chain_next_seq, "chain_prev": a.chain_prev}
-            for a in self._moved.values()
+             "chain_next_seq": a.chain_next_seq, "chain_prev": a.chain_prev,
+             "last_seen_at": a.last_seen_at, "last_seen_reader_id": a.last_seen_reader_id,
+             "last_seen_site_id": a.last_seen_site_id}
+            for a in assets.values()
         ])
         self._events.clear()
         self._moved.clear()

@@ -27,7 +27,7 @@ from api.config import Settings
 from api.custody.apply import DESK_SESSION_TIMEOUT, DecisionMessage, apply_custody
 from api.db import ByIds, utcnow
 from api.errors import IngestError
-from api.ingest.record import RecordedBatch, record_batch
+from api.ingest.record import RecordedBatch, record_batch, write_sightings
 from api.ingest.verify import (
     ClockPolicy,
     InboundMessage,
@@ -171,6 +171,7 @@ class IngestPipeline:
                     rejected += _recheck_revocations(session, verified)
                     recorded = record_batch(session, verified, rejected, now)
                     decisions = self._custody(session, recorded, now)
+                    write_sightings(session, recorded)  # those the custody rules left
                     session.commit()
                 break
             except (IntegrityError, OperationalError, LogError) as exc:

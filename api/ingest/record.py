@@ -49,6 +49,11 @@ class RecordedBatch:
     transaction, for the custody rules to use rather than read them again; None: not read."""
     badges: dict[str, str] | None = None
     """Badge EPC -> person id for the `accepted` reads' EPCs, read with `assets`."""
+    sighted: dict[str, AssetRow] = field(default_factory=dict)
+    """Asset id -> those of `assets` whose last sighting this batch moved (in memory), not
+    yet stored: whoever stores them takes them out. The custody rules store them with the
+    assets they move, in one UPDATE (`api.ingest.batch_writes.BatchWrites`); the pipeline
+    stores what is left (`write_sightings`)."""
 
 
 def quarantine(session: Session, rejected: Rejected, now: datetime) -> None:
@@ -113,41 +118,50 @@ _BADGES = Badge.__table__  # type: ignore[attr-defined]
 
 def _note_sightings(
     session: Session, fresh: Sequence[Verified]
-) -> tuple[dict[str, AssetRow], dict[str, str]]:
+) -> tuple[dict[str, AssetRow], dict[str, str], dict[str, AssetRow]]:
     """Move assets' last-seen; keep unknown EPCs (neither asset nor badge) for stocktake.
     Return the assets (locked until commit) and badges of `fresh`'s EPCs, which the custody
-    rules need next: read once per batch, not once here and once there.
+    rules need next: read once per batch, not once here and once there; and the assets
+    whose last sighting moved, by id, moved in memory only (`RecordedBatch.sighted`).
 
-    Core statements, no ORM objects: this runs for every read, and one bulk UPDATE of the
-    assets seen costs less than loading them (the location query reads these columns).
+    Core statements, no ORM objects: this runs for every read. The rows are locked (and on
+    SQLite the writer lock held) from the read to the commit, so moving them forward here
+    is what a conditional UPDATE would do.
     """
     connection = session.connection()
     epcs = {item.observation.epc for item in fresh}
     rows = load_asset_rows(connection, epcs)
-    assets = {epc: row.id for epc, row in rows.items()}
     badges: dict[str, str] = dict(connection.execute(
         core_select(_BADGES.c.epc_hex, _BADGES.c.person_id)
         .where(text_among(_BADGES.c.epc_hex, epcs, connection))
     ).all())
-    latest: dict[str, Verified] = {}
+    sighted: dict[str, AssetRow] = {}
     unknown: list[Verified] = []
     for item in fresh:
-        epc = item.observation.epc
-        if epc in assets:
-            best = latest.get(epc)
-            if best is None or best.observed_at <= item.observed_at:
-                latest[epc] = item
-        elif epc not in badges:
-            unknown.append(item)
-    # Forward only: a late re-sent read never moves an asset's last sighting back.
-    update_rows(connection, _ASSETS, [
-        {"id": assets[epc], "last_seen_at": item.observed_at,
-         "last_seen_reader_id": item.reader.reader_id, "last_seen_site_id": item.reader.site_id}
-        for epc, item in latest.items()
-    ], forward_only="last_seen_at")
+        row = rows.get(item.observation.epc)
+        if row is None:
+            if item.observation.epc not in badges:
+                unknown.append(item)
+        # Forward only: a late re-sent read never moves an asset's last sighting back.
+        elif row.last_seen_at is None or row.last_seen_at <= item.observed_at:
+            row.last_seen_at = item.observed_at
+            row.last_seen_reader_id = item.reader.reader_id
+            row.last_seen_site_id = item.reader.site_id
+            sighted[row.id] = row
     if unknown:
         _note_unknown(session, unknown)
-    return rows, badges
+    return rows, badges, sighted
+
+
+def write_sightings(session: Session, batch: RecordedBatch) -> None:
+    """Store the last sightings of `batch.sighted` (those nothing has stored yet)."""
+    update_rows(session.connection(), _ASSETS, [
+        {"id": row.id, "last_seen_at": row.last_seen_at,
+         "last_seen_reader_id": row.last_seen_reader_id,
+         "last_seen_site_id": row.last_seen_site_id}
+        for row in batch.sighted.values()
+    ])
+    batch.sighted.clear()
 
 
 def _note_unknown(session: Session, unknown: Sequence[Verified]) -> None:
@@ -178,7 +192,8 @@ def _note_unknown(session: Session, unknown: Sequence[Verified]) -> None:
 def record_batch(
     session: Session, verified: Sequence[Verified], rejected: Sequence[Rejected], now: datetime
 ) -> RecordedBatch:
-    """Store one batch in `session`'s transaction (the caller commits)."""
+    """Store one batch in `session`'s transaction (the caller commits, once its
+    `sighted` assets are stored: `write_sightings`)."""
     arriving: dict[str, list[int]] = defaultdict(list)
     for item in verified:
         arriving[item.observation.device].append(item.observation.seq)
@@ -201,6 +216,6 @@ def record_batch(
     # One bulk INSERT (no ORM objects, no per-row SQLAlchemy work): the hottest write of ingest.
     insert_rows(session.connection(), _OBSERVATIONS, rows)
     refilled = sequence.advance(session, per_device, now, cursors)
-    assets, badges = _note_sightings(session, fresh) if fresh else ({}, {})
+    assets, badges, sighted = _note_sightings(session, fresh) if fresh else ({}, {}, {})
     return RecordedBatch(accepted=fresh, duplicates=replays, rejected=all_rejected,
-                         refilled=refilled, assets=assets, badges=badges)
+                         refilled=refilled, assets=assets, badges=badges, sighted=sighted)

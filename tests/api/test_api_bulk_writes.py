@@ -109,21 +109,6 @@ def test_update_rows_sets_what_executemany_sets(engine: Engine) -> None:
     assert rows["b-dev-3"][0] == 30 and rows["b-dev-5"][0] == 1
 
 
-def test_update_rows_forward_only_never_moves_back(engine: Engine) -> None:
-    with engine.begin() as conn:
-        conn.execute(insert(_CURSORS), [
-            {"device_id": "early", "high_seq": 1, "updated_at": NOW - timedelta(minutes=1)},
-            {"device_id": "late", "high_seq": 1, "updated_at": NOW + timedelta(minutes=1)},
-            {"device_id": "same", "high_seq": 1, "updated_at": NOW},
-        ])
-        update_rows(conn, _CURSORS, [
-            {"device_id": d, "high_seq": 2, "updated_at": NOW.astimezone(ELSEWHERE)}
-            for d in ("early", "late", "same")
-        ], key="device_id", forward_only="updated_at")
-        seqs = dict(conn.execute(select(_CURSORS.c.device_id, _CURSORS.c.high_seq)).all())
-    assert seqs == {"early": 2, "late": 1, "same": 2}
-
-
 def _bind(name: str) -> Any:
     from sqlalchemy import bindparam
 

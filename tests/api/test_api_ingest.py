@@ -286,6 +286,47 @@ def test_unknown_epcs_become_sightings_and_assets_move(
     assert asset.last_seen_site_id == "north-store" and asset.last_seen_at is not None
 
 
+def _no_custody(session: Session, batch: RecordedBatch, now: datetime) -> list[object]:
+    return []
+
+
+@pytest.mark.parametrize("custody", ["rules", "none"])
+def test_an_assets_last_sighting_only_moves_forward(
+    engine: Engine, reader: RegisteredReader, custody: str
+) -> None:
+    """Reads arrive out of time order (a re-sent backlog, another reader's late batch): the
+    latest read stays the last sighting, whether the custody rules store it with the assets
+    they move or the pipeline stores it alone (a custody hook that moves nothing)."""
+    from api.config import load_settings
+
+    pipeline = (IngestPipeline(engine, load_settings()) if custody == "rules" else
+                IngestPipeline(engine, load_settings(), custody=_no_custody))  # type: ignore[arg-type]
+    south = register_reader(engine, site_id="south-store", reader_id="rdr-2")
+    with Session(engine) as session:
+        session.add(AssetClass(id="radio", agency_id="north", name="Radio"))
+        session.flush()
+        session.add(Asset(id="R-1", agency_id="north", class_id="radio", epc_hex=RADIO_EPC,
+                          home_site_id="north-store", holder_ref="north-store"))
+        session.commit()
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def at(who: RegisteredReader, seq: int, minutes_ago: int) -> InboundMessage:
+        return who.message(seq, time=format_time(now - timedelta(minutes=minutes_ago)))
+
+    def last_seen() -> tuple[object, ...]:
+        with Session(engine) as session:
+            asset = session.get(Asset, "R-1")
+            assert asset is not None
+            return asset.last_seen_at, asset.last_seen_reader_id, asset.last_seen_site_id
+
+    pipeline.process([at(reader, 0, 2), at(reader, 1, 5)])  # the later read first
+    assert last_seen() == (now - timedelta(minutes=2), "rdr-1", "north-store")
+    pipeline.process([at(south, 0, 3)])  # an earlier read, arriving late
+    assert last_seen() == (now - timedelta(minutes=2), "rdr-1", "north-store")
+    pipeline.process([at(south, 1, 1)])
+    assert last_seen() == (now - timedelta(minutes=1), "rdr-2", "south-store")
+
+
 def test_a_failing_batch_stores_nothing(engine: Engine, reader: RegisteredReader) -> None:
     from api.config import load_settings
 

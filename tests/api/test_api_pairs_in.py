@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Session
 
-from api.db import pairs_in, text_among
+from api.db import ByIds, among, pairs_in, text_among
 from api.models import Reader as ReaderRow
 
 _META = MetaData()
@@ -78,3 +78,21 @@ def test_text_among_finds_the_rows_asked_for_with_one_statement_text(engine: Eng
     # new text in Python); SQLite expands its IN list at execution, as before.
     assert len(texts) == 1
     assert ("= ANY" in texts.pop()) == (engine.dialect.name == "postgresql")
+
+
+def test_by_ids_finds_the_rows_asked_for_and_nothing_like_them(engine: Engine) -> None:
+    """A prebuilt look-up (`ByIds`) answers as `among` does, and a value longer than the
+    column matches nothing: on PostgreSQL the ids go as TEXT[], where a VARCHAR(n)[] would
+    cut the value down to the stored id it starts with."""
+    ids = ReaderRow.__table__.c.id  # type: ignore[attr-defined]
+    longest = "r" * ids.type.length
+    for reader_id in ("rdr-0", "rdr-1", longest):
+        register_reader(engine, reader_id=reader_id)
+    by_ids = ByIds(ids, lambda where: select(ids).where(where))
+    with Session(engine) as session:
+        connection = session.connection()
+        for wanted, expected in ((["rdr-0"], {"rdr-0"}), (["rdr-1", "nobody"], {"rdr-1"}),
+                                 ([longest + "r"], set()), ([longest], {longest}), ([], set())):
+            assert set(by_ids(connection, wanted).scalars()) == expected
+            assert set(connection.execute(
+                select(ids).where(among(ids, wanted, connection))).scalars()) == expected
