@@ -40,11 +40,11 @@ LOG_STATE_ID: Final = 1
 _NODES = SQLModel.metadata.tables["log_node"]
 _SIZES = SQLModel.metadata.tables["agency_log"]
 
+# Core statements built once: every write transaction runs the first, every batch the second.
 _STATE = LogState.__table__  # type: ignore[attr-defined]
 _TOUCH_STATE = update(_STATE).where(_STATE.c.id == LOG_STATE_ID).values(
     updated_at=bindparam("now"))
 _SIZE_OF = select(_SIZES.c.size).where(_SIZES.c.agency_id == bindparam("agency"))
-# Core statements built once: every write transaction runs the first, every batch the second.
 
 SELECT_BATCH: Final = 400
 """Coordinates per SELECT: two bound parameters each, well under every backend's limit."""
