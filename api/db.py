@@ -123,7 +123,7 @@ def pairs_in(
     per group. Plain SQL text with bound values: built through the expression language, each
     value of an IN list costs a coercion, which dominated a batch. On PostgreSQL the pairs go
     as two arrays, `(a, b) IN (SELECT * FROM unnest(...))`: one statement text whatever the
-    pairs, as psycopg parses every new text in Python (see `text_among`).
+    pairs, as psycopg parses every new text in Python (see `among`).
     """
     fixed = [(f"{column.key} = :{name}c{n}", f"{name}c{n}", value)
              for n, (column, value) in enumerate((also or {}).items())]
@@ -151,14 +151,6 @@ def pairs_in(
         branches.append(
             f"({prefix}{first.key} = :{name}a{g} AND {second.key} IN ({', '.join(names)}))")
     return text(" OR ".join(branches)).bindparams(**params)
-
-
-def text_among(
-    column: ColumnElement[Any] | Mapped[Any], values: Iterable[str], bind: Connection | Session
-) -> ColumnElement[bool]:
-    """`column IN values` for a text column, as one array parameter on PostgreSQL
-    (`among` with its `bind`)."""
-    return among(column, values, bind)
 
 
 def _array_of(kind: Any) -> postgresql.ARRAY[Any]:

@@ -33,15 +33,15 @@ from api.custody.rules import (
     decide_asset,
     decide_badge,
 )
-from api.db import ByIds, among, text_among
+from api.db import ByIds, among
 from api.ingest.batch_writes import BatchWrites, load_asset_rows
-from api.ingest.record import RecordedBatch
+from api.ingest.record import RecordedBatch, badge_holders
 from api.ingest.topics import DECISIONS, ReaderTopic
 from api.ingest.verify import Verified, reader_key
 from api.logstore import LogAppender
 from api.models.assets import AssetClass, AssetShare, AssetStatus, HolderKind
 from api.models.custody import Alert, Decision, DeskSession, Refusal
-from api.models.people import Badge, Person
+from api.models.people import Person
 from api.models.registry import Reader, ReaderRole
 
 _DECISIONS = Decision.__table__  # type: ignore[attr-defined]
@@ -119,6 +119,8 @@ _CLASSES_BY_ID = ByIds(_CLASSES.c.id, lambda where: core_select(
     _CLASSES.c.loan_days).where(where))
 _COMMITMENTS_BY_ID = ByIds(_PEOPLE.c.id, lambda where: core_select(
     _PEOPLE.c.id, _PEOPLE.c.commitment).where(where))
+_SHARES_BY_ASSET = ByIds(_SHARES.c.asset_id, lambda where: core_select(
+    _SHARES.c.asset_id, _SHARES.c.agency_id).where(where))
 
 
 def _load(
@@ -138,10 +140,7 @@ def _load(
     if recorded is not None and recorded.badges is not None:
         badges = recorded.badges
     else:
-        badges = {
-            b.epc_hex: b.person_id for b in session.exec(
-                select(Badge).where(text_among(col(Badge.epc_hex), epcs, session)))
-        }
+        badges = badge_holders(connection, epcs)
     keys = {(i.reader.reader_id, i.observation.session) for i in items if i.observation.session}
     sessions = {
         (s.reader_id, s.session): s
@@ -187,10 +186,7 @@ def _load_assets(
             in _CLASSES_BY_ID(connection, class_ids)
         })
     shares: dict[str, set[str]] = defaultdict(set)
-    for asset_id, agency_id in connection.execute(
-        core_select(_SHARES.c.asset_id, _SHARES.c.agency_id).where(
-            text_among(_SHARES.c.asset_id, {a.id for a in assets.values()}, connection))
-    ):
+    for asset_id, agency_id in _SHARES_BY_ASSET(connection, {a.id for a in assets.values()}):
         shares[asset_id].add(agency_id)
     state.shares.update({k: frozenset(v) for k, v in shares.items()})
     state.assets.update(assets)

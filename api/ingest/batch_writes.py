@@ -21,7 +21,7 @@ from sqlmodel import Session
 from api import webhook_outbox
 from api.bulk import insert_rows, update_rows
 from api.custody.events import AssetRow
-from api.db import text_among
+from api.db import ByIds
 from api.models.assets import Asset
 from api.models.custody import CustodyEventRow
 
@@ -42,17 +42,17 @@ _ASSET_COLUMNS: Final = (
     "chain_next_seq", "chain_prev", "last_seen_at", "last_seen_reader_id", "last_seen_site_id",
 )
 
+_ASSETS_BY_EPC = ByIds(_ASSETS.c.epc_hex, lambda where: select(
+    _ASSETS.c.epc_hex, *(_ASSETS.c[name] for name in _ASSET_COLUMNS)
+).where(where).with_for_update())
+
+
 def load_asset_rows(connection: Connection, epcs: Collection[str]) -> dict[str, AssetRow]:
     """The assets tagged `epcs`, by EPC, locked until commit (on PostgreSQL; SQLite's writer
     lock is already held by the batch)."""
     if not epcs:
         return {}
-    query = (
-        select(_ASSETS.c.epc_hex, *(_ASSETS.c[name] for name in _ASSET_COLUMNS))
-        .where(text_among(_ASSETS.c.epc_hex, epcs, connection))
-        .with_for_update()
-    )
-    return {row[0]: AssetRow(*row[1:]) for row in connection.execute(query)}
+    return {row[0]: AssetRow(*row[1:]) for row in _ASSETS_BY_EPC(connection, epcs)}
 
 
 class BatchWrites:

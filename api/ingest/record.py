@@ -8,16 +8,17 @@ envelope is a device reusing a number (a cloned key or a reset counter) and is q
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import Connection
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from api.bulk import insert_rows, update_rows
 from api.custody.events import AssetRow
-from api.db import pairs_in, text_among
+from api.db import ByIds, among, pairs_in
 from api.ingest import sequence
 from api.ingest.batch_writes import load_asset_rows
 from api.ingest.verify import Rejected, RejectReason, Verified
@@ -116,6 +117,15 @@ _ASSETS = Asset.__table__  # type: ignore[attr-defined]
 _BADGES = Badge.__table__  # type: ignore[attr-defined]
 
 
+_BADGES_BY_EPC = ByIds(_BADGES.c.epc_hex, lambda where: core_select(
+    _BADGES.c.epc_hex, _BADGES.c.person_id).where(where))
+
+
+def badge_holders(connection: Connection, epcs: Collection[str]) -> dict[str, str]:
+    """Badge EPC -> person id, for those of `epcs` that are badges."""
+    return {epc: person_id for epc, person_id in _BADGES_BY_EPC(connection, epcs)}
+
+
 def _note_sightings(
     session: Session, fresh: Sequence[Verified]
 ) -> tuple[dict[str, AssetRow], dict[str, str], dict[str, AssetRow]]:
@@ -131,10 +141,7 @@ def _note_sightings(
     connection = session.connection()
     epcs = {item.observation.epc for item in fresh}
     rows = load_asset_rows(connection, epcs)
-    badges: dict[str, str] = dict(connection.execute(
-        core_select(_BADGES.c.epc_hex, _BADGES.c.person_id)
-        .where(text_among(_BADGES.c.epc_hex, epcs, connection))
-    ).all())
+    badges = badge_holders(connection, epcs)
     sighted: dict[str, AssetRow] = {}
     unknown: list[Verified] = []
     for item in fresh:
@@ -168,7 +175,7 @@ def _note_unknown(session: Session, unknown: Sequence[Verified]) -> None:
     sightings = {
         (s.epc_hex, s.site_id): s
         for s in session.exec(
-            select(Sighting).where(text_among(
+            select(Sighting).where(among(
                 col(Sighting.epc_hex), {i.observation.epc for i in unknown}, session))
         )
     }

@@ -1,5 +1,5 @@
 """`api.db.pairs_in` (the same rows as a row-value IN, answered from the index on SQLite) and
-`api.db.text_among` (the same rows as IN, one statement text on PostgreSQL)."""
+`api.db.among` (the same rows as IN, one statement text on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Session
 
-from api.db import ByIds, among, pairs_in, text_among
+from api.db import ByIds, among, pairs_in
 from api.models import Reader as ReaderRow
 
 _META = MetaData()
@@ -62,7 +62,7 @@ def test_sqlite_searches_the_index_instead_of_scanning() -> None:
     assert "SEARCH node USING" in plan and "SCAN node" not in plan, plan
 
 
-def test_text_among_finds_the_rows_asked_for_with_one_statement_text(engine: Engine) -> None:
+def test_among_finds_the_rows_asked_for_with_one_statement_text(engine: Engine) -> None:
     for n in range(5):
         register_reader(engine, reader_id=f"rdr-{n}")
     ids = ReaderRow.__table__.c.id  # type: ignore[attr-defined]
@@ -70,7 +70,7 @@ def test_text_among_finds_the_rows_asked_for_with_one_statement_text(engine: Eng
     with Session(engine) as session:
         for wanted in (["rdr-1"], ["rdr-0", "rdr-4", "nobody"], [f"x-{i}" for i in range(300)]
                        + ["rdr-2"], ["it's", 'a "quote"', "rdr-3"]):
-            query = select(ids).where(text_among(ids, wanted, session))
+            query = select(ids).where(among(ids, wanted, session))
             found = set(session.connection().execute(query).scalars())
             assert found == {w for w in wanted if w.startswith("rdr-")}
             texts.add(str(query.compile(dialect=engine.dialect)))
