@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from api.db import BigInt, Bytes, UTCDateTime, utcnow
@@ -27,11 +27,13 @@ class CustodyEventRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("asset_id", "seq", name="uq_custody_event_asset_seq"),
         # Each agency has its own Merkle log, so a leaf index is unique within an agency only.
+        # Its index also serves every look-up by agency (an agency's own would only cost
+        # ingest a second entry per event).
         UniqueConstraint("agency_id", "leaf_index", name="uq_custody_event_agency_leaf"),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
-    agency_id: str = Field(index=True, max_length=MAX_ID_CHARS)
+    agency_id: str = Field(max_length=MAX_ID_CHARS)
     asset_id: str = Field(max_length=MAX_ID_CHARS)
     seq: int = Field(sa_type=BigInt)
     action: str = Field(max_length=32)
@@ -74,8 +76,14 @@ class Decision(SQLModel, table=True):
     leaves the decision to be sent on restart rather than lost.
     """
 
-    # "Has this read been answered?" is asked by (reader, seq) for every held read.
-    __table_args__ = (Index("ix_decision_reader_id_seq", "reader_id", "seq"),)
+    __table_args__ = (
+        # "Has this read been answered?" is asked by (reader, seq) for every held read.
+        Index("ix_decision_reader_id_seq", "reader_id", "seq"),
+        # The decisions still to send, oldest first (`api.ingest.publishing`): only those,
+        # so the index stays as small as the backlog, and marking one sent removes it.
+        Index("ix_decision_unpublished", "id", postgresql_where=text("published_at IS NULL"),
+              sqlite_where=text("published_at IS NULL")),
+    )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
     reader_id: str = Field(max_length=MAX_ID_CHARS)
@@ -86,7 +94,7 @@ class Decision(SQLModel, table=True):
     asset_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
     action: str | None = Field(default=None, max_length=32)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    published_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    published_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class DeskSession(SQLModel, table=True):
