@@ -9,6 +9,12 @@ produces a webhook and a committed one always does; the dispatcher (`api.webhook
 row out to the matching subscriptions and deletes it. No cursor over ids is involved, so rows
 committed out of id order (PostgreSQL sequences) cannot be skipped.
 
+Only events that some active subscription of their agency asks for are written: the
+dispatcher would delete the others unread, and ingest would have paid a row (and its JSON)
+for every custody change of an agency that has no webhooks. Which events are wanted is read
+in the producer's transaction, so a subscription receives the events of changes made after it
+was committed (a change whose transaction overlaps its creation may or may not reach it).
+
 Payloads (`data`) carry ids and states only, never personal data: custody changes name the
 asset, its chain position and the event hash (checkable against the log), not the holder.
 """
@@ -19,15 +25,19 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, insert, select
 from sqlmodel import Session
 
 from api.bulk import insert_rows
+from api.db import ByIds
 from api.models.custody import Alert, Transfer
-from api.models.webhooks import WebhookEvent
+from api.models.webhooks import WebhookEvent, WebhookSubscription
 
 _EVENTS = WebhookEvent.__table__  # type: ignore[attr-defined]
 _ALERTS = Alert.__table__  # type: ignore[attr-defined]
+_SUBSCRIPTIONS = WebhookSubscription.__table__  # type: ignore[attr-defined]
+_SUBSCRIBED = ByIds(_SUBSCRIPTIONS.c.agency_id, lambda where: select(
+    _SUBSCRIPTIONS.c.agency_id, _SUBSCRIPTIONS.c.events).where(where, _SUBSCRIPTIONS.c.active))
 
 EVENT_TYPES: Final = ("custody.changed", "transfer.offered", "transfer.accepted",
                       "alert.raised", "loan.overdue")
@@ -51,10 +61,37 @@ def custody_events(row: Mapping[str, Any]) -> list[dict[str, Any]]:
              "created_at": row["created_at"]} for kind in kinds]
 
 
+def wanted(connection: Connection, agencies: Iterable[str]) -> set[tuple[str, str]]:
+    """The (agency, event type) pairs of `agencies` that an active subscription asks for."""
+    ids = set(agencies)
+    if not ids:
+        return set()
+    return {(agency, kind) for agency, kinds in _SUBSCRIBED(connection, ids) for kind in kinds}
+
+
 def enqueue(connection: Connection, events: list[dict[str, Any]]) -> None:
-    """Write `events` (from `custody_events` & co.) in the connection's transaction, in one
-    bulk statement (ingest queues one or two per custody change)."""
-    insert_rows(connection, _EVENTS, events)
+    """Write those of `events` (from `custody_events` & co.) that a subscription asks for, in
+    the connection's transaction, in one bulk statement."""
+    if events:
+        _write(connection, events, wanted(connection, {event["agency_id"] for event in events}))
+
+
+def enqueue_custody_events(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """`enqueue` the webhook events of `custody_event` rows, made only for the agencies that
+    have a subscription (ingest writes hundreds of rows a batch)."""
+    if not rows:
+        return
+    asked = wanted(connection, {row["agency_id"] for row in rows})
+    agencies = {agency for agency, _ in asked}
+    if agencies:
+        _write(connection, [hook for row in rows if row["agency_id"] in agencies
+                            for hook in custody_events(row)], asked)
+
+
+def _write(connection: Connection, events: list[dict[str, Any]],
+           asked: set[tuple[str, str]]) -> None:
+    insert_rows(connection, _EVENTS, [
+        event for event in events if (event["agency_id"], event["event_type"]) in asked])
 
 
 def raise_alerts(session: Session, alerts: Iterable[Mapping[str, Any]]) -> int:

@@ -83,7 +83,7 @@ class SessionSink:
     def insert_event(self, row: dict[str, Any]) -> None:
         connection = self._session.connection()
         connection.execute(INSERT_EVENT, row)
-        webhook_outbox.enqueue(connection, webhook_outbox.custody_events(row))
+        webhook_outbox.enqueue_custody_events(connection, [row])
 
     def moved(self, asset: Asset | AssetRow) -> None:
         self._session.add(asset)

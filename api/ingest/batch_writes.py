@@ -82,8 +82,7 @@ class BatchWrites:
         """Store the queued rows and the changed assets in the session's transaction."""
         connection = self._session.connection()
         insert_rows(connection, _EVENTS, self._events)
-        webhook_outbox.enqueue(connection, [
-            hook for row in self._events for hook in webhook_outbox.custody_events(row)])
+        webhook_outbox.enqueue_custody_events(connection, self._events)
         assets: dict[str, Asset | AssetRow] = {}
         if self._sighted:
             assets.update(self._sighted)

@@ -131,3 +131,51 @@ def test_an_event_committed_after_a_later_id_is_not_skipped(engine: Engine) -> N
         first.close()
         second.close()
     assert sorted(d["kind"] for _, d in _delivered(engine)) == ["unexpected_site"] * 2
+
+
+def _events(engine: Engine) -> list[tuple[str, str]]:
+    with Session(engine) as session:
+        return sorted((e.agency_id, e.event_type) for e in session.exec(select(WebhookEvent)))
+
+
+def test_only_events_an_active_subscription_asks_for_are_written(engine: Engine) -> None:
+    _world(engine)  # north subscribes to everything, south to nothing yet
+    with Session(engine) as session:
+        session.add(WebhookSubscription(id="hook-south", agency_id="south",
+                                        url="http://127.0.0.1:9/hook", events=["alert.raised"],
+                                        sealed_secret=seal(SETTINGS, b"k" * 32)))
+        session.add(WebhookSubscription(id="hook-south-off", agency_id="south",
+                                        url="http://127.0.0.1:9/hook",
+                                        events=["custody.changed"], active=False,
+                                        sealed_secret=seal(SETTINGS, b"k" * 32)))
+        session.commit()
+    with Session(engine) as session:
+        _asset(session, "R-1")
+        _asset(session, "S-1", agency="south")  # south asks for alerts only
+        raise_alerts(session, [{"agency_id": "south", "kind": "unexpected_site",
+                                "asset_id": None, "reader_id": None, "site_id": None,
+                                "detail": "seen elsewhere", "created_at": datetime.now(UTC),
+                                "resolved_at": None}])
+        claim_log_writer(session, datetime.now(UTC))
+        writes = BatchWrites(session)  # the ingest path: one bulk write for both agencies
+        with appending_log(session) as log:
+            for asset_id in ("R-1", "S-1"):
+                asset = session.get(Asset, asset_id)
+                assert asset is not None
+                append_change(session, log, asset, CustodyChange(
+                    action="check_in", holder_kind=HolderKind.LOCATION,
+                    holder_ref=f"{asset.agency_id}-store", new_status=AssetStatus.IN_STORE,
+                    time=datetime.now(UTC)), sink=writes)
+        writes.write()
+        session.commit()
+    assert _events(engine) == [("north", "custody.changed")] * 2 + [("south", "alert.raised")]
+    with Session(engine) as session:  # north switches its webhook off: nothing more for it
+        subscription = session.get(WebhookSubscription, "hook-north")
+        assert subscription is not None
+        subscription.active = False
+        session.add(subscription)
+        session.commit()
+    with Session(engine) as session:
+        _asset(session, "R-2")
+        session.commit()
+    assert len(_events(engine)) == 3
