@@ -11,6 +11,7 @@ whose topic names a different agency, site or reader than the key that signed it
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 PREFIX: Final = "kitledger/v1"
@@ -19,6 +20,10 @@ DECISIONS: Final = "decisions"
 
 MAX_TOPIC_SEGMENT_CHARS: Final = 128
 """Agency, site and reader ids are registry ids (at most 128 characters)."""
+
+TOPIC_CACHE_SIZE: Final = 4096
+"""Events topics whose parse is remembered: one per reader, so more than a broker partition's
+readers, and bounded, so topics made up by a hostile publisher only cost their own parse."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +44,22 @@ def events_subscription(share_group: str | None) -> str:
     return f"$share/{share_group}/{wildcard}" if share_group else wildcard
 
 
+MAX_EVENTS_TOPIC_CHARS: Final = (
+    len(ReaderTopic("", "", "").topic(EVENTS)) + 3 * MAX_TOPIC_SEGMENT_CHARS)
+"""The longest events topic; a longer one is refused before it is split (or remembered)."""
+
+
 def parse_events_topic(topic: str) -> ReaderTopic | None:
     """The address of an events topic, or None if `topic` is not one."""
+    if len(topic) > MAX_EVENTS_TOPIC_CHARS:
+        return None
+    return _parse_events_topic(topic)
+
+
+@lru_cache(maxsize=TOPIC_CACHE_SIZE)
+def _parse_events_topic(topic: str) -> ReaderTopic | None:
+    """`parse_events_topic`, remembered: ingest asks for every envelope, and a reader's
+    envelopes share its topic."""
     parts = topic.split("/")
     if len(parts) != 6 or "/".join(parts[:2]) != PREFIX or parts[5] != EVENTS:
         return None

@@ -30,7 +30,7 @@ from ledger.core.envelope import (
     verify_envelope,
 )
 from ledger.core.errors import EncodingError, RecordTooLarge, SchemaError, SignatureError
-from ledger.core.records import Observation, parse_time
+from ledger.core.records import Observation
 
 MAX_MESSAGE_BYTES: Final = 4096
 """An observation envelope is about 450 bytes and at most about 1.2 KiB with every id at its
@@ -194,7 +194,7 @@ def verify_message(
     except SignatureError as exc:
         return _reject(message, RejectReason.BAD_SIGNATURE, str(exc), reader.reader_id)
     try:
-        observation = Observation.from_record(payload)
+        observation, observed_at = Observation.from_record_timed(payload)
     except SchemaError as exc:
         return _reject(message, RejectReason.SCHEMA, str(exc), reader.reader_id)
     if observation.device != reader.reader_id:
@@ -211,7 +211,6 @@ def verify_message(
             f"reader {reader.reader_id} publishes under {reader.agency_id}/{reader.site_id}",
             reader.reader_id,
         )
-    observed_at = parse_time(observation.time)
     if observed_at > clock.now + clock.max_future:
         return _reject(
             message, RejectReason.CLOCK_SKEW,

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from api.ingest.topics import (
+    MAX_EVENTS_TOPIC_CHARS,
+    MAX_TOPIC_SEGMENT_CHARS,
+    ReaderTopic,
+    parse_events_topic,
+)
 from api.ingest.verify import (
     ClockPolicy,
     InboundMessage,
@@ -16,7 +23,7 @@ from api.ingest.verify import (
     Verified,
     verify_message,
 )
-from ledger.core.envelope import key_id, raw_public_key, sign_envelope
+from ledger.core.envelope import Envelope, key_id, raw_public_key, sign_envelope
 from ledger.core.records import Observation, format_time
 
 KEY = Ed25519PrivateKey.generate()
@@ -59,3 +66,39 @@ def test_truncation_and_trailing_garbage_are_rejected(cut: int) -> None:
             continue
         verdict = verify_message(InboundMessage(TOPIC, payload), READERS, CLOCK)
         assert isinstance(verdict, Rejected)
+
+
+def test_the_verdict_carries_the_observation_time_as_checked() -> None:
+    verdict = verify_message(InboundMessage(TOPIC, VALID), READERS, CLOCK)
+    assert isinstance(verdict, Verified) and verdict.observed_at == NOW
+
+
+def test_the_longest_events_topic_parses_and_one_character_more_does_not() -> None:
+    ids = ["a" * MAX_TOPIC_SEGMENT_CHARS, "b" * MAX_TOPIC_SEGMENT_CHARS,
+           "c" * MAX_TOPIC_SEGMENT_CHARS]
+    longest = ReaderTopic(*ids).topic("events")
+    assert len(longest) == MAX_EVENTS_TOPIC_CHARS
+    for _ in range(2):  # the second answer is the remembered one
+        assert parse_events_topic(longest) == ReaderTopic(*ids)
+    assert parse_events_topic(ReaderTopic(ids[0] + "a", *ids[1:]).topic("events")) is None
+    assert parse_events_topic(longest + "x") is None
+
+
+@pytest.mark.parametrize("topic", [
+    "kitledger/v1/north/north-store/rdr-1/decisions", "kitledger/v1/north/+/rdr-1/events",
+    "kitledger/v1/north//rdr-1/events", "kitledger/v2/north/north-store/rdr-1/events",
+    "kitledger/v1/north/north-store/rdr-1/events/x", "",
+])
+def test_what_is_not_an_events_topic_is_refused_every_time(topic: str) -> None:
+    for _ in range(2):
+        assert parse_events_topic(topic) is None
+
+
+@pytest.mark.parametrize("last", sorted(set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                            "0123456789-_") - set("AQgw")))
+def test_a_signature_spelt_with_unused_bits_set_is_malformed(last: str) -> None:
+    envelope = Envelope.from_bytes(VALID)
+    sig = envelope.to_record()["sig"]
+    respelt = VALID.replace(sig.encode(), (sig[:-1] + last).encode())
+    verdict = verify_message(InboundMessage(TOPIC, respelt), READERS, CLOCK)
+    assert isinstance(verdict, Rejected) and verdict.reason.value == "malformed"
