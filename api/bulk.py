@@ -12,7 +12,34 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Enum, String, Table, TypeDecorator
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Dialect,
+    Enum,
+    LargeBinary,
+    String,
+    Table,
+    TypeDecorator,
+)
+from sqlalchemy.types import TypeEngine
+
+
+def _bind_processor(column_type: TypeEngine[Any], dialect: Dialect) -> Any:
+    """The function SQLAlchemy binds a value of `column_type` with, or None.
+
+    Bytes on PostgreSQL go as they are: the arrays here are sent in binary form, where
+    psycopg's own (C) bytea dumper takes `bytes`. SQLAlchemy's wrapper (the DBAPI `Binary`,
+    which picks binary form for a lone parameter) would send each element through a
+    Python dumper instead: about a tenth of the worker's time on PostgreSQL.
+    """
+    plain, converts = column_type, False
+    if isinstance(column_type, TypeDecorator):
+        plain = column_type.impl_instance
+        converts = type(column_type).process_bind_param is not TypeDecorator.process_bind_param
+    if dialect.name == "postgresql" and isinstance(plain, LargeBinary) and not converts:
+        return None
+    return column_type.dialect_impl(dialect).bind_processor(dialect)
 
 
 def _column_values(
@@ -24,7 +51,7 @@ def _column_values(
     values = []
     for name in names:
         column = [row[name] for row in rows]
-        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        process = _bind_processor(table.c[name].type, dialect)
         if process is not None:
             first = column[0]
             if all(value is first for value in column):  # a batch's one `now`, say
