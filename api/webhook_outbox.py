@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from sqlalchemy import Connection, insert, select
@@ -45,6 +46,7 @@ _HAND_OVERS: Final = frozenset({"transfer", "loan_out"})
 """Custody actions that carry out an accepted transfer or loan offer."""
 
 
+@lru_cache(maxsize=1)
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
