@@ -50,9 +50,11 @@ bench: setup node system
 
 # The API's figures (issue 5): ingest and decision latency on SQLite and PostgreSQL with one and
 # two workers, then the location query over 1,000,000 assets and 10,000,000 events (seeding
-# takes a few minutes per database).
+# takes a few minutes per database), and ingest's instructions per observation (valgrind):
+# the figure that stays put when this shared machine's speed does not.
 bench-api: setup system
 	$(BIN)/python bench/api_ingest.py
+	$(BIN)/python bench/api_ingest_instructions.py
 	$(BIN)/python bench/api_location.py --db sqlite
 	$(BIN)/python bench/api_location.py --db postgresql
 

@@ -20,6 +20,9 @@ count (one, then two ingest processes, side by side):
    1,000 observations/s over one `mosquitto_pub` per desk; latency from handing a read to its
    desk's publisher to `mosquitto_sub` receiving its decision (a check-in). Bar: p99 <= 250 ms.
 
+The store's agency has no webhook subscription, so custody changes write no webhook events
+(`api.webhook_outbox`); `bench/api_ingest_instructions.py --webhooks` counts what one adds.
+
 The reference ceiling (TOOLCHAIN.md): a bare mosquitto -> verify -> SQLite -> Merkle pipeline
 reached 5,200 events/s with one worker and 6,900 with two, publisher on the same 2 cores.
 """

@@ -4,7 +4,8 @@
 #   scripts/system-deps.sh test   what `make test` needs as well: Chromium for the browser
 #                                 tests (never a downloaded browser) and poppler-utils to
 #                                 check PDF reports, and mosquitto_pub, the ingest
-#                                 benchmark's load (and its smoke test)
+#                                 benchmark's load (and its smoke test), and valgrind,
+#                                 which counts the ingest benchmark's instructions
 set -euo pipefail
 
 need=()
@@ -13,6 +14,7 @@ if [ "${1:-test}" = "test" ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
   command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
   command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
+  command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -29,3 +29,24 @@ def test_small_ingest_benchmark_prints_every_row_on_both_databases() -> None:
     assert all("7 per message | 62 obs" in row for row in ingest), ingest  # 2 badges + 60
     latency = [row for row in rows if "decision latency" in row]
     assert all("| 60 obs |" in row for row in latency), latency  # every check-in answered
+
+
+INSTRUCTIONS = Path(__file__).parents[2] / "bench" / "api_ingest_instructions.py"
+
+
+def test_instruction_count_benchmark_counts_every_observation_after_the_first_batch() -> None:
+    done = subprocess.run(
+        [sys.executable, str(INSTRUCTIONS), "--desks", "2", "--assets", "20", "--batch", "10",
+         "--webhooks"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {line.split("|")[1].strip(): line.split("|")[2:4]
+            for line in done.stdout.splitlines() if line.startswith("| verify")
+            or line.startswith("| store")}
+    assert set(rows) == {"verify", "store"}, done.stdout
+    for observations, instructions in rows.values():
+        assert int(observations) == 2 * 21 - 10  # all but the warm-up batch
+        # A Python function call alone is hundreds of instructions: a count this small
+        # would mean the measured part did not run.
+        assert int(instructions.replace(",", "")) > 10_000
