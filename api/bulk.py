@@ -31,7 +31,7 @@ def _bind_processor(column_type: TypeEngine[Any], dialect: Dialect) -> Any:
     Bytes on PostgreSQL go as they are: the arrays here are sent in binary form, where
     psycopg's own (C) bytea dumper takes `bytes`. SQLAlchemy's wrapper (the DBAPI `Binary`,
     which picks binary form for a lone parameter) would send each element through a
-    Python dumper instead: about a tenth of the worker's time on PostgreSQL.
+    Python dumper instead, at twice the cost (0.9 against 0.4 µs an element here).
     """
     plain, converts = column_type, False
     if isinstance(column_type, TypeDecorator):

@@ -48,6 +48,8 @@ _HAND_OVERS: Final = frozenset({"transfer", "loan_out"})
 
 @lru_cache(maxsize=1)
 def _iso(value: datetime | None) -> str | None:
+    """The ISO 8601 spelling of `value`, remembered: a batch's events share its one time
+    (equal instants are spelt alike, as the service's times are all UTC)."""
     return None if value is None else value.isoformat()
 
 
