@@ -13,16 +13,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Dialect,
-    Enum,
     LargeBinary,
-    String,
     Table,
     TypeDecorator,
 )
 from sqlalchemy.types import TypeEngine
+
+from api.db import array_of
 
 
 def _bind_processor(column_type: TypeEngine[Any], dialect: Dialect) -> Any:
@@ -66,19 +65,9 @@ def _unnest(connection: Connection, table: Table, names: list[str]) -> str:
     """`unnest(...)` of one typed array parameter per column, in `names` order, each in
     binary form (psycopg escapes text arrays element by element in Python)."""
     dialect = connection.dialect
-
-    def array_of(column: ColumnElement[Any]) -> str:
-        # Text goes as TEXT: an explicit CAST to VARCHAR(n) would silently truncate a long
-        # value, where storing it into the column refuses it, as an INSERT ... VALUES does.
-        stored = column.type
-        if isinstance(stored, TypeDecorator):
-            stored = stored.impl_instance
-        if isinstance(stored, String) and not isinstance(stored, Enum):
-            return "TEXT"
-        return column.type.compile(dialect=dialect)
-
     return "unnest({})".format(", ".join(
-        f"CAST(%b AS {array_of(table.c[name])}[])" for name in names))
+        f"CAST(%b AS {array_of(table.c[name].type).compile(dialect=dialect)})"
+        for name in names))
 
 
 def insert_rows(

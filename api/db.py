@@ -25,6 +25,7 @@ from sqlalchemy import (
     CursorResult,
     DateTime,
     Engine,
+    Enum,
     Executable,
     Integer,
     LargeBinary,
@@ -153,12 +154,13 @@ def pairs_in(
     return text(" OR ".join(branches)).bindparams(**params)
 
 
-def _array_of(kind: Any) -> postgresql.ARRAY[Any]:
-    """The array type a column's values are bound as on PostgreSQL: text as TEXT[] (a CAST
-    to VARCHAR(n)[] would silently cut a longer value down to a stored one), any other
-    type as itself."""
+def array_of(kind: Any) -> postgresql.ARRAY[Any]:
+    """The array type a column's values are bound as on PostgreSQL: text without a length
+    (a CAST to VARCHAR(n)[] would silently cut a longer value down to a stored one, where
+    storing it into the column refuses it), any other type, enums included, as itself."""
     stored = kind.impl_instance if isinstance(kind, TypeDecorator) else kind  # AutoString &c.
-    return postgresql.ARRAY(String() if stored is None or isinstance(stored, String) else kind)
+    text_like = stored is None or (isinstance(stored, String) and not isinstance(stored, Enum))
+    return postgresql.ARRAY(String() if text_like else kind)
 
 
 def among(
@@ -178,7 +180,7 @@ def among(
     wanted = list(values)
     kind = getattr(column, "type", None)  # an ORM attribute (`col(Model.field)`) has one too
     if bind is not None and _dialect(bind).name == "postgresql":
-        return column == any_(bindparam(None, wanted, type_=_array_of(kind)))
+        return column == any_(bindparam(None, wanted, type_=array_of(kind)))
     return column.in_(bindparam(None, wanted, expanding=True, type_=kind))
 
 
@@ -193,7 +195,7 @@ class ByIds:
         self, column: ColumnElement[Any], build: Callable[[ColumnElement[bool]], Executable]
     ) -> None:
         self._in = build(column.in_(bindparam("ids", expanding=True)))
-        self._any = build(column == any_(bindparam("ids", type_=_array_of(column.type))))
+        self._any = build(column == any_(bindparam("ids", type_=array_of(column.type))))
 
     def __call__(
         self, connection: Connection, ids: Iterable[Any]
