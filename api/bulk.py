@@ -3,14 +3,17 @@
 Through `connection.execute(insert(table), rows)` SQLAlchemy processes each row's parameters
 one by one and, on PostgreSQL, sends one pipelined statement per row. Here values are
 converted a column at a time with the same type processors, then go to the driver at once:
-on PostgreSQL as one array per column through `unnest` (one round trip, one statement text
-for psycopg to prepare, arrays in binary form), on SQLite as sqlite3's `executemany`.
+on PostgreSQL, an INSERT as a binary COPY (rows dumped by psycopg's C code), and an UPDATE,
+or an INSERT with a column COPY is not known here to carry the same way, as one array per
+column through `unnest` (one round trip, one statement text for psycopg to prepare, arrays in
+binary form); on SQLite as sqlite3's `executemany`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     Connection,
@@ -19,6 +22,7 @@ from sqlalchemy import (
     Table,
     TypeDecorator,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
 from api.db import array_of
@@ -70,6 +74,67 @@ def _unnest(connection: Connection, table: Table, names: list[str]) -> str:
         for name in names))
 
 
+_COPY_TYPES: Final = frozenset({
+    "varchar", "text", "bigint", "integer", "smallint", "boolean", "bytea",
+    "timestamp with time zone",
+})
+"""PostgreSQL types whose binary COPY form psycopg dumps from the values `_column_values`
+gives (str, int, bool, bytes, aware datetime) as the unnest arrays would. Others go through
+unnest, where the server casts them: JSON, say, arrives as text SQLAlchemy has already
+encoded, which psycopg's JSON dumper would encode again."""
+
+
+def _copy_types(connection: Connection, table: Table, names: list[str]) -> list[str] | None:
+    """The PostgreSQL type of each column in `names` for a binary COPY, or None if one of
+    them is not in `_COPY_TYPES`."""
+    dialect = connection.dialect
+    types = []
+    for name in names:
+        item = array_of(table.c[name].type).item_type.compile(dialect=dialect)
+        spelled = re.sub(r"\(.*\)", "", item).strip().lower()  # VARCHAR(32) -> varchar
+        if spelled not in _COPY_TYPES:
+            return None
+        types.append(spelled)
+    return types
+
+
+def _copy_rows(
+    connection: Connection, table: Table, names: list[str], types: list[str],
+    values: list[list[Any]],
+) -> None:
+    """`COPY table (names) FROM STDIN` in binary, in the connection's transaction. Unlike the
+    unnest arrays, whose elements psycopg dumps one by one in Python, COPY's rows are dumped
+    in psycopg's C code: 1.5 against 2.7 µs of client CPU for an observation row. The server
+    checks each value against its column (a VARCHAR's length, say) as an INSERT does, and a
+    refusal is raised as SQLAlchemy raises the INSERT's (`DataError` &c.)."""
+    quote = connection.dialect.identifier_preparer.quote
+    driver = connection.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("COPY needs a live driver connection")
+    statement = (f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+                 "FROM STDIN (FORMAT BINARY)")
+    dbapi_error = connection.dialect.loaded_dbapi.Error
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.set_types(types)
+            for row in zip(*values, strict=True):
+                copy.write_row(row)
+    except dbapi_error as error:
+        raise DBAPIError.instance(statement, None, error, dbapi_error) from error
+
+
+def _serial_keys(connection: Connection, table: Table, column: str, count: int) -> list[int]:
+    """`count` new values of `column`'s sequence (a SERIAL key), ascending: the keys an
+    INSERT would have drawn for as many rows, in their order."""
+    keys = sorted(connection.exec_driver_sql(
+        "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+        (connection.dialect.identifier_preparer.quote(table.name), column, count),
+    ).scalars())
+    if len(keys) != count or None in keys:
+        raise RuntimeError(f"{table.name}.{column} has no sequence to draw keys from")
+    return keys
+
+
 def insert_rows(
     connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
     *, returning: str | None = None,
@@ -81,8 +146,10 @@ def insert_rows(
     `connection.execute(insert(table), rows)` each row's parameters are processed one by one
     in SQLAlchemy and, on PostgreSQL, sent as one pipelined statement per row. Here values are
     converted column by column with the same type processors, then go to the driver at once:
-    on PostgreSQL as one array per column, `INSERT ... SELECT * FROM unnest(...)` (one round
-    trip, one statement text for psycopg to prepare); on SQLite as sqlite3's `executemany`.
+    on PostgreSQL as a binary COPY (`_copy_rows`; keys asked for are drawn from the key's
+    sequence first) or, with a column COPY is not used for, one array per column,
+    `INSERT ... SELECT * FROM unnest(...)` (one round trip, one statement text for psycopg to
+    prepare); on SQLite as sqlite3's `executemany`.
     """
     if not rows:
         return []
@@ -91,6 +158,15 @@ def insert_rows(
     quote = connection.dialect.identifier_preparer.quote
     into = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)})"
     if connection.dialect.name == "postgresql":
+        columns = names if returning is None else [*names, returning]
+        types = _copy_types(connection, table, columns)
+        if types is not None and returning is None:
+            _copy_rows(connection, table, columns, types, values)
+            return []
+        if types is not None and returning is not None:
+            keys = _serial_keys(connection, table, returning, len(rows))
+            _copy_rows(connection, table, columns, types, [*values, keys])
+            return keys
         source = _unnest(connection, table, names)
         if returning is None:
             connection.exec_driver_sql(f"{into} SELECT * FROM {source}", tuple(values))  # noqa: S608

@@ -34,6 +34,12 @@ def _events(agency: str) -> list[dict[str, Any]]:
              "leaf_index": n, "created_at": NOW.astimezone(ELSEWHERE)} for n in range(5)]
 
 
+def _decisions(reader: str, count: int) -> list[dict[str, Any]]:
+    return [{"reader_id": reader, "topic": f"t/{reader}", "seq": n, "decision": "accept",
+             "reason": "checked out" if n % 2 else "", "asset_id": None if n % 3 else f"A-{n}",
+             "action": None, "created_at": NOW, "published_at": None} for n in range(count)]
+
+
 def _rolled_back(engine: Engine, write: Any, table: Table) -> list[tuple[Any, ...]]:
     """What `write(conn)` stored in `table` (JSON as stored text), then rolled back."""
     with engine.connect() as conn, conn.begin() as transaction:
@@ -55,20 +61,28 @@ def test_insert_rows_stores_what_executemany_stores(
     assert _rolled_back(engine, lambda conn: insert_rows(conn, table, rows), table) == expected
 
 
-def test_insert_rows_refuses_what_the_column_refuses(engine: Engine) -> None:
+@pytest.mark.parametrize(("table", "row"), [
+    # JSON: through unnest arrays on PostgreSQL
+    (_WEBHOOKS, {**_webhooks("north")[0], "event_type": "x" * 33}),
+    # only text, integers, bytes and times: a binary COPY on PostgreSQL
+    (_EVENTS, {**_events("north")[0], "action": "x" * 33}),
+    (_DECISIONS, {**_decisions("north", 1)[0], "decision": "x" * 9}),
+])
+def test_insert_rows_refuses_what_the_column_refuses(
+    engine: Engine, table: Table, row: dict[str, Any]
+) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite does not enforce VARCHAR lengths")
-    row = {**_webhooks("north")[0], "event_type": "x" * 33}
-    for write in (lambda conn: conn.execute(insert(_WEBHOOKS), [row]),
-                  lambda conn: insert_rows(conn, _WEBHOOKS, [row])):
+    writes = [lambda conn: conn.execute(insert(table), [row]),
+              lambda conn: insert_rows(conn, table, [row])]
+    if table is _DECISIONS:
+        writes.append(lambda conn: insert_rows(conn, table, [row], returning="id"))
+    for write in writes:
         with pytest.raises(DataError), engine.begin() as conn:
             write(conn)
-
-
-def _decisions(reader: str, count: int) -> list[dict[str, Any]]:
-    return [{"reader_id": reader, "topic": f"t/{reader}", "seq": n, "decision": "accept",
-             "reason": "checked out" if n % 2 else "", "asset_id": None if n % 3 else f"A-{n}",
-             "action": None, "created_at": NOW, "published_at": None} for n in range(count)]
+    with engine.connect() as conn:
+        assert conn.execute(select(table.c.agency_id if table is not _DECISIONS
+                                   else table.c.reader_id)).all() == []
 
 
 def test_insert_rows_returns_keys_in_row_order(engine: Engine) -> None:
@@ -85,6 +99,20 @@ def test_insert_rows_returns_keys_in_row_order(engine: Engine) -> None:
     assert _rolled_back(engine, lambda conn: insert_rows(conn, _DECISIONS, rows, returning="id"),
                         _DECISIONS) == _rolled_back(
         engine, lambda conn: conn.execute(insert(_DECISIONS), rows), _DECISIONS)
+
+
+def test_insert_rows_returns_keys_in_row_order_through_unnest(engine: Engine) -> None:
+    """A JSON column is not copied (`api.bulk._COPY_TYPES`): its rows and keys go through
+    unnest on PostgreSQL."""
+    rows = _webhooks("south")
+    with engine.begin() as conn:
+        conn.execute(insert(_WEBHOOKS), _webhooks("north")[:2])
+        ids = insert_rows(conn, _WEBHOOKS, rows, returning="id")
+        found = dict(conn.execute(
+            select(_WEBHOOKS.c.id, _WEBHOOKS.c.created_at).where(_WEBHOOKS.c.agency_id == "south")
+        ).all())
+    assert ids == sorted(ids) and len(set(ids)) == len(rows)
+    assert [found[i] for i in ids] == [row["created_at"] for row in rows]
 
 
 def test_update_rows_sets_what_executemany_sets(engine: Engine) -> None:
