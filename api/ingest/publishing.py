@@ -15,6 +15,7 @@ each publish and its PUBACK cost the worker as much CPU as ruling on a read.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -85,18 +86,22 @@ class DecisionPublisher:
         self._engine = engine
         self._client = client
         self._inflight: list[tuple[list[int], PublishReceipt]] = []
+        self._inflight_lock = threading.Lock()  # `settle` may run in a thread of its own
         self._next_settle = 0.0
         self.resend_needed = False
         """Some publish was refused (no connection): re-send the unpublished rows once the
         client is connected again (`resend_unpublished`)."""
 
     def publish(self, decisions: list[DecisionMessage]) -> None:
+        sent = []
         for topic, payload, ids in packed(decisions):
             receipt = self._client.publish(topic, payload, qos=1)
             if ids:
-                self._inflight.append((ids, receipt))
-        if len(self._inflight) > MAX_INFLIGHT:
-            del self._inflight[: len(self._inflight) - MAX_INFLIGHT]
+                sent.append((ids, receipt))
+        with self._inflight_lock:
+            self._inflight += sent
+            if len(self._inflight) > MAX_INFLIGHT:
+                del self._inflight[: len(self._inflight) - MAX_INFLIGHT]
 
     def settle(self, now: datetime, *, force: bool = False) -> int:
         """Mark the acknowledged publishes published; return how many were marked."""
@@ -105,7 +110,9 @@ class DecisionPublisher:
         self._next_settle = time.monotonic() + SETTLE_INTERVAL_S
         done: list[int] = []
         waiting: list[tuple[list[int], PublishReceipt]] = []
-        for ids, receipt in self._inflight:
+        with self._inflight_lock:
+            inflight, self._inflight = self._inflight, []
+        for ids, receipt in inflight:
             try:
                 if receipt.is_published():
                     done += ids
@@ -113,7 +120,8 @@ class DecisionPublisher:
                     waiting.append((ids, receipt))
             except RuntimeError:  # never sent: the rows stay unpublished, to be re-sent
                 self.resend_needed = True
-        self._inflight = waiting
+        with self._inflight_lock:
+            self._inflight[:0] = waiting  # ahead of what was published meanwhile
         if not done:
             return 0
         with writer_turn(self._engine), Session(self._engine) as session:
