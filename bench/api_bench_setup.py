@@ -75,6 +75,10 @@ def broker(workdir: Path) -> Iterator[int]:
         process.wait()
 
 
+PG_ADMIN = "host=127.0.0.1 user=postgres dbname=postgres"
+"""The local PostgreSQL (trust auth) in which benchmarks make and drop their databases."""
+
+
 @contextmanager
 def database(kind: str, workdir: Path) -> Iterator[str]:
     """A fresh, migrated database URL of `kind` ("sqlite" or "postgresql")."""
@@ -84,8 +88,7 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
         yield url
         return
     name = f"kitledger_bench_{secrets.token_hex(4)}"
-    admin = "host=127.0.0.1 user=postgres dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     engine = make_engine(load_settings(database_url=url))
@@ -94,7 +97,7 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
     try:
         yield url
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

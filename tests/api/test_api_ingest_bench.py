@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).parents[2] / "bench" / "api_ingest.py"
 
 
@@ -34,10 +36,13 @@ def test_small_ingest_benchmark_prints_every_row_on_both_databases() -> None:
 INSTRUCTIONS = Path(__file__).parents[2] / "bench" / "api_ingest_instructions.py"
 
 
-def test_instruction_count_benchmark_counts_every_observation_after_the_first_batch() -> None:
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_instruction_count_benchmark_counts_every_observation_after_the_first_batch(
+    db: str,
+) -> None:
     done = subprocess.run(
         [sys.executable, str(INSTRUCTIONS), "--desks", "2", "--assets", "20", "--batch", "10",
-         "--webhooks"],
+         "--webhooks", "--db", db],
         capture_output=True, text=True, timeout=600, check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -45,6 +50,7 @@ def test_instruction_count_benchmark_counts_every_observation_after_the_first_ba
             for line in done.stdout.splitlines() if line.startswith("| verify")
             or line.startswith("| store")}
     assert set(rows) == {"verify", "store"}, done.stdout
+    assert f"| part ({db}) |" in done.stdout
     for observations, instructions in rows.values():
         assert int(observations) == 2 * 21 - 10  # all but the warm-up batch
         # A Python function call alone is hundreds of instructions: a count this small
