@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -84,10 +85,13 @@ unnest, where the server casts them: JSON, say, arrives as text SQLAlchemy has a
 encoded, which psycopg's JSON dumper would encode again."""
 
 
-def _copy_types(connection: Connection, table: Table, names: list[str]) -> list[str] | None:
+@lru_cache(maxsize=256)
+def _copy_types(
+    dialect: Dialect, table: Table, names: tuple[str, ...]
+) -> tuple[str, ...] | None:
     """The PostgreSQL type of each column in `names` for a binary COPY, or None if one of
-    them is not in `_COPY_TYPES`."""
-    dialect = connection.dialect
+    them is not in `_COPY_TYPES`; remembered, as a table's inserts name the same columns
+    batch after batch."""
     types = []
     for name in names:
         item = array_of(table.c[name].type).item_type.compile(dialect=dialect)
@@ -95,11 +99,11 @@ def _copy_types(connection: Connection, table: Table, names: list[str]) -> list[
         if spelled not in _COPY_TYPES:
             return None
         types.append(spelled)
-    return types
+    return tuple(types)
 
 
 def _copy_rows(
-    connection: Connection, table: Table, names: list[str], types: list[str],
+    connection: Connection, table: Table, names: list[str], types: Sequence[str],
     values: list[list[Any]],
 ) -> None:
     """`COPY table (names) FROM STDIN` in binary, in the connection's transaction. Unlike the
@@ -159,11 +163,11 @@ def insert_rows(
     into = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)})"
     if connection.dialect.name == "postgresql":
         columns = names if returning is None else [*names, returning]
-        types = _copy_types(connection, table, columns)
-        if types is not None and returning is None:
-            _copy_rows(connection, table, columns, types, values)
-            return []
-        if types is not None and returning is not None:
+        types = _copy_types(connection.dialect, table, tuple(columns))
+        if types is not None:
+            if returning is None:
+                _copy_rows(connection, table, columns, types, values)
+                return []
             keys = _serial_keys(connection, table, returning, len(rows))
             _copy_rows(connection, table, columns, types, [*values, keys])
             return keys
