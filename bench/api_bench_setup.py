@@ -12,6 +12,7 @@ import multiprocessing
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from typing import Any
 
 import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nacl.signing import SigningKey
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -189,6 +191,36 @@ def stop_ingest(workers: list[Any]) -> None:
     for worker in processes:
         if worker.is_alive():
             worker.terminate()
+
+
+REFERENCE_VERIFY_US = 55.0
+"""PyNaCl's Ed25519 verify on the machine behind the bars (../shared/TOOLCHAIN.md)."""
+
+
+def verify_microseconds(rounds: int = 7, calls: int = 2_000) -> float:
+    """This machine's speed now: the median over `rounds` of one PyNaCl Ed25519 verify
+    (200 bytes), in µs. The same code's figures moved by 2x between sessions on this kind of
+    machine; this puts a run's figures next to the reference machine's."""
+    key = SigningKey(bytes(32))
+    message = bytes(200)
+    signature = key.sign(message).signature
+    verify = key.verify_key.verify
+    timings = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(calls):
+            verify(message, signature)
+        timings.append((time.perf_counter() - started) / calls * 1e6)
+    return statistics.median(timings)
+
+
+def machine_row(columns: int) -> str:
+    """A table row: this machine's verify time against the reference's, before the run."""
+    measured = verify_microseconds()
+    cells = [f"machine: PyNaCl Ed25519 verify, {measured:.1f} µs "
+             f"(reference machine {REFERENCE_VERIFY_US:.0f} µs)",
+             f"{REFERENCE_VERIFY_US / measured:.2f}x the reference's speed"]
+    return "| " + " | ".join(cells + [""] * (columns - len(cells))) + " |"
 
 
 def percentile(values: list[float], fraction: float) -> float:

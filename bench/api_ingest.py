@@ -43,6 +43,7 @@ from api_bench_setup import (  # type: ignore[import-not-found]  # sibling scrip
     BenchReader,
     broker,
     database,
+    machine_row,
     percentile,
     seed_store,
     start_ingest,
@@ -285,7 +286,8 @@ def main() -> None:
                         help="verifier processes per worker (0: verify in the worker)")
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
-    rows = ["| database | measure | size | result | bar | ratio |", "|---|---|---|---|---|---|"]
+    rows = ["| database | measure | size | result | bar | ratio |", "|---|---|---|---|---|---|",
+            machine_row(6)]
     for kind in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
         for workers in (int(w) for w in args.workers.split(",")):
             rows += bench(kind, workers, args)

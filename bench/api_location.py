@@ -22,7 +22,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from api_bench_setup import database, free_port, percentile  # type: ignore[import-not-found]
+from api_bench_setup import (  # type: ignore[import-not-found]  # sibling script module
+    database,
+    free_port,
+    machine_row,
+    percentile,
+)
 from sqlalchemy import insert
 from sqlmodel import Session
 
@@ -108,6 +113,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2_000)
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
+    machine = machine_row(9)  # before the seeding and the server load the machine
     with tempfile.TemporaryDirectory() as tmp, database(args.db, Path(tmp)) as url:
         started = time.monotonic()
         key = seed(url, args.assets, args.events)
@@ -116,6 +122,7 @@ def main() -> None:
     p50, p99 = percentile(timings, 0.5) * 1000, percentile(timings, 0.99) * 1000
     print("| database | assets | events | requests | p50 | p99 | bar | ratio | seed time |")
     print("|---|---|---|---|---|---|---|---|---|")
+    print(machine)
     print(f"| {args.db} | {args.assets:,} | {args.events:,} | {len(timings):,} | {p50:.2f} ms | "
           f"{p99:.2f} ms | p99 10 ms | {10 / p99:.2f}x | {seeded:.0f} s |")
 

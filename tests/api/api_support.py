@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -84,3 +85,14 @@ def stored(engine: Engine, model: type) -> int:
     """How many rows of `model` the database holds."""
     with Session(engine) as session:
         return int(session.exec(select(func.count()).select_from(model)).one())
+
+
+def assert_machine_row(output: str) -> None:
+    """The table's row of this machine's speed: a measured verify time, and its ratio to the
+    reference machine's (TOOLCHAIN.md's 55 µs) worked out from it."""
+    found = re.search(r"^\| machine: PyNaCl Ed25519 verify, ([\d.]+) µs \(reference machine "
+                      r"55 µs\) \| ([\d.]+)x the reference's speed \|", output, re.MULTILINE)
+    assert found, output
+    measured, ratio = float(found[1]), float(found[2])
+    assert measured > 0
+    assert abs(ratio - 55 / measured) < 0.01

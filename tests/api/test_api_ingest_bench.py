@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from api_support import assert_machine_row
 
 BENCH = Path(__file__).parents[2] / "bench" / "api_ingest.py"
 
@@ -31,6 +32,8 @@ def test_small_ingest_benchmark_prints_every_row_on_both_databases() -> None:
     assert all("7 per message | 62 obs" in row for row in ingest), ingest  # 2 badges + 60
     latency = [row for row in rows if "decision latency" in row]
     assert all("| 60 obs |" in row for row in latency), latency  # every check-in answered
+    assert_machine_row(done.stdout)
+
 
 
 INSTRUCTIONS = Path(__file__).parents[2] / "bench" / "api_ingest_instructions.py"
