@@ -1,18 +1,25 @@
-"""The dependency direction: the reader agent never pulls in the API or the chain client.
+"""The dependency direction: the reader agent never pulls in the API or the chain client;
+and each part's imports are installed by the extra that part is installed with.
 
 A Raspberry Pi installs only the `agent` extra, so an import of `api`, `ledger.chain`, web3 or
 FastAPI from `reader_agent` would break it in the field. Checked two ways: statically over every
 module's imports, and by importing every module in a fresh interpreter and looking at
-`sys.modules`.
+`sys.modules`. A server installs `kitledger[server]`: every library the API or the ledger
+imports must come with it, not only with the `dev` extra the tests run under.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.metadata as metadata
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).parents[2]
 AGENT = ROOT / "reader-agent" / "reader_agent"
@@ -23,20 +30,94 @@ def _forbidden(name: str) -> bool:
     return any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
 
 
+def _imports(path: Path) -> list[str]:
+    """The absolute module names `path` imports."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
 def test_agent_sources_import_nothing_forbidden() -> None:
     offenders = []
     files = sorted(AGENT.rglob("*.py"))
     assert files, "reader_agent has no modules?"
     for path in files:
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module]
-            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if _forbidden(n)]
+        offenders += [f"{path.relative_to(ROOT)}: {n}" for n in _imports(path) if _forbidden(n)]
     assert offenders == []
+
+
+OURS = frozenset({"api", "ledger", "reader_agent", "hardware"})
+OPTIONAL = frozenset({"gpiozero"})
+"""Imported only inside `try: ... except ImportError` (the agent's LEDs, on a Pi)."""
+
+
+def _installed_with(extras: frozenset[str]) -> set[str]:
+    """The distributions `pip install kitledger[extras]` brings, by their installed metadata
+    (this environment's markers): kitledger's requirements, theirs, and so on."""
+    found: set[str] = set()
+    todo = [("kitledger", extras)]
+    while todo:
+        name, wanted = todo.pop()
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue  # required only where this environment's markers say otherwise
+        for text in requires:
+            requirement = Requirement(text)
+            marker = requirement.marker
+            if marker is not None and not any(
+                    marker.evaluate({"extra": extra}) for extra in wanted | {""}):
+                continue
+            key = canonicalize_name(requirement.name)
+            if key == "kitledger":
+                todo.append((key, frozenset(requirement.extras)))
+            elif key not in found:
+                found.add(key)
+                todo.append((key, frozenset(requirement.extras)))
+    return found
+
+
+def _unprovided(sources: list[Path], extras: frozenset[str]) -> list[str]:
+    """The third-party imports of `sources` that `kitledger[extras]` does not install."""
+    provided = _installed_with(extras)
+    distributions = metadata.packages_distributions()
+    missing = []
+    for path in sources:
+        for name in _imports(path):
+            top = name.partition(".")[0]
+            if top in sys.stdlib_module_names or top in OURS | OPTIONAL or top == "__future__":
+                continue
+            if not any(canonicalize_name(d) in provided for d in distributions.get(top, [])):
+                shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+                missing.append(f"{shown}: {name}")
+    return missing
+
+
+@pytest.mark.parametrize(("part", "extras"), [
+    ("ledger/core", frozenset()),
+    ("reader-agent/reader_agent", frozenset({"agent"})),
+    ("ledger", frozenset({"server"})),
+    ("api", frozenset({"server"})),
+])
+def test_every_library_a_part_imports_comes_with_its_extra(
+    part: str, extras: frozenset[str],
+) -> None:
+    sources = sorted((ROOT / part).rglob("*.py"))
+    assert sources, part
+    assert _unprovided(sources, extras) == []
+
+
+def test_extra_check_would_catch_a_library_only_the_tests_install(tmp_path: Path) -> None:
+    module = tmp_path / "uses_pytest.py"
+    module.write_text("import json\nfrom api import app\nimport pytest\nimport fastapi\n")
+    assert _unprovided([module], frozenset({"server"})) == [f"{module}: pytest"]
+    assert _unprovided([module], frozenset({"agent"})) == [f"{module}: pytest",
+                                                           f"{module}: fastapi"]
+    assert _unprovided([module], frozenset({"dev"})) == []
 
 
 def test_importing_every_agent_module_loads_nothing_forbidden() -> None:
