@@ -1,7 +1,8 @@
 """API ingest benchmark: `python bench/api_ingest.py [--desks 20] [--assets 500] [--workers 1,2]`.
 
 Prints one table: per database (SQLite file, then a fresh PostgreSQL database) and per worker
-count (one, then two ingest processes, side by side):
+count (one, then two ingest processes, side by side), after a row of this machine's speed
+(`api_bench_setup.machine_row`: one Ed25519 verify against the reference machine's):
 
 1. ingest: signed observations published at QoS 1 as fast as possible to a real Mosquitto,
    through `--workers` ingest processes (MQTT v5 shared subscription), until every custody

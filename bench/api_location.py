@@ -5,7 +5,8 @@ Seeds `--assets` assets (default 1,000,000) and `--events` custody-event rows (d
 (HTTP only) as a real process, and times sequential `GET /v1/assets/{id}/location` calls for
 random assets over one keep-alive connection. Prints p50/p99 and the ratio to the bar
 (p99 <= 10 ms). The event rows only give the tables their production size: the location query
-reads the asset row, so they are not a valid log.
+reads the asset row, so they are not a valid log. A row of this machine's speed, measured
+first, opens the table (`api_bench_setup.machine_row`).
 """
 
 from __future__ import annotations
