@@ -8,9 +8,10 @@ starts in the log; erasing a person deletes the opening of their commitment, nev
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.custody.events import CustodyChange, append_change
 from api.logstore import appending_log, claim_log_writer
@@ -46,11 +47,26 @@ def revoke_reader(session: Session, *, reader: Reader, now: datetime) -> Reader:
     return reader
 
 
+def _check_epcs_free(session: Session, epcs: Collection[str]) -> None:
+    """Refuse EPCs already an asset's tag or a badge: at a desk a read must mean one thing
+    (a badge opens a session; an asset tag is kit). The caller holds the log writer lock
+    (`claim_log_writer`), so no concurrent registration can take one of them meanwhile."""
+    if not epcs:
+        return
+    if session.exec(select(Asset.id).where(col(Asset.epc_hex).in_(epcs))).first() is not None:
+        raise RegistryError("EPC already belongs to an asset")
+    if session.exec(select(Badge.epc_hex).where(col(Badge.epc_hex).in_(epcs))).first() is not None:
+        raise RegistryError("EPC is already a staff badge")
+
+
 def create_person(
     session: Session, *, agency_id: str, data: PersonCreate, now: datetime,
     salt: bytes | None = None,
 ) -> Person:
-    """Register a person under a fresh random salt; the log will only ever see the commitment."""
+    """Register a person under a fresh random salt; the log will only ever see the commitment.
+    Raise `RegistryError` if one of their badges is an asset's EPC or another badge."""
+    claim_log_writer(session, now)  # the registry's EPCs change one transaction at a time
+    _check_epcs_free(session, set(data.badges))
     salt = salt if salt is not None else secrets.token_bytes(MIN_SALT_BYTES * 2)
     person = Person(
         id=data.id, agency_id=agency_id, qualifications=list(data.qualifications),
@@ -78,10 +94,10 @@ def erase_person(session: Session, *, person: Person) -> None:
 def create_asset(
     session: Session, *, agency_id: str, data: AssetCreate, now: datetime
 ) -> Asset:
-    """Register an asset in its home store and write its genesis event to chain and log."""
-    if session.exec(select(Asset.id).where(Asset.epc_hex == data.epc_hex)).first() is not None:
-        raise RegistryError(f"EPC {data.epc_hex} already belongs to an asset")
+    """Register an asset in its home store and write its genesis event to chain and log.
+    Raise `RegistryError` if its EPC is another asset's or a badge."""
     claim_log_writer(session, now)
+    _check_epcs_free(session, {data.epc_hex})
     asset = Asset(
         id=data.id, agency_id=agency_id, class_id=data.class_id, epc_hex=data.epc_hex,
         epc_uri=data.epc_uri, home_site_id=data.home_site_id, status=AssetStatus.IN_STORE,

@@ -19,7 +19,13 @@ from api.models.registry import (
     SitePublic,
 )
 from api.problems import Problem, not_found
-from api.registry import create_person, erase_person, register_reader, revoke_reader
+from api.registry import (
+    RegistryError,
+    create_person,
+    erase_person,
+    register_reader,
+    revoke_reader,
+)
 from api.routes.paging import After, IdPath, Limit, Page, page_of
 
 router = APIRouter(prefix="/v1", tags=["registry"])
@@ -117,9 +123,10 @@ def create(data: PersonCreate, session: SessionDep, caller: Admin) -> Person:
     """Register a person (pseudonymous id, badges, qualifications)."""
     try:
         person = create_person(session, agency_id=caller.agency_id, data=data, now=utcnow())
-    except IntegrityError:
+    except (RegistryError, IntegrityError):
         session.rollback()
-        raise Problem(409, "conflict", "person or badge already registered") from None
+        raise Problem(409, "conflict",
+                      "person or badge already registered, or a badge is an asset's EPC") from None
     _commit(session, "person")
     return person
 

@@ -135,6 +135,26 @@ def test_errors_are_problem_details(world: World) -> None:
     assert "hunter2" not in secretish.text
 
 
+def test_an_epc_is_either_an_asset_or_a_badge_never_both(world: World) -> None:
+    """At a desk a badge opens a session and an asset tag is kit: one EPC cannot be both,
+    whichever is registered first and whichever agency asks."""
+    badge, tag = "E2800000000000000000AAAA", "E28000000000000000000001"  # alice's; N-1's
+    for agency in ("north", "south"):
+        as_asset = world.call(agency, "POST", "/v1/assets", json={
+            "id": f"{agency}-X", "class_id": f"{agency}-radio", "epc_hex": badge,
+            "home_site_id": f"{agency}-store"})
+        assert as_asset.status_code == 409, as_asset.text
+        assert world.call(agency, "GET", f"/v1/assets/{agency}-X").status_code == 404
+    for badges in ([tag], ["E2800000000000000000BBBB", tag], [badge]):
+        as_badge = world.call("north", "POST", "/v1/people", json={"id": "bob", "badges": badges})
+        assert as_badge.status_code == 409, as_badge.text
+        assert as_badge.headers["content-type"] == "application/problem+json"
+        assert world.call("north", "GET", "/v1/people/bob").status_code == 404
+    fresh = world.call("north", "POST", "/v1/people",
+                       json={"id": "bob", "badges": ["E2800000000000000000BBBB"]})
+    assert fresh.status_code == 201, fresh.text
+
+
 def test_health_ready_and_metrics(world: World) -> None:
     assert world.client.get("/healthz").json() == {"status": "ok"}
     assert world.client.get("/readyz").json()["status"] == "ready"
