@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ def _tracked_data_files() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]:
     """The wheel built from the checkout's files alone, as from a clean clone: a build in the
     checkout itself also ships whatever its kitledger.egg-info/SOURCES.txt lists."""
     source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("wheel")
@@ -45,7 +46,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
                     "--wheel-dir", str(out), str(source)], check=True, capture_output=True)
     (built,) = out.glob("kitledger-*.whl")
-    return zipfile.ZipFile(built)
+    with zipfile.ZipFile(built) as archive:
+        yield archive
 
 
 def test_wheel_carries_every_tracked_data_file_of_the_packages(wheel: zipfile.ZipFile) -> None:

@@ -35,7 +35,6 @@ def test_small_ingest_benchmark_prints_every_row_on_both_databases() -> None:
     assert_machine_row(done.stdout)
 
 
-
 INSTRUCTIONS = Path(__file__).parents[2] / "bench" / "api_ingest_instructions.py"
 
 

@@ -73,11 +73,11 @@ def _installed_with(extras: frozenset[str]) -> set[str]:
                     marker.evaluate({"extra": extra}) for extra in wanted | {""}):
                 continue
             key = canonicalize_name(requirement.name)
-            if key == "kitledger":
-                todo.append((key, frozenset(requirement.extras)))
-            elif key not in found:
+            if key != "kitledger":  # itself with other extras: walked again, never listed
+                if key in found:
+                    continue
                 found.add(key)
-                todo.append((key, frozenset(requirement.extras)))
+            todo.append((key, frozenset(requirement.extras)))
     return found
 
 
