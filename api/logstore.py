@@ -26,22 +26,22 @@ from sqlalchemy import Engine, bindparam, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from api.bulk import insert_rows
-from api.db import pairs_in, sqlite_writer_lock, utcnow
-from api.models.custody import LogState
+from api.db import pairs_in, sqlite_writer_lock, table, utcnow
+from api.models.custody import AgencyLog, LogNode, LogState
 from ledger.core.merkle import HASH_SIZE
 from ledger.core.merkle_plan import Coord
 from ledger.log import MerkleLog, Node, NodeConflict, NodeMissing
 
 LOG_STATE_ID: Final = 1
 
-_NODES = SQLModel.metadata.tables["log_node"]
-_SIZES = SQLModel.metadata.tables["agency_log"]
+_NODES = table(LogNode)
+_SIZES = table(AgencyLog)
 
 # Core statements built once: every write transaction runs the first, every batch the second.
-_STATE = LogState.__table__  # type: ignore[attr-defined]
+_STATE = table(LogState)
 _TOUCH_STATE = update(_STATE).where(_STATE.c.id == LOG_STATE_ID).values(
     updated_at=bindparam("now"))
 _SIZE_OF = select(_SIZES.c.size).where(_SIZES.c.agency_id == bindparam("agency"))

@@ -30,13 +30,13 @@ from sqlalchemy import Connection, insert, select
 from sqlmodel import Session
 
 from api.bulk import insert_rows
-from api.db import ByIds
+from api.db import ByIds, table
 from api.models.custody import Alert, Transfer
 from api.models.webhooks import WebhookEvent, WebhookSubscription
 
-_EVENTS = WebhookEvent.__table__  # type: ignore[attr-defined]
-_ALERTS = Alert.__table__  # type: ignore[attr-defined]
-_SUBSCRIPTIONS = WebhookSubscription.__table__  # type: ignore[attr-defined]
+_EVENTS = table(WebhookEvent)
+_ALERTS = table(Alert)
+_SUBSCRIPTIONS = table(WebhookSubscription)
 _SUBSCRIBED = ByIds(_SUBSCRIPTIONS.c.agency_id, lambda where: select(
     _SUBSCRIPTIONS.c.agency_id, _SUBSCRIPTIONS.c.events).where(where, _SUBSCRIPTIONS.c.active))
 

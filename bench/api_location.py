@@ -34,7 +34,7 @@ from sqlmodel import Session
 
 from api.auth import create_api_client
 from api.config import load_settings
-from api.db import make_engine
+from api.db import make_engine, table
 from api.models import Agency, Asset, AssetClass, CustodyEventRow, Scope, Site
 
 CHUNK = 20_000
@@ -52,8 +52,8 @@ def seed(url: str, assets: int, events: int) -> str:
         _, key = create_api_client(session, agency_id="north", name="bench",
                                    scopes=[Scope.ASSETS_READ], server_secret="changeme", now=now)
         session.commit()
-    asset_table = Asset.__table__  # type: ignore[attr-defined]
-    event_table = CustodyEventRow.__table__  # type: ignore[attr-defined]
+    asset_table = table(Asset)
+    event_table = table(CustodyEventRow)
     with engine.begin() as conn:
         for start in range(0, assets, CHUNK):
             conn.execute(insert(asset_table), [{

@@ -33,7 +33,7 @@ from api.custody.rules import (
     decide_asset,
     decide_badge,
 )
-from api.db import ByIds, among
+from api.db import ByIds, among, table
 from api.ingest.batch_writes import BatchWrites, load_asset_rows
 from api.ingest.record import RecordedBatch, badge_holders
 from api.ingest.topics import DECISIONS, ReaderTopic
@@ -44,7 +44,7 @@ from api.models.custody import Alert, Decision, DeskSession, Refusal
 from api.models.people import Person
 from api.models.registry import Reader, ReaderRole
 
-_DECISIONS = Decision.__table__  # type: ignore[attr-defined]
+_DECISIONS = table(Decision)
 
 ALERT_REPEAT_WINDOW: Final = timedelta(minutes=5)
 """An asset carried through a portal is read many times in a few seconds; one alert says it.
@@ -102,10 +102,10 @@ class ClassPolicy:
     loan_days: int | None
 
 
-_READERS = Reader.__table__  # type: ignore[attr-defined]
-_PEOPLE = Person.__table__  # type: ignore[attr-defined]
-_CLASSES = AssetClass.__table__  # type: ignore[attr-defined]
-_SHARES = AssetShare.__table__  # type: ignore[attr-defined]
+_READERS = table(Reader)
+_PEOPLE = table(Person)
+_CLASSES = table(AssetClass)
+_SHARES = table(AssetShare)
 
 # A batch's look-ups, as Core statements built once (`ByIds`): through the ORM, building,
 # caching and loading them cost more than running them.

@@ -18,6 +18,7 @@ from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from api import webhook_outbox
+from api.db import table
 from api.logstore import AgencyLogs
 from api.models.assets import Asset, AssetStatus, HolderKind
 from api.models.custody import CustodyEventRow
@@ -26,7 +27,7 @@ from ledger.core import hashing
 from ledger.core.hashchain import ChainHead, check_link
 from ledger.core.records import CustodyEvent, Holder, format_time
 
-INSERT_EVENT = insert(CustodyEventRow.__table__)  # type: ignore[attr-defined]
+INSERT_EVENT = insert(table(CustodyEventRow))
 
 
 @dataclass(frozen=True, slots=True)

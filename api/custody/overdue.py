@@ -15,12 +15,12 @@ from sqlmodel import Session, col, select
 
 from api import webhook_outbox
 from api.custody.rules import AlertKind
-from api.db import among
+from api.db import among, table
 from api.logstore import claim_log_writer
 from api.models.assets import Asset, AssetStatus
 from api.models.custody import Alert
 
-_ALERTS = Alert.__table__  # type: ignore[attr-defined]
+_ALERTS = table(Alert)
 
 MAX_ALERTS_PER_SCAN: Final = 1000
 """Alerts raised by one scan; the rest wait for the next, so one scan's transaction stays

@@ -21,12 +21,12 @@ from sqlmodel import Session
 from api import webhook_outbox
 from api.bulk import insert_rows, update_rows
 from api.custody.events import AssetRow
-from api.db import ByIds
+from api.db import ByIds, table
 from api.models.assets import Asset
 from api.models.custody import CustodyEventRow
 
-_ASSETS = Asset.__table__  # type: ignore[attr-defined]
-_EVENTS = CustodyEventRow.__table__  # type: ignore[attr-defined]
+_ASSETS = table(Asset)
+_EVENTS = table(CustodyEventRow)
 
 MAX_QUEUED_ROWS: Final = 50_000
 """Rows queued before `write()`: a batch holds at most `MAX_INGEST_BATCH` reads plus the reads

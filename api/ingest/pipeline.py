@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 
 from api.config import Settings
 from api.custody.apply import DESK_SESSION_TIMEOUT, DecisionMessage, apply_custody
-from api.db import ByIds, utcnow
+from api.db import ByIds, table, utcnow
 from api.errors import IngestError
 from api.ingest.record import RecordedBatch, record_batch, write_sightings
 from api.ingest.verify import (
@@ -93,7 +93,7 @@ class BatchResult:
     seconds: float = 0.0
 
 
-_READERS = Reader.__table__  # type: ignore[attr-defined]
+_READERS = table(Reader)
 _REVOKED = ByIds(_READERS.c.id, lambda where: core_select(_READERS.c.id).where(
     where, _READERS.c.status != ReaderStatus.ACTIVE))
 

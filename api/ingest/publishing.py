@@ -25,11 +25,11 @@ from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
 from api.custody.apply import DecisionMessage, decision_payload
-from api.db import among, writer_turn
+from api.db import among, table, writer_turn
 from api.models.custody import Decision
 from ledger.core.packing import chunks, pack
 
-_DECISIONS = Decision.__table__  # type: ignore[attr-defined]
+_DECISIONS = table(Decision)
 
 MAX_RESEND: Final = 10_000
 """Unpublished decisions re-sent at start: more than a crashed worker can have had in flight

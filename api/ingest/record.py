@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from api.bulk import insert_rows, update_rows
 from api.custody.events import AssetRow
-from api.db import ByIds, among, pairs_in
+from api.db import ByIds, among, pairs_in, table
 from api.ingest import sequence
 from api.ingest.batch_writes import load_asset_rows
 from api.ingest.verify import Rejected, RejectReason, Verified
@@ -33,7 +33,7 @@ from api.models.ingest import (
 )
 from api.models.people import Badge
 
-_OBSERVATIONS = IngestedObservation.__table__  # type: ignore[attr-defined]
+_OBSERVATIONS = table(IngestedObservation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +113,8 @@ def _split_replays(
     return fresh, replays, conflicts
 
 
-_ASSETS = Asset.__table__  # type: ignore[attr-defined]
-_BADGES = Badge.__table__  # type: ignore[attr-defined]
+_ASSETS = table(Asset)
+_BADGES = table(Badge)
 
 
 _BADGES_BY_EPC = ByIds(_BADGES.c.epc_hex, lambda where: core_select(

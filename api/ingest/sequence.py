@@ -18,15 +18,15 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from api.bulk import update_rows
-from api.db import among
+from api.db import among, table
 from api.models.ingest import DeviceCursor, SequenceGap
 
 FIRST_SEQ: Final = 0
 """The reader agent's first sequence number; anything above it not yet seen is a gap."""
 
 
-_CURSORS = DeviceCursor.__table__  # type: ignore[attr-defined]
-_GAPS = SequenceGap.__table__  # type: ignore[attr-defined]
+_CURSORS = table(DeviceCursor)
+_GAPS = table(SequenceGap)
 
 _CLOSE_GAPS = (
     update(_GAPS)

@@ -9,14 +9,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, String, Table, cast, insert, select, update
 from sqlalchemy.exc import DataError
-from sqlmodel import SQLModel
 
+from api import db
 from api.bulk import insert_rows, update_rows
+from api.models import CustodyEventRow, Decision, DeviceCursor, WebhookEvent
 
-_WEBHOOKS: Table = SQLModel.metadata.tables["webhook_event"]
-_EVENTS: Table = SQLModel.metadata.tables["custody_event"]
-_DECISIONS: Table = SQLModel.metadata.tables["decision"]
-_CURSORS: Table = SQLModel.metadata.tables["device_cursor"]
+_WEBHOOKS = db.table(WebhookEvent)
+_EVENTS = db.table(CustodyEventRow)
+_DECISIONS = db.table(Decision)
+_CURSORS = db.table(DeviceCursor)
 
 NOW = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 ELSEWHERE = timezone(timedelta(hours=5, minutes=30))

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Session
 
-from api.db import ByIds, among, pairs_in
+from api.db import ByIds, among, pairs_in, table
 from api.models import Reader as ReaderRow
 
 _META = MetaData()
@@ -65,7 +65,7 @@ def test_sqlite_searches_the_index_instead_of_scanning() -> None:
 def test_among_finds_the_rows_asked_for_with_one_statement_text(engine: Engine) -> None:
     for n in range(5):
         register_reader(engine, reader_id=f"rdr-{n}")
-    ids = ReaderRow.__table__.c.id  # type: ignore[attr-defined]
+    ids = table(ReaderRow).c.id
     texts = set()
     with Session(engine) as session:
         for wanted in (["rdr-1"], ["rdr-0", "rdr-4", "nobody"], [f"x-{i}" for i in range(300)]
@@ -84,7 +84,7 @@ def test_by_ids_finds_the_rows_asked_for_and_nothing_like_them(engine: Engine) -
     """A prebuilt look-up (`ByIds`) answers as `among` does, and a value longer than the
     column matches nothing: on PostgreSQL the ids go as TEXT[], where a VARCHAR(n)[] would
     cut the value down to the stored id it starts with."""
-    ids = ReaderRow.__table__.c.id  # type: ignore[attr-defined]
+    ids = table(ReaderRow).c.id
     longest = "r" * ids.type.length
     for reader_id in ("rdr-0", "rdr-1", longest):
         register_reader(engine, reader_id=reader_id)

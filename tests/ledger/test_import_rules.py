@@ -142,3 +142,29 @@ def test_checker_would_catch_a_violation() -> None:
     assert _forbidden("web3")
     assert not _forbidden("ledger.core.envelope")
     assert not _forbidden("apiary")
+
+
+TABLE_REACHES = ("__table__", "metadata.tables[")
+"""The ways to reach a model's Core `Table` other than `api.db.table`, which is the one way."""
+
+
+def _reaches_table_directly(path: Path, root: Path = ROOT) -> list[str]:
+    return [f"{path.relative_to(root)}:{number}"
+            for number, line in enumerate(path.read_text().splitlines(), start=1)
+            if any(reach in line for reach in TABLE_REACHES)]
+
+
+def test_tables_are_reached_one_way() -> None:
+    allowed = ROOT / "api" / "db" / "tables.py"
+    files = [p for folder in ("api", "ledger", "bench", "tests", "hardware")
+             for p in sorted((ROOT / folder).rglob("*.py"))
+             if p != allowed and p != Path(__file__)]
+    assert files
+    offenders = [hit for path in files for hit in _reaches_table_directly(path)]
+    assert offenders == []
+
+
+def test_table_reach_check_would_catch_one(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("import x\nROWS = Asset.__table__\n")
+    assert _reaches_table_directly(probe, tmp_path) == ["probe.py:2"]
