@@ -6,15 +6,27 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := contracts/node_modules/.installed-stamp
 
-.PHONY: run test lint typecheck unit setup node system bench bench-api clean
+LOCKS := requirements/build.lock requirements/dev.lock
+
+.PHONY: run test lint typecheck unit setup lock node system bench bench-api clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The venv is exactly the lock: made afresh whenever pyproject.toml or a lock changes (so a
+# package dropped from the lock leaves too), every file checked against the lock's hashes, then
+# the project itself on top without its dependencies.
+$(STAMP): pyproject.toml $(LOCKS)
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements/build.lock
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.lock
+	$(BIN)/pip install --quiet --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# Re-resolve requirements/*.lock after editing dependencies in pyproject.toml (needs the
+# package index; tests/test_dependency_lock.py fails until the locks match pyproject.toml).
+lock: | $(STAMP)
+	$(BIN)/python scripts/lock.py
 
 node: $(NODE_STAMP)
 
