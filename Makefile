@@ -25,8 +25,9 @@ $(STAMP): pyproject.toml $(LOCKS)
 
 # Re-resolve requirements/*.lock after editing dependencies in pyproject.toml (needs the
 # package index; tests/test_dependency_lock.py fails until the locks match pyproject.toml).
+# Pins that still satisfy pyproject stay; `make lock UPGRADE=1` moves all to the newest.
 lock: | $(STAMP)
-	$(BIN)/python scripts/lock.py
+	$(BIN)/python scripts/lock.py $(if $(UPGRADE),--upgrade)
 
 node: $(NODE_STAMP)
 

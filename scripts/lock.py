@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -44,13 +45,19 @@ class Lock:
 
 
 LOCKS: Final = (
-    Lock("build.lock", "pip and the build backend (`pip install --no-build-isolation -e .`)",
-         None, "x86_64-manylinux_2_28"),
+    # dev.lock first: the others are resolved within its pins (`_compile`).
     Lock("dev.lock", "`make setup`: the dev extra (agent, server and the test tools)",
          "dev", "x86_64-manylinux_2_28"),
+    Lock("build.lock", "pip and the build backend (`pip install --no-build-isolation -e .`)",
+         None, "x86_64-manylinux_2_28"),
+    Lock("server.lock", "a server: the server extra (with the agent's), without the test tools",
+         "server", "x86_64-manylinux_2_28"),
     Lock("agent.lock", "a reader's Raspberry Pi (64-bit OS): the agent extra",
          "agent", "aarch64-manylinux_2_28"),
 )
+TESTED: Final = "dev.lock"
+"""The lock the tests run on; every other lock holds the same version of each package they
+share, so a server or a Pi runs what `make test` tested."""
 
 
 def dependency_digest(pyproject: dict[str, Any]) -> str:
@@ -67,10 +74,23 @@ def dependency_digest(pyproject: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _compile(uv: str, lock: Lock, pyproject: dict[str, Any], workdir: Path) -> str:
-    """`uv pip compile` for one lock; its body, without uv's own header."""
+def _compile(uv: str, lock: Lock, pyproject: dict[str, Any], workdir: Path,
+             upgrade: bool) -> str:
+    """`uv pip compile` for one lock; its body, without uv's own header. uv keeps each pin of
+    the current lock that still satisfies pyproject, unless `upgrade`."""
+    output = workdir / lock.name
+    if (LOCK_DIR / lock.name).exists():
+        shutil.copyfile(LOCK_DIR / lock.name, output)
     command = [uv, "pip", "compile", "--quiet", "--no-header", "--generate-hashes",
-               "--python-version", PYTHON_VERSION, "--python-platform", lock.platform]
+               "--python-version", PYTHON_VERSION, "--python-platform", lock.platform,
+               "--output-file", lock.name]
+    if upgrade:
+        command.append("--upgrade")
+    if lock.name != TESTED:
+        tested = (LOCK_DIR / TESTED).read_text(encoding="utf-8")
+        (workdir / "tested.txt").write_text(
+            "\n".join(re.findall(r"^[A-Za-z0-9._-]+==\S+", tested, re.MULTILINE)) + "\n")
+        command += ["--constraint", "tested.txt"]
     if lock.extra is None:
         # pip itself is locked here too: the set-up upgrades the venv's pip from this file.
         (workdir / "build.in").write_text(
@@ -79,10 +99,11 @@ def _compile(uv: str, lock: Lock, pyproject: dict[str, Any], workdir: Path) -> s
     else:
         command += [str(PYPROJECT), "--extra", lock.extra]
     # The command is uv and fixed options; its only inputs are the project's own files.
-    body = subprocess.run(command, cwd=workdir, check=True, capture_output=True,  # noqa: S603
-                          text=True).stdout
+    subprocess.run(command, cwd=workdir, check=True, capture_output=True)  # noqa: S603
+    body = output.read_text(encoding="utf-8")
     # Annotations name the inputs as given: keep them free of scratch and checkout paths.
     return (body.replace("-r build.in", "pyproject.toml [build-system]")
+            .replace("-c tested.txt", f"-c requirements/{TESTED}")
             .replace(f"({PYPROJECT})", "(pyproject.toml)"))
 
 
@@ -90,6 +111,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uv", default=shutil.which("uv", path=str(Path(sys.executable).parent))
                         or shutil.which("uv"), help="the uv executable (default: the venv's)")
+    parser.add_argument("--upgrade", action="store_true",
+                        help="move every pin to the newest release pyproject allows")
     args = parser.parse_args()
     if not args.uv:
         parser.error("uv not found: run `make setup` first (the dev extra installs it)")
@@ -98,7 +121,7 @@ def main() -> int:
     LOCK_DIR.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         for lock in LOCKS:
-            body = _compile(args.uv, lock, pyproject, Path(scratch))
+            body = _compile(args.uv, lock, pyproject, Path(scratch), args.upgrade)
             header = (f"# {lock.purpose}.\n"
                       f"# Python {PYTHON_VERSION}, {lock.platform}; regenerate with `{REGENERATE}`"
                       " (uv pip compile), never by hand.\n"

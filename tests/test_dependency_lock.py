@@ -151,6 +151,12 @@ def test_the_dev_lock_holds_agent_and_server_and_the_tools(pyproject: dict[str, 
     assert names <= set(parse_lock(_text("dev.lock"))[1])
 
 
+def test_the_server_lock_leaves_the_test_tools_out() -> None:
+    server = set(parse_lock(_text("server.lock"))[1])
+    assert {"fastapi", "web3", "pyserial"} <= server
+    assert not {"pytest", "playwright", "mypy", "ruff", "uv", "schemathesis"} & server
+
+
 def test_pre_releases_are_only_the_beta_only_projects() -> None:
     held = {name for lock in LOCK.LOCKS
             for name, pin in parse_lock(_text(lock.name))[1].items()
@@ -158,20 +164,21 @@ def test_pre_releases_are_only_the_beta_only_projects() -> None:
     assert held == BETA_ONLY
 
 
-def test_build_and_dev_locks_agree_where_they_meet() -> None:
-    """Both are installed into one venv: a shared package at two versions would leave the
-    venv matching neither."""
-    build, dev = parse_lock(_text("build.lock"))[1], parse_lock(_text("dev.lock"))[1]
-    shared = set(build) & set(dev)
-    assert "packaging" in shared
-    assert {name: build[name].version for name in shared} == {
-        name: dev[name].version for name in shared}
+@pytest.mark.parametrize("name", ["build.lock", "server.lock", "agent.lock"])
+def test_every_lock_holds_the_tested_versions(name: str) -> None:
+    """A server or a Pi runs the versions `make test` ran; build.lock and dev.lock go into one
+    venv, where a package at two versions would leave it matching neither."""
+    assert name != LOCK.TESTED
+    pins, tested = parse_lock(_text(name))[1], parse_lock(_text(LOCK.TESTED))[1]
+    shared = set(pins) & set(tested)
+    assert "packaging" in shared if name == "build.lock" else "cryptography" in shared
+    assert {n: pins[n].version for n in shared} == {n: tested[n].version for n in shared}
 
 
 def test_the_venv_is_the_dev_lock() -> None:
     """`make setup` installed every pin at its version (a venv left from before a re-lock, or
     one made with a plain `pip install -e .[dev]`, fails here)."""
-    _, pins = parse_lock(_text("dev.lock"))
+    _, pins = parse_lock(_text(LOCK.TESTED))
     installed = {name: metadata.version(name) for name in pins}
     assert installed == {name: str(pin.version) for name, pin in pins.items()}
 
