@@ -99,7 +99,9 @@ def _compile(uv: str, lock: Lock, pyproject: dict[str, Any], workdir: Path,
     else:
         command += [str(PYPROJECT), "--extra", lock.extra]
     # The command is uv and fixed options; its only inputs are the project's own files.
-    subprocess.run(command, cwd=workdir, check=True, capture_output=True)  # noqa: S603
+    run = subprocess.run(command, cwd=workdir, capture_output=True, text=True)  # noqa: S603
+    if run.returncode != 0:
+        raise SystemExit(f"uv pip compile for requirements/{lock.name} failed:\n{run.stderr}")
     body = output.read_text(encoding="utf-8")
     # Annotations name the inputs as given: keep them free of scratch and checkout paths.
     return (body.replace("-r build.in", "pyproject.toml [build-system]")
