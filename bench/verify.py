@@ -33,8 +33,8 @@ from ledger.core.envelope import SIGNING_PREFIX, Envelope, key_id, raw_public_ke
 from ledger.core.records import GENESIS_PREV
 from ledger.log import MerkleLog
 from ledger.nodestore import MemoryNodeStore
-from ledger.verify import verify_bundle
-from ledger.verify_anchors import ANCHORED_TOPIC, OfflineChainReader
+from ledger.verify import OfflineChainReader, verify_bundle
+from ledger.verify.anchors import ANCHORED_TOPIC
 
 CONTRACT = "0x" + "ab" * 20
 ANCHORER = "0x" + "cd" * 20

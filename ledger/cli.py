@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 SUBCOMMAND_MODULES: tuple[str, ...] = ("ledger.commands.proof", "api.commands", "api.stack",
-                                         "ledger.commands.verify")
+                                         "ledger.commands.verify", "ledger.commands.audit_outputs")
 """Modules that contribute subcommands; add yours here (e.g. verify, serve, migrate)."""
 
 EXIT_OK = 0
