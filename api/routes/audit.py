@@ -3,7 +3,7 @@ checkpoint, the agency log's head, signed checkpoints, consistency proofs, audit
 
 Every agency has its own log; a caller sees its own agency's log, and an asset's history is
 proven in the log of the agency that owns it (visible to the agencies it is shared with).
-Proofs are built from the stored nodes by `ledger.log.MerkleLog` (plan, fetch, compute). An
+Proofs are built from the stored nodes by `ledger.merkle_log.MerkleLog` (plan, fetch, compute). An
 auditor checks them with `kitledger proof`, or a whole bundle with `kitledger verify`.
 """
 
