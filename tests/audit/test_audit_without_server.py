@@ -1,6 +1,6 @@
-"""The auditor's commands on a machine without the `server` extra: `proof`, `verify --offline`,
-`report` and `epcis` run, and `--help` still lists them, when FastAPI, SQLAlchemy and the
-other server-only libraries cannot be imported."""
+"""The auditor's commands on a machine without the `server` extra: `proof`, `verify --offline`
+and `epcis` run on the bare install (no extra at all), `report` with the `audit` extra, and
+`--help` still lists them, when the other extras' libraries cannot be imported."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ from ledger.core.merkle import EMPTY_ROOT
 SERVER_ONLY = ("fastapi", "starlette", "sqlmodel", "sqlalchemy", "alembic", "uvicorn",
                "psycopg", "pydantic_settings", "prometheus_client", "httpx", "paho", "serial")
 """Top-level modules only the `server` (or `agent`) extra installs."""
+AUDIT_ONLY = ("web3", "eth_tester", "eth_account", "eth_utils", "eth_abi", "hexbytes",
+              "websockets", "jinja2", "reportlab", "nacl")
+"""Top-level modules the `audit` extra adds to a bare install."""
+BARE = SERVER_ONLY + AUDIT_ONLY
 
 RUNNER = """
 import importlib.abc, json, sys
@@ -39,8 +43,8 @@ sys.stdout.write("\\n" + json.dumps({{"code": code, "leaked": leaked}}) + "\\n")
 """
 
 
-def without_server(*args: str) -> tuple[int, str]:
-    done = subprocess.run([sys.executable, "-c", RUNNER.format(blocked=SERVER_ONLY), *args],
+def without(blocked: tuple[str, ...], *args: str) -> tuple[int, str]:
+    done = subprocess.run([sys.executable, "-c", RUNNER.format(blocked=blocked), *args],
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     output, _, last = done.stdout.rstrip("\n").rpartition("\n")
@@ -49,12 +53,12 @@ def without_server(*args: str) -> tuple[int, str]:
     return result["code"], output
 
 
-def test_proof_and_help_run_without_the_server_extra() -> None:
+def test_proof_and_help_run_on_a_bare_install() -> None:
     root = EMPTY_ROOT.hex()
-    code, out = without_server("proof", "consistency", "--size1", "0", "--size2", "0",
+    code, out = without(BARE, "proof", "consistency", "--size1", "0", "--size2", "0",
                                "--root1", root, "--root2", root, "--path", "")
     assert code == 0 and json.loads(out)["verdict"] == "valid"
-    done = subprocess.run([sys.executable, "-c", RUNNER.format(blocked=SERVER_ONLY), "--help"],
+    done = subprocess.run([sys.executable, "-c", RUNNER.format(blocked=BARE), "--help"],
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     for command in ("proof", "verify", "report", "epcis"):
@@ -63,18 +67,19 @@ def test_proof_and_help_run_without_the_server_extra() -> None:
 
 def test_verify_report_and_epcis_run_without_the_server_extra(bundle: bytes,
                                                                tmp_path: Path) -> None:
+    """verify --offline and epcis on a bare install; report with the audit extra."""
     path = tmp_path / "bundle.jsonl"
     path.write_bytes(bundle)
-    code, out = without_server("verify", str(path), "--offline", "--json")
+    code, out = without(BARE, "verify", str(path), "--offline", "--json")
     assert code == 0 and json.loads(out)["verdict"] == "valid"
     tampered = tmp_path / "tampered.jsonl"
     tampered.write_bytes(bundle.replace(b'"check_out"', b'"check_in"', 1))
-    code, out = without_server("verify", str(tampered), "--offline", "--json")
+    code, out = without(BARE, "verify", str(tampered), "--offline", "--json")
     assert code == 1 and json.loads(out)["verdict"] == "invalid"
     html = tmp_path / "report.html"
-    code, out = without_server("report", str(path), "--asset", ASSETS[1], "--offline",
+    code, out = without(SERVER_ONLY, "report", str(path), "--asset", ASSETS[1], "--offline",
                                "--html", str(html))
     assert code == 0 and out.startswith("VERIFIED"), out
     assert ASSETS[1] in html.read_text()
-    code, out = without_server("epcis", str(path))
+    code, out = without(BARE, "epcis", str(path))
     assert code == 0 and json.loads(out)["epcisBody"]["eventList"]
