@@ -61,7 +61,7 @@ bench: setup node system
 	$(BIN)/python bench/verify.py
 	$(MAKE) bench-api
 
-# The API's figures (issue 5): ingest and decision latency on SQLite and PostgreSQL with one and
+# The API's figures: ingest and decision latency on SQLite and PostgreSQL with one and
 # two workers, then the location query over 1,000,000 assets and 10,000,000 events (seeding
 # takes a few minutes per database), and ingest's instructions per observation (valgrind):
 # the figure that stays put when this shared machine's speed does not.

@@ -4,7 +4,7 @@
 workers). At start it connects to the chain — by default an embedded py-evm chain created in
 this process, with a fresh CustodyAnchor contract deployed — and, as agencies' logs appear, it
 binds each log's key, registers the log to its agency on chain, grants the agency's own
-account (`api.logkeys`) the agency's anchorer role, and funds it. Each step runs every
+account (`api.agency_keys`) the agency's anchorer role, and funds it. Each step runs every
 agency's `ledger.chain.anchorer.Anchorer` and copies each newly final anchor (checkpoint,
 transaction, block, `Anchored` receipt log) into the database, which is all the HTTP workers
 read. With `anchor_chain_url = "none"` it only signs checkpoints. Everything that touches
@@ -27,6 +27,7 @@ from typing import Final
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from api.agency_keys import anchoring_secret, log_key_id
 from api.checkpoints import (
     DatabaseLog,
     agencies_with_logs,
@@ -37,7 +38,6 @@ from api.checkpoints import (
 )
 from api.config import Settings
 from api.errors import ApiServiceError
-from api.logkeys import anchoring_secret, log_key_id
 from ledger.chain.anchorer import Anchorer, AnchorPolicy
 from ledger.chain.consortium import AccountKeyError, Consortium
 from ledger.chain.errors import ChainError, ConsistencyError

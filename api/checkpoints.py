@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from api.agency_keys import log_key, log_key_id
 from api.errors import ApiServiceError
-from api.logkeys import log_key, log_key_id
 from api.logstore import open_log
 from api.models.custody import AgencyLog, LogCheckpoint
 from ledger.core.checkpoint import Checkpoint

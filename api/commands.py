@@ -1,8 +1,9 @@
 """The API service's `kitledger` subcommands: `migrate`, `serve`, `api-client` and `export`.
 
-Registered through `ledger.cli.SUBCOMMAND_MODULES`. Only argparse is imported at module load;
-SQLAlchemy, Alembic and FastAPI are imported inside `run`, so `kitledger --help` and the other
-subcommands start fast and work on an install without the `server` extra.
+Registered as the `server` part of the entry-point group `kitledger.commands`. Only argparse is
+imported at module load; SQLAlchemy, Alembic and FastAPI are imported inside `run`, so
+`kitledger --help` and the other subcommands start fast and work on an install without the
+`server` extra.
 """
 
 from __future__ import annotations
@@ -106,13 +107,16 @@ def run_export(args: argparse.Namespace) -> int:
     from sqlmodel import Session
 
     from api.auth import Caller
-    from api.bundles import MAX_BUNDLE_ASSETS, BundleUnavailable, export_agency_bundle
+    from api.bundle_requests import (
+        MAX_ASSET_PARAM_CHARS,
+        BundleScopeError,
+        export_requested_bundle,
+    )
+    from api.bundles import MAX_BUNDLE_ASSETS, BundleUnavailable
     from api.config import load_settings
     from api.db import make_engine, utcnow
     from api.errors import ConfigError
     from api.models import Agency, Scope
-    from api.problems import Problem
-    from api.routes.audit import MAX_ASSET_PARAM_CHARS, resolve_bundle_scope
 
     values = [*(args.asset or []), args.site or "", args.start or "", args.end or ""]
     if len(args.asset or []) > MAX_BUNDLE_ASSETS or any(
@@ -134,12 +138,11 @@ def run_export(args: argparse.Namespace) -> int:
             if session.get(Agency, args.agency) is None:
                 emit({"verdict": "unusable", "reason": f"no agency {args.agency!r}"})
                 return EXIT_UNUSABLE
-            scope, owner, asset_ids = resolve_bundle_scope(
-                session, caller, args.asset, args.site, args.start, args.end)
-            body = export_agency_bundle(session, agency_id=owner, asset_ids=asset_ids,
-                                        scope=scope, now=utcnow())
-    except Problem as exc:
-        emit({"verdict": "unusable", "reason": str(exc.detail)})
+            exported = export_requested_bundle(
+                session, caller, assets=args.asset, site=args.site, start=args.start,
+                end=args.end, now=utcnow())
+    except BundleScopeError as exc:
+        emit({"verdict": "unusable", "reason": str(exc)})
         return EXIT_UNUSABLE
     except BundleUnavailable as exc:
         emit({"verdict": "failed", "reason": str(exc)})
@@ -147,12 +150,12 @@ def run_export(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     try:
-        _write_atomically(args.out, body)
+        _write_atomically(args.out, exported.body)
     except OSError as exc:
         emit({"verdict": "failed", "reason": f"cannot write {args.out}: {type(exc).__name__}"})
         return EXIT_FAILED
-    emit({"verdict": "ok", "out": str(args.out), "agency": owner, "assets": len(asset_ids),
-          "bytes": len(body)})
+    emit({"verdict": "ok", "out": str(args.out), "agency": exported.owner,
+          "assets": len(exported.asset_ids), "bytes": len(exported.body)})
     return EXIT_OK
 
 

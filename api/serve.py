@@ -32,7 +32,7 @@ from typing import Any, Final
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
-from api import logs
+from api import json_logging
 from api.app import create_app
 from api.config import load_settings
 from api.db import make_engine
@@ -74,7 +74,7 @@ def build_app() -> FastAPI:
     parent = multiprocessing.parent_process()
     if parent is not None and parent.pid is not None:
         die_with_parent(parent.pid)  # an HTTP worker of `--workers N`: leave with uvicorn
-    logs.configure()
+    json_logging.configure()
     app = create_app()
     watch_anchoring(app.state.engine)
     return app
@@ -86,7 +86,7 @@ def run_ingest(index: int, overrides: dict[str, Any], parent: int) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())
     die_with_parent(parent)
-    logs.configure()
+    json_logging.configure()
     settings = load_settings(**overrides)
     engine = make_engine(settings)
     worker = IngestWorker(settings, IngestPipeline(engine, settings),
@@ -110,7 +110,7 @@ def run_anchoring(overrides: dict[str, Any], parent: int) -> None:
     die_with_parent(parent)
     from api.anchoring import AnchoringService
 
-    logs.configure()
+    json_logging.configure()
     settings = load_settings(**overrides)
     engine = make_engine(settings)
     service = AnchoringService(settings, engine)
@@ -147,7 +147,7 @@ def _stop_children(children: list[BaseProcess]) -> None:
 def serve(options: ServeOptions) -> None:
     import uvicorn
 
-    logs.configure()
+    json_logging.configure()
     # Workers read settings from the environment; pass command-line overrides through it.
     for name, value in options.overrides.items():
         os.environ[f"KITLEDGER_{name.upper()}"] = str(value)

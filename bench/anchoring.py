@@ -44,8 +44,8 @@ from ledger.chain.provider import connect
 from ledger.core.checkpoint import chain_log_id
 from ledger.core.envelope import key_id
 from ledger.core.merkle import leaf_hash
-from ledger.log import MerkleLog
-from ledger.nodestore import MemoryNodeStore
+from ledger.merkle_log import MerkleLog
+from ledger.merkle_nodes import MemoryNodeStore
 
 REPO = Path(__file__).resolve().parents[1]
 CHUNK = 100  # events per ingest batch appended to the log

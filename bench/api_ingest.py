@@ -24,8 +24,9 @@ count (one, then two ingest processes, side by side), after a row of this machin
 The store's agency has no webhook subscription, so custody changes write no webhook events
 (`api.webhook_outbox`); `bench/api_ingest_instructions.py --webhooks` counts what one adds.
 
-The reference ceiling (TOOLCHAIN.md): a bare mosquitto -> verify -> SQLite -> Merkle pipeline
-reached 5,200 events/s with one worker and 6,900 with two, publisher on the same 2 cores.
+The ceiling to compare with: a bare mosquitto -> verify -> SQLite -> Merkle pipeline, with none
+of the API's rules, reaches about 5,200 events/s with one worker and 6,900 with two on the
+reference machine (2 cores, publisher on the same cores).
 """
 
 from __future__ import annotations

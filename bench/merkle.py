@@ -48,8 +48,8 @@ def _maxrss_mb() -> float:
 
 def measure_ours(leaves: int, proofs: int) -> Metrics:
     from ledger.core.merkle import verify_consistency, verify_inclusion
-    from ledger.log import MerkleLog
-    from ledger.nodestore import MemoryNodeStore
+    from ledger.merkle_log import MerkleLog
+    from ledger.merkle_nodes import MemoryNodeStore
 
     entries, rng = _entries(leaves), random.Random(leaves)
     baseline = _maxrss_mb()

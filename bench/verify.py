@@ -31,10 +31,10 @@ from ledger.core.bundle_parse import parse_bundle
 from ledger.core.checkpoint import Checkpoint, chain_log_id, sign_checkpoint
 from ledger.core.envelope import SIGNING_PREFIX, Envelope, key_id, raw_public_key
 from ledger.core.records import GENESIS_PREV
-from ledger.log import MerkleLog
-from ledger.nodestore import MemoryNodeStore
-from ledger.verify import verify_bundle
-from ledger.verify_anchors import ANCHORED_TOPIC, OfflineChainReader
+from ledger.merkle_log import MerkleLog
+from ledger.merkle_nodes import MemoryNodeStore
+from ledger.verify import OfflineChainReader, verify_bundle
+from ledger.verify.anchors import ANCHORED_TOPIC
 
 CONTRACT = "0x" + "ab" * 20
 ANCHORER = "0x" + "cd" * 20

@@ -25,7 +25,7 @@ from ledger.core.bundle import (
 )
 from ledger.core.checkpoint import Checkpoint
 from ledger.core.envelope import Envelope
-from ledger.log import MerkleLog
+from ledger.merkle_log import MerkleLog
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from ledger.core.bundle import AuditBundle
 from ledger.core.checkpoint import Checkpoint
 from ledger.core.record_scan import read_event
 from ledger.core.records import Holder
-from ledger.verify_report import VerificationReport
+from ledger.verify.report import VerificationReport
 
 TEMPLATES: Final = Path(__file__).resolve().parent / "templates"
 TEMPLATE: Final = "custody_report.html.j2"

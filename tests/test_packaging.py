@@ -1,6 +1,7 @@
 """What `pip install kitledger[...]` puts on a server or a Pi: the built wheel carries every
 file the code reads besides its Python (templates, static files, the contract's ABI, the
-migrations' template), not only what an editable checkout happens to have beside it."""
+migrations' template, the demo's scenarios), not only what an editable checkout happens to have
+beside it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[1]
-PACKAGES = ("api", "ledger", "reader-agent/reader_agent", "hardware")
+PACKAGES = ("api", "ledger", "demo", "reader-agent/reader_agent", "hardware")
 
 
 DATA_SUFFIXES = (".html", ".j2", ".css", ".js", ".json", ".mako", ".typed")
@@ -64,5 +65,31 @@ def test_wheel_carries_the_migrations_and_every_package(wheel: zipfile.ZipFile) 
     assert migrations
     assert sorted(set(migrations) - names) == []
     for package in ("api/__init__.py", "ledger/__init__.py", "reader_agent/__init__.py",
-                    "hardware/__init__.py"):
+                    "hardware/__init__.py", "demo/__init__.py", "ledger/verify/__init__.py"):
         assert package in names
+
+
+def test_wheel_carries_the_demo_and_its_scenarios(wheel: zipfile.ZipFile) -> None:
+    """`kitledger up` from an installed wheel: the orchestrator and every scenario a demo
+    reader plays, read from the package, not from a checkout's folder."""
+    from demo.seed import DEMO_READERS
+
+    names = set(wheel.namelist())
+    scenarios = sorted(f"demo/scenarios/{reader.scenario}" for reader in DEMO_READERS)
+    tracked = sorted(p.relative_to(ROOT).as_posix()
+                     for p in (ROOT / "demo" / "scenarios").glob("*.toml"))
+    assert scenarios == tracked
+    assert sorted(set(scenarios) - names) == []
+    modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "demo").glob("*.py"))
+    assert "demo/up.py" in modules
+    assert sorted(set(modules) - names) == []
+
+
+def test_wheel_declares_the_command_parts(wheel: zipfile.ZipFile) -> None:
+    """The `kitledger` dispatcher finds its subcommands through the wheel's entry points."""
+    (points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    text = wheel.read(points).decode()
+    assert "[kitledger.commands]" in text
+    for value in ("ledger.commands.verify:register", "api.commands:register",
+                  "demo.up:register"):
+        assert value in text

@@ -135,7 +135,7 @@ class LogState(SQLModel, table=True):
 class AgencyLog(SQLModel, table=True):
     """One agency's Merkle log: its size and, once its first checkpoint is signed, its id.
 
-    A log's id is the key id of the Ed25519 key that signs its checkpoints (`api.logkeys`);
+    A log's id is the key id of the Ed25519 key that signs its checkpoints (`api.agency_keys`);
     the key is bound when the first checkpoint is made and never changes afterwards.
     """
 

@@ -3,36 +3,36 @@ checkpoint, the agency log's head, signed checkpoints, consistency proofs, audit
 
 Every agency has its own log; a caller sees its own agency's log, and an asset's history is
 proven in the log of the agency that owns it (visible to the agencies it is shared with).
-Proofs are built from the stored nodes by `ledger.log.MerkleLog` (plan, fetch, compute). An
+Proofs are built from the stored nodes by `ledger.merkle_log.MerkleLog` (plan, fetch, compute). An
 auditor checks them with `kitledger proof`, or a whole bundle with `kitledger verify`.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
-from api.auth import Caller
-from api.bundles import MAX_BUNDLE_ASSETS, BundleUnavailable, export_agency_bundle
+from api.bundle_requests import (
+    MAX_ASSET_PARAM_CHARS,
+    BadBundleScope,
+    NoVisibleAssets,
+    export_requested_bundle,
+)
+from api.bundles import MAX_BUNDLE_ASSETS, BundleUnavailable
 from api.checkpoints import latest_checkpoint
 from api.db import utcnow
 from api.deps import Auditor, SessionDep
 from api.logstore import open_log
-from api.models.assets import Asset
 from api.models.custody import CustodyEventRow, LogCheckpoint
 from api.problems import Problem, not_found
 from api.routes.paging import IdPath, Limit
 from api.scoping import visible_asset
-from ledger.core.bundle import Scope
-from ledger.core.errors import LedgerError
 from ledger.core.merkle import ProofInputError
-from ledger.core.records import parse_time
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 
@@ -174,57 +174,6 @@ def checkpoint(session: SessionDep, caller: Auditor, size: Size | None = None
     return _signed(row)
 
 
-MAX_ASSET_PARAM_CHARS: Final = 128
-
-
-def _time(text: str | None, name: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        return parse_time(text)
-    except LedgerError:
-        raise Problem(422, "bad-time", f"{name} must be RFC 3339 UTC, e.g. "
-                      "2026-01-02T03:04:05.000Z") from None
-
-
-def resolve_bundle_scope(
-    session: Session, caller: Caller, assets: list[str] | None, site: str | None,
-    start: str | None, end: str | None,
-) -> tuple[Scope, str, list[str]]:
-    """What the bundle covers, the agency whose log proves it, and its assets."""
-    if assets:
-        if site or start or end:
-            raise Problem(422, "bad-scope", "give assets, or a site, or a time range")
-        found = [visible_asset(session, caller, a) for a in dict.fromkeys(assets)]
-        owners = {a.agency_id for a in found}
-        if len(owners) != 1:
-            raise Problem(422, "bad-scope", "a bundle proves one agency's log: ask per owner")
-        kind = "asset" if len(found) == 1 else "assets"
-        ids = [a.id for a in found]
-        return Scope(kind, tuple(ids)), owners.pop(), ids
-    query = select(Asset.id).where(Asset.agency_id == caller.agency_id)
-    if site:
-        if start or end:
-            raise Problem(422, "bad-scope", "give a site or a time range, not both")
-        ids = list(session.exec(query.where(Asset.home_site_id == site)
-                                .order_by(col(Asset.id)).limit(MAX_BUNDLE_ASSETS + 1)))
-        scope = Scope("site", tuple(ids), site=site)
-    elif start and end:
-        begin, finish = _time(start, "start"), _time(end, "end")
-        ids = list(session.exec(select(CustodyEventRow.asset_id).where(
-            CustodyEventRow.agency_id == caller.agency_id,
-            col(CustodyEventRow.created_at) >= begin, col(CustodyEventRow.created_at) < finish,
-        ).distinct().order_by(col(CustodyEventRow.asset_id)).limit(MAX_BUNDLE_ASSETS + 1)))
-        scope = Scope("time-range", tuple(ids), start=start, end=end)
-    else:
-        raise Problem(422, "bad-scope", "give asset=..., site=..., or start=... and end=...")
-    if len(ids) > MAX_BUNDLE_ASSETS:
-        raise Problem(422, "too-many-assets", f"more than {MAX_BUNDLE_ASSETS} assets: narrow it")
-    if not ids:
-        raise not_found("asset")
-    return scope, caller.agency_id, ids
-
-
 @router.get("/audit/bundles", response_class=Response,
             responses={200: {"content": {BUNDLE_MEDIA_TYPE: {}}}})
 def bundle(
@@ -235,11 +184,14 @@ def bundle(
     end: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     """An audit bundle (docs/audit-bundle.md) for assets, a site, or a time range."""
-    scope, owner, asset_ids = resolve_bundle_scope(session, caller, asset, site, start, end)
     try:
-        body = export_agency_bundle(session, agency_id=owner, asset_ids=asset_ids, scope=scope,
-                                    now=utcnow())
+        exported = export_requested_bundle(session, caller, assets=asset, site=site,
+                                           start=start, end=end, now=utcnow())
+    except NoVisibleAssets:
+        raise not_found("asset") from None
+    except BadBundleScope as exc:
+        raise Problem(422, exc.slug, str(exc)) from None
     except BundleUnavailable as exc:
         raise Problem(409, "not-checkpointed", str(exc)) from None
-    return Response(body, media_type=BUNDLE_MEDIA_TYPE)
+    return Response(exported.body, media_type=BUNDLE_MEDIA_TYPE)
 

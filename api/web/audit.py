@@ -88,8 +88,7 @@ def report_pdf(asset_id: str, session: SessionDep, user: CurrentUser) -> Respons
     """
     from ledger.core.bundle_parse import parse_bundle
     from ledger.report import build_report, render_pdf
-    from ledger.verify import verify_bundle
-    from ledger.verify_anchors import OfflineChainReader
+    from ledger.verify import OfflineChainReader, verify_bundle
 
     asset, body = _owned_bundle(session, user, asset_id)
     audit = parse_bundle(body)

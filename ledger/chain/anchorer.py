@@ -42,7 +42,7 @@ FIRST_BACKOFF_S: Final = 0.25
 
 
 class AnchoredLog(Protocol):
-    """What the anchorer needs from a Merkle log (`ledger.log.MerkleLog` fits)."""
+    """What the anchorer needs from a Merkle log (`ledger.merkle_log.MerkleLog` fits)."""
 
     @property
     def size(self) -> int: ...

@@ -46,15 +46,14 @@ def _names(path: str | None) -> dict[str, str] | None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from ledger.commands.verify import EXIT_CHAIN_UNREACHABLE, chain_reader, read_bundle
+    from ledger.commands.verify import EXIT_CHAIN_UNREACHABLE
     from ledger.report import build_report, render_html, render_pdf
-    from ledger.verify import verify_bundle
-    from ledger.verify_anchors import ChainUnreachable
+    from ledger.verify import ChainUnreachable, open_chain_reader, read_bundle, verify_bundle
 
     try:
         bundle = parse_bundle(read_bundle(args.bundle))
         names = _names(args.names)
-        result = verify_bundle(bundle, chain_reader(args, bundle))
+        result = verify_bundle(bundle, open_chain_reader(bundle, args.rpc))
     except (OSError, ValueError, LedgerError) as exc:
         sys.stdout.write(f"unusable input: {exc}\n")
         return EXIT_UNUSABLE
@@ -75,8 +74,8 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_epcis(args: argparse.Namespace) -> int:
-    from ledger.commands.verify import read_bundle
     from ledger.epcis import epcis_document
+    from ledger.verify import read_bundle
 
     try:
         bundle = parse_bundle(read_bundle(args.bundle))

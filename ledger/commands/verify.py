@@ -16,45 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import urllib.request
-from pathlib import Path
 from typing import Any, Final
 
 from ledger.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE
-from ledger.commands import audit_outputs
-from ledger.core.bundle import MAX_BUNDLE_BYTES, AuditBundle, BundleError
+from ledger.core.bundle import BundleError
 from ledger.core.bundle_parse import parse_bundle
-from ledger.verify import verify_bundle
-from ledger.verify_anchors import ChainReader, ChainUnreachable, OfflineChainReader
-from ledger.verify_report import VerificationReport
+from ledger.verify import ChainUnreachable, open_chain_reader, read_bundle, verify_bundle
 
 EXIT_CHAIN_UNREACHABLE: Final = 3
 PROGRESS_MIN_EVENTS: Final = 10_000
 """Below this many events verification takes about a second: no bar needed."""
-
-
-FETCH_TIMEOUT_S: Final = 30.0
-
-
-def fetch_bundle(url: str) -> bytes:
-    """A bundle downloaded from the operator's API (or anyone's): trusted for nothing, bounded."""
-    # Only http(s) reaches here (read_bundle checks the scheme).
-    request = urllib.request.Request(url, headers={"Accept": "application/x-ndjson"})  # noqa: S310
-    with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_S) as response:  # noqa: S310
-        data: bytes = response.read(MAX_BUNDLE_BYTES + 1)
-    if len(data) > MAX_BUNDLE_BYTES:
-        raise BundleError(f"downloaded bundle exceeds {MAX_BUNDLE_BYTES} bytes")
-    return data
-
-
-def read_bundle(path: str) -> bytes:
-    """The bundle at `path` (a file, or an http(s):// URL), refusing an oversize one."""
-    if path.startswith(("http://", "https://")):
-        return fetch_bundle(path)
-    file = Path(path)
-    if file.stat().st_size > MAX_BUNDLE_BYTES:
-        raise BundleError(f"bundle file exceeds {MAX_BUNDLE_BYTES} bytes")
-    return file.read_bytes()
 
 
 def _progress_bar(stage: str, done: int, total: int) -> None:
@@ -64,34 +35,6 @@ def _progress_bar(stage: str, done: int, total: int) -> None:
     if stage == "done":
         sys.stderr.write("\n")
     sys.stderr.flush()
-
-
-def render(report: VerificationReport) -> str:
-    """The human-readable report: one line per check, then what was not checked."""
-    lines = [f"bundle fingerprint {report.fingerprint}", f"chain: {report.chain_source}"]
-    for check in report.checks:
-        mark = {True: "pass", False: "FAIL", None: "not checked"}[check.passed]
-        line = f"  {mark:<11} {check.name} ({check.items} items)"
-        if check.detail:
-            line += f": {check.detail}"
-        lines.append(line)
-    for item in report.not_checked:
-        lines.append(f"  not checked: {item}")
-    lines.append("verdict: " + ("VALID" if report.ok else "INVALID"))
-    return "\n".join(lines) + "\n"
-
-
-def chain_reader(args: argparse.Namespace, bundle: AuditBundle) -> ChainReader:
-    """The reader `--offline` or `--rpc URL` asks for."""
-    if args.offline:
-        return OfflineChainReader(bundle)
-    if bundle.chain is None:
-        raise BundleError("the bundle names no chain, so --rpc has nothing to ask: use --offline")
-    from ledger.verify_rpc import RpcChainReader  # web3 only when a node is asked
-
-    blocks = [c.anchor.block_number for c in bundle.checkpoints if c.anchor]
-    return RpcChainReader.open(args.rpc, bundle.chain.contract, bundle.chain.chain_id,
-                               from_block=min(blocks, default=0))
 
 
 def _out(args: argparse.Namespace, record: dict[str, Any], text: str) -> None:
@@ -106,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_UNUSABLE
     show = args.progress or (sys.stderr.isatty() and len(bundle.events) >= PROGRESS_MIN_EVENTS)
     try:
-        reader = chain_reader(args, bundle)
+        reader = open_chain_reader(bundle, args.rpc)
         report = verify_bundle(bundle, reader, require_latest=args.require_latest,
                                progress=_progress_bar if show else None)
     except BundleError as exc:
@@ -117,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
              f"chain unreachable: {exc}\n")
         return EXIT_CHAIN_UNREACHABLE
     record = {"verdict": "valid" if report.ok else "invalid", **report.to_record()}
-    _out(args, record, render(report))
+    _out(args, record, report.render())
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -134,5 +77,3 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--require-latest", action="store_true",
                         help="fail unless the newest checkpoint is the chain's latest anchor")
     parser.set_defaults(run=run)
-    # The auditor's other outputs live beside verify, registered with it.
-    audit_outputs.register(subparsers)

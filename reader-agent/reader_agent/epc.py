@@ -2,7 +2,7 @@
 
 GIAI-96 (individual assets: radios, tasers), GRAI-96 (returnable assets: cases, chargers),
 SGTIN-96 (trade items) and SSCC-96 (shipments, evidence containers), per the GS1 EPC Tag Data
-Standard "EPC Binary Encoding" (reader-protocols.md Appendix A). Anything else, including the
+Standard "EPC Binary Encoding" (docs/reader-protocols.md, Appendix A). Anything else, including the
 chip-default `E2...` EPCs and 96-bit values that break a scheme's rules, stays raw hex as
 `urn:epc:raw:<bits>.x<HEX>` with `gs1=False`.
 

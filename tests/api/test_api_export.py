@@ -18,13 +18,21 @@ import pytest
 from api_support import register_reader
 from chain.anvil_node import AnvilNode
 from eth_account import Account
+from fastapi import HTTPException
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text, update
 from sqlmodel import Session
 
 from api.anchoring import AnchoringService
 from api.app import create_app
-from api.auth import create_api_client
+from api.auth import Caller, create_api_client
+from api.bundle_requests import (
+    BadBundleScope,
+    BundleScopeError,
+    NoVisibleAssets,
+    export_requested_bundle,
+)
+from api.bundles import BundleUnavailable
 from api.config import Settings, load_settings
 from api.db import make_engine
 from api.ingest.pipeline import IngestPipeline
@@ -140,6 +148,32 @@ def test_embedded_anchoring_checkpoints_history_and_offline_bundle(
     # South's asset is not north's to export, and an empty scope is a problem, not a 5xx.
     assert _get(client, key, "/v1/audit/bundles", asset=["S-1"]).status_code == 404
     assert _get(client, key, "/v1/audit/bundles").status_code == 422
+
+
+def test_bundle_requests_raise_typed_errors_the_route_answers_as_problems(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    client, key = _world(sqlite_engine, tmp_path / "keys")
+    caller = Caller("test", "north", frozenset({Scope.AUDIT_READ.value}))
+    now = datetime.now(UTC)
+    # (assets, site, start, end) -> the service's error, and the route's status and type.
+    cases: list[tuple[dict[str, Any], type[Exception], int, str]] = [
+        ({"assets": ["S-1"]}, NoVisibleAssets, 404, "not-found"),
+        ({"assets": ["R-0"], "site": "north-store"}, BadBundleScope, 422, "bad-scope"),
+        ({"start": "yesterday", "end": "today"}, BadBundleScope, 422, "bad-time"),
+        ({}, BadBundleScope, 422, "bad-scope"),
+        ({"assets": ["R-0"]}, BundleUnavailable, 409, "not-checkpointed"),  # not anchored yet
+    ]
+    for ask, error, status, slug in cases:
+        request = {"assets": None, "site": None, "start": None, "end": None, **ask}
+        with Session(sqlite_engine) as session, pytest.raises(error) as raised:
+            export_requested_bundle(session, caller, now=now, **request)
+        assert not isinstance(raised.value, HTTPException)
+        if isinstance(raised.value, BundleScopeError):
+            assert raised.value.slug == slug
+        params = {"asset" if k == "assets" else k: v for k, v in ask.items()}
+        answer = _get(client, key, "/v1/audit/bundles", **params)
+        assert (answer.status_code, answer.json()["type"].rsplit("/", 1)[1]) == (status, slug)
 
 
 def _row_id(engine: Engine, asset_id: str, seq: int) -> int:

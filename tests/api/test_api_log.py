@@ -11,10 +11,10 @@ from api_support import reference_root
 from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
 
+from api.agency_keys import LogKeyError, anchoring_secret, log_key
 from api.checkpoints import LogKeyMismatch, bind_log_key
 from api.config import load_settings
 from api.db import make_engine
-from api.logkeys import LogKeyError, anchoring_secret, log_key
 from api.logstore import open_log
 from api.migrate import upgrade
 from api.models import Agency, AssetClass, CustodyEventRow, Site

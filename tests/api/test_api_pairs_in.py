@@ -75,7 +75,7 @@ def test_among_finds_the_rows_asked_for_with_one_statement_text(engine: Engine) 
             assert found == {w for w in wanted if w.startswith("rdr-")}
             texts.add(str(query.compile(dialect=engine.dialect)))
     # PostgreSQL: one array parameter, so one text however many values (psycopg parses each
-    # new text in Python); SQLite expands its IN list at execution, as before.
+    # new text in Python); SQLite keeps a plain IN list, which it expands at execution.
     assert len(texts) == 1
     assert ("= ANY" in texts.pop()) == (engine.dialect.name == "postgresql")
 

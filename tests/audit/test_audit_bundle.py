@@ -142,8 +142,7 @@ def test_malformed_inclusion_line_is_refused(plain: bytes) -> None:
 
 
 def test_header_log_id_must_match_its_key(plain: bytes) -> None:
-    from ledger.verify import verify_bundle
-    from ledger.verify_anchors import OfflineChainReader
+    from ledger.verify import OfflineChainReader, verify_bundle
 
     def edit(lines: list[bytes]) -> list[bytes]:
         lines[0] = edit_json_line(lines[0], lambda r: r["log"].update(id="0" * 32))

@@ -14,8 +14,7 @@ from audit_support import section_start as start_of
 
 from ledger.core.bundle_parse import parse_bundle
 from ledger.report import build_report, render_html, render_pdf
-from ledger.verify import verify_bundle
-from ledger.verify_anchors import OfflineChainReader
+from ledger.verify import OfflineChainReader, verify_bundle
 
 NAMES = {person_ref(pid): name for pid, name in PEOPLE.items()}
 

@@ -26,10 +26,8 @@ from ledger.core.bundle_parse import parse_bundle
 from ledger.core.checkpoint import Checkpoint, sign_checkpoint
 from ledger.core.envelope import key_id, raw_public_key, sign_envelope
 from ledger.core.records import Holder
-from ledger.verify import verify_bundle
-from ledger.verify_anchors import OfflineChainReader
-from ledger.verify_report import VerificationReport
-from ledger.verify_rpc import RpcChainReader
+from ledger.verify import OfflineChainReader, VerificationReport, verify_bundle
+from ledger.verify.rpc import RpcChainReader
 
 
 def rpc_reader(setup: ChainSetup) -> RpcChainReader:
@@ -242,7 +240,7 @@ def test_forged_observation_signature_gets_the_reference_verdict(
 def test_anchored_topic_matches_the_contract_abi(embedded_setup: ChainSetup) -> None:
     from web3 import Web3
 
-    from ledger.verify_anchors import ANCHORED_TOPIC
+    from ledger.verify.anchors import ANCHORED_TOPIC
 
     event = next(e for e in embedded_setup.admin.contract.abi if e.get("name") == "Anchored")
     signature = "Anchored(" + ",".join(i["type"] for i in event["inputs"]) + ")"
@@ -256,7 +254,7 @@ def test_unauthorised_anchorer_cannot_vouch_for_a_root(story: Story, embedded_se
     from ledger.chain.errors import ContractRevert
     from ledger.core.bundle import AnchorProof
     from ledger.core.checkpoint import chain_log_id
-    from ledger.verify_anchors import ANCHORED_TOPIC
+    from ledger.verify.anchors import ANCHORED_TOPIC
 
     forged = rewritten_story(embedded_setup, story)
     forged.log.append_many([b"rogue head", b"rogue head 2", b"rogue head 3"])  # unused size

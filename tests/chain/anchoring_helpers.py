@@ -13,8 +13,8 @@ from ledger.chain.client import CustodyAnchorClient
 from ledger.chain.pending import SqlitePendingAnchorStore
 from ledger.core.checkpoint import chain_log_id
 from ledger.core.envelope import key_id
-from ledger.log import MerkleLog
-from ledger.nodestore import MemoryNodeStore
+from ledger.merkle_log import MerkleLog
+from ledger.merkle_nodes import MemoryNodeStore
 
 
 def new_log(leaves: int = 0, tag: bytes = b"event") -> MerkleLog:

@@ -1,6 +1,7 @@
 """A real anvil node (from `contracts/node_modules`) on a free port, restartable with its state.
 
-Interval mining (`--block-time`), never automine: automine stalls under bursts (TOOLCHAIN.md).
+Interval mining (`--block-time`), never automine: an automining anvil stalls when a burst of
+transactions arrives at once.
 The address space is capped so a runaway node fails instead of eating the shared machine.
 """
 

@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ["api", "ledger", "reader-agent/reader_agent", "hardware"]
+PACKAGES = ["api", "ledger", "demo", "reader-agent/reader_agent", "hardware"]
 CHAIN_ONLY = {"web3", "eth_account", "eth_tester", "eth_abi", "eth_utils", "eth_keys", "hexbytes"}
 
 

@@ -55,7 +55,7 @@ def test_event_refusals_keep_their_errors() -> None:
     event.to_bytes()
     with pytest.raises(NonCanonicalNumber):
         CustodyEvent(**{**_fields(event), "seq": MAX_SAFE_INTEGER + 1}).to_bytes()
-    with pytest.raises(SchemaError):  # the schema speaks first, as before
+    with pytest.raises(SchemaError):  # the schema check runs before the number check
         CustodyEvent(**{**_fields(event), "seq": None}).to_bytes()  # type: ignore[arg-type]
     with pytest.raises(SchemaError):
         CustodyEvent(**{**_fields(event), "agency": "nörth"}).to_bytes()

@@ -4,8 +4,9 @@ and each part's imports are installed by the extra that part is installed with.
 A Raspberry Pi installs only the `agent` extra, so an import of `api`, `ledger.chain`, web3 or
 FastAPI from `reader_agent` would break it in the field. Checked two ways: statically over every
 module's imports, and by importing every module in a fresh interpreter and looking at
-`sys.modules`. A server installs `kitledger[server]`: every library the API or the ledger
-imports must come with it, not only with the `dev` extra the tests run under.
+`sys.modules`. An auditor installs `kitledger[audit]` and a server `kitledger[server]`: every
+library the ledger, the API or the demo imports must come with its extra, not only with the
+`dev` extra the tests run under.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def test_agent_sources_import_nothing_forbidden() -> None:
     assert offenders == []
 
 
-OURS = frozenset({"api", "ledger", "reader_agent", "hardware"})
+OURS = frozenset({"api", "ledger", "reader_agent", "hardware", "demo"})
 OPTIONAL = frozenset({"gpiozero"})
 """Imported only inside `try: ... except ImportError` (the agent's LEDs, on a Pi)."""
 
@@ -100,8 +101,9 @@ def _unprovided(sources: list[Path], extras: frozenset[str]) -> list[str]:
 @pytest.mark.parametrize(("part", "extras"), [
     ("ledger/core", frozenset()),
     ("reader-agent/reader_agent", frozenset({"agent"})),
-    ("ledger", frozenset({"server"})),
+    ("ledger", frozenset({"audit"})),
     ("api", frozenset({"server"})),
+    ("demo", frozenset({"server"})),
 ])
 def test_every_library_a_part_imports_comes_with_its_extra(
     part: str, extras: frozenset[str],

@@ -18,7 +18,7 @@ from ledger.core.merkle import (
     verify_inclusion,
 )
 from ledger.core.merkle_plan import Coord
-from ledger.log import (
+from ledger.merkle_log import (
     MAX_LEAF_BYTES,
     LeafTooLarge,
     MerkleLog,
@@ -27,7 +27,7 @@ from ledger.log import (
     NodeMissing,
     NodeStore,
 )
-from ledger.nodestore import MemoryNodeStore, SQLiteNodeStore
+from ledger.merkle_nodes import MemoryNodeStore, SQLiteNodeStore
 
 ENTRIES = [b"custody event %d" % i for i in range(70)]
 

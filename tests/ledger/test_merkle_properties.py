@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from ledger.core.errors import ProofError
 from ledger.core.merkle import leaf_hash, verify_consistency, verify_inclusion
-from ledger.log import MerkleLog
-from ledger.nodestore import MemoryNodeStore
+from ledger.merkle_log import MerkleLog
+from ledger.merkle_nodes import MemoryNodeStore
 
 MAX_LEAVES = 300
 ENTRIES = [hashlib.sha256(b"property %d" % i).digest()[: i % 50] for i in range(MAX_LEAVES)]

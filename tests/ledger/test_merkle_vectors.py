@@ -1,4 +1,4 @@
-"""Known answers and the JSON vector corpus against ledger.core.merkle and ledger.log."""
+"""Known answers and the JSON vector corpus against ledger.core.merkle and ledger.merkle_log."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from ledger.core.merkle import (
     verify_inclusion,
 )
 from ledger.core.merkle_plan import fold
-from ledger.log import MerkleLog
-from ledger.nodestore import MemoryNodeStore
+from ledger.merkle_log import MerkleLog
+from ledger.merkle_nodes import MemoryNodeStore
 
 VECTORS = Path(__file__).parent.parent / "vectors"
 

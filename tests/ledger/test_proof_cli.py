@@ -12,8 +12,8 @@ import pytest
 
 from ledger.cli import main
 from ledger.core.merkle import EMPTY_ROOT, MAX_PROOF_NODES
-from ledger.log import MerkleLog
-from ledger.nodestore import MemoryNodeStore
+from ledger.merkle_log import MerkleLog
+from ledger.merkle_nodes import MemoryNodeStore
 
 SCRIPT = Path(sys.executable).parent / "kitledger"
 COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "ledger.cli"]

@@ -1,4 +1,4 @@
-"""Obviously correct reference checks, transcribed from reader-protocols.md, as the oracle for
+"""Obviously correct reference checks, written from docs/reader-protocols.md, as the oracle for
 the fast codecs (which use binascii.crc_hqx and a generic hunting deframer)."""
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-from ledger.log import MerkleLog, Node
+from ledger.merkle_log import MerkleLog, Node
 
 revision: str = "0004"
 down_revision: str | None = "0003"

@@ -42,7 +42,7 @@ class ReaderSettings:
     watchdog: float = 3.0
     """Silence while inventory runs for this long means the reader reset or hung: reconfigure."""
     inter_byte_timeout: float = 0.05
-    """A partial frame older than this will never complete (reader-protocols.md §0.3)."""
+    """A partial frame older than this will never complete (docs/reader-protocols.md §0)."""
     reconnect_initial: float = 0.1
     reconnect_max: float = 5.0
     read_timeout: float = 0.05

@@ -2,7 +2,7 @@
 parsed replies and the byte stream that turns serial chunks into whole frames.
 
 All four reader families send length-prefixed binary frames with no byte stuffing, so one
-receiver state machine serves them all (reader-protocols.md §0): hunt for the start byte, read
+receiver state machine serves them all (docs/reader-protocols.md §0): hunt for the start byte, read
 the header up to the length field, reject implausible lengths one byte at a time, wait for the
 whole frame, verify the check, and on failure drop ONE byte (the candidate may contain the real
 start byte) and hunt again. Nothing here touches a serial port or a clock.
@@ -91,7 +91,8 @@ class FrameSpec:
 
 
 def hunt_frame(spec: FrameSpec, buffer: Buffer, offset: int = 0) -> DecodeResult:
-    """Find the next valid frame at or after `offset` (the generic receiver of §0)."""
+    """Find the next valid frame at or after `offset` (the receiver of docs/reader-protocols.md
+    §0)."""
     end = len(buffer)
     pos = offset
     start = spec.start

@@ -2,7 +2,7 @@
 
 Owns the BB..7E frame (one layout for both directions, told apart by the Type byte), its
 additive checksum, the inventory commands (multiple polling 0x27 / stop 0x28), region and power,
-and the tag notification (reader-protocols.md §2). Some boards use AA..DD: `frame_spec()` and
+and the tag notification (docs/reader-protocols.md §2). Some boards use AA..DD: `frame_spec()` and
 the encoders take the header and trailer bytes. The module has a single antenna port.
 """
 

@@ -3,7 +3,7 @@ many white-label fixed readers).
 
 Owns the A0 frame (same layout both ways), its two's-complement checksum, the commands an agent
 needs (reset, version, work antenna, output power, frequency region, real-time inventory 0x89)
-and the three shapes of 0x89 replies (reader-protocols.md §3). The reader runs one inventory
+and the three shapes of 0x89 replies (docs/reader-protocols.md §3). The reader runs one inventory
 command at a time and ends it with a summary frame, so "continuous" reading is the driver
 issuing the next 0x89 after each summary.
 """

@@ -1,7 +1,7 @@
 """ThingMagic / JADAK Mercury embedded serial protocol (M6e Nano, M6e Micro, M7e, M5e).
 
 Owns the frame layout both ways, the "ThingMagic CRC", the commands an edge agent sends and
-the parsing of streamed 0x22 tag records by their metadata flags (reader-protocols.md §1).
+the parsing of streamed 0x22 tag records by their metadata flags (docs/reader-protocols.md §1).
 Encoders for reader->host frames (responses, tag records) exist for the simulator and tests.
 """
 

@@ -2,18 +2,17 @@
 
 On embedded defaults it makes a fresh run directory (`./var`), starts Mosquitto on a free
 loopback port with its queue limits raised, migrates and seeds a SQLite database
-(`api.stack_seed`), runs `kitledger serve` (API, ingest worker, and the anchorer once `serve`
+(`demo.seed`), runs `kitledger serve` (API, ingest worker, and the anchorer once `serve`
 starts it), and, per demo reader, `kitledger-sim` on a pseudo-terminal with `kitledger-agent`
 reading it. `--config prod.toml` points the same processes at production parts instead (the
 database, broker and chain named in the file; nothing is wiped, the registry is seeded only if
 it is empty). It prints the URL and demo logins, streams decisions and alerts as they are
-made (`api.stack_feed`), and on SIGINT/SIGTERM stops every child's process group.
+made (`demo.feed`), and on SIGINT/SIGTERM stops every child's process group.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import getpass
 import json
 import os
@@ -28,17 +27,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Final
 
+from demo.stack import Stack, StackError, free_port, wait_until
 from ledger.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE
 
 BIN: Final = Path(sys.executable).parent
-DEMO_DIR: Final = Path(__file__).resolve().parent.parent / "demo"
+SCENARIOS: Final = Path(__file__).resolve().parent / "scenarios"
+"""The demo readers' scripted days, shipped in the package beside this module."""
 MOSQUITTO: Final = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-START_TIMEOUT_S: Final = 60.0
-"""Longest wait for the API to answer /readyz or a simulator to link its port."""
 INGEST_GRACE_S: Final = 5.0
 """With an external broker: time given to `serve`'s ingest workers to subscribe."""
-STOP_TIMEOUT_S: Final = 15.0
-"""Grace given to each child after SIGTERM before its process group is killed."""
 
 BROKER_CONFIG: Final = """\
 listener {port} 127.0.0.1
@@ -57,65 +54,6 @@ log_type notice
 log_type information
 log_type subscribe
 """
-
-
-class StackError(Exception):
-    """A part of the stack did not start."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Stack:
-    """The child processes of one `kitledger up`, started in order and stopped in reverse."""
-
-    def __init__(self, run_dir: Path, env: dict[str, str]) -> None:
-        self.run_dir = run_dir
-        self.env = env
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def spawn(self, name: str, argv: list[str], log_name: str | None = None) -> None:
-        log = open(self.run_dir / f"{log_name or name}.log", "ab")  # noqa: SIM115 - child owns it
-        # Its own session: Ctrl-C reaches only us, and we stop each group (with grandchildren
-        # such as serve's ingest workers) in a known order.
-        process = subprocess.Popen(  # noqa: S603 - our own executables, fixed arguments
-            argv, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        self.children.append((name, process))
-
-    def dead_child(self) -> str | None:
-        return next((name for name, p in self.children if p.poll() is not None), None)
-
-    def stop(self) -> None:
-        for _, process in reversed(self.children):
-            _signal_group(process, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        for _, process in reversed(self.children):
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(max(0.1, deadline - time.monotonic()))
-            _signal_group(process, signal.SIGKILL)  # leftovers of the group, or a stuck leader
-            process.wait()
-        self.children.clear()
-
-
-def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signum)
-
-
-def _wait(what: str, ready: Any, stack: Stack) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not ready():
-        if (dead := stack.dead_child()) is not None:
-            raise StackError(f"{dead} exited while waiting for {what}; see its log in "
-                             f"{stack.run_dir}")
-        if time.monotonic() > deadline:
-            raise StackError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def _api_ready(url: str) -> bool:
@@ -154,7 +92,7 @@ def _start_broker(stack: Stack) -> str:
         except OSError:
             return False
 
-    _wait("the MQTT broker", listening, stack)
+    wait_until("the MQTT broker", listening, stack)
     return f"mqtt://127.0.0.1:{port}"
 
 
@@ -166,13 +104,13 @@ def _wait_for_ingest(stack: Stack, *, embedded: bool) -> None:
         time.sleep(INGEST_GRACE_S)  # an external broker's subscriptions cannot be seen
         return
     log = stack.run_dir / "mosquitto" / "mosquitto.log"
-    _wait("the ingest worker's subscription",
+    wait_until("the ingest worker's subscription",
           lambda: log.exists() and "$share/" in log.read_text(errors="replace"), stack)
 
 
 def _prepare_readers(stack: Stack, mqtt_host: str, mqtt_port: int) -> dict[str, str]:
     """Write each demo agent's config and key; return reader id -> public key (hex)."""
-    from api.stack_seed import DEMO_READERS, agent_config
+    from demo.seed import DEMO_READERS, agent_config
 
     keys = {}
     for reader in DEMO_READERS:
@@ -192,15 +130,15 @@ def _prepare_readers(stack: Stack, mqtt_host: str, mqtt_port: int) -> dict[str, 
 
 
 def _start_readers(stack: Stack) -> None:
-    from api.stack_seed import DEMO_READERS
+    from demo.seed import DEMO_READERS
 
     for reader in DEMO_READERS:
         folder = stack.run_dir / "readers" / reader.reader_id
         tty = folder / "tty"
         stack.spawn(f"sim {reader.reader_id}", [
-            str(BIN / "kitledger-sim"), "--scenario", str(DEMO_DIR / reader.scenario),
+            str(BIN / "kitledger-sim"), "--scenario", str(SCENARIOS / reader.scenario),
             "--link", str(tty)], log_name=f"sim-{reader.reader_id}")
-        _wait(f"simulated reader {reader.reader_id}", tty.exists, stack)
+        wait_until(f"simulated reader {reader.reader_id}", tty.exists, stack)
         stack.spawn(f"agent {reader.reader_id}", [
             str(BIN / "kitledger-agent"), "run", "--config", str(folder / "agent.toml")],
             log_name=f"agent-{reader.reader_id}")
@@ -213,7 +151,7 @@ def _prepare_database(settings: Any, stack: Stack) -> dict[str, str]:
     from api.db import make_engine
     from api.migrate import upgrade
     from api.models import Agency
-    from api.stack_seed import DEMO_AGENCY, demo_logins, seed_registry
+    from demo.seed import DEMO_AGENCY, demo_logins, seed_registry
 
     mqtt = settings.mqtt_host, settings.mqtt_port
     keys = _prepare_readers(stack, *mqtt)
@@ -231,7 +169,7 @@ def _prepare_database(settings: Any, stack: Stack) -> dict[str, str]:
 def up(args: argparse.Namespace) -> int:
     from api.config import load_settings
     from api.errors import ConfigError
-    from api.stack_feed import DecisionFeed
+    from demo.feed import DecisionFeed
 
     run_dir: Path = args.run_dir.resolve()
     env = dict(os.environ)
@@ -261,7 +199,7 @@ def up(args: argparse.Namespace) -> int:
         url = f"http://{args.host}:{args.port}"
         stack.spawn("api", [str(BIN / "kitledger"), "serve", "--host", args.host,
                             "--port", str(args.port)])
-        _wait("the API", lambda: _api_ready(url), stack)
+        wait_until("the API", lambda: _api_ready(url), stack)
         _wait_for_ingest(stack, embedded=args.config is None)
         if not args.no_readers:
             _start_readers(stack)

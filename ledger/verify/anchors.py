@@ -2,7 +2,7 @@
 
 The verifier asks a `ChainReader`, a small Protocol with two implementations: `OfflineChainReader`
 decodes the `Anchored` receipt logs embedded in the bundle (no node consulted: it says plainly
-what that leaves unchecked), and `ledger.verify_rpc.RpcChainReader` reads the CustodyAnchor
+what that leaves unchecked), and `ledger.verify.rpc.RpcChainReader` reads the CustodyAnchor
 contract through `ledger.chain` with one batched event query per bundle.
 """
 
@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from ledger.core.bundle import AnchorProof, AuditBundle
-from ledger.core.checkpoint import chain_agency_id
+from ledger.core.checkpoint import Checkpoint, chain_agency_id, chain_log_id
+from ledger.core.envelope import key_id, public_key_from_raw
+from ledger.verify.report import CheckResult, VerificationReport
 
 ANCHORED_TOPIC: Final = bytes.fromhex(
     "7196d6002b555d592bc808cc522b6e167501be1b6185fd206cd187b7330acf7a"
@@ -133,3 +135,48 @@ def check_anchor(bundle_anchor: AnchorProof | None, chain: ChainAnchor | None, s
         return (f"checkpoint at size {size}: bundle names anchorer {bundle_anchor.anchorer}, "
                 f"chain says {chain.anchorer}")
     return None
+
+
+def check_anchors(bundle: AuditBundle, points: list[Checkpoint | None], reader: ChainReader,
+                  report: VerificationReport, require_latest: bool) -> None:
+    """Every signed checkpoint is anchored on chain as the bundle says, the log belongs to the
+    bundle's agency, no anchor is left out, and (if required) the newest one is the latest."""
+    result = CheckResult("anchors")
+    report.checks.append(result)
+    report.chain_source = reader.source
+    report.not_checked += list(reader.not_checked)
+    if bundle.chain is None:
+        result.fail("expected the bundle to name a chain and contract, found none")
+        return
+    log_id = chain_log_id(key_id(public_key_from_raw(bundle.log_public_key)))
+    agency = reader.log_agency(log_id)
+    expected_agency = chain_agency_id(bundle.chain.agency)
+    if agency != expected_agency:
+        result.fail(f"log registered to agency {agency.hex() if agency else 'none'} on chain, "
+                    f"expected {expected_agency.hex()} ({bundle.chain.agency})")
+    signed = [(item, p) for item, p in zip(bundle.checkpoints, points, strict=True) if p]
+    found = reader.anchors(log_id)
+    for item, point in signed:
+        result.items += 1
+        reason = check_anchor(item.anchor, found.get(point.tree_size), point.tree_size,
+                              point.root)
+        if reason:
+            result.fail(reason)
+    newest = max((p.tree_size for _i, p in signed), default=0)
+    shown = {p.tree_size for _i, p in signed}
+    # An anchor the bundle leaves out could hide a rewrite: the bundle's checkpoints would no
+    # longer be proven consistent with it.
+    left_out = sorted(size for size in found if size <= newest and size not in shown)
+    if left_out:
+        result.fail(f"chain anchored size {left_out[0]} (root {found[left_out[0]].root.hex()}), "
+                    "expected it among the bundle's checkpoints, not found")
+    fresh = CheckResult("freshness", passed=None, detail="not required (--require-latest)")
+    latest = reader.latest_size(log_id)
+    if require_latest:
+        fresh.passed, fresh.detail = True, f"newest checkpoint {newest} is the chain's latest"
+        if latest is None:
+            fresh.passed, fresh.detail = None, "the chain's latest checkpoint is unknown offline"
+        elif latest != newest:
+            fresh.fail(f"expected the chain's latest anchored size {latest}, bundle's newest "
+                       f"checkpoint is {newest} (stale view)")
+    report.checks.append(fresh)

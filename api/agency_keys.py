@@ -1,13 +1,14 @@
-"""The agencies' log keys and anchoring accounts: generated at run time, kept in a key directory.
+"""The agencies' log-signing keys and anchoring accounts: generated at run time, kept as files.
 
 Each agency's Merkle log is named by the key id of the Ed25519 key that signs its checkpoints;
-each agency anchors with its own Ethereum account (DESIGN.md: only that agency's anchorer may
-anchor its log). Both secrets live as files in `Settings.log_key_dir`, mode 0600 in a 0700
-directory, never in the database: whoever can read the database (an operator, a backup, a SQL
-injection) must not be able to sign checkpoints or anchor in the agency's name. Sealing them
-in the database with the settings secret would put key and lock in the same hands whenever the
-settings travel with the database, which they usually do. Secrets never appear in logs or
-errors; only paths and key ids do.
+each agency anchors with its own Ethereum account (the CustodyAnchor contract accepts a log's
+checkpoints only from an anchorer of the agency it is registered to). Both secrets live as
+files in `Settings.log_key_dir`, mode 0600 in a 0700 directory, never in the database: whoever
+can read the database (an operator, a backup, a SQL injection) must not be able to sign
+checkpoints or anchor in the agency's name. Sealing them in the database with the settings
+secret would put key and lock in the same hands whenever the settings travel with the
+database, which they usually do. Secrets never appear in logs or errors; only paths and key ids
+do.
 """
 
 from __future__ import annotations

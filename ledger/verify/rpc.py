@@ -12,7 +12,7 @@ from __future__ import annotations
 from ledger.chain.client import CustodyAnchorClient
 from ledger.chain.errors import ChainError, ChainUnavailable, ContractRevert
 from ledger.chain.provider import connect
-from ledger.verify_anchors import ChainAnchor, ChainUnreachable
+from ledger.verify.anchors import ChainAnchor, ChainUnreachable
 
 
 class RpcChainReader:

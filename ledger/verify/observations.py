@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
 
 from ledger.core import hashing
 from ledger.core.bundle import AuditBundle
@@ -25,9 +24,7 @@ from ledger.core.envelope import (
 from ledger.core.errors import LedgerError
 from ledger.core.record_scan import read_observation
 from ledger.core.records import parse_time
-from ledger.verify_report import CheckResult
-
-PROGRESS_EVERY: Final = 5_000
+from ledger.verify.report import PROGRESS_EVERY, CheckResult, Progress
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +109,7 @@ def _check_one(line: bytes, where: str, keys: dict[str, RegisteredKey],
 
 def check_observations(bundle: AuditBundle, keys: dict[str, RegisteredKey],
                        checks: list[CheckResult],
-                       progress: Callable[[str, int, int], None] | None) -> set[bytes]:
+                       progress: Progress | None) -> set[bytes]:
     """Check every signed observation; return the envelope hashes of the ones that hold."""
     result = CheckResult("observation-signatures")
     checks.append(result)

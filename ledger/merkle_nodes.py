@@ -4,7 +4,7 @@
 (no Python object per node: a million leaves cost about 64 MB). `SQLiteNodeStore` keeps one
 table, `merkle_node(level, idx, hash)`, in WAL mode, and writes each `put_many` in one
 transaction. Both refuse to overwrite a node or leave a gap, so a bug upstream cannot silently
-rewrite history. See `ledger.log.NodeStore` for the contract.
+rewrite history. See `ledger.merkle_log.NodeStore` for the contract.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ledger.core.merkle import HASH_SIZE
 from ledger.core.merkle_plan import Coord
-from ledger.log import Node, NodeConflict, NodeMissing
+from ledger.merkle_log import Node, NodeConflict, NodeMissing
 
 SQLITE_BATCH = 400
 """Coordinates per SELECT in `SQLiteNodeStore.get_many`: two bound parameters each, kept well

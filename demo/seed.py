@@ -1,6 +1,6 @@
 """The demo registry `kitledger up` seeds: two agencies, their stores, readers, people and kit.
 
-Agency `metpolice` runs the scripted day (its three readers play `demo/*.toml`); agency
+Agency `metpolice` runs the scripted day (its three readers play `scenarios/*.toml`); agency
 `fireservice` owns two radios of its own, so that signing in as one agency and never seeing the
 other's kit can be shown on every page. Badge and asset EPCs here match the scenario files.
 """

@@ -1,4 +1,5 @@
-"""The verifier's result: each check with pass, fail or not checked, and per-event failures.
+"""The verifier's result: each check with pass, fail or not checked, and per-event failures;
+and the progress callback long checks report to.
 
 `passed` is None when a check could not be run (offline, or not asked for); a failed check keeps
 only its first failing item, which says what was expected and what was found.
@@ -6,7 +7,15 @@ only its first failing item, which says what was expected and what was found.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
+
+Progress = Callable[[str, int, int], None]
+"""progress(stage, done, total): called now and then on large bundles."""
+
+PROGRESS_EVERY: Final = 5_000
+"""Items between two progress calls."""
 
 
 @dataclass
@@ -45,3 +54,17 @@ class VerificationReport:
                             "detail": c.detail} for c in self.checks],
                 "not_checked": self.not_checked,
                 "failed_events": {str(k): v for k, v in sorted(self.event_failures.items())}}
+
+    def render(self) -> str:
+        """The human-readable report: one line per check, then what was not checked."""
+        lines = [f"bundle fingerprint {self.fingerprint}", f"chain: {self.chain_source}"]
+        for check in self.checks:
+            mark = {True: "pass", False: "FAIL", None: "not checked"}[check.passed]
+            line = f"  {mark:<11} {check.name} ({check.items} items)"
+            if check.detail:
+                line += f": {check.detail}"
+            lines.append(line)
+        for item in self.not_checked:
+            lines.append(f"  not checked: {item}")
+        lines.append("verdict: " + ("VALID" if self.ok else "INVALID"))
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,38 @@
+"""The independent verifier's entry point: does an audit bundle prove the chain of custody it
+shows?
+
+Needs only the bundle and, for the anchors, a `ChainReader` (no database, no API). Every check
+runs to the end and reports pass, fail or not checked with the first failing item (expected
+versus found), so one tampered event does not hide another kind of damage. The checks run in
+the order their inputs are proven: the bundle's fingerprint, reader keys, checkpoints, the
+observations those keys signed, the events those observations justify, then the anchors.
+"""
+
+from __future__ import annotations
+
+from ledger.core.bundle import AuditBundle
+from ledger.verify.anchors import ChainReader, check_anchors
+from ledger.verify.checkpoints import check_checkpoints, check_consistency
+from ledger.verify.events import check_events
+from ledger.verify.observations import check_devices, check_observations
+from ledger.verify.report import CheckResult, Progress, VerificationReport
+
+
+def verify_bundle(bundle: AuditBundle, reader: ChainReader, *, require_latest: bool = False,
+                  progress: Progress | None = None) -> VerificationReport:
+    """Run every check on `bundle`; raises ChainUnreachable only if the node cannot be asked."""
+    report = VerificationReport(fingerprint=bundle.fingerprint.hex())
+    print_check = CheckResult("fingerprint", items=1)
+    if bundle.computed_fingerprint != bundle.fingerprint:
+        print_check.fail(f"expected {bundle.fingerprint.hex()} (end line), lines hash to "
+                         f"{bundle.computed_fingerprint.hex()}")
+    report.checks.append(print_check)
+    registrations = check_devices(bundle, report.checks)
+    points = check_checkpoints(bundle, report)
+    check_consistency(bundle, points, report)
+    known = check_observations(bundle, registrations, report.checks, progress)
+    check_events(bundle, points, known, report, progress)
+    check_anchors(bundle, points, reader, report, require_latest)
+    if progress:
+        progress("done", len(bundle.events), len(bundle.events))
+    return report
