@@ -54,6 +54,8 @@ LOCKS: Final = (
          "server", "x86_64-manylinux_2_28"),
     Lock("agent.lock", "a reader's Raspberry Pi (64-bit OS): the agent extra",
          "agent", "aarch64-manylinux_2_28"),
+    Lock("audit.lock", "an auditor's machine: the audit extra (verify --rpc, report, epcis)",
+         "audit", "x86_64-manylinux_2_28"),
 )
 TESTED: Final = "dev.lock"
 """The lock the tests run on; every other lock holds the same version of each package they

@@ -164,7 +164,7 @@ def test_pre_releases_are_only_the_beta_only_projects() -> None:
     assert held == BETA_ONLY
 
 
-@pytest.mark.parametrize("name", ["build.lock", "server.lock", "agent.lock"])
+@pytest.mark.parametrize("name", ["build.lock", "server.lock", "agent.lock", "audit.lock"])
 def test_every_lock_holds_the_tested_versions(name: str) -> None:
     """A server or a Pi runs the versions `make test` ran; build.lock and dev.lock go into one
     venv, where a package at two versions would leave it matching neither."""
