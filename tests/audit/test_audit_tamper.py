@@ -30,6 +30,7 @@ from ledger.core.bundle import BundleCheckpoint, BundleError
 from ledger.core.bundle_parse import parse_bundle
 from ledger.core.checkpoint import Checkpoint, sign_checkpoint
 from ledger.core.envelope import key_id
+from ledger.core.errors import SchemaError
 from ledger.core.records import Holder
 from ledger.verify import verify_bundle
 from ledger.verify_anchors import OfflineChainReader
@@ -180,7 +181,14 @@ def offline_verdict(data: bytes) -> bool:
         parsed = parse_bundle(data)
     except BundleError:
         return False
-    return verify_bundle(parsed, OfflineChainReader(parsed)).ok
+    try:
+        reader = OfflineChainReader(parsed)
+    except SchemaError as exc:
+        # A known defect, pinned by the corpus's header-agency-unprintable.jsonl: the header's
+        # agency is only checked here, and raises instead of being refused by the parser.
+        assert "agency id" in str(exc)
+        return False
+    return verify_bundle(parsed, reader).ok
 
 
 def test_corpus_bundle_verifies_in_process() -> None:

@@ -77,6 +77,10 @@ def _duplicate_observation(s: Sections) -> None:
     s.observations.insert(0, s.observations[0])
 
 
+def _unprintable_agency(s: Sections) -> None:
+    s.header = edit_json(s.header, lambda r: r["chain"].update(agency="met-p\x7flice"))
+
+
 def _flip_event_bit(s: Sections) -> None:
     record, proof = s.events[3]  # the camera's check-out: one bit of the holder's reference
     s.events[3] = (flip_hex_digit(record, record.index(b'"to":{"kind":"person","ref":"') + 29),
@@ -238,6 +242,9 @@ VARIANTS = [
     Variant("header-edited", "the header's creation time changed, fingerprint left as it was",
             _raw(lambda v: v.replace(b'"created":"2026-02-01', b'"created":"2026-02-02', 1)),
             1, {"fingerprint": "lines hash to"}),
+    Variant("header-agency-unprintable",
+            "the chain agency in the header holds a DEL character; re-sealed",
+            _resealed(_unprintable_agency), 2, unusable="agency"),
     Variant("trailing-garbage-line", "a JSON line appended after the end line",
             _raw(lambda v: v + ADDED_LINE), 2, unusable="trailing data"),
     Variant("duplicated-line", "observation 0's line repeated, header and end line untouched",
