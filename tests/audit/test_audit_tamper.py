@@ -1,30 +1,36 @@
-"""Every way of rewriting a custody history is caught by the verifier, with its reason.
+"""Rewritten custody histories that need a live chain, and random tampering, are caught.
 
-Each tampered bundle is re-sealed (fresh fingerprint and counts), as a forger would do, so the
-fingerprint cannot be what catches it: the signatures, chains, proofs and anchors must."""
+The fixed tamperings of a bundle (edited, removed, inserted, reordered or duplicated events,
+forged proofs, checkpoints, observations and device keys) are the committed corpus in
+tests/vectors/bundles/, run through `kitledger verify` by test_audit_corpus.py. This module keeps
+what a file cannot hold: an operator who rewrites the log and anchors the new head on a real
+chain, stale views, a rogue anchorer; and random single-bit flips of the corpus bundle. Tampered
+bundles are re-sealed (fresh fingerprint and counts), as a forger would do, so the fingerprint
+cannot be what catches them: the signatures, chains, proofs and anchors must."""
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 import pytest
 from audit_support import (
     ChainSetup,
     Story,
     anchor,
-    edit_json_line,
     make_story,
     person_ref,
     relines,
     section_start,
 )
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.chain.client import CustodyAnchorClient
-from ledger.core.bundle import BundleCheckpoint, DeviceRegistration
+from ledger.core.bundle import BundleCheckpoint, BundleError
 from ledger.core.bundle_parse import parse_bundle
 from ledger.core.checkpoint import Checkpoint, sign_checkpoint
-from ledger.core.envelope import key_id, raw_public_key, sign_envelope
+from ledger.core.envelope import key_id
+from ledger.core.errors import SchemaError
 from ledger.core.records import Holder
 from ledger.verify import OfflineChainReader, VerificationReport, verify_bundle
 from ledger.verify.rpc import RpcChainReader
@@ -54,94 +60,6 @@ def test_valid_bundle_passes_online_and_offline(bundle: bytes, embedded_setup: C
     offline = verify_bundle(parsed, OfflineChainReader(parsed))
     assert offline.ok and offline.not_checked
     assert offline.check("inclusion-proofs").items == 12
-
-
-def test_changed_event_is_caught(bundle: bytes, embedded_setup: ChainSetup) -> None:
-    first = section_start(bundle, "events")
-
-    def edit(lines: list[bytes]) -> list[bytes]:
-        lines[first + 2] = edit_json_line(  # the check_out of the first asset: change holder
-            lines[first + 2], lambda r: r["to"].update(ref=person_ref("officer-22")))
-        return lines
-
-    report = check(relines(bundle, edit), embedded_setup)
-    reasons = failed(report)
-    assert "inclusion-proofs" in reasons and "expected" in reasons["inclusion-proofs"]
-    assert "hash-chains" in reasons  # the transfer after it no longer links
-    assert 1 in report.event_failures
-
-
-def test_deleted_event_is_caught(bundle: bytes, embedded_setup: ChainSetup) -> None:
-    first = section_start(bundle, "events")
-
-    def edit(lines: list[bytes]) -> list[bytes]:
-        del lines[first + 2: first + 4]  # the event and its inclusion line
-        return lines
-
-    reasons = failed(check(relines(bundle, edit), embedded_setup))
-    assert set(reasons) == {"hash-chains"}
-    assert "expected event seq 1, found 2" in reasons["hash-chains"]
-
-
-def test_inserted_event_is_caught(bundle: bytes, embedded_setup: ChainSetup) -> None:
-    first = section_start(bundle, "events")
-
-    def edit(lines: list[bytes]) -> list[bytes]:
-        forged = edit_json_line(lines[first], lambda r: r.update(action="dispose"))
-        proof = edit_json_line(lines[first + 1], lambda r: r.update(leaf=r["leaf"] + 1))
-        lines[first + 2:first + 2] = [forged, proof]
-        return lines
-
-    reasons = failed(check(relines(bundle, edit), embedded_setup))
-    assert "hash-chains" in reasons and "inclusion-proofs" in reasons
-
-
-def test_reordered_events_are_caught(bundle: bytes, embedded_setup: ChainSetup) -> None:
-    first = section_start(bundle, "events")
-
-    def edit(lines: list[bytes]) -> list[bytes]:
-        lines[first:first + 2], lines[first + 2:first + 4] = (lines[first + 2:first + 4],
-                                                              lines[first:first + 2])
-        return lines
-
-    reasons = failed(check(relines(bundle, edit), embedded_setup))
-    assert "expected event seq 0, found 1" in reasons["hash-chains"]
-    assert "bundle order" in reasons["inclusion-proofs"]
-
-
-def test_swapped_device_key_is_caught(story: Story, embedded_setup: ChainSetup) -> None:
-    impostor = Ed25519PrivateKey.generate()
-    real = story.devices[0]
-    fake = DeviceRegistration(real.reader, real.agency, key_id(impostor.public_key()),
-                              raw_public_key(impostor.public_key()), real.registered)
-    # Without re-signing, the observations name a key the bundle no longer registers.
-    unsigned = check(story.bundle(devices=[fake, *story.devices[1:]]), embedded_setup)
-    assert "unknown key id" in failed(unsigned)["observation-signatures"]
-    # Re-signing them with the impostor key changes their hashes: events no longer match.
-    resigned = [sign_envelope(e.payload, impostor) if e.kid == real.kid else e
-                for e in story.observations]
-    report = check(story.bundle(devices=[fake, *story.devices[1:]], observations=resigned),
-                   embedded_setup)
-    assert "not found" in failed(report)["event-observations"]
-
-
-def test_registered_key_with_wrong_kid_is_caught(story: Story, embedded_setup: ChainSetup
-                                                 ) -> None:
-    real = story.devices[0]
-    other = story.devices[1]
-    swapped = DeviceRegistration(real.reader, real.agency, real.kid, other.public_key,
-                                 real.registered)
-    reasons = failed(check(story.bundle(devices=[swapped, other]), embedded_setup))
-    assert "expected key id" in reasons["device-keys"]
-
-
-def test_observation_after_revocation_is_caught(story: Story, embedded_setup: ChainSetup
-                                                ) -> None:
-    real = story.devices[0]
-    revoked = DeviceRegistration(real.reader, real.agency, real.kid, real.public_key,
-                                 real.registered, revoked="2026-01-03T00:00:00.000Z")
-    reasons = failed(check(story.bundle(devices=[revoked, story.devices[1]]), embedded_setup))
-    assert "revoked" in reasons["observation-signatures"]
 
 
 def rewritten_story(setup: ChainSetup, original: Story) -> Story:
@@ -199,42 +117,9 @@ def test_stale_view_is_caught_when_latest_is_required(story: Story, embedded_set
     assert "stale view" in reasons["freshness"]
 
 
-@pytest.mark.parametrize("which", ["checkpoint-signature", "consistency-path"])
-def test_forged_checkpoint_material_is_caught(bundle: bytes, embedded_setup: ChainSetup,
-                                              which: str) -> None:
-    start = section_start(bundle, "checkpoints")
-
-    def edit(lines: list[bytes]) -> list[bytes]:
-        if which == "checkpoint-signature":
-            lines[start] = edit_json_line(lines[start], lambda r: r["envelope"]["payload"]
-                                          .update(time="2026-01-11T00:00:00.000Z"))
-        else:
-            at = section_start(bundle, "consistency")
-            lines[at] = edit_json_line(lines[at], lambda r: r["path"].reverse())
-        return lines
-
-    reasons = failed(check(relines(bundle, edit), embedded_setup))
-    name = "checkpoint-signatures" if which == "checkpoint-signature" else "checkpoint-consistency"
-    assert name in reasons, reasons
-    assert json.dumps(reasons)  # reasons are plain text
-
-
 def test_story_builder_is_deterministic_about_hashes(embedded_setup: ChainSetup) -> None:
     fresh = make_story(None)
     assert fresh.bundle() != b"" and len(fresh.events) == 12
-
-
-def test_forged_observation_signature_gets_the_reference_verdict(
-        bundle: bytes, embedded_setup: ChainSetup) -> None:
-    at = section_start(bundle, "observations")
-
-    def edit(lines: list[bytes]) -> list[bytes]:
-        lines[at] = edit_json_line(lines[at], lambda r: r["payload"].update(rssi=-20))
-        return lines
-
-    reasons = failed(check(relines(bundle, edit), embedded_setup))
-    assert "does not verify over the payload" in reasons["observation-signatures"]
-    assert "not found" in reasons["event-observations"]
 
 
 def test_anchored_topic_matches_the_contract_abi(embedded_setup: ChainSetup) -> None:
@@ -282,3 +167,56 @@ def test_unauthorised_anchorer_cannot_vouch_for_a_root(story: Story, embedded_se
     parsed = parse_bundle(data)
     offline = verify_bundle(parsed, OfflineChainReader(parsed))
     assert any("no node was asked" in item for item in offline.not_checked)
+
+
+VALID = (Path(__file__).resolve().parents[1] / "vectors" / "bundles" / "valid.jsonl").read_bytes()
+VALID_LINES = VALID.split(b"\n")[:-2]  # without the end line and the final newline
+
+
+def offline_verdict(data: bytes) -> bool:
+    """Does `data` verify offline? An unusable bundle does not."""
+    try:
+        parsed = parse_bundle(data)
+    except BundleError:
+        return False
+    try:
+        reader = OfflineChainReader(parsed)
+    except SchemaError as exc:
+        # A known defect, pinned by the corpus's header-agency-unprintable.jsonl: the header's
+        # agency is only checked here, and raises instead of being refused by the parser.
+        assert "agency id" in str(exc)
+        return False
+    return verify_bundle(parsed, reader).ok
+
+
+def test_corpus_bundle_verifies_in_process() -> None:
+    assert offline_verdict(VALID)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.data())
+def test_any_resealed_bit_flip_in_proofs_observations_or_events_is_caught(
+        data: st.DataObject) -> None:
+    # Every byte from the consistency proofs on is signed, hashed into a leaf or a root, or
+    # checked against one. Earlier lines hold claims only a node or the operator's records can
+    # confirm (anchor receipts offline; a device's agency and registration time), so a
+    # re-sealed edit there can pass offline.
+    line = data.draw(st.integers(section_start(VALID, "consistency"), len(VALID_LINES) - 1))
+    bit = data.draw(st.integers(0, 8 * len(VALID_LINES[line]) - 1))
+
+    def flip(lines: list[bytes]) -> list[bytes]:
+        target = bytearray(lines[line])
+        target[bit // 8] ^= 1 << (bit % 8)
+        lines[line] = bytes(target)
+        return lines
+
+    assert not offline_verdict(relines(VALID, flip)), (line, bit)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.data())
+def test_any_bit_flip_anywhere_without_resealing_is_caught(data: st.DataObject) -> None:
+    bit = data.draw(st.integers(0, 8 * len(VALID) - 1))
+    flipped = bytearray(VALID)
+    flipped[bit // 8] ^= 1 << (bit % 8)
+    assert not offline_verdict(bytes(flipped)), bit

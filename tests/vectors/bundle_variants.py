@@ -1,0 +1,248 @@
+"""The tampered variants of the corpus bundle, each with the verdict a verifier must reach.
+
+Each `Variant` says how its file is made from the story (`bundle_story.fortnight`) and its valid
+bundle, and what `kitledger verify --offline` must answer: the exit code, the checks that fail
+with a phrase of each one's first failing item, and the custody events (leaf indices) named as
+failed. The expectations are written from what each tampering breaks, not read back from the
+verifier: the corpus test holds the verifier to them. Event, observation and checkpoint numbers
+refer to the story's table in tests/vectors/bundles/README.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bundle_story import History
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tampering import Sections, edit_json, flip_hex_digit, sealed
+
+from ledger.core.bundle import DeviceRegistration
+from ledger.core.checkpoint import Checkpoint, sign_checkpoint
+from ledger.core.envelope import Envelope, key_id, raw_public_key, sign_envelope
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One file of the corpus: how it is made from the story and what the verifier must say."""
+
+    name: str
+    what: str
+    make: Callable[[History, bytes], bytes]
+    exit: int
+    failing: dict[str, str] = field(default_factory=dict)
+    failed_events: tuple[int, ...] = ()
+    unusable: str | None = None
+
+
+def _swap_events(a: int, b: int) -> Callable[[Sections], None]:
+    def edit(s: Sections) -> None:
+        s.events[a], s.events[b] = s.events[b], s.events[a]
+    return edit
+
+
+def _proof_leaf(event: int, delta: int) -> Callable[[Sections], None]:
+    def edit(s: Sections) -> None:
+        record, proof = s.events[event]
+        s.events[event] = (record, edit_json(proof, lambda r: r.update(leaf=r["leaf"] + delta)))
+    return edit
+
+
+def _remove_event(s: Sections) -> None:
+    del s.events[6]  # the taser's transfer: its check-in now follows its check-out
+
+
+def _duplicate_event(s: Sections) -> None:
+    s.events.insert(5, s.events[4])
+
+
+def _reverse_consistency_path(s: Sections) -> None:
+    s.consistency[0] = edit_json(s.consistency[0], lambda r: r["path"].reverse())
+
+
+def _weaken_observation(s: Sections) -> None:
+    s.observations[0] = edit_json(s.observations[0], lambda r: r["payload"].update(rssi=-20))
+
+
+def _duplicate_observation(s: Sections) -> None:
+    s.observations.insert(0, s.observations[0])
+
+
+def _unprintable_agency(s: Sections) -> None:
+    s.header = edit_json(s.header, lambda r: r["chain"].update(agency="met-p\x7flice"))
+
+
+def _flip_event_bit(s: Sections) -> None:
+    record, proof = s.events[3]  # the camera's check-out: one bit of the holder's reference
+    s.events[3] = (flip_hex_digit(record, record.index(b'"to":{"kind":"person","ref":"') + 29),
+                   proof)
+
+
+def _insert_forged_event(s: Sections) -> None:
+    record, proof = s.events[4]  # the taser's check-out, copied as a disposal at the next leaf
+    s.events.insert(5, (edit_json(record, lambda r: r.update(action="dispose")),
+                        edit_json(proof, lambda r: r.update(leaf=r["leaf"] + 1))))
+
+
+def _flip_observation_signature(s: Sections) -> None:
+    envelope = Envelope.from_bytes(s.observations[6])  # the sergeant's dual sign-off badge read
+    flipped = bytes([envelope.sig[0] ^ 0x01]) + envelope.sig[1:]
+    s.observations[6] = dataclasses.replace(envelope, sig=flipped).to_bytes()
+
+
+def _double_checkpoint_size(history: History, resign: bool) -> Callable[[Sections], None]:
+    def edit(s: Sections) -> None:
+        def double(record: dict[str, Any]) -> None:
+            payload = record["envelope"]["payload"]
+            payload["size"] *= 2
+            if resign:
+                point = Checkpoint.from_record(payload)
+                record["envelope"] = sign_checkpoint(point, history.log_key).to_record()
+        s.checkpoints[3] = edit_json(s.checkpoints[3], double)
+    return edit
+
+
+def _sign_checkpoint_with_another_key(s: Sections) -> None:
+    impostor = Ed25519PrivateKey.generate()
+
+    def resign(record: dict[str, Any]) -> None:
+        real = Envelope.from_record(record["envelope"])
+        forged = sign_envelope(real.payload, impostor)
+        record["envelope"] = dataclasses.replace(real, sig=forged.sig).to_record()
+    s.checkpoints[1] = edit_json(s.checkpoints[1], resign)
+
+
+def _impostor_desk(history: History, resign: bool) -> bytes:
+    impostor = Ed25519PrivateKey.generate()
+    real = history.devices[0]
+    fake = DeviceRegistration(real.reader, real.agency, key_id(impostor.public_key()),
+                              raw_public_key(impostor.public_key()), real.registered)
+    observations = history.observations
+    if resign:
+        observations = [sign_envelope(e.payload, impostor) if e.kid == real.kid else e
+                        for e in observations]
+    return history.bundle(devices=[fake, *history.devices[1:]], observations=observations)
+
+
+def _desk_with_other_desks_key(history: History) -> bytes:
+    real, other = history.devices
+    swapped = DeviceRegistration(real.reader, real.agency, real.kid, other.public_key,
+                                 real.registered)
+    return history.bundle(devices=[swapped, other])
+
+
+def _desk_revoked(history: History) -> bytes:
+    real = history.devices[0]
+    revoked = dataclasses.replace(real, revoked="2026-01-03T00:00:00.000Z")
+    return history.bundle(devices=[revoked, *history.devices[1:]])
+
+
+def _raw(edit: Callable[[bytes], bytes]) -> Callable[[History, bytes], bytes]:
+    return lambda _history, valid: edit(valid)
+
+
+def _resealed(edit: Callable[[Sections], None]) -> Callable[[History, bytes], bytes]:
+    return lambda _history, valid: sealed(valid, edit)
+
+
+def _with(make: Callable[[History], Callable[[Sections], None]]
+          ) -> Callable[[History, bytes], bytes]:
+    return lambda history, valid: sealed(valid, make(history))
+
+
+UNSEALED_BIT_FLIP = _raw(lambda valid: sealed(valid, _flip_event_bit, reseal=False))
+ADDED_LINE = b'{"note":"appended after the end line","type":"note"}\n'
+CUT_AT = 0.55
+"""Where the truncated copy stops, as a fraction of the valid bundle: mid-line, mid-events."""
+
+VARIANTS = [
+    Variant("valid", "the untouched bundle: every check passes offline", _raw(bytes), 0),
+    Variant("event-bit-flip", "one bit of event 3's new holder flipped, bundle re-sealed",
+            _resealed(_flip_event_bit), 1,
+            {"inclusion-proofs": "event at leaf 3", "hash-chains": "event at leaf 7"}, (3, 7)),
+    Variant("event-bit-flip-unsealed", "the same flip, fingerprint left as it was",
+            UNSEALED_BIT_FLIP, 1,
+            {"fingerprint": "lines hash to", "inclusion-proofs": "event at leaf 3",
+             "hash-chains": "event at leaf 7"}, (3, 7)),
+    Variant("event-removed", "event 6, in the middle of the taser's chain, and its proof deleted",
+            _resealed(_remove_event), 1,
+            {"hash-chains": "expected event seq 2, found 3"}, (8,)),
+    Variant("event-inserted", "a copy of event 4 as a disposal inserted at leaf 5",
+            _resealed(_insert_forged_event), 1,
+            {"hash-chains": "expected event seq 2, found 1", "inclusion-proofs": "event at leaf 5"},
+            (5, 6)),
+    Variant("events-reordered", "events 4 and 6 (both the taser's) swapped with their proofs",
+            _resealed(_swap_events(4, 6)), 1,
+            {"hash-chains": "expected event seq 1, found 2", "inclusion-proofs": "bundle order"},
+            (4, 5, 6, 8)),
+    Variant("duplicated-event", "event 4 and its proof repeated right after themselves",
+            _resealed(_duplicate_event), 1,
+            {"hash-chains": "expected event seq 2, found 1", "inclusion-proofs": "bundle order"},
+            (4,)),
+    Variant("proof-index-plus-one", "event 4's inclusion proof claims leaf 5",
+            _resealed(_proof_leaf(4, +1)), 1, {"inclusion-proofs": "event at leaf 5"}, (5,)),
+    Variant("proof-index-minus-one", "event 4's inclusion proof claims leaf 3",
+            _resealed(_proof_leaf(4, -1)), 1, {"inclusion-proofs": "bundle order"}, (3,)),
+    Variant("checkpoint-size-doubled", "the last checkpoint's size 10 edited to 20, not re-signed",
+            _with(lambda h: _double_checkpoint_size(h, resign=False)), 1,
+            {"checkpoint-signatures": "checkpoint 3: Ed25519 signature",
+             "checkpoint-consistency": "proof 8->10: a checkpoint is unsigned",
+             "inclusion-proofs": "no signed checkpoint at size 10"}, (8, 9)),
+    Variant("checkpoint-size-doubled-resigned",
+            "the last checkpoint's size doubled and re-signed with the real log key",
+            _with(lambda h: _double_checkpoint_size(h, resign=True)), 1,
+            {"checkpoint-consistency": "expected a proof 8->20, found 8->10",
+             "inclusion-proofs": "no signed checkpoint at size 10",
+             "anchors": "checkpoint at size 20: expected an anchor on chain, found none"},
+            (8, 9)),
+    Variant("wrong-log-key-signature",
+            "checkpoint 1 (size 6) signed by a key other than the log's, naming the log's key",
+            _resealed(_sign_checkpoint_with_another_key), 1,
+            {"checkpoint-signatures": "checkpoint 1: Ed25519 signature",
+             "checkpoint-consistency": "proof 3->6: a checkpoint is unsigned",
+             "inclusion-proofs": "no signed checkpoint at size 6",
+             "anchors": "chain anchored size 6"}, (3, 4, 5)),
+    Variant("consistency-path-reversed", "the 3->6 consistency proof's nodes in reverse order",
+            _resealed(_reverse_consistency_path), 1,
+            {"checkpoint-consistency": "checkpoint 3 -> 6 inconsistent"}),
+    Variant("observation-signature-flipped",
+            "one bit of observation 6's signature flipped (the second badge of a dual sign-off)",
+            _resealed(_flip_observation_signature), 1,
+            {"observation-signatures": "observation 6: Ed25519 signature",
+             "event-observations": "event at leaf 4"}, (4,)),
+    Variant("observation-payload-edited", "observation 0's signal strength edited, not re-signed",
+            _resealed(_weaken_observation), 1,
+            {"observation-signatures": "does not verify over the payload",
+             "event-observations": "event at leaf 0"}, (0,)),
+    Variant("device-key-swapped", "issue-desk-1 registered with another key, reads not re-signed",
+            lambda h, _v: _impostor_desk(h, resign=False), 1,
+            {"observation-signatures": "unknown key id",
+             "event-observations": "event at leaf 0"}, (0, 1, 2, 3, 4, 5)),
+    Variant("device-key-swapped-resigned",
+            "issue-desk-1 registered with another key that re-signed its reads",
+            lambda h, _v: _impostor_desk(h, resign=True), 1,
+            {"event-observations": "event at leaf 0"}, (0, 1, 2, 3, 4, 5)),
+    Variant("device-kid-mismatch", "issue-desk-1's key id paired with return-desk-1's key",
+            lambda h, _v: _desk_with_other_desks_key(h), 1,
+            {"device-keys": "expected key id", "observation-signatures": "unknown key id",
+             "event-observations": "event at leaf 0"}, (0, 1, 2, 3, 4, 5)),
+    Variant("device-revoked", "issue-desk-1's key revoked before the check-outs it read",
+            lambda h, _v: _desk_revoked(h), 1,
+            {"observation-signatures": "after reader 'issue-desk-1' was revoked",
+             "event-observations": "event at leaf 3"}, (3, 4, 5)),
+    Variant("header-edited", "the header's creation time changed, fingerprint left as it was",
+            _raw(lambda v: v.replace(b'"created":"2026-02-01', b'"created":"2026-02-02', 1)),
+            1, {"fingerprint": "lines hash to"}),
+    Variant("header-agency-unprintable",
+            "the chain agency in the header holds a DEL character; re-sealed",
+            _resealed(_unprintable_agency), 2, unusable="agency"),
+    Variant("trailing-garbage-line", "a JSON line appended after the end line",
+            _raw(lambda v: v + ADDED_LINE), 2, unusable="trailing data"),
+    Variant("duplicated-line", "observation 0's line repeated, header and end line untouched",
+            _raw(lambda v: sealed(v, _duplicate_observation, reseal=False)), 2,
+            unusable="header announces 49 lines, found 50"),
+    Variant("truncated", "the file cut off mid-line, as by a broken download",
+            _raw(lambda v: v[: int(len(v) * CUT_AT)]), 2, unusable="truncated"),
+]
