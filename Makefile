@@ -16,7 +16,7 @@ setup: $(STAMP)
 # package dropped from the lock leaves too), every file checked against the lock's hashes, then
 # the project itself on top without its dependencies.
 $(STAMP): pyproject.toml $(LOCKS)
-	rm -rf $(VENV)
+	rm -rf $(VENV) kitledger.egg-info  # an older in-tree egg-info would shadow the entry points
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes -r requirements/build.lock
 	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.lock

@@ -26,8 +26,8 @@ from ledger.core.checkpoint import Checkpoint, chain_agency_id, chain_log_id, si
 from ledger.core.commitments import PERSON, commit
 from ledger.core.envelope import Envelope, envelope_hash, key_id, raw_public_key, sign_envelope
 from ledger.core.records import GENESIS_PREV, CustodyEvent, Holder, Observation, event_hash
-from ledger.log import MerkleLog
-from ledger.nodestore import MemoryNodeStore
+from ledger.merkle_log import MerkleLog
+from ledger.merkle_nodes import MemoryNodeStore
 
 AGENCY = "met-police"
 CAMERA, TASER, RADIO = ("urn:epc:id:giai:0614141.1001", "urn:epc:id:giai:0614141.1002",
