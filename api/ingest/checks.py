@@ -1,4 +1,4 @@
-"""Checking one inbound message: size, envelope, signer, signature, schema, topic, clock.
+"""The checks of one inbound message: size, envelope, signer, signature, schema, topic, clock.
 
 Pure apart from the reader snapshot it is given: no database writes, so the expensive part of
 ingest (Ed25519 verification) runs outside the write transaction and across workers. Every
@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import VerifyKey
 
+from api.custody.reads import ReaderRef, VerifiedRead
 from api.ingest.topics import parse_events_topic
 from api.models.ingest import MAX_DETAIL_CHARS
 from api.models.registry import Reader, ReaderStatus
@@ -58,12 +59,10 @@ class RejectReason(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class ReaderKey:
-    """What ingest needs to know about a registered reader, keyed by its key id."""
+class ReaderKey(ReaderRef):
+    """What ingest needs to know about a registered reader, keyed by its key id: who it is
+    (`ReaderRef`), its public key, and whether it may still sign."""
 
-    reader_id: str
-    agency_id: str
-    site_id: str
     public_key_hex: str
     active: bool
 
@@ -92,13 +91,12 @@ class InboundMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class Verified:
-    message: InboundMessage
+class Verified(VerifiedRead):
+    """A read that passed every check (`VerifiedRead`, what the custody rules are given),
+    with the message it came in and the key that signed it."""
+
     reader: ReaderKey
-    observation: Observation
-    observed_at: datetime
-    envelope_bytes: bytes
-    envelope_hash: bytes
+    message: InboundMessage
 
 
 @dataclass(frozen=True, slots=True)
