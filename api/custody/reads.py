@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from ledger.core.records import Observation
 
@@ -34,10 +35,10 @@ class VerifiedRead:
     envelope_hash: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
     """The rules' answer to the read `seq` of `reader`: `verdict` ("accept" or "refuse") and
-    why, the asset it names and the custody action it took, if any."""
+    why, the asset it names and the custody action it took, if any. A tuple: one is made
+    for nearly every read."""
 
     reader: ReaderRef
     seq: int

@@ -12,7 +12,7 @@ alerts of the assets that came back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -67,10 +67,11 @@ class CustodyWrites:
     def moved(self, asset: Asset | AssetRow) -> None:
         self._assets[asset.id] = asset
 
-    def sighted(self, asset: AssetRow) -> None:
-        """`asset`'s last sighting moved (in memory): store it with the assets that move, one
-        UPDATE of each asset rather than one for the sighting and one for the change."""
-        self._assets[asset.id] = asset
+    def sighted(self, assets: Mapping[str, AssetRow]) -> None:
+        """The last sightings of `assets` (by id) moved, in memory: store them with the assets
+        that move, one UPDATE of each asset rather than one for the sighting and one for the
+        change."""
+        self._assets.update(assets)
 
     def returned(self, asset_id: str) -> None:
         """`asset_id` is back in store: its open overdue alert is closed."""

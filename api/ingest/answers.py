@@ -53,28 +53,25 @@ def store_answers(
     if not answers:
         return []
     by_reader: dict[str, str] = {}  # a batch answers few readers, many times each
-    topics = []
     rows = []
-    for answer in answers:
-        reader = answer.reader
+    messages = []
+    for reader, seq, verdict, reason, asset_id, action in answers:
         topic = by_reader.get(reader.reader_id)
         if topic is None:
             topic = by_reader[reader.reader_id] = ReaderTopic(
                 reader.agency_id, reader.site_id, reader.reader_id).topic(DECISIONS)
-        topics.append(topic)
         rows.append({
-            "reader_id": reader.reader_id, "topic": topic, "seq": answer.seq,
-            "decision": answer.verdict, "reason": answer.reason, "asset_id": answer.asset_id,
-            "action": answer.action, "created_at": now, "published_at": None,
+            "reader_id": reader.reader_id, "topic": topic, "seq": seq, "decision": verdict,
+            "reason": reason, "asset_id": asset_id, "action": action, "created_at": now,
+            "published_at": None,
         })
+        messages.append((topic, decision_payload({
+            "seq": seq, "decision": verdict, "reason": reason, "asset": asset_id,
+            "action": action})))
     # The ids come back so the worker can mark each decision published once the broker has it.
     ids = insert_rows(session.connection(), _DECISIONS, rows, returning="id")
-    return [
-        DecisionMessage(topic, decision_payload({
-            "seq": answer.seq, "decision": answer.verdict, "reason": answer.reason,
-            "asset": answer.asset_id, "action": answer.action}), decision_id)
-        for answer, topic, decision_id in zip(answers, topics, ids, strict=True)
-    ]
+    return [DecisionMessage(topic, payload, decision_id)
+            for (topic, payload), decision_id in zip(messages, ids, strict=True)]
 
 
 def answer_stale_holds(

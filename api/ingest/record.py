@@ -129,6 +129,7 @@ def note_sightings(
     is what a conditional UPDATE would do.
     """
     unknown: list[Verified] = []
+    sighted: dict[str, AssetRow] = {}
     for item in fresh:
         row = assets.get(item.observation.epc)
         if row is None:
@@ -139,7 +140,8 @@ def note_sightings(
             row.last_seen_at = item.observed_at
             row.last_seen_reader_id = item.reader.reader_id
             row.last_seen_site_id = item.reader.site_id
-            writes.sighted(row)
+            sighted[row.id] = row
+    writes.sighted(sighted)
     if unknown:
         _note_unknown(session, unknown)
 
