@@ -17,7 +17,7 @@ from typing import Final
 from sqlalchemy import ColumnElement, exists, func
 from sqlmodel import Session, col, select
 
-from api.custody.reads import ReaderRef, VerifiedRead
+from api.custody.reads import ReaderRef, StoredRead, VerifiedRead
 from api.models.assets import Asset
 from api.models.custody import Decision
 from api.models.ingest import IngestedObservation, SequenceGap
@@ -58,7 +58,7 @@ def first_recent_gap(session: Session, device_id: str, now: datetime) -> int | N
 def _as_read(reader: ReaderRef, row: IngestedObservation) -> VerifiedRead:
     # Verified when it was ingested; parsing the stored bytes again cannot fail.
     observation = Observation.from_record(Envelope.from_bytes(row.envelope).payload)
-    return VerifiedRead(
+    return StoredRead(
         reader=reader, observation=observation, observed_at=parse_time(observation.time),
         envelope_bytes=row.envelope, envelope_hash=row.envelope_hash,
     )

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from api.custody import pending
 from api.custody.batch import DESK_SESSION_TIMEOUT, CustodyBatch
 from api.custody.events import AssetRow, CustodyChange, append_change
-from api.custody.reads import Answer, ReaderRef, VerifiedRead
+from api.custody.reads import Answer, RegisteredReader, VerifiedRead
 from api.custody.rules import (
     PersonView,
     ReaderView,
@@ -70,7 +70,7 @@ def release_stale_holds(
         .where(among(_READERS.c.id, stale.keys(), connection)).order_by(_READERS.c.id))
     items = [
         item for reader_id, agency_id, site_id in readers
-        for item in pending.stored_reads(session, ReaderRef(reader_id, agency_id, site_id),
+        for item in pending.stored_reads(session, RegisteredReader(reader_id, agency_id, site_id),
                                          stale[reader_id])
     ]
     batch = CustodyBatch(session, now, session_timeout=session_timeout)

@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import VerifyKey
 
-from api.custody.reads import ReaderRef, VerifiedRead
 from api.ingest.topics import parse_events_topic
 from api.models.ingest import MAX_DETAIL_CHARS
 from api.models.registry import Reader, ReaderStatus
@@ -59,10 +58,13 @@ class RejectReason(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class ReaderKey(ReaderRef):
+class ReaderKey:
     """What ingest needs to know about a registered reader, keyed by its key id: who it is
-    (`ReaderRef`), its public key, and whether it may still sign."""
+    (an `api.custody.reads.ReaderRef`), its public key, and whether it may still sign."""
 
+    reader_id: str
+    agency_id: str
+    site_id: str
     public_key_hex: str
     active: bool
 
@@ -91,12 +93,16 @@ class InboundMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class Verified(VerifiedRead):
-    """A read that passed every check (`VerifiedRead`, what the custody rules are given),
-    with the message it came in and the key that signed it."""
+class Verified:
+    """A message that passed every check: the read the custody rules are given (an
+    `api.custody.reads.VerifiedRead`), with the message it came in."""
 
-    reader: ReaderKey
     message: InboundMessage
+    reader: ReaderKey
+    observation: Observation
+    observed_at: datetime
+    envelope_bytes: bytes
+    envelope_hash: bytes
 
 
 @dataclass(frozen=True, slots=True)

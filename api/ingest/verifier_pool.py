@@ -108,8 +108,8 @@ def _expand(message: InboundMessage, verdict: _Accepted | _Refused) -> Outcome:
     """The outcome `_compact` made of verifying `message`."""
     if len(verdict) == 4:
         reader, values, observed_at, envelope_hash = verdict
-        return Verified(reader, Observation(*values), observed_at,  # type: ignore[arg-type]
-                        message.payload, envelope_hash, message)
+        return Verified(message, reader, Observation(*values), observed_at,  # type: ignore[arg-type]
+                        message.payload, envelope_hash)
     reason, detail, device = verdict
     return Rejected(message, reason, detail, device)
 
