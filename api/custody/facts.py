@@ -100,6 +100,10 @@ class BatchFacts:
         """Person id -> the salted commitment the log names them by."""
         self.sessions: dict[tuple[str, str], DeskSession] = {}
         """(reader id, session id) -> the desk session, as stored or opened in this batch."""
+        self._tags_read: set[str] = set()
+        """EPCs whose badge and asset have been looked up (found or not)."""
+        self._sessions_read: set[tuple[str, str | None]] = set()
+        """(reader id, session id) of the desk sessions looked up (found or not)."""
 
     def load(self, reads: Collection[VerifiedRead]) -> None:
         """What ruling on `reads` takes that is not known yet: their readers, the assets and
@@ -113,10 +117,13 @@ class BatchFacts:
                 reader_id: ReaderView(reader_id, agency_id, site_id, ReaderRole(role))
                 for reader_id, agency_id, site_id, role in _READERS_BY_ID(connection, reader_ids)
             })
-        epcs = {i.observation.epc for i in reads}
-        self.badges.update(badge_holders(connection, epcs))
+        epcs = {i.observation.epc for i in reads} - self._tags_read
+        self._tags_read |= epcs
+        if epcs:
+            self.badges.update(badge_holders(connection, epcs))
         keys = {(i.reader.reader_id, i.observation.session) for i in reads
-                if i.observation.session} - self.sessions.keys()
+                if i.observation.session} - self._sessions_read
+        self._sessions_read |= keys
         self._load_sessions(keys)
         person_ids = set(self.badges.values()) | {
             p for s in self.sessions.values() for p in s.person_ids}

@@ -79,6 +79,8 @@ def release_stale_holds(
 
 
 def _rule_on_all(batch: CustodyBatch, items: list[VerifiedRead], *, forced: bool) -> None:
+    """Rule on `items` in order, each followed by the reads a badge among them releases;
+    `forced`: none of `items` is held again (their wait is over)."""
     if not items:
         return
     batch.facts.load(items)

@@ -92,6 +92,9 @@ class ReaderDirectory:
 
 @dataclass(slots=True)
 class BatchResult:
+    """What committing a batch did (`recorded`), the answers to publish now that it has
+    (`decisions`), and what it took."""
+
     recorded: RecordedBatch
     decisions: list[DecisionMessage]
     attempts: int = 1
@@ -186,7 +189,8 @@ class IngestPipeline:
                     session.commit()
                 break
             except (IntegrityError, OperationalError, LogError) as exc:
-                # A concurrent worker wrote first: the retry sees its rows as replays.
+                # A conflict (a concurrent worker wrote first, a lock wait gave up): roll
+                # back and try again; the retry sees the other worker's rows as replays.
                 if attempt == MAX_ATTEMPTS:
                     raise IngestError(
                         f"batch of {len(messages)} not committed after {attempt} attempts: "
