@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     ingest_batch_size: int = Field(default=500, ge=1, le=MAX_INGEST_BATCH)
     ingest_batch_wait_ms: int = Field(default=20, ge=0, le=5_000)
     # Child processes per ingest worker that check signatures and schemas while the worker
-    # stores the batch before (api.ingest.verifier); 0 verifies in the worker itself.
+    # stores the batch before (api.ingest.verifier_pool); 0 verifies in the worker itself.
     ingest_verify_processes: int = Field(default=1, ge=0, le=8)
     # Readers buffer observations while offline (the durable outbox), so old times are normal
     # up to the outbox's retention; times in the future mean a broken or forged clock.

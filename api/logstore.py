@@ -1,6 +1,6 @@
 """Each agency's Merkle log as a `NodeStore` on the API database, in the caller's transaction.
 
-Every agency has its own log (DESIGN.md: one writer per log, each log anchored by its agency's
+Every agency has its own log (one writer per log, each log anchored by its agency's
 account), so another agency's activity never shows in a log's size. `ledger.log.MerkleLog`
 decides which nodes exist and hashes them; this store only reads and writes `log_node` rows
 (keyed by agency) and the `agency_log` size through the same SQLAlchemy session as the custody
@@ -190,16 +190,6 @@ class AgencyLogs:
     def write(self) -> None:
         for store in self._stores.values():
             store.write()
-
-
-class LogAppender:
-    """The logs of one write transaction (`log.of(agency)`); `write()` stores their nodes."""
-
-    def __init__(self, session: Session) -> None:
-        self.log = AgencyLogs(session)
-
-    def write(self) -> None:
-        self.log.write()
 
 
 @contextmanager

@@ -3,7 +3,7 @@ them.
 
 Every producer of a lifecycle event writes a `webhook_event` row in its own transaction: custody
 changes through the `EventSink` (`api.custody.events.SessionSink` at once,
-`api.ingest.batch_writes.BatchWrites` in one bulk INSERT per batch), alerts through
+`api.custody.writes.CustodyWrites` in one bulk INSERT per batch), alerts through
 `raise_alerts`, transfer offers through `transfer_offered`. So a rolled-back change never
 produces a webhook and a committed one always does; the dispatcher (`api.webhooks`) fans each
 row out to the matching subscriptions and deletes it. No cursor over ids is involved, so rows

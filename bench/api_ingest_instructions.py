@@ -47,8 +47,8 @@ from sqlmodel import Session
 
 from api.config import load_settings
 from api.db import make_engine
+from api.ingest.checks import InboundMessage
 from api.ingest.pipeline import IngestPipeline
-from api.ingest.verify import InboundMessage
 from api.models.webhooks import WebhookSubscription
 from api.webhook_outbox import EVENT_TYPES
 from ledger.core.envelope import sign_envelope

@@ -67,7 +67,7 @@ class AssetRow:
 
 class EventSink(Protocol):
     """Where `append_change` writes: at once (`SessionSink`) or gathered for one bulk write
-    per batch (`api.ingest.batch_writes.BatchWrites`), always in the caller's transaction.
+    per batch (`api.custody.writes.CustodyWrites`), always in the caller's transaction.
     Each event row also goes with its webhook events (`api.webhook_outbox.custody_events`)."""
 
     def insert_event(self, row: dict[str, Any]) -> None: ...

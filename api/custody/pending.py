@@ -17,7 +17,7 @@ from typing import Final
 from sqlalchemy import ColumnElement, exists, func
 from sqlmodel import Session, col, select
 
-from api.ingest.verify import ReaderKey, Verified
+from api.custody.reads import ReaderRef, StoredRead, VerifiedRead
 from api.models.assets import Asset
 from api.models.custody import Decision
 from api.models.ingest import IngestedObservation, SequenceGap
@@ -55,13 +55,12 @@ def first_recent_gap(session: Session, device_id: str, now: datetime) -> int | N
     ).first()
 
 
-def _as_verified(reader: ReaderKey, row: IngestedObservation) -> Verified:
+def _as_read(reader: ReaderRef, row: IngestedObservation) -> VerifiedRead:
     # Verified when it was ingested; parsing the stored bytes again cannot fail.
     observation = Observation.from_record(Envelope.from_bytes(row.envelope).payload)
-    return Verified(
-        message=None, reader=reader, observation=observation,  # type: ignore[arg-type]
-        observed_at=parse_time(observation.time), envelope_bytes=row.envelope,
-        envelope_hash=row.envelope_hash,
+    return StoredRead(
+        reader=reader, observation=observation, observed_at=parse_time(observation.time),
+        envelope_bytes=row.envelope, envelope_hash=row.envelope_hash,
     )
 
 
@@ -78,8 +77,8 @@ def _of_an_asset() -> ColumnElement[bool]:
 
 
 def released_reads(
-    session: Session, reader: ReaderKey, above_seq: int, exclude: Collection[int]
-) -> list[Verified]:
+    session: Session, reader: ReaderRef, above_seq: int, exclude: Collection[int]
+) -> list[VerifiedRead]:
     """Held reads of `reader` that nothing is missing below any more: stored, undecided kit
     reads naming a session, above `above_seq` (the lowest number that has just arrived) and
     below the first number still missing.
@@ -100,7 +99,7 @@ def released_reads(
     if still_missing is not None:
         query = query.where(IngestedObservation.seq < still_missing)
     rows = session.exec(query.order_by(col(IngestedObservation.seq)).limit(MAX_HELD_READS))
-    return [_as_verified(reader, row) for row in rows if row.seq not in exclude]
+    return [_as_read(reader, row) for row in rows if row.seq not in exclude]
 
 
 def stale_holds(
@@ -136,19 +135,21 @@ def stale_holds(
     return found
 
 
-def stored_reads(session: Session, reader: ReaderKey, seqs: Collection[int]) -> list[Verified]:
+def stored_reads(
+    session: Session, reader: ReaderRef, seqs: Collection[int]
+) -> list[VerifiedRead]:
     """The stored reads `seqs` of `reader`, as they were verified."""
     rows = session.exec(select(IngestedObservation).where(
         IngestedObservation.device_id == reader.reader_id,
         col(IngestedObservation.seq).in_(seqs),
     ).order_by(col(IngestedObservation.seq)))
-    return [_as_verified(reader, row) for row in rows]
+    return [_as_read(reader, row) for row in rows]
 
 
 def held_reads(
-    session: Session, reader: ReaderKey, desk_session: str, after_seq: int,
+    session: Session, reader: ReaderRef, desk_session: str, after_seq: int,
     exclude: Collection[int],
-) -> list[Verified]:
+) -> list[VerifiedRead]:
     """Stored, undecided reads of `desk_session` at `reader` after the badge at `after_seq`."""
     rows = session.exec(
         select(IngestedObservation).where(
@@ -158,4 +159,4 @@ def held_reads(
             _undecided(reader.reader_id),
         ).order_by(col(IngestedObservation.seq)).limit(MAX_HELD_READS)
     ).all()
-    return [_as_verified(reader, row) for row in rows if row.seq not in exclude]
+    return [_as_read(reader, row) for row in rows if row.seq not in exclude]

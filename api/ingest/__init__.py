@@ -1,7 +1,10 @@
 """Ingest: from signed MQTT messages to accepted observations, in batches, exactly once.
 
-`verify` checks one message without touching the database (so it runs outside the write
-transaction); `record` stores a verified batch idempotently with its gaps and sightings;
-`pipeline` joins them into one transaction per batch; `worker` feeds it from MQTT and
-acknowledges each message only after its batch has committed.
+`checks` checks one message without touching the database (so it runs outside the write
+transaction, and in `verifier_pool`'s child processes); `pipeline` tells one batch's story in
+one transaction, through the batch's unit of work (`batch`: `record` for observations and
+sightings, `sequence` for gaps, the custody rules' part from `api.custody`); `answers` turns
+the rules' answers into decision rows and messages, which `publishing` sends. `worker` feeds
+the pipeline from MQTT (`transport`, `batching`, `scans`) and acknowledges each message only
+after its batch has committed.
 """

@@ -3,19 +3,19 @@
 Verification (the CPU-heavy part) needs only a read-only snapshot of registered readers, kept
 in a small cache that is refreshed on a miss and after `READER_CACHE_TTL`. The write
 transaction first takes the log's writer lock, re-checks that every signer is still active
-(a revocation takes effect at once, not after the cache expires), stores the batch and applies
-the custody hook, then commits. A conflict with a concurrent worker (the same redelivered
-message, a first write) rolls back and the batch is retried: the retry sees the other
-worker's rows and treats them as replays, so at-least-once delivery gives exactly-once state.
+(a revocation takes effect at once, not after the cache expires), then works through one
+`IngestBatch` (load once, queue every write, flush each table once) and commits. A conflict
+with a concurrent worker (the same redelivered message, a first write) rolls back and the
+batch is retried: the retry sees the other worker's rows and treats them as replays, so
+at-least-once delivery gives exactly-once state.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Final
 
 from sqlalchemy import Engine
@@ -24,11 +24,14 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
 
 from api.config import Settings
-from api.custody.apply import DESK_SESSION_TIMEOUT, DecisionMessage, apply_custody
+from api.custody.batch import DESK_SESSION_TIMEOUT, CustodyBatch
+from api.custody.reads import VerifiedRead
+from api.custody.ruling import rule_on_arrivals
 from api.db import ByIds, table, utcnow
 from api.errors import IngestError
-from api.ingest.record import RecordedBatch, record_batch, write_sightings
-from api.ingest.verify import (
+from api.ingest.answers import DecisionMessage
+from api.ingest.batch import IngestBatch
+from api.ingest.checks import (
     ClockPolicy,
     InboundMessage,
     ReaderKey,
@@ -38,6 +41,7 @@ from api.ingest.verify import (
     reader_key,
     verify_messages,
 )
+from api.ingest.record import RecordedBatch
 from api.logstore import claim_log_writer
 from api.metrics import INGEST_BATCH_SECONDS, INGEST_MESSAGES, INGEST_REJECTED
 from api.models.registry import Reader, ReaderStatus
@@ -58,9 +62,10 @@ so the broker redelivers them)."""
 Outcome = Verified | Rejected
 """What verifying one inbound message gives."""
 
-CustodyHook = Callable[[Session, RecordedBatch, datetime], list[DecisionMessage]]
-"""Applies custody rules to a recorded batch inside its transaction; returns the answers to
-publish once it has committed (`api.custody.apply.apply_custody`)."""
+CustodyHook = Callable[[CustodyBatch, Sequence[VerifiedRead], Mapping[str, int]], None]
+"""Rules on a batch's new reads, given the devices whose missing numbers arrived (each with
+the lowest of them), queuing every change and answer on the batch
+(`api.custody.ruling.rule_on_arrivals`)."""
 
 
 class ReaderDirectory:
@@ -87,6 +92,9 @@ class ReaderDirectory:
 
 @dataclass(slots=True)
 class BatchResult:
+    """What committing a batch did (`recorded`), the answers to publish now that it has
+    (`decisions`), and what it took."""
+
     recorded: RecordedBatch
     decisions: list[DecisionMessage]
     attempts: int = 1
@@ -117,17 +125,15 @@ class IngestPipeline:
     """Verifies and stores batches of inbound messages for one database."""
 
     def __init__(
-        self, engine: Engine, settings: Settings, custody: CustodyHook = apply_custody,
+        self, engine: Engine, settings: Settings, custody: CustodyHook = rule_on_arrivals,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
         self._settings = settings
+        # The desk session timeout is a setting once `Settings` has one.
         timeout_s = getattr(settings, "desk_session_timeout_s", None)
         self.session_timeout = (DESK_SESSION_TIMEOUT if timeout_s is None
                                 else timedelta(seconds=timeout_s))
-        if custody is apply_custody and timeout_s is not None:
-            # The desk session timeout is a setting once `Settings` has one.
-            custody = partial(apply_custody, session_timeout=self.session_timeout)
         self._custody = custody
         self._clock = clock
         self.readers = ReaderDirectory(engine)
@@ -153,8 +159,13 @@ class IngestPipeline:
     ) -> BatchResult:
         """Verify and commit `messages` as one batch; raise `IngestError` if it cannot commit.
 
-        `outcomes`: `messages` already verified at `now` (`api.ingest.verifier`, another
-        process), in their order; else they are verified here first."""
+        `outcomes`: `messages` already verified at `now` (`api.ingest.verifier_pool`, another
+        process), in their order; else they are verified here first.
+
+        The whole story of a batch: verify; take the log writer's lock; re-check that no
+        signer was revoked meanwhile; tell new reads from replays; load what the rules read;
+        record observations and sequence gaps; rule; flush every queued write; commit; hand
+        back the answers to publish."""
         started = time.perf_counter()
         if now is None:
             now = self._clock()
@@ -167,14 +178,19 @@ class IngestPipeline:
             rejected = [o for o in outcomes if isinstance(o, Rejected)]
             try:
                 with Session(self.engine) as session:
-                    claim_log_writer(session, now)
+                    claim_log_writer(session, now)  # the log's only writer until commit
                     rejected += _recheck_revocations(session, verified)
-                    recorded = record_batch(session, verified, rejected, now)
-                    decisions = self._custody(session, recorded, now)
-                    write_sightings(session, recorded)  # those the custody rules left
+                    batch = IngestBatch(session, now, session_timeout=self.session_timeout)
+                    recorded = batch.sort_out(verified, rejected)  # new, replayed, refused
+                    batch.load(recorded.accepted)  # what the rules read, once
+                    refilled = batch.record(recorded.accepted)  # observations, gaps, sightings
+                    self._custody(batch.custody, recorded.accepted, refilled)
+                    decisions = batch.flush()  # each table once, and the answers
                     session.commit()
                 break
             except (IntegrityError, OperationalError, LogError) as exc:
+                # A conflict (a concurrent worker wrote first, a lock wait gave up): roll
+                # back and try again; the retry sees the other worker's rows as replays.
                 if attempt == MAX_ATTEMPTS:
                     raise IngestError(
                         f"batch of {len(messages)} not committed after {attempt} attempts: "

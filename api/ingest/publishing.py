@@ -24,8 +24,8 @@ from typing import Final, Protocol
 from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
-from api.custody.apply import DecisionMessage, decision_payload
 from api.db import among, table, writer_turn
+from api.ingest.answers import DecisionMessage, decision_payload
 from api.models.custody import Decision
 from ledger.core.packing import chunks, pack
 

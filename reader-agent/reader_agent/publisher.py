@@ -40,7 +40,7 @@ MAX_PASSWORD_BYTES: Final = 1024
 """A broker password file holds one line; refuse anything that is clearly not one."""
 
 MAX_MESSAGE_BYTES: Final = 48 * 1024
-"""Bytes of one events message, under the API's limit (`api.ingest.worker.MAX_EVENTS_BYTES`);
+"""Bytes of one events message, under the API's limit (`api.ingest.transport.MAX_EVENTS_BYTES`);
 an envelope is about 450 bytes and at most about 1.2 KiB."""
 
 MAX_PENDING_DECISIONS: Final = 1000

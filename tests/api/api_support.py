@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from api.ingest.verify import InboundMessage
+from api.ingest.checks import InboundMessage
 from api.models import Agency, Reader, ReaderRole, Site
 from ledger.core.envelope import key_id, raw_public_key, sign_envelope
 from ledger.core.records import Observation, format_time

@@ -13,9 +13,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from api.config import load_settings
-from api.custody.apply import ALERT_REPEAT_WINDOW, DESK_SESSION_TIMEOUT, release_stale_holds
+from api.custody.batch import DESK_SESSION_TIMEOUT
 from api.custody.overdue import raise_overdue_alerts
 from api.custody.pending import HOLD_LIMIT
+from api.custody.writes import ALERT_REPEAT_WINDOW
+from api.ingest.answers import answer_stale_holds
 from api.ingest.pipeline import BatchResult, IngestPipeline
 from api.ingest.publishing import DecisionPublisher
 from api.logstore import open_log
@@ -301,15 +303,15 @@ def test_reads_held_past_the_limit_are_answered_once(store: Store) -> None:
     assert store.pipeline.process([desk.message(5, RADIOS[0], session="s1")]).decisions == []
     now = datetime.now(UTC)
     with Session(store.engine) as session:
-        assert release_stale_holds(session, now) == []  # still within the limit
-        answered = release_stale_holds(session, now + HOLD_LIMIT + timedelta(seconds=1))
+        assert answer_stale_holds(session, now) == []  # still within the limit
+        answered = answer_stale_holds(session, now + HOLD_LIMIT + timedelta(seconds=1))
         session.commit()
     assert [json.loads(d.payload) for d in answered] == [
         {"seq": 5, "decision": "refuse", "reason": "no badge session open at this desk",
          "asset": "R-0", "action": None}]
     assert all(d.decision_id is not None for d in answered)  # stored, so re-sent after a crash
     with Session(store.engine) as session:
-        assert release_stale_holds(session, now + 2 * HOLD_LIMIT) == []
+        assert answer_stale_holds(session, now + 2 * HOLD_LIMIT) == []
     assert store.asset("R-0").status == AssetStatus.IN_STORE
 
 
@@ -328,8 +330,8 @@ def test_only_a_recent_gap_holds_a_read(engine: Engine, store: Store) -> None:
     # The read held while the gap was new is found by a scan that looks behind that gap, and
     # not by one that looks only behind gaps opened since.
     with Session(store.engine) as session:
-        assert release_stale_holds(session, clock[0], gaps_since=clock[0]) == []
-        found = release_stale_holds(session, clock[0] + timedelta(seconds=1),
+        assert answer_stale_holds(session, clock[0], gaps_since=clock[0]) == []
+        found = answer_stale_holds(session, clock[0] + timedelta(seconds=1),
                                     gaps_since=clock[0] - HOLD_LIMIT * 2)
         session.commit()
     assert [json.loads(d.payload)["seq"] for d in found] == [4]

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from reader_agent import decisions as agent
 from reader_agent.decisions import parse_decisions
 
-from api.custody.apply import DecisionMessage, decision_payload
 from api.ingest import publishing
+from api.ingest.answers import DecisionMessage, decision_payload
 from api.ingest.publishing import packed
 
 DESKS = [f"kitledger/v1/north/north-store/desk-{n}/decisions" for n in range(3)]

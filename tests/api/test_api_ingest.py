@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,10 +14,11 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
+from api.custody.batch import CustodyBatch
+from api.custody.reads import VerifiedRead
+from api.ingest.checks import MAX_MESSAGE_BYTES, InboundMessage
 from api.ingest.pipeline import IngestPipeline
-from api.ingest.record import RecordedBatch
 from api.ingest.sequence import open_gaps
-from api.ingest.verify import MAX_MESSAGE_BYTES, InboundMessage
 from api.models import (
     Asset,
     AssetClass,
@@ -286,8 +288,10 @@ def test_unknown_epcs_become_sightings_and_assets_move(
     assert asset.last_seen_site_id == "north-store" and asset.last_seen_at is not None
 
 
-def _no_custody(session: Session, batch: RecordedBatch, now: datetime) -> list[object]:
-    return []
+def _no_custody(
+    batch: CustodyBatch, reads: Sequence[VerifiedRead], refilled: Mapping[str, int]
+) -> None:
+    return None
 
 
 @pytest.mark.parametrize("custody", ["rules", "none"])
@@ -300,7 +304,7 @@ def test_an_assets_last_sighting_only_moves_forward(
     from api.config import load_settings
 
     pipeline = (IngestPipeline(engine, load_settings()) if custody == "rules" else
-                IngestPipeline(engine, load_settings(), custody=_no_custody))  # type: ignore[arg-type]
+                IngestPipeline(engine, load_settings(), custody=_no_custody))
     south = register_reader(engine, site_id="south-store", reader_id="rdr-2")
     with Session(engine) as session:
         session.add(AssetClass(id="radio", agency_id="north", name="Radio"))
@@ -330,7 +334,9 @@ def test_an_assets_last_sighting_only_moves_forward(
 def test_a_failing_batch_stores_nothing(engine: Engine, reader: RegisteredReader) -> None:
     from api.config import load_settings
 
-    def broken_custody(session: Session, batch: RecordedBatch, now: datetime) -> list[object]:
+    def broken_custody(
+        batch: CustodyBatch, reads: Sequence[VerifiedRead], refilled: Mapping[str, int]
+    ) -> None:
         raise RuntimeError("custody rules crashed")
 
     pipeline = IngestPipeline(engine, load_settings(), custody=broken_custody)

@@ -1,4 +1,4 @@
-"""Verification in a child process (`api.ingest.verifier`): the same verdicts as the worker's
+"""Verification in a child process (`api.ingest.verifier_pool`): the same verdicts as the worker's
 own, batches still stored in order, and a child that dies costs nothing but a retry."""
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from sqlalchemy import Engine
 
 from api.config import load_settings
 from api.db import make_engine
-from api.ingest import verifier
-from api.ingest import worker as worker_module
+from api.ingest import batching
+from api.ingest import verifier_pool as verifier
+from api.ingest.checks import MAX_MESSAGE_BYTES, InboundMessage, Rejected, Verified
 from api.ingest.pipeline import IngestPipeline
-from api.ingest.verifier import MIN_OFFLOADED, VerifierPool, shareable
-from api.ingest.verify import MAX_MESSAGE_BYTES, InboundMessage, Rejected, Verified
+from api.ingest.verifier_pool import MIN_OFFLOADED, VerifierPool, shareable
 from api.ingest.worker import IngestWorker
 from api.models import IngestedObservation, QuarantinedMessage
 from api.models.ingest import SequenceGap
@@ -137,7 +137,7 @@ def test_a_hung_child_is_killed_and_its_batch_verified_in_the_worker(
     `VERDICTS_TIMEOUT_S` the worker verifies the batch itself and kills the child."""
     port: int = mosquitto.port  # type: ignore[attr-defined]
     reader = register_reader(engine)
-    monkeypatch.setattr(worker_module, "VERDICTS_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(batching, "VERDICTS_TIMEOUT_S", 1.0)
     before = _children()
     with _worker(engine, port) as pool:
         pool.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -20,11 +20,13 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from api.config import Settings, load_settings
-from api.custody.apply import DecisionMessage, apply_custody
+from api.custody.batch import CustodyBatch
+from api.custody.reads import VerifiedRead
+from api.custody.ruling import rule_on_arrivals
+from api.ingest.checks import InboundMessage
 from api.ingest.pipeline import BatchResult, IngestPipeline
-from api.ingest.record import RecordedBatch
-from api.ingest.verify import InboundMessage
-from api.ingest.worker import MAX_ENVELOPES_PER_MESSAGE, IngestWorker
+from api.ingest.transport import MAX_ENVELOPES_PER_MESSAGE
+from api.ingest.worker import IngestWorker
 from api.models import Decision, IngestedObservation, QuarantinedMessage
 from api.models.assets import AssetClass, AssetCreate
 from api.models.people import PersonCreate
@@ -151,12 +153,12 @@ def test_batch_that_fails_before_commit_is_redelivered_not_lost(
     failures = {"left": 2}
 
     def crash_twice(
-        session: Session, batch: RecordedBatch, now: datetime
-    ) -> list[DecisionMessage]:
-        if failures["left"] > 0 and batch.accepted:
+        batch: CustodyBatch, reads: Sequence[VerifiedRead], refilled: Mapping[str, int]
+    ) -> None:
+        if failures["left"] > 0 and reads:
             failures["left"] -= 1
             raise RuntimeError("simulated crash before commit")
-        return apply_custody(session, batch, now)
+        rule_on_arrivals(batch, reads, refilled)
 
     worker = IngestWorker(settings, IngestPipeline(engine, settings, custody=crash_twice))
     worker.start()

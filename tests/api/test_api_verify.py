@@ -9,19 +9,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.ingest.topics import (
-    MAX_EVENTS_TOPIC_CHARS,
-    MAX_TOPIC_SEGMENT_CHARS,
-    ReaderTopic,
-    parse_events_topic,
-)
-from api.ingest.verify import (
+from api.ingest.checks import (
     ClockPolicy,
     InboundMessage,
     ReaderKey,
     Rejected,
     Verified,
     verify_message,
+)
+from api.ingest.topics import (
+    MAX_EVENTS_TOPIC_CHARS,
+    MAX_TOPIC_SEGMENT_CHARS,
+    ReaderTopic,
+    parse_events_topic,
 )
 from ledger.core.envelope import Envelope, key_id, raw_public_key, sign_envelope
 from ledger.core.records import Observation, format_time

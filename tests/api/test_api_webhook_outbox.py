@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 from api.config import load_settings
 from api.custody.events import CustodyChange, append_change
 from api.custody.transfers import offer_loan
-from api.ingest.batch_writes import BatchWrites
+from api.custody.writes import CustodyWrites
 from api.logstore import appending_log, claim_log_writer
 from api.models import Agency, Asset, AssetClass, Site, WebhookDelivery, WebhookEvent
 from api.models.assets import AssetCreate, AssetStatus, HolderKind
@@ -94,7 +94,7 @@ def test_committed_events_always_produce_one_delivery_each(engine: Engine) -> No
                    now=datetime.now(UTC))
         _asset(session, "R-2")
         claim_log_writer(session, datetime.now(UTC))
-        writes = BatchWrites(session)
+        writes = CustodyWrites(session)
         with appending_log(session) as log:
             for asset_id in ("R-1", "R-2"):
                 asset = session.get(Asset, asset_id)
@@ -102,7 +102,7 @@ def test_committed_events_always_produce_one_delivery_each(engine: Engine) -> No
                 append_change(session, log, asset, CustodyChange(
                     action="loan_out", holder_kind=HolderKind.AGENCY, holder_ref="south",
                     new_status=AssetStatus.ON_LOAN, time=datetime.now(UTC)), sink=writes)
-        writes.write()
+        writes.flush(datetime.now(UTC))
         session.commit()
     assert _fan_out(engine) == 8
     assert _fan_out(engine) == 0  # each exactly once
@@ -157,7 +157,7 @@ def test_only_events_an_active_subscription_asks_for_are_written(engine: Engine)
                                 "detail": "seen elsewhere", "created_at": datetime.now(UTC),
                                 "resolved_at": None}])
         claim_log_writer(session, datetime.now(UTC))
-        writes = BatchWrites(session)  # the ingest path: one bulk write for both agencies
+        writes = CustodyWrites(session)  # the ingest path: one bulk write for both agencies
         with appending_log(session) as log:
             for asset_id in ("R-1", "S-1"):
                 asset = session.get(Asset, asset_id)
@@ -166,7 +166,7 @@ def test_only_events_an_active_subscription_asks_for_are_written(engine: Engine)
                     action="check_in", holder_kind=HolderKind.LOCATION,
                     holder_ref=f"{asset.agency_id}-store", new_status=AssetStatus.IN_STORE,
                     time=datetime.now(UTC)), sink=writes)
-        writes.write()
+        writes.flush(datetime.now(UTC))
         session.commit()
     assert _events(engine) == [("north", "custody.changed")] * 2 + [("south", "alert.raised")]
     with Session(engine) as session:  # north switches its webhook off: nothing more for it

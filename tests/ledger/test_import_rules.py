@@ -17,6 +17,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Final
 
 import pytest
 from packaging.requirements import Requirement
@@ -170,3 +171,57 @@ def test_table_reach_check_would_catch_one(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text("import x\nROWS = Asset.__table__\n")
     assert _reaches_table_directly(probe, tmp_path) == ["probe.py:2"]
+
+
+LAYERS: Final = {
+    "api/custody": ("api.ingest",),
+    "api/logstore.py": ("api.custody", "api.ingest"),
+}
+"""Ingest -> custody -> log store: each part (a package or a module) and what it must never
+import, so that the parts can be read, and changed, from the bottom up."""
+
+
+def _imported_names(path: Path) -> list[str]:
+    """What `path` imports, with each name of a `from package import name` also as
+    `package.name` (it may be a module)."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+            names += [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
+
+
+def _layer_violations(root: Path, layers: dict[str, tuple[str, ...]]) -> list[str]:
+    offenders = []
+    for part, below in layers.items():
+        start = root / part
+        files = sorted(start.rglob("*.py")) if start.is_dir() else [start]
+        assert files and all(f.exists() for f in files), part
+        for path in files:
+            bad = {name for name in _imported_names(path)
+                   if any(name == b or name.startswith(b + ".") for b in below)}
+            # `from api.ingest.checks import Verified` is one offence, not two.
+            offenders += [f"{path.relative_to(root)}: {name}" for name in sorted(bad)
+                          if name.rpartition(".")[0] not in bad]
+    return offenders
+
+
+def test_dependencies_run_from_ingest_to_custody_to_the_log_store() -> None:
+    assert _layer_violations(ROOT, LAYERS) == []
+
+
+def test_layer_check_would_catch_an_upward_import(tmp_path: Path) -> None:
+    custody = tmp_path / "api" / "custody"
+    custody.mkdir(parents=True)
+    (custody / "ruling.py").write_text(
+        "from api.ingest.checks import Verified\nfrom api.custody import reads\n")
+    (custody / "late.py").write_text("def f() -> None:\n    from api import ingest\n")
+    (tmp_path / "api" / "logstore.py").write_text("import api.custody.events\n")
+    assert sorted(_layer_violations(tmp_path, LAYERS)) == [
+        "api/custody/late.py: api.ingest",
+        "api/custody/ruling.py: api.ingest.checks",
+        "api/logstore.py: api.custody.events",
+    ]

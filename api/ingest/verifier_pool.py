@@ -3,7 +3,7 @@
 An ingest worker is one Python process: its interpreter runs one thread at a time, so however
 many cores the server has, checking a batch's signatures and schemas and storing the batch
 before it would take turns. Verification needs no database writes and no state from the
-batches before it (`api.ingest.verify`: only the registered readers, looked up by key id), so
+batches before it (`api.ingest.checks`: only the registered readers, looked up by key id), so
 a worker hands each batch's envelopes to a `VerifierPool`, one or more child processes with
 their own reader directory, and meanwhile stores the previous batch. Batches are still stored
 one at a time and in the order they were received.
@@ -38,8 +38,7 @@ from typing import Final
 from sqlalchemy import Engine
 
 from api.db import engine_for_url
-from api.ingest.pipeline import Outcome, ReaderDirectory
-from api.ingest.verify import (
+from api.ingest.checks import (
     ClockPolicy,
     InboundMessage,
     ReaderKey,
@@ -48,6 +47,7 @@ from api.ingest.verify import (
     Verified,
     verify_messages,
 )
+from api.ingest.pipeline import Outcome, ReaderDirectory
 from api.processes import die_with_parent, tune_collector
 from ledger.core.records import Observation
 

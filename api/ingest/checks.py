@@ -1,4 +1,4 @@
-"""Checking one inbound message: size, envelope, signer, signature, schema, topic, clock.
+"""The checks of one inbound message: size, envelope, signer, signature, schema, topic, clock.
 
 Pure apart from the reader snapshot it is given: no database writes, so the expensive part of
 ingest (Ed25519 verification) runs outside the write transaction and across workers. Every
@@ -59,7 +59,8 @@ class RejectReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ReaderKey:
-    """What ingest needs to know about a registered reader, keyed by its key id."""
+    """What ingest needs to know about a registered reader, keyed by its key id: who it is
+    (an `api.custody.reads.ReaderRef`), its public key, and whether it may still sign."""
 
     reader_id: str
     agency_id: str
@@ -93,6 +94,9 @@ class InboundMessage:
 
 @dataclass(frozen=True, slots=True)
 class Verified:
+    """A message that passed every check: the read the custody rules are given (an
+    `api.custody.reads.VerifiedRead`), with the message it came in."""
+
     message: InboundMessage
     reader: ReaderKey
     observation: Observation

@@ -1,0 +1,146 @@
+"""The ingest worker's MQTT side: one client, the shared subscription in, manual acks out.
+
+A worker joins the MQTT v5 shared subscription `$share/<group>/kitledger/v1/+/+/+/events` and
+the broker splits messages among the group. paho's `manual_ack` holds each PUBACK until the
+batch holding that message has committed (`ack`), so a worker that dies before commit leaves
+its messages unacknowledged and the broker redelivers them (persistent session, stable client
+id); ingest is idempotent, so a redelivered message that did commit is only a replay. The MQTT
+v5 Receive Maximum bounds the messages in flight, and so the worker's memory.
+
+An events message may carry several envelopes (`ledger.core.packing`: an agent sending a
+backlog); it arrives as one `Delivery`, always stored in one batch and acknowledged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from api.config import Settings
+from api.ingest.checks import InboundMessage
+from api.ingest.topics import events_subscription
+from ledger.core.packing import unpack
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S: Final = 24 * 3600
+"""How long the broker keeps a worker's unacknowledged messages while it is away: a day covers
+a crashed worker being restarted by hand after a night."""
+
+MAX_RECEIVE_MAXIMUM: Final = 65_535
+"""MQTT v5's largest Receive Maximum (a 16-bit field)."""
+
+MAX_ENVELOPES_PER_MESSAGE: Final = 64
+"""Envelopes one events message may carry (the agent packs at most 50); a longer array is
+refused whole, as one malformed message."""
+
+MAX_EVENTS_BYTES: Final = 64 * 1024
+"""Bytes of one events message (the agent packs at most 48 KiB); a larger one is not looked
+into but refused whole, as oversize."""
+
+DECISIONS_IN_FLIGHT: Final = 200
+"""Decision publishes awaiting their PUBACK at once. paho's default, 20, queues the rest of a
+batch's answers and sends each only when an earlier one is acknowledged: a wake-up of the
+network thread per decision, which cost the worker about a third of its CPU. Not much larger
+either: paho scans the whole window on every PUBACK."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One MQTT message: the envelopes it carries, and what acknowledging it takes."""
+
+    envelopes: list[InboundMessage]
+    mid: int
+    qos: int
+
+
+class MqttTransport:
+    """The worker's MQTT client: deliveries queue in `inbox` (paho's network thread puts,
+    the ingest thread takes); `on_connected` runs on every (re)connection."""
+
+    def __init__(
+        self, settings: Settings, client_id: str | None, on_connected: Callable[[], None],
+    ) -> None:
+        self._settings = settings
+        self._on_connected = on_connected
+        self.inbox: queue.Queue[Delivery] = queue.Queue()
+        self.subscribed = threading.Event()
+        self.connected = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id or settings.mqtt_client_id,
+            protocol=mqtt.MQTTv5, manual_ack=True,
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.max_inflight_messages_set(DECISIONS_IN_FLIGHT)
+
+    def _connect_properties(self) -> Properties:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        # Twice a batch: one batch committing while the next one fills.
+        props.ReceiveMaximum = min(MAX_RECEIVE_MAXIMUM, 2 * self._settings.ingest_batch_size)
+        return props
+
+    def start(self) -> None:
+        """Connect (retrying in the background if the broker is down) and start receiving."""
+        self.client.connect_async(
+            self._settings.mqtt_host, self._settings.mqtt_port, clean_start=False,
+            properties=self._connect_properties(),
+        )
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        """Disconnect; unacknowledged messages stay queued at the broker."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def ack(self, deliveries: list[Delivery]) -> None:
+        """Acknowledge `deliveries`: their batch has committed."""
+        for delivery in deliveries:
+            self.client.ack(delivery.mid, delivery.qos)
+
+    def redeliver(self) -> None:
+        """Drop what is queued here and reconnect, so the broker delivers every message not
+        acknowledged again (to whichever worker of the group is alive)."""
+        while not self.inbox.empty():
+            self.inbox.get_nowait()
+        self.client.reconnect()
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags,
+        reason: ReasonCode, properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.warning("ingest worker: broker refused connection: %s", reason)
+            return
+        client.subscribe(events_subscription(self._settings.mqtt_share_group), qos=1)
+        self.subscribed.set()
+        self.connected.set()
+        self._on_connected()
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags,
+        reason: ReasonCode, properties: Properties | None,
+    ) -> None:
+        self.connected.clear()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        topic = message.topic if isinstance(message.topic, str) else ""
+        payload = bytes(message.payload)
+        envelopes = ([payload] if len(payload) > MAX_EVENTS_BYTES
+                     else unpack(payload, MAX_ENVELOPES_PER_MESSAGE))
+        self.inbox.put(Delivery(
+            [InboundMessage(topic, envelope, message.mid) for envelope in envelopes],
+            message.mid, message.qos))
