@@ -1,10 +1,10 @@
 """Each agency's Merkle log as a `NodeStore` on the API database, in the caller's transaction.
 
 Every agency has its own log (one writer per log, each log anchored by its agency's
-account), so another agency's activity never shows in a log's size. `ledger.log.MerkleLog`
-decides which nodes exist and hashes them; this store only reads and writes `log_node` rows
-(keyed by agency) and the `agency_log` size through the same SQLAlchemy session as the custody
-change, so a batch's state changes and its log leaves commit or roll back together.
+account), so another agency's activity never shows in a log's size.
+`ledger.merkle_log.MerkleLog` decides which nodes exist and hashes them; this store only reads
+and writes `log_node` rows (keyed by agency) and the `agency_log` size through the same
+SQLAlchemy session as the custody change, so a batch's state changes and its log leaves commit or roll back together.
 
 `claim_log_writer` takes the writers' lock (the `log_state` row) at the start of a write
 transaction: on PostgreSQL a row lock held to commit, on SQLite the database write lock, taken
@@ -33,7 +33,7 @@ from api.db import pairs_in, sqlite_writer_lock, table, utcnow
 from api.models.custody import AgencyLog, LogNode, LogState
 from ledger.core.merkle import HASH_SIZE
 from ledger.core.merkle_plan import Coord
-from ledger.log import MerkleLog, Node, NodeConflict, NodeMissing
+from ledger.merkle_log import MerkleLog, Node, NodeConflict, NodeMissing
 
 LOG_STATE_ID: Final = 1
 
@@ -85,7 +85,7 @@ def claim_log_writer(session: Session, now: datetime) -> None:
 
 
 class DatabaseNodeStore:
-    """`ledger.log.NodeStore` over agency `agency_id`'s `log_node` rows and `agency_log` size.
+    """`ledger.merkle_log.NodeStore` over agency `agency_id`'s `log_node` rows and its size.
 
     Appended nodes are held until `write()`, which stores them all with one bulk INSERT
     and one UPDATE of the size, on the session's connection (same transaction, no ORM unit of

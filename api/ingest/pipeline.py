@@ -45,7 +45,7 @@ from api.ingest.record import RecordedBatch
 from api.logstore import claim_log_writer
 from api.metrics import INGEST_BATCH_SECONDS, INGEST_MESSAGES, INGEST_REJECTED
 from api.models.registry import Reader, ReaderStatus
-from ledger.log import LogError
+from ledger.merkle_log import LogError
 
 READER_CACHE_TTL: Final = 5.0
 """Seconds a reader lookup is trusted by verification; revocation is re-checked in the
