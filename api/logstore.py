@@ -4,7 +4,8 @@ Every agency has its own log (one writer per log, each log anchored by its agenc
 account), so another agency's activity never shows in a log's size.
 `ledger.merkle_log.MerkleLog` decides which nodes exist and hashes them; this store only reads
 and writes `log_node` rows (keyed by agency) and the `agency_log` size through the same
-SQLAlchemy session as the custody change, so a batch's state changes and its log leaves commit or roll back together.
+SQLAlchemy session as the custody change, so a batch's state changes and its log leaves commit
+or roll back together.
 
 `claim_log_writer` takes the writers' lock (the `log_state` row) at the start of a write
 transaction: on PostgreSQL a row lock held to commit, on SQLite the database write lock, taken
