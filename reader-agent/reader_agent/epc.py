@@ -16,11 +16,10 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from ledger.core.bounds import MAX_EPC_BYTES
+
 MAX_URI_CHARS: Final = 128
 """The longest pure-identity URI of a 96-bit scheme is under 60 characters."""
-
-MAX_EPC_BYTES: Final = 62
-"""Gen2 EPC banks hold at most 496 bits."""
 
 
 class EpcError(ValueError):
