@@ -63,7 +63,7 @@ ACTIONS: Final = frozenset(
     {"register", "check_out", "check_in", "transfer", "loan_out", "loan_return", "dispose"}
 )
 HOLDER_KINDS: Final = frozenset({"location", "person", "agency"})
-PERSON: Final = "person"
+PERSON_HOLDER: Final = "person"
 """The holder kind whose `ref` is a salted commitment, never a name."""
 
 HASH_HEX_CHARS: Final = 64

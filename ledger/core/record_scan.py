@@ -32,7 +32,7 @@ from ledger.core.bounds import (
     MIN_ANTENNA,
     MIN_RSSI_DBM,
     OBSERVATION_KINDS,
-    PERSON,
+    PERSON_HOLDER,
     TIME_PATTERN,
     URI_PREFIX,
 )
@@ -63,8 +63,8 @@ _HEX_HASH: Final = f"[0-9a-f]{{{HASH_HEX_CHARS}}}"
 _HASHES: Final = rf'\[((?:"{_HEX_HASH}"(?:,"{_HEX_HASH}")*)?)\]'
 _HASH_STEP: Final = HASH_HEX_CHARS + len('"",')
 """Bytes per hash in a matched list: the quoted hex and the comma after it."""
-_HOLDER: Final = (rf'(?:null|\{{"kind":"(?:{_one_of(HOLDER_KINDS - {PERSON})}","ref":{_ID}'
-                  rf'|{PERSON}","ref":"({_HEX_HASH})")\}})')
+_HOLDER: Final = (rf'(?:null|\{{"kind":"(?:{_one_of(HOLDER_KINDS - {PERSON_HOLDER})}","ref":{_ID}'
+                  rf'|{PERSON_HOLDER}","ref":"({_HEX_HASH})")\}})')
 _VERSION: Final = f'"v":{SCHEMA_VERSION}'
 _RSSI: Final = rf"(null|0|-?[1-9][0-9]{{0,{len(str(max(-MIN_RSSI_DBM, MAX_RSSI_DBM))) - 1}}})"
 _URI: Final = (rf'(?:null|"({re.escape(URI_PREFIX)}{_PLAIN_ID_CHAR}'

@@ -32,7 +32,7 @@ from ledger.core.bounds import (
     MIN_ANTENNA,
     MIN_RSSI_DBM,
     OBSERVATION_KINDS,
-    PERSON,
+    PERSON_HOLDER,
     TIME_PATTERN,
     URI_PREFIX,
     is_identifier,
@@ -215,7 +215,7 @@ class Holder:
         if type(self.kind) is not str or self.kind not in HOLDER_KINDS:
             raise SchemaError(f"{name}.kind {self.kind!r:.40} not in {sorted(HOLDER_KINDS)}")
         _check_ident("ref", self.ref)
-        if self.kind == PERSON and not _HEX64.fullmatch(self.ref):
+        if self.kind == PERSON_HOLDER and not _HEX64.fullmatch(self.ref):
             # People appear in the log only as salted commitments (see commitments.py).
             raise SchemaError(f"{name}.ref of a person must be a 64-hex commitment")
 

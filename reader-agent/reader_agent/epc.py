@@ -18,7 +18,7 @@ from typing import Final
 
 from ledger.core.bounds import MAX_EPC_BYTES
 
-MAX_URI_CHARS: Final = 128
+MAX_URI_TEXT_CHARS: Final = 128
 """The longest pure-identity URI of a 96-bit scheme is under 60 characters."""
 
 
@@ -112,8 +112,8 @@ def epc_to_uri(epc: bytes) -> str:
 def encode_pure_uri(uri: str, filter_value: int = 0) -> bytes:
     """The 96-bit EPC of a pure-identity URI (or `urn:epc:raw:...`), for the simulator, tests
     and tag commissioning."""
-    if len(uri) > MAX_URI_CHARS:
-        raise EpcError(f"URI longer than {MAX_URI_CHARS} characters")
+    if len(uri) > MAX_URI_TEXT_CHARS:
+        raise EpcError(f"URI longer than {MAX_URI_TEXT_CHARS} characters")
     if uri.startswith("urn:epc:raw:"):
         bits, _, hexpart = uri[len("urn:epc:raw:") :].partition(".x")
         try:
