@@ -191,7 +191,7 @@ def _fast_parse(data: bytes) -> dict[str, Any] | None:
         value = _FAST_DECODER.decode(data.decode("utf-8"))
         if isinstance(value, dict) and canonical_bytes(value) == data:
             return value
-    except (ValueError, RecursionError):  # EncodingError is a ValueError
+    except (ValueError, RecursionError, EncodingError):  # the strict parse names the reason
         pass
     return None
 

@@ -26,7 +26,16 @@ from ledger.core.encoding import (
     canonical_bytes,
     parse_record,
 )
-from ledger.core.errors import EncodingError, NonCanonicalNumber, RecordTooDeep
+from ledger.core.errors import (
+    DuplicateKey,
+    EncodingError,
+    InvalidUtf8,
+    NonCanonicalEncoding,
+    NonCanonicalNumber,
+    RecordTooDeep,
+    RecordTooLarge,
+    SchemaError,
+)
 
 EDGE_INTEGERS = st.sampled_from([
     0, 1, -1, MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER, MAX_SAFE_INTEGER + 1, -MAX_SAFE_INTEGER - 1,
@@ -197,3 +206,67 @@ def test_a_bundle_line_refuses_what_a_record_refuses() -> None:
         parse_line(deep, "line 3")
     safe = b'{"a":9007199254740991}'
     assert parse_line(safe, "line 2") == parse_record(safe) == {"a": MAX_SAFE_INTEGER}
+
+
+def _strict_error(data: bytes) -> type[Exception] | None:
+    """The typed error the strict parse alone gives `data` (hooks on every pair and number,
+    then a re-encoding), or None where it accepts."""
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len({k for k, _ in items}) != len(items):
+            raise DuplicateKey("duplicate")
+        return dict(items)
+
+    def number(_text: str) -> Any:
+        raise NonCanonicalNumber("not an integer")
+
+    if len(data) > MAX_RECORD_BYTES:
+        return RecordTooLarge
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return InvalidUtf8
+    try:
+        value = json.loads(text, object_pairs_hook=pairs, parse_float=number,
+                           parse_constant=number)
+    except RecursionError:
+        return RecordTooDeep
+    except EncodingError as exc:
+        return type(exc)
+    except ValueError:
+        return EncodingError
+    if not isinstance(value, dict):
+        return SchemaError
+    try:
+        return None if canonical_bytes(value) == data else NonCanonicalEncoding
+    except EncodingError as exc:
+        return type(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(RECORDS, st.data())
+def test_parse_refusals_keep_the_strict_parses_typed_error(
+        record: dict[str, Any], data: st.DataObject) -> None:
+    base = bytearray(_spellings(record)[0])
+    for _ in range(data.draw(st.integers(1, 3))):
+        position = data.draw(st.integers(0, len(base)))
+        base[position:position] = data.draw(st.sampled_from(
+            [b'"a":1,', b"1.5", b"NaN", b"9007199254740993", b"{", b"[", b'"\\u00e9"', b" "]))
+    _assert_same_error(bytes(base))
+
+
+@pytest.mark.parametrize("data", [
+    b'{"a":{"b":1,"b":2},"c":1.5}', b'{"a":{"b":1,"b":2},"c":9007199254740993}',
+    b'{"a":1.5,"a":2}', b'{"a":[' + b"[" * MAX_DEPTH + b"1.5" + b"]" * MAX_DEPTH + b"]}",
+    b'{"\xc3\xa9":1,"\xc3\xa9":2.5}',
+])
+def test_parse_refusals_keep_their_typed_error_on_edge_bytes(data: bytes) -> None:
+    _assert_same_error(data)
+
+
+def _assert_same_error(data: bytes) -> None:
+    try:
+        parse_record(data)
+        got: type[Exception] | None = None
+    except EncodingError as exc:
+        got = type(exc)
+    assert got == _strict_error(data), data
