@@ -149,17 +149,22 @@ def _refuse_constant(text: str) -> Any:
     raise NonCanonicalNumber(f"{text} is not a JSON number")
 
 
-_DIGITS_AND_OPENERS: Final = bytes.maketrans(b"0123456789{", b"0000000000[")
-_SAFE_INTEGER_DIGITS: Final = len(str(MAX_SAFE_INTEGER))
-_LONGEST_UNCHECKED_RUN: Final = b"0" * _SAFE_INTEGER_DIGITS
+_MARKS: Final = bytes.maketrans(b"0123456789{,-", b"0000000000[::")
+"""Digits to "0", openers to "[", and what may stand before an integer's digits to ":"."""
+_SAFE_DIGITS: Final = b"0" * len(str(MAX_SAFE_INTEGER))
+_LONG_INTEGERS: Final = (b":" + _SAFE_DIGITS, b"[" + _SAFE_DIGITS)
 
 
 def _may_break_limits(data: bytes) -> bool:
     """False when canonical JSON `data` can hold neither an integer beyond ±MAX_SAFE_INTEGER
-    (such an integer is a run of at least 16 digits) nor nesting as deep as MAX_DEPTH (that
-    takes MAX_DEPTH opening brackets): one pass in C instead of walking the value."""
-    marks = data.translate(_DIGITS_AND_OPENERS)
-    return marks.count(b"[") >= MAX_DEPTH or _LONGEST_UNCHECKED_RUN in marks
+    nor nesting as deep as MAX_DEPTH: one pass in C instead of walking the value.
+
+    Nesting MAX_DEPTH deep takes MAX_DEPTH opening brackets. An integer beyond 2^53-1 has at
+    least 16 digits, and in canonical JSON an integer's digits follow ":", ",", "[" or its
+    "-"; a run of 16 digits after such a byte inside a string only costs the walk."""
+    marks = data.translate(_MARKS)
+    return (marks.count(b"[") >= MAX_DEPTH or _LONG_INTEGERS[0] in marks
+            or _LONG_INTEGERS[1] in marks)
 
 
 _FAST_DECODER: Final = json.JSONDecoder(parse_float=_refuse_float, parse_constant=_refuse_constant)

@@ -172,6 +172,9 @@ def test_parsers_agree_on_mutated_bytes(record: dict[str, Any], data: st.DataObj
     b'{"a":' + b"[" * (MAX_DEPTH - 1) + b"1" + b"]" * (MAX_DEPTH - 1) + b"}",
     b'{"a":"\\ud800"}', b'{"a":"\\u00e9"}', b'{"a":1,"a":1}', b'{"a":1.0}', b'{"a":NaN}',
     b'{"a":9007199254740991,"b":"12345678901234567890"}',
+    b'{"a":[9007199254740993]}', b'{"a":[1,9007199254740993]}', b'{"a":[-9007199254740993]}',
+    b'{"a":{"b":-9007199254740993}}', b'{"a":"E2801160600002054BD1","b":-1}',
+    b'{"a":":12345678901234567","b":"[12345678901234567"}',
 ])
 def test_parsers_agree_on_edge_bytes(data: bytes) -> None:
     _assert_parsers_agree(data)
