@@ -48,7 +48,8 @@ __all__ = [  # the types, and the bounds (defined in `bounds`) their users check
 
 GENESIS_PREV: Final = "00" * hashing.HASH_SIZE
 
-_TIME = re.compile(TIME_PATTERN, re.ASCII)
+_TIME = re.compile(re.sub(r"\[0-9\]\{\d\}", r"(\g<0>)", TIME_PATTERN))
+"""TIME_PATTERN with each field captured, for `parse_time`."""
 _HEX64 = re.compile(HASH_HEX_PATTERN)
 _EPC_HEX = re.compile(EPC_HEX_PATTERN)
 
@@ -63,11 +64,12 @@ def format_time(moment: datetime) -> str:
 
 def parse_time(text: str) -> datetime:
     """The inverse of `format_time`; refuses every other spelling."""
-    if not _TIME.fullmatch(text):
+    match = _TIME.fullmatch(text)
+    if not match:
         raise SchemaError(f"time {text[:40]!r} is not YYYY-MM-DDTHH:MM:SS.mmmZ")
+    year, month, day, hour, minute, second, milli = map(int, match.groups())
     try:
-        return datetime(int(text[0:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]),
-                        int(text[14:16]), int(text[17:19]), int(text[20:23]) * 1000, tzinfo=UTC)
+        return datetime(year, month, day, hour, minute, second, milli * 1000, tzinfo=UTC)
     except ValueError:
         raise SchemaError(f"time {text!r} is not a real date") from None
 
