@@ -17,12 +17,11 @@ from sqlmodel import Field, SQLModel
 
 from api.db import BigInt, UTCDateTime, utcnow
 from api.models.registry import MAX_ID_CHARS, MAX_NAME_CHARS, RegistryId
-from ledger.core.records import GENESIS_PREV, MAX_EPC_HEX_CHARS
-
-EPC_HEX_PATTERN = r"^(?:[0-9A-F]{4}){1,31}$"
-"""Upper-case hex in whole 16-bit words, at most 496 bits, as `Observation.epc`."""
+from ledger.core.bounds import EPC_HEX_PATTERN, HASH_HEX_CHARS, MAX_EPC_HEX_CHARS, MAX_URI_CHARS
+from ledger.core.records import GENESIS_PREV
 
 EpcHex = Annotated[str, StringConstraints(pattern=EPC_HEX_PATTERN)]
+"""Upper-case hex in whole 16-bit words, as `Observation.epc`."""
 
 
 class AssetStatus(StrEnum):
@@ -72,7 +71,7 @@ class AssetClassPublic(AssetClassBase):
 class AssetBase(SQLModel):
     class_id: str = Field(foreign_key="asset_class.id", index=True, max_length=MAX_ID_CHARS)
     epc_hex: str = Field(unique=True, max_length=MAX_EPC_HEX_CHARS)
-    epc_uri: str | None = Field(default=None, max_length=2 * MAX_ID_CHARS)
+    epc_uri: str | None = Field(default=None, max_length=MAX_URI_CHARS)
     home_site_id: str = Field(foreign_key="site.id", index=True, max_length=MAX_ID_CHARS)
 
 
@@ -91,7 +90,7 @@ class Asset(AssetBase, table=True):
     last_seen_reader_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
     last_seen_site_id: str | None = Field(default=None, index=True, max_length=MAX_ID_CHARS)
     chain_next_seq: int = Field(default=0, sa_type=BigInt)
-    chain_prev: str = Field(default=GENESIS_PREV, max_length=64)
+    chain_prev: str = Field(default=GENESIS_PREV, max_length=HASH_HEX_CHARS)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
@@ -113,7 +112,7 @@ class AssetCreate(AssetBase):
 
 
 class AssetUpdate(SQLModel):
-    epc_uri: str | None = Field(default=None, max_length=2 * MAX_ID_CHARS)
+    epc_uri: str | None = Field(default=None, max_length=MAX_URI_CHARS)
     home_site_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
     shared_with: list[str] | None = Field(default=None, max_length=64)
 

@@ -15,7 +15,7 @@ from sqlmodel import Field, SQLModel
 
 from api.db import BigInt, Bytes, UTCDateTime, utcnow
 from api.models.registry import MAX_ID_CHARS
-from ledger.core.records import MAX_EPC_HEX_CHARS
+from ledger.core.bounds import MAX_EPC_HEX_CHARS
 
 MAX_QUARANTINE_PAYLOAD_BYTES: Final = 4096
 """Kept bytes of a rejected payload: enough to diagnose a bad reader, while a flood of

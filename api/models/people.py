@@ -15,9 +15,8 @@ from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
 from api.db import Bytes, UTCDateTime, utcnow
-from api.models.assets import EPC_HEX_PATTERN
 from api.models.registry import MAX_ID_CHARS, RegistryId
-from ledger.core.records import MAX_EPC_HEX_CHARS
+from ledger.core.bounds import EPC_HEX_PATTERN, HASH_HEX_CHARS, MAX_EPC_HEX_CHARS
 
 MAX_QUALIFICATIONS: Final = 32
 """Qualification names per person (taser, firearms, evidence handling...): a short list."""
@@ -40,7 +39,7 @@ class Person(PersonBase, table=True):
     id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
     agency_id: str = Field(foreign_key="agency.id", index=True, max_length=MAX_ID_CHARS)
     # The commitment the log uses for this person; kept so the API can find a person's events.
-    commitment: str = Field(unique=True, max_length=64)
+    commitment: str = Field(unique=True, max_length=HASH_HEX_CHARS)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -16,9 +16,9 @@ from sqlalchemy import JSON, Column, String
 from sqlmodel import Field, SQLModel
 
 from api.db import UTCDateTime, utcnow
-
-MAX_ID_CHARS: Final = 128
-"""Registry ids appear in custody records, whose identifiers are bounded to 128 characters."""
+from ledger.core.bounds import ID_PATTERN
+from ledger.core.bounds import MAX_ID_CHARS as MAX_ID_CHARS
+from ledger.core.envelope import KEY_ID_HEX_CHARS
 
 MAX_NAME_CHARS: Final = 200
 """Human names of agencies, sites and classes: long enough for "Metropolitan Police Service -
@@ -27,12 +27,10 @@ Lambeth Custody Suite Property Store", short enough to bound every page of resul
 MAX_ANTENNAS: Final = 32
 """The largest fixed readers drive 32 antenna ports through multiplexers."""
 
-ID_PATTERN: Final = r"^[\x21-\x7e]+$"
-"""Printable ASCII without spaces: the identifier alphabet of `ledger.core.records`."""
-
 RegistryId = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS, pattern=ID_PATTERN)
 ]
+"""Registry ids appear in custody records, so they are the record format's ids."""
 PublicKeyHex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 """A raw 32-byte Ed25519 public key in lower-case hex, as the agent's `enroll` prints it."""
 
@@ -105,7 +103,7 @@ class Reader(ReaderBase, table=True):
     id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
     agency_id: str = Field(foreign_key="agency.id", index=True, max_length=MAX_ID_CHARS)
     public_key: str = Field(max_length=64)
-    key_id: str = Field(unique=True, max_length=32)
+    key_id: str = Field(unique=True, max_length=KEY_ID_HEX_CHARS)
     status: ReaderStatus = Field(default=ReaderStatus.ACTIVE, sa_type=String(16))
     registered_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -38,6 +38,8 @@ from typing import Any
 
 from reader_agent.epc import EpcError, encode_pure_uri
 
+from ledger.core.bounds import MAX_EPC_BYTES, MIN_RSSI_DBM
+
 MAX_SCENARIO_BYTES = 1 << 20
 """A scenario of 10,000 tags is about 700 KB of TOML; larger is a mistake, not a demo."""
 MAX_TAGS = 10_000
@@ -115,7 +117,7 @@ def parse_epc(text: Any, where: str = "epc") -> bytes:
         epc = bytes.fromhex(text)
     except ValueError:
         raise ScenarioError(f"{where}: {text[:40]!r} is neither a URI nor hex") from None
-    if not 4 <= len(epc) <= 62 or len(epc) % 2:
+    if not 4 <= len(epc) <= MAX_EPC_BYTES or len(epc) % 2:
         raise ScenarioError(f"{where}: an EPC is 2..31 whole words")
     return epc
 
@@ -124,7 +126,7 @@ def _tag(obj: Any, i: int) -> TagSpec:
     where = f"tags[{i}]"
     item = _keys(obj, where, {"epc", "rssi", "arrive", "depart"})
     rssi_in = _keys(item.get("rssi", {"1": -60}), f"{where}.rssi", {str(a) for a in range(1, 17)})
-    rssi = {int(a): int(_number(v, f"{where}.rssi", -128, 0)) for a, v in rssi_in.items()}
+    rssi = {int(a): int(_number(v, f"{where}.rssi", MIN_RSSI_DBM, 0)) for a, v in rssi_in.items()}
     depart = item.get("depart")
     return TagSpec(parse_epc(item.get("epc"), f"{where}.epc"), rssi,
                    _number(item.get("arrive", 0.0), f"{where}.arrive", 0, 1e6),

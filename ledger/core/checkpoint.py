@@ -19,8 +19,9 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger.core import hashing
+from ledger.core.bounds import HASH_HEX_CHARS, MAX_ID_CHARS, is_identifier
 from ledger.core.encoding import MAX_SAFE_INTEGER, SCHEMA_VERSION
-from ledger.core.envelope import Envelope, sign_envelope, verify_envelope
+from ledger.core.envelope import KEY_ID_HEX_CHARS, Envelope, sign_envelope, verify_envelope
 from ledger.core.errors import SchemaError
 from ledger.core.records import parse_time
 
@@ -34,13 +35,12 @@ MAX_TREE_SIZE: Final = MAX_SAFE_INTEGER
 """Canonical JSON integers stop at 2**53 - 1 (and the contract stores a uint64): a bigger
 size could not be signed and anchored with the same value, so it is refused up front."""
 
-MAX_AGENCY_ID_CHARS: Final = 128
-"""Agency ids are short registry names; a bound keeps hostile input out of the hash."""
+MAX_AGENCY_ID_CHARS: Final = MAX_ID_CHARS
+"""Agency ids are record-format ids; a bound keeps hostile input out of the hash."""
 
 _FIELDS: Final = frozenset({"log", "root", "size", "time", "type", "v"})
-_KEY_ID = re.compile(r"[0-9a-f]{32}")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_AGENCY = re.compile(r"[\x21-\x7e]+")
+_KEY_ID = re.compile(f"[0-9a-f]{{{KEY_ID_HEX_CHARS}}}")
+_HEX64 = re.compile(f"[0-9a-f]{{{HASH_HEX_CHARS}}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +106,7 @@ def chain_log_id(log_id: str) -> bytes:
 
 def chain_agency_id(agency_id: str) -> bytes:
     """The 32-byte id under which agency `agency_id` holds its anchorer role on chain."""
-    if len(agency_id) > MAX_AGENCY_ID_CHARS or not _AGENCY.fullmatch(agency_id):
+    if not is_identifier(agency_id):
         raise SchemaError(f"agency id must be 1..{MAX_AGENCY_ID_CHARS} printable ASCII characters")
     return hashing.domain_hash(CHAIN_AGENCY_ID, agency_id.encode("ascii"))
 

@@ -149,25 +149,70 @@ def _refuse_constant(text: str) -> Any:
     raise NonCanonicalNumber(f"{text} is not a JSON number")
 
 
+_MARKS: Final = bytes.maketrans(b"0123456789{,-", b"0000000000[::")
+"""Digits to "0", openers to "[", and what may stand before an integer's digits to ":"."""
+_SAFE_DIGITS: Final = b"0" * len(str(MAX_SAFE_INTEGER))
+_LONG_INTEGERS: Final = (b":" + _SAFE_DIGITS, b"[" + _SAFE_DIGITS)
+
+
+def _may_break_limits(data: bytes) -> bool:
+    """False when canonical JSON `data` can hold neither an integer beyond ±MAX_SAFE_INTEGER
+    nor nesting as deep as MAX_DEPTH: one pass in C instead of walking the value.
+
+    Nesting MAX_DEPTH deep takes MAX_DEPTH opening brackets. An integer beyond 2^53-1 has at
+    least 16 digits, and in canonical JSON an integer's digits follow ":", ",", "[" or its
+    "-"; a run of 16 digits after such a byte inside a string only costs the walk."""
+    marks = data.translate(_MARKS)
+    return (marks.count(b"[") >= MAX_DEPTH or _LONG_INTEGERS[0] in marks
+            or _LONG_INTEGERS[1] in marks)
+
+
+_FAST_DECODER: Final = json.JSONDecoder(parse_float=_refuse_float, parse_constant=_refuse_constant)
+"""The C parser; a float or NaN raises from its hook (the strict parse then says which)."""
+
+
+def _fast_parse(data: bytes) -> dict[str, Any] | None:
+    """The record `data` holds if it is canonical, by the quick route; None when the strict
+    parse must decide (it refuses, or accepts the same value).
+
+    Canonical bytes never repeat a key within an object (a parsed object re-encodes with one
+    entry per key) and never hold a float or NaN, so bytes whose value passes `canonical_bytes`'
+    checks and re-encodes to themselves are exactly the bytes the strict parse accepts, with
+    the same value. For ASCII bytes the value's only text is ASCII, so the stdlib encoder is
+    `canonical_bytes`' own fast path and the checks are what `_check_value` checks: integers
+    within ±MAX_SAFE_INTEGER and nesting within MAX_DEPTH. Those are walked only when the
+    bytes could break them: fewer than MAX_DEPTH brackets cannot nest MAX_DEPTH deep, and
+    without a run of 16 digits no integer exceeds 2^53-1.
+    """
+    try:
+        if data.isascii():
+            text = data.decode("ascii")
+            value = _FAST_DECODER.decode(text)
+            if type(value) is not dict or _STDLIB_CANONICAL.encode(value) != text:
+                return None
+            if _may_break_limits(data):
+                _check_value(value, 1)
+            return value
+        value = _FAST_DECODER.decode(data.decode("utf-8"))
+        if isinstance(value, dict) and canonical_bytes(value) == data:
+            return value
+    except (ValueError, RecursionError, EncodingError):  # the strict parse names the reason
+        pass
+    return None
+
+
 def parse_record(data: bytes) -> dict[str, Any]:
     """Parse canonical record bytes strictly; the inverse of `canonical_bytes`."""
     if len(data) > MAX_RECORD_BYTES:
         raise RecordTooLarge(f"record is {len(data)} bytes, limit is {MAX_RECORD_BYTES}")
+    data = bytes(data)
+    value = _fast_parse(data)
+    if value is not None:
+        return value
     try:
-        text = bytes(data).decode("utf-8", errors="strict")
+        text = data.decode("utf-8", errors="strict")
     except UnicodeDecodeError as exc:
         raise InvalidUtf8(f"byte {exc.start} is not valid UTF-8") from None
-    # Fast path: the C parser without hooks. Canonical bytes never repeat a key within an
-    # object (a parsed object re-encodes with one entry per key) and never hold a float or
-    # NaN (`canonical_bytes` refuses them), so input that re-encodes to itself is exactly the
-    # input the strict parse below accepts, with the same value. Anything else takes the
-    # strict parse, so every refusal keeps its typed error.
-    try:
-        value = json.loads(text)
-        if isinstance(value, dict) and canonical_bytes(value) == bytes(data):
-            return value
-    except (ValueError, RecursionError, EncodingError):
-        pass
     try:
         value = json.loads(
             text,
@@ -183,6 +228,6 @@ def parse_record(data: bytes) -> dict[str, Any]:
         raise EncodingError(f"not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise SchemaError(f"a record is a JSON object, found {type(value).__name__}")
-    if canonical_bytes(value) != bytes(data):
+    if canonical_bytes(value) != data:
         raise NonCanonicalEncoding("record bytes are valid JSON but not in RFC 8785 canonical form")
     return value

@@ -29,7 +29,7 @@ from ledger.core.errors import BadSignature, KeyIdMismatch, RecordTooLarge, Sche
 ALGORITHM: Final = "Ed25519"
 SIGNATURE_BYTES: Final = 64
 KEY_ID_HEX_CHARS: Final = 32
-_KEY_ID = re.compile(r"[0-9a-f]{32}")
+_KEY_ID = re.compile(f"[0-9a-f]{{{KEY_ID_HEX_CHARS}}}")
 _ENVELOPE_KEYS: Final = frozenset({"alg", "kid", "payload", "sig", "v"})
 
 
@@ -66,10 +66,16 @@ def _b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-_SIG_TEXT = re.compile(r"[A-Za-z0-9_-]{86}")
+SIGNATURE_TEXT_CHARS: Final = 86
+"""A signature's unpadded base64url: 86 characters carry 516 bits for its 512."""
 _LAST_SIG_CHARS: Final = "AQgw"
-"""The characters that may end a signature's base64url: 86 characters carry 516 bits for its
-512, and the last character's 4 unused bits must be zero (its value a multiple of 16)."""
+"""The characters that may end a signature's base64url: the last character's 4 unused bits
+must be zero (its value a multiple of 16)."""
+SIGNATURE_TEXT_PATTERN: Final = (
+    f"[A-Za-z0-9_-]{{{SIGNATURE_TEXT_CHARS - 1}}}[{_LAST_SIG_CHARS}]"
+)
+"""The one spelling of a signature in an envelope."""
+_SIG_TEXT = re.compile(f"[A-Za-z0-9_-]{{{SIGNATURE_TEXT_CHARS}}}")
 
 
 def _b64decode(text: str) -> bytes:

@@ -15,32 +15,43 @@ from functools import lru_cache
 from typing import Any, ClassVar, Final, Literal
 
 from ledger.core import hashing
+from ledger.core.bounds import (
+    ACTIONS,
+    DIRECTIONS,
+    EPC_HEX_PATTERN,
+    HASH_HEX_PATTERN,
+    HOLDER_KINDS,
+    MAX_ANTENNA,
+    MAX_AUTHORISERS,
+    MAX_EPC_HEX_CHARS,
+    MAX_EPC_WORDS,
+    MAX_ID_CHARS,
+    MAX_OBSERVATIONS_PER_EVENT,
+    MAX_RSSI_DBM,
+    MAX_URI_CHARS,
+    MIN_ANTENNA,
+    MIN_RSSI_DBM,
+    OBSERVATION_KINDS,
+    PERSON_HOLDER,
+    TIME_PATTERN,
+    URI_PREFIX,
+    is_identifier,
+)
 from ledger.core.encoding import MAX_SAFE_INTEGER, SCHEMA_VERSION, schema_checked_bytes
 from ledger.core.errors import NonCanonicalNumber, SchemaError
 
-MAX_ID_CHARS: Final = 128
-"""Device, zone, session, site and asset ids are short names or URIs; 128 bounds them."""
+__all__ = [  # the types, and the bounds (defined in `bounds`) their users check against
+    "ACTIONS", "GENESIS_PREV", "HOLDER_KINDS", "MAX_AUTHORISERS", "MAX_EPC_HEX_CHARS",
+    "MAX_ID_CHARS", "MAX_OBSERVATIONS_PER_EVENT", "OBSERVATION_KINDS", "CustodyEvent",
+    "Holder", "Observation", "event_hash", "format_time", "parse_time",
+]
 
-MAX_EPC_HEX_CHARS: Final = 124
-"""An EPC bank holds at most 496 bits (UHF Gen2 PC length field, 31 words)."""
-
-MAX_OBSERVATIONS_PER_EVENT: Final = 64
-"""One badge session justifies a handful of reads; 64 bounds a custody event's size."""
-
-MAX_AUTHORISERS: Final = 8
-"""Dual sign-off needs two; eight leaves room for panels without unbounded lists."""
-
-OBSERVATION_KINDS: Final = frozenset({"arrive", "depart", "badge", "read"})
-ACTIONS: Final = frozenset(
-    {"register", "check_out", "check_in", "transfer", "loan_out", "loan_return", "dispose"}
-)
-HOLDER_KINDS: Final = frozenset({"location", "person", "agency"})
 GENESIS_PREV: Final = "00" * hashing.HASH_SIZE
 
-_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{3})Z", re.ASCII)
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_EPC_HEX = re.compile(r"(?:[0-9A-F]{4})+")
-_IDENT = re.compile(r"[\x21-\x7e]+")
+_TIME = re.compile(re.sub(r"\[0-9\]\{\d\}", r"(\g<0>)", TIME_PATTERN))
+"""TIME_PATTERN with each field captured, for `parse_time`."""
+_HEX64 = re.compile(HASH_HEX_PATTERN)
+_EPC_HEX = re.compile(EPC_HEX_PATTERN)
 
 
 def format_time(moment: datetime) -> str:
@@ -92,9 +103,7 @@ def _ident(record: Mapping[str, Any], name: str, *, optional: bool = False) -> s
 
 
 def _check_ident(name: str, value: object) -> None:
-    if type(value) is not str or not 0 < len(value) <= MAX_ID_CHARS or not _IDENT.fullmatch(
-        value
-    ):
+    if not is_identifier(value):
         raise SchemaError(f"field {name!r} must be 1-{MAX_ID_CHARS} printable ASCII characters")
 
 
@@ -164,19 +173,20 @@ class Observation:
             raise SchemaError(f"observation kind {kind!r:.40} not in {sorted(OBSERVATION_KINDS)}")
         epc = _field(record, "epc", str)
         if len(epc) > MAX_EPC_HEX_CHARS or not _EPC_HEX.fullmatch(epc):
-            raise SchemaError("field 'epc' must be upper-case hex, whole 16-bit words, <= 496 bits")
+            raise SchemaError("field 'epc' must be upper-case hex, whole 16-bit words, "
+                              f"<= {16 * MAX_EPC_WORDS} bits")
         antenna = _field(record, "antenna", int)
-        if not 0 <= antenna <= 255:
-            raise SchemaError("field 'antenna' must be 0-255")
+        if not MIN_ANTENNA <= antenna <= MAX_ANTENNA:
+            raise SchemaError(f"field 'antenna' must be {MIN_ANTENNA}-{MAX_ANTENNA}")
         rssi = _field(record, "rssi", (int, type(None)))
-        if rssi is not None and not -128 <= rssi <= 127:
-            raise SchemaError("field 'rssi' must be -128..127 dBm")
+        if rssi is not None and not MIN_RSSI_DBM <= rssi <= MAX_RSSI_DBM:
+            raise SchemaError(f"field 'rssi' must be {MIN_RSSI_DBM}..{MAX_RSSI_DBM} dBm")
         direction = _field(record, "direction", (str, type(None)))
-        if direction not in (None, "in", "out"):
+        if direction is not None and direction not in DIRECTIONS:
             raise SchemaError("field 'direction' must be 'in', 'out' or null")
         uri = _field(record, "uri", (str, type(None)))
-        if uri is not None and (len(uri) > 2 * MAX_ID_CHARS or not uri.startswith("urn:epc:")):
-            raise SchemaError("field 'uri' must be an urn:epc: URI")
+        if uri is not None and (len(uri) > MAX_URI_CHARS or not uri.startswith(URI_PREFIX)):
+            raise SchemaError(f"field 'uri' must be an {URI_PREFIX} URI")
         return cls(
             device=str(_ident(record, "device")), seq=seq, time=time, kind=kind, epc=epc,
             antenna=antenna, rssi=rssi, zone=_ident(record, "zone", optional=True),
@@ -207,7 +217,7 @@ class Holder:
         if type(self.kind) is not str or self.kind not in HOLDER_KINDS:
             raise SchemaError(f"{name}.kind {self.kind!r:.40} not in {sorted(HOLDER_KINDS)}")
         _check_ident("ref", self.ref)
-        if self.kind == "person" and not _HEX64.fullmatch(self.ref):
+        if self.kind == PERSON_HOLDER and not _HEX64.fullmatch(self.ref):
             # People appear in the log only as salted commitments (see commitments.py).
             raise SchemaError(f"{name}.ref of a person must be a 64-hex commitment")
 

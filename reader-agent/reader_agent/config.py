@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from ledger.core.bounds import MAX_EPC_BYTES
 from reader_agent.errors import ConfigError
 
 MAX_CONFIG_BYTES: Final = 256 * 1024
@@ -26,7 +27,7 @@ MAX_BADGE_ENTRIES: Final = 10_000
 
 ROLES: Final = frozenset({"issue_desk", "return_desk", "portal", "locker", "vehicle_bay"})
 _IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_HEX = re.compile(r"(?:[0-9A-Fa-f]{2}){1,62}")
+_HEX = re.compile(f"(?:[0-9A-Fa-f]{{2}}){{1,{MAX_EPC_BYTES}}}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ledger.core.bounds import MAX_SEQ
 from ledger.core.packing import MAX_OBJECT_CHARS, unpack
 from reader_agent.errors import AgentError
 
@@ -86,7 +87,7 @@ def _decision(record: Any) -> Decision:
     if unknown:
         raise DecisionError(f"decision has unknown fields {sorted(unknown)[:5]}")
     seq = record.get("seq")
-    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**53:
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ:
         raise DecisionError("decision field 'seq' must be a non-negative integer")
     verdict = record.get("decision")
     if verdict not in ("accept", "refuse"):

@@ -16,11 +16,10 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-MAX_URI_CHARS: Final = 128
-"""The longest pure-identity URI of a 96-bit scheme is under 60 characters."""
+from ledger.core.bounds import MAX_EPC_BYTES
 
-MAX_EPC_BYTES: Final = 62
-"""Gen2 EPC banks hold at most 496 bits."""
+MAX_URI_TEXT_CHARS: Final = 128
+"""The longest pure-identity URI of a 96-bit scheme is under 60 characters."""
 
 
 class EpcError(ValueError):
@@ -113,8 +112,8 @@ def epc_to_uri(epc: bytes) -> str:
 def encode_pure_uri(uri: str, filter_value: int = 0) -> bytes:
     """The 96-bit EPC of a pure-identity URI (or `urn:epc:raw:...`), for the simulator, tests
     and tag commissioning."""
-    if len(uri) > MAX_URI_CHARS:
-        raise EpcError(f"URI longer than {MAX_URI_CHARS} characters")
+    if len(uri) > MAX_URI_TEXT_CHARS:
+        raise EpcError(f"URI longer than {MAX_URI_TEXT_CHARS} characters")
     if uri.startswith("urn:epc:raw:"):
         bits, _, hexpart = uri[len("urn:epc:raw:") :].partition(".x")
         try:

@@ -36,23 +36,28 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
 )
 
+from ledger.core.bounds import (
+    DIRECTIONS,
+    EPC_WORD_BYTES,
+    MAX_ANTENNA,
+    MAX_EPC_BYTES,
+    MAX_RSSI_DBM,
+    MAX_URI_CHARS,
+    MIN_ANTENNA,
+    MIN_RSSI_DBM,
+    OBSERVATION_KINDS,
+    URI_PREFIX,
+    is_identifier,
+)
 from ledger.core.encoding import SCHEMA_VERSION
 from ledger.core.envelope import sign_envelope
 from ledger.core.errors import LedgerError
-from ledger.core.records import (
-    MAX_ID_CHARS,
-    OBSERVATION_KINDS,
-    Observation,
-    format_time,
-)
+from ledger.core.records import Observation, format_time
 from reader_agent.epc import EpcError, epc_to_uri
 from reader_agent.pipeline import PipelineObservation
 
 MAX_CACHED_URIS: Final = 4096
 """EPC -> URI entries kept; a desk sees a few hundred items, a busy portal a few thousand."""
-
-MAX_EPC_BYTES: Final = 62
-"""496 bits, the most a Gen2 PC word can announce (records allow 124 hex characters)."""
 
 log = logging.getLogger("reader_agent.signer")
 
@@ -93,14 +98,13 @@ class _DeviceKey(Ed25519PrivateKey):
 @functools.lru_cache(maxsize=MAX_CACHED_URIS)
 def _uri(epc: bytes) -> str | None:
     uri = epc_to_uri(epc)
-    if not uri.startswith("urn:epc:") or len(uri) > 2 * MAX_ID_CHARS:
+    if not uri.startswith(URI_PREFIX) or len(uri) > MAX_URI_CHARS:
         return None  # records refuse it; unreachable with our own EPC decoder
     return uri
 
 
 def _ident_ok(value: str | None) -> bool:
-    return value is None or (0 < len(value) <= MAX_ID_CHARS and value.isascii()
-                             and value.isprintable() and " " not in value)
+    return value is None or is_identifier(value)
 
 
 class ObservationSigner:
@@ -136,13 +140,16 @@ class ObservationSigner:
     def record(self, item: PipelineObservation, seq: int, wall: float) -> dict[str, Any]:
         """The observation's record, checked against the record format's bounds."""
         epc, antenna, rssi = item.epc, item.antenna, item.rssi
-        if not 2 <= len(epc) <= MAX_EPC_BYTES or len(epc) % 2:
-            raise InvalidObservation("EPC must be whole 16-bit words, at most 496 bits")
-        if type(antenna) is not int or not 0 <= antenna <= 255:
-            raise InvalidObservation("antenna must be 0-255")
-        if rssi is not None and (type(rssi) is not int or not -128 <= rssi <= 127):
-            raise InvalidObservation("RSSI must be -128..127 dBm")
-        if item.kind not in OBSERVATION_KINDS or item.direction not in (None, "in", "out"):
+        if not EPC_WORD_BYTES <= len(epc) <= MAX_EPC_BYTES or len(epc) % EPC_WORD_BYTES:
+            raise InvalidObservation(
+                f"EPC must be whole 16-bit words, at most {8 * MAX_EPC_BYTES} bits")
+        if type(antenna) is not int or not MIN_ANTENNA <= antenna <= MAX_ANTENNA:
+            raise InvalidObservation(f"antenna must be {MIN_ANTENNA}-{MAX_ANTENNA}")
+        if rssi is not None and (type(rssi) is not int
+                                 or not MIN_RSSI_DBM <= rssi <= MAX_RSSI_DBM):
+            raise InvalidObservation(f"RSSI must be {MIN_RSSI_DBM}..{MAX_RSSI_DBM} dBm")
+        if item.kind not in OBSERVATION_KINDS or (item.direction is not None
+                                                  and item.direction not in DIRECTIONS):
             raise InvalidObservation("unknown kind or direction")
         if not (_ident_ok(item.zone) and _ident_ok(item.session)):
             raise InvalidObservation("zone and session must be short printable ASCII ids")

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Final
 
+from ledger.core.bounds import EPC_WORD_BYTES, MAX_EPC_BYTES
 from reader_agent.config import PipelineSettings
 from reader_agent.pipeline.model import DropCounters, DropReason, PipelineObservation
 from reader_agent.pipeline.sessions import BadgeSession, BadgeSessions
@@ -23,9 +24,6 @@ from reader_agent.reads import TagRead
 MAX_TRACKED_TAGS: Final = 50_000
 """Present plus pending tags. A packed store room holds a few thousand tagged items; beyond
 this the reader is flooded (or attacked) and new tags are dropped, counted, as `table_full`."""
-
-MAX_EPC_BYTES: Final = 62
-"""496 bits: the largest EPC a Gen2 PC word can announce."""
 
 
 class _Tag:
@@ -98,7 +96,7 @@ class ReadPipeline:
     def _candidate(self, read: TagRead, zone: str, out: list[PipelineObservation]) -> None:
         epc, now = read.epc, read.monotonic
         drops = self.counters.by_reason
-        if not 0 < len(epc) <= MAX_EPC_BYTES or len(epc) % 2:
+        if not 0 < len(epc) <= MAX_EPC_BYTES or len(epc) % EPC_WORD_BYTES:
             drops[DropReason.BAD_EPC] += 1
             return
         pending = self._pending.get(epc)

@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-MAX_SESSION_PREFIX_CHARS: Final = 96
-"""Leaves room for `-{n}` inside the record format's 128-character id limit."""
+from ledger.core.bounds import MAX_ID_CHARS
+
+MAX_SESSION_PREFIX_CHARS: Final = MAX_ID_CHARS - 32
+"""Leaves 32 characters for `-{n}` inside the record format's id limit."""
 
 
 @dataclass(slots=True)

@@ -15,10 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-Buffer = bytes | bytearray
+from ledger.core.bounds import MAX_EPC_BYTES as MAX_EPC_BYTES
 
-MAX_EPC_BYTES = 62
-"""The Gen2 PC length field counts at most 31 words of EPC (496 bits); larger is corrupt."""
+Buffer = bytes | bytearray
 
 MAX_STREAM_BUFFER = 64 * 1024
 """Bytes a FrameStream holds before it discards the oldest: far above the largest frame of any
