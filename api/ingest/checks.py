@@ -12,22 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, Final, Protocol
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from nacl.exceptions import BadSignatureError, CryptoError
-from nacl.signing import VerifyKey
+from typing import Final, Protocol
 
 from api.ingest.topics import parse_events_topic
 from api.models.ingest import MAX_DETAIL_CHARS
 from api.models.registry import Reader, ReaderStatus
 from ledger.core import hashing
+from ledger.core.ed25519 import VerifyingKey
 from ledger.core.encoding import MAX_RECORD_BYTES
 from ledger.core.envelope import (
     Envelope,
-    key_id,
-    public_key_from_raw,
-    verify_envelope,
 )
 from ledger.core.errors import EncodingError, RecordTooLarge, SchemaError, SignatureError
 from ledger.core.records import Observation
@@ -122,36 +116,11 @@ class ClockPolicy:
     max_age: timedelta
 
 
-@dataclass(frozen=True, slots=True)
-class _LoadedKey:
-    """A registered key loaded for both libraries, with its key id computed once."""
-
-    kid: str
-    fast: VerifyKey
-    reference: Ed25519PublicKey
-
-
 @lru_cache(maxsize=KEY_CACHE_SIZE)
-def _public_key(public_key_hex: str) -> _LoadedKey:
-    reference = public_key_from_raw(bytes.fromhex(public_key_hex))
-    return _LoadedKey(key_id(reference), VerifyKey(bytes.fromhex(public_key_hex)), reference)
-
-
-def _check_signature(envelope: Envelope, key: _LoadedKey) -> dict[str, Any]:
-    """`verify_envelope`'s verdict, about twice as fast for the (usual) valid envelope.
-
-    libsodium (PyNaCl) checks a valid signature in about half the time `cryptography` takes.
-    Only when it refuses does `verify_envelope` run, so the verdict and the typed error are
-    always the reference implementation's: a signature libsodium alone would refuse (its
-    checks are stricter) is still judged by `cryptography`, as before this fast path.
-    """
-    if envelope.kid == key.kid:
-        try:
-            key.fast.verify(envelope.signed_message(), envelope.sig)
-            return envelope.payload
-        except (BadSignatureError, CryptoError, ValueError):
-            pass
-    return verify_envelope(envelope, key.reference)
+def _public_key(public_key_hex: str) -> VerifyingKey:
+    """A registered key loaded once for both Ed25519 libraries (loading costs more than a
+    verification)."""
+    return VerifyingKey(bytes.fromhex(public_key_hex))
 
 
 def _reject(
@@ -194,7 +163,7 @@ def verify_message(
             reader.reader_id,
         )
     try:
-        payload = _check_signature(envelope, _public_key(reader.public_key_hex))
+        payload = _public_key(reader.public_key_hex).verify_envelope(envelope)
     except SignatureError as exc:
         return _reject(message, RejectReason.BAD_SIGNATURE, str(exc), reader.reader_id)
     try:

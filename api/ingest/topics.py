@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
+from ledger.core.bounds import MAX_ID_CHARS
+
 PREFIX: Final = "kitledger/v1"
 EVENTS: Final = "events"
 DECISIONS: Final = "decisions"
 
-MAX_TOPIC_SEGMENT_CHARS: Final = 128
-"""Agency, site and reader ids are registry ids (at most 128 characters)."""
+MAX_TOPIC_SEGMENT_CHARS: Final = MAX_ID_CHARS
+"""Agency, site and reader ids are registry ids, bounded as the record format bounds them."""
 
 TOPIC_CACHE_SIZE: Final = 4096
 """Events topics whose parse is remembered: one per reader, so more than a broker partition's

@@ -19,6 +19,7 @@ from api.models import Asset, AssetStatus, Decision, Reader
 from api.scoping import asset_visible
 from api.web.session import CurrentUser, WebUser
 from api.web.templating import page
+from ledger.core.bounds import MAX_ID_CHARS
 
 router = APIRouter(prefix="/web", include_in_schema=False)
 
@@ -27,7 +28,7 @@ MAX_FEED_ROWS: Final = 25
 MAX_HELD_ROWS: Final = 500
 """Checked-out assets listed; a force with more pages them through the API."""
 
-ReaderParam = Annotated[str | None, Query(max_length=128)]
+ReaderParam = Annotated[str | None, Query(max_length=MAX_ID_CHARS)]
 
 
 def _readers(session: Session, user: WebUser) -> list[Reader]:

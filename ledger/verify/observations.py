@@ -2,24 +2,23 @@
 
 An observation counts only if its envelope is signed by a registered reader key, the payload is
 a valid observation naming that reader, and its time falls inside the key's registration
-(registered <= time < revoked). Signatures are checked with PyNaCl (libsodium, about twice as
-fast as `cryptography` here); a signature libsodium refuses is re-checked with `cryptography`,
-the reference implementation, so the verdict is always the reference one.
+(registered <= time < revoked). Signatures are checked by `ledger.core.ed25519.VerifyingKey`:
+libsodium's speed, `cryptography`'s verdict.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ledger.core import hashing
 from ledger.core.bundle import AuditBundle
+from ledger.core.ed25519 import VerifyingKey
 from ledger.core.envelope import (
     SIGNING_PREFIX,
     Envelope,
     key_id,
     public_key_from_raw,
-    verify_envelope,
 )
 from ledger.core.errors import LedgerError
 from ledger.core.record_scan import read_observation
@@ -33,25 +32,6 @@ class RegisteredKey:
     public_key: bytes
     registered: str
     revoked: str | None
-
-
-def _fast_verifier(raw_key: bytes) -> Callable[[bytes, bytes], bool]:
-    """verify(message, signature) -> bool, with libsodium if installed."""
-    try:
-        from nacl.exceptions import BadSignatureError
-        from nacl.signing import VerifyKey
-    except ImportError:  # a bare `ledger` install: the reference path only
-        return lambda _m, _s: False
-    key = VerifyKey(raw_key)
-
-    def verify(message: bytes, signature: bytes) -> bool:
-        try:
-            key.verify(message, signature)
-        except BadSignatureError:
-            return False
-        return True
-
-    return verify
 
 
 def check_devices(bundle: AuditBundle, checks: list[CheckResult]) -> dict[str, RegisteredKey]:
@@ -82,18 +62,17 @@ def check_devices(bundle: AuditBundle, checks: list[CheckResult]) -> dict[str, R
 
 
 def _check_one(line: bytes, where: str, keys: dict[str, RegisteredKey],
-               verifiers: dict[str, Callable[[bytes, bytes], bool]]) -> str | None:
+               verifiers: dict[str, VerifyingKey]) -> str | None:
     envelope, observation, payload = read_observation(line, where)
     registration = keys.get(envelope.kid)
     if registration is None:
         return f"expected a registered reader key, found unknown key id {envelope.kid}"
-    verify = verifiers.get(envelope.kid)
-    if verify is None:
-        verify = verifiers[envelope.kid] = _fast_verifier(registration.public_key)
-    if not verify(SIGNING_PREFIX + payload, envelope.sig):
-        # The reference verdict (and its message) for whatever libsodium refused.
-        reference = Envelope.from_bytes(line)
-        verify_envelope(reference, public_key_from_raw(registration.public_key))
+    key = verifiers.get(envelope.kid)
+    if key is None:
+        key = verifiers[envelope.kid] = VerifyingKey(registration.public_key)
+    if not key.accepts(SIGNING_PREFIX + payload, envelope.sig):
+        # The reference's typed error, with its message, for the refused signature.
+        key.verify_envelope(Envelope.from_bytes(line))
     if observation.device != registration.reader:
         return (f"key {envelope.kid} is registered to reader {registration.reader!r}, "
                 f"observation names {observation.device!r}")
@@ -114,7 +93,7 @@ def check_observations(bundle: AuditBundle, keys: dict[str, RegisteredKey],
     result = CheckResult("observation-signatures")
     checks.append(result)
     good: set[bytes] = set()
-    verifiers: dict[str, Callable[[bytes, bytes], bool]] = {}
+    verifiers: dict[str, VerifyingKey] = {}
     lines: Sequence[bytes] = bundle.observations
     total = len(lines)
     for position, line in enumerate(lines):
