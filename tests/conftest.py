@@ -1,6 +1,6 @@
 """Suite-wide fixtures: real services the tests start themselves."""
 
-from fixtures.anvil import anvil
-from fixtures.mosquitto import mosquitto
+from tests.fixtures.anvil import anvil
+from tests.fixtures.mosquitto import mosquitto
 
 __all__ = ["anvil", "mosquitto"]

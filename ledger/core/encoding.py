@@ -125,7 +125,7 @@ def schema_checked_bytes(record: Mapping[str, Any]) -> bytes:
     objects of those, at most MAX_DEPTH deep: the same bytes, without walking the record a
     second time (for such records `canonical_bytes` takes the stdlib fast path). Only a
     caller whose own check guarantees all of that may use it (`CustodyEvent.to_bytes`);
-    tests/api/test_api_ingest_cpu_encoding.py checks the equality on generated events."""
+    tests/ledger/test_encoding_fast_paths.py checks the equality on generated events."""
     data = _STDLIB_CANONICAL.encode(record).encode("ascii")
     if len(data) > MAX_RECORD_BYTES:
         raise RecordTooLarge(f"record is {len(data)} bytes, limit is {MAX_RECORD_BYTES}")

@@ -10,7 +10,7 @@ Speed. This is the agent's hot path (one Ed25519 signature per observation), so 
 built directly rather than through `Observation(...).to_record()`, which re-validates every
 field. Instead each field is checked here once, cheaply, against the same bounds: the device id
 when the signer is made (a full `Observation` round trip), per record only what the reader can
-influence (EPC, antenna, RSSI, kind, direction, ids). tests/agent/test_agent_signer.py checks
+influence (EPC, antenna, RSSI, kind, direction, ids). tests/reader_agent/test_signer.py checks
 by property that every record built here equals `Observation(...).to_record()` and that what
 is refused here is what `Observation.from_record` refuses. Times are formatted from a cached
 per-second prefix, with the rounding `datetime.fromtimestamp` uses; EPC URIs are cached.

@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_support import RegisteredReader, register_reader
-from fixtures.postgres import postgres_database
 from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
@@ -20,6 +18,8 @@ from api.config import load_settings
 from api.db import make_engine
 from api.ingest.pipeline import IngestPipeline
 from api.migrate import upgrade
+from tests.api.api_support import RegisteredReader, register_reader
+from tests.fixtures.postgres import postgres_database
 
 __all__ = ["postgres_database"]
 

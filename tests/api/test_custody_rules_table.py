@@ -33,9 +33,10 @@ from api.custody.rules import (
 )
 from api.models.assets import AssetStatus, HolderKind
 from api.models.registry import ReaderRole
+from tests.paths import VECTORS_DIR
 
 TABLE = json.loads(
-    (Path(__file__).resolve().parents[1] / "vectors" / "custody_rules.json").read_text())
+    (VECTORS_DIR / "custody_rules.json").read_text())
 EXPECT_KEYS = {"verdict", "reason", "action", "new_status", "holder", "alert"}
 
 

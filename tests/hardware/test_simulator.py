@@ -29,8 +29,9 @@ from hardware.simulator import (
     scenario_from_dict,
 )
 from hardware.simulator.models import MODELS
+from tests.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 RADIO = bytes.fromhex("3474257BF40000000000162E")
 CAMERA = bytes.fromhex("3374257BF40C0E400000162E")
 

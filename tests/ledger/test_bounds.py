@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from ledger.core import bounds
 from ledger.core.errors import SchemaError
 from ledger.core.records import Observation
+from tests.paths import REPO_ROOT
 
-ROOT = Path(__file__).parents[2]
+ROOT = REPO_ROOT
 BOUNDS = ROOT / "ledger" / "core" / "bounds.py"
 PARTS = [ROOT / "api", ROOT / "ledger", ROOT / "reader-agent" / "reader_agent"]
 

@@ -14,8 +14,9 @@ import pytest
 
 from ledger import cli
 from ledger.core.merkle import EMPTY_ROOT
+from tests.paths import REPO_ROOT
 
-ROOT = Path(__file__).parents[2]
+ROOT = REPO_ROOT
 SERVER_PACKAGES = ("api", "demo")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,8 +29,9 @@ from ledger.core.errors import (
     RecordTooLarge,
     SchemaError,
 )
+from tests.paths import VECTORS_DIR
 
-VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "core_records.json").read_text())
+VECTORS = json.loads((VECTORS_DIR / "core_records.json").read_text())
 
 
 @pytest.mark.parametrize("case", VECTORS["canonical"], ids=lambda c: c["name"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -20,8 +19,9 @@ from ledger.core.envelope import (
     verify_envelope,
 )
 from ledger.core.errors import BadSignature, EncodingError, KeyIdMismatch, SchemaError
+from tests.paths import VECTORS_DIR
 
-VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "core_records.json").read_text())
+VECTORS = json.loads((VECTORS_DIR / "core_records.json").read_text())
 ENV = VECTORS["envelope"]
 
 

@@ -23,7 +23,9 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-ROOT = Path(__file__).parents[2]
+from tests.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 AGENT = ROOT / "reader-agent" / "reader_agent"
 FORBIDDEN = ("api", "ledger.chain", "web3", "eth_tester", "fastapi", "sqlmodel", "sqlalchemy")
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-BENCH = Path(__file__).parents[2] / "bench" / "merkle.py"
+from tests.paths import REPO_ROOT
+
+BENCH = REPO_ROOT / "bench" / "merkle.py"
 
 
 def test_quick_benchmark_prints_every_row() -> None:

@@ -16,10 +16,10 @@ import hashlib
 
 import pymerkle
 import pytest
-import reference_merkle as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import tests.ledger.reference_merkle as ref
 from ledger.core.errors import ProofError
 from ledger.core.merkle import leaf_hash, verify_consistency, verify_inclusion
 from ledger.merkle_log import MerkleLog

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -21,8 +20,9 @@ from ledger.core.merkle import (
 from ledger.core.merkle_plan import fold
 from ledger.merkle_log import MerkleLog
 from ledger.merkle_nodes import MemoryNodeStore
+from tests.paths import VECTORS_DIR
 
-VECTORS = Path(__file__).parent.parent / "vectors"
+VECTORS = VECTORS_DIR
 
 
 def _load(name: str) -> dict[str, Any]:

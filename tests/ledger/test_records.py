@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +21,9 @@ from ledger.core.records import (
     format_time,
     parse_time,
 )
+from tests.paths import VECTORS_DIR
 
-VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "core_records.json").read_text())
+VECTORS = json.loads((VECTORS_DIR / "core_records.json").read_text())
 EVENTS = [CustodyEvent.from_record(r) for r in VECTORS["chain"]["events"]]
 
 
@@ -190,7 +190,7 @@ def test_committed_vectors_match_the_generator() -> None:
     """Any change to ledger.core that alters bytes or hashes must come with new vectors."""
     import sys
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "vectors"))
+    sys.path.insert(0, str(VECTORS_DIR))
     try:
         import generate_core
     finally:

@@ -4,10 +4,11 @@ the fast codecs (which use binascii.crc_hqx and a generic hunting deframer)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-VECTORS = Path(__file__).resolve().parent.parent / "vectors"
+from tests.paths import VECTORS_DIR
+
+VECTORS = VECTORS_DIR
 
 _TM_TBL = (0x0000, 0x1021, 0x2042, 0x3063, 0x4084, 0x50A5, 0x60C6, 0x70E7,
            0x8108, 0x9129, 0xA14A, 0xB16B, 0xC18C, 0xD1AD, 0xE1CE, 0xF1EF)

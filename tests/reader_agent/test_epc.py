@@ -4,7 +4,6 @@ property check against the independent `epcpy` library."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +20,10 @@ from reader_agent.epc import (
     raw_uri,
 )
 
+from tests.paths import VECTORS_DIR
+
 VECTORS: dict[str, Any] = json.loads(
-    (Path(__file__).resolve().parent.parent / "vectors" / "reader_epc.json").read_text())
+    (VECTORS_DIR / "reader_epc.json").read_text())
 
 
 @pytest.mark.parametrize("vector", VECTORS["valid"], ids=lambda v: v["uri"])

@@ -7,16 +7,17 @@ import io
 import json
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-from codec_oracle import load_vectors
 from reader_agent import fieldtools
 from reader_agent.protocol import get_codec
 from reader_agent.protocol import thingmagic as tm
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import REPO_ROOT
+from tests.reader_agent.codec_oracle import load_vectors
+
+ROOT = REPO_ROOT
 
 
 def run_decode(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],

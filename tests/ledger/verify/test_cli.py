@@ -1,0 +1,219 @@
+"""`kitledger verify` end to end: exit codes, text and JSON output, a real anvil node, and a
+malicious server (a real HTTP server on loopback) serving doctored bundles."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.chain.provider import connect
+from ledger.cli import main
+from ledger.core.bundle import BundleCheckpoint
+from ledger.core.checkpoint import Checkpoint, sign_checkpoint
+from ledger.core.envelope import key_id
+from ledger.core.records import Holder
+from tests.ledger.chain.anvil_node import AnvilNode
+from tests.ledger.verify.audit_support import (
+    ChainSetup,
+    Story,
+    deploy,
+    edit_json_line,
+    make_story,
+    relines,
+)
+from tests.ledger.verify.audit_support import section_start as start_of
+
+
+@pytest.fixture(scope="module")
+def anvil_story(anvil: AnvilNode) -> Story:
+    key = Ed25519PrivateKey.generate()
+    setup = deploy(connect(anvil.url, expected_chain_id=anvil.chain_id), key)
+    return make_story(setup, key)
+
+
+class BundleServer:
+    """The operator's API as an attacker runs it: serves whatever bytes it is given."""
+
+    def __init__(self) -> None:
+        self.body = b""
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-ndjson")
+                self.send_header("Content-Length", str(len(outer.body)))
+                self.end_headers()
+                self.wfile.write(outer.body)
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1/audit/bundle"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[BundleServer]:
+    serving = BundleServer()
+    yield serving
+    serving.close()
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(["verify", *args])
+    return code, capsys.readouterr().out
+
+
+def test_valid_bundle_on_anvil_exits_0(anvil: AnvilNode, anvil_story: Story, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bundle.jsonl"
+    path.write_bytes(anvil_story.bundle())
+    code, out = run_cli(capsys, str(path), "--rpc", anvil.url, "--require-latest")
+    assert code == 0, out
+    assert "verdict: VALID" in out and "pass        anchors (2 items)" in out
+    code, out = run_cli(capsys, str(path), "--offline", "--json")
+    verdict = json.loads(out)
+    assert code == 0 and verdict["verdict"] == "valid"
+    assert any("no node was asked" in item for item in verdict["not_checked"])
+
+
+def test_tampered_bundle_exits_1_with_reason(anvil: AnvilNode, anvil_story: Story,
+                                             tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    data = anvil_story.bundle()
+    first = start_of(data, "events")
+
+    def edit(lines: list[bytes]) -> list[bytes]:
+        lines[first] = edit_json_line(lines[first], lambda r: r.update(time=
+                                                                       "2026-01-02T07:00:00.000Z"))
+        return lines
+
+    path = tmp_path / "bundle.jsonl"
+    path.write_bytes(relines(data, edit))
+    code, out = run_cli(capsys, str(path), "--rpc", anvil.url)
+    assert code == 1
+    assert "FAIL        inclusion-proofs" in out and "expected" in out
+    assert "verdict: INVALID" in out
+
+
+def test_unusable_and_unreachable_exit_codes(anvil_story: Story, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_bytes(b"\x00\xff not a bundle")
+    assert run_cli(capsys, str(garbage), "--offline")[0] == 2
+    assert run_cli(capsys, str(tmp_path / "missing.jsonl"), "--offline")[0] == 2
+    path = tmp_path / "bundle.jsonl"
+    path.write_bytes(anvil_story.bundle())
+    from fixtures.ports import free_port
+
+    code, out = run_cli(capsys, str(path), "--rpc", f"http://127.0.0.1:{free_port()}")
+    assert code == 3 and "unreachable" in out
+    with pytest.raises(SystemExit) as usage:
+        main(["verify", str(path)])  # neither --rpc nor --offline
+    assert usage.value.code == 2
+
+
+def test_progress_bar_goes_to_stderr(anvil_story: Story, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bundle.jsonl"
+    path.write_bytes(anvil_story.bundle())
+    assert main(["verify", str(path), "--offline", "--progress"]) == 0
+    captured = capsys.readouterr()
+    assert "[" in captured.err and "done" in captured.err and "[" not in captured.out[:1]
+
+
+def _forked(story: Story) -> bytes:
+    """The same log sizes, re-signed with the real log key, one event rewritten."""
+    forged = Story(log_key=story.log_key, setup=story.setup, reader_keys=story.reader_keys,
+                   devices=story.devices, seq=500)
+    for event in story.events:
+        to = event.holder_to
+        if event.seq == 1 and event.asset == story.events[0].asset:
+            to = Holder("location", "somewhere-else")
+        forged.custody(event.asset, event.action, event.time, event.reader or "desk-1",
+                       event.holder_from, to)
+    forged.checkpoints = []
+    for old in story.checkpoints:
+        size = Checkpoint.from_record(old.envelope.payload).tree_size
+        point = Checkpoint(key_id(story.log_key.public_key()), size, forged.log.root(size),
+                           "2026-02-03T00:00:00.000Z")
+        forged.checkpoints.append(BundleCheckpoint(sign_checkpoint(point, story.log_key),
+                                                   old.anchor))
+    return forged.bundle()
+
+
+def test_malicious_server_is_rejected(anvil: AnvilNode, anvil_story: Story,
+                                      server: BundleServer,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    honest = anvil_story.bundle()
+    server.body = honest
+    code, out = run_cli(capsys, server.url, "--rpc", anvil.url, "--require-latest")
+    assert code == 0, out
+    first = start_of(honest, "events")
+
+    def fabricated_proof(lines: list[bytes]) -> list[bytes]:
+        lines[first + 1] = edit_json_line(lines[first + 1], lambda r: r["path"].__setitem__(
+            0, "ab" * 32))
+        return lines
+
+    stale = anvil_story.bundle(checkpoints=anvil_story.checkpoints[:1],
+                               events=[e for e in anvil_story.bundle_events()
+                                       if e.leaf_index < 6])
+    served = {
+        "fabricated proof": (relines(honest, fabricated_proof), "inclusion-proofs"),
+        "forked log": (_forked(anvil_story), "anchors"),
+        "stale checkpoint": (stale, "freshness"),
+        "cut off": (honest[: len(honest) // 2], None),
+    }
+    for name, (body, check) in served.items():
+        server.body = body
+        code, out = run_cli(capsys, server.url, "--rpc", anvil.url, "--require-latest",
+                            "--json")
+        verdict = json.loads(out)
+        if check is None:
+            assert code == 2 and verdict["verdict"] == "unusable", name
+            continue
+        assert code == 1, (name, verdict)
+        failing = {c["name"]: c["detail"] for c in verdict["checks"] if c["passed"] is False}
+        assert check in failing, (name, failing)
+        assert "expected" in failing[check], (name, failing)
+
+
+def test_anvil_setup_is_a_real_chain(anvil_story: Story) -> None:
+    setup: ChainSetup | None = anvil_story.setup
+    assert setup is not None and setup.chain_id == 31337
+    assert setup.w3.eth.block_number > 0
+
+
+def test_report_and_epcis_commands(anvil: AnvilNode, anvil_story: Story, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from audit_support import ASSETS, PEOPLE, person_ref
+
+    path = tmp_path / "bundle.jsonl"
+    path.write_bytes(anvil_story.bundle())
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps({person_ref(k): v for k, v in PEOPLE.items()}))
+    html, pdf = tmp_path / "report.html", tmp_path / "report.pdf"
+    code = main(["report", str(path), "--asset", ASSETS[1], "--rpc", anvil.url,
+                 "--html", str(html), "--pdf", str(pdf), "--names", str(names)])
+    out = capsys.readouterr().out
+    assert code == 0 and out.startswith("VERIFIED: 4 steps")
+    assert "PC Jane Doe" in html.read_text() and pdf.read_bytes().startswith(b"%PDF-")
+    assert main(["report", str(path), "--asset", "urn:epc:id:giai:0.0", "--offline"]) == 2
+    capsys.readouterr()
+    assert main(["epcis", str(path)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert len(document["epcisBody"]["eventList"]) == 12
