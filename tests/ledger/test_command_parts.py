@@ -5,7 +5,6 @@ server's packages."""
 
 from __future__ import annotations
 
-import ast
 import tomllib
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from ledger import cli
 from ledger.core.merkle import EMPTY_ROOT
+from tests.ledger.import_scan import imported_modules
 from tests.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -66,18 +66,7 @@ def test_a_part_that_cannot_import_leaves_the_others_running(
 
 
 def _imports(path: Path) -> list[str]:
-    names: list[str] = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.append(node.module)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            # A module named in a string (importlib.import_module("api.x")) reaches in too.
-            text = node.value
-            if any(text == p or text.startswith(p + ".") for p in SERVER_PACKAGES):
-                names.append(text)
-    return names
+    return imported_modules(path, strings_under=SERVER_PACKAGES)
 
 
 def _reaches_into_server(path: Path) -> list[str]:

@@ -11,7 +11,6 @@ library the ledger, the API or the demo imports must come with its extra, not on
 
 from __future__ import annotations
 
-import ast
 import importlib.metadata as metadata
 import json
 import subprocess
@@ -23,6 +22,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.ledger.import_scan import imported_modules
 from tests.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -36,13 +36,7 @@ def _forbidden(name: str) -> bool:
 
 def _imports(path: Path) -> list[str]:
     """The absolute module names `path` imports."""
-    names: list[str] = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.append(node.module)
-    return names
+    return imported_modules(path)
 
 
 def test_agent_sources_import_nothing_forbidden() -> None:
@@ -185,16 +179,8 @@ import, so that the parts can be read, and changed, from the bottom up."""
 
 
 def _imported_names(path: Path) -> list[str]:
-    """What `path` imports, with each name of a `from package import name` also as
-    `package.name` (it may be a module)."""
-    names: list[str] = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.append(node.module)
-            names += [f"{node.module}.{alias.name}" for alias in node.names]
-    return names
+    """What `path` imports, each `from package import name` also as `package.name`."""
+    return imported_modules(path, with_names=True)
 
 
 def _layer_violations(root: Path, layers: dict[str, tuple[str, ...]]) -> list[str]:
