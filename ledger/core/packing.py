@@ -5,7 +5,7 @@ verifying an observation. So a reader agent with a backlog (a tray of radios rea
 its outbox after an outage) sends its signed envelopes several to a message, and the API
 answers a batch's reads to one reader the same way. Each object keeps its own bytes: an
 envelope's signature covers exactly the bytes it was sent as. A message of one object is the
-bare object, as before packing existed, so a single read looks the same on the wire.
+bare object, not a one-element array, so a lone read is the same bytes whether or not it is packed.
 """
 
 from __future__ import annotations
