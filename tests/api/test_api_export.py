@@ -99,7 +99,14 @@ def _anchor(settings: Settings, engine: Engine, want_size: int) -> None:
 
 
 def _verify(bundle: Path, *chain: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(KITLEDGER), "verify", str(bundle), *chain],
+    """`kitledger verify` pinning the north log's key (read from the server's key directory,
+    beside the bundle), each bundle judged alone (no stored checkpoint)."""
+    from api.agency_keys import log_key
+    from ledger.core.envelope import raw_public_key
+
+    key = log_key(bundle.parent / "keys", "north").public_key()
+    return subprocess.run([str(KITLEDGER), "verify", str(bundle), *chain, "--no-state",
+                           "--log-key", raw_public_key(key).hex()],
                           capture_output=True, text=True, timeout=120, check=False)
 
 
