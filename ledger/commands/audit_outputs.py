@@ -35,10 +35,9 @@ def _now() -> str:
 def _names(path: str | None) -> dict[str, str] | None:
     if path is None:
         return None
-    file = Path(path)
-    if file.stat().st_size > MAX_NAMES_BYTES:
-        raise BundleError(f"names file exceeds {MAX_NAMES_BYTES} bytes")
-    names = json.loads(file.read_text(encoding="utf-8"))
+    from ledger.verify.sources import read_regular_file
+
+    names = json.loads(read_regular_file(path, MAX_NAMES_BYTES, "names file").decode("utf-8"))
     if not isinstance(names, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in names.items()
     ):

@@ -28,7 +28,7 @@ from ledger.core.bundle_parse import parse_bundle
 from ledger.core.errors import LedgerError
 from ledger.verify import ChainUnreachable, open_chain_reader, read_bundle, verify_bundle
 from ledger.verify.report import VerificationReport
-from ledger.verify.sources import DOWNLOAD_DEADLINE_S
+from ledger.verify.sources import DOWNLOAD_DEADLINE_S, read_regular_file
 from ledger.verify.state import (
     CheckpointStore,
     KnownCheckpoint,
@@ -88,13 +88,7 @@ def load_trust(args: argparse.Namespace) -> TrustFile | None:
                                 args.from_block)
     if not args.trust:
         return None
-    path = Path(args.trust)
-    try:
-        with path.open("rb") as file:
-            data = file.read(MAX_TRUST_FILE_BYTES + 1)
-    except OSError as exc:
-        raise TrustError(f"trust file {path}: {exc.strerror or exc}") from None
-    return parse_trust(data)
+    return parse_trust(read_regular_file(args.trust, MAX_TRUST_FILE_BYTES, "trust file"))
 
 
 def state_store(args: argparse.Namespace) -> CheckpointStore | None:
@@ -150,6 +144,13 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_CODES[report.verdict]
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 86_400:
+        raise argparse.ArgumentTypeError("a number of seconds from 0 to 86400")
+    return value
+
+
 def add_root_arguments(parser: argparse.ArgumentParser) -> None:
     """The chain, trust and state options `verify` and `report` share."""
     where = parser.add_mutually_exclusive_group(required=True)
@@ -170,7 +171,7 @@ def add_root_arguments(parser: argparse.ArgumentParser) -> None:
                        "$XDG_STATE_HOME/kitledger or ~/.local/state/kitledger)")
     state.add_argument("--no-state", action="store_true",
                        help="neither compare with nor keep the last verified checkpoint")
-    parser.add_argument("--download-timeout", type=float, default=DOWNLOAD_DEADLINE_S,
+    parser.add_argument("--download-timeout", type=_seconds, default=DOWNLOAD_DEADLINE_S,
                         metavar="S", help="overall deadline for an http(s) bundle "
                         f"(default {DOWNLOAD_DEADLINE_S:g} s)")
 

@@ -110,6 +110,12 @@ def read_bundle(path: str, deadline_s: float = DOWNLOAD_DEADLINE_S) -> bytes:
         return _read_stream(sys.stdin.buffer, "standard input")
     if path.startswith(("http://", "https://")):
         return fetch_bundle(path, deadline_s)
+    return read_regular_file(path, MAX_BUNDLE_BYTES, "bundle file")
+
+
+def read_regular_file(path: str, limit: int, what: str) -> bytes:
+    """The bytes of the regular file at `path`, refused past `limit` bytes however large the
+    file says it is; a FIFO, device or directory is refused without being read."""
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
@@ -123,9 +129,9 @@ def read_bundle(path: str, deadline_s: float = DOWNLOAD_DEADLINE_S) -> bytes:
     with os.fdopen(fd, "rb") as file:
         if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
             raise BundleError(f"{path} is not a regular file")
-        data = file.read(MAX_BUNDLE_BYTES + 1)
-    if len(data) > MAX_BUNDLE_BYTES:
-        raise BundleError(f"{path}: bundle file exceeds {MAX_BUNDLE_BYTES} bytes")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise BundleError(f"{path}: {what} exceeds {limit} bytes")
     return data
 
 

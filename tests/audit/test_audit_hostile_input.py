@@ -64,6 +64,14 @@ def test_a_fifo_without_a_writer_does_not_block(tmp_path: Path) -> None:
     assert_unusable(code, verdict, "not a regular file")
 
 
+def test_a_trust_file_that_is_a_fifo_or_a_device_does_not_block(tmp_path: Path) -> None:
+    fifo = tmp_path / "trust.fifo"
+    os.mkfifo(fifo)
+    for trust in (str(fifo), "/dev/zero"):
+        code, verdict, _took = verify(str(CORPUS / "valid.jsonl"), "--offline", "--trust", trust)
+        assert_unusable(code, verdict, "not a regular file")
+
+
 def test_a_directory_and_a_missing_file_are_unusable(tmp_path: Path) -> None:
     assert_unusable(*verify(str(tmp_path), "--offline")[:2], "not a regular file")
     assert_unusable(*verify(str(tmp_path / "missing.jsonl"), "--offline")[:2], "No such file")
@@ -146,6 +154,9 @@ def test_a_malformed_trust_file_is_unusable(tmp_path: Path, text: bytes, phrase:
 def test_usage_errors_and_hostile_bundles_answer_with_one_verdict() -> None:
     code, verdict, _took = verify(str(CORPUS / "valid.jsonl"), "--offline", "--chain-id", "x")
     assert_unusable(code, verdict, "--chain-id")
+    code, verdict, _took = verify(str(CORPUS / "valid.jsonl"), "--offline",
+                                  "--download-timeout", "0")
+    assert_unusable(code, verdict, "--download-timeout")
     for name, phrase in (("header-agency-unprintable.jsonl", "agency"),
                          ("header-contract-not-hex.jsonl", "contract"),
                          ("observation-line-oversize.jsonl", "observation line exceeds")):
