@@ -10,6 +10,7 @@ UNPINNED (exit 4), never VALID.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -205,3 +206,22 @@ def test_the_last_verified_checkpoint_catches_forks_and_rollbacks(
     assert stored["size"] == 14
     code, verdict = verify(since, tmp_path, *online[:5], "--no-state")
     assert code == 1 and "chain anchored size 6" in failing(verdict)["anchors"]
+
+
+def test_an_anchor_naming_another_block_fails_online(anvil: AnvilNode, story: Story,
+                                                     tmp_path: Path) -> None:
+    """The report prints the block and block hash of each anchor: a node must confirm both."""
+    real = story.checkpoints[-1]
+    assert real.anchor is not None
+    moved = [*story.checkpoints[:-1], BundleCheckpoint(real.envelope, dataclasses.replace(
+        real.anchor, block_number=real.anchor.block_number + 1, block_hash=bytes(32)))]
+    bundle = story.bundle(checkpoints=moved)
+    trust = write_trust(tmp_path, story)
+    code, verdict = verify(bundle, tmp_path, "--rpc", anvil.url, "--trust", trust, "--no-state")
+    assert code == 1, verdict
+    assert f"chain anchored it in block {real.anchor.block_number}" in failing(verdict)["anchors"]
+    code, verdict = verify(story.bundle(), tmp_path, "--rpc", anvil.url, "--trust", trust,
+                           "--no-state")
+    assert code == 0 and verdict["anchored"][-1] == {
+        "size": 12, "block": real.anchor.block_number,
+        "block_hash": "0x" + real.anchor.block_hash.hex()}
