@@ -64,6 +64,10 @@ def run_report(args: argparse.Namespace) -> int:
     except ChainUnreachable as exc:
         sys.stdout.write(f"chain unreachable: {exc}\n")
         return EXIT_CHAIN_UNREACHABLE
+    except Exception as exc:  # a verifier bug still answers with a reason, never a traceback
+        sys.stdout.write(f"unusable input: verifier error ({type(exc).__name__}), "
+                         "please report it\n")
+        return EXIT_UNUSABLE
     report = build_report(bundle, result, args.asset, _now(), names)
     if not report.steps:
         sys.stdout.write(f"unusable input: no events of asset {args.asset!r} in the bundle\n")

@@ -231,6 +231,12 @@ def test_report_and_epcis_commands(anvil: AnvilNode, anvil_story: Story, tmp_pat
     assert "PC Jane Doe" in html.read_text() and pdf.read_bytes().startswith(b"%PDF-")
     assert main(["report", str(path), "--asset", "urn:epc:id:giai:0.0", "--offline"]) == 2
     capsys.readouterr()
+    # Without trust roots the report cannot say VERIFIED, and the HTML says why.
+    assert main(["report", str(path), "--asset", ASSETS[1], "--offline", "--no-state",
+                 "--html", str(html)]) == 4
+    assert capsys.readouterr().out.startswith("UNPINNED")
+    page = html.read_text()
+    assert "NOT VERIFIED" in page and "no trust file pinned the log key" in page
     assert main(["epcis", str(path)]) == 0
     document = json.loads(capsys.readouterr().out)
     assert len(document["epcisBody"]["eventList"]) == 12
