@@ -113,11 +113,12 @@ class ExportedBundle:
 
 def export_requested_bundle(
     session: Session, caller: Caller, *, assets: list[str] | None, site: str | None,
-    start: str | None, end: str | None, now: datetime,
+    start: str | None, end: str | None, now: datetime, since_size: int | None = None,
 ) -> ExportedBundle:
     """The bundle `caller` asks for; BundleScopeError if the question cannot be answered,
-    BundleUnavailable if no checkpoint covers the assets yet."""
+    BundleUnavailable if no checkpoint covers the assets yet (or none has size `since_size`,
+    where the bundle's checkpoints must start)."""
     scope, owner, asset_ids = resolve_bundle_scope(session, caller, assets, site, start, end)
     body = export_agency_bundle(session, agency_id=owner, asset_ids=asset_ids, scope=scope,
-                                now=now)
+                                now=now, since_size=since_size)
     return ExportedBundle(owner, asset_ids, body)

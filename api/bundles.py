@@ -6,6 +6,8 @@ readers that signed those, and the agency log's checkpoints with their anchors, 
 `ledger.bundle_export` add the proofs from the stored log and `ledger.core.bundle` write the
 format (docs/audit-bundle.md). When the log has anchored checkpoints only those go in (the
 verifier demands that no anchor up to the newest one is left out); otherwise the signed ones.
+With `since_size` the checkpoints start at the one of that size (an auditor's last verified
+checkpoint), with consistency proofs onward from it.
 """
 
 from __future__ import annotations
@@ -64,11 +66,19 @@ def _in_batches(values: Sequence[T]) -> list[list[T]]:
 
 def export_agency_bundle(
     session: Session, *, agency_id: str, asset_ids: Sequence[str], scope: Scope, now: datetime,
+    since_size: int | None = None,
 ) -> bytes:
-    """The bundle of `asset_ids` (all owned by `agency_id`) from the agency's log."""
+    """The bundle of `asset_ids` (all owned by `agency_id`) from the agency's log; its
+    checkpoints start at size `since_size` when given."""
     checkpoints, anchored = _checkpoints(session, agency_id)
     if not checkpoints:
         raise BundleUnavailable(f"agency {agency_id}'s log has no checkpoint yet")
+    if since_size is not None:
+        checkpoints = [c for c in checkpoints if c.tree_size >= since_size]
+        if not checkpoints or checkpoints[0].tree_size != since_size:
+            kind = "anchored" if anchored else "signed"
+            raise BundleUnavailable(f"agency {agency_id}'s log has no {kind} checkpoint at "
+                                    f"size {since_size}")
     covered = checkpoints[-1].tree_size
     events: list[CustodyEventRow] = []
     for assets in _in_batches(sorted(set(asset_ids))):

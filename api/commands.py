@@ -140,7 +140,7 @@ def run_export(args: argparse.Namespace) -> int:
                 return EXIT_UNUSABLE
             exported = export_requested_bundle(
                 session, caller, assets=args.asset, site=args.site, start=args.start,
-                end=args.end, now=utcnow())
+                end=args.end, now=utcnow(), since_size=args.since_size)
     except BundleScopeError as exc:
         emit({"verdict": "unusable", "reason": str(exc)})
         return EXIT_UNUSABLE
@@ -199,5 +199,7 @@ def register(subparsers: Any) -> None:
     export.add_argument("--site", help="every asset whose home is this site")
     export.add_argument("--start", help="assets with events from this RFC 3339 UTC time...")
     export.add_argument("--end", help="...up to (excluding) this one")
+    export.add_argument("--since-size", type=int, metavar="N",
+                        help="checkpoints start at size N (the auditor's last verified one)")
     export.add_argument("--out", type=Path, required=True, help="bundle file to write")
     export.set_defaults(run=run_export)

@@ -32,6 +32,7 @@ from ledger.core.bundle import (
     FingerprintHasher,
     Scope,
 )
+from ledger.core.checkpoint import MAX_AGENCY_ID_CHARS
 from ledger.core.encoding import MAX_RECORD_BYTES, MAX_SAFE_INTEGER, parse_record
 from ledger.core.envelope import Envelope
 from ledger.core.errors import EncodingError
@@ -44,6 +45,9 @@ _HEX64 = re.compile(f"[0-9a-f]{{{HASH_HEX_CHARS}}}")
 _HEX = re.compile(r"(?:[0-9a-f]{2})*")
 _NODE_STEP: Final = HASH_HEX_CHARS + len('"",')
 """Bytes per node in a matched proof path: the quoted hex and the comma after it."""
+_CONTRACT = re.compile(r"0x[0-9a-fA-F]{40}")
+_AGENCY = re.compile(rf"[\x21-\x7e]{{1,{MAX_AGENCY_ID_CHARS}}}")
+"""An agency id as `ledger.core.checkpoint.chain_agency_id` accepts it."""
 
 _INDEX: Final = f"(0|[1-9][0-9]{{0,{len(str(MAX_SAFE_INTEGER)) - 1}}})"
 _NODE: Final = f'"[0-9a-f]{{{HASH_HEX_CHARS}}}"'
@@ -150,6 +154,11 @@ def _header(record: dict[str, Any]) -> tuple[dict[str, int], Scope, ChainInfo | 
             raise BundleError(f"{where}: malformed chain section")
         info = ChainInfo(_get(chain, "chain_id", int, where), _get(chain, "contract", str, where),
                          _get(chain, "agency", str, where))
+        if not _CONTRACT.fullmatch(info.contract):
+            raise BundleError(f"{where}: chain contract must be 0x and 40 hex digits")
+        if not _AGENCY.fullmatch(info.agency):
+            raise BundleError(f"{where}: chain agency must be 1..{MAX_AGENCY_ID_CHARS} "
+                              "printable ASCII characters")
     return counts, parsed_scope, info
 
 
@@ -230,7 +239,10 @@ def parse_bundle(data: bytes) -> AuditBundle:
                                      _get(record, "size2", int, where),
                                      _path(record["path"], where)))
     observations = lines[position:position + counts["observations"]]
-    for line in observations:
+    for offset, line in enumerate(observations):
+        if len(line) > MAX_RECORD_BYTES:
+            raise BundleError(f"line {position + offset + 1}: observation line exceeds "
+                              f"{MAX_RECORD_BYTES} bytes")
         hasher.add(line)
     position += len(observations)
     events = []

@@ -56,6 +56,7 @@ class Anchoring:
     admin: CustodyAnchorClient
     anchorer: CustodyAnchorClient
     chain_id: int
+    deployment_block: int
 
     @classmethod
     def deploy(cls, log_key: Ed25519PrivateKey) -> Anchoring:
@@ -66,10 +67,11 @@ class Anchoring:
                                           "value": Wei(10**18)})
             w3.eth.wait_for_transaction_receipt(tx, timeout=30)
         admin = CustodyAnchorClient.deploy(w3, accounts[0])
+        deployed = int(w3.eth.block_number)
         admin.register_log(chain_log_id(key_id(log_key.public_key())), chain_agency_id(AGENCY))
         admin.grant_anchorer(chain_agency_id(AGENCY), accounts[1].address)
         return cls(admin, CustodyAnchorClient(w3, admin.address, accounts[1]),
-                   int(w3.eth.chain_id))
+                   int(w3.eth.chain_id), deployed)
 
     def anchor(self, envelope: Envelope) -> AnchorProof:
         """Anchor a signed checkpoint; the proof is the contract's own receipt log."""
@@ -131,6 +133,15 @@ class History:
                            time)
         envelope = sign_checkpoint(point, self.log_key)
         self.checkpoints.append(BundleCheckpoint(envelope, self.anchoring.anchor(envelope)))
+
+    def trust_file(self) -> str:
+        """The auditor's trust file for this history: the log's public key and the contract,
+        not required (no node serves the throwaway chain, so the corpus is verified offline)."""
+        chain = self.anchoring
+        return (f'version = 1\n\n[[log]]\nagency = "{AGENCY}"\npublic_keys = '
+                f'["{raw_public_key(self.log_key.public_key()).hex()}"]\n\n[log.chain]\n'
+                f'chain_id = {chain.chain_id}\ncontract = "{chain.admin.address}"\n'
+                f'deployment_block = {chain.deployment_block}\nrequired = false\n')
 
     def bundle(self, **overrides: Any) -> bytes:
         """The audit bundle of the three assets; `overrides` replace export arguments."""

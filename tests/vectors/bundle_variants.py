@@ -1,7 +1,8 @@
 """The tampered variants of the corpus bundle, each with the verdict a verifier must reach.
 
 Each `Variant` says how its file is made from the story (`bundle_story.fortnight`) and its valid
-bundle, and what `kitledger verify --offline` must answer: the exit code, the checks that fail
+bundle, and what `kitledger verify --trust trust.toml --offline` (or, for a variant that is
+not `pinned`, without the trust file) must answer: the exit code, the checks that fail
 with a phrase of each one's first failing item, and the custody events (leaf indices) named as
 failed. The expectations are written from what each tampering breaks, not read back from the
 verifier: the corpus test holds the verifier to them. Event, observation and checkpoint numbers
@@ -19,9 +20,11 @@ from bundle_story import History
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tampering import Sections, edit_json, flip_hex_digit, sealed
 
-from ledger.core.bundle import DeviceRegistration
-from ledger.core.checkpoint import Checkpoint, sign_checkpoint
+from ledger.core.bundle import AnchorProof, BundleCheckpoint, ChainInfo, DeviceRegistration
+from ledger.core.checkpoint import Checkpoint, chain_log_id, sign_checkpoint
+from ledger.core.encoding import MAX_RECORD_BYTES
 from ledger.core.envelope import Envelope, key_id, raw_public_key, sign_envelope
+from ledger.verify.anchors import ANCHORED_TOPIC
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Variant:
     failing: dict[str, str] = field(default_factory=dict)
     failed_events: tuple[int, ...] = ()
     unusable: str | None = None
+    pinned: bool = True
+    """Verified with the corpus's trust file (else without: UNPINNED at best)."""
 
 
 def _swap_events(a: int, b: int) -> Callable[[Sections], None]:
@@ -139,6 +144,46 @@ def _desk_revoked(history: History) -> bytes:
     return history.bundle(devices=[revoked, *history.devices[1:]])
 
 
+FORGED_CONTRACT = "0x" + "f0" * 20
+"""A CustodyAnchor the forger deployed: its receipts are fabricated, as offline no one can tell."""
+
+
+def _fabricated_receipt(point: Checkpoint, contract: str, anchorer: str, n: int) -> AnchorProof:
+    topics = (ANCHORED_TOPIC, chain_log_id(point.log_id), point.tree_size.to_bytes(32, "big"),
+              bytes(12) + bytes.fromhex(anchorer[2:]))
+    return AnchorProof(bytes([0xA0 + n]) * 32, 100 + n, bytes([0xB0 + n]) * 32, anchorer,
+                       contract, topics, point.root)
+
+
+def _invented(history: History, fresh_key: bool, contract: str) -> bytes:
+    """The same history re-signed (with a fresh log key, or the operator's), every checkpoint
+    "anchored" in `contract` by receipts that contract's owner fabricates."""
+    key = Ed25519PrivateKey.generate() if fresh_key else history.log_key
+    anchorer = history.anchoring.anchorer.account.address.lower()
+    checkpoints = []
+    for n, real in enumerate(history.checkpoints):
+        old = Checkpoint.from_record(real.envelope.payload)
+        point = Checkpoint(key_id(key.public_key()), old.tree_size, old.root, old.time)
+        checkpoints.append(BundleCheckpoint(sign_checkpoint(point, key),
+                                            _fabricated_receipt(point, contract, anchorer, n)))
+    return history.bundle(log_public_key=raw_public_key(key.public_key()),
+                          chain=ChainInfo(history.anchoring.chain_id, contract, "met-police"),
+                          checkpoints=checkpoints)
+
+
+def _other_chain_id(s: Sections) -> None:
+    s.header = edit_json(s.header, lambda r: r["chain"].update(chain_id=r["chain"]["chain_id"] + 1))
+
+
+def _contract_not_hex(s: Sections) -> None:
+    s.header = edit_json(s.header, lambda r: r["chain"].update(contract="0x" + "zz" * 20))
+
+
+def _oversize_observation(s: Sections) -> None:
+    line = s.observations[0]  # refused for its size before its content is read
+    s.observations[0] = line[:-1] + b',"padding":"' + b"x" * MAX_RECORD_BYTES + b'"}'
+
+
 def _raw(edit: Callable[[bytes], bytes]) -> Callable[[History, bytes], bytes]:
     return lambda _history, valid: edit(valid)
 
@@ -238,6 +283,27 @@ VARIANTS = [
     Variant("header-agency-unprintable",
             "the chain agency in the header holds a DEL character; re-sealed",
             _resealed(_unprintable_agency), 2, unusable="agency"),
+    Variant("header-contract-not-hex", "the chain contract in the header is not hex; re-sealed",
+            _resealed(_contract_not_hex), 2, unusable="contract must be 0x and 40 hex digits"),
+    Variant("observation-line-oversize",
+            "observation 0 padded past the 64 KiB line limit; re-sealed",
+            _resealed(_oversize_observation), 2, unusable="observation line exceeds"),
+    Variant("fresh-keys-own-contract",
+            "the whole history re-signed with a fresh log key, anchored in the forger's own "
+            "contract (fabricated receipts)",
+            lambda h, _v: _invented(h, fresh_key=True, contract=FORGED_CONTRACT), 1,
+            {"trust-roots": "pinned log key"}),
+    Variant("fresh-keys-own-contract-unpinned",
+            "the same invention verified without a trust file: nothing can catch it offline, "
+            "so the verdict must not be VALID",
+            lambda h, _v: _invented(h, fresh_key=True, contract=FORGED_CONTRACT), 4,
+            pinned=False),
+    Variant("own-contract",
+            "the operator's own log key, checkpoints 'anchored' in another contract it deployed",
+            lambda h, _v: _invented(h, fresh_key=False, contract=FORGED_CONTRACT), 1,
+            {"trust-roots": "expected contract"}),
+    Variant("other-chain-id", "the header names another chain id; re-sealed",
+            _resealed(_other_chain_id), 1, {"trust-roots": "expected chain id"}),
     Variant("trailing-garbage-line", "a JSON line appended after the end line",
             _raw(lambda v: v + ADDED_LINE), 2, unusable="trailing data"),
     Variant("duplicated-line", "observation 0's line repeated, header and end line untouched",

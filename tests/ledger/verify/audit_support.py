@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -46,6 +47,7 @@ class ChainSetup:
     admin: CustodyAnchorClient
     anchorer: CustodyAnchorClient
     chain_id: int
+    deployment_block: int = 0
 
 
 def deploy(w3: Web3, log_key: Ed25519PrivateKey) -> ChainSetup:
@@ -58,10 +60,30 @@ def deploy(w3: Web3, log_key: Ed25519PrivateKey) -> ChainSetup:
         w3.eth.wait_for_transaction_receipt(tx, timeout=30)
         accounts.append(account)
     admin = CustodyAnchorClient.deploy(w3, accounts[0])
+    deployed = int(w3.eth.block_number)
     admin.register_log(chain_log_id(key_id(log_key.public_key())), chain_agency_id(AGENCY))
     admin.grant_anchorer(chain_agency_id(AGENCY), accounts[1].address)
     return ChainSetup(w3, admin, CustodyAnchorClient(w3, admin.address, accounts[1]),
-                      int(w3.eth.chain_id))
+                      int(w3.eth.chain_id), deployed)
+
+
+def trust_toml(log_key: Ed25519PrivateKey, setup: ChainSetup | None, required: bool = True,
+               agency: str = AGENCY) -> str:
+    """The auditor's trust file pinning `log_key` for `agency` and, given `setup`, its chain."""
+    text = (f'version = 1\n[[log]]\nagency = "{agency}"\npublic_keys = '
+            f'["{raw_public_key(log_key.public_key()).hex()}"]\n')
+    if setup is not None:
+        text += (f'[log.chain]\nchain_id = {setup.chain_id}\ncontract = '
+                 f'"{setup.admin.address}"\ndeployment_block = {setup.deployment_block}\n'
+                 f'required = {"true" if required else "false"}\n')
+    return text
+
+
+def write_trust(directory: Path, story: Story, required: bool = True) -> str:
+    """A trust file for `story`'s log written into `directory`; its path."""
+    path = directory / ("trust.toml" if required else "trust-not-required.toml")
+    path.write_text(trust_toml(story.log_key, story.setup, required))
+    return str(path)
 
 
 def anchor(setup: ChainSetup, envelope: Envelope, anchorer: CustodyAnchorClient | None = None
