@@ -130,7 +130,7 @@ def test_unusable_and_unreachable_exit_codes(anvil_story: Story, tmp_path: Path,
     assert run_cli(capsys, str(tmp_path / "missing.jsonl"), "--offline")[0] == 2
     path = tmp_path / "bundle.jsonl"
     path.write_bytes(anvil_story.bundle())
-    from fixtures.ports import free_port
+    from tests.fixtures.ports import free_port
 
     code, out = run_cli(capsys, str(path), "--rpc", f"http://127.0.0.1:{free_port()}")
     assert code == 3 and "unreachable" in out
@@ -216,7 +216,7 @@ def test_anvil_setup_is_a_real_chain(anvil_story: Story) -> None:
 
 def test_report_and_epcis_commands(anvil: AnvilNode, anvil_story: Story, tmp_path: Path,
                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from audit_support import ASSETS, PEOPLE, person_ref
+    from tests.ledger.verify.audit_support import ASSETS, PEOPLE, person_ref
 
     path = tmp_path / "bundle.jsonl"
     path.write_bytes(anvil_story.bundle())
