@@ -25,7 +25,7 @@ from typing import Final
 from ledger.core import hashing
 from ledger.core.errors import ProofError
 from ledger.core.merkle import EMPTY_ROOT, NODE_PREFIX, leaf_hash, root_from_inclusion
-from ledger.core.records import MAX_ID_CHARS
+from ledger.core.records import MAX_ID_CHARS, CustodyEvent
 
 HEADS_LEAF: Final = "heads-leaf"
 HEADS_ROOT: Final = "heads-root"
@@ -111,6 +111,12 @@ def entries_for(asset: str, seq: int, head: bytes, site: str | None) -> list[Hea
     if site is not None:
         entries.append(HeadEntry(asset, site, seq, head))
     return entries
+
+
+def located_at(event: CustodyEvent) -> str | None:
+    """The site an event leaves its asset at: the location holding it, if any."""
+    holder = event.holder_to
+    return holder.ref if holder is not None and holder.kind == "location" else None
 
 
 @dataclass(frozen=True, slots=True)
