@@ -17,6 +17,7 @@ holding the log can recompute the map and check the operator built it faithfully
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
@@ -24,7 +25,13 @@ from typing import Final
 
 from ledger.core import hashing
 from ledger.core.errors import ProofError
-from ledger.core.merkle import EMPTY_ROOT, NODE_PREFIX, leaf_hash, root_from_inclusion
+from ledger.core.merkle import (
+    EMPTY_ROOT,
+    LEAF_PREFIX,
+    NODE_PREFIX,
+    leaf_hash,
+    root_from_inclusion,
+)
 from ledger.core.records import MAX_ID_CHARS, CustodyEvent
 
 HEADS_LEAF: Final = "heads-leaf"
@@ -38,6 +45,7 @@ MAX_SEQ: Final = (1 << 63) - 1
 _ASSET_TAG: Final = b"a\x00"
 _SITE_TAG: Final = b"s\x00"
 _LEAF_PREFIX: Final = hashing.DOMAIN_PREFIX + HEADS_LEAF.encode("ascii") + b"\x00"
+_ID: Final = re.compile(rf"[\x21-\x7e]{{1,{MAX_ID_CHARS}}}")
 
 
 class HeadsError(ProofError):
@@ -45,8 +53,7 @@ class HeadsError(ProofError):
 
 
 def _check_id(name: str, value: object) -> str:
-    if (not isinstance(value, str) or not 0 < len(value) <= MAX_ID_CHARS
-            or not value.isascii() or not value.isprintable() or " " in value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise HeadsError(f"{name} must be 1-{MAX_ID_CHARS} printable ASCII characters")
     return value
 
@@ -129,20 +136,52 @@ class HeadProof:
     path: tuple[bytes, ...]
 
 
+Head = tuple[str, int, bytes, str | None]
+"""(asset, seq, head, site or None): one asset's latest event, as `HeadMap.from_heads` takes it."""
+
+_Row = tuple[bytes, str, str | None, int, bytes]
+
+
 class HeadMap:
     """The sorted entries and every level of their tree, each level one bytes object (32 bytes
     per node), so a million-asset map costs tens of megabytes, not millions of objects."""
 
     def __init__(self, entries: Iterable[HeadEntry]) -> None:
-        keyed = sorted(((e.key, e) for e in entries), key=lambda pair: pair[0])
-        self.keys = [k for k, _e in keyed]
-        self.entries = [e for _k, e in keyed]
-        if len(self.entries) > MAX_MAP_ENTRIES:
+        self._build([(e.key, e.asset, e.site, e.seq, e.head) for e in entries])
+
+    @classmethod
+    def from_heads(cls, heads: Iterable[Head]) -> HeadMap:
+        """The map of these assets' heads (each asset once): the fast path for a whole log,
+        checking each value as `HeadEntry` would without making one per entry."""
+        rows: list[_Row] = []
+        for asset, seq, head, site in heads:
+            if (not _ID.fullmatch(asset) or type(seq) is not int or not 0 <= seq <= MAX_SEQ
+                    or len(head) != hashing.HASH_SIZE):
+                HeadEntry(asset, site, seq, head)  # raises, saying what is wrong
+            rows.append((_ASSET_TAG + asset.encode("ascii"), asset, None, seq, head))
+            if site is not None:
+                if not _ID.fullmatch(site):
+                    _check_id("site", site)
+                rows.append((_SITE_TAG + site.encode("ascii") + b"\x00" + asset.encode("ascii"),
+                             asset, site, seq, head))
+        head_map = cls.__new__(cls)
+        head_map._build(rows)
+        return head_map
+
+    def _build(self, rows: list[_Row]) -> None:
+        rows.sort(key=lambda row: row[0])
+        if len(rows) > MAX_MAP_ENTRIES:
             raise HeadsError(f"more than {MAX_MAP_ENTRIES} entries")
+        self._rows = rows
+        self.keys = [row[0] for row in rows]
         for left, right in zip(self.keys, self.keys[1:], strict=False):
             if left == right:
                 raise HeadsError(f"key {left!r:.80} appears twice")
-        level = b"".join(e.leaf_hash() for e in self.entries)
+        prefix = LEAF_PREFIX + _LEAF_PREFIX
+        level = b"".join(
+            sha256(prefix + len(key).to_bytes(2, "big") + key + seq.to_bytes(8, "big")
+                   + head).digest()
+            for key, _asset, _site, seq, head in rows)
         self._levels = [level]
         while len(level) > hashing.HASH_SIZE:
             level = _parents(level)
@@ -150,11 +189,15 @@ class HeadMap:
 
     @property
     def size(self) -> int:
-        return len(self.entries)
+        return len(self._rows)
+
+    def entry(self, index: int) -> HeadEntry:
+        _key, asset, site, seq, head = self._rows[index]
+        return HeadEntry(asset, site, seq, head)
 
     @property
     def tree_root(self) -> bytes:
-        return self._levels[-1] if self.entries else EMPTY_ROOT
+        return self._levels[-1] if self._rows else EMPTY_ROOT
 
     @property
     def root(self) -> bytes:
@@ -170,7 +213,7 @@ class HeadMap:
             if sibling * hashing.HASH_SIZE < len(level):
                 path.append(level[sibling * hashing.HASH_SIZE:(sibling + 1) * hashing.HASH_SIZE])
             position >>= 1
-        return HeadProof(self.entries[index], index, self.size, tuple(path))
+        return HeadProof(self.entry(index), index, self.size, tuple(path))
 
     def proofs_between(self, low: bytes, high: bytes) -> list[HeadProof]:
         """Every entry with low <= key <= high and the neighbour on each side that exists: what
@@ -186,6 +229,13 @@ class HeadMap:
     def proofs_for_site(self, site: str) -> list[HeadProof]:
         prefix = site_prefix(site)
         return self.proofs_between(prefix, prefix + b"\xff")
+
+    def assets_at(self, site: str) -> list[str]:
+        """The assets whose latest event leaves them at `site`, in key order."""
+        prefix = site_prefix(site)
+        first = bisect.bisect_left(self.keys, prefix)
+        end = bisect.bisect_right(self.keys, prefix + b"\xff")
+        return [self._rows[i][1] for i in range(first, end)]
 
 
 def _parents(level: bytes) -> bytes:
