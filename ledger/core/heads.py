@@ -264,11 +264,12 @@ def verify_head_proof(proof: HeadProof, root: bytes) -> None:
 
 
 def entries_between(low: bytes, high: bytes, proofs: Sequence[HeadProof],
-                    root: bytes) -> list[HeadEntry]:
+                    root: bytes, *, verified: bool = False) -> list[HeadEntry]:
     """The map's entries with low <= key <= high, all of them: `proofs` must be a contiguous
     run of leaves, each proven under `root`, holding those entries, with the neighbour below
     unless the run starts the map and the neighbour above unless it ends it. An empty map is
-    proven by no proofs and the root of an empty map."""
+    proven by no proofs and the root of an empty map. `verified`: each proof has been checked
+    against `root` already (`verify_head_proof`), so only the run's shape is left to check."""
     if low > high:
         raise HeadsError("an empty key range")
     if not proofs:
@@ -283,7 +284,8 @@ def entries_between(low: bytes, high: bytes, proofs: Sequence[HeadProof],
             raise HeadsError(f"expected entry {proofs[0].index + position}, found {proof.index}")
         if position and proofs[position - 1].entry.key >= proof.entry.key:
             raise HeadsError(f"entry {proof.index}: keys out of order")
-        verify_head_proof(proof, root)
+        if not verified:
+            verify_head_proof(proof, root)
     first, last = proofs[0], proofs[-1]
     inside = [p.entry for p in proofs if low <= p.entry.key <= high]
     outside_below = first.entry.key < low

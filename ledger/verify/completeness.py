@@ -22,6 +22,8 @@ events and proofs show (e.g. a narrower time range holding the same assets).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from dataclasses import dataclass
 
 from ledger.core import hashing
@@ -94,30 +96,22 @@ def _last_events(bundle: AuditBundle) -> tuple[dict[str, LastEvent], dict[int, s
     return last, leaves
 
 
-def _run(low: bytes, high: bytes, proofs: list[HeadProof], by_index: dict[int, HeadProof],
-         root: bytes, used: set[int]) -> list[HeadEntry]:
-    """The entries with low <= key <= high, from the bundle's proofs (which must hold the whole
-    run and its neighbours)."""
-    inside = [p.index for p in proofs if low <= p.entry.key <= high]
-    if inside:
-        start, end = min(inside) - 1, max(inside) + 1
-    else:
-        below = [p.index for p in proofs if p.entry.key < low]
-        start = max(below, default=-1)
-        end = start + 1
-    size = proofs[0].map_size if proofs else 0
-    wanted = range(max(start, 0), min(end, size - 1) + 1)
-    missing = [i for i in wanted if i not in by_index]
-    if missing:
-        raise Incomplete(f"expected a head proof of map entry {missing[0]} for key "
-                         f"{low!r:.80}, not in the bundle")
-    used.update(wanted)
-    return entries_between(low, high, [by_index[i] for i in wanted], root)
+@dataclass(frozen=True, slots=True)
+class ProvenEntries:
+    """The bundle's head proofs, each verified, in entry order with their keys (which must
+    increase with the index, as in any honestly built map)."""
+
+    proofs: list[HeadProof]
+    keys: list[bytes]
+    by_index: dict[int, HeadProof]
+    root: bytes
+
+    @property
+    def map_size(self) -> int:
+        return self.proofs[0].map_size if self.proofs else 0
 
 
-def _check(bundle: AuditBundle, points: list[Checkpoint | None], root: bytes) -> int:
-    scope = bundle.scope
-    _check_scope_shape(bundle)
+def _prove(bundle: AuditBundle, root: bytes) -> ProvenEntries:
     by_index: dict[int, HeadProof] = {}
     for proof in bundle.heads:
         if proof.index in by_index:
@@ -127,6 +121,39 @@ def _check(bundle: AuditBundle, points: list[Checkpoint | None], root: bytes) ->
         verify_head_proof(proof, root)
         by_index[proof.index] = proof
     proofs = [by_index[i] for i in sorted(by_index)]
+    keys = [p.entry.key for p in proofs]
+    for index, (left, right) in enumerate(itertools.pairwise(keys)):
+        if left >= right:
+            raise Incomplete(f"head map entries {proofs[index].index} and "
+                             f"{proofs[index + 1].index} are out of key order")
+    return ProvenEntries(proofs, keys, by_index, root)
+
+
+def _run(low: bytes, high: bytes, proven: ProvenEntries, used: set[int]) -> list[HeadEntry]:
+    """The entries with low <= key <= high, from the bundle's proofs (which must hold the whole
+    run and its neighbours)."""
+    proofs = proven.proofs
+    first = bisect.bisect_left(proven.keys, low)
+    end = bisect.bisect_right(proven.keys, high)
+    if first < end:
+        start, stop = proofs[first].index - 1, proofs[end - 1].index + 1
+    else:
+        start = proofs[first - 1].index if first > 0 else -1
+        stop = start + 1
+    wanted = range(max(start, 0), min(stop, proven.map_size - 1) + 1)
+    missing = [i for i in wanted if i not in proven.by_index]
+    if missing:
+        raise Incomplete(f"expected a head proof of map entry {missing[0]} for key "
+                         f"{low!r:.80}, not in the bundle")
+    used.update(wanted)
+    return entries_between(low, high, [proven.by_index[i] for i in wanted], proven.root,
+                           verified=True)
+
+
+def _check(bundle: AuditBundle, points: list[Checkpoint | None], root: bytes) -> int:
+    scope = bundle.scope
+    _check_scope_shape(bundle)
+    proven = _prove(bundle, root)
     last, leaves = _last_events(bundle)
     listed = set(scope.assets)
     outside = sorted(set(last) - listed)
@@ -135,7 +162,7 @@ def _check(bundle: AuditBundle, points: list[Checkpoint | None], root: bytes) ->
     used: set[int] = set()
     for asset in scope.assets:
         key = asset_key(asset)
-        found = _run(key, key, proofs, by_index, root, used)
+        found = _run(key, key, proven, used)
         have = last.get(asset)
         if not found:
             if have is not None:
@@ -149,10 +176,10 @@ def _check(bundle: AuditBundle, points: list[Checkpoint | None], root: bytes) ->
                              f"({entry.head.hex()[:16]}...), the bundle's last is {shown}: "
                              "events left out")
     if scope.kind == "site" and scope.site is not None:
-        _check_site(scope.site, proofs, by_index, root, used, last, listed)
+        _check_site(scope.site, proven, used, last, listed)
     if scope.kind == "time-range":
         _check_time_range(bundle, points, leaves)
-    unused = sorted(set(by_index) - used)
+    unused = sorted(set(proven.by_index) - used)
     if unused:
         raise Incomplete(f"head proof of entry {unused[0]} is not one the scope needs")
     return len(scope.assets)
@@ -178,11 +205,10 @@ def _check_scope_shape(bundle: AuditBundle) -> None:
         raise Incomplete("the scope lists no asset")
 
 
-def _check_site(site: str, proofs: list[HeadProof], by_index: dict[int, HeadProof],
-                root: bytes, used: set[int], last: dict[str, LastEvent],
+def _check_site(site: str, proven: ProvenEntries, used: set[int], last: dict[str, LastEvent],
                 listed: set[str]) -> None:
     prefix = site_prefix(site)
-    there = _run(prefix, prefix + b"\xff", proofs, by_index, root, used)
+    there = _run(prefix, prefix + b"\xff", proven, used)
     held = {e.asset: e for e in there}
     if len(held) != len(there):
         raise Incomplete(f"site {site!r}: the head map lists an asset twice there")

@@ -99,3 +99,13 @@ def test_checkpoints_commit_to_the_map_and_bundles_prove_their_tails(
     failing = {c["name"]: c["detail"] for c in report["checks"] if c["passed"] is False}
     assert set(failing) == {"completeness"}
     assert "'R-1': the log's latest event is seq 1" in failing["completeness"]
+
+
+def test_bench_head_map_quick_prints_its_figure() -> None:
+    """The checkpoint-time map benchmark runs (quick size, SQLite) and checks its own map."""
+    bench = Path(__file__).resolve().parents[2] / "bench" / "head_map.py"
+    done = subprocess.run([sys.executable, str(bench), "--quick", "--backend", "sqlite"],
+                          capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 20,000 |")]
+    assert len(rows) == 1 and rows[0].split("|")[2].strip() == "33,333", done.stdout
