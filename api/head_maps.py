@@ -8,9 +8,10 @@ back the few events appended since: an asset whose first event at or after leaf 
 had event k - 1 as its head at N (none if k = 0). So the map is exactly the log's state at N,
 however far ingest has moved on while it is read.
 
-Cost at 1,000,000 assets: one scan of the agency's assets (a few seconds on PostgreSQL) and the
-map itself, about 7 s of hashing for 1.7 million entries (bench/head_map.py); checkpoints are
-signed every `anchor_interval_s`, by the anchoring process only, so ingest never waits for it.
+Cost at 1,000,000 assets (bench/head_map.py, PostgreSQL, this 2-core machine): about 12 s per
+checkpoint, half of it one streamed scan of the agency's assets, half hashing the map's 1.7
+million entries, and about 1 GB at its peak. Only the anchoring process pays it, once per
+`anchor_interval_s`; ingest never waits for it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from ledger.core.record_scan import read_event
 _ASSETS = table(Asset)
 _LOGS = table(AgencyLog)
 _EVENTS = table(CustodyEventRow)
+
+STREAM_ROWS: Final = 20_000
+"""Asset rows fetched from the driver at a time."""
 
 PAIRS_PER_QUERY: Final = 400
 """(asset, seq) pairs per look-up of earlier heads, within every backend's parameter limit."""
@@ -53,17 +57,22 @@ def _current_heads(session: Session, agency_id: str
                    ) -> tuple[int, dict[str, tuple[int, bytes, str | None]]]:
     joined = _LOGS.outerjoin(_ASSETS, and_(_ASSETS.c.agency_id == _LOGS.c.agency_id,
                                            _ASSETS.c.chain_next_seq > 0))
-    rows = session.connection().execute(
+    # Streamed, so a million assets never sit in memory as driver rows as well as heads.
+    result = session.connection().execution_options(
+        stream_results=True, yield_per=STREAM_ROWS).execute(
         select(_LOGS.c.size, _ASSETS.c.id, _ASSETS.c.chain_next_seq, _ASSETS.c.chain_prev,
                _ASSETS.c.holder_kind, _ASSETS.c.holder_ref)
-        .select_from(joined).where(_LOGS.c.agency_id == agency_id)).all()
-    if not rows:
-        raise HeadMapUnavailable(f"agency {agency_id} has no log")
+        .select_from(joined).where(_LOGS.c.agency_id == agency_id))
     location = HolderKind.LOCATION.value
-    heads = {row.id: (row.chain_next_seq - 1, bytes.fromhex(row.chain_prev),
-                      row.holder_ref if row.holder_kind == location else None)
-             for row in rows if row.id is not None}
-    return int(rows[0].size), heads
+    size: int | None = None
+    heads: dict[str, tuple[int, bytes, str | None]] = {}
+    for log_size, asset, next_seq, prev, kind, ref in result:
+        size = log_size
+        if asset is not None:
+            heads[asset] = (next_seq - 1, bytes.fromhex(prev), ref if kind == location else None)
+    if size is None:
+        raise HeadMapUnavailable(f"agency {agency_id} has no log")
+    return int(size), heads
 
 
 def _walk_back(session: Session, agency_id: str, size: int, current: int,
