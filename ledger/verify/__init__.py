@@ -3,7 +3,8 @@ no database, no API, no server extra (web3 only for `RpcChainReader`, in `ledger
 
 Modules, one per thing checked: `bundle` (the entry point, `verify_bundle`), `observations`
 (reader keys and signed observations), `checkpoints` (signatures and consistency), `events`
-(records, hash chains, inclusion), `anchors` (on-chain anchors and the `ChainReader` protocol),
+(records, hash chains, inclusion), `completeness` (nothing in scope left out, by the head map),
+`anchors` (on-chain anchors and the `ChainReader` protocol),
 `rpc` (a node as chain reader), `report` (the result), `sources` (reading a bundle, choosing a
 chain reader).
 """
