@@ -99,6 +99,17 @@ def test_checkpoints_commit_to_the_map_and_bundles_prove_their_tails(
     failing = {c["name"]: c["detail"] for c in report["checks"] if c["passed"] is False}
     assert set(failing) == {"completeness"}
     assert "'R-1': the log's latest event is seq 1" in failing["completeness"]
+    # A time range ending in the future ends at the newest checkpoint: all that is proven.
+    response = _get(client, key, "/v1/audit/bundles", start="2000-01-01T00:00:00.000Z",
+                    end="2999-01-01T00:00:00.000Z")
+    assert response.status_code == 200, response.text
+    scope = json.loads(response.content.split(b"\n", 1)[0])["scope"]
+    assert scope["assets"] == ["R-0", "R-1"] and scope["end"] < "2999"
+    ranged = tmp_path / "range.jsonl"
+    ranged.write_bytes(response.content)
+    done = subprocess.run([str(KITLEDGER), "verify", str(ranged), "--offline", "--json"],
+                          capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout
 
 
 def test_bench_head_map_quick_prints_its_figure() -> None:
