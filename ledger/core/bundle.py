@@ -1,11 +1,15 @@
 """The audit bundle: everything an auditor needs to check a chain of custody, in one file.
 
-Format `kitledger-audit-bundle` version 1 (docs/audit-bundle.md): JSON Lines, every line one
+Format `kitledger-audit-bundle` version 2 (docs/audit-bundle.md): JSON Lines, every line one
 RFC 8785 canonical JSON object of at most MAX_RECORD_BYTES, in fixed sections whose lengths the
 header line announces::
 
     header | device x D | checkpoint x C | consistency x (C-1) | observation x O
-           | (event, inclusion) x E | end
+           | (event, inclusion) x E | head x H | end
+
+The head lines prove, in the head map of the newest checkpoint (`ledger.core.heads`), each
+scope asset's latest event and, for a site, every asset the log places there. Version 1 is the
+same without head lines (and without their count); it is still read.
 
 An observation line is the signed envelope's wire bytes and an event line is the custody
 event's canonical record, i.e. exactly the Merkle leaf: the verifier hashes the line itself.
@@ -28,9 +32,11 @@ from ledger.core import hashing
 from ledger.core.encoding import MAX_RECORD_BYTES, canonical_bytes
 from ledger.core.envelope import Envelope
 from ledger.core.errors import LedgerError
+from ledger.core.heads import HeadProof
 
 BUNDLE_FORMAT: Final = "kitledger-audit-bundle"
-BUNDLE_VERSION: Final = 1
+BUNDLE_VERSION: Final = 2
+READABLE_VERSIONS: Final = frozenset({1, 2})
 FINGERPRINT_PURPOSE: Final = "audit-bundle"
 
 MAX_BUNDLE_BYTES: Final = 1024**3
@@ -49,6 +55,9 @@ MAX_DEVICES: Final = 100_000
 
 MAX_CHECKPOINTS: Final = 100_000
 """Signed checkpoints: one per anchoring interval; 100k is years of minute-by-minute anchors."""
+
+MAX_HEAD_LINES: Final = 2 * MAX_EVENTS + 4
+"""Head-map proofs: an asset's entry (and its site entry) plus the neighbours of a run."""
 
 SCOPE_KINDS: Final = frozenset({"asset", "assets", "site", "time-range"})
 
@@ -165,6 +174,9 @@ class AuditBundle:
     consistency: tuple[ConsistencyStep, ...]
     observations: tuple[bytes, ...]
     events: tuple[BundleEvent, ...]
+    heads: tuple[HeadProof, ...]
+    """Head-map proofs at the newest checkpoint, in entry order (none in a version 1 bundle)."""
+    version: int
     fingerprint: bytes
     """What the end line declares; `computed_fingerprint` is what the lines hash to."""
     computed_fingerprint: bytes
@@ -197,6 +209,14 @@ def _line(record: Mapping[str, Any]) -> bytes:
     return data
 
 
+def head_record(proof: HeadProof) -> dict[str, Any]:
+    """A head line: one entry of the newest checkpoint's head map with its inclusion path."""
+    entry = proof.entry
+    return {"type": "head", "index": proof.index, "map_size": proof.map_size,
+            "asset": entry.asset, "site": entry.site, "seq": entry.seq,
+            "head": entry.head.hex(), "path": [p.hex() for p in proof.path]}
+
+
 def _header(scope: Scope, created: str, log_public_key: bytes, log_id: str,
             chain: ChainInfo | None, counts: Mapping[str, int]) -> dict[str, Any]:
     return {"type": "audit-bundle", "format": BUNDLE_FORMAT, "v": BUNDLE_VERSION,
@@ -217,15 +237,17 @@ def build_bundle(
     consistency: Sequence[ConsistencyStep],
     observations: Sequence[Envelope],
     events: Iterable[BundleEvent],
+    heads: Sequence[HeadProof] = (),
 ) -> bytes:
     """The bundle's bytes from plain values. Events go in leaf order, one inclusion line each;
-    checkpoints in increasing tree size with one consistency step per consecutive pair."""
+    checkpoints in increasing tree size with one consistency step per consecutive pair; head
+    proofs (at the newest checkpoint) in entry order, each once."""
     if scope.kind not in SCOPE_KINDS:
         raise BundleError(f"scope kind {scope.kind!r} not in {sorted(SCOPE_KINDS)}")
     event_list = sorted(events, key=lambda e: e.leaf_index)
     counts = {"devices": len(devices), "checkpoints": len(checkpoints),
               "consistency": len(consistency), "observations": len(observations),
-              "events": len(event_list)}
+              "events": len(event_list), "heads": len(heads)}
     lines = [_line(_header(scope, created, log_public_key, log_id, chain, counts))]
     lines += [_line(d.to_record()) for d in devices]
     for cp in checkpoints:
@@ -239,6 +261,7 @@ def build_bundle(
         lines.append(event.record)
         lines.append(_line({"type": "inclusion", "leaf": event.leaf_index,
                             "size": event.tree_size, "path": [p.hex() for p in event.path]}))
+    lines += [_line(head_record(h)) for h in sorted(heads, key=lambda h: h.index)]
     hasher = FingerprintHasher()
     for line in lines:
         hasher.add(line)

@@ -14,12 +14,13 @@ from typing import Any, Final
 from ledger.core.bounds import HASH_HEX_CHARS
 from ledger.core.bundle import (
     BUNDLE_FORMAT,
-    BUNDLE_VERSION,
     MAX_BUNDLE_BYTES,
     MAX_CHECKPOINTS,
     MAX_DEVICES,
     MAX_EVENTS,
+    MAX_HEAD_LINES,
     MAX_OBSERVATIONS,
+    READABLE_VERSIONS,
     SCOPE_KINDS,
     AnchorProof,
     AuditBundle,
@@ -35,12 +36,14 @@ from ledger.core.bundle import (
 from ledger.core.checkpoint import MAX_AGENCY_ID_CHARS
 from ledger.core.encoding import MAX_RECORD_BYTES, MAX_SAFE_INTEGER, parse_record
 from ledger.core.envelope import Envelope
-from ledger.core.errors import EncodingError
+from ledger.core.errors import EncodingError, LedgerError
+from ledger.core.heads import HeadEntry, HeadProof
 from ledger.core.merkle import MAX_PROOF_NODES
 
 _LIMITS: Final = {"devices": MAX_DEVICES, "checkpoints": MAX_CHECKPOINTS,
                   "consistency": MAX_CHECKPOINTS, "observations": MAX_OBSERVATIONS,
                   "events": MAX_EVENTS}
+_LIMITS_V2: Final = {**_LIMITS, "heads": MAX_HEAD_LINES}
 _HEX64 = re.compile(f"[0-9a-f]{{{HASH_HEX_CHARS}}}")
 _HEX = re.compile(r"(?:[0-9a-f]{2})*")
 _NODE_STEP: Final = HASH_HEX_CHARS + len('"",')
@@ -122,15 +125,18 @@ def _header(record: dict[str, Any]) -> tuple[dict[str, int], Scope, ChainInfo | 
     where = "line 1 (header)"
     if record.get("format") != BUNDLE_FORMAT or record.get("type") != "audit-bundle":
         raise BundleError(f"{where}: not a {BUNDLE_FORMAT} file")
-    if record.get("v") != BUNDLE_VERSION:
-        raise BundleError(f"{where}: bundle version {record.get('v')!r:.20}, "
-                          f"this verifier reads {BUNDLE_VERSION}")
+    version = record.get("v")
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        raise BundleError(f"{where}: bundle version {version!r:.20}, "
+                          f"this verifier reads {sorted(READABLE_VERSIONS)}")
     _exact(record, {"type", "format", "v", "created", "scope", "log", "chain", "counts"},
            "audit-bundle", where)
     counts = _get(record, "counts", dict, where)
-    if set(counts) != set(_LIMITS):
-        raise BundleError(f"{where}: counts must name {sorted(_LIMITS)}")
-    for name, limit in _LIMITS.items():
+    limits = _LIMITS if version == 1 else _LIMITS_V2
+    if set(counts) != set(limits):
+        raise BundleError(f"{where}: counts must name {sorted(limits)}")
+    counts = {"heads": 0, **counts}
+    for name, limit in limits.items():
         if _get(counts, name, int, where) > limit:
             raise BundleError(f"{where}: {counts[name]} {name} exceeds the limit {limit}")
     scope = _get(record, "scope", dict, where)
@@ -191,6 +197,19 @@ def _anchor(value: Any, where: str) -> AnchorProof | None:
         _hex(log["data"], where))
 
 
+def _head(record: dict[str, Any], where: str) -> HeadProof:
+    _exact(record, {"type", "index", "map_size", "asset", "site", "seq", "head", "path"},
+           "head", where)
+    try:
+        entry = HeadEntry(_get(record, "asset", str, where),
+                          _get(record, "site", (str, type(None)), where),
+                          _get(record, "seq", int, where), _hex(record["head"], where, 32))
+    except LedgerError as exc:
+        raise BundleError(f"{where}: {exc}") from None
+    return HeadProof(entry, _get(record, "index", int, where),
+                     _get(record, "map_size", int, where), _path(record["path"], where))
+
+
 def parse_bundle(data: bytes) -> AuditBundle:
     """Parse a bundle strictly; raises BundleError saying which line is wrong and why."""
     if len(data) > MAX_BUNDLE_BYTES:
@@ -201,7 +220,7 @@ def parse_bundle(data: bytes) -> AuditBundle:
     header = parse_line(data[:first], "line 1 (header)")
     counts, scope, chain = _header(header)
     sections = (counts["devices"], counts["checkpoints"], counts["consistency"],
-                counts["observations"], 2 * counts["events"])
+                counts["observations"], 2 * counts["events"], counts["heads"])
     expected_lines = 2 + sum(sections)
     # Counted before splitting, so a header announcing a huge bundle costs nothing.
     found_lines = data.count(b"\n")
@@ -254,6 +273,7 @@ def parse_bundle(data: bytes) -> AuditBundle:
             raise BundleError(f"line {position + 1}: line exceeds {MAX_RECORD_BYTES} bytes")
         events.append(BundleEvent(raw, *_inclusion(proof_line, f"line {position + 2}")))
         position += 2
+    heads = [_head(*_first_and_where(take())) for _ in range(counts["heads"])]
     end = parse_line(lines[position], f"line {position + 1} (end)")
     _exact(end, {"type", "lines", "fingerprint"}, "bundle-end", f"line {position + 1}")
     if end["lines"] != position:
@@ -264,7 +284,8 @@ def parse_bundle(data: bytes) -> AuditBundle:
                             else None, "line 1 (header) log key", 32),
         chain=chain, devices=tuple(devices), checkpoints=tuple(checkpoints),
         consistency=tuple(steps), observations=tuple(observations),
-        events=tuple(events), fingerprint=_hex(end["fingerprint"], "end line fingerprint", 32),
+        events=tuple(events), heads=tuple(heads), version=header["v"],
+        fingerprint=_hex(end["fingerprint"], "end line fingerprint", 32),
         computed_fingerprint=hasher.digest())
 
 

@@ -5,10 +5,10 @@ Needs only the bundle and, for the anchors, a `ChainReader` (no database, no API
 runs to the end and reports pass, fail or not checked with the first failing item (expected
 versus found), so one tampered event does not hide another kind of damage. The checks run in
 the order their inputs are proven: the bundle's fingerprint, reader keys, checkpoints, the
-observations those keys signed, the events those observations justify, then the anchors.
-Before them all, the bundle's log key, chain and contract are held to the auditor's trust roots
-(`trust`), and after the consistency proofs the checkpoints to the auditor's last verified one
-(`state`).
+observations those keys signed, the events those observations justify, that none in scope is
+left out, then the anchors. Before them all, the bundle's log key, chain and contract are held
+to the auditor's trust roots (`trust`), and after the consistency proofs the checkpoints to the
+auditor's last verified one (`state`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 from ledger.core.bundle import AuditBundle
 from ledger.verify.anchors import ChainReader, check_anchors
 from ledger.verify.checkpoints import check_checkpoints, check_consistency
+from ledger.verify.completeness import check_completeness
 from ledger.verify.events import check_events
 from ledger.verify.observations import check_devices, check_observations
 from ledger.verify.report import CheckResult, Progress, VerificationReport
@@ -46,6 +47,8 @@ def verify_bundle(bundle: AuditBundle, reader: ChainReader, *, require_latest: b
     # -- end last verified checkpoint --
     known = check_observations(bundle, registrations, report.checks, progress)
     check_events(bundle, points, known, report, progress)
+    # Completeness: the newest checkpoint's head map proves nothing in scope was left out.
+    check_completeness(bundle, points, report)
     check_anchors(bundle, points, reader, report, require_latest, known_size)
     if progress:
         progress("done", len(bundle.events), len(bundle.events))

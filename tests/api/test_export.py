@@ -258,9 +258,14 @@ def test_export_command_writes_the_api_bundle(tmp_path: Path) -> None:
     engine = make_engine(load_settings(database_url=db_url))
     upgrade(engine)
     client, key = _world(engine, tmp_path / "keys")
+    with Session(engine) as session:  # one radio left in the store: the site's only asset
+        create_asset(session, agency_id="north", now=datetime.now(UTC), data=AssetCreate(
+            id="R-9", class_id="radio", epc_hex="E28011606000020500000009",
+            home_site_id="north-store"))
+        session.commit()
     settings = load_settings(environment="test", secret_key=SECRET,
                              log_key_dir=tmp_path / "keys", anchor_interval_s=1)
-    _anchor(settings, engine, 4)
+    _anchor(settings, engine, 5)
     out = tmp_path / "exported.jsonl"
     done = _export(db_url, "--agency", "north", "--asset", "R-0", "--asset", "R-1",
                    "--out", str(out))
@@ -281,6 +286,8 @@ def test_export_command_writes_the_api_bundle(tmp_path: Path) -> None:
     done = _export(db_url, "--agency", "north", "--site", "north-store", "--since-size", "2",
                    "--out", str(since))
     assert done.returncode == 1 and "no anchored checkpoint at size 2" in done.stdout
+    # The log places only R-9 at the store (R-0 and R-1 are checked out), and proves it.
+    assert json.loads(by_site.read_bytes().split(b"\n", 1)[0])["scope"]["assets"] == ["R-9"]
     # Another agency's asset, no scope, two scopes, oversized input: refused, nothing written.
     refused = tmp_path / "refused.jsonl"
     for bad in (["--asset", "S-1"], ["--asset", "R-0", "--site", "north-store"],

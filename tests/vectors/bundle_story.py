@@ -25,6 +25,8 @@ from ledger.core.bundle import AnchorProof, BundleCheckpoint, ChainInfo, DeviceR
 from ledger.core.checkpoint import Checkpoint, chain_agency_id, chain_log_id, sign_checkpoint
 from ledger.core.commitments import PERSON, commit
 from ledger.core.envelope import Envelope, envelope_hash, key_id, raw_public_key, sign_envelope
+from ledger.core.head_log import head_map_of
+from ledger.core.heads import HeadMap
 from ledger.core.records import GENESIS_PREV, CustodyEvent, Holder, Observation, event_hash
 from ledger.merkle_log import MerkleLog
 from ledger.merkle_nodes import MemoryNodeStore
@@ -100,6 +102,8 @@ class History:
     events: list[CustodyEvent] = field(default_factory=list)
     log: MerkleLog = field(default_factory=lambda: MerkleLog(MemoryNodeStore()))
     checkpoints: list[BundleCheckpoint] = field(default_factory=list)
+    head_maps: list[HeadMap] = field(default_factory=list)
+    """The head map each checkpoint commits to, in checkpoint order."""
 
     def add_reader(self, reader: str) -> None:
         key = Ed25519PrivateKey.generate()
@@ -129,8 +133,10 @@ class History:
         self.log.append(event.to_bytes())
 
     def checkpoint(self, time: str) -> None:
+        heads = head_map_of(e.to_bytes() for e in self.events)
+        self.head_maps.append(heads)
         point = Checkpoint(key_id(self.log_key.public_key()), self.log.size, self.log.root(),
-                           time)
+                           time, heads=heads.root)
         envelope = sign_checkpoint(point, self.log_key)
         self.checkpoints.append(BundleCheckpoint(envelope, self.anchoring.anchor(envelope)))
 
@@ -150,7 +156,8 @@ class History:
             log_public_key=raw_public_key(self.log_key.public_key()),
             chain=ChainInfo(self.anchoring.chain_id, self.anchoring.admin.address, AGENCY),
             devices=self.devices, checkpoints=self.checkpoints, observations=self.observations,
-            events=[LoggedEvent(e.to_bytes(), i) for i, e in enumerate(self.events)])
+            events=[LoggedEvent(e.to_bytes(), i) for i, e in enumerate(self.events)],
+            head_map=self.head_maps[-1])
         values.update(overrides)
         return export_bundle(self.log, **values)
 

@@ -12,15 +12,22 @@ refer to the story's table in tests/vectors/bundles/README.md.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bundle_story import History
+from bundle_story import CAMERA, RADIO, TASER, History
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tampering import Sections, edit_json, flip_hex_digit, sealed
 
-from ledger.core.bundle import AnchorProof, BundleCheckpoint, ChainInfo, DeviceRegistration
+from ledger.core.bundle import (
+    AnchorProof,
+    BundleCheckpoint,
+    ChainInfo,
+    DeviceRegistration,
+    Scope,
+)
 from ledger.core.checkpoint import Checkpoint, chain_log_id, sign_checkpoint
 from ledger.core.encoding import MAX_RECORD_BYTES
 from ledger.core.envelope import Envelope, key_id, raw_public_key, sign_envelope
@@ -182,6 +189,49 @@ def _contract_not_hex(s: Sections) -> None:
 def _oversize_observation(s: Sections) -> None:
     line = s.observations[0]  # refused for its size before its content is read
     s.observations[0] = line[:-1] + b',"padding":"' + b"x" * MAX_RECORD_BYTES + b'"}'
+def _leaf(proof: bytes) -> int:
+    leaf: int = json.loads(proof)["leaf"]
+    return leaf
+
+
+def _drop_leaves(*leaves: int) -> Callable[[Sections], None]:
+    """Delete the events at `leaves` with their proofs, as an operator hiding them would."""
+    def edit(s: Sections) -> None:
+        s.events = [(r, p) for r, p in s.events if _leaf(p) not in leaves]
+    return edit
+
+
+def _drop_asset(asset: str, *, from_scope: bool, heads: bool) -> Callable[[Sections], None]:
+    """Delete every event of `asset`; also strike it from the scope and (`heads`) drop the head
+    lines that name it, so that what is left looks like a bundle of the other assets."""
+    def edit(s: Sections) -> None:
+        s.events = [(r, p) for r, p in s.events if json.loads(r)["asset"] != asset]
+        if from_scope:
+            s.header = edit_json(s.header, lambda h: h["scope"].update(
+                assets=[a for a in h["scope"]["assets"] if a != asset]))
+        if heads:
+            s.heads = [line for line in s.heads if json.loads(line)["asset"] != asset]
+    return edit
+
+
+def _scope(**change: Any) -> Callable[[Sections], None]:
+    def edit(s: Sections) -> None:
+        s.header = edit_json(s.header, lambda h: h["scope"].update(change))
+    return edit
+
+
+SITE = Scope("site", (CAMERA, RADIO, TASER), site="store-central")
+RANGE = Scope("time-range", (CAMERA, RADIO, TASER), start="2026-01-06T00:00:00.000Z",
+              end="2026-01-08T00:00:00.000Z")
+"""Leaves 3..9: the checkpoints of 2026-01-02 (size 3) and 2026-01-14 (size 10) bracket it."""
+
+
+def _scoped(scope: Scope, edit: Callable[[Sections], None] | None = None
+            ) -> Callable[[History, bytes], bytes]:
+    def make(history: History, _valid: bytes) -> bytes:
+        data = history.bundle(scope=scope)
+        return data if edit is None else sealed(data, edit)
+    return make
 
 
 def _raw(edit: Callable[[bytes], bytes]) -> Callable[[History, bytes], bytes]:
@@ -234,7 +284,8 @@ VARIANTS = [
             _with(lambda h: _double_checkpoint_size(h, resign=False)), 1,
             {"checkpoint-signatures": "checkpoint 3: Ed25519 signature",
              "checkpoint-consistency": "proof 8->10: a checkpoint is unsigned",
-             "inclusion-proofs": "no signed checkpoint at size 10"}, (8, 9)),
+             "inclusion-proofs": "no signed checkpoint at size 10",
+             "completeness": "expected a signed newest checkpoint"}, (8, 9)),
     Variant("checkpoint-size-doubled-resigned",
             "the last checkpoint's size doubled and re-signed with the real log key",
             _with(lambda h: _double_checkpoint_size(h, resign=True)), 1,
@@ -308,7 +359,59 @@ VARIANTS = [
             _raw(lambda v: v + ADDED_LINE), 2, unusable="trailing data"),
     Variant("duplicated-line", "observation 0's line repeated, header and end line untouched",
             _raw(lambda v: sealed(v, _duplicate_observation, reseal=False)), 2,
-            unusable="header announces 49 lines, found 50"),
+            unusable="header announces 53 lines, found 54"),
     Variant("truncated", "the file cut off mid-line, as by a broken download",
             _raw(lambda v: v[: int(len(v) * CUT_AT)]), 2, unusable="truncated"),
+    # Omission: what the hash chains alone cannot see is an asset's missing tail.
+    Variant("last-event-omitted",
+            "event 9 (the radio's loan_return, its last) and its proof deleted; the radio "
+            "looks still on loan", _resealed(_drop_leaves(9)), 1,
+            {"completeness": "the log's latest event is seq 2"}),
+    Variant("tail-omitted", "events 6 and 8 (the taser's transfer and check-in, its last two) "
+            "deleted; the taser looks still checked out", _resealed(_drop_leaves(6, 8)), 1,
+            {"completeness": "the log's latest event is seq 3"}),
+    Variant("middle-event-omitted", "event 5 (the radio's loan_out, mid-chain) deleted",
+            _resealed(_drop_leaves(5)), 1,
+            {"hash-chains": "expected event seq 1, found 2"}, (9,)),
+    Variant("first-event-omitted", "event 0 (the camera's registration, first of its chain) "
+            "deleted", _resealed(_drop_leaves(0)), 1,
+            {"hash-chains": "expected event seq 0, found 1"}, (3,)),
+    Variant("asset-omitted", "every event of the radio deleted, the scope still listing it",
+            _resealed(_drop_asset(RADIO, from_scope=False, heads=False)), 1,
+            {"hash-chains": "expected events of scope asset", "completeness":
+             "the log's latest event is seq 2"}),
+    Variant("asset-omitted-scope-edited", "every event of the radio deleted and the radio struck "
+            "from the scope; its head lines kept", _resealed(_drop_asset(
+                RADIO, from_scope=True, heads=False)), 1,
+            {"completeness": "is not one the scope needs"}),
+    Variant("scope-asset-struck", "the radio struck from the header's scope, its events kept",
+            _resealed(_scope(assets=[CAMERA, TASER])), 1,
+            {"completeness": "which the scope does not list"}),
+    Variant("scope-kind-asset", "the scope's kind 'assets' edited to 'asset'",
+            _resealed(_scope(kind="asset")), 1, {"completeness": "names one asset"}),
+    Variant("scope-kind-site", "the scope edited to the site 'store-central'",
+            _resealed(_scope(kind="site", site="store-central")), 1,
+            {"completeness": "expected a head proof of map entry"}),
+    Variant("site-valid", "the same history exported for the site 'store-central', where the "
+            "log leaves all three assets", _scoped(SITE), 0),
+    Variant("site-asset-omitted", "the site bundle with the radio's events deleted and the "
+            "radio struck from the scope", _scoped(SITE, _drop_asset(RADIO, from_scope=True,
+                                                                     heads=False)), 1,
+            {"completeness": "places 1 asset(s) there that the bundle leaves out"}),
+    Variant("site-renamed", "the site bundle's scope edited to the site 'store-north'",
+            _scoped(SITE, _scope(site="store-north")), 1,
+            {"completeness": "which the head map does not place there"}),
+    Variant("time-range-valid", "the same history exported for 2026-01-06 to 2026-01-08: "
+            "leaves 3..9 between the bracketing checkpoints", _scoped(RANGE), 0),
+    Variant("time-range-asset-omitted", "the time-range bundle with the radio (leaves 2, 5, 9) "
+            "deleted and struck from the scope", _scoped(RANGE, _drop_asset(
+                RADIO, from_scope=True, heads=False)), 1,
+            {"completeness": "time range: expected every leaf 3..9, leaf 5"}),
+    Variant("time-range-widened", "the time-range bundle's end moved to 2026-01-20, past the "
+            "newest checkpoint", _scoped(RANGE, _scope(end="2026-01-20T00:00:00.000Z")), 1,
+            {"completeness": "after the newest checkpoint"}),
+    Variant("time-range-start-moved", "the time-range bundle's start moved to 2026-01-07 21:00, "
+            "when only the taser and the radio moved", _scoped(RANGE, _scope(
+                start="2026-01-07T21:00:00.000Z")), 1,
+            {"completeness": "the scope's assets are not those of leaves 8..9"}),
 ]
