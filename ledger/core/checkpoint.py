@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.core import hashing
+from ledger.core import hashing, note
 from ledger.core.encoding import MAX_SAFE_INTEGER, SCHEMA_VERSION
 from ledger.core.envelope import Envelope, sign_envelope, verify_envelope
 from ledger.core.errors import SchemaError
@@ -95,6 +95,16 @@ class Checkpoint:
     @property
     def chain_log_id(self) -> bytes:
         return chain_log_id(self.log_id)
+
+    def note_extensions(self) -> tuple[str, ...]:
+        """Extension lines of this checkpoint's C2SP note, after origin, size and root."""
+        return ()
+
+    def note_text(self) -> str:
+        """The C2SP checkpoint note text the log signs and witnesses cosign:
+        `kitledger/<log id>`, the size, the base64 root, then `note_extensions()`."""
+        return note.CheckpointBody(note.log_origin(self.log_id), self.tree_size, self.root,
+                                   self.note_extensions()).text()
 
 
 def chain_log_id(log_id: str) -> bytes:
