@@ -21,7 +21,9 @@ from typing import Any, Final
 from ledger.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE
 from ledger.core.bundle import BundleError
 from ledger.core.bundle_parse import parse_bundle
+from ledger.core.note import NoteError
 from ledger.verify import ChainUnreachable, open_chain_reader, read_bundle, verify_bundle
+from ledger.verify.witnesses import policy_from_vkeys
 
 EXIT_CHAIN_UNREACHABLE: Final = 3
 PROGRESS_MIN_EVENTS: Final = 10_000
@@ -49,9 +51,15 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_UNUSABLE
     show = args.progress or (sys.stderr.isatty() and len(bundle.events) >= PROGRESS_MIN_EVENTS)
     try:
+        witnesses = (policy_from_vkeys(args.witness, args.witness_quorum) if args.witness
+                     else None)
+    except NoteError as exc:
+        _out(args, {"verdict": "unusable", "reason": str(exc)}, f"unusable witness key: {exc}\n")
+        return EXIT_UNUSABLE
+    try:
         reader = open_chain_reader(bundle, args.rpc)
         report = verify_bundle(bundle, reader, require_latest=args.require_latest,
-                               progress=_progress_bar if show else None)
+                               progress=_progress_bar if show else None, witnesses=witnesses)
     except BundleError as exc:
         _out(args, {"verdict": "unusable", "reason": str(exc)}, f"unusable bundle: {exc}\n")
         return EXIT_UNUSABLE
@@ -76,4 +84,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--progress", action="store_true", help="progress bar on stderr")
     parser.add_argument("--require-latest", action="store_true",
                         help="fail unless the newest checkpoint is the chain's latest anchor")
+    parser.add_argument("--witness", action="append", default=[], metavar="VKEY",
+                        help="a trusted witness's C2SP verifier key (repeat for each)")
+    parser.add_argument("--witness-quorum", type=int, metavar="N",
+                        help="cosignatures the newest checkpoint needs (default: every --witness)")
     parser.set_defaults(run=run)

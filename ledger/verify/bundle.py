@@ -6,6 +6,7 @@ runs to the end and reports pass, fail or not checked with the first failing ite
 versus found), so one tampered event does not hide another kind of damage. The checks run in
 the order their inputs are proven: the bundle's fingerprint, reader keys, checkpoints, the
 observations those keys signed, the events those observations justify, then the anchors.
+The witnesses' cosignatures are checked right after the checkpoints they cosign.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from ledger.verify.checkpoints import check_checkpoints, check_consistency
 from ledger.verify.events import check_events
 from ledger.verify.observations import check_devices, check_observations
 from ledger.verify.report import CheckResult, Progress, VerificationReport
+from ledger.verify.witnesses import WitnessQuorum, check_cosignatures
 
 
 def verify_bundle(bundle: AuditBundle, reader: ChainReader, *, require_latest: bool = False,
-                  progress: Progress | None = None) -> VerificationReport:
-    """Run every check on `bundle`; raises ChainUnreachable only if the node cannot be asked."""
+                  progress: Progress | None = None,
+                  witnesses: WitnessQuorum | None = None) -> VerificationReport:
+    """Run every check on `bundle`; raises ChainUnreachable only if the node cannot be asked.
+    `witnesses` is the auditor's witness policy (None: cosignatures are not checked)."""
     report = VerificationReport(fingerprint=bundle.fingerprint.hex())
     print_check = CheckResult("fingerprint", items=1)
     if bundle.computed_fingerprint != bundle.fingerprint:
@@ -30,6 +34,7 @@ def verify_bundle(bundle: AuditBundle, reader: ChainReader, *, require_latest: b
     registrations = check_devices(bundle, report.checks)
     points = check_checkpoints(bundle, report)
     check_consistency(bundle, points, report)
+    check_cosignatures(bundle, points, witnesses, report)  # split views: ledger.verify.witnesses
     known = check_observations(bundle, registrations, report.checks, progress)
     check_events(bundle, points, known, report, progress)
     check_anchors(bundle, points, reader, report, require_latest)
