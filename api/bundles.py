@@ -6,6 +6,7 @@ readers that signed those, and the agency log's checkpoints with their anchors, 
 `ledger.bundle_export` add the proofs from the stored log and `ledger.core.bundle` write the
 format (docs/audit-bundle.md). When the log has anchored checkpoints only those go in (the
 verifier demands that no anchor up to the newest one is left out); otherwise the signed ones.
+Each checkpoint carries the witness cosignatures collected on it so far (api.cosigning).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Final, TypeVar
 
 from sqlmodel import Session, col, select
 
+from api.cosigning import cosignature_lines
 from api.errors import ApiServiceError
 from api.logstore import open_log
 from api.models.custody import AgencyLog, CustodyEventRow, LogCheckpoint
@@ -91,6 +93,7 @@ def export_agency_bundle(
     if log_row is None or log_row.public_key is None:
         raise BundleUnavailable(f"agency {agency_id}'s log has no key yet")
     first = checkpoints[0]
+    cosigned = cosignature_lines(session, agency_id, [r.tree_size for r in checkpoints])
     chain = (ChainInfo(first.chain_id, first.contract, agency_id)
              if anchored and first.chain_id is not None and first.contract else None)
     return export_bundle(
@@ -101,7 +104,8 @@ def export_agency_bundle(
             format_time(r.registered_at),
             None if r.revoked_at is None else format_time(r.revoked_at),
         ) for r in sorted(readers, key=lambda r: r.id)],
-        checkpoints=[BundleCheckpoint(Envelope.from_bytes(r.envelope), _anchor(r))
+        checkpoints=[BundleCheckpoint(Envelope.from_bytes(r.envelope), _anchor(r),
+                                      cosigned.get(r.tree_size, ()))
                      for r in checkpoints],
         observations=[Envelope.from_bytes(o.envelope) for o in observations],
         events=[LoggedEvent(e.record, e.leaf_index) for e in events],
