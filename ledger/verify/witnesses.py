@@ -98,9 +98,7 @@ def check_cosignatures(bundle: AuditBundle, points: Sequence[Checkpoint | None],
     verifiers = _verifiers(policy)
     newest_signers: set[note.NoteVerifier] = set()
     for position, (item, point) in enumerate(zip(bundle.checkpoints, points, strict=True)):
-        if point is None:
-            if item.cosignatures:
-                result.fail(f"checkpoint {position}: cosigned, but its log signature failed")
+        if point is None:  # no note text to check them against: checkpoint-signatures fails
             continue
         text = point.note_text()
         signers: set[note.NoteVerifier] = set()

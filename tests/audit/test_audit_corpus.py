@@ -31,7 +31,13 @@ KNOWN_DEFECTS = {
 
 def verify(path: Path) -> tuple[int, dict[str, Any]]:
     """Exit code and JSON report of `kitledger verify PATH --offline --json`."""
-    command = [part.replace("{file}", str(path)) for part in MANIFEST["command"]]
+    command = []
+    for part in MANIFEST["command"]:
+        if part == "{witnesses}":  # the trusted witnesses' keys, written beside the corpus
+            for vkey in (path.parent / "witnesses.txt").read_text().split():
+                command += ["--witness", vkey]
+        else:
+            command.append(part.replace("{file}", str(path)))
     assert command[0] == "kitledger"
     done = subprocess.run([str(KITLEDGER), *command[1:]], capture_output=True, timeout=
                           VERIFY_TIMEOUT_S, check=False)
@@ -66,6 +72,7 @@ def test_committed_bundle_gets_its_verdict(name: str) -> None:
 
 def test_manifest_and_readme_name_every_file() -> None:
     files = {p.name for p in CORPUS.glob("*.jsonl")}
+    assert len((CORPUS / "witnesses.txt").read_text().split()) == 3
     assert files == set(MANIFEST["bundles"])
     readme = (CORPUS / "README.md").read_text()
     for name in files:

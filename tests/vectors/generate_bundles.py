@@ -2,9 +2,11 @@
 
     .venv/bin/python tests/vectors/generate_bundles.py [--out DIR]
 
-Writes `valid.jsonl`, one file per variant of `bundle_variants.VARIANTS` and `manifest.json`,
-the expected verdict of each file. Keys are fresh on every run and only their public halves
-land in the files, so the bytes change from run to run but the verdicts do not.
+Writes `valid.jsonl`, one file per variant of `bundle_variants.VARIANTS`, `manifest.json`,
+the expected verdict of each file, and `witnesses.txt`, the verifier keys of the three witnesses
+that cosigned the story's checkpoints (`bundle_witnesses`). Keys are fresh on every run and
+only their public halves land in the files, so the bytes change from run to run but the
+verdicts do not.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from bundle_story import History, fortnight
 from bundle_variants import VARIANTS, Variant
+from bundle_witnesses import QUORUM, cosign_history, write_keys
 
 CORPUS = Path(__file__).parent / "bundles"
 
@@ -44,7 +47,8 @@ def items_checked(history: History) -> dict[str, int]:
             "checkpoint-consistency": len(history.checkpoints) - 1,
             "observation-signatures": len(history.observations), "event-records": events,
             "event-observations": events, "hash-chains": events, "inclusion-proofs": events,
-            "anchors": len(history.checkpoints)}
+            "anchors": len(history.checkpoints),
+            "witness-cosignatures": sum(len(c.cosignatures) for c in history.checkpoints)}
 
 
 def main() -> None:
@@ -52,8 +56,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=CORPUS, help="directory to write into")
     out: Path = parser.parse_args().out
     history = fortnight()
+    witness_keys = cosign_history(history)
     valid = history.bundle()
     out.mkdir(exist_ok=True)
+    write_keys(out, witness_keys)
     for stale in out.glob("*.jsonl"):
         stale.unlink()
     for variant in VARIANTS:
@@ -64,7 +70,9 @@ def main() -> None:
     bundles["valid.jsonl"]["passing_checks"] = items_checked(history)
     manifest = {
         "about": "Expected verdicts of `kitledger verify FILE --offline --json`; see README.md.",
-        "command": ["kitledger", "verify", "{file}", "--offline", "--json"],
+        "command": ["kitledger", "verify", "{file}", "--offline", "--json",
+                    "--witness-quorum", str(QUORUM), "{witnesses}"],
+        "witnesses": "{witnesses}: `--witness VKEY` for each line of witnesses.txt",
         "offline": OFFLINE,
         "bundles": bundles,
     }
