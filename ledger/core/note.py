@@ -57,7 +57,7 @@ _SIGNATURE_BYTES: Final = 64
 _NAME = re.compile(r"[^\s+]+")
 _HEX8 = re.compile(r"[0-9a-f]{8}")
 _SIZE = re.compile(r"0|[1-9][0-9]{0,19}")
-_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
 
 
 class NoteError(LedgerError):

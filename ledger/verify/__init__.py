@@ -2,10 +2,10 @@
 no database, no API, no server extra (web3 only for `RpcChainReader`, in `ledger.verify.rpc`).
 
 Modules, one per thing checked: `bundle` (the entry point, `verify_bundle`), `observations`
-(reader keys and signed observations), `checkpoints` (signatures and consistency), `events`
-(records, hash chains, inclusion), `anchors` (on-chain anchors and the `ChainReader` protocol),
-`rpc` (a node as chain reader), `report` (the result), `sources` (reading a bundle, choosing a
-chain reader).
+(reader keys and signed observations), `checkpoints` (signatures and consistency), `witnesses`
+(cosignatures under a witness policy), `events` (records, hash chains, inclusion), `anchors`
+(on-chain anchors and the `ChainReader` protocol), `rpc` (a node as chain reader), `report`
+(the result), `sources` (reading a bundle, choosing a chain reader).
 """
 
 from ledger.verify.anchors import ChainAnchor, ChainReader, ChainUnreachable, OfflineChainReader

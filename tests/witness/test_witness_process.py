@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from fixtures.ports import free_port
 from fixtures.witnesses import (
     KITLEDGER,
     NoteLog,
@@ -24,6 +25,7 @@ from fixtures.witnesses import (
 )
 
 from ledger.core import note
+from ledger.witness.client import WitnessConflict, WitnessUnreachable, request_cosignature
 from ledger.witness.server import CONNECTION_DEADLINE_S
 from ledger.witness.service import MAX_BODY_BYTES
 
@@ -210,3 +212,26 @@ def test_keygen_refuses_to_overwrite_and_serve_refuses_a_readable_key(tmp_path: 
                             str(tmp_path / "s.db"), "--listen", "127.0.0.1:1",
                             "--log", f"{log.origin}={log.vkey}"], capture_output=True, timeout=60)
     assert serve.returncode == 2 and b"readable by others" in serve.stderr
+
+
+def test_client_catches_up_from_the_size_the_witness_names(witness: WitnessProcess,
+                                                           log: NoteLog) -> None:
+    assert post(witness.port, log.submission(0, 3)).status == 200
+    log.add(b"event 5")
+
+    def proof_from(old: int) -> list[bytes]:
+        return log.log.consistency_proof(old, 6) if 0 < old < 6 else []
+
+    # The caller believes the witness has seen nothing: the 409 names 3 and the client asks
+    # again from there, with the proof from 3.
+    cosigned = request_cosignature(witness.url, witness.verifier, log.note(), 0, proof_from)
+    assert cosigned.size == 6
+    assert note.verify_cosignature(note.parse_note(log.note()).text,
+                                   note.parse_signature_line(cosigned.line),
+                                   witness.verifier) == cosigned.timestamp
+    with pytest.raises(WitnessConflict) as raised:  # an older checkpoint: the witness holds 6
+        request_cosignature(witness.url, witness.verifier, log.note(3), 0, proof_from)
+    assert raised.value.size == 6 and "rollback" in raised.value.reason
+    with pytest.raises(WitnessUnreachable):
+        request_cosignature(f"http://127.0.0.1:{free_port()}", witness.verifier, log.note(), 6,
+                            proof_from, timeout=2)
