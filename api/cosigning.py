@@ -27,7 +27,7 @@ from sqlalchemy import Engine, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from api.agency_keys import log_key, log_key_id
+from api.agency_keys import LogKeyError, existing_log_key, log_key_id
 from api.checkpoints import DatabaseLog, latest_checkpoint
 from api.config import Settings, WitnessEndpoint
 from api.models.custody import AgencyLog
@@ -35,6 +35,7 @@ from api.models.witnesses import CheckpointCosignature
 from ledger.core import note
 from ledger.core.checkpoint import Checkpoint
 from ledger.core.envelope import Envelope
+from ledger.core.errors import LedgerError
 from ledger.witness.client import Cosigned, WitnessError, request_cosignature
 
 log = logging.getLogger("kitledger.cosigning")
@@ -89,32 +90,36 @@ class CosigningService:
 
     def _ask(self, agency_id: str, envelope: bytes, endpoint: WitnessEndpoint,
              verifier: note.NoteVerifier, held: int, state: Backoff, *, now: float) -> int:
-        key = log_key(self.settings.log_key_dir, agency_id)
         point = Checkpoint.from_record(Envelope.from_bytes(envelope).payload)
-        if log_key_id(key) != point.log_id:
-            log.error("cosigning %s: the key directory's log key is not the checkpoint's",
-                      agency_id)
-            return 0
-        text = point.note_text()
-        signed = note.Note(text, (note.sign_note(text, note.log_origin(point.log_id), key),))
-        size = point.tree_size
-        log_view = DatabaseLog(self.engine, agency_id)
-
-        def proof_from(old: int) -> Sequence[bytes]:
-            return log_view.consistency_proof(old, size) if 0 < old < size else []
-
         try:
-            cosigned = request_cosignature(endpoint.url, verifier, signed.to_bytes(), held,
-                                           proof_from, self.settings.witness_timeout_s)
-        except WitnessError as exc:
+            signed = self._signed_note(agency_id, point)
+            log_view = DatabaseLog(self.engine, agency_id)
+            size = point.tree_size
+
+            def proof_from(old: int) -> Sequence[bytes]:
+                return log_view.consistency_proof(old, size) if 0 < old < size else []
+
+            cosigned = request_cosignature(endpoint.url, verifier, signed, held, proof_from,
+                                           self.settings.witness_timeout_s)
+        except (WitnessError, LogKeyError, LedgerError) as exc:
             state.wait_s = min(max(state.wait_s * 2, self.settings.witness_interval_s),
                                self.settings.witness_backoff_max_s)
             state.next_at, state.last_error = now + state.wait_s, str(exc)
             log.warning("witness %s did not cosign %s at size %d: %s (next try in %.0fs)",
-                        verifier.name, agency_id, size, exc, state.wait_s)
+                        verifier.name, agency_id, point.tree_size, exc, state.wait_s)
             return 0
         state.wait_s, state.next_at, state.last_error = 0.0, 0.0, ""
         return _store(self.engine, agency_id, verifier, cosigned, now)
+
+    def _signed_note(self, agency_id: str, point: Checkpoint) -> bytes:
+        """The checkpoint as a C2SP note signed by the agency's log key (read, never made)."""
+        key = existing_log_key(self.settings.log_key_dir, agency_id)
+        if log_key_id(key) != point.log_id:
+            raise LogKeyError(f"the key directory's log key for {agency_id} is "
+                              f"{log_key_id(key)}, the checkpoint's log is {point.log_id}")
+        text = point.note_text()
+        return note.Note(text, (note.sign_note(text, note.log_origin(point.log_id), key),)
+                         ).to_bytes()
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

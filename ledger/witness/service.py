@@ -129,17 +129,20 @@ class Witness:
                                f"size {checkpoint.size}")
         if checkpoint.size == 0 and checkpoint.root != EMPTY_ROOT:
             raise Refused(422, "a checkpoint of size 0 must have the empty tree's root")
+        # Made before the check, sent only if it passes: the stored note then carries it, as
+        # the monitoring endpoint must serve it.
+        cosignature = note.cosign(checkpoint_note.text, self.key.name, self.key.private_key,
+                                  int(self.clock()))
+        cosigned_note = submission.note_bytes + cosignature.line().encode("utf-8")
         try:
             self.state.compare_and_swap(
                 checkpoint.origin, lambda latest: self._check(submission, checkpoint, latest),
-                lambda _: Latest(checkpoint.size, checkpoint.root, submission.note_bytes))
+                lambda _: Latest(checkpoint.size, checkpoint.root, cosigned_note))
         except Refused as refused:
             if refused.answer.status in (409, 422):
                 self.state.keep_evidence(checkpoint.origin, submission.note_bytes,
                                          refused.answer.reason)
             raise
-        cosignature = note.cosign(checkpoint_note.text, self.key.name, self.key.private_key,
-                                  int(self.clock()))
         return Answer(200, cosignature.line())
 
     @staticmethod

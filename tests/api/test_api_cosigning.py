@@ -121,6 +121,12 @@ def test_cosignatures_collected_retried_and_exported(
     settings, _, down_port = world
     _ingest(engine)
     _checkpoint(settings, engine)
+    # A cosigning process pointed at a directory without the log key makes no key: it waits.
+    elsewhere = tmp_path / "elsewhere"
+    keyless = CosigningService(load_settings(**{**settings.model_dump(),
+                                                "log_key_dir": elsewhere}), engine)
+    assert keyless.step(now=1000.0) == 0 and not elsewhere.exists()
+    assert all("does not exist" in b.last_error for b in keyless.backoff.values())
     service = CosigningService(settings, engine)
     assert service.step(now=1000.0) == 2
     first = _stored(engine)

@@ -68,6 +68,10 @@ def test_first_checkpoint_then_growth_are_cosigned(witness: WitnessProcess,
     origin_hash = hashlib.sha256(log.origin.encode()).hexdigest()
     served = note.parse_note(get(witness.port, f"/{origin_hash}/checkpoint").body)
     assert note.parse_checkpoint_text(served.text).size == 7
+    _, cosignature = served.signatures
+    assert note.verify_note(served, [note.parse_vkey(log.vkey)]) == (note.parse_vkey(log.vkey),)
+    assert note.verify_cosignature(served.text, cosignature, witness.verifier) > 0
+    assert get(witness.port, f"/{'0' * 64}/checkpoint").status == 404
 
 
 def test_a_witness_shown_one_fork_refuses_the_other(witness: WitnessProcess,
