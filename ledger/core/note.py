@@ -24,7 +24,7 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -123,6 +123,9 @@ class NoteVerifier:
     def key_id(self) -> bytes:
         return key_id(self.name, self.sig_type, self.public_key)
 
+    def ed25519(self) -> Ed25519PublicKey:
+        return Ed25519PublicKey.from_public_bytes(self.public_key)
+
     def vkey(self) -> str:
         """`name+hex(key id)+base64(type || public key)`."""
         return (f"{self.name}+{self.key_id.hex()}+"
@@ -217,10 +220,6 @@ def parse_note(data: bytes) -> Note:
     return Note(text, tuple(parse_signature_line(line) for line in lines))
 
 
-def _public(raw: bytes) -> Ed25519PublicKey:
-    return Ed25519PublicKey.from_public_bytes(raw)
-
-
 def sign_note(text: str, name: str, private_key: Ed25519PrivateKey) -> NoteSignature:
     """A type 0x01 Ed25519 signature of `text` under key name `name`."""
     check_text(text)
@@ -240,7 +239,7 @@ def verify_note(note: Note, verifiers: Iterable[NoteVerifier]) -> tuple[NoteVeri
             if not verifier.matches(signature):
                 continue
             try:
-                _public(verifier.public_key).verify(signature.signature, message)
+                verifier.ed25519().verify(signature.signature, message)
             except InvalidSignature:
                 raise BadNoteSignature(f"signature by {verifier.name} does not verify") from None
             signed.append(verifier)
@@ -272,8 +271,7 @@ def verify_cosignature(text: str, signature: NoteSignature, verifier: NoteVerifi
         raise BadNoteSignature(f"cosignature by {verifier.name} has the wrong length")
     timestamp = int.from_bytes(signature.signature[:8], "big")
     try:
-        _public(verifier.public_key).verify(signature.signature[8:],
-                                            cosignature_message(text, timestamp))
+        verifier.ed25519().verify(signature.signature[8:], cosignature_message(text, timestamp))
     except (InvalidSignature, MalformedNote):
         raise BadNoteSignature(f"cosignature by {verifier.name} does not verify") from None
     return timestamp
@@ -320,6 +318,3 @@ def log_origin(log_id: str) -> str:
     """The checkpoint origin (and log key name) of the kitledger log whose key id is `log_id`."""
     return check_name(ORIGIN_PREFIX + log_id)
 
-
-def signature_lines(signatures: Sequence[NoteSignature]) -> str:
-    return "".join(s.line() for s in signatures)
