@@ -10,7 +10,7 @@ import json
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -20,9 +20,11 @@ from fixtures.witnesses import KITLEDGER, WitnessProcess, witnesses
 
 from ledger.core import note
 from ledger.core.bundle import BundleCheckpoint, fast_canonical
+from ledger.core.bundle_parse import parse_bundle
 from ledger.core.checkpoint import Checkpoint
 from ledger.core.envelope import raw_public_key
 from ledger.core.records import Holder
+from ledger.verify import OfflineChainReader, verify_bundle
 from ledger.witness.client import WitnessRefused, request_cosignature
 
 NAMES = ["witness.north-fire.example", "witness.inspectorate.example", "witness.south.example"]
@@ -204,3 +206,30 @@ def test_without_a_policy_cosignatures_are_not_checked(split_view: SplitView,
     report = json.loads(done.stdout)
     assert cosignature_check(report)["passed"] is None
     assert any("witness" in item for item in report["not_checked"])
+
+
+@dataclass(frozen=True)
+class WitnessKey:
+    """Stand-in for the trust file's `ledger.verify.trust.WitnessKey` (same names)."""
+
+    name: str
+    public_key: bytes
+
+
+@dataclass(frozen=True)
+class WitnessPolicy:
+    """Stand-in for the trust file's `ledger.verify.trust.WitnessPolicy` (same names)."""
+
+    quorum: int
+    keys: tuple[WitnessKey, ...]
+
+
+def test_the_trust_files_witness_policy_drives_the_check(split_view: SplitView) -> None:
+    operator, started, _ = split_view
+    keys = tuple(WitnessKey(w.verifier.name, w.verifier.public_key) for w in started)
+    for name, quorum, passed in (("alice", 2, True), ("alice", 3, False), ("bob", 1, True),
+                                 ("bob", 2, False)):
+        bundle = parse_bundle(operator.bundles[name])
+        report = verify_bundle(bundle, OfflineChainReader(bundle),
+                               witnesses=WitnessPolicy(quorum, keys))
+        assert report.check("witness-cosignatures").passed is passed, (name, quorum)
