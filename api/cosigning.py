@@ -15,7 +15,6 @@ down catches up with one request when it is back.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -120,11 +119,6 @@ class CosigningService:
         text = point.note_text()
         return note.Note(text, (note.sign_note(text, note.log_origin(point.log_id), key),)
                          ).to_bytes()
-
-    def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            self.step()
-            stop.wait(self.settings.witness_interval_s)
 
 
 def _has_cosigned(session: Session, agency_id: str, size: int,

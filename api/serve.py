@@ -139,11 +139,14 @@ def run_cosigning(overrides: dict[str, Any], parent: int) -> None:
     settings = load_settings(**overrides)
     engine = make_engine(settings)
     service = CosigningService(settings, engine)
+    next_round = 0.0
     while os.getppid() == parent:
-        try:
-            service.step()
-        except SQLAlchemyError as exc:
-            log.warning("cosigning round failed: %s", type(exc).__name__)
+        if time.monotonic() >= next_round:
+            next_round = time.monotonic() + settings.witness_interval_s
+            try:
+                service.step()
+            except SQLAlchemyError as exc:
+                log.warning("cosigning round failed: %s", type(exc).__name__)
         time.sleep(min(PARENT_POLL_S, settings.witness_interval_s))
     engine.dispose()
 
