@@ -32,6 +32,29 @@ SPEC_CHECKPOINT = (
 ).encode()
 
 
+# The signed-note test vector of Go's reference implementation (golang.org/x/mod/sumdb/note):
+# a signer key in its PRIVATE+KEY+name+id+base64(type || seed) form, its vkey, a text and the
+# exact signature line Ed25519 (deterministic) must give.
+GO_SIGNER = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
+GO_VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+GO_TEXT = ("If you think cryptography is the answer to your problem,\n"
+           "then you don't know what your problem is.\n")
+GO_SIGNATURE = ("\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSN"
+                "XgKvqfqdngotpRZb6KE6RyyBwJnAM=\n")
+
+
+def test_go_reference_vector_signs_byte_for_byte() -> None:
+    seed = note.b64decode(GO_SIGNER.rsplit("+", 1)[1], "seed")
+    assert seed[0] == note.ED25519
+    key = Ed25519PrivateKey.from_private_bytes(seed[1:])
+    signature = note.sign_note(GO_TEXT, "PeterNeumann", key)
+    assert signature.line() == GO_SIGNATURE
+    verifier = note.parse_vkey(GO_VKEY)
+    assert verifier.public_key == raw_public_key(key.public_key())
+    parsed = note.parse_note((GO_TEXT + "\n" + GO_SIGNATURE).encode())
+    assert note.verify_note(parsed, [verifier]) == (verifier,)
+
+
 def test_spec_note_verifies_under_spec_vkey() -> None:
     verifier = note.parse_vkey(SPEC_VKEY)
     assert verifier.name == "example.com/foo"
