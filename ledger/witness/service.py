@@ -14,7 +14,8 @@ refuses everything else.
 - 422: a consistency proof that does not verify, a non-empty proof from size 0, or the same
   size with another root: the log forked.
 
-Refusals of a validly signed checkpoint are kept as evidence (`WitnessState.keep_evidence`).
+A validly signed checkpoint refused with 422 is kept as evidence of the fork
+(`WitnessState.keep_evidence`).
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ class Witness:
                 checkpoint.origin, lambda latest: self._check(submission, checkpoint, latest),
                 lambda _: Latest(checkpoint.size, checkpoint.root, cosigned_note))
         except Refused as refused:
-            if refused.answer.status in (409, 422):
+            if refused.answer.status == 422:  # two histories signed by one log key
                 self.state.keep_evidence(checkpoint.origin, submission.note_bytes,
                                          refused.answer.reason)
             raise

@@ -3,9 +3,9 @@
 One row per origin. An update is a compare-and-swap inside one `BEGIN IMMEDIATE` transaction:
 the row is re-read under the write lock and replaced only if it still holds the size the
 request claims, so two concurrent requests can never roll a log back (c2sp.org/tlog-witness).
-Refused checkpoints that carried a valid log signature are kept too, as evidence of a fork or
-a rollback, a bounded number per log. Sizes are stored as decimal text: a C2SP tree size is a
-uint64, wider than SQLite's integers.
+Refused checkpoints that carried a valid log signature but do not extend the cosigned one are
+kept too, as evidence of a fork, a bounded number per log. Sizes are stored as decimal text: a
+C2SP tree size is a uint64, wider than SQLite's integers.
 """
 
 from __future__ import annotations

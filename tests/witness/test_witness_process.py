@@ -28,6 +28,7 @@ from ledger.core import note
 from ledger.witness.client import WitnessConflict, WitnessUnreachable, request_cosignature
 from ledger.witness.server import CONNECTION_DEADLINE_S
 from ledger.witness.service import MAX_BODY_BYTES
+from ledger.witness.state import WitnessState
 
 NAME = "witness.inspectorate.example/w1"
 
@@ -95,6 +96,11 @@ def test_a_witness_shown_one_fork_refuses_the_other(witness: WitnessProcess,
     # The real log still grows.
     log.add(b"next")
     assert post(witness.port, log.submission(6)).status == 200
+    # The two fork checkpoints are kept, log-signed, as evidence; the 409 is not a fork.
+    evidence = WitnessState(witness.state).evidence(log.origin)
+    assert [reason[:5] for _, reason in evidence] == ["fork:", "fork:"]
+    for kept, _ in evidence:
+        note.verify_note(note.parse_note(kept), [note.parse_vkey(log.vkey)])
 
 
 def test_rollback_and_replay_are_refused(witness: WitnessProcess, log: NoteLog) -> None:
