@@ -1,7 +1,9 @@
 """`kitledger verify BUNDLE (--rpc URL | --offline)`: check an audit bundle independently.
 
 Prints each check with pass, fail or "not checked" and the first failing item; `--json` prints
-the whole report as one JSON object instead. Exit codes (documented in docs/audit-bundle.md):
+the whole report as one JSON object instead. `--witness VKEY` (repeated) and
+`--witness-quorum N` give the witness policy the cosignatures are checked under
+(`ledger.verify.witnesses`). Exit codes (documented in docs/audit-bundle.md):
 
 - 0: every check passed;
 - 1: a check failed (the bundle does not prove what it shows);
