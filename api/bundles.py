@@ -11,6 +11,7 @@ checkpoint), with consistency proofs onward from it.
 When the newest commits to a head map, the bundle carries the map's proofs for its scope
 (`api.head_maps`), and `site_assets` and `range_assets` say which assets a site or time-range
 scope must hold, as the verifier will check them.
+Each checkpoint carries the witness cosignatures collected on it so far (api.cosigning).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Final, TypeVar
 
 from sqlmodel import Session, col, select
 
+from api.cosigning import cosignature_lines
 from api.errors import ApiServiceError
 from api.head_maps import head_map_at
 from api.logstore import open_log
@@ -164,6 +166,7 @@ def export_agency_bundle(
     if head_map is None:
         head_map = newest_head_map(session, agency_id)
     first = checkpoints[0]
+    cosigned = cosignature_lines(session, agency_id, [r.tree_size for r in checkpoints])
     chain = (ChainInfo(first.chain_id, first.contract, agency_id)
              if anchored and first.chain_id is not None and first.contract else None)
     return export_bundle(
@@ -174,7 +177,8 @@ def export_agency_bundle(
             format_time(r.registered_at),
             None if r.revoked_at is None else format_time(r.revoked_at),
         ) for r in sorted(readers, key=lambda r: r.id)],
-        checkpoints=[BundleCheckpoint(Envelope.from_bytes(r.envelope), _anchor(r))
+        checkpoints=[BundleCheckpoint(Envelope.from_bytes(r.envelope), _anchor(r),
+                                      cosigned.get(r.tree_size, ()))
                      for r in checkpoints],
         observations=[Envelope.from_bytes(o.envelope) for o in observations],
         events=[LoggedEvent(e.record, e.leaf_index) for e in events], head_map=head_map,

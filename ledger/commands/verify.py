@@ -2,7 +2,9 @@
 independently, against the auditor's own trust roots and last verified checkpoint.
 
 Prints each check with pass, fail or "not checked" and the first failing item; `--json` prints
-exactly one JSON verdict object instead, whatever happens. Exit codes (docs/audit-bundle.md):
+exactly one JSON verdict object instead, whatever happens. Witness cosignatures are checked
+under the trust file's witness policy, or `--witness VKEY` (repeated) and `--witness-quorum N`
+(`ledger.verify.witnesses`). Exit codes (docs/audit-bundle.md):
 
 - 0 valid: every check passed and the log key (and chain, if required) is pinned;
 - 1 invalid: a check failed (the bundle does not prove what it shows);
@@ -26,6 +28,7 @@ from ledger.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE
 from ledger.core.bundle import AuditBundle, BundleError
 from ledger.core.bundle_parse import parse_bundle
 from ledger.core.errors import LedgerError
+from ledger.core.note import NoteError
 from ledger.verify import ChainUnreachable, open_chain_reader, read_bundle, verify_bundle
 from ledger.verify.report import VerificationReport
 from ledger.verify.sources import DOWNLOAD_DEADLINE_S, read_regular_file
@@ -44,6 +47,7 @@ from ledger.verify.trust import (
     pinned_log,
     trust_from_flags,
 )
+from ledger.verify.witnesses import WitnessQuorum, policy_from_vkeys
 
 EXIT_CHAIN_UNREACHABLE: Final = 3
 EXIT_UNPINNED: Final = 4
@@ -109,13 +113,19 @@ def verify_with_roots(args: argparse.Namespace, progress: bool = False
     except UNUSABLE_INPUT as exc:
         raise Unusable(_one_line(exc)) from None
     pins = pinned_log(bundle, trust) if trust else None
+    try:
+        witnesses: WitnessQuorum | None = (
+            policy_from_vkeys(args.witness, args.witness_quorum) if args.witness
+            else pins.witnesses if pins is not None else None)
+    except NoteError as exc:
+        raise Unusable(f"witness key: {_one_line(exc)}") from None
     show = progress and (args.progress or (
         sys.stderr.isatty() and len(bundle.events) >= PROGRESS_MIN_EVENTS))
     try:
         reader = open_chain_reader(bundle, args.rpc, pins)
         report = verify_bundle(bundle, reader, require_latest=args.require_latest,
                                progress=_progress_bar if show else None, trust=trust,
-                               last_verified=known)
+                               last_verified=known, witnesses=witnesses)
     except (BundleError, StateError) as exc:
         raise Unusable(_one_line(exc)) from None
     if store is not None and report.verdict == "valid":
@@ -166,6 +176,11 @@ def add_root_arguments(parser: argparse.ArgumentParser) -> None:
     pins.add_argument("--contract", metavar="0x..", help="pinned CustodyAnchor contract")
     pins.add_argument("--from-block", type=int, metavar="N",
                       help="the contract's deployment block: anchors are read from here")
+    pins.add_argument("--witness", action="append", default=[], metavar="VKEY",
+                      help="a trusted witness's C2SP verifier key (repeatable; instead of the "
+                      "trust file's witnesses)")
+    pins.add_argument("--witness-quorum", type=int, metavar="N",
+                      help="cosignatures the newest checkpoint needs (default: every --witness)")
     state = parser.add_argument_group("the auditor's last verified checkpoint per log")
     state.add_argument("--state", metavar="DIR", help="where it is kept (default "
                        "$XDG_STATE_HOME/kitledger or ~/.local/state/kitledger)")

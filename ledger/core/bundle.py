@@ -16,6 +16,10 @@ event's canonical record, i.e. exactly the Merkle leaf: the verifier hashes the 
 The end line carries the fingerprint, `domain_hash("audit-bundle", every line before it, each
 with its newline)`, which a printed report quotes. Nothing may follow the end line.
 
+Version 2 adds an optional `"cosignatures"` list to a `bundle-checkpoint` line: the C2SP
+cosignature lines (`— <witness name> <base64>`) witnesses returned for that checkpoint's note
+(`Checkpoint.note_text()`). Version 1 bundles are still read; they carry none.
+
 This module builds bundles from plain values (the API and `ledger.bundle_export` feed it) and
 parses them strictly (`ledger.core.bundle_parse`). Pure: no I/O, no clock. Changing it changes
 every bundle's fingerprint: bump BUNDLE_VERSION.
@@ -58,6 +62,9 @@ MAX_CHECKPOINTS: Final = 100_000
 
 MAX_HEAD_LINES: Final = 2 * MAX_EVENTS + 4
 """Head-map proofs: an asset's entry (and its site entry) plus the neighbours of a run."""
+MAX_COSIGNATURES: Final = 64
+"""Cosignature lines on one checkpoint: policies name a handful of witnesses; C2SP asks
+verifiers to accept at least 16 signatures on a note."""
 
 SCOPE_KINDS: Final = frozenset({"asset", "assets", "site", "time-range"})
 
@@ -133,10 +140,20 @@ class AnchorProof:
 
 @dataclass(frozen=True, slots=True)
 class BundleCheckpoint:
-    """A signed checkpoint and, once anchored, the proof of its anchoring."""
+    """A signed checkpoint, once anchored the proof of its anchoring, and the witnesses'
+    cosignature lines on its C2SP note (without their newlines)."""
 
     envelope: Envelope
     anchor: AnchorProof | None = None
+    cosignatures: tuple[str, ...] = ()
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "type": "bundle-checkpoint", "envelope": self.envelope.to_record(),
+            "anchor": self.anchor.to_record() if self.anchor else None}
+        if self.cosignatures:
+            record["cosignatures"] = list(self.cosignatures)
+        return record
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,9 +268,10 @@ def build_bundle(
     lines = [_line(_header(scope, created, log_public_key, log_id, chain, counts))]
     lines += [_line(d.to_record()) for d in devices]
     for cp in checkpoints:
-        anchor = cp.anchor.to_record() if cp.anchor else None
-        lines.append(_line({"type": "bundle-checkpoint", "envelope": cp.envelope.to_record(),
-                            "anchor": anchor}))
+        if len(cp.cosignatures) > MAX_COSIGNATURES:
+            raise BundleError(f"{len(cp.cosignatures)} cosignatures on one checkpoint, "
+                              f"at most {MAX_COSIGNATURES}")
+        lines.append(_line(cp.to_record()))
     lines += [_line({"type": "consistency", "size1": c.size1, "size2": c.size2,
                      "path": [p.hex() for p in c.path]}) for c in consistency]
     lines += [_line(env.to_record()) for env in observations]  # == env.to_bytes()

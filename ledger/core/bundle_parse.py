@@ -16,6 +16,7 @@ from ledger.core.bundle import (
     BUNDLE_FORMAT,
     MAX_BUNDLE_BYTES,
     MAX_CHECKPOINTS,
+    MAX_COSIGNATURES,
     MAX_DEVICES,
     MAX_EVENTS,
     MAX_HEAD_LINES,
@@ -39,6 +40,7 @@ from ledger.core.envelope import Envelope
 from ledger.core.errors import EncodingError, LedgerError
 from ledger.core.heads import HeadEntry, HeadProof
 from ledger.core.merkle import MAX_PROOF_NODES
+from ledger.core.note import NoteError, parse_signature_line
 
 _LIMITS: Final = {"devices": MAX_DEVICES, "checkpoints": MAX_CHECKPOINTS,
                   "consistency": MAX_CHECKPOINTS, "observations": MAX_OBSERVATIONS,
@@ -119,6 +121,26 @@ def _path(value: Any, where: str) -> tuple[bytes, ...]:
     if not all(isinstance(v, str) and _HEX64.fullmatch(v) for v in value):
         raise BundleError(f"{where}: proof nodes must be 64 hex characters")
     return tuple(bytes.fromhex(v) for v in value)
+
+
+def _cosignatures(record: dict[str, Any], version: int, where: str) -> tuple[str, ...]:
+    """The optional cosignature lines of a version 2 checkpoint line, each a C2SP signature
+    line; whether any verifies is the verifier's question."""
+    if "cosignatures" not in record:
+        return ()
+    lines = record["cosignatures"]
+    if version < 2:
+        raise BundleError(f"{where}: cosignatures need bundle version 2")
+    if not isinstance(lines, list) or not 0 < len(lines) <= MAX_COSIGNATURES:
+        raise BundleError(f"{where}: cosignatures must be a list of 1 to {MAX_COSIGNATURES}")
+    for line in lines:
+        if not isinstance(line, str) or len(line) > 1024:
+            raise BundleError(f"{where}: a cosignature must be one signature line")
+        try:
+            parse_signature_line(line)
+        except NoteError as exc:
+            raise BundleError(f"{where}: cosignature: {exc}") from None
+    return tuple(lines)
 
 
 def _header(record: dict[str, Any]) -> tuple[dict[str, int], Scope, ChainInfo | None]:
@@ -244,12 +266,14 @@ def parse_bundle(data: bytes) -> AuditBundle:
     checkpoints = []
     for _ in range(counts["checkpoints"]):
         record, _raw, where = take()
-        _exact(record, {"type", "envelope", "anchor"}, "bundle-checkpoint", where)
+        fields = {"type", "envelope", "anchor"} | ({"cosignatures"} & set(record))
+        _exact(record, fields, "bundle-checkpoint", where)
         try:
             envelope = Envelope.from_record(_get(record, "envelope", dict, where))
         except EncodingError as exc:
             raise BundleError(f"{where}: {exc}") from None
-        checkpoints.append(BundleCheckpoint(envelope, _anchor(record["anchor"], where)))
+        checkpoints.append(BundleCheckpoint(envelope, _anchor(record["anchor"], where),
+                                            _cosignatures(record, header["v"], where)))
     steps = []
     for _ in range(counts["consistency"]):
         record, _raw, where = take()

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.core import hashing
+from ledger.core import hashing, note
 from ledger.core.bounds import HASH_HEX_CHARS, MAX_ID_CHARS, is_identifier
 from ledger.core.encoding import MAX_SAFE_INTEGER, SCHEMA_VERSION
 from ledger.core.envelope import KEY_ID_HEX_CHARS, Envelope, sign_envelope, verify_envelope
@@ -122,6 +122,12 @@ class Checkpoint:
     @property
     def chain_log_id(self) -> bytes:
         return chain_log_id(self.log_id)
+
+    def note_text(self) -> str:
+        """The C2SP checkpoint note text the log signs and witnesses cosign:
+        `kitledger/<log id>`, the size, the base64 root, then `note_extensions()`."""
+        return note.CheckpointBody(note.log_origin(self.log_id), self.tree_size, self.root,
+                                   self.note_extensions()).text()
 
 
 def chain_log_id(log_id: str) -> bytes:

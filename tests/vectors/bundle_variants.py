@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bundle_story import CAMERA, RADIO, TASER, History
+from bundle_witnesses import WITNESS_EDITS
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tampering import Sections, edit_json, flip_hex_digit, sealed
 
@@ -285,13 +286,15 @@ VARIANTS = [
             {"checkpoint-signatures": "checkpoint 3: Ed25519 signature",
              "checkpoint-consistency": "proof 8->10: a checkpoint is unsigned",
              "inclusion-proofs": "no signed checkpoint at size 10",
-             "completeness": "expected a signed newest checkpoint"}, (8, 9)),
+             "completeness": "expected a signed newest checkpoint",
+             "witness-cosignatures": "the newest checkpoint is not signed by the log"}, (8, 9)),
     Variant("checkpoint-size-doubled-resigned",
             "the last checkpoint's size doubled and re-signed with the real log key",
             _with(lambda h: _double_checkpoint_size(h, resign=True)), 1,
             {"checkpoint-consistency": "expected a proof 8->20, found 8->10",
              "inclusion-proofs": "no signed checkpoint at size 10",
-             "anchors": "checkpoint at size 20: expected an anchor on chain, found none"},
+             "anchors": "checkpoint at size 20: expected an anchor on chain, found none",
+             "witness-cosignatures": "checkpoint 3 (size 20): cosignature by"},
             (8, 9)),
     Variant("wrong-log-key-signature",
             "checkpoint 1 (size 6) signed by a key other than the log's, naming the log's key",
@@ -414,4 +417,30 @@ VARIANTS = [
             "when only the taser and the radio moved", _scoped(RANGE, _scope(
                 start="2026-01-07T21:00:00.000Z")), 1,
             {"completeness": "the scope's assets are not those of leaves 8..9"}),
+    Variant("witness-quorum-short",
+            "the newest checkpoint cosigned by one witness only: a view the others never saw",
+            _resealed(WITNESS_EDITS["keep_one"]), 1,
+            {"witness-cosignatures": "expected cosignatures from 2 of the 3 trusted "
+                                     "witnesses, found 1"}),
+    Variant("witness-cosignature-forged",
+            "a trusted witness's name and key id over a signature by the forger's key",
+            _resealed(WITNESS_EDITS["forge_first"]), 1,
+            {"witness-cosignatures": "checkpoint 3 (size 10): cosignature by "
+                                     "witness.fire-inspectorate.example does not verify"}),
+    Variant("witness-cosignatures-unlisted",
+            "the newest checkpoint's cosignatures replaced by valid ones from the forger's own "
+            "witnesses",
+            _resealed(WITNESS_EDITS["unlisted"]), 1,
+            {"witness-cosignatures": "found 0 (none)"}),
+    Variant("witness-cosignatures-replayed",
+            "the cosignatures of checkpoint 2 (size 8) copied onto checkpoint 3 (size 10)",
+            _resealed(WITNESS_EDITS["replay_previous"]), 1,
+            {"witness-cosignatures": "checkpoint 3 (size 10): cosignature by"}),
+    Variant("witness-cosignatures-dropped-v1",
+            "every cosignature removed and the format version set back to 1",
+            _resealed(WITNESS_EDITS["drop_all_v1"]), 1,
+            {"witness-cosignatures": "found 0 (none)"}),
+    Variant("witness-cosignature-bad-base64",
+            "a cosignature line on the newest checkpoint whose signature is not base64",
+            _resealed(WITNESS_EDITS["bad_base64"]), 2, unusable="not standard base64"),
 ]

@@ -17,6 +17,7 @@ from typing import Any
 
 from bundle_story import History, fortnight
 from bundle_variants import VARIANTS, Variant
+from bundle_witnesses import cosign_history, write_keys
 
 CORPUS = Path(__file__).parent / "bundles"
 
@@ -51,7 +52,8 @@ def items_checked(history: History) -> dict[str, int]:
             "checkpoint-consistency": len(history.checkpoints) - 1,
             "observation-signatures": len(history.observations), "event-records": events,
             "event-observations": events, "hash-chains": events, "inclusion-proofs": events,
-            "completeness": 3, "anchors": len(history.checkpoints)}
+            "completeness": 3, "anchors": len(history.checkpoints),
+            "witness-cosignatures": sum(len(c.cosignatures) for c in history.checkpoints)}
 
 
 def main() -> None:
@@ -59,8 +61,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=CORPUS, help="directory to write into")
     out: Path = parser.parse_args().out
     history = fortnight()
+    witness_keys = cosign_history(history)
     valid = history.bundle()
     out.mkdir(exist_ok=True)
+    write_keys(out, witness_keys)
     for stale in out.glob("*.jsonl"):
         stale.unlink()
     for variant in VARIANTS:

@@ -73,6 +73,7 @@ def test_committed_bundle_gets_its_verdict(name: str) -> None:
 
 def test_manifest_and_readme_name_every_file() -> None:
     files = {p.name for p in CORPUS.glob("*.jsonl")}
+    assert len((CORPUS / "witnesses.txt").read_text().split()) == 3
     assert files == set(MANIFEST["bundles"])
     readme = (CORPUS / "README.md").read_text()
     for name in files:
