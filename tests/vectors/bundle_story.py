@@ -10,6 +10,7 @@ chain's accounts, hence its transaction and block hashes).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,14 +141,21 @@ class History:
         envelope = sign_checkpoint(point, self.log_key)
         self.checkpoints.append(BundleCheckpoint(envelope, self.anchoring.anchor(envelope)))
 
-    def trust_file(self) -> str:
+    def trust_file(self, witnesses: Sequence[tuple[str, bytes]] = (), quorum: int = 0) -> str:
         """The auditor's trust file for this history: the log's public key and the contract,
-        not required (no node serves the throwaway chain, so the corpus is verified offline)."""
+        not required (no node serves the throwaway chain, so the corpus is verified offline),
+        and, given `witnesses` (name, Ed25519 public key), the policy of `quorum` of them."""
         chain = self.anchoring
-        return (f'version = 1\n\n[[log]]\nagency = "{AGENCY}"\npublic_keys = '
+        text = (f'version = 1\n\n[[log]]\nagency = "{AGENCY}"\npublic_keys = '
                 f'["{raw_public_key(self.log_key.public_key()).hex()}"]\n\n[log.chain]\n'
                 f'chain_id = {chain.chain_id}\ncontract = "{chain.admin.address}"\n'
                 f'deployment_block = {chain.deployment_block}\nrequired = false\n')
+        if witnesses:
+            text += f"\n[log.witnesses]\nquorum = {quorum}\n"
+            for name, public_key in witnesses:
+                text += (f'\n[[log.witnesses.key]]\nname = "{name}"\n'
+                         f'public_key = "{public_key.hex()}"\n')
+        return text
 
     def bundle(self, **overrides: Any) -> bytes:
         """The audit bundle of the three assets; `overrides` replace export arguments."""

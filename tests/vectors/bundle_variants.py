@@ -165,15 +165,19 @@ def _fabricated_receipt(point: Checkpoint, contract: str, anchorer: str, n: int)
 
 def _invented(history: History, fresh_key: bool, contract: str) -> bytes:
     """The same history re-signed (with a fresh log key, or the operator's), every checkpoint
-    "anchored" in `contract` by receipts that contract's owner fabricates."""
+    "anchored" in `contract` by receipts that contract's owner fabricates. The operator's own
+    key signs the same notes the witnesses cosigned, so it keeps their cosignatures; a fresh
+    key makes notes of another log, which no trusted witness has seen."""
     key = Ed25519PrivateKey.generate() if fresh_key else history.log_key
     anchorer = history.anchoring.anchorer.account.address.lower()
     checkpoints = []
     for n, real in enumerate(history.checkpoints):
         old = Checkpoint.from_record(real.envelope.payload)
-        point = Checkpoint(key_id(key.public_key()), old.tree_size, old.root, old.time)
+        point = Checkpoint(key_id(key.public_key()), old.tree_size, old.root, old.time,
+                           old.heads)
         checkpoints.append(BundleCheckpoint(sign_checkpoint(point, key),
-                                            _fabricated_receipt(point, contract, anchorer, n)))
+                                            _fabricated_receipt(point, contract, anchorer, n),
+                                            () if fresh_key else real.cosignatures))
     return history.bundle(log_public_key=raw_public_key(key.public_key()),
                           chain=ChainInfo(history.anchoring.chain_id, contract, "met-police"),
                           checkpoints=checkpoints)
@@ -346,7 +350,7 @@ VARIANTS = [
             "the whole history re-signed with a fresh log key, anchored in the forger's own "
             "contract (fabricated receipts)",
             lambda h, _v: _invented(h, fresh_key=True, contract=FORGED_CONTRACT), 1,
-            {"trust-roots": "pinned log key"}),
+            {"trust-roots": "pinned log key", "witness-cosignatures": "found 0 (none)"}),
     Variant("fresh-keys-own-contract-unpinned",
             "the same invention verified without a trust file: nothing can catch it offline, "
             "so the verdict must not be VALID",
@@ -437,9 +441,10 @@ VARIANTS = [
             _resealed(WITNESS_EDITS["replay_previous"]), 1,
             {"witness-cosignatures": "checkpoint 3 (size 10): cosignature by"}),
     Variant("witness-cosignatures-dropped-v1",
-            "every cosignature removed and the format version set back to 1",
+            "every cosignature and head line removed and the format version set back to 1",
             _resealed(WITNESS_EDITS["drop_all_v1"]), 1,
-            {"witness-cosignatures": "found 0 (none)"}),
+            {"witness-cosignatures": "found 0 (none)",
+             "completeness": "expected proofs from a non-empty map, found none"}),
     Variant("witness-cosignature-bad-base64",
             "a cosignature line on the newest checkpoint whose signature is not base64",
             _resealed(WITNESS_EDITS["bad_base64"]), 2, unusable="not standard base64"),

@@ -2,8 +2,8 @@
 
 Three witnesses (`ledger.witness.service.Witness`, the code `kitledger witness serve` runs,
 here in-process over a throwaway state file) are shown each checkpoint in order with its
-consistency proof and cosign it. The auditor's policy is 2 of those 3; their verifier keys are
-written beside the corpus (`witnesses.txt`), public halves only.
+consistency proof and cosign it. The auditor's policy is 2 of those 3, written with their names
+and public keys into the corpus's trust file (`History.trust_file`).
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ from ledger.witness.state import WitnessState
 NAMES = ("witness.fire-inspectorate.example", "witness.kent-police.example",
          "witness.audit-office.example")
 QUORUM = 2
-KEYS_FILE = "witnesses.txt"
 
 
-def cosign_history(history: History) -> list[str]:
-    """Have three witnesses cosign every checkpoint of `history` (in place); their vkeys."""
+def cosign_history(history: History) -> list[WitnessKey]:
+    """Have three witnesses cosign every checkpoint of `history` (in place); their keys."""
     origin = note.log_origin(Checkpoint.from_record(history.checkpoints[0].envelope.payload)
                              .log_id)
     log_verifier = note.NoteVerifier(origin, note.ED25519,
@@ -56,11 +55,7 @@ def cosign_history(history: History) -> list[str]:
                 lines.append(answer.body.rstrip("\n"))
             history.checkpoints[position] = dataclasses.replace(item, cosignatures=tuple(lines))
             old = point.tree_size
-    return [key.verifier.vkey() for key in keys]
-
-
-def write_keys(out: Path, vkeys: list[str]) -> None:
-    (out / KEYS_FILE).write_text("".join(v + "\n" for v in vkeys))
+    return keys
 
 
 def _newest(change: Callable[[list[str], Sections], list[str] | None]
@@ -104,10 +99,12 @@ def replay_previous(_lines: list[str], s: Sections) -> list[str]:
 
 
 def drop_all_v1(s: Sections) -> None:
-    """Every cosignature removed and the header set back to format version 1."""
+    """Every cosignature and head line removed and the header set back to format version 1,
+    which carries neither."""
     for n, line in enumerate(s.checkpoints):
         s.checkpoints[n] = edit_json(line, lambda r: r.pop("cosignatures", None))
-    s.header = edit_json(s.header, lambda r: r.update(v=1))
+    s.heads = []
+    s.header = edit_json(s.header, lambda r: (r.update(v=1), r["counts"].pop("heads", None)))
 
 
 def bad_base64(lines: list[str], _s: Sections) -> list[str]:

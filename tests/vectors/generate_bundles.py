@@ -3,8 +3,9 @@
     .venv/bin/python tests/vectors/generate_bundles.py [--out DIR]
 
 Writes `valid.jsonl`, one file per variant of `bundle_variants.VARIANTS`, `trust.toml` (the
-auditor's trust file: the log's public key and the contract) and `manifest.json`, the expected
-verdict of each file. Keys are fresh on every run and only their public halves
+auditor's trust file: the log's public key, the contract, and the three witnesses that cosigned
+the story's checkpoints with the policy of 2 of them, `bundle_witnesses`) and `manifest.json`,
+the expected verdict of each file. Keys are fresh on every run and only their public halves
 land in the files, so the bytes change from run to run but the verdicts do not.
 """
 
@@ -17,7 +18,9 @@ from typing import Any
 
 from bundle_story import History, fortnight
 from bundle_variants import VARIANTS, Variant
-from bundle_witnesses import cosign_history, write_keys
+from bundle_witnesses import QUORUM, cosign_history
+
+from ledger.core.envelope import raw_public_key
 
 CORPUS = Path(__file__).parent / "bundles"
 
@@ -37,8 +40,9 @@ def manifest_entry(variant: Variant) -> dict[str, Any]:
 
 OFFLINE = ("The anchors are receipts of a throwaway embedded chain that no node serves any more: "
            "verify offline, which checks them against the bundle's own checkpoints and says "
-           "what only a node could confirm. trust.toml pins the log key and the contract (not "
-           "required, as no node can confirm it); entries marked without_trust are verified "
+           "what only a node could confirm. trust.toml pins the log key, the contract (not "
+           "required, as no node can confirm it) and the witness policy (2 of the 3 witnesses "
+           "that cosigned every checkpoint); entries marked without_trust are verified "
            "without --trust FILE. --no-state judges each file alone.")
 COMMAND = ["kitledger", "verify", "{file}", "--trust", "{trust}", "--offline", "--no-state",
            "--json"]
@@ -64,14 +68,15 @@ def main() -> None:
     witness_keys = cosign_history(history)
     valid = history.bundle()
     out.mkdir(exist_ok=True)
-    write_keys(out, witness_keys)
     for stale in out.glob("*.jsonl"):
         stale.unlink()
     for variant in VARIANTS:
         data = variant.make(history, valid)
         assert variant.name == "valid" or data != valid, variant.name
         (out / f"{variant.name}.jsonl").write_bytes(data)
-    (out / "trust.toml").write_text(history.trust_file())
+    (out / "trust.toml").write_text(history.trust_file(
+        [(key.name, raw_public_key(key.private_key.public_key())) for key in witness_keys],
+        QUORUM))
     bundles = {f"{v.name}.jsonl": manifest_entry(v) for v in VARIANTS}
     for variant in VARIANTS:
         if variant.exit == 0:

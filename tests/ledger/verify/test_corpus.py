@@ -1,9 +1,10 @@
 """The committed bundle corpus (tests/vectors/bundles/) through the installed `kitledger verify`.
 
 Each file is verified by the real console script, offline, against the corpus's trust file
-(trust.toml, written by the generator) unless its entry says `without_trust`, and must give the
-exit code, the failing checks (exactly those, each with its phrase), the failed events or the
-unusable reason that manifest.json records. The generator is run too, into a temporary
+(trust.toml, written by the generator: the log key, the chain pins and the witness policy)
+unless its entry says `without_trust`, and must give the exit code, the failing checks (exactly
+those, each with its phrase), the failed events or the unusable reason that manifest.json
+records. The generator is run too, into a temporary
 directory, so that the corpus can be rebuilt with fresh keys and still earns the same verdicts.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from ledger.verify.trust import parse_trust
 from tests.paths import VECTORS_DIR
 
 VECTORS = VECTORS_DIR
@@ -73,7 +75,9 @@ def test_committed_bundle_gets_its_verdict(name: str) -> None:
 
 def test_manifest_and_readme_name_every_file() -> None:
     files = {p.name for p in CORPUS.glob("*.jsonl")}
-    assert len((CORPUS / "witnesses.txt").read_text().split()) == 3
+    pins = parse_trust((CORPUS / MANIFEST["trust"]).read_bytes()).for_agency("met-police")
+    assert pins is not None and pins.witnesses is not None
+    assert (pins.witnesses.quorum, len(pins.witnesses.keys)) == (2, 3)
     assert files == set(MANIFEST["bundles"])
     readme = (CORPUS / "README.md").read_text()
     for name in files:
