@@ -4,7 +4,7 @@ The committed corpus bundle (tests/vectors/bundles/valid.jsonl: three assets, te
 newest checkpoint committing to the head map) with any non-empty set of events, or of head
 lines, deleted and the bundle re-sealed as a forger would: the verifier never says VALID, and
 when only assets' last events go (no gap in any hash chain) it is the completeness check that
-says why. The named attacks run through the `kitledger` command in test_audit_corpus.py.
+says why. The named attacks run through the `kitledger` command in test_corpus.py.
 A version 1 bundle, whose checkpoints commit to no head map, is still read, its completeness
 "not checked".
 """

@@ -1,7 +1,10 @@
 """Split views caught by witnesses: an operator that holds the log key shows two auditors two
 forks of one log, each internally consistent and signed; three `kitledger witness serve`
-processes each cosign only one fork; under a 2-of-3 policy the fork that cannot reach quorum
-fails the installed `kitledger verify`, and the other passes the cosignature check."""
+processes each cosign only one fork; under a 2-of-3 policy (given as `--witness` flags, or as the
+trust file's `[log.witnesses]`) the fork that cannot reach quorum fails the installed `kitledger
+verify` and `kitledger report`, and the other passes the cosignature check. The checkpoints
+commit to head maps, so the notes the witnesses cosign carry the `heads` extension line and the
+bundles carry both head proofs and cosignatures (format version 2)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import json
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,7 @@ from ledger.core.checkpoint import Checkpoint
 from ledger.core.envelope import raw_public_key
 from ledger.core.records import Holder
 from ledger.verify import OfflineChainReader, verify_bundle
+from ledger.verify.trust import WitnessKey, WitnessPolicy
 from ledger.witness.client import WitnessRefused, request_cosignature
 from tests.fixtures.witnesses import KITLEDGER, WitnessProcess, witnesses
 from tests.ledger.verify.audit_support import (
@@ -32,6 +36,7 @@ from tests.ledger.verify.audit_support import (
     make_story,
     person_ref,
     relines,
+    trust_toml,
 )
 
 NAMES = ["witness.north-fire.example", "witness.inspectorate.example", "witness.south.example"]
@@ -42,7 +47,8 @@ def _fork(story: Story) -> Story:
     twin = Story(log_key=story.log_key, reader_keys=dict(story.reader_keys),
                  devices=list(story.devices), observations=list(story.observations),
                  events=list(story.events), checkpoints=list(story.checkpoints),
-                 setup=story.setup, seq=story.seq)
+                 setup=story.setup, seq=story.seq, heads=story.heads,
+                 head_maps=list(story.head_maps))
     twin.log.append_many(e.to_bytes() for e in story.events)
     return twin
 
@@ -132,7 +138,7 @@ def split_view(tmp_path_factory: pytest.TempPathFactory, embedded_setup: ChainSe
     """Both views anchored too (the contract only checks that sizes grow: Alice's at 13
     leaves, Bob's at 14), so only the witnesses can tell them apart."""
     tmp_path = tmp_path_factory.mktemp("witnesses")
-    honest = make_story(embedded_setup, log_key)
+    honest = make_story(embedded_setup, log_key, heads=True)
     operator = SplitViewOperator(honest)
     log_vkey = note.NoteVerifier(operator.origin, note.ED25519,
                                  raw_public_key(honest.log_key.public_key())).vkey()
@@ -215,20 +221,21 @@ def test_without_a_policy_cosignatures_are_not_checked(split_view: SplitView,
     assert any("witness" in item for item in report["not_checked"])
 
 
-@dataclass(frozen=True)
-class WitnessKey:
-    """Stand-in for the trust file's `ledger.verify.trust.WitnessKey` (same names)."""
-
-    name: str
-    public_key: bytes
-
-
-@dataclass(frozen=True)
-class WitnessPolicy:
-    """Stand-in for the trust file's `ledger.verify.trust.WitnessPolicy` (same names)."""
-
-    quorum: int
-    keys: tuple[WitnessKey, ...]
+def test_the_notes_cosigned_carry_the_heads_line(split_view: SplitView) -> None:
+    operator, started, _ = split_view
+    for name in ("alice", "bob"):
+        bundle = parse_bundle(operator.bundles[name])
+        assert bundle.version == 2 and bundle.heads, name
+        newest = bundle.checkpoints[-1]
+        text = Checkpoint.from_record(newest.envelope.payload).note_text()
+        assert text.splitlines()[3].startswith("heads "), text
+        signers = []
+        for line in newest.cosignatures:  # each verifies over the text with the heads line
+            signature = note.parse_signature_line(line)
+            witness = next(w for w in started if w.verifier.matches(signature))
+            assert note.verify_cosignature(text, signature, witness.verifier) > 0
+            signers.append(witness.name)
+        assert len(set(signers)) == len(signers) >= 1, (name, signers)
 
 
 def test_the_trust_files_witness_policy_drives_the_check(split_view: SplitView) -> None:
@@ -240,3 +247,37 @@ def test_the_trust_files_witness_policy_drives_the_check(split_view: SplitView) 
         report = verify_bundle(bundle, OfflineChainReader(bundle),
                                witnesses=WitnessPolicy(quorum, keys))
         assert report.check("witness-cosignatures").passed is passed, (name, quorum)
+
+
+def _trust_file(path: Path, log_key: Ed25519PrivateKey, started: list[WitnessProcess],
+                quorum: int) -> str:
+    text = trust_toml(log_key, None) + f"[log.witnesses]\nquorum = {quorum}\n"
+    for witness in started:
+        text += (f'[[log.witnesses.key]]\nname = "{witness.name}"\n'
+                 f'public_key = "{witness.verifier.public_key.hex()}"\n')
+    path.write_text(text)
+    return str(path)
+
+
+def test_verify_and_report_take_the_policy_from_the_trust_file(
+        split_view: SplitView, log_key: Ed25519PrivateKey, tmp_path: Path) -> None:
+    operator, started, _ = split_view
+    trust = _trust_file(tmp_path / "trust.toml", log_key, started, quorum=2)
+    for name in ("alice", "bob"):
+        (tmp_path / f"{name}.jsonl").write_bytes(operator.bundles[name])
+    for name, code, verdict in (("alice", 0, "valid"), ("bob", 1, "invalid")):
+        path = str(tmp_path / f"{name}.jsonl")
+        done = subprocess.run([str(KITLEDGER), "verify", path, "--offline", "--no-state",
+                               "--trust", trust, "--json"], capture_output=True, timeout=120,
+                              check=False)
+        report = json.loads(done.stdout)
+        assert (done.returncode, report["verdict"]) == (code, verdict), report
+        assert cosignature_check(report)["passed"] is (code == 0), report
+        assert next(c for c in report["checks"] if c["name"] == "completeness")["passed"]
+        done = subprocess.run([str(KITLEDGER), "report", path, "--asset", ASSETS[0],
+                               "--offline", "--no-state", "--trust", trust,
+                               "--html", str(tmp_path / f"{name}.html")],
+                              capture_output=True, timeout=120, check=False)
+        shown = done.stdout.decode()
+        assert done.returncode == code, shown + done.stderr.decode()[-2000:]
+        assert shown.startswith("VERIFIED" if code == 0 else "NOT VERIFIED"), shown
