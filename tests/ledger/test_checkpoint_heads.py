@@ -1,11 +1,13 @@
 """Checkpoint records with and without a head map root: version 1 stays byte for byte, version 2
-carries `heads` and its note extension line, and neither parses as the other."""
+carries `heads` and its note extension line (in the C2SP note the log signs and witnesses
+cosign), and neither parses as the other."""
 
 from __future__ import annotations
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ledger.core import note
 from ledger.core.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from ledger.core.envelope import key_id
 from ledger.core.errors import SchemaError
@@ -29,6 +31,16 @@ def test_a_checkpoint_with_heads_is_version_2_and_round_trips() -> None:
     assert record["v"] == 2 and record["heads"] == "11" * 32
     assert point.note_extensions() == ("heads " + "11" * 32,)
     assert verify_checkpoint(sign_checkpoint(point, KEY), KEY.public_key()) == point
+
+
+def test_the_note_witnesses_cosign_ends_with_the_heads_line() -> None:
+    with_heads = Checkpoint(LOG, 5, bytes(32), TIME, heads=b"\x11" * 32)
+    without = Checkpoint(LOG, 5, bytes(32), TIME)
+    body = f"kitledger/{LOG}\n5\n{'A' * 43}=\n"
+    assert without.note_text() == body
+    assert with_heads.note_text() == body + "heads " + "11" * 32 + "\n"
+    parsed = note.parse_checkpoint_text(with_heads.note_text())
+    assert (parsed.size, parsed.root, parsed.extensions) == (5, bytes(32), ("heads " + "11" * 32,))
 
 
 @pytest.mark.parametrize("change", [
