@@ -172,6 +172,12 @@ def test_cosignatures_collected_retried_and_exported(
         report = json.loads(done.stdout)
         check = next(c for c in report["checks"] if c["name"] == "witness-cosignatures")
         assert check["passed"] is True, report
+        # The witnesses cosigned notes with the heads line: the same bundle (format version 2)
+        # carries the head proofs too, and they prove it complete.
+        header = json.loads(bundle.split(b"\n", 1)[0])
+        assert header["v"] == 2 and header["counts"]["heads"] > 0, header
+        check = next(c for c in report["checks"] if c["name"] == "completeness")
+        assert check["passed"] is True, report
     finally:
         late.stop()
 

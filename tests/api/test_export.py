@@ -280,7 +280,7 @@ def test_export_command_writes_the_api_bundle(tmp_path: Path) -> None:
                    "--out", str(by_site)).returncode == 0
     assert _verify(by_site, "--offline").returncode == 0
     since = tmp_path / "since.jsonl"
-    assert _export(db_url, "--agency", "north", "--site", "north-store", "--since-size", "4",
+    assert _export(db_url, "--agency", "north", "--site", "north-store", "--since-size", "5",
                    "--out", str(since)).returncode == 0
     assert _verify(since, "--offline").returncode == 0
     done = _export(db_url, "--agency", "north", "--site", "north-store", "--since-size", "2",

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
-from test_api_export import SECRET, _anchor, _get, _world
 
 from api.config import load_settings
 from api.head_maps import HeadMapUnavailable, head_map_at
@@ -23,9 +22,8 @@ from ledger.core.checkpoint import Checkpoint
 from ledger.core.encoding import canonical_bytes
 from ledger.core.envelope import Envelope
 from ledger.core.head_log import head_map_of
+from tests.api.test_export import SECRET, _anchor, _get, _verify, _world
 from tests.paths import REPO_ROOT
-
-KITLEDGER = Path(sys.executable).with_name("kitledger")
 
 
 def _records(engine: Engine, agency: str) -> list[bytes]:
@@ -87,14 +85,12 @@ def test_checkpoints_commit_to_the_map_and_bundles_prove_their_tails(
     good = tmp_path / "bundle.jsonl"
     good.write_bytes(response.content)
     assert b'"type":"head"' in response.content
-    done = subprocess.run([str(KITLEDGER), "verify", str(good), "--offline", "--json"],
-                          capture_output=True, timeout=120, check=False)
+    done = _verify(good, "--offline", "--json")
     assert done.returncode == 0, done.stdout
     # R-1's check-out (leaf 3, its last event) left out: it would look still in the store.
     cut = tmp_path / "cut.jsonl"
     cut.write_bytes(_drop_leaf(response.content, 3))
-    done = subprocess.run([str(KITLEDGER), "verify", str(cut), "--offline", "--json"],
-                          capture_output=True, timeout=120, check=False)
+    done = _verify(cut, "--offline", "--json")
     report = json.loads(done.stdout)
     assert done.returncode == 1, report
     failing = {c["name"]: c["detail"] for c in report["checks"] if c["passed"] is False}
@@ -108,8 +104,7 @@ def test_checkpoints_commit_to_the_map_and_bundles_prove_their_tails(
     assert scope["assets"] == ["R-0", "R-1"] and scope["end"] < "2999"
     ranged = tmp_path / "range.jsonl"
     ranged.write_bytes(response.content)
-    done = subprocess.run([str(KITLEDGER), "verify", str(ranged), "--offline", "--json"],
-                          capture_output=True, timeout=120, check=False)
+    done = _verify(ranged, "--offline", "--json")
     assert done.returncode == 0, done.stdout
 
 
