@@ -1,8 +1,10 @@
 """`kitledger witness keygen` and `kitledger witness serve`: run a witness for kitledger logs.
 
 `keygen --name NAME --out FILE` writes a fresh cosigning key (mode 0600, never overwriting) and
-prints its verifier key, the line a log operator and auditors put in their settings and trust
-files. `serve --key FILE --state DB --listen HOST:PORT --log ORIGIN=VKEY...` answers the
+prints its verifier key, the line a log operator puts in the server's settings and an auditor
+gives `kitledger verify --witness`; on stderr it also prints the key's `[[log.witnesses.key]]`
+table for an auditor's trust file (name and hex public key, the form that file pins).
+`serve --key FILE --state DB --listen HOST:PORT --log ORIGIN=VKEY...` answers the
 c2sp.org/tlog-witness protocol for the listed logs until interrupted. Exit codes: 0 done,
 2 unusable arguments or files.
 """
@@ -38,6 +40,9 @@ def run_keygen(args: argparse.Namespace) -> int:
         sys.stderr.write(f"cannot write a witness key: {exc}\n")
         return EXIT_UNUSABLE
     sys.stdout.write(key.verifier.vkey() + "\n")
+    sys.stderr.write(f'# for an auditor\'s trust file, under [log.witnesses]:\n'
+                     f'[[log.witnesses.key]]\nname = "{key.name}"\n'
+                     f'public_key = "{key.verifier.public_key.hex()}"\n')
     return EXIT_OK
 
 

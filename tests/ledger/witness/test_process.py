@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ledger.core import note
+from ledger.verify.trust import parse_trust
 from ledger.witness.client import WitnessConflict, WitnessUnreachable, request_cosignature
 from ledger.witness.server import CONNECTION_DEADLINE_S
 from ledger.witness.service import MAX_BODY_BYTES
@@ -213,7 +214,14 @@ def test_keygen_refuses_to_overwrite_and_serve_refuses_a_readable_key(tmp_path: 
     first = subprocess.run([str(KITLEDGER), "witness", "keygen", "--name", NAME, "--out",
                             str(key)], capture_output=True, timeout=60)
     assert first.returncode == 0 and key.stat().st_mode & 0o777 == 0o600
-    assert note.parse_vkey(first.stdout.decode().strip()).sig_type == note.COSIGNATURE_V1
+    vkey = note.parse_vkey(first.stdout.decode().strip())
+    assert vkey.sig_type == note.COSIGNATURE_V1
+    # The table keygen prints for an auditor's trust file pins the same name and key.
+    trust = parse_trust(f'version = 1\n[[log]]\nagency = "north"\npublic_keys = ["{"00" * 32}"]'
+                        f'\n[log.witnesses]\nquorum = 1\n{first.stderr.decode()}'.encode())
+    pinned = trust.logs[0].witnesses
+    assert pinned is not None and pinned.keys[0].name == NAME
+    assert pinned.keys[0].public_key == vkey.public_key
     again = subprocess.run([str(KITLEDGER), "witness", "keygen", "--name", NAME, "--out",
                             str(key)], capture_output=True, timeout=60)
     assert again.returncode == 2
