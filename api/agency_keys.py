@@ -83,6 +83,14 @@ def log_key(directory: Path, agency_id: str) -> Ed25519PrivateKey:
         _load_or_create(_file(directory, "log", agency_id), fresh))
 
 
+def existing_log_key(directory: Path, agency_id: str) -> Ed25519PrivateKey:
+    """Agency `agency_id`'s log-signing key, which must exist already (never created here)."""
+    path = _file(directory, "log", agency_id)
+    if not path.exists():
+        raise LogKeyError(f"{path} does not exist")
+    return Ed25519PrivateKey.from_private_bytes(_read_secret(path))
+
+
 def log_key_id(key: Ed25519PrivateKey) -> str:
     """The log id: the key id of the log key's public half."""
     return key_id(key.public_key())

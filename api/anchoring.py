@@ -122,8 +122,9 @@ class AnchoringService:
         client = self.consortium.enroll(
             chain_log_id(log_key_id(key)), chain_agency_id(agency_id),
             anchoring_secret(self.settings.log_key_dir, agency_id))
-        anchorer = Anchorer(DatabaseLog(self.engine, agency_id), key, client, self.pending,
-                            self.policy)
+        log_view = DatabaseLog(self.engine, agency_id)
+        anchorer = Anchorer(log_view, key, client, self.pending, self.policy,
+                            heads=log_view.heads_root)
         with Session(self.engine) as session:
             recorded = latest_anchored_size(session, agency_id)
         return AgencyAnchoring(agency_id, anchorer, recorded)
@@ -176,7 +177,8 @@ class AnchoringService:
                 and size - last.tree_size < self.settings.anchor_max_new_leaves))):
             return
         moment = datetime.fromtimestamp(now, UTC)
-        point = Checkpoint(log_key_id(key), size, log_view.root(size), format_time(moment))
+        point = Checkpoint(log_key_id(key), size, log_view.root(size), format_time(moment),
+                           heads=log_view.heads_root(size))
         record_checkpoint(self.engine, agency_id, sign_checkpoint(point, key), None, moment)
 
     def run(self, stop: threading.Event, poll_s: float = 0.5) -> None:

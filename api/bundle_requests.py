@@ -12,16 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from api.auth import Caller
-from api.bundles import MAX_BUNDLE_ASSETS, export_agency_bundle
+from api.bundles import MAX_BUNDLE_ASSETS, export_agency_bundle, range_assets, site_assets
 from api.errors import ApiServiceError
 from api.models.assets import Asset
-from api.models.custody import CustodyEventRow
 from api.scoping import asset_visible
 from ledger.core.bundle import Scope
 from ledger.core.errors import LedgerError
+from ledger.core.heads import HeadMap
 from ledger.core.records import parse_time
 
 MAX_ASSET_PARAM_CHARS: Final = 128
@@ -68,8 +68,13 @@ def _visible(session: Session, caller: Caller, asset_id: str) -> Asset:
 def resolve_bundle_scope(
     session: Session, caller: Caller, assets: list[str] | None, site: str | None,
     start: str | None, end: str | None,
-) -> tuple[Scope, str, list[str]]:
-    """What the bundle covers, the agency whose log proves it, and its assets."""
+) -> tuple[Scope, str, list[str], HeadMap | None]:
+    """What the bundle covers, the agency whose log proves it, its assets, and the head map
+    read to find them (if one was).
+
+    A site's assets are those the log leaves there at the newest checkpoint (its head map
+    proves which), a time range's those of every leaf between the checkpoints bracketing it,
+    its end moved back to the newest checkpoint: what the verifier checks the bundle against."""
     if assets:
         if site or start or end:
             raise BadBundleScope("bad-scope", "give assets, or a site, or a time range")
@@ -79,20 +84,17 @@ def resolve_bundle_scope(
             raise BadBundleScope("bad-scope", "a bundle proves one agency's log: ask per owner")
         kind = "asset" if len(found) == 1 else "assets"
         ids = [a.id for a in found]
-        return Scope(kind, tuple(ids)), owners.pop(), ids
-    query = select(Asset.id).where(Asset.agency_id == caller.agency_id)
+        return Scope(kind, tuple(ids)), owners.pop(), ids, None
+    head_map = None
     if site:
         if start or end:
             raise BadBundleScope("bad-scope", "give a site or a time range, not both")
-        ids = list(session.exec(query.where(Asset.home_site_id == site)
-                                .order_by(col(Asset.id)).limit(MAX_BUNDLE_ASSETS + 1)))
+        ids, head_map = site_assets(session, caller.agency_id, site)
         scope = Scope("site", tuple(ids), site=site)
     elif start and end:
-        begin, finish = _time(start, "start"), _time(end, "end")
-        ids = list(session.exec(select(CustodyEventRow.asset_id).where(
-            CustodyEventRow.agency_id == caller.agency_id,
-            col(CustodyEventRow.created_at) >= begin, col(CustodyEventRow.created_at) < finish,
-        ).distinct().order_by(col(CustodyEventRow.asset_id)).limit(MAX_BUNDLE_ASSETS + 1)))
+        _time(start, "start")
+        _time(end, "end")
+        ids, end = range_assets(session, caller.agency_id, start, end)
         scope = Scope("time-range", tuple(ids), start=start, end=end)
     else:
         raise BadBundleScope("bad-scope", "give asset=..., site=..., or start=... and end=...")
@@ -100,7 +102,7 @@ def resolve_bundle_scope(
         raise BadBundleScope("too-many-assets", f"more than {MAX_BUNDLE_ASSETS} assets: narrow it")
     if not ids:
         raise NoVisibleAssets
-    return scope, caller.agency_id, ids
+    return scope, caller.agency_id, ids, head_map
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +115,13 @@ class ExportedBundle:
 
 def export_requested_bundle(
     session: Session, caller: Caller, *, assets: list[str] | None, site: str | None,
-    start: str | None, end: str | None, now: datetime,
+    start: str | None, end: str | None, now: datetime, since_size: int | None = None,
 ) -> ExportedBundle:
     """The bundle `caller` asks for; BundleScopeError if the question cannot be answered,
-    BundleUnavailable if no checkpoint covers the assets yet."""
-    scope, owner, asset_ids = resolve_bundle_scope(session, caller, assets, site, start, end)
+    BundleUnavailable if no checkpoint covers the assets yet (or none has size `since_size`,
+    where the bundle's checkpoints must start)."""
+    scope, owner, asset_ids, head_map = resolve_bundle_scope(session, caller, assets, site,
+                                                             start, end)
     body = export_agency_bundle(session, agency_id=owner, asset_ids=asset_ids, scope=scope,
-                                now=now)
+                                now=now, head_map=head_map, since_size=since_size)
     return ExportedBundle(owner, asset_ids, body)

@@ -6,6 +6,12 @@ readers that signed those, and the agency log's checkpoints with their anchors, 
 `ledger.bundle_export` add the proofs from the stored log and `ledger.core.bundle` write the
 format (docs/audit-bundle.md). When the log has anchored checkpoints only those go in (the
 verifier demands that no anchor up to the newest one is left out); otherwise the signed ones.
+With `since_size` the checkpoints start at the one of that size (an auditor's last verified
+checkpoint), with consistency proofs onward from it.
+When the newest commits to a head map, the bundle carries the map's proofs for its scope
+(`api.head_maps`), and `site_assets` and `range_assets` say which assets a site or time-range
+scope must hold, as the verifier will check them.
+Each checkpoint carries the witness cosignatures collected on it so far (api.cosigning).
 """
 
 from __future__ import annotations
@@ -17,14 +23,19 @@ from typing import Final, TypeVar
 
 from sqlmodel import Session, col, select
 
+from api.cosigning import cosignature_lines
 from api.errors import ApiServiceError
+from api.head_maps import head_map_at
 from api.logstore import open_log
+from api.models.assets import Asset, HolderKind
 from api.models.custody import AgencyLog, CustodyEventRow, LogCheckpoint
 from api.models.ingest import IngestedObservation
 from api.models.registry import Reader
 from ledger.bundle_export import LoggedEvent, export_bundle
 from ledger.core.bundle import AnchorProof, BundleCheckpoint, ChainInfo, DeviceRegistration, Scope
+from ledger.core.checkpoint import Checkpoint
 from ledger.core.envelope import Envelope
+from ledger.core.heads import HeadMap
 from ledger.core.records import format_time
 
 MAX_BUNDLE_ASSETS: Final = 1_000
@@ -49,6 +60,58 @@ def _checkpoints(session: Session, agency_id: str) -> tuple[list[LogCheckpoint],
     return (anchored, True) if anchored else (rows, False)
 
 
+def _signed(row: LogCheckpoint) -> Checkpoint:
+    return Checkpoint.from_record(Envelope.from_bytes(row.envelope).payload)
+
+
+def newest_head_map(session: Session, agency_id: str) -> HeadMap | None:
+    """The head map the newest checkpoint a bundle would carry commits to (None: it commits to
+    none, or there is no checkpoint)."""
+    checkpoints, _anchored = _checkpoints(session, agency_id)
+    if not checkpoints:
+        return None
+    newest = _signed(checkpoints[-1])
+    if newest.heads is None:
+        return None
+    head_map = head_map_at(session, agency_id, newest.tree_size)
+    if head_map.root != newest.heads:
+        raise BundleUnavailable(f"agency {agency_id}'s head map at size {newest.tree_size} is "
+                                "not the one its checkpoint signed")
+    return head_map
+
+
+def site_assets(session: Session, agency_id: str, site: str) -> tuple[list[str], HeadMap | None]:
+    """The assets the log places at `site` at the newest checkpoint (its head map's site
+    entries), and that map; with no map, the assets whose latest event is there."""
+    head_map = newest_head_map(session, agency_id)
+    if head_map is not None:
+        return head_map.assets_at(site), head_map
+    rows = session.exec(select(Asset.id).where(
+        Asset.agency_id == agency_id, Asset.holder_kind == HolderKind.LOCATION.value,
+        Asset.holder_ref == site).order_by(col(Asset.id)))
+    return list(rows), None
+
+
+def range_assets(session: Session, agency_id: str, start: str, end: str
+                 ) -> tuple[list[str], str]:
+    """The assets of every leaf between the checkpoints bracketing [start, end), and the end,
+    moved back to the newest checkpoint's time if it is later (nothing since is proven)."""
+    points = [_signed(r) for r in _checkpoints(session, agency_id)[0]]
+    if not points:
+        return [], end
+    if points[-1].time < end:  # fixed-width UTC times compare as text
+        end = points[-1].time
+    low = max((p.tree_size for p in points if p.time <= start), default=0)
+    high = min(p.tree_size for p in points if p.time >= end)
+    if start >= end or low >= high:
+        return [], end
+    ids = session.exec(select(CustodyEventRow.asset_id).where(
+        CustodyEventRow.agency_id == agency_id, col(CustodyEventRow.leaf_index) >= low,
+        col(CustodyEventRow.leaf_index) < high).distinct().order_by(
+            col(CustodyEventRow.asset_id)).limit(MAX_BUNDLE_ASSETS + 1))
+    return list(ids), end
+
+
 def _anchor(row: LogCheckpoint) -> AnchorProof | None:
     if row.tx_hash is None or row.block_hash is None or row.block_number is None:
         return None
@@ -64,11 +127,21 @@ def _in_batches(values: Sequence[T]) -> list[list[T]]:
 
 def export_agency_bundle(
     session: Session, *, agency_id: str, asset_ids: Sequence[str], scope: Scope, now: datetime,
+    head_map: HeadMap | None = None,
+    since_size: int | None = None,
 ) -> bytes:
-    """The bundle of `asset_ids` (all owned by `agency_id`) from the agency's log."""
+    """The bundle of `asset_ids` (all owned by `agency_id`) from the agency's log; `head_map`
+    the newest checkpoint's, if the caller has it already; its checkpoints start at size
+    `since_size` when given."""
     checkpoints, anchored = _checkpoints(session, agency_id)
     if not checkpoints:
         raise BundleUnavailable(f"agency {agency_id}'s log has no checkpoint yet")
+    if since_size is not None:
+        checkpoints = [c for c in checkpoints if c.tree_size >= since_size]
+        if not checkpoints or checkpoints[0].tree_size != since_size:
+            kind = "anchored" if anchored else "signed"
+            raise BundleUnavailable(f"agency {agency_id}'s log has no {kind} checkpoint at "
+                                    f"size {since_size}")
     covered = checkpoints[-1].tree_size
     events: list[CustodyEventRow] = []
     for assets in _in_batches(sorted(set(asset_ids))):
@@ -90,7 +163,10 @@ def export_agency_bundle(
     log_row = session.get(AgencyLog, agency_id)
     if log_row is None or log_row.public_key is None:
         raise BundleUnavailable(f"agency {agency_id}'s log has no key yet")
+    if head_map is None:
+        head_map = newest_head_map(session, agency_id)
     first = checkpoints[0]
+    cosigned = cosignature_lines(session, agency_id, [r.tree_size for r in checkpoints])
     chain = (ChainInfo(first.chain_id, first.contract, agency_id)
              if anchored and first.chain_id is not None and first.contract else None)
     return export_bundle(
@@ -101,8 +177,9 @@ def export_agency_bundle(
             format_time(r.registered_at),
             None if r.revoked_at is None else format_time(r.revoked_at),
         ) for r in sorted(readers, key=lambda r: r.id)],
-        checkpoints=[BundleCheckpoint(Envelope.from_bytes(r.envelope), _anchor(r))
+        checkpoints=[BundleCheckpoint(Envelope.from_bytes(r.envelope), _anchor(r),
+                                      cosigned.get(r.tree_size, ()))
                      for r in checkpoints],
         observations=[Envelope.from_bytes(o.envelope) for o in observations],
-        events=[LoggedEvent(e.record, e.leaf_index) for e in events],
+        events=[LoggedEvent(e.record, e.leaf_index) for e in events], head_map=head_map,
     )

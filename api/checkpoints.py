@@ -1,8 +1,9 @@
 """Signed checkpoints of the agencies' logs, as the database keeps them for the API to serve.
 
 The anchoring process (`api.anchoring`) binds each agency's log key (`bind_log_key`), signs
-checkpoints and records where each was anchored (`record_checkpoint`): the transaction, its
-block and the `Anchored` receipt log. The HTTP workers only read these rows, so no request ever
+checkpoints, each committing to the log's head map at its size (`api.head_maps`), and records
+where each was anchored (`record_checkpoint`): the transaction, its block and the `Anchored`
+receipt log. The HTTP workers only read these rows, so no request ever
 needs the chain (which, when embedded, lives inside the anchoring process) and nothing ever
 scans chain logs. `DatabaseLog` gives the anchorer a log that reads committed state afresh.
 """
@@ -20,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from api.agency_keys import log_key, log_key_id
 from api.errors import ApiServiceError
+from api.head_maps import head_map_at
 from api.logstore import open_log
 from api.models.custody import AgencyLog, LogCheckpoint
 from ledger.core.checkpoint import Checkpoint
@@ -53,6 +55,11 @@ class DatabaseLog:
     def consistency_proof(self, size1: int, size2: int | None = None) -> Sequence[bytes]:
         with Session(self._engine) as session:
             return open_log(session, self.agency_id).consistency_proof(size1, size2)
+
+    def heads_root(self, size: int) -> bytes:
+        """The root of the log's head map at `size`, for the checkpoint of that size."""
+        with Session(self._engine) as session:
+            return head_map_at(session, self.agency_id, size).root
 
 
 def agencies_with_logs(engine: Engine) -> list[str]:

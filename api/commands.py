@@ -140,7 +140,7 @@ def run_export(args: argparse.Namespace) -> int:
                 return EXIT_UNUSABLE
             exported = export_requested_bundle(
                 session, caller, assets=args.asset, site=args.site, start=args.start,
-                end=args.end, now=utcnow())
+                end=args.end, now=utcnow(), since_size=args.since_size)
     except BundleScopeError as exc:
         emit({"verdict": "unusable", "reason": str(exc)})
         return EXIT_UNUSABLE
@@ -196,8 +196,13 @@ def register(subparsers: Any) -> None:
     _settings_arguments(export)
     export.add_argument("--agency", required=True, help="the agency exporting (its log)")
     export.add_argument("--asset", action="append", help="asset id (repeatable)")
-    export.add_argument("--site", help="every asset whose home is this site")
-    export.add_argument("--start", help="assets with events from this RFC 3339 UTC time...")
-    export.add_argument("--end", help="...up to (excluding) this one")
+    export.add_argument("--site", help="every asset the log places at this site (its latest "
+                        "event at the newest checkpoint leaves it there)")
+    export.add_argument("--start", help="assets with events logged from this RFC 3339 UTC "
+                        "time (the checkpoints bracketing the range decide)...")
+    export.add_argument("--end", help="...up to (excluding) this one, at most the newest "
+                        "checkpoint's time")
+    export.add_argument("--since-size", type=int, metavar="N",
+                        help="checkpoints start at size N (the auditor's last verified one)")
     export.add_argument("--out", type=Path, required=True, help="bundle file to write")
     export.set_defaults(run=run_export)

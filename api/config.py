@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +32,7 @@ from pydantic_settings import (
 )
 
 from api.errors import ConfigError
+from ledger.core.note import COSIGNATURE_V1, NoteError, parse_vkey
 
 CONFIG_FILE_ENV: Final = "KITLEDGER_CONFIG"
 """Environment variable naming the TOML settings file."""
@@ -42,6 +51,41 @@ _config_file: ContextVar[Path | None] = ContextVar("kitledger_config_file", defa
 
 MAX_INGEST_BATCH: Final = 5_000
 """A batch is one database transaction; bigger batches hold locks (and memory) for too long."""
+
+
+MAX_WITNESSES: Final = 16
+"""Witnesses asked for each checkpoint: policies name a handful; C2SP asks verifiers to accept
+at least 16 signatures on a note."""
+
+
+class WitnessEndpoint(BaseModel):
+    """A witness the service asks to cosign its checkpoints (api.cosigning): its submission
+    URL and its C2SP verifier key (`name+keyid+base64(0x04 || key)`, from `kitledger witness
+    keygen`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(max_length=2048)
+    vkey: str = Field(max_length=512)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("a witness URL must be http(s)://host[:port][/prefix]")
+        return value
+
+    @field_validator("vkey")
+    @classmethod
+    def _cosigner_vkey(cls, value: str) -> str:
+        try:
+            verifier = parse_vkey(value)
+        except NoteError as exc:
+            raise ValueError(f"witness vkey: {exc}") from None
+        if verifier.sig_type != COSIGNATURE_V1:
+            raise ValueError("a witness vkey has signature type 0x04 (a cosigner key)")
+        return value
 
 
 class Settings(BaseSettings):
@@ -81,6 +125,14 @@ class Settings(BaseSettings):
     anchor_interval_s: float = Field(default=60.0, gt=0, le=86_400)
     anchor_max_new_leaves: int = Field(default=10_000, ge=1, le=10_000_000)
     anchor_confirmations: int = Field(default=1, ge=1, le=1_000)
+
+    # Witnesses (api.cosigning) asked to cosign each new checkpoint; none by default. In the
+    # environment, JSON: KITLEDGER_WITNESSES='[{"url": "...", "vkey": "..."}]'. A witness that
+    # does not answer is asked again after a backoff doubling from the interval up to the max.
+    witnesses: tuple[WitnessEndpoint, ...] = Field(default=(), max_length=MAX_WITNESSES)
+    witness_interval_s: float = Field(default=5.0, gt=0, le=3_600)
+    witness_backoff_max_s: float = Field(default=600.0, gt=0, le=86_400)
+    witness_timeout_s: float = Field(default=10.0, gt=0, le=60)
 
     # Webhook delivery (api.webhooks): tries per event, backoff doubling from base to max.
     webhook_max_attempts: int = Field(default=8, ge=1, le=100)

@@ -1,9 +1,11 @@
-"""Prometheus metrics of the service: ingest rate, rejections by reason, latencies, anchoring.
+"""Prometheus metrics of the service: ingest rate, rejections by reason, latencies, anchoring,
+witness cosignatures.
 
 Metrics live on prometheus_client's default registry, which `/metrics` serves; they are
 process-wide counters, so creating them at import is the library's intended use. Anchoring
 runs in another process, so its lag and backlog are read from the database at scrape time
-(`watch_anchoring`), which every HTTP worker can answer alike.
+(`watch_anchoring`), which every HTTP worker can answer alike; so are the witnesses' lag and
+the checkpoints they have not cosigned yet (`watch_witnesses`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, text
+
+from ledger.core.note import parse_vkey
 
 INGEST_MESSAGES = Counter(
     "kitledger_ingest_messages_total",
@@ -93,3 +97,55 @@ REGISTRY.register(ANCHORING)
 def watch_anchoring(engine: Engine) -> None:
     """Report anchoring lag and backlog from `engine`'s database on every scrape."""
     ANCHORING.engine = engine
+
+
+_WITNESS_STATUS = text(
+    "SELECT c.agency_id, c.tree_size, c.signed_at FROM log_checkpoint c"
+    " WHERE c.tree_size > COALESCE((SELECT MAX(w.tree_size) FROM checkpoint_cosignature w"
+    "   WHERE w.agency_id = c.agency_id AND w.witness = :name AND w.key_id = :key_id), 0)"
+    " ORDER BY c.agency_id, c.tree_size"
+)
+_LOGS = text("SELECT agency_id FROM agency_log WHERE log_id IS NOT NULL ORDER BY agency_id")
+
+
+class WitnessCollector(Collector):
+    """Per agency log and configured witness: checkpoints the witness has not cosigned yet
+    (behind) and the age of the oldest of them (lag): a witness that is down, or refuses the
+    log, shows here long before an auditor's verification fails for want of its cosignature."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.witnesses: list[tuple[str, str]] = []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        behind = GaugeMetricFamily("kitledger_witness_behind_checkpoints",
+                                   "Checkpoints newer than the last one a witness cosigned.",
+                                   labels=["agency", "witness"])
+        lag = GaugeMetricFamily("kitledger_witness_lag_seconds",
+                                "Age of the oldest checkpoint a witness has not cosigned (0: "
+                                "none).", labels=["agency", "witness"])
+        if self.engine is not None and self.witnesses:
+            now = time.time()
+            with self.engine.connect() as conn:
+                agencies = [str(a) for (a,) in conn.execute(_LOGS).all()]
+                for name, key_id in self.witnesses:
+                    waiting: dict[str, list[object]] = {a: [] for a in agencies}
+                    for agency, _size, signed_at in conn.execute(
+                            _WITNESS_STATUS, {"name": name, "key_id": key_id}).all():
+                        waiting.setdefault(str(agency), []).append(signed_at)
+                    for agency, times in waiting.items():
+                        behind.add_metric([agency, name], len(times))
+                        lag.add_metric([agency, name], 0.0 if not times else
+                                       max(now - _timestamp(times[0]), 0.0))
+        yield behind
+        yield lag
+
+
+WITNESSES = WitnessCollector()
+REGISTRY.register(WITNESSES)
+
+
+def watch_witnesses(engine: Engine, vkeys: list[str]) -> None:
+    """Report each configured witness's lag (`vkeys`: their verifier keys) on every scrape."""
+    WITNESSES.engine = engine
+    WITNESSES.witnesses = [(v.name, v.key_id.hex()) for v in map(parse_vkey, vkeys)]

@@ -4,9 +4,10 @@
 client id in the same MQTT shared-subscription group (so the broker splits the load); one
 anchoring process (`api.anchoring`: signs and anchors every agency's log; with the default
 `anchor_chain_url = "embedded://"` it owns the in-process chain, so there must be exactly one;
-`none` only signs checkpoints); then runs uvicorn with `--workers` HTTP processes built by
-`build_app` (a factory, so nothing is built at import). Webhook deliveries (`api.webhooks`)
-run in a thread of `serve` itself.
+`none` only signs checkpoints); when witnesses are configured, one cosigning process
+(`api.cosigning`: asks them to cosign each new checkpoint); then runs uvicorn with
+`--workers` HTTP processes built by `build_app` (a factory, so nothing is built at import).
+Webhook deliveries (`api.webhooks`) run in a thread of `serve` itself.
 
 Shutdown, whatever the cause: SIGTERM or SIGINT to `serve` stops uvicorn, then every child is
 sent SIGTERM, waited for, and killed if it lingers. If `serve` itself dies without cleaning up
@@ -38,7 +39,7 @@ from api.config import load_settings
 from api.db import make_engine
 from api.ingest.pipeline import IngestPipeline
 from api.ingest.worker import IngestWorker
-from api.metrics import watch_anchoring
+from api.metrics import watch_anchoring, watch_witnesses
 from api.processes import die_with_parent, tune_collector
 from api.webhooks import WebhookDispatcher
 
@@ -77,6 +78,7 @@ def build_app() -> FastAPI:
     json_logging.configure()
     app = create_app()
     watch_anchoring(app.state.engine)
+    watch_witnesses(app.state.engine, [w.vkey for w in app.state.settings.witnesses])
     return app
 
 
@@ -126,6 +128,29 @@ def run_anchoring(overrides: dict[str, Any], parent: int) -> None:
     engine.dispose()
 
 
+def run_cosigning(overrides: dict[str, Any], parent: int) -> None:
+    """The process that asks witnesses to cosign checkpoints (api.cosigning), until signalled:
+    its own process, so a slow witness never holds up ingest or anchoring."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    die_with_parent(parent)
+    from api.cosigning import CosigningService
+
+    json_logging.configure()
+    settings = load_settings(**overrides)
+    engine = make_engine(settings)
+    service = CosigningService(settings, engine)
+    next_round = 0.0
+    while os.getppid() == parent:
+        if time.monotonic() >= next_round:
+            next_round = time.monotonic() + settings.witness_interval_s
+            try:
+                service.step()
+            except SQLAlchemyError as exc:
+                log.warning("cosigning round failed: %s", type(exc).__name__)
+        time.sleep(min(PARENT_POLL_S, settings.witness_interval_s))
+    engine.dispose()
+
+
 def _raise_stopped(signum: int, frame: object) -> None:
     raise ServeStopped(signum)
 
@@ -160,6 +185,9 @@ def serve(options: ServeOptions) -> None:
     settings = load_settings(**options.overrides)
     children.append(context.Process(target=run_anchoring, args=(options.overrides, me),
                                     name="anchoring"))
+    if settings.witnesses:
+        children.append(context.Process(target=run_cosigning, args=(options.overrides, me),
+                                        name="cosigning"))
     # uvicorn restores this handler after its graceful shutdown and re-raises SIGTERM into it:
     # the exception unwinds to `finally` below, where the default handler would have ended the
     # process and orphaned every child.

@@ -3,7 +3,8 @@ signed checkpoints, then `ledger.core.bundle.build_bundle`.
 
 The API calls this with rows from its database; the CLI, tests and benchmark call it with an
 in-memory log. Each event is proven at the first checkpoint that covers it, so an auditor can
-tie every event to the earliest anchored root.
+tie every event to the earliest anchored root. Given the head map of the newest checkpoint,
+the bundle also carries what proves the scope complete (`scope_head_proofs`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ledger.core.bundle import (
 )
 from ledger.core.checkpoint import Checkpoint
 from ledger.core.envelope import Envelope
+from ledger.core.heads import HeadMap, HeadProof
 from ledger.merkle_log import MerkleLog
 
 
@@ -34,6 +36,15 @@ class LoggedEvent:
 
     record: bytes
     leaf_index: int
+
+
+def scope_head_proofs(head_map: HeadMap, scope: Scope) -> list[HeadProof]:
+    """The head-map proofs a scope needs: each scope asset's entry (or the neighbours proving
+    it absent) and, for a site, the run of the site's entries with its neighbours."""
+    found = {p.index: p for asset in scope.assets for p in head_map.proofs_for_asset(asset)}
+    if scope.kind == "site" and scope.site is not None:
+        found |= {p.index: p for p in head_map.proofs_for_site(scope.site)}
+    return [found[i] for i in sorted(found)]
 
 
 def export_bundle(
@@ -47,8 +58,10 @@ def export_bundle(
     checkpoints: Sequence[BundleCheckpoint],
     observations: Sequence[Envelope],
     events: Sequence[LoggedEvent],
+    head_map: HeadMap | None = None,
 ) -> bytes:
-    """The bundle's bytes; `checkpoints` in increasing tree size, all within the log."""
+    """The bundle's bytes; `checkpoints` in increasing tree size, all within the log;
+    `head_map` the map at the newest checkpoint, which must commit to its root."""
     points = [Checkpoint.from_record(c.envelope.payload) for c in checkpoints]
     sizes = [p.tree_size for p in points]
     if not points or sizes != sorted(set(sizes)):
@@ -63,8 +76,13 @@ def export_bundle(
         size = sizes[at]
         entries.append(BundleEvent(event.record, event.leaf_index, size,
                                    tuple(log.inclusion_proof(event.leaf_index, size))))
+    heads: list[HeadProof] = []
+    if head_map is not None:
+        if points[-1].heads != head_map.root:
+            raise BundleError("the head map given is not the one the newest checkpoint commits to")
+        heads = scope_head_proofs(head_map, scope)
     return build_bundle(
         scope=scope, created=created, log_public_key=log_public_key,
         log_id=points[0].log_id, chain=chain, devices=devices, checkpoints=checkpoints,
-        consistency=steps, observations=observations, events=entries,
+        consistency=steps, observations=observations, events=entries, heads=heads,
     )

@@ -78,10 +78,10 @@ def build_report(bundle: AuditBundle, verification: VerificationReport, asset: s
         anchors[size] = point.anchor.block_number if point.anchor else None
     report = CustodyReport(
         asset=asset, generated=generated, fingerprint=bundle.fingerprint.hex(),
-        verified=verification.ok, chain_source=verification.chain_source,
+        verified=verification.verdict == "valid", chain_source=verification.chain_source,
         checks=[{"name": c.name, "passed": c.passed, "detail": c.detail}
                 for c in verification.checks],
-        not_checked=list(verification.not_checked))
+        not_checked=[*verification.not_checked, *verification.unpinned])
     failing = ", ".join(c.name for c in verification.checks if c.passed is False)
     holders: dict[str, None] = {}
     readers_used: set[str] = set()

@@ -26,6 +26,7 @@ from api.models.ingest import (
 from api.models.people import Badge, Person, PersonSecret
 from api.models.registry import Agency, Reader, ReaderRole, ReaderStatus, Site
 from api.models.webhooks import WebhookDelivery, WebhookEvent, WebhookSubscription
+from api.models.witnesses import CheckpointCosignature
 
 __all__ = [
     "Agency",
@@ -36,6 +37,7 @@ __all__ = [
     "AssetShare",
     "AssetStatus",
     "Badge",
+    "CheckpointCosignature",
     "CustodyEventRow",
     "Decision",
     "DeskSession",

@@ -182,11 +182,14 @@ def bundle(
     site: Annotated[str | None, Query(max_length=MAX_ASSET_PARAM_CHARS)] = None,
     start: Annotated[str | None, Query(max_length=40)] = None,
     end: Annotated[str | None, Query(max_length=40)] = None,
+    since_size: Annotated[int | None, Query(ge=1, le=2**53 - 1)] = None,
 ) -> Response:
-    """An audit bundle (docs/audit-bundle.md) for assets, a site, or a time range."""
+    """An audit bundle (docs/audit-bundle.md) for assets, a site, or a time range; with
+    `since_size`, its checkpoints start at the one of that size (an auditor's last verified)."""
     try:
         exported = export_requested_bundle(session, caller, assets=asset, site=site,
-                                           start=start, end=end, now=utcnow())
+                                           start=start, end=end, now=utcnow(),
+                                           since_size=since_size)
     except NoVisibleAssets:
         raise not_found("asset") from None
     except BadBundleScope as exc:

@@ -83,16 +83,23 @@ def report_pdf(asset_id: str, session: SessionDep, user: CurrentUser) -> Respons
     """The court report of the asset: its bundle verified here, offline, then printed.
 
     Offline means the anchors are checked against the receipts in the bundle, not a chain node
-    (the report says so); `kitledger report --rpc URL` makes the fully checked one. People are
-    named by their pseudonymous ids, which the owning agency's staff may see.
+    (the report says so); `kitledger report --rpc URL --trust FILE` makes the fully checked one,
+    against an auditor's own trust roots. This is the operator's view: it pins the server's own
+    log key for the agency, which an outside auditor would not take on the operator's word.
+    People are named by their pseudonymous ids, which the owning agency's staff may see.
     """
+    from api.models.custody import AgencyLog
     from ledger.core.bundle_parse import parse_bundle
     from ledger.report import build_report, render_pdf
     from ledger.verify import OfflineChainReader, verify_bundle
+    from ledger.verify.trust import LogTrust, TrustFile
 
     asset, body = _owned_bundle(session, user, asset_id)
     audit = parse_bundle(body)
-    result = verify_bundle(audit, OfflineChainReader(audit))
+    log = session.get(AgencyLog, asset.agency_id)
+    own_key = () if log is None or log.public_key is None else (log.public_key,)
+    pins = TrustFile((LogTrust(asset.agency_id, own_key, None, None),))
+    result = verify_bundle(audit, OfflineChainReader(audit), trust=pins)
     names = {
         person.commitment: person.id
         for person in session.exec(select(Person).where(Person.agency_id == asset.agency_id))

@@ -88,8 +88,11 @@ class Anchorer:
         store: PendingAnchorStore,
         policy: AnchorPolicy | None = None,
         on_metrics: Callable[[AnchorerMetrics], None] | None = None,
+        heads: Callable[[int], bytes] | None = None,
     ) -> None:
         self.log = log
+        # The head map root at a size (`ledger.core.heads`), committed in each checkpoint.
+        self.heads = heads
         self.log_key = log_key
         self.log_id = key_id(log_key.public_key())
         self.chain_log_id = chain_log_id(self.log_id)
@@ -221,7 +224,9 @@ class Anchorer:
                     f"log head {size} does not extend anchored size {on_chain.tree_size}: {exc}"
                 ) from exc
         moment = format_time(datetime.fromtimestamp(now, UTC))
-        envelope = sign_checkpoint(Checkpoint(self.log_id, size, root, moment), self.log_key)
+        heads = self.heads(size) if self.heads is not None else None
+        envelope = sign_checkpoint(Checkpoint(self.log_id, size, root, moment, heads),
+                                   self.log_key)
         try:
             self.client.anchor(
                 self.store, self.chain_log_id, size, root, envelope.to_bytes(), now

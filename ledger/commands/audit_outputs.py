@@ -1,8 +1,9 @@
 """`kitledger report` and `kitledger epcis`: what an auditor hands on, made from a bundle.
 
-`report BUNDLE --asset ID (--rpc URL | --offline) [--html PATH] [--pdf PATH] [--names FILE]`
-verifies the bundle first and prints the per-step status into the report, so a report can never
-claim more than the verifier found; the exit code is verify's (0, 1, 2, 3). `--names` is a JSON
+`report BUNDLE --asset ID (--rpc URL | --offline) [--trust FILE] [--html PATH] [--pdf PATH]
+[--names FILE]` verifies the bundle first, with the same trust roots and last verified
+checkpoint as `verify`, and prints the per-step status into the report, so a report can never
+claim more than the verifier found; the exit code is verify's (0, 1, 2, 3, 4). `--names` is a JSON
 object mapping person commitments to names, passed only by viewers entitled to see them.
 `epcis BUNDLE [--out PATH]` writes the bundle's custody events as an EPCIS 2.0 document.
 """
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from ledger.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE
+from ledger.cli import EXIT_OK, EXIT_UNUSABLE
 from ledger.core.bundle import BundleError
 from ledger.core.bundle_parse import parse_bundle
 from ledger.core.errors import LedgerError
@@ -34,10 +35,9 @@ def _now() -> str:
 def _names(path: str | None) -> dict[str, str] | None:
     if path is None:
         return None
-    file = Path(path)
-    if file.stat().st_size > MAX_NAMES_BYTES:
-        raise BundleError(f"names file exceeds {MAX_NAMES_BYTES} bytes")
-    names = json.loads(file.read_text(encoding="utf-8"))
+    from ledger.verify.sources import read_regular_file
+
+    names = json.loads(read_regular_file(path, MAX_NAMES_BYTES, "names file").decode("utf-8"))
     if not isinstance(names, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in names.items()
     ):
@@ -46,20 +46,28 @@ def _names(path: str | None) -> dict[str, str] | None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from ledger.commands.verify import EXIT_CHAIN_UNREACHABLE
+    from ledger.commands.verify import (
+        EXIT_CHAIN_UNREACHABLE,
+        EXIT_CODES,
+        Unusable,
+        verify_with_roots,
+    )
     from ledger.report import build_report, render_html, render_pdf
-    from ledger.verify import ChainUnreachable, open_chain_reader, read_bundle, verify_bundle
+    from ledger.verify import ChainUnreachable
 
     try:
-        bundle = parse_bundle(read_bundle(args.bundle))
         names = _names(args.names)
-        result = verify_bundle(bundle, open_chain_reader(bundle, args.rpc))
-    except (OSError, ValueError, LedgerError) as exc:
+        bundle, result = verify_with_roots(args)
+    except (OSError, ValueError, LedgerError, Unusable) as exc:
         sys.stdout.write(f"unusable input: {exc}\n")
         return EXIT_UNUSABLE
     except ChainUnreachable as exc:
         sys.stdout.write(f"chain unreachable: {exc}\n")
         return EXIT_CHAIN_UNREACHABLE
+    except Exception as exc:  # a verifier bug still answers with a reason, never a traceback
+        sys.stdout.write(f"unusable input: verifier error ({type(exc).__name__}), "
+                         "please report it\n")
+        return EXIT_UNUSABLE
     report = build_report(bundle, result, args.asset, _now(), names)
     if not report.steps:
         sys.stdout.write(f"unusable input: no events of asset {args.asset!r} in the bundle\n")
@@ -68,9 +76,12 @@ def run_report(args: argparse.Namespace) -> int:
         Path(args.html).write_text(render_html(report), encoding="utf-8")
     if args.pdf:
         Path(args.pdf).write_bytes(render_pdf(report))
-    verdict = "VERIFIED" if result.ok else "NOT VERIFIED"
+    verdict = {"valid": "VERIFIED", "invalid": "NOT VERIFIED",
+               "unpinned": "UNPINNED (not verified against your trust roots)"}[result.verdict]
     sys.stdout.write(f"{verdict}: {len(report.steps)} steps, fingerprint {report.fingerprint}\n")
-    return EXIT_OK if result.ok else EXIT_FAILED
+    for reason in result.unpinned:
+        sys.stdout.write(f"  unpinned: {reason}\n")
+    return EXIT_CODES[result.verdict]
 
 
 def run_epcis(args: argparse.Namespace) -> int:
@@ -94,16 +105,16 @@ def run_epcis(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add `report` and `epcis` to the `kitledger` parser."""
+    from ledger.commands.verify import add_root_arguments
+
     report = subparsers.add_parser("report", help="custody report (HTML/PDF) of one asset")
     report.add_argument("bundle", help="audit bundle: a file path or an http(s):// URL")
     report.add_argument("--asset", required=True, help="the asset's id (EPC URI)")
-    where = report.add_mutually_exclusive_group(required=True)
-    where.add_argument("--rpc", metavar="URL", help="chain node to read anchors from")
-    where.add_argument("--offline", action="store_true", help="use the bundle's receipts")
+    add_root_arguments(report)
     report.add_argument("--html", metavar="PATH", help="write the HTML report here")
     report.add_argument("--pdf", metavar="PATH", help="write the PDF report here")
     report.add_argument("--names", metavar="FILE", help="JSON commitment -> name (if entitled)")
-    report.set_defaults(run=run_report, require_latest=False)
+    report.set_defaults(run=run_report, require_latest=False, progress=False)
     epcis = subparsers.add_parser("epcis", help="EPCIS 2.0 JSON-LD of a bundle's events")
     epcis.add_argument("bundle", help="audit bundle: a file path or an http(s):// URL")
     epcis.add_argument("--out", metavar="PATH", help="write here instead of stdout")

@@ -1,16 +1,24 @@
 """The audit bundle: everything an auditor needs to check a chain of custody, in one file.
 
-Format `kitledger-audit-bundle` version 1 (docs/audit-bundle.md): JSON Lines, every line one
+Format `kitledger-audit-bundle` version 2 (docs/audit-bundle.md): JSON Lines, every line one
 RFC 8785 canonical JSON object of at most MAX_RECORD_BYTES, in fixed sections whose lengths the
 header line announces::
 
     header | device x D | checkpoint x C | consistency x (C-1) | observation x O
-           | (event, inclusion) x E | end
+           | (event, inclusion) x E | head x H | end
+
+The head lines prove, in the head map of the newest checkpoint (`ledger.core.heads`), each
+scope asset's latest event and, for a site, every asset the log places there. Version 1 is the
+same without head lines (and without their count); it is still read.
 
 An observation line is the signed envelope's wire bytes and an event line is the custody
 event's canonical record, i.e. exactly the Merkle leaf: the verifier hashes the line itself.
 The end line carries the fingerprint, `domain_hash("audit-bundle", every line before it, each
 with its newline)`, which a printed report quotes. Nothing may follow the end line.
+
+Version 2 adds an optional `"cosignatures"` list to a `bundle-checkpoint` line: the C2SP
+cosignature lines (`— <witness name> <base64>`) witnesses returned for that checkpoint's note
+(`Checkpoint.note_text()`). Version 1 bundles are still read; they carry none.
 
 This module builds bundles from plain values (the API and `ledger.bundle_export` feed it) and
 parses them strictly (`ledger.core.bundle_parse`). Pure: no I/O, no clock. Changing it changes
@@ -28,9 +36,11 @@ from ledger.core import hashing
 from ledger.core.encoding import MAX_RECORD_BYTES, canonical_bytes
 from ledger.core.envelope import Envelope
 from ledger.core.errors import LedgerError
+from ledger.core.heads import HeadProof
 
 BUNDLE_FORMAT: Final = "kitledger-audit-bundle"
-BUNDLE_VERSION: Final = 1
+BUNDLE_VERSION: Final = 2
+READABLE_VERSIONS: Final = frozenset({1, 2})
 FINGERPRINT_PURPOSE: Final = "audit-bundle"
 
 MAX_BUNDLE_BYTES: Final = 1024**3
@@ -49,6 +59,12 @@ MAX_DEVICES: Final = 100_000
 
 MAX_CHECKPOINTS: Final = 100_000
 """Signed checkpoints: one per anchoring interval; 100k is years of minute-by-minute anchors."""
+
+MAX_HEAD_LINES: Final = 2 * MAX_EVENTS + 4
+"""Head-map proofs: an asset's entry (and its site entry) plus the neighbours of a run."""
+MAX_COSIGNATURES: Final = 64
+"""Cosignature lines on one checkpoint: policies name a handful of witnesses; C2SP asks
+verifiers to accept at least 16 signatures on a note."""
 
 SCOPE_KINDS: Final = frozenset({"asset", "assets", "site", "time-range"})
 
@@ -124,10 +140,20 @@ class AnchorProof:
 
 @dataclass(frozen=True, slots=True)
 class BundleCheckpoint:
-    """A signed checkpoint and, once anchored, the proof of its anchoring."""
+    """A signed checkpoint, once anchored the proof of its anchoring, and the witnesses'
+    cosignature lines on its C2SP note (without their newlines)."""
 
     envelope: Envelope
     anchor: AnchorProof | None = None
+    cosignatures: tuple[str, ...] = ()
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "type": "bundle-checkpoint", "envelope": self.envelope.to_record(),
+            "anchor": self.anchor.to_record() if self.anchor else None}
+        if self.cosignatures:
+            record["cosignatures"] = list(self.cosignatures)
+        return record
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +191,9 @@ class AuditBundle:
     consistency: tuple[ConsistencyStep, ...]
     observations: tuple[bytes, ...]
     events: tuple[BundleEvent, ...]
+    heads: tuple[HeadProof, ...]
+    """Head-map proofs at the newest checkpoint, in entry order (none in a version 1 bundle)."""
+    version: int
     fingerprint: bytes
     """What the end line declares; `computed_fingerprint` is what the lines hash to."""
     computed_fingerprint: bytes
@@ -197,6 +226,14 @@ def _line(record: Mapping[str, Any]) -> bytes:
     return data
 
 
+def head_record(proof: HeadProof) -> dict[str, Any]:
+    """A head line: one entry of the newest checkpoint's head map with its inclusion path."""
+    entry = proof.entry
+    return {"type": "head", "index": proof.index, "map_size": proof.map_size,
+            "asset": entry.asset, "site": entry.site, "seq": entry.seq,
+            "head": entry.head.hex(), "path": [p.hex() for p in proof.path]}
+
+
 def _header(scope: Scope, created: str, log_public_key: bytes, log_id: str,
             chain: ChainInfo | None, counts: Mapping[str, int]) -> dict[str, Any]:
     return {"type": "audit-bundle", "format": BUNDLE_FORMAT, "v": BUNDLE_VERSION,
@@ -217,21 +254,24 @@ def build_bundle(
     consistency: Sequence[ConsistencyStep],
     observations: Sequence[Envelope],
     events: Iterable[BundleEvent],
+    heads: Sequence[HeadProof] = (),
 ) -> bytes:
     """The bundle's bytes from plain values. Events go in leaf order, one inclusion line each;
-    checkpoints in increasing tree size with one consistency step per consecutive pair."""
+    checkpoints in increasing tree size with one consistency step per consecutive pair; head
+    proofs (at the newest checkpoint) in entry order, each once."""
     if scope.kind not in SCOPE_KINDS:
         raise BundleError(f"scope kind {scope.kind!r} not in {sorted(SCOPE_KINDS)}")
     event_list = sorted(events, key=lambda e: e.leaf_index)
     counts = {"devices": len(devices), "checkpoints": len(checkpoints),
               "consistency": len(consistency), "observations": len(observations),
-              "events": len(event_list)}
+              "events": len(event_list), "heads": len(heads)}
     lines = [_line(_header(scope, created, log_public_key, log_id, chain, counts))]
     lines += [_line(d.to_record()) for d in devices]
     for cp in checkpoints:
-        anchor = cp.anchor.to_record() if cp.anchor else None
-        lines.append(_line({"type": "bundle-checkpoint", "envelope": cp.envelope.to_record(),
-                            "anchor": anchor}))
+        if len(cp.cosignatures) > MAX_COSIGNATURES:
+            raise BundleError(f"{len(cp.cosignatures)} cosignatures on one checkpoint, "
+                              f"at most {MAX_COSIGNATURES}")
+        lines.append(_line(cp.to_record()))
     lines += [_line({"type": "consistency", "size1": c.size1, "size2": c.size2,
                      "path": [p.hex() for p in c.path]}) for c in consistency]
     lines += [_line(env.to_record()) for env in observations]  # == env.to_bytes()
@@ -239,6 +279,7 @@ def build_bundle(
         lines.append(event.record)
         lines.append(_line({"type": "inclusion", "leaf": event.leaf_index,
                             "size": event.tree_size, "path": [p.hex() for p in event.path]}))
+    lines += [_line(head_record(h)) for h in sorted(heads, key=lambda h: h.index)]
     hasher = FingerprintHasher()
     for line in lines:
         hasher.add(line)

@@ -14,12 +14,14 @@ from typing import Any, Final
 from ledger.core.bounds import HASH_HEX_CHARS
 from ledger.core.bundle import (
     BUNDLE_FORMAT,
-    BUNDLE_VERSION,
     MAX_BUNDLE_BYTES,
     MAX_CHECKPOINTS,
+    MAX_COSIGNATURES,
     MAX_DEVICES,
     MAX_EVENTS,
+    MAX_HEAD_LINES,
     MAX_OBSERVATIONS,
+    READABLE_VERSIONS,
     SCOPE_KINDS,
     AnchorProof,
     AuditBundle,
@@ -32,18 +34,25 @@ from ledger.core.bundle import (
     FingerprintHasher,
     Scope,
 )
+from ledger.core.checkpoint import MAX_AGENCY_ID_CHARS
 from ledger.core.encoding import MAX_RECORD_BYTES, MAX_SAFE_INTEGER, parse_record
 from ledger.core.envelope import Envelope
-from ledger.core.errors import EncodingError
+from ledger.core.errors import EncodingError, LedgerError
+from ledger.core.heads import HeadEntry, HeadProof
 from ledger.core.merkle import MAX_PROOF_NODES
+from ledger.core.note import NoteError, parse_signature_line
 
 _LIMITS: Final = {"devices": MAX_DEVICES, "checkpoints": MAX_CHECKPOINTS,
                   "consistency": MAX_CHECKPOINTS, "observations": MAX_OBSERVATIONS,
                   "events": MAX_EVENTS}
+_LIMITS_V2: Final = {**_LIMITS, "heads": MAX_HEAD_LINES}
 _HEX64 = re.compile(f"[0-9a-f]{{{HASH_HEX_CHARS}}}")
 _HEX = re.compile(r"(?:[0-9a-f]{2})*")
 _NODE_STEP: Final = HASH_HEX_CHARS + len('"",')
 """Bytes per node in a matched proof path: the quoted hex and the comma after it."""
+_CONTRACT = re.compile(r"0x[0-9a-fA-F]{40}")
+_AGENCY = re.compile(rf"[\x21-\x7e]{{1,{MAX_AGENCY_ID_CHARS}}}")
+"""An agency id as `ledger.core.checkpoint.chain_agency_id` accepts it."""
 
 _INDEX: Final = f"(0|[1-9][0-9]{{0,{len(str(MAX_SAFE_INTEGER)) - 1}}})"
 _NODE: Final = f'"[0-9a-f]{{{HASH_HEX_CHARS}}}"'
@@ -114,19 +123,42 @@ def _path(value: Any, where: str) -> tuple[bytes, ...]:
     return tuple(bytes.fromhex(v) for v in value)
 
 
+def _cosignatures(record: dict[str, Any], version: int, where: str) -> tuple[str, ...]:
+    """The optional cosignature lines of a version 2 checkpoint line, each a C2SP signature
+    line; whether any verifies is the verifier's question."""
+    if "cosignatures" not in record:
+        return ()
+    lines = record["cosignatures"]
+    if version < 2:
+        raise BundleError(f"{where}: cosignatures need bundle version 2")
+    if not isinstance(lines, list) or not 0 < len(lines) <= MAX_COSIGNATURES:
+        raise BundleError(f"{where}: cosignatures must be a list of 1 to {MAX_COSIGNATURES}")
+    for line in lines:
+        if not isinstance(line, str) or len(line) > 1024:
+            raise BundleError(f"{where}: a cosignature must be one signature line")
+        try:
+            parse_signature_line(line)
+        except NoteError as exc:
+            raise BundleError(f"{where}: cosignature: {exc}") from None
+    return tuple(lines)
+
+
 def _header(record: dict[str, Any]) -> tuple[dict[str, int], Scope, ChainInfo | None]:
     where = "line 1 (header)"
     if record.get("format") != BUNDLE_FORMAT or record.get("type") != "audit-bundle":
         raise BundleError(f"{where}: not a {BUNDLE_FORMAT} file")
-    if record.get("v") != BUNDLE_VERSION:
-        raise BundleError(f"{where}: bundle version {record.get('v')!r:.20}, "
-                          f"this verifier reads {BUNDLE_VERSION}")
+    version = record.get("v")
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        raise BundleError(f"{where}: bundle version {version!r:.20}, "
+                          f"this verifier reads {sorted(READABLE_VERSIONS)}")
     _exact(record, {"type", "format", "v", "created", "scope", "log", "chain", "counts"},
            "audit-bundle", where)
     counts = _get(record, "counts", dict, where)
-    if set(counts) != set(_LIMITS):
-        raise BundleError(f"{where}: counts must name {sorted(_LIMITS)}")
-    for name, limit in _LIMITS.items():
+    limits = _LIMITS if version == 1 else _LIMITS_V2
+    if set(counts) != set(limits):
+        raise BundleError(f"{where}: counts must name {sorted(limits)}")
+    counts = {"heads": 0, **counts}
+    for name, limit in limits.items():
         if _get(counts, name, int, where) > limit:
             raise BundleError(f"{where}: {counts[name]} {name} exceeds the limit {limit}")
     scope = _get(record, "scope", dict, where)
@@ -150,6 +182,11 @@ def _header(record: dict[str, Any]) -> tuple[dict[str, int], Scope, ChainInfo | 
             raise BundleError(f"{where}: malformed chain section")
         info = ChainInfo(_get(chain, "chain_id", int, where), _get(chain, "contract", str, where),
                          _get(chain, "agency", str, where))
+        if not _CONTRACT.fullmatch(info.contract):
+            raise BundleError(f"{where}: chain contract must be 0x and 40 hex digits")
+        if not _AGENCY.fullmatch(info.agency):
+            raise BundleError(f"{where}: chain agency must be 1..{MAX_AGENCY_ID_CHARS} "
+                              "printable ASCII characters")
     return counts, parsed_scope, info
 
 
@@ -182,6 +219,19 @@ def _anchor(value: Any, where: str) -> AnchorProof | None:
         _hex(log["data"], where))
 
 
+def _head(record: dict[str, Any], where: str) -> HeadProof:
+    _exact(record, {"type", "index", "map_size", "asset", "site", "seq", "head", "path"},
+           "head", where)
+    try:
+        entry = HeadEntry(_get(record, "asset", str, where),
+                          _get(record, "site", (str, type(None)), where),
+                          _get(record, "seq", int, where), _hex(record["head"], where, 32))
+    except LedgerError as exc:
+        raise BundleError(f"{where}: {exc}") from None
+    return HeadProof(entry, _get(record, "index", int, where),
+                     _get(record, "map_size", int, where), _path(record["path"], where))
+
+
 def parse_bundle(data: bytes) -> AuditBundle:
     """Parse a bundle strictly; raises BundleError saying which line is wrong and why."""
     if len(data) > MAX_BUNDLE_BYTES:
@@ -192,7 +242,7 @@ def parse_bundle(data: bytes) -> AuditBundle:
     header = parse_line(data[:first], "line 1 (header)")
     counts, scope, chain = _header(header)
     sections = (counts["devices"], counts["checkpoints"], counts["consistency"],
-                counts["observations"], 2 * counts["events"])
+                counts["observations"], 2 * counts["events"], counts["heads"])
     expected_lines = 2 + sum(sections)
     # Counted before splitting, so a header announcing a huge bundle costs nothing.
     found_lines = data.count(b"\n")
@@ -216,12 +266,14 @@ def parse_bundle(data: bytes) -> AuditBundle:
     checkpoints = []
     for _ in range(counts["checkpoints"]):
         record, _raw, where = take()
-        _exact(record, {"type", "envelope", "anchor"}, "bundle-checkpoint", where)
+        fields = {"type", "envelope", "anchor"} | ({"cosignatures"} & set(record))
+        _exact(record, fields, "bundle-checkpoint", where)
         try:
             envelope = Envelope.from_record(_get(record, "envelope", dict, where))
         except EncodingError as exc:
             raise BundleError(f"{where}: {exc}") from None
-        checkpoints.append(BundleCheckpoint(envelope, _anchor(record["anchor"], where)))
+        checkpoints.append(BundleCheckpoint(envelope, _anchor(record["anchor"], where),
+                                            _cosignatures(record, header["v"], where)))
     steps = []
     for _ in range(counts["consistency"]):
         record, _raw, where = take()
@@ -230,7 +282,10 @@ def parse_bundle(data: bytes) -> AuditBundle:
                                      _get(record, "size2", int, where),
                                      _path(record["path"], where)))
     observations = lines[position:position + counts["observations"]]
-    for line in observations:
+    for offset, line in enumerate(observations):
+        if len(line) > MAX_RECORD_BYTES:
+            raise BundleError(f"line {position + offset + 1}: observation line exceeds "
+                              f"{MAX_RECORD_BYTES} bytes")
         hasher.add(line)
     position += len(observations)
     events = []
@@ -242,6 +297,7 @@ def parse_bundle(data: bytes) -> AuditBundle:
             raise BundleError(f"line {position + 1}: line exceeds {MAX_RECORD_BYTES} bytes")
         events.append(BundleEvent(raw, *_inclusion(proof_line, f"line {position + 2}")))
         position += 2
+    heads = [_head(*_first_and_where(take())) for _ in range(counts["heads"])]
     end = parse_line(lines[position], f"line {position + 1} (end)")
     _exact(end, {"type", "lines", "fingerprint"}, "bundle-end", f"line {position + 1}")
     if end["lines"] != position:
@@ -252,7 +308,8 @@ def parse_bundle(data: bytes) -> AuditBundle:
                             else None, "line 1 (header) log key", 32),
         chain=chain, devices=tuple(devices), checkpoints=tuple(checkpoints),
         consistency=tuple(steps), observations=tuple(observations),
-        events=tuple(events), fingerprint=_hex(end["fingerprint"], "end line fingerprint", 32),
+        events=tuple(events), heads=tuple(heads), version=header["v"],
+        fingerprint=_hex(end["fingerprint"], "end line fingerprint", 32),
         computed_fingerprint=hasher.digest())
 
 

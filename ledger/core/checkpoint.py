@@ -4,6 +4,10 @@ A checkpoint is a canonical JSON record signed by the log's Ed25519 key in an `E
 
     {"log":"<log key id>","root":"<64 hex>","size":N,"time":"...Z","type":"checkpoint","v":1}
 
+Version 2 adds `"heads":"<64 hex>"`, the root of the log's head map at that size
+(`ledger.core.heads`): every asset's latest event. A checkpoint without a head map is written
+and read as version 1, byte for byte as before.
+
 It also fixes how a log and an agency are named on chain (32-byte domain hashes of their ids),
 so an auditor can find a log's anchors from its key id alone. Pure: the time comes in as an
 argument. Changing anything here changes every signed checkpoint and every on-chain log id.
@@ -18,7 +22,7 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.core import hashing
+from ledger.core import hashing, note
 from ledger.core.bounds import HASH_HEX_CHARS, MAX_ID_CHARS, is_identifier
 from ledger.core.encoding import MAX_SAFE_INTEGER, SCHEMA_VERSION
 from ledger.core.envelope import KEY_ID_HEX_CHARS, Envelope, sign_envelope, verify_envelope
@@ -38,7 +42,11 @@ size could not be signed and anchored with the same value, so it is refused up f
 MAX_AGENCY_ID_CHARS: Final = MAX_ID_CHARS
 """Agency ids are record-format ids; a bound keeps hostile input out of the hash."""
 
+HEADS_VERSION: Final = 2
+"""The record version of a checkpoint that commits to a head map."""
+
 _FIELDS: Final = frozenset({"log", "root", "size", "time", "type", "v"})
+_FIELDS_WITH_HEADS: Final = _FIELDS | {"heads"}
 _KEY_ID = re.compile(f"[0-9a-f]{{{KEY_ID_HEX_CHARS}}}")
 _HEX64 = re.compile(f"[0-9a-f]{{{HASH_HEX_CHARS}}}")
 
@@ -51,6 +59,8 @@ class Checkpoint:
     tree_size: int
     root: bytes
     time: str
+    heads: bytes | None = None
+    """The head map's root (`ledger.core.heads.heads_root`); None in a version 1 checkpoint."""
 
     def __post_init__(self) -> None:
         if not _KEY_ID.fullmatch(self.log_id):
@@ -61,10 +71,13 @@ class Checkpoint:
             raise SchemaError(f"checkpoint size {self.tree_size} outside 0..{MAX_TREE_SIZE}")
         if not isinstance(self.root, bytes) or len(self.root) != hashing.HASH_SIZE:
             raise SchemaError(f"checkpoint root must be {hashing.HASH_SIZE} bytes")
+        if self.heads is not None and (
+                not isinstance(self.heads, bytes) or len(self.heads) != hashing.HASH_SIZE):
+            raise SchemaError(f"checkpoint heads root must be {hashing.HASH_SIZE} bytes")
         parse_time(self.time)
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "log": self.log_id,
             "root": self.root.hex(),
             "size": self.tree_size,
@@ -72,29 +85,49 @@ class Checkpoint:
             "type": RECORD_TYPE,
             "v": SCHEMA_VERSION,
         }
+        if self.heads is not None:
+            record["heads"], record["v"] = self.heads.hex(), HEADS_VERSION
+        return record
+
+    def note_extensions(self) -> tuple[str, ...]:
+        """Extension lines of this checkpoint's C2SP note: the head map root, when it has one."""
+        return () if self.heads is None else (f"heads {self.heads.hex()}",)
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Checkpoint:
         """Strictly check a checkpoint record's shape and values."""
         if record.get("type") != RECORD_TYPE:
             raise SchemaError(f"record type {record.get('type')!r}, expected {RECORD_TYPE!r}")
-        if record.get("v") != SCHEMA_VERSION:
-            raise SchemaError(f"record version {record.get('v')!r}, expected {SCHEMA_VERSION}")
-        if set(record) != _FIELDS:
-            missing = sorted(_FIELDS - set(record))
-            extra = sorted(set(record) - _FIELDS)
+        version = record.get("v")
+        if type(version) is not int or version not in (SCHEMA_VERSION, HEADS_VERSION):
+            raise SchemaError(f"record version {version!r:.20}, expected {SCHEMA_VERSION} or "
+                              f"{HEADS_VERSION}")
+        fields = _FIELDS if version == SCHEMA_VERSION else _FIELDS_WITH_HEADS
+        if set(record) != fields:
+            missing = sorted(fields - set(record))
+            extra = sorted(set(record) - fields)
             raise SchemaError(f"checkpoint fields wrong: missing {missing}, unexpected {extra}")
-        root = record["root"]
+        root, heads = record["root"], record.get("heads")
         if not isinstance(root, str) or not _HEX64.fullmatch(root):
             raise SchemaError("checkpoint root must be 64 lowercase hex characters")
+        if version == HEADS_VERSION and (
+                not isinstance(heads, str) or not _HEX64.fullmatch(heads)):
+            raise SchemaError("checkpoint heads root must be 64 lowercase hex characters")
         log_id, time = record["log"], record["time"]
         if not isinstance(log_id, str) or not isinstance(time, str):
             raise SchemaError("checkpoint log and time must be strings")
-        return cls(log_id=log_id, tree_size=record["size"], root=bytes.fromhex(root), time=time)
+        return cls(log_id=log_id, tree_size=record["size"], root=bytes.fromhex(root), time=time,
+                   heads=None if heads is None else bytes.fromhex(heads))
 
     @property
     def chain_log_id(self) -> bytes:
         return chain_log_id(self.log_id)
+
+    def note_text(self) -> str:
+        """The C2SP checkpoint note text the log signs and witnesses cosign:
+        `kitledger/<log id>`, the size, the base64 root, then `note_extensions()`."""
+        return note.CheckpointBody(note.log_origin(self.log_id), self.tree_size, self.root,
+                                   self.note_extensions()).text()
 
 
 def chain_log_id(log_id: str) -> bytes:

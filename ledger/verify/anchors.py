@@ -36,6 +36,7 @@ class ChainAnchor:
     anchorer: str
     tx_hash: bytes
     block_number: int
+    block_hash: bytes
 
 
 class ChainReader(Protocol):
@@ -46,6 +47,11 @@ class ChainReader(Protocol):
 
     @property
     def not_checked(self) -> tuple[str, ...]: ...
+
+    @property
+    def online(self) -> bool:
+        """True when a node answered for the chain (not the bundle's own receipts)."""
+        ...
 
     def log_agency(self, chain_log_id: bytes) -> bytes | None:
         """The agency id the log is registered to, or None if it is not registered."""
@@ -79,13 +85,14 @@ def decode_anchor(proof: AnchorProof, contract: str) -> tuple[bytes, ChainAnchor
         return None
     size = int.from_bytes(topics[2], "big")
     return topics[1], ChainAnchor(size, proof.log_data, anchorer, proof.tx_hash,
-                                  proof.block_number)
+                                  proof.block_number, proof.block_hash)
 
 
 class OfflineChainReader:
     """Reads anchors from the receipts embedded in the bundle, trusting no node and asking none."""
 
     source = "offline: receipt logs embedded in the bundle"
+    online = False
     not_checked = (
         "that the anchoring transactions are in the chain (no node was asked, block headers "
         "are not proven)",
@@ -134,13 +141,22 @@ def check_anchor(bundle_anchor: AnchorProof | None, chain: ChainAnchor | None, s
     if bundle_anchor is not None and bundle_anchor.anchorer.lower() != chain.anchorer.lower():
         return (f"checkpoint at size {size}: bundle names anchorer {bundle_anchor.anchorer}, "
                 f"chain says {chain.anchorer}")
+    if bundle_anchor is not None and (bundle_anchor.block_number, bundle_anchor.block_hash) != (
+            chain.block_number, chain.block_hash):
+        return (f"checkpoint at size {size}: bundle names block {bundle_anchor.block_number} "
+                f"({bundle_anchor.block_hash.hex()}), chain anchored it in block "
+                f"{chain.block_number} ({chain.block_hash.hex()})")
     return None
 
 
 def check_anchors(bundle: AuditBundle, points: list[Checkpoint | None], reader: ChainReader,
-                  report: VerificationReport, require_latest: bool) -> None:
-    """Every signed checkpoint is anchored on chain as the bundle says, the log belongs to the
-    bundle's agency, no anchor is left out, and (if required) the newest one is the latest."""
+                  report: VerificationReport, require_latest: bool,
+                  known_size: int | None = None) -> None:
+    """Every signed checkpoint is anchored on chain as the bundle says (root, tx, anchorer,
+    block and block hash), the log belongs to the bundle's agency, no anchor is left out, and
+    (if required) the newest one is the latest. Anchors below the bundle's first checkpoint
+    may be left out only when that checkpoint is `known_size`, the auditor's own last
+    verified one (a `since_size` bundle): it was checked against them before."""
     result = CheckResult("anchors")
     report.checks.append(result)
     report.chain_source = reader.source
@@ -158,15 +174,20 @@ def check_anchors(bundle: AuditBundle, points: list[Checkpoint | None], reader: 
     found = reader.anchors(log_id)
     for item, point in signed:
         result.items += 1
-        reason = check_anchor(item.anchor, found.get(point.tree_size), point.tree_size,
-                              point.root)
+        chain = found.get(point.tree_size)
+        reason = check_anchor(item.anchor, chain, point.tree_size, point.root)
         if reason:
             result.fail(reason)
+        elif chain is not None and reader.online:
+            report.anchored.append({"size": point.tree_size, "block": chain.block_number,
+                                    "block_hash": "0x" + chain.block_hash.hex()})
     newest = max((p.tree_size for _i, p in signed), default=0)
     shown = {p.tree_size for _i, p in signed}
+    vouched = min(shown) if shown and known_size == min(shown) else 0
     # An anchor the bundle leaves out could hide a rewrite: the bundle's checkpoints would no
     # longer be proven consistent with it.
-    left_out = sorted(size for size in found if size <= newest and size not in shown)
+    left_out = sorted(size for size in found
+                      if vouched < size <= newest and size not in shown)
     if left_out:
         result.fail(f"chain anchored size {left_out[0]} (root {found[left_out[0]].root.hex()}), "
                     "expected it among the bundle's checkpoints, not found")

@@ -5,7 +5,11 @@ Needs only the bundle and, for the anchors, a `ChainReader` (no database, no API
 runs to the end and reports pass, fail or not checked with the first failing item (expected
 versus found), so one tampered event does not hide another kind of damage. The checks run in
 the order their inputs are proven: the bundle's fingerprint, reader keys, checkpoints, the
-observations those keys signed, the events those observations justify, then the anchors.
+observations those keys signed, the events those observations justify, that none in scope is
+left out, then the anchors. Before them all, the bundle's log key, chain and contract are held
+to the auditor's trust roots (`trust`); after the consistency proofs the checkpoints are held to
+the auditor's last verified one (`state`), and the witnesses' cosignatures are checked on the
+checkpoints they cosign (`witnesses`).
 """
 
 from __future__ import annotations
@@ -13,26 +17,46 @@ from __future__ import annotations
 from ledger.core.bundle import AuditBundle
 from ledger.verify.anchors import ChainReader, check_anchors
 from ledger.verify.checkpoints import check_checkpoints, check_consistency
+from ledger.verify.completeness import check_completeness
 from ledger.verify.events import check_events
 from ledger.verify.observations import check_devices, check_observations
 from ledger.verify.report import CheckResult, Progress, VerificationReport
+from ledger.verify.state import KnownCheckpoint, check_known_checkpoint
+from ledger.verify.trust import TrustFile, check_trust
+from ledger.verify.witnesses import WitnessQuorum, check_cosignatures
 
 
 def verify_bundle(bundle: AuditBundle, reader: ChainReader, *, require_latest: bool = False,
-                  progress: Progress | None = None) -> VerificationReport:
-    """Run every check on `bundle`; raises ChainUnreachable only if the node cannot be asked."""
+                  progress: Progress | None = None, trust: TrustFile | None = None,
+                  last_verified: KnownCheckpoint | None = None,
+                  witnesses: WitnessQuorum | None = None) -> VerificationReport:
+    """Run every check on `bundle`; raises ChainUnreachable only if the node cannot be asked.
+    Without `trust` the verdict is UNPINNED at best; `last_verified` is the auditor's last
+    verified checkpoint of this log; `witnesses` the auditor's witness policy (by default the
+    trust file's for this log; None and no trust file: cosignatures are not checked)."""
     report = VerificationReport(fingerprint=bundle.fingerprint.hex())
     print_check = CheckResult("fingerprint", items=1)
     if bundle.computed_fingerprint != bundle.fingerprint:
         print_check.fail(f"expected {bundle.fingerprint.hex()} (end line), lines hash to "
                          f"{bundle.computed_fingerprint.hex()}")
     report.checks.append(print_check)
+    # -- trust roots (ledger.verify.trust) --
+    pins = check_trust(bundle, trust, report, offline=not reader.online)
+    if witnesses is None and pins is not None:
+        witnesses = pins.witnesses
+    # -- end trust roots --
     registrations = check_devices(bundle, report.checks)
     points = check_checkpoints(bundle, report)
     check_consistency(bundle, points, report)
+    # -- the auditor's last verified checkpoint (ledger.verify.state) --
+    known_size = check_known_checkpoint(points, last_verified, report)
+    # -- end last verified checkpoint --
+    check_cosignatures(bundle, points, witnesses, report)  # split views: ledger.verify.witnesses
     known = check_observations(bundle, registrations, report.checks, progress)
     check_events(bundle, points, known, report, progress)
-    check_anchors(bundle, points, reader, report, require_latest)
+    # Completeness: the newest checkpoint's head map proves nothing in scope was left out.
+    check_completeness(bundle, points, report)
+    check_anchors(bundle, points, reader, report, require_latest, known_size)
     if progress:
         progress("done", len(bundle.events), len(bundle.events))
     return report

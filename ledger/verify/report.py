@@ -2,7 +2,9 @@
 and the progress callback long checks report to.
 
 `passed` is None when a check could not be run (offline, or not asked for); a failed check keeps
-only its first failing item, which says what was expected and what was found.
+only its first failing item, which says what was expected and what was found. The verdict is
+INVALID when a check failed, UNPINNED when none failed but the auditor's trust roots could not
+vouch for the result (`unpinned` says why), VALID otherwise.
 """
 
 from __future__ import annotations
@@ -40,16 +42,30 @@ class VerificationReport:
     event_failures: dict[int, str] = field(default_factory=dict)
     not_checked: list[str] = field(default_factory=list)
     chain_source: str = ""
+    unpinned: list[str] = field(default_factory=list)
+    """Why the verdict cannot be VALID although no check failed (nothing pinned, anchors the
+    trust file requires but no node was asked for)."""
+    anchored: list[dict[str, object]] = field(default_factory=list)
+    """Each checkpoint's anchor as the chain confirmed it: size, block, block hash."""
 
     @property
     def ok(self) -> bool:
+        """No check failed (which is VALID only when `unpinned` is empty too)."""
         return all(c.passed is not False for c in self.checks)
+
+    @property
+    def verdict(self) -> str:
+        """"valid", "invalid" or "unpinned"."""
+        if not self.ok:
+            return "invalid"
+        return "unpinned" if self.unpinned else "valid"
 
     def check(self, name: str) -> CheckResult:
         return next(c for c in self.checks if c.name == name)
 
     def to_record(self) -> dict[str, object]:
-        return {"ok": self.ok, "fingerprint": self.fingerprint, "chain": self.chain_source,
+        return {"ok": self.ok, "verdict": self.verdict, "fingerprint": self.fingerprint,
+                "chain": self.chain_source, "unpinned": self.unpinned, "anchored": self.anchored,
                 "checks": [{"name": c.name, "passed": c.passed, "items": c.items,
                             "detail": c.detail} for c in self.checks],
                 "not_checked": self.not_checked,
@@ -64,7 +80,12 @@ class VerificationReport:
             if check.detail:
                 line += f": {check.detail}"
             lines.append(line)
+        for anchor in self.anchored:
+            lines.append(f"  anchored: size {anchor['size']} in block {anchor['block']} "
+                         f"({anchor['block_hash']}), confirmed by the node")
         for item in self.not_checked:
             lines.append(f"  not checked: {item}")
-        lines.append("verdict: " + ("VALID" if self.ok else "INVALID"))
+        for item in self.unpinned:
+            lines.append(f"  unpinned: {item}")
+        lines.append("verdict: " + self.verdict.upper())
         return "\n".join(lines) + "\n"

@@ -1,8 +1,10 @@
 """The verifier's chain reader over a node: the CustodyAnchor contract read through
 `ledger.chain` (the only package that speaks web3).
 
-One `Anchored` event query covers every checkpoint of a bundle (from the earliest block the
-bundle names), so a bundle costs a handful of round trips however many checkpoints it holds.
+One `Anchored` event query covers every checkpoint of a bundle, from the contract's deployment
+block as the auditor pinned it (never from a block the bundle names: a bundle could then hide
+the earlier anchors of a history it rewrote), plus one block look-up per anchoring block, so a
+bundle costs a handful of round trips however many checkpoints it holds.
 The contract only records anchors sent by an anchorer of the log's agency, so an anchor found
 here was made by an authorised anchorer at the time.
 """
@@ -19,6 +21,7 @@ class RpcChainReader:
     """`ChainReader` over a node URL (http(s)://, ws(s)://, or embedded:// in tests)."""
 
     not_checked: tuple[str, ...] = ()
+    online = True
 
     def __init__(self, client: CustodyAnchorClient, from_block: int = 0) -> None:
         self._client = client
@@ -50,8 +53,14 @@ class RpcChainReader:
             events = self._client.anchored_events(chain_log_id, self._from_block)
         except Exception as exc:  # any failure to ask the node is exit 3, not a verdict
             raise ChainUnreachable(f"reading Anchored events failed: {exc}") from None
+        hashes: dict[int, bytes] = {}
+        try:
+            for block in sorted({e.block_number for e in events}):
+                hashes[block] = bytes(self._client.w3.eth.get_block(block)["hash"])
+        except Exception as exc:  # any failure to ask the node is exit 3, not a verdict
+            raise ChainUnreachable(f"reading anchoring blocks failed: {exc}") from None
         return {e.tree_size: ChainAnchor(e.tree_size, e.root, e.anchorer, e.tx_hash,
-                                         e.block_number)
+                                         e.block_number, hashes[e.block_number])
                 for e in events}
 
     def latest_size(self, chain_log_id: bytes) -> int | None:

@@ -99,7 +99,14 @@ def _anchor(settings: Settings, engine: Engine, want_size: int) -> None:
 
 
 def _verify(bundle: Path, *chain: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(KITLEDGER), "verify", str(bundle), *chain],
+    """`kitledger verify` pinning the north log's key (read from the server's key directory,
+    beside the bundle), each bundle judged alone (no stored checkpoint)."""
+    from api.agency_keys import log_key
+    from ledger.core.envelope import raw_public_key
+
+    key = log_key(bundle.parent / "keys", "north").public_key()
+    return subprocess.run([str(KITLEDGER), "verify", str(bundle), *chain, "--no-state",
+                           "--log-key", raw_public_key(key).hex()],
                           capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -145,6 +152,15 @@ def test_embedded_anchoring_checkpoints_history_and_offline_bundle(
     bundle.write_bytes(response.content)
     checked = _verify(bundle, "--offline")
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    # since_size: the checkpoints start at the auditor's last verified size, or it is refused.
+    since = _get(client, key, "/v1/audit/bundles", asset=["R-0", "R-1"], since_size=4)
+    assert since.status_code == 200, since.text
+    from ledger.core.bundle_parse import parse_bundle
+
+    first = parse_bundle(since.content).checkpoints[0].envelope.payload
+    assert Checkpoint.from_record(first).tree_size == 4
+    missing = _get(client, key, "/v1/audit/bundles", asset=["R-0"], since_size=3)
+    assert missing.status_code == 409 and "no anchored checkpoint at size 3" in missing.text
     # South's asset is not north's to export, and an empty scope is a problem, not a 5xx.
     assert _get(client, key, "/v1/audit/bundles", asset=["S-1"]).status_code == 404
     assert _get(client, key, "/v1/audit/bundles").status_code == 422
@@ -242,9 +258,14 @@ def test_export_command_writes_the_api_bundle(tmp_path: Path) -> None:
     engine = make_engine(load_settings(database_url=db_url))
     upgrade(engine)
     client, key = _world(engine, tmp_path / "keys")
+    with Session(engine) as session:  # one radio left in the store: the site's only asset
+        create_asset(session, agency_id="north", now=datetime.now(UTC), data=AssetCreate(
+            id="R-9", class_id="radio", epc_hex="E28011606000020500000009",
+            home_site_id="north-store"))
+        session.commit()
     settings = load_settings(environment="test", secret_key=SECRET,
                              log_key_dir=tmp_path / "keys", anchor_interval_s=1)
-    _anchor(settings, engine, 4)
+    _anchor(settings, engine, 5)
     out = tmp_path / "exported.jsonl"
     done = _export(db_url, "--agency", "north", "--asset", "R-0", "--asset", "R-1",
                    "--out", str(out))
@@ -258,6 +279,15 @@ def test_export_command_writes_the_api_bundle(tmp_path: Path) -> None:
     assert _export(db_url, "--agency", "north", "--site", "north-store",
                    "--out", str(by_site)).returncode == 0
     assert _verify(by_site, "--offline").returncode == 0
+    since = tmp_path / "since.jsonl"
+    assert _export(db_url, "--agency", "north", "--site", "north-store", "--since-size", "5",
+                   "--out", str(since)).returncode == 0
+    assert _verify(since, "--offline").returncode == 0
+    done = _export(db_url, "--agency", "north", "--site", "north-store", "--since-size", "2",
+                   "--out", str(since))
+    assert done.returncode == 1 and "no anchored checkpoint at size 2" in done.stdout
+    # The log places only R-9 at the store (R-0 and R-1 are checked out), and proves it.
+    assert json.loads(by_site.read_bytes().split(b"\n", 1)[0])["scope"]["assets"] == ["R-9"]
     # Another agency's asset, no scope, two scopes, oversized input: refused, nothing written.
     refused = tmp_path / "refused.jsonl"
     for bad in (["--asset", "S-1"], ["--asset", "R-0", "--site", "north-store"],

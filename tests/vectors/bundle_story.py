@@ -10,6 +10,7 @@ chain's accounts, hence its transaction and block hashes).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,8 @@ from ledger.core.bundle import AnchorProof, BundleCheckpoint, ChainInfo, DeviceR
 from ledger.core.checkpoint import Checkpoint, chain_agency_id, chain_log_id, sign_checkpoint
 from ledger.core.commitments import PERSON, commit
 from ledger.core.envelope import Envelope, envelope_hash, key_id, raw_public_key, sign_envelope
+from ledger.core.head_log import head_map_of
+from ledger.core.heads import HeadMap
 from ledger.core.records import GENESIS_PREV, CustodyEvent, Holder, Observation, event_hash
 from ledger.merkle_log import MerkleLog
 from ledger.merkle_nodes import MemoryNodeStore
@@ -56,6 +59,7 @@ class Anchoring:
     admin: CustodyAnchorClient
     anchorer: CustodyAnchorClient
     chain_id: int
+    deployment_block: int
 
     @classmethod
     def deploy(cls, log_key: Ed25519PrivateKey) -> Anchoring:
@@ -66,10 +70,11 @@ class Anchoring:
                                           "value": Wei(10**18)})
             w3.eth.wait_for_transaction_receipt(tx, timeout=30)
         admin = CustodyAnchorClient.deploy(w3, accounts[0])
+        deployed = int(w3.eth.block_number)
         admin.register_log(chain_log_id(key_id(log_key.public_key())), chain_agency_id(AGENCY))
         admin.grant_anchorer(chain_agency_id(AGENCY), accounts[1].address)
         return cls(admin, CustodyAnchorClient(w3, admin.address, accounts[1]),
-                   int(w3.eth.chain_id))
+                   int(w3.eth.chain_id), deployed)
 
     def anchor(self, envelope: Envelope) -> AnchorProof:
         """Anchor a signed checkpoint; the proof is the contract's own receipt log."""
@@ -98,6 +103,8 @@ class History:
     events: list[CustodyEvent] = field(default_factory=list)
     log: MerkleLog = field(default_factory=lambda: MerkleLog(MemoryNodeStore()))
     checkpoints: list[BundleCheckpoint] = field(default_factory=list)
+    head_maps: list[HeadMap] = field(default_factory=list)
+    """The head map each checkpoint commits to, in checkpoint order."""
 
     def add_reader(self, reader: str) -> None:
         key = Ed25519PrivateKey.generate()
@@ -127,10 +134,28 @@ class History:
         self.log.append(event.to_bytes())
 
     def checkpoint(self, time: str) -> None:
+        heads = head_map_of(e.to_bytes() for e in self.events)
+        self.head_maps.append(heads)
         point = Checkpoint(key_id(self.log_key.public_key()), self.log.size, self.log.root(),
-                           time)
+                           time, heads=heads.root)
         envelope = sign_checkpoint(point, self.log_key)
         self.checkpoints.append(BundleCheckpoint(envelope, self.anchoring.anchor(envelope)))
+
+    def trust_file(self, witnesses: Sequence[tuple[str, bytes]] = (), quorum: int = 0) -> str:
+        """The auditor's trust file for this history: the log's public key and the contract,
+        not required (no node serves the throwaway chain, so the corpus is verified offline),
+        and, given `witnesses` (name, Ed25519 public key), the policy of `quorum` of them."""
+        chain = self.anchoring
+        text = (f'version = 1\n\n[[log]]\nagency = "{AGENCY}"\npublic_keys = '
+                f'["{raw_public_key(self.log_key.public_key()).hex()}"]\n\n[log.chain]\n'
+                f'chain_id = {chain.chain_id}\ncontract = "{chain.admin.address}"\n'
+                f'deployment_block = {chain.deployment_block}\nrequired = false\n')
+        if witnesses:
+            text += f"\n[log.witnesses]\nquorum = {quorum}\n"
+            for name, public_key in witnesses:
+                text += (f'\n[[log.witnesses.key]]\nname = "{name}"\n'
+                         f'public_key = "{public_key.hex()}"\n')
+        return text
 
     def bundle(self, **overrides: Any) -> bytes:
         """The audit bundle of the three assets; `overrides` replace export arguments."""
@@ -139,7 +164,8 @@ class History:
             log_public_key=raw_public_key(self.log_key.public_key()),
             chain=ChainInfo(self.anchoring.chain_id, self.anchoring.admin.address, AGENCY),
             devices=self.devices, checkpoints=self.checkpoints, observations=self.observations,
-            events=[LoggedEvent(e.to_bytes(), i) for i, e in enumerate(self.events)])
+            events=[LoggedEvent(e.to_bytes(), i) for i, e in enumerate(self.events)],
+            head_map=self.head_maps[-1])
         values.update(overrides)
         return export_bundle(self.log, **values)
 

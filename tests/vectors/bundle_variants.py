@@ -1,7 +1,8 @@
 """The tampered variants of the corpus bundle, each with the verdict a verifier must reach.
 
 Each `Variant` says how its file is made from the story (`bundle_story.fortnight`) and its valid
-bundle, and what `kitledger verify --offline` must answer: the exit code, the checks that fail
+bundle, and what `kitledger verify --trust trust.toml --offline` (or, for a variant that is
+not `pinned`, without the trust file) must answer: the exit code, the checks that fail
 with a phrase of each one's first failing item, and the custody events (leaf indices) named as
 failed. The expectations are written from what each tampering breaks, not read back from the
 verifier: the corpus test holds the verifier to them. Event, observation and checkpoint numbers
@@ -11,17 +12,27 @@ refer to the story's table in tests/vectors/bundles/README.md.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bundle_story import History
+from bundle_story import CAMERA, RADIO, TASER, History
+from bundle_witnesses import WITNESS_EDITS
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tampering import Sections, edit_json, flip_hex_digit, sealed
 
-from ledger.core.bundle import DeviceRegistration
-from ledger.core.checkpoint import Checkpoint, sign_checkpoint
+from ledger.core.bundle import (
+    AnchorProof,
+    BundleCheckpoint,
+    ChainInfo,
+    DeviceRegistration,
+    Scope,
+)
+from ledger.core.checkpoint import Checkpoint, chain_log_id, sign_checkpoint
+from ledger.core.encoding import MAX_RECORD_BYTES
 from ledger.core.envelope import Envelope, key_id, raw_public_key, sign_envelope
+from ledger.verify.anchors import ANCHORED_TOPIC
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,8 @@ class Variant:
     failing: dict[str, str] = field(default_factory=dict)
     failed_events: tuple[int, ...] = ()
     unusable: str | None = None
+    pinned: bool = True
+    """Verified with the corpus's trust file (else without: UNPINNED at best)."""
 
 
 def _swap_events(a: int, b: int) -> Callable[[Sections], None]:
@@ -139,6 +152,93 @@ def _desk_revoked(history: History) -> bytes:
     return history.bundle(devices=[revoked, *history.devices[1:]])
 
 
+FORGED_CONTRACT = "0x" + "f0" * 20
+"""A CustodyAnchor the forger deployed: its receipts are fabricated, as offline no one can tell."""
+
+
+def _fabricated_receipt(point: Checkpoint, contract: str, anchorer: str, n: int) -> AnchorProof:
+    topics = (ANCHORED_TOPIC, chain_log_id(point.log_id), point.tree_size.to_bytes(32, "big"),
+              bytes(12) + bytes.fromhex(anchorer[2:]))
+    return AnchorProof(bytes([0xA0 + n]) * 32, 100 + n, bytes([0xB0 + n]) * 32, anchorer,
+                       contract, topics, point.root)
+
+
+def _invented(history: History, fresh_key: bool, contract: str) -> bytes:
+    """The same history re-signed (with a fresh log key, or the operator's), every checkpoint
+    "anchored" in `contract` by receipts that contract's owner fabricates. The operator's own
+    key signs the same notes the witnesses cosigned, so it keeps their cosignatures; a fresh
+    key makes notes of another log, which no trusted witness has seen."""
+    key = Ed25519PrivateKey.generate() if fresh_key else history.log_key
+    anchorer = history.anchoring.anchorer.account.address.lower()
+    checkpoints = []
+    for n, real in enumerate(history.checkpoints):
+        old = Checkpoint.from_record(real.envelope.payload)
+        point = Checkpoint(key_id(key.public_key()), old.tree_size, old.root, old.time,
+                           old.heads)
+        checkpoints.append(BundleCheckpoint(sign_checkpoint(point, key),
+                                            _fabricated_receipt(point, contract, anchorer, n),
+                                            () if fresh_key else real.cosignatures))
+    return history.bundle(log_public_key=raw_public_key(key.public_key()),
+                          chain=ChainInfo(history.anchoring.chain_id, contract, "met-police"),
+                          checkpoints=checkpoints)
+
+
+def _other_chain_id(s: Sections) -> None:
+    s.header = edit_json(s.header, lambda r: r["chain"].update(chain_id=r["chain"]["chain_id"] + 1))
+
+
+def _contract_not_hex(s: Sections) -> None:
+    s.header = edit_json(s.header, lambda r: r["chain"].update(contract="0x" + "zz" * 20))
+
+
+def _oversize_observation(s: Sections) -> None:
+    line = s.observations[0]  # refused for its size before its content is read
+    s.observations[0] = line[:-1] + b',"padding":"' + b"x" * MAX_RECORD_BYTES + b'"}'
+def _leaf(proof: bytes) -> int:
+    leaf: int = json.loads(proof)["leaf"]
+    return leaf
+
+
+def _drop_leaves(*leaves: int) -> Callable[[Sections], None]:
+    """Delete the events at `leaves` with their proofs, as an operator hiding them would."""
+    def edit(s: Sections) -> None:
+        s.events = [(r, p) for r, p in s.events if _leaf(p) not in leaves]
+    return edit
+
+
+def _drop_asset(asset: str, *, from_scope: bool, heads: bool) -> Callable[[Sections], None]:
+    """Delete every event of `asset`; also strike it from the scope and (`heads`) drop the head
+    lines that name it, so that what is left looks like a bundle of the other assets."""
+    def edit(s: Sections) -> None:
+        s.events = [(r, p) for r, p in s.events if json.loads(r)["asset"] != asset]
+        if from_scope:
+            s.header = edit_json(s.header, lambda h: h["scope"].update(
+                assets=[a for a in h["scope"]["assets"] if a != asset]))
+        if heads:
+            s.heads = [line for line in s.heads if json.loads(line)["asset"] != asset]
+    return edit
+
+
+def _scope(**change: Any) -> Callable[[Sections], None]:
+    def edit(s: Sections) -> None:
+        s.header = edit_json(s.header, lambda h: h["scope"].update(change))
+    return edit
+
+
+SITE = Scope("site", (CAMERA, RADIO, TASER), site="store-central")
+RANGE = Scope("time-range", (CAMERA, RADIO, TASER), start="2026-01-06T00:00:00.000Z",
+              end="2026-01-08T00:00:00.000Z")
+"""Leaves 3..9: the checkpoints of 2026-01-02 (size 3) and 2026-01-14 (size 10) bracket it."""
+
+
+def _scoped(scope: Scope, edit: Callable[[Sections], None] | None = None
+            ) -> Callable[[History, bytes], bytes]:
+    def make(history: History, _valid: bytes) -> bytes:
+        data = history.bundle(scope=scope)
+        return data if edit is None else sealed(data, edit)
+    return make
+
+
 def _raw(edit: Callable[[bytes], bytes]) -> Callable[[History, bytes], bytes]:
     return lambda _history, valid: edit(valid)
 
@@ -189,13 +289,16 @@ VARIANTS = [
             _with(lambda h: _double_checkpoint_size(h, resign=False)), 1,
             {"checkpoint-signatures": "checkpoint 3: Ed25519 signature",
              "checkpoint-consistency": "proof 8->10: a checkpoint is unsigned",
-             "inclusion-proofs": "no signed checkpoint at size 10"}, (8, 9)),
+             "inclusion-proofs": "no signed checkpoint at size 10",
+             "completeness": "expected a signed newest checkpoint",
+             "witness-cosignatures": "the newest checkpoint is not signed by the log"}, (8, 9)),
     Variant("checkpoint-size-doubled-resigned",
             "the last checkpoint's size doubled and re-signed with the real log key",
             _with(lambda h: _double_checkpoint_size(h, resign=True)), 1,
             {"checkpoint-consistency": "expected a proof 8->20, found 8->10",
              "inclusion-proofs": "no signed checkpoint at size 10",
-             "anchors": "checkpoint at size 20: expected an anchor on chain, found none"},
+             "anchors": "checkpoint at size 20: expected an anchor on chain, found none",
+             "witness-cosignatures": "checkpoint 3 (size 20): cosignature by"},
             (8, 9)),
     Variant("wrong-log-key-signature",
             "checkpoint 1 (size 6) signed by a key other than the log's, naming the log's key",
@@ -238,11 +341,111 @@ VARIANTS = [
     Variant("header-agency-unprintable",
             "the chain agency in the header holds a DEL character; re-sealed",
             _resealed(_unprintable_agency), 2, unusable="agency"),
+    Variant("header-contract-not-hex", "the chain contract in the header is not hex; re-sealed",
+            _resealed(_contract_not_hex), 2, unusable="contract must be 0x and 40 hex digits"),
+    Variant("observation-line-oversize",
+            "observation 0 padded past the 64 KiB line limit; re-sealed",
+            _resealed(_oversize_observation), 2, unusable="observation line exceeds"),
+    Variant("fresh-keys-own-contract",
+            "the whole history re-signed with a fresh log key, anchored in the forger's own "
+            "contract (fabricated receipts)",
+            lambda h, _v: _invented(h, fresh_key=True, contract=FORGED_CONTRACT), 1,
+            {"trust-roots": "pinned log key", "witness-cosignatures": "found 0 (none)"}),
+    Variant("fresh-keys-own-contract-unpinned",
+            "the same invention verified without a trust file: nothing can catch it offline, "
+            "so the verdict must not be VALID",
+            lambda h, _v: _invented(h, fresh_key=True, contract=FORGED_CONTRACT), 4,
+            pinned=False),
+    Variant("own-contract",
+            "the operator's own log key, checkpoints 'anchored' in another contract it deployed",
+            lambda h, _v: _invented(h, fresh_key=False, contract=FORGED_CONTRACT), 1,
+            {"trust-roots": "expected contract"}),
+    Variant("other-chain-id", "the header names another chain id; re-sealed",
+            _resealed(_other_chain_id), 1, {"trust-roots": "expected chain id"}),
     Variant("trailing-garbage-line", "a JSON line appended after the end line",
             _raw(lambda v: v + ADDED_LINE), 2, unusable="trailing data"),
     Variant("duplicated-line", "observation 0's line repeated, header and end line untouched",
             _raw(lambda v: sealed(v, _duplicate_observation, reseal=False)), 2,
-            unusable="header announces 49 lines, found 50"),
+            unusable="header announces 53 lines, found 54"),
     Variant("truncated", "the file cut off mid-line, as by a broken download",
             _raw(lambda v: v[: int(len(v) * CUT_AT)]), 2, unusable="truncated"),
+    # Omission: what the hash chains alone cannot see is an asset's missing tail.
+    Variant("last-event-omitted",
+            "event 9 (the radio's loan_return, its last) and its proof deleted; the radio "
+            "looks still on loan", _resealed(_drop_leaves(9)), 1,
+            {"completeness": "the log's latest event is seq 2"}),
+    Variant("tail-omitted", "events 6 and 8 (the taser's transfer and check-in, its last two) "
+            "deleted; the taser looks still checked out", _resealed(_drop_leaves(6, 8)), 1,
+            {"completeness": "the log's latest event is seq 3"}),
+    Variant("middle-event-omitted", "event 5 (the radio's loan_out, mid-chain) deleted",
+            _resealed(_drop_leaves(5)), 1,
+            {"hash-chains": "expected event seq 1, found 2"}, (9,)),
+    Variant("first-event-omitted", "event 0 (the camera's registration, first of its chain) "
+            "deleted", _resealed(_drop_leaves(0)), 1,
+            {"hash-chains": "expected event seq 0, found 1"}, (3,)),
+    Variant("asset-omitted", "every event of the radio deleted, the scope still listing it",
+            _resealed(_drop_asset(RADIO, from_scope=False, heads=False)), 1,
+            {"hash-chains": "expected events of scope asset", "completeness":
+             "the log's latest event is seq 2"}),
+    Variant("asset-omitted-scope-edited", "every event of the radio deleted and the radio struck "
+            "from the scope; its head lines kept", _resealed(_drop_asset(
+                RADIO, from_scope=True, heads=False)), 1,
+            {"completeness": "is not one the scope needs"}),
+    Variant("scope-asset-struck", "the radio struck from the header's scope, its events kept",
+            _resealed(_scope(assets=[CAMERA, TASER])), 1,
+            {"completeness": "which the scope does not list"}),
+    Variant("scope-kind-asset", "the scope's kind 'assets' edited to 'asset'",
+            _resealed(_scope(kind="asset")), 1, {"completeness": "names one asset"}),
+    Variant("scope-kind-site", "the scope edited to the site 'store-central'",
+            _resealed(_scope(kind="site", site="store-central")), 1,
+            {"completeness": "expected a head proof of map entry"}),
+    Variant("site-valid", "the same history exported for the site 'store-central', where the "
+            "log leaves all three assets", _scoped(SITE), 0),
+    Variant("site-asset-omitted", "the site bundle with the radio's events deleted and the "
+            "radio struck from the scope", _scoped(SITE, _drop_asset(RADIO, from_scope=True,
+                                                                     heads=False)), 1,
+            {"completeness": "places 1 asset(s) there that the bundle leaves out"}),
+    Variant("site-renamed", "the site bundle's scope edited to the site 'store-north'",
+            _scoped(SITE, _scope(site="store-north")), 1,
+            {"completeness": "which the head map does not place there"}),
+    Variant("time-range-valid", "the same history exported for 2026-01-06 to 2026-01-08: "
+            "leaves 3..9 between the bracketing checkpoints", _scoped(RANGE), 0),
+    Variant("time-range-asset-omitted", "the time-range bundle with the radio (leaves 2, 5, 9) "
+            "deleted and struck from the scope", _scoped(RANGE, _drop_asset(
+                RADIO, from_scope=True, heads=False)), 1,
+            {"completeness": "time range: expected every leaf 3..9, leaf 5"}),
+    Variant("time-range-widened", "the time-range bundle's end moved to 2026-01-20, past the "
+            "newest checkpoint", _scoped(RANGE, _scope(end="2026-01-20T00:00:00.000Z")), 1,
+            {"completeness": "after the newest checkpoint"}),
+    Variant("time-range-start-moved", "the time-range bundle's start moved to 2026-01-07 21:00, "
+            "when only the taser and the radio moved", _scoped(RANGE, _scope(
+                start="2026-01-07T21:00:00.000Z")), 1,
+            {"completeness": "the scope's assets are not those of leaves 8..9"}),
+    Variant("witness-quorum-short",
+            "the newest checkpoint cosigned by one witness only: a view the others never saw",
+            _resealed(WITNESS_EDITS["keep_one"]), 1,
+            {"witness-cosignatures": "expected cosignatures from 2 of the 3 trusted "
+                                     "witnesses, found 1"}),
+    Variant("witness-cosignature-forged",
+            "a trusted witness's name and key id over a signature by the forger's key",
+            _resealed(WITNESS_EDITS["forge_first"]), 1,
+            {"witness-cosignatures": "checkpoint 3 (size 10): cosignature by "
+                                     "witness.fire-inspectorate.example does not verify"}),
+    Variant("witness-cosignatures-unlisted",
+            "the newest checkpoint's cosignatures replaced by valid ones from the forger's own "
+            "witnesses",
+            _resealed(WITNESS_EDITS["unlisted"]), 1,
+            {"witness-cosignatures": "found 0 (none)"}),
+    Variant("witness-cosignatures-replayed",
+            "the cosignatures of checkpoint 2 (size 8) copied onto checkpoint 3 (size 10)",
+            _resealed(WITNESS_EDITS["replay_previous"]), 1,
+            {"witness-cosignatures": "checkpoint 3 (size 10): cosignature by"}),
+    Variant("witness-cosignatures-dropped-v1",
+            "every cosignature and head line removed and the format version set back to 1",
+            _resealed(WITNESS_EDITS["drop_all_v1"]), 1,
+            {"witness-cosignatures": "found 0 (none)",
+             "completeness": "expected proofs from a non-empty map, found none"}),
+    Variant("witness-cosignature-bad-base64",
+            "a cosignature line on the newest checkpoint whose signature is not base64",
+            _resealed(WITNESS_EDITS["bad_base64"]), 2, unusable="not standard base64"),
 ]

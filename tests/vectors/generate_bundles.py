@@ -2,7 +2,9 @@
 
     .venv/bin/python tests/vectors/generate_bundles.py [--out DIR]
 
-Writes `valid.jsonl`, one file per variant of `bundle_variants.VARIANTS` and `manifest.json`,
+Writes `valid.jsonl`, one file per variant of `bundle_variants.VARIANTS`, `trust.toml` (the
+auditor's trust file: the log's public key, the contract, and the three witnesses that cosigned
+the story's checkpoints with the policy of 2 of them, `bundle_witnesses`) and `manifest.json`,
 the expected verdict of each file. Keys are fresh on every run and only their public halves
 land in the files, so the bytes change from run to run but the verdicts do not.
 """
@@ -16,13 +18,18 @@ from typing import Any
 
 from bundle_story import History, fortnight
 from bundle_variants import VARIANTS, Variant
+from bundle_witnesses import QUORUM, cosign_history
+
+from ledger.core.envelope import raw_public_key
 
 CORPUS = Path(__file__).parent / "bundles"
 
 
 def manifest_entry(variant: Variant) -> dict[str, Any]:
-    verdict = {0: "valid", 1: "invalid", 2: "unusable"}[variant.exit]
+    verdict = {0: "valid", 1: "invalid", 2: "unusable", 4: "unpinned"}[variant.exit]
     entry: dict[str, Any] = {"what": variant.what, "exit": variant.exit, "verdict": verdict}
+    if not variant.pinned:
+        entry["without_trust"] = True
     if variant.exit == 1:
         entry["failing_checks"] = variant.failing
         entry["failed_events"] = list(variant.failed_events)
@@ -33,18 +40,24 @@ def manifest_entry(variant: Variant) -> dict[str, Any]:
 
 OFFLINE = ("The anchors are receipts of a throwaway embedded chain that no node serves any more: "
            "verify offline, which checks them against the bundle's own checkpoints and says "
-           "what only a node could confirm.")
+           "what only a node could confirm. trust.toml pins the log key, the contract (not "
+           "required, as no node can confirm it) and the witness policy (2 of the 3 witnesses "
+           "that cosigned every checkpoint); entries marked without_trust are verified "
+           "without --trust FILE. --no-state judges each file alone.")
+COMMAND = ["kitledger", "verify", "{file}", "--trust", "{trust}", "--offline", "--no-state",
+           "--json"]
 
 
 def items_checked(history: History) -> dict[str, int]:
     """How many items each check of the valid bundle covers, from the story itself."""
     events = len(history.events)
-    return {"fingerprint": 1, "device-keys": len(history.devices),
+    return {"fingerprint": 1, "trust-roots": 1, "device-keys": len(history.devices),
             "checkpoint-signatures": len(history.checkpoints),
             "checkpoint-consistency": len(history.checkpoints) - 1,
             "observation-signatures": len(history.observations), "event-records": events,
             "event-observations": events, "hash-chains": events, "inclusion-proofs": events,
-            "anchors": len(history.checkpoints)}
+            "completeness": 3, "anchors": len(history.checkpoints),
+            "witness-cosignatures": sum(len(c.cosignatures) for c in history.checkpoints)}
 
 
 def main() -> None:
@@ -52,6 +65,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=CORPUS, help="directory to write into")
     out: Path = parser.parse_args().out
     history = fortnight()
+    witness_keys = cosign_history(history)
     valid = history.bundle()
     out.mkdir(exist_ok=True)
     for stale in out.glob("*.jsonl"):
@@ -60,11 +74,18 @@ def main() -> None:
         data = variant.make(history, valid)
         assert variant.name == "valid" or data != valid, variant.name
         (out / f"{variant.name}.jsonl").write_bytes(data)
+    (out / "trust.toml").write_text(history.trust_file(
+        [(key.name, raw_public_key(key.private_key.public_key())) for key in witness_keys],
+        QUORUM))
     bundles = {f"{v.name}.jsonl": manifest_entry(v) for v in VARIANTS}
-    bundles["valid.jsonl"]["passing_checks"] = items_checked(history)
+    for variant in VARIANTS:
+        if variant.exit == 0:
+            bundles[f"{variant.name}.jsonl"]["passing_checks"] = items_checked(history)
     manifest = {
-        "about": "Expected verdicts of `kitledger verify FILE --offline --json`; see README.md.",
-        "command": ["kitledger", "verify", "{file}", "--offline", "--json"],
+        "about": "Expected verdicts of `kitledger verify FILE --trust trust.toml --offline "
+                 "--no-state --json`; see README.md.",
+        "command": COMMAND,
+        "trust": "trust.toml",
         "offline": OFFLINE,
         "bundles": bundles,
     }

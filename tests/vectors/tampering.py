@@ -1,7 +1,7 @@
 """Edits to an audit bundle's lines, section by section, as a forger would make them.
 
 A bundle is `header | devices | checkpoints | consistency | observations | (event, proof) pairs
-| end`, the header announcing each section's length and the end line carrying the count of
+| heads | end`, the header announcing each section's length and the end line carrying the count of
 lines and the fingerprint over them. `sealed` splits a bundle into those sections, applies an
 edit and, unless told not to, re-seals it: fresh counts, line count and fingerprint, so that
 only the signatures, chains, proofs and anchors can catch the change.
@@ -30,6 +30,7 @@ class Sections:
     consistency: list[bytes]
     observations: list[bytes]
     events: list[tuple[bytes, bytes]]
+    heads: list[bytes]
     end: bytes
 
     @classmethod
@@ -42,19 +43,21 @@ class Sections:
             parts[name] = lines[at:at + counts[name]]
             at += counts[name]
         pairs = lines[at:at + 2 * counts["events"]]
+        at += 2 * counts["events"]
         return cls(lines[0], events=list(zip(pairs[::2], pairs[1::2], strict=True)),
-                   end=lines[-1], **parts)
+                   heads=lines[at:at + counts.get("heads", 0)], end=lines[-1], **parts)
 
     def body(self) -> list[bytes]:
         lines = [self.header, *self.devices, *self.checkpoints, *self.consistency,
                  *self.observations]
         for record, proof in self.events:
             lines += [record, proof]
-        return lines
+        return lines + self.heads
 
     def reseal(self) -> None:
         header = json.loads(self.header)
-        header["counts"] = {name: len(getattr(self, name)) for name in (*SECTIONS, "events")}
+        names = (*SECTIONS, "events", *(["heads"] if "heads" in header["counts"] else []))
+        header["counts"] = {name: len(getattr(self, name)) for name in names}
         self.header = canonical_bytes(header)
         hasher = FingerprintHasher()
         lines = self.body()

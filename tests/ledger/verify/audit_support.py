@@ -1,11 +1,13 @@
 """A real custody history for the auditor's tests: signed observations from two readers, custody
 events chained per asset in a MerkleLog, signed checkpoints anchored on a real chain (the
-embedded py-evm chain or anvil), exported as an audit bundle."""
+embedded py-evm chain or anvil), exported as an audit bundle; with `heads`, each checkpoint also
+commits to the log's head map and the bundle carries its proofs."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -25,6 +27,8 @@ from ledger.core.bundle import (
 from ledger.core.checkpoint import Checkpoint, chain_agency_id, chain_log_id, sign_checkpoint
 from ledger.core.commitments import PERSON, commit
 from ledger.core.envelope import Envelope, envelope_hash, key_id, raw_public_key, sign_envelope
+from ledger.core.head_log import head_map_of
+from ledger.core.heads import HeadMap
 from ledger.core.records import GENESIS_PREV, CustodyEvent, Holder, Observation, event_hash
 from ledger.merkle_log import MerkleLog
 from ledger.merkle_nodes import MemoryNodeStore
@@ -46,6 +50,7 @@ class ChainSetup:
     admin: CustodyAnchorClient
     anchorer: CustodyAnchorClient
     chain_id: int
+    deployment_block: int = 0
 
 
 def deploy(w3: Web3, log_key: Ed25519PrivateKey) -> ChainSetup:
@@ -58,10 +63,30 @@ def deploy(w3: Web3, log_key: Ed25519PrivateKey) -> ChainSetup:
         w3.eth.wait_for_transaction_receipt(tx, timeout=30)
         accounts.append(account)
     admin = CustodyAnchorClient.deploy(w3, accounts[0])
+    deployed = int(w3.eth.block_number)
     admin.register_log(chain_log_id(key_id(log_key.public_key())), chain_agency_id(AGENCY))
     admin.grant_anchorer(chain_agency_id(AGENCY), accounts[1].address)
     return ChainSetup(w3, admin, CustodyAnchorClient(w3, admin.address, accounts[1]),
-                      int(w3.eth.chain_id))
+                      int(w3.eth.chain_id), deployed)
+
+
+def trust_toml(log_key: Ed25519PrivateKey, setup: ChainSetup | None, required: bool = True,
+               agency: str = AGENCY) -> str:
+    """The auditor's trust file pinning `log_key` for `agency` and, given `setup`, its chain."""
+    text = (f'version = 1\n[[log]]\nagency = "{agency}"\npublic_keys = '
+            f'["{raw_public_key(log_key.public_key()).hex()}"]\n')
+    if setup is not None:
+        text += (f'[log.chain]\nchain_id = {setup.chain_id}\ncontract = '
+                 f'"{setup.admin.address}"\ndeployment_block = {setup.deployment_block}\n'
+                 f'required = {"true" if required else "false"}\n')
+    return text
+
+
+def write_trust(directory: Path, story: Story, required: bool = True) -> str:
+    """A trust file for `story`'s log written into `directory`; its path."""
+    path = directory / ("trust.toml" if required else "trust-not-required.toml")
+    path.write_text(trust_toml(story.log_key, story.setup, required))
+    return str(path)
 
 
 def anchor(setup: ChainSetup, envelope: Envelope, anchorer: CustodyAnchorClient | None = None
@@ -93,6 +118,9 @@ class Story:
     checkpoints: list[BundleCheckpoint] = field(default_factory=list)
     setup: ChainSetup | None = None
     seq: int = 0
+    heads: bool = False
+    """Checkpoints commit to the head map (record version 2); else version 1, no map."""
+    head_maps: list[HeadMap] = field(default_factory=list)
 
     def add_reader(self, reader: str, registered: str = "2026-01-01T00:00:00.000Z",
                    revoked: str | None = None) -> None:
@@ -124,8 +152,11 @@ class Story:
         return event
 
     def checkpoint(self, time: str = "2026-02-01T00:00:00.000Z") -> Envelope:
+        head_map = head_map_of(e.to_bytes() for e in self.events) if self.heads else None
+        if head_map is not None:
+            self.head_maps.append(head_map)
         point = Checkpoint(key_id(self.log_key.public_key()), self.log.size, self.log.root(),
-                           time)
+                           time, heads=head_map.root if head_map is not None else None)
         envelope = sign_checkpoint(point, self.log_key)
         proof = anchor(self.setup, envelope) if self.setup else None
         self.checkpoints.append(BundleCheckpoint(envelope, proof))
@@ -142,14 +173,15 @@ class Story:
             log_public_key=raw_public_key(self.log_key.public_key()), chain=chain,
             devices=self.devices, checkpoints=self.checkpoints,
             observations=self.observations,
-            events=self.bundle_events())
+            events=self.bundle_events(), head_map=self.head_maps[-1] if self.heads else None)
         values.update(overrides)
         return export_bundle(self.log, **values)
 
 
-def make_story(setup: ChainSetup | None, log_key: Ed25519PrivateKey | None = None) -> Story:
+def make_story(setup: ChainSetup | None, log_key: Ed25519PrivateKey | None = None,
+               heads: bool = False) -> Story:
     """Three assets issued, transferred and returned over two anchored checkpoints."""
-    story = Story(log_key=log_key or Ed25519PrivateKey.generate(), setup=setup)
+    story = Story(log_key=log_key or Ed25519PrivateKey.generate(), setup=setup, heads=heads)
     story.add_reader("desk-1")
     story.add_reader("desk-2")
     store = Holder("location", "store-central")
@@ -183,7 +215,7 @@ def relines(bundle: bytes, edit: Any) -> bytes:
         body = len(lines) - 1
         fixed = (counts["devices"] + counts["checkpoints"] + counts["consistency"]
                  + counts["observations"])
-        counts["events"] = max((body - fixed) // 2, 0)
+        counts["events"] = max((body - fixed - counts.get("heads", 0)) // 2, 0)
         lines[0] = fast_canonical(header)
     hasher = FingerprintHasher()
     for line in lines:

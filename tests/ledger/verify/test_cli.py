@@ -26,6 +26,7 @@ from tests.ledger.verify.audit_support import (
     edit_json_line,
     make_story,
     relines,
+    write_trust,
 )
 from tests.ledger.verify.audit_support import section_start as start_of
 
@@ -81,10 +82,21 @@ def test_valid_bundle_on_anvil_exits_0(anvil: AnvilNode, anvil_story: Story, tmp
                                        capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bundle.jsonl"
     path.write_bytes(anvil_story.bundle())
-    code, out = run_cli(capsys, str(path), "--rpc", anvil.url, "--require-latest")
+    trust = write_trust(tmp_path, anvil_story)
+    code, out = run_cli(capsys, str(path), "--rpc", anvil.url, "--require-latest", "--trust",
+                        trust)
     assert code == 0, out
     assert "verdict: VALID" in out and "pass        anchors (2 items)" in out
-    code, out = run_cli(capsys, str(path), "--offline", "--json")
+    block = anvil_story.checkpoints[-1].anchor
+    assert block is not None
+    assert f"in block {block.block_number} (0x{block.block_hash.hex()})" in out
+    # Offline, the anchors the trust file requires cannot be confirmed: not VALID.
+    code, out = run_cli(capsys, str(path), "--offline", "--json", "--trust", trust)
+    verdict = json.loads(out)
+    assert code == 4 and verdict["verdict"] == "unpinned", verdict
+    assert any("only a node can confirm" in item for item in verdict["unpinned"])
+    relaxed = write_trust(tmp_path, anvil_story, required=False)
+    code, out = run_cli(capsys, str(path), "--offline", "--json", "--trust", relaxed)
     verdict = json.loads(out)
     assert code == 0 and verdict["verdict"] == "valid"
     assert any("no node was asked" in item for item in verdict["not_checked"])
@@ -103,7 +115,8 @@ def test_tampered_bundle_exits_1_with_reason(anvil: AnvilNode, anvil_story: Stor
 
     path = tmp_path / "bundle.jsonl"
     path.write_bytes(relines(data, edit))
-    code, out = run_cli(capsys, str(path), "--rpc", anvil.url)
+    code, out = run_cli(capsys, str(path), "--rpc", anvil.url, "--trust",
+                        write_trust(tmp_path, anvil_story))
     assert code == 1
     assert "FAIL        inclusion-proofs" in out and "expected" in out
     assert "verdict: INVALID" in out
@@ -130,7 +143,8 @@ def test_progress_bar_goes_to_stderr(anvil_story: Story, tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bundle.jsonl"
     path.write_bytes(anvil_story.bundle())
-    assert main(["verify", str(path), "--offline", "--progress"]) == 0
+    assert main(["verify", str(path), "--offline", "--progress", "--trust",
+                 write_trust(tmp_path, anvil_story, required=False)]) == 0
     captured = capsys.readouterr()
     assert "[" in captured.err and "done" in captured.err and "[" not in captured.out[:1]
 
@@ -156,11 +170,13 @@ def _forked(story: Story) -> bytes:
 
 
 def test_malicious_server_is_rejected(anvil: AnvilNode, anvil_story: Story,
-                                      server: BundleServer,
+                                      server: BundleServer, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     honest = anvil_story.bundle()
     server.body = honest
-    code, out = run_cli(capsys, server.url, "--rpc", anvil.url, "--require-latest")
+    trust = write_trust(tmp_path, anvil_story)
+    code, out = run_cli(capsys, server.url, "--rpc", anvil.url, "--require-latest", "--trust",
+                        trust)
     assert code == 0, out
     first = start_of(honest, "events")
 
@@ -181,7 +197,7 @@ def test_malicious_server_is_rejected(anvil: AnvilNode, anvil_story: Story,
     for name, (body, check) in served.items():
         server.body = body
         code, out = run_cli(capsys, server.url, "--rpc", anvil.url, "--require-latest",
-                            "--json")
+                            "--json", "--trust", trust)
         verdict = json.loads(out)
         if check is None:
             assert code == 2 and verdict["verdict"] == "unusable", name
@@ -208,12 +224,19 @@ def test_report_and_epcis_commands(anvil: AnvilNode, anvil_story: Story, tmp_pat
     names.write_text(json.dumps({person_ref(k): v for k, v in PEOPLE.items()}))
     html, pdf = tmp_path / "report.html", tmp_path / "report.pdf"
     code = main(["report", str(path), "--asset", ASSETS[1], "--rpc", anvil.url,
-                 "--html", str(html), "--pdf", str(pdf), "--names", str(names)])
+                 "--html", str(html), "--pdf", str(pdf), "--names", str(names),
+                 "--trust", write_trust(tmp_path, anvil_story)])
     out = capsys.readouterr().out
     assert code == 0 and out.startswith("VERIFIED: 4 steps")
     assert "PC Jane Doe" in html.read_text() and pdf.read_bytes().startswith(b"%PDF-")
     assert main(["report", str(path), "--asset", "urn:epc:id:giai:0.0", "--offline"]) == 2
     capsys.readouterr()
+    # Without trust roots the report cannot say VERIFIED, and the HTML says why.
+    assert main(["report", str(path), "--asset", ASSETS[1], "--offline", "--no-state",
+                 "--html", str(html)]) == 4
+    assert capsys.readouterr().out.startswith("UNPINNED")
+    page = html.read_text()
+    assert "NOT VERIFIED" in page and "no trust file pinned the log key" in page
     assert main(["epcis", str(path)]) == 0
     document = json.loads(capsys.readouterr().out)
     assert len(document["epcisBody"]["eventList"]) == 12

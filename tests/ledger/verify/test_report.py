@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from ledger.core.bundle_parse import parse_bundle
+from ledger.core.envelope import raw_public_key
 from ledger.report import build_report, render_html, render_pdf
 from ledger.verify import OfflineChainReader, verify_bundle
+from ledger.verify.trust import LogTrust, TrustFile
 from tests.ledger.verify.audit_support import (
     ASSETS,
     PEOPLE,
@@ -27,9 +29,11 @@ NAMES = {person_ref(pid): name for pid, name in PEOPLE.items()}
 
 
 @pytest.fixture(scope="module")
-def verified(bundle: bytes) -> tuple[object, object]:
+def verified(bundle: bytes, story: Story) -> tuple[object, object]:
     parsed = parse_bundle(bundle)
-    return parsed, verify_bundle(parsed, OfflineChainReader(parsed))
+    pins = TrustFile((LogTrust("met-police", (raw_public_key(story.log_key.public_key()),),
+                               None, None),))
+    return parsed, verify_bundle(parsed, OfflineChainReader(parsed), trust=pins)
 
 
 def test_html_shows_fingerprint_status_and_hides_names(verified: tuple[object, object]) -> None:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ledger.core.merkle import EMPTY_ROOT
-from tests.ledger.verify.audit_support import ASSETS
+from tests.ledger.verify.audit_support import ASSETS, Story, write_trust
 
 SERVER_ONLY = ("fastapi", "starlette", "sqlmodel", "sqlalchemy", "alembic", "uvicorn",
                "psycopg", "pydantic_settings", "prometheus_client", "httpx", "paho", "serial")
@@ -64,20 +64,23 @@ def test_proof_and_help_run_on_a_bare_install() -> None:
         assert command in done.stdout
 
 
-def test_verify_report_and_epcis_run_without_the_server_extra(bundle: bytes,
+def test_verify_report_and_epcis_run_without_the_server_extra(bundle: bytes, story: Story,
                                                                tmp_path: Path) -> None:
     """verify --offline and epcis on a bare install; report with the audit extra."""
     path = tmp_path / "bundle.jsonl"
     path.write_bytes(bundle)
-    code, out = without(BARE, "verify", str(path), "--offline", "--json")
+    trust = write_trust(tmp_path, story, required=False)
+    code, out = without(BARE, "verify", str(path), "--offline", "--json", "--trust", trust)
     assert code == 0 and json.loads(out)["verdict"] == "valid"
+    code, out = without(BARE, "verify", str(path), "--offline", "--json", "--no-state")
+    assert code == 4 and json.loads(out)["verdict"] == "unpinned"
     tampered = tmp_path / "tampered.jsonl"
     tampered.write_bytes(bundle.replace(b'"check_out"', b'"check_in"', 1))
-    code, out = without(BARE, "verify", str(tampered), "--offline", "--json")
+    code, out = without(BARE, "verify", str(tampered), "--offline", "--json", "--trust", trust)
     assert code == 1 and json.loads(out)["verdict"] == "invalid"
     html = tmp_path / "report.html"
     code, out = without(SERVER_ONLY, "report", str(path), "--asset", ASSETS[1], "--offline",
-                               "--html", str(html))
+                               "--html", str(html), "--trust", trust)
     assert code == 0 and out.startswith("VERIFIED"), out
     assert ASSETS[1] in html.read_text()
     code, out = without(BARE, "epcis", str(path))

@@ -1,0 +1,94 @@
+"""Leaving anything out of the corpus bundle is caught, whatever is left out.
+
+The committed corpus bundle (tests/vectors/bundles/valid.jsonl: three assets, ten events, the
+newest checkpoint committing to the head map) with any non-empty set of events, or of head
+lines, deleted and the bundle re-sealed as a forger would: the verifier never says VALID, and
+when only assets' last events go (no gap in any hash chain) it is the completeness check that
+says why. The named attacks run through the `kitledger` command in test_corpus.py.
+A version 1 bundle, whose checkpoints commit to no head map, is still read, its completeness
+"not checked".
+"""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.core.bundle import FingerprintHasher
+from ledger.core.bundle_parse import parse_bundle
+from ledger.core.encoding import canonical_bytes
+from ledger.verify import OfflineChainReader, VerificationReport, verify_bundle
+from tests.paths import VECTORS_DIR
+
+VALID = (VECTORS_DIR / "bundles" / "valid.jsonl").read_bytes()
+LINES = VALID.split(b"\n")[:-2]
+HEADER = json.loads(LINES[0])
+COUNTS = HEADER["counts"]
+EVENTS_AT = 1 + sum(COUNTS[n] for n in ("devices", "checkpoints", "consistency",
+                                         "observations"))
+HEADS_AT = EVENTS_AT + 2 * COUNTS["events"]
+ASSET_OF = [json.loads(LINES[EVENTS_AT + 2 * i])["asset"] for i in range(COUNTS["events"])]
+PROPERTY = settings(max_examples=40, deadline=None)
+
+
+def _resealed(events: list[int], heads: list[int]) -> bytes:
+    lines = [*LINES[:EVENTS_AT]]
+    for i in events:
+        lines += LINES[EVENTS_AT + 2 * i:EVENTS_AT + 2 * i + 2]
+    lines += [LINES[HEADS_AT + i] for i in heads]
+    header = {**HEADER, "counts": {**COUNTS, "events": len(events), "heads": len(heads)}}
+    lines[0] = canonical_bytes(header)
+    hasher = FingerprintHasher()
+    for line in lines:
+        hasher.add(line)
+    end = canonical_bytes({"type": "bundle-end", "lines": len(lines),
+                           "fingerprint": hasher.digest().hex()})
+    return b"\n".join([*lines, end]) + b"\n"
+
+
+def _verify(data: bytes) -> VerificationReport:
+    bundle = parse_bundle(data)
+    return verify_bundle(bundle, OfflineChainReader(bundle))
+
+
+def test_the_untouched_bundle_is_complete() -> None:
+    report = _verify(_resealed(list(range(COUNTS["events"])), list(range(COUNTS["heads"]))))
+    assert report.ok and report.check("completeness").passed is True
+
+
+@PROPERTY
+@given(st.sets(st.integers(0, COUNTS["events"] - 1), min_size=1))
+def test_omitting_any_events_is_caught(omitted: set[int]) -> None:
+    kept = [i for i in range(COUNTS["events"]) if i not in omitted]
+    report = _verify(_resealed(kept, list(range(COUNTS["heads"]))))
+    assert not report.ok
+    tails_only = all(all(j in omitted for j in range(i, COUNTS["events"])
+                         if ASSET_OF[j] == ASSET_OF[i]) for i in omitted)
+    if tails_only:  # no gap in any chain: only the head map shows what is missing
+        assert report.check("completeness").passed is False
+
+
+@PROPERTY
+@given(st.sets(st.integers(0, COUNTS["heads"] - 1), min_size=1))
+def test_omitting_any_head_lines_is_caught(omitted: set[int]) -> None:
+    kept = [i for i in range(COUNTS["heads"]) if i not in omitted]
+    report = _verify(_resealed(list(range(COUNTS["events"])), kept))
+    assert report.check("completeness").passed is False
+
+
+def test_a_version_1_bundle_is_read_with_completeness_not_checked(bundle: bytes) -> None:
+    lines = bundle.split(b"\n")[:-2]
+    header = json.loads(lines[0])
+    assert header["counts"].pop("heads") == 0  # the audit story's checkpoints have no map
+    lines[0] = canonical_bytes({**header, "v": 1})
+    hasher = FingerprintHasher()
+    for line in lines:
+        hasher.add(line)
+    end = canonical_bytes({"type": "bundle-end", "lines": len(lines),
+                           "fingerprint": hasher.digest().hex()})
+    report = _verify(b"\n".join([*lines, end]) + b"\n")
+    assert report.ok
+    assert report.check("completeness").passed is None
+    assert any("left out" in item for item in report.not_checked)
