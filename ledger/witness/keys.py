@@ -28,7 +28,7 @@ class KeyFileError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class WitnessKey:
+class CosigningKey:
     """The witness's cosigning key and its C2SP name."""
 
     name: str
@@ -44,9 +44,9 @@ def _seed(key: Ed25519PrivateKey) -> bytes:
     return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
 
 
-def write_key_file(path: Path, name: str) -> WitnessKey:
+def write_key_file(path: Path, name: str) -> CosigningKey:
     """Create `path` (mode 0600, never overwriting) holding a fresh key named `name`."""
-    key = WitnessKey(note.check_name(name), Ed25519PrivateKey.generate())
+    key = CosigningKey(note.check_name(name), Ed25519PrivateKey.generate())
     line = (f"{PRIVATE_PREFIX}{name}+{key.verifier.key_id.hex()}+"
             f"{note.b64encode(bytes([note.COSIGNATURE_V1]) + _seed(key.private_key))}\n")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -55,7 +55,7 @@ def write_key_file(path: Path, name: str) -> WitnessKey:
     return key
 
 
-def read_key_file(path: Path) -> WitnessKey:
+def read_key_file(path: Path) -> CosigningKey:
     """The key in `path`; refused if others can read it, or if it is malformed."""
     try:
         info = path.stat()
@@ -76,7 +76,7 @@ def read_key_file(path: Path) -> WitnessKey:
         raw = note.b64decode(encoded, "key")
         if len(raw) != 33 or raw[0] != note.COSIGNATURE_V1:
             raise ValueError
-        key = WitnessKey(note.check_name(name), Ed25519PrivateKey.from_private_bytes(raw[1:]))
+        key = CosigningKey(note.check_name(name), Ed25519PrivateKey.from_private_bytes(raw[1:]))
     except (ValueError, note.NoteError):
         raise KeyFileError(f"{path}: not a witness key file ({PRIVATE_PREFIX}name+id+key)") \
             from None

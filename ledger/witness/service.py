@@ -29,7 +29,7 @@ from typing import Final
 from ledger.core import note
 from ledger.core.errors import LedgerError
 from ledger.core.merkle import EMPTY_ROOT, HASH_SIZE, verify_consistency
-from ledger.witness.keys import WitnessKey
+from ledger.witness.keys import CosigningKey
 from ledger.witness.state import Latest, WitnessState
 
 MAX_PROOF_LINES: Final = 63
@@ -97,7 +97,7 @@ def parse_submission(body: bytes) -> Submission:
 class Witness:
     """Cosigns checkpoints of the logs in `logs` (origin -> trusted log keys) with `key`."""
 
-    def __init__(self, key: WitnessKey, state: WitnessState,
+    def __init__(self, key: CosigningKey, state: WitnessState,
                  logs: Mapping[str, tuple[note.NoteVerifier, ...]],
                  clock: Callable[[], float] = time.time) -> None:
         self.key = key

@@ -22,7 +22,7 @@ from tampering import Sections, edit_json
 from ledger.core import note
 from ledger.core.checkpoint import Checkpoint
 from ledger.core.envelope import raw_public_key
-from ledger.witness.keys import WitnessKey
+from ledger.witness.keys import CosigningKey
 from ledger.witness.service import Witness
 from ledger.witness.state import WitnessState
 
@@ -31,13 +31,13 @@ NAMES = ("witness.fire-inspectorate.example", "witness.kent-police.example",
 QUORUM = 2
 
 
-def cosign_history(history: History) -> list[WitnessKey]:
+def cosign_history(history: History) -> list[CosigningKey]:
     """Have three witnesses cosign every checkpoint of `history` (in place); their keys."""
     origin = note.log_origin(Checkpoint.from_record(history.checkpoints[0].envelope.payload)
                              .log_id)
     log_verifier = note.NoteVerifier(origin, note.ED25519,
                                      raw_public_key(history.log_key.public_key()))
-    keys = [WitnessKey(name, Ed25519PrivateKey.generate()) for name in NAMES]
+    keys = [CosigningKey(name, Ed25519PrivateKey.generate()) for name in NAMES]
     with tempfile.TemporaryDirectory() as scratch:
         witnesses = [Witness(key, WitnessState(Path(scratch) / f"{n}.sqlite"),
                              {origin: (log_verifier,)}) for n, key in enumerate(keys)]
