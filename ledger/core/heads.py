@@ -24,6 +24,7 @@ from hashlib import sha256
 from typing import Final
 
 from ledger.core import hashing
+from ledger.core.bounds import MAX_SEQ
 from ledger.core.errors import ProofError
 from ledger.core.merkle import (
     EMPTY_ROOT,
@@ -39,8 +40,6 @@ HEADS_ROOT: Final = "heads-root"
 
 MAX_MAP_ENTRIES: Final = 1 << 40
 """Two entries per asset at most; far beyond any agency, and small enough for 8-byte sizes."""
-
-MAX_SEQ: Final = (1 << 63) - 1
 
 _ASSET_TAG: Final = b"a\x00"
 _SITE_TAG: Final = b"s\x00"
