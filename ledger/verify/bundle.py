@@ -19,6 +19,7 @@ from ledger.verify.anchors import ChainReader, check_anchors
 from ledger.verify.checkpoints import check_checkpoints, check_consistency
 from ledger.verify.completeness import check_completeness
 from ledger.verify.events import check_events
+from ledger.verify.header import check_header
 from ledger.verify.observations import check_devices, check_observations
 from ledger.verify.report import CheckResult, Progress, VerificationReport
 from ledger.verify.state import KnownCheckpoint, check_known_checkpoint
@@ -47,6 +48,7 @@ def verify_bundle(bundle: AuditBundle, reader: ChainReader, *, require_latest: b
     # -- end trust roots --
     registrations = check_devices(bundle, report.checks)
     points = check_checkpoints(bundle, report)
+    check_header(bundle, points, report)  # `created` against the log state (ledger.verify.header)
     check_consistency(bundle, points, report)
     # -- the auditor's last verified checkpoint (ledger.verify.state) --
     known_size = check_known_checkpoint(points, last_verified, report)

@@ -55,7 +55,8 @@ def items_checked(history: History) -> dict[str, int]:
             "checkpoint-signatures": len(history.checkpoints),
             "checkpoint-consistency": len(history.checkpoints) - 1,
             "observation-signatures": len(history.observations), "event-records": events,
-            "event-observations": events, "hash-chains": events, "inclusion-proofs": events,
+            "event-observations": events, "event-justification": events, "header": 1,
+            "hash-chains": events, "inclusion-proofs": events,
             "completeness": 3, "anchors": len(history.checkpoints),
             "witness-cosignatures": sum(len(c.cosignatures) for c in history.checkpoints)}
 
