@@ -14,6 +14,7 @@ import pytest
 
 from ledger.reveals import RevealError, read_reveals
 from tests.ledger.verify.audit_support import ASSETS, PEOPLE, SALT, Story, person_ref, write_trust
+from tests.paths import VECTORS_DIR
 
 KITLEDGER = Path(sys.executable).with_name("kitledger")
 
@@ -87,3 +88,25 @@ def test_malformed_reveals_are_refused(document: bytes) -> None:
 def test_reveals_show_name_and_id(story: Any) -> None:
     shown = read_reveals(_file([_reveal("officer-17", "PC Jane Doe")]))
     assert shown == {person_ref("officer-17"): "PC Jane Doe, person id officer-17"}
+
+
+CORPUS = VECTORS_DIR / "bundles"
+
+
+@pytest.mark.parametrize(("reveals", "code", "shown"), [
+    ("reveals.json", 0, "PC Jane Doe, person id officer-17"),
+    ("reveals-wrong-person.json", 2, "person 'officer-22' and its salt do not open"),
+])
+def test_corpus_reveals(tmp_path: Path, reveals: str, code: int, shown: str) -> None:
+    html = tmp_path / "report.html"
+    done = subprocess.run([str(KITLEDGER), "report", str(CORPUS / "valid.jsonl"), "--asset",
+                           "urn:epc:id:giai:0614141.1002", "--trust", str(CORPUS / "trust.toml"),
+                           "--offline", "--no-state", "--html", str(html), "--names",
+                           str(CORPUS / reveals)], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == code, done.stdout
+    if code == 0:
+        page = html.read_text()
+        assert shown in page and "PC John Roe, person id officer-22" in page
+    else:
+        assert shown in done.stdout and not html.exists()
