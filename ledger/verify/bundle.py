@@ -4,12 +4,13 @@ shows?
 Needs only the bundle and, for the anchors, a `ChainReader` (no database, no API). Every check
 runs to the end and reports pass, fail or not checked with the first failing item (expected
 versus found), so one tampered event does not hide another kind of damage. The checks run in
-the order their inputs are proven: the bundle's fingerprint, reader keys, checkpoints, the
-observations those keys signed, the events those observations justify, that none in scope is
-left out, then the anchors. Before them all, the bundle's log key, chain and contract are held
-to the auditor's trust roots (`trust`); after the consistency proofs the checkpoints are held to
-the auditor's last verified one (`state`), and the witnesses' cosignatures are checked on the
-checkpoints they cosign (`witnesses`).
+the order their inputs are proven: the bundle's fingerprint, reader keys, checkpoints (and the
+header's `created` against them), the observations those keys signed, the events those
+observations justify (`justification`: by the event's reader, in time, of the asset's tag),
+that none in scope is left out, then the anchors. Before them all, the bundle's log key, chain
+and contract are held to the auditor's trust roots (`trust`); after the consistency proofs the
+checkpoints are held to the auditor's last verified one (`state`), and the witnesses'
+cosignatures are checked on the checkpoints they cosign (`witnesses`).
 """
 
 from __future__ import annotations
