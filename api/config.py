@@ -33,6 +33,7 @@ from pydantic_settings import (
 
 from api.errors import ConfigError
 from ledger.core.note import COSIGNATURE_V1, NoteError, parse_vkey
+from ledger.core.read_window import MAX_READ_AGE, MAX_READ_AHEAD
 
 CONFIG_FILE_ENV: Final = "KITLEDGER_CONFIG"
 """Environment variable naming the TOML settings file."""
@@ -46,6 +47,9 @@ MIN_SECRET_CHARS: Final = 32
 """A secret keys HMACs of API keys and webhooks; shorter than 32 characters is guessable."""
 
 DEFAULT_SECRET: Final = "changeme"  # noqa: S105 - refused outside development
+
+_READ_AGE_S: Final = int(MAX_READ_AGE.total_seconds())
+_READ_AHEAD_S: Final = int(MAX_READ_AHEAD.total_seconds())
 
 _config_file: ContextVar[Path | None] = ContextVar("kitledger_config_file", default=None)
 
@@ -108,9 +112,10 @@ class Settings(BaseSettings):
     # stores the batch before (api.ingest.verifier_pool); 0 verifies in the worker itself.
     ingest_verify_processes: int = Field(default=1, ge=0, le=8)
     # Readers buffer observations while offline (the durable outbox), so old times are normal
-    # up to the outbox's retention; times in the future mean a broken or forged clock.
-    max_future_skew_s: int = Field(default=120, ge=0, le=86_400)
-    max_observation_age_s: int = Field(default=7 * 86_400, ge=60, le=366 * 86_400)
+    # up to the outbox's retention; times in the future mean a broken or forged clock. Bounded
+    # by the window the verifier allows between an event and its reads (ledger.core.read_window).
+    max_future_skew_s: int = Field(default=_READ_AHEAD_S, ge=0, le=_READ_AHEAD_S)
+    max_observation_age_s: int = Field(default=_READ_AGE_S, ge=60, le=_READ_AGE_S)
 
     # Anchoring (api.anchoring): "embedded://" runs an in-process chain with a contract deployed
     # at start; an http(s)/ws(s) URL anchors on that node; "none" signs checkpoints only.

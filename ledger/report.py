@@ -3,8 +3,9 @@
 Built from a parsed audit bundle and the verifier's result, never from a database: the report
 shows exactly what the bundle proves. Every page carries the bundle's fingerprint, so a printed
 page can be tied to the file that proves it. People are named only when the caller passes a
-commitment -> name mapping (the viewer is entitled to see it); otherwise they appear as
-"person (commitment abcd1234…)".
+commitment -> shown text mapping (the viewer is entitled to see it): `kitledger report` builds
+it from a reveals file whose every reveal opens its commitment (`ledger.reveals`), the API's
+own audit page from its person rows; otherwise they appear as "person (commitment abcd1234…)".
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def show_holder(holder: Holder | None, names: Mapping[str, str] | None) -> str:
 
 def build_report(bundle: AuditBundle, verification: VerificationReport, asset: str,
                  generated: str, names: Mapping[str, str] | None = None) -> CustodyReport:
-    """The report model for `asset`; `names` maps person commitments to names, if allowed."""
+    """The report model for `asset`; `names` maps person commitments to what is shown for them
+    (only commitments the caller has proven or owns), if allowed."""
     anchors = {}
     for point in bundle.checkpoints:
         size = Checkpoint.from_record(point.envelope.payload).tree_size

@@ -3,8 +3,10 @@
 `report BUNDLE --asset ID (--rpc URL | --offline) [--trust FILE] [--html PATH] [--pdf PATH]
 [--names FILE]` verifies the bundle first, with the same trust roots and last verified
 checkpoint as `verify`, and prints the per-step status into the report, so a report can never
-claim more than the verifier found; the exit code is verify's (0, 1, 2, 3, 4). `--names` is a JSON
-object mapping person commitments to names, passed only by viewers entitled to see them.
+claim more than the verifier found; the exit code is verify's (0, 1, 2, 3, 4). `--names` is a
+reveals file (`ledger.reveals`): per person commitment, the person id and salt that open it and
+the person's name, held only by viewers entitled to see them. A reveal that does not open its
+commitment makes the input unusable (exit 2) before anything is printed.
 `epcis BUNDLE [--out PATH]` writes the bundle's custody events as an EPCIS 2.0 document.
 """
 
@@ -15,17 +17,13 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from ledger.cli import EXIT_OK, EXIT_UNUSABLE
-from ledger.core.bundle import BundleError
 from ledger.core.bundle_parse import parse_bundle
 from ledger.core.errors import LedgerError
 from ledger.core.record_scan import read_event
 from ledger.core.records import format_time
-
-MAX_NAMES_BYTES: Final = 16 * 1024 * 1024
-"""A commitment -> name file for a whole force is a few megabytes."""
 
 
 def _now() -> str:
@@ -33,16 +31,13 @@ def _now() -> str:
 
 
 def _names(path: str | None) -> dict[str, str] | None:
+    """What the report shows for each commitment the reveals file at `path` opens."""
     if path is None:
         return None
+    from ledger.reveals import MAX_REVEALS_BYTES, read_reveals
     from ledger.verify.sources import read_regular_file
 
-    names = json.loads(read_regular_file(path, MAX_NAMES_BYTES, "names file").decode("utf-8"))
-    if not isinstance(names, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in names.items()
-    ):
-        raise BundleError("names file must be a JSON object of commitment -> name")
-    return names
+    return read_reveals(read_regular_file(path, MAX_REVEALS_BYTES, "reveals file"))
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -113,7 +108,8 @@ def register(subparsers: Any) -> None:
     add_root_arguments(report)
     report.add_argument("--html", metavar="PATH", help="write the HTML report here")
     report.add_argument("--pdf", metavar="PATH", help="write the PDF report here")
-    report.add_argument("--names", metavar="FILE", help="JSON commitment -> name (if entitled)")
+    report.add_argument("--names", metavar="FILE",
+                        help="reveals file: the openings of person commitments (if entitled)")
     report.set_defaults(run=run_report, require_latest=False, progress=False)
     epcis = subparsers.add_parser("epcis", help="EPCIS 2.0 JSON-LD of a bundle's events")
     epcis.add_argument("bundle", help="audit bundle: a file path or an http(s):// URL")

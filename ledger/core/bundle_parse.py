@@ -41,6 +41,7 @@ from ledger.core.errors import EncodingError, LedgerError
 from ledger.core.heads import HeadEntry, HeadProof
 from ledger.core.merkle import MAX_PROOF_NODES
 from ledger.core.note import NoteError, parse_signature_line
+from ledger.core.records import parse_time
 
 _LIMITS: Final = {"devices": MAX_DEVICES, "checkpoints": MAX_CHECKPOINTS,
                   "consistency": MAX_CHECKPOINTS, "observations": MAX_OBSERVATIONS,
@@ -172,7 +173,10 @@ def _header(record: dict[str, Any]) -> tuple[dict[str, int], Scope, ChainInfo | 
         raise BundleError(f"{where}: log must name its id and public key")
     for name in ("site", "start", "end"):
         _get(scope, name, (str, type(None)), where)
-    _get(record, "created", str, where)
+    try:  # the record format's one spelling of a time; the verifier orders it (`header`)
+        parse_time(_get(record, "created", str, where))
+    except LedgerError as exc:
+        raise BundleError(f"{where}: created: {exc}") from None
     _get(log, "id", str, where)
     parsed_scope = Scope(scope["kind"], tuple(assets), scope["site"], scope["start"], scope["end"])
     chain = record["chain"]

@@ -4,12 +4,13 @@ shows?
 Needs only the bundle and, for the anchors, a `ChainReader` (no database, no API). Every check
 runs to the end and reports pass, fail or not checked with the first failing item (expected
 versus found), so one tampered event does not hide another kind of damage. The checks run in
-the order their inputs are proven: the bundle's fingerprint, reader keys, checkpoints, the
-observations those keys signed, the events those observations justify, that none in scope is
-left out, then the anchors. Before them all, the bundle's log key, chain and contract are held
-to the auditor's trust roots (`trust`); after the consistency proofs the checkpoints are held to
-the auditor's last verified one (`state`), and the witnesses' cosignatures are checked on the
-checkpoints they cosign (`witnesses`).
+the order their inputs are proven: the bundle's fingerprint, reader keys, checkpoints (and the
+header's `created` against them), the observations those keys signed, the events those
+observations justify (`justification`: by the event's reader, in time, of the asset's tag),
+that none in scope is left out, then the anchors. Before them all, the bundle's log key, chain
+and contract are held to the auditor's trust roots (`trust`); after the consistency proofs the
+checkpoints are held to the auditor's last verified one (`state`), and the witnesses'
+cosignatures are checked on the checkpoints they cosign (`witnesses`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ledger.verify.anchors import ChainReader, check_anchors
 from ledger.verify.checkpoints import check_checkpoints, check_consistency
 from ledger.verify.completeness import check_completeness
 from ledger.verify.events import check_events
+from ledger.verify.header import check_header
 from ledger.verify.observations import check_devices, check_observations
 from ledger.verify.report import CheckResult, Progress, VerificationReport
 from ledger.verify.state import KnownCheckpoint, check_known_checkpoint
@@ -47,6 +49,7 @@ def verify_bundle(bundle: AuditBundle, reader: ChainReader, *, require_latest: b
     # -- end trust roots --
     registrations = check_devices(bundle, report.checks)
     points = check_checkpoints(bundle, report)
+    check_header(bundle, points, report)  # `created` against the log state (ledger.verify.header)
     check_consistency(bundle, points, report)
     # -- the auditor's last verified checkpoint (ledger.verify.state) --
     known_size = check_known_checkpoint(points, last_verified, report)

@@ -1,11 +1,14 @@
 """Verifier checks of the custody events: each is a valid record, cites observations that
-verified, extends its asset's hash chain, and is included in the log under a signed checkpoint.
+verified and justify it (`justification`), extends its asset's hash chain, and is included in
+the log under a signed checkpoint.
 
 Hashes are taken over the bundle's own canonical lines, which are the signed and logged bytes,
 so nothing is re-serialised on the hot path. Per-event failures feed the custody report.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from ledger.core import hashing
 from ledger.core.bundle import AuditBundle
@@ -14,18 +17,24 @@ from ledger.core.errors import LedgerError
 from ledger.core.hashchain import ChainHead, check_link
 from ledger.core.merkle import leaf_hash, verify_inclusion
 from ledger.core.record_scan import read_event
+from ledger.core.records import Observation
+from ledger.verify.justification import Justification
 from ledger.verify.report import PROGRESS_EVERY, CheckResult, Progress, VerificationReport
 
 
-def check_events(bundle: AuditBundle, points: list[Checkpoint | None], known: set[bytes],
-                 report: VerificationReport, progress: Progress | None) -> None:
-    """Each custody event: a valid record, justified by verified observations (`known`), linked
-    to its asset's previous event, and included under a signed checkpoint."""
+def check_events(bundle: AuditBundle, points: list[Checkpoint | None],
+                 known: Mapping[bytes, Observation], report: VerificationReport,
+                 progress: Progress | None) -> None:
+    """Each custody event: a valid record, justified by verified observations (`known`, by
+    envelope hash; `justification` says what of them is checked), linked to its asset's
+    previous event, and included under a signed checkpoint."""
     records = CheckResult("event-records")
     justified = CheckResult("event-observations")
+    reads = CheckResult("event-justification")
     chains = CheckResult("hash-chains")
     included = CheckResult("inclusion-proofs")
-    report.checks += [records, justified, chains, included]
+    report.checks += [records, justified, reads, chains, included]
+    justification = Justification(known)
     roots = {p.tree_size: p.root for p in points if p is not None}
     heads: dict[str, ChainHead] = {}
     last_leaf = -1
@@ -35,7 +44,7 @@ def check_events(bundle: AuditBundle, points: list[Checkpoint | None], known: se
         if progress and position % PROGRESS_EVERY == 0:
             progress("events", position, total)
         where = f"event at leaf {item.leaf_index}"
-        for check in (records, justified, chains, included):
+        for check in (records, justified, reads, chains, included):
             check.items += 1
         try:
             event = read_event(item.record, where)
@@ -48,6 +57,10 @@ def check_events(bundle: AuditBundle, points: list[Checkpoint | None], known: se
                 reason = f"{where}: expected observation {reference} in the bundle, not found"
                 justified.fail(reason)
                 failures.setdefault(item.leaf_index, reason)
+        unjustified = justification.reason(event, item.leaf_index)
+        if unjustified is not None:
+            reads.fail(f"{where}: {unjustified}")
+            failures.setdefault(item.leaf_index, unjustified)
         head = heads.get(event.asset) or ChainHead(event.asset)
         try:
             check_link(head, event)

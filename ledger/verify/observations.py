@@ -22,7 +22,7 @@ from ledger.core.envelope import (
 )
 from ledger.core.errors import LedgerError
 from ledger.core.record_scan import read_observation
-from ledger.core.records import parse_time
+from ledger.core.records import Observation, parse_time
 from ledger.verify.report import PROGRESS_EVERY, CheckResult, Progress
 
 
@@ -62,8 +62,9 @@ def check_devices(bundle: AuditBundle, checks: list[CheckResult]) -> dict[str, R
 
 
 def _check_one(line: bytes, where: str, keys: dict[str, RegisteredKey],
-               verifiers: dict[str, VerifyingKey]) -> str | None:
-    envelope, observation, payload = read_observation(line, where)
+               verifiers: dict[str, VerifyingKey]) -> Observation | str:
+    """The observation `line` holds if it holds, else the reason it does not."""
+    envelope, read, payload = read_observation(line, where)
     registration = keys.get(envelope.kid)
     if registration is None:
         return f"expected a registered reader key, found unknown key id {envelope.kid}"
@@ -73,26 +74,27 @@ def _check_one(line: bytes, where: str, keys: dict[str, RegisteredKey],
     if not key.accepts(SIGNING_PREFIX + payload, envelope.sig):
         # The reference's typed error, with its message, for the refused signature.
         key.verify_envelope(Envelope.from_bytes(line))
-    if observation.device != registration.reader:
+    if read.device != registration.reader:
         return (f"key {envelope.kid} is registered to reader {registration.reader!r}, "
-                f"observation names {observation.device!r}")
+                f"observation names {read.device!r}")
     # Fixed-width UTC times compare correctly as text.
-    if observation.time < registration.registered:
-        return (f"observed {observation.time}, before reader {registration.reader!r} was "
+    if read.time < registration.registered:
+        return (f"observed {read.time}, before reader {registration.reader!r} was "
                 f"registered ({registration.registered})")
-    if registration.revoked is not None and observation.time >= registration.revoked:
-        return (f"observed {observation.time}, after reader {registration.reader!r} was "
+    if registration.revoked is not None and read.time >= registration.revoked:
+        return (f"observed {read.time}, after reader {registration.reader!r} was "
                 f"revoked ({registration.revoked})")
-    return None
+    return read
 
 
 def check_observations(bundle: AuditBundle, keys: dict[str, RegisteredKey],
                        checks: list[CheckResult],
-                       progress: Progress | None) -> set[bytes]:
-    """Check every signed observation; return the envelope hashes of the ones that hold."""
+                       progress: Progress | None) -> dict[bytes, Observation]:
+    """Check every signed observation; return the ones that hold, by envelope hash (the
+    events' justification is checked against what they say)."""
     result = CheckResult("observation-signatures")
     checks.append(result)
-    good: set[bytes] = set()
+    good: dict[bytes, Observation] = {}
     verifiers: dict[str, VerifyingKey] = {}
     lines: Sequence[bytes] = bundle.observations
     total = len(lines)
@@ -101,12 +103,12 @@ def check_observations(bundle: AuditBundle, keys: dict[str, RegisteredKey],
             progress("observations", position, total)
         result.items += 1
         try:
-            reason = _check_one(line, f"observation {position}", keys, verifiers)
+            outcome = _check_one(line, f"observation {position}", keys, verifiers)
         except LedgerError as exc:
-            reason = str(exc)
-        if reason is not None:
-            result.fail(f"observation {position}: {reason}")
+            outcome = str(exc)
+        if isinstance(outcome, str):
+            result.fail(f"observation {position}: {outcome}")
             continue
         # The line is the envelope's canonical wire form, so this is `envelope_hash`.
-        good.add(hashing.domain_hash(hashing.ENVELOPE, line))
+        good[hashing.domain_hash(hashing.ENVELOPE, line)] = outcome
     return good

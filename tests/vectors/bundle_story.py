@@ -106,11 +106,11 @@ class History:
     head_maps: list[HeadMap] = field(default_factory=list)
     """The head map each checkpoint commits to, in checkpoint order."""
 
-    def add_reader(self, reader: str) -> None:
+    def add_reader(self, reader: str, registered: str = REGISTERED) -> None:
         key = Ed25519PrivateKey.generate()
         self.reader_keys[reader] = key
         self.devices.append(DeviceRegistration(reader, AGENCY, key_id(key.public_key()),
-                                               raw_public_key(key.public_key()), REGISTERED))
+                                               raw_public_key(key.public_key()), registered))
 
     def observe(self, reader: str, kind: str, epc: str, time: str) -> str:
         payload = Observation(device=reader, seq=len(self.observations) + 1, time=time,
@@ -120,11 +120,13 @@ class History:
         return envelope_hash(envelope).hex()
 
     def custody(self, asset: str, action: str, time: str, reader: str, holder_from: Holder | None,
-                holder_to: Holder, badged: tuple[str, ...] = ()) -> None:
-        """Log one custody event, justified by the badge reads of `badged` and a tag read."""
+                holder_to: Holder, badged: tuple[str, ...] = (),
+                tag_read: str | None = None) -> None:
+        """Log one custody event, justified by the badge reads of `badged` and a tag read (by
+        default a new one; `tag_read` cites an earlier one instead)."""
         earlier = [e for e in self.events if e.asset == asset]
         reads = [self.observe(reader, "badge", BADGES[name], time) for name in badged]
-        reads.append(self.observe(reader, "read", TAGS[asset], time))
+        reads.append(tag_read or self.observe(reader, "read", TAGS[asset], time))
         event = CustodyEvent(
             agency=AGENCY, asset=asset, seq=len(earlier),
             prev=event_hash(earlier[-1]).hex() if earlier else GENESIS_PREV, action=action,
@@ -170,19 +172,33 @@ class History:
         return export_bundle(self.log, **values)
 
 
-def fortnight() -> History:
-    """Ten custody events over four anchored checkpoints (tree sizes 3, 6, 8 and 10)."""
+PORTAL_READ_TIME = "2025-11-05T07:58:10.250Z"
+"""Two months before the camera's check_out: when `fortnight(unrelated_read=True)`'s portal read
+the taser's tag."""
+
+
+def fortnight(unrelated_read: bool = False) -> History:
+    """Ten custody events over four anchored checkpoints (tree sizes 3, 6, 8 and 10).
+
+    `unrelated_read`: the operator's forgery of attack "unrelated justification", logged and
+    signed like any other history: a store portal `portal-1` read the taser's tag two months
+    before the camera's check_out at the issue desk (leaf 3), which cites that read as its tag
+    read."""
     log_key = Ed25519PrivateKey.generate()
     history = History(log_key, Anchoring.deploy(log_key))
     history.add_reader("issue-desk-1")
     history.add_reader("return-desk-1")
+    portal = None
+    if unrelated_read:
+        history.add_reader("portal-1", "2025-10-01T00:00:00.000Z")
+        portal = history.observe("portal-1", "depart", TAGS[TASER], PORTAL_READ_TIME)
     jane, john = person("officer-17"), person("officer-22")
     for asset in (CAMERA, TASER, RADIO):
         history.custody(asset, "register", "2026-01-02T08:00:00.000Z", "issue-desk-1", None,
                         STORE)
     history.checkpoint("2026-01-02T12:00:00.000Z")
     history.custody(CAMERA, "check_out", "2026-01-05T07:58:10.250Z", "issue-desk-1", STORE,
-                    jane, ("officer-17",))
+                    jane, ("officer-17",), tag_read=portal)
     history.custody(TASER, "check_out", "2026-01-05T08:01:44.125Z", "issue-desk-1", STORE,
                     jane, ("officer-17", "sergeant-5"))  # dual sign-off
     history.custody(RADIO, "loan_out", "2026-01-06T10:30:00.000Z", "issue-desk-1", STORE,

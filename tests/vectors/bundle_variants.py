@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bundle_story import CAMERA, RADIO, TASER, History
+from bundle_story import CAMERA, RADIO, TASER, History, fortnight
 from bundle_witnesses import WITNESS_EDITS
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tampering import Sections, edit_json, flip_hex_digit, sealed
@@ -181,6 +181,21 @@ def _invented(history: History, fresh_key: bool, contract: str) -> bytes:
     return history.bundle(log_public_key=raw_public_key(key.public_key()),
                           chain=ChainInfo(history.anchoring.chain_id, contract, "met-police"),
                           checkpoints=checkpoints)
+
+
+def _unrelated_justification(_history: History, _valid: bytes) -> bytes:
+    """A history the operator logged, signed and anchored itself (its own log key and contract:
+    judged without the corpus's trust file), in which the camera's check_out at the issue desk
+    cites a store portal's read of the taser's tag two months earlier."""
+    return fortnight(unrelated_read=True).bundle()
+
+
+def _created_before_checkpoint(s: Sections) -> None:
+    s.header = edit_json(s.header, lambda h: h.update(created="2026-01-10T00:00:00.000Z"))
+
+
+def _created_not_a_time(s: Sections) -> None:
+    s.header = edit_json(s.header, lambda h: h.update(created="yesterday"))
 
 
 def _other_chain_id(s: Sections) -> None:
@@ -448,4 +463,15 @@ VARIANTS = [
     Variant("witness-cosignature-bad-base64",
             "a cosignature line on the newest checkpoint whose signature is not base64",
             _resealed(WITNESS_EDITS["bad_base64"]), 2, unusable="not standard base64"),
+    Variant("unrelated-justification",
+            "the operator's own history in which the camera's check_out at issue-desk-1 "
+            "(leaf 3) cites portal-1's read of the taser's tag two months earlier",
+            _unrelated_justification, 1,
+            {"event-justification": "leaf 3: expected observation"}, (3,), pinned=False),
+    Variant("created-before-checkpoint", "the header's created moved to 2026-01-10, before "
+            "the newest checkpoint (2026-01-14) the bundle carries",
+            _resealed(_created_before_checkpoint), 1,
+            {"header": "before the newest checkpoint"}),
+    Variant("created-not-a-time", "the header's created edited to 'yesterday'",
+            _resealed(_created_not_a_time), 2, unusable="created: time 'yesterday'"),
 ]

@@ -5,8 +5,9 @@
 Writes `valid.jsonl`, one file per variant of `bundle_variants.VARIANTS`, `trust.toml` (the
 auditor's trust file: the log's public key, the contract, and the three witnesses that cosigned
 the story's checkpoints with the policy of 2 of them, `bundle_witnesses`) and `manifest.json`,
-the expected verdict of each file. Keys are fresh on every run and only their public halves
-land in the files, so the bytes change from run to run but the verdicts do not.
+the expected verdict of each file, and the reveals files of `reveals_files()`. Keys are fresh
+on every run and only their public halves land in the files, so the bytes change from run to
+run but the verdicts do not.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bundle_story import History, fortnight
+from bundle_story import SALT, History, fortnight, person
 from bundle_variants import VARIANTS, Variant
 from bundle_witnesses import QUORUM, cosign_history
 
@@ -55,9 +56,28 @@ def items_checked(history: History) -> dict[str, int]:
             "checkpoint-signatures": len(history.checkpoints),
             "checkpoint-consistency": len(history.checkpoints) - 1,
             "observation-signatures": len(history.observations), "event-records": events,
-            "event-observations": events, "hash-chains": events, "inclusion-proofs": events,
+            "event-observations": events, "event-justification": events, "header": 1,
+            "hash-chains": events, "inclusion-proofs": events,
             "completeness": 3, "anchors": len(history.checkpoints),
             "witness-cosignatures": sum(len(c.cosignatures) for c in history.checkpoints)}
+
+
+NAMES = {"officer-17": "PC Jane Doe", "officer-22": "PC John Roe", "sergeant-5": "Sgt Ann Poe"}
+"""The names the agency knows the story's people by (the log holds only their commitments)."""
+
+
+def reveals_files() -> dict[str, bytes]:
+    """`reveals.json`, opening every person commitment of the story, and
+    `reveals-wrong-person.json`, which reveals officer-17's commitment as officer-22 (a name
+    file that shows the wrong person): `kitledger report --names` must refuse it (exit 2)."""
+    def document(pairs: list[tuple[str, str]]) -> bytes:
+        reveals = [{"commitment": person(committed).ref, "person": shown, "salt": SALT.hex(),
+                    "name": NAMES[shown]} for committed, shown in pairs]
+        return (json.dumps({"format": "kitledger-reveals", "v": 1, "reveals": reveals},
+                           indent=1) + "\n").encode()
+
+    return {"reveals.json": document([(p, p) for p in NAMES]),
+            "reveals-wrong-person.json": document([("officer-17", "officer-22")])}
 
 
 def main() -> None:
@@ -74,6 +94,8 @@ def main() -> None:
         data = variant.make(history, valid)
         assert variant.name == "valid" or data != valid, variant.name
         (out / f"{variant.name}.jsonl").write_bytes(data)
+    for name, data in reveals_files().items():
+        (out / name).write_bytes(data)
     (out / "trust.toml").write_text(history.trust_file(
         [(key.name, raw_public_key(key.private_key.public_key())) for key in witness_keys],
         QUORUM))

@@ -216,12 +216,14 @@ def test_anvil_setup_is_a_real_chain(anvil_story: Story) -> None:
 
 def test_report_and_epcis_commands(anvil: AnvilNode, anvil_story: Story, tmp_path: Path,
                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.ledger.verify.audit_support import ASSETS, PEOPLE, person_ref
+    from tests.ledger.verify.audit_support import ASSETS, PEOPLE, SALT, person_ref
 
     path = tmp_path / "bundle.jsonl"
     path.write_bytes(anvil_story.bundle())
     names = tmp_path / "names.json"
-    names.write_text(json.dumps({person_ref(k): v for k, v in PEOPLE.items()}))
+    names.write_text(json.dumps({"format": "kitledger-reveals", "v": 1, "reveals": [
+        {"commitment": person_ref(k), "person": k, "salt": SALT.hex(), "name": v}
+        for k, v in PEOPLE.items()]}))
     html, pdf = tmp_path / "report.html", tmp_path / "report.pdf"
     code = main(["report", str(path), "--asset", ASSETS[1], "--rpc", anvil.url,
                  "--html", str(html), "--pdf", str(pdf), "--names", str(names),
