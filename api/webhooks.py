@@ -118,7 +118,10 @@ class WebhookDispatcher:
         self.settings = settings
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._http = httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False)
+        # No kept-alive connections: the pool is keyed by address, and a TLS connection checked
+        # for one receiver's name must not carry a request for another name on that address.
+        self._http = httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False,
+                                  limits=httpx.Limits(max_keepalive_connections=0))
 
     def fan_out(self) -> int:
         """Queue one delivery per matching subscription for committed events; returns how
