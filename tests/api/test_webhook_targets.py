@@ -6,9 +6,8 @@ closed port indistinguishable from an open one in what the API reports."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +19,7 @@ from api import webhook_targets
 from api.app import create_app
 from api.auth import create_api_client
 from api.config import Settings, load_settings
-from api.db import make_engine, utcnow
-from api.migrate import upgrade
+from api.db import utcnow
 from api.models import Scope
 from api.models.webhooks import WebhookSubscription
 from api.webhook_outbox import enqueue
@@ -69,17 +67,15 @@ def _settings(allowed: list[str]) -> Settings:
 
 
 @pytest.fixture
-def engine_key(tmp_path: Path) -> Iterator[tuple[Engine, str]]:
-    engine = make_engine(load_settings(database_url=f"sqlite:///{tmp_path / 'api.db'}"))
-    upgrade(engine)
+def engine_key(engine: Engine) -> tuple[Engine, str]:
+    """A migrated database on each backend with agency north and its admin key."""
     register_reader(engine)
     with Session(engine) as session:
         _, admin = create_api_client(session, agency_id="north", name="ops",
                                      scopes=[Scope.ADMIN], server_secret=SECRET,
                                      now=datetime.now(UTC))
         session.commit()
-    yield engine, admin
-    engine.dispose()
+    return engine, admin
 
 
 def _post(client: TestClient, key: str, url: str) -> Any:
