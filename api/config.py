@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     field_validator,
@@ -144,6 +145,9 @@ class Settings(BaseSettings):
     webhook_backoff_base_s: float = Field(default=5.0, gt=0, le=3_600)
     webhook_backoff_max_s: float = Field(default=3_600.0, gt=0, le=86_400)
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    # Networks webhooks may reach although they are not public (api.webhook_targets), e.g.
+    # ["10.20.0.0/16"] for a receiver on the agency's own network; empty refuses them all.
+    webhook_allowed_networks: tuple[IPvAnyNetwork, ...] = Field(default=(), max_length=64)
 
     @field_validator("anchor_chain_url")
     @classmethod

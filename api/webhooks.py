@@ -12,7 +12,11 @@ with SKIP LOCKED, so two dispatchers never take the same row.
 Delivery: POST the JSON body with `X-Kitledger-Timestamp` (Unix seconds) and
 `X-Kitledger-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>`. A 2xx is
 delivered; anything else (or no answer) is retried with capped exponential backoff; after
-`webhook_max_attempts` tries the delivery is marked failed (visible through the API).
+`webhook_max_attempts` tries the delivery is marked failed (visible through the API). Before
+each try the target is checked again and the connection pinned to the checked address
+(`api.webhook_targets`). What the API shows of a failure is one uniform "delivery failed",
+with no status code and no connection error, so deliveries cannot be used to tell an open
+port from a closed one; a target refused by the address policy says so.
 Receivers check with `verify_signature`, which also rejects timestamps more than
 `MAX_SIGNATURE_AGE_S` away from their clock, so a captured request cannot be replayed later.
 
@@ -47,6 +51,7 @@ from api.models.webhooks import (
     WebhookEvent,
     WebhookSubscription,
 )
+from api.webhook_targets import PinnedTarget, TargetRefused, vet
 
 log = logging.getLogger("kitledger.webhooks")
 
@@ -60,6 +65,8 @@ SEND_BATCH: Final = 50
 TIMESTAMP_HEADER: Final = "X-Kitledger-Timestamp"
 SIGNATURE_HEADER: Final = "X-Kitledger-Signature"
 _SEAL_CONTEXT: Final = b"kitledger webhook secret v1"
+DELIVERY_FAILED: Final = "delivery failed"
+"""The one error shown for a try that reached no 2xx, whatever the cause."""
 
 
 class WebhookError(ApiServiceError):
@@ -111,7 +118,10 @@ class WebhookDispatcher:
         self.settings = settings
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._http = httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False)
+        # No kept-alive connections: the pool is keyed by address, and a TLS connection checked
+        # for one receiver's name must not carry a request for another name on that address.
+        self._http = httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False,
+                                  limits=httpx.Limits(max_keepalive_connections=0))
 
     def fan_out(self) -> int:
         """Queue one delivery per matching subscription for committed events; returns how
@@ -171,25 +181,43 @@ class WebhookDispatcher:
                  moment: datetime) -> bool:
         timestamp = int(moment.timestamp())
         delivery.attempts += 1
+        delivery.last_status, delivery.last_error = None, DELIVERY_FAILED
         try:
-            response = self._http.post(url, content=delivery.body, headers={
-                "Content-Type": "application/json", TIMESTAMP_HEADER: str(timestamp),
-                SIGNATURE_HEADER: sign(secret, timestamp, delivery.body),
-                "X-Kitledger-Event": delivery.event_type,
-                "X-Kitledger-Delivery": str(delivery.id)})
-            delivery.last_status, delivery.last_error = response.status_code, None
-            if 200 <= response.status_code < 300:
+            target = vet(url, self.settings.webhook_allowed_networks)
+        except TargetRefused as exc:
+            delivery.last_error = str(exc)
+        else:
+            if self._post(delivery, target, secret, timestamp):
+                delivery.last_error = None
                 delivery.status, delivery.delivered_at = "delivered", moment
                 return True
-            delivery.last_error = f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            delivery.last_status, delivery.last_error = None, type(exc).__name__
         delivery.last_error = (delivery.last_error or "")[:MAX_ERROR_CHARS]
         if delivery.attempts >= self.settings.webhook_max_attempts:
             delivery.status = "failed"
         else:
             delivery.next_attempt_at = moment + timedelta(
                 seconds=backoff_s(self.settings, delivery.attempts))
+        return False
+
+    def _post(self, delivery: WebhookDelivery, target: PinnedTarget, secret: bytes,
+              timestamp: int) -> bool:
+        """One POST to the pinned address; True on a 2xx. The cause of a failure is logged
+        for the operator, never stored where the API shows it."""
+        extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
+        try:
+            response = self._http.post(target.url, content=delivery.body, headers={
+                "Host": target.host_header,
+                "Content-Type": "application/json", TIMESTAMP_HEADER: str(timestamp),
+                SIGNATURE_HEADER: sign(secret, timestamp, delivery.body),
+                "X-Kitledger-Event": delivery.event_type,
+                "X-Kitledger-Delivery": str(delivery.id)}, extensions=extensions)
+        except httpx.HTTPError as exc:
+            log.info("webhook delivery %s failed: %s", delivery.id, type(exc).__name__)
+            return False
+        if 200 <= response.status_code < 300:
+            delivery.last_status = response.status_code
+            return True
+        log.info("webhook delivery %s failed: HTTP %s", delivery.id, response.status_code)
         return False
 
     def step(self) -> None:

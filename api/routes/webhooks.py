@@ -1,8 +1,10 @@
 """Webhook routes (scope `webhooks:write`, or `admin`): register, list and remove an agency's
 webhooks, and see their deliveries (pending, delivered, failed with the last reason).
 
-The signing secret is generated here and shown once, in the registration answer; the database
-keeps it sealed (`api.webhooks.seal`). Receivers verify as `api.webhooks.verify_signature`.
+A target must pass `api.webhook_targets` (no userinfo, no address that reaches inward unless
+allow-listed): a refusal answers 422 with the reason. The signing secret is generated here
+and shown once, in the registration answer; the database keeps it sealed (`api.webhooks.seal`).
+Receivers verify as `api.webhooks.verify_signature`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 from typing import Annotated, Final, Literal
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field, field_validator
@@ -22,6 +23,7 @@ from api.models.webhooks import MAX_WEBHOOK_URL_CHARS, WebhookDelivery, WebhookS
 from api.problems import Problem, not_found
 from api.routes.paging import Limit
 from api.webhook_outbox import EVENT_TYPES
+from api.webhook_targets import TargetRefused, check_url, redact, vet
 from api.webhooks import seal
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
@@ -44,9 +46,7 @@ class WebhookCreate(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("webhook URL must be http(s)://host/...")
+        check_url(value)  # TargetRefused is a ValueError: a 422 naming the field
         return value
 
 
@@ -75,7 +75,7 @@ class DeliveryOut(BaseModel):
 
 
 def _out(sub: WebhookSubscription) -> WebhookOut:
-    return WebhookOut(id=sub.id, url=sub.url, events=sub.events, active=sub.active,
+    return WebhookOut(id=sub.id, url=redact(sub.url), events=sub.events, active=sub.active,
                       created_at=sub.created_at)
 
 
@@ -87,6 +87,10 @@ def create_webhook(body: WebhookCreate, session: SessionDep, caller: WebhookMana
         WebhookSubscription.agency_id == caller.agency_id, col(WebhookSubscription.active)))))
     if count >= MAX_WEBHOOKS_PER_AGENCY:
         raise Problem(409, "too-many-webhooks", f"at most {MAX_WEBHOOKS_PER_AGENCY} webhooks")
+    try:
+        vet(body.url, settings.webhook_allowed_networks)
+    except TargetRefused as exc:
+        raise Problem(422, "webhook-target-refused", str(exc)) from None
     secret = secrets.token_hex(32)
     sub = WebhookSubscription(id=secrets.token_hex(8), agency_id=caller.agency_id, url=body.url,
                               events=sorted(set(body.events)),

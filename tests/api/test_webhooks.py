@@ -1,6 +1,7 @@
-"""Webhooks against a real HTTP receiver on loopback: signed deliveries verified by the
-receiver, retries when it is down or failing, never more than the attempt limit, failures
-visible through the API, tampered or stale requests refused by the receiver's check."""
+"""Webhooks against a real HTTP receiver on loopback (allow-listed, as loopback is refused by
+default): signed deliveries verified by the receiver, retries when it is down or failing, never
+more than the attempt limit, failures visible through the API as one uniform error, tampered or
+stale requests refused by the receiver's check."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from api import webhook_targets
 from api.app import create_app
 from api.auth import create_api_client
 from api.config import Settings, load_settings
@@ -29,6 +31,7 @@ from api.models.assets import AssetCreate
 from api.registry import create_asset
 from api.webhook_outbox import raise_alerts
 from api.webhooks import (
+    DELIVERY_FAILED,
     MAX_SIGNATURE_AGE_S,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -40,6 +43,15 @@ from tests.api.api_support import register_reader
 from tests.fixtures.ports import free_port
 
 SECRET = "w" * 40
+PUBLIC_ADDRESS = "93.184.215.14"
+"""What `*.example` names resolve to here: a global address, only ever registered, never sent to."""
+
+
+def resolve_example_names(host: str, port: int) -> list[str]:
+    """The machine has no outside DNS: `*.example` receivers resolve to a public address."""
+    if host.endswith(".example"):
+        return [PUBLIC_ADDRESS]
+    raise OSError(f"{host} does not resolve here")
 
 
 class Receiver:
@@ -74,7 +86,9 @@ class Receiver:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[Engine, Settings, TestClient, str]]:
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+          ) -> Iterator[tuple[Engine, Settings, TestClient, str]]:
+    monkeypatch.setattr(webhook_targets, "resolve", resolve_example_names)
     engine = make_engine(load_settings(database_url=f"sqlite:///{tmp_path / 'api.db'}"))
     upgrade(engine)
     register_reader(engine)
@@ -86,7 +100,7 @@ def world(tmp_path: Path) -> Iterator[tuple[Engine, Settings, TestClient, str]]:
         session.commit()
     settings = load_settings(environment="test", secret_key=SECRET, webhook_max_attempts=3,
                              webhook_backoff_base_s=1, webhook_backoff_max_s=4,
-                             webhook_timeout_s=2)
+                             webhook_timeout_s=2, webhook_allowed_networks=["127.0.0.0/8"])
     yield engine, settings, TestClient(create_app(settings, engine)), admin
     engine.dispose()
 
@@ -164,7 +178,8 @@ def test_retried_while_down_or_failing_and_given_up_after_the_limit(world: Any) 
         assert dispatcher.deliver(start) == 0  # nobody listens yet
         pending = _deliveries(client, key, hook["id"], status="pending")
         assert [d["attempts"] for d in pending] == [1, 1]
-        assert all(d["last_error"] == "ConnectError" for d in pending)
+        assert all(d["last_error"] == DELIVERY_FAILED and d["last_status"] is None
+                   for d in pending)
         # Up now: the first answers 500 once then 200; the second always 500.
         receiver = Receiver(port, [500, 500, 200, 500, 500])
         receiver.secret = hook["secret"].encode()
@@ -180,7 +195,9 @@ def test_retried_while_down_or_failing_and_given_up_after_the_limit(world: Any) 
         dispatcher.close()
     rows = {d["status"]: d for d in _deliveries(client, key, hook["id"])}
     assert rows["delivered"]["attempts"] == 3
-    assert rows["failed"]["attempts"] == 3 and rows["failed"]["last_error"] == "HTTP 500"
+    assert rows["failed"]["attempts"] == 3 and rows["failed"]["last_error"] == DELIVERY_FAILED
+    # A refused connection and an HTTP 500 look the same: no port scanning through deliveries.
+    assert rows["failed"]["last_status"] is None
 
 
 def test_receivers_check_refuses_tampering_and_stale_timestamps() -> None:
