@@ -9,10 +9,12 @@ the Merkle log in the caller's transaction. A refusal raises `CustodyRefused` wi
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlmodel import Session
+from sqlalchemy import Connection, delete, tuple_
+from sqlmodel import Session, col
 
 from api import webhook_outbox
 from api.custody.events import CustodyChange, append_change
@@ -117,6 +119,16 @@ def accept(session: Session, *, transfer: Transfer, now: datetime) -> Asset:
     transfer.status, transfer.decided_at = ACCEPTED, now
     session.add(transfer)
     return asset
+
+
+def end_loan_shares(connection: Connection, loans: Collection[tuple[str, str]]) -> None:
+    """End the shares `accept` gave the borrowers of `loans` ((asset id, agency id) pairs,
+    returned): a borrower sees lent kit while it holds it, not after. A standing share given
+    before the loan ends too; the owner grants it again if it is still wanted."""
+    if loans:
+        connection.execute(delete(AssetShare).where(
+            tuple_(col(AssetShare.asset_id), col(AssetShare.agency_id)).in_(list(loans))
+        ))
 
 
 def close(session: Session, *, transfer: Transfer, status: str, now: datetime) -> Transfer:
