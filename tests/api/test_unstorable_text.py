@@ -165,7 +165,7 @@ def test_a_nul_inside_a_list_and_an_unpaired_surrogate_are_refused(
         answer = test_client.post("/v1/assets", content=body, headers=headers)
         _assert_refused(answer, "json")
     # A surrogate pair is a real character and an escaped backslash is no escape: both pass on.
-    for body in (b'{"id": "a\\ud83d\\ude00"}', b'{"id": "a\\\\u0000"}'):
+    for body in (b'{"id": "a\\ud83d\\ude00"}', b'{"id": "a\\\\u0000"}', b'{"id": "100%00"}'):
         answer = test_client.post("/v1/assets", content=body, headers=headers)
         assert answer.status_code == 422 and "unstorable" not in answer.text, answer.text
 
@@ -178,6 +178,10 @@ def test_the_web_audit_search_and_sign_in_form_refuse_a_nul(
     _assert_refused(test_client.get("/web/audit?q=%00"), "query")
     _assert_refused(test_client.get("/web/audit", params={"q": f"radio{NUL}"}), "query")
     _assert_refused(test_client.post("/web/login", data={"key": f"k{NUL}"}), "form")
+    for content_type in ("text/plain", "application/json", "application/octet-stream"):
+        answer = test_client.post("/web/login", content=b"key=k%00",
+                                  headers={"content-type": content_type})
+        _assert_refused(answer, "form")
     assert test_client.get("/web/audit?q=radio").status_code != 422
 
 
