@@ -5,6 +5,8 @@ An offer changes nothing. Acceptance re-checks everything (the holder has not ch
 recipient is still qualified, a reader saw the tag within `SIGHTING_WINDOW`, so the kit is
 physically where the hand-over is claimed) and then appends the event to the asset's chain and
 the Merkle log in the caller's transaction. A refusal raises `CustodyRefused` with the reason.
+An accepted loan shares the asset with the borrower; the share ends when a return desk or locker
+reads the asset back in (`end_loan_shares`, called from the batch's writes).
 """
 
 from __future__ import annotations
