@@ -9,6 +9,7 @@ from api import problems, web
 from api.config import Settings, load_settings
 from api.db import make_engine
 from api.routes import assets, audit, custody, health, operations, registry, webhooks
+from api.storable_text import StorableTextGuard
 
 API_VERSION = "1.0.0"
 
@@ -24,6 +25,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings)
     problems.install(app)
+    app.add_middleware(StorableTextGuard)  # NUL and lone surrogates: 422 on every route
     app.include_router(health.router)
     for module in (registry, assets, custody, audit, operations, webhooks):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)

@@ -1,7 +1,10 @@
 """Structured logs: one JSON object per line on stderr, for the service and its workers.
 
 Log records carry what happened and where, never secrets: API keys, private keys and database
-passwords are not passed to the logger anywhere in the service.
+passwords are not passed to the logger anywhere in the service. A database error's statement
+parameters and the values its server quotes back (`DETAIL: Key (id)=(...)`) may be personal
+data: `redact_database_values` drops them from an error before it is logged, and the formatter
+applies it to every error it writes.
 """
 
 from __future__ import annotations
@@ -11,8 +14,29 @@ import logging
 from datetime import UTC, datetime
 from typing import Final
 
+from sqlalchemy.exc import StatementError
+
 MAX_MESSAGE_CHARS: Final = 4000
 """A log line's message is truncated here: one hostile input cannot make a megabyte line."""
+
+
+MAX_CHAINED_ERRORS: Final = 16
+"""Causes and contexts followed when redacting: enough for any real chain, bounded for loops."""
+
+
+def redact_database_values(error: BaseException) -> None:
+    """Make `error` and the errors it was raised from print without SQL parameters."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen and len(seen) < MAX_CHAINED_ERRORS:
+        seen.add(id(current))
+        if isinstance(current, StatementError):
+            current.hide_parameters = True
+        current = current.__cause__ or current.__context__
+
+
+def _without_quoted_values(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("DETAIL:"))
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,7 +48,10 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage()[:MAX_MESSAGE_CHARS],
         }
         if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)[-MAX_MESSAGE_CHARS:]
+            if record.exc_info[1] is not None:
+                redact_database_values(record.exc_info[1])
+            error = _without_quoted_values(self.formatException(record.exc_info))
+            entry["error"] = error[-MAX_MESSAGE_CHARS:]
         return json.dumps(entry, ensure_ascii=False)
 
 

@@ -2,7 +2,8 @@
 
 Every error the API returns has the same shape: `type`, `title`, `status`, `detail`. Validation
 errors list where the request was wrong but never echo the offending input back (it may be a
-key or personal data). Unexpected errors are logged and answered with a bare 500.
+key or personal data). Unexpected errors are logged (without a database error's parameters)
+and answered with a bare 500.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.json_logging import redact_database_values
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The same error object is logged again by the server after this handler: redact it once.
+    redact_database_values(exc)
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "internal", "Internal error", "an unexpected error occurred")
 

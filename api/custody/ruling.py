@@ -164,6 +164,11 @@ def _rule_on_asset(
 
 def _change(batch: CustodyBatch, item: VerifiedRead, asset: AssetRow, ruling: Ruling) -> None:
     assert ruling.action and ruling.holder_kind and ruling.holder_ref and ruling.new_status
+    if ruling.action == "loan_return":
+        # The borrower saw the asset only through the loan's share: it ends with the loan.
+        borrower = asset.holder_ref
+        batch.writes.loan_ended(asset.id, borrower)
+        batch.facts.shares[asset.id] = batch.facts.shares.get(asset.id, frozenset()) - {borrower}
     policy = batch.facts.classes.get(asset.class_id)
     due = None
     if ruling.new_status == AssetStatus.CHECKED_OUT and policy and policy.loan_days:

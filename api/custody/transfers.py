@@ -5,14 +5,18 @@ An offer changes nothing. Acceptance re-checks everything (the holder has not ch
 recipient is still qualified, a reader saw the tag within `SIGHTING_WINDOW`, so the kit is
 physically where the hand-over is claimed) and then appends the event to the asset's chain and
 the Merkle log in the caller's transaction. A refusal raises `CustodyRefused` with the reason.
+An accepted loan shares the asset with the borrower; the share ends when a return desk or locker
+reads the asset back in (`end_loan_shares`, called from the batch's writes).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlmodel import Session
+from sqlalchemy import Connection, delete, tuple_
+from sqlmodel import Session, col
 
 from api import webhook_outbox
 from api.custody.events import CustodyChange, append_change
@@ -117,6 +121,16 @@ def accept(session: Session, *, transfer: Transfer, now: datetime) -> Asset:
     transfer.status, transfer.decided_at = ACCEPTED, now
     session.add(transfer)
     return asset
+
+
+def end_loan_shares(connection: Connection, loans: Collection[tuple[str, str]]) -> None:
+    """End the shares `accept` gave the borrowers of `loans` ((asset id, agency id) pairs,
+    returned): a borrower sees lent kit while it holds it, not after. A standing share given
+    before the loan ends too; the owner grants it again if it is still wanted."""
+    if loans:
+        connection.execute(delete(AssetShare).where(
+            tuple_(col(AssetShare.asset_id), col(AssetShare.agency_id)).in_(list(loans))
+        ))
 
 
 def close(session: Session, *, transfer: Transfer, status: str, now: datetime) -> Transfer:

@@ -7,7 +7,7 @@ moved and sighted assets (`AssetRow`, plain values, no ORM instance), alerts and
 are queued, and `flush()` stores each kind once, still inside the batch's transaction: the
 log's new nodes, one bulk INSERT of events (with their webhook events, `api.webhook_outbox`),
 one bulk UPDATE of assets, the alerts (with theirs) and the refusals, and closes the overdue
-alerts of the assets that came back.
+alerts of the assets that came back and the shares of the loans that ended.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from api.bulk import insert_rows, update_rows
 from api.custody.events import AssetRow
 from api.custody.overdue import resolve_overdue
 from api.custody.rules import ReaderView, Ruling
+from api.custody.transfers import end_loan_shares
 from api.db import among, table
 from api.logstore import AgencyLogs
 from api.models.assets import Asset
@@ -58,6 +59,7 @@ class CustodyWrites:
         self._alerts: list[dict[str, object]] = []
         self._refusals: list[dict[str, object]] = []
         self._returned: set[str] = set()
+        self._loans_ended: set[tuple[str, str]] = set()
 
     def insert_event(self, row: dict[str, Any]) -> None:
         if len(self._events) >= MAX_QUEUED_ROWS:
@@ -76,6 +78,10 @@ class CustodyWrites:
     def returned(self, asset_id: str) -> None:
         """`asset_id` is back in store: its open overdue alert is closed."""
         self._returned.add(asset_id)
+
+    def loan_ended(self, asset_id: str, borrower: str) -> None:
+        """`asset_id`, lent to agency `borrower`, is returned: the loan's share ends."""
+        self._loans_ended.add((asset_id, borrower))
 
     def alert(self, reader: ReaderView, asset: AssetRow, ruling: Ruling, now: datetime) -> None:
         """Raise `ruling.alert` about `asset` at `reader` (unless an open one says it)."""
@@ -108,12 +114,14 @@ class CustodyWrites:
         ])
         webhook_outbox.raise_alerts(self._session, self._fresh_alerts(now))
         resolve_overdue(self._session, self._returned, now)
+        end_loan_shares(connection, self._loans_ended)
         insert_rows(connection, _REFUSALS, self._refusals)
         self._events.clear()
         self._assets.clear()
         self._alerts.clear()
         self._refusals.clear()
         self._returned.clear()
+        self._loans_ended.clear()
 
     def _fresh_alerts(self, now: datetime) -> Iterable[dict[str, object]]:
         """The queued alerts less repeats: a tag read several times as it passes one reader is

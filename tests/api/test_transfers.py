@@ -19,6 +19,7 @@ from api.ingest.pipeline import IngestPipeline
 from api.models import Agency, Asset, AssetClass, CustodyEventRow, Refusal, Scope, Site
 from api.models.assets import AssetCreate
 from api.models.people import PersonCreate
+from api.models.registry import ReaderRole
 from api.registry import create_asset, create_person
 from tests.api.api_support import RegisteredReader, register_reader
 
@@ -166,6 +167,33 @@ def test_loan_is_accepted_by_the_borrowing_agency_only(
     )
     assert seen.status_code == 200  # the borrower can now see what it holds
     assert client.post("north", "/v1/assets/T-1/loans", to_agency="north").status_code == 409
+
+
+def test_a_returned_loan_ends_the_borrowers_view(
+    engine: Engine, api: tuple[Api, RegisteredReader]
+) -> None:
+    """The borrower reads the lent asset (holder and all) while it holds it; once a return desk
+    reads it back in, the borrower gets 404 like for any other agency's kit."""
+    client, desk = api
+    IngestPipeline(engine, load_settings()).process([desk.message(0, "E28000000000000000000101")])
+    offer = client.post("north", "/v1/assets/T-1/loans", to_agency="south", days=3).json()
+    assert client.post("south", f"/v1/transfers/{offer['id']}/accept").status_code == 200
+    south = {"Authorization": f"Bearer {client.keys['south']}"}
+    during = client.client.get("/v1/assets/T-1", headers=south)
+    assert during.status_code == 200 and during.json()["holder_ref"] == "south"
+    returns = register_reader(engine, reader_id="return-1", role=ReaderRole.RETURN_DESK)
+    IngestPipeline(engine, load_settings()).process(
+        [returns.message(0, "E28000000000000000000101")]
+    )
+    with Session(engine) as session:
+        actions = [r.action for r in session.exec(
+            select(CustodyEventRow).where(CustodyEventRow.asset_id == "T-1"))]
+    assert actions[-1] == "loan_return"
+    assert client.client.get("/v1/assets/T-1", headers=south).status_code == 404
+    listed = client.client.get("/v1/assets", headers=south).json()
+    assert "T-1" not in str(listed)
+    north = {"Authorization": f"Bearer {client.keys['north']}"}
+    assert client.client.get("/v1/assets/T-1", headers=north).json()["status"] == "in_store"
 
 
 def test_reject_cancel_and_final_disposal(
