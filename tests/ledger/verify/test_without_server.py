@@ -5,11 +5,10 @@ and `epcis` run on the bare install (no extra at all), `report` with the `audit`
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from ledger.core.merkle import EMPTY_ROOT
+from tests.fixtures.without_extras import run_without
 from tests.ledger.verify.audit_support import ASSETS, Story, write_trust
 
 SERVER_ONLY = ("fastapi", "starlette", "sqlmodel", "sqlalchemy", "alembic", "uvicorn",
@@ -20,31 +19,10 @@ AUDIT_ONLY = ("web3", "eth_tester", "eth_account", "eth_utils", "eth_abi", "hexb
 """Top-level modules the `audit` extra adds to a bare install."""
 BARE = SERVER_ONLY + AUDIT_ONLY
 
-RUNNER = """
-import importlib.abc, json, sys
-BLOCKED = {blocked!r}
-class NotInstalled(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED:
-            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
-        return None
-sys.meta_path.insert(0, NotInstalled())
-try:
-    import fastapi
-except ModuleNotFoundError:
-    pass
-else:
-    raise SystemExit("the blocker let fastapi through")
-from ledger.cli import main
-code = main(sys.argv[1:])
-leaked = sorted(m for m in sys.modules if m.partition(".")[0] in BLOCKED)
-sys.stdout.write("\\n" + json.dumps({{"code": code, "leaked": leaked}}) + "\\n")
-"""
 
 
 def without(blocked: tuple[str, ...], *args: str) -> tuple[int, str]:
-    done = subprocess.run([sys.executable, "-c", RUNNER.format(blocked=blocked), *args],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = run_without(blocked, *args)
     assert done.returncode == 0, done.stderr[-2000:]
     output, _, last = done.stdout.rstrip("\n").rpartition("\n")
     result = json.loads(last)
@@ -57,8 +35,7 @@ def test_proof_and_help_run_on_a_bare_install() -> None:
     code, out = without(BARE, "proof", "consistency", "--size1", "0", "--size2", "0",
                                "--root1", root, "--root2", root, "--path", "")
     assert code == 0 and json.loads(out)["verdict"] == "valid"
-    done = subprocess.run([sys.executable, "-c", RUNNER.format(blocked=BARE), "--help"],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = run_without(BARE, "--help")
     assert done.returncode == 0, done.stderr[-2000:]
     for command in ("proof", "verify", "report", "epcis"):
         assert command in done.stdout
