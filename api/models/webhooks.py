@@ -60,6 +60,9 @@ class WebhookEvent(SQLModel, table=True):
     the dispatcher turns it into one delivery per matching subscription and deletes it."""
 
     __tablename__ = "webhook_event"
+    # AUTOINCREMENT: SQLite would otherwise give a deleted row's id out again, and an id names
+    # the event to receivers (`evt-N`) once it is fanned out and deleted (migration 0010).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
     agency_id: str = Field(max_length=MAX_ID_CHARS)

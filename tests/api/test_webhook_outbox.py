@@ -179,3 +179,51 @@ def test_only_events_an_active_subscription_asks_for_are_written(engine: Engine)
         _asset(session, "R-2")
         session.commit()
     assert len(_events(engine)) == 3
+
+
+def test_event_ids_are_never_reused_after_the_outbox_empties(engine: Engine) -> None:
+    """SQLite gives a deleted rowid out again unless the table is AUTOINCREMENT: each fan-out
+    empties `webhook_event`, so the next event would reuse `evt-1`, collide with its delivery's
+    unique (subscription, event) pair, and stop every later delivery."""
+    _world(engine)
+    for detail in ("first", "second", "third"):
+        with Session(engine) as session:
+            _alert(session, detail)
+            session.commit()
+        assert _fan_out(engine) == 1
+    with Session(engine) as session:
+        ids = [json.loads(r.body)["id"] for r in session.exec(select(WebhookDelivery))]
+    assert len(set(ids)) == 3
+    assert len({data["id"] for _, data in _delivered(engine)}) == 3  # three alerts, all sent
+
+
+def test_upgrading_sqlite_starts_event_ids_past_those_already_delivered(tmp_path: Any) -> None:
+    """A database from before migration 0010 whose events were all fanned out (the table is
+    empty) but whose deliveries name `evt-1` .. `evt-5`: the next event is `evt-6`."""
+    from api.db import make_engine
+    from api.migrate import upgrade
+
+    engine = make_engine(load_settings(database_url=f"sqlite:///{tmp_path / 'old.db'}"))
+    try:
+        upgrade(engine, "0009")
+        with engine.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO agency (id, name, created_at) "
+                                       "VALUES ('north', 'North', '2026-01-01')")
+            connection.exec_driver_sql(
+                "INSERT INTO webhook_subscription (id, agency_id, url, events, sealed_secret, "
+                "active, created_at) VALUES ('hook', 'north', 'http://127.0.0.1:9/', '[]', "
+                "x'00', 1, '2026-01-01')")
+            for n in range(1, 6):
+                connection.exec_driver_sql(
+                    "INSERT INTO webhook_delivery (subscription_id, event_id, event_type, body, "
+                    "status, attempts, next_attempt_at, created_at) VALUES ('hook', ?, "
+                    "'alert.raised', x'00', 'delivered', 1, '2026-01-01', '2026-01-01')",
+                    (f"evt-{n}",))
+        upgrade(engine)
+        with Session(engine) as session:
+            event = WebhookEvent(agency_id="north", event_type="alert.raised")
+            session.add(event)
+            session.commit()
+            assert event.id == 6
+    finally:
+        engine.dispose()
