@@ -125,7 +125,8 @@ class ForeignSighting(SQLModel, table=True):
     asset_id: str = Field(foreign_key="asset.id", max_length=MAX_ID_CHARS)
     reporting_agency_id: str = Field(foreign_key="agency.id", max_length=MAX_ID_CHARS)
     reader_id: str = Field(max_length=MAX_ID_CHARS)
-    site_id: str = Field(max_length=MAX_ID_CHARS)
+    site_id: str = Field(index=True, max_length=MAX_ID_CHARS)
+    """The reader's site: the reporting agency's stocktake of it lists the tag as not its own."""
     first_seen_at: datetime = Field(sa_type=UTCDateTime)
     last_seen_at: datetime = Field(sa_type=UTCDateTime)
     count: int = Field(default=1, sa_type=BigInt)

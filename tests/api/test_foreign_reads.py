@@ -31,6 +31,7 @@ from api.app import create_app
 from api.auth import create_api_client
 from api.config import load_settings
 from api.custody.transfers import accept, dispose, offer_loan
+from api.ingest.checks import InboundMessage
 from api.ingest.pipeline import BatchResult, IngestPipeline
 from api.ingest.worker import IngestWorker
 from api.models import (
@@ -78,6 +79,8 @@ class Agencies:
     north_door: RegisteredReader
     south: dict[ReaderRole, RegisteredReader]
     seqs: dict[str, int] = field(default_factory=dict)
+    sent: list[InboundMessage] = field(default_factory=list)
+    """The messages of the last batch `read` sent."""
 
     def read(self, reader: RegisteredReader, *epcs: str, **fields: Any) -> BatchResult:
         """`epcs` read by `reader` as its agent signs them, in one batch; at a desk, after
@@ -90,6 +93,7 @@ class Agencies:
             self.seqs[reader.reader_id] = seq + 1
             kind = "badge" if epc in (EVE, ALICE, CAROL, ZED) else "read"
             messages.append(reader.message(seq, epc, kind=kind, session=session, **fields))
+        self.sent = messages
         return IngestPipeline(self.engine, load_settings()).process(messages)
 
     def call(self, who: str, method: str, url: str, **body: Any) -> Any:
@@ -242,10 +246,13 @@ def test_a_foreign_sighting_does_not_satisfy_a_hand_overs_seen_recently(
 def test_the_owner_alone_sees_where_other_agencies_readers_saw_its_kit(
     agencies: Agencies,
 ) -> None:
-    """One row per (asset, reader), counted however often it is repeated; north's own reads
-    are not foreign; south, and an agency the radio is shared with, get 404."""
+    """One row per (asset, reader), counted however often it is repeated (a replay is not
+    counted); north's own reads are not foreign; south, and an agency the radio is shared
+    with, get 404."""
     portal, bay = agencies.south[ReaderRole.PORTAL], agencies.south[ReaderRole.VEHICLE_BAY]
     agencies.read(portal, *[RADIOS["R-0"]] * 40, direction="out")
+    replayed = IngestPipeline(agencies.engine, load_settings()).process(agencies.sent)
+    assert len(replayed.recorded.duplicates) == 40
     agencies.read(portal, RADIOS["R-0"], direction="in")
     agencies.read(bay, RADIOS["R-0"])
     agencies.read(agencies.north_door, RADIOS["R-0"], direction="in")
@@ -268,6 +275,18 @@ def test_the_owner_alone_sees_where_other_agencies_readers_saw_its_kit(
         session.commit()
     assert agencies.call("east", "GET", "/v1/assets/R-0").status_code == 200
     assert agencies.call("east", "GET", "/v1/assets/R-0/foreign-sightings").status_code == 404
+
+
+def test_the_readers_stocktake_lists_foreign_kit_as_a_tag_not_its_own(agencies: Agencies) -> None:
+    """South's stocktake of its store, where its portal read north's radio: the EPC its reader
+    read is among the tags that are not south's, as a stray tag's would be, and nothing else
+    of the radio is told (today's answer left it out, telling it apart from a stray tag)."""
+    stray = "E28000000000000000005777"
+    agencies.read(agencies.south[ReaderRole.PORTAL], RADIOS["R-0"], stray, direction="in")
+    take = agencies.call("south", "GET", "/v1/sites/south-store/stocktake")
+    assert take.status_code == 200, take.text
+    assert take.json()["unknown_epcs"] == sorted([RADIOS["R-0"], stray])
+    assert not [word for word in NORTH_WORDS if word in take.text], take.text
 
 
 def test_another_agencys_badge_is_not_ours_whatever_its_holder(agencies: Agencies) -> None:

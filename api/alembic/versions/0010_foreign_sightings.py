@@ -35,6 +35,8 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["reporting_agency_id"], ["agency.id"]),
         sa.UniqueConstraint("asset_id", "reader_id", name="uq_foreign_sighting_asset_reader"),
     )
+    with op.batch_alter_table("foreign_sighting", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_foreign_sighting_site_id"), ["site_id"])
 
 
 def downgrade() -> None:
