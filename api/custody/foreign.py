@@ -14,8 +14,8 @@ the log writer's lock), so reading the stored rows and then writing them races w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -27,36 +27,25 @@ from api.models.ingest import ForeignSighting
 _SIGHTINGS = table(ForeignSighting)
 
 
-@dataclass(slots=True)
-class _Seen:
-    """What one batch saw of one asset at one foreign reader."""
-
-    asset_id: str
-    reporting_agency_id: str
-    reader_id: str
-    site_id: str
-    first_seen_at: datetime
-    last_seen_at: datetime
-    count: int
-
-
 class ForeignSightings:
-    """A batch's foreign sightings, gathered per (asset, reader) until `flush`."""
+    """A batch's foreign sightings, gathered per (asset, reader) until `flush`: each a
+    `foreign_sighting` row's values (plain values: this runs for every foreign read)."""
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], _Seen] = {}
+        self._seen: dict[tuple[str, str], dict[str, Any]] = {}
 
     def add(self, asset_id: str, reader: ReaderRef, observed_at: datetime) -> None:
         """`reader`, of an agency that may not see asset `asset_id`, read its tag."""
-        key = (asset_id, reader.reader_id)
-        seen = self._seen.get(key)
+        seen = self._seen.get((asset_id, reader.reader_id))
         if seen is None:
-            self._seen[key] = _Seen(asset_id, reader.agency_id, reader.reader_id, reader.site_id,
-                                    observed_at, observed_at, 1)
+            self._seen[(asset_id, reader.reader_id)] = {
+                "asset_id": asset_id, "reader_id": reader.reader_id,
+                "reporting_agency_id": reader.agency_id, "site_id": reader.site_id,
+                "first_seen_at": observed_at, "last_seen_at": observed_at, "count": 1}
             return
-        seen.count += 1
-        seen.first_seen_at = min(seen.first_seen_at, observed_at)
-        seen.last_seen_at = max(seen.last_seen_at, observed_at)
+        seen["count"] += 1
+        seen["first_seen_at"] = min(seen["first_seen_at"], observed_at)
+        seen["last_seen_at"] = max(seen["last_seen_at"], observed_at)
 
     def flush(self, connection: Connection) -> None:
         """Store what was gathered, in the connection's transaction: new pairs inserted, known
@@ -73,16 +62,14 @@ class ForeignSightings:
         }
         new, known = [], []
         for key, seen in self._seen.items():
-            row = {"reporting_agency_id": seen.reporting_agency_id, "site_id": seen.site_id,
-                   "first_seen_at": seen.first_seen_at, "last_seen_at": seen.last_seen_at,
-                   "count": seen.count}
             if key not in stored:
-                new.append({"asset_id": seen.asset_id, "reader_id": seen.reader_id, **row})
+                new.append(seen)
                 continue
             row_id, first, last, count = stored[key]
-            known.append({**row, "id": row_id, "first_seen_at": min(first, seen.first_seen_at),
-                          "last_seen_at": max(last, seen.last_seen_at),
-                          "count": count + seen.count})
+            known.append({
+                "id": row_id, "reporting_agency_id": seen["reporting_agency_id"],
+                "site_id": seen["site_id"], "first_seen_at": min(first, seen["first_seen_at"]),
+                "last_seen_at": max(last, seen["last_seen_at"]), "count": count + seen["count"]})
         insert_rows(connection, _SIGHTINGS, new)
         update_rows(connection, _SIGHTINGS, known)
         self._seen.clear()
