@@ -1,15 +1,19 @@
 """The custody rules as one pure function: current state + one observation -> a ruling.
 
 No database, no clock: `apply` loads the state, calls `decide`, and writes what the ruling
-says. Keeping the rules pure lets the property tests drive them through long random histories
-and check the invariants (a disposed asset never moves; a check-out always names a qualified,
-active holder; dual sign-off always has two distinct people).
+says. A reader speaks for its own agency: a tag its agency may not see (another agency's asset
+not shared with it, another agency's badge) is "not ours" and nothing more, whatever the state
+behind it, and rules nothing of the owner's. Keeping the rules pure lets the property tests
+drive them through long random histories and check the invariants (a disposed asset never
+moves; a check-out always names a qualified, active holder; dual sign-off always has two
+distinct people; another agency's unshared asset is never described, moved or alerted on).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Final
 
 from api.models.assets import AssetStatus, HolderKind
 from api.models.registry import ReaderRole
@@ -18,6 +22,11 @@ from api.models.registry import ReaderRole
 class Verdict(StrEnum):
     ACCEPT = "accept"
     REFUSE = "refuse"
+
+
+NOT_OURS: Final = "not ours"
+"""All a reader is told of a tag its agency may not see: not whose it is, not its state, not
+even that it is an asset or a badge (the REST API answers 404 for such an asset)."""
 
 
 class AlertKind(StrEnum):
@@ -68,6 +77,9 @@ class Ruling:
     authorisers: tuple[str, ...] = ()
     alert: AlertKind | None = None
     opens_session_for: str | None = None
+    foreign: bool = False
+    """The tag is an asset the reader's agency may not see: the answer names no asset, and the
+    read is only a foreign sighting for the owner (`visible_to`)."""
 
 
 def _refuse(reason: str, alert: AlertKind | None = None) -> Ruling:
@@ -78,17 +90,29 @@ def decide_badge(reader: ReaderView, person: PersonView, session: str | None) ->
     """A staff badge read: at a desk it opens (or joins) the badge session."""
     if reader.role not in (ReaderRole.ISSUE_DESK, ReaderRole.RETURN_DESK, ReaderRole.LOCKER):
         return Ruling()
+    if person.agency_id != reader.agency_id:  # before anything that describes the person
+        return _refuse(NOT_OURS)
     if not person.active:
         return _refuse("badge holder is not active")
-    if person.agency_id != reader.agency_id:
-        return _refuse("badge belongs to another agency")
     if session is None:
         return _refuse("badge read without a session id")
     return Ruling(verdict=Verdict.ACCEPT, reason="session open", opens_session_for=person.person_id)
 
 
-def _visible_to(asset: AssetView, agency_id: str) -> bool:
-    return asset.agency_id == agency_id or agency_id in asset.shared_with
+def visible_to(owner: str, shared_with: frozenset[str], agency_id: str) -> bool:
+    """Whether agency `agency_id` may see an asset of `owner` shared with `shared_with`: the
+    REST API's rule (`api.scoping`). A share (a loan gives one) is also the owner's trust in
+    that agency's readers: their reads of the asset rule, move it and raise alerts as the
+    owner's own do; without one they are foreign sightings, which rule nothing."""
+    return owner == agency_id or agency_id in shared_with
+
+
+def _foreign(reader: ReaderView, departing: bool) -> Ruling:
+    """Another agency's asset, not shared with the reader's: "not ours" to readers that answer
+    kit (a vehicle bay answers none, and neither does a tag leaving the field)."""
+    if departing or reader.role == ReaderRole.VEHICLE_BAY:
+        return Ruling(foreign=True)
+    return Ruling(verdict=Verdict.REFUSE, reason=NOT_OURS, foreign=True)
 
 
 def _check_out(
@@ -104,8 +128,6 @@ def _check_out(
     if not holder.active or holder.agency_id != reader.agency_id:
         # Sessions only admit active staff of the desk's agency; refuse anyway if one slipped in.
         return _refuse("badge holder may not take kit at this desk")
-    if not _visible_to(asset, reader.agency_id):
-        return _refuse("asset belongs to another agency")
     if asset.required_qualification and asset.required_qualification not in holder.qualifications:
         return _refuse(f"holder lacks qualification {asset.required_qualification}")
     distinct = tuple(dict.fromkeys(p.person_id for p in people))
@@ -121,8 +143,6 @@ def _check_out(
 def _check_in(reader: ReaderView, asset: AssetView, people: list[PersonView]) -> Ruling:
     if asset.status == AssetStatus.IN_STORE and asset.holder_ref == reader.site_id:
         return Ruling(verdict=Verdict.ACCEPT, reason="already in this store")
-    if not _visible_to(asset, reader.agency_id):
-        return _refuse("asset belongs to another agency")
     action = "loan_return" if asset.status == AssetStatus.ON_LOAN else "check_in"
     return Ruling(
         verdict=Verdict.ACCEPT, reason="checked in", action=action,
@@ -144,6 +164,8 @@ def decide_asset(
     departing: bool,
 ) -> Ruling:
     """An asset's tag seen by `reader`, with the people badged into the current session."""
+    if not visible_to(asset.agency_id, asset.shared_with, reader.agency_id):
+        return _foreign(reader, departing)  # first: nothing below may describe the asset
     if asset.status == AssetStatus.DISPOSED:
         # Disposal is final: the tag being seen at all is worth a look, nothing moves.
         alert = AlertKind.UNAUTHORISED_REMOVAL if reader.role == ReaderRole.PORTAL else None

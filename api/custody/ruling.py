@@ -101,7 +101,7 @@ def _answer(batch: CustodyBatch, item: VerifiedRead) -> None:
     ruling = _rule_on(batch, item)
     if ruling.verdict is None:
         return
-    asset = batch.facts.assets.get(item.observation.epc)
+    asset = None if ruling.foreign else batch.facts.assets.get(item.observation.epc)
     batch.answers.append(Answer(item.reader, item.observation.seq, ruling.verdict.value,
                                 ruling.reason, asset.id if asset else None, ruling.action))
 
@@ -157,7 +157,9 @@ def _rule_on_asset(
         _change(batch, item, asset, ruling)
     if ruling.alert:
         batch.writes.alert(reader, asset, ruling, batch.now)
-    if ruling.verdict == Verdict.REFUSE:
+    if ruling.verdict == Verdict.REFUSE and not ruling.foreign:
+        # A refusal is the reader's agency's record: it never names an asset that agency may
+        # not see (the read is a foreign sighting of the owner's, `api.custody.foreign`).
         batch.writes.refusal(reader, asset, ruling.reason, batch.now)
     return ruling
 

@@ -6,8 +6,9 @@ object per event. During a batch the rules pass a `CustodyWrites` instead: event
 moved and sighted assets (`AssetRow`, plain values, no ORM instance), alerts and refusals
 are queued, and `flush()` stores each kind once, still inside the batch's transaction: the
 log's new nodes, one bulk INSERT of events (with their webhook events, `api.webhook_outbox`),
-one bulk UPDATE of assets, the alerts (with theirs) and the refusals, and closes the overdue
-alerts of the assets that came back and the shares of the loans that ended.
+one bulk UPDATE of assets, the alerts (with theirs), the refusals and the foreign sightings
+(`api.custody.foreign`), and closes the overdue alerts of the assets that came back and the
+shares of the loans that ended.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlmodel import Session, col, select
 from api import webhook_outbox
 from api.bulk import insert_rows, update_rows
 from api.custody.events import AssetRow
+from api.custody.foreign import ForeignSightings
 from api.custody.overdue import resolve_overdue
 from api.custody.rules import ReaderView, Ruling
 from api.custody.transfers import end_loan_shares
@@ -60,6 +62,8 @@ class CustodyWrites:
         self._refusals: list[dict[str, object]] = []
         self._returned: set[str] = set()
         self._loans_ended: set[tuple[str, str]] = set()
+        self.foreign = ForeignSightings()
+        """Reads of assets by readers of agencies that may not see them."""
 
     def insert_event(self, row: dict[str, Any]) -> None:
         if len(self._events) >= MAX_QUEUED_ROWS:
@@ -116,6 +120,7 @@ class CustodyWrites:
         resolve_overdue(self._session, self._returned, now)
         end_loan_shares(connection, self._loans_ended)
         insert_rows(connection, _REFUSALS, self._refusals)
+        self.foreign.flush(connection)
         self._events.clear()
         self._assets.clear()
         self._alerts.clear()

@@ -79,7 +79,8 @@ class IngestBatch:
         self._observations = observation_rows(fresh, self.now)
         refilled = sequence.advance(self.session, per_device, self.now, self._cursors)
         facts = self.custody.facts
-        note_sightings(self.session, fresh, facts.assets, facts.badges, self.custody.writes)
+        note_sightings(self.session, fresh, facts.assets, facts.shares, facts.badges,
+                       self.custody.writes)
         return refilled
 
     def flush(self) -> list[DecisionMessage]:

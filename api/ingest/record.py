@@ -3,8 +3,9 @@
 Runs inside the batch's write transaction. (device, seq) already stored with the same envelope
 is a replay and is acknowledged without any change; the same (device, seq) with a different
 envelope is a device reusing a number (a cloned key or a reset counter) and is quarantined.
-An accepted read moves its asset's last sighting forward; a tag that is neither an asset nor a
-badge is kept as a sighting for stocktake.
+An accepted read moves its asset's last sighting forward, if the reader's agency may see the
+asset (otherwise it is a foreign sighting, `api.custody.foreign`); a tag that is neither an
+asset nor a badge is kept as a sighting for stocktake.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from api.custody.events import AssetRow
+from api.custody.rules import visible_to
 from api.custody.writes import CustodyWrites
 from api.db import among, pairs_in, table
 from api.ingest import sequence
@@ -119,10 +121,12 @@ def observation_rows(fresh: Sequence[Verified], now: datetime) -> list[dict[str,
 
 def note_sightings(
     session: Session, fresh: Sequence[Verified], assets: Mapping[str, AssetRow],
-    badges: Collection[str], writes: CustodyWrites,
+    shares: Mapping[str, frozenset[str]], badges: Collection[str], writes: CustodyWrites,
 ) -> None:
-    """Move the last sighting of the `assets` (by EPC, locked until commit) `fresh` reads
-    name, queued on `writes`; keep unknown EPCs (neither asset nor in `badges`) for stocktake.
+    """Move the last sighting of the `assets` (by EPC, locked until commit, shared as `shares`
+    says) `fresh` reads name, queued on `writes`; a read by a reader whose agency may not see
+    the asset is a foreign sighting instead, which moves nothing of the owner's. Keep unknown
+    EPCs (neither asset nor in `badges`) for stocktake.
 
     Plain values, no ORM objects: this runs for every read. The rows are locked (and on
     SQLite the writer lock held) from the read to the commit, so moving them forward here
@@ -135,6 +139,9 @@ def note_sightings(
         if row is None:
             if item.observation.epc not in badges:
                 unknown.append(item)
+        elif not visible_to(row.agency_id, shares.get(row.id, frozenset()),
+                            item.reader.agency_id):
+            writes.foreign.add(row.id, item.reader, item.observed_at)
         # Forward only: a late re-sent read never moves an asset's last sighting back.
         elif row.last_seen_at is None or row.last_seen_at <= item.observed_at:
             row.last_seen_at = item.observed_at

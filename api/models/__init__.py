@@ -18,6 +18,7 @@ from api.models.custody import (
 )
 from api.models.ingest import (
     DeviceCursor,
+    ForeignSighting,
     IngestedObservation,
     QuarantinedMessage,
     SequenceGap,
@@ -42,6 +43,7 @@ __all__ = [
     "Decision",
     "DeskSession",
     "DeviceCursor",
+    "ForeignSighting",
     "HolderKind",
     "IngestedObservation",
     "LogNode",

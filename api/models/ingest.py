@@ -1,4 +1,5 @@
-"""What arrived from readers: accepted observations, quarantined messages, gaps and sightings.
+"""What arrived from readers: accepted observations, quarantined messages, gaps and sightings
+(of unknown tags, and of assets by readers of agencies that may not see them).
 
 `observation` is the idempotency record: (device, seq) is unique, so a redelivered message is
 recognised and acknowledged without changing state. Rejected messages never reach it; they are
@@ -101,6 +102,31 @@ class Sighting(SQLModel, table=True):
     epc_hex: str = Field(max_length=MAX_EPC_HEX_CHARS)
     site_id: str = Field(index=True, max_length=MAX_ID_CHARS)
     reader_id: str = Field(max_length=MAX_ID_CHARS)
+    first_seen_at: datetime = Field(sa_type=UTCDateTime)
+    last_seen_at: datetime = Field(sa_type=UTCDateTime)
+    count: int = Field(default=1, sa_type=BigInt)
+
+
+class ForeignSighting(SQLModel, table=True):
+    """An asset seen by a reader of an agency that may not see it (neither its owner nor shared
+    with): where, when and which agency reported it, for the owner alone.
+
+    Such a read rules nothing: it moves no custody, raises no alert and is not the asset's last
+    sighting (`api.custody.foreign`). One row per (asset, reader), counted, so a reader that
+    repeats a tag without end adds no rows.
+    """
+
+    __tablename__ = "foreign_sighting"
+    __table_args__ = (
+        UniqueConstraint("asset_id", "reader_id", name="uq_foreign_sighting_asset_reader"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    asset_id: str = Field(foreign_key="asset.id", max_length=MAX_ID_CHARS)
+    reporting_agency_id: str = Field(foreign_key="agency.id", max_length=MAX_ID_CHARS)
+    reader_id: str = Field(max_length=MAX_ID_CHARS)
+    site_id: str = Field(index=True, max_length=MAX_ID_CHARS)
+    """The reader's site: the reporting agency's stocktake of it lists the tag as not its own."""
     first_seen_at: datetime = Field(sa_type=UTCDateTime)
     last_seen_at: datetime = Field(sa_type=UTCDateTime)
     count: int = Field(default=1, sa_type=BigInt)

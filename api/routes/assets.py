@@ -1,4 +1,5 @@
-"""Asset routes: register, update, search, one asset, and where it is and who holds it."""
+"""Asset routes: register, update, search, one asset, where it is and who holds it, and where
+readers of other agencies saw it (its owner's alone to see)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from api.models.assets import (
     AssetUpdate,
     HolderKind,
 )
+from api.models.ingest import ForeignSighting
 from api.models.registry import Agency, Site
 from api.problems import Problem
 from api.registry import RegistryError, create_asset
@@ -33,6 +35,18 @@ router = APIRouter(prefix="/v1/assets", tags=["assets"])
 
 RefQuery = Annotated[str | None, Query(max_length=128)]
 StatusQuery = Annotated[AssetStatus | None, Query(alias="status")]
+
+
+class ForeignSightingPublic(BaseModel):
+    """A reader of another agency read the asset's tag: where, when, how often, and which
+    agency reported it. Such reads moved nothing: they are not the asset's last sighting."""
+
+    reporting_agency_id: str
+    reader_id: str
+    site_id: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    count: int
 
 
 class AssetLocation(BaseModel):
@@ -134,3 +148,16 @@ def location(asset_id: IdPath, session: SessionDep, caller: AssetsReader) -> Ass
         due_at=asset.due_at, last_seen_at=asset.last_seen_at,
         last_seen_reader_id=asset.last_seen_reader_id, last_seen_site_id=asset.last_seen_site_id,
     )
+
+
+@router.get("/{asset_id}/foreign-sightings", response_model=list[ForeignSightingPublic])
+def foreign_sightings(
+    asset_id: IdPath, session: SessionDep, caller: AssetsReader, limit: Limit = 50,
+) -> list[ForeignSighting]:
+    """Where readers of agencies that may not see the asset read it, latest first: the owner's
+    only (an agency it is shared with is not told what a third one reported)."""
+    asset = owned_asset(session, caller, asset_id)
+    return list(session.exec(
+        select(ForeignSighting).where(ForeignSighting.asset_id == asset.id)
+        .order_by(col(ForeignSighting.last_seen_at).desc(), col(ForeignSighting.id))
+        .limit(limit)))

@@ -13,7 +13,7 @@ from api.db import utcnow
 from api.deps import AssetsReader, SessionDep
 from api.models.assets import Asset, AssetStatus, HolderKind
 from api.models.custody import Alert
-from api.models.ingest import Sighting
+from api.models.ingest import ForeignSighting, Sighting
 from api.models.registry import Site
 from api.problems import not_found
 from api.routes.paging import IdPath, Limit
@@ -68,7 +68,9 @@ def stocktake(
     site_id: IdPath, session: SessionDep, caller: AssetsReader,
     hours: Annotated[int, Query(ge=1, le=24 * 31)] = 24,
 ) -> Stocktake:
-    """Expected (in store here) against found (read here recently), and unknown tags."""
+    """Expected (in store here) against found (read here recently), and tags read here that
+    are not the caller's: unknown ones, and other agencies' kit not shared with it, which is
+    listed as any stray tag is (the reader read its EPC; nothing else of it is told)."""
     site = session.get(Site, site_id)
     if site is None or site.agency_id != caller.agency_id:
         raise not_found("site")
@@ -90,8 +92,14 @@ def stocktake(
             Sighting.site_id == site_id, col(Sighting.last_seen_at) >= since
         ).limit(MAX_STOCKTAKE_ASSETS)
     )
+    foreign = session.exec(
+        select(Asset.epc_hex).join(ForeignSighting, col(ForeignSighting.asset_id) == Asset.id)
+        .where(ForeignSighting.site_id == site_id,
+               ForeignSighting.reporting_agency_id == caller.agency_id,
+               col(ForeignSighting.last_seen_at) >= since).limit(MAX_STOCKTAKE_ASSETS)
+    )
     return Stocktake(
         site_id=site_id, since=since, expected=sorted(expected), found=sorted(found),
         missing=sorted(expected - found), unexpected=sorted(found - expected),
-        unknown_epcs=sorted(unknown),
+        unknown_epcs=sorted({*unknown, *foreign}),
     )

@@ -73,6 +73,7 @@ def expected(spec: dict[str, Any]) -> Ruling:
         authorisers=tuple(spec.get("authorisers", ())),
         alert=AlertKind(spec["alert"]) if spec.get("alert") else None,
         opens_session_for=spec.get("opens_session_for"),
+        foreign=spec.get("foreign", False),
     )
 
 
@@ -161,8 +162,9 @@ Value = str | re.Pattern[str] | None
 
 
 def _values(node: ast.expr, function: ast.FunctionDef) -> set[Value]:
-    """What an argument of a ruling can be: constants and enum members, following a local name
-    to its assignment and a conditional expression into both arms."""
+    """What an argument of a ruling can be: constants (literal or the module's) and enum
+    members, following a local name to its assignment and a conditional expression into both
+    arms."""
     if isinstance(node, ast.Constant):
         assert node.value is None or isinstance(node.value, str), ast.dump(node)
         return {node.value}
@@ -176,6 +178,9 @@ def _values(node: ast.expr, function: ast.FunctionDef) -> set[Value]:
     if isinstance(node, ast.Name):
         sources = [a.value for a in ast.walk(function) if isinstance(a, ast.Assign)
                    and any(isinstance(t, ast.Name) and t.id == node.id for t in a.targets)]
+        constant = getattr(rules, node.id, None)
+        if not sources and isinstance(constant, str):  # a module constant such as NOT_OURS
+            return {constant}
         assert len(sources) == 1, f"cannot follow {node.id} in {function.name}"
         return _values(sources[0], function)
     raise AssertionError(f"unexpected argument {ast.dump(node)} in {function.name}")
@@ -192,7 +197,8 @@ def _outcomes_in_code() -> set[tuple[Value, Value, Value]]:
             if call.func.id == "_refuse":
                 args = dict(zip(("reason", "alert"), call.args, strict=False))
             elif call.func.id == "Ruling" and call.keywords:
-                args = {k.arg: k.value for k in call.keywords if k.arg}
+                args = {"reason": ast.Constant(""),  # Ruling's default: no answer, no reason
+                        **{k.arg: k.value for k in call.keywords if k.arg}}
             else:
                 continue
             parameters = {a.arg for a in function.args.args}

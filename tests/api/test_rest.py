@@ -168,6 +168,8 @@ SOUTH_MUST_NOT_SEE = [
     ("PATCH", "/v1/assets/N-2", {"epc_uri": "urn:epc:x"}),  # shared to read, not to change
     ("GET", "/v1/assets/N-1/location", None),
     ("GET", "/v1/assets/N-1/history", None),
+    ("GET", "/v1/assets/N-1/foreign-sightings", None),
+    ("GET", "/v1/assets/N-2/foreign-sightings", None),  # shared: the owner's record, not south's
     ("GET", "/v1/people/alice", None),
     ("DELETE", "/v1/people/alice", None),
     ("POST", "/v1/readers/n-desk/revoke", None),

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api.custody.rules import (
+    NOT_OURS,
     AlertKind,
     AssetView,
     PersonView,
@@ -87,6 +88,25 @@ def test_badges_open_sessions_only_for_active_staff_of_the_agency(
     if ruling.opens_session_for is not None:
         assert person.active and person.agency_id == reader.agency_id and session is not None
         assert reader.role in (ReaderRole.ISSUE_DESK, ReaderRole.RETURN_DESK, ReaderRole.LOCKER)
+
+
+@settings(max_examples=150, deadline=None)
+@given(readers, sessions, st.sampled_from(list(AssetStatus)), st.sampled_from(list(HolderKind)),
+       st.sampled_from([None, "in", "out"]), st.booleans(),
+       st.sampled_from([frozenset(), frozenset({"east"})]))
+def test_another_agencys_unshared_asset_is_never_described_moved_or_alerted_on(
+    reader: ReaderView, people: list[PersonView], status: AssetStatus, holder: HolderKind,
+    direction: str | None, departing: bool, shared_with: frozenset[str],
+) -> None:
+    """Whatever its state, wherever it sits (even at the reader's own site) and whoever is
+    badged: "not ours" or nothing, no custody change, no alert, a foreign sighting."""
+    asset = AssetView(asset_id="S-1", agency_id="south", shared_with=shared_with, status=status,
+                      holder_kind=holder, holder_ref=reader.site_id)
+    ruling = decide_asset(reader, asset, people, direction, departing)
+    assert ruling.foreign and ruling.reason in (NOT_OURS, "")
+    assert (ruling.action, ruling.alert, ruling.new_status, ruling.holder_ref,
+            ruling.authorisers) == (None, None, None, None, ())
+    assert (ruling.verdict is None) == (departing or reader.role == ReaderRole.VEHICLE_BAY)
 
 
 def test_portal_exit_of_a_stored_asset_is_an_unauthorised_removal() -> None:
