@@ -25,14 +25,15 @@ Disk faults. An agent must be able to start on a full disk and publish its backl
 creates and grows a `-shm` file (the WAL index) when it opens a WAL database, which fails on a
 full disk (SQLITE_IOERR_SHMSIZE); the outbox then holds the file in EXCLUSIVE locking mode,
 which keeps that index in the process's memory (and locks out other readers until the agent
-stops). Opening writes nothing to a file that already has its format; on a read-only filesystem the
-file is opened read-only (`writable` False) and reopened for writing once the filesystem
-allows it. Every SQLite error of a read or write becomes a typed `OutboxDiskError` or
-`OutboxError` and `fault`, counted in `disk_errors` and logged once per outage, never a
-traceback: an append that fails raises it (the agent refuses and counts those observations);
-acknowledgements that fail are kept and retried (DEFERRED_ACKS_MAX); a read that fails returns
-no rows this turn. While a fault lasts, writes are retried at most every WRITE_RETRY_S. Room
-for the WAL is kept by refusing reads before the disk is full (`reader_agent.disk`).
+stops). Opening writes nothing to a file that already has its format; on a read-only
+filesystem the file is opened read-only (`writable` False) and reopened for writing once the
+filesystem allows it. Every SQLite error of a read or write after opening becomes a typed
+`OutboxDiskError` (full, read-only, I/O) held in `fault`, counted in `disk_errors` and logged
+once per outage, never a traceback: an append that fails raises it (the agent refuses and
+counts those observations); acknowledgements that fail are kept and retried
+(DEFERRED_ACKS_MAX); a read that fails returns no rows this turn. While a fault lasts, writes
+are retried at most every WRITE_RETRY_S. Room for the WAL is kept by refusing reads before the
+disk is full (`reader_agent.disk`).
 
 Corruption. Rows from a previous run are checked before replay; a row that is not a canonical
 envelope whose payload carries its own sequence number moves to `quarantine` (counted, kept
@@ -42,6 +43,7 @@ for an engineer) instead of being published or deleted.
 from __future__ import annotations
 
 import collections
+import errno
 import itertools
 import logging
 import os
@@ -85,8 +87,12 @@ start, which the API ingests idempotently by (device, seq); nothing is lost."""
 
 _SQLITE_FULL: Final = 13
 _SQLITE_READONLY: Final = 8
-_SQLITE_DISK_CODES: Final = frozenset({10, 14, 26})
-"""SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_NOTADB: the storage failed under the file."""
+_SQLITE_DISK_CODES: Final = frozenset({10, 14})
+"""SQLITE_IOERR, SQLITE_CANTOPEN: the storage failed under the file (or has no room for it)."""
+
+PROBE_NAME: Final = ".outbox-write-probe"
+"""Empty file created and removed next to the outbox to tell a read-only filesystem apart
+from a full or failing one, after a write failed."""
 
 log = logging.getLogger("reader_agent.outbox")
 
@@ -108,7 +114,7 @@ class Outbox:
         self.clock = clock
         self.quarantined = 0
         self.disk_errors = 0
-        self.fault: OutboxError | None = None
+        self.fault: OutboxDiskError | None = None
         self._retry_at = 0.0
         self._deferred_acks: collections.deque[int] = collections.deque(maxlen=DEFERRED_ACKS_MAX)
         self.acks_forgotten = 0
@@ -168,7 +174,7 @@ class Outbox:
         return max(0, self.max_rows - self.depth)
 
     # disk faults ----------------------------------------------------------------------------
-    def _failed(self, error: OutboxError, exc: BaseException | None = None) -> OutboxError:
+    def _failed(self, error: OutboxDiskError, exc: BaseException | None = None) -> OutboxDiskError:
         """Count and log (once per outage) a failed read or write; the next try waits."""
         self.fault = error
         self.disk_errors += 1
@@ -176,7 +182,7 @@ class Outbox:
         self.outage.fail(str(error), exc=exc)
         return error
 
-    def _may_write(self) -> OutboxError | None:
+    def _may_write(self) -> OutboxDiskError | None:
         """The current fault while it is too soon to try again, else None (go ahead)."""
         if self.fault is None:
             return None
@@ -332,10 +338,18 @@ class Outbox:
 
 
 def _read_only_fs(directory: Path) -> bool:
+    """Whether the filesystem refuses writes as read-only. statvfs says so for a read-only
+    mount, but not for ext4 after an error (`errors=remount-ro` sets its own flag), so a
+    failed write is followed by creating an empty probe file, which needs no free space."""
     try:
-        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return True
+        probe = directory / PROBE_NAME
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT, 0o600))
+        probe.unlink()
+    except OSError as exc:
+        return exc.errno == errno.EROFS
+    return False
 
 
 def _connect(path: Path) -> tuple[sqlite3.Connection, bool]:
@@ -372,7 +386,7 @@ def _connect_writable(path: Path, exclusive: bool) -> sqlite3.Connection:
     return db
 
 
-def _classify(exc: sqlite3.DatabaseError, doing: str, path: Path) -> OutboxError:
+def _classify(exc: sqlite3.DatabaseError, doing: str, path: Path) -> OutboxDiskError:
     """The typed error for a failed SQLite call: what failed, where, and SQLite's words."""
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
     message = f"{doing} {path}: {exc}"
@@ -380,10 +394,8 @@ def _classify(exc: sqlite3.DatabaseError, doing: str, path: Path) -> OutboxError
         return OutboxReadOnly(message)
     if code == _SQLITE_FULL:
         return OutboxDiskFull(message)
-    if code in _SQLITE_DISK_CODES:
-        return OutboxIOError(message)
-    return OutboxError(message)
+    return OutboxIOError(message)  # I/O errors, and whatever else the file does (corruption)
 
 
-def _disk_error_of(error: OutboxError) -> OutboxError:
+def _disk_error_of(error: OutboxError) -> OutboxDiskError:
     return error if isinstance(error, OutboxDiskError) else OutboxIOError(str(error))
