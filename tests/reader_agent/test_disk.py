@@ -26,8 +26,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from reader_agent.agent import ReaderAgent
 from reader_agent.config import load_config
-from reader_agent.errors import OutboxDiskFull, OutboxReadOnly
+from reader_agent.disk import CHECK_AFTER_BYTES, CHECK_INTERVAL_S, DiskState, DiskWatch
+from reader_agent.errors import ConfigError, OutboxDiskFull, OutboxReadOnly
 from reader_agent.identity import load_key
+from reader_agent.outage import REMIND_S, Outage
 from reader_agent.outbox import WRITE_RETRY_S, Outbox
 from reader_agent.pipeline import ReadPipeline
 from reader_agent.signer import ObservationSigner
@@ -349,3 +351,58 @@ def test_agent_on_a_card_the_kernel_turns_read_only_refuses_keeps_rows_and_runs_
     subprocess.run(["mount", "-o", "loop", str(tmp_path / "ext4.img"), str(ext4_disk)],
                    check=True)
     assert rows_in(ext4_disk / "outbox.db") == list(range(10, 20))
+
+
+# -- the pieces ----------------------------------------------------------------------------
+
+def test_free_space_is_read_at_a_bounded_rate_and_after_a_burst_of_appends(
+        small_disk: Path) -> None:
+    clock = Clock()
+    watch = DiskWatch(small_disk, warn_bytes=4 * MB, floor_bytes=2 * MB, clock=clock)
+    assert watch.poll() is DiskState.OK
+    filler = fill(small_disk, leave=MB)
+    assert watch.poll() is DiskState.OK, "statvfs called again within CHECK_INTERVAL_S"
+    assert watch.poll(appended_bytes=CHECK_AFTER_BYTES) is DiskState.FULL  # a burst: at once
+    assert watch.refusing and watch.free_bytes is not None and watch.free_bytes <= MB
+    filler.unlink()
+    fill(small_disk, leave=int(2.1 * MB))  # above the floor, not above floor + HYSTERESIS
+    clock.now += CHECK_INTERVAL_S
+    assert watch.poll() is DiskState.FULL
+    (small_disk / "filler").unlink()
+    clock.now += CHECK_INTERVAL_S
+    assert watch.poll() is DiskState.OK and not watch.refusing
+
+
+def test_disk_thresholds_are_validated(write_config: Callable[..., Path]) -> None:
+    config = write_config()
+    defaults = load_config(config)
+    assert (defaults.disk_warn_mb, defaults.disk_floor_mb) == (256, 32)
+    text = config.read_text()
+    for extra, error in (("disk_warn_mb = 10\ndisk_floor_mb = 10", "below disk_warn_mb"),
+                         ("disk_floor_mb = 0", "outside"), ("disk_warn_mb = 1.5", "must be int")):
+        config.write_text(text.replace("max_rows =", f"{extra}\nmax_rows ="))
+        with pytest.raises(ConfigError, match=error):
+            load_config(config)
+
+
+def test_an_outage_is_one_line_when_it_starts_and_one_when_it_ends(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="test.outage")
+    clock = Clock()
+    outage = Outage(logging.getLogger("test.outage"), "reader /dev/rfid0", clock=clock)
+    for _ in range(100):
+        outage.fail("not ready (port missing)", logging.WARNING, exc=OSError("gone"))
+        clock.now += 5
+    outage.fail("no frame for 3.0 s", logging.WARNING)
+    clock.now += REMIND_S
+    outage.fail("no frame for 3.0 s", logging.WARNING)
+    assert outage.recover() == 100 * 5 + REMIND_S
+    loud = [r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG]
+    assert loud == [
+        "reader /dev/rfid0: not ready (port missing)",
+        "reader /dev/rfid0: now no frame for 3.0 s",
+        "reader /dev/rfid0: still failing after 18 min 20 s (102 failures): no frame for 3.0 s",
+        "reader /dev/rfid0: recovered after 18 min 20 s (102 failures)",
+    ]
+    assert not any(r.exc_info for r in caplog.records if r.levelno > logging.DEBUG)
+    assert any(r.exc_info for r in caplog.records)  # the traceback is there, at DEBUG
