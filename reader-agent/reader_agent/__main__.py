@@ -6,7 +6,8 @@
     kitledger-agent epc HEX                       an EPC's GS1 URI (reader_agent.fieldtools)
 
 Exit status: 0 after a clean stop, 2 for a configuration error, 3 for an identity error,
-4 for an outbox error, 1 otherwise.
+4 for an outbox error, 1 otherwise. Errors are one line; `--debug` adds tracebacks (and the
+agent's retries, which are otherwise logged once per outage).
 """
 
 from __future__ import annotations
@@ -67,10 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, text in (("run", "run the agent"), ("enroll", "print the enrollment record")):
         command = commands.add_parser(name, help=text)
         command.add_argument("--config", type=Path, required=True, help="path to agent.toml")
+        command.add_argument("--debug", action="store_true",
+                             help="log every retry, and tracebacks")
     commands.add_parser("decode", help="decode a captured byte stream (see decode --help)")
     commands.add_parser("epc", help="print the GS1 URI of an EPC (see epc --help)")
     options = parser.parse_args(args)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+    logging.basicConfig(level=logging.DEBUG if options.debug else logging.INFO,
+                        stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         if options.command == "enroll":
@@ -79,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AgentError as exc:
         print(f"kitledger-agent: {exc}", file=sys.stderr)
         return next((code for kind, code in EXIT_CODES.items() if isinstance(exc, kind)), 1)
+    except Exception as exc:  # a bug: one line for the operator, the traceback under --debug
+        logging.getLogger("reader_agent").debug("traceback", exc_info=exc)
+        print(f"kitledger-agent: stopped by an unexpected {type(exc).__name__}: {exc} "
+              "(run with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

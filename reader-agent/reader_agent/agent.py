@@ -8,6 +8,12 @@ delete acknowledged rows, hand the next rows to paho within the in-flight window
 decisions, and now and then publish health (which carries the driver's line counters: garbage
 bytes, resyncs, bad checksums, reconnects).
 
+Disk: before storing, the loop asks `reader_agent.disk` (statvfs at a bounded rate) whether
+the outbox's filesystem is low, full or read-only. Full or read-only: new observations are
+refused and counted (`refused_disk`), never half-stored, while what is stored keeps being
+published and deleted; the agent keeps running and takes reads again by itself when space
+returns. A change of disk state is logged once and published in a health message at once.
+
 Shutdown: stop the reader, process what is queued (those reads were accepted, so they are
 stored), give paho a moment for outstanding PUBACKs, publish "offline", close the outbox.
 Whatever was not acknowledged stays in the outbox and is replayed on the next start.
@@ -24,8 +30,10 @@ import time
 from typing import Any, Final, Protocol
 
 from reader_agent.config import AgentConfig
-from reader_agent.errors import ConfigError, OutboxFull
+from reader_agent.disk import MB, DiskState, DiskWatch
+from reader_agent.errors import ConfigError, OutboxDiskError, OutboxFull, OutboxReadOnly
 from reader_agent.identity import load_or_create_key
+from reader_agent.outage import Outage
 from reader_agent.outbox import Outbox
 from reader_agent.pipeline import ReadPipeline
 from reader_agent.publisher import Publisher, Topics
@@ -96,9 +104,16 @@ class ReaderAgent:
         self.reads: queue.Queue[TagRead] = queue.Queue(MAX_QUEUED_READS)
         self.stopping = threading.Event()
         self.refused_outbox_full = 0
+        self.refused_disk = 0
         self.observations = 0
         self._published_up_to = -1
         self._alarm_logged = False
+        self._outbox_full = Outage(log, "outbox full: new observations refused")
+        self._source_outage = Outage(log, "reader source failed")
+        self.disk = DiskWatch(config.outbox_path.parent, config.disk_warn_mb * MB,
+                              config.disk_floor_mb * MB)
+        self._appended_bytes = 0
+        self._health_due = self.disk.poll() is not DiskState.OK  # says so at start
 
     def _pump_reads(self) -> None:
         while not self.stopping.is_set():
@@ -113,7 +128,7 @@ class ReaderAgent:
                 return  # the source ended (a capture replayed to its end)
             except Exception as exc:  # a driver bug must not stop the agent silently
                 self.source.last_error = f"{type(exc).__name__}: {exc}"
-                log.error("reader source failed: %s; retrying", self.source.last_error)
+                self._source_outage.fail(f"{self.source.last_error}; retrying", exc=exc)
                 self.stopping.wait(1.0)
 
     def _take_reads(self) -> list[TagRead]:
@@ -129,30 +144,56 @@ class ReaderAgent:
         return batch
 
     def _store(self, reads: list[TagRead], now: float) -> None:
+        before = self.disk.state  # polled every turn (statvfs at most once a second)
+        if self.disk.poll(self._appended_bytes) is not before:
+            self._health_due = True
+        self._appended_bytes = 0
         found = self.pipeline.feed_many(reads)
         found.extend(self.pipeline.tick(now))
         if not found:
             return
+        if self.disk.refusing:
+            self.refused_disk += len(found)
+            return
         free = self.outbox.free_rows()
         if len(found) > free:
             self.refused_outbox_full += len(found) - free
-            log.error("outbox full (%d rows): refused %d observations",
-                      self.outbox.depth, len(found) - free)
+            self._outbox_full.fail(f"{self.outbox.depth} rows; {self.refused_outbox_full} "
+                                   "refused so far", logging.ERROR)
             found = found[:free]
+        elif self._outbox_full.active:
+            self._outbox_full.recover(f"{self.refused_outbox_full} refused in all")
+        stored = 0
         signed = self.signing.sign_slices(found, self.outbox.next_seq, SIGN_BATCH)
         for rows in signed:
             try:
                 self.outbox.append(rows)
             except OutboxFull:  # cannot happen after free_rows(); counted all the same
-                self.refused_outbox_full += len(rows)
+                self.refused_outbox_full += len(found) - stored
                 signed.close()
                 return
+            except OutboxDiskError:  # counted, logged and retried by the outbox
+                self.refused_disk += len(found) - stored
+                self._health_due = True
+                signed.close()
+                return
+            stored += len(rows)
             self.observations += len(rows)
+            self._appended_bytes += sum(len(envelope) for _, envelope in rows)
             self._deliver()  # keep the in-flight window full during a long burst
         if self.outbox.alarm != self._alarm_logged:
             self._alarm_logged = self.outbox.alarm
             log.warning("outbox alarm %s: %d of %d rows", "ON" if self._alarm_logged else "off",
                         self.outbox.depth, self.outbox.max_rows)
+
+    def disk_state(self) -> DiskState:
+        """The filesystem's state, or worse when a write failed that statvfs did not foresee."""
+        fault = self.outbox.fault
+        if isinstance(fault, OutboxReadOnly):
+            return DiskState.READ_ONLY
+        if fault is not None and not self.disk.refusing:
+            return DiskState.FULL  # no room after all (inodes, a quota) or the card fails
+        return self.disk.state
 
     def _deliver(self) -> None:
         self.outbox.acknowledge(self.publisher.take_acknowledged())
@@ -180,6 +221,14 @@ class ReaderAgent:
             "observations_total": self.observations,
             "observations_invalid": self.signer.invalid,
             "refused_outbox_full": self.refused_outbox_full,
+            "refused_disk": self.refused_disk,
+            "disk_state": self.disk_state().value,
+            "disk_free_bytes": self.disk.free_bytes,
+            "disk_warn_bytes": self.disk.warn_bytes,
+            "disk_floor_bytes": self.disk.floor_bytes,
+            "outbox_disk_errors": self.outbox.disk_errors,
+            "outbox_error": None if self.outbox.fault is None else str(self.outbox.fault),
+            "outbox_acks_deferred": self.outbox.acks_deferred,
             "outbox_depth": self.outbox.depth,
             "outbox_max": self.outbox.max_rows,
             "outbox_alarm": self.outbox.alarm,
@@ -202,10 +251,12 @@ class ReaderAgent:
                 self._store(self._take_reads(), time.monotonic())
                 self._deliver()
                 now = time.monotonic()
-                if now - last_health >= interval:
-                    rate = (self.pipeline.reads_in - reads_at_health) / (now - last_health)
+                if now - last_health >= interval or self._health_due:
+                    rate = (self.pipeline.reads_in - reads_at_health) / max(now - last_health,
+                                                                             TICK_S)
                     self.publisher.publish_health(json.dumps(self.health(rate)).encode())
                     last_health, reads_at_health = now, self.pipeline.reads_in
+                    self._health_due = False
         finally:
             self._shutdown(reader)
 

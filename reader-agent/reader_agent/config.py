@@ -90,6 +90,8 @@ class AgentConfig:
     outbox_max_rows: int
     outbox_alarm_fraction: float
     mqtt: MqttSettings
+    disk_warn_mb: int = 256
+    disk_floor_mb: int = 32
     pipeline: PipelineSettings = field(default_factory=lambda: PipelineSettings(antennas={}))
 
 
@@ -251,7 +253,12 @@ def parse_config(text: str, base: Path) -> AgentConfig:
     values["outbox_path"] = outbox.path("path", base)
     values["outbox_max_rows"] = outbox.number("max_rows", 100, 100_000_000, 1_000_000)
     values["outbox_alarm_fraction"] = outbox.number("alarm_fraction", 0.05, 0.99, 0.8)
+    values["disk_warn_mb"] = outbox.number("disk_warn_mb", 1, 1_000_000, 256)
+    values["disk_floor_mb"] = outbox.number("disk_floor_mb", 1, 1_000_000, 32)
     outbox.finish()
+    if values["disk_floor_mb"] >= values["disk_warn_mb"]:
+        raise ConfigError("[outbox] disk_floor_mb must be below disk_warn_mb (the warning comes "
+                          "first)")
     values["mqtt"] = _mqtt(doc.get("mqtt", {}), base, reader_id)
     values["pipeline"] = _pipeline(doc, role)
     return AgentConfig(**values)

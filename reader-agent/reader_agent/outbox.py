@@ -21,6 +21,20 @@ a delete lost to a power cut only re-publishes a row the API already has, and it
 Rows appended in this run are also kept in a bounded in-memory tail (MAX_FRESH_ROWS), so
 publishing them does not read back what was just written.
 
+Disk faults. An agent must be able to start on a full disk and publish its backlog. SQLite
+creates and grows a `-shm` file (the WAL index) when it opens a WAL database, which fails on a
+full disk (SQLITE_IOERR_SHMSIZE); the outbox then holds the file in EXCLUSIVE locking mode,
+which keeps that index in the process's memory (and locks out other readers until the agent
+stops). Opening writes nothing to a file that already has its format; on a read-only
+filesystem the file is opened read-only (`writable` False) and reopened for writing once the
+filesystem allows it. Every SQLite error of a read or write after opening becomes a typed
+`OutboxDiskError` (full, read-only, I/O) held in `fault`, counted in `disk_errors` and logged
+once per outage, never a traceback: an append that fails raises it (the agent refuses and
+counts those observations); acknowledgements that fail are kept and retried
+(DEFERRED_ACKS_MAX); a read that fails returns no rows this turn. While a fault lasts, writes
+are retried at most every WRITE_RETRY_S. Room for the WAL is kept by refusing reads before the
+disk is full (`reader_agent.disk`).
+
 Corruption. Rows from a previous run are checked before replay; a row that is not a canonical
 envelope whose payload carries its own sequence number moves to `quarantine` (counted, kept
 for an engineer) instead of being published or deleted.
@@ -29,16 +43,28 @@ for an engineer) instead of being published or deleted.
 from __future__ import annotations
 
 import collections
+import errno
 import itertools
+import logging
+import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
 from ledger.core.encoding import MAX_RECORD_BYTES
 from ledger.core.envelope import Envelope
 from ledger.core.errors import LedgerError
-from reader_agent.errors import OutboxError, OutboxFull
+from reader_agent.errors import (
+    OutboxDiskError,
+    OutboxDiskFull,
+    OutboxError,
+    OutboxFull,
+    OutboxIOError,
+    OutboxReadOnly,
+)
+from reader_agent.outage import Outage
 
 OUTBOX_FORMAT: Final = 1
 """`PRAGMA user_version` of the outbox file; a file with another version is refused."""
@@ -50,6 +76,26 @@ MAX_FRESH_ROWS: Final = 4096
 """Unpublished rows of this run kept in memory (about 2 MB at most: the agent's memory bar is
 60 MB); past that, during an outage, rows are read back from the file as on a replay."""
 
+WRITE_RETRY_S: Final = 2.0
+"""While writes fail, the next attempt waits this long (observations arriving meanwhile are
+refused without touching the disk); a write that succeeds ends the fault at once."""
+
+DEFERRED_ACKS_MAX: Final = 100_000
+"""Acknowledged sequence numbers kept while their delete cannot commit (800 KB). Past this the
+oldest are forgotten: those rows stay in the file and are published again after the next
+start, which the API ingests idempotently by (device, seq); nothing is lost."""
+
+_SQLITE_FULL: Final = 13
+_SQLITE_READONLY: Final = 8
+_SQLITE_DISK_CODES: Final = frozenset({10, 14})
+"""SQLITE_IOERR, SQLITE_CANTOPEN: the storage failed under the file (or has no room for it)."""
+
+PROBE_NAME: Final = ".outbox-write-probe"
+"""Empty file created and removed next to the outbox to tell a read-only filesystem apart
+from a full or failing one, after a write failed."""
+
+log = logging.getLogger("reader_agent.outbox")
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, envelope BLOB NOT NULL);
@@ -60,19 +106,38 @@ CREATE TABLE IF NOT EXISTS quarantine (seq INTEGER PRIMARY KEY, envelope BLOB, r
 class Outbox:
     """One reader's outbox file. Used from one thread (the agent's loop)."""
 
-    def __init__(self, path: Path, max_rows: int, alarm_fraction: float = 0.8) -> None:
+    def __init__(self, path: Path, max_rows: int, alarm_fraction: float = 0.8,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = path
         self.max_rows = max_rows
         self.alarm_rows = int(max_rows * alarm_fraction)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        self.quarantined = 0
+        self.disk_errors = 0
+        self.fault: OutboxDiskError | None = None
+        self._retry_at = 0.0
+        self._deferred_acks: collections.deque[int] = collections.deque(maxlen=DEFERRED_ACKS_MAX)
+        self.acks_forgotten = 0
+        self.outage = Outage(log, f"outbox {path}")
+        self._fresh: collections.deque[tuple[int, bytes]] = collections.deque(
+            maxlen=MAX_FRESH_ROWS)
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutboxError(f"cannot create the outbox directory {path.parent}: "
+                              f"{exc.strerror}") from None
+        self._open()
+
+    def _open(self) -> None:
+        path = self.path
+        try:
+            self._db, self.writable = _connect(path)
             version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
             if version not in (0, OUTBOX_FORMAT):
                 raise OutboxError(f"outbox {path} has format {version}, expected {OUTBOX_FORMAT}")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version = {OUTBOX_FORMAT}")
+            if version == 0:  # a new file; an existing one is opened without writing (full disk)
+                self._db.executescript(_SCHEMA)
+                self._db.execute(f"PRAGMA user_version = {OUTBOX_FORMAT}")
             stored = self._db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
             highest = self._db.execute("SELECT max(seq) FROM outbox").fetchone()[0]
             self.depth: int = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
@@ -82,9 +147,24 @@ class Outbox:
         after_rows = 0 if highest is None else highest + 1
         self.next_seq: int = max(stored[0] if stored else 0, after_rows)
         self.replay_below = self.next_seq  # rows below this came from a previous run
-        self.quarantined = 0
-        self._fresh: collections.deque[tuple[int, bytes]] = collections.deque(
-            maxlen=MAX_FRESH_ROWS)
+        if not self.writable:
+            self._failed(OutboxReadOnly(f"outbox {path} is on a read-only filesystem; "
+                                        "opened read-only"))
+
+    def _reopen_writable(self) -> bool:
+        """After starting on a read-only filesystem: try to open the file for writing again."""
+        if not os.access(self.path.parent, os.W_OK) or _read_only_fs(self.path.parent):
+            return False
+        old = self._db
+        try:
+            self._open()
+        except OutboxError as exc:
+            self._failed(_disk_error_of(exc))
+            self._db, self.writable = old, False
+            return False
+        old.close()
+        self._fresh.clear()
+        return self.writable
 
     @property
     def alarm(self) -> bool:
@@ -92,6 +172,31 @@ class Outbox:
 
     def free_rows(self) -> int:
         return max(0, self.max_rows - self.depth)
+
+    # disk faults ----------------------------------------------------------------------------
+    def _failed(self, error: OutboxDiskError, exc: BaseException | None = None) -> OutboxDiskError:
+        """Count and log (once per outage) a failed read or write; the next try waits."""
+        self.fault = error
+        self.disk_errors += 1
+        self._retry_at = self.clock() + WRITE_RETRY_S
+        self.outage.fail(str(error), exc=exc)
+        return error
+
+    def _may_write(self) -> OutboxDiskError | None:
+        """The current fault while it is too soon to try again, else None (go ahead)."""
+        if self.fault is None:
+            return None
+        if self.clock() < self._retry_at:
+            return self.fault
+        if not self.writable and not self._reopen_writable():
+            self._retry_at = self.clock() + WRITE_RETRY_S
+            return self.fault
+        return None
+
+    def _wrote(self) -> None:
+        if self.fault is not None:
+            self.fault = None
+            self.outage.recover(f"{self.depth} rows in the outbox")
 
     def append(self, rows: Sequence[tuple[int, bytes]]) -> None:
         """Store signed envelopes (seq, bytes) in one fsynced transaction.
@@ -108,6 +213,9 @@ class Outbox:
             if len(envelope) > MAX_RECORD_BYTES:
                 raise OutboxError(f"envelope {seq} is larger than {MAX_RECORD_BYTES} bytes")
         last = rows[-1][0]
+        fault = self._may_write()
+        if fault is not None:
+            raise fault
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -116,10 +224,11 @@ class Outbox:
                     "INSERT INTO meta (key, value) VALUES ('next_seq', ?) "
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (last + 1,))
         except sqlite3.DatabaseError as exc:
-            raise OutboxError(f"cannot write outbox: {exc}") from None
+            raise self._failed(_classify(exc, "cannot write outbox", self.path), exc) from None
         self.next_seq = last + 1
         self.depth += len(rows)
         self._fresh.extend(rows)
+        self._wrote()
 
     def pending(self, after_seq: int, limit: int = MAX_REPLAY_BATCH) -> list[tuple[int, bytes]]:
         """Rows with seq > `after_seq`, oldest first; rows of a previous run are checked first."""
@@ -130,17 +239,21 @@ class Outbox:
         if fresh and fresh[0][0] == after_seq + 1:
             # Contiguous rows of this run, none acknowledged yet (only published rows are).
             return list(itertools.islice(fresh, limit))
-        rows = self._db.execute(
-            "SELECT seq, envelope FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after_seq, limit),
-        ).fetchall()
+        try:
+            rows = self._db.execute(
+                "SELECT seq, envelope FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:  # nothing to publish this turn; tried again next
+            self._failed(_classify(exc, "cannot read outbox", self.path), exc)
+            return []
         good: list[tuple[int, bytes]] = []
         for seq, envelope in rows:
             reason = self._check(seq, envelope) if seq < self.replay_below else None
             if reason is None:
                 good.append((seq, envelope))
-            else:
-                self._quarantine(seq, envelope, reason)
+            elif not self._quarantine(seq, envelope, reason):
+                break  # rows after it wait until the bad row is moved aside
         return good
 
     @staticmethod
@@ -155,29 +268,134 @@ class Outbox:
             return "payload seq differs from row seq"
         return None
 
-    def _quarantine(self, seq: int, envelope: object, reason: str) -> None:
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
-                "INSERT OR REPLACE INTO quarantine (seq, envelope, reason) VALUES (?, ?, ?)",
-                (seq, envelope, reason))
-            self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+    def _quarantine(self, seq: int, envelope: object, reason: str) -> bool:
+        """Move a bad row aside; False if the disk refused (the row stays, unpublished)."""
+        if self._may_write() is not None:
+            return False
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "INSERT OR REPLACE INTO quarantine (seq, envelope, reason) VALUES (?, ?, ?)",
+                    (seq, envelope, reason))
+                self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+        except sqlite3.DatabaseError as exc:
+            self._failed(_classify(exc, f"cannot quarantine row {seq}", self.path), exc)
+            return False
         self.depth -= 1
         self.quarantined += 1
+        self._wrote()
+        return True
 
     def acknowledge(self, seqs: Iterable[int]) -> None:
         """Delete rows the broker has acknowledged (one transaction)."""
         batch = [(seq,) for seq in seqs]
+        if self._deferred_acks or self.fault is not None:
+            batch = self._with_deferred(batch)
         if not batch:
             return
-        self._db.execute("PRAGMA synchronous=NORMAL")  # why: see "Speed" above
         try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                cursor = self._db.executemany("DELETE FROM outbox WHERE seq = ?", batch)
-        finally:
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # why: see "Speed" above
+            try:
+                with self._db:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    cursor = self._db.executemany("DELETE FROM outbox WHERE seq = ?", batch)
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
+        except sqlite3.DatabaseError as exc:
+            self._defer(batch)
+            self._failed(_classify(exc, "cannot delete acknowledged rows", self.path), exc)
+            return
         self.depth -= cursor.rowcount
+        self._wrote()
+
+    def _with_deferred(self, batch: list[tuple[int]]) -> list[tuple[int]]:
+        """`batch` plus the acknowledgements kept from failed deletes, or, while it is too soon
+        to write again, nothing (all of them kept for later)."""
+        if self._may_write() is not None:
+            self._defer(batch)
+            return []
+        deferred = [(seq,) for seq in self._deferred_acks]
+        self._deferred_acks.clear()
+        return deferred + batch
+
+    def _defer(self, batch: list[tuple[int]]) -> None:
+        room = DEFERRED_ACKS_MAX - len(self._deferred_acks)
+        self.acks_forgotten += max(0, len(batch) - room)  # the deque drops the oldest
+        self._deferred_acks.extend(seq for (seq,) in batch)
+
+    @property
+    def acks_deferred(self) -> int:
+        """Acknowledged rows whose delete waits for the disk."""
+        return len(self._deferred_acks)
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            self._db.close()  # checkpoints the WAL into the file; on a full disk it stays
+        except sqlite3.DatabaseError as exc:
+            log.warning("outbox %s: closing left the WAL in place (%s); it is replayed at the "
+                        "next start", self.path, exc)
+
+
+def _read_only_fs(directory: Path) -> bool:
+    """Whether the filesystem refuses writes as read-only. statvfs says so for a read-only
+    mount, but not for ext4 after an error (`errors=remount-ro` sets its own flag), so a
+    failed write is followed by creating an empty probe file, which needs no free space."""
+    try:
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return True
+        probe = directory / PROBE_NAME
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT, 0o600))
+        probe.unlink()
+    except OSError as exc:
+        return exc.errno == errno.EROFS
+    return False
+
+
+def _connect(path: Path) -> tuple[sqlite3.Connection, bool]:
+    """The outbox connection and whether it may write (see "Disk faults" above): normal
+    locking; EXCLUSIVE locking (no `-shm` file) where that fails; read-only where the
+    filesystem is. Rows still in a WAL left by a crash show once the file is writable again."""
+    try:
+        return _connect_writable(path, exclusive=False), True
+    except sqlite3.DatabaseError as exc:
+        if not path.is_file():
+            raise
+        first = exc
+    if _read_only_fs(path.parent):  # SQLite cannot lock the file there: immutable, read-only
+        uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False), False
+    if getattr(first, "sqlite_errorcode", 0) & 0xFF not in _SQLITE_DISK_CODES | {_SQLITE_FULL}:
+        raise first  # e.g. not a database: no other way of opening it would help
+    log.warning("outbox %s: %s on opening; holding it exclusively (no -shm file)", path, first)
+    return _connect_writable(path, exclusive=True), True
+
+
+def _connect_writable(path: Path, exclusive: bool) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        if exclusive:
+            db.execute("PRAGMA locking_mode=EXCLUSIVE")
+        if db.execute("PRAGMA journal_mode=WAL").fetchone()[0] != "wal":
+            raise sqlite3.OperationalError("cannot switch the outbox to WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("SELECT count(*) FROM sqlite_schema").fetchone()  # maps the WAL index now
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _classify(exc: sqlite3.DatabaseError, doing: str, path: Path) -> OutboxDiskError:
+    """The typed error for a failed SQLite call: what failed, where, and SQLite's words."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    message = f"{doing} {path}: {exc}"
+    if code == _SQLITE_READONLY or _read_only_fs(path.parent):
+        return OutboxReadOnly(message)
+    if code == _SQLITE_FULL:
+        return OutboxDiskFull(message)
+    return OutboxIOError(message)  # I/O errors, and whatever else the file does (corruption)
+
+
+def _disk_error_of(error: OutboxError) -> OutboxDiskError:
+    return error if isinstance(error, OutboxDiskError) else OutboxIOError(str(error))

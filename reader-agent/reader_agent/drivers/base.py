@@ -28,6 +28,7 @@ from reader_agent.drivers.settings import (
     DriverError,
     ReaderSettings,
 )
+from reader_agent.outage import Outage
 from reader_agent.protocol import Codec, MalformedFrame, ReaderReply, get_codec
 from reader_agent.reads import TagRead
 
@@ -66,6 +67,8 @@ class ReaderDriver(ABC):
         self.connected = False
         self.last_error: str | None = None
         self.reader_info: bytes = b""
+        # An unplugged reader is retried every few seconds all night: one line per outage.
+        self._outage = Outage(log, f"reader {url}")
 
     # -- public ---------------------------------------------------------------------------
 
@@ -245,17 +248,18 @@ class ReaderDriver(ABC):
         self.connected = True
         self._retry_delay = self.settings.reconnect_initial
         self._last_frame = self._clock()
-        log.info("reader %s (%s) reading", self.url, self.protocol)
+        if self._outage.recover(f"{self.protocol} reading") is None:
+            log.info("reader %s (%s) reading", self.url, self.protocol)
 
     def _wait_retry(self, why: str) -> None:
         self.last_error = why
-        log.warning("reader %s not ready (%s); retrying in %.1f s", self.url, why,
-                    self._retry_delay)
+        self._outage.fail(f"not ready ({why}); retrying, backoff capped at "
+                          f"{self.settings.reconnect_max:g} s", logging.WARNING)
         self._closed.wait(self._retry_delay)
         self._retry_delay = min(self._retry_delay * 2, self.settings.reconnect_max)
 
     def _restart(self, why: str) -> None:
-        log.warning("reader %s: %s; reconfiguring", self.url, why)
+        self._outage.fail(f"{why}; reconfiguring", logging.WARNING)
         self._counters.restarts += 1
         self.last_error = why
         self.connected = False
