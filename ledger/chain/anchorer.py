@@ -115,6 +115,8 @@ class Anchorer:
         self._retry_at = 0.0
         self._backoff = FIRST_BACKOFF_S
         self.last_error: str | None = None
+        # The failure behind `last_error`: its type tells an outage from a refusal.
+        self.last_failure: Exception | None = None
 
     @property
     def backlog(self) -> int:
@@ -147,10 +149,12 @@ class Anchorer:
         else:
             self._backoff = FIRST_BACKOFF_S
             self.last_error = None
+            self.last_failure = None
         self._refresh(now)
 
     def _back_off(self, now: float, exc: Exception) -> None:
         self.last_error = str(exc)
+        self.last_failure = exc
         self._retry_at = now + self._backoff
         self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
 
