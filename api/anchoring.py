@@ -259,20 +259,22 @@ class AnchoringService:
             known = list(session.exec(select(AnchorContract).where(
                 AnchorContract.chain_id == consortium.chain_id,
                 AnchorContract.address == consortium.address)))
-            if known and all(k.genesis_hash != genesis for k in known):
-                replaced = True
-            else:
-                replaced = False
-                if not known:
-                    session.add(AnchorContract(
-                        chain_id=consortium.chain_id, address=consortium.address,
-                        genesis_hash=genesis, deployed=consortium.deployed,
-                        adopted_at=datetime.fromtimestamp(now, UTC)))
-                    session.commit()
-        if replaced:
+            if not known:
+                number, block = admin.head()
+                session.add(AnchorContract(
+                    chain_id=consortium.chain_id, address=consortium.address,
+                    genesis_hash=genesis, seen_block_number=number, seen_block_hash=block,
+                    deployed=consortium.deployed, adopted_at=datetime.fromtimestamp(now, UTC)))
+                session.commit()
+                return
+        if not any(k.genesis_hash == genesis and admin.block_hash(k.seen_block_number)
+                   == k.seen_block_hash for k in known):
+            first = known[0]
             self._chain_gone(AnchorState.CHAIN_REPLACED,
-                             f"the chain under {where} was replaced (another genesis block "
-                             f"0x{genesis.hex()[:16]}…); configure a new anchor_contract", now)
+                             f"the chain under {where} was replaced: it no longer has block "
+                             f"{first.seen_block_number} (0x{first.seen_block_hash.hex()[:16]}) "
+                             "seen when the contract was first used; configure a new "
+                             "anchor_contract", now)
 
     def _chain_gone(self, state: AnchorState, reason: str, now: float) -> None:
         """Every anchor recorded on this contract is lost; nothing is anchored here again."""

@@ -6,10 +6,12 @@ The anchoring process (`api.anchoring`) runs apart from the HTTP workers, so wha
 - `AnchoringStatus`: one row per agency log (and one, `agency_id = ""`, for the service as a
   whole) with its state (`api.anchoring.AnchorState`), the reason in words, since when, and
   when the process last checked (a row nobody refreshes goes stale, which is itself reported).
-- `AnchorContract`: every CustodyAnchor contract the service has used, with the hash of the
-  genesis block of the chain it lives on: a chain reset to an empty one, even with a contract
-  re-deployed at the same address, has another genesis. A contract the service deployed itself
-  (no `anchor_contract` setting) is remembered here and reused on the next start.
+- `AnchorContract`: every CustodyAnchor contract the service has used, with what identifies
+  the chain it lives on: the genesis block's hash and a block seen when the contract was first
+  used (its number and hash). A chain reset to an empty one, even with a contract re-deployed
+  at the same address, no longer has that block (anvil's genesis is the same on every start,
+  so the genesis alone would not tell). A contract the service deployed itself (no
+  `anchor_contract` setting) is remembered here and reused on the next start.
 - `AnchorHistory`: anchors that no longer count: `lost` when the chain stopped holding them
   (a replaced chain, a vanished block), `superseded` when the same checkpoint was anchored
   again on another contract. `LogCheckpoint` keeps only the current anchor, so nothing that
@@ -60,6 +62,8 @@ class AnchorContract(SQLModel, table=True):
     chain_id: int = Field(sa_type=BigInt)
     address: str = Field(max_length=42)
     genesis_hash: bytes = Field(sa_type=Bytes)
+    seen_block_number: int = Field(sa_type=BigInt)
+    seen_block_hash: bytes = Field(sa_type=Bytes)
     deployed: bool = False
     adopted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

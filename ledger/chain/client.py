@@ -244,6 +244,11 @@ class CustodyAnchorClient:
 
         return with_retries(lookup)
 
+    def head(self) -> tuple[int, bytes]:
+        """The latest block's number and hash."""
+        block = with_retries(lambda: self.w3.eth.get_block("latest"))
+        return int(block["number"]), bytes(block["hash"])
+
     def genesis_hash(self) -> bytes:
         """The hash of block 0: a chain restarted empty has another, even at the same id."""
         found = self.block_hash(0)

@@ -38,6 +38,8 @@ def upgrade() -> None:
         sa.Column("chain_id", _BIGINT, nullable=False),
         sa.Column("address", sa.String(length=42), nullable=False),
         sa.Column("genesis_hash", sa.LargeBinary(), nullable=False),
+        sa.Column("seen_block_number", _BIGINT, nullable=False),
+        sa.Column("seen_block_hash", sa.LargeBinary(), nullable=False),
         sa.Column("deployed", sa.Boolean(), nullable=False),
         sa.Column("adopted_at", UTCDateTime(), nullable=False),
         sa.UniqueConstraint("chain_id", "address", "genesis_hash", name="uq_anchor_contract"),
