@@ -124,6 +124,8 @@ class _Standing:
     reason: str
     since: float
     written: float
+    quiet: bool = False
+    """Entered without a log line (the service's own line said it): leaves without one too."""
 
 
 class AnchoringService:
@@ -308,7 +310,7 @@ class AnchoringService:
         self.blocked = reason
         self._enter(SERVICE_SCOPE, state, reason, now)
         for agency_id in agencies_with_logs(self.engine):
-            self._enter(agency_id, state, reason, now)
+            self._enter(agency_id, state, reason, now, quiet=True)  # the service's line says it
 
     # -- rounds ---------------------------------------------------------------------------
 
@@ -327,12 +329,16 @@ class AnchoringService:
                 return
         elif self.consortium is not None and moment >= self._next_check:
             self._check_all(moment)
+            if self.blocked is not None:
+                self._heartbeat(moment)
+                return
         for agency_id in agencies_with_logs(self.engine):
             try:
                 self._step_agency(agency_id, moment)
             except ChainError as exc:
                 # A node that stays down at set-up: try again next round, say why.
-                self._enter(agency_id, _failure_state(exc), _said(exc), moment, exc)
+                self._enter(agency_id, _failure_state(exc), _said(exc), moment, exc,
+                            quiet=self._node_down())
             except (LogKeyMismatch, LogKeyError) as exc:
                 self._enter(agency_id, AnchorState.MISCONFIGURED, str(exc), moment)
             if self.blocked is not None:
@@ -357,12 +363,15 @@ class AnchoringService:
             self._enter(agency_id, AnchorState.HALTED, str(exc), now)
             return
         except ChainReplaced as exc:
-            self._chain_gone(AnchorState.CHAIN_REPLACED, str(exc), now)
+            self._check_chain(now)  # a contract without code says so more precisely
+            if self.blocked is None:
+                self._chain_gone(AnchorState.CHAIN_REPLACED, str(exc), now)
             return
         self._record_final(agency, now)
         failure = agency.anchorer.last_failure
         if failure is not None:
-            self._enter(agency_id, _failure_state(failure), _said(failure), now, failure)
+            self._enter(agency_id, _failure_state(failure), _said(failure), now, failure,
+                        quiet=self._node_down())
         elif agency.lost_up_to:
             self._enter(agency_id, AnchorState.ANCHORS_LOST,
                         f"the chain no longer holds our anchors up to size {agency.lost_up_to};"
@@ -461,9 +470,10 @@ class AnchoringService:
     # -- states ---------------------------------------------------------------------------
 
     def _enter(self, scope: str, state: AnchorState, reason: str, now: float,
-               failure: Exception | None = None) -> None:
-        """Report `state` for `scope`: logged, stored and alerted once per change of state;
-        the stored row is refreshed every `HEARTBEAT_S` while nothing changes."""
+               failure: Exception | None = None, *, quiet: bool = False) -> None:
+        """Report `state` for `scope`: logged (unless `quiet`), stored and alerted once per
+        change of state; the stored row is refreshed every `HEARTBEAT_S` while nothing
+        changes."""
         before = self._standing.get(scope)
         if before is not None and before.state == state:
             if now - before.written >= HEARTBEAT_S:
@@ -472,20 +482,26 @@ class AnchoringService:
             return
         who = "anchoring" if scope == SERVICE_SCOPE else f"anchoring {scope}"
         if state in HEALTHY:
-            if before is not None and before.state not in HEALTHY:
+            if before is not None and before.state not in HEALTHY and not before.quiet:
                 log.info("%s recovered after %.1f s (was %s: %s)", who, now - before.since,
                          before.state, before.reason)
             if scope != SERVICE_SCOPE and state == AnchorState.OK:
                 resolve_alerts(self.engine, scope, datetime.fromtimestamp(now, UTC))
         else:
-            log.log(_STATE_LEVEL.get(state, logging.ERROR), "%s %s: %s", who, state, reason)
+            if not quiet:
+                log.log(_STATE_LEVEL.get(state, logging.ERROR), "%s %s: %s", who, state, reason)
             if failure is not None:
                 log.debug("%s: %s", who, type(failure).__name__, exc_info=failure)
             if state in NOT_READY:  # an outage is retried alone: logs and metrics, no alert
                 raise_alert(self.engine, scope, f"anchoring {state}: {reason}",
                             datetime.fromtimestamp(now, UTC))
-        self._standing[scope] = _Standing(state, reason, now, now)
+        self._standing[scope] = _Standing(state, reason, now, now, quiet)
         self._write(scope, state, reason, now)
+
+    def _node_down(self) -> bool:
+        """The service already said the node is down: its logs need not each say it again."""
+        standing = self._standing.get(SERVICE_SCOPE)
+        return standing is not None and standing.state == AnchorState.UNAVAILABLE
 
     def _write(self, scope: str, state: AnchorState, reason: str, now: float) -> None:
         consortium = self.consortium
