@@ -21,7 +21,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
+from web3.types import RPCEndpoint, Wei
 
 from api.anchor_status import ANCHORING_ALERT
 from api.anchoring import CHAIN_CHECK_S, AnchoringService
@@ -103,8 +104,8 @@ def _admin(node: AnvilNode, tmp_path: Path) -> tuple[LocalAccount, Path]:
 
 
 def _fund(node: AnvilNode, address: str) -> None:
-    connect(node.url).provider.make_request(  # type: ignore[arg-type]
-        "anvil_setBalance", [address, hex(10**21)])
+    connect(node.url).provider.make_request(
+        RPCEndpoint("anvil_setBalance"), [address, hex(10**21)])
 
 
 def _settings(tmp_path: Path, node: AnvilNode, key_file: Path, **extra: Any) -> Settings:
@@ -138,7 +139,7 @@ def _anchored(engine: Engine, size: int) -> Callable[[], bool]:
 
 def _history(engine: Engine) -> list[AnchorHistory]:
     with Session(engine) as session:
-        return list(session.exec(select(AnchorHistory).order_by(AnchorHistory.id)))
+        return list(session.exec(select(AnchorHistory).order_by(col(AnchorHistory.id))))
 
 
 def _open_alerts(engine: Engine) -> list[Alert]:
@@ -224,7 +225,7 @@ def test_a_chain_restarted_empty_is_noticed_marked_lost_and_only_anchored_again_
 
     # The operator deploys a new contract and configures it: anchored there, history kept.
     w3 = connect(node.url)
-    w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": admin.address, "value": 1})
+    w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": admin.address, "value": Wei(1)})
     _bump_nonce(w3, admin)  # the same account's first deployment would reuse the old address
     fresh = CustodyAnchorClient.deploy(w3, admin).address
     assert fresh.lower() != first.contract.lower()
