@@ -316,7 +316,8 @@ def test_a_chain_restored_from_an_older_state_loses_the_newer_anchor_which_is_se
     # The same signed transaction, mined again: what the database says is what the chain has.
     assert after.tx_hash == before.tx_hash
     chain = CustodyAnchorClient(connect(node.url), str(after.contract), Account.create())
-    assert chain.block_hash(after.block_number) == after.block_hash != before.block_hash
+    # (anvil may mine it into an identical block: same parent, transaction and second)
+    assert chain.block_hash(after.block_number) == after.block_hash
     assert len(_state_lines(caplog, "marked lost")) == 1
     assert len(_state_lines(caplog, "recovered after")) >= 1
     client, _ = _client(engine, tmp_path)
