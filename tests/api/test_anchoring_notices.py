@@ -114,6 +114,11 @@ def _settings(tmp_path: Path, node: AnvilNode, key_file: Path, **extra: Any) -> 
                          anchor_interval_s=1, **extra)
 
 
+def _embedded(tmp_path: Path) -> Settings:
+    return load_settings(environment="test", secret_key=SECRET, log_key_dir=tmp_path / "keys",
+                         anchor_interval_s=1)
+
+
 def _until(service: AnchoringService, clock: Clock, done: Callable[[], bool],
            rounds: int = 300) -> None:
     for _ in range(rounds):
@@ -122,6 +127,14 @@ def _until(service: AnchoringService, clock: Clock, done: Callable[[], bool],
             return
         time.sleep(0.05)
     raise AssertionError("the anchoring service never got there")
+
+
+def _anchoring(settings: Settings, engine: Engine, clock: Clock) -> AnchoringService:
+    """A started service that has anchored the north log's first leaf."""
+    service = AnchoringService(settings, engine)
+    service.start(clock.now)
+    _until(service, clock, _anchored(engine, 1))
+    return service
 
 
 def _checkpoint(engine: Engine, size: int) -> LogCheckpoint | None:
@@ -173,9 +186,7 @@ def test_a_chain_restarted_empty_is_noticed_marked_lost_and_only_anchored_again_
     admin, key_file = _admin(node, tmp_path)
     settings = _settings(tmp_path, node, key_file)  # no anchor_contract: deployed once
     clock = Clock()
-    service = AnchoringService(settings, engine)
-    service.start(clock.now)
-    _until(service, clock, _anchored(engine, 1))
+    service = _anchoring(settings, engine, clock)
     first = _checkpoint(engine, 1)
     assert first is not None and first.contract is not None
     client, auth = _client(engine, tmp_path)
@@ -257,9 +268,7 @@ def test_a_contract_redeployed_at_the_same_address_on_a_replaced_chain_is_not_ad
     contract = CustodyAnchorClient.deploy(w3, admin).address  # the admin's first transaction
     settings = _settings(tmp_path, node, key_file, anchor_contract=contract)
     clock = Clock()
-    service = AnchoringService(settings, engine)
-    service.start(clock.now)
-    _until(service, clock, _anchored(engine, 1))
+    service = _anchoring(settings, engine, clock)
     service.close()
     node.stop()
     node.state.unlink()
@@ -291,9 +300,7 @@ def test_a_chain_restored_from_an_older_state_loses_the_newer_anchor_which_is_se
     _, key_file = _admin(node, tmp_path)
     settings = _settings(tmp_path, node, key_file)
     clock = Clock()
-    service = AnchoringService(settings, engine)
-    service.start(clock.now)
-    _until(service, clock, _anchored(engine, 1))
+    service = _anchoring(settings, engine, clock)
     node.stop()  # a backup of the chain with the first anchor only
     older = tmp_path / "older-state.json"
     shutil.copy(node.state, older)
@@ -331,9 +338,7 @@ def test_a_node_outage_is_logged_once_and_its_end_with_how_long_it_lasted(
     _world(engine)
     _, key_file = _admin(node, tmp_path)
     clock = Clock()
-    service = AnchoringService(_settings(tmp_path, node, key_file), engine)
-    service.start(clock.now)
-    _until(service, clock, _anchored(engine, 1))
+    service = _anchoring(_settings(tmp_path, node, key_file), engine, clock)
     node.stop()
     caplog.clear()
     _add_assets(engine, "R-2")
@@ -397,12 +402,8 @@ def test_a_key_directory_without_the_bound_log_key_makes_no_key_and_is_not_ready
 ) -> None:
     _world(engine)
     clock = Clock()
-    first = load_settings(environment="test", secret_key=SECRET, log_key_dir=tmp_path / "keys",
-                          anchor_interval_s=1)
-    service = AnchoringService(first, engine)
-    service.start(clock.now)
-    _until(service, clock, _anchored(engine, 1))
-    service.close()
+    first = _embedded(tmp_path)
+    _anchoring(first, engine, clock).close()
     elsewhere = tmp_path / "elsewhere"  # the same relative setting read from another folder
     moved = AnchoringService(first.model_copy(update={"log_key_dir": elsewhere}), engine)
     moved.start(clock.tick())
@@ -441,12 +442,7 @@ def test_the_embedded_chain_reports_ok_and_the_state_gauge(
 ) -> None:
     _world(engine)
     clock = Clock()
-    service = AnchoringService(load_settings(environment="test", secret_key=SECRET,
-                                             log_key_dir=tmp_path / "keys", anchor_interval_s=1),
-                               engine)
-    service.start(clock.now)
-    _until(service, clock, _anchored(engine, 1))
-    service.close()
+    _anchoring(_embedded(tmp_path), engine, clock).close()
     client, _ = _client(engine, tmp_path)
     assert client.get("/readyz").status_code == 200
     metrics = client.get("/metrics").text
