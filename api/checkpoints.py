@@ -6,6 +6,11 @@ where each was anchored (`record_checkpoint`): the transaction, its block and th
 receipt log. The HTTP workers only read these rows, so no request ever
 needs the chain (which, when embedded, lives inside the anchoring process) and nothing ever
 scans chain logs. `DatabaseLog` gives the anchorer a log that reads committed state afresh.
+
+A checkpoint row holds only its current anchor. An anchor that stops counting moves to
+`AnchorHistory` (`retire_anchor`): `lost` when the chain no longer holds it, `superseded` when
+the same checkpoint is anchored on another contract; the row's anchor columns are cleared or
+replaced, so whatever reads `tx_hash` (API, web pages, bundles) never shows it as anchored.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
-from api.agency_keys import log_key, log_key_id
+from api.agency_keys import LogKeyError, existing_log_key, log_key, log_key_id
 from api.errors import ApiServiceError
 from api.head_maps import head_map_at
 from api.logstore import open_log
+from api.models.anchoring import MAX_STATUS_REASON_CHARS, AnchorHistory
 from api.models.custody import AgencyLog, LogCheckpoint
 from ledger.core.checkpoint import Checkpoint
 
@@ -68,8 +74,21 @@ def agencies_with_logs(engine: Engine) -> list[str]:
 
 
 def bind_log_key(engine: Engine, key_dir: Path, agency_id: str) -> Ed25519PrivateKey:
-    """The agency's log key, bound to its log on first use; refuses a replaced key file."""
-    key = log_key(key_dir, agency_id)
+    """The agency's log key, bound to its log on first use; refuses a replaced key file, and
+    never makes a new key for a log already bound (a key directory resolved elsewhere, a lost
+    file): that would only end in a mismatch, with a stray key left behind."""
+    with Session(engine) as session:
+        bound = session.get(AgencyLog, agency_id)
+        bound_id = None if bound is None else bound.log_id
+    if bound_id is not None:
+        try:
+            key = existing_log_key(key_dir, agency_id)
+        except LogKeyError as exc:
+            raise LogKeyMismatch(
+                f"agency {agency_id}'s log is bound to key {bound_id}, which {key_dir} "
+                f"does not hold: {exc}") from None
+    else:
+        key = log_key(key_dir, agency_id)
     kid = log_key_id(key)
     with Session(engine) as session:
         row = session.get(AgencyLog, agency_id)
@@ -100,6 +119,11 @@ def record_checkpoint(
                 agency_id=agency_id, log_id=point.log_id, tree_size=point.tree_size,
                 root=point.root, envelope=envelope.to_bytes(), signed_at=now)
         if anchor is not None:
+            if row.tx_hash is not None and (row.tx_hash, row.block_hash) != (
+                    anchor.tx_hash, anchor.block_hash):
+                retire_anchor(session, row, "superseded",
+                              f"anchored again on {anchor.contract} (chain id {anchor.chain_id})"
+                              f" in transaction 0x{anchor.tx_hash.hex()}", now)
             # The anchored envelope is the one on chain: it replaces a sign-only one.
             row.envelope = envelope.to_bytes()
             row.chain_id, row.contract = anchor.chain_id, anchor.contract
@@ -112,6 +136,38 @@ def record_checkpoint(
         session.commit()
         session.refresh(row)
         return row
+
+
+def retire_anchor(session: Session, row: LogCheckpoint, status: str, reason: str,
+                  now: datetime) -> AnchorHistory:
+    """Move the row's anchor to the history as `status` ("lost" or "superseded") and clear it
+    from the row; the caller commits."""
+    assert row.tx_hash is not None, "only an anchored checkpoint has an anchor to retire"
+    former = AnchorHistory(
+        agency_id=row.agency_id, tree_size=row.tree_size, root=row.root, status=status,
+        reason=reason[:MAX_STATUS_REASON_CHARS], chain_id=row.chain_id, contract=row.contract,
+        tx_hash=row.tx_hash, block_number=row.block_number, block_hash=row.block_hash,
+        anchorer=row.anchorer, envelope=row.envelope, receipt_address=row.receipt_address,
+        receipt_topics=row.receipt_topics, receipt_data=row.receipt_data,
+        anchored_at=row.anchored_at, recorded_at=now)
+    session.add(former)
+    row.chain_id = row.contract = row.tx_hash = row.block_number = row.block_hash = None
+    row.anchorer = row.receipt_address = row.receipt_topics = row.receipt_data = None
+    row.anchored_at = None
+    session.add(row)
+    return former
+
+
+def anchored_on(session: Session, agency_id: str, chain_id: int | None,
+                contract: str | None) -> list[LogCheckpoint]:
+    """The agency's checkpoints anchored on `contract` of `chain_id` (any, when None), the
+    largest first."""
+    query = select(LogCheckpoint).where(
+        LogCheckpoint.agency_id == agency_id, col(LogCheckpoint.tx_hash).is_not(None))
+    if contract is not None:
+        query = query.where(LogCheckpoint.chain_id == chain_id,
+                            func.lower(LogCheckpoint.contract) == contract.lower())
+    return list(session.exec(query.order_by(col(LogCheckpoint.tree_size).desc())))
 
 
 def latest_anchored_size(session: Session, agency_id: str) -> int:

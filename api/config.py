@@ -120,6 +120,8 @@ class Settings(BaseSettings):
 
     # Anchoring (api.anchoring): "embedded://" runs an in-process chain with a contract deployed
     # at start; an http(s)/ws(s) URL anchors on that node; "none" signs checkpoints only.
+    # A relative log_key_dir is resolved against the config file's folder, never the working
+    # directory of whichever process reads it (`_stable_key_dir`); docs/anchoring.md.
     log_key_dir: Path = Path("kitledger-keys")
     anchor_chain_url: str = Field(default="embedded://", max_length=2048)
     anchor_chain_id: int | None = Field(default=None, ge=1)
@@ -187,6 +189,25 @@ class Settings(BaseSettings):
             )
         if len(secret) < MIN_SECRET_CHARS:
             raise ValueError(f"KITLEDGER_SECRET_KEY must be at least {MIN_SECRET_CHARS} chars")
+        return self
+
+    @model_validator(mode="after")
+    def _stable_key_dir(self) -> Settings:
+        """A relative `log_key_dir` means the same folder from every process: resolved against
+        the config file's folder when there is one; without one, refused in production (where
+        a service started from another folder would otherwise look for, or make, keys
+        elsewhere) and resolved against the working directory in development and tests."""
+        if self.log_key_dir.is_absolute():
+            return self
+        config = _config_file.get() or os.environ.get(CONFIG_FILE_ENV)
+        if config:
+            base = Path(config).resolve().parent
+        elif self.environment == "production":
+            raise ValueError("log_key_dir must be an absolute path in production (or be set in "
+                             "the config file, relative to that file)")
+        else:
+            base = Path.cwd()
+        object.__setattr__(self, "log_key_dir", base / self.log_key_dir)  # frozen model
         return self
 
     @property

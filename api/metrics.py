@@ -19,6 +19,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, text
 
+from api.anchor_status import AnchorState
+from api.models.anchoring import SERVICE_SCOPE
 from ledger.core.note import parse_vkey
 
 INGEST_MESSAGES = Counter(
@@ -54,8 +56,13 @@ _FIRST_UNANCHORED = text(
 )
 
 
+_ANCHORING_STATES = text("SELECT agency_id, state FROM anchoring_status ORDER BY agency_id")
+
+
 class AnchoringCollector(Collector):
-    """Per agency log: leaves not yet anchored (backlog) and the age of the oldest (lag)."""
+    """Per agency log: leaves not yet anchored (backlog), the age of the oldest (lag), and the
+    anchoring state (`api.anchor_status.AnchorState`, one series per state, 1 for the current
+    one); the service's own state apart, as the anchoring process last recorded them."""
 
     def __init__(self) -> None:
         self.engine: Engine | None = None
@@ -67,9 +74,22 @@ class AnchoringCollector(Collector):
         lag = GaugeMetricFamily("kitledger_anchoring_lag_seconds",
                                 "Age of the oldest custody event not yet anchored (0: none).",
                                 labels=["agency"])
+        state = GaugeMetricFamily("kitledger_anchoring_state",
+                                  "Anchoring state of an agency's log: 1 for the current state.",
+                                  labels=["agency", "state"])
+        service = GaugeMetricFamily("kitledger_anchoring_service_state",
+                                    "Anchoring state of the service: 1 for the current state.",
+                                    labels=["state"])
         if self.engine is not None:
             now = time.time()
             with self.engine.connect() as conn:
+                for scope, current in conn.execute(_ANCHORING_STATES).all():
+                    for name in AnchorState:
+                        value = 1.0 if name == current else 0.0
+                        if scope == SERVICE_SCOPE:
+                            service.add_metric([name.value], value)
+                        else:
+                            state.add_metric([scope, name.value], value)
                 for agency, size, anchored in conn.execute(_ANCHORING_STATUS).all():
                     waiting = max(int(size) - int(anchored), 0)
                     backlog.add_metric([agency], waiting)
@@ -79,6 +99,8 @@ class AnchoringCollector(Collector):
                                    max(now - _timestamp(oldest), 0.0))
         yield backlog
         yield lag
+        yield state
+        yield service
 
 
 def _timestamp(value: object) -> float:

@@ -4,6 +4,7 @@ Importing this package registers every table on `SQLModel.metadata`, which Alemb
 `target_metadata` and the tests compare migrations against.
 """
 
+from api.models.anchoring import AnchorContract, AnchorHistory, AnchoringStatus
 from api.models.assets import Asset, AssetClass, AssetShare, AssetStatus, HolderKind
 from api.models.clients import ApiClient, Scope
 from api.models.custody import (
@@ -32,6 +33,9 @@ from api.models.witnesses import CheckpointCosignature
 __all__ = [
     "Agency",
     "Alert",
+    "AnchorContract",
+    "AnchorHistory",
+    "AnchoringStatus",
     "ApiClient",
     "Asset",
     "AssetClass",

@@ -6,7 +6,9 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
+from api.anchor_status import not_ready_reason
 from api.errors import MigrationError
 from api.migrate import current_revision, head_revision
 from api.problems import Problem
@@ -22,7 +24,9 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(request: Request) -> dict[str, str]:
-    """The database answers and its schema is the one this code expects."""
+    """The database answers, its schema is the one this code expects, and anchoring (when it
+    has reported) needs no operator: configured but unusable, a contract gone, a chain
+    replaced, anchors lost or a log halted answer 503 with the reason (`api.anchor_status`)."""
     engine: Engine = request.app.state.engine
     try:
         with engine.connect() as conn:
@@ -32,6 +36,13 @@ def readyz(request: Request) -> dict[str, str]:
         raise Problem(503, "not-ready", "database unavailable") from None
     if revision != head_revision(engine):
         raise Problem(503, "not-ready", "database schema is not at the current revision")
+    try:
+        with Session(engine) as session:
+            anchoring = not_ready_reason(session)
+    except SQLAlchemyError:
+        raise Problem(503, "not-ready", "database unavailable") from None
+    if anchoring is not None:
+        raise Problem(503, "not-ready", f"anchoring: {anchoring}")
     return {"status": "ready", "revision": str(revision)}
 
 

@@ -8,6 +8,13 @@ flight it reads the latest on-chain checkpoint and, every `interval_s` or as soo
 from the anchored checkpoint, and anchors it. One anchor at a time: the contract demands strictly
 increasing tree sizes, so a strict sequence is both simpler and gap-free. Node outages back off
 exponentially (capped); the loop never gives up.
+
+A final anchor is re-checked on every step: its transaction must still be mined in the block
+recorded (a receipt in another block means the chain was restored and the same bytes mined
+again: the row moves to the new block, and whoever copied the old one must copy it again), and
+the contract must still hold at least its tree size with its root. A contract that contradicts
+a final anchor whose transaction is still there raises `ChainReplaced`: that is no reorg, and
+the anchorer never decides alone to anchor again on such a chain.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.chain.client import CustodyAnchorClient
 from ledger.chain.errors import (
+    ChainReplaced,
     ChainUnavailable,
     ConsistencyError,
     ContractRevert,
@@ -107,6 +115,8 @@ class Anchorer:
         self._retry_at = 0.0
         self._backoff = FIRST_BACKOFF_S
         self.last_error: str | None = None
+        # The failure behind `last_error`: its type tells an outage from a refusal.
+        self.last_failure: Exception | None = None
 
     @property
     def backlog(self) -> int:
@@ -119,8 +129,9 @@ class Anchorer:
     def step(self, now: float) -> None:
         """Do at most one round of work; `now` is wall-clock seconds (injected for tests).
 
-        Raises ConsistencyError (the log no longer extends what is on chain: never anchor that);
-        node outages and contract refusals are absorbed into backoff and `last_error`.
+        Raises ConsistencyError (the log no longer extends what is on chain: never anchor that)
+        and ChainReplaced (the chain contradicts a final anchor); node outages and contract
+        refusals are absorbed into backoff and `last_error`.
         """
         if now < self._retry_at:
             return
@@ -138,10 +149,12 @@ class Anchorer:
         else:
             self._backoff = FIRST_BACKOFF_S
             self.last_error = None
+            self.last_failure = None
         self._refresh(now)
 
     def _back_off(self, now: float, exc: Exception) -> None:
         self.last_error = str(exc)
+        self.last_failure = exc
         self._retry_at = now + self._backoff
         self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
 
@@ -161,13 +174,32 @@ class Anchorer:
 
     def _reopen_vanished_final(self) -> None:
         final = self.store.latest_final(self.chain_log_id)
-        if final is None or self.client.receipt(final.tx_hash) is not None:
+        if final is None:
+            return
+        receipt = self.client.receipt(final.tx_hash)
+        if receipt is not None:
+            self._check_final(final, receipt.block_number, receipt.block_hash)
             return
         # A reorg deeper than our confirmation depth removed a final anchor: put it back in
         # flight, so it is re-sent (same bytes) or, if its nonce is gone, anchored afresh.
         self.store.update(replace(final, state="sent", block_number=None, block_hash=None))
         self._count(reorgs=1)
         self._last_anchor_at = None
+
+    def _check_final(self, final: PendingAnchor, number: int, block: bytes) -> None:
+        """The final anchor's transaction is mined: in the block recorded, on a contract that
+        still holds its checkpoint."""
+        if block != final.block_hash:
+            # Mined again elsewhere (a chain restored from an older state, the bytes re-sent):
+            # the anchor stands, in its new block.
+            self.store.update(replace(final, block_number=number, block_hash=block))
+            self._count(reorgs=1)
+        on_chain = self.client.latest_checkpoint(self.chain_log_id)
+        if on_chain.tree_size < final.tree_size or (
+                on_chain.tree_size == final.tree_size and on_chain.root != final.root):
+            raise ChainReplaced(
+                f"the contract holds size {on_chain.tree_size} but our final anchor of size "
+                f"{final.tree_size} (transaction 0x{final.tx_hash.hex()}) is mined")
 
     def _settle(self, anchor: PendingAnchor) -> bool:
         try:

@@ -19,10 +19,10 @@ from eth_utils.exceptions import ValidationError as EthValidationError
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import TransactionNotFound, Web3RPCError
+from web3.exceptions import BlockNotFound, TransactionNotFound, Web3RPCError
 
 from ledger.chain.contract_artifact import load_artifact
-from ledger.chain.errors import ReceiptTimeout, TransactionFailed
+from ledger.chain.errors import ChainUnavailable, ReceiptTimeout, TransactionFailed
 from ledger.chain.pending import PendingAnchor, PendingAnchorStore
 from ledger.chain.txpolicy import (
     FeePolicy,
@@ -227,6 +227,34 @@ class CustodyAnchorClient:
                 state = "unmined" if found is None else f"{found.confirmations} confirmations"
                 raise ReceiptTimeout(f"0x{tx_hash.hex()} still {state} after {timeout_s}s")
             time.sleep(POLL_INTERVAL_S)
+
+    def has_code(self) -> bool:
+        """Whether the contract's address holds code on this chain: none means a wrong address
+        or a chain that was replaced (reset, restored empty) since the contract was deployed."""
+        return len(with_retries(lambda: self.w3.eth.get_code(self.contract.address))) > 0
+
+    def block_hash(self, number: int) -> bytes | None:
+        """The hash of block `number` on the current chain, None when it has no such block."""
+
+        def lookup() -> bytes | None:
+            try:
+                return bytes(self.w3.eth.get_block(number)["hash"])
+            except BlockNotFound:
+                return None
+
+        return with_retries(lookup)
+
+    def head(self) -> tuple[int, bytes]:
+        """The latest block's number and hash."""
+        block = with_retries(lambda: self.w3.eth.get_block("latest"))
+        return int(block["number"]), bytes(block["hash"])
+
+    def genesis_hash(self) -> bytes:
+        """The hash of block 0: a chain restarted empty has another, even at the same id."""
+        found = self.block_hash(0)
+        if found is None:
+            raise ChainUnavailable("the node has no genesis block")
+        return found
 
     def pending_nonce(self) -> int:
         return int(with_retries(lambda: self.w3.eth.get_transaction_count(

@@ -14,6 +14,7 @@ keys, 32-byte secrets) and get plain values back: web3 stays in this package.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -68,10 +69,11 @@ def local_account(secret: bytes | str) -> LocalAccount:
 class Consortium:
     """The consortium admin on one node and one CustodyAnchor contract."""
 
-    def __init__(self, w3: Web3, admin: CustodyAnchorClient) -> None:
+    def __init__(self, w3: Web3, admin: CustodyAnchorClient, deployed: bool = False) -> None:
         self.w3 = w3
         self.admin = admin
         self.chain_id = int(w3.eth.chain_id)
+        self.deployed = deployed  # True when `open` deployed the contract just now
 
     @property
     def address(self) -> str:
@@ -79,11 +81,15 @@ class Consortium:
 
     @classmethod
     def open(cls, url: str, *, chain_id: int | None = None, contract: str | None = None,
-             admin_key: bytes | str | None = None) -> Consortium:
-        """Connect; deploy a fresh contract unless `contract` names one. On `embedded://` the
-        admin is a new account funded from the chain's unlocked genesis account; elsewhere
-        `admin_key` is required."""
+             admin_key: bytes | str | None = None,
+             remembered: Callable[[int], str | None] | None = None) -> Consortium:
+        """Connect; deploy a fresh contract unless `contract` names one, or `remembered` (given
+        the node's chain id) returns the one deployed before. On `embedded://` the admin is a
+        new account funded from the chain's unlocked genesis account; elsewhere `admin_key` is
+        required."""
         w3 = connect(url, chain_id)
+        if not contract and remembered is not None:
+            contract = remembered(int(w3.eth.chain_id))
         if admin_key is not None:
             account = local_account(admin_key)
         elif url == EMBEDDED_URL:
@@ -92,10 +98,8 @@ class Consortium:
         else:
             raise AccountKeyError("a chain node needs the consortium admin's key")
         if contract:
-            admin = CustodyAnchorClient(w3, contract, account)
-        else:
-            admin = CustodyAnchorClient.deploy(w3, account)
-        return cls(w3, admin)
+            return cls(w3, CustodyAnchorClient(w3, contract, account))
+        return cls(w3, CustodyAnchorClient.deploy(w3, account), deployed=True)
 
     def enroll(self, chain_log: bytes, chain_agency: bytes,
                anchorer_secret: bytes) -> CustodyAnchorClient:

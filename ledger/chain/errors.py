@@ -61,6 +61,12 @@ class PendingStoreError(ChainError):
     """The pending-anchor store holds a row that contradicts what is being recorded."""
 
 
+class ChainReplaced(ChainError):
+    """The chain no longer holds what we anchored on it, and not by a reorg the anchorer can
+    repair: no contract code at the address, another genesis block, or a contract whose
+    checkpoint contradicts our final anchor. Anchoring there stops until an operator decides."""
+
+
 class ConsistencyError(ChainError):
     """The log's new checkpoint does not extend the checkpoint already anchored."""
 

@@ -22,11 +22,11 @@ from eth_tester.exceptions import (  # type: ignore[import-untyped]
 from eth_utils.exceptions import ValidationError as EthValidationError
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError, Web3RPCError
 from web3.types import TxParams
 
 from ledger.chain.contract_artifact import MAX_REVERT_DATA_BYTES, decode_revert
-from ledger.chain.errors import ChainUnavailable, NodeRejected, TransactionFailed
+from ledger.chain.errors import ChainReplaced, ChainUnavailable, NodeRejected, TransactionFailed
 
 T = TypeVar("T")
 
@@ -68,6 +68,9 @@ def guarded(call: Callable[[], T]) -> T:
         raise decode_revert(bytes(HexBytes(data))) from None
     except EthTesterFailure as exc:
         raise decode_revert(_tester_revert_data(exc)) from None
+    except BadFunctionCallOutput:
+        # A call answered with nothing: no code at the contract's address on this chain.
+        raise ChainReplaced("the contract answered nothing: no code at its address") from None
     except (OSError, ConnectionError, TimeoutError) as exc:
         raise ChainUnavailable(f"node request failed: {type(exc).__name__}") from None
     except (Web3RPCError, EthValidationError) as exc:

@@ -58,7 +58,8 @@ def test_placeholder_or_short_secret_refused_outside_development(secret: str) ->
 
 
 def test_real_secret_accepted_in_production_and_never_printed() -> None:
-    settings = load_settings(environment="production", secret_key=REAL_SECRET)
+    settings = load_settings(environment="production", secret_key=REAL_SECRET,
+                             log_key_dir="/var/lib/kitledger/keys")
     assert REAL_SECRET not in repr(settings)
     assert settings.secret_key.get_secret_value() == REAL_SECRET
 

@@ -181,3 +181,36 @@ def test_refusal_is_named_whatever_bytes_the_revert_carries(
     assert caught.value.error_name == "NotAnchorer"
     assert caught.value.arguments["account"].lower() == sender
     assert caught.value.arguments["logId"] == deployment.log_id
+
+
+def test_a_pending_store_from_before_contracts_is_upgraded_and_scoped(tmp_db: Path) -> None:
+    import sqlite3
+
+    old = sqlite3.connect(tmp_db)
+    old.executescript("""
+        CREATE TABLE pending_anchor (tx_hash BLOB PRIMARY KEY, log_id BLOB NOT NULL,
+            tree_size INTEGER NOT NULL, root BLOB NOT NULL, nonce INTEGER NOT NULL,
+            raw_tx BLOB NOT NULL, sender TEXT NOT NULL, checkpoint BLOB NOT NULL,
+            created_at REAL NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('sent', 'mined', 'final', 'dropped')),
+            block_number INTEGER, block_hash BLOB);
+        CREATE INDEX pending_anchor_log ON pending_anchor (log_id, state, tree_size);
+        INSERT INTO pending_anchor VALUES (x'01', x'4c', 3, x'02', 0, x'03', '0xsender', x'04',
+            1.0, 'final', 7, x'05');
+        INSERT INTO pending_anchor VALUES (x'06', x'4c', 4, x'02', 1, x'03', '0xsender', x'04',
+            2.0, 'sent', NULL, NULL);
+    """)
+    old.close()
+    store = SqlitePendingAnchorStore(tmp_db, "0xAbC")  # the contract in use until now
+    final = store.latest_final(b"L")
+    assert final is not None and (final.tree_size, final.block_number) == (3, 7)
+    assert [a.tree_size for a in store.unfinished(b"L")] == [4]
+    store.close()
+    other = SqlitePendingAnchorStore(tmp_db, "0xdef")  # a new contract starts afresh
+    assert other.latest_final(b"L") is None and other.unfinished(b"L") == []
+    other.close()
+    same = SqlitePendingAnchorStore(tmp_db, "0xabc")
+    assert same.mark_lost(b"L") == 2
+    assert same.count(b"L", "lost") == 2 and same.latest_final(b"L") is None
+    assert same.unfinished(b"L") == []
+    same.close()
