@@ -1,7 +1,7 @@
 """anchoring status, the contracts anchored on, and anchors that no longer count
 
-Revision ID: 0010_anchor_status
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 Create Date: 2027-01-10 10:00:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from api.db import UTCDateTime
 
-revision: str = "0010_anchor_status"
-down_revision: str | None = "0009"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
