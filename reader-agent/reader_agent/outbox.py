@@ -1,5 +1,8 @@
 """The durable outbox: every signed observation is a SQLite row before it is published, and
-stays one until the broker acknowledges it (PUBACK). Rows left at start are replayed.
+stays one until the API has committed it: its end-to-end acknowledgement's `through` covers
+the row (`reader_agent.delivery`). A broker's PUBACK releases nothing: a broker that crashes
+before saving its queue would otherwise lose rows already deleted here. Rows left at start
+are sent again.
 
 Durability. WAL with `synchronous=FULL`: each commit is fsynced before it returns. NORMAL would
 survive kill -9 but not a power cut, which can roll back the last commits; a sequence number
@@ -14,6 +17,11 @@ observations are refused: `free_rows()` says how many fit, the agent counts the 
 `refused_outbox_full`, logs it, and reports it in every health message. We refuse the newest
 rather than evict the oldest because the oldest are evidence already promised to the API;
 nothing is dropped without a count. At `alarm_fraction` (default 80 %) `alarm` turns on.
+
+Release. `release_through(n)` deletes every row up to n and records n as `acked_through`
+(meta), so a restarted agent starts re-sending above it. A missing number the API asks for
+that is no longer here is described by `lost_reason` (quarantined, released, or never here)
+for the signed "lost" statement the agent sends instead (`ledger.core.lost`).
 
 Speed. Deleting acknowledged rows commits with `synchronous=NORMAL` (no fsync of its own):
 a delete lost to a power cut only re-publishes a row the API already has, and it ingests by
@@ -31,7 +39,7 @@ from __future__ import annotations
 import collections
 import itertools
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -82,6 +90,8 @@ class Outbox:
         after_rows = 0 if highest is None else highest + 1
         self.next_seq: int = max(stored[0] if stored else 0, after_rows)
         self.replay_below = self.next_seq  # rows below this came from a previous run
+        acked = self._db.execute("SELECT value FROM meta WHERE key='acked_through'").fetchone()
+        self.acked_through: int = -1 if acked is None else min(acked[0], self.next_seq - 1)
         self.quarantined = 0
         self._fresh: collections.deque[tuple[int, bytes]] = collections.deque(
             maxlen=MAX_FRESH_ROWS)
@@ -165,19 +175,54 @@ class Outbox:
         self.depth -= 1
         self.quarantined += 1
 
-    def acknowledge(self, seqs: Iterable[int]) -> None:
-        """Delete rows the broker has acknowledged (one transaction)."""
-        batch = [(seq,) for seq in seqs]
-        if not batch:
-            return
+    def release_through(self, through: int) -> int:
+        """Delete every row up to `through` (the API has committed them) and remember
+        `through` as `acked_through`, in one transaction; return how many rows went."""
+        if through <= self.acked_through:
+            return 0
         self._db.execute("PRAGMA synchronous=NORMAL")  # why: see "Speed" above
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
-                cursor = self._db.executemany("DELETE FROM outbox WHERE seq = ?", batch)
+                cursor = self._db.execute("DELETE FROM outbox WHERE seq <= ?", (through,))
+                self._db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('acked_through', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (through,))
+        except sqlite3.DatabaseError as exc:
+            raise OutboxError(f"cannot release outbox rows: {exc}") from None
         finally:
             self._db.execute("PRAGMA synchronous=FULL")
+        self.acked_through = through
         self.depth -= cursor.rowcount
+        return int(cursor.rowcount)
+
+    def rows_between(self, first: int, last: int,
+                     limit: int = MAX_REPLAY_BATCH) -> list[tuple[int, bytes]]:
+        """The rows held with `first` <= seq <= `last`, oldest first (at most `limit`): what
+        the API asked for again. Rows of a previous run are checked first, as in `pending`."""
+        rows = self._db.execute(
+            "SELECT seq, envelope FROM outbox WHERE seq BETWEEN ? AND ? ORDER BY seq LIMIT ?",
+            (first, last, min(limit, MAX_REPLAY_BATCH)),
+        ).fetchall()
+        good: list[tuple[int, bytes]] = []
+        for seq, envelope in rows:
+            reason = self._check(seq, envelope) if seq < self.replay_below else None
+            if reason is None:
+                good.append((seq, envelope))
+            else:
+                self._quarantine(seq, envelope, reason)
+        return good
+
+    def lost_reason(self, first: int, last: int) -> str:
+        """Why the numbers `first`..`last`, none of them held, are not here any more."""
+        quarantined = self._db.execute(
+            "SELECT count(*) FROM quarantine WHERE seq BETWEEN ? AND ?", (first, last),
+        ).fetchone()[0]
+        if quarantined:
+            return "outbox quarantine"
+        if last <= self.acked_through:
+            return f"released: acknowledged through {self.acked_through}"
+        return "not in outbox"
 
     def close(self) -> None:
         self._db.close()
