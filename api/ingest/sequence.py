@@ -174,3 +174,72 @@ def open_gaps(session: Session, device_id: str) -> list[tuple[int, int]]:
         .order_by(col(SequenceGap.first_seq))
     ).all()
     return [(row.first_seq, row.last_seq) for row in rows]
+
+
+def close_lost(session: Session, device_id: str, first: int, last: int, now: datetime) -> int:
+    """Close what is missing of `device_id`'s numbers `first`..`last`, which the reader has
+    said, signed, it no longer holds (`ledger.core.lost`); return how many numbers that
+    closed. Only open gaps are touched, at or below the cursor: a reader cannot move its
+    cursor with this, only end the wait for numbers the API itself asked for. The rest of a
+    gap outside the range is opened again as new rows, as `advance` does."""
+    connection = session.connection()
+    rows = connection.execute(
+        core_select(_GAPS.c.id, _GAPS.c.first_seq, _GAPS.c.last_seq)
+        .where(_GAPS.c.device_id == device_id, _GAPS.c.closed_at.is_(None),
+               _GAPS.c.last_seq >= first, _GAPS.c.first_seq <= last)
+    ).all()
+    if not rows:
+        return 0
+    closed = 0
+    opened: list[dict[str, object]] = []
+    for _, gap_first, gap_last in rows:
+        closed += min(gap_last, last) - max(gap_first, first) + 1
+        for low, high in ((gap_first, first - 1), (last + 1, gap_last)):
+            if low <= high:
+                opened.append({"device_id": device_id, "first_seq": low, "last_seq": high,
+                               "opened_at": now, "closed_at": None})
+    connection.execute(_CLOSE_GAPS, {"b_ids": [row[0] for row in rows], "b_now": now})
+    if opened:
+        connection.execute(insert(_GAPS), opened)
+    return closed
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a device's numbers are stored without a hole (`through`), and the holes the
+    API has waited on long enough to ask for (`missing`, lowest first, bounded)."""
+
+    through: int
+    missing: tuple[tuple[int, int], ...]
+
+
+def progress(
+    session: Session, device_ids: Collection[str], asked_before: datetime, max_ranges: int,
+) -> dict[str, Progress]:
+    """Each device's `Progress`: `through` is its cursor if no gap is open, else one below its
+    lowest open gap; `missing` the open gaps opened before `asked_before`, at most
+    `max_ranges` each. Two statements however many devices."""
+    if not device_ids:
+        return {}
+    connection = session.connection()
+    highs: dict[str, int] = dict(connection.execute(
+        core_select(_CURSORS.c.device_id, _CURSORS.c.high_seq)
+        .where(among(_CURSORS.c.device_id, device_ids, connection))
+    ).all())
+    gaps: dict[str, list[tuple[int, int, datetime]]] = {}
+    for device_id, first, last, opened_at in connection.execute(
+        core_select(_GAPS.c.device_id, _GAPS.c.first_seq, _GAPS.c.last_seq, _GAPS.c.opened_at)
+        .where(among(_GAPS.c.device_id, device_ids, connection), _GAPS.c.closed_at.is_(None))
+        .order_by(_GAPS.c.device_id, _GAPS.c.first_seq)
+    ):
+        gaps.setdefault(device_id, []).append((first, last, opened_at))
+    found: dict[str, Progress] = {}
+    for device_id in device_ids:
+        open_gaps = gaps.get(device_id, [])
+        through = (open_gaps[0][0] - 1 if open_gaps
+                   else highs.get(device_id, FIRST_SEQ - 1))
+        missing = tuple((first, last) for first, last, opened_at in open_gaps
+                        if opened_at < asked_before)[:max_ranges]
+        found[device_id] = Progress(through, missing)
+    return found
+
