@@ -73,3 +73,19 @@ def ack_messages(
                    ack_payload(found[device_id]))
         for device_id, reader in readers.items()
     ]
+
+
+MISSING_SCAN_S: Final = 10.0
+"""Seconds between scans for old gaps of readers that have sent nothing since: the agent
+answers a request at once, so asking every ten seconds is plenty."""
+
+MAX_SCANNED_READERS: Final = 1000
+"""Readers asked per scan (those with the oldest gaps first); the rest at the next scan."""
+
+
+def old_gap_acks(session: Session, now: datetime) -> list[AckMessage]:
+    """Acks asking every active reader with a gap older than MISSING_AFTER_S for it, even if
+    the reader sends nothing new (then no batch would ask): at most MAX_SCANNED_READERS."""
+    readers = {reader.reader_id: reader for reader in sequence.readers_with_old_gaps(
+        session, now - timedelta(seconds=MISSING_AFTER_S), MAX_SCANNED_READERS)}
+    return ack_messages(session, readers, now) if readers else []

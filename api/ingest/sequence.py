@@ -3,6 +3,13 @@
 Readers number observations from `FIRST_SEQ` and never reuse a number. A jump opens a gap
 row; when the agent re-sends a missing number the gap is closed and what is still missing is
 reopened as new rows, so an operator can see both what is missing now and what went missing.
+
+A gap means "missing": never received with a valid signature. A number refused after its
+signature verified (too old, a revoked reader, a wrong topic) is not missing, it is kept in
+quarantine; it moves the cursor and fills gaps exactly as a stored one (`advance`), so the
+reader's end-to-end ack covers it (`progress`) and its agent stops sending it. A range the
+reader has said, signed, it no longer holds is closed too (`close_lost`); its quarantine row
+says why. Numbers that could not be attributed (bad signature, unknown key) move nothing.
 """
 
 from __future__ import annotations
@@ -13,13 +20,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from api.bulk import update_rows
 from api.db import among, table
+from api.ingest.checks import ReaderKey
 from api.models.ingest import DeviceCursor, SequenceGap
+from api.models.registry import Reader, ReaderStatus
 
 FIRST_SEQ: Final = 0
 """The reader agent's first sequence number; anything above it not yet seen is a gap."""
@@ -27,6 +36,7 @@ FIRST_SEQ: Final = 0
 
 _CURSORS = table(DeviceCursor)
 _GAPS = table(SequenceGap)
+_READERS = table(Reader)
 
 _CLOSE_GAPS = (
     update(_GAPS)
@@ -243,3 +253,20 @@ def progress(
         found[device_id] = Progress(through, missing)
     return found
 
+
+
+def readers_with_old_gaps(session: Session, before: datetime, limit: int) -> list[ReaderKey]:
+    """Active registered readers with a gap open since before `before`, oldest gap first."""
+    connection = session.connection()
+    oldest = (core_select(_GAPS.c.device_id, func.min(_GAPS.c.opened_at).label("since"))
+              .where(_GAPS.c.closed_at.is_(None), _GAPS.c.opened_at < before)
+              .group_by(_GAPS.c.device_id).subquery())
+    rows = connection.execute(
+        core_select(_READERS.c.id, _READERS.c.agency_id, _READERS.c.site_id,
+                    _READERS.c.public_key)
+        .join(oldest, oldest.c.device_id == _READERS.c.id)
+        .where(_READERS.c.status == ReaderStatus.ACTIVE)
+        .order_by(oldest.c.since).limit(limit)
+    ).all()
+    return [ReaderKey(reader_id, agency_id, site_id, public_key, True)
+            for reader_id, agency_id, site_id, public_key in rows]
