@@ -187,7 +187,8 @@ def main(argv: list[str] | None = None) -> None:
             seconds.append(one_run(Path(directory), args.rate))
         print(f"run {run + 1}: every observation stored {seconds[-1]:.1f} s after the kill",
               flush=True)
-    print(f"fail-over, kill -9 of one of two ingest nodes: median {statistics.median(seconds):.1f} s"
+    median = statistics.median(seconds)
+    print(f"fail-over, kill -9 of one of two ingest nodes: median {median:.1f} s"
           f" (min {min(seconds):.1f}, max {max(seconds):.1f}, {args.runs} runs; target < 10 s)")
 
 

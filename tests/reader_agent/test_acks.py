@@ -24,7 +24,8 @@ def ack(**fields: Any) -> bytes:
 
 
 def test_a_good_ack_parses() -> None:
-    assert parse_ack(ack(through=9, missing=[[11, 12], [15, 15]]), 20) == Ack(9, ((11, 12), (15, 15)))
+    assert parse_ack(ack(through=9, missing=[[11, 12], [15, 15]]), 20) == Ack(
+        9, ((11, 12), (15, 15)))
     assert parse_ack(ack(through=-1), 1) == Ack(-1)
     # Reserved for the API's signature (issue 18): accepted, not yet checked.
     assert parse_ack(ack(through=3, kid="k", sig="s"), 5) == Ack(3)
