@@ -50,7 +50,7 @@ def test_malformed_or_oversized_acks_are_refused(payload: bytes) -> None:
 @pytest.mark.parametrize("payload", [ack(through=100), ack(through=10 ** 6),
                                      ack(through=3, missing=[[50, 100]])])
 def test_an_ack_for_numbers_never_handed_out_is_refused(payload: bytes) -> None:
-    with pytest.raises(AckError, match="beyond|outside"):
+    with pytest.raises(AckError, match=r"beyond|outside"):
         parse_ack(payload, 100)
 
 
