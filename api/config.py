@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///kitledger.db"
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     mqtt_client_id: str = "kitledger-ingest"
+    # This node's id (api.node): empty means host-pid-random, unique per `serve`.
+    node_id: str = Field(default="", pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]{0,47})?$")
     mqtt_share_group: str = "kitledger-ingest"
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
 

@@ -39,6 +39,15 @@ def _without_quoted_values(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("DETAIL:"))
 
 
+_node: str | None = None
+
+
+def set_node(node: str) -> None:
+    """Name this process's node (`api.node`) in every line from now on."""
+    global _node
+    _node = node
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -47,6 +56,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage()[:MAX_MESSAGE_CHARS],
         }
+        if _node is not None:
+            entry["node"] = _node
         if record.exc_info:
             if record.exc_info[1] is not None:
                 redact_database_values(record.exc_info[1])

@@ -33,6 +33,10 @@ INGEST_REJECTED = Counter(
     "Observation messages quarantined, by reason.",
     ["reason"],
 )
+INGEST_LOST_AT_READER = Counter(
+    "kitledger_ingest_lost_at_reader_total",
+    "Sequence numbers closed as lost at their reader, on the reader's signed word.",
+)
 INGEST_BATCH_SECONDS = Histogram(
     "kitledger_ingest_batch_seconds",
     "Time to verify and commit one ingest batch.",

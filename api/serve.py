@@ -40,6 +40,8 @@ from api.db import make_engine
 from api.ingest.pipeline import IngestPipeline
 from api.ingest.worker import IngestWorker
 from api.metrics import watch_anchoring, watch_witnesses
+from api.node import ENV as NODE_ENV
+from api.node import default_node_id, node_id
 from api.processes import die_with_parent, tune_collector
 from api.webhooks import WebhookDispatcher
 
@@ -91,8 +93,9 @@ def run_ingest(index: int, overrides: dict[str, Any], parent: int) -> None:
     json_logging.configure()
     settings = load_settings(**overrides)
     engine = make_engine(settings)
+    json_logging.set_node(node_id(settings))
     worker = IngestWorker(settings, IngestPipeline(engine, settings),
-                          client_id=f"{settings.mqtt_client_id}-{index}")
+                          client_id=f"{settings.mqtt_client_id}-{node_id(settings)}-{index}")
     worker.start()
     if worker.verifiers is not None:
         worker.verifiers.start()  # ready for the first burst, not started by it
@@ -176,6 +179,8 @@ def serve(options: ServeOptions) -> None:
     # Workers read settings from the environment; pass command-line overrides through it.
     for name, value in options.overrides.items():
         os.environ[f"KITLEDGER_{name.upper()}"] = str(value)
+    os.environ.setdefault(NODE_ENV, default_node_id())  # one id for all of this node's children
+    json_logging.set_node(os.environ[NODE_ENV])
     context = multiprocessing.get_context("spawn")
     me = os.getpid()
     children: list[BaseProcess] = [

@@ -134,14 +134,16 @@ def sign_outbox_publish(directory: Path, port: int, run: int,
     while not publisher.connected:
         time.sleep(0.01)
     def deliver(published_up_to: int) -> tuple[int, int]:
-        """One turn of the agent's loop: drop acknowledged rows, fill the in-flight window."""
+        """One turn of the agent's loop: free the in-flight window, release what the broker
+        has (no API here: as if it acknowledged at once), fill the window again."""
         acked = publisher.take_acknowledged()
-        outbox.acknowledge(acked)
+        if not publisher.inflight:
+            outbox.release_through(published_up_to)
         rows = outbox.pending(published_up_to, publisher.window_free)
         if rows:
             publisher.publish_rows(rows)
             published_up_to = rows[-1][0]
-        return published_up_to, len(acked)
+        return published_up_to, acked
 
     published_up_to, done = -1, 0
     with Timed() as timed:
@@ -157,6 +159,7 @@ def sign_outbox_publish(directory: Path, port: int, run: int,
             time.sleep(0.001)
             published_up_to, acked = deliver(published_up_to)
             done += acked
+    outbox.release_through(published_up_to)
     assert outbox.depth == 0
     publisher.stop()
     outbox.close()

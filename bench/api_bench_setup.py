@@ -154,7 +154,7 @@ def _bench_worker(index: int, overrides: dict[str, Any], ready: Any, done: Any) 
     settings = load_settings(**overrides)
     engine = make_engine(settings)
     worker = IngestWorker(settings, IngestPipeline(engine, settings),
-                          client_id=f"{settings.mqtt_client_id}-{index}")
+                          client_id=f"{settings.mqtt_client_id}-bench-{index}")
     worker.start()
     if worker.verifiers is not None:
         worker.verifiers.start()  # as `serve` does

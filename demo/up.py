@@ -42,10 +42,13 @@ listener {port} 127.0.0.1
 allow_anonymous true
 # mosquitto drops root privileges to "mosquitto" unless told to stay the invoking user.
 user {user}
+# Durable (docs/running.md, "Broker durability"): queues saved every 10 s, and sized for an
+# outage; the agents re-send whatever a crash loses, until the API acknowledges it.
 persistence true
 persistence_location {data}/
+autosave_interval 10
 max_queued_messages 1000000
-max_queued_bytes 0
+max_queued_bytes 268435456
 max_inflight_messages 1000
 log_dest file {data}/mosquitto.log
 log_type error

@@ -7,7 +7,10 @@ class policy and shares, badges, people, desk sessions, commitments). It queues 
 (observation rows here; sightings, custody events, asset updates, alerts, refusals, webhook
 events and desk sessions in `custody`) and `flush()` writes each table once, then stores the
 rules' answers as decisions. Only the sequence gaps are written as they are found: whether a
-read waits for its badge depends on them.
+read waits for its badge depends on them. Numbers spent by refusals whose signature verified
+move the cursors and close gaps like stored ones (`api.ingest.checks`, "Attribution"), and a
+reader's signed lost range closes the gaps it covers. Last, `acks` reads how far each reader
+of the batch is now stored, for the end-to-end acks sent after commit (`api.ingest.acks`).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from api.bulk import insert_rows
 from api.custody.batch import DESK_SESSION_TIMEOUT, CustodyBatch
 from api.db import table
 from api.ingest import sequence
+from api.ingest.acks import AckMessage, ack_messages
 from api.ingest.answers import DecisionMessage, store_answers
-from api.ingest.checks import Rejected, Verified
+from api.ingest.checks import ReaderKey, Rejected, RejectReason, Verified
 from api.ingest.record import (
     RecordedBatch,
     note_sightings,
@@ -49,6 +53,8 @@ class IngestBatch:
         """The custody rules' part: what they read and what they change."""
         self._cursors = sequence.Cursors({}, {})
         self._observations: list[dict[str, object]] = []
+        self.lost = 0
+        """Numbers closed as lost at their reader in this batch."""
 
     def sort_out(
         self, verified: Sequence[Verified], rejected: Sequence[Rejected]
@@ -57,6 +63,9 @@ class IngestBatch:
         arriving: dict[str, list[int]] = defaultdict(list)
         for item in verified:
             arriving[item.observation.device].append(item.observation.seq)
+        for refused in rejected:
+            if refused.reader is not None and refused.seqs is not None:
+                arriving[refused.reader.reader_id].append(refused.seqs[0])
         self._cursors = sequence.load_cursors(self.session, arriving)
         recorded = sort_out(self.session, verified, rejected, self._cursors)
         for refused in recorded.rejected:
@@ -67,21 +76,45 @@ class IngestBatch:
         """Load what ruling on the new reads `fresh` takes, once for the batch."""
         self.custody.facts.load(fresh)
 
-    def record(self, fresh: Sequence[Verified]) -> dict[str, int]:
-        """Queue `fresh` as observations, move the devices' cursors and gaps, move the last
-        sightings of their assets. Return the devices some of whose missing numbers arrived,
-        each with the lowest of them (reads above it may have been held for their badge)."""
-        if not fresh:
-            return {}
-        per_device: dict[str, list[int]] = defaultdict(list)
+    def record(
+        self, fresh: Sequence[Verified], refused: Sequence[Rejected] = (),
+    ) -> dict[str, int]:
+        """Queue `fresh` as observations, move the devices' cursors and gaps (by `fresh` and
+        by the attributed numbers of `refused`), move the last sightings of their assets.
+        Return the devices some of whose missing numbers arrived, each with the lowest of them
+        (reads above it may have been held for their badge)."""
+        per_device: dict[str, set[int]] = defaultdict(set)
         for item in fresh:
-            per_device[item.observation.device].append(item.observation.seq)
-        self._observations = observation_rows(fresh, self.now)
-        refilled = sequence.advance(self.session, per_device, self.now, self._cursors)
-        facts = self.custody.facts
-        note_sightings(self.session, fresh, facts.assets, facts.shares, facts.badges,
-                       self.custody.writes)
+            per_device[item.observation.device].add(item.observation.seq)
+        lost: list[tuple[str, tuple[int, int]]] = []
+        for refusal in refused:
+            if refusal.reader is None or refusal.seqs is None:
+                continue  # not attributable: moves nothing
+            if refusal.reason is RejectReason.LOST_AT_READER:
+                lost.append((refusal.reader.reader_id, refusal.seqs))
+            else:
+                per_device[refusal.reader.reader_id].add(refusal.seqs[0])
+        refilled = (sequence.advance(self.session, per_device, self.now, self._cursors)
+                    if per_device else {})
+        for device_id, (first, last) in lost:
+            self.lost += sequence.close_lost(self.session, device_id, first, last, self.now)
+        if fresh:
+            self._observations = observation_rows(fresh, self.now)
+            facts = self.custody.facts
+            note_sightings(self.session, fresh, facts.assets, facts.shares, facts.badges,
+                           self.custody.writes)
         return refilled
+
+    def acks(self, recorded: RecordedBatch) -> list[AckMessage]:
+        """The end-to-end acks for every reader the batch heard from with a verified signature
+        (new reads, replays, attributed refusals), as stored once this transaction commits."""
+        readers: dict[str, ReaderKey] = {}
+        for item in (*recorded.accepted, *recorded.duplicates):
+            readers.setdefault(item.reader.reader_id, item.reader)
+        for refused in recorded.rejected:
+            if refused.reader is not None and refused.seqs is not None:
+                readers.setdefault(refused.reader.reader_id, refused.reader)
+        return ack_messages(self.session, readers, self.now) if readers else []
 
     def flush(self) -> list[DecisionMessage]:
         """Write every queued change, each table once, and the answers as decisions; return

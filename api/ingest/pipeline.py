@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -29,6 +29,7 @@ from api.custody.reads import VerifiedRead
 from api.custody.ruling import rule_on_arrivals
 from api.db import ByIds, table, utcnow
 from api.errors import IngestError
+from api.ingest.acks import AckMessage
 from api.ingest.answers import DecisionMessage
 from api.ingest.batch import IngestBatch
 from api.ingest.checks import (
@@ -43,7 +44,12 @@ from api.ingest.checks import (
 )
 from api.ingest.record import RecordedBatch
 from api.logstore import claim_log_writer
-from api.metrics import INGEST_BATCH_SECONDS, INGEST_MESSAGES, INGEST_REJECTED
+from api.metrics import (
+    INGEST_BATCH_SECONDS,
+    INGEST_LOST_AT_READER,
+    INGEST_MESSAGES,
+    INGEST_REJECTED,
+)
 from api.models.registry import Reader, ReaderStatus
 from ledger.merkle_log import LogError
 
@@ -97,6 +103,8 @@ class BatchResult:
 
     recorded: RecordedBatch
     decisions: list[DecisionMessage]
+    acks: list[AckMessage] = field(default_factory=list)
+    """End-to-end acks for the batch's readers (`api.ingest.acks`), to send after commit."""
     attempts: int = 1
     seconds: float = 0.0
 
@@ -116,7 +124,8 @@ def _recheck_revocations(session: Session, verified: list[Verified]) -> list[Rej
         verified.remove(item)
     return [
         Rejected(i.message, RejectReason.REVOKED_DEVICE,
-                 f"reader {i.reader.reader_id} is revoked", i.reader.reader_id)
+                 f"reader {i.reader.reader_id} is revoked", i.reader.reader_id, i.reader,
+                 (i.observation.seq, i.observation.seq))
         for i in gone
     ]
 
@@ -164,8 +173,8 @@ class IngestPipeline:
 
         The whole story of a batch: verify; take the log writer's lock; re-check that no
         signer was revoked meanwhile; tell new reads from replays; load what the rules read;
-        record observations and sequence gaps; rule; flush every queued write; commit; hand
-        back the answers to publish."""
+        record observations and sequence gaps; rule; flush every queued write; read how far
+        each reader is stored; commit; hand back the answers and acks to publish."""
         started = time.perf_counter()
         if now is None:
             now = self._clock()
@@ -183,9 +192,11 @@ class IngestPipeline:
                     batch = IngestBatch(session, now, session_timeout=self.session_timeout)
                     recorded = batch.sort_out(verified, rejected)  # new, replayed, refused
                     batch.load(recorded.accepted)  # what the rules read, once
-                    refilled = batch.record(recorded.accepted)  # observations, gaps, sightings
+                    # observations, gaps (refused-but-signed numbers too), sightings
+                    refilled = batch.record(recorded.accepted, recorded.rejected)
                     self._custody(batch.custody, recorded.accepted, refilled)
                     decisions = batch.flush()  # each table once, and the answers
+                    acks = batch.acks(recorded)  # how far each reader is stored now
                     session.commit()
                 break
             except (IntegrityError, OperationalError, LogError) as exc:
@@ -204,4 +215,6 @@ class IngestPipeline:
         INGEST_MESSAGES.labels("rejected").inc(len(recorded.rejected))
         for item in recorded.rejected:
             INGEST_REJECTED.labels(item.reason.value).inc()
-        return BatchResult(recorded, decisions, attempts=attempt, seconds=seconds)
+        if batch.lost:
+            INGEST_LOST_AT_READER.inc(batch.lost)
+        return BatchResult(recorded, decisions, acks, attempts=attempt, seconds=seconds)

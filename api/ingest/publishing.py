@@ -1,4 +1,5 @@
 """Decisions out to the readers, at least once: publish, then mark published on the PUBACK.
+End-to-end acks go out through the same client, at QoS 0 and unrecorded (`api.ingest.acks`).
 
 A decision row is committed with its observation's batch and `published_at` empty. The worker
 publishes it at QoS 1 after the commit; when the broker has acknowledged the publish, the row
@@ -25,6 +26,7 @@ from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
 from api.db import among, table, writer_turn
+from api.ingest.acks import AckMessage
 from api.ingest.answers import DecisionMessage, decision_payload
 from api.models.custody import Decision
 from ledger.core.packing import chunks, pack
@@ -102,6 +104,11 @@ class DecisionPublisher:
             self._inflight += sent
             if len(self._inflight) > MAX_INFLIGHT:
                 del self._inflight[: len(self._inflight) - MAX_INFLIGHT]
+
+    def publish_acks(self, acks: list[AckMessage]) -> None:
+        """Send end-to-end acks: QoS 0, nothing recorded (an ack is repeated, not re-sent)."""
+        for ack in acks:
+            self._client.publish(ack.topic, ack.payload, qos=0)
 
     def settle(self, now: datetime, *, force: bool = False) -> int:
         """Mark the acknowledged publishes published; return how many were marked."""

@@ -100,6 +100,7 @@ def sort_out(
             conflicts.append(Rejected(
                 item.message, RejectReason.SEQ_CONFLICT,
                 f"device {key[0]} reused seq {key[1]} for another envelope", key[0],
+                item.reader, (key[1], key[1]),
             ))
     return RecordedBatch(accepted=fresh, duplicates=replays, rejected=[*rejected, *conflicts])
 

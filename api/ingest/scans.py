@@ -1,5 +1,7 @@
 """The ingest worker's periodic work beside its batches: overdue loans, reads held too long,
-decisions to mark published (and to send again after the broker was away).
+decisions to mark published (and to send again after the broker was away), and acks asking
+readers for gaps they have not filled (`api.ingest.acks.old_gap_acks`) even when they send
+nothing new.
 
 Run from the ingest thread between batches (`run_due`), each at its own interval, except
 marking decisions published (`DecisionPublisher.settle`, an UPDATE of every decision the
@@ -22,6 +24,7 @@ from sqlmodel import Session
 from api.custody.overdue import raise_overdue_alerts
 from api.custody.pending import HOLD_LIMIT, STALE_SCAN_WINDOW, stale_holds
 from api.db import utcnow
+from api.ingest.acks import MISSING_SCAN_S, old_gap_acks
 from api.ingest.answers import answer_stale_holds
 from api.ingest.pipeline import IngestPipeline
 from api.ingest.publishing import SETTLE_INTERVAL_S, DecisionPublisher
@@ -43,7 +46,7 @@ class PeriodicScans:
     def __init__(self, pipeline: IngestPipeline, decisions: DecisionPublisher) -> None:
         self._pipeline = pipeline
         self._decisions = decisions
-        self._next_overdue = self._next_held = time.monotonic()
+        self._next_overdue = self._next_held = self._next_missing = time.monotonic()
         self._everything = True  # the first held-read scan looks behind every open gap
         self._settler: threading.Thread | None = None
 
@@ -73,6 +76,9 @@ class PeriodicScans:
             self._scan_held(everything=self._everything)
             self._everything = False
             self._next_held = time.monotonic() + HELD_SCAN_S
+        if time.monotonic() >= self._next_missing:
+            self._ask_missing()
+            self._next_missing = time.monotonic() + MISSING_SCAN_S
 
     def settle(self, *, force: bool = False) -> None:
         """Mark the decisions the broker has acknowledged published."""
@@ -97,6 +103,16 @@ class PeriodicScans:
             return
         if resent:
             log.info("re-sent %d decisions not yet acknowledged by the broker", resent)
+
+    def _ask_missing(self) -> None:
+        """Send acks with `missing` to every reader with an old open gap."""
+        try:
+            with Session(self._pipeline.engine) as session:  # read only
+                acks = old_gap_acks(session, utcnow())
+        except SQLAlchemyError:
+            log.exception("missing-numbers scan failed; retrying at the next interval")
+            return
+        self._decisions.publish_acks(acks)
 
     def _scan_overdue(self) -> None:
         try:

@@ -3,6 +3,13 @@
 Readers number observations from `FIRST_SEQ` and never reuse a number. A jump opens a gap
 row; when the agent re-sends a missing number the gap is closed and what is still missing is
 reopened as new rows, so an operator can see both what is missing now and what went missing.
+
+A gap means "missing": never received with a valid signature. A number refused after its
+signature verified (too old, a revoked reader, a wrong topic) is not missing, it is kept in
+quarantine; it moves the cursor and fills gaps exactly as a stored one (`advance`), so the
+reader's end-to-end ack covers it (`progress`) and its agent stops sending it. A range the
+reader has said, signed, it no longer holds is closed too (`close_lost`); its quarantine row
+says why. Numbers that could not be attributed (bad signature, unknown key) move nothing.
 """
 
 from __future__ import annotations
@@ -13,13 +20,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from api.bulk import update_rows
 from api.db import among, table
+from api.ingest.checks import ReaderKey
 from api.models.ingest import DeviceCursor, SequenceGap
+from api.models.registry import Reader, ReaderStatus
 
 FIRST_SEQ: Final = 0
 """The reader agent's first sequence number; anything above it not yet seen is a gap."""
@@ -27,6 +36,7 @@ FIRST_SEQ: Final = 0
 
 _CURSORS = table(DeviceCursor)
 _GAPS = table(SequenceGap)
+_READERS = table(Reader)
 
 _CLOSE_GAPS = (
     update(_GAPS)
@@ -174,3 +184,89 @@ def open_gaps(session: Session, device_id: str) -> list[tuple[int, int]]:
         .order_by(col(SequenceGap.first_seq))
     ).all()
     return [(row.first_seq, row.last_seq) for row in rows]
+
+
+def close_lost(session: Session, device_id: str, first: int, last: int, now: datetime) -> int:
+    """Close what is missing of `device_id`'s numbers `first`..`last`, which the reader has
+    said, signed, it no longer holds (`ledger.core.lost`); return how many numbers that
+    closed. Only open gaps are touched, at or below the cursor: a reader cannot move its
+    cursor with this, only end the wait for numbers the API itself asked for. The rest of a
+    gap outside the range is opened again as new rows, as `advance` does."""
+    connection = session.connection()
+    rows = connection.execute(
+        core_select(_GAPS.c.id, _GAPS.c.first_seq, _GAPS.c.last_seq)
+        .where(_GAPS.c.device_id == device_id, _GAPS.c.closed_at.is_(None),
+               _GAPS.c.last_seq >= first, _GAPS.c.first_seq <= last)
+    ).all()
+    if not rows:
+        return 0
+    closed = 0
+    opened: list[dict[str, object]] = []
+    for _, gap_first, gap_last in rows:
+        closed += min(gap_last, last) - max(gap_first, first) + 1
+        for low, high in ((gap_first, first - 1), (last + 1, gap_last)):
+            if low <= high:
+                opened.append({"device_id": device_id, "first_seq": low, "last_seq": high,
+                               "opened_at": now, "closed_at": None})
+    connection.execute(_CLOSE_GAPS, {"b_ids": [row[0] for row in rows], "b_now": now})
+    if opened:
+        connection.execute(insert(_GAPS), opened)
+    return closed
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a device's numbers are stored without a hole (`through`), and the holes the
+    API has waited on long enough to ask for (`missing`, lowest first, bounded)."""
+
+    through: int
+    missing: tuple[tuple[int, int], ...]
+
+
+def progress(
+    session: Session, device_ids: Collection[str], asked_before: datetime, max_ranges: int,
+) -> dict[str, Progress]:
+    """Each device's `Progress`: `through` is its cursor if no gap is open, else one below its
+    lowest open gap; `missing` the open gaps opened before `asked_before`, at most
+    `max_ranges` each. Two statements however many devices."""
+    if not device_ids:
+        return {}
+    connection = session.connection()
+    highs: dict[str, int] = dict(connection.execute(
+        core_select(_CURSORS.c.device_id, _CURSORS.c.high_seq)
+        .where(among(_CURSORS.c.device_id, device_ids, connection))
+    ).all())
+    gaps: dict[str, list[tuple[int, int, datetime]]] = {}
+    for device_id, first, last, opened_at in connection.execute(
+        core_select(_GAPS.c.device_id, _GAPS.c.first_seq, _GAPS.c.last_seq, _GAPS.c.opened_at)
+        .where(among(_GAPS.c.device_id, device_ids, connection), _GAPS.c.closed_at.is_(None))
+        .order_by(_GAPS.c.device_id, _GAPS.c.first_seq)
+    ):
+        gaps.setdefault(device_id, []).append((first, last, opened_at))
+    found: dict[str, Progress] = {}
+    for device_id in device_ids:
+        open_gaps = gaps.get(device_id, [])
+        through = (open_gaps[0][0] - 1 if open_gaps
+                   else highs.get(device_id, FIRST_SEQ - 1))
+        missing = tuple((first, last) for first, last, opened_at in open_gaps
+                        if opened_at < asked_before)[:max_ranges]
+        found[device_id] = Progress(through, missing)
+    return found
+
+
+
+def readers_with_old_gaps(session: Session, before: datetime, limit: int) -> list[ReaderKey]:
+    """Active registered readers with a gap open since before `before`, oldest gap first."""
+    connection = session.connection()
+    oldest = (core_select(_GAPS.c.device_id, func.min(_GAPS.c.opened_at).label("since"))
+              .where(_GAPS.c.closed_at.is_(None), _GAPS.c.opened_at < before)
+              .group_by(_GAPS.c.device_id).subquery())
+    rows = connection.execute(
+        core_select(_READERS.c.id, _READERS.c.agency_id, _READERS.c.site_id,
+                    _READERS.c.public_key)
+        .join(oldest, oldest.c.device_id == _READERS.c.id)
+        .where(_READERS.c.status == ReaderStatus.ACTIVE)
+        .order_by(oldest.c.since).limit(limit)
+    ).all()
+    return [ReaderKey(reader_id, agency_id, site_id, public_key, True)
+            for reader_id, agency_id, site_id, public_key in rows]

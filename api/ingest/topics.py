@@ -2,6 +2,8 @@
 
     kitledger/v1/{agency}/{site}/{reader}/events      observations, signed by the reader
     kitledger/v1/{agency}/{site}/{reader}/decisions   our answers, JSON
+    kitledger/v1/{agency}/{site}/{reader}/acks        how far its numbers are stored, JSON
+                                                      (`api.ingest.acks`)
     kitledger/v1/{agency}/{site}/{reader}/status      the agent's health and online/offline
 
 A topic names who claims to be speaking; the signature says who is. Ingest refuses a message
@@ -19,6 +21,7 @@ from ledger.core.bounds import MAX_ID_CHARS
 PREFIX: Final = "kitledger/v1"
 EVENTS: Final = "events"
 DECISIONS: Final = "decisions"
+ACKS: Final = "acks"
 
 MAX_TOPIC_SEGMENT_CHARS: Final = MAX_ID_CHARS
 """Agency, site and reader ids are registry ids, bounded as the record format bounds them."""

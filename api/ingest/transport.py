@@ -2,10 +2,18 @@
 
 A worker joins the MQTT v5 shared subscription `$share/<group>/kitledger/v1/+/+/+/events` and
 the broker splits messages among the group. paho's `manual_ack` holds each PUBACK until the
-batch holding that message has committed (`ack`), so a worker that dies before commit leaves
-its messages unacknowledged and the broker redelivers them (persistent session, stable client
-id); ingest is idempotent, so a redelivered message that did commit is only a replay. The MQTT
-v5 Receive Maximum bounds the messages in flight, and so the worker's memory.
+batch holding that message has committed (`ack`); ingest is idempotent, so a redelivered
+message that did commit is only a replay. The MQTT v5 Receive Maximum bounds the messages in
+flight, and so the worker's memory.
+
+Failing over. Each worker has its own client id (`{mqtt_client_id}-{node}-{index}`,
+`api.node`) and a session that expires SESSION_EXPIRY_S after it disconnects. A broker keeps
+routing a shared subscription's share to a member's session while that session lives, so a
+long-lived session of a killed node strands its readers' messages; a short one ends that
+within seconds, and the survivors get everything after. What the dead member held is lost at
+the broker, and that is safe: the reader agents keep every row until the API's end-to-end ack
+covers it (`api.ingest.acks`) and re-send what is not acknowledged. The few seconds of
+session still let a worker that only reconnects (`redeliver`, a network blip) resume it.
 
 An events message may carry several envelopes (`ledger.core.packing`: an agent sending a
 backlog); it arrives as one `Delivery`, always stored in one batch and acknowledged once.
@@ -29,13 +37,16 @@ from paho.mqtt.reasoncodes import ReasonCode
 from api.config import Settings
 from api.ingest.checks import InboundMessage
 from api.ingest.topics import events_subscription
+from api.node import node_id
 from ledger.core.packing import unpack
 
 log = logging.getLogger(__name__)
 
-SESSION_EXPIRY_S: Final = 24 * 3600
-"""How long the broker keeps a worker's unacknowledged messages while it is away: a day covers
-a crashed worker being restarted by hand after a night."""
+SESSION_EXPIRY_S: Final = 2
+"""How long the broker keeps a worker's session after it disconnects: long enough for the
+worker's own reconnect (`redeliver`, under a second) to resume it, short enough that a dead
+node's share of the shared subscription goes to the survivors within the agents' first re-send
+timeout (5 s). Durability does not rest on it: see "Failing over"."""
 
 MAX_RECEIVE_MAXIMUM: Final = 65_535
 """MQTT v5's largest Receive Maximum (a 16-bit field)."""
@@ -77,7 +88,8 @@ class MqttTransport:
         self.subscribed = threading.Event()
         self.connected = threading.Event()
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id or settings.mqtt_client_id,
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"{settings.mqtt_client_id}-{node_id(settings)}",
             protocol=mqtt.MQTTv5, manual_ack=True,
         )
         self.client.on_connect = self._on_connect
@@ -102,7 +114,8 @@ class MqttTransport:
         self.client.loop_start()
 
     def stop(self) -> None:
-        """Disconnect; unacknowledged messages stay queued at the broker."""
+        """Disconnect; unacknowledged messages stay with the session until it expires, and
+        the agents re-send whatever was not stored."""
         self.client.disconnect()
         self.client.loop_stop()
 

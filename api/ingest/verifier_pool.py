@@ -90,8 +90,8 @@ def _ready() -> int:
 
 _Accepted = tuple[ReaderKey, tuple[object, ...], datetime, bytes]
 """A `Verified` less its message: reader, observation's fields, time, envelope hash."""
-_Refused = tuple[RejectReason, str, str | None]
-"""A `Rejected` less its message: reason, detail, device."""
+_Refused = tuple[RejectReason, str, str | None, ReaderKey | None, tuple[int, int] | None]
+"""A `Rejected` less its message: reason, detail, device, and whom it is attributed to."""
 
 _observation_fields = attrgetter(*(f.name for f in fields(Observation)))
 """An observation's fields as a tuple, in `Observation(*values)` order."""
@@ -101,17 +101,17 @@ def _compact(outcome: Outcome) -> _Accepted | _Refused:
     if isinstance(outcome, Verified):
         return (outcome.reader, _observation_fields(outcome.observation), outcome.observed_at,
                 outcome.envelope_hash)
-    return (outcome.reason, outcome.detail, outcome.device_id)
+    return (outcome.reason, outcome.detail, outcome.device_id, outcome.reader, outcome.seqs)
 
 
 def _expand(message: InboundMessage, verdict: _Accepted | _Refused) -> Outcome:
     """The outcome `_compact` made of verifying `message`."""
-    if len(verdict) == 4:
+    if not isinstance(verdict[0], RejectReason):
         reader, values, observed_at, envelope_hash = verdict
         return Verified(message, reader, Observation(*values), observed_at,  # type: ignore[arg-type]
                         message.payload, envelope_hash)
-    reason, detail, device = verdict
-    return Rejected(message, reason, detail, device)
+    reason, detail, device, signer, seqs = verdict
+    return Rejected(message, reason, detail, device, signer, seqs)
 
 
 def _verify(

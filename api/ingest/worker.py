@@ -127,6 +127,7 @@ class IngestWorker:
             return False
         # Answers first (the reader is waiting), then the PUBACKs that end redelivery.
         self.decisions.publish(result.decisions)
+        self.decisions.publish_acks(result.acks)  # the agents may now drop these rows
         if result.decisions:
             DECISION_LATENCY_SECONDS.observe(time.perf_counter() - started)
         self._transport.ack(job.batch)

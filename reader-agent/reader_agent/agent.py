@@ -4,9 +4,9 @@ Threads: one iterates the reader driver (blocking serial I/O) into a bounded que
 its own network thread; a child process signs bursts (`signing_worker`); everything else
 happens in the loop here, one turn at a time: take the queued reads, run the pipeline, sign the
 new observations and commit them to the outbox (group commit: one fsync per SIGN_BATCH slice),
-delete acknowledged rows, hand the next rows to paho within the in-flight window, show
-decisions, and now and then publish health (which carries the driver's line counters: garbage
-bytes, resyncs, bad checksums, reconnects).
+take the API's acks (deleting the rows they cover) and hand the next rows to paho within both
+windows (`reader_agent.delivery`), show decisions, and now and then publish health (which
+carries the driver's line counters: garbage bytes, resyncs, bad checksums, reconnects).
 
 Disk: before storing, the loop asks `reader_agent.disk` (statvfs at a bounded rate) whether
 the outbox's filesystem is low, full or read-only. Full or read-only: new observations are
@@ -15,8 +15,9 @@ published and deleted; the agent keeps running and takes reads again by itself w
 returns. A change of disk state is logged once and published in a health message at once.
 
 Shutdown: stop the reader, process what is queued (those reads were accepted, so they are
-stored), give paho a moment for outstanding PUBACKs, publish "offline", close the outbox.
-Whatever was not acknowledged stays in the outbox and is replayed on the next start.
+stored), give the API a moment to acknowledge what is out, publish "offline", close the
+outbox. Whatever the API has not acknowledged stays in the outbox and is sent again on the
+next start.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import time
 from typing import Any, Final, Protocol
 
 from reader_agent.config import AgentConfig
+from reader_agent.delivery import Delivery
 from reader_agent.disk import MB, DiskState, DiskWatch
 from reader_agent.errors import ConfigError, OutboxDiskError, OutboxFull, OutboxReadOnly
 from reader_agent.identity import load_or_create_key
@@ -106,7 +108,8 @@ class ReaderAgent:
         self.refused_outbox_full = 0
         self.refused_disk = 0
         self.observations = 0
-        self._published_up_to = -1
+        self.delivery = Delivery(self.outbox, self.publisher, config.mqtt, config.reader_id,
+                                 key)
         self._alarm_logged = False
         self._outbox_full = Outage(log, "outbox full: new observations refused")
         self._source_outage = Outage(log, "reader source failed")
@@ -196,13 +199,7 @@ class ReaderAgent:
         return self.disk.state
 
     def _deliver(self) -> None:
-        self.outbox.acknowledge(self.publisher.take_acknowledged())
-        free = self.publisher.window_free
-        if free:
-            rows = self.outbox.pending(self._published_up_to, free)
-            taken = self.publisher.publish_rows(rows)
-            if taken:
-                self._published_up_to = rows[taken - 1][0]
+        self.delivery.step(time.monotonic())
         self.publisher.show_decisions()
 
     def health(self, reads_per_s: float) -> dict[str, Any]:
@@ -235,6 +232,11 @@ class ReaderAgent:
             "outbox_quarantined": self.outbox.quarantined,
             "next_seq": self.outbox.next_seq,
             "inflight": self.publisher.inflight,
+            "acked_through": self.delivery.acked_through,
+            "unacked": self.delivery.unacked,
+            "resends": self.delivery.resends,
+            "acks_rejected": self.delivery.acks_rejected + self.publisher.acks_dropped,
+            "lost_reported": self.delivery.lost_reported,
             "decisions_shown": self.publisher.decisions_shown,
             "decisions_rejected": self.publisher.decisions_rejected,
         }
@@ -267,10 +269,9 @@ class ReaderAgent:
         while not self.reads.empty():
             self._store(self._take_reads(), time.monotonic())
         deadline = time.monotonic() + 2.0
-        while self.publisher.inflight and time.monotonic() < deadline:
+        while self.delivery.unacked and time.monotonic() < deadline:
             self._deliver()
             time.sleep(0.02)
-        self.outbox.acknowledge(self.publisher.take_acknowledged())
         self.publisher.stop()
         log.info("stopped: %d rows left in the outbox for the next start", self.outbox.depth)
         self.outbox.close()

@@ -74,6 +74,9 @@ class MqttSettings:
     inflight_window: int = 1000
     health_interval_s: float = 30.0
     envelopes_per_message: int = MAX_ENVELOPES_PER_MESSAGE
+    unacked_max: int = 5000
+    ack_timeout_s: float = 5.0
+    ack_timeout_max_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,12 +217,18 @@ def _mqtt(raw: Any, base: Path, reader_id: str) -> MqttSettings:
         health_interval_s=float(mqtt.number("health_interval_s", 0.1, 3600.0, 30.0)),
         envelopes_per_message=mqtt.number(
             "envelopes_per_message", 1, MAX_ENVELOPES_PER_MESSAGE, MAX_ENVELOPES_PER_MESSAGE),
+        # Rows sent and not yet acknowledged by the API (`reader_agent.delivery`).
+        unacked_max=mqtt.number("unacked_max", 1, 1_000_000, 5000),
+        ack_timeout_s=float(mqtt.number("ack_timeout_s", 0.1, 600.0, 5.0)),
+        ack_timeout_max_s=float(mqtt.number("ack_timeout_max_s", 0.1, 3600.0, 60.0)),
     )
     mqtt.finish()
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise ConfigError("[mqtt] tls_cert and tls_key must be given together")
     if settings.tls_cert is not None and settings.tls_ca is None:
         raise ConfigError("[mqtt] a client certificate needs tls_ca to check the broker")
+    if settings.ack_timeout_max_s < settings.ack_timeout_s:
+        raise ConfigError("[mqtt] ack_timeout_max_s must be at least ack_timeout_s")
     if settings.password_file is not None and settings.username is None:
         raise ConfigError("[mqtt] password_file needs username")
     return settings

@@ -1,5 +1,8 @@
 """The durable outbox: every signed observation is a SQLite row before it is published, and
-stays one until the broker acknowledges it (PUBACK). Rows left at start are replayed.
+stays one until the API has committed it: its end-to-end acknowledgement's `through` covers
+the row (`reader_agent.delivery`). A broker's PUBACK releases nothing: a broker that crashes
+before saving its queue would otherwise lose rows already deleted here. Rows left at start
+are sent again.
 
 Durability. WAL with `synchronous=FULL`: each commit is fsynced before it returns. NORMAL would
 survive kill -9 but not a power cut, which can roll back the last commits; a sequence number
@@ -14,6 +17,11 @@ observations are refused: `free_rows()` says how many fit, the agent counts the 
 `refused_outbox_full`, logs it, and reports it in every health message. We refuse the newest
 rather than evict the oldest because the oldest are evidence already promised to the API;
 nothing is dropped without a count. At `alarm_fraction` (default 80 %) `alarm` turns on.
+
+Release. `release_through(n)` deletes every row up to n and records n as `acked_through`
+(meta), so a restarted agent starts re-sending above it. A missing number the API asks for
+that is no longer here is described by `lost_reason` (quarantined, released, or never here)
+for the signed "lost" statement the agent sends instead (`ledger.core.lost`).
 
 Speed. Deleting acknowledged rows commits with `synchronous=NORMAL` (no fsync of its own):
 a delete lost to a power cut only re-publishes a row the API already has, and it ingests by
@@ -30,8 +38,8 @@ filesystem the file is opened read-only (`writable` False) and reopened for writ
 filesystem allows it. Every SQLite error of a read or write after opening becomes a typed
 `OutboxDiskError` (full, read-only, I/O) held in `fault`, counted in `disk_errors` and logged
 once per outage, never a traceback: an append that fails raises it (the agent refuses and
-counts those observations); acknowledgements that fail are kept and retried
-(DEFERRED_ACKS_MAX); a read that fails returns no rows this turn. While a fault lasts, writes
+counts those observations); a release that fails is remembered (one number: how far) and
+retried; a read that fails returns no rows this turn. While a fault lasts, writes
 are retried at most every WRITE_RETRY_S. Room for the WAL is kept by refusing reads before the
 disk is full (`reader_agent.disk`).
 
@@ -49,7 +57,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -79,11 +87,6 @@ MAX_FRESH_ROWS: Final = 4096
 WRITE_RETRY_S: Final = 2.0
 """While writes fail, the next attempt waits this long (observations arriving meanwhile are
 refused without touching the disk); a write that succeeds ends the fault at once."""
-
-DEFERRED_ACKS_MAX: Final = 100_000
-"""Acknowledged sequence numbers kept while their delete cannot commit (800 KB). Past this the
-oldest are forgotten: those rows stay in the file and are published again after the next
-start, which the API ingests idempotently by (device, seq); nothing is lost."""
 
 _SQLITE_FULL: Final = 13
 _SQLITE_READONLY: Final = 8
@@ -116,8 +119,7 @@ class Outbox:
         self.disk_errors = 0
         self.fault: OutboxDiskError | None = None
         self._retry_at = 0.0
-        self._deferred_acks: collections.deque[int] = collections.deque(maxlen=DEFERRED_ACKS_MAX)
-        self.acks_forgotten = 0
+        self._deferred_through = -1  # a release the disk refused, retried later
         self.outage = Outage(log, f"outbox {path}")
         self._fresh: collections.deque[tuple[int, bytes]] = collections.deque(
             maxlen=MAX_FRESH_ROWS)
@@ -147,6 +149,8 @@ class Outbox:
         after_rows = 0 if highest is None else highest + 1
         self.next_seq: int = max(stored[0] if stored else 0, after_rows)
         self.replay_below = self.next_seq  # rows below this came from a previous run
+        acked = self._db.execute("SELECT value FROM meta WHERE key='acked_through'").fetchone()
+        self.acked_through: int = -1 if acked is None else min(acked[0], self.next_seq - 1)
         if not self.writable:
             self._failed(OutboxReadOnly(f"outbox {path} is on a read-only filesystem; "
                                         "opened read-only"))
@@ -287,47 +291,85 @@ class Outbox:
         self._wrote()
         return True
 
-    def acknowledge(self, seqs: Iterable[int]) -> None:
-        """Delete rows the broker has acknowledged (one transaction)."""
-        batch = [(seq,) for seq in seqs]
-        if self._deferred_acks or self.fault is not None:
-            batch = self._with_deferred(batch)
-        if not batch:
-            return
+    def release_through(self, through: int) -> int:
+        """Delete every row up to `through` (the API has committed them) and remember
+        `through` as `acked_through`, in one transaction; return how many rows went.
+
+        On a full or failing disk the release waits (`acks_deferred` says how far): the rows
+        stay, are not published again meanwhile (`acked_through` moves at once in memory),
+        and the delete is retried with the next release or `retry_release`."""
+        if self._deferred_through < 0 and through <= self.acked_through:
+            return 0
+        through = max(through, self._deferred_through)
+        self.acked_through = max(self.acked_through, through)
+        if self._may_write() is not None:
+            self._deferred_through = through
+            return 0
         try:
             self._db.execute("PRAGMA synchronous=NORMAL")  # why: see "Speed" above
             try:
                 with self._db:
                     self._db.execute("BEGIN IMMEDIATE")
-                    cursor = self._db.executemany("DELETE FROM outbox WHERE seq = ?", batch)
+                    cursor = self._db.execute("DELETE FROM outbox WHERE seq <= ?", (through,))
+                    self._db.execute(
+                        "INSERT INTO meta (key, value) VALUES ('acked_through', ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (through,))
             finally:
                 self._db.execute("PRAGMA synchronous=FULL")
         except sqlite3.DatabaseError as exc:
-            self._defer(batch)
+            self._deferred_through = through
             self._failed(_classify(exc, "cannot delete acknowledged rows", self.path), exc)
-            return
+            return 0
+        self._deferred_through = -1
         self.depth -= cursor.rowcount
         self._wrote()
+        return int(cursor.rowcount)
 
-    def _with_deferred(self, batch: list[tuple[int]]) -> list[tuple[int]]:
-        """`batch` plus the acknowledgements kept from failed deletes, or, while it is too soon
-        to write again, nothing (all of them kept for later)."""
-        if self._may_write() is not None:
-            self._defer(batch)
-            return []
-        deferred = [(seq,) for seq in self._deferred_acks]
-        self._deferred_acks.clear()
-        return deferred + batch
-
-    def _defer(self, batch: list[tuple[int]]) -> None:
-        room = DEFERRED_ACKS_MAX - len(self._deferred_acks)
-        self.acks_forgotten += max(0, len(batch) - room)  # the deque drops the oldest
-        self._deferred_acks.extend(seq for (seq,) in batch)
+    def retry_release(self) -> int:
+        """Retry a release the disk refused, once it may be written again."""
+        return self.release_through(self._deferred_through) if self._deferred_through >= 0 else 0
 
     @property
     def acks_deferred(self) -> int:
-        """Acknowledged rows whose delete waits for the disk."""
-        return len(self._deferred_acks)
+        """Acknowledged rows whose delete waits for the disk (an estimate: the span waiting)."""
+        if self._deferred_through < 0:
+            return 0
+        return self._db_count_through(self._deferred_through)
+
+    def _db_count_through(self, through: int) -> int:
+        try:
+            return int(self._db.execute("SELECT count(*) FROM outbox WHERE seq <= ?",
+                                        (through,)).fetchone()[0])
+        except sqlite3.DatabaseError:
+            return 0
+
+    def rows_between(self, first: int, last: int,
+                     limit: int = MAX_REPLAY_BATCH) -> list[tuple[int, bytes]]:
+        """The rows held with `first` <= seq <= `last`, oldest first (at most `limit`): what
+        the API asked for again. Rows of a previous run are checked first, as in `pending`."""
+        rows = self._db.execute(
+            "SELECT seq, envelope FROM outbox WHERE seq BETWEEN ? AND ? ORDER BY seq LIMIT ?",
+            (first, last, min(limit, MAX_REPLAY_BATCH)),
+        ).fetchall()
+        good: list[tuple[int, bytes]] = []
+        for seq, envelope in rows:
+            reason = self._check(seq, envelope) if seq < self.replay_below else None
+            if reason is None:
+                good.append((seq, envelope))
+            else:
+                self._quarantine(seq, envelope, reason)
+        return good
+
+    def lost_reason(self, first: int, last: int) -> str:
+        """Why the numbers `first`..`last`, none of them held, are not here any more."""
+        quarantined = self._db.execute(
+            "SELECT count(*) FROM quarantine WHERE seq BETWEEN ? AND ?", (first, last),
+        ).fetchone()[0]
+        if quarantined:
+            return "outbox quarantine"
+        if last <= self.acked_through:
+            return f"released: acknowledged through {self.acked_through}"
+        return "not in outbox"
 
     def close(self) -> None:
         try:

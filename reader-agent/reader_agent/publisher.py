@@ -9,13 +9,17 @@ characters so no id can inject a `/`, `+` or `#`)::
     kitledger/v1/{agency}/{site}/{reader}/status     QoS 1, retained: "online"; Last Will "offline"
     kitledger/v1/{agency}/{site}/{reader}/health     QoS 0, JSON health snapshot, periodic
     kitledger/v1/{agency}/{site}/{reader}/decisions  QoS 1, subscribed: the API's answers (JSON)
+    kitledger/v1/{agency}/{site}/{reader}/acks       subscribed: the API's end-to-end acks
+                                                     (JSON, `reader_agent.acks`)
 
 The client uses paho's v2 callback API, MQTT 3.1.1 with a persistent session (clean_session
 False) under a stable client id, and capped reconnect backoff. Delivery state is the outbox's,
-not paho's (paho keeps its queue in RAM): the agent publishes at most `inflight_window` rows
-at a time (below 65,535, past which paho reuses packet ids) and deletes a row only after its
-PUBACK. Callbacks run on paho's thread and only append to deques; the agent's loop does the
-rest, so no lock is held across paho's own mutex (on_publish runs under it).
+not paho's (paho keeps its queue in RAM). Two windows bound what is out: at most
+`inflight_window` rows await the broker's PUBACK (below 65,535, past which paho reuses packet
+ids), and at most `unacked_max` rows await the API's acknowledgement (`reader_agent.delivery`,
+which alone deletes rows). A PUBACK only frees room in the first window. Callbacks run on
+paho's thread and only append to deques; the agent's loop does the rest, so no lock is held
+across paho's own mutex (on_publish runs under it).
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ an envelope is about 450 bytes and at most about 1.2 KiB."""
 MAX_PENDING_DECISIONS: Final = 1000
 """Decisions queued between loop turns; a flood beyond this is counted and dropped."""
 
+MAX_PENDING_ACKS: Final = 1000
+"""Acks queued between loop turns (a batch a few milliseconds each at most); a flood beyond
+this is counted and dropped: a later ack says as much, and re-sending covers the rest."""
+
 log = logging.getLogger("reader_agent.publisher")
 
 
@@ -55,11 +63,13 @@ class Topics:
     status: str
     health: str
     decisions: str
+    acks: str
 
     @classmethod
     def for_reader(cls, agency: str, site: str, reader: str) -> Topics:
         base = f"kitledger/v1/{agency}/{site}/{reader}"
-        return cls(f"{base}/events", f"{base}/status", f"{base}/health", f"{base}/decisions")
+        return cls(f"{base}/events", f"{base}/status", f"{base}/health", f"{base}/decisions",
+                   f"{base}/acks")
 
 
 def _read_password(settings: MqttSettings) -> str | None:
@@ -120,6 +130,10 @@ class Publisher:
         self._client = client
         self._acked_mids: collections.deque[int] = collections.deque()
         self._decisions: collections.deque[bytes] = collections.deque()
+        self._acks: collections.deque[bytes] = collections.deque()
+        self.acks_dropped = 0
+        self.connections = 0
+        """Successful connections so far: a change tells the agent to re-send."""
         self._inflight: dict[int, list[int]] = {}  # paho mid -> the outbox seqs it carries
         self._inflight_rows = 0
         self.connected = False
@@ -152,7 +166,8 @@ class Publisher:
             return
         self._last_alarm = None
         self.connected = True
-        client.subscribe(self.topics.decisions, qos=1)
+        self.connections += 1
+        client.subscribe([(self.topics.decisions, 1), (self.topics.acks, 1)])
         client.publish(self.topics.status, b"online", qos=1, retain=True)
         log.info("mqtt connected host=%s port=%d", self.settings.host, self.settings.port)
 
@@ -166,13 +181,28 @@ class Publisher:
             self._alarm(f"connection lost: {reason}")
         else:  # e.g. a TLS 1.3 broker that wanted a client certificate hangs up after CONNECT
             self._alarm(f"connection closed before the broker accepted it ({reason}); "
-                        "check tls_cert/tls_key and the broker's listener")
+                        f"{self._listener_hint()}")
+
+    def _listener_hint(self) -> str:
+        """What to check when the broker hangs up before accepting us, for this config: the
+        client certificate only where TLS is in use."""
+        if self.settings.tls_ca is None:
+            return "check the broker's listener (a TLS port needs tls_ca)"
+        if self.settings.tls_cert is None:
+            return "check the broker's listener (it may want a client certificate: tls_cert)"
+        return "check tls_cert/tls_key and the broker's listener"
 
     def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int,
                     _reason: Any, _properties: Any) -> None:
         self._acked_mids.append(mid)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: Any) -> None:
+        if message.topic == self.topics.acks:
+            if len(self._acks) >= MAX_PENDING_ACKS:
+                self.acks_dropped += 1
+                return
+            self._acks.append(bytes(message.payload))
+            return
         if len(self._decisions) >= MAX_PENDING_DECISIONS:
             self.decisions_rejected += 1
             return
@@ -211,16 +241,30 @@ class Publisher:
             taken += len(message)
         return taken
 
-    def take_acknowledged(self) -> list[int]:
-        """Sequence numbers whose PUBACK arrived since the last call."""
-        seqs: list[int] = []
+    def take_acknowledged(self) -> int:
+        """Free the in-flight window of rows whose PUBACK arrived since the last call; return
+        how many. (The broker has them; only the API's ack releases them from the outbox.)"""
+        freed = 0
         acked, inflight = self._acked_mids, self._inflight
         while acked:
             message = inflight.pop(acked.popleft(), None)
-            if message is not None:  # status/health mids are not ours to track
-                seqs += message
-        self._inflight_rows -= len(seqs)
-        return seqs
+            if message is not None:  # status/health/lost mids are not ours to track
+                freed += len(message)
+        self._inflight_rows -= freed
+        return freed
+
+    def take_acks(self) -> list[bytes]:
+        """The acks payloads received since the last call, oldest first (unchecked)."""
+        taken: list[bytes] = []
+        while self._acks:
+            taken.append(self._acks.popleft())
+        return taken
+
+    def publish_envelope(self, envelope: bytes) -> bool:
+        """Publish one signed envelope outside the outbox's numbering (a "lost" statement,
+        `ledger.core.lost`) on the events topic; False if the client refused it."""
+        info = self._client.publish(self.topics.events, envelope, qos=1)
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def show_decisions(self) -> None:
         """Parse and show decisions received since the last call; count the garbage."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from reader_agent.config import MAX_ENVELOPES_PER_MESSAGE, AntennaZone, PipelineSettings
 from reader_agent.reads import TagRead
 
+from ledger.core.envelope import Envelope
 from ledger.core.packing import unpack
 from tests.fixtures.polling import wait_for
 
@@ -80,11 +82,20 @@ def write_capture(path: Path, count: int, start: int = 0) -> None:
 
 
 class Subscriber:
-    """A real MQTT subscriber with a persistent session, recording every event payload."""
+    """A real MQTT subscriber with a persistent session, recording every event payload.
 
-    def __init__(self, port: int, topic: str, client_id: str = "test-subscriber") -> None:
+    With `ack`, it also answers each events message as the API does (`reader_agent.acks`):
+    `through` the highest number received with none missing below. It stands in for the API
+    in the agent's own tests, which are about the agent and the broker; the real API answers
+    the real agent in tests/api/test_end_to_end_ack.py."""
+
+    def __init__(self, port: int, topic: str, client_id: str = "test-subscriber",
+                 ack: bool = False) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
+        self._ack = ack
+        self._seen: set[int] = set()
+        self._through = -1
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   clean_session=False)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
@@ -94,9 +105,20 @@ class Subscriber:
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
-    def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
+    def _on_message(self, client: Any, _u: Any, message: Any) -> None:
         with self._lock:
             self.messages.append((message.topic, bytes(message.payload), bool(message.retain)))
+            if not (self._ack and message.topic.endswith("/events")):
+                return
+            for envelope in unpack(bytes(message.payload), MAX_ENVELOPES_PER_MESSAGE):
+                seq = Envelope.from_bytes(envelope).payload.get("seq")
+                if isinstance(seq, int):
+                    self._seen.add(seq)
+            while self._through + 1 in self._seen:
+                self._through += 1
+            through = self._through
+        acks = message.topic.rsplit("/", 1)[0] + "/acks"
+        client.publish(acks, json.dumps({"v": 1, "through": through}).encode(), qos=1)
 
     def payloads(self, suffix: str) -> list[bytes]:
         with self._lock:

@@ -31,8 +31,8 @@ def subscriber_factory() -> Iterator[Callable[..., Subscriber]]:
     made: list[Subscriber] = []
 
     def make(port: int, topic: str = "kitledger/v1/testforce/stores/desk-1/#",
-             client_id: str = "test-subscriber") -> Subscriber:
-        sub = Subscriber(port, topic, client_id)
+             client_id: str = "test-subscriber", ack: bool = False) -> Subscriber:
+        sub = Subscriber(port, topic, client_id, ack)
         made.append(sub)
         return sub
 

@@ -35,7 +35,7 @@ def test_kill_9_mid_stream_then_restart_loses_and_reuses_nothing(
         subscriber_factory: Callable[..., Subscriber]) -> None:
     write_capture(tmp_path / "reads.txt", 2000)
     config = write_config(mqtt_port=mosquitto.port, settings="rate = 1000")
-    sub = subscriber_factory(mosquitto.port)
+    sub = subscriber_factory(mosquitto.port, ack=True)
     assert wait_for(lambda: sub.client.is_connected(), 10)
     agent = spawn(config)
     try:

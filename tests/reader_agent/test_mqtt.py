@@ -32,7 +32,7 @@ def start(agent: ReaderAgent) -> threading.Thread:
 def test_broker_down_while_10000_reads_arrive_then_all_delivered(
         mosquitto: MosquittoBroker, write_config: Callable[..., Path],
         subscriber_factory: Callable[..., Subscriber], per_message: int) -> None:
-    sub = subscriber_factory(mosquitto.port, f"{BASE}/events")
+    sub = subscriber_factory(mosquitto.port, f"{BASE}/events", ack=True)
     assert sub.wait_for(lambda: sub.client.is_connected(), 10)
     time.sleep(0.2)  # the SUBACK: the persistent session now holds the subscription
     mosquitto.stop()

@@ -42,7 +42,7 @@ def test_sequence_numbers_survive_restarts_even_when_all_rows_were_acknowledged(
         tmp_path: Path) -> None:
     box = Outbox(tmp_path / "o.db", max_rows=1000)
     box.append(signed_rows(0, 3))
-    box.acknowledge([0, 1, 2])
+    box.release_through(2)
     assert box.depth == 0
     box.close()
     reopened = Outbox(tmp_path / "o.db", max_rows=1000)
@@ -54,11 +54,12 @@ def test_sequence_numbers_survive_restarts_even_when_all_rows_were_acknowledged(
 def test_unacknowledged_rows_are_replayed_after_reopening(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "o.db", max_rows=1000)
     box.append(signed_rows(0, 4))
-    box.acknowledge([1])
+    box.release_through(1)
     box.close()
     reopened = Outbox(tmp_path / "o.db", max_rows=1000)
-    assert [seq for seq, _ in reopened.pending(-1)] == [0, 2, 3]
-    assert reopened.depth == 3
+    assert reopened.acked_through == 1
+    assert [seq for seq, _ in reopened.pending(reopened.acked_through)] == [2, 3]
+    assert reopened.depth == 2
 
 
 def test_full_outbox_refuses_and_alarm_fires_before(tmp_path: Path) -> None:
@@ -122,11 +123,11 @@ def test_pending_from_memory_equals_pending_from_the_file(tmp_path: Path) -> Non
             break
         handed += batch
         after = batch[-1][0]
-        box.acknowledge(seq for seq, _ in batch[:100])  # some acknowledged meanwhile
+        box.release_through(batch[min(99, len(batch) - 1)][0])  # the API acked some meanwhile
     assert handed == rows
     with sqlite3.connect(tmp_path / "o.db") as db:
         left = db.execute("SELECT seq, envelope FROM outbox ORDER BY seq").fetchall()
-    assert left == [row for row in rows if row[0] % 300 >= 100]
+    assert left == [row for row in rows if row[0] > box.acked_through]
     assert box.depth == len(left)
 
 

@@ -64,7 +64,7 @@ def test_agent_process_reads_simulator_survives_unplug_and_garbage(
     scenario = Scenario(tags=tuple(TagSpec(tag(n), {1: -50}) for n in range(5)),
                         protocol=protocol, reads_per_second=300,
                         faults=Faults(split_writes=True))
-    sub = subscriber_factory(mosquitto.port)
+    sub = subscriber_factory(mosquitto.port, ack=True)  # rows leave on the (stand-in) API's ack
     assert wait_for(lambda: sub.client.is_connected(), 10)
     with ReaderSimulator(scenario=scenario) as sim:
         config = write_config(protocol=protocol, port=sim.port_path, settings=FAST_DRIVER,

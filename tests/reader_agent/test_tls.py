@@ -170,8 +170,20 @@ def test_missing_client_certificate_is_refused(
         assert wait_for(lambda: agent.publisher.last_error is not None
                         and agent.outbox.next_seq == 3, 15), agent.health(0.0)
         assert not agent.publisher.connected and agent.outbox.depth == 3
-        assert "check tls_cert/tls_key" in str(agent.publisher.last_error)
+        assert "client certificate: tls_cert" in str(agent.publisher.last_error)
     assert sub.payloads("/events") == []
+
+
+def test_a_plain_client_at_a_tls_port_is_not_told_to_check_tls_cert(
+        tls_broker: TlsBroker, write_config: Callable[..., Path]) -> None:
+    """No TLS configured: the hint names the setting that is missing, not one never set."""
+    agent = ReaderAgent(load_config(write_config(mqtt_port=tls_broker.cert_port)),
+                        source=ListSource([1]))
+    with running(agent):
+        assert wait_for(lambda: agent.publisher.last_error is not None, 15), agent.health(0.0)
+    error = str(agent.publisher.last_error)
+    assert "before the broker accepted it" in error and "a TLS port needs tls_ca" in error
+    assert "tls_cert" not in error and "tls_key" not in error
 
 
 @pytest.mark.parametrize("broken", ["tls_key", "password_file"])
