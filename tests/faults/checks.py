@@ -32,6 +32,14 @@ from ledger.merkle_log import MerkleLog
 from ledger.merkle_nodes import MemoryNodeStore
 
 READ_ONLY_KEY = "0x" + "11" * 32
+"""The account the chain is read as (a read needs one, never signs with it)."""
+
+_OWED = text(
+    "SELECT seq FROM observation WHERE device_id = :d AND kind <> 'depart' AND ("
+    "upper(epc_hex) IN (SELECT upper(epc_hex) FROM asset) OR "
+    "upper(epc_hex) IN (SELECT upper(epc_hex) FROM badge))")
+"""A reader's reads that are owed an answer: badges, and kit arriving or read (a departure
+or a tag nobody registered gets none)."""
 
 
 @dataclass
@@ -57,13 +65,23 @@ class EndReport:
 def check_end(engine: Engine, issued: dict[str, int], w3: Web3 | None = None,
               contract: str | None = None, *, answers: bool = False) -> EndReport:
     """Every end check; `issued` maps each reader to the next sequence its agent would issue.
-    With `answers`, also that every stored observation of a reader got its decision."""
+    With `answers`, also that every stored read owed an answer got its decision."""
     report = EndReport()
     with engine.connect() as conn:
         _sequences(conn, issued, report, answers)
         events = _events(conn, report)
         _checkpoints(conn, events, report, w3, contract)
     return report
+
+
+def stalls(engine: Engine) -> dict[str, float]:
+    """Per reader, the longest any read waited for its answer (seconds from the reading to
+    the decision; agent and API share this machine's clock). PostgreSQL only."""
+    with engine.connect() as conn:
+        return {reader: float(wait) for reader, wait in conn.execute(text(
+            "SELECT o.device_id, max(extract(epoch FROM d.created_at - o.observed_at)) "
+            "FROM observation o JOIN decision d ON d.reader_id = o.device_id AND d.seq = o.seq "
+            "GROUP BY o.device_id ORDER BY o.device_id"))}
 
 
 def _sequences(conn: object, issued: dict[str, int], report: EndReport, answers: bool) -> None:
@@ -90,7 +108,8 @@ def _sequences(conn: object, issued: dict[str, int], report: EndReport, answers:
             "SELECT seq FROM decision WHERE reader_id = :d"), {"d": reader}))
         twice += sum(n - 1 for n in decisions.values() if n > 1)
         if answers:
-            unanswered = len(stored - set(decisions))
+            owed = {s for (s,) in run(_OWED, {"d": reader})}
+            unanswered = len(owed - set(decisions))
             report.unanswered += unanswered
             if unanswered:
                 report.problems.append(f"{reader}: {unanswered} stored reads never answered")
@@ -187,3 +206,28 @@ def _checkpoints(conn: object, leaves: dict[str, list[bytes]], report: EndReport
     for agency in sorted(set(leaves) - set(newest)):
         if leaves[agency]:
             report.problems.append(f"{agency}: {len(leaves[agency])} events, never anchored")
+
+
+def anchorer_overlaps(w3: Web3, contract: str, log_ids: list[str], node_of: dict[str, int],
+                      lives: dict[int, list[tuple[float, float | None]]],
+                      slack_s: float = 2.0) -> list[str]:
+    """Times two nodes anchored one log at once: an anchor by node Y right after one by node
+    X, while X was still running (its `lives`: wall-clock start and end, None if running).
+    Each node anchors from its own account (`node_of`: address -> node)."""
+    from eth_account import Account
+
+    client = CustodyAnchorClient(w3, contract, Account.from_key(READ_ONLY_KEY))
+    found = []
+    for log_id in log_ids:
+        events = client.anchored_events(chain_log_id(log_id), 0)
+        previous: int | None = None
+        for event in events:
+            node = node_of.get(event.anchorer.lower())
+            at = float(w3.eth.get_block(event.block_number)["timestamp"])
+            if previous is not None and node != previous and any(
+                    start - slack_s <= at and (end is None or at <= end - slack_s)
+                    for start, end in lives.get(previous, [])):
+                found.append(f"log {log_id[:8]}: node {node} anchored size {event.tree_size} "
+                             f"while node {previous} was anchoring it too")
+            previous = node
+    return found

@@ -16,6 +16,7 @@ from typing import Final
 
 from tests.faults.stack import FaultStack
 from tests.faults.stream import DESKS, START_S
+from tests.fixtures.polling import wait_for
 
 Fault = Callable[[FaultStack, random.Random], None]
 
@@ -69,7 +70,7 @@ def broker_down(signum: int, *, api_down: bool) -> Fault:
         stack.broker.start()
         if api_down:
             for node in range(stack.nodes):
-                stack.procs.restart(f"api{node}")
+                stack.restart_api(node)
             for node in range(stack.nodes):
                 stack.wait_api(node)
         stack.restored()
@@ -81,7 +82,7 @@ def api_kill(stack: FaultStack, rng: random.Random) -> None:
     stack.at(_midstream(stack, rng))
     stack.stop_api(0, signal.SIGKILL)
     time.sleep(API_AWAY_S)
-    stack.procs.restart("api0")
+    stack.restart_api(0)
     stack.wait_api(0)
     stack.restored()
 
@@ -96,11 +97,18 @@ def database_cut(stack: FaultStack, rng: random.Random) -> None:
     stack.restored()
 
 
+def _after_next_anchor(stack: FaultStack) -> None:
+    """Until the database records an anchor newer than the one it holds now."""
+    before = stack.anchored_size()
+    wait_for(lambda: stack.anchored_size() > before, timeout=30)
+
+
 def chain_restored(stack: FaultStack, rng: random.Random) -> None:
-    """The node killed (kill -9) and started from its last state dump: its newest blocks,
-    with any anchors in them, are gone."""
+    """The node killed (kill -9) just after an anchor became final, and started from its last
+    state dump: its newest blocks, with that anchor, are gone."""
     assert stack.anvil is not None
     stack.at(_midstream(stack, rng))
+    _after_next_anchor(stack)
     stack.anvil.kill()
     time.sleep(CHAIN_AWAY_S)
     stack.anvil.start()
@@ -113,6 +121,7 @@ def chain_replaced_empty(stack: FaultStack, rng: random.Random) -> None:
     on a fresh chain), as a rebuilt test network would."""
     assert stack.anvil is not None
     stack.at(_midstream(stack, rng))
+    _after_next_anchor(stack)
     stack.anvil.kill()
     stack.anvil.state.unlink(missing_ok=True)
     time.sleep(CHAIN_AWAY_S)
@@ -177,3 +186,20 @@ def _revive_agents(stack: FaultStack) -> None:
         name = f"agent {reader.reader_id}"
         if not stack.procs.running(name):
             stack.procs.restart(name)
+
+
+def node_kill(stack: FaultStack, rng: random.Random) -> None:
+    """kill -9 of one `serve` node, never started again: the others carry on alone."""
+    stack.at(_midstream(stack, rng))
+    stack.stop_api(rng.randrange(stack.nodes), signal.SIGKILL)
+    stack.restored()
+
+
+def rolling_restart(stack: FaultStack, rng: random.Random) -> None:
+    """Every node in turn: SIGTERM, started again, ready before the next one goes."""
+    stack.at(_midstream(stack, rng, 0.3))
+    for node in range(stack.nodes):
+        stack.stop_api(node)
+        stack.restart_api(node)
+        stack.wait_api(node)
+    stack.restored()

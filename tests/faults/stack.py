@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -52,8 +53,9 @@ ANVIL_ADMIN_KEY: Final = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae78
 admin, so a node replaced by an empty one still has a funded admin."""
 ANVIL_CHAIN_ID: Final = 31337
 BLOCK_TIME_S: Final = 0.5
-STATE_INTERVAL_S: Final = 1
-"""anvil dumps its state this often, so a node killed with SIGKILL restarts from a recent one."""
+STATE_INTERVAL_S: Final = 5
+"""anvil dumps its state this often: a node killed with SIGKILL restarts from a state up to
+this old, as one restored from a recent backup would."""
 BROKER_LOG_TYPES: Final = ("error", "warning", "notice", "information", "subscribe")
 QUIET_S: Final = 6.0
 """After the stream: departures (2 s of silence) and the idle badge session (4 s) are sent."""
@@ -165,6 +167,10 @@ class FaultStack:
         self.contract = ""
         self.api_ports = [free_port() for _ in range(nodes)]
         self.procs = Processes(run_dir, dict(os.environ))
+        self.lives: dict[int, list[tuple[float, float | None]]] = {}
+        """Each API node's runs: wall-clock start and end (None while it runs)."""
+        self.node_of: dict[str, int] = {}
+        """Each API node's anchoring account (address, lower case) -> node."""
         self._watching = threading.Event()
 
     # -- set-up -------------------------------------------------------------------------------
@@ -215,7 +221,7 @@ class FaultStack:
                 "KITLEDGER_MQTT_URL": self.broker.url,
                 "KITLEDGER_SECRET_KEY": self._secret,
                 "KITLEDGER_ENVIRONMENT": "development",
-                "KITLEDGER_LOG_KEY_DIR": str(self.run_dir / "keys"),
+                "KITLEDGER_LOG_KEY_DIR": str(self.key_dir(node)),
                 "KITLEDGER_ANCHOR_CHAIN_URL": self.anvil.url,
                 "KITLEDGER_ANCHOR_CHAIN_ID": str(ANVIL_CHAIN_ID),
                 "KITLEDGER_ANCHOR_CONTRACT": self.contract,
@@ -223,6 +229,26 @@ class FaultStack:
                 "KITLEDGER_ANCHOR_INTERVAL_S": "1",
                 # Each node's ingest client ids differ (a deployment must set this today).
                 "KITLEDGER_MQTT_CLIENT_ID": f"kitledger-ingest-node{node}"}
+
+    def key_dir(self, node: int) -> Path:
+        return self.run_dir / f"keys-node{node}"
+
+    def _make_keys(self) -> None:
+        """Every node holds the same log keys (a log has one) and an anchoring account of
+        its own, so the chain shows which node anchored what."""
+        from api.agency_keys import anchoring_secret, log_key
+        from demo.seed import DEMO_AGENCY, OTHER_AGENCY
+        from ledger.chain.consortium import local_account
+
+        for agency in (DEMO_AGENCY, OTHER_AGENCY):
+            log_key(self.key_dir(0), agency)
+            for node in range(self.nodes):
+                if node:
+                    self.key_dir(node).mkdir(mode=0o700, exist_ok=True)
+                    name = f"{agency}.log.key"
+                    shutil.copy2(self.key_dir(0) / name, self.key_dir(node) / name)
+                address = local_account(anchoring_secret(self.key_dir(node), agency)).address
+                self.node_of[address.lower()] = node
 
     @property
     def _secret(self) -> str:
@@ -238,6 +264,7 @@ class FaultStack:
                                  mqtt_url=f"mqtt://{self.uplink.host}:{self.uplink.port}",
                                  secret_key=self._secret)
         _prepare_database(settings, self.procs)
+        self._make_keys()
         if self._outbox_tmpfs:
             for reader in DESKS:
                 config = self.reader_dir(reader) / "agent.toml"
@@ -252,6 +279,7 @@ class FaultStack:
         self.wait_subscribed(self.nodes)
 
     def start_api(self, node: int) -> None:
+        self.lives.setdefault(node, []).append((time.time(), None))
         self.procs.start(f"api{node}", [
             str(BIN / "kitledger"), "serve", "--host", "127.0.0.1",
             "--port", str(self.api_ports[node]), "--ingest-workers", "1"], self.api_env(node))
@@ -402,8 +430,21 @@ class FaultStack:
             return bool(behind == 0)
         return wait_for(anchored, timeout)
 
+    def anchored_size(self) -> int:
+        """The largest anchored checkpoint recorded so far (any agency)."""
+        assert self.engine is not None
+        with self.engine.connect() as conn:
+            return int(conn.execute(text("SELECT COALESCE(max(tree_size), 0) FROM "
+                                         "log_checkpoint WHERE tx_hash IS NOT NULL")).scalar_one())
+
     def stop_api(self, node: int, signum: int = signal.SIGTERM) -> None:
         self.procs.kill(f"api{node}", signum)
+        start, _ = self.lives[node][-1]
+        self.lives[node][-1] = (start, time.time())
+
+    def restart_api(self, node: int) -> None:
+        self.lives[node].append((time.time(), None))
+        self.procs.restart(f"api{node}")
 
     def close(self) -> None:
         self._watching.set()

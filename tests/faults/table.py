@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 HEADER: Final = ("fault", "runs", "expected", "stored", "lost", "duplicated", "recover s",
-                 "broken")
+                 "broken", "stall s (max per reader)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,8 @@ class Row:
     recoveries: tuple[float | None, ...]
     """Seconds from each restore until every sequence issued by then was stored (None: never)."""
     problems: tuple[str, ...]
+    stalls: tuple[tuple[str, float], ...] = ()
+    """Per reader, the longest wait of a read for its answer (multi-node runs)."""
 
 
 ROWS: list[Row] = []
@@ -40,6 +42,14 @@ def _recovery(times: list[float | None]) -> str:
     return f"{text} never {never}".strip() if never else text
 
 
+def _stalls(runs: list[Row]) -> str:
+    worst: dict[str, float] = {}
+    for row in runs:
+        for reader, wait in row.stalls:
+            worst[reader] = max(wait, worst.get(reader, 0.0))
+    return ", ".join(f"{reader} {wait:.1f}" for reader, wait in sorted(worst.items())) or "-"
+
+
 def format_table(rows: list[Row]) -> str:
     """Fault by fault: sums over its runs; recovery as median/max seconds over every restore
     (and how many never recovered); `broken`: runs with any end check failed."""
@@ -52,7 +62,7 @@ def format_table(rows: list[Row]) -> str:
                       str(sum(r.stored for r in runs)), str(sum(r.lost for r in runs)),
                       str(sum(r.duplicated for r in runs)),
                       _recovery([t for r in runs for t in r.recoveries]),
-                      str(sum(1 for r in runs if r.problems))))
+                      str(sum(1 for r in runs if r.problems)), _stalls(runs)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
     text = ["  ".join(cell.rjust(w) if i else cell.ljust(w)
                       for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
