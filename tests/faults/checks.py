@@ -8,7 +8,8 @@
 - every asset's hash chain is intact from genesis (`ledger.core.hashchain`);
 - every stored checkpoint is signed by the log's key and its root equals the root recomputed
   from the stored events alone, in a fresh in-memory tree;
-- the newest anchored checkpoint is what the chain's contract holds for that log.
+- the newest anchored checkpoint is what the chain's contract holds for that log, and every
+  checkpoint recorded as anchored is on the chain at its size with its root.
 
 Recomputation never reads `log_node`: a wrong stored node must not vouch for itself.
 """
@@ -169,6 +170,7 @@ def _checkpoints(conn: object, leaves: dict[str, list[bytes]], report: EndReport
         trees[agency] = MerkleLog(MemoryNodeStore())
         trees[agency].append_many(records)
     newest: dict[str, tuple[int, bytes, str]] = {}
+    anchored_points: list[tuple[str, int, bytes, str]] = []
     for agency, size, root, envelope, anchored in run(text(
             "SELECT agency_id, tree_size, root, envelope, tx_hash IS NOT NULL "
             "FROM log_checkpoint ORDER BY agency_id, tree_size")):
@@ -191,21 +193,39 @@ def _checkpoints(conn: object, leaves: dict[str, list[bytes]], report: EndReport
             report.problems.append(f"{agency}: checkpoint {size}'s envelope says otherwise")
         if anchored:
             newest[agency] = (size, bytes(root), point.log_id)
+            anchored_points.append((agency, size, bytes(root), point.log_id))
     if w3 is None or contract is None:
         return
     from eth_account import Account
 
     client = CustodyAnchorClient(w3, contract, Account.from_key(READ_ONLY_KEY))
     for agency, (size, root, log_id) in sorted(newest.items()):
-        on_chain = client.latest_checkpoint(chain_log_id(log_id))
+        try:
+            on_chain = client.latest_checkpoint(chain_log_id(log_id))
+        except Exception as exc:  # a node without the contract answers nothing decodable
+            report.problems.append(f"{agency}: the chain cannot say what it holds "
+                                   f"({type(exc).__name__})")
+            continue
         if (on_chain.tree_size, on_chain.root) != (size, root):
             report.problems.append(
                 f"{agency}: newest anchored checkpoint is size {size} but the chain holds "
                 f"size {on_chain.tree_size}" + ("" if on_chain.tree_size != size
                                                  else " with another root"))
+    lost_anchors = [f"{agency} size {size}" for agency, size, root, log_id in anchored_points
+                    if agency in newest and _root_at(client, log_id, size) != root]
+    if lost_anchors:
+        report.problems.append(f"{len(lost_anchors)} checkpoints recorded as anchored are not "
+                               f"on the chain ({lost_anchors[:3]})")
     for agency in sorted(set(leaves) - set(newest)):
         if leaves[agency]:
             report.problems.append(f"{agency}: {len(leaves[agency])} events, never anchored")
+
+
+def _root_at(client: CustodyAnchorClient, log_id: str, size: int) -> bytes | None:
+    try:
+        return client.root_at(chain_log_id(log_id), size)
+    except Exception:  # the chain does not know the log at all
+        return None
 
 
 def anchorer_overlaps(w3: Web3, contract: str, log_ids: list[str], node_of: dict[str, int],

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Final
+
+import pytest
 
 from tests.faults.stack import FaultStack
 from tests.faults.stream import DESKS, START_S
@@ -173,7 +176,12 @@ def outbox_read_only(stack: FaultStack, rng: random.Random) -> None:
     mounts = stack.outbox_mounts
     assert mounts is not None
     stack.at(_midstream(stack, rng))
-    mounts.read_only(True)
+    try:
+        mounts.read_only(True)
+    except subprocess.CalledProcessError:
+        # Linux refuses to remount read-only a file system with files open for writing (the
+        # outbox is); showing this fault needs a block device that fails writes (dm-error).
+        pytest.skip("cannot turn a busy outbox file system read-only here (EBUSY)")
     time.sleep(DISK_FULL_S)
     mounts.read_only(False)
     _revive_agents(stack)
