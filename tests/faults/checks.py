@@ -9,7 +9,8 @@
 - every stored checkpoint is signed by the log's key and its root equals the root recomputed
   from the stored events alone, in a fresh in-memory tree;
 - the newest anchored checkpoint is what the chain's contract holds for that log, and every
-  checkpoint recorded as anchored is on the chain at its size with its root.
+  checkpoint recorded as anchored is on the chain at its size with its root, its transaction
+  in the block the database recorded.
 
 Recomputation never reads `log_node`: a wrong stored node must not vouch for itself.
 """
@@ -171,9 +172,13 @@ def _checkpoints(conn: object, leaves: dict[str, list[bytes]], report: EndReport
         trees[agency].append_many(records)
     newest: dict[str, tuple[int, bytes, str]] = {}
     anchored_points: list[tuple[str, int, bytes, str]] = []
-    for agency, size, root, envelope, anchored in run(text(
-            "SELECT agency_id, tree_size, root, envelope, tx_hash IS NOT NULL "
+    receipts: list[tuple[str, int, bytes, bytes]] = []
+    for agency, size, root, envelope, tx_hash, block_hash in run(text(
+            "SELECT agency_id, tree_size, root, envelope, tx_hash, block_hash "
             "FROM log_checkpoint ORDER BY agency_id, tree_size")):
+        anchored = tx_hash is not None
+        if anchored:
+            receipts.append((agency, size, bytes(tx_hash), bytes(block_hash or b"")))
         tree = trees.get(agency)
         if tree is None or size > tree.size:
             report.problems.append(f"{agency}: checkpoint of size {size} beyond the log")
@@ -213,12 +218,22 @@ def _checkpoints(conn: object, leaves: dict[str, list[bytes]], report: EndReport
                                                  else " with another root"))
     lost_anchors = [f"{agency} size {size}" for agency, size, root, log_id in anchored_points
                     if agency in newest and _root_at(client, log_id, size) != root]
+    lost_anchors += [f"{agency} size {size} (block)" for agency, size, tx, block in receipts
+                     if _block_of(w3, tx) != block]
     if lost_anchors:
         report.problems.append(f"{len(lost_anchors)} checkpoints recorded as anchored are not "
                                f"on the chain ({lost_anchors[:3]})")
     for agency in sorted(set(leaves) - set(newest)):
         if leaves[agency]:
             report.problems.append(f"{agency}: {len(leaves[agency])} events, never anchored")
+
+
+def _block_of(w3: Web3, tx_hash: bytes) -> bytes | None:
+    """The hash of the block the chain has transaction `tx_hash` in (None: not on it)."""
+    try:
+        return bytes(w3.eth.get_transaction_receipt(tx_hash)["blockHash"])  # type: ignore[arg-type]
+    except Exception:  # unknown to this node
+        return None
 
 
 def _root_at(client: CustodyAnchorClient, log_id: str, size: int) -> bytes | None:
