@@ -8,7 +8,7 @@ NODE_STAMP := contracts/node_modules/.installed-stamp
 
 LOCKS := requirements/build.lock requirements/dev.lock
 
-.PHONY: run test lint typecheck unit setup lock node system bench bench-api clean
+.PHONY: run test lint typecheck unit setup lock node system bench bench-api faults clean
 
 setup: $(STAMP)
 
@@ -71,6 +71,12 @@ bench-api: setup system
 	$(BIN)/python bench/api_ingest_instructions.py
 	$(BIN)/python bench/api_location.py --db sqlite
 	$(BIN)/python bench/api_location.py --db postgresql
+
+# The fault suite at full length (tests/faults): every fault against the real processes, three
+# runs each (agent kill -9: 30 kills), then the table of runs, stored, lost and recovery times.
+# `make test` runs its quick set only.
+faults: setup node system
+	KITLEDGER_FAULTS=full $(BIN)/pytest -p no:cacheprovider -o timeout=900 tests/faults
 
 clean:
 	rm -rf $(VENV) contracts/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -81,3 +81,11 @@ class AnvilNode:
             self._process.kill()
             self._process.wait()
         self._process = None
+
+    def kill(self) -> None:
+        """Crash stop (SIGKILL): the state file keeps only what was last dumped to it."""
+        if self._process is None:
+            return
+        self._process.kill()
+        self._process.wait()
+        self._process = None

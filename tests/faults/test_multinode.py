@@ -1,0 +1,73 @@
+"""Several `kitledger serve` nodes on one PostgreSQL database and one Mosquitto broker, under
+steady load and through a node's kill -9 (never restarted), a rolling restart, a broker
+restart and a database cut. Besides every end check: every read owed an answer got one, and
+no log was anchored by two nodes at once (each node anchors from an account of its own, so
+the chain says who anchored what, `checks.anchorer_overlaps`). The longest wait of a read for
+its answer, per reader, goes in the table.
+
+Full length only (`make faults`): two or three API nodes do not fit beside the quick set in
+`make test` on a small machine.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+
+from ledger.chain.provider import connect
+from tests.faults import faults
+from tests.faults.checks import anchorer_overlaps, check_end, stalls
+from tests.faults.stack import ANVIL_CHAIN_ID, FaultStack
+from tests.faults.table import ROWS, Row
+from tests.faults.test_faults import FULL, FULL_RUNS, RUN_TIMEOUT_S, SEED
+
+ONE_ANCHORER: Final = ("needs one anchorer per log across nodes: every `serve` runs its own "
+                       "anchoring process, so two nodes anchor the same log")
+NODE_COUNTS: Final = (2, 3)
+
+FAULTS: Final[dict[str, Callable[[FaultStack, random.Random], None] | None]] = {
+    "steady": None,
+    "node-kill": faults.node_kill,
+    "rolling-restart": faults.rolling_restart,
+    "broker-restart": faults.broker_down(signal.SIGTERM, api_down=False),
+    "database-cut": faults.database_cut,
+}
+
+
+def _params() -> list[Any]:
+    if not FULL:
+        return [pytest.param(0, "", 0, id="full-length-only", marks=pytest.mark.skip(
+            reason="multi-node runs are full length only: make faults"))]
+    return [pytest.param(nodes, name, SEED + run,
+                         marks=[pytest.mark.timeout(RUN_TIMEOUT_S),
+                                pytest.mark.xfail(reason=ONE_ANCHORER, strict=False)],
+                         id=f"{nodes}nodes-{name}-seed{SEED + run}")
+            for nodes in NODE_COUNTS for name in FAULTS for run in range(FULL_RUNS)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("nodes", "name", "seed"), _params())
+def test_nodes(nodes: int, name: str, seed: int, tmp_path: Path) -> None:
+    rng = random.Random(seed)
+    fault = FAULTS[name]
+    with FaultStack(tmp_path, nodes=nodes) as stack:
+        outcome = stack.play(None if fault is None else lambda s: fault(s, rng))
+        assert stack.engine is not None and stack.anvil is not None
+        w3 = connect(stack.anvil.url, ANVIL_CHAIN_ID)
+        report = check_end(stack.engine, outcome.issued, w3, stack.contract, answers=True)
+        with stack.engine.connect() as conn:
+            logs = [log for (log,) in conn.exec_driver_sql(
+                "SELECT log_id FROM agency_log WHERE log_id IS NOT NULL")]
+        report.problems += anchorer_overlaps(w3, stack.contract, logs, stack.node_of,
+                                             stack.lives)
+        waits = stalls(stack.engine)
+    ROWS.append(Row(f"{nodes} nodes {name}", report.expected, report.stored, report.lost,
+                    report.duplicated, tuple(r.seconds for r in outcome.recoveries),
+                    tuple(report.problems), tuple(sorted(waits.items()))))
+    assert report.expected >= stack.shape.noise_visits, outcome
+    assert report.ok, report.problems
