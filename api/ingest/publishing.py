@@ -103,6 +103,11 @@ class DecisionPublisher:
             if len(self._inflight) > MAX_INFLIGHT:
                 del self._inflight[: len(self._inflight) - MAX_INFLIGHT]
 
+    def unsettled(self) -> int:
+        """Publishes not yet marked published (awaiting their PUBACK, or the next settle)."""
+        with self._inflight_lock:
+            return len(self._inflight)
+
     def settle(self, now: datetime, *, force: bool = False) -> int:
         """Mark the acknowledged publishes published; return how many were marked."""
         if not self._inflight or (not force and time.monotonic() < self._next_settle):

@@ -7,6 +7,11 @@ broker acknowledged in the last half second): on PostgreSQL it runs in a thread 
 over its own connection, because between batches its wait on the server held up the next
 batch, costing ingest about a tenth of its rate. On SQLite, whose one writer it would queue
 behind anyway, the ingest thread settles between batches.
+
+The two scans run once across every node: each worker bids for their roles (`api.roles`) at
+each held-read scan's interval, and only the holder scans; a new holder scans behind every
+open gap and for overdue loans at once. Failures because the database is away are logged once
+per outage (`api.outage.DATABASE`), not once per try.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from api.ingest.answers import answer_stale_holds
 from api.ingest.pipeline import IngestPipeline
 from api.ingest.publishing import SETTLE_INTERVAL_S, DecisionPublisher
 from api.logstore import claim_log_writer
+from api.outage import DATABASE, is_unavailable
+from api.roles import Election, Role, node_id
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,12 @@ class PeriodicScans:
         self._next_overdue = self._next_held = time.monotonic()
         self._everything = True  # the first held-read scan looks behind every open gap
         self._settler: threading.Thread | None = None
+        self._election = Election(pipeline.engine, (Role.OVERDUE_SCAN, Role.HELD_SCAN),
+                                  node=node_id())
+
+    def close(self) -> None:
+        """Give the scans' roles up, for another node's worker to take."""
+        self._election.close()
 
     def start_settler(self, stopping: threading.Event) -> None:
         """On PostgreSQL, settle decisions in a thread of its own until `stopping` is set."""
@@ -66,20 +79,32 @@ class PeriodicScans:
             self._resend_unpublished()
         if self._settler is None:
             self.settle()
-        if time.monotonic() >= self._next_overdue:
+        if time.monotonic() >= self._next_held:
+            self._next_held = time.monotonic() + HELD_SCAN_S
+            self._elect()
+            if self._election.holds(Role.HELD_SCAN):
+                self._scan_held(everything=self._everything)
+                self._everything = False
+        if time.monotonic() >= self._next_overdue and self._election.holds(Role.OVERDUE_SCAN):
             self._scan_overdue()
             self._next_overdue = time.monotonic() + OVERDUE_SCAN_S
-        if time.monotonic() >= self._next_held:
-            self._scan_held(everything=self._everything)
-            self._everything = False
-            self._next_held = time.monotonic() + HELD_SCAN_S
+
+    def _elect(self) -> None:
+        """Bid for the scans' roles; a role just taken over scans everything at once."""
+        before = self._election.held
+        gained = self._election.refresh() - before
+        if Role.HELD_SCAN in gained:
+            self._everything = True
+        if Role.OVERDUE_SCAN in gained:
+            self._next_overdue = time.monotonic()
 
     def settle(self, *, force: bool = False) -> None:
         """Mark the decisions the broker has acknowledged published."""
         try:
-            self._decisions.settle(utcnow(), force=force)
-        except SQLAlchemyError:
-            log.exception("marking decisions published failed; they are re-sent on restart")
+            if self._decisions.settle(utcnow(), force=force):
+                DATABASE.ok()
+        except SQLAlchemyError as exc:
+            _failed(exc, "marking decisions published")
 
     def _run_settler(self, stopping: threading.Event) -> None:
         while not stopping.wait(SETTLE_INTERVAL_S):
@@ -91,10 +116,11 @@ class PeriodicScans:
     def _resend_unpublished(self) -> None:
         try:
             resent = self._decisions.resend_unpublished()
-        except SQLAlchemyError:
-            log.exception("could not re-send unpublished decisions; retrying")
+        except SQLAlchemyError as exc:
+            _failed(exc, "re-sending unpublished decisions")
             self._decisions.resend_needed = True
             return
+        DATABASE.ok()
         if resent:
             log.info("re-sent %d decisions not yet acknowledged by the broker", resent)
 
@@ -103,8 +129,10 @@ class PeriodicScans:
             with Session(self._pipeline.engine) as session:
                 raise_overdue_alerts(session, utcnow())
                 session.commit()
-        except SQLAlchemyError:
-            log.exception("overdue scan failed; retrying at the next interval")
+        except SQLAlchemyError as exc:
+            _failed(exc, "scanning for overdue loans")
+            return
+        DATABASE.ok()
 
     def _scan_held(self, *, everything: bool) -> None:
         """Answer reads held past `HOLD_LIMIT` for a badge that never came; `everything`
@@ -113,15 +141,27 @@ class PeriodicScans:
         since = None if everything else now - STALE_SCAN_WINDOW
         try:
             with Session(self._pipeline.engine) as session:  # read only: usually nothing held
-                if not stale_holds(session, now - HOLD_LIMIT, since):
-                    return
+                held = stale_holds(session, now - HOLD_LIMIT, since)
+            DATABASE.ok()
+            if not held:
+                return
             with Session(self._pipeline.engine) as session:
-                claim_log_writer(session, now)
+                claim_log_writer(session, now)  # every log: the held reads' agencies vary
                 decisions = answer_stale_holds(
                     session, now, session_timeout=self._pipeline.session_timeout,
                     gaps_since=since)
                 session.commit()
-        except SQLAlchemyError:
-            log.exception("held-read scan failed; retrying at the next interval")
+        except SQLAlchemyError as exc:
+            _failed(exc, "scanning for held reads")
             return
+        DATABASE.ok()
         self._decisions.publish(decisions)
+
+
+def _failed(exc: SQLAlchemyError, doing: str) -> None:
+    """A scan failed: once per outage if the database is away, else (a bug) in full; the
+    scan runs again at its next interval either way."""
+    if is_unavailable(exc):
+        DATABASE.failed(exc, doing)
+    else:
+        log.exception("%s failed; retrying at the next interval", doing)

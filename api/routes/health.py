@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.errors import MigrationError
 from api.migrate import current_revision, head_revision
 from api.problems import Problem
+from api.roles import node_id, roles_of_node
 
 router = APIRouter(tags=["operations"])
 
@@ -21,18 +22,21 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(request: Request) -> dict[str, str]:
-    """The database answers and its schema is the one this code expects."""
+def readyz(request: Request) -> dict[str, str | list[str]]:
+    """The database answers and its schema is the one this code expects; with this node's id
+    and the roles it holds (`api.roles`: the anchorer, the webhook dispatcher, the scans)."""
     engine: Engine = request.app.state.engine
+    node = node_id(request.app.state.settings)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         revision = current_revision(engine)
+        roles = roles_of_node(engine, node)
     except (SQLAlchemyError, MigrationError):
         raise Problem(503, "not-ready", "database unavailable") from None
     if revision != head_revision(engine):
         raise Problem(503, "not-ready", "database schema is not at the current revision")
-    return {"status": "ready", "revision": str(revision)}
+    return {"status": "ready", "revision": str(revision), "node": node, "roles": roles}
 
 
 @router.get("/metrics")
