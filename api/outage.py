@@ -33,18 +33,23 @@ def reason_of(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"[:MAX_REASON_CHARS] if first else type(exc).__name__
 
 
-def is_unavailable(exc: BaseException) -> bool:
-    """Whether `exc` (or an error it was raised from or during) says the database could not
-    be reached or dropped the connection, rather than refusing what was asked of it."""
+def unavailable_cause(exc: BaseException) -> BaseException | None:
+    """The error in `exc`'s chain (itself, or one it was raised from or during) saying the
+    database could not be reached or dropped the connection; None if there is none."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, OperationalError | InterfaceError) or (
                 isinstance(current, DBAPIError) and current.connection_invalidated):
-            return True
+            return current
         current = current.__cause__ or current.__context__
-    return False
+    return None
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database is away rather than refusing what was asked of it."""
+    return unavailable_cause(exc) is not None
 
 
 class Outage:
@@ -69,15 +74,16 @@ class Outage:
         """`doing` failed with `exc`: the first failure of an outage is logged as a warning
         (a traceback only at debug level), later ones at most once per `REPEAT_S`."""
         now = time.monotonic()
+        reason = reason_of(unavailable_cause(exc) or exc)
         with self._lock:
             self.failures += 1
             if self.since is None:
                 self.since = self._last_line = now
-                line = f"{self.what} {self._down} ({doing}): {reason_of(exc)}"
+                line = f"{self.what} {self._down} ({doing}): {reason}"
             elif now - self._last_line >= REPEAT_S:
                 self._last_line = now
                 line = (f"{self.what} still {self._down} after {now - self.since:.0f} s "
-                        f"({self.failures} failures; {doing}): {reason_of(exc)}")
+                        f"({self.failures} failures; {doing}): {reason}")
             else:
                 return
         first = self.failures == 1

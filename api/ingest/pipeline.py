@@ -7,9 +7,9 @@ agencies, and those whose kit they read that an earlier batch found, such as a l
 kit a borrower's desk reads; a batch that finds another is tried again with it), re-checks
 that every signer is still active (a revocation takes effect at once, not after the cache
 expires), then works through one `IngestBatch` (load once, queue every write, flush each
-table once) and commits. A conflict with a concurrent worker (the same redelivered message, a first write) rolls back and the
-batch is retried: the retry sees the other worker's rows and treats them as replays, so
-at-least-once delivery gives exactly-once state.
+table once) and commits. A conflict with a concurrent worker (the same redelivered message,
+a first write) rolls back and the batch is retried: the retry sees the other worker's rows
+and treats them as replays, so at-least-once delivery gives exactly-once state.
 """
 
 from __future__ import annotations
