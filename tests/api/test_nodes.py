@@ -71,8 +71,8 @@ def nodes(database: Engine, postgres_database: str, broker: MosquittoBroker,
         for node in started:
             node.start()
         for node in started:
-            assert wait_for(lambda n=node: f"SUBSCRIBE from {n.client_id}" in broker.log(),
-                            timeout=60), node.log()[-3000:]
+            subscribed = f"SUBSCRIBE from {node.client_id}"
+            assert wait_for(lambda: subscribed in broker.log(), timeout=60), node.log()[-3000:]
         yield started
     finally:
         for node in started:
