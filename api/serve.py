@@ -67,6 +67,11 @@ CHILD_STOP_S: Final = 20.0
 """How long `serve` waits for its children after SIGTERM before killing them: an ingest
 worker finishes its batch in hand (one transaction) well within it."""
 
+WARM_UP_S: Final = 30.0
+"""How long an ingest worker waits for its verifier children and a database connection
+before it subscribes anyway."""
+
+
 class ServeStopped(Exception):
     """SIGTERM reached `serve`: unwinds through uvicorn so the children are stopped."""
 
@@ -104,9 +109,9 @@ def run_ingest(index: int, overrides: dict[str, Any], parent: int) -> None:
     engine = make_engine(settings)
     worker = IngestWorker(settings, IngestPipeline(engine, settings),
                           client_id=f"{settings.mqtt_client_id}-{index}")
-    worker.start()
-    if worker.verifiers is not None:
-        worker.verifiers.start()  # ready for the first burst, not started by it
+    # Ready before subscribing: what the broker gives a node that has just started (a rolling
+    # restart) must not wait for its verifier children to import.
+    worker.start(warm_s=WARM_UP_S)
     tune_collector()
     while not done.wait(PARENT_POLL_S) and os.getppid() == parent:
         pass

@@ -136,16 +136,20 @@ class DecisionPublisher:
             session.commit()
         return len(done)
 
-    def resend_unpublished(self) -> int:
+    def resend_unpublished(self, created_before: datetime | None = None) -> int:
         """Publish again every decision committed but never acknowledged (after a crash, or
-        publishes refused while the broker was away)."""
+        publishes refused while the broker was away); `created_before`: only those older
+        (at a worker's start, not another node's answers that are still being settled)."""
         self.resend_needed = False
         columns = _DECISIONS.c
+        unpublished = columns.published_at.is_(None)
+        if created_before is not None:
+            unpublished = unpublished & (columns.created_at < created_before)
         with Session(self._engine) as session:
             rows = session.connection().execute(
                 select(columns.id, columns.topic, columns.seq, columns.decision, columns.reason,
                        columns.asset_id, columns.action)
-                .where(columns.published_at.is_(None)).order_by(columns.id).limit(MAX_RESEND)
+                .where(unpublished).order_by(columns.id).limit(MAX_RESEND)
             ).all()
         self.publish([
             DecisionMessage(topic, decision_payload({

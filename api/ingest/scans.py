@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import timedelta
 from typing import Final
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -39,6 +40,11 @@ log = logging.getLogger(__name__)
 OVERDUE_SCAN_S: Final = 60.0
 """Seconds between overdue-loan scans: loans run for days, so a minute's delay is harmless."""
 
+ORPHANED_AFTER: Final = timedelta(seconds=2)
+"""At its start a worker re-sends the decisions left unpublished this long: a crashed node's
+(it takes longer than this to start again), not those another node published a moment ago
+and has yet to mark (it does within `SETTLE_INTERVAL_S` of the broker's acknowledgement)."""
+
 HELD_SCAN_S: Final = 5.0
 """Seconds between scans for reads held past `api.custody.pending.HOLD_LIMIT`: a query on the
 devices with an open gap (a handful), so cheap enough to run often."""
@@ -53,6 +59,7 @@ class PeriodicScans:
         self._next_overdue = self._next_held = time.monotonic()
         self._everything = True  # the first held-read scan looks behind every open gap
         self._settler: threading.Thread | None = None
+        self._started = True  # the first re-send (at start) leaves other nodes' answers be
         self._election = Election(pipeline.engine, (Role.OVERDUE_SCAN, Role.HELD_SCAN),
                                   node=node_id())
 
@@ -115,7 +122,9 @@ class PeriodicScans:
 
     def _resend_unpublished(self) -> None:
         try:
-            resent = self._decisions.resend_unpublished()
+            resent = self._decisions.resend_unpublished(
+                utcnow() - ORPHANED_AFTER if self._started else None)
+            self._started = False
         except SQLAlchemyError as exc:
             _failed(exc, "re-sending unpublished decisions")
             self._decisions.resend_needed = True

@@ -92,15 +92,32 @@ class IngestWorker:
         or not started)."""
         return self._batcher.verifiers
 
-    def start(self) -> None:
-        """Connect (retrying in the background if the broker is down) and start consuming."""
+    def start(self, *, warm_s: float = 0.0) -> None:
+        """Connect (retrying in the background if the broker is down) and start consuming;
+        `warm_s`: first wait up to this long for the verifier children to start and for a
+        database connection, so the messages the broker gives a node that has just started
+        are not held up by its start (`serve` does; tests start at once)."""
         if self._settings.ingest_verify_processes and shareable(self._pipeline.engine):
             self._batcher.verifiers = VerifierPool(self._pipeline.engine,
                                                    self._settings.ingest_verify_processes)
+        if warm_s > 0:
+            self._warm_up(time.monotonic() + warm_s)
         self._transport.start()
         self._scans.start_settler(self._stopping)
         self._thread = threading.Thread(target=self._run, name="kitledger-ingest", daemon=True)
         self._thread.start()
+
+    def _warm_up(self, deadline: float) -> None:
+        verifiers = self._batcher.verifiers
+        if verifiers is not None:
+            verifiers.start()
+            while not verifiers.ready() and time.monotonic() < deadline:
+                time.sleep(STOP_POLL_S / 4)
+        try:
+            with self._pipeline.engine.connect():
+                pass  # a pooled connection, ready for the first batch
+        except Exception as exc:  # the database away: the first batch is held until it is back
+            DATABASE.failed(exc, "connecting at start")
 
     def wait_subscribed(self, timeout: float) -> bool:
         return self._transport.subscribed.wait(timeout)
