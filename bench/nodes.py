@@ -28,13 +28,13 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's test fixtures
 
-from api.config import load_settings  # noqa: E402
-from api.db import make_engine  # noqa: E402
-from api.migrate import upgrade  # noqa: E402
-from tests.fixtures.mosquitto import MosquittoBroker  # noqa: E402
-from tests.fixtures.nodes import ServeNode, SteadyLoad, desk_readers  # noqa: E402
-from tests.fixtures.polling import wait_for  # noqa: E402
-from tests.fixtures.postgres import ADMIN_DSN, HOST, PORT, USER  # noqa: E402
+from api.config import load_settings
+from api.db import make_engine
+from api.migrate import upgrade
+from tests.fixtures.mosquitto import MosquittoBroker
+from tests.fixtures.nodes import ServeNode, SteadyLoad, desk_readers
+from tests.fixtures.polling import wait_for
+from tests.fixtures.postgres import ADMIN_DSN, HOST, PORT, USER
 
 STALL_BAR_S = 1.0
 ROLES = ("anchorer", "webhooks", "overdue-scan", "held-read-scan")

@@ -71,12 +71,15 @@ def nodes(database: Engine, postgres_database: str, broker: MosquittoBroker,
         for node in started:
             node.start()
         for node in started:
-            subscribed = f"SUBSCRIBE from {node.client_id}"
-            assert wait_for(lambda: subscribed in broker.log(), timeout=60), node.log()[-3000:]
+            assert _wait_subscribed(broker, node), node.log()[-3000:]
         yield started
     finally:
         for node in started:
             node.kill()
+
+
+def _wait_subscribed(broker: MosquittoBroker, node: ServeNode) -> bool:
+    return wait_for(lambda: f"SUBSCRIBE from {node.client_id}" in broker.log(), timeout=60)
 
 
 def test_a_node_stopped_under_load_hands_its_share_over(
