@@ -142,14 +142,14 @@ class DecisionPublisher:
         (at a worker's start, not another node's answers that are still being settled)."""
         self.resend_needed = False
         columns = _DECISIONS.c
-        unpublished = columns.published_at.is_(None)
+        unpublished = [columns.published_at.is_(None)]
         if created_before is not None:
-            unpublished = unpublished & (columns.created_at < created_before)
+            unpublished.append(columns.created_at < created_before)
         with Session(self._engine) as session:
             rows = session.connection().execute(
                 select(columns.id, columns.topic, columns.seq, columns.decision, columns.reason,
                        columns.asset_id, columns.action)
-                .where(unpublished).order_by(columns.id).limit(MAX_RESEND)
+                .where(*unpublished).order_by(columns.id).limit(MAX_RESEND)
             ).all()
         self.publish([
             DecisionMessage(topic, decision_payload({
