@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Final, Protocol
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import ColumnElement, Engine, select, update
 from sqlmodel import Session
 
 from api.db import among, table, writer_turn
@@ -142,7 +142,7 @@ class DecisionPublisher:
         (at a worker's start, not another node's answers that are still being settled)."""
         self.resend_needed = False
         columns = _DECISIONS.c
-        unpublished = [columns.published_at.is_(None)]
+        unpublished: list[ColumnElement[bool]] = [columns.published_at.is_(None)]
         if created_before is not None:
             unpublished.append(columns.created_at < created_before)
         with Session(self._engine) as session:
