@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime
 from typing import Final
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -40,10 +40,11 @@ log = logging.getLogger(__name__)
 OVERDUE_SCAN_S: Final = 60.0
 """Seconds between overdue-loan scans: loans run for days, so a minute's delay is harmless."""
 
-ORPHANED_AFTER: Final = timedelta(seconds=2)
-"""At its start a worker re-sends the decisions left unpublished this long: a crashed node's
-(it takes longer than this to start again), not those another node published a moment ago
-and has yet to mark (it does within `SETTLE_INTERVAL_S` of the broker's acknowledgement)."""
+ORPHANED_AFTER_S: Final = 2.0
+"""A worker's first re-send waits this long after it connects, then re-sends the decisions
+committed before it started and still unpublished: a crashed worker's, not those another
+node published a moment ago and had yet to mark (it does so within `SETTLE_INTERVAL_S` of
+the broker's acknowledgement, well within this)."""
 
 HELD_SCAN_S: Final = 5.0
 """Seconds between scans for reads held past `api.custody.pending.HOLD_LIMIT`: a query on the
@@ -59,9 +60,19 @@ class PeriodicScans:
         self._next_overdue = self._next_held = time.monotonic()
         self._everything = True  # the first held-read scan looks behind every open gap
         self._settler: threading.Thread | None = None
-        self._started = True  # the first re-send (at start) leaves other nodes' answers be
+        self._started_at: datetime | None = utcnow()
+        """Until the first re-send: when this worker started (see `ORPHANED_AFTER_S`)."""
+        self._first_resend_at: float | None = None
+        self._connections = 0
         self._election = Election(pipeline.engine, (Role.OVERDUE_SCAN, Role.HELD_SCAN),
                                   node=node_id())
+
+    def connected(self) -> None:
+        """The worker (re)connected: from the second connection on, publishes may have been
+        refused meanwhile (this worker's, however new), so re-send every unpublished one."""
+        self._connections += 1
+        if self._connections > 1:
+            self._started_at = None
 
     def close(self) -> None:
         """Give the scans' roles up, for another node's worker to take."""
@@ -121,10 +132,14 @@ class PeriodicScans:
                 log.exception("marking decisions published failed; continuing")
 
     def _resend_unpublished(self) -> None:
+        if self._started_at is not None:  # the first: leave other nodes' answers be
+            if self._first_resend_at is None:
+                self._first_resend_at = time.monotonic() + ORPHANED_AFTER_S
+            if time.monotonic() < self._first_resend_at:
+                return
         try:
-            resent = self._decisions.resend_unpublished(
-                utcnow() - ORPHANED_AFTER if self._started else None)
-            self._started = False
+            resent = self._decisions.resend_unpublished(self._started_at)
+            self._started_at = None
         except SQLAlchemyError as exc:
             _failed(exc, "re-sending unpublished decisions")
             self._decisions.resend_needed = True

@@ -84,6 +84,7 @@ class IngestWorker:
 
     def _on_connected(self) -> None:
         # Publishes refused while the broker was away are re-sent from their rows.
+        self._scans.connected()
         self.decisions.resend_needed = True
 
     @property
