@@ -7,23 +7,31 @@ and writes `log_node` rows (keyed by agency) and the `agency_log` size through t
 SQLAlchemy session as the custody change, so a batch's state changes and its log leaves commit
 or roll back together.
 
-`claim_log_writer` takes the writers' lock (the `log_state` row) at the start of a write
-transaction: on PostgreSQL a row lock held to commit, on SQLite the database write lock, taken
+`claim_log_writer` makes a transaction the writer of the logs it names, until it ends. On
+PostgreSQL each agency's log has a lock of its own (a transaction-scoped advisory lock), so
+nodes ingesting different agencies write in parallel; a batch that touches several agencies'
+logs (a borrower's desk reading kit lent by another agency appends to the owner's log) takes
+all of them in one fixed order (by lock key), so two such batches cannot deadlock. A
+claim of every log (periodic scans whose agencies are not known in advance) takes one lock
+exclusively that each single-log claim takes shared, and registrations, which keep EPCs unique
+across agencies, take a registry lock. A log appended to without its claim is refused
+(`UnclaimedLog`): the ingest pipeline then claims it as well and tries the batch again.
+
+On SQLite (one writer anyway) every claim is of every log: the database write lock, taken
 before any read so a deferred transaction never has to upgrade (which SQLite would refuse under
 contention), and before that the file's writer lock (`api.db.SqliteWriterLock`), so waiting
-writers queue without sleeping in SQLite's busy handler. One lock for all logs: a batch may
-touch several agencies' logs, and taking per-log locks in whatever order assets arrive could
-deadlock two workers.
+writers queue without sleeping in SQLite's busy handler.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import Engine, bindparam, event, insert, select, update
+from sqlalchemy import Engine, bindparam, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import SessionTransaction
@@ -34,7 +42,7 @@ from api.db import pairs_in, sqlite_writer_lock, table, utcnow
 from api.models.custody import AgencyLog, LogNode, LogState
 from ledger.core.merkle import HASH_SIZE
 from ledger.core.merkle_plan import Coord
-from ledger.merkle_log import MerkleLog, Node, NodeConflict, NodeMissing
+from ledger.merkle_log import LogError, MerkleLog, Node, NodeConflict, NodeMissing
 
 LOG_STATE_ID: Final = 1
 
@@ -57,6 +65,8 @@ _HELD_WRITER_LOCK: Final = "kitledger.sqlite_writer_lock"
 @event.listens_for(OrmSession, "after_transaction_end")
 def _release_writer_lock(session: OrmSession, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
+        session.info.pop(_CLAIMED, None)  # PostgreSQL's advisory locks end with the transaction
+        session.info.pop(_REGISTRY_CLAIMED, None)
         lock = session.info.pop(_HELD_WRITER_LOCK, None)
         if lock is not None:
             lock.release()
@@ -68,8 +78,93 @@ def _wrote_already(session: Session) -> bool:
                         False))
 
 
-def claim_log_writer(session: Session, now: datetime) -> None:
-    """Become the log's only writer until this transaction ends."""
+LOG_LOCK_CLASS: Final = 0x4B4C4C47
+"""PostgreSQL advisory lock class ("KLLG") of the agency logs' writer locks: the second key
+is `log_lock_key(agency)`."""
+
+GLOBAL_LOCK_CLASS: Final = 0x4B4C474C
+"""Advisory lock class ("KLGL") of the locks above the agency logs' (`EVERY_LOG_KEY`,
+`REGISTRY_KEY`)."""
+
+EVERY_LOG_KEY: Final = 1
+"""Held shared by every claim of one agency's log and exclusively by a claim of every log."""
+
+REGISTRY_KEY: Final = 2
+"""Held by registrations: an EPC is one asset's or one badge's across every agency."""
+
+_CLAIMED: Final = "kitledger.claimed_logs"
+"""`session.info` key: the agencies whose logs this transaction claimed (`EVERY_LOG`: all)."""
+
+_REGISTRY_CLAIMED: Final = "kitledger.registry_claimed"
+
+EVERY_LOG: Final = frozenset({"*"})
+"""What a transaction that claimed every log holds (never a real agency id set)."""
+
+_LOCK = text("SELECT pg_advisory_xact_lock(CAST(:cls AS integer), CAST(:key AS integer))")
+_LOCK_SHARED = text(
+    "SELECT pg_advisory_xact_lock_shared(CAST(:cls AS integer), CAST(:key AS integer))")
+
+
+class UnclaimedLog(LogError):
+    """A transaction appended to an agency's log it had not claimed (`claim_log_writer`)."""
+
+    def __init__(self, agency_id: str) -> None:
+        super().__init__(f"the log of agency {agency_id!r} was not claimed")
+        self.agency_id = agency_id
+
+
+def log_lock_key(agency_id: str) -> int:
+    """The second key of agency `agency_id`'s writer lock: 31 bits of its id's SHA-256 (two
+    agencies sharing one only wait for each other; it never lets two writers in at once)."""
+    return int.from_bytes(hashlib.sha256(agency_id.encode()).digest()[:4], "big") >> 1
+
+
+def claimed_logs(session: Session) -> frozenset[str]:
+    """The agencies whose logs this transaction may append to (`EVERY_LOG`: all of them)."""
+    return frozenset(session.info.get(_CLAIMED, frozenset()))
+
+
+def claim_log_writer(
+    session: Session, now: datetime, agencies: Iterable[str] | None = None, *,
+    registry: bool = False,
+) -> None:
+    """Become the only writer of `agencies`' logs (None: of every log) until this transaction
+    ends; `registry`: also the only registration of EPCs. Claim everything a transaction needs
+    at once, before reading what the logs guard: a second claim takes its locks after the
+    first's, out of the fixed order (PostgreSQL then breaks a deadlock by failing one side,
+    which is retried)."""
+    if session.get_bind().dialect.name == "sqlite":
+        _claim_sqlite(session, now)
+        return
+    held = claimed_logs(session)
+    if held == EVERY_LOG:
+        return
+    wanted = None if agencies is None else set(agencies) - held
+    registering = registry and not session.info.get(_REGISTRY_CLAIMED)
+    if not registering and wanted is not None and not wanted:
+        return
+    connection = session.connection()
+    # The fixed order: the every-log lock, the registry's, then the agencies' by key.
+    if not held and not session.info.get(_REGISTRY_CLAIMED):
+        every = _LOCK if wanted is None else _LOCK_SHARED
+        connection.execute(every, {"cls": GLOBAL_LOCK_CLASS, "key": EVERY_LOG_KEY})
+    elif wanted is None:
+        connection.execute(_LOCK, {"cls": GLOBAL_LOCK_CLASS, "key": EVERY_LOG_KEY})
+    if registering:
+        connection.execute(_LOCK, {"cls": GLOBAL_LOCK_CLASS, "key": REGISTRY_KEY})
+        session.info[_REGISTRY_CLAIMED] = True
+    if wanted is None:
+        session.info[_CLAIMED] = EVERY_LOG
+        return
+    for key in sorted({log_lock_key(agency) for agency in wanted}):
+        connection.execute(_LOCK, {"cls": LOG_LOCK_CLASS, "key": key})
+    session.info[_CLAIMED] = held | wanted
+
+
+def _claim_sqlite(session: Session, now: datetime) -> None:
+    """SQLite's one writer: the file's writer lock, then the database's (a write)."""
+    if claimed_logs(session) == EVERY_LOG:
+        return
     bind = session.get_bind()
     if _HELD_WRITER_LOCK not in session.info and isinstance(bind, Engine):
         lock = sqlite_writer_lock(bind)
@@ -83,6 +178,13 @@ def claim_log_writer(session: Session, now: datetime) -> None:
         # First write ever; a concurrent first writer makes one of us fail and retry.
         session.add(LogState(id=LOG_STATE_ID, size=0, updated_at=now))
         session.flush()
+    session.info[_CLAIMED] = EVERY_LOG
+
+
+def _check_claimed(session: Session, agency_id: str) -> None:
+    held = claimed_logs(session)
+    if held != EVERY_LOG and agency_id not in held:
+        raise UnclaimedLog(agency_id)
 
 
 class DatabaseNodeStore:
@@ -184,6 +286,7 @@ class AgencyLogs:
         """Agency `agency_id`'s log, for appending its custody events."""
         log = self._logs.get(agency_id)
         if log is None:
+            _check_claimed(self._session, agency_id)
             store = self._stores[agency_id] = DatabaseNodeStore(self._session, agency_id)
             log = self._logs[agency_id] = MerkleLog(store)
         return log

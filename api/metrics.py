@@ -1,5 +1,5 @@
 """Prometheus metrics of the service: ingest rate, rejections by reason, latencies, anchoring,
-witness cosignatures.
+witness cosignatures, the roles this node holds.
 
 Metrics live on prometheus_client's default registry, which `/metrics` serves; they are
 process-wide counters, so creating them at import is the library's intended use. Anchoring
@@ -21,6 +21,7 @@ from sqlalchemy import Engine, text
 
 from api.anchor_status import AnchorState
 from api.models.anchoring import SERVICE_SCOPE
+from api.roles import Role, roles_of_node
 from ledger.core.note import parse_vkey
 
 INGEST_MESSAGES = Counter(
@@ -175,3 +176,32 @@ def watch_witnesses(engine: Engine, vkeys: list[str]) -> None:
     """Report each configured witness's lag (`vkeys`: their verifier keys) on every scrape."""
     WITNESSES.engine = engine
     WITNESSES.witnesses = [(v.name, v.key_id.hex()) for v in map(parse_vkey, vkeys)]
+
+
+class RolesCollector(Collector):
+    """Per role (`api.roles.Role`): 1 if this node holds it, read from the database at scrape
+    time (the holder is another process of the node: its anchorer, an ingest worker)."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.node = ""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        held = GaugeMetricFamily("kitledger_role_held",
+                                 "1 on the node holding the role (one of all the nodes).",
+                                 labels=["role"])
+        if self.engine is not None:
+            mine = set(roles_of_node(self.engine, self.node))
+            for role in Role:
+                held.add_metric([role.value], 1.0 if role.value in mine else 0.0)
+        yield held
+
+
+ROLES = RolesCollector()
+REGISTRY.register(ROLES)
+
+
+def watch_roles(engine: Engine, node: str) -> None:
+    """Report which roles node `node` holds, from `engine`'s database, on every scrape."""
+    ROLES.engine = engine
+    ROLES.node = node

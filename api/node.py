@@ -32,6 +32,8 @@ def default_node_id() -> str:
     return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-def node_id(settings: Settings) -> str:
-    """The configured node id, else this process's default."""
-    return settings.node_id or default_node_id()
+def node_id(settings: Settings | None = None) -> str:
+    """The configured node id, else the one `serve` put in the environment for its children,
+    else this process's default."""
+    configured = settings.node_id if settings is not None else ""
+    return configured or os.environ.get(ENV) or default_node_id()

@@ -49,8 +49,9 @@ def revoke_reader(session: Session, *, reader: Reader, now: datetime) -> Reader:
 
 def _check_epcs_free(session: Session, epcs: Collection[str]) -> None:
     """Refuse EPCs already an asset's tag or a badge: at a desk a read must mean one thing
-    (a badge opens a session; an asset tag is kit). The caller holds the log writer lock
-    (`claim_log_writer`), so no concurrent registration can take one of them meanwhile."""
+    (a badge opens a session; an asset tag is kit). The caller holds the registry's lock
+    (`claim_log_writer(..., registry=True)`), so no concurrent registration can take one of
+    them meanwhile."""
     if not epcs:
         return
     if session.exec(select(Asset.id).where(col(Asset.epc_hex).in_(epcs))).first() is not None:
@@ -65,7 +66,8 @@ def create_person(
 ) -> Person:
     """Register a person under a fresh random salt; the log will only ever see the commitment.
     Raise `RegistryError` if one of their badges is an asset's EPC or another badge."""
-    claim_log_writer(session, now)  # the registry's EPCs change one transaction at a time
+    # The registry's EPCs change one transaction at a time; a person writes no log.
+    claim_log_writer(session, now, (), registry=True)
     _check_epcs_free(session, set(data.badges))
     salt = salt if salt is not None else secrets.token_bytes(MIN_SALT_BYTES * 2)
     person = Person(
@@ -96,7 +98,7 @@ def create_asset(
 ) -> Asset:
     """Register an asset in its home store and write its genesis event to chain and log.
     Raise `RegistryError` if its EPC is another asset's or a badge."""
-    claim_log_writer(session, now)
+    claim_log_writer(session, now, [agency_id], registry=True)
     _check_epcs_free(session, {data.epc_hex})
     asset = Asset(
         id=data.id, agency_id=agency_id, class_id=data.class_id, epc_hex=data.epc_hex,

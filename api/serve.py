@@ -9,6 +9,14 @@ anchoring process (`api.anchoring`: signs and anchors every agency's log; with t
 `--workers` HTTP processes built by `build_app` (a factory, so nothing is built at import).
 Webhook deliveries (`api.webhooks`) run in a thread of `serve` itself.
 
+Several nodes (`serve` processes, on one machine or many) may share the database and the
+broker. Ingest splits among them; the anchorer, the cosigner, the webhook dispatcher and the
+ingest workers' scans each run in one process of all of them, the holder of its role
+(`api.roles`): every node starts them, and they wait until elected. On SQLite (one node)
+every role is held at once. A node's processes share its id (`api.node.node_id`), which
+names their database sessions, so `/readyz` and the `kitledger_role_held` gauge can say which
+roles this node holds.
+
 Shutdown, whatever the cause: SIGTERM or SIGINT to `serve` stops uvicorn, then every child is
 sent SIGTERM, waited for, and killed if it lingers. If `serve` itself dies without cleaning up
 (SIGKILL, a crash), each child still leaves: the kernel sends it SIGTERM when its parent dies
@@ -39,10 +47,12 @@ from api.config import load_settings
 from api.db import make_engine
 from api.ingest.pipeline import IngestPipeline
 from api.ingest.worker import IngestWorker
-from api.metrics import watch_anchoring, watch_witnesses
+from api.metrics import watch_anchoring, watch_roles, watch_witnesses
 from api.node import ENV as NODE_ENV
-from api.node import default_node_id, node_id
+from api.node import node_id
+from api.outage import DATABASE, is_unavailable
 from api.processes import die_with_parent, tune_collector
+from api.roles import Election, Role
 from api.webhooks import WebhookDispatcher
 
 log = logging.getLogger("kitledger.serve")
@@ -58,6 +68,11 @@ PARENT_POLL_S: Final = 0.5
 CHILD_STOP_S: Final = 20.0
 """How long `serve` waits for its children after SIGTERM before killing them: an ingest
 worker finishes its batch in hand (one transaction) well within it."""
+
+WARM_UP_S: Final = 30.0
+"""How long an ingest worker waits for its verifier children and a database connection
+before it subscribes anyway."""
+
 
 class ServeStopped(Exception):
     """SIGTERM reached `serve`: unwinds through uvicorn so the children are stopped."""
@@ -81,6 +96,7 @@ def build_app() -> FastAPI:
     app = create_app()
     watch_anchoring(app.state.engine)
     watch_witnesses(app.state.engine, [w.vkey for w in app.state.settings.witnesses])
+    watch_roles(app.state.engine, node_id(app.state.settings))
     return app
 
 
@@ -96,9 +112,9 @@ def run_ingest(index: int, overrides: dict[str, Any], parent: int) -> None:
     json_logging.set_node(node_id(settings))
     worker = IngestWorker(settings, IngestPipeline(engine, settings),
                           client_id=f"{settings.mqtt_client_id}-{node_id(settings)}-{index}")
-    worker.start()
-    if worker.verifiers is not None:
-        worker.verifiers.start()  # ready for the first burst, not started by it
+    # Ready before subscribing: what the broker gives a node that has just started (a rolling
+    # restart) must not wait for its verifier children to import.
+    worker.start(warm_s=WARM_UP_S)
     tune_collector()
     while not done.wait(PARENT_POLL_S) and os.getppid() == parent:
         pass
@@ -106,8 +122,17 @@ def run_ingest(index: int, overrides: dict[str, Any], parent: int) -> None:
     engine.dispose()
 
 
+def _round_failed(doing: str, exc: SQLAlchemyError) -> None:
+    if is_unavailable(exc):
+        DATABASE.failed(exc, doing)
+    else:
+        # A busy database (SQLite locked under load) is tried again next round.
+        log.warning("%s failed: %s", doing, type(exc).__name__)
+
+
 def run_anchoring(overrides: dict[str, Any], parent: int) -> None:
-    """The anchoring process (one per `serve`: each log has one anchorer), until signalled."""
+    """The anchoring process, until signalled: every node runs one, and the one holding the
+    anchorer's role (`api.roles`) anchors every log; the others wait to take it over."""
     # SIGTERM and SIGINT keep their default (end now, no traceback): deploying on the embedded
     # chain or waiting on a slow node can take longer than `serve` waits, and the anchorer is
     # crash-safe by design.
@@ -118,16 +143,26 @@ def run_anchoring(overrides: dict[str, Any], parent: int) -> None:
     json_logging.configure()
     settings = load_settings(**overrides)
     engine = make_engine(settings)
-    service = AnchoringService(settings, engine)
-    service.start()
+    election = Election(engine, [Role.ANCHORER], node=node_id(settings))
+    service: AnchoringService | None = None
     while os.getppid() == parent:
-        try:
-            service.step()
-        except SQLAlchemyError as exc:
-            # A busy database (SQLite locked under load) is tried again next round.
-            log.warning("anchoring round failed: %s", type(exc).__name__)
+        if election.refresh():
+            if service is None:  # elected: connect (or deploy the embedded chain) now
+                service = AnchoringService(settings, engine)
+                service.start()
+            try:
+                service.step()
+                DATABASE.ok()
+            except SQLAlchemyError as exc:
+                _round_failed("anchoring round", exc)
+        elif service is not None:
+            # Another node anchors now; taken back, anchoring starts afresh from the database.
+            service.close()
+            service = None
         time.sleep(PARENT_POLL_S)
-    service.close()
+    if service is not None:
+        service.close()
+    election.close()
     engine.dispose()
 
 
@@ -142,15 +177,19 @@ def run_cosigning(overrides: dict[str, Any], parent: int) -> None:
     settings = load_settings(**overrides)
     engine = make_engine(settings)
     service = CosigningService(settings, engine)
+    election = Election(engine, [Role.COSIGNER], node=node_id(settings))
     next_round = 0.0
     while os.getppid() == parent:
         if time.monotonic() >= next_round:
             next_round = time.monotonic() + settings.witness_interval_s
             try:
-                service.step()
+                if election.refresh():  # one node's cosigner asks the witnesses
+                    service.step()
+                    DATABASE.ok()
             except SQLAlchemyError as exc:
-                log.warning("cosigning round failed: %s", type(exc).__name__)
+                _round_failed("cosigning round", exc)
         time.sleep(min(PARENT_POLL_S, settings.witness_interval_s))
+    election.close()
     engine.dispose()
 
 
@@ -179,7 +218,8 @@ def serve(options: ServeOptions) -> None:
     # Workers read settings from the environment; pass command-line overrides through it.
     for name, value in options.overrides.items():
         os.environ[f"KITLEDGER_{name.upper()}"] = str(value)
-    os.environ.setdefault(NODE_ENV, default_node_id())  # one id for all of this node's children
+    # One id for every process of this node (before any is started).
+    os.environ[NODE_ENV] = node_id(load_settings(**options.overrides))
     json_logging.set_node(os.environ[NODE_ENV])
     context = multiprocessing.get_context("spawn")
     me = os.getpid()
@@ -199,10 +239,11 @@ def serve(options: ServeOptions) -> None:
     signal.signal(signal.SIGTERM, _raise_stopped)
     webhook_engine = make_engine(settings)
     webhooks = WebhookDispatcher(webhook_engine, settings)  # a thread: it mostly waits on I/O
+    webhook_election = Election(webhook_engine, [Role.WEBHOOKS], node=node_id(settings))
     try:
         for child in children:
             child.start()
-        webhooks.start()
+        webhooks.start(elected=lambda: bool(webhook_election.refresh()))
         uvicorn.run("api.serve:build_app", factory=True, host=options.host, port=options.port,
                     workers=options.workers, log_config=None)
     except (ServeStopped, KeyboardInterrupt):
@@ -210,5 +251,6 @@ def serve(options: ServeOptions) -> None:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this short
         webhooks.stop()
+        webhook_election.close()
         webhook_engine.dispose()
         _stop_children([c for c in children if c.pid is not None])

@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -51,6 +52,7 @@ from api.models.webhooks import (
     WebhookEvent,
     WebhookSubscription,
 )
+from api.outage import DATABASE, is_unavailable
 from api.webhook_targets import PinnedTarget, TargetRefused, vet
 
 log = logging.getLogger("kitledger.webhooks")
@@ -224,15 +226,22 @@ class WebhookDispatcher:
         self.fan_out()
         self.deliver()
 
-    def _run(self, poll_s: float) -> None:
+    def _run(self, poll_s: float, elected: Callable[[], bool]) -> None:
         while not self._stop.wait(poll_s):
             try:
-                self.step()
-            except Exception:  # a bad round must not end deliveries for good
-                log.exception("webhook round failed")
+                if elected():
+                    self.step()
+                    DATABASE.ok()
+            except Exception as exc:  # a bad round must not end deliveries for good
+                if is_unavailable(exc):
+                    DATABASE.failed(exc, "delivering webhooks")  # once per outage
+                else:
+                    log.exception("webhook round failed")
 
-    def start(self, poll_s: float = 0.5) -> None:
-        self._thread = threading.Thread(target=self._run, args=(poll_s,),
+    def start(self, poll_s: float = 0.5, *, elected: Callable[[], bool] = lambda: True) -> None:
+        """Deliver in a thread, every `poll_s`, in the rounds where `elected()` says this
+        process is the dispatcher (`api.roles`: one of all the nodes)."""
+        self._thread = threading.Thread(target=self._run, args=(poll_s, elected),
                                         name="kitledger-webhooks", daemon=True)
         self._thread.start()
 

@@ -1,7 +1,9 @@
 """Overdue loans: an alert for each asset held past its due time, resolved when it comes back.
 
-Run periodically by the ingest workers; the scan takes the log writer lock so two workers
-scanning at once cannot raise the same alert twice.
+Run periodically by the one ingest worker elected for it (`api.roles`). The scan claims the
+logs of the agencies owning overdue kit (`claim_log_writer`), and reads the kit again under
+that claim, so a return being stored meanwhile (which resolves the alert) cannot leave an
+alert raised for kit already back, and two scans cannot raise the same alert twice.
 """
 
 from __future__ import annotations
@@ -40,12 +42,14 @@ def _open_overdue(session: Session, asset_ids: set[str]) -> set[str]:
 
 def raise_overdue_alerts(session: Session, now: datetime) -> int:
     """Raise one open alert per overdue asset; return how many were raised."""
-    claim_log_writer(session, now)
+    late = (col(Asset.due_at) < now,
+            col(Asset.status).in_([AssetStatus.CHECKED_OUT.value, AssetStatus.ON_LOAN.value]))
+    owners = set(session.exec(select(Asset.agency_id).where(*late).distinct()))
+    if not owners:
+        return 0
+    claim_log_writer(session, now, owners)
     overdue = session.exec(
-        select(Asset).where(
-            col(Asset.due_at) < now,
-            col(Asset.status).in_([AssetStatus.CHECKED_OUT.value, AssetStatus.ON_LOAN.value]),
-        ).limit(MAX_ALERTS_PER_SCAN)
+        select(Asset).where(*late, col(Asset.agency_id).in_(owners)).limit(MAX_ALERTS_PER_SCAN)
     ).all()
     already = _open_overdue(session, {a.id for a in overdue})
     # With their webhook events, in this transaction (api.webhook_outbox).

@@ -93,7 +93,7 @@ def accept(session: Session, *, transfer: Transfer, now: datetime) -> Asset:
     """Re-check and carry out an offered transfer or loan."""
     if transfer.status != OFFERED:
         raise CustodyRefused(f"offer is {transfer.status}")
-    claim_log_writer(session, now)
+    claim_log_writer(session, now, [transfer.agency_id])  # the asset's owner: its log
     asset = session.get(Asset, transfer.asset_id, with_for_update=True)
     if asset is None or (str(asset.holder_kind), asset.holder_ref) != (
         transfer.from_kind, transfer.from_ref
@@ -148,7 +148,7 @@ def dispose(session: Session, *, asset: Asset, now: datetime) -> Asset:
         raise CustodyRefused("asset is already disposed")
     if asset.status != AssetStatus.IN_STORE:
         raise CustodyRefused("only kit in store can be disposed of")
-    claim_log_writer(session, now)
+    claim_log_writer(session, now, [asset.agency_id])
     with appending_log(session) as log:
         append_change(session, log, asset, CustodyChange(
             action="dispose", holder_kind=HolderKind(asset.holder_kind),

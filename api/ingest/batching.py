@@ -25,6 +25,7 @@ from api.ingest.checks import InboundMessage
 from api.ingest.pipeline import IngestPipeline, Outcome
 from api.ingest.transport import Delivery
 from api.ingest.verifier_pool import VERDICTS_TIMEOUT_S, Verdicts, VerifierPool
+from api.outage import DATABASE, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,10 @@ class Batcher:
             return None
         try:
             return job.verdicts.result(timeout=VERDICTS_TIMEOUT_S)
-        except Exception:  # it died (BrokenProcessPool), hung (TimeoutError), or failed
+        except Exception as exc:  # it died (BrokenProcessPool), hung (TimeoutError), or failed
+            if is_unavailable(exc):  # its reader lookup found the database away: not broken
+                DATABASE.failed(exc, "verifying a batch")
+                return None
             log.exception("ingest verifier process failed; verifying in the worker")
             if self.verifiers is not None:
                 self.verifiers.broken()

@@ -2,12 +2,14 @@
 
 Verification (the CPU-heavy part) needs only a read-only snapshot of registered readers, kept
 in a small cache that is refreshed on a miss and after `READER_CACHE_TTL`. The write
-transaction first takes the log's writer lock, re-checks that every signer is still active
-(a revocation takes effect at once, not after the cache expires), then works through one
-`IngestBatch` (load once, queue every write, flush each table once) and commits. A conflict
-with a concurrent worker (the same redelivered message, a first write) rolls back and the
-batch is retried: the retry sees the other worker's rows and treats them as replays, so
-at-least-once delivery gives exactly-once state.
+transaction first claims the logs it will append to (`claim_log_writer`: its readers'
+agencies, and those whose kit they read that an earlier batch found, such as a lender's whose
+kit a borrower's desk reads; a batch that finds another is tried again with it), re-checks
+that every signer is still active (a revocation takes effect at once, not after the cache
+expires), then works through one `IngestBatch` (load once, queue every write, flush each
+table once) and commits. A conflict with a concurrent worker (the same redelivered message,
+a first write) rolls back and the batch is retried: the retry sees the other worker's rows
+and treats them as replays, so at-least-once delivery gives exactly-once state.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from api.ingest.checks import (
     verify_messages,
 )
 from api.ingest.record import RecordedBatch
-from api.logstore import claim_log_writer
+from api.logstore import UnclaimedLog, claim_log_writer
 from api.metrics import (
     INGEST_BATCH_SECONDS,
     INGEST_LOST_AT_READER,
@@ -60,6 +62,10 @@ transaction anyway, so this only delays a *new* key being found after a cache mi
 MAX_READER_CACHE: Final = 10_000
 """Cached key ids (including unknown ones); cleared when full, so random key ids from a
 hostile publisher cannot grow memory."""
+
+MAX_OTHER_AGENCIES: Final = 64
+"""Agencies remembered per reader agency as ones its batches also append to (their kit on
+loan to it); more are forgotten and found again, at the cost of a retried batch each."""
 
 MAX_ATTEMPTS: Final = 5
 """Transaction attempts per batch before giving up (and leaving the messages unacknowledged,
@@ -146,6 +152,23 @@ class IngestPipeline:
         self._custody = custody
         self._clock = clock
         self.readers = ReaderDirectory(engine)
+        self._also_claims: dict[str, set[str]] = {}
+        """Reader agency -> other agencies whose logs its batches appended to."""
+
+    def _logs_to_claim(self, verified: Sequence[Verified]) -> set[str]:
+        """The agencies whose logs a batch of `verified` reads will append to, as far as
+        known: its readers' and those their earlier batches also needed."""
+        agencies = {item.reader.agency_id for item in verified}
+        for agency in list(agencies):
+            agencies |= self._also_claims.get(agency, set())
+        return agencies
+
+    def _remember_claim(self, verified: Sequence[Verified], agency_id: str) -> None:
+        for reader_agency in {item.reader.agency_id for item in verified}:
+            others = self._also_claims.setdefault(reader_agency, set())
+            if len(others) >= MAX_OTHER_AGENCIES:
+                others.clear()
+            others.add(agency_id)
 
     def now(self) -> datetime:
         """The time a batch is verified and stored at (the pipeline's clock)."""
@@ -182,12 +205,14 @@ class IngestPipeline:
             outcomes = self.verify(messages, now)
         elif len(outcomes) != len(messages):
             raise ValueError(f"{len(outcomes)} verdicts for {len(messages)} messages")
+        claims: set[str] = set()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             verified = [o for o in outcomes if isinstance(o, Verified)]
             rejected = [o for o in outcomes if isinstance(o, Rejected)]
+            claims |= self._logs_to_claim(verified)
             try:
                 with Session(self.engine) as session:
-                    claim_log_writer(session, now)  # the log's only writer until commit
+                    claim_log_writer(session, now, claims)  # their only writer until commit
                     rejected += _recheck_revocations(session, verified)
                     batch = IngestBatch(session, now, session_timeout=self.session_timeout)
                     recorded = batch.sort_out(verified, rejected)  # new, replayed, refused
@@ -199,6 +224,13 @@ class IngestPipeline:
                     acks = batch.acks(recorded)  # how far each reader is stored now
                     session.commit()
                 break
+            except UnclaimedLog as exc:
+                # Kit of another agency (lent to a reader's): its log too, from the start.
+                self._remember_claim(verified, exc.agency_id)
+                claims.add(exc.agency_id)
+                if attempt == MAX_ATTEMPTS:
+                    raise IngestError(f"batch of {len(messages)} not committed after "
+                                      f"{attempt} attempts: {exc}") from None
             except (IntegrityError, OperationalError, LogError) as exc:
                 # A conflict (a concurrent worker wrote first, a lock wait gave up): roll
                 # back and try again; the retry sees the other worker's rows as replays.

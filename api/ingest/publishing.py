@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Final, Protocol
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import ColumnElement, Engine, select, update
 from sqlmodel import Session
 
 from api.db import among, table, writer_turn
@@ -110,6 +110,11 @@ class DecisionPublisher:
         for ack in acks:
             self._client.publish(ack.topic, ack.payload, qos=0)
 
+    def unsettled(self) -> int:
+        """Publishes not yet marked published (awaiting their PUBACK, or the next settle)."""
+        with self._inflight_lock:
+            return len(self._inflight)
+
     def settle(self, now: datetime, *, force: bool = False) -> int:
         """Mark the acknowledged publishes published; return how many were marked."""
         if not self._inflight or (not force and time.monotonic() < self._next_settle):
@@ -138,16 +143,20 @@ class DecisionPublisher:
             session.commit()
         return len(done)
 
-    def resend_unpublished(self) -> int:
+    def resend_unpublished(self, created_before: datetime | None = None) -> int:
         """Publish again every decision committed but never acknowledged (after a crash, or
-        publishes refused while the broker was away)."""
+        publishes refused while the broker was away); `created_before`: only those older
+        (at a worker's start, not another node's answers that are still being settled)."""
         self.resend_needed = False
         columns = _DECISIONS.c
+        unpublished: list[ColumnElement[bool]] = [columns.published_at.is_(None)]
+        if created_before is not None:
+            unpublished.append(columns.created_at < created_before)
         with Session(self._engine) as session:
             rows = session.connection().execute(
                 select(columns.id, columns.topic, columns.seq, columns.decision, columns.reason,
                        columns.asset_id, columns.action)
-                .where(columns.published_at.is_(None)).order_by(columns.id).limit(MAX_RESEND)
+                .where(*unpublished).order_by(columns.id).limit(MAX_RESEND)
             ).all()
         self.publish([
             DecisionMessage(topic, decision_payload({

@@ -15,6 +15,17 @@ the broker, and that is safe: the reader agents keep every row until the API's e
 covers it (`api.ingest.acks`) and re-send what is not acknowledged. The few seconds of
 session still let a worker that only reconnects (`redeliver`, a network blip) resume it.
 
+Leaving (`leave`, when the node stops): the worker unsubscribes, so the broker gives new
+messages to the rest of the group, then stores and acknowledges what it already has before it
+disconnects, so no message waits for this node to come back.
+
+The client is driven by paho's network thread alone (`loop_start`): the ingest thread never
+reconnects it. It once did, to have unacknowledged messages redelivered after a failed batch;
+paho then swapped the socket under the network thread mid-read, which parsed the tail of a
+redelivered PUBLISH as a CONNACK refusing the protocol version ("Unsupported protocol
+version" in the log, though every CONNACK the broker sent was a success). A failed batch is
+now held and tried again (`api.ingest.worker`).
+
 An events message may carry several envelopes (`ledger.core.packing`: an agent sending a
 backlog); it arrives as one `Delivery`, always stored in one batch and acknowledged once.
 """
@@ -24,6 +35,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -87,6 +99,11 @@ class MqttTransport:
         self.inbox: queue.Queue[Delivery] = queue.Queue()
         self.subscribed = threading.Event()
         self.connected = threading.Event()
+        self.connections = 0
+        """Connections the broker accepted (CONNACKs), this one included."""
+        self.last_message_at = time.monotonic()
+        self._leaving = False
+        self._unsubscribed = threading.Event()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"{settings.mqtt_client_id}-{node_id(settings)}",
@@ -95,6 +112,7 @@ class MqttTransport:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_unsubscribe = self._on_unsubscribe
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_inflight_messages_set(DECISIONS_IN_FLIGHT)
 
@@ -124,12 +142,21 @@ class MqttTransport:
         for delivery in deliveries:
             self.client.ack(delivery.mid, delivery.qos)
 
-    def redeliver(self) -> None:
-        """Drop what is queued here and reconnect, so the broker delivers every message not
-        acknowledged again (to whichever worker of the group is alive)."""
-        while not self.inbox.empty():
-            self.inbox.get_nowait()
-        self.client.reconnect()
+    def leave(self, timeout: float) -> bool:
+        """Unsubscribe from the shared subscription, so the broker gives new messages to the
+        rest of the group; True once it has confirmed. Messages it queued for this client
+        before still arrive, to be stored and acknowledged; a reconnection no longer
+        subscribes."""
+        self._leaving = True
+        if not self.connected.is_set():
+            return False
+        self._unsubscribed.clear()
+        result, _ = self.client.unsubscribe(events_subscription(self._settings.mqtt_share_group))
+        return result == mqtt.MQTT_ERR_SUCCESS and self._unsubscribed.wait(timeout)
+
+    def quiet_for(self, seconds: float) -> bool:
+        """No message has arrived for `seconds`."""
+        return time.monotonic() - self.last_message_at >= seconds
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags,
@@ -138,7 +165,9 @@ class MqttTransport:
         if reason.is_failure:
             log.warning("ingest worker: broker refused connection: %s", reason)
             return
-        client.subscribe(events_subscription(self._settings.mqtt_share_group), qos=1)
+        self.connections += 1
+        if not self._leaving:
+            client.subscribe(events_subscription(self._settings.mqtt_share_group), qos=1)
         self.subscribed.set()
         self.connected.set()
         self._on_connected()
@@ -149,7 +178,14 @@ class MqttTransport:
     ) -> None:
         self.connected.clear()
 
+    def _on_unsubscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        self._unsubscribed.set()
+
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self.last_message_at = time.monotonic()
         topic = message.topic if isinstance(message.topic, str) else ""
         payload = bytes(message.payload)
         envelopes = ([payload] if len(payload) > MAX_EVENTS_BYTES

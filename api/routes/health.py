@@ -11,7 +11,9 @@ from sqlmodel import Session
 from api.anchor_status import not_ready_reason
 from api.errors import MigrationError
 from api.migrate import current_revision, head_revision
+from api.node import node_id
 from api.problems import Problem
+from api.roles import roles_of_node
 
 router = APIRouter(tags=["operations"])
 
@@ -23,15 +25,19 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(request: Request) -> dict[str, str]:
+def readyz(request: Request) -> dict[str, str | list[str]]:
     """The database answers, its schema is the one this code expects, and anchoring (when it
     has reported) needs no operator: configured but unusable, a contract gone, a chain
-    replaced, anchors lost or a log halted answer 503 with the reason (`api.anchor_status`)."""
+    replaced, anchors lost or a log halted answer 503 with the reason (`api.anchor_status`).
+    With this node's id and the roles it holds (`api.roles`: the anchorer, the webhook
+    dispatcher, the scans)."""
     engine: Engine = request.app.state.engine
+    node = node_id(request.app.state.settings)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         revision = current_revision(engine)
+        roles = roles_of_node(engine, node)
     except (SQLAlchemyError, MigrationError):
         raise Problem(503, "not-ready", "database unavailable") from None
     if revision != head_revision(engine):
@@ -43,7 +49,7 @@ def readyz(request: Request) -> dict[str, str]:
         raise Problem(503, "not-ready", "database unavailable") from None
     if anchoring is not None:
         raise Problem(503, "not-ready", f"anchoring: {anchoring}")
-    return {"status": "ready", "revision": str(revision)}
+    return {"status": "ready", "revision": str(revision), "node": node, "roles": roles}
 
 
 @router.get("/metrics")
