@@ -3,14 +3,16 @@
 One model per reader family, speaking the real bytes through the encoders of
 `reader_agent.protocol`. Models keep only the state a driver can observe: settings (region,
 power, antennas), whether inventory runs, and for ThingMagic whether the application firmware
-or the bootloader is running. Time comes in as an argument; models never sleep.
+or the bootloader is running. Time comes in as an argument; models never sleep. A model whose
+reader answers a whole round at once (Chafon) returns empty tag frames and sends the round from
+`end_of_round`; the server skips empty frames.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from reader_agent.protocol import r200, r2000
+from reader_agent.protocol import chafon, r200, r2000
 from reader_agent.protocol import thingmagic as tm
 
 TM_VERSION = bytes.fromhex("12120500" "30010000" "20240101" "01090002" "00000010")
@@ -23,6 +25,9 @@ class ReaderModel(ABC):
 
     protocol: str
     command_decoder = staticmethod(tm.decode_command)
+    command_gap: float | None = None
+    """Seconds of silence after which the module drops a partly received command (None:
+    it waits for the rest)."""
 
     def __init__(self) -> None:
         self.streaming = False
@@ -202,6 +207,73 @@ class R2000Model(ReaderModel):
         return [r2000.encode_summary(antenna, reads * 40, reads, self.ADDRESS)]
 
 
+class ChafonModel(ReaderModel):
+    """A UHFReader288 (or, with `reader18`, a UHFReader18). It collects a round's tags and
+    answers them together, as many per frame as fit; commands that arrive during a round are
+    ignored, as the reader does. Region and power live in its memory and survive a reset."""
+
+    protocol = "chafon"
+    command_decoder = staticmethod(chafon.decode_command)
+    command_gap = 0.015  # the reader's documented inter-byte limit
+    EMPTY_ROUND = 0.025
+    ADDRESS = chafon.READER_ADDRESS
+    READER_INFO = bytes.fromhex("00160C034E001E0A01000000")
+    """Firmware 0.22, type UHFReader288M, EU band, power 0x1E, scan time 0x0A."""
+    RSSI_OFFSET = 129
+    """The simulated relative RSSI: dBm + 129 (higher is stronger, as on the reader)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reader18 = False
+        self.region, self.power = self.READER_INFO[4], self.READER_INFO[6]
+        self._round: list[tuple[bytes, int]] = []
+        self._antenna = 1
+
+    def handle(self, frame: bytes, now: float) -> list[bytes]:
+        command, data = frame[2], frame[3:-2]
+        self.commands_seen.append(command)
+        if self.streaming:
+            return []  # busy with a round: the reader ignores the command
+        if command == chafon.CMD_GET_READER_INFO and not data:
+            return [chafon.encode_response(self.ADDRESS, command, chafon.STATUS_OK,
+                                           self.READER_INFO)]
+        if command == chafon.CMD_INVENTORY:
+            if not data:
+                self._antenna = 1
+            elif (not self.reader18 and len(data) == 9
+                  and chafon.ANTENNA_SELECT <= data[7] < chafon.ANTENNA_SELECT + 4):
+                self._antenna = data[7] - chafon.ANTENNA_SELECT + 1
+            else:
+                return [chafon.encode_response(self.ADDRESS, command,
+                                               chafon.STATUS_OPERAND_LENGTH)]
+            self.antennas = {self._antenna}
+            self.streaming, self._round, self._last_idle = True, [], now
+            return []
+        return [chafon.encode_error(chafon.STATUS_ILLEGAL, self.ADDRESS)]
+
+    def tag_frame(self, epc: bytes, antenna: int, rssi: int, now: float) -> bytes:
+        self._round.append((epc, max(0, min(chafon.MAX_RSSI, rssi + self.RSSI_OFFSET))))
+        return b""  # answered with the round
+
+    def idle(self, now: float) -> list[bytes]:
+        return self.end_of_round(now) if now - self._last_idle >= self.EMPTY_ROUND else []
+
+    def end_of_round(self, now: float) -> list[bytes]:
+        self._last_idle = now
+        self.streaming = False
+        tags, self._round = self._round, []
+        return chafon.encode_round(tags, antenna=self._antenna, address=self.ADDRESS,
+                                   reader18=self.reader18)
+
+    def power_cycle(self) -> list[bytes]:
+        region, power = self.region, self.power
+        super().power_cycle()
+        self.region, self.power = region, power  # stored in the reader's memory
+        self._round = []
+        return []
+
+
 MODELS: dict[str, type[ReaderModel]] = {
     "thingmagic": ThingMagicModel, "r200": R200Model, "r2000": R2000Model,
+    "chafon": ChafonModel,
 }

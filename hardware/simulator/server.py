@@ -62,6 +62,7 @@ class ReaderSimulator:
         self._streamed = 0
         self._frame_no = 0
         self._boot_message: list[bytes] = []
+        self._last_rx = 0.0
         self.stats = {"frames": 0, "tag_reads": 0, "garbage_bytes": 0, "corrupted": 0,
                       "truncated": 0, "dropped_bytes": 0, "resets": 0, "unplugs": 0,
                       "commands": 0}
@@ -158,6 +159,8 @@ class ReaderSimulator:
         faults = self.scenario.faults
         out = bytearray()
         for frame in frames:
+            if not frame:
+                continue  # a tag held for the round's answer (Chafon)
             self._frame_no += 1
             n = self._frame_no
             if faults.corrupt_every and n % faults.corrupt_every == 0:
@@ -203,6 +206,10 @@ class ReaderSimulator:
             ready, _, _ = select.select([self._master], [], [], TICK)
             if ready:
                 self._receive(now)
+                self._last_rx = time.monotonic()
+            elif self._commands.pending and self.model.command_gap is not None \
+                    and time.monotonic() - self._last_rx > self.model.command_gap:
+                self._commands.clear()  # the module gave up on a command cut short
             if self.model.streaming:
                 self._stream(self.elapsed())
 

@@ -30,7 +30,7 @@ def run_decode(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[st
     return code, [json.loads(line) for line in out.splitlines()], err
 
 
-@pytest.mark.parametrize("protocol", ["thingmagic", "r200", "r2000"])
+@pytest.mark.parametrize("protocol", ["thingmagic", "r200", "r2000", "chafon"])
 def test_decode_replays_the_captured_hex_dumps(protocol: str, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     vectors = load_vectors(protocol)

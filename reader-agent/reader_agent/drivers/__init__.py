@@ -3,7 +3,7 @@
 Public API:
 
 - `open_driver(protocol, url, **settings) -> ReaderDriver`. `protocol` is a config name
-  ("thingmagic", "r200", "r2000" or an alias), `url` anything `serial.serial_for_url`
+  ("thingmagic", "r200", "r2000", "chafon" or an alias), `url` anything `serial.serial_for_url`
   opens (`/dev/rfid0`, a pty path, `loop://`); settings are `ReaderSettings` fields
   (region, power_dbm, antennas, baudrate, command_timeout, watchdog, ...), unknown keys are
   refused. `port_factory=` injects the transport (tests).
@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from reader_agent.drivers.base import PortFactory, ReaderDriver
+from reader_agent.drivers.chafon import ChafonDriver
 from reader_agent.drivers.r200 import R200Driver
 from reader_agent.drivers.r2000 import R2000Driver
 from reader_agent.drivers.settings import (
@@ -49,6 +50,7 @@ DRIVERS: dict[str, type[ReaderDriver]] = {
     "thingmagic": ThingMagicDriver,
     "r200": R200Driver,
     "r2000": R2000Driver,
+    "chafon": ChafonDriver,
 }
 
 

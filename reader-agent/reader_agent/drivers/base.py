@@ -211,7 +211,7 @@ class ReaderDriver(ABC):
         out: list[TagRead | ReaderReply] = []
         for frame in frames:
             try:
-                out.append(self._codec.parse(frame, now))
+                out += self._codec.parse_all(frame, now)
             except MalformedFrame as exc:
                 self._counters.malformed += 1
                 self.last_error = str(exc)
