@@ -11,9 +11,13 @@ reader answers a whole round at once (Chafon) returns empty tag frames and sends
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from reader_agent.protocol import chafon, r200, r2000
 from reader_agent.protocol import thingmagic as tm
+from reader_agent.protocol.framing import MAX_EPC_BYTES, gen2_crc16
+
+from hardware.simulator.scenario import TagSpec
 
 TM_VERSION = bytes.fromhex("12120500" "30010000" "20240101" "01090002" "00000010")
 """bootloader, hardware (0x30 = M6e Nano), firmware date, firmware version, protocols (Gen2)."""
@@ -37,6 +41,27 @@ class ReaderModel(ABC):
         self.commands_seen: list[int] = []
         self.boot_pending = False
         self._last_idle = 0.0
+        # Set by the server: the tags in the field now, and how to give one a new EPC.
+        self.field: Callable[[float], list[TagSpec]] = lambda now: []
+        self.rewrite: Callable[[TagSpec, bytes], None] = lambda tag, epc: None
+
+    def write_epc_bank(self, word_address: int, data: bytes, now: float) -> str:
+        """A Gen2 write to the EPC bank of the strongest tag in the field, as a reader without
+        a select filter does. Returns "ok", "no tag" or "overrun" (outside the PC and EPC)."""
+        tags = sorted(self.field(now), key=lambda t: -max(t.rssi.values()))
+        if not tags:
+            return "no tag"
+        tag = tags[0]
+        pc = (len(tag.epc) // 2) << 11
+        bank = bytearray(gen2_crc16(pc.to_bytes(2, "big") + tag.epc).to_bytes(2, "big")
+                         + pc.to_bytes(2, "big") + tag.epc.ljust(MAX_EPC_BYTES, b"\x00"))
+        start = 2 * word_address
+        if word_address < 1 or start + len(data) > len(bank):
+            return "overrun"
+        bank[start : start + len(data)] = data
+        words = bank[2] >> 3  # the PC word's length field
+        self.rewrite(tag, bytes(bank[4 : 4 + 2 * words]))
+        return "ok"
 
     @abstractmethod
     def handle(self, frame: bytes, now: float) -> list[bytes]:
@@ -86,6 +111,12 @@ class ThingMagicModel(ReaderModel):
             return [tm.encode_response(opcode, ok, TM_VERSION)]
         if self.in_bootloader:
             return [tm.encode_response(opcode, tm.STATUS_INVALID_OPCODE)]
+        if opcode == tm.OP_WRITE_TAG_DATA and len(data) >= 10 and len(data) % 2 == 0:
+            if data[7] != tm.BANK_EPC:
+                return [tm.encode_response(opcode, tm.STATUS_WRITE_FAILED)]
+            verdict = self.write_epc_bank(int.from_bytes(data[3:7], "big"), data[8:], now)
+            status = {"ok": ok, "no tag": tm.STATUS_NO_TAGS}.get(verdict, 0x0423)
+            return [tm.encode_response(opcode, status)]
         if opcode == tm.OP_MULTI_PROTOCOL and data[2:3] == b"\x01":
             self.streaming = True
             return [tm.encode_response(opcode, ok, b"\x01\x22\x00\x00")]
@@ -139,6 +170,8 @@ class R200Model(ReaderModel):
         if command == r200.CMD_STOP_MULTI_POLL:
             self.streaming = False
             return [r200.encode_response(command)]
+        if command == r200.CMD_WRITE_MEMORY and len(params) >= 11:
+            return [self._write(params, now)]
         if command == r200.CMD_SET_REGION and len(params) == 1:
             self.region = params[0]
         elif command == r200.CMD_SET_POWER and len(params) == 2:
@@ -146,6 +179,21 @@ class R200Model(ReaderModel):
         else:
             return [r200.encode_error(r200.ERR_COMMAND)]
         return [r200.encode_response(command)]
+
+    def _write(self, params: bytes, now: float) -> bytes:
+        bank, start = params[4], int.from_bytes(params[5:7], "big")
+        words, data = int.from_bytes(params[7:9], "big"), params[9:]
+        if bank != r200.BANK_EPC or len(data) != 2 * words:
+            return r200.encode_error(r200.ERR_COMMAND)
+        before = sorted(self.field(now), key=lambda t: -max(t.rssi.values()))
+        verdict = self.write_epc_bank(start, data, now)
+        if verdict != "ok":
+            return r200.encode_error(r200.ERR_WRITE_FAILED if verdict == "no tag" else 0xB3)
+        epc = before[0].epc  # the answer names the tag written, as it was singulated
+        pc = (len(epc) // 2) << 11
+        return r200.encode_response(command=r200.CMD_WRITE_MEMORY,
+                                    params=bytes((2 + len(epc),)) + pc.to_bytes(2, "big")
+                                    + epc + b"\x00")
 
     def tag_frame(self, epc: bytes, antenna: int, rssi: int, now: float) -> bytes:
         return r200.encode_notification(epc, rssi_dbm=rssi)

@@ -12,8 +12,12 @@ Public API:
   with capped backoff after an unplug. `connected`, `last_error`, `reader_info` and
   `counters` (`DriverCounters`: frames_ok, bad_checksum, garbage_bytes, resyncs, malformed,
   reads, reconnects, restarts, command_errors, backlog_dropped) are for health reports.
+- Desk operations, one at a time and never while `reads()` runs: `survey(seconds)` counts the
+  reads per EPC, `write_epc(epc)` writes PC + EPC to the tag in the field (`can_write`
+  families only: ThingMagic, R200).
 
-Errors: `DriverError` is the root (`DriverConfigError`, `CommandTimeout`, `CommandFailed`).
+Errors: `DriverError` is the root (`DriverConfigError`, `CommandTimeout`, `CommandFailed`,
+`WriteUnsupported`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from reader_agent.drivers.settings import (
     DriverCounters,
     DriverError,
     ReaderSettings,
+    WriteUnsupported,
 )
 from reader_agent.drivers.thingmagic import ThingMagicDriver
 from reader_agent.protocol import ALIASES
@@ -43,6 +48,7 @@ __all__ = [
     "DriverError",
     "ReaderDriver",
     "ReaderSettings",
+    "WriteUnsupported",
     "open_driver",
 ]
 
