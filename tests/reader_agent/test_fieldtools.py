@@ -83,7 +83,7 @@ def test_decode_marks_malformed_frames(monkeypatch: pytest.MonkeyPatch,
 @pytest.mark.parametrize(("argv", "stdin"), [
     (["--protocol", "thingmagic"], "FF 0G\n"),
     (["--protocol", "thingmagic"], "F" * (fieldtools.MAX_LINE_CHARS + 1)),
-    (["--protocol", "chafon"], "04FF011BB4"),
+    (["--protocol", "lux"], "04FF011BB4"),
 ])
 def test_decode_refuses_unusable_input(argv: list[str], stdin: str,
                                        monkeypatch: pytest.MonkeyPatch,
