@@ -1,4 +1,5 @@
-"""UHF reader simulator: the real ThingMagic, R200 and R2000 serial protocols on a pty.
+"""UHF reader simulator: the real ThingMagic, R200, R2000 and Chafon serial protocols on a
+pty.
 
 Public API:
 

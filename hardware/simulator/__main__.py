@@ -21,6 +21,7 @@ from types import FrameType
 
 from hardware.simulator.scenario import (
     MAX_READS_PER_SECOND,
+    PROTOCOLS,
     Scenario,
     ScenarioError,
     TagSpec,
@@ -46,7 +47,7 @@ def _scenario(options: argparse.Namespace) -> Scenario:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kitledger-sim", description=__doc__.splitlines()[0])
-    parser.add_argument("--protocol", choices=("thingmagic", "r200", "r2000"))
+    parser.add_argument("--protocol", choices=PROTOCOLS)
     parser.add_argument("--scenario", help="scenario file (.toml or .json)")
     parser.add_argument("--tag", action="append", default=[],
                         help="an EPC (hex or pure-identity URI) always in the field, antenna 1")

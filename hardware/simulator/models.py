@@ -3,15 +3,21 @@
 One model per reader family, speaking the real bytes through the encoders of
 `reader_agent.protocol`. Models keep only the state a driver can observe: settings (region,
 power, antennas), whether inventory runs, and for ThingMagic whether the application firmware
-or the bootloader is running. Time comes in as an argument; models never sleep.
+or the bootloader is running. Time comes in as an argument; models never sleep. A model whose
+reader answers a whole round at once (Chafon) returns empty tag frames and sends the round from
+`end_of_round`; the server skips empty frames.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
-from reader_agent.protocol import r200, r2000
+from reader_agent.protocol import chafon, r200, r2000
 from reader_agent.protocol import thingmagic as tm
+from reader_agent.protocol.framing import MAX_EPC_BYTES, gen2_crc16
+
+from hardware.simulator.scenario import TagSpec
 
 TM_VERSION = bytes.fromhex("12120500" "30010000" "20240101" "01090002" "00000010")
 """bootloader, hardware (0x30 = M6e Nano), firmware date, firmware version, protocols (Gen2)."""
@@ -23,6 +29,9 @@ class ReaderModel(ABC):
 
     protocol: str
     command_decoder = staticmethod(tm.decode_command)
+    command_gap: float | None = None
+    """Seconds of silence after which the module drops a partly received command (None:
+    it waits for the rest)."""
 
     def __init__(self) -> None:
         self.streaming = False
@@ -32,6 +41,27 @@ class ReaderModel(ABC):
         self.commands_seen: list[int] = []
         self.boot_pending = False
         self._last_idle = 0.0
+        # Set by the server: the tags in the field now, and how to give one a new EPC.
+        self.field: Callable[[float], list[TagSpec]] = lambda now: []
+        self.rewrite: Callable[[TagSpec, bytes], None] = lambda tag, epc: None
+
+    def write_epc_bank(self, word_address: int, data: bytes, now: float) -> str:
+        """A Gen2 write to the EPC bank of the strongest tag in the field, as a reader without
+        a select filter does. Returns "ok", "no tag" or "overrun" (outside the PC and EPC)."""
+        tags = sorted(self.field(now), key=lambda t: -max(t.rssi.values()))
+        if not tags:
+            return "no tag"
+        tag = tags[0]
+        pc = (len(tag.epc) // 2) << 11
+        bank = bytearray(gen2_crc16(pc.to_bytes(2, "big") + tag.epc).to_bytes(2, "big")
+                         + pc.to_bytes(2, "big") + tag.epc.ljust(MAX_EPC_BYTES, b"\x00"))
+        start = 2 * word_address
+        if word_address < 1 or start + len(data) > len(bank):
+            return "overrun"
+        bank[start : start + len(data)] = data
+        words = bank[2] >> 3  # the PC word's length field
+        self.rewrite(tag, bytes(bank[4 : 4 + 2 * words]))
+        return "ok"
 
     @abstractmethod
     def handle(self, frame: bytes, now: float) -> list[bytes]:
@@ -81,6 +111,12 @@ class ThingMagicModel(ReaderModel):
             return [tm.encode_response(opcode, ok, TM_VERSION)]
         if self.in_bootloader:
             return [tm.encode_response(opcode, tm.STATUS_INVALID_OPCODE)]
+        if opcode == tm.OP_WRITE_TAG_DATA and len(data) >= 10 and len(data) % 2 == 0:
+            if data[7] != tm.BANK_EPC:
+                return [tm.encode_response(opcode, tm.STATUS_WRITE_FAILED)]
+            verdict = self.write_epc_bank(int.from_bytes(data[3:7], "big"), data[8:], now)
+            status = {"ok": ok, "no tag": tm.STATUS_NO_TAGS}.get(verdict, 0x0423)
+            return [tm.encode_response(opcode, status)]
         if opcode == tm.OP_MULTI_PROTOCOL and data[2:3] == b"\x01":
             self.streaming = True
             return [tm.encode_response(opcode, ok, b"\x01\x22\x00\x00")]
@@ -134,6 +170,8 @@ class R200Model(ReaderModel):
         if command == r200.CMD_STOP_MULTI_POLL:
             self.streaming = False
             return [r200.encode_response(command)]
+        if command == r200.CMD_WRITE_MEMORY and len(params) >= 11:
+            return [self._write(params, now)]
         if command == r200.CMD_SET_REGION and len(params) == 1:
             self.region = params[0]
         elif command == r200.CMD_SET_POWER and len(params) == 2:
@@ -141,6 +179,21 @@ class R200Model(ReaderModel):
         else:
             return [r200.encode_error(r200.ERR_COMMAND)]
         return [r200.encode_response(command)]
+
+    def _write(self, params: bytes, now: float) -> bytes:
+        bank, start = params[4], int.from_bytes(params[5:7], "big")
+        words, data = int.from_bytes(params[7:9], "big"), params[9:]
+        if bank != r200.BANK_EPC or len(data) != 2 * words:
+            return r200.encode_error(r200.ERR_COMMAND)
+        before = sorted(self.field(now), key=lambda t: -max(t.rssi.values()))
+        verdict = self.write_epc_bank(start, data, now)
+        if verdict != "ok":
+            return r200.encode_error(r200.ERR_WRITE_FAILED if verdict == "no tag" else 0xB3)
+        epc = before[0].epc  # the answer names the tag written, as it was singulated
+        pc = (len(epc) // 2) << 11
+        return r200.encode_response(command=r200.CMD_WRITE_MEMORY,
+                                    params=bytes((2 + len(epc),)) + pc.to_bytes(2, "big")
+                                    + epc + b"\x00")
 
     def tag_frame(self, epc: bytes, antenna: int, rssi: int, now: float) -> bytes:
         return r200.encode_notification(epc, rssi_dbm=rssi)
@@ -202,6 +255,73 @@ class R2000Model(ReaderModel):
         return [r2000.encode_summary(antenna, reads * 40, reads, self.ADDRESS)]
 
 
+class ChafonModel(ReaderModel):
+    """A UHFReader288 (or, with `reader18`, a UHFReader18). It collects a round's tags and
+    answers them together, as many per frame as fit; commands that arrive during a round are
+    ignored, as the reader does. Region and power live in its memory and survive a reset."""
+
+    protocol = "chafon"
+    command_decoder = staticmethod(chafon.decode_command)
+    command_gap = 0.015  # the reader's documented inter-byte limit
+    EMPTY_ROUND = 0.025
+    ADDRESS = chafon.READER_ADDRESS
+    READER_INFO = bytes.fromhex("00160C034E001E0A01000000")
+    """Firmware 0.22, type UHFReader288M, EU band, power 0x1E, scan time 0x0A."""
+    RSSI_OFFSET = 129
+    """The simulated relative RSSI: dBm + 129 (higher is stronger, as on the reader)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reader18 = False
+        self.region, self.power = self.READER_INFO[4], self.READER_INFO[6]
+        self._round: list[tuple[bytes, int]] = []
+        self._antenna = 1
+
+    def handle(self, frame: bytes, now: float) -> list[bytes]:
+        command, data = frame[2], frame[3:-2]
+        self.commands_seen.append(command)
+        if self.streaming:
+            return []  # busy with a round: the reader ignores the command
+        if command == chafon.CMD_GET_READER_INFO and not data:
+            return [chafon.encode_response(self.ADDRESS, command, chafon.STATUS_OK,
+                                           self.READER_INFO)]
+        if command == chafon.CMD_INVENTORY:
+            if not data:
+                self._antenna = 1
+            elif (not self.reader18 and len(data) == 9
+                  and chafon.ANTENNA_SELECT <= data[7] < chafon.ANTENNA_SELECT + 4):
+                self._antenna = data[7] - chafon.ANTENNA_SELECT + 1
+            else:
+                return [chafon.encode_response(self.ADDRESS, command,
+                                               chafon.STATUS_OPERAND_LENGTH)]
+            self.antennas = {self._antenna}
+            self.streaming, self._round, self._last_idle = True, [], now
+            return []
+        return [chafon.encode_error(chafon.STATUS_ILLEGAL, self.ADDRESS)]
+
+    def tag_frame(self, epc: bytes, antenna: int, rssi: int, now: float) -> bytes:
+        self._round.append((epc, max(0, min(chafon.MAX_RSSI, rssi + self.RSSI_OFFSET))))
+        return b""  # answered with the round
+
+    def idle(self, now: float) -> list[bytes]:
+        return self.end_of_round(now) if now - self._last_idle >= self.EMPTY_ROUND else []
+
+    def end_of_round(self, now: float) -> list[bytes]:
+        self._last_idle = now
+        self.streaming = False
+        tags, self._round = self._round, []
+        return chafon.encode_round(tags, antenna=self._antenna, address=self.ADDRESS,
+                                   reader18=self.reader18)
+
+    def power_cycle(self) -> list[bytes]:
+        region, power = self.region, self.power
+        super().power_cycle()
+        self.region, self.power = region, power  # stored in the reader's memory
+        self._round = []
+        return []
+
+
 MODELS: dict[str, type[ReaderModel]] = {
     "thingmagic": ThingMagicModel, "r200": R200Model, "r2000": R2000Model,
+    "chafon": ChafonModel,
 }

@@ -19,12 +19,13 @@ import threading
 import time
 import tty
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from reader_agent.protocol import FrameStream
 
 from hardware.simulator.models import MODELS, ReaderModel
-from hardware.simulator.scenario import Scenario
+from hardware.simulator.scenario import Scenario, TagSpec
 
 TICK = 0.005
 BOOT_TIME = 0.2
@@ -42,6 +43,8 @@ class ReaderSimulator:
         self.scenario = scenario or Scenario()
         self.protocol = protocol or self.scenario.protocol
         self.model: ReaderModel = MODELS[self.protocol]()
+        self.model.field = self._field
+        self.model.rewrite = self._rewrite
         self._rng = random.Random(self.scenario.seed)  # noqa: S311 -- reproducible faults, not secrets
         self._tmpdir: str | None = None
         if link_path is None:
@@ -62,9 +65,10 @@ class ReaderSimulator:
         self._streamed = 0
         self._frame_no = 0
         self._boot_message: list[bytes] = []
+        self._last_rx = 0.0
         self.stats = {"frames": 0, "tag_reads": 0, "garbage_bytes": 0, "corrupted": 0,
                       "truncated": 0, "dropped_bytes": 0, "resets": 0, "unplugs": 0,
-                      "commands": 0}
+                      "commands": 0, "writes": 0}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -105,6 +109,19 @@ class ReaderSimulator:
 
     def elapsed(self) -> float:
         return time.monotonic() - self._t0
+
+    # -- the tag population as the model's writes see it (simulator thread) ---------------
+
+    def _field(self, now: float) -> list[TagSpec]:
+        antennas = self.model.antennas
+        return [tag for tag in self.scenario.tags
+                if tag.present(now) and any(a in antennas for a in tag.rssi)]
+
+    def _rewrite(self, tag: TagSpec, epc: bytes) -> None:
+        """A write changed this tag's EPC: it answers with the new one from now on."""
+        tags = tuple(replace(t, epc=epc) if t is tag else t for t in self.scenario.tags)
+        self.scenario = replace(self.scenario, tags=tags)
+        self.stats["writes"] += 1
 
     # -- pty ------------------------------------------------------------------------------
 
@@ -158,6 +175,8 @@ class ReaderSimulator:
         faults = self.scenario.faults
         out = bytearray()
         for frame in frames:
+            if not frame:
+                continue  # a tag held for the round's answer (Chafon)
             self._frame_no += 1
             n = self._frame_no
             if faults.corrupt_every and n % faults.corrupt_every == 0:
@@ -203,6 +222,10 @@ class ReaderSimulator:
             ready, _, _ = select.select([self._master], [], [], TICK)
             if ready:
                 self._receive(now)
+                self._last_rx = time.monotonic()
+            elif self._commands.pending and self.model.command_gap is not None \
+                    and time.monotonic() - self._last_rx > self.model.command_gap:
+                self._commands.clear()  # the module gave up on a command cut short
             if self.model.streaming:
                 self._stream(self.elapsed())
 

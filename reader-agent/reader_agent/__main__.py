@@ -4,6 +4,8 @@
     kitledger-agent enroll --config agent.toml    print what an administrator registers (JSON)
     kitledger-agent decode --protocol NAME ...    decode a capture (reader_agent.fieldtools)
     kitledger-agent epc HEX                       an EPC's GS1 URI (reader_agent.fieldtools)
+    kitledger-agent write-tag --uri URN ...       commission an asset's tag at the desk
+                                                  (reader_agent.commission)
 
 Exit status: 0 after a clean stop, 2 for a configuration error, 3 for an identity error,
 4 for an outbox error, 1 otherwise. Errors are one line; `--debug` adds tracebacks (and the
@@ -63,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("decode", "epc"):
         return _field_tool(args[0], args[1:])
+    if args and args[0] == "write-tag":
+        commission = importlib.import_module("reader_agent.commission")
+        return int(commission.main(args[1:]))
     parser = argparse.ArgumentParser(prog="kitledger-agent", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (("run", "run the agent"), ("enroll", "print the enrollment record")):
@@ -72,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              help="log every retry, and tracebacks")
     commands.add_parser("decode", help="decode a captured byte stream (see decode --help)")
     commands.add_parser("epc", help="print the GS1 URI of an EPC (see epc --help)")
+    commands.add_parser("write-tag", help="write, verify and register a new asset's tag "
+                                          "(see write-tag --help)")
     options = parser.parse_args(args)
     logging.basicConfig(level=logging.DEBUG if options.debug else logging.INFO,
                         stream=sys.stderr,

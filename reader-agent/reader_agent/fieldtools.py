@@ -3,6 +3,8 @@
     kitledger-agent decode --protocol thingmagic < capture.txt       hex text (spaces, colons,
                                                                       `#` comments allowed)
     kitledger-agent decode --protocol r200 --binary < capture.bin     raw bytes
+    kitledger-agent decode --protocol chafon < capture.txt           frames open with their
+                                                                      length: no start byte
     kitledger-agent epc 3074257BF7194E4000001A85                      -> urn:epc:id:sgtin:...
     kitledger-agent epc urn:epc:id:giai:0614141.5678                  -> the 96-bit hex
 
@@ -22,7 +24,13 @@ from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from reader_agent.epc import EpcError, decode_epc, encode_pure_uri
-from reader_agent.protocol import Codec, MalformedFrame, ProtocolError, get_codec
+from reader_agent.protocol import (
+    Codec,
+    MalformedFrame,
+    ProtocolError,
+    ReaderReply,
+    get_codec,
+)
 from reader_agent.reads import TagRead
 
 MAX_CAPTURE_BYTES = 256 * 1024 * 1024
@@ -62,19 +70,24 @@ def _binary_chunks(stream: IO[bytes]) -> Iterator[bytes]:
         yield chunk
 
 
-def describe_frame(codec: Codec, frame: bytes, offset: int) -> dict[str, Any]:
-    """The JSON-able description of one checksum-valid frame."""
+def describe_frame(codec: Codec, frame: bytes, offset: int) -> list[dict[str, Any]]:
+    """The JSON-able description of one checksum-valid frame: one line per message it holds
+    (a Chafon inventory answer holds several tags and an end-of-round summary)."""
     line: dict[str, Any] = {"offset": offset, "checksum": "ok", "hex": frame.hex().upper()}
     try:
-        message = codec.parse(frame, 0.0)
+        messages = codec.parse_all(frame, 0.0)
     except MalformedFrame as exc:
-        return {**line, "kind": "malformed", "error": str(exc)}
+        return [{**line, "kind": "malformed", "error": str(exc)}]
+    return [{**line, **_fields(message)} for message in messages]
+
+
+def _fields(message: TagRead | ReaderReply) -> dict[str, Any]:
     if isinstance(message, TagRead):
         identity = decode_epc(message.epc)
-        return {**line, "kind": "tag", "epc": message.epc_hex, "uri": identity.uri,
+        return {"kind": "tag", "epc": message.epc_hex, "uri": identity.uri,
                 "rssi_dbm": message.rssi_dbm, "antenna": message.antenna,
                 "frequency_khz": message.frequency_khz, "pc": message.pc}
-    return {**line, "kind": message.kind, "command": message.command, "ok": message.ok,
+    return {"kind": message.kind, "command": message.command, "ok": message.ok,
             "code": message.code, "data": message.data.hex().upper()}
 
 
@@ -96,11 +109,11 @@ def decode_capture(codec: Codec, chunks: Iterator[bytes]) -> Iterator[dict[str, 
             result = codec.decode(buffer, pos)
             counts["garbage_bytes"] += result.garbage
             if result.frame is not None:
-                line = describe_frame(codec, result.frame, base + pos + result.garbage)
                 counts["frames"] += 1
-                counts["tags"] += line["kind"] == "tag"
-                counts["malformed"] += line["kind"] == "malformed"
-                yield line
+                for line in describe_frame(codec, result.frame, base + pos + result.garbage):
+                    counts["tags"] += line["kind"] == "tag"
+                    counts["malformed"] += line["kind"] == "malformed"
+                    yield line
             elif result.rejected is not None:
                 counts["bad_checksum"] += 1
                 yield {"offset": base + pos + result.garbage - 1, "kind": "rejected",
@@ -122,7 +135,8 @@ def decode_capture(codec: Codec, chunks: Iterator[bytes]) -> Iterator[dict[str, 
 def decode_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="kitledger-agent decode",
                                      description="Decode a reader capture read from stdin.")
-    parser.add_argument("--protocol", required=True, help="thingmagic, r200 or r2000")
+    parser.add_argument("--protocol", required=True,
+                        help="thingmagic, r200, r2000 or chafon")
     parser.add_argument("--binary", action="store_true", help="stdin holds raw bytes, not hex")
     options = parser.parse_args(list(argv))
     try:

@@ -31,6 +31,16 @@ def gen2_crc_reference(data: bytes) -> int:
     return crc ^ 0xFFFF
 
 
+def chafon_crc_reference(data: bytes) -> int:
+    """CRC-16/MCRF4XX bit by bit: reflected polynomial 0x8408, preset 0xFFFF, no final XOR."""
+    crc = 0xFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc
+
+
 def frame_is_valid(protocol: str, frame: bytes) -> bool:
     """Independent judgement of a reader->host frame: length field and check."""
     if protocol == "thingmagic":
@@ -40,6 +50,9 @@ def frame_is_valid(protocol: str, frame: bytes) -> bool:
         return (len(frame) >= 7 and frame[0] == 0xBB and frame[-1] == 0x7E
                 and int.from_bytes(frame[3:5], "big") + 7 == len(frame)
                 and sum(frame[1:-2]) & 0xFF == frame[-2])
+    if protocol == "chafon":
+        return (len(frame) >= 6 and frame[0] + 1 == len(frame)
+                and chafon_crc_reference(frame[:-2]) == int.from_bytes(frame[-2:], "little"))
     return (len(frame) >= 5 and frame[0] == 0xA0 and frame[1] + 2 == len(frame)
             and sum(frame) & 0xFF == 0)
 

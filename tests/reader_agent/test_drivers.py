@@ -12,7 +12,7 @@ import pytest
 import serial
 from reader_agent.drivers import DriverConfigError, ReaderDriver, open_driver
 from reader_agent.epc import encode_pure_uri
-from reader_agent.protocol import r200, r2000
+from reader_agent.protocol import chafon, r200, r2000
 from reader_agent.protocol import thingmagic as tm
 from reader_agent.reads import TagRead
 
@@ -22,7 +22,7 @@ RADIO = encode_pure_uri("urn:epc:id:giai:0614141.5678")
 HOSTILE = bytes.fromhex("FFBB7EA0FF7EBB00A0FFFF7E")
 FAST = {"watchdog": 1.0, "reconnect_initial": 0.05, "reconnect_max": 0.2,
         "command_timeout": 0.5}
-PROTOCOLS = ["thingmagic", "r200", "r2000"]
+PROTOCOLS = ["thingmagic", "r200", "r2000", "chafon"]
 
 
 def scenario(protocol: str, rate: float = 300, faults: Faults | None = None) -> Scenario:
@@ -79,9 +79,13 @@ def test_configures_reader_and_streams_reads(protocol: str) -> None:
         seen = {(r.epc, r.antenna) for r in reads.reads}
         assert (RADIO, 1) in seen
         assert (HOSTILE, 1 if protocol == "r200" else 2) in seen
-        assert all(r.rssi_dbm is not None and r.rssi_dbm < 0 for r in reads.reads)
+        if protocol == "chafon":  # relative strength, not dBm: never passed as RSSI
+            assert all(r.rssi_dbm is None for r in reads.reads)
+        else:
+            assert all(r.rssi_dbm is not None and r.rssi_dbm < 0 for r in reads.reads)
+        # Chafon: no documented region or power command; the reader keeps its stored ones.
         expected = {"thingmagic": (tm.REGIONS["EU"], 2000), "r200": (r200.REGIONS["EU"], 2000),
-                    "r2000": (r2000.REGIONS["EU"][0], 20)}[protocol]
+                    "r2000": (r2000.REGIONS["EU"][0], 20), "chafon": (0x4E, 0x1E)}[protocol]
         assert (sim.model.region, sim.model.power) == expected
         if protocol == "thingmagic":
             assert sim.model.antennas == {1, 2}
@@ -95,7 +99,8 @@ def test_garbage_on_the_line_resyncs_within_one_frame(protocol: str) -> None:
     quiet = Scenario(protocol=protocol, reads_per_second=0)
     frame = {"thingmagic": tm.encode_tag_record(RADIO, antenna=1),
              "r200": r200.encode_notification(RADIO),
-             "r2000": r2000.encode_tag(RADIO)}[protocol]
+             "r2000": r2000.encode_tag(RADIO),
+             "chafon": chafon.encode_inventory([(RADIO, 70)], status=chafon.STATUS_MORE)}[protocol]
     garbage = bytes.fromhex("FF FF 00 BB 7E 7E A0 13 37 BB 02 AA DD FF")
     with ReaderSimulator(scenario=quiet) as sim, running(protocol, sim) as reads:
         reads.wait_for(lambda: reads.driver.connected)
@@ -187,7 +192,8 @@ def test_port_factory_is_injected() -> None:
     ("r200", {"power_dbm": 30}),
     ("r2000", {"antennas": [5]}),
     ("r2000", {"region": "JP"}),
-    ("chafon", {}),
+    ("chafon", {"antennas": [5]}),
+    ("lux", {}),
 ])
 def test_bad_settings_are_refused_at_open(protocol: str, settings: dict[str, object]) -> None:
     with pytest.raises(DriverConfigError):
@@ -233,3 +239,28 @@ def test_thingmagic_reset_into_bootloader_boots_firmware_again() -> None:
         reads.more_reads(20)
         assert tm.OP_BOOT_FIRMWARE in sim.model.commands_seen
         assert not getattr(sim.model, "in_bootloader", True)
+
+
+def test_chafon_reads_several_tags_per_answer_on_every_antenna() -> None:
+    """A round of many tags arrives as frames of several tags each (status 0x03 until the
+    last); every tag is delivered and the driver moves on to the next antenna after each."""
+    tags = tuple(TagSpec(bytes((0x34, i)) + bytes(10), {1 + i % 2: -50}) for i in range(30))
+    busy = Scenario(tags=tags, protocol="chafon", reads_per_second=3000)
+    with ReaderSimulator(scenario=busy) as sim, running("chafon", sim) as reads:
+        reads.more_reads(200)
+        assert {r.epc for r in reads.reads} == {t.epc for t in tags}
+        assert {(r.epc[1] % 2 + 1) == r.antenna for r in reads.reads} == {True}
+        assert {1, 2} <= {r.antenna for r in reads.reads}
+        assert sim.stats["frames"] < sim.stats["tag_reads"]  # several tags per frame
+        assert reads.driver.counters.restarts == 0
+
+
+def test_chafon_uhfreader18_falls_back_to_the_bare_inventory() -> None:
+    with ReaderSimulator(scenario=scenario("chafon")) as sim:
+        sim.model.reader18 = True  # type: ignore[attr-defined]
+        with running("chafon", sim) as reads:
+            reads.more_reads(30)
+            driver = reads.driver
+            assert getattr(driver, "reader18", False)
+            assert {r.antenna for r in reads.reads[-10:]} == {1}
+            assert driver.last_error and "UHFReader18" in driver.last_error

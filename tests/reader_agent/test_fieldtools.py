@@ -30,7 +30,7 @@ def run_decode(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[st
     return code, [json.loads(line) for line in out.splitlines()], err
 
 
-@pytest.mark.parametrize("protocol", ["thingmagic", "r200", "r2000"])
+@pytest.mark.parametrize("protocol", ["thingmagic", "r200", "r2000", "chafon"])
 def test_decode_replays_the_captured_hex_dumps(protocol: str, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     vectors = load_vectors(protocol)
@@ -83,7 +83,7 @@ def test_decode_marks_malformed_frames(monkeypatch: pytest.MonkeyPatch,
 @pytest.mark.parametrize(("argv", "stdin"), [
     (["--protocol", "thingmagic"], "FF 0G\n"),
     (["--protocol", "thingmagic"], "F" * (fieldtools.MAX_LINE_CHARS + 1)),
-    (["--protocol", "chafon"], "04FF011BB4"),
+    (["--protocol", "lux"], "04FF011BB4"),
 ])
 def test_decode_refuses_unusable_input(argv: list[str], stdin: str,
                                        monkeypatch: pytest.MonkeyPatch,

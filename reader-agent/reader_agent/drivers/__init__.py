@@ -3,7 +3,7 @@
 Public API:
 
 - `open_driver(protocol, url, **settings) -> ReaderDriver`. `protocol` is a config name
-  ("thingmagic", "r200", "r2000" or an alias), `url` anything `serial.serial_for_url`
+  ("thingmagic", "r200", "r2000", "chafon" or an alias), `url` anything `serial.serial_for_url`
   opens (`/dev/rfid0`, a pty path, `loop://`); settings are `ReaderSettings` fields
   (region, power_dbm, antennas, baudrate, command_timeout, watchdog, ...), unknown keys are
   refused. `port_factory=` injects the transport (tests).
@@ -12,8 +12,12 @@ Public API:
   with capped backoff after an unplug. `connected`, `last_error`, `reader_info` and
   `counters` (`DriverCounters`: frames_ok, bad_checksum, garbage_bytes, resyncs, malformed,
   reads, reconnects, restarts, command_errors, backlog_dropped) are for health reports.
+- Desk operations, one at a time and never while `reads()` runs: `survey(seconds)` counts the
+  reads per EPC, `write_epc(epc)` writes PC + EPC to the tag in the field (`can_write`
+  families only: ThingMagic, R200).
 
-Errors: `DriverError` is the root (`DriverConfigError`, `CommandTimeout`, `CommandFailed`).
+Errors: `DriverError` is the root (`DriverConfigError`, `CommandTimeout`, `CommandFailed`,
+`WriteUnsupported`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from reader_agent.drivers.base import PortFactory, ReaderDriver
+from reader_agent.drivers.chafon import ChafonDriver
 from reader_agent.drivers.r200 import R200Driver
 from reader_agent.drivers.r2000 import R2000Driver
 from reader_agent.drivers.settings import (
@@ -30,6 +35,7 @@ from reader_agent.drivers.settings import (
     DriverCounters,
     DriverError,
     ReaderSettings,
+    WriteUnsupported,
 )
 from reader_agent.drivers.thingmagic import ThingMagicDriver
 from reader_agent.protocol import ALIASES
@@ -42,6 +48,7 @@ __all__ = [
     "DriverError",
     "ReaderDriver",
     "ReaderSettings",
+    "WriteUnsupported",
     "open_driver",
 ]
 
@@ -49,6 +56,7 @@ DRIVERS: dict[str, type[ReaderDriver]] = {
     "thingmagic": ThingMagicDriver,
     "r200": R200Driver,
     "r2000": R2000Driver,
+    "chafon": ChafonDriver,
 }
 
 

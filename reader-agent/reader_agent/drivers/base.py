@@ -27,9 +27,10 @@ from reader_agent.drivers.settings import (
     DriverCounters,
     DriverError,
     ReaderSettings,
+    WriteUnsupported,
 )
 from reader_agent.outage import Outage
-from reader_agent.protocol import Codec, MalformedFrame, ReaderReply, get_codec
+from reader_agent.protocol import MAX_EPC_BYTES, Codec, MalformedFrame, ReaderReply, get_codec
 from reader_agent.reads import TagRead
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,22 @@ MAX_BACKLOG = 10_000
 at most ~1,100 reads/s, so this covers several seconds of commands before dropping."""
 
 
+PC_WORD = 1
+"""The EPC bank holds StoredCRC (word 0), the PC word (1), then the EPC (from word 2)."""
+PC_LENGTH_SHIFT = 11
+"""The PC word's top five bits count the EPC's 16-bit words; the rest stay 0 for a GS1 EPC."""
+QUIET_AFTER_STOP = 0.25
+DRAIN_LIMIT = 5.0
+"""A ThingMagic module sends its buffered reads for up to about two seconds after a stop."""
+
+
 class ReaderDriver(ABC):
     """Base of the per-family drivers. Subclasses provide `_configure` and `_start_inventory`
     and may react to replies in `_on_reply`."""
 
     protocol: ClassVar[str]
+    can_write: ClassVar[bool] = False
+    """True for families whose EPC write command is documented to us byte for byte."""
 
     def __init__(self, url: str, settings: ReaderSettings | None = None, *,
                  port_factory: PortFactory = serial.serial_for_url,
@@ -107,6 +119,68 @@ class ReaderDriver(ABC):
                     self._send_stop()
             self._drop_port(None)
 
+    # -- desk operations: one at a time from the caller's thread, never while reads() runs --
+
+    def survey(self, seconds: float) -> dict[bytes, int]:
+        """Run inventory for `seconds` and count the reads of each EPC, then stop it and
+        drain the line. Opens and configures the reader on first use; raises DriverError."""
+        self._ready()
+        self._start_inventory()
+        counts: dict[bytes, int] = {}
+        deadline = self._clock() + seconds
+        while self._clock() < deadline:
+            for item in self._poll():
+                if isinstance(item, TagRead):
+                    counts[item.epc] = counts.get(item.epc, 0) + 1
+                else:
+                    self._on_reply(item)
+        self._send_stop()
+        self._drain()
+        while self._backlog:  # reads that arrived while a command waited for its answer
+            epc = self._backlog.popleft().epc
+            counts[epc] = counts.get(epc, 0) + 1
+        return counts
+
+    def write_epc(self, epc: bytes) -> None:
+        """Write `epc` and a PC word giving its length to the EPC bank from word 1, on
+        whichever tag answers: the caller makes sure only one is in the field."""
+        if not self.can_write:
+            raise WriteUnsupported(f"{self.protocol} readers: no documented command writes a "
+                                   "tag's EPC")
+        if len(epc) % 2 or not 2 <= len(epc) <= MAX_EPC_BYTES:
+            raise WriteUnsupported(f"an EPC of {len(epc)} bytes is not 1..31 whole words")
+        self._ready()
+        pc = (len(epc) // 2) << PC_LENGTH_SHIFT
+        self._write_epc_bank(PC_WORD, pc.to_bytes(2, "big") + epc)
+
+    def release(self) -> None:
+        """Close the port after desk operations (reads() closes it itself)."""
+        self._drop_port(None)
+
+    def _ready(self) -> None:
+        """Open the port once (no retries: a person is waiting) and configure the reader."""
+        if self._port is None:
+            try:
+                self._port = self._port_factory(
+                    self.url, baudrate=self.settings.baudrate,
+                    timeout=self.settings.read_timeout, write_timeout=1.0)
+            except (serial.SerialException, OSError) as exc:
+                raise CommandTimeout(f"cannot open {self.url}: {exc}") from None
+            self._stream.clear()
+        if not self.connected:
+            self._configure()
+            self.connected = True
+
+    def _drain(self) -> None:
+        """Read until the line has been quiet for QUIET_AFTER_STOP (the reader finished its
+        round or flushed its buffered reads after a stop), or DRAIN_LIMIT seconds passed."""
+        start = quiet_since = self._clock()
+        while self._clock() - quiet_since < QUIET_AFTER_STOP:
+            if self._clock() - start > DRAIN_LIMIT:
+                raise CommandTimeout("the reader kept sending after inventory was stopped")
+            if self._poll():
+                quiet_since = self._clock()
+
     def _dispatch(self, reply: ReaderReply) -> None:
         try:
             if self._on_reply(reply):
@@ -138,6 +212,10 @@ class ReaderDriver(ABC):
 
     def _send_stop(self) -> None:  # noqa: B027 -- optional hook
         """Ask the reader to stop continuous inventory (sent on close, not awaited)."""
+
+    def _write_epc_bank(self, word_address: int, data: bytes) -> None:
+        """Write `data` to the EPC bank from `word_address` (families with `can_write`)."""
+        raise WriteUnsupported(f"{self.protocol} readers cannot write tags")
 
     def _on_reply(self, reply: ReaderReply) -> bool:
         """React to a non-tag frame during inventory; True means "reader reset: reconfigure"."""
@@ -211,7 +289,7 @@ class ReaderDriver(ABC):
         out: list[TagRead | ReaderReply] = []
         for frame in frames:
             try:
-                out.append(self._codec.parse(frame, now))
+                out += self._codec.parse_all(frame, now)
             except MalformedFrame as exc:
                 self._counters.malformed += 1
                 self.last_error = str(exc)

@@ -17,6 +17,7 @@ from reader_agent.protocol import ReaderReply, r200
 
 class R200Driver(ReaderDriver):
     protocol = "r200"
+    can_write = True
 
     def _validate(self, settings: ReaderSettings) -> None:
         if tuple(settings.antennas) != (1,):
@@ -43,6 +44,10 @@ class R200Driver(ReaderDriver):
 
     def _send_stop(self) -> None:
         self._send(r200.cmd_stop_multi_poll())
+
+    def _write_epc_bank(self, word_address: int, data: bytes) -> None:
+        self._transact(r200.cmd_write_memory(r200.BANK_EPC, word_address, data),
+                       r200.CMD_WRITE_MEMORY)
 
     def _answers(self, reply: ReaderReply, command: int) -> bool:
         if reply.kind == "error" and reply.command == r200.CMD_ERROR:

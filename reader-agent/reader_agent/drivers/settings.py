@@ -21,6 +21,10 @@ class CommandTimeout(DriverError):
     """The reader did not answer a command in time (unplugged, rebooting or wrong baud)."""
 
 
+class WriteUnsupported(DriverError):
+    """The reader family (or the EPC asked for) cannot be written by this driver."""
+
+
 class CommandFailed(DriverError):
     """The reader answered a command with an error status."""
 

@@ -19,6 +19,7 @@ STREAM_ERRORS = {0x0504: "temperature throttling", 0x0505: "high return loss (ch
 
 class ThingMagicDriver(ReaderDriver):
     protocol = "thingmagic"
+    can_write = True
 
     def _validate(self, settings: ReaderSettings) -> None:
         if settings.region not in tm.REGIONS:
@@ -49,6 +50,10 @@ class ThingMagicDriver(ReaderDriver):
 
     def _send_stop(self) -> None:
         self._send(tm.cmd_stop_continuous())
+
+    def _write_epc_bank(self, word_address: int, data: bytes) -> None:
+        self._transact(tm.cmd_write_tag_data(tm.BANK_EPC, word_address, data),
+                       tm.OP_WRITE_TAG_DATA, timeout=self.settings.command_timeout + 1.0)
 
     def _answers(self, reply: ReaderReply, command: int) -> bool:
         # Keep-alives and records are opcode 0x22 and never answer a configuration command.

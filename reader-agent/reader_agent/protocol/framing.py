@@ -5,7 +5,9 @@ All four reader families send length-prefixed binary frames with no byte stuffin
 receiver state machine serves them all (docs/reader-protocols.md §0): hunt for the start byte, read
 the header up to the length field, reject implausible lengths one byte at a time, wait for the
 whole frame, verify the check, and on failure drop ONE byte (the candidate may contain the real
-start byte) and hunt again. Nothing here touches a serial port or a clock.
+start byte) and hunt again. A family without a start byte (Chafon: the frame opens with its
+length) makes every offset a candidate; the same loop then resyncs on the check alone. Nothing
+here touches a serial port or a clock.
 """
 
 from __future__ import annotations
@@ -67,10 +69,11 @@ class FrameSpec:
     """Framing table of one direction of one reader family.
 
     The total frame length is the big-endian integer of `len_size` bytes at `len_offset`
-    plus `len_add`; `header_len` bytes are needed to read it.
+    plus `len_add`; `header_len` bytes are needed to read it. `start` is None for a family whose
+    frames have no start byte: every offset is then a candidate.
     """
 
-    start: int
+    start: int | None
     len_offset: int
     len_size: int
     len_add: int
@@ -96,7 +99,7 @@ def hunt_frame(spec: FrameSpec, buffer: Buffer, offset: int = 0) -> DecodeResult
     pos = offset
     start = spec.start
     while True:
-        i = buffer.find(start, pos)
+        i = buffer.find(start, pos) if start is not None else pos if pos < end else -1
         if i < 0:
             return DecodeResult(end - offset, None, end - offset)
         if end - i < spec.header_len:
@@ -136,7 +139,8 @@ def scan_frames(spec: FrameSpec, buffer: Buffer) -> ScanResult:
     end = len(buffer)
     pos = mark = garbage = resyncs = bad = 0
     while True:
-        i = buffer.find(start, pos)
+        # No start byte (Chafon): every offset is a candidate.
+        i = buffer.find(start, pos) if start is not None else pos if pos < end else -1
         if i < 0 or end - i < header:
             stop = end if i < 0 else i
             if stop > mark:

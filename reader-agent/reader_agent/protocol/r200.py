@@ -37,10 +37,15 @@ CMD_SET_REGION = 0x07
 CMD_SINGLE_POLL = 0x22
 CMD_MULTI_POLL = 0x27
 CMD_STOP_MULTI_POLL = 0x28
+CMD_WRITE_MEMORY = 0x49
 CMD_SET_POWER = 0xB6
 CMD_ERROR = 0xFF
 
 ERR_NO_TAG = 0x15
+ERR_WRITE_FAILED = 0x10
+ERR_ACCESS = 0x16
+BANK_EPC = 0x01
+MAX_WRITE_WORDS = 0xFFFF
 ERR_COMMAND = 0x17
 
 REGIONS = {"CN": 0x01, "NA": 0x02, "EU": 0x03, "CN800": 0x04, "KR": 0x06}
@@ -107,6 +112,21 @@ def cmd_multi_poll(rounds: int = MAX_POLL_ROUNDS) -> bytes:
 
 def cmd_stop_multi_poll() -> bytes:
     return encode_frame(TYPE_COMMAND, CMD_STOP_MULTI_POLL)
+
+
+def cmd_write_memory(bank: int, word_address: int, data: bytes, *,
+                     access_password: int = 0) -> bytes:
+    """Write tag memory (0x49) on whichever tag answers: access password (4), memory bank
+    (1), start word (2), word count (2), then the words."""
+    if not data or len(data) % 2 or len(data) // 2 > MAX_WRITE_WORDS:
+        raise EncodeError(f"tag data of {len(data)} bytes is not whole 16-bit words")
+    if not 0 <= bank <= 3 or not 0 <= word_address <= 0xFFFF:
+        raise EncodeError(f"bank {bank} or start word {word_address} out of range")
+    if not 0 <= access_password <= 0xFFFFFFFF:
+        raise EncodeError("the access password is 32 bits")
+    params = (access_password.to_bytes(4, "big") + bytes((bank,))
+              + word_address.to_bytes(2, "big") + (len(data) // 2).to_bytes(2, "big") + data)
+    return encode_frame(TYPE_COMMAND, CMD_WRITE_MEMORY, params)
 
 
 def encode_response(command: int, params: bytes = b"\x00") -> bytes:

@@ -34,6 +34,7 @@ OP_VERSION = 0x03
 OP_BOOT_FIRMWARE = 0x04
 OP_GET_PROGRAM = 0x0C
 OP_READ_TAG_MULTIPLE = 0x22
+OP_WRITE_TAG_DATA = 0x24
 OP_MULTI_PROTOCOL = 0x2F
 OP_SET_ANTENNA = 0x91
 OP_SET_READ_POWER = 0x92
@@ -44,6 +45,11 @@ OP_SET_READER_PARAM = 0x9A
 STATUS_OK = 0x0000
 STATUS_INVALID_OPCODE = 0x0101
 STATUS_NO_TAGS = 0x0400
+STATUS_WRITE_FAILED = 0x0406
+STATUS_MEMORY_LOCKED = 0x0424
+
+BANK_EPC = 0x01
+MAX_WRITE_TIMEOUT_MS = 0xFFFF
 
 REGIONS = {"NA": 0x0D, "EU": 0x02, "KR": 0x09, "IN": 0x04, "JP": 0x05, "CN": 0x06,
            "AU": 0x0B, "NZ": 0x0C, "OPEN": 0xFF}
@@ -143,6 +149,20 @@ def cmd_set_antennas(antennas: list[int]) -> bytes:
 def cmd_disable_read_filter() -> bytes:
     """Without this the module reports each tag once per session instead of on every read."""
     return encode_command(OP_SET_READER_PARAM, b"\x01\x0c\x00")
+
+
+def cmd_write_tag_data(bank: int, word_address: int, data: bytes, *,
+                       timeout_ms: int = 1000) -> bytes:
+    """Write Tag Data (0x24) to whichever tag answers, no select filter (option 0): timeout
+    (2), option (1), word address (4), memory bank (1), then the words to write."""
+    if not data or len(data) % 2:
+        raise EncodeError(f"tag data of {len(data)} bytes is not whole 16-bit words")
+    if not 0 <= bank <= 3 or not 0 <= word_address <= 0xFFFFFFFF:
+        raise EncodeError(f"bank {bank} or word address {word_address} out of range")
+    if not 0 <= timeout_ms <= MAX_WRITE_TIMEOUT_MS:
+        raise EncodeError(f"timeout {timeout_ms} ms outside 0..{MAX_WRITE_TIMEOUT_MS}")
+    head = timeout_ms.to_bytes(2, "big") + b"\x00" + word_address.to_bytes(4, "big")
+    return encode_command(OP_WRITE_TAG_DATA, head + bytes((bank,)) + data)
 
 
 def cmd_start_continuous(metadata: int = DEFAULT_METADATA) -> bytes:

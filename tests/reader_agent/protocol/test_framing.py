@@ -6,15 +6,15 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from reader_agent.protocol import FrameStream, get_codec, r200, r2000
+from reader_agent.protocol import FrameStream, chafon, get_codec, r200, r2000
 from reader_agent.protocol import thingmagic as tm
 from reader_agent.protocol.framing import MAX_STREAM_BUFFER
 
 from tests.reader_agent.codec_oracle import frame_is_valid, load_vectors
 
-PROTOCOLS = ["thingmagic", "r200", "r2000"]
+PROTOCOLS = ["thingmagic", "r200", "r2000", "chafon"]
 HOSTILE_EPC = bytes.fromhex("FFBB7EA0FF7EBB00A0FFFF7E")  # every start/end byte value
 
 
@@ -28,9 +28,13 @@ def sample_frames(protocol: str) -> list[bytes]:
     elif protocol == "r200":
         frames += [r200.encode_notification(HOSTILE_EPC, rssi_dbm=-2),
                    r200.encode_response(r200.CMD_MODULE_INFO, b"\x7e\xbb" * 40)]
-    else:
+    elif protocol == "r2000":
         frames += [r2000.encode_tag(HOSTILE_EPC, antenna=4, rssi=-31),
                    r2000.encode_summary(2, 0xA0A0, 0xA0A0A0A0)]
+    else:  # no start byte: payload bytes that read as plausible lengths are the hostile ones
+        frames += [chafon.encode_inventory([(HOSTILE_EPC, 0x05), (b"\x06\x07" * 6, 0xFF)],
+                                           antenna=4, status=chafon.STATUS_MORE),
+                   chafon.encode_inventory_18([bytes(range(5, 17))])]
     return frames
 
 
@@ -109,12 +113,13 @@ def test_truncated_frame_then_real_frames(protocol: str) -> None:
 def test_hostile_length_fields_do_not_stall_forever(protocol: str) -> None:
     frame = sample_frames(protocol)[0]
     hostile = {"thingmagic": b"\xff\xf9", "r200": b"\xbb\x02\x22\xff\xff",
-               "r2000": b"\xa0\x01"}[protocol]  # lengths beyond the named MAX / below min
+               "r2000": b"\xa0\x01", "chafon": b"\x04\x00\x03"}[protocol]
+    # lengths beyond the named MAX / below min
     out, stream = feed_all(protocol, [hostile + frame])
     assert out == [frame]
     # A plausible but false length waits for bytes; the inter-byte timeout frees the line.
     waiting = {"thingmagic": b"\xff\xf0", "r200": b"\xbb\x02\x22\x01\xf0",
-               "r2000": b"\xa0\xfe"}[protocol]
+               "r2000": b"\xa0\xfe", "chafon": b"\xf0"}[protocol]
     out, stream = feed_all(protocol, [waiting + frame])
     assert out == []
     assert stream.flush_stale() == [frame]
@@ -139,15 +144,23 @@ def test_random_splits_and_garbage_never_lose_or_forge_frames(protocol: str,
     frames = sample_frames(protocol)
     picked = data.draw(st.lists(st.sampled_from(frames), min_size=1, max_size=6))
     # Garbage without the start byte cannot hide a frame, so every frame must come out.
-    start = {"thingmagic": 0xFF, "r200": 0xBB, "r2000": 0xA0}[protocol]
+    # Chafon has none: any garbage byte may open a candidate, which only its CRC refutes.
+    start = {"thingmagic": 0xFF, "r200": 0xBB, "r2000": 0xA0, "chafon": -1}[protocol]
     clean_byte = st.integers(0, 255).filter(lambda b: b != start)
     line = bytearray()
+    noise: list[int] = []  # offsets of garbage bytes
     for frame in picked:
-        line += bytes(data.draw(st.lists(clean_byte, max_size=8)))
-        line += frame
+        garbage = bytes(data.draw(st.lists(clean_byte, max_size=8)))
+        noise += range(len(line), len(line) + len(garbage))
+        line += garbage + frame
+    # ... unless the noise and what follows form a CRC-valid frame (odds about 2^-16 each).
+    assume(not any(frame_is_valid(protocol, bytes(line[i : i + line[i] + 1]))
+                   for i in noise if protocol == "chafon"))
     cuts = sorted(data.draw(st.lists(st.integers(0, len(line)), max_size=10)))
     chunks = [bytes(line[a:b]) for a, b in zip([0, *cuts], [*cuts, len(line)], strict=True)]
-    out, _ = feed_all(protocol, chunks)
+    out, stream = feed_all(protocol, chunks)
+    if protocol == "chafon":  # a garbage byte claiming a long frame holds the line until the
+        out += stream.flush_stale()  # inter-byte timeout when nothing follows
     assert out == picked
 
 

@@ -1,0 +1,248 @@
+"""Writing tags at the desk: the write commands byte for byte, GS1 encoding against epcpy, the
+survey/write/read-back cycle over a real pty for every family that can write, the refusals
+(no tag, two tags, someone's asset, a family that cannot write), and `kitledger-agent
+write-tag` registering the EPC written with the real API over HTTP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from epcpy.epc_schemes import GIAI, GRAI
+from epcpy.epc_schemes.giai import GIAIFilterValue
+from epcpy.epc_schemes.grai import GRAIFilterValue
+from reader_agent.commission import CommissionError, asset_epc, commission
+from reader_agent.drivers import WriteUnsupported, open_driver
+from reader_agent.protocol import EncodeError, r200
+from reader_agent.protocol import thingmagic as tm
+from sqlmodel import Session
+
+from api.app import create_app
+from api.auth import create_api_client
+from api.config import load_settings
+from api.db import make_engine
+from api.migrate import upgrade
+from api.models import Agency, Scope, Site
+from hardware.simulator import ReaderSimulator, Scenario, TagSpec
+from tests.fixtures.ports import free_port, wait_for_port
+
+AGENT = str(Path(sys.executable).parent / "kitledger-agent")
+BLANK = bytes.fromhex("E28011606000020D4C1A2B3C")  # a chip-default EPC: not GS1
+OTHER = bytes.fromhex("E28011606000020D4C1A2B3D")
+RADIO_URI = "urn:epc:id:giai:0614141.5678"
+CASE_URI = "urn:epc:id:grai:0614141.12345.5678"
+FAST = {"watchdog": 1.0, "command_timeout": 0.5, "reconnect_initial": 0.05}
+WRITERS = ["thingmagic", "r200"]
+SECRET = "s" * 40
+
+
+def desk(protocol: str, *epcs: bytes) -> Scenario:
+    return Scenario(tags=tuple(TagSpec(epc, {1: -40 - 5 * i}) for i, epc in enumerate(epcs)),
+                    protocol=protocol, reads_per_second=200)
+
+
+def epcpy_hex(uri: str, filter_value: int) -> str:
+    if ":giai:" in uri:
+        return GIAI(uri).hex(binary_coding_scheme=GIAI.BinaryCodingScheme.GIAI_96,
+                             filter_value=GIAIFilterValue(str(filter_value)))
+    return GRAI(uri).hex(binary_coding_scheme=GRAI.BinaryCodingScheme.GRAI_96,
+                         filter_value=GRAIFilterValue(str(filter_value)))
+
+
+def test_thingmagic_write_tag_data_is_the_documented_frame() -> None:
+    assert tm.cmd_write_tag_data(3, 0, bytes.fromhex("00EE")) == bytes.fromhex(
+        "FF0A2403E800000000000300EE589D")
+    with pytest.raises(EncodeError):
+        tm.cmd_write_tag_data(1, 1, b"\x30")  # half a word
+    with pytest.raises(EncodeError):
+        tm.cmd_write_tag_data(4, 1, b"\x30\x00")
+
+
+def test_r200_write_memory_layout() -> None:
+    frame = r200.cmd_write_memory(1, 1, bytes.fromhex("3000") + BLANK, access_password=0x1234)
+    assert frame[:3] == bytes.fromhex("BB0049") and frame[3:5] == (9 + 14).to_bytes(2, "big")
+    params = frame[5:-2]
+    assert params[:9] == bytes.fromhex("00001234" "01" "0001" "0007")
+    assert params[9:] == bytes.fromhex("3000") + BLANK
+    assert r200.decode(frame).frame == frame
+    with pytest.raises(EncodeError):
+        r200.cmd_write_memory(1, 1, b"")
+    with pytest.raises(EncodeError):
+        r200.cmd_write_memory(1, 0x10000, b"\x00\x00")
+
+
+@pytest.mark.parametrize(("uri", "filter_value"), [(RADIO_URI, 3), (CASE_URI, 3),
+                                                   ("urn:epc:id:grai:012345678901..77", 1),
+                                                   ("urn:epc:id:giai:123456.0", 0)])
+def test_asset_epcs_agree_with_epcpy(uri: str, filter_value: int) -> None:
+    assert asset_epc(uri, filter_value).hex().upper() == epcpy_hex(uri, filter_value)
+
+
+@pytest.mark.parametrize("uri", ["urn:epc:id:sgtin:0614141.812345.6789",
+                                 "urn:epc:id:sscc:0614141.1234567890", "giai:0614141.5678",
+                                 "urn:epc:id:giai:0614141.99999999999999999999999"])
+def test_only_giai_and_grai_uris_are_commissioned(uri: str) -> None:
+    with pytest.raises(CommissionError):
+        asset_epc(uri)
+
+
+@pytest.mark.parametrize("protocol", WRITERS)
+@pytest.mark.parametrize("uri", [RADIO_URI, CASE_URI])
+def test_a_blank_tag_is_written_and_read_back(protocol: str, uri: str) -> None:
+    epc = asset_epc(uri, 1)
+    with ReaderSimulator(scenario=desk(protocol, BLANK)) as sim:
+        driver = open_driver(protocol, sim.port_path, **FAST)
+        try:
+            done = commission(driver, epc, seconds=0.5)
+        finally:
+            driver.release()
+        assert (done.epc, done.previous, done.uri) == (epc, BLANK, uri)
+        assert done.reads_after > 0
+        assert [t.epc for t in sim.scenario.tags] == [epc]  # the tag itself now holds it
+        assert sim.stats["writes"] == 1
+
+
+@pytest.mark.parametrize("protocol", WRITERS)
+def test_two_tags_on_the_desk_are_refused_and_nothing_is_written(protocol: str) -> None:
+    with ReaderSimulator(scenario=desk(protocol, BLANK, OTHER)) as sim:
+        driver = open_driver(protocol, sim.port_path, **FAST)
+        with pytest.raises(CommissionError, match="2 tags"):
+            commission(driver, asset_epc(RADIO_URI), seconds=0.5)
+        driver.release()
+        assert sim.stats["writes"] == 0
+
+
+@pytest.mark.parametrize("protocol", WRITERS)
+def test_an_empty_desk_is_refused(protocol: str) -> None:
+    with ReaderSimulator(scenario=desk(protocol)) as sim:
+        driver = open_driver(protocol, sim.port_path, **FAST)
+        with pytest.raises(CommissionError, match="0 tags"):
+            commission(driver, asset_epc(RADIO_URI), seconds=0.3)
+        driver.release()
+
+
+def test_a_tag_carrying_an_asset_epc_is_not_overwritten_unless_asked() -> None:
+    someone = asset_epc(CASE_URI)
+    with ReaderSimulator(scenario=desk("r200", someone)) as sim:
+        driver = open_driver("r200", sim.port_path, **FAST)
+        with pytest.raises(CommissionError, match="grai"):
+            commission(driver, asset_epc(RADIO_URI), seconds=0.3)
+        assert sim.stats["writes"] == 0
+        done = commission(driver, asset_epc(RADIO_URI), overwrite=True, seconds=0.3)
+        driver.release()
+        assert done.previous == someone and sim.stats["writes"] == 1
+
+
+def test_a_write_the_tag_does_not_keep_fails_verification() -> None:
+    """The reader says "written" but the tag still answers with its old EPC (it left the
+    field, or a second tag took the write): the read-back catches it."""
+    with ReaderSimulator(scenario=desk("thingmagic", BLANK)) as sim:
+        sim.model.rewrite = lambda tag, epc: None  # the write reaches no tag's memory
+        driver = open_driver("thingmagic", sim.port_path, **FAST)
+        with pytest.raises(CommissionError, match="read back"):
+            commission(driver, asset_epc(RADIO_URI), seconds=0.3)
+        driver.release()
+
+
+@pytest.mark.parametrize("protocol", ["r2000", "chafon"])
+def test_families_without_a_documented_write_refuse_before_touching_the_tag(
+        protocol: str) -> None:
+    with ReaderSimulator(scenario=desk(protocol, BLANK)) as sim:
+        driver = open_driver(protocol, sim.port_path, **FAST)
+        with pytest.raises(CommissionError, match="cannot write"):
+            commission(driver, asset_epc(RADIO_URI), seconds=0.3)
+        with pytest.raises(WriteUnsupported):
+            driver.write_epc(asset_epc(RADIO_URI))
+        assert sim.stats["commands"] == 0
+
+
+# -- the command line, registering with the real API over HTTP ------------------------------
+
+
+class LiveApi:
+    def __init__(self, url: str, key: str) -> None:
+        self.url, self.key = url, key
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(method, self.url + path, timeout=10,
+                             headers={"Authorization": f"Bearer {self.key}"}, **kwargs)
+
+
+@pytest.fixture
+def live_api(tmp_path: Path) -> Iterator[LiveApi]:
+    """The API app served by uvicorn on a loopback port, on a migrated SQLite database."""
+    settings = load_settings(environment="test", secret_key=SECRET,
+                             database_url=f"sqlite:///{tmp_path / 'api.db'}")
+    engine = make_engine(settings)
+    upgrade(engine)
+    with Session(engine) as session:
+        session.add(Agency(id="north", name="North"))
+        session.flush()
+        session.add(Site(id="north-store", agency_id="north", name="Store"))
+        _, key = create_api_client(session, agency_id="north", name="desk",
+                                   scopes=[Scope.ASSETS_WRITE, Scope.ASSETS_READ, Scope.ADMIN],
+                                   server_secret=SECRET, now=datetime.now(UTC))
+        session.commit()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for_port(port)
+    api = LiveApi(f"http://127.0.0.1:{port}", key)
+    assert api.call("POST", "/v1/asset-classes",
+                    json={"id": "radio", "name": "Radio"}).status_code == 201
+    yield api
+    server.should_exit = True
+    thread.join(timeout=10)
+    engine.dispose()
+
+
+def write_tag(sim: ReaderSimulator, *args: str, key: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KITLEDGER_API_KEY": key}
+    return subprocess.run([AGENT, "write-tag", "--protocol", sim.protocol, "--port",
+                           sim.port_path, "--seconds", "0.5", *args],
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_write_tag_command_writes_verifies_and_registers(live_api: LiveApi) -> None:
+    with ReaderSimulator(scenario=desk("r200", BLANK)) as sim:
+        result = write_tag(sim, "--uri", RADIO_URI, "--filter", "1", "--register",
+                           live_api.url, "--asset-id", "R-17", "--class-id", "radio",
+                           "--site", "north-store", key=live_api.key)
+        assert result.returncode == 0, result.stderr
+        written = asset_epc(RADIO_URI, 1).hex().upper()
+        assert f'"epc": "{written}"' in result.stdout and '"registered": "R-17"' in result.stdout
+        assert live_api.key not in result.stdout + result.stderr
+        asset = live_api.call("GET", "/v1/assets/R-17").json()
+        assert (asset["epc_hex"], asset["epc_uri"]) == (written, RADIO_URI)
+
+        # A second asset with the same EPC: the tag is rewritten but the registry refuses.
+        result = write_tag(sim, "--uri", RADIO_URI, "--filter", "1", "--overwrite",
+                           "--register", live_api.url, "--asset-id", "R-18",
+                           "--class-id", "radio", "--site", "north-store", key=live_api.key)
+        assert result.returncode == 1 and "registry refused" in result.stderr
+        assert live_api.call("GET", "/v1/assets/R-18").status_code == 404
+
+
+def test_write_tag_command_refuses_bad_arguments() -> None:
+    with ReaderSimulator(scenario=desk("r200", BLANK)) as sim:
+        no_key = write_tag(sim, "--uri", RADIO_URI, "--register", "http://127.0.0.1:9",
+                           "--asset-id", "A", "--class-id", "c", "--site", "s")
+        assert no_key.returncode == 2 and "KITLEDGER_API_KEY" in no_key.stderr
+        sgtin = write_tag(sim, "--uri", "urn:epc:id:sgtin:0614141.812345.6789")
+        assert sgtin.returncode == 2 and "GIAI or GRAI" in sgtin.stderr
+        chafon = subprocess.run([AGENT, "write-tag", "--protocol", "chafon", "--port",
+                                 sim.port_path, "--uri", RADIO_URI, "--seconds", "0.2"],
+                                capture_output=True, text=True, timeout=60)
+        assert chafon.returncode == 1 and "cannot write" in chafon.stderr
+        assert sim.stats["writes"] == 0
