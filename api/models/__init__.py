@@ -5,7 +5,7 @@ Importing this package registers every table on `SQLModel.metadata`, which Alemb
 """
 
 from api.models.assets import Asset, AssetClass, AssetShare, AssetStatus, HolderKind
-from api.models.clients import ApiClient, Scope
+from api.models.clients import ApiClient, ApiClientPublic, Scope, WebSession
 from api.models.custody import (
     Alert,
     CustodyEventRow,
@@ -32,6 +32,7 @@ __all__ = [
     "Agency",
     "Alert",
     "ApiClient",
+    "ApiClientPublic",
     "Asset",
     "AssetClass",
     "AssetShare",
@@ -58,6 +59,7 @@ __all__ = [
     "Sighting",
     "Site",
     "Transfer",
+    "WebSession",
     "WebhookDelivery",
     "WebhookEvent",
     "WebhookSubscription",
