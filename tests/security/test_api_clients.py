@@ -53,7 +53,8 @@ def test_the_command_creates_lists_rotates_revokes_and_expires(service: Service)
     assert _works(service, made["key"]) == 401 and _works(service, rotated["key"]) == 200
 
     code, expired = _command(service.engine, "expire", made["client_id"])
-    assert code == 0 and _works(service, rotated["key"]) == 401
+    assert code == 0 and expired["client"]["expires_at"] is not None
+    assert _works(service, rotated["key"]) == 401
 
     code, other = _command(service.engine, "create", "--agency", "north", "--scopes",
                            "assets:read")

@@ -11,11 +11,10 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from api.app import create_app
-from api.auth import create_api_client
+from api.auth import Caller, create_api_client
 from api.config import load_settings
 from api.db import make_engine
 from api.migrate import upgrade
-from api.auth import Caller
 from api.models import Agency, ApiClient, Scope, WebSession
 from api.web.session import COOKIE, MAX_COOKIE_CHARS, open_session
 from tests.security.security_support import form_token, sign_in
