@@ -28,7 +28,9 @@ REDOC_PATH: Final = "/redoc"
 
 HEADERS: Final = (
     ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "no-referrer"),
+    # Not no-referrer: under it browsers send `Origin: null` with our own forms, which the
+    # sign-in's Origin check must refuse. same-origin sends nothing to any other site.
+    ("referrer-policy", "same-origin"),
     ("x-frame-options", "DENY"),
     ("cross-origin-opener-policy", "same-origin"),
 )

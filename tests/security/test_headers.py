@@ -19,7 +19,7 @@ def _assert_headers(answer: object, path: str) -> None:
     assert "frame-ancestors 'none'" in policy, path
     assert "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy, path
     assert headers.get("x-content-type-options") == "nosniff", path
-    assert headers.get("referrer-policy") == "no-referrer", path
+    assert headers.get("referrer-policy") == "same-origin", path
 
 
 def test_pages_carry_the_headers(service: Service) -> None:

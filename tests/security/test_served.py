@@ -168,3 +168,27 @@ def test_redoc_renders_offline(browser: Any, served: Served) -> None:
         page.close()
     assert blocked == []
     assert _policy_breaks(console, served) == [], console
+
+
+def test_a_browser_signs_in_uses_the_desk_and_signs_out_under_the_policy(
+        browser: Any, served: Served) -> None:
+    """The pages work in a real browser under the policy (its Origin and Sec-Fetch-Site on our
+    own forms, htmx polling the desk) and signing out ends the session server-side."""
+    page, blocked, console = _offline_page(browser, served)
+    try:
+        page.goto(served.url + "/web/desk")
+        page.fill("#key", served.key)
+        page.click("button[type=submit]")
+        page.wait_for_url(served.url + "/web/", timeout=30_000)
+        cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "kitledger_web")
+        page.goto(served.url + "/web/desk")
+        with page.expect_response(lambda r: "/web/desk/feed" in r.url, timeout=30_000) as polled:
+            pass
+        assert polled.value.status == 200
+        page.click("form.who button[type=submit]")
+        page.wait_for_url(served.url + "/web/login", timeout=30_000)
+    finally:
+        page.close()
+    assert blocked == [] and _policy_breaks(console, served) == [], console
+    replayed = httpx.get(served.url + "/web/agency", cookies={"kitledger_web": cookie})
+    assert replayed.status_code == 303 and replayed.headers["location"] == "/web/login"
