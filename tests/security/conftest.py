@@ -1,5 +1,6 @@
 """Fixtures of the trust-boundary tests: the API tests' databases (SQLite and PostgreSQL), an
-app with two agencies and keys of every kind of scope, and the web tests' real browser."""
+app with two agencies and keys of every kind of scope. (The browser is the session's one,
+`tests.fixtures.browser`.)"""
 
 from __future__ import annotations
 
@@ -20,10 +21,9 @@ from api.models import Agency, AssetClass, Scope, Site
 from api.models.assets import AssetCreate
 from api.registry import create_asset
 from tests.api.conftest import _migrated_postgres, engine
-from tests.api.web.conftest import browser
 from tests.fixtures.postgres import postgres_database
 
-__all__ = ["_migrated_postgres", "browser", "engine", "postgres_database"]
+__all__ = ["_migrated_postgres", "engine", "postgres_database"]
 
 SECRET = "s" * 40
 METRICS_KEY = "m" * 32
