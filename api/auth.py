@@ -17,6 +17,7 @@ from typing import Final
 
 from sqlmodel import Session
 
+from api.db import utcnow
 from api.models.clients import ApiClient, Scope
 
 KEY_PREFIX: Final = "kl"
@@ -45,23 +46,35 @@ def key_hash(server_secret: str, key: str) -> bytes:
     return hmac.new(server_secret.encode(), key.encode(), hashlib.sha256).digest()
 
 
+def new_key(client_id: str) -> str:
+    """A fresh key for `client_id`: shown once, only its keyed hash is stored."""
+    return f"{KEY_PREFIX}_{client_id}_{secrets.token_urlsafe(SECRET_BYTES)}"
+
+
+def usable(client: ApiClient | None, now: datetime) -> bool:
+    """Whether a client may still act: it exists, is not revoked and has not expired."""
+    return client is not None and client.revoked_at is None and (
+        client.expires_at is None or client.expires_at > now)
+
+
 def create_api_client(
     session: Session, *, agency_id: str, name: str, scopes: Iterable[Scope],
-    server_secret: str, now: datetime,
+    server_secret: str, now: datetime, expires_at: datetime | None = None,
 ) -> tuple[ApiClient, str]:
     """A new client and its key; the key is returned once and never stored."""
     client_id = secrets.token_hex(8)
-    key = f"{KEY_PREFIX}_{client_id}_{secrets.token_urlsafe(SECRET_BYTES)}"
+    key = new_key(client_id)
     client = ApiClient(
         id=client_id, agency_id=agency_id, name=name, key_hash=key_hash(server_secret, key),
-        scopes=sorted({s.value for s in scopes}), created_at=now,
+        scopes=sorted({s.value for s in scopes}), created_at=now, expires_at=expires_at,
     )
     session.add(client)
     return client, key
 
 
-def authenticate(session: Session, key: str, server_secret: str) -> Caller | None:
-    """The caller a key belongs to, or None (unknown, revoked, malformed or wrong key)."""
+def authenticate(session: Session, key: str, server_secret: str,
+                 now: datetime | None = None) -> Caller | None:
+    """The caller a key belongs to, or None (unknown, revoked, expired, malformed or wrong)."""
     if len(key) > MAX_KEY_CHARS:
         return None
     match = _KEY.fullmatch(key)
@@ -69,7 +82,7 @@ def authenticate(session: Session, key: str, server_secret: str) -> Caller | Non
         return None
     client = session.get(ApiClient, match.group(1))
     expected = key_hash(server_secret, key)
-    if client is None or client.revoked_at is not None:
+    if client is None or not usable(client, now or utcnow()):
         return None
     if not hmac.compare_digest(client.key_hash, expected):
         return None

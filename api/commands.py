@@ -9,10 +9,18 @@ imported at module load; SQLAlchemy, Alembic and FastAPI are imported inside `ru
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from ledger.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, emit
+
+SCOPE_NAMES = ("assets:read", "assets:write", "custody:write", "audit:read", "webhooks:write",
+               "admin")
+"""The scopes `--scopes` takes (api.models.clients.Scope, named here so --help needs no
+import of the server's models)."""
+MAX_EXPIRY_DAYS = 3650
+"""Ten years: a longer expiry is a typo for "never", which is leaving --expires-in-days out."""
 
 
 def _settings_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +55,7 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from api.config import load_settings
+    from api.config import listen_problem, load_settings, secret_problem
     from api.errors import ConfigError
     from api.serve import MAX_WORKERS, ServeOptions, serve
 
@@ -57,10 +65,17 @@ def run_serve(args: argparse.Namespace) -> int:
             emit({"verdict": "unusable", "reason": f"--{name.replace('_', '-')} out of range"})
             return EXIT_UNUSABLE
     try:
-        load_settings(args.config, **overrides)  # refuse bad settings before forking anything
+        settings = load_settings(args.config, **overrides)  # refuse before forking anything
     except ConfigError as exc:
         emit({"verdict": "unusable", "reason": str(exc)})
         return EXIT_UNUSABLE
+    if (problem := listen_problem(settings, args.host)) is not None:
+        emit({"verdict": "unusable", "reason": problem})
+        return EXIT_UNUSABLE
+    if secret_problem(settings.secret_key.get_secret_value()) is not None:
+        print(f"kitledger serve: WARNING: {settings.environment} with a placeholder secret; "
+              f"listening on {args.host} only. Set KITLEDGER_SECRET_KEY (32+ random chars) "
+              "before serving anyone else.", file=sys.stderr, flush=True)
     if args.config is not None:
         import os
 
@@ -69,37 +84,98 @@ def run_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_api_client(args: argparse.Namespace) -> int:
-    from sqlmodel import Session
-
-    from api.auth import create_api_client
+def _client_session(args: argparse.Namespace) -> tuple[Any, Any] | int:
+    """The settings and an engine for an `api-client` action, or the exit code if unusable."""
     from api.config import load_settings
-    from api.db import make_engine, utcnow
+    from api.db import make_engine
     from api.errors import ConfigError
-    from api.models import Agency, Scope
 
     try:
         settings = load_settings(args.config, **(
             {"database_url": args.database_url} if args.database_url else {}))
-        scopes = [Scope(s) for s in args.scopes.split(",") if s]
-    except (ConfigError, ValueError) as exc:
+    except ConfigError as exc:
         emit({"verdict": "unusable", "reason": str(exc)})
         return EXIT_UNUSABLE
-    engine = make_engine(settings)
-    with Session(engine) as session:
-        if session.get(Agency, args.agency) is None:
-            session.add(Agency(id=args.agency, name=args.agency_name or args.agency))
-            session.flush()
-        client, key = create_api_client(
-            session, agency_id=args.agency, name=args.name, scopes=scopes,
-            server_secret=settings.secret_key.get_secret_value(), now=utcnow())
-        session.commit()
-        client_id = client.id
-    engine.dispose()
-    # The key is shown once, here, to the operator who asked for it; only its hash is stored.
-    emit({"verdict": "ok", "client_id": client_id, "agency": args.agency, "key": key,
-          "scopes": sorted(s.value for s in scopes)})
-    return EXIT_OK
+    return settings, make_engine(settings)
+
+
+def _parse_time(value: str) -> Any:
+    from datetime import datetime
+
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("give the time with its offset (Z or +HH:MM)")
+    return moment
+
+
+def _client_view(client: Any) -> dict[str, object]:
+    from api.models import ApiClientPublic
+
+    return ApiClientPublic.model_validate(client, from_attributes=True).model_dump(mode="json")
+
+
+def run_api_client(args: argparse.Namespace) -> int:
+    """`kitledger api-client create|list|rotate|revoke|expire` (`api.client_admin`)."""
+    from datetime import timedelta
+
+    from sqlmodel import Session
+
+    from api import client_admin
+    from api.auth import create_api_client
+    from api.db import utcnow
+    from api.models import Agency, ApiClient, Scope
+
+    now = utcnow()
+    try:
+        scopes = [Scope(s) for s in args.scopes.split(",") if s] if args.action == "create" else []
+        at = _parse_time(args.at) if getattr(args, "at", None) else now
+        if getattr(args, "expires_in_days", None) is not None:
+            if not 0 < args.expires_in_days <= MAX_EXPIRY_DAYS:
+                raise ValueError(f"--expires-in-days must be 1..{MAX_EXPIRY_DAYS}")
+            at = now + timedelta(days=args.expires_in_days)
+    except ValueError as exc:
+        emit({"verdict": "unusable", "reason": str(exc)})
+        return EXIT_UNUSABLE
+    opened = _client_session(args)
+    if isinstance(opened, int):
+        return opened
+    settings, engine = opened
+    secret = settings.secret_key.get_secret_value()
+    try:
+        with Session(engine) as session:
+            if args.action == "list":
+                emit({"verdict": "ok", "clients": [
+                    _client_view(c) for c in client_admin.list_clients(session, args.agency)]})
+                return EXIT_OK
+            if args.action == "create":
+                if session.get(Agency, args.agency) is None:
+                    session.add(Agency(id=args.agency, name=args.agency_name or args.agency))
+                    session.flush()
+                expires = at if (args.at or args.expires_in_days is not None) else None
+                made, key = create_api_client(
+                    session, agency_id=args.agency, name=args.name, scopes=scopes,
+                    server_secret=secret, now=now, expires_at=expires)
+                session.commit()
+                # The key is shown once, here, to the operator who asked for it.
+                emit({"verdict": "ok", "client_id": made.id, "agency": args.agency, "key": key,
+                      "scopes": sorted(s.value for s in scopes), "client": _client_view(made)})
+                return EXIT_OK
+            client = session.get(ApiClient, args.client_id)
+            if client is None:
+                emit({"verdict": "unusable", "reason": f"no API client {args.client_id!r}"})
+                return EXIT_UNUSABLE
+            answer: dict[str, object] = {"verdict": "ok"}
+            if args.action == "rotate":
+                answer["key"] = client_admin.rotate(session, client, secret, now)
+            elif args.action == "revoke":
+                client_admin.revoke(session, client, now)
+            else:
+                client_admin.expire(session, client, at, now)
+            session.commit()
+            emit({**answer, "client": _client_view(client)})
+            return EXIT_OK
+    finally:
+        engine.dispose()
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -180,17 +256,7 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--ingest-workers", type=int, default=1,
                        help="MQTT ingest processes (0: HTTP only)")
     serve.set_defaults(run=run_serve)
-    client = subparsers.add_parser(
-        "api-client", help="create an agency's API client (and the agency if new); prints its key"
-    )
-    _settings_arguments(client)
-    client.add_argument("--agency", required=True, help="agency id")
-    client.add_argument("--agency-name", help="name when creating the agency")
-    client.add_argument("--name", default="api client", help="who uses this key")
-    client.add_argument("--scopes", default="assets:read",
-                        help="comma-separated: assets:read,assets:write,custody:write,"
-                             "audit:read,admin")
-    client.set_defaults(run=run_api_client)
+    _register_api_client(subparsers)
     export = subparsers.add_parser(
         "export", help="write an agency's audit bundle (as GET /v1/audit/bundles) to a file")
     _settings_arguments(export)
@@ -206,3 +272,34 @@ def register(subparsers: Any) -> None:
                         help="checkpoints start at size N (the auditor's last verified one)")
     export.add_argument("--out", type=Path, required=True, help="bundle file to write")
     export.set_defaults(run=run_export)
+
+
+def _register_api_client(subparsers: Any) -> None:
+    """`api-client` and its actions; every action prints one JSON verdict."""
+    client = subparsers.add_parser(
+        "api-client", help="manage agencies' API clients: create, list, rotate, revoke, expire")
+    actions = client.add_subparsers(dest="action", required=True,
+                                    parser_class=type(client))
+    create = actions.add_parser("create", help="a new client (and its agency if new); prints "
+                                "its key, once")
+    _settings_arguments(create)
+    create.add_argument("--agency", required=True, help="agency id")
+    create.add_argument("--agency-name", help="name when creating the agency")
+    create.add_argument("--name", default="api client", help="who uses this key")
+    create.add_argument("--scopes", default="assets:read",
+                        help="comma-separated: " + ",".join(SCOPE_NAMES))
+    expiry = create.add_mutually_exclusive_group()
+    expiry.add_argument("--expires-in-days", type=int, help="refuse the key after N days")
+    expiry.add_argument("--at", metavar="TIME", help="refuse the key from this RFC 3339 time")
+    listing = actions.add_parser("list", help="clients (never their keys), revoked ones too")
+    _settings_arguments(listing)
+    listing.add_argument("--agency", help="only this agency's clients")
+    for name, text in (("rotate", "a new key (printed once); the old one stops now"),
+                       ("revoke", "refuse the client's key from now on"),
+                       ("expire", "refuse the client's key from --at (default: now)")):
+        action = actions.add_parser(name, help=text)
+        _settings_arguments(action)
+        action.add_argument("client_id", help="the client id (the hex after kl_ in its key)")
+        if name == "expire":
+            action.add_argument("--at", metavar="TIME", help="RFC 3339 time (default: now)")
+    client.set_defaults(run=run_api_client)

@@ -9,6 +9,7 @@ Nothing is read at import time: call `load_settings()`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from contextvars import ContextVar
 from pathlib import Path
@@ -153,6 +154,14 @@ class Settings(BaseSettings):
     # ["10.20.0.0/16"] for a receiver on the agency's own network; empty refuses them all.
     webhook_allowed_networks: tuple[IPvAnyNetwork, ...] = Field(default=(), max_length=64)
 
+    # Failed authentication (api.auth_limits): after this many failures within the window an
+    # address, or a client id, is answered 429 until its oldest failure leaves the window.
+    auth_failure_limit: int = Field(default=10, ge=1, le=10_000)
+    auth_failure_window_s: int = Field(default=300, ge=1, le=86_400)
+    # The bearer token a Prometheus scraper sends for /metrics (api.routes.health); unset,
+    # /metrics answers 404: its labels name every agency.
+    metrics_key: SecretStr | None = None
+
     @field_validator("anchor_chain_url")
     @classmethod
     def _known_chain(cls, value: str) -> str:
@@ -182,15 +191,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _real_secret_outside_development(self) -> Settings:
+        if self.metrics_key is not None and (
+                problem := secret_problem(self.metrics_key.get_secret_value())):
+            raise ValueError(f"KITLEDGER_METRICS_KEY {problem}")
         if self.environment == "development":
             return self
-        secret = self.secret_key.get_secret_value()
-        if secret.strip().lower() in PLACEHOLDER_SECRETS:
-            raise ValueError(
-                f"KITLEDGER_SECRET_KEY is a placeholder; set a real secret in {self.environment}"
-            )
-        if len(secret) < MIN_SECRET_CHARS:
-            raise ValueError(f"KITLEDGER_SECRET_KEY must be at least {MIN_SECRET_CHARS} chars")
+        if problem := secret_problem(self.secret_key.get_secret_value()):
+            raise ValueError(f"KITLEDGER_SECRET_KEY {problem} in {self.environment}")
         return self
 
     @model_validator(mode="after")
@@ -242,6 +249,37 @@ class Settings(BaseSettings):
         if path:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
         return tuple(sources)
+
+
+def secret_problem(secret: str) -> str | None:
+    """Why `secret` is not a real secret (a placeholder, too short), or None if it is."""
+    if secret.strip().lower() in PLACEHOLDER_SECRETS:
+        return "is a placeholder; set a real secret"
+    if len(secret) < MIN_SECRET_CHARS:
+        return f"must be at least {MIN_SECRET_CHARS} chars"
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address only reaches this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def listen_problem(settings: Settings, host: str) -> str | None:
+    """Why `serve` must not listen on `host` with these settings, or None.
+
+    The placeholder secret (development's default) keys API-key hashes that anyone can
+    recompute: it is allowed on loopback only, where `serve` warns about it.
+    """
+    problem = secret_problem(settings.secret_key.get_secret_value())
+    if problem is None or is_loopback(host):
+        return None
+    return f"KITLEDGER_SECRET_KEY {problem}: only loopback may serve without one (not {host})"
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -10,10 +10,12 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from api.auth import Caller, authenticate
+from api.auth_limits import FailedAuthLimiter, claimed_client_id
 from api.config import Settings
 from api.models.clients import Scope
 from api.problems import Problem
@@ -34,14 +36,45 @@ SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_caller(request: Request, session: SessionDep, settings: SettingsDep) -> Caller:
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key:
+BEARER = HTTPBearer(
+    scheme_name="apiKey", bearerFormat="kl_<client id>_<secret>", auto_error=False,
+    description="An agency API key (`kitledger api-client create`), in the Authorization "
+                "header only: keys in a URL are refused.")
+"""Declares the key scheme in the OpenAPI document (`securitySchemes`) and reads the header."""
+
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+
+
+def address_of(request: Request) -> str:
+    """The client address failures are counted against (the proxy's, behind one that uvicorn
+    does not trust for X-Forwarded-For)."""
+    return request.client.host if request.client else "unknown"
+
+
+def get_limiter(request: Request) -> FailedAuthLimiter:
+    limiter: FailedAuthLimiter = request.app.state.auth_limiter
+    return limiter
+
+
+def refuse_if_limited(request: Request, client_id: str | None = None) -> None:
+    """429 with Retry-After if the address (or claimed client id) failed too often."""
+    wait = get_limiter(request).retry_after(address_of(request), client_id)
+    if wait is not None:
+        raise Problem(429, "too-many-failures", f"too many failed sign-ins; retry in {wait} s",
+                      headers={"Retry-After": str(wait)})
+
+
+def get_caller(request: Request, session: SessionDep, settings: SettingsDep,
+               credentials: BearerDep) -> Caller:
+    key = credentials.credentials.strip() if credentials is not None else ""
+    claimed = claimed_client_id(key)
+    refuse_if_limited(request, claimed)
+    if not key:  # nothing presented: not an attempt, and nothing to look up
         raise Problem(401, "unauthenticated", "send an API key as 'Authorization: Bearer <key>'")
-    caller = authenticate(session, key.strip(), settings.secret_key.get_secret_value())
+    caller = authenticate(session, key, settings.secret_key.get_secret_value())
     if caller is None:
-        raise Problem(401, "unauthenticated", "unknown or revoked API key")
+        get_limiter(request).failed(address_of(request), claimed)
+        raise Problem(401, "unauthenticated", "unknown, revoked or expired API key")
     return caller
 
 

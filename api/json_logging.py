@@ -1,7 +1,10 @@
 """Structured logs: one JSON object per line on stderr, for the service and its workers.
 
 Log records carry what happened and where, never secrets: API keys, private keys and database
-passwords are not passed to the logger anywhere in the service. A database error's statement
+passwords are not passed to the logger anywhere in the service. A client can still put a key
+where it does not belong, in a URL, which the access log would then copy: `RedactSecrets`
+replaces anything shaped like an API key, and the value of any query parameter named like a
+credential, in every line before it is written. A database error's statement
 parameters and the values its server quotes back (`DETAIL: Key (id)=(...)`) may be personal
 data: `redact_database_values` drops them from an error before it is logged, and the formatter
 applies it to every error it writes.
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Final
 
@@ -33,6 +37,31 @@ def redact_database_values(error: BaseException) -> None:
         if isinstance(current, StatementError):
             current.hide_parameters = True
         current = current.__cause__ or current.__context__
+
+
+_API_KEY: Final = re.compile(r"(kl_[0-9a-f]{16}_)[A-Za-z0-9_\-]+")
+"""An API key (`kl_<client id>_<secret>`): the client id is kept, it names who leaked it."""
+_CREDENTIAL_PARAM: Final = re.compile(
+    r"([?&;](?:api[_-]?key|key|token|access[_-]?token|secret|password|authorization)=)"
+    r"[^&;\s\"]*", re.IGNORECASE)
+"""A query parameter named like a credential, in a logged URL."""
+REDACTED: Final = "[redacted]"
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with API keys and credential-named query values replaced by `[redacted]`."""
+    return _CREDENTIAL_PARAM.sub(r"\1" + REDACTED, _API_KEY.sub(r"\1" + REDACTED, text))
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites each record's message without keys (uvicorn's access log lines included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_secrets(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
 
 
 def _without_quoted_values(text: str) -> str:
@@ -62,7 +91,7 @@ class JsonFormatter(logging.Formatter):
             if record.exc_info[1] is not None:
                 redact_database_values(record.exc_info[1])
             error = _without_quoted_values(self.formatException(record.exc_info))
-            entry["error"] = error[-MAX_MESSAGE_CHARS:]
+            entry["error"] = redact_secrets(error)[-MAX_MESSAGE_CHARS:]
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -70,6 +99,7 @@ def configure(level: str = "info") -> None:
     """Send every logger's records to stderr as JSON lines."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

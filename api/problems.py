@@ -50,6 +50,8 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     404: _documented("Not found, or not visible to the caller's agency"),
     409: _documented("Conflicts with the current state or an existing record"),
     422: _documented("The request does not match the schema"),
+    429: _documented("Too many failed authentications from this address or for this key; "
+                     "see Retry-After"),
 }
 """Errors every authenticated /v1 route can answer, documented in the OpenAPI document so
 clients (and schemathesis) know them."""
@@ -58,8 +60,9 @@ clients (and schemathesis) know them."""
 class Problem(HTTPException):
     """An HTTP error with a problem type slug, raised by routes."""
 
-    def __init__(self, status: int, slug: str, detail: str) -> None:
-        super().__init__(status_code=status, detail=detail)
+    def __init__(self, status: int, slug: str, detail: str,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status, detail=detail, headers=headers)
         self.slug = slug
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from api.auth import create_api_client
+from api.client_admin import revoke
 from api.db import utcnow
-from api.models import Agency, AssetClass, Scope, Site
+from api.models import Agency, ApiClient, AssetClass, Scope, Site
 from api.models.assets import AssetCreate
 from api.models.people import PersonCreate
 from api.models.registry import ReaderCreate, ReaderRole
@@ -107,12 +108,31 @@ def seed_registry(session: Session, public_keys: dict[str, str]) -> None:
     session.commit()
 
 
-def demo_logins(session: Session, server_secret: str) -> dict[str, str]:
-    """One API key per demo agency (agency id -> key), shown once by `kitledger up`."""
+DEMO_LOGIN_NAME: Final = "demo login"
+"""The name of the clients `demo_logins` makes: each run revokes the previous run's."""
+
+
+class NotDevelopment(Exception):
+    """Demo logins were asked for outside development."""
+
+
+def demo_logins(session: Session, server_secret: str, environment: str) -> dict[str, str]:
+    """One API key per demo agency (agency id -> key), shown once by `kitledger up`.
+
+    Development only: demo keys hold every scope, so a production database never gets them.
+    The previous run's demo keys are revoked, so running `up` again leaves one set working.
+    """
+    if environment != "development":
+        raise NotDevelopment(f"no demo logins in {environment}")
+    now = utcnow()
+    for old in session.exec(select(ApiClient).where(
+            ApiClient.name == DEMO_LOGIN_NAME, col(ApiClient.revoked_at).is_(None),
+            col(ApiClient.agency_id).in_([DEMO_AGENCY, OTHER_AGENCY]))):
+        revoke(session, old, now)
     keys = {}
     for agency_id in (DEMO_AGENCY, OTHER_AGENCY):
         _, keys[agency_id] = create_api_client(
-            session, agency_id=agency_id, name="demo login", scopes=DEMO_SCOPES,
+            session, agency_id=agency_id, name=DEMO_LOGIN_NAME, scopes=DEMO_SCOPES,
             server_secret=server_secret, now=utcnow())
     session.commit()
     return keys

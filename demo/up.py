@@ -164,7 +164,10 @@ def _prepare_database(settings: Any, stack: Stack) -> dict[str, str]:
         with Session(engine) as session:
             if session.get(Agency, DEMO_AGENCY) is None:
                 seed_registry(session, keys)
-            return demo_logins(session, settings.secret_key.get_secret_value())
+            if settings.environment != "development":
+                return {}  # demo keys hold every scope: never outside development
+            return demo_logins(session, settings.secret_key.get_secret_value(),
+                               settings.environment)
     finally:
         engine.dispose()
 
@@ -194,7 +197,8 @@ def up(args: argparse.Namespace) -> int:
         try:
             settings = load_settings(args.config, **{
                 k.removeprefix("KITLEDGER_").lower(): v for k, v in env.items()
-                if k in ("KITLEDGER_DATABASE_URL", "KITLEDGER_MQTT_URL", "KITLEDGER_SECRET_KEY")})
+                if k in ("KITLEDGER_DATABASE_URL", "KITLEDGER_MQTT_URL", "KITLEDGER_SECRET_KEY",
+                         "KITLEDGER_ENVIRONMENT")})
         except ConfigError as exc:
             print(f"kitledger up: {exc}", file=sys.stderr)
             return EXIT_UNUSABLE
@@ -229,6 +233,9 @@ def _announce(url: str, logins: dict[str, str], run_dir: Path) -> None:
     print(f"kitledger is up: {url}/web/", flush=True)
     for agency, key in logins.items():
         print(f"  sign in as {agency}: {key}", flush=True)
+    if not logins:
+        print("  no demo logins outside development: make keys with "
+              "`kitledger api-client create`", flush=True)
     print(f"  API docs {url}/docs; logs and data in {run_dir}; Ctrl-C stops everything",
           flush=True)
 

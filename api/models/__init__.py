@@ -6,7 +6,7 @@ Importing this package registers every table on `SQLModel.metadata`, which Alemb
 
 from api.models.anchoring import AnchorContract, AnchorHistory, AnchoringStatus
 from api.models.assets import Asset, AssetClass, AssetShare, AssetStatus, HolderKind
-from api.models.clients import ApiClient, Scope
+from api.models.clients import ApiClient, ApiClientPublic, Scope, WebSession
 from api.models.custody import (
     Alert,
     CustodyEventRow,
@@ -37,6 +37,7 @@ __all__ = [
     "AnchorHistory",
     "AnchoringStatus",
     "ApiClient",
+    "ApiClientPublic",
     "Asset",
     "AssetClass",
     "AssetShare",
@@ -64,6 +65,7 @@ __all__ = [
     "Sighting",
     "Site",
     "Transfer",
+    "WebSession",
     "WebhookDelivery",
     "WebhookEvent",
     "WebhookSubscription",

@@ -1,6 +1,13 @@
-"""Liveness, readiness and Prometheus metrics (no authentication: no data is exposed)."""
+"""Liveness, readiness and Prometheus metrics.
+
+Liveness and readiness need no key: they say only that the service runs. `/metrics` does:
+its labels name every agency with a log, so it is served only with the operator's metrics key
+(setting `metrics_key`, sent as a bearer token) and answers 404 when none is set.
+"""
 
 from __future__ import annotations
+
+import hmac
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -9,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from api.anchor_status import not_ready_reason
+from api.deps import BearerDep, SettingsDep, address_of, get_limiter, refuse_if_limited
 from api.errors import MigrationError
 from api.migrate import current_revision, head_revision
 from api.node import node_id
@@ -52,7 +60,16 @@ def readyz(request: Request) -> dict[str, str | list[str]]:
     return {"status": "ready", "revision": str(revision), "node": node, "roles": roles}
 
 
-@router.get("/metrics")
-def metrics() -> Response:
-    """Prometheus exposition of the process's metrics."""
+@router.get("/metrics", responses={401: {"description": "No or a wrong metrics key"},
+                                    404: {"description": "No metrics key is set"}})
+def metrics(request: Request, settings: SettingsDep, credentials: BearerDep) -> Response:
+    """Prometheus exposition of the process's metrics (bearer: the metrics key)."""
+    if settings.metrics_key is None:
+        raise Problem(404, "not-found", "metrics are off: set KITLEDGER_METRICS_KEY to serve them")
+    refuse_if_limited(request)
+    presented = credentials.credentials.encode() if credentials is not None else b""
+    if not hmac.compare_digest(presented, settings.metrics_key.get_secret_value().encode()):
+        if presented:
+            get_limiter(request).failed(address_of(request))
+        raise Problem(401, "unauthenticated", "send the metrics key as 'Authorization: Bearer'")
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -2,7 +2,9 @@
 
 `install(app)` adds the sign-in pages, the three working pages and `/web/static` (htmx is
 vendored there: no CDN, nothing fetched at run time). Pages use the REST API's scoping
-(`api.scoping`) through the same `Caller`, so a page never shows more than the API would.
+(`api.scoping`) through the same `Caller`, and the same scopes (`api.web.session`), so a page
+never shows more than the API would. No page has inline script or style: the Content Security
+Policy (`api.security_headers`) allows only files served from here.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api.web import agency, audit, desk, login
-from api.web.session import SignInRequired
+from api.web.session import CrossSiteForm, PageForbidden, SignInRequired
+from api.web.templating import page
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -25,7 +28,16 @@ def install(app: FastAPI) -> None:
     async def to_sign_in(request: Request, exc: Exception) -> Response:
         return RedirectResponse("/web/login", status_code=303)
 
+    async def forbidden(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PageForbidden)
+        return page(request, "forbidden.html", status_code=403, scope=exc.scope.value)
+
+    async def cross_site(request: Request, exc: Exception) -> Response:
+        return Response("form posted from another site", status_code=403)
+
     app.add_exception_handler(SignInRequired, to_sign_in)
+    app.add_exception_handler(PageForbidden, forbidden)
+    app.add_exception_handler(CrossSiteForm, cross_site)
     for module in (login, desk, audit, agency):
         app.include_router(module.router)
     app.mount("/web/static", StaticFiles(directory=STATIC_DIR), name="web-static")

@@ -18,7 +18,7 @@ from api.deps import SessionDep
 from api.models import Alert, Asset, AssetClass, AssetStatus, Site
 from api.routes.operations import Stocktake, stocktake
 from api.scoping import asset_visible
-from api.web.session import CurrentUser
+from api.web.session import AssetsUser
 from api.web.templating import page
 
 router = APIRouter(prefix="/web", include_in_schema=False)
@@ -43,7 +43,7 @@ class ClassUse:
 
 
 @router.get("/agency", response_class=HTMLResponse)
-def agency(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+def agency(request: Request, session: SessionDep, user: AssetsUser) -> Response:
     """The agency overview."""
     caller = user.caller
     sites = list(session.exec(select(Site).where(Site.agency_id == caller.agency_id)

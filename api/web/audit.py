@@ -19,7 +19,7 @@ from api.models import Asset
 from api.models.people import Person
 from api.problems import Problem
 from api.scoping import asset_visible, visible_asset
-from api.web.session import CurrentUser, WebUser
+from api.web.session import AuditUser, WebUser
 from api.web.templating import page
 from api.web.timeline import asset_timeline
 from ledger.core.bundle import Scope
@@ -34,7 +34,7 @@ SearchText = Annotated[str, Query(max_length=128)]
 
 
 @router.get("/audit", response_class=HTMLResponse)
-def search(request: Request, session: SessionDep, user: CurrentUser,
+def search(request: Request, session: SessionDep, user: AuditUser,
            q: SearchText = "") -> Response:
     """Assets whose id, EPC or class contains the search text."""
     text = q.strip()
@@ -48,7 +48,7 @@ def search(request: Request, session: SessionDep, user: CurrentUser,
 
 
 @router.get("/audit/assets/{asset_id}", response_class=HTMLResponse)
-def timeline(request: Request, asset_id: str, session: SessionDep, user: CurrentUser) -> Response:
+def timeline(request: Request, asset_id: str, session: SessionDep, user: AuditUser) -> Response:
     """One asset's custody timeline with a verification mark per step."""
     asset = visible_asset(session, user.caller, asset_id)
     return page(request, "audit_asset.html", user=user, asset=asset,
@@ -71,7 +71,7 @@ def _owned_bundle(session: Session, user: WebUser, asset_id: str) -> tuple[Asset
 
 
 @router.get("/audit/assets/{asset_id}/bundle")
-def bundle(asset_id: str, session: SessionDep, user: CurrentUser) -> Response:
+def bundle(asset_id: str, session: SessionDep, user: AuditUser) -> Response:
     """The asset's audit bundle from its owner's log (owner agency only)."""
     asset, body = _owned_bundle(session, user, asset_id)
     return Response(body, media_type="application/x-ndjson", headers={
@@ -79,7 +79,7 @@ def bundle(asset_id: str, session: SessionDep, user: CurrentUser) -> Response:
 
 
 @router.get("/audit/assets/{asset_id}/report.pdf")
-def report_pdf(asset_id: str, session: SessionDep, user: CurrentUser) -> Response:
+def report_pdf(asset_id: str, session: SessionDep, user: AuditUser) -> Response:
     """The court report of the asset: its bundle verified here, offline, then printed.
 
     Offline means the anchors are checked against the receipts in the bundle, not a chain node

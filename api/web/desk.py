@@ -21,7 +21,7 @@ from api.db import among, utcnow
 from api.deps import SessionDep
 from api.models import Asset, AssetStatus, Decision, Reader
 from api.scoping import asset_visible
-from api.web.session import CurrentUser, WebUser
+from api.web.session import AssetsUser, WebUser
 from api.web.templating import page
 from ledger.core.bounds import MAX_ID_CHARS
 
@@ -88,7 +88,7 @@ def _feed(session: Session, user: WebUser, reader_id: str | None) -> dict[str, A
 
 
 @router.get("/desk", response_class=HTMLResponse)
-def desk(request: Request, session: SessionDep, user: CurrentUser,
+def desk(request: Request, session: SessionDep, user: AssetsUser,
          reader: ReaderParam = None) -> Response:
     """Choose a reader and watch its decisions."""
     readers = _readers(session, user)
@@ -101,7 +101,7 @@ def desk(request: Request, session: SessionDep, user: CurrentUser,
 
 
 @router.get("/desk/feed", response_class=HTMLResponse)
-def feed(request: Request, session: SessionDep, user: CurrentUser,
+def feed(request: Request, session: SessionDep, user: AssetsUser,
          reader: ReaderParam = None) -> Response:
     """The live part of the desk page (htmx swaps it in)."""
     mine = reader in {r.id for r in _readers(session, user)}

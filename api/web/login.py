@@ -1,43 +1,99 @@
-"""Sign in (with an agency API key), sign out, and the start page listing the three pages."""
+"""Sign in (with an agency API key), sign out, and the start page listing the pages.
+
+The sign-in form carries a token bound to a cookie set with the form, and posts from another
+site are refused (`check_origin`), so another site cannot sign a browser in as the attacker's
+agency (login CSRF). Failed sign-ins count towards the same limits as failed API keys
+(`api.auth_limits`): past them the form answers 429 with Retry-After, even for a good key.
+"""
 
 from __future__ import annotations
+
+import secrets
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.deps import SessionDep, SettingsDep
-from api.web.session import COOKIE, SESSION_SECONDS, CurrentUser, read_form, sign_in
+from api.auth_limits import claimed_client_id
+from api.db import utcnow
+from api.deps import SessionDep, SettingsDep, address_of, get_limiter
+from api.web.session import (
+    COOKIE,
+    LOGIN_COOKIE,
+    LOGIN_FORM_SECONDS,
+    PAGE_SCOPES,
+    SESSION_SECONDS,
+    CurrentUser,
+    PageForbidden,
+    check_origin,
+    end_session,
+    login_form_token,
+    open_session,
+    read_form,
+    sign_in,
+)
 from api.web.templating import page
 
 router = APIRouter(prefix="/web", include_in_schema=False)
 
 
+def _form(request: Request, secret: str, status_code: int = 200, error: str | None = None,
+          headers: dict[str, str] | None = None) -> Response:
+    """The sign-in form with a fresh token, and the cookie that token is bound to."""
+    nonce = secrets.token_urlsafe(32)
+    response = page(request, "login.html", status_code=status_code, error=error,
+                    form_token=login_form_token(secret, nonce))
+    response.set_cookie(LOGIN_COOKIE, nonce, max_age=LOGIN_FORM_SECONDS, httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https",
+                        path="/web/login")
+    response.headers.update(headers or {})
+    return response
+
+
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request) -> Response:
+def login_form(request: Request, settings: SettingsDep) -> Response:
     """The sign-in form."""
-    return page(request, "login.html", error=None)
+    return _form(request, settings.secret_key.get_secret_value())
 
 
 @router.post("/login")
 async def login(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
-    """Check the key; on success set the session cookie and go to the start page."""
+    """Check the form token and the key; on success open a session and go to the start page."""
+    check_origin(request)
+    secret = settings.secret_key.get_secret_value()
     form = await read_form(request)
-    cookie = sign_in(session, settings.secret_key.get_secret_value(), form.get("key", ""))
-    if cookie is None:
-        return page(request, "login.html", status_code=401,
-                    error="That key is unknown, revoked or mistyped.")
+    nonce = request.cookies.get(LOGIN_COOKIE, "")
+    if not nonce or not secrets.compare_digest(
+            form.get("csrf", "").encode(), login_form_token(secret, nonce).encode()):
+        return _form(request, secret, 403, "The sign-in form expired; please try again.")
+    key = form.get("key", "").strip()
+    claimed = claimed_client_id(key)
+    wait = get_limiter(request).retry_after(address_of(request), claimed)
+    if wait is not None:
+        return _form(request, secret, 429, f"Too many failed sign-ins; try again in {wait} s.",
+                     headers={"Retry-After": str(wait)})
+    caller = sign_in(session, secret, key)
+    if caller is None:
+        get_limiter(request).failed(address_of(request), claimed)
+        return _form(request, secret, 401, "That key is unknown, revoked, expired or mistyped.")
+    if not any(caller.may(s) for s in PAGE_SCOPES):
+        return _form(request, secret, 403, "That key has no scope the pages use "
+                     "(assets:read or audit:read).")
     response = RedirectResponse("/web/", status_code=303)
-    response.set_cookie(COOKIE, cookie, max_age=SESSION_SECONDS, httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https", path="/web")
+    response.set_cookie(COOKIE, open_session(session, caller, utcnow()), max_age=SESSION_SECONDS,
+                        httponly=True, samesite="strict", secure=request.url.scheme == "https",
+                        path="/web")
+    response.delete_cookie(LOGIN_COOKIE, path="/web/login")
     return response
 
 
 @router.post("/logout")
-async def logout(request: Request, user: CurrentUser) -> Response:
-    """Forget the session cookie (the form carries the CSRF token)."""
+async def logout(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    """End the session on the server and in the browser (the form carries the token)."""
+    check_origin(request)
     form = await read_form(request)
-    if form.get("csrf") != user.csrf:
+    if not secrets.compare_digest(form.get("csrf", "").encode(), user.csrf.encode()):
         return Response("bad form token", status_code=403)
+    end_session(session, request.cookies.get(COOKIE, ""), utcnow())
     response = RedirectResponse("/web/login", status_code=303)
     response.delete_cookie(COOKIE, path="/web")
     return response
@@ -45,5 +101,7 @@ async def logout(request: Request, user: CurrentUser) -> Response:
 
 @router.get("/", response_class=HTMLResponse)
 def start(request: Request, user: CurrentUser) -> Response:
-    """The three pages, one per kind of user."""
+    """The pages this user's key may open, one per kind of user."""
+    if not any(user.may(s) for s in PAGE_SCOPES):
+        raise PageForbidden(PAGE_SCOPES[0])
     return page(request, "start.html", user=user)

@@ -1,73 +1,103 @@
-"""Signing in to the web pages: an agency API key becomes a signed session cookie.
+"""Signing in to the web pages: an agency API key opens a session held on the server.
 
-The cookie holds the API client's id, an expiry and a CSRF nonce, MACed with the service's
-secret key; every request re-reads the client, so revoking the key ends its web sessions too.
-The caller is then the same `api.auth.Caller` the REST API uses, so pages are scoped exactly as
-the API is. Forms carry a token derived from the nonce (and the cookie is SameSite=Strict), so
-another site cannot post on a signed-in user's behalf.
+The cookie is 256 random bits; the database keeps its SHA-256 (`WebSession`), the API client
+it acts as, an expiry and the form token. Signing out ends the row, so a copied cookie stops
+working at once; every request re-reads the client too, so revoking, expiring or rotating the
+key ends its web sessions. The caller is then the same `api.auth.Caller` the REST API uses,
+and each page names the scopes its data needs, the ones the REST routes for that data need
+(`page_user`), so a page never shows more than the API would to the same key.
+
+Forms are protected three ways: the session's form token in every form (the sign-in form,
+before any session, gets a token bound to a short-lived cookie of its own), SameSite=Strict
+cookies, and an Origin check that refuses posts from another site outright.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
 import secrets
-import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Annotated, Final
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Depends, Request
-from sqlmodel import Session
+from sqlmodel import Session, col, delete
 
-from api.auth import Caller, authenticate
-from api.deps import SessionDep, SettingsDep
-from api.models.clients import ApiClient
+from api.auth import Caller, authenticate, usable
+from api.db import utcnow
+from api.deps import SessionDep
+from api.models.clients import ApiClient, Scope, WebSession
 
 COOKIE: Final = "kitledger_web"
+LOGIN_COOKIE: Final = "kitledger_login"
+"""Binds the sign-in form's token to the browser that loaded the form."""
 SESSION_SECONDS: Final = 12 * 3600
 """One shift at a desk; then sign in again."""
+LOGIN_FORM_SECONDS: Final = 3600
+"""How long a loaded sign-in form can be posted."""
 MAX_COOKIE_CHARS: Final = 512
-"""Our cookies are about 150 characters; anything longer is refused unparsed."""
+"""Our cookies are 43 characters; anything longer is refused unread."""
 MAX_FORM_BYTES: Final = 4096
 """The largest form we serve is the sign-in form: one key and a token."""
+PAGE_SCOPES: Final = (Scope.ASSETS_READ, Scope.AUDIT_READ)
+"""A key needs one of these to sign in: every page shows assets or audit data."""
 
 
 class SignInRequired(Exception):
     """No valid session: the page answers with a redirect to the sign-in form."""
 
 
-def _mac(secret: str, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), b"web-session\x00" + body, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+class PageForbidden(Exception):
+    """Signed in, but the key lacks the scope this page's data needs: answered 403."""
+
+    def __init__(self, scope: Scope) -> None:
+        super().__init__(scope.value)
+        self.scope = scope
 
 
-def make_cookie(secret: str, client_id: str, now: float | None = None) -> str:
-    body = json.dumps({"c": client_id, "e": int((now or time.time()) + SESSION_SECONDS),
-                       "n": secrets.token_hex(8)}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(body).decode().rstrip("=") + "." + _mac(secret, body)
+class CrossSiteForm(Exception):
+    """A form posted without its token, or from another site: answered 403."""
 
 
-def read_cookie(secret: str, value: str, now: float | None = None) -> dict[str, str] | None:
-    """The cookie's fields if its MAC holds and it has not expired; else None."""
-    if not value or len(value) > MAX_COOKIE_CHARS or value.count(".") != 1:
-        return None
-    encoded, mac = value.split(".")
-    try:
-        body = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-    except ValueError:
-        return None
-    if not hmac.compare_digest(mac, _mac(secret, body)):
-        return None
-    fields = json.loads(body)
-    if not isinstance(fields, dict) or fields.get("e", 0) < (now or time.time()):
-        return None
-    return {"client_id": str(fields["c"]), "nonce": str(fields["n"])}
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
-def csrf_token(secret: str, nonce: str) -> str:
-    return _mac(secret, b"csrf\x00" + nonce.encode())
+def open_session(session: Session, caller: Caller, now: datetime) -> str:
+    """A new web session for `caller`; returns the cookie value (stored only hashed)."""
+    session.execute(delete(WebSession).where(col(WebSession.expires_at) < now))
+    token = secrets.token_urlsafe(32)
+    session.add(WebSession(id=_digest(token), client_id=caller.client_id,
+                           csrf=secrets.token_urlsafe(32), created_at=now,
+                           expires_at=now + timedelta(seconds=SESSION_SECONDS)))
+    session.commit()
+    return token
+
+
+def end_session(session: Session, cookie: str, now: datetime) -> None:
+    """Sign out: the cookie is refused from now on, wherever it was copied to."""
+    row = session.get(WebSession, _digest(cookie)) if cookie else None
+    if row is not None and row.ended_at is None:
+        row.ended_at = now
+        session.add(row)
+        session.commit()
+
+
+def login_form_token(secret: str, nonce: str) -> str:
+    """The sign-in form's token: a MAC of the form cookie's nonce under the server secret."""
+    return hmac.new(secret.encode(), b"login-form\x00" + nonce.encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def check_origin(request: Request) -> None:
+    """Refuse a form posted from another site (Origin or Sec-Fetch-Site says so)."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        raise CrossSiteForm
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise CrossSiteForm
 
 
 async def read_form(request: Request) -> dict[str, str]:
@@ -86,27 +116,51 @@ class WebUser:
         self.agency_name = agency_name
         self.csrf = csrf
 
+    def may(self, scope: str) -> bool:
+        """Whether the pages needing `scope` are open to this user (for links)."""
+        return scope in self.caller.scopes
 
-def web_user(request: Request, session: SessionDep, settings: SettingsDep) -> WebUser:
-    secret = settings.secret_key.get_secret_value()
-    fields = read_cookie(secret, request.cookies.get(COOKIE, ""))
-    if fields is None:
+
+def web_user(request: Request, session: SessionDep) -> WebUser:
+    cookie = request.cookies.get(COOKIE, "")
+    if not cookie or len(cookie) > MAX_COOKIE_CHARS:
         raise SignInRequired
-    client = session.get(ApiClient, fields["client_id"])
-    if client is None or client.revoked_at is not None:
+    now = utcnow()
+    row = session.get(WebSession, _digest(cookie))
+    if row is None or row.ended_at is not None or row.expires_at <= now:
+        raise SignInRequired
+    client = session.get(ApiClient, row.client_id)
+    if client is None or not usable(client, now):
         raise SignInRequired
     caller = Caller(client.id, client.agency_id, frozenset(client.scopes))
     from api.models import Agency
 
     agency = session.get(Agency, caller.agency_id)
-    return WebUser(caller, agency.name if agency else caller.agency_id,
-                   csrf_token(secret, fields["nonce"]))
+    return WebUser(caller, agency.name if agency else caller.agency_id, row.csrf)
 
 
 CurrentUser = Annotated[WebUser, Depends(web_user)]
+"""Any signed-in user: for signing out and the start page."""
 
 
-def sign_in(session: Session, secret: str, key: str) -> str | None:
-    """A session cookie for a valid API key, or None."""
-    caller = authenticate(session, key.strip(), secret)
-    return None if caller is None else make_cookie(secret, caller.client_id)
+def page_user(scope: Scope) -> Callable[[WebUser], WebUser]:
+    """A dependency: the signed-in user if their key holds `scope`, else 403."""
+
+    def check(user: CurrentUser) -> WebUser:
+        if not user.caller.may(scope):
+            raise PageForbidden(scope)
+        return user
+
+    return check
+
+
+AssetsUser = Annotated[WebUser, Depends(page_user(Scope.ASSETS_READ))]
+"""Pages of assets, holders, stocktakes and alerts: what `GET /v1/assets`, `/v1/alerts` and
+`/v1/sites/{id}/stocktake` need."""
+AuditUser = Annotated[WebUser, Depends(page_user(Scope.AUDIT_READ))]
+"""Pages of custody timelines, bundles and reports: what `/v1/audit/*` needs."""
+
+
+def sign_in(session: Session, secret: str, key: str) -> Caller | None:
+    """The caller of a valid API key, or None."""
+    return authenticate(session, key.strip(), secret)

@@ -64,7 +64,7 @@ def test_api_client_bootstraps_an_agency_and_a_working_key(
 
     url = f"sqlite:///{tmp_path / 'kl.db'}"
     assert _run(capsys, "migrate", "--database-url", url)[0] == 0
-    code, verdict = _run(capsys, "api-client", "--database-url", url, "--agency", "north",
+    code, verdict = _run(capsys, "api-client", "create", "--database-url", url, "--agency", "north",
                          "--scopes", "admin,assets:read")
     assert code == 0 and verdict["scopes"] == ["admin", "assets:read"]
     engine = make_engine(load_settings(database_url=url))
@@ -72,5 +72,5 @@ def test_api_client_bootstraps_an_agency_and_a_working_key(
         caller = authenticate(session, str(verdict["key"]), "changeme")
         assert caller is not None and caller.agency_id == "north"
         assert authenticate(session, str(verdict["key"]) + "x", "changeme") is None
-    assert _run(capsys, "api-client", "--database-url", url, "--agency", "north",
+    assert _run(capsys, "api-client", "create", "--database-url", url, "--agency", "north",
                 "--scopes", "root")[0] == 2

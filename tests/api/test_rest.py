@@ -24,6 +24,7 @@ from ledger.core.merkle import leaf_hash, verify_consistency, verify_inclusion
 from tests.api.api_support import register_reader
 
 SECRET = "s" * 40
+METRICS_KEY = "m" * 32
 ALL = list(Scope)
 
 
@@ -40,7 +41,7 @@ class World:
 
 @pytest.fixture
 def world(engine: Engine) -> Iterator[World]:
-    settings = load_settings(environment="test", secret_key=SECRET)
+    settings = load_settings(environment="test", secret_key=SECRET, metrics_key=METRICS_KEY)
     now = datetime.now(UTC)
     keys = {}
     with Session(engine) as session:
@@ -158,7 +159,8 @@ def test_an_epc_is_either_an_asset_or_a_badge_never_both(world: World) -> None:
 def test_health_ready_and_metrics(world: World) -> None:
     assert world.client.get("/healthz").json() == {"status": "ok"}
     assert world.client.get("/readyz").json()["status"] == "ready"
-    assert b"kitledger_ingest_messages_total" in world.client.get("/metrics").content
+    assert b"kitledger_ingest_messages_total" in world.client.get(
+        "/metrics", headers={"Authorization": f"Bearer {METRICS_KEY}"}).content
 
 
 # Agency isolation: south asks about north's unshared N-1 and north's registry on every route.

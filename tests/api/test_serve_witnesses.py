@@ -65,7 +65,7 @@ def test_serve_collects_cosignatures_without_waiting_for_witnesses(
            "KITLEDGER_DATABASE_URL": url, "KITLEDGER_LOG_KEY_DIR": str(tmp_path / "keys"),
            "KITLEDGER_ANCHOR_CHAIN_URL": "none", "KITLEDGER_ANCHOR_INTERVAL_S": "1",
            "KITLEDGER_WITNESSES": json.dumps(witnesses), "KITLEDGER_WITNESS_TIMEOUT_S": "20",
-           "KITLEDGER_WITNESS_INTERVAL_S": "1"}
+           "KITLEDGER_WITNESS_INTERVAL_S": "1", "KITLEDGER_METRICS_KEY": "m" * 32}
     server = subprocess.Popen([sys.executable, "-m", "ledger.cli", "serve", "--port", str(port),
                                "--ingest-workers", "1"], env=env, stderr=subprocess.PIPE)
     try:
@@ -92,7 +92,8 @@ def test_serve_collects_cosignatures_without_waiting_for_witnesses(
         agent.loop_stop()
         assert stored > 0 and time.monotonic() - started < 15
         assert len(descendants(server.pid)) >= 4  # ingest, anchoring, cosigning, tracker
-        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics",
+                            headers={"Authorization": "Bearer " + "m" * 32}).text
         assert 'kitledger_witness_behind_checkpoints{agency="north",witness="w-silent.example"}' \
             in metrics
         behind = next(line for line in metrics.splitlines() if line.startswith(

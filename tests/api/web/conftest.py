@@ -1,4 +1,5 @@
 """One `kitledger up` for the web tests: a real broker, API, anchorer, readers and agents.
+(The browser is the session's one, `tests.fixtures.browser`.)
 
 The stack runs once per session (its scripted day takes about a minute); the page tests read
 what the day produced, and `test_up.py` (collected last) stops it with SIGINT and checks
@@ -11,12 +12,10 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.api.web.web_support import CHROMIUM, CHROMIUM_ARGS, KITLEDGER, ROOT, RunningStack
+from tests.api.web.web_support import KITLEDGER, ROOT, RunningStack
 from tests.fixtures.ports import free_port
 
 
@@ -48,15 +47,3 @@ def day_done(stack: RunningStack) -> RunningStack:
     stack.wait_for(lambda: any(a["kind"] == "unauthorised_removal"
                                for a in stack.get("/v1/alerts")))
     return stack
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed: `make test` installs it (apt: chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()

@@ -41,7 +41,7 @@ def test_web_login_refuses_a_wrong_key_and_screenshot(browser: Any, stack: Runni
     page.goto(stack.url + "/web/login")
     page.fill("#key", "kl_0000000000000000_" + "x" * 43)
     page.click("button[type=submit]")
-    assert "unknown, revoked or mistyped" in page.inner_text("[role=alert]")
+    assert "unknown, revoked, expired or mistyped" in page.inner_text("[role=alert]")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "login.png"))
     page.close()

@@ -17,10 +17,6 @@ from tests.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
 KITLEDGER = str(Path(sys.executable).parent / "kitledger")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(os.environ.get("KITLEDGER_SCREENSHOTS") or
                    tempfile.mkdtemp(prefix="kitledger-screenshots-"))
 """Where the page tests save their screenshots: a temporary directory, so a test run leaves

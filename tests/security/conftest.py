@@ -1,0 +1,91 @@
+"""Fixtures of the trust-boundary tests: the API tests' databases (SQLite and PostgreSQL), an
+app with two agencies and keys of every kind of scope. (The browser is the session's one,
+`tests.fixtures.browser`.)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from api.app import create_app
+from api.auth import create_api_client
+from api.config import load_settings
+from api.models import Agency, AssetClass, Scope, Site
+from api.models.assets import AssetCreate
+from api.registry import create_asset
+from tests.api.conftest import _migrated_postgres, engine
+from tests.fixtures.postgres import postgres_database
+
+__all__ = ["_migrated_postgres", "engine", "postgres_database"]
+
+SECRET = "s" * 40
+METRICS_KEY = "m" * 32
+FAILURE_LIMIT = 3
+"""Failed authentications allowed per window in these tests (production default: 10)."""
+FAILURE_WINDOW_S = 1
+"""The tests' window: the shortest the setting allows, so waiting it out stays short."""
+
+KEY_SCOPES: dict[str, list[Scope]] = {
+    "all": list(Scope),
+    "none": [],
+    "webhooks": [Scope.WEBHOOKS_WRITE],
+    "assets": [Scope.ASSETS_READ],
+    "audit": [Scope.AUDIT_READ],
+    "writer": [Scope.ASSETS_WRITE, Scope.CUSTODY_WRITE],
+}
+"""The keys of agency `north`, by name; `south` has one key with every scope."""
+
+
+@dataclass
+class Service:
+    """A running app (in process) over a real database, and its keys."""
+
+    client: TestClient
+    keys: dict[str, str]
+    engine: Engine
+
+    def call(self, who: str, method: str, url: str, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.keys[who]}"} if who else {}
+        headers.update(kwargs.pop("headers", {}))
+        return self.client.request(method, url, headers=headers, **kwargs)
+
+    def new_client(self, address: str = "testclient") -> TestClient:
+        """Another browser or caller of the same app, from `address`."""
+        return TestClient(self.client.app, raise_server_exceptions=False,
+                          follow_redirects=False, client=(address, 50000))
+
+
+@pytest.fixture
+def service(engine: Engine) -> Iterator[Service]:
+    settings = load_settings(environment="test", secret_key=SECRET, metrics_key=METRICS_KEY,
+                             auth_failure_limit=FAILURE_LIMIT,
+                             auth_failure_window_s=FAILURE_WINDOW_S)
+    now = datetime.now(UTC)
+    keys = {}
+    with Session(engine) as session:
+        for agency in ("north", "south"):
+            session.add(Agency(id=agency, name=agency.title()))
+        session.flush()
+        session.add(Site(id="north-store", agency_id="north", name="Store"))
+        session.add(AssetClass(id="radio", agency_id="north", name="Radio"))
+        session.flush()
+        create_asset(session, agency_id="north", now=now, data=AssetCreate(
+            id="N-1", class_id="radio", epc_hex="E28000000000000000000001",
+            home_site_id="north-store"))
+        for name, scopes in KEY_SCOPES.items():
+            _, keys[name] = create_api_client(session, agency_id="north", name=name,
+                                              scopes=scopes, server_secret=SECRET, now=now)
+        _, keys["south"] = create_api_client(session, agency_id="south", name="south",
+                                             scopes=list(Scope), server_secret=SECRET, now=now)
+        session.commit()
+    client = TestClient(create_app(settings, engine), raise_server_exceptions=False,
+                        follow_redirects=False)
+    yield Service(client, keys, engine)
+    client.close()
