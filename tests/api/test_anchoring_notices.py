@@ -161,14 +161,19 @@ def _open_alerts(engine: Engine) -> list[Alert]:
             Alert.kind == ANCHORING_ALERT, Alert.resolved_at == None)))  # noqa: E711
 
 
+METRICS_KEY = "metrics-" + "m" * 32
+
+
 def _client(engine: Engine, tmp_path: Path) -> tuple[TestClient, dict[str, str]]:
     with Session(engine) as session:
         _, key = create_api_client(session, agency_id="north", name="auditor",
                                    scopes=[Scope.AUDIT_READ], server_secret=SECRET,
                                    now=datetime.now(UTC))
         session.commit()
-    settings = load_settings(environment="test", secret_key=SECRET, log_key_dir=tmp_path / "keys")
-    client = TestClient(create_app(settings, engine), raise_server_exceptions=False)
+    settings = load_settings(environment="test", secret_key=SECRET, log_key_dir=tmp_path / "keys",
+                             metrics_key=METRICS_KEY)
+    client = TestClient(create_app(settings, engine), raise_server_exceptions=False,
+                        headers={"Authorization": f"Bearer {METRICS_KEY}"})  # for /metrics
     watch_anchoring(engine)  # as `serve` does for each HTTP worker
     return client, {"Authorization": f"Bearer {key}"}
 
