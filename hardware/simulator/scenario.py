@@ -2,7 +2,7 @@
 
 Format (JSON, or TOML when the file name ends in .toml; every key optional except `tags`):
 
-    protocol = "thingmagic"          # thingmagic | r200 | r2000 (command line may override)
+    protocol = "thingmagic"          # thingmagic | r200 | r2000 | llrp (command line may override)
     reads_per_second = 200           # tag reads streamed while tags are in the field
     seed = 1                         # makes fault injection reproducible
 
@@ -155,8 +155,8 @@ def scenario_from_dict(data: Any) -> Scenario:
                             _number(e.get("duration", 1.0), f"events[{i}].duration", 0, 3600),
                             int(_number(e.get("count", 64), f"events[{i}].count", 1, 65536))))
     protocol = top.get("protocol", "thingmagic")
-    if protocol not in ("thingmagic", "r200", "r2000"):
-        raise ScenarioError(f"protocol {protocol!r:.40} must be thingmagic, r200 or r2000")
+    if protocol not in ("thingmagic", "r200", "r2000", "llrp"):
+        raise ScenarioError(f"protocol {protocol!r:.40} must be thingmagic, r200, r2000 or llrp")
     return Scenario(
         tuple(_tag(t, i) for i, t in enumerate(tags_in)), protocol,
         _number(top.get("reads_per_second", 200), "reads_per_second", 0, MAX_READS_PER_SECOND),
