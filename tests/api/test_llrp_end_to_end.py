@@ -102,7 +102,7 @@ def _store(engine: Engine) -> None:
 
 def _statuses(engine: Engine) -> dict[str, tuple[str, str | None]]:
     with Session(engine) as session:
-        out = {}
+        out: dict[str, tuple[str, str | None]] = {}
         for i in range(len(RADIOS)):
             asset = session.get(Asset, f"R-{i}")
             assert asset is not None

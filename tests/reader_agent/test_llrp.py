@@ -330,3 +330,25 @@ def test_decode_reports_a_malformed_report_and_refuses_non_hex(
     assert lines[-1]["malformed"] == 1
     code, _, err = run_decode(monkeypatch, capsys, "04 3e zz")
     assert code == 2 and "not hex" in err
+
+
+def test_kitledger_sim_serves_an_llrp_reader() -> None:
+    import subprocess
+    sim_bin = str(Path(sys.executable).parent / "kitledger-sim")
+    process = subprocess.Popen([sim_bin, "--protocol", "llrp", "--rate", "200", "--tag",
+                                "urn:epc:id:giai:0614141.5678", "--duration", "20"],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        started = json.loads(process.stdout.readline())
+        assert started["protocol"] == "llrp" and started["url"].startswith("llrp://127.0.0.1:")
+        driver = open_driver("llrp", started["url"], **FAST)
+        assert isinstance(driver, LlrpDriver)
+        run = Reading(driver)
+        assert run.more(20)
+        run.stop()
+        assert {r.epc_hex for r in run.reads} == {"3414257BF40000000000162E"}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert process.returncode == 0
