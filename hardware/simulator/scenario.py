@@ -2,7 +2,7 @@
 
 Format (JSON, or TOML when the file name ends in .toml; every key optional except `tags`):
 
-    protocol = "thingmagic"          # thingmagic | r200 | r2000 | chafon (the command line wins)
+    protocol = "thingmagic"          # thingmagic | r200 | r2000 | chafon | llrp (the command line wins)
     reads_per_second = 200           # tag reads streamed while tags are in the field
     seed = 1                         # makes fault injection reproducible
 
@@ -47,8 +47,9 @@ MAX_EVENTS = 1_000
 MAX_READS_PER_SECOND = 5_000
 """Five times the fastest real reader (about 1,100 reads/s)."""
 ACTIONS = frozenset({"reset", "unplug", "garbage"})
-PROTOCOLS = ("thingmagic", "r200", "r2000", "chafon")
-"""The reader families the simulator plays (`hardware.simulator.models.MODELS`)."""
+PROTOCOLS = ("thingmagic", "r200", "r2000", "chafon", "llrp")
+"""The reader families the simulator plays: the serial ones of `hardware.simulator.models.MODELS`
+over a pseudo-terminal, and LLRP over TCP (`hardware.simulator.llrp`)."""
 
 
 class ScenarioError(ValueError):

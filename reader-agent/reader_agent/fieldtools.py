@@ -5,13 +5,16 @@
     kitledger-agent decode --protocol r200 --binary < capture.bin     raw bytes
     kitledger-agent decode --protocol chafon < capture.txt           frames open with their
                                                                       length: no start byte
+    kitledger-agent decode --protocol llrp < messages.txt             LLRP messages (Wireshark's
+                                                                      "copy as hex stream")
     kitledger-agent epc 3074257BF7194E4000001A85                      -> urn:epc:id:sgtin:...
     kitledger-agent epc urn:epc:id:giai:0614141.5678                  -> the 96-bit hex
 
 `decode` prints one JSON line per frame candidate: offset, kind ("tag", a reply kind,
 "rejected" for a failed checksum, "malformed"), checksum verdict and the frame's fields, then
-a summary line counting frames, bad checksums and skipped garbage bytes. Exit status 0, or 2
-for unusable input.
+a summary line counting frames, bad checksums and skipped garbage bytes. LLRP has no
+checksum: each tag of an RO_ACCESS_REPORT gets a line, every other message one line with its
+name and the fields worth reading (status, events). Exit status 0, or 2 for unusable input.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from reader_agent.protocol import (
     ProtocolError,
     ReaderReply,
     get_codec,
+    llrp,
 )
 from reader_agent.reads import TagRead
 
@@ -132,18 +136,66 @@ def decode_capture(codec: Codec, chunks: Iterator[bytes]) -> Iterator[dict[str, 
             return
 
 
+def _llrp_lines(frame: bytes, offset: int) -> list[dict[str, Any]]:
+    head = llrp.header(frame)
+    line: dict[str, Any] = {"offset": offset, "message_id": head.message_id}
+    try:
+        if head.type == llrp.RO_ACCESS_REPORT:
+            return [{**line, "kind": "tag", "epc": read.epc_hex, "uri": decode_epc(read.epc).uri,
+                     "rssi_dbm": read.rssi_dbm, "antenna": read.antenna or None,
+                     "first_seen_us": read.reader_time_us}
+                    for read in llrp.parse_report(frame)]
+        return [{**line, "kind": "message", **llrp.describe(llrp.decode_message(frame))}]
+    except MalformedFrame as exc:
+        return [{**line, "kind": "malformed", "error": str(exc), "hex": frame.hex().upper()}]
+
+
+def decode_llrp_capture(chunks: Iterator[bytes]) -> Iterator[dict[str, Any]]:
+    """`decode_capture` for LLRP: messages found by their headers (no start byte, no checksum),
+    one line per tag report; a header cut off at the end of input is skipped byte by byte."""
+    buffer = bytearray()
+    base = 0
+    counts = {"frames": 0, "tags": 0, "bad_checksum": 0, "malformed": 0, "garbage_bytes": 0}
+    at_end = False
+    while not at_end:
+        chunk = next(chunks, None)
+        at_end = chunk is None
+        buffer += chunk or b""
+        pos = 0
+        while True:
+            result = llrp.decode(buffer, pos)
+            counts["garbage_bytes"] += result.garbage
+            if result.frame is not None:
+                lines = _llrp_lines(result.frame, base + pos + result.garbage)
+                counts["frames"] += 1
+                counts["tags"] += sum(line["kind"] == "tag" for line in lines)
+                counts["malformed"] += sum(line["kind"] == "malformed" for line in lines)
+                yield from lines
+            elif at_end and pos + result.consumed < len(buffer):
+                counts["garbage_bytes"] += 1
+                pos += result.consumed + 1
+                continue
+            pos += result.consumed
+            if result.need_more:
+                break
+        del buffer[:pos]
+        base += pos
+    yield {"summary": True, **counts}
+
+
 def decode_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="kitledger-agent decode",
                                      description="Decode a reader capture read from stdin.")
     parser.add_argument("--protocol", required=True,
-                        help="thingmagic, r200, r2000 or chafon")
+                        help="thingmagic, r200, r2000, chafon or llrp")
     parser.add_argument("--binary", action="store_true", help="stdin holds raw bytes, not hex")
     options = parser.parse_args(list(argv))
     try:
-        codec = get_codec(options.protocol)
         chunks = (_binary_chunks(sys.stdin.buffer) if options.binary
                   else _hex_chunks(sys.stdin))
-        for line in decode_capture(codec, chunks):
+        lines = (decode_llrp_capture(chunks) if options.protocol.lower() == "llrp"
+                 else decode_capture(get_codec(options.protocol), chunks))
+        for line in lines:
             print(json.dumps(line, separators=(",", ":")))
     except (CaptureError, ProtocolError) as exc:
         print(f"kitledger-agent decode: {exc}", file=sys.stderr)

@@ -12,10 +12,12 @@ from typing import NamedTuple
 class TagRead(NamedTuple):
     """One inventory round's sighting of one tag on one antenna.
 
-    `epc` is the EPC bank's identifier bytes (PC word and CRC removed). `rssi_dbm` and
-    `frequency_khz` are None where the protocol does not report them. `monotonic` is the
-    agent's monotonic clock at decode time (seconds); wall-clock time is attached later when
-    the observation is made, so the pipeline's timing never jumps with NTP.
+    `epc` is the EPC bank's identifier bytes (PC word and CRC removed). `rssi_dbm`,
+    `frequency_khz` and `reader_time_us` are None where the protocol does not report them;
+    `reader_time_us` is the reader's own clock (LLRP's first-seen time, UTC microseconds), for
+    diagnosis only. `monotonic` is the agent's monotonic clock at decode time (seconds);
+    wall-clock time is attached later when the observation is made, so the pipeline's timing
+    never jumps with NTP (nor with a reader's clock).
 
     A NamedTuple rather than a frozen dataclass: a reader can deliver a thousand reads a
     second to a Pi, and a tuple is built several times faster while staying immutable.
@@ -27,6 +29,7 @@ class TagRead(NamedTuple):
     monotonic: float
     frequency_khz: int | None = None
     pc: int | None = None
+    reader_time_us: int | None = None
 
     @property
     def epc_hex(self) -> str:

@@ -6,7 +6,9 @@ Public API:
   ("thingmagic", "r200", "r2000", "chafon" or an alias), `url` anything `serial.serial_for_url`
   opens (`/dev/rfid0`, a pty path, `loop://`); settings are `ReaderSettings` fields
   (region, power_dbm, antennas, baudrate, command_timeout, watchdog, ...), unknown keys are
-  refused. `port_factory=` injects the transport (tests).
+  refused. `port_factory=` injects the transport (tests). For "llrp" (a network reader,
+  `drivers.llrp`), `url` is `llrp://host` or `llrps://host`, settings are `LlrpSettings`
+  fields, and the driver has the same interface with `LlrpCounters`.
 - `ReaderDriver.reads()`: iterator of `reader_agent.reads.TagRead`; runs until `close()`
   (callable from another thread), reconfiguring after a reader reset and reopening the port
   with capped backoff after an unplug. `connected`, `last_error`, `reader_info` and
@@ -26,6 +28,7 @@ from typing import Any
 
 from reader_agent.drivers.base import PortFactory, ReaderDriver
 from reader_agent.drivers.chafon import ChafonDriver
+from reader_agent.drivers.llrp import LlrpDriver, LlrpSettings
 from reader_agent.drivers.r200 import R200Driver
 from reader_agent.drivers.r2000 import R2000Driver
 from reader_agent.drivers.settings import (
@@ -46,6 +49,7 @@ __all__ = [
     "DriverConfigError",
     "DriverCounters",
     "DriverError",
+    "LlrpDriver",
     "ReaderDriver",
     "ReaderSettings",
     "WriteUnsupported",
@@ -61,13 +65,15 @@ DRIVERS: dict[str, type[ReaderDriver]] = {
 
 
 def open_driver(protocol: str, url: str, *, port_factory: PortFactory | None = None,
-                **settings: Any) -> ReaderDriver:
+                **settings: Any) -> ReaderDriver | LlrpDriver:
     """A driver for `protocol` on `url`; the port opens when `reads()` is first iterated."""
     name = ALIASES.get(protocol.lower(), protocol.lower())
+    if name == "llrp":  # a network reader: `url` is llrp://host or llrps://host
+        return LlrpDriver(url, LlrpSettings.from_mapping(settings))
     driver_class = DRIVERS.get(name)
     if driver_class is None:
         raise DriverConfigError(f"unknown reader protocol {protocol[:40]!r}; "
-                                f"known: {sorted([*DRIVERS, *ALIASES])}")
+                                f"known: {sorted([*DRIVERS, *ALIASES, 'llrp'])}")
     parsed = ReaderSettings.from_mapping(settings)
     if port_factory is None:
         return driver_class(url, parsed)

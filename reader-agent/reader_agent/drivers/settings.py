@@ -28,8 +28,9 @@ class WriteUnsupported(DriverError):
 class CommandFailed(DriverError):
     """The reader answered a command with an error status."""
 
-    def __init__(self, command: int, code: int) -> None:
-        super().__init__(f"reader refused command {command:#04x} with status {code:#06x}")
+    def __init__(self, command: int, code: int, detail: str = "") -> None:
+        super().__init__(f"reader refused command {command:#04x} with status {code:#06x}"
+                         + (f": {detail}" if detail else ""))
         self.command = command
         self.code = code
 
