@@ -34,7 +34,7 @@ import pytest
 from hardware.simulator import ReaderSimulator, Scenario, TagSpec
 from tests.fixtures.mosquitto import MosquittoBroker
 from tests.paths import REPO_ROOT
-from tests.reader_agent.agent_support import Subscriber, wait_for
+from tests.reader_agent.agent_support import Subscriber
 
 UNIT: Final = REPO_ROOT / "hardware" / "pi" / "kitledger-agent.service"
 EXAMPLE: Final = REPO_ROOT / "reader-agent" / "agent.example.toml"
@@ -270,7 +270,7 @@ def test_the_agent_runs_under_the_units_user_and_groups(
             configured = sim.model.region
         finally:
             agent.terminate()
-            out, err = agent.communicate(timeout=30)
+            _out, err = agent.communicate(timeout=30)
             subscriber.close()
     assert delivered, err.decode(errors="replace")[-3000:]
     assert configured != 0
