@@ -109,12 +109,15 @@ def database(settings: Settings, *, existing: bool) -> Iterator[Engine]:
 
 
 def run_migrate(args: argparse.Namespace) -> int:
+    from ledger.progress import progress_spinner
+
     from api.migrate import current_revision, upgrade
 
     settings = _settings(args)
     with database(settings, existing=False) as engine:
         before = current_revision(engine)
-        upgrade(engine, args.revision)
+        with progress_spinner(f"migrating from {before or 'an empty database'}"):
+            upgrade(engine, args.revision)
         after = current_revision(engine)
     emit({"verdict": "ok", "from": before, "to": after})
     return EXIT_OK
