@@ -109,9 +109,8 @@ def database(settings: Settings, *, existing: bool) -> Iterator[Engine]:
 
 
 def run_migrate(args: argparse.Namespace) -> int:
-    from ledger.progress import progress_spinner
-
     from api.migrate import current_revision, upgrade
+    from ledger.progress import progress_spinner
 
     settings = _settings(args)
     with database(settings, existing=False) as engine:
