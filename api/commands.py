@@ -4,16 +4,35 @@ Registered as the `server` part of the entry-point group `kitledger.commands`. O
 imported at module load; SQLAlchemy, Alembic and FastAPI are imported inside `run`, so
 `kitledger --help` and the other subcommands start fast and work on an install without the
 `server` extra.
+
+Failures are `CommandError`s (`ledger.cli`): one line on stderr saying what failed and what to
+do, the JSON verdict on stdout, the documented exit code. A read-only command (`export`,
+`api-client`) opens only a database that exists and has been migrated: it never creates an
+empty SQLite file, and says to run `kitledger migrate` instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ledger.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, emit
+from ledger.cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_UNUSABLE,
+    CommandError,
+    emit,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from api.config import Settings
 
 SCOPE_NAMES = ("assets:read", "assets:write", "custody:write", "audit:read", "webhooks:write",
                "admin")
@@ -22,56 +41,110 @@ import of the server's models)."""
 MAX_EXPIRY_DAYS = 3650
 """Ten years: a longer expiry is a typo for "never", which is leaving --expires-in-days out."""
 
+DATABASE_TODO = ("check --database-url (or KITLEDGER_DATABASE_URL, or database_url in the "
+                 "--config file) and that the database server is running")
+"""What to do about a database that cannot be reached or used."""
+
 
 def _settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML settings file (else KITLEDGER_CONFIG)")
     parser.add_argument("--database-url", help="override KITLEDGER_DATABASE_URL")
 
 
-def run_migrate(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace) -> Settings:
     from api.config import load_settings
-    from api.db import make_engine
-    from api.errors import ConfigError, MigrationError
-    from api.migrate import current_revision, upgrade
+    from api.errors import ConfigError
 
     overrides = {"database_url": args.database_url} if args.database_url else {}
     try:
-        settings = load_settings(args.config, **overrides)
+        return load_settings(args.config, **overrides)
     except ConfigError as exc:
-        emit({"verdict": "unusable", "reason": str(exc)})
-        return EXIT_UNUSABLE
+        raise CommandError(f"unusable settings: {exc}",
+                           "fix the --config file or the KITLEDGER_* variables",
+                           EXIT_UNUSABLE, "unusable") from None
+
+
+def _shown_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "(an unparsable URL)"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc.args[0]) if exc.args else type(exc).__name__
+    return " ".join(text.split("\n", 1)[0].split())[:200]
+
+
+@contextmanager
+def database(settings: Settings, *, existing: bool) -> Iterator[Engine]:
+    """An engine for the settings' database, every database failure made one CommandError.
+    `existing`: the database must exist and be migrated (read-only and bootstrap commands),
+    so a mistyped path is named instead of created empty."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from api.db import make_engine
+    from api.errors import MigrationError
+    from api.migrate import current_revision
+
+    shown = _shown_url(settings)
+    try:
+        url = make_url(settings.sqlalchemy_url)
+    except (ArgumentError, ValueError):
+        raise CommandError(f"the database URL {shown} cannot be parsed", DATABASE_TODO,
+                           EXIT_UNUSABLE, "unusable") from None
+    if existing and url.get_backend_name() == "sqlite" and url.database not in (
+            None, "", ":memory:") and not Path(url.database).is_file():
+        raise CommandError(f"no database at {url.database}",
+                           "run `kitledger migrate` to create it, or point --database-url "
+                           "(or KITLEDGER_DATABASE_URL) at the existing one",
+                           EXIT_UNUSABLE, "unusable")
     engine = make_engine(settings)
     try:
-        before = current_revision(engine)
-        upgrade(engine, args.revision)
-        after = current_revision(engine)
-    except MigrationError as exc:
-        emit({"verdict": "failed", "reason": str(exc)})
-        return EXIT_FAILED
+        if existing and current_revision(engine) is None:
+            raise CommandError(f"the database {shown} has no kitledger tables",
+                               "run `kitledger migrate` first", EXIT_UNUSABLE, "unusable")
+        yield engine
+    except (MigrationError, SQLAlchemyError) as exc:
+        raise CommandError(f"the database {shown} failed: {_first_line(exc)}", DATABASE_TODO,
+                           EXIT_UNREACHABLE, "failed") from None
     finally:
         engine.dispose()
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    from api.migrate import current_revision, upgrade
+    from ledger.progress import progress_spinner
+
+    settings = _settings(args)
+    with database(settings, existing=False) as engine:
+        before = current_revision(engine)
+        with progress_spinner(f"migrating from {before or 'an empty database'}"):
+            upgrade(engine, args.revision)
+        after = current_revision(engine)
     emit({"verdict": "ok", "from": before, "to": after})
     return EXIT_OK
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from api.config import listen_problem, load_settings, secret_problem
-    from api.errors import ConfigError
+    from api.config import listen_problem, secret_problem
     from api.serve import MAX_WORKERS, ServeOptions, serve
 
     overrides = {"database_url": args.database_url} if args.database_url else {}
     for name in ("workers", "ingest_workers"):
         if not 0 <= getattr(args, name) <= MAX_WORKERS or (name == "workers" and not args.workers):
-            emit({"verdict": "unusable", "reason": f"--{name.replace('_', '-')} out of range"})
-            return EXIT_UNUSABLE
-    try:
-        settings = load_settings(args.config, **overrides)  # refuse before forking anything
-    except ConfigError as exc:
-        emit({"verdict": "unusable", "reason": str(exc)})
-        return EXIT_UNUSABLE
+            option = f"--{name.replace('_', '-')}"
+            raise CommandError(f"{option} out of range",
+                               f"give {option} from {0 if name != 'workers' else 1} to "
+                               f"{MAX_WORKERS}", EXIT_UNUSABLE, "unusable")
+    settings = _settings(args)  # refuse bad settings before forking anything
     if (problem := listen_problem(settings, args.host)) is not None:
-        emit({"verdict": "unusable", "reason": problem})
-        return EXIT_UNUSABLE
+        raise CommandError(problem, "set KITLEDGER_SECRET_KEY (32+ random characters) or listen "
+                           "on loopback in development", EXIT_UNUSABLE, "unusable")
     if secret_problem(settings.secret_key.get_secret_value()) is not None:
         print(f"kitledger serve: WARNING: {settings.environment} with a placeholder secret; "
               f"listening on {args.host} only. Set KITLEDGER_SECRET_KEY (32+ random chars) "
@@ -82,21 +155,6 @@ def run_serve(args: argparse.Namespace) -> int:
         os.environ["KITLEDGER_CONFIG"] = str(args.config)
     serve(ServeOptions(args.host, args.port, args.workers, args.ingest_workers, overrides))
     return EXIT_OK
-
-
-def _client_session(args: argparse.Namespace) -> tuple[Any, Any] | int:
-    """The settings and an engine for an `api-client` action, or the exit code if unusable."""
-    from api.config import load_settings
-    from api.db import make_engine
-    from api.errors import ConfigError
-
-    try:
-        settings = load_settings(args.config, **(
-            {"database_url": args.database_url} if args.database_url else {}))
-    except ConfigError as exc:
-        emit({"verdict": "unusable", "reason": str(exc)})
-        return EXIT_UNUSABLE
-    return settings, make_engine(settings)
 
 
 def _parse_time(value: str) -> Any:
@@ -134,48 +192,42 @@ def run_api_client(args: argparse.Namespace) -> int:
                 raise ValueError(f"--expires-in-days must be 1..{MAX_EXPIRY_DAYS}")
             at = now + timedelta(days=args.expires_in_days)
     except ValueError as exc:
-        emit({"verdict": "unusable", "reason": str(exc)})
-        return EXIT_UNUSABLE
-    opened = _client_session(args)
-    if isinstance(opened, int):
-        return opened
-    settings, engine = opened
+        raise CommandError(str(exc), "give --scopes from: " + ",".join(SCOPE_NAMES) + "; times "
+                           "in RFC 3339 with an offset", EXIT_UNUSABLE, "unusable") from None
+    settings = _settings(args)
     secret = settings.secret_key.get_secret_value()
-    try:
-        with Session(engine) as session:
-            if args.action == "list":
-                emit({"verdict": "ok", "clients": [
-                    _client_view(c) for c in client_admin.list_clients(session, args.agency)]})
-                return EXIT_OK
-            if args.action == "create":
-                if session.get(Agency, args.agency) is None:
-                    session.add(Agency(id=args.agency, name=args.agency_name or args.agency))
-                    session.flush()
-                expires = at if (args.at or args.expires_in_days is not None) else None
-                made, key = create_api_client(
-                    session, agency_id=args.agency, name=args.name, scopes=scopes,
-                    server_secret=secret, now=now, expires_at=expires)
-                session.commit()
-                # The key is shown once, here, to the operator who asked for it.
-                emit({"verdict": "ok", "client_id": made.id, "agency": args.agency, "key": key,
-                      "scopes": sorted(s.value for s in scopes), "client": _client_view(made)})
-                return EXIT_OK
-            client = session.get(ApiClient, args.client_id)
-            if client is None:
-                emit({"verdict": "unusable", "reason": f"no API client {args.client_id!r}"})
-                return EXIT_UNUSABLE
-            answer: dict[str, object] = {"verdict": "ok"}
-            if args.action == "rotate":
-                answer["key"] = client_admin.rotate(session, client, secret, now)
-            elif args.action == "revoke":
-                client_admin.revoke(session, client, now)
-            else:
-                client_admin.expire(session, client, at, now)
-            session.commit()
-            emit({**answer, "client": _client_view(client)})
+    with database(settings, existing=True) as engine, Session(engine) as session:
+        if args.action == "list":
+            emit({"verdict": "ok", "clients": [
+                _client_view(c) for c in client_admin.list_clients(session, args.agency)]})
             return EXIT_OK
-    finally:
-        engine.dispose()
+        if args.action == "create":
+            if session.get(Agency, args.agency) is None:
+                session.add(Agency(id=args.agency, name=args.agency_name or args.agency))
+                session.flush()
+            expires = at if (args.at or args.expires_in_days is not None) else None
+            made, key = create_api_client(
+                session, agency_id=args.agency, name=args.name, scopes=scopes,
+                server_secret=secret, now=now, expires_at=expires)
+            session.commit()
+            # The key is shown once, here, to the operator who asked for it.
+            emit({"verdict": "ok", "client_id": made.id, "agency": args.agency, "key": key,
+                  "scopes": sorted(s.value for s in scopes), "client": _client_view(made)})
+            return EXIT_OK
+        client = session.get(ApiClient, args.client_id)
+        if client is None:
+            raise CommandError(f"no API client {args.client_id!r}",
+                               "see `kitledger api-client list`", EXIT_UNUSABLE, "unusable")
+        answer: dict[str, object] = {"verdict": "ok"}
+        if args.action == "rotate":
+            answer["key"] = client_admin.rotate(session, client, secret, now)
+        elif args.action == "revoke":
+            client_admin.revoke(session, client, now)
+        else:
+            client_admin.expire(session, client, at, now)
+        session.commit()
+        emit({**answer, "client": _client_view(client)})
+        return EXIT_OK
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -189,47 +241,40 @@ def run_export(args: argparse.Namespace) -> int:
         export_requested_bundle,
     )
     from api.bundles import MAX_BUNDLE_ASSETS, BundleUnavailable
-    from api.config import load_settings
-    from api.db import make_engine, utcnow
-    from api.errors import ConfigError
+    from api.db import utcnow
     from api.models import Agency, Scope
+    from ledger.progress import progress_spinner
 
     values = [*(args.asset or []), args.site or "", args.start or "", args.end or ""]
     if len(args.asset or []) > MAX_BUNDLE_ASSETS or any(
             len(v) > MAX_ASSET_PARAM_CHARS for v in values):
-        emit({"verdict": "unusable",
-              "reason": f"at most {MAX_BUNDLE_ASSETS} --asset of {MAX_ASSET_PARAM_CHARS} chars"})
-        return EXIT_UNUSABLE
-    try:
-        settings = load_settings(args.config, **(
-            {"database_url": args.database_url} if args.database_url else {}))
-    except ConfigError as exc:
-        emit({"verdict": "unusable", "reason": str(exc)})
-        return EXIT_UNUSABLE
+        raise CommandError(
+            f"at most {MAX_BUNDLE_ASSETS} --asset of {MAX_ASSET_PARAM_CHARS} chars",
+            "export fewer assets at a time, or by --site", EXIT_UNUSABLE, "unusable")
+    settings = _settings(args)
     # The operator exports as the agency's auditor would: same scoping, same bundle.
     caller = Caller("kitledger-export", args.agency, frozenset({Scope.AUDIT_READ.value}))
-    engine = make_engine(settings)
-    try:
-        with Session(engine) as session:
-            if session.get(Agency, args.agency) is None:
-                emit({"verdict": "unusable", "reason": f"no agency {args.agency!r}"})
-                return EXIT_UNUSABLE
+    with database(settings, existing=True) as engine, progress_spinner(
+            f"exporting {args.agency}'s bundle") as _spinner, Session(engine) as session:
+        if session.get(Agency, args.agency) is None:
+            raise CommandError(f"no agency {args.agency!r}",
+                               "give the id of an agency this server holds",
+                               EXIT_UNUSABLE, "unusable")
+        try:
             exported = export_requested_bundle(
                 session, caller, assets=args.asset, site=args.site, start=args.start,
                 end=args.end, now=utcnow(), since_size=args.since_size)
-    except BundleScopeError as exc:
-        emit({"verdict": "unusable", "reason": str(exc)})
-        return EXIT_UNUSABLE
-    except BundleUnavailable as exc:
-        emit({"verdict": "failed", "reason": str(exc)})
-        return EXIT_FAILED
-    finally:
-        engine.dispose()
+        except BundleScopeError as exc:
+            raise CommandError(str(exc), "give one of --asset, --site or --start/--end",
+                               EXIT_UNUSABLE, "unusable") from None
+        except BundleUnavailable as exc:
+            raise CommandError(str(exc), "wait for the next anchored checkpoint, or export "
+                               "without --since-size", EXIT_FAILED, "failed") from None
     try:
         _write_atomically(args.out, exported.body)
     except OSError as exc:
-        emit({"verdict": "failed", "reason": f"cannot write {args.out}: {type(exc).__name__}"})
-        return EXIT_FAILED
+        raise CommandError(f"cannot write {args.out}: {exc.strerror or type(exc).__name__}",
+                           "choose a writable --out path", EXIT_FAILED, "failed") from None
     emit({"verdict": "ok", "out": str(args.out), "agency": exported.owner,
           "assets": len(exported.asset_ids), "bytes": len(exported.body)})
     return EXIT_OK
@@ -244,7 +289,8 @@ def _write_atomically(path: Path, body: bytes) -> None:
 
 def register(subparsers: Any) -> None:
     """Add `migrate`, `serve`, `api-client` and `export` to the `kitledger` parser."""
-    migrate = subparsers.add_parser("migrate", help="apply the API database migrations")
+    migrate = subparsers.add_parser("migrate", help="apply the API database migrations "
+                                    "(creates the database if it does not exist)")
     _settings_arguments(migrate)
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
     migrate.set_defaults(run=run_migrate)

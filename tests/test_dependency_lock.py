@@ -224,10 +224,10 @@ def test_a_pre_release_or_an_unhashed_pin_is_caught(pyproject: dict[str, Any]) -
 def test_a_dependency_edited_without_relocking_is_caught(pyproject: dict[str, Any]) -> None:
     edited = {**pyproject, "project": {**pyproject["project"], "optional-dependencies": {
         **pyproject["project"]["optional-dependencies"],
-        "agent": [*pyproject["project"]["optional-dependencies"]["agent"], "gpiozero>=2.0"]}}}
+        "agent": [*pyproject["project"]["optional-dependencies"]["agent"], "smbus2>=0.4"]}}}
     assert lock_problems(edited, _text("agent.lock"), "agent", "aarch64") == [
         "resolved from other pyproject dependencies: run `make lock`",
-        "gpiozero is not pinned"]
+        "smbus2 is not pinned"]
     narrowed = {**pyproject, "project": {**pyproject["project"], "dependencies": [
         "rfc8785>=0.1.4", "cryptography>=99"]}}
     assert lock_problems(narrowed, _text("agent.lock"), "agent", "aarch64")[1:] == [

@@ -93,3 +93,17 @@ def test_wheel_declares_the_command_parts(wheel: zipfile.ZipFile) -> None:
     for value in ("ledger.commands.verify:register", "api.commands:register",
                   "demo.up:register"):
         assert value in text
+
+
+def test_wheel_installs_the_pi_with_the_agent_extra(wheel: zipfile.ZipFile) -> None:
+    """`pip install 'kitledger-*.whl[agent]'` (docs/deploy.md) brings the serial, MQTT and GPIO
+    libraries and nothing of the server; the agency's `reader-ca` needs no extra at all."""
+    (metadata,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
+    requires = [line.removeprefix("Requires-Dist: ")
+                for line in wheel.read(metadata).decode().splitlines()
+                if line.startswith("Requires-Dist: ")]
+    agent = sorted(r.split(">=")[0] for r in requires if r.endswith('extra == "agent"'))
+    assert agent == ["gpiozero", "paho-mqtt", "pyserial"]
+    assert "Provides-Extra: agent" in wheel.read(metadata).decode()
+    (points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    assert "reader-ca = ledger.commands.reader_ca:register" in wheel.read(points).decode()

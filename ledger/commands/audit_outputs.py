@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ledger.cli import EXIT_OK, EXIT_UNUSABLE
+from ledger.cli import EXIT_OK, EXIT_UNUSABLE, CommandError, say_error
 from ledger.core.bundle_parse import parse_bundle
 from ledger.core.errors import LedgerError
 from ledger.core.record_scan import read_event
@@ -40,33 +40,45 @@ def _names(path: str | None) -> dict[str, str] | None:
     return read_reveals(read_regular_file(path, MAX_REVEALS_BYTES, "reveals file"))
 
 
+def _refuse(what: str, todo: str, code: int) -> int:
+    """The report's answer on stdout (as before: its first line is the verdict) and the
+    one-line error of every `kitledger` command on stderr."""
+    sys.stdout.write(what + "\n")
+    say_error("kitledger report", what, todo)
+    return code
+
+
 def run_report(args: argparse.Namespace) -> int:
     from ledger.commands.verify import (
         EXIT_CHAIN_UNREACHABLE,
         EXIT_CODES,
+        UNREACHABLE_TODO,
+        UNUSABLE_TODO,
         Unusable,
         verify_with_roots,
     )
     from ledger.report import build_report, render_html, render_pdf
     from ledger.verify import ChainUnreachable
 
+    if not (args.html or args.pdf):
+        raise CommandError("nothing to write: neither --html nor --pdf was given",
+                           "give --html PATH, --pdf PATH or both (`kitledger verify` checks "
+                           "a bundle without writing a report)")
     try:
         names = _names(args.names)
-        bundle, result = verify_with_roots(args)
+        bundle, result = verify_with_roots(args, progress=True)
     except (OSError, ValueError, LedgerError, Unusable) as exc:
-        sys.stdout.write(f"unusable input: {exc}\n")
-        return EXIT_UNUSABLE
+        return _refuse(f"unusable input: {exc}", UNUSABLE_TODO, EXIT_UNUSABLE)
     except ChainUnreachable as exc:
-        sys.stdout.write(f"chain unreachable: {exc}\n")
-        return EXIT_CHAIN_UNREACHABLE
+        return _refuse(f"chain unreachable: {exc}", UNREACHABLE_TODO, EXIT_CHAIN_UNREACHABLE)
     except Exception as exc:  # a verifier bug still answers with a reason, never a traceback
-        sys.stdout.write(f"unusable input: verifier error ({type(exc).__name__}), "
-                         "please report it\n")
-        return EXIT_UNUSABLE
+        return _refuse(f"unusable input: verifier error ({type(exc).__name__})",
+                       "report the bundle that caused it", EXIT_UNUSABLE)
     report = build_report(bundle, result, args.asset, _now(), names)
     if not report.steps:
-        sys.stdout.write(f"unusable input: no events of asset {args.asset!r} in the bundle\n")
-        return EXIT_UNUSABLE
+        return _refuse(f"unusable input: no events of asset {args.asset!r} in the bundle",
+                       "check --asset against the bundle's assets (kitledger epcis lists "
+                       "its events)", EXIT_UNUSABLE)
     if args.html:
         Path(args.html).write_text(render_html(report), encoding="utf-8")
     if args.pdf:
@@ -88,8 +100,8 @@ def run_epcis(args: argparse.Namespace) -> int:
         events = [read_event(e.record, f"leaf {e.leaf_index}") for e in bundle.events]
         document = epcis_document(events, _now())
     except (OSError, ValueError, LedgerError) as exc:
-        sys.stdout.write(f"unusable input: {exc}\n")
-        return EXIT_UNUSABLE
+        raise CommandError(f"unusable input: {exc}", "check the bundle path and that it is a "
+                           "kitledger audit bundle") from None
     text = json.dumps(document, indent=2, sort_keys=True) + "\n"
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
@@ -110,7 +122,8 @@ def register(subparsers: Any) -> None:
     report.add_argument("--pdf", metavar="PATH", help="write the PDF report here")
     report.add_argument("--names", metavar="FILE",
                         help="reveals file: the openings of person commitments (if entitled)")
-    report.set_defaults(run=run_report, require_latest=False, progress=False)
+    report.set_defaults(run=run_report, require_latest=False)
+    report.add_argument("--progress", action="store_true", help="progress bar on stderr")
     epcis = subparsers.add_parser("epcis", help="EPCIS 2.0 JSON-LD of a bundle's events")
     epcis.add_argument("bundle", help="audit bundle: a file path or an http(s):// URL")
     epcis.add_argument("--out", metavar="PATH", help="write here instead of stdout")

@@ -13,7 +13,7 @@ import argparse
 import re
 from typing import Any
 
-from ledger.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, emit
+from ledger.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, emit, say_error
 from ledger.core.errors import ProofError
 from ledger.core.merkle import (
     HASH_SIZE,
@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         facts = check(args)
     except (UnusableInput, ProofInputError) as err:
         emit({"verdict": "unusable", "kind": kind, "reason": str(err)})
+        say_error(f"kitledger proof {kind}", str(err),
+                  "copy the values again from the proof's source (see --help)")
         return EXIT_UNUSABLE
     except ProofError as err:
         emit({"verdict": "invalid", "kind": kind, "error": type(err).__name__, "reason": str(err)})

@@ -13,7 +13,9 @@ under the trust file's witness policy, or `--witness VKEY` (repeated) and `--wit
 - 4 unpinned: no check failed, but nothing pinned the log key (or the trust file requires
   anchors that only a node can confirm), so the verdict cannot be VALID.
 
-A progress bar goes to stderr on large bundles when stderr is a terminal, or with --progress.
+A progress bar (`ledger.progress`) goes to stderr on large bundles when stderr is a terminal,
+or with --progress; never into a pipe otherwise. Unusable input and an unreachable chain are
+also said on stderr in the one-line style of every `kitledger` command (`ledger.cli`).
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Final
 
-from ledger.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE
+from ledger.cli import EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE, say_error
 from ledger.core.bundle import AuditBundle, BundleError
 from ledger.core.bundle_parse import parse_bundle
 from ledger.core.errors import LedgerError
 from ledger.core.note import NoteError
+from ledger.progress import on_terminal, progress_bar
 from ledger.verify import ChainUnreachable, open_chain_reader, read_bundle, verify_bundle
 from ledger.verify.report import VerificationReport
 from ledger.verify.sources import DOWNLOAD_DEADLINE_S, read_regular_file
@@ -59,17 +63,14 @@ UNUSABLE_INPUT: Final = (OSError, ValueError, LedgerError, RecursionError, Memor
 TrustError and StateError are ValueErrors)."""
 
 
+UNUSABLE_TODO: Final = ("check the bundle and trust file paths and that they are the files "
+                        "you meant (see docs/audit-bundle.md)")
+UNREACHABLE_TODO: Final = ("check the --rpc URL and that the node serves the pinned chain, or "
+                           "verify --offline with the bundle's receipts")
+
+
 class Unusable(Exception):
     """Input the verifier cannot judge: exit 2 with this one-line reason."""
-
-
-def _progress_bar(stage: str, done: int, total: int) -> None:
-    width = 30
-    filled = width * done // total if total else width
-    sys.stderr.write(f"\r{stage:>12} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if stage == "done":
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 def _out(args: argparse.Namespace, record: dict[str, Any], text: str) -> None:
@@ -120,12 +121,13 @@ def verify_with_roots(args: argparse.Namespace, progress: bool = False
     except NoteError as exc:
         raise Unusable(f"witness key: {_one_line(exc)}") from None
     show = progress and (args.progress or (
-        sys.stderr.isatty() and len(bundle.events) >= PROGRESS_MIN_EVENTS))
+        on_terminal() and len(bundle.events) >= PROGRESS_MIN_EVENTS))
     try:
         reader = open_chain_reader(bundle, args.rpc, pins)
-        report = verify_bundle(bundle, reader, require_latest=args.require_latest,
-                               progress=_progress_bar if show else None, trust=trust,
-                               last_verified=known, witnesses=witnesses)
+        with progress_bar(force=args.progress) if show else nullcontext() as bar:
+            report = verify_bundle(bundle, reader, require_latest=args.require_latest,
+                                   progress=bar, trust=trust, last_verified=known,
+                                   witnesses=witnesses)
     except (BundleError, StateError) as exc:
         raise Unusable(_one_line(exc)) from None
     if store is not None and report.verdict == "valid":
@@ -141,14 +143,18 @@ def run(args: argparse.Namespace) -> int:
         _bundle, report = verify_with_roots(args, progress=True)
     except Unusable as exc:
         _out(args, {"verdict": "unusable", "reason": str(exc)}, f"unusable input: {exc}\n")
+        say_error("kitledger verify", f"unusable input: {exc}", UNUSABLE_TODO)
         return EXIT_UNUSABLE
     except ChainUnreachable as exc:
         reason = _one_line(exc)
         _out(args, {"verdict": "unreachable", "reason": reason}, f"chain unreachable: {reason}\n")
+        say_error("kitledger verify", f"chain unreachable: {reason}", UNREACHABLE_TODO)
         return EXIT_CHAIN_UNREACHABLE
     except Exception as exc:  # a verifier bug still answers with a verdict, never a traceback
         reason = f"verifier error ({type(exc).__name__}: {_one_line(exc)}), please report it"
         _out(args, {"verdict": "unusable", "reason": reason}, f"unusable input: {reason}\n")
+        say_error("kitledger verify", reason, "run it again with --debug is of no help here: "
+                  "report the bundle that caused it")
         return EXIT_UNUSABLE
     _out(args, report.to_record(), report.render())
     return EXIT_CODES[report.verdict]

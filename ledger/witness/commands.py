@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from ledger.cli import EXIT_OK, EXIT_UNUSABLE
+from ledger.cli import EXIT_OK, CommandError
 from ledger.core import note
 
 
@@ -34,11 +34,11 @@ def run_keygen(args: argparse.Namespace) -> int:
     try:
         key = write_key_file(Path(args.out), args.name)
     except FileExistsError:
-        sys.stderr.write(f"{args.out}: exists; not overwritten\n")
-        return EXIT_UNUSABLE
+        raise CommandError(f"{args.out} exists; not overwritten",
+                           "choose another --out, or keep using the existing key") from None
     except (OSError, note.NoteError) as exc:
-        sys.stderr.write(f"cannot write a witness key: {exc}\n")
-        return EXIT_UNUSABLE
+        raise CommandError(f"cannot write a witness key: {exc}",
+                           "check --out is writable and --name is a C2SP key name") from None
     sys.stdout.write(key.verifier.vkey() + "\n")
     sys.stderr.write(f'# for an auditor\'s trust file, under [log.witnesses]:\n'
                      f'[[log.witnesses.key]]\nname = "{key.name}"\n'
@@ -60,14 +60,13 @@ def run_serve(args: argparse.Namespace) -> int:
             logs[origin].append(verifier)
         state = WitnessState(Path(args.state))
     except (KeyFileError, OSError) as exc:
-        sys.stderr.write(f"witness: {exc}\n")
-        return EXIT_UNUSABLE
+        raise CommandError(str(exc), "check --key, --state and each --log ORIGIN=VKEY") from None
     witness = Witness(key, state, {o: tuple(v) for o, v in logs.items()})
     try:
         server = WitnessServer(args.listen, witness)
     except OSError as exc:
-        sys.stderr.write(f"witness: cannot listen on {args.listen}: {exc.strerror}\n")
-        return EXIT_UNUSABLE
+        raise CommandError(f"cannot listen on {args.listen}: {exc.strerror}",
+                           "choose a free --listen HOST:PORT") from None
     host, port = server.server_address[:2]
     sys.stdout.write(f"witness {key.verifier.vkey()} listening on {host!s}:{port}\n")
     sys.stdout.flush()

@@ -1,15 +1,18 @@
 """`kitledger-agent`: run the agent, enroll the reader, and the field tools.
 
     kitledger-agent run --config agent.toml       the agent, until SIGTERM/SIGINT
-    kitledger-agent enroll --config agent.toml    print what an administrator registers (JSON)
+    kitledger-agent enroll --config agent.toml    make the keys; print what an administrator
+                                                  registers, with the TLS certificate request
     kitledger-agent decode --protocol NAME ...    decode a capture (reader_agent.fieldtools)
     kitledger-agent epc HEX                       an EPC's GS1 URI (reader_agent.fieldtools)
     kitledger-agent write-tag --uri URN ...       commission an asset's tag at the desk
                                                   (reader_agent.commission)
 
 Exit status: 0 after a clean stop, 2 for a configuration error, 3 for an identity error,
-4 for an outbox error, 1 otherwise. Errors are one line; `--debug` adds tracebacks (and the
-agent's retries, which are otherwise logged once per outage).
+4 for an outbox error, 1 otherwise (70 for a bug, 130 when interrupted before the agent ran).
+Errors are one line on stderr, as for every kitledger command: `kitledger-agent COMMAND: what
+failed; what to do`. `--debug` adds tracebacks (and the agent's retries, which are otherwise
+logged once per outage). `--version` prints the installed version.
 """
 
 from __future__ import annotations
@@ -25,9 +28,38 @@ from pathlib import Path
 from types import FrameType
 
 from reader_agent.config import load_config
-from reader_agent.errors import AgentError, ConfigError, IdentityError, OutboxError
+from reader_agent.errors import (
+    AgentError,
+    ConfigError,
+    IdentityError,
+    OutboxError,
+    PublisherError,
+)
 
 EXIT_CODES = {ConfigError: 2, IdentityError: 3, OutboxError: 4}
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+WHAT_TO_DO: dict[type[AgentError], str] = {
+    ConfigError: "fix agent.toml (reader-agent/agent.example.toml explains every key)",
+    IdentityError: "check the key files' owner and mode 0600 (docs/deploy.md, The Pi)",
+    OutboxError: "check the outbox path's disk and permissions",
+    PublisherError: "check the [mqtt] credential files named in agent.toml",
+}
+"""The second half of each error line, by the error's family."""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kitledger")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _error_line(command: str, what: str, todo: str) -> None:
+    print(" ".join(f"kitledger-agent {command}: {what}; {todo}".split()), file=sys.stderr)
 
 
 def _run(config_path: Path) -> int:
@@ -46,11 +78,25 @@ def _run(config_path: Path) -> int:
 
 
 def _enroll(config_path: Path) -> int:
-    from reader_agent.identity import enrollment, load_or_create_key
+    """Make the signing key and, when [mqtt] names a tls_key, the TLS key, both on this device;
+    print the public values and the TLS certificate request for the agency's administrator."""
+    from reader_agent.identity import (
+        enrollment,
+        load_or_create_key,
+        load_or_create_tls_key,
+        tls_fingerprint,
+        tls_request,
+    )
 
     config = load_config(config_path)
     key = load_or_create_key(config.key_file)
-    print(json.dumps(enrollment(key, config.reader_id, config.agency, config.site), indent=2))
+    record = enrollment(key, config.reader_id, config.agency, config.site)
+    if config.mqtt.tls_key is not None:
+        tls_key = load_or_create_tls_key(config.mqtt.tls_key)
+        record["tls_key_fingerprint"] = tls_fingerprint(tls_key)
+        record["tls_csr_pem"] = tls_request(tls_key, config.reader_id, config.agency,
+                                            config.site)
+    print(json.dumps(record, indent=2))
     return 0
 
 
@@ -69,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         commission = importlib.import_module("reader_agent.commission")
         return int(commission.main(args[1:]))
     parser = argparse.ArgumentParser(prog="kitledger-agent", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"kitledger-agent {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (("run", "run the agent"), ("enroll", "print the enrollment record")):
         command = commands.add_parser(name, help=text)
@@ -88,13 +135,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _enroll(options.config)
         return _run(options.config)
     except AgentError as exc:
-        print(f"kitledger-agent: {exc}", file=sys.stderr)
+        todo = next((text for kind, text in WHAT_TO_DO.items() if isinstance(exc, kind)),
+                    "see the log above; run again with --debug for details")
+        _error_line(options.command, str(exc), todo)
         return next((code for kind, code in EXIT_CODES.items() if isinstance(exc, kind)), 1)
+    except KeyboardInterrupt:  # Ctrl-C before the agent set its own handler
+        _error_line(options.command, "interrupted", "nothing was left half-done")
+        return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: one line for the operator, the traceback under --debug
         logging.getLogger("reader_agent").debug("traceback", exc_info=exc)
-        print(f"kitledger-agent: stopped by an unexpected {type(exc).__name__}: {exc} "
-              "(run with --debug for the traceback)", file=sys.stderr)
-        return 1
+        _error_line(options.command, f"stopped by an unexpected {type(exc).__name__}: {exc}",
+                    "run it again with --debug for the traceback, and report it")
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import time
 from typing import Any, Final, Protocol
 
 from reader_agent.config import AgentConfig
+from reader_agent.decisions import DecisionIndicator
 from reader_agent.delivery import Delivery
 from reader_agent.disk import MB, DiskState, DiskWatch
 from reader_agent.errors import ConfigError, OutboxDiskError, OutboxFull, OutboxReadOnly
@@ -98,7 +99,8 @@ class ReaderAgent:
             self.pipeline = ReadPipeline(config.pipeline,
                                          f"{config.reader_id}-{secrets.token_hex(4)}")
             self.publisher = Publisher(config.mqtt, Topics.for_reader(
-                config.agency, config.site, config.reader_id))
+                config.agency, config.site, config.reader_id),
+                DecisionIndicator(config.indicator))
             self.source = source or open_source(config)
         except BaseException:
             self.signing.close()

@@ -79,6 +79,26 @@ class MqttSettings:
     ack_timeout_max_s: float = 60.0
 
 
+MAX_GPIO_PIN: Final = 27
+"""The Pi's 40-pin header brings out GPIO 0 to 27 (BCM numbering, as gpiozero counts)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorSettings:
+    """The desk's feedback, wired to GPIO pins (BCM numbers); a pin left out is not wired.
+    With no pins the decisions are only logged."""
+
+    green_pin: int | None = None
+    red_pin: int | None = None
+    buzzer_pin: int | None = None
+
+    def pins(self) -> dict[str, int]:
+        """The wired pins by key name, for messages and for the indicator."""
+        named = {"green_pin": self.green_pin, "red_pin": self.red_pin,
+                 "buzzer_pin": self.buzzer_pin}
+        return {name: pin for name, pin in named.items() if pin is not None}
+
+
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
     reader_id: str
@@ -96,6 +116,7 @@ class AgentConfig:
     disk_warn_mb: int = 256
     disk_floor_mb: int = 32
     pipeline: PipelineSettings = field(default_factory=lambda: PipelineSettings(antennas={}))
+    indicator: IndicatorSettings = field(default_factory=IndicatorSettings)
 
 
 class _Section:
@@ -234,6 +255,19 @@ def _mqtt(raw: Any, base: Path, reader_id: str) -> MqttSettings:
     return settings
 
 
+def _indicator(raw: Any) -> IndicatorSettings:
+    section = _Section(raw, "indicator")
+    pins: dict[str, int] = {}
+    for name in ("green_pin", "red_pin", "buzzer_pin"):
+        if name in section.raw:
+            pins[name] = section.number(name, 0, MAX_GPIO_PIN)
+    settings = IndicatorSettings(**pins)
+    section.finish()
+    if len(set(pins.values())) != len(pins):
+        raise ConfigError(f"[indicator] pins must differ: {settings.pins()}")
+    return settings
+
+
 def parse_config(text: str, base: Path) -> AgentConfig:
     """Validate a config document; `base` is the directory relative paths start from."""
     try:
@@ -241,7 +275,7 @@ def parse_config(text: str, base: Path) -> AgentConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"agent.toml is not valid TOML: {exc}") from None
     unknown = sorted(set(doc) - {"reader", "identity", "outbox", "mqtt", "pipeline",
-                                 "antennas", "badges", "portal"})
+                                 "antennas", "badges", "portal", "indicator"})
     if unknown:
         raise ConfigError(f"unknown sections {unknown}")
     reader = _Section(doc.get("reader", {}), "reader")
@@ -270,6 +304,7 @@ def parse_config(text: str, base: Path) -> AgentConfig:
                           "first)")
     values["mqtt"] = _mqtt(doc.get("mqtt", {}), base, reader_id)
     values["pipeline"] = _pipeline(doc, role)
+    values["indicator"] = _indicator(doc.get("indicator", {}))
     return AgentConfig(**values)
 
 

@@ -12,8 +12,9 @@ by the publisher; it never reaches the indicator. An array is refused whole if a
 bad: the API builds it as one message, so a bad element means the message is not the API's.
 
 `DecisionIndicator` shows one message's decisions with one light: a green or red LED, and a
-buzzer on a refusal, on a Raspberry Pi when `gpiozero` is importable and pins are configured;
-elsewhere it only logs.
+buzzer on a refusal, on the GPIO pins that agent.toml's `[indicator]` names (through gpiozero,
+part of the `agent` extra). Without pins it only logs; with pins it cannot drive, the agent
+does not start (`IndicatorError`), so a desk never silently loses its light.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Any, Final
 
 from ledger.core.bounds import MAX_SEQ
 from ledger.core.packing import MAX_OBJECT_CHARS, unpack
-from reader_agent.errors import AgentError
+from reader_agent.config import IndicatorSettings
+from reader_agent.errors import AgentError, ConfigError
 
 MAX_DECISION_BYTES: Final = 65_536
 """A decisions message is one short JSON object or an array of them (the API packs at most
@@ -96,22 +98,60 @@ def _decision(record: Any) -> Decision:
                     _optional_text(record, "asset"), _optional_text(record, "action"))
 
 
-class DecisionIndicator:
-    """Shows decisions: always a structured log line; LEDs and a buzzer where gpiozero exists."""
+class IndicatorError(ConfigError):
+    """Pins are configured in [indicator] but cannot be driven: refused at start, because a desk
+    whose light was promised must not answer only in a log."""
 
-    def __init__(self, green_pin: int | None = None, red_pin: int | None = None,
-                 buzzer_pin: int | None = None) -> None:
-        self._green = self._red = self._buzzer = None
-        try:
-            import gpiozero  # type: ignore[import-not-found,unused-ignore]  # only on a Pi
-        except ImportError:
+
+BLINK_ON_S: Final = 0.2
+BLINK_OFF_S: Final = 0.2
+BLINKS: Final = 3
+"""The light blinks three times for each decisions message: visible from across a desk, over
+before the next item is usually scanned."""
+
+BEEP_ON_S: Final = 0.5
+BEEP_OFF_S: Final = 0.2
+BEEPS: Final = 2
+"""Two half-second beeps on a refusal: heard by someone already walking away."""
+
+
+class DecisionIndicator:
+    """Shows decisions: always a structured log line; the green or red light and the buzzer
+    on the GPIO pins of `[indicator]`, through gpiozero.
+
+    `pin_factory` is gpiozero's: None picks the board's (lgpio on a Pi, or whatever
+    GPIOZERO_PIN_FACTORY names); tests pass gpiozero's MockFactory."""
+
+    def __init__(self, settings: IndicatorSettings | None = None,
+                 pin_factory: Any = None) -> None:
+        self._green: Any = None
+        self._red: Any = None
+        self._buzzer: Any = None
+        pins = (settings or IndicatorSettings()).pins()
+        if not pins:
             return
-        if green_pin is not None:
-            self._green = gpiozero.LED(green_pin)
-        if red_pin is not None:
-            self._red = gpiozero.LED(red_pin)
-        if buzzer_pin is not None:
-            self._buzzer = gpiozero.Buzzer(buzzer_pin)
+        try:
+            import gpiozero  # type: ignore[import-untyped]  # no stubs
+        except ImportError:
+            raise IndicatorError(
+                f"[indicator] sets {', '.join(pins)} but gpiozero is not installed: "
+                "pip install 'kitledger[agent]'") from None
+        kinds = {"green_pin": gpiozero.LED, "red_pin": gpiozero.LED,
+                 "buzzer_pin": gpiozero.Buzzer}
+        devices: dict[str, Any] = {}
+        try:
+            for name, pin in pins.items():
+                devices[name] = kinds[name](pin, pin_factory=pin_factory)
+        except (gpiozero.GPIOZeroError, OSError, RuntimeError) as exc:
+            for device in devices.values():
+                device.close()
+            raise IndicatorError(
+                f"[indicator] {name} = {pin}: cannot drive it ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:160]}); check the pin backend and the gpio group "
+                "(docs/deploy.md), or remove the pin from agent.toml") from None
+        self._green = devices.get("green_pin")
+        self._red = devices.get("red_pin")
+        self._buzzer = devices.get("buzzer_pin")
 
     def show(self, decisions: Sequence[Decision]) -> None:
         """One log line per decision; one light for the message (a tray scanned in one pass
@@ -123,6 +163,15 @@ class DecisionIndicator:
         accepted = all(decision.accepted for decision in decisions)
         led = self._green if accepted else self._red
         if led is not None:
-            led.blink(on_time=0.2, off_time=0.2, n=3)
+            led.blink(on_time=BLINK_ON_S, off_time=BLINK_OFF_S, n=BLINKS)
         if self._buzzer is not None and not accepted:
-            self._buzzer.beep(on_time=0.5, off_time=0.2, n=2)
+            self._buzzer.beep(on_time=BEEP_ON_S, off_time=BEEP_OFF_S, n=BEEPS)
+
+    def close(self) -> None:
+        """Turn everything off and release the pins (closing alone leaves a pin as it was,
+        possibly mid-blink)."""
+        for device in (self._green, self._red, self._buzzer):
+            if device is not None:
+                device.off()
+                device.close()
+        self._green = self._red = self._buzzer = None

@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import logging
 import multiprocessing
+import signal
 from collections.abc import Generator, Sequence
 from multiprocessing.connection import Connection
 from typing import Final
@@ -42,6 +43,9 @@ Rows = list[tuple[int, bytes]]
 
 def _serve(signer: ObservationSigner, conn: Connection, parent_end: Connection) -> None:
     """The child: sign what arrives until the parent's end closes."""
+    # Ctrl-C reaches the whole process group; the parent stops cleanly and closes the pipe,
+    # which ends this loop. Left to Python, the child would die printing a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent_end.close()  # else the child keeps its own EOF from ever arriving
     next_seq = 0
     while True:

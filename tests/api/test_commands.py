@@ -11,14 +11,14 @@ from api import commands
 from api.config import load_settings
 from api.db import make_engine
 from api.migrate import head_revision
-from ledger.cli import VerdictParser
+from ledger.cli import VerdictParser, run_command
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, object]]:
     parser = VerdictParser(prog="kitledger")
     commands.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(list(argv))
-    code = args.run(args)
+    code = run_command(args)
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -52,7 +52,7 @@ def test_migrate_refuses_bad_settings_and_unreachable_databases(
     code, verdict = _run(
         capsys, "migrate", "--database-url", "postgresql://postgres@127.0.0.1:1/none"
     )
-    assert (code, verdict["verdict"]) == (1, "failed")
+    assert (code, verdict["verdict"]) == (3, "failed")  # a needed service unreachable
 
 
 def test_api_client_bootstraps_an_agency_and_a_working_key(

@@ -49,8 +49,8 @@ def test_agent_sources_import_nothing_forbidden() -> None:
 
 
 OURS = frozenset({"api", "ledger", "reader_agent", "hardware", "demo"})
-OPTIONAL = frozenset({"gpiozero", "nacl"})
-"""Imported only inside `try: ... except ImportError` (the agent's LEDs, on a Pi; libsodium in
+OPTIONAL = frozenset({"nacl"})
+"""Imported only inside `try: ... except ImportError` (libsodium in
 `ledger.core.ed25519`, which the audit and server extras install)."""
 
 

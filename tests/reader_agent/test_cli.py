@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,3 +136,27 @@ def test_run_with_a_bad_config_exits_2_naming_the_key(
 def test_run_with_an_unknown_reader_protocol_exits_2(write_config: Callable[..., Path]) -> None:
     result = agent("run", "--config", str(write_config(protocol="acme", settings="")))
     assert result.returncode == 2 and b"unknown reader protocol" in result.stderr
+
+
+def test_ctrl_c_stops_the_agent_without_a_traceback(
+        write_config: Callable[..., Path], tmp_path: Path) -> None:
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it: the agent stops
+    cleanly and its signer child, which gets the signal too, prints nothing."""
+    (tmp_path / "reads.txt").write_text("# epc antenna rssi\n" + "".join(
+        f"3474257BF4000000000016{i:02X} 1 -40\n" for i in range(200)))
+    config = write_config(settings="rate = 20")
+    agent = subprocess.Popen([AGENT, "run", "--config", str(config)], stderr=subprocess.PIPE,
+                             start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "outbox.db").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)  # the signer child is forked before the outbox opens; let reads flow
+        os.killpg(agent.pid, signal.SIGINT)
+        _out, err = agent.communicate(timeout=30)
+    finally:
+        if agent.poll() is None:
+            os.killpg(agent.pid, signal.SIGKILL)
+    text = err.decode(errors="replace")
+    assert agent.returncode == 0, text[-3000:]
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]

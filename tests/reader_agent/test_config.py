@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,29 @@ def test_the_documented_example_is_valid() -> None:
     assert config.pipeline.antennas[2].rssi_floor == -70  # the [pipeline] default
     assert config.mqtt.client_id == "kitledger-stores-desk-1"
     assert config.mqtt.tls_cert == Path("/etc/kitledger/reader.crt")
+    assert config.indicator.pins() == {"green_pin": 17, "red_pin": 27, "buzzer_pin": 22}
+
+
+def test_without_an_indicator_section_no_pin_is_driven() -> None:
+    start = example().index("[indicator]")
+    end = example().index("# [portal]")
+    config = parse_config(example()[:start] + example()[end:], Path("/etc/kitledger"))
+    assert config.indicator.pins() == {}
+
+
+TLS_KEY_LINE = re.compile(r'tls_key = "([^"]+)"')
+
+
+def test_every_document_names_the_same_tls_key_file() -> None:
+    """The example config, the broker example and the deployment guide agree on where the
+    reader's TLS key is (they once said reader.key.pem and reader-tls.key)."""
+    documents = [EXAMPLE, REPO_ROOT / "hardware" / "pi" / "mosquitto-tls.conf.example",
+                 REPO_ROOT / "docs" / "deploy.md"]
+    named = {path.name: TLS_KEY_LINE.findall(path.read_text()) for path in documents}
+    assert all(named.values()), named
+    assert {key for keys in named.values() for key in keys} == {
+        "/var/lib/kitledger/reader-tls.key"}, named
+    assert "reader.key.pem" not in "".join(p.read_text() for p in documents)
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -40,7 +64,11 @@ def test_the_documented_example_is_valid() -> None:
     (("inflight_window = 1000", "inflight_window = 70000"), "inflight_window"),
     (("envelopes_per_message = 50", "envelopes_per_message = 65"), "envelopes_per_message"),
     (("envelopes_per_message = 50", "envelopes_per_message = 0"), "envelopes_per_message"),
-    (('tls_key = "/etc/kitledger/reader.key.pem"\n', ""), "given together"),
+    (('tls_key = "/var/lib/kitledger/reader-tls.key"', "#"), "given together"),
+    (("green_pin = 17", "green_pin = 28"), "green_pin = 28 is outside 0..27"),
+    (("green_pin = 17", "green_pin = 27"), "pins must differ"),
+    (("green_pin = 17", 'green_pin = "GPIO17"'), "green_pin must be int"),
+    (("buzzer_pin = 22", "buzzer_pin = 22\nbuzzer = 23"), "unknown keys ['buzzer']"),
     (("min_reads = 2", "min_reads = true"), "min_reads must be int"),
 ])
 def test_mistakes_are_named(change: tuple[str, str], message: str) -> None:
