@@ -2,7 +2,7 @@
 
 Format (JSON, or TOML when the file name ends in .toml; every key optional except `tags`):
 
-    protocol = "thingmagic"          # thingmagic | r200 | r2000 | chafon | llrp (the command line wins)
+    protocol = "thingmagic"          # thingmagic, r200, r2000, chafon, llrp (command line wins)
     reads_per_second = 200           # tag reads streamed while tags are in the field
     seed = 1                         # makes fault injection reproducible
 

@@ -141,10 +141,16 @@ def main(argv: Sequence[str]) -> int:
         parser.error("--seconds must be within 0..60")
     try:
         epc = asset_epc(options.uri, options.filter)
-        driver = open_driver(options.protocol, options.port, baudrate=options.baudrate)
+        opened = open_driver(options.protocol, options.port, baudrate=options.baudrate)
     except (CommissionError, DriverError, ValueError) as exc:
         print(f"kitledger-agent write-tag: {exc}", file=sys.stderr)
         return 2
+    if not isinstance(opened, ReaderDriver):  # an LLRP reader: an AccessSpec is not built yet
+        opened.close()
+        print(f"kitledger-agent write-tag: the {options.protocol} family cannot write tags here",
+              file=sys.stderr)
+        return 2
+    driver = opened
     try:
         done = commission(driver, epc, overwrite=options.overwrite, seconds=options.seconds)
         result: dict[str, Any] = {"epc": done.epc.hex().upper(), "uri": done.uri,
