@@ -1,7 +1,8 @@
 """The custody rules as one pure function: current state + one observation -> a ruling.
 
 No database, no clock: `apply` loads the state, calls `decide`, and writes what the ruling
-says. Keeping the rules pure lets the property tests drive them through long random histories
+says. Which reader role makes which action is `ledger.core.custody_rules`, the table the
+auditor's verifier holds logged events to. Keeping the rules pure lets the property tests drive them through long random histories
 and check the invariants (a disposed asset never moves; a check-out always names a qualified,
 active holder; dual sign-off always has two distinct people).
 """
@@ -13,6 +14,12 @@ from enum import StrEnum
 
 from api.models.assets import AssetStatus, HolderKind
 from api.models.registry import ReaderRole
+from ledger.core.custody_rules import (
+    DESK_ROLES,
+    DUAL_SIGNOFF_PEOPLE,
+    ISSUE_ROLES,
+    RETURN_ROLES,
+)
 
 
 class Verdict(StrEnum):
@@ -76,7 +83,7 @@ def _refuse(reason: str, alert: AlertKind | None = None) -> Ruling:
 
 def decide_badge(reader: ReaderView, person: PersonView, session: str | None) -> Ruling:
     """A staff badge read: at a desk it opens (or joins) the badge session."""
-    if reader.role not in (ReaderRole.ISSUE_DESK, ReaderRole.RETURN_DESK, ReaderRole.LOCKER):
+    if reader.role not in DESK_ROLES:
         return Ruling()
     if not person.active:
         return _refuse("badge holder is not active")
@@ -109,7 +116,7 @@ def _check_out(
     if asset.required_qualification and asset.required_qualification not in holder.qualifications:
         return _refuse(f"holder lacks qualification {asset.required_qualification}")
     distinct = tuple(dict.fromkeys(p.person_id for p in people))
-    if asset.dual_signoff and len(distinct) < 2:
+    if asset.dual_signoff and len(distinct) < DUAL_SIGNOFF_PEOPLE:
         return _refuse("dual sign-off needed: a second staff badge")
     return Ruling(
         verdict=Verdict.ACCEPT, reason="checked out", action="check_out",
@@ -150,9 +157,9 @@ def decide_asset(
         return _refuse("asset is disposed", alert)
     if departing:
         return Ruling()
-    if reader.role == ReaderRole.ISSUE_DESK:
+    if reader.role in ISSUE_ROLES:
         ruling = _check_out(reader, asset, people)
-    elif reader.role in (ReaderRole.RETURN_DESK, ReaderRole.LOCKER):
+    elif reader.role in RETURN_ROLES:
         return _check_in(reader, asset, people)  # returning to another store is legitimate
     elif reader.role == ReaderRole.PORTAL:
         leaving = direction != "in"

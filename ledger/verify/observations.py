@@ -2,8 +2,10 @@
 
 An observation counts only if its envelope is signed by a registered reader key, the payload is
 a valid observation naming that reader, and its time falls inside the key's registration
-(registered <= time < revoked). Signatures are checked by `ledger.core.ed25519.VerifyingKey`:
-libsodium's speed, `cryptography`'s verdict.
+(registered <= time < revoked). The keys are the ones the log registered, as the bundle's
+registry records prove them (`ledger.verify.registry`); only when it cannot prove them (older
+formats and logs) does the bundle's device list stand in, and the verdict says so. Signatures
+are checked by `ledger.core.ed25519.VerifyingKey`: libsodium's speed, `cryptography`'s verdict.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ledger.core.envelope import (
 from ledger.core.errors import LedgerError
 from ledger.core.record_scan import read_observation
 from ledger.core.records import Observation, parse_time
+from ledger.verify.registry import Registry
 from ledger.verify.report import PROGRESS_EVERY, CheckResult, Progress
 
 
@@ -34,10 +37,21 @@ class RegisteredKey:
     revoked: str | None
 
 
-def check_devices(bundle: AuditBundle, checks: list[CheckResult]) -> dict[str, RegisteredKey]:
-    """Registrations whose key id matches their key, by key id."""
+def check_devices(bundle: AuditBundle, checks: list[CheckResult],
+                  registry: Registry | None = None) -> dict[str, RegisteredKey]:
+    """Registrations whose key id matches their key, by key id: the log's (`registry`), else
+    the bundle's device list."""
     result = CheckResult("device-keys")
     checks.append(result)
+    if registry is not None:
+        result.passed = None
+        result.detail = f"the log's registry names {len(registry.readers)} reader key(s)"
+        if bundle.devices:  # a second, unproven list beside the log's would only mislead
+            result.items = len(bundle.devices)
+            result.fail(f"expected no device lines beside the log's registry, found "
+                        f"{len(bundle.devices)} (first: reader {bundle.devices[0].reader!r})")
+        return {kid: RegisteredKey(r.reader, r.public_key, r.registered, r.revoked)
+                for kid, r in registry.readers.items()}
     found: dict[str, RegisteredKey] = {}
     for device in bundle.devices:
         result.items += 1
