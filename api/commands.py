@@ -24,7 +24,7 @@ def run_migrate(args: argparse.Namespace) -> int:
     from api.config import load_settings
     from api.db import make_engine
     from api.errors import ConfigError, MigrationError
-    from api.migrate import current_revision, upgrade
+    from api.migrate import backfill, current_revision, head_revision, upgrade
 
     overrides = {"database_url": args.database_url} if args.database_url else {}
     try:
@@ -37,12 +37,13 @@ def run_migrate(args: argparse.Namespace) -> int:
         before = current_revision(engine)
         upgrade(engine, args.revision)
         after = current_revision(engine)
+        backfilled = backfill(engine) if after == head_revision(engine) else 0
     except MigrationError as exc:
         emit({"verdict": "failed", "reason": str(exc)})
         return EXIT_FAILED
     finally:
         engine.dispose()
-    emit({"verdict": "ok", "from": before, "to": after})
+    emit({"verdict": "ok", "from": before, "to": after, "registry_records": backfilled})
     return EXIT_OK
 
 

@@ -2,9 +2,10 @@
 
 No database, no clock: `apply` loads the state, calls `decide`, and writes what the ruling
 says. Which reader role makes which action is `ledger.core.custody_rules`, the table the
-auditor's verifier holds logged events to. Keeping the rules pure lets the property tests drive them through long random histories
-and check the invariants (a disposed asset never moves; a check-out always names a qualified,
-active holder; dual sign-off always has two distinct people).
+auditor's verifier holds logged events to. Keeping the rules pure lets the property tests drive
+them through long random histories and check the invariants (a disposed asset never moves; a
+check-out always names a qualified, active holder; dual sign-off always has two distinct
+people).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from api.models.custody import (
     LogNode,
     LogState,
     Refusal,
+    RegistryRecordRow,
     Transfer,
 )
 from api.models.ingest import (
@@ -53,6 +54,7 @@ __all__ = [
     "ReaderRole",
     "ReaderStatus",
     "Refusal",
+    "RegistryRecordRow",
     "Scope",
     "SequenceGap",
     "Sighting",

@@ -142,13 +142,14 @@ def _agency(bundle: AuditBundle) -> str | None:
 
 def check_registry(bundle: AuditBundle, points: list[Checkpoint | None],
                    report: VerificationReport, used: set[int]) -> Registry | None:
-    """The registry the bundle proves from the log, or None when it cannot be proven (the
-    report then says why, and the device list stands in for it); adds to `used` the head
-    proofs it used (`completeness` needs the others)."""
+    """The registry the bundle's records show, for the observation and event checks, while
+    this check says whether the log proves it (every failure here fails the verdict); None
+    when the bundle carries none (the report then says why, and the device list stands in).
+    Adds to `used` the head proofs it used (`completeness` needs the others)."""
     result = CheckResult(NAME)
     report.checks.append(result)
     newest = points[-1] if points else None
-    if newest is None or newest.heads is None:
+    if newest is not None and newest.heads is None:
         result.passed = None
         result.detail = "the newest checkpoint commits to no head map: nothing proves the registry"
         report.not_checked.append("that the reader keys are the ones the log registered (the "
@@ -168,12 +169,15 @@ def check_registry(bundle: AuditBundle, points: list[Checkpoint | None],
     if agency is None:
         result.fail("expected the bundle to name its agency (a chain or an event), found none")
         return None
-    try:
-        registry = _prove_registry(bundle, points, newest.heads, agency, result, used)
-    except LedgerError as exc:
-        result.fail(str(exc))
-        return None
-    if registry is None:
+    parsed = _parse(bundle, points, agency, result)
+    result.items = len(parsed)
+    chains = _chains(parsed, bundle, result)
+    if newest is None or newest.heads is None:
+        result.fail("expected a signed newest checkpoint to prove the registry complete")
+    else:
+        _prove_complete(bundle, newest.heads, agency, chains, result, used)
+    registry = _registry(agency, chains, result)
+    if registry is None and result.passed is not False:
         result.passed = None
         result.detail = "the log holds no registry at its newest checkpoint"
         report.unpinned.append("the log holds no registry records at the newest checkpoint: "
@@ -181,8 +185,9 @@ def check_registry(bundle: AuditBundle, points: list[Checkpoint | None],
     return registry
 
 
-def _parse(bundle: AuditBundle, points: list[Checkpoint | None], agency: str
-           ) -> list[Logged]:
+def _parse(bundle: AuditBundle, points: list[Checkpoint | None], agency: str,
+           result: CheckResult) -> list[Logged]:
+    """The bundle's registry records that parse, each with its inclusion proof checked."""
     roots = {p.tree_size: p.root for p in points if p is not None}
     events = {item.leaf_index for item in bundle.events}
     parsed: list[Logged] = []
@@ -192,35 +197,36 @@ def _parse(bundle: AuditBundle, points: list[Checkpoint | None], agency: str
         try:
             record = RegistryRecord.from_record(parse_record(item.record))
         except LedgerError as exc:
-            raise RegistryFailure(f"{where}: {exc}") from None
-        if record.agency != agency:
-            raise RegistryFailure(f"{where}: expected agency {agency!r}, found {record.agency!r}")
-        if item.leaf_index <= last or item.leaf_index in events:
-            raise RegistryFailure(f"{where}: expected a leaf index above {last} that no event "
-                                  "holds (bundle order)")
-        last = item.leaf_index
-        root = roots.get(item.tree_size)
-        if root is None:
-            raise RegistryFailure(f"{where}: no signed checkpoint at size {item.tree_size}")
+            result.fail(f"{where}: {exc}")
+            continue
         try:
+            if record.agency != agency:
+                raise RegistryFailure(f"expected agency {agency!r}, found {record.agency!r}")
+            if item.leaf_index <= last or item.leaf_index in events:
+                raise RegistryFailure(f"expected a leaf index above {last} that no event "
+                                      "holds (bundle order)")
+            last = item.leaf_index
+            root = roots.get(item.tree_size)
+            if root is None:
+                raise RegistryFailure(f"no signed checkpoint at size {item.tree_size}")
             verify_inclusion(leaf_hash(item.record), item.leaf_index, item.tree_size,
                              item.path, root)
-        except LedgerError as exc:
-            raise RegistryFailure(f"{where}: {exc}") from None
+        except LedgerError as exc:  # reported; the record still shows what it claims
+            result.fail(f"{where}: {exc}")
         parsed.append(Logged(record, item.leaf_index))
     return parsed
 
 
-def _chains(parsed: list[Logged], bundle: AuditBundle
+def _chains(parsed: list[Logged], bundle: AuditBundle, result: CheckResult
             ) -> dict[tuple[str, str], tuple[list[Logged], bytes]]:
-    """Each subject's records, linked from seq 0, with the hash of its last."""
+    """Each subject's records, which must link from seq 0, with the hash of its last."""
     chains: dict[tuple[str, str], tuple[list[Logged], bytes]] = {}
     raw = {item.leaf_index: item.record for item in bundle.registry}
     for item in parsed:
         subject = item.record.subject
         records, head = chains.get(subject, ([], bytes.fromhex(GENESIS_PREV)))
         if (item.record.seq, item.record.prev) != (len(records), head.hex()):
-            raise RegistryFailure(
+            result.fail(
                 f"registry record at leaf {item.leaf}: expected {subject[0]} {subject[1]!r}'s "
                 f"record seq {len(records)} after {head.hex()[:16]}..., found seq "
                 f"{item.record.seq}: records left out or reordered")
@@ -228,29 +234,48 @@ def _chains(parsed: list[Logged], bundle: AuditBundle
     return chains
 
 
-def _prove_registry(bundle: AuditBundle, points: list[Checkpoint | None], root: bytes,
-                    agency: str, result: CheckResult, used: set[int]) -> Registry | None:
-    parsed = _parse(bundle, points, agency)
-    chains = _chains(parsed, bundle)
-    proven = prove_entries(bundle, root)
-    needed = set(chains) | {("agency", agency)} | {("asset", a) for a in bundle.scope.assets}
+def _prove_complete(bundle: AuditBundle, root: bytes, agency: str,
+                    chains: dict[tuple[str, str], tuple[list[Logged], bytes]],
+                    result: CheckResult, used: set[int]) -> None:
+    """Every subject the bundle needs is proven complete (or absent) by the head map."""
+    try:
+        proven = prove_entries(bundle, root)
+    except LedgerError as exc:
+        result.fail(str(exc))
+        return
+    scope = set(bundle.scope.assets)
+    outside = sorted(ident for kind, ident in chains if kind == "asset" and ident not in scope)
+    if outside:  # as completeness refuses events of an asset the scope does not list
+        result.fail(f"registry records of asset {outside[0]!r}, which the scope does not list")
+    needed = set(chains) | {("agency", agency)} | {("asset", a) for a in scope}
     for records, _head in chains.values():
         needed |= {("class", r.record.get("class")) for r in records
                    if r.record.kind == ASSET_REGISTERED}
     for subject in sorted(needed):
-        _check_complete(subject, chains.get(subject), proven, used)
-    result.items = len(parsed)
+        try:
+            _check_complete(subject, chains.get(subject), proven, used)
+        except LedgerError as exc:
+            result.fail(str(exc))
+
+
+def _registry(agency: str, chains: dict[tuple[str, str], tuple[list[Logged], bytes]],
+              result: CheckResult) -> Registry | None:
+    """The registry the chains show; None if the agency's registry is not among them."""
     opened = chains.get(("agency", agency))
     if opened is None:
         return None
     first = opened[0][0]
     if first.record.kind != REGISTRY_OPENED:
-        raise RegistryFailure(f"expected the agency's registry to open with {REGISTRY_OPENED}, "
-                              f"found {first.record.kind}")
+        result.fail(f"expected the agency's registry to open with {REGISTRY_OPENED}, found "
+                    f"{first.record.kind}")
+        return None
     registry = Registry(first.leaf, first.leaf + int(first.record.get("backfilled")))
     for (kind, ident), (records, _head) in chains.items():
         if kind == "reader":
-            _reader(registry, ident, records)
+            try:
+                _reader(registry, ident, records)
+            except LedgerError as exc:
+                result.fail(str(exc))
         elif kind == "asset":
             registry.assets[ident] = records
         elif kind == "class":
