@@ -12,9 +12,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
+from api import registry as api_registry
+from api.db import utcnow
 from api.ingest.checks import InboundMessage
-from api.models import Agency, Reader, ReaderRole, Site
-from ledger.core.envelope import key_id, raw_public_key, sign_envelope
+from api.models import Agency, ReaderRole, Site
+from api.models.registry import ReaderCreate
+from ledger.core.envelope import raw_public_key, sign_envelope
 from ledger.core.records import Observation, format_time
 
 RADIO_EPC = "E2801160600002054BD1A1B1"
@@ -62,10 +65,11 @@ def register_reader(
         if session.get(Site, site_id) is None:
             session.add(Site(id=site_id, agency_id=agency_id, name=site_id))
             session.flush()
-        session.add(Reader(
-            id=reader_id, agency_id=agency_id, site_id=site_id, role=role,
-            zones={"1": "desk"}, public_key=raw_public_key(public).hex(), key_id=key_id(public),
-        ))
+        # As the API registers one: the registration is logged (`api.registry_log`).
+        api_registry.register_reader(
+            session, agency_id=agency_id, now=utcnow(), data=ReaderCreate(
+                id=reader_id, site_id=site_id, role=role, zones={"1": "desk"},
+                public_key=raw_public_key(public).hex()))
         session.commit()
     return RegisteredReader(reader_id, agency_id, site_id, key)
 

@@ -29,7 +29,14 @@ from ledger.core.commitments import PERSON, commit
 from ledger.core.envelope import Envelope, envelope_hash, key_id, raw_public_key, sign_envelope
 from ledger.core.head_log import head_map_of
 from ledger.core.heads import HeadMap
-from ledger.core.records import GENESIS_PREV, CustodyEvent, Holder, Observation, event_hash
+from ledger.core.records import (
+    GENESIS_PREV,
+    CustodyEvent,
+    Holder,
+    Observation,
+    RegistryRecord,
+    event_hash,
+)
 from ledger.merkle_log import MerkleLog
 from ledger.merkle_nodes import MemoryNodeStore
 
@@ -121,6 +128,11 @@ class Story:
     heads: bool = False
     """Checkpoints commit to the head map (record version 2); else version 1, no map."""
     head_maps: list[HeadMap] = field(default_factory=list)
+    leaves: list[bytes] = field(default_factory=list)
+    """Every leaf of the log: custody events and registry records, in order."""
+    event_leaves: list[int] = field(default_factory=list)
+    registry: list[LoggedEvent] = field(default_factory=list)
+    """The registry records logged (`log_registry`), with their leaves."""
 
     def add_reader(self, reader: str, registered: str = "2026-01-01T00:00:00.000Z",
                    revoked: str | None = None) -> None:
@@ -148,11 +160,20 @@ class Story:
                              action=action, time=time, holder_from=holder_from,
                              holder_to=holder_to, observations=(obs,), reader=reader)
         self.events.append(event)
+        self.event_leaves.append(self.log.size)
+        self.leaves.append(event.to_bytes())
         self.log.append(event.to_bytes())
         return event
 
+    def log_registry(self, record: RegistryRecord) -> int:
+        """Append a registry record to the log; its leaf."""
+        data = record.to_bytes()
+        self.registry.append(LoggedEvent(data, self.log.size))
+        self.leaves.append(data)
+        return self.log.append(data)
+
     def checkpoint(self, time: str = "2026-02-01T00:00:00.000Z") -> Envelope:
-        head_map = head_map_of(e.to_bytes() for e in self.events) if self.heads else None
+        head_map = head_map_of(self.leaves) if self.heads else None
         if head_map is not None:
             self.head_maps.append(head_map)
         point = Checkpoint(key_id(self.log_key.public_key()), self.log.size, self.log.root(),
@@ -163,7 +184,8 @@ class Story:
         return envelope
 
     def bundle_events(self) -> list[LoggedEvent]:
-        return [LoggedEvent(e.to_bytes(), i) for i, e in enumerate(self.events)]
+        return [LoggedEvent(e.to_bytes(), leaf)
+                for e, leaf in zip(self.events, self.event_leaves, strict=True)]
 
     def bundle(self, scope: Scope | None = None, **overrides: Any) -> bytes:
         setup = self.setup
@@ -171,9 +193,9 @@ class Story:
         values: dict[str, Any] = dict(
             scope=scope or Scope("assets", ASSETS), created="2026-03-01T00:00:00.000Z",
             log_public_key=raw_public_key(self.log_key.public_key()), chain=chain,
-            devices=self.devices, checkpoints=self.checkpoints,
-            observations=self.observations,
-            events=self.bundle_events(), head_map=self.head_maps[-1] if self.heads else None)
+            devices=[] if self.registry else self.devices, checkpoints=self.checkpoints,
+            observations=self.observations, events=self.bundle_events(),
+            head_map=self.head_maps[-1] if self.heads else None, registry=self.registry)
         values.update(overrides)
         return export_bundle(self.log, **values)
 
@@ -214,7 +236,7 @@ def relines(bundle: bytes, edit: Any) -> bytes:
         counts = header["counts"]
         body = len(lines) - 1
         fixed = (counts["devices"] + counts["checkpoints"] + counts["consistency"]
-                 + counts["observations"])
+                 + counts["observations"] + 2 * counts.get("registry", 0))
         counts["events"] = max((body - fixed - counts.get("heads", 0)) // 2, 0)
         lines[0] = fast_canonical(header)
     hasher = FingerprintHasher()
