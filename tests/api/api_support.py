@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, text
 from sqlmodel import Session, select
 
 from api import registry as api_registry
@@ -100,3 +100,14 @@ def assert_machine_row(output: str) -> None:
     measured, ratio = float(found[1]), float(found[2])
     assert measured > 0
     assert abs(ratio - 55 / measured) < 0.01
+
+
+def log_leaves(session: Session, agency_id: str) -> list[bytes]:
+    """Every leaf of agency `agency_id`'s log as stored: its custody events and its registry
+    records (`api.registry_log`), in leaf order."""
+    rows = session.connection().execute(text(
+        "SELECT leaf_index, record FROM custody_event WHERE agency_id = :a UNION ALL "
+        "SELECT leaf_index, record FROM registry_record WHERE agency_id = :a "
+        "ORDER BY leaf_index"), {"a": agency_id}).all()
+    assert [leaf for leaf, _record in rows] == list(range(len(rows))), "a leaf is missing"
+    return [bytes(record) for _leaf, record in rows]

@@ -271,7 +271,7 @@ def test_export_command_writes_the_api_bundle(tmp_path: Path) -> None:
         session.commit()
     settings = load_settings(environment="test", secret_key=SECRET,
                              log_key_dir=tmp_path / "keys", anchor_interval_s=1)
-    _anchor(settings, engine, 5)
+    _anchor(settings, engine, NORTH_SIZE + 2)  # R-9's tag and registration
     out = tmp_path / "exported.jsonl"
     done = _export(db_url, "--agency", "north", "--asset", "R-0", "--asset", "R-1",
                    "--out", str(out))
@@ -286,7 +286,8 @@ def test_export_command_writes_the_api_bundle(tmp_path: Path) -> None:
                    "--out", str(by_site)).returncode == 0
     assert _verify(by_site, "--offline").returncode == 0
     since = tmp_path / "since.jsonl"
-    assert _export(db_url, "--agency", "north", "--site", "north-store", "--since-size", "5",
+    assert _export(db_url, "--agency", "north", "--site", "north-store", "--since-size",
+                   str(NORTH_SIZE + 2),
                    "--out", str(since)).returncode == 0
     assert _verify(since, "--offline").returncode == 0
     done = _export(db_url, "--agency", "north", "--site", "north-store", "--since-size", "2",
