@@ -81,7 +81,7 @@ READER_ROLES: Final = frozenset({"issue_desk", "return_desk", "portal", "locker"
 """What a registered reader is for: the custody rules (`ledger.core.custody_rules`) say which
 role each action needs. `api.models.registry.ReaderRole` spells the same set."""
 
-MAX_REASON_CHARS: Final = 200
+MAX_REVOCATION_REASON_CHARS: Final = 200
 """A revocation's reason: printable ASCII, spaces allowed, as shown on a report."""
 
 MAX_LOAN_DAYS: Final = 3650

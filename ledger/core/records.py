@@ -29,7 +29,7 @@ from ledger.core.bounds import (
     MAX_ID_CHARS,
     MAX_LOAN_DAYS,
     MAX_OBSERVATIONS_PER_EVENT,
-    MAX_REASON_CHARS,
+    MAX_REVOCATION_REASON_CHARS,
     MAX_RSSI_DBM,
     MAX_SEQ,
     MAX_URI_CHARS,
@@ -403,10 +403,10 @@ def _check_value(name: str, kind: str, value: object) -> None:
         if type(value) is not str or not _KEY_HEX.fullmatch(value):
             raise SchemaError(f"field {name!r} must be a 32-byte key in lower-case hex")
     elif kind == "reason":
-        if (type(value) is not str or len(value) > MAX_REASON_CHARS or not value.isascii()
-                or not value.isprintable()):
-            raise SchemaError(f"field {name!r} must be at most {MAX_REASON_CHARS} printable "
-                              "ASCII characters")
+        if (type(value) is not str or len(value) > MAX_REVOCATION_REASON_CHARS
+                or not value.isascii() or not value.isprintable()):
+            raise SchemaError(f"field {name!r} must be at most {MAX_REVOCATION_REASON_CHARS} "
+                              "printable ASCII characters")
     elif kind == "epc":
         if type(value) is not str or len(value) > MAX_EPC_HEX_CHARS or not _EPC_HEX.fullmatch(
                 value):
