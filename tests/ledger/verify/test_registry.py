@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.core.bundle import FingerprintHasher, Scope
+from ledger.core.bundle import Scope
 from ledger.core.bundle_parse import parse_bundle
 from ledger.core.encoding import canonical_bytes
 from ledger.core.envelope import key_id, raw_public_key
@@ -29,7 +29,7 @@ from ledger.core.records import (
     RegistryChains,
 )
 from ledger.verify import OfflineChainReader, VerificationReport, verify_bundle
-from tests.ledger.verify.audit_support import AGENCY, ASSETS, Story
+from tests.ledger.verify.audit_support import AGENCY, ASSETS, Story, relines
 
 KITLEDGER = Path(sys.executable).with_name("kitledger")
 STORE = Holder("location", "store-central")
@@ -66,6 +66,16 @@ def _tag(chains: RegistryChains, story: Story, asset: str = ASSETS[0]) -> None:
                                      **{"class": "kit"}, epc=_epc(asset)))
 
 
+def _registered(story: Story) -> RegistryChains:
+    """Open the story's registry in its log: desk-1 an issue desk, class kit, the asset's tag."""
+    chains = RegistryChains(AGENCY)
+    story.log_registry(chains.append(REGISTRY_OPENED, REGISTERED, backfilled=0))
+    _reader(chains, story, "desk-1", "issue_desk")
+    _policy(chains, story)
+    _tag(chains, story)
+    return chains
+
+
 def _story() -> Story:
     story = Story(heads=True)
     story.add_reader("desk-1")
@@ -85,11 +95,7 @@ def _epc(asset: str) -> str:
 
 def test_a_log_with_its_registry_verifies_and_its_device_list_is_not_used() -> None:
     story = _story()
-    chains = RegistryChains(AGENCY)
-    story.log_registry(chains.append(REGISTRY_OPENED, REGISTERED, backfilled=0))
-    _reader(chains, story, "desk-1", "issue_desk")
-    _policy(chains, story)
-    _tag(chains, story)
+    _registered(story)
     _custody(story)
     story.checkpoint()
     report = _verify(story.bundle(scope=_scope()))
@@ -113,11 +119,12 @@ def test_an_older_format_carries_no_registry_and_is_unproven() -> None:
     story = _story()
     _custody(story)
     story.checkpoint()
-    lines = story.bundle(scope=_scope()).split(b"\n")[:-2]
-    header = json.loads(lines[0])
-    assert header["counts"].pop("registry") == 0
-    lines[0] = canonical_bytes({**header, "v": 2})
-    report = _verify(_sealed(lines))
+    def downgrade(lines: list[bytes]) -> list[bytes]:
+        header = json.loads(lines[0])
+        assert header["counts"].pop("registry") == 0
+        return [canonical_bytes({**header, "v": 2}), *lines[1:]]
+
+    report = _verify(relines(story.bundle(scope=_scope()), downgrade))
     assert _failed(report) == set(), report.render()
     assert any("format version 2" in u for u in report.unpinned)
 
@@ -153,11 +160,7 @@ def test_a_registration_after_the_backfill_does_not_stand_for_older_history() ->
 
 def test_a_revocation_the_bundle_leaves_out_fails_through_the_command(tmp_path: Path) -> None:
     story = _story()
-    chains = RegistryChains(AGENCY)
-    story.log_registry(chains.append(REGISTRY_OPENED, REGISTERED, backfilled=0))
-    _reader(chains, story, "desk-1", "issue_desk")
-    _policy(chains, story)
-    _tag(chains, story)
+    chains = _registered(story)
     _custody(story)
     story.log_registry(chains.append(READER_REVOKED, "2026-01-03T00:00:00.000Z",
                                      reader="desk-1", reason="lost"))
@@ -196,11 +199,3 @@ def test_a_key_no_registration_names_is_unknown_whatever_the_device_list_says() 
 def _scope() -> Scope:
     return Scope("asset", (ASSETS[0],))
 
-
-def _sealed(lines: list[bytes]) -> bytes:
-    hasher = FingerprintHasher()
-    for line in lines:
-        hasher.add(line)
-    end = canonical_bytes({"type": "bundle-end", "lines": len(lines),
-                           "fingerprint": hasher.digest().hex()})
-    return b"\n".join([*lines, end]) + b"\n"
