@@ -4,7 +4,8 @@
 genesis (covered by a checkpoint), the signed observations they cite, the registry records they
 rest on (`api.registry_log`: the whole chains of the agency's registry, the assets, the readers
 that signed those observations and the assets' classes; for a time range also of every registry
-leaf in it), and the agency log's checkpoints with their anchors, then lets
+leaf in it; device lines only for readers of other agencies, whose registrations are in their
+own logs), and the agency log's checkpoints with their anchors, then lets
 `ledger.bundle_export` add the proofs from the stored log and `ledger.core.bundle` write the
 format (docs/audit-bundle.md). When the log has anchored checkpoints only those go in (the
 verifier demands that no anchor up to the newest one is left out); otherwise the signed ones.
@@ -207,9 +208,10 @@ def export_agency_bundle(
     registry = registry_rows(session, agency_id, assets=asset_ids, readers=reader_ids,
                              covered=covered, leaves=leaves)
     readers: list[Reader] = []
-    if not registry:  # a log without a registry: the verdict will say the list is unproven
-        for ids in _in_batches(sorted(reader_ids)):
-            readers += session.exec(select(Reader).where(col(Reader.id).in_(ids)))
+    for ids in _in_batches(sorted(reader_ids)):
+        readers += session.exec(select(Reader).where(col(Reader.id).in_(ids)))
+    if registry:  # the log names the agency's own readers; device lines only for others'
+        readers = [r for r in readers if r.agency_id != agency_id]
     log_row = session.get(AgencyLog, agency_id)
     if log_row is None or log_row.public_key is None:
         raise BundleUnavailable(f"agency {agency_id}'s log has no key yet")

@@ -59,7 +59,7 @@ def verify_bundle(bundle: AuditBundle, reader: ChainReader, *, require_latest: b
     check_cosignatures(bundle, points, witnesses, report)  # split views: ledger.verify.witnesses
     registry_used: set[int] = set()
     registry = check_registry(bundle, points, report, registry_used)  # as the log proves it
-    registrations = check_devices(bundle, report.checks, registry)
+    registrations = check_devices(bundle, report, registry)
     known = check_observations(bundle, registrations, report.checks, progress)
     check_events(bundle, points, known, report, progress, registry)
     registry_notes(registry, report)

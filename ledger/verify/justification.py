@@ -137,6 +137,8 @@ def _reader_reason(registry: Registry, event: CustodyEvent, leaf: int) -> str | 
     """Why the event's reader, as the log registered it, could not have made the event."""
     entry = registry.by_reader.get(str(event.reader))
     if entry is None:
+        if event.reader in registry.foreign:  # another agency's: nothing here can show more
+            return None
         return f"reader {event.reader!r} is not registered in the log"
     if not registry.known(entry.leaf, leaf):
         return (f"reader {entry.reader!r} was registered in the log at leaf {entry.leaf}, "

@@ -26,7 +26,7 @@ from ledger.core.errors import LedgerError
 from ledger.core.record_scan import read_observation
 from ledger.core.records import Observation, parse_time
 from ledger.verify.registry import Registry
-from ledger.verify.report import PROGRESS_EVERY, CheckResult, Progress
+from ledger.verify.report import PROGRESS_EVERY, CheckResult, Progress, VerificationReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,21 +37,38 @@ class RegisteredKey:
     revoked: str | None
 
 
-def check_devices(bundle: AuditBundle, checks: list[CheckResult],
+def check_devices(bundle: AuditBundle, report: VerificationReport,
                   registry: Registry | None = None) -> dict[str, RegisteredKey]:
-    """Registrations whose key id matches their key, by key id: the log's (`registry`), else
-    the bundle's device list."""
+    """Registrations whose key id matches their key, by key id: the log's (`registry`) and,
+    beside them, device lines only for readers of other agencies (whose registrations are in
+    their own agency's log, which this bundle cannot prove: the verdict says so); without a
+    registry, the bundle's device list."""
     result = CheckResult("device-keys")
-    checks.append(result)
-    if registry is not None:
+    report.checks.append(result)
+    found = _device_keys(bundle, result)
+    if registry is None:
+        return found
+    own = [d for d in bundle.devices if d.agency == registry.agency]
+    if own:  # the log's registry names this agency's readers; a second list would mislead
+        result.fail(f"expected no device line for a reader of agency {registry.agency!r} "
+                    f"beside the log's registry, found one for {own[0].reader!r}")
+    foreign = {kid: key for kid, key in found.items() if kid not in registry.readers
+               and not any(d.kid == kid for d in own)}
+    registry.foreign |= {key.reader for key in foreign.values()}
+    if foreign:
+        report.unpinned.append(
+            f"{len(foreign)} reader key(s) of other agencies (first: reader "
+            f"{next(iter(foreign.values())).reader!r}) are the bundle's device lines: their "
+            "registrations are in their own agencies' logs, not proven here")
+    elif result.passed is not False:
         result.passed = None
         result.detail = f"the log's registry names {len(registry.readers)} reader key(s)"
-        if bundle.devices:  # a second, unproven list beside the log's would only mislead
-            result.items = len(bundle.devices)
-            result.fail(f"expected no device lines beside the log's registry, found "
-                        f"{len(bundle.devices)} (first: reader {bundle.devices[0].reader!r})")
-        return {kid: RegisteredKey(r.reader, r.public_key, r.registered, r.revoked)
-                for kid, r in registry.readers.items()}
+    return {**foreign, **{kid: RegisteredKey(r.reader, r.public_key, r.registered, r.revoked)
+                          for kid, r in registry.readers.items()}}
+
+
+def _device_keys(bundle: AuditBundle, result: CheckResult) -> dict[str, RegisteredKey]:
+    """The bundle's device lines whose key id matches their key, by key id."""
     found: dict[str, RegisteredKey] = {}
     for device in bundle.devices:
         result.items += 1

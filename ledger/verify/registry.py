@@ -81,6 +81,7 @@ class ReaderEntry:
 class Registry:
     """The registry as the log proves it: by subject, each subject's records in leaf order."""
 
+    agency: str
     opened_leaf: int
     backfill_end: int
     """Leaves opened_leaf+1..backfill_end hold the backfill (rows older than the registry)."""
@@ -91,6 +92,8 @@ class Registry:
     classes: dict[str, list[Logged]] = field(default_factory=dict)
     predating: int = 0
     """Events older than the registry in the log (leaf below `opened_leaf`)."""
+    foreign: set[str] = field(default_factory=set)
+    """Readers of other agencies, known only from the bundle's device lines."""
 
     def known(self, leaf: int, event_leaf: int) -> bool:
         """Whether the record at `leaf` was in the log for the event at `event_leaf`."""
@@ -269,7 +272,7 @@ def _registry(agency: str, chains: dict[tuple[str, str], tuple[list[Logged], byt
         result.fail(f"expected the agency's registry to open with {REGISTRY_OPENED}, found "
                     f"{first.record.kind}")
         return None
-    registry = Registry(first.leaf, first.leaf + int(first.record.get("backfilled")))
+    registry = Registry(agency, first.leaf, first.leaf + int(first.record.get("backfilled")))
     for (kind, ident), (records, _head) in chains.items():
         if kind == "reader":
             try:

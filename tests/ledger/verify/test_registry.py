@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.core.bundle import Scope
+from ledger.core.bundle import DeviceRegistration, Scope
 from ledger.core.bundle_parse import parse_bundle
 from ledger.core.encoding import canonical_bytes
 from ledger.core.envelope import key_id, raw_public_key
@@ -193,9 +193,31 @@ def test_a_key_no_registration_names_is_unknown_whatever_the_device_list_says() 
     story.checkpoint()
     report = _verify(story.bundle(scope=_scope(), devices=story.devices))
     assert "unknown key id" in report.check("observation-signatures").detail
-    assert "expected no device lines" in report.check("device-keys").detail
+    assert "expected no device line for a reader of agency" in report.check(
+        "device-keys").detail
 
 
 def _scope() -> Scope:
     return Scope("asset", (ASSETS[0],))
 
+
+
+def test_another_agencys_reader_rests_on_its_device_line_and_is_unproven() -> None:
+    """A borrower's return desk reads a lent asset back in: its registration is in the
+    borrower's log, so the owner's bundle carries its device line, and says it is unproven."""
+    story = _story()
+    _registered(story)
+    story.add_reader("kent-desk")
+    kent = story.devices[-1]
+    story.devices[-1] = DeviceRegistration(kent.reader, "kent-police", kent.kid,
+                                           kent.public_key, kent.registered)
+    _custody(story)
+    story.custody(ASSETS[0], "check_in", "2026-01-03T09:00:00.000Z", "kent-desk", JANE,
+                  Holder("location", "kent-store"))
+    story.checkpoint()
+    report = _verify(story.bundle(scope=_scope(), devices=[story.devices[-1]]))
+    assert _failed(report) == set(), report.render()
+    assert any("of other agencies" in u and "'kent-desk'" in u for u in report.unpinned)
+    # The same line claiming the owner's agency is refused: its readers are the log's.
+    own = story.bundle(scope=_scope(), devices=[kent])
+    assert "expected no device line" in _verify(own).check("device-keys").detail
