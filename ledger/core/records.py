@@ -42,7 +42,12 @@ from ledger.core.bounds import (
     URI_PREFIX,
     is_identifier,
 )
-from ledger.core.encoding import MAX_SAFE_INTEGER, SCHEMA_VERSION, schema_checked_bytes
+from ledger.core.encoding import (
+    MAX_SAFE_INTEGER,
+    SCHEMA_VERSION,
+    canonical_bytes,
+    schema_checked_bytes,
+)
 from ledger.core.envelope import KEY_ID_HEX_CHARS
 from ledger.core.errors import NonCanonicalNumber, SchemaError
 
@@ -362,7 +367,7 @@ REGISTRY_KINDS: Final[dict[str, tuple[str, str, dict[str, str]]]] = {
                                              "public_key": "key"}),
     READER_REVOKED: ("reader", "reader", {"reader": _ID_FIELD, "reason": "reason"}),
     CLASS_POLICY: ("class", "class", {"class": _ID_FIELD, "dual_signoff": _BOOL,
-                                      "required_qualification": "optional-id",
+                                      "required_qualification": "optional-text",
                                       "loan_days": "days", "disposal_final": _BOOL}),
     ASSET_REGISTERED: ("asset", "asset", {"asset": _ID_FIELD, "class": _ID_FIELD,
                                           "epc": "epc"}),
@@ -381,9 +386,10 @@ def _check_value(name: str, kind: str, value: object) -> None:
     """Refuse `value` for the registry field `name` of value kind `kind`."""
     if kind == _ID_FIELD:
         _check_ident(name, value)
-    elif kind == "optional-id":
-        if value is not None:
-            _check_ident(name, value)
+    elif kind == "optional-text":  # as the API stores it: any text up to an id's length
+        if value is not None and (type(value) is not str or len(value) > MAX_ID_CHARS):
+            raise SchemaError(f"field {name!r} must be null or at most {MAX_ID_CHARS} "
+                              "characters")
     elif kind == _BOOL:
         if type(value) is not bool:
             raise SchemaError(f"field {name!r} must be true or false")
@@ -476,8 +482,9 @@ class RegistryRecord:
                 "prev": self.prev, "time": self.time, **dict(self.fields)}
 
     def to_bytes(self) -> bytes:
-        """Canonical bytes: the Merkle leaf data and the input to `registry_hash`."""
-        return schema_checked_bytes(self.to_record())
+        """Canonical bytes: the Merkle leaf data and the input to `registry_hash` (by the
+        general path: a qualification may be any text)."""
+        return canonical_bytes(self.to_record())
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> RegistryRecord:

@@ -253,13 +253,25 @@ def test_a_registry_record_missing_a_field_is_refused() -> None:
 
 @pytest.mark.parametrize(("field", "value"), [
     ("dual_signoff", 1), ("loan_days", 0), ("loan_days", 3651), ("disposal_final", None),
-    ("required_qualification", "")])
+    ("required_qualification", "q" * 129), ("required_qualification", 7)])
 def test_a_class_policy_holds_only_what_the_rules_read(field: str, value: object) -> None:
     fields = {"class": "taser", "dual_signoff": True, "required_qualification": None,
               "loan_days": None, "disposal_final": True, field: value}
     with pytest.raises(SchemaError):
         RegistryRecord.make(CLASS_POLICY, agency="met", seq=0, prev=GENESIS_PREV,
                             time=REGISTRY_TIME, **fields)
+
+
+def test_a_class_policy_carries_any_qualification_the_api_stores() -> None:
+    """The API takes a qualification as any text up to 128 characters: its policy is logged
+    as it is (refusing it would make the registration fail after the row was accepted)."""
+    for qualification in ("", "Taser level 2 \u00e9", "x" * 128):
+        record = RegistryRecord.make(CLASS_POLICY, agency="met", seq=0, prev=GENESIS_PREV,
+                                     time=REGISTRY_TIME, **{
+                                         "class": "taser", "dual_signoff": False,
+                                         "required_qualification": qualification,
+                                         "loan_days": 30, "disposal_final": True})
+        assert RegistryRecord.from_record(parse_record(record.to_bytes())) == record
 
 
 def test_registry_chains_link_each_subject_to_its_previous_record() -> None:
