@@ -5,10 +5,9 @@ antenna unplugged, a stream out of step; TLS; `kitledger-agent decode --protocol
 
 from __future__ import annotations
 
-import logging
-
 import io
 import json
+import logging
 import sys
 import threading
 from collections.abc import Iterator
