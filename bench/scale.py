@@ -4,8 +4,9 @@ For each node count, `--nodes` real `kitledger serve` nodes (`tests.fixtures.nod
 one HTTP worker, one ingest worker with its verifier process, the elected singletons, anchoring
 sign-only every second) run side by side on one fresh PostgreSQL database (127.0.0.1:5432) and
 one Mosquitto on a free port. The store holds `--agencies` agencies of `--desks` desk pairs
-each (`api_bench_setup.seed_store`), so the per-agency log writer locks (`api.logstore`) can
-let nodes write different agencies at once. Measured, per node count:
+each (`api_bench_setup.seed_store`, seeded once; each node count gets its own copy of that
+database), so the per-agency log writer locks (`api.logstore`) can let nodes write different
+agencies at once. Measured, per node count:
 
 1. throughput: every issue desk sends a badge and `--assets` radios (check-outs), packed
    as an agent packs a backlog, over one `mosquitto_pub` per desk, all at once
@@ -62,6 +63,7 @@ from api_ingest import (  # type: ignore[import-not-found]  # sibling script mod
     _events,
     _publish_streams,
     _signed,
+    _stat,
     _wait_events,
     run_decision_latency,
 )
@@ -95,13 +97,9 @@ WHERE l.locktype = 'advisory' AND NOT l.granted AND a.datname = current_database
 """
 
 _BACKENDS = """
-SELECT pid, application_name FROM pg_stat_activity
+SELECT pid FROM pg_stat_activity
 WHERE datname = current_database() AND application_name LIKE 'kitledger %'
 """
-
-
-def _stat(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def _cpu_seconds(pids: set[int]) -> dict[int, float]:
@@ -155,7 +153,7 @@ class CpuMeter:
         parts = {node.name: _cpu_seconds(_group(node.process.pid))  # type: ignore[union-attr]
                  for node in self._nodes}
         with psycopg.connect(self._dsn) as conn:
-            backends = {int(pid) for pid, _ in conn.execute(_BACKENDS)}
+            backends = {int(pid) for (pid,) in conn.execute(_BACKENDS)}
         parts["postgresql"] = _cpu_seconds(backends)
         parts["broker"] = _cpu_seconds({self._broker_pid})
         return parts
