@@ -5,6 +5,7 @@ beside it."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -96,14 +97,14 @@ def test_wheel_declares_the_command_parts(wheel: zipfile.ZipFile) -> None:
 
 
 def test_wheel_installs_the_pi_with_the_agent_extra(wheel: zipfile.ZipFile) -> None:
-    """`pip install 'kitledger-*.whl[agent]'` (docs/deploy.md) brings the serial, MQTT and GPIO
-    libraries and nothing of the server; the agency's `reader-ca` needs no extra at all."""
+    """`pip install 'kitledger-*.whl[agent]'` (docs/deploy.md) brings the serial, MQTT, GPIO and
+    LLRP libraries and nothing of the server; the agency's `reader-ca` needs no extra at all."""
     (metadata,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
     requires = [line.removeprefix("Requires-Dist: ")
                 for line in wheel.read(metadata).decode().splitlines()
                 if line.startswith("Requires-Dist: ")]
-    agent = sorted(r.split(">=")[0] for r in requires if r.endswith('extra == "agent"'))
-    assert agent == ["gpiozero", "paho-mqtt", "pyserial"]
+    agent = sorted(re.split("[<>=]", r)[0] for r in requires if r.endswith('extra == "agent"'))
+    assert agent == ["bitstring", "gpiozero", "paho-mqtt", "pyllrp", "pyserial"]
     assert "Provides-Extra: agent" in wheel.read(metadata).decode()
     (points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
     assert "reader-ca = ledger.commands.reader_ca:register" in wheel.read(points).decode()

@@ -56,6 +56,7 @@ from api.webhook_outbox import EVENT_TYPES
 from api.webhooks import seal
 from tests.api.api_support import RegisteredReader, register_reader
 from tests.fixtures.polling import wait_for
+from tests.security.security_support import form_token
 
 SECRET = "f" * 40
 SETTINGS = load_settings(environment="test", secret_key=SECRET)
@@ -354,7 +355,8 @@ def test_the_desk_feed_never_names_kit_the_desk_may_not_see(agencies: Agencies) 
                              created_at=datetime.now(UTC)))
         session.commit()
     client = agencies.api
-    login = client.post("/web/login", data={"key": agencies.keys["south"]},
+    login = client.post("/web/login", data={"key": agencies.keys["south"],
+                                            "csrf": form_token(client)},
                         follow_redirects=False)
     assert login.status_code in (302, 303), login.text
     feed = client.get("/web/desk/feed", params={"reader": desk.reader_id})

@@ -72,7 +72,7 @@ def test_a_read_only_command_creates_no_database(tmp_path: Path) -> None:
     assert "no database at kitledger.db" in line and "kitledger migrate" in line
     assert json.loads(done.stdout)["verdict"] == "unusable"
     assert sorted(p.name for p in tmp_path.iterdir()) == []
-    for command in (["api-client", "--agency", "north"],):
+    for command in (["api-client", "create", "--agency", "north"],):
         done = _kitledger(*command, cwd=tmp_path)
         assert done.returncode == 2 and "kitledger migrate" in _one_error_line(done)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
@@ -109,7 +109,7 @@ def test_a_bad_database_url_is_one_line(url: str, command: str, tmp_path: Path) 
     ["report", "/nonexistent/bundle.jsonl", "--asset", "x", "--offline", "--html", "/tmp/x"],
     ["epcis", "/nonexistent/bundle.jsonl"],
     ["serve", "--workers", "0"],
-    ["api-client", "--agency", "a", "--scopes", "root"],
+    ["api-client", "create", "--agency", "a", "--scopes", "root"],
     ["reader-ca", "issue", "--dir", "/nonexistent", "/nonexistent/enrollment.json", "--out",
      "/tmp/x.crt"],
     ["witness", "serve", "--key", "/nonexistent", "--state", "/nonexistent/s.db", "--listen",
