@@ -8,9 +8,12 @@
 - every asset's hash chain is intact from genesis (`ledger.core.hashchain`);
 - every stored checkpoint is signed by the log's key and its root equals the root recomputed
   from the stored events alone, in a fresh in-memory tree;
-- the newest anchored checkpoint is what the chain's contract holds for that log, and every
-  checkpoint recorded as anchored is on the chain at its size with its root, its transaction
-  in the block the database recorded.
+- the newest anchored checkpoint covers the whole log and is what the configured contract
+  holds for it (after a replaced chain: the new contract the operator configured), and every
+  checkpoint recorded as anchored is on that contract, on the chain at its size with its
+  root, its transaction in the block the database recorded;
+- no anchor the service retired as lost (`anchor_history`) is still shown as a checkpoint's
+  anchor.
 
 Recomputation never reads `log_node`: a wrong stored node must not vouch for itself.
 """
@@ -57,6 +60,8 @@ class EndReport:
     open_gaps: int = 0
     events: int = 0
     unanswered: int = 0
+    anchors_lost: int = 0
+    """Anchors the service found gone from the chain and moved to `anchor_history`."""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -173,12 +178,15 @@ def _checkpoints(conn: object, leaves: dict[str, list[bytes]], report: EndReport
     newest: dict[str, tuple[int, bytes, str]] = {}
     anchored_points: list[tuple[str, int, bytes, str]] = []
     receipts: list[tuple[str, int, bytes, bytes]] = []
-    for agency, size, root, envelope, tx_hash, block_hash in run(text(
-            "SELECT agency_id, tree_size, root, envelope, tx_hash, block_hash "
+    elsewhere: list[str] = []
+    for agency, size, root, envelope, tx_hash, block_hash, on in run(text(
+            "SELECT agency_id, tree_size, root, envelope, tx_hash, block_hash, contract "
             "FROM log_checkpoint ORDER BY agency_id, tree_size")):
         anchored = tx_hash is not None
         if anchored:
             receipts.append((agency, size, bytes(tx_hash), bytes(block_hash or b"")))
+            if contract is not None and str(on).lower() != contract.lower():
+                elsewhere.append(f"{agency} size {size} on {on}")
         tree = trees.get(agency)
         if tree is None or size > tree.size:
             report.problems.append(f"{agency}: checkpoint of size {size} beyond the log")
@@ -199,8 +207,16 @@ def _checkpoints(conn: object, leaves: dict[str, list[bytes]], report: EndReport
         if anchored:
             newest[agency] = (size, bytes(root), point.log_id)
             anchored_points.append((agency, size, bytes(root), point.log_id))
+    _retired(conn, report)
+    for agency, records in sorted(leaves.items()):
+        if agency in newest and newest[agency][0] < len(records):
+            report.problems.append(f"{agency}: log size {len(records)} but the newest anchored "
+                                   f"checkpoint is size {newest[agency][0]}")
     if w3 is None or contract is None:
         return
+    if elsewhere:
+        report.problems.append(f"{len(elsewhere)} checkpoints recorded as anchored on another "
+                               f"contract than {contract} ({elsewhere[:3]})")
     from eth_account import Account
 
     client = CustodyAnchorClient(w3, contract, Account.from_key(READ_ONLY_KEY))
@@ -226,6 +242,21 @@ def _checkpoints(conn: object, leaves: dict[str, list[bytes]], report: EndReport
     for agency in sorted(set(leaves) - set(newest)):
         if leaves[agency]:
             report.problems.append(f"{agency}: {len(leaves[agency])} events, never anchored")
+
+
+def _retired(conn: object, report: EndReport) -> None:
+    """Count the anchors retired as lost; none of them may still be a checkpoint's anchor (the
+    same signed transaction mined again in another block is a new anchor, not the lost one)."""
+    run = conn.execute  # type: ignore[attr-defined]
+    report.anchors_lost = run(text(
+        "SELECT count(*) FROM anchor_history WHERE status = 'lost'")).scalar_one()
+    shown = run(text(
+        "SELECT h.agency_id, h.tree_size FROM anchor_history h JOIN log_checkpoint c ON "
+        "c.agency_id = h.agency_id AND c.tree_size = h.tree_size AND c.tx_hash = h.tx_hash "
+        "AND c.block_hash IS NOT DISTINCT FROM h.block_hash WHERE h.status = 'lost'")).all()
+    if shown:
+        report.problems.append(f"{len(shown)} anchors retired as lost still shown as anchored "
+                               f"({[f'{a} size {n}' for a, n in shown[:3]]})")
 
 
 def _block_of(w3: Web3, tx_hash: bytes) -> bytes | None:

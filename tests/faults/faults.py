@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from typing import Final
-
-import pytest
 
 from tests.faults.stack import FaultStack
 from tests.faults.stream import DESKS, START_S
@@ -28,7 +25,13 @@ API_AWAY_S: Final = 3.0
 """How long the API stays down while readers keep publishing (their messages queue)."""
 DB_CUT_S: Final = 6.0
 CHAIN_AWAY_S: Final = 3.0
-PARTITION_S: Final = 20.0
+REPLACED_STATES: Final = ("contract_missing", "chain_replaced")
+"""The anchoring states that report a replaced chain (docs/anchoring.md)."""
+REPORTED_S: Final = 60.0
+"""Longest wait for the service to report a replaced chain (it checks every 15 s)."""
+PARTITION_S: Final = 45.0
+"""The partition ends this long after it could have begun at the earliest (it begins 0-2 s
+later): at `stream.HEAVY`'s rate, tens of thousands of observations wait in the outboxes."""
 DISK_FULL_S: Final = 6.0
 
 
@@ -119,9 +122,10 @@ def chain_restored(stack: FaultStack, rng: random.Random) -> None:
 
 
 def chain_replaced_empty(stack: FaultStack, rng: random.Random) -> None:
-    """The node replaced by an empty one on the same address: no contract, no anchors. The
-    operator deploys the contract again at the same address (the admin's first transaction
-    on a fresh chain), as a rebuilt test network would."""
+    """The node replaced by an empty one on the same address: no contract, no anchors. Once
+    the service reports it (`contract_missing` or `chain_replaced`, /readyz 503), the operator
+    does what docs/anchoring.md says: deploys the contract at a new address and restarts
+    `serve` with that `anchor_contract`, which anchors each log's head there."""
     assert stack.anvil is not None
     stack.at(_midstream(stack, rng))
     _after_next_anchor(stack)
@@ -129,7 +133,14 @@ def chain_replaced_empty(stack: FaultStack, rng: random.Random) -> None:
     stack.anvil.state.unlink(missing_ok=True)
     time.sleep(CHAIN_AWAY_S)
     stack.anvil.start()
-    stack.deploy_contract()
+    assert wait_for(lambda: stack.anchoring_state() in REPLACED_STATES, timeout=REPORTED_S), (
+        f"the replaced chain was never reported (anchoring is {stack.anchoring_state()})")
+    stack.contract = stack.deploy_new_contract()
+    for node in range(stack.nodes):
+        stack.stop_api(node)
+        stack.restart_api(node)
+    for node in range(stack.nodes):
+        stack.wait_api(node)
     stack.restored()
 
 
@@ -144,6 +155,7 @@ def _partition(freeze: bool) -> Fault:
         else:
             stack.uplink.freeze()
         stack.at(min(stack.shape.end_s, START_S + 2.0 + PARTITION_S))
+        stack.note_buffered()
         if stack.site is not None:
             stack.site.black_hole(False)
         stack.uplink.restore()
@@ -172,18 +184,19 @@ def outbox_disk_full(stack: FaultStack, rng: random.Random) -> None:
 
 
 def outbox_read_only(stack: FaultStack, rng: random.Random) -> None:
-    """Each agent's outbox file system turns read-only for DISK_FULL_S (a failing SD card)."""
+    """Each agent's outbox file system turns read-only on an error (ext4 `errors=remount-ro`,
+    a failing SD card) for DISK_FULL_S; then what the agent's log line asks of the operator:
+    the agent stopped (SIGTERM), the card checked and mounted again, the agent started."""
     mounts = stack.outbox_mounts
     assert mounts is not None
     stack.at(_midstream(stack, rng))
-    try:
-        mounts.read_only(True)
-    except subprocess.CalledProcessError:
-        # Linux refuses to remount read-only a file system with files open for writing (the
-        # outbox is); showing this fault needs a block device that fails writes (dm-error).
-        pytest.skip("cannot turn a busy outbox file system read-only here (EBUSY)")
+    mounts.fail()
     time.sleep(DISK_FULL_S)
-    mounts.read_only(False)
+    for reader in DESKS:
+        name = f"agent {reader.reader_id}"
+        if stack.procs.running(name):
+            stack.procs.kill(name, signal.SIGTERM)
+    mounts.repair()
     _revive_agents(stack)
     stack.restored()
 

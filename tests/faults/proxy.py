@@ -53,6 +53,9 @@ class LoopbackProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # closed by cut() or close()
+            if listener is not self._listener:
+                client.close()  # accepted as cut() closed the listener: the link is down
+                return
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target), timeout=5)
             except OSError:
@@ -94,10 +97,17 @@ class LoopbackProxy:
 
     def cut(self) -> None:
         """Reset every connection and refuse new ones until `restore()`."""
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        self._stop_listening()
         self._drop_all()
+
+    def _stop_listening(self) -> None:
+        """Close the listener. A close alone does not wake the thread blocked in its accept(),
+        which would then let the next connection through; a shutdown does (EINVAL)."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
 
     def freeze(self) -> None:
         """Stop moving bytes, closing nothing (a black hole) until `restore()`."""
@@ -122,7 +132,5 @@ class LoopbackProxy:
     def close(self) -> None:
         self._closing.set()
         self._frozen.clear()
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        self._stop_listening()
         self._drop_all()

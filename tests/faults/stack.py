@@ -32,6 +32,7 @@ from sqlalchemy import Engine, text
 
 from api.config import load_settings
 from api.db import make_engine
+from api.models.anchoring import SERVICE_SCOPE
 from demo.seed import DemoReader
 from demo.stack import Stack, wait_until
 from demo.up import _api_ready, _prepare_database
@@ -67,8 +68,9 @@ SETTLED_S: Final = 8.0
 """Outboxes empty and nothing stored for this long: the rest is not coming."""
 POLL_S: Final = 0.25
 AGENT_ENV: Final = {"PYTHONUNBUFFERED": "1"}
-OUTBOX_ON_TMPFS: Final = "outbox/outbox.db"
-"""Where an agent's outbox goes when it has a tmpfs of its own (relative to its config)."""
+OUTBOX_ON_OWN_DISK: Final = "outbox/outbox.db"
+"""Where an agent's outbox goes when it has a file system of its own (relative to its
+config)."""
 
 
 class Processes(Stack):
@@ -109,12 +111,14 @@ class Processes(Stack):
             os.killpg(process.pid, signal.SIGKILL)
         self.children = [(n, p) for n, p in self.children if p is not process]
 
-    def restart(self, name: str) -> None:
+    def restart(self, name: str, env: dict[str, str] | None = None) -> None:
+        """Start `name` again with the same command, and the same environment unless `env`
+        (changed settings) is given."""
         if self.running(name):
             raise RuntimeError(f"{name} is still running")
         self.children = [(n, p) for n, p in self.children if n != name]
-        argv, env = self._commands[name]
-        self.start(name, argv, env)
+        argv, before = self._commands[name]
+        self.start(name, argv, env or before)
 
 
 @dataclass
@@ -133,6 +137,8 @@ class RunOutcome:
     issued: dict[str, int]
     recoveries: list[Recovery] = field(default_factory=list)
     outbox_left: dict[str, int] = field(default_factory=dict)
+    buffered: int = 0
+    """The largest backlog `FaultStack.note_buffered` saw in the outboxes (0: not measured)."""
 
     @property
     def recover_s(self) -> float | None:
@@ -147,17 +153,21 @@ class FaultStack:
     """Everything of one run; `with FaultStack(...) as stack: stack.play(fault)`."""
 
     def __init__(self, run_dir: Path, *, nodes: int = 1, shape: StreamShape = QUICK,
-                 outbox_tmpfs: bool = False, site_netns: bool = False) -> None:
-        """`outbox_tmpfs`: each outbox on a small tmpfs (`tests.faults.disks`); `site_netns`:
+                 outbox_disk: str | None = None, site_netns: bool = False) -> None:
+        """`outbox_disk`: each outbox on a small file system of that kind of its own
+        (`tests.faults.disks`: "tmpfs" or "ext4"); `site_netns`:
         the agents in a network namespace of their own (`tests.faults.netns`)."""
         self.run_dir = run_dir
         self.outbox_mounts: OutboxMounts | None = None
-        self._outbox_tmpfs = outbox_tmpfs
+        self._outbox_disk = outbox_disk
         self.site: SiteNetwork | None = SiteNetwork() if site_netns else None
         self.nodes = nodes
         self.shape = shape
         self.t0 = 0.0
         self.recoveries: list[Recovery] = []
+        self.buffered = 0
+        self.waiting: list[dict[str, int]] = []
+        """Each `note_buffered`: the rows waiting per reader."""
         self.database = ""
         self.engine: Engine | None = None
         self.broker: MosquittoBroker | None = None
@@ -214,6 +224,24 @@ class FaultStack:
         w3 = connect(self.anvil.url, ANVIL_CHAIN_ID)
         return CustodyAnchorClient.deploy(w3, Account.from_key(ANVIL_ADMIN_KEY)).address
 
+    def deploy_new_contract(self) -> str:
+        """What docs/anchoring.md asks of the operator on a replaced chain: a new CustodyAnchor
+        at an address other than the old one. On an empty chain the admin's first deployment
+        lands on the old address, so one plain transaction from the admin goes first."""
+        assert self.anvil is not None
+        w3 = connect(self.anvil.url, ANVIL_CHAIN_ID)
+        admin = Account.from_key(ANVIL_ADMIN_KEY)
+        if w3.eth.get_transaction_count(admin.address) == 0:
+            signed = admin.sign_transaction({
+                "to": admin.address, "value": 0, "gas": 21_000, "nonce": 0,
+                "gasPrice": int(w3.eth.gas_price), "chainId": ANVIL_CHAIN_ID})
+            w3.eth.wait_for_transaction_receipt(
+                w3.eth.send_raw_transaction(signed.raw_transaction), timeout=30)
+        address = self.deploy_contract()
+        if address.lower() == self.contract.lower():
+            raise RuntimeError(f"the new contract landed on the old address {address}")
+        return address
+
     def api_env(self, node: int) -> dict[str, str]:
         assert self.broker is not None and self.anvil is not None and self.db_link is not None
         return {**os.environ, **AGENT_ENV,
@@ -265,13 +293,14 @@ class FaultStack:
                                  secret_key=self._secret)
         _prepare_database(settings, self.procs)
         self._make_keys()
-        if self._outbox_tmpfs:
+        if self._outbox_disk is not None:
             for reader in DESKS:
                 config = self.reader_dir(reader) / "agent.toml"
                 config.write_text(config.read_text().replace(
-                    'path = "outbox.db"', f'path = "{OUTBOX_ON_TMPFS}"'))
+                    'path = "outbox.db"', f'path = "{OUTBOX_ON_OWN_DISK}"'))
             self.outbox_mounts = mount_outboxes(
-                [self.reader_dir(r) / Path(OUTBOX_ON_TMPFS).parent for r in DESKS])
+                [self.reader_dir(r) / Path(OUTBOX_ON_OWN_DISK).parent for r in DESKS],
+                self._outbox_disk)
         for node in range(self.nodes):
             self.start_api(node)
         for node in range(self.nodes):
@@ -322,7 +351,7 @@ class FaultStack:
 
     def outbox(self, reader: DemoReader) -> tuple[int, int]:
         """(next sequence number, rows waiting) of a reader's outbox file, read from outside."""
-        path = self.reader_dir(reader) / (OUTBOX_ON_TMPFS if self._outbox_tmpfs
+        path = self.reader_dir(reader) / (OUTBOX_ON_OWN_DISK if self._outbox_disk
                                           else "outbox.db")
         if not path.exists():
             return 0, 0
@@ -349,6 +378,13 @@ class FaultStack:
                     "SELECT count(DISTINCT seq) FROM observation WHERE device_id = :d "
                     "AND seq < :n"), {"d": reader, "n": below}).scalar_one()
         return total
+
+    def note_buffered(self) -> None:
+        """Note the observations waiting in every outbox now (a fault calls this just before
+        it lifts a partition); the run reports the largest."""
+        waiting = {r.reader_id: self.outbox(r)[1] for r in DESKS}
+        self.waiting.append(waiting)
+        self.buffered = max(self.buffered, sum(waiting.values()))
 
     def at(self, seconds: float) -> None:
         """Sleep until `seconds` after the stream started."""
@@ -396,7 +432,7 @@ class FaultStack:
             self._watching.set()
             watcher.join()
         left = {r.reader_id: self.outbox(r)[1] for r in DESKS}
-        return RunOutcome(issued, list(self.recoveries), left)
+        return RunOutcome(issued, list(self.recoveries), left, self.buffered)
 
     def drain(self, timeout: float, issued: dict[str, int] | None = None) -> bool:
         """Until the database holds every sequence issued (as of each poll); or, sooner, once
@@ -443,8 +479,17 @@ class FaultStack:
         self.lives[node][-1] = (start, time.time())
 
     def restart_api(self, node: int) -> None:
+        """Start `serve` node `node` again, with the settings as they are now (`api_env`)."""
         self.lives[node].append((time.time(), None))
-        self.procs.restart(f"api{node}")
+        self.procs.restart(f"api{node}", self.api_env(node))
+
+    def anchoring_state(self) -> str | None:
+        """The anchoring service's state as its `anchoring_status` row says (None: no row)."""
+        assert self.engine is not None
+        with self.engine.connect() as conn:
+            state = conn.execute(text("SELECT state FROM anchoring_status WHERE agency_id = :s"),
+                                 {"s": SERVICE_SCOPE})
+            return state.scalar_one_or_none()
 
     def close(self) -> None:
         self._watching.set()

@@ -59,8 +59,9 @@ class StreamShape:
 
 QUICK: Final = StreamShape()
 """About 1,300 observations over 20 s: enough for every fault to land mid-stream."""
-HEAVY: Final = StreamShape(duration_s=45.0, wave=40, every_s=0.25, dwell_s=1.5)
-"""About 14,000 observations per reader: a partition buffers tens of thousands."""
+HEAVY: Final = StreamShape(duration_s=55.0, wave=40, every_s=0.25, dwell_s=1.5)
+"""About 17,600 observations per reader over 55 s (8,800 noise tags each, within the
+simulator's 10,000): a 45 s partition buffers about 28,000 across the two readers."""
 
 
 def _tag(epc: str, arrive: float, depart: float | None, rssi: int = -50) -> dict[str, Any]:

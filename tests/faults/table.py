@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 HEADER: Final = ("fault", "runs", "expected", "stored", "lost", "duplicated", "recover s",
-                 "broken", "stall s (max per reader)")
+                 "broken", "buffered (max)", "anchors lost", "stall s (max per reader)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,10 @@ class Row:
     problems: tuple[str, ...]
     stalls: tuple[tuple[str, float], ...] = ()
     """Per reader, the longest wait of a read for its answer (multi-node runs)."""
+    buffered: int = 0
+    """Observations waiting in the outboxes when the fault was lifted (where measured)."""
+    anchors_lost: int = 0
+    """Recorded anchors the service found gone from the chain (moved to its history)."""
 
 
 ROWS: list[Row] = []
@@ -52,7 +56,8 @@ def _stalls(runs: list[Row]) -> str:
 
 def format_table(rows: list[Row]) -> str:
     """Fault by fault: sums over its runs; recovery as median/max seconds over every restore
-    (and how many never recovered); `broken`: runs with any end check failed."""
+    (and how many never recovered); `broken`: runs with any end check failed; `buffered`: the
+    largest outbox backlog at a restore, where the fault measures it."""
     by_fault: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         by_fault[row.fault].append(row)
@@ -62,7 +67,9 @@ def format_table(rows: list[Row]) -> str:
                       str(sum(r.stored for r in runs)), str(sum(r.lost for r in runs)),
                       str(sum(r.duplicated for r in runs)),
                       _recovery([t for r in runs for t in r.recoveries]),
-                      str(sum(1 for r in runs if r.problems)), _stalls(runs)))
+                      str(sum(1 for r in runs if r.problems)),
+                      str(max(r.buffered for r in runs) or "-"),
+                      str(sum(r.anchors_lost for r in runs)), _stalls(runs)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
     text = ["  ".join(cell.rjust(w) if i else cell.ljust(w)
                       for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
