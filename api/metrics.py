@@ -38,6 +38,12 @@ INGEST_LOST_AT_READER = Counter(
     "kitledger_ingest_lost_at_reader_total",
     "Sequence numbers closed as lost at their reader, on the reader's signed word.",
 )
+READER_HEALTH_MESSAGES = Counter(
+    "kitledger_reader_health_messages_total",
+    "Reader health and status messages, by outcome: stored, or why dropped (oversize, "
+    "malformed, schema, mismatch, topic, unknown_reader).",
+    ["outcome"],
+)
 INGEST_BATCH_SECONDS = Histogram(
     "kitledger_ingest_batch_seconds",
     "Time to verify and commit one ingest batch.",

@@ -17,6 +17,7 @@ from api.models.custody import (
     Refusal,
     Transfer,
 )
+from api.models.health import ReaderHealth
 from api.models.ingest import (
     DeviceCursor,
     ForeignSighting,
@@ -57,6 +58,7 @@ __all__ = [
     "PersonSecret",
     "QuarantinedMessage",
     "Reader",
+    "ReaderHealth",
     "ReaderRole",
     "ReaderStatus",
     "Refusal",
