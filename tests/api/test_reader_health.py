@@ -28,7 +28,7 @@ from api.custody.reader_health import scan_reader_health
 from api.db import utcnow
 from api.ingest.health import MAX_HEALTH_BYTES, HealthListener, HealthRejected, HealthStore
 from api.metrics import READER_HEALTH_MESSAGES
-from api.models import Alert, ReaderHealth
+from api.models import Alert, Reader, ReaderHealth, ReaderStatus
 from api.models.registry import ReaderRole
 from hardware.simulator import Scenario, TagSpec
 from hardware.simulator.llrp import LlrpReaderSimulator
@@ -37,6 +37,8 @@ from tests.api.test_llrp_end_to_end import AGENT, AGENT_TOML, BADGE
 from tests.fixtures.polling import wait_for
 
 TOPIC = "kitledger/v1/north/north-store/desk-1"
+NO_HEALTH = ReaderHealth(reader_id="-", agency_id="-", site_id="-")
+"""Stands for a reader with no row yet, in waits on its fields."""
 
 
 def _health(**changes: Any) -> dict[str, Any]:
@@ -63,7 +65,7 @@ def _alerts(engine: Engine) -> list[tuple[str, str | None, bool]]:
 
 
 def _dropped(reason: str) -> float:
-    return READER_HEALTH_MESSAGES.labels(reason)._value.get()
+    return float(READER_HEALTH_MESSAGES.labels(reason)._value.get())
 
 
 def test_a_valid_health_message_is_stored_as_the_readers_latest(engine: Engine) -> None:
@@ -123,7 +125,6 @@ def test_health_for_an_unknown_or_mismatched_reader_is_dropped_and_counted(
     register_reader(engine, reader_id="revoked-1")
     register_reader(engine, agency_id="south", site_id="south-store", reader_id="south-1")
     with Session(engine) as session:
-        from api.models import Reader, ReaderStatus
         revoked = session.get(Reader, "revoked-1")
         assert revoked is not None
         revoked.status = ReaderStatus.REVOKED
@@ -230,21 +231,21 @@ def test_agent_health_reaches_the_api_and_a_killed_agent_raises_reader_down_once
                      json.dumps(_health(reads_per_s=999.0)).encode())
             _publish(mosquitto.port, f"{TOPIC}/health", b"{" * (MAX_HEALTH_BYTES + 1))
             sim.set_antenna(2, False)
-            assert wait_for(lambda: (health() or ReaderHealth()).antennas_down == 1, 20)
-            assert (health() or ReaderHealth()).reads_per_s != 999.0
+            assert wait_for(lambda: (health() or NO_HEALTH).antennas_down == 1, 20)
+            assert (health() or NO_HEALTH).reads_per_s != 999.0
             listener.scan()
             assert ("antenna_fault", "desk-1", True) in _alerts(engine)
             sim.set_antenna(2, True)
-            assert wait_for(lambda: (health() or ReaderHealth()).antennas_down == 0, 20)
+            assert wait_for(lambda: (health() or NO_HEALTH).antennas_down == 0, 20)
             agent.send_signal(signal.SIGKILL)
             agent.wait(10)
-            assert wait_for(lambda: (health() or ReaderHealth()).online is False, 20)
+            assert wait_for(lambda: (health() or NO_HEALTH).online is False, 20)
             listener.scan()
             listener.scan()
             assert down_alerts() == [True]  # raised once
             assert ("antenna_fault", "desk-1", False) in _alerts(engine)  # resolved
             agent = spawn()
-            assert wait_for(lambda: (health() or ReaderHealth()).online is True, 30)
+            assert wait_for(lambda: (health() or NO_HEALTH).online is True, 30)
             listener.scan()
             assert down_alerts() == [False]  # resolved on its return
     finally:
