@@ -274,7 +274,7 @@ READER_HEALTH = ReaderHealthCollector()
 REGISTRY.register(READER_HEALTH)
 
 
-def watch_reader_health(engine: Engine, timeout_s: float, *, per_reader: bool) -> None:
+def watch_reader_health(engine: Engine | None, timeout_s: float, *, per_reader: bool) -> None:
     """Report readers' health from `engine`'s database on every scrape."""
     READER_HEALTH.engine = engine
     READER_HEALTH.timeout_s = timeout_s

@@ -20,16 +20,19 @@ import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client import generate_latest
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api.config import load_settings
 from api.custody.reader_health import scan_reader_health
 from api.db import utcnow
 from api.ingest.health import MAX_HEALTH_BYTES, HealthListener, HealthRejected, HealthStore
-from api.metrics import READER_HEALTH_MESSAGES
+from api.metrics import READER_HEALTH_MESSAGES, watch_reader_health
 from api.models import Alert, Reader, ReaderHealth, ReaderStatus
 from api.models.registry import ReaderRole
+from api.webhook_outbox import raise_alerts
 from hardware.simulator import Scenario, TagSpec
 from hardware.simulator.llrp import LlrpReaderSimulator
 from tests.api.api_support import register_reader
@@ -253,3 +256,69 @@ def test_agent_health_reaches_the_api_and_a_killed_agent_raises_reader_down_once
             agent.send_signal(signal.SIGTERM)
             agent.wait(20)
         listener.stop()
+
+
+def test_the_database_refuses_a_second_open_alert_of_a_kind_for_a_reader(engine: Engine) -> None:
+    register_reader(engine, reader_id="desk-1")
+    alert = {"agency_id": "north", "kind": "reader_down", "asset_id": None,
+             "reader_id": "desk-1", "site_id": "north-store", "detail": "down",
+             "created_at": utcnow(), "resolved_at": None}
+    with Session(engine) as session:
+        raise_alerts(session, [alert])
+        session.commit()
+    with Session(engine) as session, pytest.raises(IntegrityError):
+        raise_alerts(session, [alert])
+        session.commit()
+    with Session(engine) as session:  # another kind, or a custody alert, is still allowed
+        raise_alerts(session, [{**alert, "kind": "antenna_fault"},
+                               {**alert, "kind": "unauthorised_removal"},
+                               {**alert, "kind": "unauthorised_removal"}])
+        session.commit()
+    assert len(_alerts(engine)) == 4
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+def test_two_listeners_store_alike_but_only_the_elected_one_raises(
+        engine: Engine, mosquitto: Any) -> None:
+    register_reader(engine, reader_id="desk-1")
+    settings = load_settings(mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}")
+    first = HealthListener(settings, engine, client_id="health-a")
+    second = HealthListener(settings, engine, client_id="health-b")
+    first.start()
+    second.start()
+    try:
+        assert first.subscribed.wait(10) and second.subscribed.wait(10)
+        _publish(mosquitto.port, f"{TOPIC}/status", b"offline", retain=True)
+        assert wait_for(lambda: [h.online for h in _rows(engine)] == [False], 10)
+        results = [first.scan(), second.scan(), first.scan(), second.scan()]
+        assert sum(1 for r in results if r is not None) == 2  # one of them holds the role
+        assert [kind for kind, _, _ in _alerts(engine)] == ["reader_down"]
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_metrics_count_readers_by_agency_and_per_reader_only_when_asked(engine: Engine) -> None:
+    register_reader(engine, reader_id="desk-1")
+    register_reader(engine, reader_id="desk-2")
+    store = HealthStore(engine)
+    now = utcnow()
+    store.offer(f"{TOPIC}/health", json.dumps(_health()).encode(), now)
+    store.offer("kitledger/v1/north/north-store/desk-2/health", json.dumps(_health(
+        reader="desk-2", reader_counters={"antennas_down": 2})).encode(), now)
+    store.offer("kitledger/v1/north/north-store/desk-2/status", b"offline", now)
+    store.flush()
+    try:
+        watch_reader_health(engine, 60, per_reader=False)
+        text = generate_latest().decode()
+        assert 'kitledger_readers{agency="north",state="up"} 1.0' in text
+        assert 'kitledger_readers{agency="north",state="down"} 1.0' in text
+        assert 'kitledger_readers{agency="north",state="antenna_fault"} 1.0' in text
+        assert "kitledger_reader_up{" not in text
+        watch_reader_health(engine, 60, per_reader=True)
+        text = generate_latest().decode()
+        assert 'kitledger_reader_up{agency="north",reader="desk-1"} 1.0' in text
+        assert 'kitledger_reader_up{agency="north",reader="desk-2"} 0.0' in text
+        assert 'kitledger_reader_reads_per_second{agency="north",reader="desk-1"} 12.5' in text
+    finally:
+        watch_reader_health(None, 60, per_reader=False)
