@@ -220,6 +220,8 @@ class HealthListener:
         self._thread: threading.Thread | None = None
         self.subscribed = threading.Event()
         self._listening_since: float | None = None
+        self._scanning = threading.Lock()
+        """One scan at a time: the listener's thread, or a caller of `scan` (tests, tools)."""
         self._election = Election(engine, (Role.READER_HEALTH,), node=node_id(settings))
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -280,6 +282,10 @@ class HealthListener:
     def scan(self) -> ScanResult | None:
         """One reader-alert round, if this process holds the role. Silence counts as down
         only once this listener has been subscribed for the timeout itself."""
+        with self._scanning:
+            return self._scan()
+
+    def _scan(self) -> ScanResult | None:
         if Role.READER_HEALTH not in self._election.refresh():
             return None
         since = self._listening_since
