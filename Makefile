@@ -71,6 +71,7 @@ bench-api: setup system
 	$(BIN)/python bench/api_ingest_instructions.py
 	$(BIN)/python bench/api_location.py --db sqlite
 	$(BIN)/python bench/api_location.py --db postgresql
+	$(BIN)/python bench/scale.py
 
 # The fault suite at full length (tests/faults): every fault against the real processes, three
 # runs each (agent kill -9: 30 kills), then the table of runs, stored, lost and recovery times.

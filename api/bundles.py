@@ -1,8 +1,11 @@
 """Audit bundles from the database: one agency log's events, proofs, checkpoints and anchors.
 
 `export_agency_bundle` gathers, for some assets of one owning agency, every custody event from
-genesis (covered by a checkpoint), the signed observations they cite, the registrations of the
-readers that signed those, and the agency log's checkpoints with their anchors, then lets
+genesis (covered by a checkpoint), the signed observations they cite, the registry records they
+rest on (`api.registry_log`: the whole chains of the agency's registry, the assets, the readers
+that signed those observations and the assets' classes; for a time range also of every registry
+leaf in it; device lines only for readers of other agencies, whose registrations are in their
+own logs), and the agency log's checkpoints with their anchors, then lets
 `ledger.bundle_export` add the proofs from the stored log and `ledger.core.bundle` write the
 format (docs/audit-bundle.md). When the log has anchored checkpoints only those go in (the
 verifier demands that no anchor up to the newest one is left out); otherwise the signed ones.
@@ -28,7 +31,7 @@ from api.errors import ApiServiceError
 from api.head_maps import head_map_at
 from api.logstore import open_log
 from api.models.assets import Asset, HolderKind
-from api.models.custody import AgencyLog, CustodyEventRow, LogCheckpoint
+from api.models.custody import AgencyLog, CustodyEventRow, LogCheckpoint, RegistryRecordRow
 from api.models.ingest import IngestedObservation
 from api.models.registry import Reader
 from ledger.bundle_export import LoggedEvent, export_bundle
@@ -36,7 +39,7 @@ from ledger.core.bundle import AnchorProof, BundleCheckpoint, ChainInfo, DeviceR
 from ledger.core.checkpoint import Checkpoint
 from ledger.core.envelope import Envelope
 from ledger.core.heads import HeadMap
-from ledger.core.records import format_time
+from ledger.core.records import ASSET_REGISTERED, format_time
 
 MAX_BUNDLE_ASSETS: Final = 1_000
 """Assets in one exported bundle: a store's radios fit; a whole force is exported by site or
@@ -101,8 +104,7 @@ def range_assets(session: Session, agency_id: str, start: str, end: str
         return [], end
     if points[-1].time < end:  # fixed-width UTC times compare as text
         end = points[-1].time
-    low = max((p.tree_size for p in points if p.time <= start), default=0)
-    high = min(p.tree_size for p in points if p.time >= end)
+    low, high = _range_leaves(points, start, end)
     if start >= end or low >= high:
         return [], end
     ids = session.exec(select(CustodyEventRow.asset_id).where(
@@ -110,6 +112,48 @@ def range_assets(session: Session, agency_id: str, start: str, end: str
         col(CustodyEventRow.leaf_index) < high).distinct().order_by(
             col(CustodyEventRow.asset_id)).limit(MAX_BUNDLE_ASSETS + 1))
     return list(ids), end
+
+
+def _range_leaves(points: Sequence[Checkpoint], start: str, end: str) -> tuple[int, int]:
+    """The leaves [low, high) between the checkpoints bracketing [start, end)."""
+    low = max((p.tree_size for p in points if p.time <= start), default=0)
+    high = min((p.tree_size for p in points if p.time >= end), default=low)
+    return low, high
+
+
+def _subject_rows(session: Session, agency_id: str, kind: str, ids: set[str], covered: int
+                  ) -> list[RegistryRecordRow]:
+    rows: list[RegistryRecordRow] = []
+    for batch in _in_batches(sorted(ids)):
+        rows += session.exec(select(RegistryRecordRow).where(
+            RegistryRecordRow.agency_id == agency_id, RegistryRecordRow.subject_kind == kind,
+            col(RegistryRecordRow.subject_id).in_(batch),
+            col(RegistryRecordRow.leaf_index) < covered))
+    return rows
+
+
+def registry_rows(session: Session, agency_id: str, *, assets: Sequence[str],
+                  readers: set[str], covered: int, leaves: tuple[int, int] | None = None
+                  ) -> list[RegistryRecordRow]:
+    """The registry records (leaf below `covered`) a bundle of `assets` needs, whole chains:
+    the agency's registry, the assets, the `readers` and the assets' classes; and those of
+    every subject with a record among `leaves` [low, high) (a time range's)."""
+    wanted: dict[str, set[str]] = {"agency": {agency_id}, "asset": set(assets),
+                                   "reader": set(readers), "class": set()}
+    if leaves is not None:
+        for kind, ident in session.exec(select(
+                RegistryRecordRow.subject_kind, RegistryRecordRow.subject_id).where(
+                RegistryRecordRow.agency_id == agency_id,
+                col(RegistryRecordRow.leaf_index) >= leaves[0],
+                col(RegistryRecordRow.leaf_index) < min(leaves[1], covered))):
+            wanted[kind].add(ident)
+    rows = {r.id: r for kind in ("agency", "asset", "reader")
+            for r in _subject_rows(session, agency_id, kind, wanted[kind], covered)}
+    wanted["class"] |= {json.loads(r.record)["class"] for r in rows.values()
+                        if r.kind == ASSET_REGISTERED}
+    rows |= {r.id: r for r in _subject_rows(session, agency_id, "class", wanted["class"],
+                                            covered)}
+    return sorted(rows.values(), key=lambda r: r.leaf_index)
 
 
 def _anchor(row: LogCheckpoint) -> AnchorProof | None:
@@ -157,9 +201,17 @@ def export_agency_bundle(
         observations += session.exec(select(IngestedObservation).where(
             col(IngestedObservation.envelope_hash).in_(hashes)))
     observations.sort(key=lambda o: (o.device_id, o.seq))
+    reader_ids = {o.device_id for o in observations}
+    leaves = None
+    if scope.kind == "time-range" and scope.start is not None and scope.end is not None:
+        leaves = _range_leaves([_signed(r) for r in checkpoints], scope.start, scope.end)
+    registry = registry_rows(session, agency_id, assets=asset_ids, readers=reader_ids,
+                             covered=covered, leaves=leaves)
     readers: list[Reader] = []
-    for ids in _in_batches(sorted({o.device_id for o in observations})):
+    for ids in _in_batches(sorted(reader_ids)):
         readers += session.exec(select(Reader).where(col(Reader.id).in_(ids)))
+    if registry:  # the log names the agency's own readers; device lines only for others'
+        readers = [r for r in readers if r.agency_id != agency_id]
     log_row = session.get(AgencyLog, agency_id)
     if log_row is None or log_row.public_key is None:
         raise BundleUnavailable(f"agency {agency_id}'s log has no key yet")
@@ -182,4 +234,5 @@ def export_agency_bundle(
                      for r in checkpoints],
         observations=[Envelope.from_bytes(o.envelope) for o in observations],
         events=[LoggedEvent(e.record, e.leaf_index) for e in events], head_map=head_map,
+        registry=[LoggedEvent(r.record, r.leaf_index) for r in registry], agency=agency_id,
     )

@@ -117,7 +117,7 @@ def database(settings: Settings, *, existing: bool) -> Iterator[Engine]:
 
 
 def run_migrate(args: argparse.Namespace) -> int:
-    from api.migrate import current_revision, upgrade
+    from api.migrate import backfill, current_revision, head_revision, upgrade
     from ledger.progress import progress_spinner
 
     settings = _settings(args)
@@ -126,7 +126,9 @@ def run_migrate(args: argparse.Namespace) -> int:
         with progress_spinner(f"migrating from {before or 'an empty database'}"):
             upgrade(engine, args.revision)
         after = current_revision(engine)
-    emit({"verdict": "ok", "from": before, "to": after})
+        # Registry rows older than the registry records get theirs once (`api.registry_log`).
+        backfilled = backfill(engine) if after == head_revision(engine) else 0
+    emit({"verdict": "ok", "from": before, "to": after, "registry_records": backfilled})
     return EXIT_OK
 
 

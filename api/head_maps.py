@@ -8,6 +8,9 @@ back the few events appended since: an asset whose first event at or after leaf 
 had event k - 1 as its head at N (none if k = 0). So the map is exactly the log's state at N,
 however far ingest has moved on while it is read.
 
+The registry subjects' entries (`ledger.core.heads.registry_key`) come from `registry_record`:
+each subject's record of highest `seq` among the first N leaves.
+
 Cost at 1,000,000 assets (bench/head_map.py, PostgreSQL, this 2-core machine): about 12 s per
 checkpoint, half of it one streamed scan of the agency's assets, half hashing the map's 1.7
 million entries, and about 1 GB at its peak. Only the anchoring process pays it, once per
@@ -24,13 +27,14 @@ from sqlmodel import Session
 from api.db import pairs_in, table
 from api.errors import ApiServiceError
 from api.models.assets import Asset, HolderKind
-from api.models.custody import AgencyLog, CustodyEventRow
-from ledger.core.heads import HeadMap, located_at
+from api.models.custody import AgencyLog, CustodyEventRow, RegistryRecordRow
+from ledger.core.heads import HeadMap, RegistryHead, located_at
 from ledger.core.record_scan import read_event
 
 _ASSETS = table(Asset)
 _LOGS = table(AgencyLog)
 _EVENTS = table(CustodyEventRow)
+_REGISTRY = table(RegistryRecordRow)
 
 STREAM_ROWS: Final = 20_000
 """Asset rows fetched from the driver at a time."""
@@ -50,7 +54,19 @@ def head_map_at(session: Session, agency_id: str, size: int) -> HeadMap:
         raise HeadMapUnavailable(f"agency {agency_id}'s log has {current} leaves, not {size}")
     if size < current:
         _walk_back(session, agency_id, size, current, heads)
-    return HeadMap.from_heads((asset, *head) for asset, head in heads.items())
+    return HeadMap.from_heads(((asset, *head) for asset, head in heads.items()),
+                              _registry_heads(session, agency_id, size))
+
+
+def _registry_heads(session: Session, agency_id: str, size: int) -> list[RegistryHead]:
+    """Each registry subject's latest record among the log's first `size` leaves."""
+    rows = session.connection().execute(
+        select(_REGISTRY.c.subject_kind, _REGISTRY.c.subject_id, _REGISTRY.c.seq,
+               _REGISTRY.c.record_hash)
+        .where(_REGISTRY.c.agency_id == agency_id, _REGISTRY.c.leaf_index < size)
+        .order_by(_REGISTRY.c.leaf_index))
+    latest = {(kind, ident): (seq, bytes(digest)) for kind, ident, seq, digest in rows}
+    return [(kind, ident, seq, digest) for (kind, ident), (seq, digest) in latest.items()]
 
 
 def _current_heads(session: Session, agency_id: str

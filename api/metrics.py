@@ -66,8 +66,10 @@ _ANCHORING_STATUS = text(
     "           WHERE c.agency_id = l.agency_id AND c.tx_hash IS NOT NULL), 0)"
     " FROM agency_log l ORDER BY l.agency_id"
 )
-_FIRST_UNANCHORED = text(
+_FIRST_UNANCHORED = text(  # a leaf is a custody event or a registry record (api.registry_log)
     "SELECT created_at FROM custody_event WHERE agency_id = :agency AND leaf_index = :leaf"
+    " UNION ALL"
+    " SELECT created_at FROM registry_record WHERE agency_id = :agency AND leaf_index = :leaf"
 )
 
 

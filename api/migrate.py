@@ -1,7 +1,8 @@
 """Applying the schema: Alembic migrations under `api/alembic`, run programmatically.
 
-`kitledger migrate` calls `upgrade`; tests call it too, so the schema the tests exercise is the
-one the migrations build, never `metadata.create_all`.
+`kitledger migrate` calls `upgrade`, then `backfill` (the registry rows older than their log
+records get them: `api.registry_log.backfill_registry`); tests call them too, so the schema the
+tests exercise is the one the migrations build, never `metadata.create_all`.
 """
 
 from __future__ import annotations
@@ -63,3 +64,19 @@ def current_revision(engine: Engine) -> str | None:
 def head_revision(engine: Engine) -> str | None:
     """The newest revision the code knows."""
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+
+
+def backfill(engine: Engine) -> int:
+    """Log the registry records of rows that have none yet (idempotent); how many appended."""
+    from sqlmodel import Session
+
+    from api.db import utcnow
+    from api.registry_log import backfill_registry
+
+    try:
+        with Session(engine) as session:
+            appended = backfill_registry(session, utcnow())
+            session.commit()
+        return appended
+    except SQLAlchemyError as exc:
+        raise _migration_error(exc) from None

@@ -1,8 +1,10 @@
 """Registry operations: keyword-only functions the REST routes and the tests share.
 
-Each works inside the caller's session and leaves committing to it. Registering an asset
-writes its genesis custody event ("register", into its home store), so every asset's chain
-starts in the log; erasing a person deletes the opening of their commitment, never a log row.
+Each works inside the caller's session and leaves committing to it. Every change the custody
+rules read (a reader, a class policy, an asset's tag, a share) is logged as a registry record
+(`api.registry_log`) in the same transaction. Registering an asset writes its genesis custody
+event ("register", into its home store) after its tag's record, so every asset's chain starts
+in the log; erasing a person deletes the opening of their commitment, never a log row.
 """
 
 from __future__ import annotations
@@ -15,9 +17,26 @@ from sqlmodel import Session, col, select
 
 from api.custody.events import CustodyChange, append_change
 from api.logstore import appending_log, claim_log_writer
-from api.models.assets import Asset, AssetCreate, AssetShare, AssetStatus, HolderKind
+from api.models.assets import (
+    Asset,
+    AssetClass,
+    AssetClassCreate,
+    AssetCreate,
+    AssetShare,
+    AssetStatus,
+    HolderKind,
+)
 from api.models.people import Badge, Person, PersonCreate, PersonSecret
 from api.models.registry import Reader, ReaderCreate, ReaderStatus
+from api.registry_log import (
+    append_registry,
+    asset_registered,
+    class_policy,
+    log_registry,
+    reader_registered,
+    reader_revoked,
+    share,
+)
 from ledger.core.commitments import MIN_SALT_BYTES, PERSON, commit
 from ledger.core.envelope import key_id, public_key_from_raw
 
@@ -36,15 +55,28 @@ def register_reader(
         public_key=data.public_key, key_id=key_id(public_key), registered_at=now,
     )
     session.add(reader)
+    log_registry(session, agency_id, [reader_registered(reader)], now)
     return reader
 
 
 def revoke_reader(session: Session, *, reader: Reader, now: datetime) -> Reader:
     """Revoke `reader`: its messages are refused from now on; its history stays verifiable."""
+    if reader.status == ReaderStatus.REVOKED:  # revoked once, logged once
+        return reader
     reader.status = ReaderStatus.REVOKED
     reader.revoked_at = now
     session.add(reader)
+    log_registry(session, reader.agency_id, [reader_revoked(reader)], now)
     return reader
+
+
+def create_class(session: Session, *, agency_id: str, data: AssetClassCreate,
+                 now: datetime) -> AssetClass:
+    """Create an asset class and log its custody policy."""
+    asset_class = AssetClass.model_validate(data, update={"agency_id": agency_id})
+    session.add(asset_class)
+    log_registry(session, agency_id, [class_policy(asset_class)], now)
+    return asset_class
 
 
 def _check_epcs_free(session: Session, epcs: Collection[str]) -> None:
@@ -107,10 +139,31 @@ def create_asset(
     )
     session.add(asset)
     session.flush()
-    session.add_all(AssetShare(asset_id=data.id, agency_id=a) for a in set(data.shared_with))
+    shared = sorted(set(data.shared_with))
+    session.add_all(AssetShare(asset_id=data.id, agency_id=a) for a in shared)
     with appending_log(session) as log:
+        append_registry(session, log, agency_id, [
+            asset_registered(asset), *(share(asset.id, a, granted=True) for a in shared)], now)
         append_change(session, log, asset, CustodyChange(
             action="register", holder_kind=HolderKind.LOCATION, holder_ref=data.home_site_id,
             new_status=AssetStatus.IN_STORE, time=now,
         ))
     return asset
+
+
+def set_shares(session: Session, *, asset: Asset, shared_with: Collection[str],
+               now: datetime) -> None:
+    """Share `asset` with exactly the agencies `shared_with`, logging each share granted or
+    ended."""
+    current = set(session.exec(select(AssetShare.agency_id).where(
+        AssetShare.asset_id == asset.id)).all())
+    wanted = set(shared_with)
+    for agency in current - wanted:
+        share_row = session.get(AssetShare, (asset.id, agency))
+        if share_row is not None:
+            session.delete(share_row)
+    session.add_all(AssetShare(asset_id=asset.id, agency_id=a) for a in sorted(wanted - current))
+    changes = [*(share(asset.id, a, granted=False) for a in sorted(current - wanted)),
+               *(share(asset.id, a, granted=True) for a in sorted(wanted - current))]
+    if changes:
+        log_registry(session, asset.agency_id, changes, now)

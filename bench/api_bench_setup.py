@@ -112,37 +112,40 @@ class BenchReader:
     assets: list[str]
 
 
-def seed_store(engine: Engine, readers: int, assets_per_reader: int) -> list[BenchReader]:
-    """One agency and store; per desk pair r: issue desk `desk-r` and return desk `ret-r`
-    (returned in that order), a badge holder, and `assets_per_reader` radios."""
+def seed_store(engine: Engine, readers: int, assets_per_reader: int, *, agency: str = "north",
+               first: int = 0) -> list[BenchReader]:
+    """Agency `agency` and its store; per desk pair r (numbered from `first`, so several
+    agencies' desks, badges and EPCs never collide): issue desk `desk-r` and return desk
+    `ret-r` (returned in that order), a badge holder, and `assets_per_reader` radios."""
     now = datetime.now(UTC)
+    site, radio = f"{agency}-store", f"{agency}-radio"
     out = []
     with Session(engine) as session:
-        session.add(Agency(id="north", name="North"))
+        session.add(Agency(id=agency, name=agency.title()))
         session.flush()
-        session.add(Site(id="north-store", agency_id="north", name="Store"))
-        session.add(AssetClass(id="radio", agency_id="north", name="Radio", loan_days=1))
+        session.add(Site(id=site, agency_id=agency, name="Store"))
+        session.add(AssetClass(id=radio, agency_id=agency, name="Radio", loan_days=1))
         session.flush()
-        for r in range(readers):
+        for r in range(first, first + readers):
             badge = f"E2800000000000000000{r:04X}"
-            create_person(session, agency_id="north", now=now,
+            create_person(session, agency_id=agency, now=now,
                           data=PersonCreate(id=f"p-{r}", badges=[badge]))
             epcs = [f"E28011606000{r:04X}{a:08X}" for a in range(assets_per_reader)]
             for a, epc in enumerate(epcs):
-                create_asset(session, agency_id="north", now=now, data=AssetCreate(
-                    id=f"A-{r}-{a}", class_id="radio", epc_hex=epc, home_site_id="north-store"))
+                create_asset(session, agency_id=agency, now=now, data=AssetCreate(
+                    id=f"A-{r}-{a}", class_id=radio, epc_hex=epc, home_site_id=site))
             for reader_id, role in ((f"desk-{r}", ReaderRole.ISSUE_DESK),
                                     (f"ret-{r}", ReaderRole.RETURN_DESK)):
                 key = Ed25519PrivateKey.generate()
-                register_reader(session, agency_id="north", now=now, data=ReaderCreate(
-                    id=reader_id, site_id="north-store", role=role,
+                register_reader(session, agency_id=agency, now=now, data=ReaderCreate(
+                    id=reader_id, site_id=site, role=role,
                     public_key=raw_public_key(key.public_key()).hex()))
-                topic = f"kitledger/v1/north/north-store/{reader_id}/events"
+                topic = f"kitledger/v1/{agency}/{site}/{reader_id}/events"
                 out.append(BenchReader(reader_id, topic, key, badge, epcs))
             # A transaction per desk, and statistics on PostgreSQL's new tables after the
             # first: seeding 2,000 assets took 13 s rather than 18.
             session.commit()
-            if r == 0 and engine.dialect.name == "postgresql":
+            if r == first and engine.dialect.name == "postgresql":
                 session.connection().exec_driver_sql("ANALYZE")
                 session.commit()
     return out

@@ -4,13 +4,16 @@
     .venv/bin/python bench/verify.py --quick    # 2,000 events, for the test suite
 
 The bundle (1,000 assets x 100 events, one signed observation per event, a checkpoint every
-10,000 leaves, each committing to the log's head map) is the site scope of `store-2`, where
-every asset ends (1,000 assets, the most the API puts in one bundle): it carries the head-map
+10,000 leaves, each committing to the log's head map; before the events, the registry they
+rest on: the issue desk's registration, the class policy and each asset's tag) is the site
+scope of `store-2`, where every asset ends (1,000 assets, the most the API puts in one
+bundle): it carries the head-map
 proofs of every asset's entry and of the site's whole run, so the completeness check has the
 most to prove. Three witnesses cosign every checkpoint, and the auditor's trust file pins the
 log key, the contract and the witness policy (2 of the 3). It is built first and excluded from
 the timing. The timed part is what `kitledger verify --offline --trust FILE` does: strict parse,
-every signature and cosignature, hash chain and proof, completeness, and the anchors decoded
+every signature and cosignature, hash chain and proof, the registry and each event against it
+(reader role, registered tag, class policy), completeness, and the anchors decoded
 from the embedded receipt logs (chain round trips excluded, per the issue).
 """
 
@@ -28,15 +31,22 @@ from ledger.core.bundle import (
     AnchorProof,
     BundleCheckpoint,
     ChainInfo,
-    DeviceRegistration,
     Scope,
     fast_canonical,
 )
 from ledger.core.bundle_parse import parse_bundle
 from ledger.core.checkpoint import Checkpoint, chain_log_id, sign_checkpoint
 from ledger.core.envelope import SIGNING_PREFIX, Envelope, key_id, raw_public_key
-from ledger.core.heads import Head, HeadMap
-from ledger.core.records import GENESIS_PREV
+from ledger.core.heads import Head, HeadMap, RegistryHead
+from ledger.core.records import (
+    ASSET_REGISTERED,
+    CLASS_POLICY,
+    GENESIS_PREV,
+    READER_REGISTERED,
+    REGISTRY_OPENED,
+    RegistryChains,
+    registry_hash,
+)
 from ledger.merkle_log import MerkleLog
 from ledger.merkle_nodes import MemoryNodeStore
 from ledger.verify import OfflineChainReader, verify_bundle
@@ -69,6 +79,25 @@ def build(events: int) -> bytes:
     prev: dict[int, str] = {}
     latest: dict[str, Head] = {}
     head_map = HeadMap.from_heads(())
+    assets = events // EVENTS_PER_ASSET or 1
+    chains = RegistryChains("met")
+    registered = "2025-01-01T00:00:00.000Z"
+    records = [chains.append(REGISTRY_OPENED, registered, backfilled=0),
+               chains.append(READER_REGISTERED, registered, reader="desk-1", site="store-1",
+                             role="issue_desk", kid=kid,
+                             public_key=raw_public_key(reader_key.public_key()).hex()),
+               chains.append(CLASS_POLICY, registered, **{
+                   "class": "kit", "dual_signoff": False, "required_qualification": None,
+                   "loan_days": None, "disposal_final": True})]
+    records += [chains.append(ASSET_REGISTERED, registered, asset=f"asset-{asset}",
+                              **{"class": "kit"}, epc=f"{asset:024X}")
+                for asset in range(assets)]
+    registry: list[LoggedEvent] = []
+    registry_heads: dict[tuple[str, str], RegistryHead] = {}
+    for item in records:
+        data = item.to_bytes()
+        registry.append(LoggedEvent(data, log.append(data)))
+        registry_heads[item.subject] = (*item.subject, item.seq, registry_hash(data))
     for n in range(events):
         asset, seq = n % (events // EVENTS_PER_ASSET or 1), n // (events // EVENTS_PER_ASSET or 1)
         time_text = f"2026-01-01T00:{(n // 60000) % 60:02d}:{(n // 1000) % 60:02d}.{n % 1000:03d}Z"
@@ -89,7 +118,7 @@ def build(events: int) -> bytes:
         latest[f"asset-{asset}"] = (f"asset-{asset}", seq, digest, "store-2")
         logged.append(LoggedEvent(data, log.append(data)))
         if log.size % CHECKPOINT_EVERY == 0 or n == events - 1:
-            head_map = HeadMap.from_heads(latest.values())
+            head_map = HeadMap.from_heads(latest.values(), registry_heads.values())
             point = Checkpoint(key_id(log_key.public_key()), log.size, log.root(),
                                "2026-02-01T00:00:00.000Z", heads=head_map.root)
             cosigned = tuple(note.cosign(point.note_text(), name, key, 1_770_000_000)
@@ -97,14 +126,12 @@ def build(events: int) -> bytes:
                                                                        strict=True))
             checkpoints.append(BundleCheckpoint(sign_checkpoint(point, log_key),
                                                 _anchor(point, len(checkpoints) + 1), cosigned))
-    device = DeviceRegistration("desk-1", "met", kid, raw_public_key(reader_key.public_key()),
-                                "2025-01-01T00:00:00.000Z")
     return export_bundle(log, scope=Scope("site", tuple(sorted(latest)), site="store-2"),
                          created="2026-03-01T00:00:00.000Z",
                          log_public_key=raw_public_key(log_key.public_key()),
-                         chain=ChainInfo(31337, CONTRACT, "met"), devices=[device],
+                         chain=ChainInfo(31337, CONTRACT, "met"), devices=[],
                          checkpoints=checkpoints, observations=observations, events=logged,
-                         head_map=head_map)
+                         head_map=head_map, registry=registry)
 
 
 def trust_for(data: bytes) -> TrustFile:
@@ -135,7 +162,8 @@ def main() -> None:
         report = verify_bundle(bundle, OfflineChainReader(bundle), trust=trust)
         timings.append(time.perf_counter() - started)
         if report.verdict != "valid" or not all(
-                report.check(name).passed for name in ("completeness", "witness-cosignatures")):
+                report.check(name).passed
+                for name in ("completeness", "witness-cosignatures", "registry")):
             raise SystemExit(f"benchmark bundle failed verification: {report.to_record()}")
     median = statistics.median(timings)
     print(f"| events | bundle MB | build s (untimed) | verify s (median of {runs}) | "

@@ -15,11 +15,11 @@ from sqlmodel import Session, col, select
 from api.auth import create_api_client
 from api.client_admin import revoke
 from api.db import utcnow
-from api.models import Agency, ApiClient, AssetClass, Scope, Site
-from api.models.assets import AssetCreate
+from api.models import Agency, ApiClient, Scope, Site
+from api.models.assets import AssetClassCreate, AssetCreate
 from api.models.people import PersonCreate
 from api.models.registry import ReaderCreate, ReaderRole
-from api.registry import create_asset, create_person, register_reader
+from api.registry import create_asset, create_class, create_person, register_reader
 
 DEMO_AGENCY: Final = "metpolice"
 OTHER_AGENCY: Final = "fireservice"
@@ -89,10 +89,11 @@ def seed_registry(session: Session, public_keys: dict[str, str]) -> None:
     session.flush()
     for agency_id, site_id, name in _SITES:
         session.add(Site(id=site_id, agency_id=agency_id, name=name))
+    session.flush()
     for agency_id, class_id, name, qualification, loan_days, dual in _CLASSES:
-        session.add(AssetClass(id=class_id, agency_id=agency_id, name=name,
-                               required_qualification=qualification, loan_days=loan_days,
-                               dual_signoff=dual))
+        create_class(session, agency_id=agency_id, now=now, data=AssetClassCreate(
+            id=class_id, name=name, required_qualification=qualification,
+            loan_days=loan_days, dual_signoff=dual))  # logged, as through the API
     session.flush()
     for reader in DEMO_READERS:
         register_reader(session, agency_id=DEMO_AGENCY, now=now, data=ReaderCreate(

@@ -3,10 +3,12 @@
 No database, no clock: `apply` loads the state, calls `decide`, and writes what the ruling
 says. A reader speaks for its own agency: a tag its agency may not see (another agency's asset
 not shared with it, another agency's badge) is "not ours" and nothing more, whatever the state
-behind it, and rules nothing of the owner's. Keeping the rules pure lets the property tests
-drive them through long random histories and check the invariants (a disposed asset never
-moves; a check-out always names a qualified, active holder; dual sign-off always has two
-distinct people; another agency's unshared asset is never described, moved or alerted on).
+behind it, and rules nothing of the owner's. Which reader role makes which action is
+`ledger.core.custody_rules`, the table the auditor's verifier holds logged events to. Keeping
+the rules pure lets the property tests drive them through long random histories and check the
+invariants (a disposed asset never moves; a check-out always names a qualified, active holder;
+dual sign-off always has two distinct people; another agency's unshared asset is never
+described, moved or alerted on).
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ from typing import Final
 
 from api.models.assets import AssetStatus, HolderKind
 from api.models.registry import ReaderRole
+from ledger.core.custody_rules import (
+    DESK_ROLES,
+    DUAL_SIGNOFF_PEOPLE,
+    ISSUE_ROLES,
+    RETURN_ROLES,
+)
 
 
 class Verdict(StrEnum):
@@ -92,7 +100,7 @@ def _refuse(reason: str, alert: AlertKind | None = None) -> Ruling:
 
 def decide_badge(reader: ReaderView, person: PersonView, session: str | None) -> Ruling:
     """A staff badge read: at a desk it opens (or joins) the badge session."""
-    if reader.role not in (ReaderRole.ISSUE_DESK, ReaderRole.RETURN_DESK, ReaderRole.LOCKER):
+    if reader.role not in DESK_ROLES:
         return Ruling()
     if person.agency_id != reader.agency_id:  # before anything that describes the person
         return _refuse(NOT_OURS)
@@ -135,7 +143,7 @@ def _check_out(
     if asset.required_qualification and asset.required_qualification not in holder.qualifications:
         return _refuse(f"holder lacks qualification {asset.required_qualification}")
     distinct = tuple(dict.fromkeys(p.person_id for p in people))
-    if asset.dual_signoff and len(distinct) < 2:
+    if asset.dual_signoff and len(distinct) < DUAL_SIGNOFF_PEOPLE:
         return _refuse("dual sign-off needed: a second staff badge")
     return Ruling(
         verdict=Verdict.ACCEPT, reason="checked out", action="check_out",
@@ -176,9 +184,9 @@ def decide_asset(
         return _refuse("asset is disposed", alert)
     if departing:
         return Ruling()
-    if reader.role == ReaderRole.ISSUE_DESK:
+    if reader.role in ISSUE_ROLES:
         ruling = _check_out(reader, asset, people)
-    elif reader.role in (ReaderRole.RETURN_DESK, ReaderRole.LOCKER):
+    elif reader.role in RETURN_ROLES:
         return _check_in(reader, asset, people)  # returning to another store is legitimate
     elif reader.role == ReaderRole.PORTAL:
         leaving = direction != "in"

@@ -169,8 +169,10 @@ def _change(batch: CustodyBatch, item: VerifiedRead, asset: AssetRow, ruling: Ru
     if ruling.action == "loan_return":
         # The borrower saw the asset only through the loan's share: it ends with the loan.
         borrower = asset.holder_ref
-        batch.writes.loan_ended(asset.id, borrower)
-        batch.facts.shares[asset.id] = batch.facts.shares.get(asset.id, frozenset()) - {borrower}
+        shared = batch.facts.shares.get(asset.id, frozenset())
+        if borrower in shared:
+            batch.writes.loan_ended(asset.id, asset.agency_id, borrower, batch.now)
+        batch.facts.shares[asset.id] = shared - {borrower}
     policy = batch.facts.classes.get(asset.class_id)
     due = None
     if ruling.new_status == AssetStatus.CHECKED_OUT and policy and policy.loan_days:

@@ -6,7 +6,8 @@ recipient is still qualified, a reader saw the tag within `SIGHTING_WINDOW`, so 
 physically where the hand-over is claimed) and then appends the event to the asset's chain and
 the Merkle log in the caller's transaction. A refusal raises `CustodyRefused` with the reason.
 An accepted loan shares the asset with the borrower; the share ends when a return desk or locker
-reads the asset back in (`end_loan_shares`, called from the batch's writes).
+reads the asset back in (`end_loan_shares`, called from the batch's writes). Both are logged as
+registry records (`api.registry_log`) beside the custody event.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from api.models.assets import Asset, AssetClass, AssetShare, AssetStatus, Holder
 from api.models.custody import Transfer
 from api.models.people import Person
 from api.models.registry import Agency
+from api.registry_log import append_registry, share
 
 SIGHTING_WINDOW: Final = timedelta(minutes=15)
 """A hand-over is accepted only if a reader saw the tag this recently: long enough to walk from
@@ -114,9 +116,12 @@ def accept(session: Session, *, transfer: Transfer, now: datetime) -> Asset:
         change = CustodyChange(action="loan_out", holder_kind=HolderKind.AGENCY,
                                holder_ref=transfer.to_ref, new_status=AssetStatus.ON_LOAN,
                                time=now, due_at=now + timedelta(days=transfer.loan_days or 1))
-        if session.get(AssetShare, (asset.id, transfer.to_ref)) is None:
-            session.add(AssetShare(asset_id=asset.id, agency_id=transfer.to_ref))
     with appending_log(session) as log:
+        if change.action == "loan_out" and session.get(
+                AssetShare, (asset.id, transfer.to_ref)) is None:
+            session.add(AssetShare(asset_id=asset.id, agency_id=transfer.to_ref))
+            append_registry(session, log, asset.agency_id,
+                            [share(asset.id, transfer.to_ref, granted=True)], now)
         append_change(session, log, asset, change)
     transfer.status, transfer.decided_at = ACCEPTED, now
     session.add(transfer)

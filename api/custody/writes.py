@@ -30,6 +30,7 @@ from api.db import among, table
 from api.logstore import AgencyLogs
 from api.models.assets import Asset
 from api.models.custody import Alert, CustodyEventRow, Refusal
+from api.registry_log import append_registry, share
 
 _ASSETS = table(Asset)
 _EVENTS = table(CustodyEventRow)
@@ -83,8 +84,12 @@ class CustodyWrites:
         """`asset_id` is back in store: its open overdue alert is closed."""
         self._returned.add(asset_id)
 
-    def loan_ended(self, asset_id: str, borrower: str) -> None:
-        """`asset_id`, lent to agency `borrower`, is returned: the loan's share ends."""
+    def loan_ended(self, asset_id: str, owner: str, borrower: str, now: datetime) -> None:
+        """`asset_id` of agency `owner`, lent to agency `borrower`, is returned: the loan's
+        share ends, and the owner's log records it (`api.registry_log`)."""
+        if (asset_id, borrower) not in self._loans_ended:
+            append_registry(self._session, self.logs, owner,
+                            [share(asset_id, borrower, granted=False)], now)
         self._loans_ended.add((asset_id, borrower))
 
     def alert(self, reader: ReaderView, asset: AssetRow, ruling: Ruling, now: datetime) -> None:

@@ -15,6 +15,7 @@ from api.models.custody import (
     LogNode,
     LogState,
     Refusal,
+    RegistryRecordRow,
     Transfer,
 )
 from api.models.health import ReaderHealth
@@ -62,6 +63,7 @@ __all__ = [
     "ReaderRole",
     "ReaderStatus",
     "Refusal",
+    "RegistryRecordRow",
     "Scope",
     "SequenceGap",
     "Sighting",

@@ -43,6 +43,30 @@ class CustodyEventRow(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class RegistryRecordRow(SQLModel, table=True):
+    """A `ledger.core.records.RegistryRecord` as logged: its canonical bytes, its subject and
+    place in the subject's chain, and its leaf in the agency's Merkle log (`api.registry_log`).
+    Written in the transaction that changes the registry row it mirrors."""
+
+    __tablename__ = "registry_record"
+    __table_args__ = (
+        UniqueConstraint("agency_id", "leaf_index", name="uq_registry_record_agency_leaf"),
+        UniqueConstraint("agency_id", "subject_kind", "subject_id", "seq",
+                         name="uq_registry_record_subject_seq"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    agency_id: str = Field(max_length=MAX_ID_CHARS)
+    subject_kind: str = Field(max_length=16)
+    subject_id: str = Field(max_length=MAX_ID_CHARS)
+    seq: int = Field(sa_type=BigInt)
+    kind: str = Field(max_length=32)
+    record: bytes = Field(sa_type=Bytes)
+    record_hash: bytes = Field(sa_type=Bytes)
+    leaf_index: int = Field(sa_type=BigInt)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class Refusal(SQLModel, table=True):
     """A custody change that was asked for (by a read or an API call) and refused, with why."""
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
-from sqlalchemy import delete, or_
+from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -19,7 +19,6 @@ from api.models.assets import (
     AssetClass,
     AssetCreate,
     AssetPublic,
-    AssetShare,
     AssetStatus,
     AssetUpdate,
     HolderKind,
@@ -27,7 +26,7 @@ from api.models.assets import (
 from api.models.ingest import ForeignSighting
 from api.models.registry import Agency, Site
 from api.problems import Problem
-from api.registry import RegistryError, create_asset
+from api.registry import RegistryError, create_asset, set_shares
 from api.routes.paging import After, IdPath, Limit, Page, page_of
 from api.scoping import asset_visible, owned_asset, visible_asset
 
@@ -130,8 +129,7 @@ def update(asset_id: IdPath, data: AssetUpdate, session: SessionDep, caller: Ass
     if data.home_site_id is not None:
         asset.home_site_id = data.home_site_id
     if data.shared_with is not None:
-        session.execute(delete(AssetShare).where(col(AssetShare.asset_id) == asset.id))
-        session.add_all(AssetShare(asset_id=asset.id, agency_id=a) for a in set(data.shared_with))
+        set_shares(session, asset=asset, shared_with=data.shared_with, now=utcnow())
     session.add(asset)
     session.commit()
     session.refresh(asset)

@@ -21,6 +21,7 @@ from api.models.registry import (
 from api.problems import Problem, not_found
 from api.registry import (
     RegistryError,
+    create_class,
     create_person,
     erase_person,
     register_reader,
@@ -99,10 +100,10 @@ def revoke(reader_id: IdPath, session: SessionDep, caller: Admin) -> Reader:
 
 @router.post("/asset-classes", status_code=status.HTTP_201_CREATED,
              response_model=AssetClassPublic)
-def create_class(data: AssetClassCreate, session: SessionDep, caller: Admin) -> AssetClass:
-    """Create an asset class and its custody policy."""
-    asset_class = AssetClass.model_validate(data, update={"agency_id": caller.agency_id})
-    session.add(asset_class)
+def create_asset_class(data: AssetClassCreate, session: SessionDep, caller: Admin
+                       ) -> AssetClass:
+    """Create an asset class and its custody policy (logged: `api.registry_log`)."""
+    asset_class = create_class(session, agency_id=caller.agency_id, data=data, now=utcnow())
     _commit(session, "asset class")
     return asset_class
 

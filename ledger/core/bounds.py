@@ -77,6 +77,16 @@ MAX_OBSERVATIONS_PER_EVENT: Final = 64
 MAX_AUTHORISERS: Final = 8
 """Dual sign-off needs two; eight leaves room for panels without unbounded lists."""
 
+READER_ROLES: Final = frozenset({"issue_desk", "return_desk", "portal", "locker", "vehicle_bay"})
+"""What a registered reader is for: the custody rules (`ledger.core.custody_rules`) say which
+role each action needs. `api.models.registry.ReaderRole` spells the same set."""
+
+MAX_REVOCATION_REASON_CHARS: Final = 200
+"""A revocation's reason: printable ASCII, spaces allowed, as shown on a report."""
+
+MAX_LOAN_DAYS: Final = 3650
+"""An asset class's loan period: ten years at most, as the API's class policy allows."""
+
 TIME_PATTERN: Final = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z"
 """RFC 3339 UTC with milliseconds, the one spelling of a time, unanchored (it is matched whole
 or inside a line); `records.parse_time` also refuses dates that do not exist."""

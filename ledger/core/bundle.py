@@ -1,11 +1,17 @@
 """The audit bundle: everything an auditor needs to check a chain of custody, in one file.
 
-Format `kitledger-audit-bundle` version 2 (docs/audit-bundle.md): JSON Lines, every line one
+Format `kitledger-audit-bundle` version 3 (docs/audit-bundle.md): JSON Lines, every line one
 RFC 8785 canonical JSON object of at most MAX_RECORD_BYTES, in fixed sections whose lengths the
 header line announces::
 
     header | device x D | checkpoint x C | consistency x (C-1) | observation x O
-           | (event, inclusion) x E | head x H | end
+           | (event, inclusion) x E | (registry record, inclusion) x R | head x H | end
+
+Version 3 adds the registry records the events rest on (reader registrations and revocations,
+class policies, asset tags and shares: `ledger.core.records.RegistryRecord`), each a log leaf
+with its inclusion proof like an event, and head lines for registry subjects (a `"subject"`
+field). Versions 1 and 2 are still read; they carry no registry, so the verifier cannot prove
+the reader keys they list.
 
 The head lines prove, in the head map of the newest checkpoint (`ledger.core.heads`), each
 scope asset's latest event and, for a site, every asset the log places there. Version 1 is the
@@ -39,8 +45,10 @@ from ledger.core.errors import LedgerError
 from ledger.core.heads import HeadProof
 
 BUNDLE_FORMAT: Final = "kitledger-audit-bundle"
-BUNDLE_VERSION: Final = 2
-READABLE_VERSIONS: Final = frozenset({1, 2})
+BUNDLE_VERSION: Final = 3
+READABLE_VERSIONS: Final = frozenset({1, 2, 3})
+REGISTRY_VERSION: Final = 3
+"""The first version that carries registry records and registry head lines."""
 FINGERPRINT_PURPOSE: Final = "audit-bundle"
 
 MAX_BUNDLE_BYTES: Final = 1024**3
@@ -60,7 +68,11 @@ MAX_DEVICES: Final = 100_000
 MAX_CHECKPOINTS: Final = 100_000
 """Signed checkpoints: one per anchoring interval; 100k is years of minute-by-minute anchors."""
 
-MAX_HEAD_LINES: Final = 2 * MAX_EVENTS + 4
+MAX_REGISTRY: Final = 2 * MAX_EVENTS
+"""Registry records: each scope asset's tag and shares, the readers and classes its events
+name; a few per asset."""
+
+MAX_HEAD_LINES: Final = 2 * MAX_EVENTS + MAX_REGISTRY + 4
 """Head-map proofs: an asset's entry (and its site entry) plus the neighbours of a run."""
 MAX_COSIGNATURES: Final = 64
 """Cosignature lines on one checkpoint: policies name a handful of witnesses; C2SP asks
@@ -167,8 +179,8 @@ class ConsistencyStep:
 
 @dataclass(frozen=True, slots=True)
 class BundleEvent:
-    """A custody event's canonical record (the Merkle leaf) and its inclusion proof at the
-    checkpoint of `tree_size`."""
+    """A custody event's or registry record's canonical record (the Merkle leaf) and its
+    inclusion proof at the checkpoint of `tree_size`."""
 
     record: bytes
     leaf_index: int
@@ -191,6 +203,8 @@ class AuditBundle:
     consistency: tuple[ConsistencyStep, ...]
     observations: tuple[bytes, ...]
     events: tuple[BundleEvent, ...]
+    registry: tuple[BundleEvent, ...]
+    """Registry records with their inclusion proofs, in leaf order (none before version 3)."""
     heads: tuple[HeadProof, ...]
     """Head-map proofs at the newest checkpoint, in entry order (none in a version 1 bundle)."""
     version: int
@@ -229,9 +243,13 @@ def _line(record: Mapping[str, Any]) -> bytes:
 def head_record(proof: HeadProof) -> dict[str, Any]:
     """A head line: one entry of the newest checkpoint's head map with its inclusion path."""
     entry = proof.entry
-    return {"type": "head", "index": proof.index, "map_size": proof.map_size,
-            "asset": entry.asset, "site": entry.site, "seq": entry.seq,
-            "head": entry.head.hex(), "path": [p.hex() for p in proof.path]}
+    record: dict[str, Any] = {
+        "type": "head", "index": proof.index, "map_size": proof.map_size, "asset": entry.asset,
+        "site": entry.site, "seq": entry.seq, "head": entry.head.hex(),
+        "path": [p.hex() for p in proof.path]}
+    if entry.subject is not None:
+        record["subject"] = entry.subject
+    return record
 
 
 def _header(scope: Scope, created: str, log_public_key: bytes, log_id: str,
@@ -255,16 +273,19 @@ def build_bundle(
     observations: Sequence[Envelope],
     events: Iterable[BundleEvent],
     heads: Sequence[HeadProof] = (),
+    registry: Iterable[BundleEvent] = (),
 ) -> bytes:
-    """The bundle's bytes from plain values. Events go in leaf order, one inclusion line each;
+    """The bundle's bytes from plain values. Events and registry records go in leaf order,
+    one inclusion line each;
     checkpoints in increasing tree size with one consistency step per consecutive pair; head
     proofs (at the newest checkpoint) in entry order, each once."""
     if scope.kind not in SCOPE_KINDS:
         raise BundleError(f"scope kind {scope.kind!r} not in {sorted(SCOPE_KINDS)}")
     event_list = sorted(events, key=lambda e: e.leaf_index)
+    registry_list = sorted(registry, key=lambda e: e.leaf_index)
     counts = {"devices": len(devices), "checkpoints": len(checkpoints),
               "consistency": len(consistency), "observations": len(observations),
-              "events": len(event_list), "heads": len(heads)}
+              "events": len(event_list), "registry": len(registry_list), "heads": len(heads)}
     lines = [_line(_header(scope, created, log_public_key, log_id, chain, counts))]
     lines += [_line(d.to_record()) for d in devices]
     for cp in checkpoints:
@@ -275,7 +296,7 @@ def build_bundle(
     lines += [_line({"type": "consistency", "size1": c.size1, "size2": c.size2,
                      "path": [p.hex() for p in c.path]}) for c in consistency]
     lines += [_line(env.to_record()) for env in observations]  # == env.to_bytes()
-    for event in event_list:
+    for event in [*event_list, *registry_list]:
         lines.append(event.record)
         lines.append(_line({"type": "inclusion", "leaf": event.leaf_index,
                             "size": event.tree_size, "path": [p.hex() for p in event.path]}))

@@ -21,7 +21,9 @@ from ledger.core.bundle import (
     MAX_EVENTS,
     MAX_HEAD_LINES,
     MAX_OBSERVATIONS,
+    MAX_REGISTRY,
     READABLE_VERSIONS,
+    REGISTRY_VERSION,
     SCOPE_KINDS,
     AnchorProof,
     AuditBundle,
@@ -47,6 +49,8 @@ _LIMITS: Final = {"devices": MAX_DEVICES, "checkpoints": MAX_CHECKPOINTS,
                   "consistency": MAX_CHECKPOINTS, "observations": MAX_OBSERVATIONS,
                   "events": MAX_EVENTS}
 _LIMITS_V2: Final = {**_LIMITS, "heads": MAX_HEAD_LINES}
+_LIMITS_V3: Final = {**_LIMITS_V2, "registry": MAX_REGISTRY}
+_LIMITS_OF: Final = {1: _LIMITS, 2: _LIMITS_V2, 3: _LIMITS_V3}
 _HEX64 = re.compile(f"[0-9a-f]{{{HASH_HEX_CHARS}}}")
 _HEX = re.compile(r"(?:[0-9a-f]{2})*")
 _NODE_STEP: Final = HASH_HEX_CHARS + len('"",')
@@ -155,10 +159,10 @@ def _header(record: dict[str, Any]) -> tuple[dict[str, int], Scope, ChainInfo | 
     _exact(record, {"type", "format", "v", "created", "scope", "log", "chain", "counts"},
            "audit-bundle", where)
     counts = _get(record, "counts", dict, where)
-    limits = _LIMITS if version == 1 else _LIMITS_V2
+    limits = _LIMITS_OF[version]
     if set(counts) != set(limits):
         raise BundleError(f"{where}: counts must name {sorted(limits)}")
-    counts = {"heads": 0, **counts}
+    counts = {"heads": 0, "registry": 0, **counts}
     for name, limit in limits.items():
         if _get(counts, name, int, where) > limit:
             raise BundleError(f"{where}: {counts[name]} {name} exceeds the limit {limit}")
@@ -223,13 +227,17 @@ def _anchor(value: Any, where: str) -> AnchorProof | None:
         _hex(log["data"], where))
 
 
-def _head(record: dict[str, Any], where: str) -> HeadProof:
-    _exact(record, {"type", "index", "map_size", "asset", "site", "seq", "head", "path"},
-           "head", where)
+def _head(record: dict[str, Any], where: str, version: int) -> HeadProof:
+    fields = {"type", "index", "map_size", "asset", "site", "seq", "head", "path"}
+    if version >= REGISTRY_VERSION and "subject" in record:
+        fields.add("subject")
+    _exact(record, fields, "head", where)
+    subject = _get(record, "subject", str, where) if "subject" in record else None
     try:
         entry = HeadEntry(_get(record, "asset", str, where),
                           _get(record, "site", (str, type(None)), where),
-                          _get(record, "seq", int, where), _hex(record["head"], where, 32))
+                          _get(record, "seq", int, where), _hex(record["head"], where, 32),
+                          subject)
     except LedgerError as exc:
         raise BundleError(f"{where}: {exc}") from None
     return HeadProof(entry, _get(record, "index", int, where),
@@ -246,7 +254,8 @@ def parse_bundle(data: bytes) -> AuditBundle:
     header = parse_line(data[:first], "line 1 (header)")
     counts, scope, chain = _header(header)
     sections = (counts["devices"], counts["checkpoints"], counts["consistency"],
-                counts["observations"], 2 * counts["events"], counts["heads"])
+                counts["observations"], 2 * counts["events"], 2 * counts["registry"],
+                counts["heads"])
     expected_lines = 2 + sum(sections)
     # Counted before splitting, so a header announcing a huge bundle costs nothing.
     found_lines = data.count(b"\n")
@@ -292,16 +301,17 @@ def parse_bundle(data: bytes) -> AuditBundle:
                               f"{MAX_RECORD_BYTES} bytes")
         hasher.add(line)
     position += len(observations)
-    events = []
-    for _ in range(counts["events"]):
-        raw, proof_line = lines[position], lines[position + 1]
-        hasher.add(raw)
-        hasher.add(proof_line)
-        if len(raw) > MAX_RECORD_BYTES:
-            raise BundleError(f"line {position + 1}: line exceeds {MAX_RECORD_BYTES} bytes")
-        events.append(BundleEvent(raw, *_inclusion(proof_line, f"line {position + 2}")))
-        position += 2
-    heads = [_head(*_first_and_where(take())) for _ in range(counts["heads"])]
+    proven: dict[str, list[BundleEvent]] = {"events": [], "registry": []}
+    for section, items in proven.items():
+        for _ in range(counts[section]):
+            raw, proof_line = lines[position], lines[position + 1]
+            hasher.add(raw)
+            hasher.add(proof_line)
+            if len(raw) > MAX_RECORD_BYTES:
+                raise BundleError(f"line {position + 1}: line exceeds {MAX_RECORD_BYTES} bytes")
+            items.append(BundleEvent(raw, *_inclusion(proof_line, f"line {position + 2}")))
+            position += 2
+    heads = [_head(*_first_and_where(take()), header["v"]) for _ in range(counts["heads"])]
     end = parse_line(lines[position], f"line {position + 1} (end)")
     _exact(end, {"type", "lines", "fingerprint"}, "bundle-end", f"line {position + 1}")
     if end["lines"] != position:
@@ -312,7 +322,8 @@ def parse_bundle(data: bytes) -> AuditBundle:
                             else None, "line 1 (header) log key", 32),
         chain=chain, devices=tuple(devices), checkpoints=tuple(checkpoints),
         consistency=tuple(steps), observations=tuple(observations),
-        events=tuple(events), heads=tuple(heads), version=header["v"],
+        events=tuple(proven["events"]), registry=tuple(proven["registry"]),
+        heads=tuple(heads), version=header["v"],
         fingerprint=_hex(end["fingerprint"], "end line fingerprint", 32),
         computed_fingerprint=hasher.digest())
 

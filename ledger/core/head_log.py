@@ -1,5 +1,6 @@
-"""The head map of a log held as its custody-event leaves: for an in-memory log, the corpus,
-tests and benchmarks (the API builds the same map from its asset table, `api.head_maps`).
+"""The head map of a log held as its leaves (custody events and registry records): for an
+in-memory log, the corpus, tests and benchmarks (the API builds the same map from its asset
+and registry tables, `api.head_maps`).
 
 Kept apart from `ledger.core.heads` because reading events needs `ledger.core.record_scan`,
 which needs the bundle format, which needs the head map's proofs. Pure.
@@ -10,16 +11,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ledger.core import hashing
-from ledger.core.heads import HeadMap, entries_for, located_at
+from ledger.core.encoding import parse_record
+from ledger.core.heads import HeadEntry, HeadMap, entries_for, located_at
 from ledger.core.record_scan import read_event
+from ledger.core.records import CustodyEvent, RegistryRecord, registry_hash
+
+_EVENT_START = b'{"action":'
+"""How every custody event's canonical record begins (its keys sorted); no registry record's
+does (theirs begin with "agency")."""
 
 
 def head_map_of(records: Iterable[bytes]) -> HeadMap:
-    """The head map of a log whose custody-event leaves are `records`, in leaf order."""
+    """The head map of a log whose leaves are `records`, in leaf order."""
     latest: dict[str, tuple[int, bytes, str | None]] = {}
+    registry: dict[tuple[str, str], tuple[int, bytes]] = {}
     for position, record in enumerate(records):
-        event = read_event(record, f"leaf {position}")
+        if not record.startswith(_EVENT_START):
+            entry = RegistryRecord.from_record(parse_record(record))
+            registry[entry.subject] = (entry.seq, registry_hash(record))
+            continue
+        event: CustodyEvent = read_event(record, f"leaf {position}")
         latest[event.asset] = (event.seq, hashing.domain_hash(hashing.CUSTODY_EVENT, record),
                                located_at(event))
-    return HeadMap(e for asset, (seq, head, site) in latest.items()
-                   for e in entries_for(asset, seq, head, site))
+    entries = [e for asset, (seq, head, site) in latest.items()
+               for e in entries_for(asset, seq, head, site)]
+    entries += [HeadEntry(ident, None, seq, head, subject)
+                for (subject, ident), (seq, head) in registry.items()]
+    return HeadMap(entries)

@@ -9,6 +9,11 @@ its own domain (`kitledger/v1/heads-leaf` NUL), so it can never be mistaken for 
 checkpoint commits to `heads_root(map size, tree root)`, binding the size so no proof can claim
 another shape of tree.
 
+The log's registry records (`ledger.core.records.RegistryRecord`) are chained per subject (the
+agency's registry, a reader, a class, an asset); each subject has one more entry, keyed by
+(subject kind, subject id) under its own tag, holding its latest registry record's `seq` and
+hash, so a bundle proves it left none of a reader's or a class's records out.
+
 Because keys are sorted, two adjacent leaves prove a key absent, and a contiguous run of leaves
 bracketed by its neighbours proves every entry in a key range: all assets of a site. Anyone
 holding the log can recompute the map and check the operator built it faithfully. Pure.
@@ -43,6 +48,9 @@ MAX_MAP_ENTRIES: Final = 1 << 40
 
 _ASSET_TAG: Final = b"a\x00"
 _SITE_TAG: Final = b"s\x00"
+_REGISTRY_TAG: Final = b"r\x00"
+REGISTRY_SUBJECTS: Final = frozenset({"agency", "reader", "class", "asset"})
+"""The kinds of registry subject (`ledger.core.records.REGISTRY_KINDS`)."""
 _LEAF_PREFIX: Final = hashing.DOMAIN_PREFIX + HEADS_LEAF.encode("ascii") + b"\x00"
 _ID: Final = re.compile(rf"[\x21-\x7e]{{1,{MAX_ID_CHARS}}}")
 
@@ -68,20 +76,34 @@ def site_prefix(site: str) -> bytes:
     return _SITE_TAG + _check_id("site", site).encode("ascii") + b"\x00"
 
 
+def registry_key(subject: str, ident: str) -> bytes:
+    """The key of registry subject (`subject` kind, `ident`)'s entry."""
+    if subject not in REGISTRY_SUBJECTS:
+        raise HeadsError(f"registry subject {subject!r:.40} not in {sorted(REGISTRY_SUBJECTS)}")
+    return _REGISTRY_TAG + subject.encode("ascii") + b"\x00" + _check_id(
+        "subject", ident).encode("ascii")
+
+
 @dataclass(frozen=True, slots=True)
 class HeadEntry:
     """Asset `asset`'s latest event is number `seq` of its chain with hash `head`; keyed by
-    the asset alone (`site` None) or, in the site index, by (`site`, asset)."""
+    the asset alone (`site` None) or, in the site index, by (`site`, asset). With `subject`
+    (a registry subject kind) the entry is registry subject (`subject`, `asset`)'s latest
+    registry record instead, and `site` is None."""
 
     asset: str
     site: str | None
     seq: int
     head: bytes
+    subject: str | None = None
 
     def __post_init__(self) -> None:
         _check_id("asset", self.asset)
         if self.site is not None:
             _check_id("site", self.site)
+        if self.subject is not None and (self.site is not None
+                                         or self.subject not in REGISTRY_SUBJECTS):
+            raise HeadsError("a registry entry names a subject kind and no site")
         if isinstance(self.seq, bool) or not isinstance(self.seq, int) or not (
                 0 <= self.seq <= MAX_SEQ):
             raise HeadsError(f"seq must be an integer in 0..{MAX_SEQ}")
@@ -90,6 +112,8 @@ class HeadEntry:
 
     @property
     def key(self) -> bytes:
+        if self.subject is not None:
+            return registry_key(self.subject, self.asset)
         if self.site is None:
             return asset_key(self.asset)
         return site_prefix(self.site) + self.asset.encode("ascii")
@@ -138,7 +162,10 @@ class HeadProof:
 Head = tuple[str, int, bytes, str | None]
 """(asset, seq, head, site or None): one asset's latest event, as `HeadMap.from_heads` takes it."""
 
-_Row = tuple[bytes, str, str | None, int, bytes]
+RegistryHead = tuple[str, str, int, bytes]
+"""(subject kind, subject id, seq, hash): one registry subject's latest record."""
+
+_Row = tuple[bytes, str, str | None, int, bytes, str | None]
 
 
 class HeadMap:
@@ -146,23 +173,28 @@ class HeadMap:
     per node), so a million-asset map costs tens of megabytes, not millions of objects."""
 
     def __init__(self, entries: Iterable[HeadEntry]) -> None:
-        self._build([(e.key, e.asset, e.site, e.seq, e.head) for e in entries])
+        self._build([(e.key, e.asset, e.site, e.seq, e.head, e.subject) for e in entries])
 
     @classmethod
-    def from_heads(cls, heads: Iterable[Head]) -> HeadMap:
-        """The map of these assets' heads (each asset once): the fast path for a whole log,
-        checking each value as `HeadEntry` would without making one per entry."""
+    def from_heads(cls, heads: Iterable[Head], registry: Iterable[RegistryHead] = ()
+                   ) -> HeadMap:
+        """The map of these assets' heads (each asset once) and registry subjects' heads (each
+        subject once): the fast path for a whole log, checking each value as `HeadEntry`
+        would without making one per entry."""
         rows: list[_Row] = []
+        for subject, ident, seq, head in registry:  # few: each checked as an entry
+            entry = HeadEntry(ident, None, seq, head, subject)
+            rows.append((entry.key, ident, None, seq, head, subject))
         for asset, seq, head, site in heads:
             if (not _ID.fullmatch(asset) or type(seq) is not int or not 0 <= seq <= MAX_SEQ
                     or len(head) != hashing.HASH_SIZE):
                 HeadEntry(asset, site, seq, head)  # raises, saying what is wrong
-            rows.append((_ASSET_TAG + asset.encode("ascii"), asset, None, seq, head))
+            rows.append((_ASSET_TAG + asset.encode("ascii"), asset, None, seq, head, None))
             if site is not None:
                 if not _ID.fullmatch(site):
                     _check_id("site", site)
                 rows.append((_SITE_TAG + site.encode("ascii") + b"\x00" + asset.encode("ascii"),
-                             asset, site, seq, head))
+                             asset, site, seq, head, None))
         head_map = cls.__new__(cls)
         head_map._build(rows)
         return head_map
@@ -180,7 +212,7 @@ class HeadMap:
         level = b"".join(
             sha256(prefix + len(key).to_bytes(2, "big") + key + seq.to_bytes(8, "big")
                    + head).digest()
-            for key, _asset, _site, seq, head in rows)
+            for key, _asset, _site, seq, head, _subject in rows)
         self._levels = [level]
         while len(level) > hashing.HASH_SIZE:
             level = _parents(level)
@@ -191,8 +223,8 @@ class HeadMap:
         return len(self._rows)
 
     def entry(self, index: int) -> HeadEntry:
-        _key, asset, site, seq, head = self._rows[index]
-        return HeadEntry(asset, site, seq, head)
+        _key, asset, site, seq, head, subject = self._rows[index]
+        return HeadEntry(asset, site, seq, head, subject)
 
     @property
     def tree_root(self) -> bytes:
@@ -223,6 +255,10 @@ class HeadMap:
 
     def proofs_for_asset(self, asset: str) -> list[HeadProof]:
         key = asset_key(asset)
+        return self.proofs_between(key, key)
+
+    def proofs_for_registry(self, subject: str, ident: str) -> list[HeadProof]:
+        key = registry_key(subject, ident)
         return self.proofs_between(key, key)
 
     def proofs_for_site(self, site: str) -> list[HeadProof]:

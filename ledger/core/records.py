@@ -1,6 +1,7 @@
-"""Record types: what a reader saw (`Observation`) and a change of custody (`CustodyEvent`).
+"""Record types: what a reader saw (`Observation`), a change of custody (`CustodyEvent`), and
+a change of the registry the custody rules read (`RegistryRecord`).
 
-Both serialise to canonical JSON records carrying `"type"` and `"v"`. `from_record` checks every
+All serialise to canonical JSON records carrying `"type"` and `"v"`. `from_record` checks every
 field, its type and its bounds, and refuses unknown fields, so a record that round-trips is one
 the whole system agrees on.
 """
@@ -26,24 +27,36 @@ from ledger.core.bounds import (
     MAX_EPC_HEX_CHARS,
     MAX_EPC_WORDS,
     MAX_ID_CHARS,
+    MAX_LOAN_DAYS,
     MAX_OBSERVATIONS_PER_EVENT,
+    MAX_REVOCATION_REASON_CHARS,
     MAX_RSSI_DBM,
+    MAX_SEQ,
     MAX_URI_CHARS,
     MIN_ANTENNA,
     MIN_RSSI_DBM,
     OBSERVATION_KINDS,
     PERSON_HOLDER,
+    READER_ROLES,
     TIME_PATTERN,
     URI_PREFIX,
     is_identifier,
 )
-from ledger.core.encoding import MAX_SAFE_INTEGER, SCHEMA_VERSION, schema_checked_bytes
+from ledger.core.encoding import (
+    MAX_SAFE_INTEGER,
+    SCHEMA_VERSION,
+    canonical_bytes,
+    schema_checked_bytes,
+)
+from ledger.core.envelope import KEY_ID_HEX_CHARS
 from ledger.core.errors import NonCanonicalNumber, SchemaError
 
 __all__ = [  # the types, and the bounds (defined in `bounds`) their users check against
     "ACTIONS", "GENESIS_PREV", "HOLDER_KINDS", "MAX_AUTHORISERS", "MAX_EPC_HEX_CHARS",
-    "MAX_ID_CHARS", "MAX_OBSERVATIONS_PER_EVENT", "OBSERVATION_KINDS", "CustodyEvent",
-    "Holder", "Observation", "event_hash", "format_time", "parse_time",
+    "MAX_ID_CHARS", "MAX_OBSERVATIONS_PER_EVENT", "OBSERVATION_KINDS", "REGISTRY_KINDS",
+    "CustodyEvent", "Holder", "Observation", "RegistryChains", "RegistryRecord", "event_hash",
+    "format_time",
+    "parse_time", "registry_hash",
 ]
 
 GENESIS_PREV: Final = "00" * hashing.HASH_SIZE
@@ -324,3 +337,191 @@ class CustodyEvent:
 def event_hash(event: CustodyEvent) -> bytes:
     """The hash the next event of the same asset commits to."""
     return hashing.domain_hash(hashing.CUSTODY_EVENT, event.to_bytes())
+
+
+# -- The registry in the log ---------------------------------------------------------------------
+# What the custody rules read about readers, asset classes, assets and shares is logged as it
+# changes, so an auditor checks an observation's reader, an event's class policy and an asset's
+# tag against the log, not against a list the operator hands over. Each record belongs to one
+# subject (the agency's registry itself, a reader, a class, an asset) and is chained to that
+# subject's previous record like custody events are to their asset's, so the head map's entry
+# for the subject (`ledger.core.heads.registry_key`) proves none of its records is left out.
+
+REGISTRY_OPENED: Final = "registry-opened"
+READER_REGISTERED: Final = "reader-registered"
+READER_REVOKED: Final = "reader-revoked"
+CLASS_POLICY: Final = "class-policy"
+ASSET_REGISTERED: Final = "asset-registered"
+SHARE_GRANTED: Final = "share-granted"
+SHARE_ENDED: Final = "share-ended"
+
+_ID_FIELD: Final = "id"
+_BOOL: Final = "bool"
+_KID_HEX = re.compile(f"[0-9a-f]{{{KEY_ID_HEX_CHARS}}}")
+_KEY_HEX = re.compile("[0-9a-f]{64}")
+
+REGISTRY_KINDS: Final[dict[str, tuple[str, str, dict[str, str]]]] = {
+    REGISTRY_OPENED: ("agency", "agency", {"backfilled": "count"}),
+    READER_REGISTERED: ("reader", "reader", {"reader": _ID_FIELD, "site": _ID_FIELD,
+                                             "role": "role", "kid": "kid",
+                                             "public_key": "key"}),
+    READER_REVOKED: ("reader", "reader", {"reader": _ID_FIELD, "reason": "reason"}),
+    CLASS_POLICY: ("class", "class", {"class": _ID_FIELD, "dual_signoff": _BOOL,
+                                      "required_qualification": "optional-text",
+                                      "loan_days": "days", "disposal_final": _BOOL}),
+    ASSET_REGISTERED: ("asset", "asset", {"asset": _ID_FIELD, "class": _ID_FIELD,
+                                          "epc": "epc"}),
+    SHARE_GRANTED: ("asset", "asset", {"asset": _ID_FIELD, "with": _ID_FIELD}),
+    SHARE_ENDED: ("asset", "asset", {"asset": _ID_FIELD, "with": _ID_FIELD}),
+}
+"""Each registry record kind: (its subject's kind, the field naming the subject, its own fields
+with their value kinds). `registry-opened` starts the agency's registry in the log and counts
+the records a backfill wrote right after it (rows that existed before the registry was
+logged); the others mirror the API's registry rows."""
+
+_COMMON_FIELDS: Final = frozenset({"type", "v", "agency", "seq", "prev", "time"})
+
+
+def _check_value(name: str, kind: str, value: object) -> None:
+    """Refuse `value` for the registry field `name` of value kind `kind`."""
+    if kind == _ID_FIELD:
+        _check_ident(name, value)
+    elif kind == "optional-text":  # as the API stores it: any text up to an id's length
+        if value is not None and (type(value) is not str or len(value) > MAX_ID_CHARS):
+            raise SchemaError(f"field {name!r} must be null or at most {MAX_ID_CHARS} "
+                              "characters")
+    elif kind == _BOOL:
+        if type(value) is not bool:
+            raise SchemaError(f"field {name!r} must be true or false")
+    elif kind == "count":
+        if type(value) is not int or not 0 <= value <= MAX_SEQ:
+            raise SchemaError(f"field {name!r} must be an integer in 0..{MAX_SEQ}")
+    elif kind == "days":
+        if value is not None and (type(value) is not int or not 1 <= value <= MAX_LOAN_DAYS):
+            raise SchemaError(f"field {name!r} must be null or 1..{MAX_LOAN_DAYS} days")
+    elif kind == "role":
+        if type(value) is not str or value not in READER_ROLES:
+            raise SchemaError(f"field {name!r} must be one of {sorted(READER_ROLES)}")
+    elif kind == "kid":
+        if type(value) is not str or not _KID_HEX.fullmatch(value):
+            raise SchemaError(f"field {name!r} must be {KEY_ID_HEX_CHARS} lower-case hex")
+    elif kind == "key":
+        if type(value) is not str or not _KEY_HEX.fullmatch(value):
+            raise SchemaError(f"field {name!r} must be a 32-byte key in lower-case hex")
+    elif kind == "reason":
+        if (type(value) is not str or len(value) > MAX_REVOCATION_REASON_CHARS
+                or not value.isascii() or not value.isprintable()):
+            raise SchemaError(f"field {name!r} must be at most {MAX_REVOCATION_REASON_CHARS} "
+                              "printable ASCII characters")
+    elif kind == "epc":
+        if type(value) is not str or len(value) > MAX_EPC_HEX_CHARS or not _EPC_HEX.fullmatch(
+                value):
+            raise SchemaError(f"field {name!r} must be an EPC in upper-case hex words")
+    else:  # pragma: no cover - the table above names only these
+        raise AssertionError(kind)
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryRecord:
+    """One change of the registry, as logged: `kind` (a key of `REGISTRY_KINDS`), the agency
+    whose log holds it, its place `seq` in its subject's chain with `prev` the hash of the
+    subject's record before it (`GENESIS_PREV` for the first), the API's time of the change,
+    and the kind's own fields in `fields` (name -> value)."""
+
+    kind: str
+    agency: str
+    seq: int
+    prev: str
+    time: str
+    fields: tuple[tuple[str, Any], ...]
+
+    @classmethod
+    def make(cls, kind: str, *, agency: str, seq: int, prev: str, time: str,
+             **fields: Any) -> RegistryRecord:
+        record = cls(kind, agency, seq, prev, time, tuple(sorted(fields.items())))
+        record.check()
+        return record
+
+    def get(self, name: str) -> Any:
+        """The value of the kind's field `name` (KeyError if the kind has none)."""
+        for key, value in self.fields:
+            if key == name:
+                return value
+        raise KeyError(name)
+
+    @property
+    def subject(self) -> tuple[str, str]:
+        """(subject kind, subject id): whose chain this record extends."""
+        subject_kind, field_name, _names = REGISTRY_KINDS[self.kind]
+        return subject_kind, self.agency if field_name == "agency" else str(self.get(field_name))
+
+    def check(self) -> None:
+        """Refuse a record the format does not allow (every check `from_record` makes)."""
+        if type(self.kind) is not str or self.kind not in REGISTRY_KINDS:
+            raise SchemaError(f"registry record kind {self.kind!r:.40} not in "
+                              f"{sorted(REGISTRY_KINDS)}")
+        _check_ident("agency", self.agency)
+        if type(self.seq) is not int or not 0 <= self.seq <= MAX_SEQ:
+            raise SchemaError(f"field 'seq' must be an integer in 0..{MAX_SEQ}")
+        if type(self.prev) is not str or not _HEX64.fullmatch(self.prev):
+            raise SchemaError("field 'prev' must be 64 lower-case hex characters")
+        if type(self.time) is not str:
+            raise SchemaError("field 'time' must be str")
+        _checked_time(self.time)
+        names = REGISTRY_KINDS[self.kind][2]
+        given = [name for name, _value in self.fields]
+        if sorted(given) != sorted(names) or len(set(given)) != len(given):
+            raise SchemaError(f"a {self.kind} record has the fields {sorted(names)}, "
+                              f"found {sorted(given)}")
+        for name, value in self.fields:
+            _check_value(name, names[name], value)
+
+    def to_record(self) -> dict[str, Any]:
+        self.check()
+        return {"type": self.kind, "v": SCHEMA_VERSION, "agency": self.agency, "seq": self.seq,
+                "prev": self.prev, "time": self.time, **dict(self.fields)}
+
+    def to_bytes(self) -> bytes:
+        """Canonical bytes: the Merkle leaf data and the input to `registry_hash` (by the
+        general path: a qualification may be any text)."""
+        return canonical_bytes(self.to_record())
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> RegistryRecord:
+        kind = record.get("type")
+        if type(kind) is not str or kind not in REGISTRY_KINDS:
+            raise SchemaError(f"record type {kind!r:.40} is not a registry record")
+        _check_fields(record, kind, _COMMON_FIELDS | frozenset(REGISTRY_KINDS[kind][2]))
+        missing = (_COMMON_FIELDS | frozenset(REGISTRY_KINDS[kind][2])) - set(record)
+        if missing:
+            raise SchemaError(f"missing fields {sorted(missing)} in {kind}")
+        registry = cls(kind, _field(record, "agency", str), _field(record, "seq", int),
+                       _field(record, "prev", str), _field(record, "time", str),
+                       tuple(sorted((name, record[name]) for name in REGISTRY_KINDS[kind][2])))
+        registry.check()
+        return registry
+
+
+def registry_hash(record: bytes) -> bytes:
+    """The hash of a registry record's canonical bytes: what the subject's next record names
+    as `prev`, and the head map's entry for the subject holds."""
+    return hashing.domain_hash(hashing.REGISTRY_RECORD, record)
+
+
+class RegistryChains:
+    """The registry chains of one agency's log held in memory (the corpus, tests and benchmarks;
+    the API keeps its heads in its database): `append` makes each subject's next record."""
+
+    def __init__(self, agency: str) -> None:
+        self.agency = agency
+        self._heads: dict[tuple[str, str], tuple[int, str]] = {}
+
+    def append(self, kind: str, time: str, **fields: Any) -> RegistryRecord:
+        """The next record of kind `kind` for the subject `fields` name, chained to its last."""
+        probe = RegistryRecord(kind, self.agency, 0, GENESIS_PREV, time,
+                               tuple(sorted(fields.items())))
+        seq, prev = self._heads.get(probe.subject, (0, GENESIS_PREV))
+        record = RegistryRecord.make(kind, agency=self.agency, seq=seq, prev=prev, time=time,
+                                     **fields)
+        self._heads[probe.subject] = (seq + 1, registry_hash(record.to_bytes()).hex())
+        return record

@@ -4,9 +4,11 @@ shows?
 Needs only the bundle and, for the anchors, a `ChainReader` (no database, no API). Every check
 runs to the end and reports pass, fail or not checked with the first failing item (expected
 versus found), so one tampered event does not hide another kind of damage. The checks run in
-the order their inputs are proven: the bundle's fingerprint, reader keys, checkpoints (and the
-header's `created` against them), the observations those keys signed, the events those
-observations justify (`justification`: by the event's reader, in time, of the asset's tag),
+the order their inputs are proven: the bundle's fingerprint, checkpoints (and the header's
+`created` against them), the registry the log holds (`registry`: reader keys, class policies,
+asset tags, shares), the reader keys it registered, the observations those keys signed, the
+events those observations justify (`justification`: by the event's reader, of the role and site
+the action needs, in time, of the asset's registered tag, under its class policy),
 that none in scope is left out, then the anchors. Before them all, the bundle's log key, chain
 and contract are held to the auditor's trust roots (`trust`); after the consistency proofs the
 checkpoints are held to the auditor's last verified one (`state`), and the witnesses'
@@ -22,6 +24,7 @@ from ledger.verify.completeness import check_completeness
 from ledger.verify.events import check_events
 from ledger.verify.header import check_header
 from ledger.verify.observations import check_devices, check_observations
+from ledger.verify.registry import check_registry, registry_notes
 from ledger.verify.report import CheckResult, Progress, VerificationReport
 from ledger.verify.state import KnownCheckpoint, check_known_checkpoint
 from ledger.verify.trust import TrustFile, check_trust
@@ -47,7 +50,6 @@ def verify_bundle(bundle: AuditBundle, reader: ChainReader, *, require_latest: b
     if witnesses is None and pins is not None:
         witnesses = pins.witnesses
     # -- end trust roots --
-    registrations = check_devices(bundle, report.checks)
     points = check_checkpoints(bundle, report)
     check_header(bundle, points, report)  # `created` against the log state (ledger.verify.header)
     check_consistency(bundle, points, report)
@@ -55,10 +57,14 @@ def verify_bundle(bundle: AuditBundle, reader: ChainReader, *, require_latest: b
     known_size = check_known_checkpoint(points, last_verified, report)
     # -- end last verified checkpoint --
     check_cosignatures(bundle, points, witnesses, report)  # split views: ledger.verify.witnesses
+    registry_used: set[int] = set()
+    registry = check_registry(bundle, points, report, registry_used)  # as the log proves it
+    registrations = check_devices(bundle, report, registry)
     known = check_observations(bundle, registrations, report.checks, progress)
-    check_events(bundle, points, known, report, progress)
+    check_events(bundle, points, known, report, progress, registry)
+    registry_notes(registry, report)
     # Completeness: the newest checkpoint's head map proves nothing in scope was left out.
-    check_completeness(bundle, points, report)
+    check_completeness(bundle, points, report, frozenset(registry_used))
     check_anchors(bundle, points, reader, report, require_latest, known_size)
     if progress:
         progress("done", len(bundle.events), len(bundle.events))

@@ -13,8 +13,8 @@ scope kind:
   proves which assets the log places at the site: exactly the scope's assets, each with its
   latest event leaving it there;
 - `time-range`: every leaf between the checkpoints that bracket [start, end) (the newest one
-  signed at or before `start`, the oldest signed at or after `end`, which must exist), and the
-  scope's assets exactly the assets of those leaves.
+  signed at or before `start`, the oldest signed at or after `end`, which must exist), each an
+  event or a registry record, and the scope's assets exactly the assets of those events.
 
 A scope edited in the header fails unless the edited scope is also exactly what the bundle's
 events and proofs show (e.g. a narrower time range holding the same assets).
@@ -58,8 +58,10 @@ class LastEvent:
 
 
 def check_completeness(bundle: AuditBundle, points: list[Checkpoint | None],
-                       report: VerificationReport) -> None:
-    """Fail unless the bundle holds every event its scope covers (see the module docstring)."""
+                       report: VerificationReport, registry_used: frozenset[int] = frozenset()
+                       ) -> None:
+    """Fail unless the bundle holds every event its scope covers (see the module docstring);
+    `registry_used`: the head proofs the registry check used (`ledger.verify.registry`)."""
     result = CheckResult(NAME)
     report.checks.append(result)
     newest = points[-1] if points else None
@@ -76,7 +78,7 @@ def check_completeness(bundle: AuditBundle, points: list[Checkpoint | None],
                                   "newest checkpoint commits to no head map)")
         return
     try:
-        result.items = _check(bundle, points, newest.heads)
+        result.items = _check(bundle, points, newest.heads, registry_used)
     except LedgerError as exc:
         result.fail(str(exc))
 
@@ -111,7 +113,7 @@ class ProvenEntries:
         return self.proofs[0].map_size if self.proofs else 0
 
 
-def _prove(bundle: AuditBundle, root: bytes) -> ProvenEntries:
+def prove_entries(bundle: AuditBundle, root: bytes) -> ProvenEntries:
     by_index: dict[int, HeadProof] = {}
     for proof in bundle.heads:
         if proof.index in by_index:
@@ -129,7 +131,8 @@ def _prove(bundle: AuditBundle, root: bytes) -> ProvenEntries:
     return ProvenEntries(proofs, keys, by_index, root)
 
 
-def _run(low: bytes, high: bytes, proven: ProvenEntries, used: set[int]) -> list[HeadEntry]:
+def entries_in_run(low: bytes, high: bytes, proven: ProvenEntries, used: set[int]
+                   ) -> list[HeadEntry]:
     """The entries with low <= key <= high, from the bundle's proofs (which must hold the whole
     run and its neighbours)."""
     proofs = proven.proofs
@@ -150,10 +153,11 @@ def _run(low: bytes, high: bytes, proven: ProvenEntries, used: set[int]) -> list
                            verified=True)
 
 
-def _check(bundle: AuditBundle, points: list[Checkpoint | None], root: bytes) -> int:
+def _check(bundle: AuditBundle, points: list[Checkpoint | None], root: bytes,
+           registry_used: frozenset[int]) -> int:
     scope = bundle.scope
     _check_scope_shape(bundle)
-    proven = _prove(bundle, root)
+    proven = prove_entries(bundle, root)
     last, leaves = _last_events(bundle)
     listed = set(scope.assets)
     outside = sorted(set(last) - listed)
@@ -162,7 +166,7 @@ def _check(bundle: AuditBundle, points: list[Checkpoint | None], root: bytes) ->
     used: set[int] = set()
     for asset in scope.assets:
         key = asset_key(asset)
-        found = _run(key, key, proven, used)
+        found = entries_in_run(key, key, proven, used)
         have = last.get(asset)
         if not found:
             if have is not None:
@@ -179,7 +183,7 @@ def _check(bundle: AuditBundle, points: list[Checkpoint | None], root: bytes) ->
         _check_site(scope.site, proven, used, last, listed)
     if scope.kind == "time-range":
         _check_time_range(bundle, points, leaves)
-    unused = sorted(set(proven.by_index) - used)
+    unused = sorted(set(proven.by_index) - used - registry_used)
     if unused:
         raise Incomplete(f"head proof of entry {unused[0]} is not one the scope needs")
     return len(scope.assets)
@@ -208,7 +212,7 @@ def _check_scope_shape(bundle: AuditBundle) -> None:
 def _check_site(site: str, proven: ProvenEntries, used: set[int], last: dict[str, LastEvent],
                 listed: set[str]) -> None:
     prefix = site_prefix(site)
-    there = _run(prefix, prefix + b"\xff", proven, used)
+    there = entries_in_run(prefix, prefix + b"\xff", proven, used)
     held = {e.asset: e for e in there}
     if len(held) != len(there):
         raise Incomplete(f"site {site!r}: the head map lists an asset twice there")
@@ -239,11 +243,12 @@ def _check_time_range(bundle: AuditBundle, points: list[Checkpoint | None],
         raise Incomplete(f"time range ends {scope.end}, after the newest checkpoint "
                          f"({signed[-1].time}): what was logged since is not proven")
     high = min(after)
-    missing = next((i for i in range(low, high) if i not in leaves), None)
+    registry = {item.leaf_index for item in bundle.registry}  # leaves of no asset
+    missing = next((i for i in range(low, high) if i not in leaves and i not in registry), None)
     if missing is not None:
         raise Incomplete(f"time range: expected every leaf {low}..{high - 1}, leaf {missing} "
                          "is not in the bundle")
-    in_range = {leaves[i] for i in range(low, high)}
+    in_range = {leaves[i] for i in range(low, high) if i in leaves}
     if in_range != set(scope.assets):
         extra = sorted(set(scope.assets) - in_range)
         raise Incomplete(f"time range: the scope's assets are not those of leaves {low}.."

@@ -19,22 +19,24 @@ from ledger.core.merkle import leaf_hash, verify_inclusion
 from ledger.core.record_scan import read_event
 from ledger.core.records import Observation
 from ledger.verify.justification import Justification
+from ledger.verify.registry import Registry
 from ledger.verify.report import PROGRESS_EVERY, CheckResult, Progress, VerificationReport
 
 
 def check_events(bundle: AuditBundle, points: list[Checkpoint | None],
                  known: Mapping[bytes, Observation], report: VerificationReport,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, registry: Registry | None = None) -> None:
     """Each custody event: a valid record, justified by verified observations (`known`, by
-    envelope hash; `justification` says what of them is checked), linked to its asset's
-    previous event, and included under a signed checkpoint."""
+    envelope hash; `justification` says what of them is checked, with the log's `registry`
+    when proven), linked to its asset's previous event, and included under a signed
+    checkpoint."""
     records = CheckResult("event-records")
     justified = CheckResult("event-observations")
     reads = CheckResult("event-justification")
     chains = CheckResult("hash-chains")
     included = CheckResult("inclusion-proofs")
     report.checks += [records, justified, reads, chains, included]
-    justification = Justification(known)
+    justification = Justification(known, registry)
     roots = {p.tree_size: p.root for p in points if p is not None}
     heads: dict[str, ChainHead] = {}
     last_leaf = -1

@@ -6,14 +6,22 @@ What a bundle can prove about the reads an event cites (`observations`, by envel
   reader, and a read by another reader is another place's evidence;
 - each was made within `ledger.core.read_window` of the event's time (at most `MAX_READ_AGE`
   before it, `MAX_READ_AHEAD` after it): ingest accepts no read outside that window;
-- the event cites at least one read that is not a badge read (the asset's own tag), and all the
-  tag reads cited by one asset's events name the same EPC: an asset's tag;
+- the event cites at least one read that is not a badge read (the asset's own tag);
 - a badge read is cited only by an event that names authorisers (`authorised_by`), and is not
   a read of the asset's tag.
 
-What it cannot prove until reader registrations and asset tags are log records: that the EPC is
-the asset's registered tag (only that it never changes), that the reader is of the site and
-role the action needs, and which authoriser a badge read belongs to (authorisers are
+With the registry the log proves (`ledger.verify.registry`), also:
+
+- the reader was registered in the log before the event, and its role and site fit the action
+  (`ledger.core.custody_rules`: a check-out at an issue desk, a check-in at a return desk or
+  locker of the site the event leaves the asset at);
+- every tag read is of the asset's registered tag, as the log held it before the event;
+- a check-out of an asset whose class policy, as the log held it before the event, asks for
+  dual sign-off names two distinct authorisers;
+- a loan goes to an agency the asset was shared with before the event.
+
+Without a proven registry, the tag reads cited by one asset's events must only all name the
+same EPC. What no bundle can prove: which authoriser a badge read belongs to (authorisers are
 commitments to person ids; badges are not committed).
 """
 
@@ -22,8 +30,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
+from ledger.core.custody_rules import (
+    AT_READER_SITE,
+    DUAL_SIGNOFF_ACTIONS,
+    DUAL_SIGNOFF_PEOPLE,
+    ROLES_FOR_ACTION,
+)
 from ledger.core.read_window import MAX_READ_AGE, MAX_READ_AHEAD
 from ledger.core.records import CustodyEvent, Observation, parse_time
+from ledger.verify.registry import Registry
 
 BADGE_KIND = "badge"
 
@@ -31,8 +46,10 @@ BADGE_KIND = "badge"
 class Justification:
     """The asset tags seen so far, event by event in leaf order."""
 
-    def __init__(self, known: Mapping[bytes, Observation]) -> None:
+    def __init__(self, known: Mapping[bytes, Observation],
+                 registry: Registry | None = None) -> None:
         self._known = known
+        self._registry = registry
         self._tags: dict[str, tuple[str, int]] = {}
         """asset -> (EPC of its first cited tag read, the leaf that cited it)."""
         self._times: dict[str, datetime] = {}
@@ -48,12 +65,23 @@ class Justification:
     def reason(self, event: CustodyEvent, leaf: int) -> str | None:
         """Why the reads `event` (at `leaf`) cites do not justify it, or None. References
         missing from the bundle are the caller's failure, not checked here."""
+        registry = self._registry
+        if registry is not None:
+            if leaf < registry.opened_leaf:
+                registry.predating += 1
+            broken = _policy_reason(registry, event, leaf)
+            if broken is not None:
+                return broken
         reads = [(ref, self._known[bytes.fromhex(ref)]) for ref in event.observations
                  if bytes.fromhex(ref) in self._known]
         if not reads:
             return None
         if event.reader is None:
             return f"cites observation {reads[0][0]} but names no reader"
+        if registry is not None:
+            unfit = _reader_reason(registry, event, leaf)
+            if unfit is not None:
+                return unfit
         at = self._time(event.time)
         tags = 0
         for ref, read in reads:
@@ -73,10 +101,9 @@ class Justification:
                     return f"cites badge read {short}… but names no authoriser"
                 continue
             tags += 1
-            first = self._tags.setdefault(event.asset, (read.epc, leaf))
-            if read.epc != first[0]:
-                return (f"expected a read of the asset's tag {first[0]} (cited at leaf "
-                        f"{first[1]}), observation {short}… reads {read.epc}")
+            wrong = self._tag_reason(event, leaf, read, short)
+            if wrong is not None:
+                return wrong
         if tags == 0:
             return "cites only badge reads, no read of the asset's tag"
         tag = self._tags[event.asset][0]
@@ -84,3 +111,68 @@ class Justification:
             if read.kind == BADGE_KIND and read.epc == tag:
                 return f"badge read {ref[:16]}… is of the asset's own tag {tag}"
         return None
+
+    def _tag_reason(self, event: CustodyEvent, leaf: int, read: Observation, short: str
+                    ) -> str | None:
+        """Why tag read `read` is not of the asset's tag: its registered one, or without a
+        registry the one its first cited tag read named."""
+        if self._registry is not None:
+            record = self._registry.tag(event.asset, leaf)
+            if record is None:
+                return f"asset {event.asset!r} has no tag registered in the log before the event"
+            epc = record.get("epc")
+            self._tags[event.asset] = (epc, leaf)
+            if read.epc != epc:
+                return (f"expected a read of the asset's registered tag {epc}, observation "
+                        f"{short}… reads {read.epc}")
+            return None
+        first = self._tags.setdefault(event.asset, (read.epc, leaf))
+        if read.epc != first[0]:
+            return (f"expected a read of the asset's tag {first[0]} (cited at leaf "
+                    f"{first[1]}), observation {short}… reads {read.epc}")
+        return None
+
+
+def _reader_reason(registry: Registry, event: CustodyEvent, leaf: int) -> str | None:
+    """Why the event's reader, as the log registered it, could not have made the event."""
+    entry = registry.by_reader.get(str(event.reader))
+    if entry is None:
+        if event.reader in registry.foreign:  # another agency's: nothing here can show more
+            return None
+        return f"reader {event.reader!r} is not registered in the log"
+    if not registry.known(entry.leaf, leaf):
+        return (f"reader {entry.reader!r} was registered in the log at leaf {entry.leaf}, "
+                f"after the event")
+    roles = ROLES_FOR_ACTION.get(event.action)
+    if roles is not None and entry.role not in roles:
+        return (f"{event.action} needs a reader of role {' or '.join(sorted(roles))}, reader "
+                f"{entry.reader!r} is registered as {entry.role}")
+    if event.action in AT_READER_SITE:
+        to = event.holder_to
+        if to is None or to.kind != "location" or to.ref != entry.site:
+            where = f"{to.kind} {to.ref!r}" if to is not None else "nowhere"
+            return (f"reader {entry.reader!r} is registered at site {entry.site!r}, the event "
+                    f"leaves the asset at {where}")
+    return None
+
+
+def _policy_reason(registry: Registry, event: CustodyEvent, leaf: int) -> str | None:
+    """Why the event breaks its asset's class policy or shares, as the log held them."""
+    if event.action in DUAL_SIGNOFF_ACTIONS:
+        tag = registry.tag(event.asset, leaf)
+        if tag is None:
+            return f"asset {event.asset!r} has no tag or class registered in the log before it"
+        class_id = tag.get("class")
+        policy = registry.policy(class_id, leaf)
+        if policy is None:
+            return f"class {class_id!r} has no policy in the log before the event"
+        people = len(set(event.authorised_by))
+        if policy.record.get("dual_signoff") and people < DUAL_SIGNOFF_PEOPLE:
+            return (f"class {class_id!r}'s policy (leaf {policy.leaf}) asks for dual sign-off, "
+                    f"the event names {people} authoriser(s)")
+    to = event.holder_to
+    if (event.action == "loan_out" and to is not None and to.kind == "agency"
+            and leaf > registry.opened_leaf
+            and not registry.shared(event.asset, to.ref, leaf)):
+        return f"loan to {to.ref!r}, which the asset was not shared with in the log before it"
+    return None

@@ -2,8 +2,10 @@
 
 An observation counts only if its envelope is signed by a registered reader key, the payload is
 a valid observation naming that reader, and its time falls inside the key's registration
-(registered <= time < revoked). Signatures are checked by `ledger.core.ed25519.VerifyingKey`:
-libsodium's speed, `cryptography`'s verdict.
+(registered <= time < revoked). The keys are the ones the log registered, as the bundle's
+registry records prove them (`ledger.verify.registry`); only when it cannot prove them (older
+formats and logs) does the bundle's device list stand in, and the verdict says so. Signatures
+are checked by `ledger.core.ed25519.VerifyingKey`: libsodium's speed, `cryptography`'s verdict.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from ledger.core.envelope import (
 from ledger.core.errors import LedgerError
 from ledger.core.record_scan import read_observation
 from ledger.core.records import Observation, parse_time
-from ledger.verify.report import PROGRESS_EVERY, CheckResult, Progress
+from ledger.verify.registry import Registry
+from ledger.verify.report import PROGRESS_EVERY, CheckResult, Progress, VerificationReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +37,38 @@ class RegisteredKey:
     revoked: str | None
 
 
-def check_devices(bundle: AuditBundle, checks: list[CheckResult]) -> dict[str, RegisteredKey]:
-    """Registrations whose key id matches their key, by key id."""
+def check_devices(bundle: AuditBundle, report: VerificationReport,
+                  registry: Registry | None = None) -> dict[str, RegisteredKey]:
+    """Registrations whose key id matches their key, by key id: the log's (`registry`) and,
+    beside them, device lines only for readers of other agencies (whose registrations are in
+    their own agency's log, which this bundle cannot prove: the verdict says so); without a
+    registry, the bundle's device list."""
     result = CheckResult("device-keys")
-    checks.append(result)
+    report.checks.append(result)
+    found = _device_keys(bundle, result)
+    if registry is None:
+        return found
+    own = [d for d in bundle.devices if d.agency == registry.agency]
+    if own:  # the log's registry names this agency's readers; a second list would mislead
+        result.fail(f"expected no device line for a reader of agency {registry.agency!r} "
+                    f"beside the log's registry, found one for {own[0].reader!r}")
+    foreign = {kid: key for kid, key in found.items() if kid not in registry.readers
+               and not any(d.kid == kid for d in own)}
+    registry.foreign |= {key.reader for key in foreign.values()}
+    if foreign:
+        report.unpinned.append(
+            f"{len(foreign)} reader key(s) of other agencies (first: reader "
+            f"{next(iter(foreign.values())).reader!r}) are the bundle's device lines: their "
+            "registrations are in their own agencies' logs, not proven here")
+    elif result.passed is not False:
+        result.passed = None
+        result.detail = f"the log's registry names {len(registry.readers)} reader key(s)"
+    return {**foreign, **{kid: RegisteredKey(r.reader, r.public_key, r.registered, r.revoked)
+                          for kid, r in registry.readers.items()}}
+
+
+def _device_keys(bundle: AuditBundle, result: CheckResult) -> dict[str, RegisteredKey]:
+    """The bundle's device lines whose key id matches their key, by key id."""
     found: dict[str, RegisteredKey] = {}
     for device in bundle.devices:
         result.items += 1

@@ -9,12 +9,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, text
 from sqlmodel import Session, select
 
+from api import registry as api_registry
+from api.db import utcnow
 from api.ingest.checks import InboundMessage
-from api.models import Agency, Reader, ReaderRole, Site
-from ledger.core.envelope import key_id, raw_public_key, sign_envelope
+from api.models import Agency, ReaderRole, Site
+from api.models.registry import ReaderCreate
+from ledger.core.envelope import raw_public_key, sign_envelope
 from ledger.core.records import Observation, format_time
 
 RADIO_EPC = "E2801160600002054BD1A1B1"
@@ -62,10 +65,11 @@ def register_reader(
         if session.get(Site, site_id) is None:
             session.add(Site(id=site_id, agency_id=agency_id, name=site_id))
             session.flush()
-        session.add(Reader(
-            id=reader_id, agency_id=agency_id, site_id=site_id, role=role,
-            zones={"1": "desk"}, public_key=raw_public_key(public).hex(), key_id=key_id(public),
-        ))
+        # As the API registers one: the registration is logged (`api.registry_log`).
+        api_registry.register_reader(
+            session, agency_id=agency_id, now=utcnow(), data=ReaderCreate(
+                id=reader_id, site_id=site_id, role=role, zones={"1": "desk"},
+                public_key=raw_public_key(public).hex()))
         session.commit()
     return RegisteredReader(reader_id, agency_id, site_id, key)
 
@@ -96,3 +100,14 @@ def assert_machine_row(output: str) -> None:
     measured, ratio = float(found[1]), float(found[2])
     assert measured > 0
     assert abs(ratio - 55 / measured) < 0.01
+
+
+def log_leaves(session: Session, agency_id: str) -> list[bytes]:
+    """Every leaf of agency `agency_id`'s log as stored: its custody events and its registry
+    records (`api.registry_log`), in leaf order."""
+    rows = session.connection().execute(text(
+        "SELECT leaf_index, record FROM custody_event WHERE agency_id = :a UNION ALL "
+        "SELECT leaf_index, record FROM registry_record WHERE agency_id = :a "
+        "ORDER BY leaf_index"), {"a": agency_id}).all()
+    assert [leaf for leaf, _record in rows] == list(range(len(rows))), "a leaf is missing"
+    return [bytes(record) for _leaf, record in rows]

@@ -28,10 +28,10 @@ def test_migrate_builds_then_leaves_the_schema(
     url = f"sqlite:///{tmp_path / 'kl.db'}"
     head = head_revision(make_engine(load_settings(database_url=url)))
     assert _run(capsys, "migrate", "--database-url", url, "--revision", "0001") == (
-        0, {"verdict": "ok", "from": None, "to": "0001"}
+        0, {"verdict": "ok", "from": None, "to": "0001", "registry_records": 0}
     )
     assert _run(capsys, "migrate", "--database-url", url) == (
-        0, {"verdict": "ok", "from": "0001", "to": head}
+        0, {"verdict": "ok", "from": "0001", "to": head, "registry_records": 0}
     )
     assert _run(capsys, "migrate", "--database-url", url)[1]["from"] == head
 

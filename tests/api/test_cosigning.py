@@ -25,11 +25,11 @@ from api.db import make_engine
 from api.ingest.pipeline import IngestPipeline
 from api.metrics import watch_witnesses
 from api.migrate import upgrade
-from api.models import AssetClass, CheckpointCosignature
-from api.models.assets import AssetCreate
+from api.models import CheckpointCosignature
+from api.models.assets import AssetClassCreate, AssetCreate
 from api.models.people import PersonCreate
 from api.models.registry import ReaderRole
-from api.registry import create_asset, create_person
+from api.registry import create_asset, create_class, create_person
 from ledger.core import note
 from ledger.core.bundle import Scope as BundleScope
 from ledger.core.envelope import key_id, raw_public_key
@@ -50,11 +50,13 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 def _ingest(engine: Engine) -> None:
-    """North registers two radios and checks them out at its issue desk (four log leaves)."""
+    """North registers two radios and checks them out at its issue desk (nine log leaves, with
+    its registry's)."""
     desk = register_reader(engine, reader_id="desk-1", role=ReaderRole.ISSUE_DESK)
     now = datetime.now(UTC)
     with Session(engine) as session:
-        session.add(AssetClass(id="radio", agency_id="north", name="Radio"))
+        create_class(session, agency_id="north", now=now,
+                     data=AssetClassCreate(id="radio", name="Radio"))
         session.flush()
         create_person(session, agency_id="north", now=now,
                       data=PersonCreate(id="alice", badges=[BADGE]))
@@ -172,10 +174,10 @@ def test_cosignatures_collected_retried_and_exported(
         report = json.loads(done.stdout)
         check = next(c for c in report["checks"] if c["name"] == "witness-cosignatures")
         assert check["passed"] is True, report
-        # The witnesses cosigned notes with the heads line: the same bundle (format version 2)
+        # The witnesses cosigned notes with the heads line: the same bundle (format version 3)
         # carries the head proofs too, and they prove it complete.
         header = json.loads(bundle.split(b"\n", 1)[0])
-        assert header["v"] == 2 and header["counts"]["heads"] > 0, header
+        assert header["v"] == 3 and header["counts"]["heads"] > 0, header
         check = next(c for c in report["checks"] if c["name"] == "completeness")
         assert check["passed"] is True, report
     finally:

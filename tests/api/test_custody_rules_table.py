@@ -239,3 +239,11 @@ def test_every_reader_role_and_asset_status_appears() -> None:
     statuses = {r["asset"]["status"] for r in TABLE["asset_rows"]}
     assert roles == {role.value for role in ReaderRole}
     assert statuses == {status.value for status in AssetStatus}
+
+
+def test_the_api_spells_reader_roles_as_the_record_format() -> None:
+    """A reader's role is logged (`ledger.core.records`): the API's roles are the format's."""
+    from api.models.registry import ReaderRole
+    from ledger.core.bounds import READER_ROLES
+
+    assert {role.value for role in ReaderRole} == READER_ROLES

@@ -35,11 +35,11 @@ from api.config import Settings, load_settings
 from api.db import make_engine
 from api.ingest.pipeline import IngestPipeline
 from api.migrate import upgrade
-from api.models import AssetClass, CustodyEventRow, Scope
-from api.models.assets import AssetCreate
+from api.models import CustodyEventRow, Scope
+from api.models.assets import AssetClassCreate, AssetCreate
 from api.models.people import PersonCreate
 from api.models.registry import ReaderRole
-from api.registry import create_asset, create_person
+from api.registry import create_asset, create_class, create_person
 from ledger.core.checkpoint import Checkpoint
 from ledger.core.merkle import leaf_hash, verify_inclusion
 from tests.api.api_support import register_reader
@@ -49,6 +49,9 @@ SECRET = "x" * 40
 BADGE = "E28000000000000000000009"
 RADIOS = ["E28011606000020500000001", "E28011606000020500000002"]
 KITLEDGER = Path(sys.executable).with_name("kitledger")
+NORTH_SIZE = 9
+"""North's log: registry opened, desk-1, class radio, then per radio its tag and registration
+event, then the two check-outs."""
 
 
 def _world(engine: Engine, key_dir: Path) -> tuple[TestClient, str]:
@@ -57,8 +60,10 @@ def _world(engine: Engine, key_dir: Path) -> tuple[TestClient, str]:
     register_reader(engine, agency_id="south", site_id="south-store", reader_id="desk-9")
     now = datetime.now(UTC)
     with Session(engine) as session:
-        session.add(AssetClass(id="radio", agency_id="north", name="Radio"))
-        session.add(AssetClass(id="s-radio", agency_id="south", name="Radio"))
+        create_class(session, agency_id="north", now=now,
+                     data=AssetClassCreate(id="radio", name="Radio"))
+        create_class(session, agency_id="south", now=now,
+                     data=AssetClassCreate(id="s-radio", name="Radio"))
         session.flush()
         create_person(session, agency_id="north", now=now,
                       data=PersonCreate(id="alice", badges=[BADGE]))
@@ -126,25 +131,26 @@ def test_embedded_anchoring_checkpoints_history_and_offline_bundle(
     sqlite_engine: Engine, tmp_path: Path
 ) -> None:
     client, key = _world(sqlite_engine, tmp_path / "keys")
-    # north: two registrations and two check-outs; south's one event is in south's own log.
+    # north: its registry (opened, the desk, the class, two tags), two registrations and two
+    # check-outs; south's one event is in south's own log.
     settings = load_settings(environment="test", secret_key=SECRET,
                              log_key_dir=tmp_path / "keys", anchor_interval_s=1)
-    _anchor(settings, sqlite_engine, 4)
+    _anchor(settings, sqlite_engine, NORTH_SIZE)
     assert sorted(p.name for p in (tmp_path / "keys").iterdir() if p.suffix == ".key") == [
         "north.anchorer.key", "north.log.key", "south.anchorer.key", "south.log.key"]
     assert all((p.stat().st_mode & 0o777) == 0o600 for p in (tmp_path / "keys").glob("*.key"))
     point = _get(client, key, "/v1/checkpoints").json()
-    assert point["tree_size"] == 4 and point["anchor"]["tx_hash"]
+    assert point["tree_size"] == NORTH_SIZE and point["anchor"]["tx_hash"]
     signed = Checkpoint.from_record(point["envelope"]["payload"])
     assert signed.log_id == point["log_id"] and signed.root.hex() == point["root"]
     assert _get(client, key, "/v1/checkpoints", size=3).status_code == 404
     history = _get(client, key, "/v1/assets/R-0/history").json()
-    assert history["checkpoint"]["tree_size"] == 4
+    assert history["checkpoint"]["tree_size"] == NORTH_SIZE
     for event in history["events"]:
         with Session(sqlite_engine) as session:
             row = session.get(CustodyEventRow, _row_id(sqlite_engine, "R-0", event["seq"]))
             assert row is not None
-        verify_inclusion(leaf_hash(row.record), event["leaf_index"], 4,
+        verify_inclusion(leaf_hash(row.record), event["leaf_index"], NORTH_SIZE,
                          [bytes.fromhex(h) for h in event["checkpoint_proof"]], signed.root)
     response = _get(client, key, "/v1/audit/bundles", asset=["R-0", "R-1"])
     assert response.status_code == 200, response.text
@@ -153,12 +159,12 @@ def test_embedded_anchoring_checkpoints_history_and_offline_bundle(
     checked = _verify(bundle, "--offline")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     # since_size: the checkpoints start at the auditor's last verified size, or it is refused.
-    since = _get(client, key, "/v1/audit/bundles", asset=["R-0", "R-1"], since_size=4)
+    since = _get(client, key, "/v1/audit/bundles", asset=["R-0", "R-1"], since_size=NORTH_SIZE)
     assert since.status_code == 200, since.text
     from ledger.core.bundle_parse import parse_bundle
 
     first = parse_bundle(since.content).checkpoints[0].envelope.payload
-    assert Checkpoint.from_record(first).tree_size == 4
+    assert Checkpoint.from_record(first).tree_size == NORTH_SIZE
     missing = _get(client, key, "/v1/audit/bundles", asset=["R-0"], since_size=3)
     assert missing.status_code == 409 and "no anchored checkpoint at size 3" in missing.text
     # South's asset is not north's to export, and an empty scope is a problem, not a 5xx.
@@ -212,7 +218,7 @@ def test_anvil_anchored_bundle_verifies_and_tampering_is_caught(
     settings = load_settings(environment="test", secret_key=SECRET, log_key_dir=tmp_path / "keys",
                              anchor_chain_url=anvil.url, anchor_admin_key_file=admin_key_file,
                              anchor_interval_s=1)
-    _anchor(settings, sqlite_engine, 4)
+    _anchor(settings, sqlite_engine, NORTH_SIZE)
     response = _get(client, key, "/v1/audit/bundles", asset=["R-0"])
     assert response.status_code == 200, response.text
     bundle = tmp_path / "bundle.jsonl"
@@ -265,7 +271,7 @@ def test_export_command_writes_the_api_bundle(tmp_path: Path) -> None:
         session.commit()
     settings = load_settings(environment="test", secret_key=SECRET,
                              log_key_dir=tmp_path / "keys", anchor_interval_s=1)
-    _anchor(settings, engine, 5)
+    _anchor(settings, engine, NORTH_SIZE + 2)  # R-9's tag and registration
     out = tmp_path / "exported.jsonl"
     done = _export(db_url, "--agency", "north", "--asset", "R-0", "--asset", "R-1",
                    "--out", str(out))
@@ -280,7 +286,8 @@ def test_export_command_writes_the_api_bundle(tmp_path: Path) -> None:
                    "--out", str(by_site)).returncode == 0
     assert _verify(by_site, "--offline").returncode == 0
     since = tmp_path / "since.jsonl"
-    assert _export(db_url, "--agency", "north", "--site", "north-store", "--since-size", "5",
+    assert _export(db_url, "--agency", "north", "--site", "north-store", "--since-size",
+                   str(NORTH_SIZE + 2),
                    "--out", str(since)).returncode == 0
     assert _verify(since, "--offline").returncode == 0
     done = _export(db_url, "--agency", "north", "--site", "north-store", "--since-size", "2",

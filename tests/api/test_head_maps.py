@@ -11,43 +11,43 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from api.config import load_settings
 from api.head_maps import HeadMapUnavailable, head_map_at
-from api.models import CustodyEventRow
 from api.models.custody import LogCheckpoint
 from ledger.core.bundle import FingerprintHasher
 from ledger.core.checkpoint import Checkpoint
 from ledger.core.encoding import canonical_bytes
 from ledger.core.envelope import Envelope
 from ledger.core.head_log import head_map_of
-from tests.api.test_export import SECRET, _anchor, _get, _verify, _world
+from tests.api.api_support import log_leaves
+from tests.api.test_export import NORTH_SIZE, SECRET, _anchor, _get, _verify, _world
 from tests.paths import REPO_ROOT
 
 
 def _records(engine: Engine, agency: str) -> list[bytes]:
+    """The log's leaves: custody events and registry records."""
     with Session(engine) as session:
-        rows = session.exec(select(CustodyEventRow).where(CustodyEventRow.agency_id == agency)
-                            .order_by(col(CustodyEventRow.leaf_index)))
-        return [bytes(r.record) for r in rows]
+        return log_leaves(session, agency)
 
 
 def test_the_map_at_every_size_is_the_logs_state_then(engine: Engine,
                                                        tmp_path: Path) -> None:
-    _world(engine, tmp_path / "keys")  # north: R-0, R-1 registered, then checked out
+    _world(engine, tmp_path / "keys")  # north: its registry, R-0 and R-1 registered, checked out
     records = _records(engine, "north")
-    assert len(records) == 4
+    assert len(records) == NORTH_SIZE
     with Session(engine) as session:
         for size in range(len(records) + 1):
             # The oracle reads the leaves themselves; the API walks back from the asset table.
             assert head_map_at(session, "north", size).root == head_map_of(records[:size]).root
-        at_two = head_map_at(session, "north", 2)
-        assert [at_two.entry(i).site for i in range(at_two.size)] == [
-            None, None, "north-store", "north-store"]  # registered in the store
-        assert head_map_at(session, "north", 4).assets_at("north-store") == []  # checked out
+        registered = head_map_at(session, "north", NORTH_SIZE - 2)  # before the check-outs
+        assert [registered.entry(i).subject for i in range(registered.size)] == [
+            None, None, "agency", "asset", "asset", "class", "reader", None, None]
+        assert registered.assets_at("north-store") == ["R-0", "R-1"]  # registered in the store
+        assert head_map_at(session, "north", NORTH_SIZE).assets_at("north-store") == []
         with pytest.raises(HeadMapUnavailable):
-            head_map_at(session, "north", 5)
+            head_map_at(session, "north", NORTH_SIZE + 1)
         with pytest.raises(HeadMapUnavailable):
             head_map_at(session, "nobody", 0)
 
@@ -74,7 +74,7 @@ def test_checkpoints_commit_to_the_map_and_bundles_prove_their_tails(
     client, key = _world(engine, tmp_path / "keys")
     settings = load_settings(environment="test", secret_key=SECRET,
                              log_key_dir=tmp_path / "keys", anchor_interval_s=1)
-    _anchor(settings, engine, 4)
+    _anchor(settings, engine, NORTH_SIZE)
     with Session(engine) as session:
         rows = session.exec(select(LogCheckpoint).where(LogCheckpoint.agency_id == "north"))
         for row in rows:
@@ -87,9 +87,9 @@ def test_checkpoints_commit_to_the_map_and_bundles_prove_their_tails(
     assert b'"type":"head"' in response.content
     done = _verify(good, "--offline", "--json")
     assert done.returncode == 0, done.stdout
-    # R-1's check-out (leaf 3, its last event) left out: it would look still in the store.
+    # R-1's check-out (the last leaf, its last event) left out: it would look still in store.
     cut = tmp_path / "cut.jsonl"
-    cut.write_bytes(_drop_leaf(response.content, 3))
+    cut.write_bytes(_drop_leaf(response.content, NORTH_SIZE - 1))
     done = _verify(cut, "--offline", "--json")
     report = json.loads(done.stdout)
     assert done.returncode == 1, report

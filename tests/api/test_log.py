@@ -19,7 +19,7 @@ from api.migrate import upgrade
 from api.models import Agency, AssetClass, CustodyEventRow, Site
 from api.models.assets import AssetCreate
 from api.registry import create_asset
-from tests.api.api_support import reference_root
+from tests.api.api_support import log_leaves, reference_root
 
 
 def _register(engine: Engine, plan: list[tuple[str, str]]) -> None:
@@ -38,15 +38,17 @@ def _register(engine: Engine, plan: list[tuple[str, str]]) -> None:
             session.commit()
 
 
-def _check_logs(engine: Engine, agencies: dict[str, int]) -> None:
+def _check_logs(engine: Engine, agencies: dict[str, tuple[int, int]]) -> None:
+    """Each agency's log holds its (events, registry records) and nothing else."""
     with Session(engine) as session:
-        for agency, count in agencies.items():
+        for agency, (events, registry) in agencies.items():
             rows = session.exec(select(CustodyEventRow).where(
                 CustodyEventRow.agency_id == agency).order_by(col(CustodyEventRow.leaf_index)))
-            records = [r.record for r in rows]
+            assert len(list(rows)) == events
+            leaves = log_leaves(session, agency)
             log = open_log(session, agency)
-            assert log.size == len(records) == count
-            assert log.root() == reference_root(records)
+            assert log.size == len(leaves) == events + registry
+            assert log.root() == reference_root(leaves)
 
 
 PLAN = [("north", "N-1"), ("south", "S-1"), ("north", "N-2"), ("south", "S-2"),
@@ -55,8 +57,9 @@ PLAN = [("north", "N-1"), ("south", "S-1"), ("north", "N-2"), ("south", "S-2"),
 
 def test_each_agency_has_its_own_log(engine: Engine) -> None:
     _register(engine, PLAN)
-    # Three north events and two south ones: neither size reveals the other's activity.
-    _check_logs(engine, {"north": 3, "south": 2, "east": 0})
+    # Three north events and two south ones, each after its asset's tag record (and the
+    # agency's registry opened): neither size reveals the other's activity.
+    _check_logs(engine, {"north": (3, 4), "south": (2, 3), "east": (0, 0)})
 
 
 def test_migration_splits_the_shared_log_per_agency(tmp_path: Path) -> None:
@@ -71,7 +74,7 @@ def test_migration_splits_the_shared_log_per_agency(tmp_path: Path) -> None:
                 " :h, :n, :t)"), {"a": agency, "s": asset_id, "r": f"rec-{n}".encode(),
                                    "h": bytes(32), "n": n, "t": now})
     upgrade(engine)
-    _check_logs(engine, {"north": 3, "south": 2})
+    _check_logs(engine, {"north": (3, 0), "south": (2, 0)})
     with engine.connect() as conn:
         north = conn.execute(text("SELECT asset_id, leaf_index FROM custody_event"
                                   " WHERE agency_id = 'north' ORDER BY leaf_index")).all()

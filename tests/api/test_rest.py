@@ -21,7 +21,7 @@ from api.models import Agency, Alert, Scope, Site
 from ledger.core.encoding import canonical_bytes
 from ledger.core.envelope import raw_public_key
 from ledger.core.merkle import leaf_hash, verify_consistency, verify_inclusion
-from tests.api.api_support import register_reader
+from tests.api.api_support import log_leaves, register_reader
 
 SECRET = "s" * 40
 METRICS_KEY = "m" * 32
@@ -98,11 +98,15 @@ def test_registry_and_asset_round_trip(world: World) -> None:
         "location", "north-store", "in_store")
 
 
-def test_history_carries_proofs_that_verify(world: World) -> None:
+def test_history_carries_proofs_that_verify(world: World, engine: Engine) -> None:
     history = world.call("north", "GET", "/v1/assets/N-2/history").json()
     root, size = bytes.fromhex(history["tree"]["root"]), history["tree"]["size"]
-    # North's own log: its two registrations, none of south's events (logs are per agency).
-    assert size == 2 and [e["action"] for e in history["events"]] == ["register"]
+    # North's own log: its two registrations and its registry's records, none of south's
+    # (logs are per agency).
+    with Session(engine) as session:
+        leaves = log_leaves(session, "north")
+    assert size == len(leaves) and [e["action"] for e in history["events"]] == ["register"]
+    assert sum(leaf.startswith(b'{"action":"register"') for leaf in leaves) == 2
     for event in history["events"]:
         leaf = leaf_hash(canonical_bytes(event["record"]))
         proof = [bytes.fromhex(h) for h in event["inclusion_proof"]]

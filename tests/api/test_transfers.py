@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.app import create_app
 from api.auth import create_api_client
@@ -18,6 +18,7 @@ from api.config import load_settings
 from api.ingest.pipeline import IngestPipeline
 from api.models import Agency, Asset, AssetClass, CustodyEventRow, Refusal, Scope, Site
 from api.models.assets import AssetCreate
+from api.models.custody import RegistryRecordRow
 from api.models.people import PersonCreate
 from api.models.registry import ReaderRole
 from api.registry import create_asset, create_person
@@ -194,6 +195,16 @@ def test_a_returned_loan_ends_the_borrowers_view(
     assert "T-1" not in str(listed)
     north = {"Authorization": f"Bearer {client.keys['north']}"}
     assert client.client.get("/v1/assets/T-1", headers=north).json()["status"] == "in_store"
+    # The owner's log holds the share the loan gave and its end, around the loan's events.
+    with Session(engine) as session:
+        shares = [(r.kind, r.leaf_index) for r in session.exec(
+            select(RegistryRecordRow).where(RegistryRecordRow.subject_id == "T-1",
+                                            col(RegistryRecordRow.kind).startswith("share-"))
+            .order_by(col(RegistryRecordRow.leaf_index)))]
+        loan = {r.action: r.leaf_index for r in session.exec(
+            select(CustodyEventRow).where(CustodyEventRow.asset_id == "T-1"))}
+    assert [kind for kind, _leaf in shares] == ["share-granted", "share-ended"]
+    assert shares[0][1] < loan["loan_out"] and shares[1][1] < loan["loan_return"]
 
 
 def test_reject_cancel_and_final_disposal(

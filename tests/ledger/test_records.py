@@ -10,16 +10,23 @@ from typing import Any
 import pytest
 
 from ledger.core import commitments
+from ledger.core.encoding import canonical_bytes, parse_record
 from ledger.core.errors import HashChainError, SchemaError
 from ledger.core.hashchain import ChainHead, verify_chain
 from ledger.core.records import (
+    CLASS_POLICY,
     GENESIS_PREV,
+    READER_REGISTERED,
+    READER_REVOKED,
     CustodyEvent,
     Holder,
     Observation,
+    RegistryChains,
+    RegistryRecord,
     event_hash,
     format_time,
     parse_time,
+    registry_hash,
 )
 from tests.paths import VECTORS_DIR
 
@@ -196,3 +203,83 @@ def test_committed_vectors_match_the_generator() -> None:
     finally:
         sys.path.pop(0)
     assert generate_core.build() == VECTORS
+
+
+# -- registry records ------------------------------------------------------------------------
+
+REGISTRY_TIME = "2026-01-01T00:00:00.000Z"
+READER_FIELDS = {"reader": "desk-1", "site": "store-1", "role": "issue_desk", "kid": "ab" * 16,
+                 "public_key": "cd" * 32}
+
+
+def _reader_record() -> dict[str, object]:
+    return RegistryRecord.make(READER_REGISTERED, agency="met", seq=0, prev=GENESIS_PREV,
+                               time=REGISTRY_TIME, **READER_FIELDS).to_record()
+
+
+def test_a_registry_record_round_trips_through_its_canonical_bytes() -> None:
+    record = _reader_record()
+    data = canonical_bytes(record)
+    parsed = RegistryRecord.from_record(parse_record(data))
+    assert parsed.to_bytes() == data and parsed.subject == ("reader", "desk-1")
+
+
+@pytest.mark.parametrize("change", [
+    {"type": "reader-promoted"},
+    {"role": "janitor"},
+    {"kid": "AB" * 16},
+    {"public_key": "cd" * 31},
+    {"seq": -1},
+    {"seq": True},
+    {"prev": "00"},
+    {"time": "2026-02-30T00:00:00.000Z"},
+    {"reader": "desk 1"},
+    {"site": None},
+    {"extra": 1},
+    {"v": 2},
+])
+def test_a_malformed_registry_record_is_refused(change: dict[str, object]) -> None:
+    record = {**_reader_record(), **change}
+    with pytest.raises(SchemaError):
+        RegistryRecord.from_record(record)
+
+
+def test_a_registry_record_missing_a_field_is_refused() -> None:
+    record = _reader_record()
+    del record["site"]
+    with pytest.raises(SchemaError, match="missing fields"):
+        RegistryRecord.from_record(record)
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("dual_signoff", 1), ("loan_days", 0), ("loan_days", 3651), ("disposal_final", None),
+    ("required_qualification", "q" * 129), ("required_qualification", 7)])
+def test_a_class_policy_holds_only_what_the_rules_read(field: str, value: object) -> None:
+    fields = {"class": "taser", "dual_signoff": True, "required_qualification": None,
+              "loan_days": None, "disposal_final": True, field: value}
+    with pytest.raises(SchemaError):
+        RegistryRecord.make(CLASS_POLICY, agency="met", seq=0, prev=GENESIS_PREV,
+                            time=REGISTRY_TIME, **fields)
+
+
+def test_a_class_policy_carries_any_qualification_the_api_stores() -> None:
+    """The API takes a qualification as any text up to 128 characters: its policy is logged
+    as it is (refusing it would make the registration fail after the row was accepted)."""
+    for qualification in ("", "Taser level 2 \u00e9", "x" * 128):
+        record = RegistryRecord.make(CLASS_POLICY, agency="met", seq=0, prev=GENESIS_PREV,
+                                     time=REGISTRY_TIME, **{
+                                         "class": "taser", "dual_signoff": False,
+                                         "required_qualification": qualification,
+                                         "loan_days": 30, "disposal_final": True})
+        assert RegistryRecord.from_record(parse_record(record.to_bytes())) == record
+
+
+def test_registry_chains_link_each_subject_to_its_previous_record() -> None:
+    chains = RegistryChains("met")
+    first = chains.append(READER_REGISTERED, REGISTRY_TIME, **READER_FIELDS)
+    other = chains.append(CLASS_POLICY, REGISTRY_TIME, **{
+        "class": "taser", "dual_signoff": True, "required_qualification": None,
+        "loan_days": None, "disposal_final": True})
+    revoked = chains.append(READER_REVOKED, REGISTRY_TIME, reader="desk-1", reason="lost")
+    assert (first.seq, other.seq, revoked.seq) == (0, 0, 1)
+    assert revoked.prev == registry_hash(first.to_bytes()).hex()

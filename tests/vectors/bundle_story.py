@@ -1,9 +1,11 @@
 """The custody history behind the committed bundle corpus (tests/vectors/bundles/).
 
-One small store over a fortnight: three assets registered, a camera checked out and back, a
-taser checked out under dual sign-off, transferred between officers and returned, a radio lent
-to a neighbouring agency and given back; every event justified by signed reader observations
-and logged, four signed checkpoints, each anchored by the CustodyAnchor contract on a throwaway
+One small store over a fortnight: the agency's registry opened in the log (four readers, three
+asset classes, the taser's asking for dual sign-off), three assets registered with their tags,
+a camera checked out and back, a taser checked out under dual sign-off, transferred between
+officers and returned, a radio shared with and lent to a neighbouring agency and given back;
+every event justified by signed reader observations and logged with the registry records it
+rests on, four signed checkpoints, each anchored by the CustodyAnchor contract on a throwaway
 embedded chain. Everything is fixed except the keys, which are fresh on every run (so are the
 chain's accounts, hence its transaction and block hashes).
 """
@@ -28,7 +30,22 @@ from ledger.core.commitments import PERSON, commit
 from ledger.core.envelope import Envelope, envelope_hash, key_id, raw_public_key, sign_envelope
 from ledger.core.head_log import head_map_of
 from ledger.core.heads import HeadMap
-from ledger.core.records import GENESIS_PREV, CustodyEvent, Holder, Observation, event_hash
+from ledger.core.records import (
+    ASSET_REGISTERED,
+    CLASS_POLICY,
+    GENESIS_PREV,
+    READER_REGISTERED,
+    READER_REVOKED,
+    REGISTRY_OPENED,
+    SHARE_ENDED,
+    SHARE_GRANTED,
+    CustodyEvent,
+    Holder,
+    Observation,
+    RegistryChains,
+    RegistryRecord,
+    event_hash,
+)
 from ledger.merkle_log import MerkleLog
 from ledger.merkle_nodes import MemoryNodeStore
 
@@ -42,9 +59,25 @@ BADGES = {"officer-17": "E2801160600002084A1B0017", "officer-22": "E280116060000
 SALT = bytes(range(16))
 """The commitment salt: fixed so people's references are the same in every run."""
 
+CLASSES = {CAMERA: "camera", TASER: "taser", RADIO: "radio"}
+DUAL_SIGNOFF = {"camera": False, "taser": True, "radio": False}
+READERS = {"issue-desk-1": ("issue_desk", "store-central"),
+           "return-desk-1": ("return_desk", "store-central"),
+           "portal-1": ("portal", "store-central"),
+           "return-desk-north": ("return_desk", "store-north")}
+"""The readers the registry holds: (role, site)."""
+LATE_READER = "issue-desk-2"
+"""An issue desk whose registration an operator logs after the fact (`Forgery.late_desk`)."""
+ROLES_AND_SITES = {**READERS, LATE_READER: ("issue_desk", "store-central")}
+LEAF = (9, 11, 13, 14, 15, 17, 18, 19, 20, 21)
+"""The log leaf of each of the story's ten custody events (the registry records take the
+others: see tests/vectors/bundles/README.md)."""
+SIZES = (14, 18, 20, 23)
+"""The tree sizes of the story's four checkpoints."""
+
 STORE = Holder("location", "store-central")
 NEIGHBOUR = Holder("agency", "kent-police")
-REGISTERED = "2026-01-01T00:00:00.000Z"
+REGISTERED = "2025-12-01T00:00:00.000Z"
 CREATED = "2026-02-01T00:00:00.000Z"
 
 
@@ -101,16 +134,44 @@ class History:
     devices: list[DeviceRegistration] = field(default_factory=list)
     observations: list[Envelope] = field(default_factory=list)
     events: list[CustodyEvent] = field(default_factory=list)
+    event_leaves: list[int] = field(default_factory=list)
+    registry: list[LoggedEvent] = field(default_factory=list)
+    """The registry records logged, with their leaves."""
+    chains: RegistryChains = field(default_factory=lambda: RegistryChains(AGENCY))
+    leaves: list[bytes] = field(default_factory=list)
+    """Every leaf of the log, in order."""
     log: MerkleLog = field(default_factory=lambda: MerkleLog(MemoryNodeStore()))
     checkpoints: list[BundleCheckpoint] = field(default_factory=list)
     head_maps: list[HeadMap] = field(default_factory=list)
     """The head map each checkpoint commits to, in checkpoint order."""
 
-    def add_reader(self, reader: str, registered: str = REGISTERED) -> None:
+    def add_reader(self, reader: str, registered: str = REGISTERED, *, logged: bool = True
+                   ) -> None:
+        """A reader with a fresh key, on the device list and (`logged`) in the log."""
         key = Ed25519PrivateKey.generate()
         self.reader_keys[reader] = key
         self.devices.append(DeviceRegistration(reader, AGENCY, key_id(key.public_key()),
                                                raw_public_key(key.public_key()), registered))
+        if logged:
+            self.log_reader(reader, registered)
+
+    def log_reader(self, reader: str, registered: str = REGISTERED) -> None:
+        role, site = ROLES_AND_SITES[reader]
+        key = self.reader_keys[reader].public_key()
+        self.log_registry(READER_REGISTERED, registered, reader=reader, site=site, role=role,
+                          kid=key_id(key), public_key=raw_public_key(key).hex())
+
+    def log_registry(self, kind: str, time: str, **fields: object) -> RegistryRecord:
+        """Append the next registry record of `kind` for the subject `fields` name."""
+        record = self.chains.append(kind, time, **fields)
+        data = record.to_bytes()
+        self.registry.append(LoggedEvent(data, self.log.size))
+        self.leaves.append(data)
+        self.log.append(data)
+        return record
+
+    def revoke(self, reader: str, time: str) -> None:
+        self.log_registry(READER_REVOKED, time, reader=reader, reason="stolen from the desk")
 
     def observe(self, reader: str, kind: str, epc: str, time: str) -> str:
         payload = Observation(device=reader, seq=len(self.observations) + 1, time=time,
@@ -121,22 +182,24 @@ class History:
 
     def custody(self, asset: str, action: str, time: str, reader: str, holder_from: Holder | None,
                 holder_to: Holder, badged: tuple[str, ...] = (),
-                tag_read: str | None = None) -> None:
+                tag_read: str | None = None, epc: str | None = None) -> None:
         """Log one custody event, justified by the badge reads of `badged` and a tag read (by
         default a new one; `tag_read` cites an earlier one instead)."""
         earlier = [e for e in self.events if e.asset == asset]
         reads = [self.observe(reader, "badge", BADGES[name], time) for name in badged]
-        reads.append(tag_read or self.observe(reader, "read", TAGS[asset], time))
+        reads.append(tag_read or self.observe(reader, "read", epc or TAGS[asset], time))
         event = CustodyEvent(
             agency=AGENCY, asset=asset, seq=len(earlier),
             prev=event_hash(earlier[-1]).hex() if earlier else GENESIS_PREV, action=action,
             time=time, holder_from=holder_from, holder_to=holder_to, observations=tuple(reads),
             authorised_by=tuple(person(name).ref for name in badged), reader=reader)
         self.events.append(event)
+        self.event_leaves.append(self.log.size)
+        self.leaves.append(event.to_bytes())
         self.log.append(event.to_bytes())
 
     def checkpoint(self, time: str) -> None:
-        heads = head_map_of(e.to_bytes() for e in self.events)
+        heads = head_map_of(self.leaves)
         self.head_maps.append(heads)
         point = Checkpoint(key_id(self.log_key.public_key()), self.log.size, self.log.root(),
                            time, heads=heads.root)
@@ -165,9 +228,10 @@ class History:
             scope=Scope("assets", (CAMERA, TASER, RADIO)), created=CREATED,
             log_public_key=raw_public_key(self.log_key.public_key()),
             chain=ChainInfo(self.anchoring.chain_id, self.anchoring.admin.address, AGENCY),
-            devices=self.devices, checkpoints=self.checkpoints, observations=self.observations,
-            events=[LoggedEvent(e.to_bytes(), i) for i, e in enumerate(self.events)],
-            head_map=self.head_maps[-1])
+            devices=[], checkpoints=self.checkpoints, observations=self.observations,
+            events=[LoggedEvent(e.to_bytes(), leaf)
+                    for e, leaf in zip(self.events, self.event_leaves, strict=True)],
+            head_map=self.head_maps[-1], registry=self.registry)
         values.update(overrides)
         return export_bundle(self.log, **values)
 
@@ -177,41 +241,104 @@ PORTAL_READ_TIME = "2025-11-05T07:58:10.250Z"
 the taser's tag."""
 
 
-def fortnight(unrelated_read: bool = False) -> History:
-    """Ten custody events over four anchored checkpoints (tree sizes 3, 6, 8 and 10).
+@dataclass(frozen=True)
+class Forgery:
+    """What an operator holding its own log key logged in a variant of the story (each an
+    attack the registry in the log must expose); the default is the honest fortnight."""
+
+    unrelated_read: bool = False
+    """The camera's check_out cites a store portal's read of the taser's tag, two months old."""
+    revoked_desk: bool = False
+    """return-desk-1 is revoked (2026-01-08) before it checks the taser in (2026-01-09)."""
+    late_desk: bool = False
+    """The camera's check_out is made at issue-desk-2, whose registration is logged after it."""
+    desk: str = "issue-desk-1"
+    """The reader of the camera's check_out."""
+    return_desk: str = "return-desk-1"
+    """The reader of the camera's check_in."""
+    camera_epc: str | None = None
+    """The EPC the camera's tag reads name (by default its registered tag)."""
+    stale_read: bool = False
+    """The camera's check_in cites a read of its tag made eight days before."""
+    single_signoff: bool = False
+    """The taser is checked out on one badge, and its class's dual sign-off relaxed after."""
+
+
+def _open_registry(history: History, forgery: Forgery) -> None:
+    history.log_registry(REGISTRY_OPENED, REGISTERED, backfilled=0)
+    for reader in READERS:
+        history.add_reader(reader, "2025-10-01T00:00:00.000Z" if reader == "portal-1"
+                           else REGISTERED)
+    if forgery.late_desk:
+        history.add_reader(LATE_READER, logged=False)
+    for class_id, dual in DUAL_SIGNOFF.items():
+        history.log_registry(CLASS_POLICY, REGISTERED, **{
+            "class": class_id, "dual_signoff": dual, "required_qualification": None,
+            "loan_days": None, "disposal_final": True})
+
+
+def fortnight(unrelated_read: bool = False, forgery: Forgery | None = None) -> History:
+    """Ten custody events over four anchored checkpoints (tree sizes `SIZES`), each at its
+    leaf of `LEAF`, after the registry they rest on.
 
     `unrelated_read`: the operator's forgery of attack "unrelated justification", logged and
     signed like any other history: a store portal `portal-1` read the taser's tag two months
-    before the camera's check_out at the issue desk (leaf 3), which cites that read as its tag
-    read."""
+    before the camera's check_out at the issue desk, which cites that read as its tag read.
+    `forgery`: another history the operator logged and signed (`Forgery`)."""
+    forgery = forgery or Forgery(unrelated_read=unrelated_read)
     log_key = Ed25519PrivateKey.generate()
     history = History(log_key, Anchoring.deploy(log_key))
-    history.add_reader("issue-desk-1")
-    history.add_reader("return-desk-1")
+    _open_registry(history, forgery)
     portal = None
-    if unrelated_read:
-        history.add_reader("portal-1", "2025-10-01T00:00:00.000Z")
+    if forgery.unrelated_read:
         portal = history.observe("portal-1", "depart", TAGS[TASER], PORTAL_READ_TIME)
     jane, john = person("officer-17"), person("officer-22")
+    registered = "2026-01-02T08:00:00.000Z"
+    camera_epc = forgery.camera_epc or TAGS[CAMERA]
     for asset in (CAMERA, TASER, RADIO):
-        history.custody(asset, "register", "2026-01-02T08:00:00.000Z", "issue-desk-1", None,
-                        STORE)
+        history.log_registry(ASSET_REGISTERED, registered, asset=asset,
+                             **{"class": CLASSES[asset]}, epc=TAGS[asset])
+        history.custody(asset, "register", registered, "issue-desk-1", None, STORE,
+                        epc=camera_epc if asset == CAMERA else None)
     history.checkpoint("2026-01-02T12:00:00.000Z")
-    history.custody(CAMERA, "check_out", "2026-01-05T07:58:10.250Z", "issue-desk-1", STORE,
-                    jane, ("officer-17",), tag_read=portal)
+    desk = LATE_READER if forgery.late_desk else forgery.desk
+    history.custody(CAMERA, "check_out", "2026-01-05T07:58:10.250Z", desk, STORE,
+                    jane, ("officer-17",), tag_read=portal, epc=camera_epc)
+    taser_badges = ("officer-17",) if forgery.single_signoff else ("officer-17", "sergeant-5")
     history.custody(TASER, "check_out", "2026-01-05T08:01:44.125Z", "issue-desk-1", STORE,
-                    jane, ("officer-17", "sergeant-5"))  # dual sign-off
+                    jane, taser_badges)  # dual sign-off
+    history.log_registry(SHARE_GRANTED, "2026-01-06T10:30:00.000Z", asset=RADIO,
+                         **{"with": NEIGHBOUR.ref})
     history.custody(RADIO, "loan_out", "2026-01-06T10:30:00.000Z", "issue-desk-1", STORE,
                     NEIGHBOUR, ("sergeant-5",))
     history.checkpoint("2026-01-06T12:00:00.000Z")
     history.custody(TASER, "transfer", "2026-01-07T19:02:31.500Z", "return-desk-1", jane, john,
                     ("officer-17", "officer-22"))
-    history.custody(CAMERA, "check_in", "2026-01-07T19:05:00.000Z", "return-desk-1", jane,
-                    STORE, ("officer-17",))
+    stale = (history.observe(forgery.return_desk, "read", camera_epc,
+                             "2025-12-30T19:05:00.000Z") if forgery.stale_read else None)
+    history.custody(CAMERA, "check_in", "2026-01-07T19:05:00.000Z", forgery.return_desk, jane,
+                    STORE, ("officer-17",), tag_read=stale, epc=camera_epc)
     history.checkpoint("2026-01-07T20:00:00.000Z")
+    if forgery.revoked_desk:
+        history.revoke("return-desk-1", "2026-01-08T00:00:00.000Z")
     history.custody(TASER, "check_in", "2026-01-09T06:45:12.750Z", "return-desk-1", john,
                     STORE, ("officer-22",))
     history.custody(RADIO, "loan_return", "2026-01-14T15:20:00.000Z", "return-desk-1",
                     NEIGHBOUR, STORE)
+    history.log_registry(SHARE_ENDED, "2026-01-14T15:20:00.000Z", asset=RADIO,
+                         **{"with": NEIGHBOUR.ref})
+    if forgery.late_desk:
+        history.log_reader(LATE_READER, REGISTERED)
+    if forgery.single_signoff:
+        history.log_registry(CLASS_POLICY, "2026-01-14T16:00:00.000Z", **{
+            "class": "taser", "dual_signoff": False, "required_qualification": None,
+            "loan_days": None, "disposal_final": True})
     history.checkpoint("2026-01-14T18:00:00.000Z")
+    if forgery == Forgery():
+        assert tuple(history.event_leaves) == LEAF, history.event_leaves
+        assert tuple(c.tree_size for c in _points(history)) == SIZES
     return history
+
+
+def _points(history: History) -> list[Checkpoint]:
+    return [Checkpoint.from_record(c.envelope.payload) for c in history.checkpoints]

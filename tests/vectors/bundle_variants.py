@@ -12,12 +12,13 @@ refer to the story's table in tests/vectors/bundles/README.md.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bundle_story import CAMERA, RADIO, TASER, History, fortnight
+from bundle_story import CAMERA, LEAF, RADIO, SIZES, TASER, Forgery, History, fortnight
 from bundle_witnesses import WITNESS_EDITS
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tampering import Sections, edit_json, flip_hex_digit, sealed
@@ -30,7 +31,7 @@ from ledger.core.bundle import (
     Scope,
 )
 from ledger.core.checkpoint import Checkpoint, chain_log_id, sign_checkpoint
-from ledger.core.encoding import MAX_RECORD_BYTES
+from ledger.core.encoding import MAX_RECORD_BYTES, canonical_bytes
 from ledger.core.envelope import Envelope, key_id, raw_public_key, sign_envelope
 from ledger.verify.anchors import ANCHORED_TOPIC
 
@@ -127,6 +128,49 @@ def _sign_checkpoint_with_another_key(s: Sections) -> None:
     s.checkpoints[1] = edit_json(s.checkpoints[1], resign)
 
 
+NO_DEVICE_LINES = "expected no device line for a reader of agency 'met-police'"
+STRUCK_RADIO = f"registry records of asset {RADIO!r}, which the scope does not list"
+"""The radio struck from a scope whose bundle still holds its tag and share records."""
+OTHER_EPC = "30340242201D8C40000000FF"
+"""A tag the camera's reads name in `observation-other-epc`: not the one the log registered."""
+
+
+def _swap_registered_key(s: Sections) -> None:
+    impostor = raw_public_key(Ed25519PrivateKey.generate().public_key())
+    record, proof = s.registry[1]  # issue-desk-1's registration
+    s.registry[1] = (edit_json(record, lambda r: r.update(public_key=impostor.hex())), proof)
+
+
+def _back_to_v2(history: History) -> Callable[[Sections], None]:
+    devices = [canonical_bytes(d.to_record()) for d in history.devices]
+
+    def edit(s: Sections) -> None:
+        s.registry = []
+        s.heads = [line for line in s.heads if "subject" not in json.loads(line)]
+        s.devices = devices
+        s.header = edit_json(s.header, lambda r: (r.update(v=2), r["counts"].pop("registry")))
+    return edit
+
+
+def _drop_revocation(s: Sections) -> None:
+    s.registry = [(r, p) for r, p in s.registry if json.loads(r)["type"] != "reader-revoked"]
+
+
+def _forged(forgery: Forgery, edit: Callable[[Sections], None] | None = None
+            ) -> Callable[[History, bytes], bytes]:
+    """A history the operator logged, signed and anchored with its own log key (judged
+    without the corpus's trust file), as exported, then `edit`ed and re-sealed if given."""
+    def make(_history: History, _valid: bytes) -> bytes:
+        data = _story(forgery).bundle()
+        return data if edit is None else sealed(data, edit)
+    return make
+
+
+@functools.cache
+def _story(forgery: Forgery) -> History:
+    return fortnight(forgery=forgery)
+
+
 def _impostor_desk(history: History, resign: bool) -> bytes:
     impostor = Ed25519PrivateKey.generate()
     real = history.devices[0]
@@ -140,10 +184,10 @@ def _impostor_desk(history: History, resign: bool) -> bytes:
 
 
 def _desk_with_other_desks_key(history: History) -> bytes:
-    real, other = history.devices
+    real, other, *rest = history.devices
     swapped = DeviceRegistration(real.reader, real.agency, real.kid, other.public_key,
                                  real.registered)
-    return history.bundle(devices=[swapped, other])
+    return history.bundle(devices=[swapped, other, *rest])
 
 
 def _desk_revoked(history: History) -> bytes:
@@ -243,7 +287,8 @@ def _scope(**change: Any) -> Callable[[Sections], None]:
 SITE = Scope("site", (CAMERA, RADIO, TASER), site="store-central")
 RANGE = Scope("time-range", (CAMERA, RADIO, TASER), start="2026-01-06T00:00:00.000Z",
               end="2026-01-08T00:00:00.000Z")
-"""Leaves 3..9: the checkpoints of 2026-01-02 (size 3) and 2026-01-14 (size 10) bracket it."""
+"""Leaves 14..22: the checkpoints of 2026-01-02 (size 14) and 2026-01-14 (size 23) bracket it;
+events 3 to 9 and the radio's two share records."""
 
 
 def _scoped(scope: Scope, edit: Callable[[Sections], None] | None = None
@@ -276,80 +321,153 @@ VARIANTS = [
     Variant("valid", "the untouched bundle: every check passes offline", _raw(bytes), 0),
     Variant("event-bit-flip", "one bit of event 3's new holder flipped, bundle re-sealed",
             _resealed(_flip_event_bit), 1,
-            {"inclusion-proofs": "event at leaf 3", "hash-chains": "event at leaf 7"}, (3, 7)),
+            {"inclusion-proofs": f"event at leaf {LEAF[3]}",
+             "hash-chains": f"event at leaf {LEAF[7]}"}, (LEAF[3], LEAF[7])),
     Variant("event-bit-flip-unsealed", "the same flip, fingerprint left as it was",
             UNSEALED_BIT_FLIP, 1,
-            {"fingerprint": "lines hash to", "inclusion-proofs": "event at leaf 3",
-             "hash-chains": "event at leaf 7"}, (3, 7)),
+            {"fingerprint": "lines hash to", "inclusion-proofs": f"event at leaf {LEAF[3]}",
+             "hash-chains": f"event at leaf {LEAF[7]}"}, (LEAF[3], LEAF[7])),
     Variant("event-removed", "event 6, in the middle of the taser's chain, and its proof deleted",
             _resealed(_remove_event), 1,
-            {"hash-chains": "expected event seq 2, found 3"}, (8,)),
-    Variant("event-inserted", "a copy of event 4 as a disposal inserted at leaf 5",
+            {"hash-chains": "expected event seq 2, found 3"}, (LEAF[8],)),
+    Variant("event-inserted", "a copy of event 4 as a disposal inserted at the next leaf",
             _resealed(_insert_forged_event), 1,
-            {"hash-chains": "expected event seq 2, found 1", "inclusion-proofs": "event at leaf 5"},
-            (5, 6)),
+            {"hash-chains": "expected event seq 2, found 1",
+             "inclusion-proofs": f"event at leaf {LEAF[4] + 1}",
+             "registry": f"registry record at leaf {LEAF[4] + 1}"},
+            (LEAF[4] + 1, LEAF[6])),
     Variant("events-reordered", "events 4 and 6 (both the taser's) swapped with their proofs",
             _resealed(_swap_events(4, 6)), 1,
             {"hash-chains": "expected event seq 1, found 2", "inclusion-proofs": "bundle order"},
-            (4, 5, 6, 8)),
+            (LEAF[4], LEAF[5], LEAF[6], LEAF[8])),
     Variant("duplicated-event", "event 4 and its proof repeated right after themselves",
             _resealed(_duplicate_event), 1,
             {"hash-chains": "expected event seq 2, found 1", "inclusion-proofs": "bundle order"},
-            (4,)),
-    Variant("proof-index-plus-one", "event 4's inclusion proof claims leaf 5",
-            _resealed(_proof_leaf(4, +1)), 1, {"inclusion-proofs": "event at leaf 5"}, (5,)),
-    Variant("proof-index-minus-one", "event 4's inclusion proof claims leaf 3",
-            _resealed(_proof_leaf(4, -1)), 1, {"inclusion-proofs": "bundle order"}, (3,)),
-    Variant("checkpoint-size-doubled", "the last checkpoint's size 10 edited to 20, not re-signed",
+            (LEAF[4],)),
+    Variant("proof-index-plus-one", "event 4's inclusion proof claims the next leaf",
+            _resealed(_proof_leaf(4, +1)), 1,
+            {"inclusion-proofs": f"event at leaf {LEAF[4] + 1}",
+             "registry": f"registry record at leaf {LEAF[4] + 1}"}, (LEAF[4] + 1,)),
+    Variant("proof-index-minus-one", "event 4's inclusion proof claims the leaf before (event "
+            "3's)", _resealed(_proof_leaf(4, -1)), 1, {"inclusion-proofs": "bundle order"},
+            (LEAF[3],)),
+    Variant("checkpoint-size-doubled", "the last checkpoint's size doubled, not re-signed",
             _with(lambda h: _double_checkpoint_size(h, resign=False)), 1,
             {"checkpoint-signatures": "checkpoint 3: Ed25519 signature",
-             "checkpoint-consistency": "proof 8->10: a checkpoint is unsigned",
-             "inclusion-proofs": "no signed checkpoint at size 10",
+             "checkpoint-consistency": f"proof {SIZES[2]}->{SIZES[3]}: a checkpoint is unsigned",
+             "inclusion-proofs": f"no signed checkpoint at size {SIZES[3]}",
              "completeness": "expected a signed newest checkpoint",
-             "witness-cosignatures": "the newest checkpoint is not signed by the log"}, (8, 9)),
+             "witness-cosignatures": "the newest checkpoint is not signed by the log",
+             "registry": f"no signed checkpoint at size {SIZES[3]}"},
+            (LEAF[8], LEAF[9])),
     Variant("checkpoint-size-doubled-resigned",
             "the last checkpoint's size doubled and re-signed with the real log key",
             _with(lambda h: _double_checkpoint_size(h, resign=True)), 1,
-            {"checkpoint-consistency": "expected a proof 8->20, found 8->10",
-             "inclusion-proofs": "no signed checkpoint at size 10",
-             "anchors": "checkpoint at size 20: expected an anchor on chain, found none",
-             "witness-cosignatures": "checkpoint 3 (size 20): cosignature by"},
-            (8, 9)),
+            {"checkpoint-consistency": f"expected a proof {SIZES[2]}->{2 * SIZES[3]}, found "
+                                       f"{SIZES[2]}->{SIZES[3]}",
+             "inclusion-proofs": f"no signed checkpoint at size {SIZES[3]}",
+             "anchors": f"checkpoint at size {2 * SIZES[3]}: expected an anchor on chain, "
+                        "found none",
+             "witness-cosignatures": f"checkpoint 3 (size {2 * SIZES[3]}): cosignature by",
+             "registry": f"no signed checkpoint at size {SIZES[3]}"},
+            (LEAF[8], LEAF[9])),
     Variant("wrong-log-key-signature",
-            "checkpoint 1 (size 6) signed by a key other than the log's, naming the log's key",
+            "checkpoint 1 signed by a key other than the log's, naming the log's key",
             _resealed(_sign_checkpoint_with_another_key), 1,
             {"checkpoint-signatures": "checkpoint 1: Ed25519 signature",
-             "checkpoint-consistency": "proof 3->6: a checkpoint is unsigned",
-             "inclusion-proofs": "no signed checkpoint at size 6",
-             "anchors": "chain anchored size 6"}, (3, 4, 5)),
-    Variant("consistency-path-reversed", "the 3->6 consistency proof's nodes in reverse order",
+             "checkpoint-consistency": f"proof {SIZES[0]}->{SIZES[1]}: a checkpoint is unsigned",
+             "inclusion-proofs": f"no signed checkpoint at size {SIZES[1]}",
+             "anchors": f"chain anchored size {SIZES[1]}",
+             "registry": f"no signed checkpoint at size {SIZES[1]}"},
+            (LEAF[3], LEAF[4], LEAF[5])),
+    Variant("consistency-path-reversed", "the first consistency proof's nodes in reverse order",
             _resealed(_reverse_consistency_path), 1,
-            {"checkpoint-consistency": "checkpoint 3 -> 6 inconsistent"}),
+            {"checkpoint-consistency": f"checkpoint {SIZES[0]} -> {SIZES[1]} inconsistent"}),
     Variant("observation-signature-flipped",
             "one bit of observation 6's signature flipped (the second badge of a dual sign-off)",
             _resealed(_flip_observation_signature), 1,
             {"observation-signatures": "observation 6: Ed25519 signature",
-             "event-observations": "event at leaf 4"}, (4,)),
+             "event-observations": f"event at leaf {LEAF[4]}"}, (LEAF[4],)),
     Variant("observation-payload-edited", "observation 0's signal strength edited, not re-signed",
             _resealed(_weaken_observation), 1,
             {"observation-signatures": "does not verify over the payload",
-             "event-observations": "event at leaf 0"}, (0,)),
-    Variant("device-key-swapped", "issue-desk-1 registered with another key, reads not re-signed",
+             "event-observations": f"event at leaf {LEAF[0]}"}, (LEAF[0],)),
+    # The operator's device list: before the registry was logged the verifier believed it.
+    Variant("device-key-swapped", "a device list beside the log's registry, naming "
+            "issue-desk-1 with another key; reads not re-signed",
             lambda h, _v: _impostor_desk(h, resign=False), 1,
-            {"observation-signatures": "unknown key id",
-             "event-observations": "event at leaf 0"}, (0, 1, 2, 3, 4, 5)),
+            {"device-keys": NO_DEVICE_LINES}),
     Variant("device-key-swapped-resigned",
-            "issue-desk-1 registered with another key that re-signed its reads",
+            "a device list naming issue-desk-1 with another key that re-signed its reads: the "
+            "log never registered that key",
             lambda h, _v: _impostor_desk(h, resign=True), 1,
-            {"event-observations": "event at leaf 0"}, (0, 1, 2, 3, 4, 5)),
-    Variant("device-kid-mismatch", "issue-desk-1's key id paired with return-desk-1's key",
-            lambda h, _v: _desk_with_other_desks_key(h), 1,
-            {"device-keys": "expected key id", "observation-signatures": "unknown key id",
-             "event-observations": "event at leaf 0"}, (0, 1, 2, 3, 4, 5)),
-    Variant("device-revoked", "issue-desk-1's key revoked before the check-outs it read",
-            lambda h, _v: _desk_revoked(h), 1,
-            {"observation-signatures": "after reader 'issue-desk-1' was revoked",
-             "event-observations": "event at leaf 3"}, (3, 4, 5)),
+            {"device-keys": NO_DEVICE_LINES, "observation-signatures": "unknown key id",
+             "event-observations": f"event at leaf {LEAF[0]}"}, LEAF[:6]),
+    Variant("device-kid-mismatch", "a device list pairing issue-desk-1's key id with "
+            "return-desk-1's key", lambda h, _v: _desk_with_other_desks_key(h), 1,
+            {"device-keys": "reader 'issue-desk-1': expected key id"}),
+    Variant("device-revoked", "a device list claiming issue-desk-1 revoked, which the log "
+            "never recorded", lambda h, _v: _desk_revoked(h), 1,
+            {"device-keys": NO_DEVICE_LINES}),
+    # The registry in the log: what the verdict rests on cannot be edited, added or dropped.
+    Variant("registry-key-swapped", "issue-desk-1's logged registration edited to another key; "
+            "re-sealed", _resealed(_swap_registered_key), 1,
+            {"registry": "registry record at leaf 1: tree root",
+             "observation-signatures": "unknown key id",
+             "event-observations": f"event at leaf {LEAF[0]}"}, LEAF[:6]),
+    Variant("registry-dropped-v2", "every registry record and registry head line removed and "
+            "the format version set back to 2, the device list restored: the keys would be the "
+            "operator's claim again, but the scope's head proofs border registry entries",
+            _with(_back_to_v2), 1,
+            {"completeness": "expected a head proof of map entry"}),
+    Variant("reader-revocation-dropped",
+            "the operator's history in which return-desk-1, revoked on 2026-01-08, still "
+            "checks the taser in on 2026-01-09; the revocation dropped from the bundle",
+            _forged(Forgery(revoked_desk=True), _drop_revocation), 1,
+            {"registry": "reader 'return-desk-1': the log's latest registry record is seq 1"},
+            pinned=False),
+    Variant("reader-revoked",
+            "the same history with the revocation left in: the reads after it are refused",
+            _forged(Forgery(revoked_desk=True)), 1,
+            {"observation-signatures": "after reader 'return-desk-1' was revoked",
+             "event-observations": f"event at leaf {LEAF[8] + 1}"},
+            (LEAF[8] + 1, LEAF[9] + 1), pinned=False),
+    Variant("reader-registered-after",
+            "the operator's history in which the camera's check_out is made at issue-desk-2, "
+            "whose registration (claiming 2025-12-01) is logged after it",
+            _forged(Forgery(late_desk=True)), 1,
+            {"event-justification": f"event at leaf {LEAF[3]}: reader 'issue-desk-2' was "
+                                    "registered in the log at leaf"}, (LEAF[3],),
+            pinned=False),
+    Variant("reader-wrong-role",
+            "the operator's history in which the camera is checked out at the store portal",
+            _forged(Forgery(desk="portal-1")), 1,
+            {"event-justification": "check_out needs a reader of role issue_desk, reader "
+                                    "'portal-1' is registered as portal"}, (LEAF[3],),
+            pinned=False),
+    Variant("reader-wrong-site",
+            "the operator's history in which store-north's return desk checks the camera in "
+            "to store-central", _forged(Forgery(return_desk="return-desk-north")), 1,
+            {"event-justification": "reader 'return-desk-north' is registered at site "
+                                    "'store-north', the event leaves the asset at location "
+                                    "'store-central'"}, (LEAF[7],), pinned=False),
+    Variant("observation-other-epc",
+            "the operator's history in which every read of the camera is of another tag "
+            "(always the same one)", _forged(Forgery(camera_epc=OTHER_EPC)), 1,
+            {"event-justification": "expected a read of the asset's registered tag"},
+            (LEAF[0], LEAF[3], LEAF[7]), pinned=False),
+    Variant("observation-outside-window",
+            "the operator's history in which the camera's check_in cites a read of its tag "
+            "made eight days before", _forged(Forgery(stale_read=True)), 1,
+            {"event-justification": "more than 7 days before the event"}, (LEAF[7],),
+            pinned=False),
+    Variant("class-policy-relaxed",
+            "the operator's history in which the taser is checked out on one badge, and its "
+            "class's dual sign-off dropped by a policy logged afterwards",
+            _forged(Forgery(single_signoff=True)), 1,
+            {"event-justification": "class 'taser''s policy (leaf 6) asks for dual sign-off, "
+                                    "the event names 1 authoriser(s)"}, (LEAF[4],),
+            pinned=False),
     Variant("header-edited", "the header's creation time changed, fingerprint left as it was",
             _raw(lambda v: v.replace(b'"created":"2026-02-01', b'"created":"2026-02-02', 1)),
             1, {"fingerprint": "lines hash to"}),
@@ -381,23 +499,24 @@ VARIANTS = [
             _raw(lambda v: v + ADDED_LINE), 2, unusable="trailing data"),
     Variant("duplicated-line", "observation 0's line repeated, header and end line untouched",
             _raw(lambda v: sealed(v, _duplicate_observation, reseal=False)), 2,
-            unusable="header announces 53 lines, found 54"),
+            unusable="header announces 88 lines, found 89"),
     Variant("truncated", "the file cut off mid-line, as by a broken download",
             _raw(lambda v: v[: int(len(v) * CUT_AT)]), 2, unusable="truncated"),
     # Omission: what the hash chains alone cannot see is an asset's missing tail.
     Variant("last-event-omitted",
             "event 9 (the radio's loan_return, its last) and its proof deleted; the radio "
-            "looks still on loan", _resealed(_drop_leaves(9)), 1,
+            "looks still on loan", _resealed(_drop_leaves(LEAF[9])), 1,
             {"completeness": "the log's latest event is seq 2"}),
     Variant("tail-omitted", "events 6 and 8 (the taser's transfer and check-in, its last two) "
-            "deleted; the taser looks still checked out", _resealed(_drop_leaves(6, 8)), 1,
+            "deleted; the taser looks still checked out",
+            _resealed(_drop_leaves(LEAF[6], LEAF[8])), 1,
             {"completeness": "the log's latest event is seq 3"}),
     Variant("middle-event-omitted", "event 5 (the radio's loan_out, mid-chain) deleted",
-            _resealed(_drop_leaves(5)), 1,
-            {"hash-chains": "expected event seq 1, found 2"}, (9,)),
+            _resealed(_drop_leaves(LEAF[5])), 1,
+            {"hash-chains": "expected event seq 1, found 2"}, (LEAF[9],)),
     Variant("first-event-omitted", "event 0 (the camera's registration, first of its chain) "
-            "deleted", _resealed(_drop_leaves(0)), 1,
-            {"hash-chains": "expected event seq 0, found 1"}, (3,)),
+            "deleted", _resealed(_drop_leaves(LEAF[0])), 1,
+            {"hash-chains": "expected event seq 0, found 1"}, (LEAF[3],)),
     Variant("asset-omitted", "every event of the radio deleted, the scope still listing it",
             _resealed(_drop_asset(RADIO, from_scope=False, heads=False)), 1,
             {"hash-chains": "expected events of scope asset", "completeness":
@@ -405,10 +524,10 @@ VARIANTS = [
     Variant("asset-omitted-scope-edited", "every event of the radio deleted and the radio struck "
             "from the scope; its head lines kept", _resealed(_drop_asset(
                 RADIO, from_scope=True, heads=False)), 1,
-            {"completeness": "is not one the scope needs"}),
+            {"registry": STRUCK_RADIO}),
     Variant("scope-asset-struck", "the radio struck from the header's scope, its events kept",
             _resealed(_scope(assets=[CAMERA, TASER])), 1,
-            {"completeness": "which the scope does not list"}),
+            {"completeness": "which the scope does not list", "registry": STRUCK_RADIO}),
     Variant("scope-kind-asset", "the scope's kind 'assets' edited to 'asset'",
             _resealed(_scope(kind="asset")), 1, {"completeness": "names one asset"}),
     Variant("scope-kind-site", "the scope edited to the site 'store-central'",
@@ -419,23 +538,25 @@ VARIANTS = [
     Variant("site-asset-omitted", "the site bundle with the radio's events deleted and the "
             "radio struck from the scope", _scoped(SITE, _drop_asset(RADIO, from_scope=True,
                                                                      heads=False)), 1,
-            {"completeness": "places 1 asset(s) there that the bundle leaves out"}),
+            {"completeness": "places 1 asset(s) there that the bundle leaves out",
+             "registry": STRUCK_RADIO}),
     Variant("site-renamed", "the site bundle's scope edited to the site 'store-north'",
             _scoped(SITE, _scope(site="store-north")), 1,
             {"completeness": "which the head map does not place there"}),
     Variant("time-range-valid", "the same history exported for 2026-01-06 to 2026-01-08: "
-            "leaves 3..9 between the bracketing checkpoints", _scoped(RANGE), 0),
-    Variant("time-range-asset-omitted", "the time-range bundle with the radio (leaves 2, 5, 9) "
-            "deleted and struck from the scope", _scoped(RANGE, _drop_asset(
+            "leaves 14..22 between the bracketing checkpoints", _scoped(RANGE), 0),
+    Variant("time-range-asset-omitted", "the time-range bundle with the radio's events deleted "
+            "and the radio struck from the scope", _scoped(RANGE, _drop_asset(
                 RADIO, from_scope=True, heads=False)), 1,
-            {"completeness": "time range: expected every leaf 3..9, leaf 5"}),
+            {"completeness": f"time range: expected every leaf 14..22, leaf {LEAF[5]}",
+             "registry": STRUCK_RADIO}),
     Variant("time-range-widened", "the time-range bundle's end moved to 2026-01-20, past the "
             "newest checkpoint", _scoped(RANGE, _scope(end="2026-01-20T00:00:00.000Z")), 1,
             {"completeness": "after the newest checkpoint"}),
     Variant("time-range-start-moved", "the time-range bundle's start moved to 2026-01-07 21:00, "
             "when only the taser and the radio moved", _scoped(RANGE, _scope(
                 start="2026-01-07T21:00:00.000Z")), 1,
-            {"completeness": "the scope's assets are not those of leaves 8..9"}),
+            {"completeness": "the scope's assets are not those of leaves 20..22"}),
     Variant("witness-quorum-short",
             "the newest checkpoint cosigned by one witness only: a view the others never saw",
             _resealed(WITNESS_EDITS["keep_one"]), 1,
@@ -444,7 +565,7 @@ VARIANTS = [
     Variant("witness-cosignature-forged",
             "a trusted witness's name and key id over a signature by the forger's key",
             _resealed(WITNESS_EDITS["forge_first"]), 1,
-            {"witness-cosignatures": "checkpoint 3 (size 10): cosignature by "
+            {"witness-cosignatures": f"checkpoint 3 (size {SIZES[3]}): cosignature by "
                                      "witness.fire-inspectorate.example does not verify"}),
     Variant("witness-cosignatures-unlisted",
             "the newest checkpoint's cosignatures replaced by valid ones from the forger's own "
@@ -452,22 +573,26 @@ VARIANTS = [
             _resealed(WITNESS_EDITS["unlisted"]), 1,
             {"witness-cosignatures": "found 0 (none)"}),
     Variant("witness-cosignatures-replayed",
-            "the cosignatures of checkpoint 2 (size 8) copied onto checkpoint 3 (size 10)",
+            "the cosignatures of checkpoint 2 copied onto checkpoint 3",
             _resealed(WITNESS_EDITS["replay_previous"]), 1,
-            {"witness-cosignatures": "checkpoint 3 (size 10): cosignature by"}),
+            {"witness-cosignatures": f"checkpoint 3 (size {SIZES[3]}): cosignature by"}),
     Variant("witness-cosignatures-dropped-v1",
-            "every cosignature and head line removed and the format version set back to 1",
+            "every cosignature, registry record and head line removed and the format version "
+            "set back to 1 (which has no registry: the reads' keys are then unknown)",
             _resealed(WITNESS_EDITS["drop_all_v1"]), 1,
             {"witness-cosignatures": "found 0 (none)",
-             "completeness": "expected proofs from a non-empty map, found none"}),
+             "completeness": "expected proofs from a non-empty map, found none",
+             "observation-signatures": "unknown key id",
+             "event-observations": f"event at leaf {LEAF[0]}"}, LEAF),
     Variant("witness-cosignature-bad-base64",
             "a cosignature line on the newest checkpoint whose signature is not base64",
             _resealed(WITNESS_EDITS["bad_base64"]), 2, unusable="not standard base64"),
     Variant("unrelated-justification",
             "the operator's own history in which the camera's check_out at issue-desk-1 "
-            "(leaf 3) cites portal-1's read of the taser's tag two months earlier",
+            "(event 3) cites portal-1's read of the taser's tag two months earlier",
             _unrelated_justification, 1,
-            {"event-justification": "leaf 3: expected observation"}, (3,), pinned=False),
+            {"event-justification": f"leaf {LEAF[3]}: expected observation"}, (LEAF[3],),
+            pinned=False),
     Variant("created-before-checkpoint", "the header's created moved to 2026-01-10, before "
             "the newest checkpoint (2026-01-14) the bundle carries",
             _resealed(_created_before_checkpoint), 1,

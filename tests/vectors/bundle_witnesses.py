@@ -99,12 +99,14 @@ def replay_previous(_lines: list[str], s: Sections) -> list[str]:
 
 
 def drop_all_v1(s: Sections) -> None:
-    """Every cosignature and head line removed and the header set back to format version 1,
-    which carries neither."""
+    """Every cosignature, registry record and head line removed and the header set back to
+    format version 1, which carries none of them."""
     for n, line in enumerate(s.checkpoints):
         s.checkpoints[n] = edit_json(line, lambda r: r.pop("cosignatures", None))
     s.heads = []
-    s.header = edit_json(s.header, lambda r: (r.update(v=1), r["counts"].pop("heads", None)))
+    s.registry = []
+    s.header = edit_json(s.header, lambda r: (r.update(v=1), r["counts"].pop("heads", None),
+                                              r["counts"].pop("registry", None)))
 
 
 def bad_base64(lines: list[str], _s: Sections) -> list[str]:

@@ -26,6 +26,38 @@ from ledger.core.envelope import raw_public_key
 CORPUS = Path(__file__).parent / "bundles"
 
 
+README_MARKS = ("<!-- variants -->\n", "<!-- /variants -->\n")
+"""Where in bundles/README.md the generator writes the variants' table."""
+
+
+PIPE = "\\|"
+"""A `|` inside a Markdown table cell."""
+
+
+def variants_table() -> str:
+    """The README's table of the variants, from their definitions."""
+    rows = ["| file | tampering | exit | checks that fail (phrase) | failed events |",
+            "| --- | --- | --- | --- | --- |"]
+    for variant in VARIANTS:
+        if variant.unusable:
+            failing = f"unusable (`{variant.unusable}`)"
+        else:
+            failing = "; ".join(f"{name} (`{phrase}`)"
+                                for name, phrase in variant.failing.items()) or "none"
+        events = ", ".join(str(e) for e in variant.failed_events) or "none"
+        trust = "" if variant.pinned else " (without the trust file)"
+        failing = failing.replace("|", PIPE)
+        rows.append(f"| `{variant.name}.jsonl` | {variant.what}{trust} | {variant.exit} | "
+                    f"{failing} | {events} |")
+    return "\n".join(rows) + "\n"
+
+
+def write_readme(readme: Path) -> None:
+    text = readme.read_text()
+    start = text.index(README_MARKS[0]) + len(README_MARKS[0])
+    readme.write_text(text[:start] + variants_table() + text[text.index(README_MARKS[1]):])
+
+
 def manifest_entry(variant: Variant) -> dict[str, Any]:
     verdict = {0: "valid", 1: "invalid", 2: "unusable", 4: "unpinned"}[variant.exit]
     entry: dict[str, Any] = {"what": variant.what, "exit": variant.exit, "verdict": verdict}
@@ -52,7 +84,7 @@ COMMAND = ["kitledger", "verify", "{file}", "--trust", "{trust}", "--offline", "
 def items_checked(history: History) -> dict[str, int]:
     """How many items each check of the valid bundle covers, from the story itself."""
     events = len(history.events)
-    return {"fingerprint": 1, "trust-roots": 1, "device-keys": len(history.devices),
+    return {"fingerprint": 1, "trust-roots": 1, "registry": len(history.registry),
             "checkpoint-signatures": len(history.checkpoints),
             "checkpoint-consistency": len(history.checkpoints) - 1,
             "observation-signatures": len(history.observations), "event-records": events,
@@ -112,6 +144,8 @@ def main() -> None:
         "bundles": bundles,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    if out == CORPUS:
+        write_readme(CORPUS / "README.md")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.core.bundle import FingerprintHasher
@@ -32,6 +32,8 @@ class Sections:
     events: list[tuple[bytes, bytes]]
     heads: list[bytes]
     end: bytes
+    registry: list[tuple[bytes, bytes]] = field(default_factory=list)
+    """Registry records with their inclusion lines (format version 3)."""
 
     @classmethod
     def split(cls, bundle: bytes) -> Sections:
@@ -44,19 +46,23 @@ class Sections:
             at += counts[name]
         pairs = lines[at:at + 2 * counts["events"]]
         at += 2 * counts["events"]
+        registry = lines[at:at + 2 * counts.get("registry", 0)]
+        at += 2 * counts.get("registry", 0)
         return cls(lines[0], events=list(zip(pairs[::2], pairs[1::2], strict=True)),
-                   heads=lines[at:at + counts.get("heads", 0)], end=lines[-1], **parts)
+                   heads=lines[at:at + counts.get("heads", 0)], end=lines[-1],
+                   registry=list(zip(registry[::2], registry[1::2], strict=True)), **parts)
 
     def body(self) -> list[bytes]:
         lines = [self.header, *self.devices, *self.checkpoints, *self.consistency,
                  *self.observations]
-        for record, proof in self.events:
+        for record, proof in [*self.events, *self.registry]:
             lines += [record, proof]
         return lines + self.heads
 
     def reseal(self) -> None:
         header = json.loads(self.header)
-        names = (*SECTIONS, "events", *(["heads"] if "heads" in header["counts"] else []))
+        names = (*SECTIONS, "events",
+                 *(name for name in ("registry", "heads") if name in header["counts"]))
         header["counts"] = {name: len(getattr(self, name)) for name in names}
         self.header = canonical_bytes(header)
         hasher = FingerprintHasher()

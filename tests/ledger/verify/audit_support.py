@@ -29,7 +29,19 @@ from ledger.core.commitments import PERSON, commit
 from ledger.core.envelope import Envelope, envelope_hash, key_id, raw_public_key, sign_envelope
 from ledger.core.head_log import head_map_of
 from ledger.core.heads import HeadMap
-from ledger.core.records import GENESIS_PREV, CustodyEvent, Holder, Observation, event_hash
+from ledger.core.records import (
+    ASSET_REGISTERED,
+    CLASS_POLICY,
+    GENESIS_PREV,
+    READER_REGISTERED,
+    REGISTRY_OPENED,
+    CustodyEvent,
+    Holder,
+    Observation,
+    RegistryChains,
+    RegistryRecord,
+    event_hash,
+)
 from ledger.merkle_log import MerkleLog
 from ledger.merkle_nodes import MemoryNodeStore
 
@@ -38,6 +50,11 @@ ASSETS = ("urn:epc:id:giai:0614141.1001", "urn:epc:id:giai:0614141.1002",
           "urn:epc:id:grai:0614141.12345.7")
 PEOPLE = {"officer-17": "PC Jane Doe", "officer-22": "PC John Roe"}
 SALT = b"s" * 16
+
+
+def tag_of(asset: str) -> str:
+    """The EPC the story reads for `asset` (fixed within a run)."""
+    return "%024X" % (abs(hash(asset)) % (1 << 96))
 
 
 def person_ref(person: str) -> str:
@@ -121,6 +138,12 @@ class Story:
     heads: bool = False
     """Checkpoints commit to the head map (record version 2); else version 1, no map."""
     head_maps: list[HeadMap] = field(default_factory=list)
+    leaves: list[bytes] = field(default_factory=list)
+    """Every leaf of the log: custody events and registry records, in order."""
+    event_leaves: list[int] = field(default_factory=list)
+    registry: list[LoggedEvent] = field(default_factory=list)
+    """The registry records logged (`log_registry`), with their leaves."""
+    chains: RegistryChains = field(default_factory=lambda: RegistryChains(AGENCY))
 
     def add_reader(self, reader: str, registered: str = "2026-01-01T00:00:00.000Z",
                    revoked: str | None = None) -> None:
@@ -142,17 +165,26 @@ class Story:
                 holder_from: Holder | None, holder_to: Holder | None) -> CustodyEvent:
         previous = [e for e in self.events if e.asset == asset]
         prev = event_hash(previous[-1]).hex() if previous else GENESIS_PREV
-        epc = "%024X" % (abs(hash(asset)) % (1 << 96))
+        epc = tag_of(asset)
         obs = self.observe(reader, epc, time)
         event = CustodyEvent(agency=AGENCY, asset=asset, seq=len(previous), prev=prev,
                              action=action, time=time, holder_from=holder_from,
                              holder_to=holder_to, observations=(obs,), reader=reader)
         self.events.append(event)
+        self.event_leaves.append(self.log.size)
+        self.leaves.append(event.to_bytes())
         self.log.append(event.to_bytes())
         return event
 
+    def log_registry(self, record: RegistryRecord) -> int:
+        """Append a registry record to the log; its leaf."""
+        data = record.to_bytes()
+        self.registry.append(LoggedEvent(data, self.log.size))
+        self.leaves.append(data)
+        return self.log.append(data)
+
     def checkpoint(self, time: str = "2026-02-01T00:00:00.000Z") -> Envelope:
-        head_map = head_map_of(e.to_bytes() for e in self.events) if self.heads else None
+        head_map = head_map_of(self._leaves()) if self.heads else None
         if head_map is not None:
             self.head_maps.append(head_map)
         point = Checkpoint(key_id(self.log_key.public_key()), self.log.size, self.log.root(),
@@ -162,8 +194,37 @@ class Story:
         self.checkpoints.append(BundleCheckpoint(envelope, proof))
         return envelope
 
+    def open_registry(self, roles: dict[str, str], site: str = "store-central") -> None:
+        """Log the registry the story's events rest on: opened, each reader of `roles` (reader
+        -> role) at `site`, one class `kit` without dual sign-off, and each asset's tag (the
+        EPC `custody` reads)."""
+        registered = "2025-12-01T00:00:00.000Z"
+        self.log_registry(self.chains.append(REGISTRY_OPENED, registered, backfilled=0))
+        for reader, role in roles.items():
+            key = self.reader_keys[reader].public_key()
+            self.log_registry(self.chains.append(
+                READER_REGISTERED, registered, reader=reader, site=site, role=role,
+                kid=key_id(key), public_key=raw_public_key(key).hex()))
+        self.log_registry(self.chains.append(CLASS_POLICY, registered, **{
+            "class": "kit", "dual_signoff": False, "required_qualification": None,
+            "loan_days": None, "disposal_final": True}))
+        for asset in ASSETS:
+            self.log_registry(self.chains.append(ASSET_REGISTERED, registered, asset=asset,
+                                                 **{"class": "kit"}, epc=tag_of(asset)))
+
+    def log_leaves(self) -> list[bytes]:
+        return self._leaves()
+
+    def _leaves(self) -> list[bytes]:
+        """The log's leaves: as tracked once registry records are logged; until then the
+        events (which some tests append to `events` and `log` themselves)."""
+        return self.leaves if self.registry else [e.to_bytes() for e in self.events]
+
     def bundle_events(self) -> list[LoggedEvent]:
-        return [LoggedEvent(e.to_bytes(), i) for i, e in enumerate(self.events)]
+        if not self.registry:
+            return [LoggedEvent(e.to_bytes(), i) for i, e in enumerate(self.events)]
+        return [LoggedEvent(e.to_bytes(), leaf)
+                for e, leaf in zip(self.events, self.event_leaves, strict=True)]
 
     def bundle(self, scope: Scope | None = None, **overrides: Any) -> bytes:
         setup = self.setup
@@ -171,9 +232,9 @@ class Story:
         values: dict[str, Any] = dict(
             scope=scope or Scope("assets", ASSETS), created="2026-03-01T00:00:00.000Z",
             log_public_key=raw_public_key(self.log_key.public_key()), chain=chain,
-            devices=self.devices, checkpoints=self.checkpoints,
-            observations=self.observations,
-            events=self.bundle_events(), head_map=self.head_maps[-1] if self.heads else None)
+            devices=[] if self.registry else self.devices, checkpoints=self.checkpoints,
+            observations=self.observations, events=self.bundle_events(),
+            head_map=self.head_maps[-1] if self.heads else None, registry=self.registry)
         values.update(overrides)
         return export_bundle(self.log, **values)
 
@@ -184,6 +245,8 @@ def make_story(setup: ChainSetup | None, log_key: Ed25519PrivateKey | None = Non
     story = Story(log_key=log_key or Ed25519PrivateKey.generate(), setup=setup, heads=heads)
     story.add_reader("desk-1")
     story.add_reader("desk-2")
+    if heads:  # a log whose checkpoints can prove it holds its registry
+        story.open_registry({"desk-1": "issue_desk", "desk-2": "return_desk"})
     store = Holder("location", "store-central")
     jane, john = Holder("person", person_ref("officer-17")), Holder("person", person_ref(
         "officer-22"))
@@ -214,7 +277,7 @@ def relines(bundle: bytes, edit: Any) -> bytes:
         counts = header["counts"]
         body = len(lines) - 1
         fixed = (counts["devices"] + counts["checkpoints"] + counts["consistency"]
-                 + counts["observations"])
+                 + counts["observations"] + 2 * counts.get("registry", 0))
         counts["events"] = max((body - fixed - counts.get("heads", 0)) // 2, 0)
         lines[0] = fast_canonical(header)
     hasher = FingerprintHasher()

@@ -108,15 +108,15 @@ def test_hostile_bundles_are_refused(plain: bytes) -> None:
         "trailing garbage": plain + b'{"type":"extra"}\n',
         "trailing blank": plain + b"\n",
         "truncated": plain[: plain.rindex(b"\n", 0, -1) + 1],
-        "wrong version": edit_json_line(header, lambda r: r.update(v=3)) + b"\n" + rest,
+        "wrong version": edit_json_line(header, lambda r: r.update(v=4)) + b"\n" + rest,
         "wrong format": edit_json_line(header, lambda r: r.update(format="x")) + b"\n" + rest,
         "huge counts": edit_json_line(header, lambda r: r["counts"].update(events=10**9))
         + b"\n" + rest,
         "count mismatch": edit_json_line(header, lambda r: r["counts"].update(devices=3))
         + b"\n" + rest,
         "non-canonical": header.replace(b'{"chain"', b'{ "chain"') + b"\n" + rest,
-        "duplicate key": header[:-1] + b',"v":2}\n' + rest,
-        "float": header.replace(b'"v":2', b'"v":2.0') + b"\n" + rest,
+        "duplicate key": header[:-1] + b',"v":3}\n' + rest,
+        "float": header.replace(b'"v":3', b'"v":3.0') + b"\n" + rest,
         "deep": b"[" * 100_000 + b"\n",
         "array line": b"[]\n",
     }

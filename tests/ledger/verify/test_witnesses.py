@@ -8,6 +8,7 @@ bundles carry both head proofs and cosignatures (format version 2)."""
 
 from __future__ import annotations
 
+import copy
 import http.server
 import json
 import subprocess
@@ -48,8 +49,10 @@ def _fork(story: Story) -> Story:
                  devices=list(story.devices), observations=list(story.observations),
                  events=list(story.events), checkpoints=list(story.checkpoints),
                  setup=story.setup, seq=story.seq, heads=story.heads,
-                 head_maps=list(story.head_maps))
-    twin.log.append_many(e.to_bytes() for e in story.events)
+                 head_maps=list(story.head_maps), leaves=list(story.leaves),
+                 event_leaves=list(story.event_leaves), registry=list(story.registry),
+                 chains=copy.deepcopy(story.chains))
+    twin.log.append_many(story.log_leaves())
     return twin
 
 
@@ -135,8 +138,9 @@ SplitView = tuple[SplitViewOperator, list[WitnessProcess], dict[str, list[str]]]
 @pytest.fixture(scope="module")
 def split_view(tmp_path_factory: pytest.TempPathFactory, embedded_setup: ChainSetup,
                log_key: Ed25519PrivateKey) -> Iterator[SplitView]:
-    """Both views anchored too (the contract only checks that sizes grow: Alice's at 13
-    leaves, Bob's at 14), so only the witnesses can tell them apart."""
+    """Both views anchored too (the contract only checks that sizes grow: Alice's at 20
+    leaves, Bob's at 21, the registry's seven included), so only the witnesses can tell them
+    apart."""
     tmp_path = tmp_path_factory.mktemp("witnesses")
     honest = make_story(embedded_setup, log_key, heads=True)
     operator = SplitViewOperator(honest)
@@ -169,10 +173,10 @@ def split_view(tmp_path_factory: pytest.TempPathFactory, embedded_setup: ChainSe
 def test_split_view_fails_under_two_of_three(split_view: SplitView) -> None:
     operator, started, refusals = split_view
     # Each view's newest checkpoint reached the witnesses that saw it first; the others refused
-    # it, saying why: Bob's 14 does not extend the 13 they cosigned; Alice's 13 is below the 14
+    # it, saying why: Bob's 21 does not extend the 20 they cosigned; Alice's 20 is below the 21
     # the third witness cosigned.
     assert [r[:9] for r in refusals["bob"]] == ["422 fork:", "422 fork:"]
-    assert refusals["alice"] == ["400 old size 14 is above the checkpoint's size 13"]
+    assert refusals["alice"] == ["400 old size 21 is above the checkpoint's size 20"]
     vkeys = [w.vkey for w in started]
     for url in operator.serve():
         code, alice = verify(f"{url}/alice", vkeys, quorum=2)
@@ -225,7 +229,7 @@ def test_the_notes_cosigned_carry_the_heads_line(split_view: SplitView) -> None:
     operator, started, _ = split_view
     for name in ("alice", "bob"):
         bundle = parse_bundle(operator.bundles[name])
-        assert bundle.version == 2 and bundle.heads, name
+        assert bundle.version == 3 and bundle.heads, name
         newest = bundle.checkpoints[-1]
         text = Checkpoint.from_record(newest.envelope.payload).note_text()
         assert text.splitlines()[3].startswith("heads "), text
