@@ -69,14 +69,11 @@ def parse_events_topic(topic: str) -> ReaderTopic | None:
 def _parse_events_topic(topic: str) -> ReaderTopic | None:
     """`parse_events_topic`, remembered: ingest asks for every envelope, and a reader's
     envelopes share its topic."""
-    parts = topic.split("/")
-    if len(parts) != 6 or "/".join(parts[:2]) != PREFIX or parts[5] != EVENTS:
-        return None
-    agency, site, reader = parts[2:5]
-    for segment in (agency, site, reader):
-        if not segment or len(segment) > MAX_TOPIC_SEGMENT_CHARS or "+" in segment:
-            return None
-    return ReaderTopic(agency=agency, site=site, reader=reader)
+    parsed = _split(topic, _EVENTS_LEAF)
+    return None if parsed is None else parsed[0]
+
+
+_EVENTS_LEAF: Final = frozenset({EVENTS})
 
 
 def health_subscriptions(share_group: str | None) -> list[str]:
@@ -93,6 +90,10 @@ def parse_reader_topic(topic: str, leaves: frozenset[str]) -> tuple[ReaderTopic,
     for the few messages a reader sends about itself)."""
     if len(topic) > MAX_EVENTS_TOPIC_CHARS:
         return None
+    return _split(topic, leaves)
+
+
+def _split(topic: str, leaves: frozenset[str]) -> tuple[ReaderTopic, str] | None:
     parts = topic.split("/")
     if len(parts) != 6 or "/".join(parts[:2]) != PREFIX or parts[5] not in leaves:
         return None
