@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     # This node's id (api.node): empty means host-pid-random, unique per `serve`.
     node_id: str = Field(default="", pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]{0,47})?$")
     mqtt_share_group: str = "kitledger-ingest"
+    # Reader health (api.ingest.health): a reader with no health message for this long is
+    # down; per-reader gauges on /metrics (one series per reader and metric) only when asked.
+    reader_health_timeout_s: float = Field(default=120.0, ge=1.0, le=86_400.0)
+    metrics_per_reader: bool = False
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
 
     ingest_batch_size: int = Field(default=500, ge=1, le=MAX_INGEST_BATCH)

@@ -18,9 +18,13 @@ from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, text
+from sqlmodel import Session, select
 
 from api.anchor_status import AnchorState
+from api.custody.reader_health import reader_problems
+from api.custody.rules import AlertKind
 from api.models.anchoring import SERVICE_SCOPE
+from api.models.health import ReaderHealth
 from api.roles import Role, roles_of_node
 from ledger.core.note import parse_vkey
 
@@ -37,6 +41,12 @@ INGEST_REJECTED = Counter(
 INGEST_LOST_AT_READER = Counter(
     "kitledger_ingest_lost_at_reader_total",
     "Sequence numbers closed as lost at their reader, on the reader's signed word.",
+)
+READER_HEALTH_MESSAGES = Counter(
+    "kitledger_reader_health_messages_total",
+    "Reader health and status messages, by outcome: stored, or why dropped (oversize, "
+    "malformed, schema, mismatch, topic, unknown_reader).",
+    ["outcome"],
 )
 INGEST_BATCH_SECONDS = Histogram(
     "kitledger_ingest_batch_seconds",
@@ -207,3 +217,67 @@ def watch_roles(engine: Engine, node: str) -> None:
     """Report which roles node `node` holds, from `engine`'s database, on every scrape."""
     ROLES.engine = engine
     ROLES.node = node
+
+
+class ReaderHealthCollector(Collector):
+    """Readers' health from the `reader_health` table at scrape time: per agency, how many
+    readers are up, down or with an antenna fault (a handful of series however many readers);
+    per reader (up, read rate, age of its last health) only with `metrics_per_reader`: three
+    series per reader, so ten thousand readers add thirty thousand series to every scrape,
+    which a Prometheus server takes but a small one should not be asked to."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.timeout_s = 120.0
+        self.per_reader = False
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        readers = GaugeMetricFamily("kitledger_readers", "Readers reporting health, by state "
+                                    "(up, down, antenna_fault).", labels=["agency", "state"])
+        up = GaugeMetricFamily("kitledger_reader_up", "1 if the reader is up (per reader).",
+                               labels=["agency", "reader"])
+        rate = GaugeMetricFamily("kitledger_reader_reads_per_second",
+                                 "Tag reads a second the reader last reported.",
+                                 labels=["agency", "reader"])
+        age = GaugeMetricFamily("kitledger_reader_last_seen_seconds",
+                                "Age of the reader's last health message.",
+                                labels=["agency", "reader"])
+        if self.engine is not None:
+            now = datetime.now(UTC)
+            counts: dict[tuple[str, str], int] = {}
+            with Session(self.engine) as session:
+                for health in session.exec(select(ReaderHealth)):
+                    problems = reader_problems(health, now, self.timeout_s)
+                    down = AlertKind.READER_DOWN in problems
+                    states = ["down" if down else "up"]
+                    if AlertKind.ANTENNA_FAULT in problems:
+                        states.append("antenna_fault")
+                    for state in states:
+                        counts[(health.agency_id, state)] = counts.get(
+                            (health.agency_id, state), 0) + 1
+                    if self.per_reader:
+                        labels = [health.agency_id, health.reader_id]
+                        up.add_metric(labels, 0.0 if down else 1.0)
+                        rate.add_metric(labels, health.reads_per_s or 0.0)
+                        if health.seen_at is not None:
+                            age.add_metric(labels, max(now.timestamp()
+                                                       - _timestamp(health.seen_at), 0.0))
+            for agency in sorted({agency for agency, _ in counts}):
+                for state in ("up", "down", "antenna_fault"):
+                    readers.add_metric([agency, state], counts.get((agency, state), 0))
+        yield readers
+        if self.per_reader:
+            yield up
+            yield rate
+            yield age
+
+
+READER_HEALTH = ReaderHealthCollector()
+REGISTRY.register(READER_HEALTH)
+
+
+def watch_reader_health(engine: Engine | None, timeout_s: float, *, per_reader: bool) -> None:
+    """Report readers' health from `engine`'s database on every scrape."""
+    READER_HEALTH.engine = engine
+    READER_HEALTH.timeout_s = timeout_s
+    READER_HEALTH.per_reader = per_reader

@@ -4,8 +4,9 @@ Several `kitledger serve` nodes share one database and one broker. Ingest splits
 (the broker's shared subscription), but some work must run once: the anchorer (every log's
 checkpoints on chain; two raced to record the same checkpoint), the cosigner, the webhook
 dispatcher (two would deliver each event twice), and the ingest workers' scans for overdue
-loans and for reads held too long. Each is a `Role`; a process that may do one asks an
-`Election` before each round, and does the round only while it holds the role.
+loans and for reads held too long, and the reader-health scan (its alerts). Each is a `Role`;
+a process that may do one asks an `Election` before each round, and does the round only
+while it holds the role.
 
 A role is a PostgreSQL session advisory lock (`pg_try_advisory_lock`) on a connection the
 election keeps for nothing else. The lock lives as long as that session: when its holder is
@@ -54,6 +55,7 @@ class Role(StrEnum):
     WEBHOOKS = "webhooks"
     OVERDUE_SCAN = "overdue-scan"
     HELD_SCAN = "held-read-scan"
+    READER_HEALTH = "reader-health-scan"
 
 
 def role_key(role: Role) -> int:

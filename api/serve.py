@@ -45,9 +45,10 @@ from api import json_logging
 from api.app import create_app
 from api.config import load_settings
 from api.db import make_engine
+from api.ingest.health import HealthListener
 from api.ingest.pipeline import IngestPipeline
 from api.ingest.worker import IngestWorker
-from api.metrics import watch_anchoring, watch_roles, watch_witnesses
+from api.metrics import watch_anchoring, watch_reader_health, watch_roles, watch_witnesses
 from api.node import ENV as NODE_ENV
 from api.node import node_id
 from api.outage import DATABASE, is_unavailable
@@ -97,6 +98,8 @@ def build_app() -> FastAPI:
     watch_anchoring(app.state.engine)
     watch_witnesses(app.state.engine, [w.vkey for w in app.state.settings.witnesses])
     watch_roles(app.state.engine, node_id(app.state.settings))
+    watch_reader_health(app.state.engine, app.state.settings.reader_health_timeout_s,
+                        per_reader=app.state.settings.metrics_per_reader)
     return app
 
 
@@ -115,9 +118,15 @@ def run_ingest(index: int, overrides: dict[str, Any], parent: int) -> None:
     # Ready before subscribing: what the broker gives a node that has just started (a rolling
     # restart) must not wait for its verifier children to import.
     worker.start(warm_s=WARM_UP_S)
+    # One health listener a node, beside its first ingest worker (api.ingest.health).
+    health = HealthListener(settings, engine) if index == 0 else None
+    if health is not None:
+        health.start()
     tune_collector()
     while not done.wait(PARENT_POLL_S) and os.getppid() == parent:
         pass
+    if health is not None:
+        health.stop()
     worker.stop()
     engine.dispose()
 

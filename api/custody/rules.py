@@ -41,6 +41,10 @@ class AlertKind(StrEnum):
     UNAUTHORISED_REMOVAL = "unauthorised_removal"
     UNEXPECTED_SITE = "unexpected_site"
     OVERDUE_LOAN = "overdue_loan"
+    READER_DOWN = "reader_down"
+    ANTENNA_FAULT = "antenna_fault"
+    DISK_LOW = "disk_low"
+    OUTBOX_FULL = "outbox_full"
 
 
 @dataclass(frozen=True, slots=True)

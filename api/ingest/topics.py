@@ -4,7 +4,9 @@
     kitledger/v1/{agency}/{site}/{reader}/decisions   our answers, JSON
     kitledger/v1/{agency}/{site}/{reader}/acks        how far its numbers are stored, JSON
                                                       (`api.ingest.acks`)
-    kitledger/v1/{agency}/{site}/{reader}/status      the agent's health and online/offline
+    kitledger/v1/{agency}/{site}/{reader}/status      "online"/"offline", retained (Last Will)
+    kitledger/v1/{agency}/{site}/{reader}/health      the agent's health, JSON, unsigned
+                                                      (`api.ingest.health`)
 
 A topic names who claims to be speaking; the signature says who is. Ingest refuses a message
 whose topic names a different agency, site or reader than the key that signed it.
@@ -22,6 +24,8 @@ PREFIX: Final = "kitledger/v1"
 EVENTS: Final = "events"
 DECISIONS: Final = "decisions"
 ACKS: Final = "acks"
+STATUS: Final = "status"
+HEALTH: Final = "health"
 
 MAX_TOPIC_SEGMENT_CHARS: Final = MAX_ID_CHARS
 """Agency, site and reader ids are registry ids, bounded as the record format bounds them."""
@@ -65,11 +69,36 @@ def parse_events_topic(topic: str) -> ReaderTopic | None:
 def _parse_events_topic(topic: str) -> ReaderTopic | None:
     """`parse_events_topic`, remembered: ingest asks for every envelope, and a reader's
     envelopes share its topic."""
+    parsed = _split(topic, _EVENTS_LEAF)
+    return None if parsed is None else parsed[0]
+
+
+_EVENTS_LEAF: Final = frozenset({EVENTS})
+
+
+def health_subscriptions(share_group: str | None) -> list[str]:
+    """The health and status filters. Health is split among a share group's members; status
+    is not shared, so that every listener gets each reader's retained status when it
+    subscribes (brokers send no retained messages to a shared subscription)."""
+    health = f"{PREFIX}/+/+/+/{HEALTH}"
+    return [f"$share/{share_group}-health/{health}" if share_group else health,
+            f"{PREFIX}/+/+/+/{STATUS}"]
+
+
+def parse_reader_topic(topic: str, leaves: frozenset[str]) -> tuple[ReaderTopic, str] | None:
+    """The address and leaf of a topic ending in one of `leaves`, or None (not remembered:
+    for the few messages a reader sends about itself)."""
+    if len(topic) > MAX_EVENTS_TOPIC_CHARS:
+        return None
+    return _split(topic, leaves)
+
+
+def _split(topic: str, leaves: frozenset[str]) -> tuple[ReaderTopic, str] | None:
     parts = topic.split("/")
-    if len(parts) != 6 or "/".join(parts[:2]) != PREFIX or parts[5] != EVENTS:
+    if len(parts) != 6 or "/".join(parts[:2]) != PREFIX or parts[5] not in leaves:
         return None
     agency, site, reader = parts[2:5]
     for segment in (agency, site, reader):
         if not segment or len(segment) > MAX_TOPIC_SEGMENT_CHARS or "+" in segment:
             return None
-    return ReaderTopic(agency=agency, site=site, reader=reader)
+    return ReaderTopic(agency=agency, site=site, reader=reader), parts[5]

@@ -18,6 +18,7 @@ from api.models.custody import (
     RegistryRecordRow,
     Transfer,
 )
+from api.models.health import ReaderHealth
 from api.models.ingest import (
     DeviceCursor,
     ForeignSighting,
@@ -58,6 +59,7 @@ __all__ = [
     "PersonSecret",
     "QuarantinedMessage",
     "Reader",
+    "ReaderHealth",
     "ReaderRole",
     "ReaderStatus",
     "Refusal",

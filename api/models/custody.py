@@ -79,8 +79,23 @@ class Refusal(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+READER_ALERT_KINDS: Final = ("reader_down", "antenna_fault", "disk_low", "outbox_full")
+"""Alert kinds about a reader's health (`api.custody.reader_health`): at most one open alert
+of each kind per reader, which the database enforces (`ix_alert_open_reader_kind`)."""
+
+_OPEN_READER_ALERT = text(
+    "resolved_at IS NULL AND kind IN ("
+    + ", ".join(f"'{kind}'" for kind in READER_ALERT_KINDS) + ")")
+
+
 class Alert(SQLModel, table=True):
-    """Something a person should look at: unauthorised removal, unexpected site, overdue loan."""
+    """Something a person should look at: unauthorised removal, unexpected site, overdue loan,
+    a reader down or faulty."""
+
+    __table_args__ = (
+        Index("ix_alert_open_reader_kind", "reader_id", "kind", unique=True,
+              postgresql_where=_OPEN_READER_ALERT, sqlite_where=_OPEN_READER_ALERT),
+    )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
     agency_id: str = Field(index=True, max_length=MAX_ID_CHARS)

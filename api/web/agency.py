@@ -1,4 +1,5 @@
-"""The agency page: assets by site, a stocktake per site, open alerts, utilisation by class.
+"""The agency page: assets by site, a stocktake per site, open alerts, utilisation by class,
+and each reader's latest health (`api.ingest.health`: as its agent reported it, unsigned).
 
 The utilisation chart is an SVG drawn here (no chart library, nothing fetched): per asset
 class, the share of its assets out of the store (checked out or on loan) right now.
@@ -15,7 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlmodel import col, select
 
 from api.deps import SessionDep
-from api.models import Alert, Asset, AssetClass, AssetStatus, Site
+from api.models import Alert, Asset, AssetClass, AssetStatus, Reader, ReaderHealth, Site
 from api.routes.operations import Stocktake, stocktake
 from api.scoping import asset_visible
 from api.web.session import AssetsUser
@@ -27,6 +28,8 @@ MAX_ALERTS: Final = 50
 """Open alerts listed; older ones stay reachable through `GET /v1/alerts`."""
 MAX_SITES: Final = 200
 """Sites drawn with a stocktake each: a force's stores, not every vehicle."""
+MAX_READERS: Final = 500
+"""Readers listed with their health; the rest through `/metrics` and the alerts."""
 OUT: Final = frozenset({AssetStatus.CHECKED_OUT.value, AssetStatus.ON_LOAN.value})
 
 
@@ -63,5 +66,9 @@ def agency(request: Request, session: SessionDep, user: AssetsUser) -> Response:
         select(AssetClass).where(col(AssetClass.id).in_(list(total))))}
     out = Counter(a.class_id for a in assets if a.status in OUT)
     use = [ClassUse(c, names.get(c, c), out[c], total[c]) for c in sorted(total)]
+    readers = list(session.exec(select(Reader).where(Reader.agency_id == caller.agency_id)
+                                .order_by(col(Reader.id)).limit(MAX_READERS)))
+    health = {h.reader_id: h for h in session.exec(select(ReaderHealth).where(
+        col(ReaderHealth.reader_id).in_([r.id for r in readers])))}
     return page(request, "agency.html", user=user, sites=sites, by_site=by_site, takes=takes,
-                alerts=alerts, use=use)
+                alerts=alerts, use=use, readers=readers, health=health)

@@ -27,7 +27,7 @@ from tests.fixtures.postgres import postgres_database
 __all__ = ["postgres_database"]
 
 ELECTED = {Role.ANCHORER.value, Role.WEBHOOKS.value, Role.OVERDUE_SCAN.value,
-           Role.HELD_SCAN.value}
+           Role.HELD_SCAN.value, Role.READER_HEALTH.value}
 """The roles two plain nodes hold between them (the cosigner runs only with witnesses)."""
 
 READERS = 6

@@ -103,6 +103,9 @@ def test_web_agency_sites_stocktake_alerts_chart(page: Any, day_done: RunningSta
     chart = page.locator("svg.chart")
     assert chart.locator("text=Evidence bag").count() == 1
     assert chart.locator("rect.fill").count() == 4  # radio, taser, evidence bag, body camera
+    # Each reader's health as its agent reports it (the retained status at least).
+    desk = page.locator("table.readers tr", has_text="issue-desk")
+    assert "online" in desk.inner_text()
     page.screenshot(path=str(SCREENSHOTS / "agency.png"), full_page=True)
 
 
