@@ -4,6 +4,7 @@ agent's checks (`reader_agent.publisher`) accept exactly these."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -13,12 +14,15 @@ from reader_agent.acks import parse_ack
 from reader_agent.decisions import parse_decisions
 from sqlalchemy import Engine
 
+from api import commands
 from api.agency_keys import answers_key
 from api.config import load_settings
 from api.ingest.answer_signing import AnswerSigner
 from api.ingest.pipeline import IngestPipeline
 from api.ingest.worker import IngestWorker
+from ledger.cli import EXIT_OK, EXIT_UNUSABLE, VerdictParser, run_command
 from ledger.core.answers import AnswerSignatureError, open_answer
+from ledger.core.envelope import key_id, raw_public_key
 from tests.api.api_support import register_reader
 from tests.api.test_broker_acl import register_radio
 from tests.fixtures.mosquitto import MosquittoBroker
@@ -73,3 +77,25 @@ def test_each_agency_signs_with_its_own_key(tmp_path: Path) -> None:
     assert signer.key("north") is signer.key("north")  # read once
     with pytest.raises(ValueError, match="not a reader's topic"):
         signer.sign("elsewhere/" + north, b"{}")
+
+
+def test_answers_key_prints_what_readers_pin(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KITLEDGER_LOG_KEY_DIR", str(tmp_path / "keys"))
+    code, verdict = run_answers_key(capsys, "--agency", "north")
+    assert code == EXIT_OK, verdict
+    public = answers_key(tmp_path / "keys", "north").public_key()
+    assert verdict["api_key"] == raw_public_key(public).hex() and verdict["kid"] == key_id(public)
+    assert run_answers_key(capsys, "--agency", "north") == (code, verdict)  # the same key
+    code, verdict = run_answers_key(capsys, "--agency", "../north")
+    assert code == EXIT_UNUSABLE and "cannot name a key file" in str(verdict["reason"])
+
+
+def run_answers_key(capsys: pytest.CaptureFixture[str],
+                    *argv: str) -> tuple[int, dict[str, object]]:
+    parser = VerdictParser(prog="kitledger")
+    commands.register(parser.add_subparsers(dest="command", required=True,
+                                            parser_class=VerdictParser))
+    code = run_command(parser.parse_args(["answers-key", *argv]))
+    return code, json.loads(capsys.readouterr().out.strip().splitlines()[-1])
