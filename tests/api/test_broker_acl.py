@@ -13,7 +13,6 @@ import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +22,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import Engine
-from sqlmodel import Session
 
 from api.config import load_settings
 from api.ingest.pipeline import IngestPipeline
 from api.ingest.worker import IngestWorker
 from api.models import IngestedObservation, QuarantinedMessage
-from api.models.assets import AssetClass, AssetCreate
-from api.registry import create_asset
-from tests.api.api_support import RADIO_EPC, RegisteredReader, register_reader, stored
+from tests.api.api_support import RegisteredReader, register_radio, register_reader, stored
 from tests.fixtures.mosquitto import MosquittoBroker
 from tests.fixtures.polling import wait_for
 from tests.fixtures.ports import free_port
@@ -139,16 +135,6 @@ def cert_clients(port: int, pki: Pki, *names: str) -> Iterator[list[CertClient]]
     finally:
         for client in clients:
             client.close()
-
-
-def register_radio(engine: Engine) -> None:
-    """Radio R-1, tagged `RADIO_EPC`: each desk's read of it is ruled on and answered."""
-    with Session(engine) as session:
-        session.add(AssetClass(id="radio", agency_id="north", name="Radio"))
-        session.flush()
-        create_asset(session, agency_id="north", now=datetime.now(UTC), data=AssetCreate(
-            id="R-1", class_id="radio", epc_hex=RADIO_EPC, home_site_id="north-store"))
-        session.commit()
 
 
 def answers(reader: RegisteredReader) -> tuple[str, str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,51 +23,18 @@ from api.ingest.pipeline import IngestPipeline
 from api.ingest.worker import IngestWorker
 from api.models import IngestedObservation
 from tests.api.api_support import RegisteredReader, stored
-from tests.fixtures.mosquitto import MosquittoBroker
 from tests.fixtures.polling import wait_for
 from tests.fixtures.ports import free_port
-from tests.reader_agent.tls_support import Pki, issue_client, make_pki
+from tests.reader_agent.test_tls import TlsBroker, tls_broker
+from tests.reader_agent.tls_support import issue_client, make_pki
 
-TLS_LISTENER = """\
-listener {port} 127.0.0.1
-cafile {pki.ca}
-certfile {pki.server_cert}
-keyfile {pki.server_key}
-"""
+__all__ = ["tls_broker"]
 
 sqlite_only = pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
 """The broker's security is the same on either database."""
 
-
-class SecureBroker:
-    """A plain listener `port` (the test's reader publishes there), a client-certificate
-    listener `cert_port` and a password listener `password_port` (TLS, no certificate)."""
-
-    def __init__(self, directory: Path, pki: Pki, password: str) -> None:
-        self.pki, self.password = pki, password
-        self.cert_port, self.password_port = free_port(), free_port()
-        passwords = directory / "passwd"
-        passwords.write_text(f"kitledger-api:{password}\n")
-        subprocess.run(["mosquitto_passwd", "-U", str(passwords)], check=True,
-                       capture_output=True)
-        self.port = free_port()
-        listeners = (
-            f"per_listener_settings true\nlistener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            + TLS_LISTENER.format(port=self.cert_port, pki=pki)
-            + "require_certificate true\nuse_identity_as_username true\nallow_anonymous true\n"
-            + TLS_LISTENER.format(port=self.password_port, pki=pki)
-            + f"allow_anonymous false\npassword_file {passwords}\n")
-        self.broker = MosquittoBroker(directory, self.port, listeners=listeners)
-
-
-@pytest.fixture
-def secure_broker(tmp_path: Path) -> Iterator[SecureBroker]:
-    data = tmp_path / "mosquitto"
-    data.mkdir()
-    broker = SecureBroker(data, make_pki(tmp_path / "pki"), secrets.token_urlsafe(18))
-    broker.broker.start()
-    yield broker
-    broker.broker.kill()
+API_USER = "desk-1"
+"""The user `TlsBroker`'s password file holds (the name is the broker's business only)."""
 
 
 @contextmanager
@@ -97,11 +63,11 @@ def api_settings(port: int, **security: Any) -> Settings:
                          **security)
 
 
-def assert_stores_over(engine: Engine, broker: SecureBroker, reader: RegisteredReader,
+def assert_stores_over(engine: Engine, broker: TlsBroker, reader: RegisteredReader,
                        settings: Settings) -> None:
     with worker(engine, settings) as running:
         assert running.wait_subscribed(15), running._transport.last_error
-        publish_plain(broker.port, reader.topic, reader.signed(0))
+        publish_plain(broker.broker.port, reader.topic, reader.signed(0))
         assert wait_for(lambda: stored(engine, IngestedObservation) == 1, 20)
 
 
@@ -116,70 +82,70 @@ def assert_never_connects(engine: Engine, settings: Settings) -> str:
 
 @sqlite_only
 def test_ingest_with_a_client_certificate_stores_what_readers_send(
-        engine: Engine, reader: RegisteredReader, secure_broker: SecureBroker) -> None:
-    cert, key = issue_client(secure_broker.pki, "kitledger-api")
-    settings = api_settings(secure_broker.cert_port, mqtt_tls_ca=secure_broker.pki.ca,
+        engine: Engine, reader: RegisteredReader, tls_broker: TlsBroker) -> None:
+    cert, key = issue_client(tls_broker.pki, "kitledger-api")
+    settings = api_settings(tls_broker.cert_port, mqtt_tls_ca=tls_broker.pki.ca,
                             mqtt_tls_cert=cert, mqtt_tls_key=key)
-    assert_stores_over(engine, secure_broker, reader, settings)
+    assert_stores_over(engine, tls_broker, reader, settings)
 
 
 @sqlite_only
 def test_ingest_with_a_password_over_tls_stores_what_readers_send(
-        engine: Engine, reader: RegisteredReader, secure_broker: SecureBroker,
+        engine: Engine, reader: RegisteredReader, tls_broker: TlsBroker,
         tmp_path: Path) -> None:
     password_file = tmp_path / "mqtt.password"
-    password_file.write_text(secure_broker.password + "\n")
-    settings = api_settings(secure_broker.password_port, mqtt_tls_ca=secure_broker.pki.ca,
-                            mqtt_username="kitledger-api", mqtt_password_file=password_file)
-    assert_stores_over(engine, secure_broker, reader, settings)
+    password_file.write_text(tls_broker.password + "\n")
+    settings = api_settings(tls_broker.password_port, mqtt_tls_ca=tls_broker.pki.ca,
+                            mqtt_username=API_USER, mqtt_password_file=password_file)
+    assert_stores_over(engine, tls_broker, reader, settings)
 
 
 @sqlite_only
 def test_plain_text_to_a_tls_port_never_connects(
-        engine: Engine, secure_broker: SecureBroker) -> None:
-    settings = load_settings(mqtt_url=f"mqtt://127.0.0.1:{secure_broker.cert_port}")
+        engine: Engine, tls_broker: TlsBroker) -> None:
+    settings = load_settings(mqtt_url=f"mqtt://127.0.0.1:{tls_broker.cert_port}")
     assert_never_connects(engine, settings)
 
 
 @sqlite_only
 def test_no_client_certificate_never_connects(
-        engine: Engine, secure_broker: SecureBroker) -> None:
-    settings = api_settings(secure_broker.cert_port, mqtt_tls_ca=secure_broker.pki.ca)
+        engine: Engine, tls_broker: TlsBroker) -> None:
+    settings = api_settings(tls_broker.cert_port, mqtt_tls_ca=tls_broker.pki.ca)
     assert_never_connects(engine, settings)
 
 
 @sqlite_only
 def test_an_untrusted_broker_is_refused_and_named_once(
-        engine: Engine, secure_broker: SecureBroker, tmp_path: Path,
+        engine: Engine, tls_broker: TlsBroker, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:
     """A broker whose certificate the CA did not sign may be a machine in the middle: the
     worker sends it nothing (no password either) and logs the cause once, not per retry."""
     other = make_pki(tmp_path / "other-pki", "some other CA")
     password_file = tmp_path / "mqtt.password"
-    password_file.write_text(secure_broker.password)
+    password_file.write_text(tls_broker.password)
     caplog.set_level(logging.WARNING, logger="api.ingest")
-    settings = api_settings(secure_broker.password_port, mqtt_tls_ca=other.ca,
-                            mqtt_username="kitledger-api", mqtt_password_file=password_file)
+    settings = api_settings(tls_broker.password_port, mqtt_tls_ca=other.ca,
+                            mqtt_username=API_USER, mqtt_password_file=password_file)
     error = assert_never_connects(engine, settings)
     wait_for(lambda: False, 1.5)  # a retry or two (backoff 1 s)
     assert "not trusted" in error and "mqtt_tls_ca" in error
     assert [r.getMessage() for r in caplog.records].count(
-        f"ingest worker: mqtt 127.0.0.1:{secure_broker.password_port}: {error} (retrying)") == 1
-    assert secure_broker.password not in caplog.text
+        f"ingest worker: mqtt 127.0.0.1:{tls_broker.password_port}: {error} (retrying)") == 1
+    assert tls_broker.password not in caplog.text
 
 
 @sqlite_only
 def test_a_wrong_password_never_connects_and_is_not_logged(
-        engine: Engine, secure_broker: SecureBroker, tmp_path: Path,
+        engine: Engine, tls_broker: TlsBroker, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:
     wrong = secrets.token_urlsafe(18)
     password_file = tmp_path / "mqtt.password"
     password_file.write_text(wrong)
-    settings = api_settings(secure_broker.password_port, mqtt_tls_ca=secure_broker.pki.ca,
-                            mqtt_username="kitledger-api", mqtt_password_file=password_file)
+    settings = api_settings(tls_broker.password_port, mqtt_tls_ca=tls_broker.pki.ca,
+                            mqtt_username=API_USER, mqtt_password_file=password_file)
     error = assert_never_connects(engine, settings)
     assert "refused" in error
-    assert wrong not in caplog.text and secure_broker.password not in caplog.text
+    assert wrong not in caplog.text and tls_broker.password not in caplog.text
 
 
 # Settings ------------------------------------------------------------------------------------

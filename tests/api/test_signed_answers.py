@@ -23,8 +23,7 @@ from api.ingest.worker import IngestWorker
 from ledger.cli import EXIT_OK, EXIT_UNUSABLE, VerdictParser, run_command
 from ledger.core.answers import AnswerSignatureError, open_answer
 from ledger.core.envelope import key_id, raw_public_key
-from tests.api.api_support import register_reader
-from tests.api.test_broker_acl import register_radio
+from tests.api.api_support import register_radio, register_reader
 from tests.fixtures.mosquitto import MosquittoBroker
 from tests.fixtures.polling import wait_for
 
