@@ -1,4 +1,5 @@
-"""The agencies' log-signing keys and anchoring accounts: generated at run time, kept as files.
+"""The agencies' log-signing keys, answers keys and anchoring accounts: generated at run time,
+kept as files.
 
 Each agency's Merkle log is named by the key id of the Ed25519 key that signs its checkpoints;
 each agency anchors with its own Ethereum account (the CustodyAnchor contract accepts a log's
@@ -94,6 +95,16 @@ def existing_log_key(directory: Path, agency_id: str) -> Ed25519PrivateKey:
 def log_key_id(key: Ed25519PrivateKey) -> str:
     """The log id: the key id of the log key's public half."""
     return key_id(key.public_key())
+
+
+def answers_key(directory: Path, agency_id: str) -> Ed25519PrivateKey:
+    """Agency `agency_id`'s answers key, created on first use: it signs the decisions and acks
+    sent to the agency's readers (`ledger.core.answers`), which pin its public half. A key of
+    its own, not the log key: the log key signs checkpoints only, and every ingest worker
+    holds this one."""
+    fresh = Ed25519PrivateKey.generate().private_bytes_raw()
+    return Ed25519PrivateKey.from_private_bytes(
+        _load_or_create(_file(directory, "answers", agency_id), fresh))
 
 
 def anchoring_secret(directory: Path, agency_id: str) -> bytes:

@@ -1,4 +1,5 @@
-"""The API service's `kitledger` subcommands: `migrate`, `serve`, `api-client` and `export`.
+"""The API service's `kitledger` subcommands: `migrate`, `serve`, `api-client`, `export` and
+`answers-key`.
 
 Registered as the `server` part of the entry-point group `kitledger.commands`. Only argparse is
 imported at module load; SQLAlchemy, Alembic and FastAPI are imported inside `run`, so
@@ -290,7 +291,8 @@ def _write_atomically(path: Path, body: bytes) -> None:
 
 
 def register(subparsers: Any) -> None:
-    """Add `migrate`, `serve`, `api-client` and `export` to the `kitledger` parser."""
+    """Add `migrate`, `serve`, `api-client`, `export` and `answers-key` to the `kitledger`
+    parser."""
     migrate = subparsers.add_parser("migrate", help="apply the API database migrations "
                                     "(creates the database if it does not exist)")
     _settings_arguments(migrate)
@@ -320,6 +322,29 @@ def register(subparsers: Any) -> None:
                         help="checkpoints start at size N (the auditor's last verified one)")
     export.add_argument("--out", type=Path, required=True, help="bundle file to write")
     export.set_defaults(run=run_export)
+    answers = subparsers.add_parser(
+        "answers-key", help="print an agency's answers public key, for its readers' "
+        "[mqtt] api_key (made on first use)")
+    _settings_arguments(answers)
+    answers.add_argument("--agency", required=True, help="agency id")
+    answers.set_defaults(run=run_answers_key)
+
+
+def run_answers_key(args: argparse.Namespace) -> int:
+    """Print the public half of `--agency`'s answers key (`api.agency_keys.answers_key`): the
+    value of `[mqtt] api_key` in each of its readers' agent.toml."""
+    from api.agency_keys import LogKeyError, answers_key
+    from ledger.core.envelope import key_id, raw_public_key
+
+    settings = _settings(args)
+    try:
+        public = answers_key(settings.log_key_dir, args.agency).public_key()
+    except LogKeyError as exc:
+        raise CommandError(str(exc), "check log_key_dir and its permissions", EXIT_UNUSABLE,
+                           "unusable") from None
+    emit({"verdict": "ok", "agency": args.agency, "api_key": raw_public_key(public).hex(),
+          "kid": key_id(public)})
+    return EXIT_OK
 
 
 def _register_api_client(subparsers: Any) -> None:

@@ -112,6 +112,14 @@ class Settings(BaseSettings):
     # down; per-reader gauges on /metrics (one series per reader and metric) only when asked.
     reader_health_timeout_s: float = Field(default=120.0, ge=1.0, le=86_400.0)
     metrics_per_reader: bool = False
+    # The broker's security (api.ingest.broker_security): an mqtts:// URL turns TLS on, checking
+    # the broker against mqtt_tls_ca (the system's trust store when unset); a client
+    # certificate and key, and a username with its password in a file, as the broker asks.
+    mqtt_tls_ca: Path | None = None
+    mqtt_tls_cert: Path | None = None
+    mqtt_tls_key: Path | None = None
+    mqtt_username: str | None = Field(default=None, min_length=1, max_length=256)
+    mqtt_password_file: Path | None = None
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
 
     ingest_batch_size: int = Field(default=500, ge=1, le=MAX_INGEST_BATCH)
@@ -191,7 +199,27 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError("MQTT URL must look like mqtt://host:port or mqtts://host:port")
+        if "@" in parts.netloc:  # a password in a URL is shown wherever the URL is
+            raise ValueError("MQTT URL must not hold credentials: set mqtt_username and "
+                             "mqtt_password_file")
         return value
+
+    @model_validator(mode="after")
+    def _coherent_broker_security(self) -> Settings:
+        """TLS files only with mqtts:// (never silently unused), a certificate with its key,
+        a password with its username; relative paths resolved as `log_key_dir` is."""
+        tls_files = ("mqtt_tls_ca", "mqtt_tls_cert", "mqtt_tls_key")
+        if not self.mqtt_tls and any(getattr(self, name) for name in tls_files):
+            raise ValueError("mqtt_tls_* settings need an mqtts:// mqtt_url")
+        if (self.mqtt_tls_cert is None) != (self.mqtt_tls_key is None):
+            raise ValueError("mqtt_tls_cert and mqtt_tls_key must be given together")
+        if self.mqtt_password_file is not None and self.mqtt_username is None:
+            raise ValueError("mqtt_password_file needs mqtt_username")
+        for name in (*tls_files, "mqtt_password_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_absolute():
+                object.__setattr__(self, name, _config_base() / path)  # frozen model
+        return self
 
     @model_validator(mode="after")
     def _real_secret_outside_development(self) -> Settings:
@@ -213,14 +241,10 @@ class Settings(BaseSettings):
         if self.log_key_dir.is_absolute():
             return self
         config = _config_file.get() or os.environ.get(CONFIG_FILE_ENV)
-        if config:
-            base = Path(config).resolve().parent
-        elif self.environment == "production":
+        if not config and self.environment == "production":
             raise ValueError("log_key_dir must be an absolute path in production (or be set in "
                              "the config file, relative to that file)")
-        else:
-            base = Path.cwd()
-        object.__setattr__(self, "log_key_dir", base / self.log_key_dir)  # frozen model
+        object.__setattr__(self, "log_key_dir", _config_base() / self.log_key_dir)  # frozen
         return self
 
     @property
@@ -233,6 +257,11 @@ class Settings(BaseSettings):
     @property
     def mqtt_host(self) -> str:
         return urlsplit(self.mqtt_url).hostname or "127.0.0.1"
+
+    @property
+    def mqtt_tls(self) -> bool:
+        """The URL asks for TLS (`mqtts://`)."""
+        return urlsplit(self.mqtt_url).scheme == "mqtts"
 
     @property
     def mqtt_port(self) -> int:
@@ -253,6 +282,13 @@ class Settings(BaseSettings):
         if path:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
         return tuple(sources)
+
+
+def _config_base() -> Path:
+    """The folder relative paths in the settings start from: the config file's, else the
+    working directory."""
+    config = _config_file.get() or os.environ.get(CONFIG_FILE_ENV)
+    return Path(config).resolve().parent if config else Path.cwd()
 
 
 def secret_problem(secret: str) -> str | None:

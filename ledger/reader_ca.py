@@ -66,6 +66,11 @@ EC_CURVES: Final = frozenset({"secp256r1", "secp384r1"})
 READER_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """A reader id as agent.toml allows it: the broker's username for the reader, and MQTT-safe."""
 
+API_BROKER_USER: Final = "kitledger-api"
+"""The API's username at the broker (its certificate's common name), which the broker's ACL
+lets read every reader's observations and answer any reader
+(`hardware/pi/mosquitto-kitledger.acl.example`): never a reader's name."""
+
 CLOCK_SKEW: Final = datetime.timedelta(minutes=5)
 """A certificate is valid from a little before it was issued: a Pi's clock may lag the CA's."""
 
@@ -157,6 +162,9 @@ def read_request(data: bytes, expected_reader: str | None = None) -> Request:
     if reader_id is None or not READER_ID.fullmatch(reader_id):
         raise ReaderCaError("the request's common name is not a reader id (1-64 of "
                             "A-Z a-z 0-9 . _ -)")
+    if reader_id.lower() == API_BROKER_USER:
+        raise ReaderCaError(f"the request's common name {reader_id!r} is the API's broker user; "
+                            "a reader may not have it")
     agency = _name(csr, NameOID.ORGANIZATION_NAME)
     site = _name(csr, NameOID.ORGANIZATIONAL_UNIT_NAME)
     seen = {"reader_id": reader_id, "agency": agency, "site": site}

@@ -15,9 +15,9 @@ registered reader's own (agency, site, reader), as for decisions. Published at Q
 a statement of state, repeated after every batch and by the periodic scan, so a lost one costs
 only a re-send, while a PUBACK per ack would cost the worker as much as a decision does.
 
-Acks are not signed today; the broker's ACL is what stops anyone else publishing on an acks
-topic. The message leaves room for `kid` and `sig` (issue 18: the API's key), which the agent
-already accepts and ignores.
+Each ack leaves signed with the reader's agency's answers key, as decisions do
+(`api.ingest.answer_signing`, `ledger.core.answers`): a header line before this JSON, checked
+by an agent that pins the key. The broker's ACL also keeps other clients off acks topics.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +48,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from api.config import Settings
+from api.ingest.broker_security import describe_connect_failure, secure
 from api.ingest.checks import InboundMessage
 from api.ingest.topics import events_subscription
 from api.node import node_id
@@ -76,6 +78,17 @@ DECISIONS_IN_FLIGHT: Final = 200
 batch's answers and sends each only when an earlier one is acknowledged: a wake-up of the
 network thread per decision, which cost the worker about a third of its CPU. Not much larger
 either: paho scans the whole window on every PUBACK."""
+
+
+def closed_before_accepted(settings: Settings) -> str:
+    """Why a broker closes a connection before answering it, as far as the settings tell."""
+    if not settings.mqtt_tls:
+        hint = "a TLS port needs an mqtts:// mqtt_url"
+    elif settings.mqtt_tls_cert is None:
+        hint = "a broker asking for a client certificate needs mqtt_tls_cert"
+    else:
+        hint = "check that the broker accepts mqtt_tls_cert"
+    return f"connection closed before the broker accepted it ({hint})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +122,12 @@ class MqttTransport:
             client_id=client_id or f"{settings.mqtt_client_id}-{node_id(settings)}",
             protocol=mqtt.MQTTv5, manual_ack=True,
         )
+        self.last_error: str | None = None
+        """Why the last connection attempt failed (None once the broker accepts one)."""
+        self._refused = False
+        secure(self.client, settings)
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
         self.client.on_unsubscribe = self._on_unsubscribe
@@ -163,8 +181,10 @@ class MqttTransport:
         reason: ReasonCode, properties: Properties | None,
     ) -> None:
         if reason.is_failure:
-            log.warning("ingest worker: broker refused connection: %s", reason)
+            self._refused = True  # the disconnect that follows says no more
+            self._failed(f"broker refused connection: {reason}")
             return
+        self.last_error = None
         self.connections += 1
         if not self._leaving:
             client.subscribe(events_subscription(self._settings.mqtt_share_group), qos=1)
@@ -172,10 +192,26 @@ class MqttTransport:
         self.connected.set()
         self._on_connected()
 
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # paho calls this inside its `except OSError` and passes no exception: the one being
+        # handled is the cause (an untrusted broker certificate, a refused TCP connection).
+        self._failed(describe_connect_failure(sys.exc_info()[1]))
+
+    def _failed(self, error: str) -> None:
+        """Record a failed connection; log each distinct cause once, not once per retry."""
+        if error != self.last_error:
+            log.warning("ingest worker: mqtt %s:%d: %s (retrying)", self._settings.mqtt_host,
+                        self._settings.mqtt_port, error)
+        self.last_error = error
+
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags,
         reason: ReasonCode, properties: Properties | None,
     ) -> None:
+        if not self.connected.is_set() and not self._refused:
+            # Closed before any CONNACK: a TLS port spoken to in plain text, no certificate.
+            self._failed(closed_before_accepted(self._settings))
+        self._refused = False
         self.connected.clear()
 
     def _on_unsubscribe(

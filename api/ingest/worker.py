@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Final
 
 from api.config import Settings
+from api.ingest.answer_signing import AnswerSigner, SigningSink
 from api.ingest.batching import STOP_POLL_S, Batcher, Verifying
 from api.ingest.pipeline import BatchResult, IngestPipeline
 from api.ingest.publishing import DecisionPublisher
@@ -78,7 +79,8 @@ class IngestWorker:
         self._thread: threading.Thread | None = None
         self._transport = MqttTransport(settings, client_id, self._on_connected)
         self.client = self._transport.client
-        self.decisions = DecisionPublisher(pipeline.engine, self.client)
+        self.decisions = DecisionPublisher(
+            pipeline.engine, SigningSink(self.client, AnswerSigner(settings.log_key_dir)))
         self._batcher = Batcher(settings, self._transport.inbox, pipeline)
         self._scans = PeriodicScans(pipeline, self.decisions)
 

@@ -16,9 +16,10 @@ numbers never sent is not the API's: it would delete rows not yet delivered), at
 MAX_MISSING_RANGES ranges, each ordered, inside 0..next_seq-1 and above `through`. Anything
 else raises `AckError`: counted, logged once per cause, and ignored.
 
-Acks ride MQTT today, and the broker's ACL decides who may publish on an acks topic. The
-fields `kid` and `sig` are reserved for an API signature (issue 18): accepted and not yet
-checked, so that signing can be added without an agent that refuses the new field.
+The API signs each ack (`ledger.core.answers`: a header line before this JSON); the publisher
+checks that signature against the pinned key (`[mqtt] api_key`) before the ack gets here, and
+this parser reads the JSON after the header. The fields `kid` and `sig` inside the JSON stay
+accepted and ignored (reserved before the header existed).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ledger.core.answers import answer_body
 from ledger.core.bounds import MAX_SEQ
 from reader_agent.errors import AgentError
 
@@ -63,7 +65,7 @@ def parse_ack(payload: bytes, next_seq: int) -> Ack:
     if len(payload) > MAX_ACK_BYTES:
         raise AckError(f"ack is {len(payload)} bytes, limit {MAX_ACK_BYTES}")
     try:
-        record = json.loads(payload.decode("utf-8"))
+        record = json.loads(answer_body(payload).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise AckError("ack is not UTF-8 JSON") from None
     if not isinstance(record, dict):

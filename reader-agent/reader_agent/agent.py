@@ -241,6 +241,7 @@ class ReaderAgent:
             "lost_reported": self.delivery.lost_reported,
             "decisions_shown": self.publisher.decisions_shown,
             "decisions_rejected": self.publisher.decisions_rejected,
+            "answers_refused": self.publisher.answers_refused,
         }
 
     def run(self) -> None:

@@ -70,6 +70,9 @@ class MqttSettings:
     tls_key: Path | None = None
     username: str | None = None
     password_file: Path | None = None
+    api_key: bytes | None = None
+    """The public half (32 raw bytes) of the agency's answers key: decisions and acks must be
+    signed with it (`ledger.core.answers`). Unset: they are taken unchecked, with a warning."""
     reconnect_max_s: int = 60
     inflight_window: int = 1000
     health_interval_s: float = 30.0
@@ -232,6 +235,7 @@ def _mqtt(raw: Any, base: Path, reader_id: str) -> MqttSettings:
         tls_key=mqtt.path("tls_key", base, None),
         username=mqtt.get("username", str, None),
         password_file=mqtt.path("password_file", base, None),
+        api_key=_api_key(mqtt.get("api_key", str, None)),
         reconnect_max_s=mqtt.number("reconnect_max_s", 1, 3600, 60),
         # Below 65,535: paho reuses packet ids past that many unacknowledged publishes.
         inflight_window=mqtt.number("inflight_window", 1, 20_000, 1000),
@@ -253,6 +257,15 @@ def _mqtt(raw: Any, base: Path, reader_id: str) -> MqttSettings:
     if settings.password_file is not None and settings.username is None:
         raise ConfigError("[mqtt] password_file needs username")
     return settings
+
+
+def _api_key(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise ConfigError("[mqtt] api_key must be the API's answers public key: 64 lowercase "
+                          "hex digits (`kitledger answers-key AGENCY`)")
+    return bytes.fromhex(text)
 
 
 def _indicator(raw: Any) -> IndicatorSettings:

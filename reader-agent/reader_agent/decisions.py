@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ledger.core.answers import answer_body
 from ledger.core.bounds import MAX_SEQ
 from ledger.core.packing import MAX_OBJECT_CHARS, unpack
 from reader_agent.config import IndicatorSettings
@@ -64,7 +65,11 @@ def _optional_text(record: dict[str, Any], name: str) -> str | None:
 
 
 def parse_decisions(payload: bytes) -> list[Decision]:
-    """Parse and check one decisions message: a decision object or a non-empty array of them."""
+    """Parse and check one decisions message: a decision object or a non-empty array of them,
+    after the API's signature header if it has one (checked before, by the publisher)."""
+    if len(payload) > MAX_DECISION_BYTES:
+        raise DecisionError(f"decision is {len(payload)} bytes, limit {MAX_DECISION_BYTES}")
+    payload = answer_body(payload)
     if len(payload) > MAX_DECISION_BYTES:
         raise DecisionError(f"decision is {len(payload)} bytes, limit {MAX_DECISION_BYTES}")
     # Each object is parsed on its own, at most MAX_OBJECT_CHARS long: that bounds how deep

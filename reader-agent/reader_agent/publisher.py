@@ -35,6 +35,8 @@ from typing import Any, Final
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from ledger.core.answers import AnswerSignatureError, open_answer
+from ledger.core.envelope import public_key_from_raw
 from ledger.core.packing import chunks, pack
 from reader_agent.config import MqttSettings
 from reader_agent.decisions import DecisionError, DecisionIndicator, parse_decisions
@@ -142,6 +144,14 @@ class Publisher:
         self._refused = False  # this attempt's CONNACK refused us (set on paho's thread)
         self.decisions_shown = 0
         self.decisions_rejected = 0
+        self._api_key = (None if settings.api_key is None
+                         else public_key_from_raw(settings.api_key))
+        self.answers_refused = 0
+        """Decisions and acks ignored because the API's signature was missing or wrong."""
+        self._refusal_logged: set[str] = set()
+        if self._api_key is None:
+            log.warning("[mqtt] api_key is not set: decisions and acks are taken without "
+                        "checking that the API sent them")
 
     # paho callbacks (paho's network thread) -------------------------------------------------
     def _alarm(self, error: str) -> None:
@@ -253,11 +263,30 @@ class Publisher:
         self._inflight_rows -= freed
         return freed
 
+    def _signed_by_api(self, topic: str, payload: bytes) -> bool:
+        """Whether `payload` carries the pinned API key's signature for `topic` (always
+        True with no key pinned); a refusal is counted, and logged once per cause."""
+        if self._api_key is None:
+            return True
+        try:
+            open_answer(self._api_key, topic, payload)
+        except AnswerSignatureError as exc:
+            self.answers_refused += 1
+            if str(exc) not in self._refusal_logged and len(self._refusal_logged) < 16:
+                self._refusal_logged.add(str(exc))
+                log.error("%s ignored: %s (counted in answers_refused)",
+                          topic.rsplit("/", 1)[-1], exc)
+            return False
+        return True
+
     def take_acks(self) -> list[bytes]:
-        """The acks payloads received since the last call, oldest first (unchecked)."""
+        """The acks payloads received since the last call, oldest first, that carry the
+        API's signature (their content is checked by `reader_agent.acks`)."""
         taken: list[bytes] = []
         while self._acks:
-            taken.append(self._acks.popleft())
+            payload = self._acks.popleft()
+            if self._signed_by_api(self.topics.acks, payload):
+                taken.append(payload)
         return taken
 
     def publish_envelope(self, envelope: bytes) -> bool:
@@ -270,6 +299,8 @@ class Publisher:
         """Parse and show decisions received since the last call; count the garbage."""
         while self._decisions:
             payload = self._decisions.popleft()
+            if not self._signed_by_api(self.topics.decisions, payload):
+                continue
             try:
                 decisions = parse_decisions(payload)
             except DecisionError as exc:

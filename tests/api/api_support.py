@@ -16,7 +16,9 @@ from api import registry as api_registry
 from api.db import utcnow
 from api.ingest.checks import InboundMessage
 from api.models import Agency, ReaderRole, Site
+from api.models.assets import AssetClass, AssetCreate
 from api.models.registry import ReaderCreate
+from api.registry import create_asset
 from ledger.core.envelope import raw_public_key, sign_envelope
 from ledger.core.records import Observation, format_time
 
@@ -72,6 +74,17 @@ def register_reader(
                 public_key=raw_public_key(public).hex()))
         session.commit()
     return RegisteredReader(reader_id, agency_id, site_id, key)
+
+
+def register_radio(engine: Engine) -> None:
+    """Radio R-1 of agency north, tagged `RADIO_EPC`: reads of it at a desk are ruled on (and
+    answered)."""
+    with Session(engine) as session:
+        session.add(AssetClass(id="radio", agency_id="north", name="Radio"))
+        session.flush()
+        create_asset(session, agency_id="north", now=datetime.now(UTC), data=AssetCreate(
+            id="R-1", class_id="radio", epc_hex=RADIO_EPC, home_site_id="north-store"))
+        session.commit()
 
 
 def reference_root(entries: list[bytes]) -> bytes:

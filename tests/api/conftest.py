@@ -55,3 +55,13 @@ def reader(engine: Engine) -> RegisteredReader:
 @pytest.fixture
 def pipeline(engine: Engine) -> IngestPipeline:
     return IngestPipeline(engine, load_settings(database_url="sqlite://"))
+
+
+@pytest.fixture(autouse=True)
+def _answers_keys_in_tmp_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+                              tmp_path: Path) -> None:
+    """An ingest worker signs each answer with an agency key it makes in `log_key_dir`
+    (default: ./kitledger-keys, `api.ingest.answer_signing`): a test module that runs one
+    keeps them in its own tmp_path, not the working directory."""
+    if hasattr(request.module, "IngestWorker"):
+        monkeypatch.setenv("KITLEDGER_LOG_KEY_DIR", str(tmp_path / "answers-keys"))

@@ -30,7 +30,12 @@ from api.models.assets import AssetClass, AssetCreate
 from api.models.people import PersonCreate
 from api.registry import create_asset, create_person
 from ledger.core.packing import pack
-from tests.api.api_support import RADIO_EPC, RegisteredReader, register_reader, stored
+from tests.api.api_support import (
+    RegisteredReader,
+    register_radio,
+    register_reader,
+    stored,
+)
 from tests.fixtures.polling import wait_for
 
 
@@ -256,16 +261,6 @@ def test_desk_reader_gets_its_decisions_within_a_second(
     assert max(t for t, _ in answers) - sent < 1.0
 
 
-def _register_radio(engine: Engine) -> None:
-    """Radio R-1, tagged `RADIO_EPC`: reads of it at a desk are ruled on (and answered)."""
-    with Session(engine) as session:
-        session.add(AssetClass(id="radio", agency_id="north", name="Radio"))
-        session.flush()
-        create_asset(session, agency_id="north", now=datetime.now(UTC), data=AssetCreate(
-            id="R-1", class_id="radio", epc_hex=RADIO_EPC, home_site_id="north-store"))
-        session.commit()
-
-
 def test_a_read_held_for_a_badge_that_never_comes_is_answered(
     engine: Engine, mosquitto: object
 ) -> None:
@@ -278,7 +273,7 @@ def test_a_read_held_for_a_badge_that_never_comes_is_answered(
 
     port: int = mosquitto.port  # type: ignore[attr-defined]
     desk = register_reader(engine, reader_id="desk-1")
-    _register_radio(engine)
+    register_radio(engine)
     settings = _settings(port)
     # Stored as if it arrived a little over the hold limit ago, with seq 0 never arriving.
     past = IngestPipeline(engine, settings,
@@ -314,7 +309,7 @@ def test_answers_refused_while_the_broker_is_away_are_sent_when_it_returns(
     keeps running, re-sends them from their rows when it reconnects, and goes on ingesting."""
     broker: Any = mosquitto
     desk = register_reader(engine, reader_id="desk-1")
-    _register_radio(engine)
+    register_radio(engine)
     settings = _settings(broker.port)
     worker = IngestWorker(settings, IngestPipeline(engine, settings))
     worker.start()

@@ -98,6 +98,7 @@ def _tampered(pem: bytes) -> bytes:
     (lambda k: _tampered(_request(k)), "signature does not verify"),
     (lambda k: _enrollment(_request(k), reader="desk-2"), "differs from the enrollment"),
     (lambda k: _request(k, reader="desk/#"), "not a reader id"),
+    (lambda k: _request(k, reader="kitledger-api"), "the API's broker user"),
     (lambda k: _request(k, names=((NameOID.COMMON_NAME, "desk-2"),)), "more than one"),
     (lambda k: _request(rsa.generate_private_key(65537, 1024)), "1024 bits"),
     (lambda k: _request(ec.generate_private_key(ec.SECP256K1())), "curve secp256k1"),

@@ -24,6 +24,10 @@ class Pki:
     client_cert: Path
     client_key: Path
 
+    @property
+    def ca_key(self) -> Path:
+        return self.ca.with_name("ca.key")
+
 
 def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -78,4 +82,20 @@ def make_pki(directory: Path, ca_name: str = "kitledger test CA") -> Pki:
     pki.client_cert.write_bytes(_pem(_certificate("desk-1", client_key, ca_name, ca_key)))
     _write_key(pki.server_key, server_key)
     _write_key(pki.client_key, client_key)
+    _write_key(pki.ca_key, ca_key)
     return pki
+
+
+def issue_client(pki: Pki, common_name: str) -> tuple[Path, Path]:
+    """Another client certificate from `pki`'s CA, for `common_name` (a broker that takes the
+    certificate as the username sees this name): (certificate, key) files beside the CA's."""
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca_name = x509.load_pem_x509_certificate(pki.ca.read_bytes()).subject.rfc4514_string()
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert_path = pki.ca.with_name(f"{common_name}.pem")
+    key_path = pki.ca.with_name(f"{common_name}.key.pem")
+    cert_path.write_bytes(_pem(_certificate(common_name, key, ca_name.removeprefix("CN="),
+                                            ca_key)))
+    _write_key(key_path, key)
+    return cert_path, key_path
