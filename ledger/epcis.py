@@ -1,6 +1,8 @@
 """EPCIS 2.0 JSON-LD export of custody events, as GS1 ObjectEvents.
 
-Mapping (docs/audit-bundle.md has the table): the asset's EPC URI (GIAI/GRAI) in `epcList`;
+Mapping (docs/audit-bundle.md has the table): the asset's EPC URI (GIAI/GRAI/SGTIN/SSCC) in
+`epcList`, taken from the tag its own events' signed reads name (`asset_epc_uris`: custody
+events name assets by registry id; the bundle's observations carry the tag's EPC);
 the action's CBV business step and disposition; the reader as read point and the store (or the
 receiving holder's location) as business location; `possessing_party` source and destination
 from the event's `from`/`to` holders, and `owning_party` when ownership begins (register) or
@@ -13,9 +15,12 @@ SHA-256 over the pre-hash string, see `cbv_event_hash`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from ledger.core import hashing
+from ledger.core.errors import LedgerError
+from ledger.core.record_scan import read_observation
 from ledger.core.records import CustodyEvent, Holder, event_hash
 
 EPCIS_CONTEXT: Final = "https://ref.gs1.org/standards/epcis/epcis-context.jsonld"
@@ -45,9 +50,57 @@ def party_uri(holder: Holder) -> str:
     return f"urn:kitledger:{holder.kind}:{holder.ref}"
 
 
-def asset_uri(asset: str) -> str:
-    """The asset's EPC pure-identity URI (GIAI/GRAI) when it has one, else a kitledger URN."""
-    return asset if asset.startswith("urn:epc:id:") else f"urn:kitledger:asset:{asset}"
+BADGE_KIND: Final = "badge"
+"""Observation kind of a person's badge read: never the asset's own tag."""
+
+
+def gs1_uri(epc_hex: str) -> str | None:
+    """The GS1 pure-identity URI of an EPC in hex, or None when it is no GS1 encoding (a
+    chip-default `E2...` EPC, a 96-bit value that breaks its scheme's rules, odd hex)."""
+    from reader_agent.epc import decode_epc
+
+    try:
+        identity = decode_epc(bytes.fromhex(epc_hex))
+    except ValueError:  # not hex, or longer than any EPC (EpcError)
+        return None
+    return identity.uri if identity.gs1 else None
+
+
+def asset_epc_uris(observation_lines: Sequence[bytes],
+                   events: Iterable[CustodyEvent]) -> dict[str, str]:
+    """Asset id -> the GS1 URI of the tag its events' reads name (badge reads aside). An asset
+    whose cited reads name two different tags, or a tag with no GS1 encoding, gets none: the
+    export then names it by its registry id rather than guess. Lines that do not parse are
+    skipped here; `kitledger verify` is what judges them."""
+    reads: dict[bytes, str] = {}
+    for position, line in enumerate(observation_lines):
+        try:
+            _, read, _ = read_observation(line, f"observation {position}")
+        except LedgerError:
+            continue
+        if read.kind != BADGE_KIND:
+            reads[hashing.domain_hash(hashing.ENVELOPE, line)] = read.epc
+    tags: dict[str, set[str]] = {}
+    for event in events:
+        for reference in event.observations:
+            epc = reads.get(bytes.fromhex(reference))
+            if epc is not None:
+                tags.setdefault(event.asset, set()).add(epc)
+    found = {}
+    for asset, epcs in tags.items():
+        uri = gs1_uri(next(iter(epcs))) if len(epcs) == 1 else None
+        if uri is not None:
+            found[asset] = uri
+    return found
+
+
+def asset_uri(asset: str, epcs: Mapping[str, str] | None = None) -> str:
+    """The asset's EPC pure-identity URI when it has one (the asset id itself, or its tag's
+    URI in `epcs`), else a kitledger URN."""
+    if asset.startswith("urn:epc:id:"):
+        return asset
+    known = (epcs or {}).get(asset)
+    return known if known is not None else f"urn:kitledger:asset:{asset}"
 
 
 def reader_uri(agency: str, reader: str) -> str:
@@ -100,15 +153,17 @@ def cbv_event_hash(epcis_event: Mapping[str, Any]) -> str:
     return f"ni:///sha-256;{digest}?ver=CBV2.0"
 
 
-def object_event(event: CustodyEvent, site: str | None = None) -> dict[str, Any]:
-    """One custody event as an EPCIS 2.0 ObjectEvent (without `@context`: the document's)."""
+def object_event(event: CustodyEvent, site: str | None = None,
+                 epcs: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One custody event as an EPCIS 2.0 ObjectEvent (without `@context`: the document's);
+    `epcs` maps asset ids to their tags' GS1 URIs."""
     step, disposition, action = BIZ_STEPS[event.action]
     sources, destinations = _parties(event)
     result: dict[str, Any] = {
         "type": "ObjectEvent",
         "eventTime": event.time,
         "eventTimeZoneOffset": "+00:00",
-        "epcList": [asset_uri(event.asset)],
+        "epcList": [asset_uri(event.asset, epcs)],
         "action": action,
         "bizStep": step,
         "disposition": disposition,
@@ -129,8 +184,10 @@ def object_event(event: CustodyEvent, site: str | None = None) -> dict[str, Any]
 
 
 def epcis_document(events: Iterable[CustodyEvent], created: str,
-                   sites: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """An EPCISDocument holding the events as ObjectEvents; `sites` maps reader -> site."""
+                   sites: Mapping[str, str] | None = None,
+                   epcs: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An EPCISDocument holding the events as ObjectEvents; `sites` maps reader -> site and
+    `epcs` asset id -> GS1 URI (`asset_epc_uris`)."""
     listed = list(events)
     if len(listed) > MAX_EXPORT_EVENTS:
         raise EpcisExportError(f"{len(listed)} events exceed {MAX_EXPORT_EVENTS} per document")
@@ -141,6 +198,6 @@ def epcis_document(events: Iterable[CustodyEvent], created: str,
         "schemaVersion": "2.0",
         "creationDate": created,
         "epcisBody": {"eventList": [
-            object_event(e, sites.get(e.reader or "")) for e in listed
+            object_event(e, sites.get(e.reader or ""), epcs) for e in listed
         ]},
     }

@@ -7,7 +7,8 @@ claim more than the verifier found; the exit code is verify's (0, 1, 2, 3, 4). `
 reveals file (`ledger.reveals`): per person commitment, the person id and salt that open it and
 the person's name, held only by viewers entitled to see them. A reveal that does not open its
 commitment makes the input unusable (exit 2) before anything is printed.
-`epcis BUNDLE [--out PATH]` writes the bundle's custody events as an EPCIS 2.0 document.
+`epcis BUNDLE [--out PATH]` writes the bundle's custody events as an EPCIS 2.0 document, each
+asset named by the GS1 URI of the tag its events' reads name where that tag has one.
 """
 
 from __future__ import annotations
@@ -92,13 +93,14 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_epcis(args: argparse.Namespace) -> int:
-    from ledger.epcis import epcis_document
+    from ledger.epcis import asset_epc_uris, epcis_document
     from ledger.verify import read_bundle
 
     try:
         bundle = parse_bundle(read_bundle(args.bundle))
         events = [read_event(e.record, f"leaf {e.leaf_index}") for e in bundle.events]
-        document = epcis_document(events, _now())
+        document = epcis_document(events, _now(),
+                                  epcs=asset_epc_uris(bundle.observations, events))
     except (OSError, ValueError, LedgerError) as exc:
         raise CommandError(f"unusable input: {exc}", "check the bundle path and that it is a "
                            "kitledger audit bundle") from None
