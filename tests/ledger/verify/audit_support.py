@@ -140,16 +140,19 @@ class Story:
 
     def custody(self, asset: str, action: str, time: str, reader: str,
                 holder_from: Holder | None, holder_to: Holder | None,
-                epc: str | None = None, cites: tuple[str, ...] = ()) -> CustodyEvent:
+                epc: str | None = None, cites: tuple[str, ...] = (),
+                authorised_by: tuple[str, ...] = ()) -> CustodyEvent:
         """`epc`: the tag the event's read names (by default one made up from the asset);
-        `cites`: further observations (by envelope hash) the event cites, e.g. badge reads."""
+        `cites`: further observations (by envelope hash) the event cites, e.g. badge reads;
+        `authorised_by`: the commitments of the people who signed the step off."""
         previous = [e for e in self.events if e.asset == asset]
         prev = event_hash(previous[-1]).hex() if previous else GENESIS_PREV
         epc = epc or "%024X" % (abs(hash(asset)) % (1 << 96))
         obs = self.observe(reader, epc, time)
         event = CustodyEvent(agency=AGENCY, asset=asset, seq=len(previous), prev=prev,
                              action=action, time=time, holder_from=holder_from,
-                             holder_to=holder_to, observations=(obs, *cites), reader=reader)
+                             holder_to=holder_to, observations=(obs, *cites), reader=reader,
+                             authorised_by=authorised_by)
         self.events.append(event)
         self.log.append(event.to_bytes())
         return event
