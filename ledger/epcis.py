@@ -9,12 +9,13 @@ from the event's `from`/`to` holders, and `owning_party` when ownership begins (
 ends (dispose). People appear only as their salted commitments, never by name: an EPCIS
 document leaves the agency. Each event carries the ledger's event hash as an extension
 (`kl:custodyEventHash`) and an `eventID` computed with the CBV 2.0 event-hash scheme (`ni:///`
-SHA-256 over the pre-hash string, see `cbv_event_hash`).
+SHA-256 over the pre-hash string, see `cbv_event_hash`), equal to GS1's reference generator's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
@@ -39,6 +40,13 @@ BIZ_STEPS: Final = {
     "dispose": ("destroying", "destroyed", "DELETE"),
 }
 """Custody action -> (CBV business step, CBV disposition, EPCIS action)."""
+
+
+DIGITAL_LINK: Final = "https://id.gs1.org"
+"""The canonical GS1 Digital Link host the CBV event hash writes EPCs under."""
+_PURE_IDENTITY: Final = re.compile(r"urn:epc:id:(sgtin|sscc|grai|giai):(\d+)\.(\d*)(?:\.(\d+))?")
+"""The pure-identity URIs our decoder makes (`reader_agent.epc`): all-digit fields (a GRAI's
+asset type is empty under a 12-digit company prefix)."""
 
 
 class EpcisExportError(ValueError):
@@ -122,33 +130,68 @@ def _parties(event: CustodyEvent) -> tuple[list[dict[str, str]], list[dict[str, 
     return sources, destinations
 
 
+def _check_digit(digits: str) -> str:
+    """The GS1 mod-10 check digit: weights 3, 1, 3, ... from the rightmost digit."""
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits)))
+    return str(-total % 10)
+
+
+def digital_link(uri: str) -> str:
+    """The canonical GS1 Digital Link URI of an SGTIN/SSCC/GRAI/GIAI pure-identity URI (as the
+    CBV event hash writes EPCs); any other URI unchanged. Our URIs' fields are all digits, so
+    no percent-encoding is needed."""
+    match = _PURE_IDENTITY.fullmatch(uri)
+    if match is None:
+        return uri
+    scheme, prefix, reference, serial = match.groups()
+    if not reference:  # a GRAI under a 12-digit prefix: the reference generator keeps the URN
+        return uri
+    if scheme == "giai" and serial is None:
+        return f"{DIGITAL_LINK}/8004/{prefix}{reference}"
+    if scheme == "sscc" and serial is None:
+        key = reference[:1] + prefix + reference[1:]
+        return f"{DIGITAL_LINK}/00/{key}{_check_digit(key)}"
+    if scheme == "sgtin" and serial is not None:
+        key = reference[:1] + prefix + reference[1:]
+        return f"{DIGITAL_LINK}/01/{key}{_check_digit(key)}/21/{serial}"
+    if scheme == "grai" and serial is not None:
+        key = "0" + prefix + reference
+        return f"{DIGITAL_LINK}/8003/{key}{_check_digit(key)}{serial}"
+    return uri
+
+
 def cbv_event_hash(epcis_event: Mapping[str, Any]) -> str:
     """`ni:///sha-256;<hex>?ver=CBV2.0` over the CBV 2.0 pre-hash string of an ObjectEvent.
 
     The pre-hash concatenates, with no separators, `eventType=`, `eventTime=` (UTC, ms),
     `eventTimeZoneOffset=`, `epcList` + sorted `epc=` values, `action=`, `bizStep=` and
     `disposition=` as full CBV web-vocabulary URIs, `readPoint` + `id=`, `bizLocation` + `id=`,
-    `sourceList` / `destinationList` + sorted `type=<CBV SDT URI>source=` pairs, then extension
-    fields as sorted `{namespace}name=value`. EPC URIs are hashed as given (our assets are
-    GIAI/GRAI pure-identity URIs, not converted to GS1 Digital Link)."""
+    then, sorted together as the reference generator does, `sourceList` / `destinationList` +
+    sorted `type=<CBV SDT URI>source=` pairs and the extension fields as `{namespace}name=value`.
+    EPC URIs are hashed as GS1 Digital Link URIs (`digital_link`), as the CBV requires: the hash
+    equals GS1's reference generator's (`epcis-event-hash-generator`, run in
+    tests/ledger/verify/test_epcis.py)."""
     e = epcis_event
     parts = [f"eventType={e['type']}", f"eventTime={e['eventTime']}",
              f"eventTimeZoneOffset={e['eventTimeZoneOffset']}"]
     if e.get("epcList"):
-        parts.append("epcList" + "".join(sorted(f"epc={epc}" for epc in e["epcList"])))
+        parts.append("epcList" + "".join(sorted(f"epc={digital_link(epc)}"
+                                                for epc in e["epcList"])))
     parts.append(f"action={e['action']}")
     parts.append(f"bizStep={CBV}BizStep-{e['bizStep']}")
     parts.append(f"disposition={CBV}Disp-{e['disposition']}")
     for name in ("readPoint", "bizLocation"):
         if name in e:
             parts.append(f"{name}id={e[name]['id']}")
+    # GS1's reference generator hashes the source and destination lists with the remaining
+    # elements (extensions), all sorted as whole strings, not in the CBV's field order: its
+    # hashes are the ones other EPCIS systems compute, so ours follow it.
+    remaining = [f"{{{KITLEDGER_NS}}}{k[3:]}={v}" for k, v in e.items() if k.startswith("kl:")]
     for name, key in (("sourceList", "source"), ("destinationList", "destination")):
         if e.get(name):
             items = sorted(f"type={CBV}SDT-{i['type']}{key}={i[key]}" for i in e[name])
-            parts.append(name + "".join(items))
-    extensions = sorted(f"{{{KITLEDGER_NS}}}{k[3:]}={v}" for k, v in e.items()
-                        if k.startswith("kl:"))
-    parts.extend(extensions)
+            remaining.append(name + "".join(items))
+    parts.extend(sorted(remaining))
     digest = hashlib.sha256("".join(parts).encode("utf-8")).hexdigest()
     return f"ni:///sha-256;{digest}?ver=CBV2.0"
 

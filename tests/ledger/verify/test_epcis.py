@@ -19,6 +19,7 @@ from ledger.epcis import (
     EpcisExportError,
     asset_epc_uris,
     cbv_event_hash,
+    digital_link,
     epcis_document,
     gs1_uri,
 )
@@ -178,3 +179,74 @@ def test_epcis_command_lists_gs1_uris(tagged: Story, tmp_path: Path) -> None:
     events = json.loads(out.read_text())["epcisBody"]["eventList"]
     assert events[0]["epcList"] == [GIAI_URI]
     assert not any("radio-1" in e["epcList"][0] for e in events)
+
+
+# The CBV event hash against GS1's reference generator, run here on our own export.
+GENERATOR_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
+"""The EPCIS context URL the generator ships a copy of (it fetches any other: no network here).
+Both name the EPCIS 2.0 context; the hash does not cover `@context`."""
+
+
+def _reference_hashes(document: dict[str, Any]) -> list[str]:
+    from epcis_event_hash_generator.hash_generator import epcis_hashes_from_events
+    from epcis_event_hash_generator.json_to_py import event_list_from_epcis_document_json
+
+    given = copy.deepcopy(document)
+    given["@context"] = [GENERATOR_CONTEXT, *given["@context"][1:]]
+    for event in given["epcisBody"]["eventList"]:
+        del event["eventID"]
+    hashes: list[str] = epcis_hashes_from_events(event_list_from_epcis_document_json(given))
+    return hashes
+
+
+def _every_scheme() -> Story:
+    """One asset per GS1 scheme our tags use, each named by its pure-identity URI, and one by a
+    registry id only, through loans, transfers and a disposal."""
+    story = Story()
+    story.add_reader("desk-1")
+    store, agency = Holder("location", "store-central"), Holder("agency", "city-police")
+    officer = Holder("person", person_ref("officer-17"))
+    assets = ("urn:epc:id:sgtin:0614141.812345.6789", "urn:epc:id:sscc:0614141.1234567890",
+              "urn:epc:id:grai:0614141.12345.400", "urn:epc:id:giai:0614141.12345400",
+              "urn:epc:id:giai:000000.0", "radio-1")
+    for n, asset in enumerate(assets):
+        day = f"2026-01-{n + 10}"
+        story.custody(asset, "register", f"{day}T08:00:00.000Z", "desk-1", None, store)
+        story.custody(asset, "check_out", f"{day}T09:00:00.000Z", "desk-1", store, officer)
+        story.custody(asset, "transfer", f"{day}T10:00:00.000Z", "desk-1", officer, agency)
+        story.custody(asset, "loan_return", f"{day}T11:00:00.000Z", "desk-1", agency, store)
+        story.custody(asset, "dispose", f"{day}T12:00:00.000Z", "desk-1", store, None)
+    return story
+
+
+def test_event_ids_equal_gs1_reference_generator(document: dict[str, Any],
+                                                 tagged: Story) -> None:
+    tagged_document = epcis_document(
+        tagged.events, "2026-03-01T00:00:00.000Z",
+        epcs=asset_epc_uris([e.to_bytes() for e in tagged.observations], tagged.events))
+    schemes = epcis_document(_every_scheme().events, "2026-03-01T00:00:00.000Z",
+                             sites={"desk-1": "hq"})
+    compared = 0
+    for doc in (document, tagged_document, schemes):
+        ours = [e["eventID"] for e in doc["epcisBody"]["eventList"]]
+        assert ours == _reference_hashes(doc)
+        compared += len(ours)
+    assert compared == 12 + 5 + 30
+
+
+@pytest.mark.parametrize("uri", [
+    "urn:epc:id:sgtin:0614141.812345.6789", "urn:epc:id:sgtin:061414123456.0.0",
+    "urn:epc:id:sscc:0614141.1234567890", "urn:epc:id:sscc:061414123456.00000",
+    "urn:epc:id:grai:0614141.12345.400", "urn:epc:id:grai:061414123456..7",
+    "urn:epc:id:giai:0614141.12345400", GIAI_URI])
+def test_digital_link_agrees_with_gs1(uri: str) -> None:
+    from epcis_event_hash_generator.dl_normaliser import normaliser
+
+    # GS1's normaliser leaves a GRAI with an empty asset type (12-digit prefix) as a URN (None).
+    assert digital_link(uri) == (normaliser(uri) or uri)
+
+
+def test_other_uris_are_hashed_as_given() -> None:
+    for uri in ("urn:kitledger:asset:radio-1", "urn:epc:raw:96.xE280", "urn:epc:id:giai:1",
+                "urn:epc:id:giai:0614141.1.2", "urn:epc:id:sgtin:0614141.812345"):
+        assert digital_link(uri) == uri
