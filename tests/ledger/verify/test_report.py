@@ -96,7 +96,7 @@ def test_pdf_is_valid_and_carries_the_fingerprint(verified: tuple[object, object
 
 # Issue 24: every co-signer, the tag's GS1 URI, the fingerprint recomputed from the bundle's
 # lines, and a verdict other than VERIFIED unmistakable on every page of HTML and PDF.
-CO_SIGNERS = {"dc-carter": "DC Carter", "sgt-dane": "Sgt Dane"}
+CO_SIGNERS = {"dc-carter": "DC Carter-Wynn", "sgt-dane": "Sgt Dane-Holt"}
 BAG = "bag-7"
 BAG_TAG = "341800000000000000000101"
 
@@ -147,19 +147,21 @@ def test_every_co_signer_is_named(bag_story: Story, tmp_path: Path) -> None:
     names = {person_ref(p): n for p, n in CO_SIGNERS.items()}
     _, report = _bag_report(bag_story.bundle(scope=Scope("asset", (BAG,))), bag_story, names)
     signed = [s for s in report.steps if s.action == "check out"]
-    assert signed and all(s.authorisers == ("DC Carter (person)", "Sgt Dane (person)")
+    assert signed and all(s.authorisers == ("DC Carter-Wynn (person)", "Sgt Dane-Holt (person)")
                           for s in signed)
     html = render_html(report)
-    assert html.count("DC Carter (person), Sgt Dane (person)") == len(signed)
+    assert html.count('<span class="who">DC Carter-Wynn (person)</span>, '
+                      '<span class="who">Sgt Dane-Holt (person)</span>') == len(signed)
     text = "".join(_pages(render_pdf(report), tmp_path))
-    # A table cell wraps its text over lines: each name, once per signed step.
-    assert text.count("DC Carter") == text.count("Sgt Dane") == len(signed)
+    # A table cell wraps its text over lines, never within a name: each, once per signed step.
+    assert text.count("DC Carter-Wynn (person)") == len(signed)
+    assert text.count("Sgt Dane-Holt (person)") == len(signed)
     # Without the reveals, both still appear, by commitment.
     _, hidden = _bag_report(bag_story.bundle(scope=Scope("asset", (BAG,))), bag_story)
     html = render_html(hidden)
     for person in CO_SIGNERS:
         assert html.count(f"person (commitment {person_ref(person)[:8]}…)") == len(signed)
-    assert "DC Carter" not in html
+    assert "DC Carter-Wynn" not in html
 
 
 def test_the_tags_gs1_uri_is_shown(bag_story: Story) -> None:
