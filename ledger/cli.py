@@ -48,7 +48,7 @@ unreachable; 4 unpinned (verify, report); 70 internal error (run with --debug an
 MISSING_EXTRA: Final = {
     **dict.fromkeys(("serial", "paho", "gpiozero"), "agent"),
     **dict.fromkeys(("nacl", "web3", "eth_tester", "eth_utils", "eth_account", "websockets",
-                     "jinja2", "reportlab", "rich"), "audit"),
+                     "jinja2", "weasyprint", "rich"), "audit"),
     **dict.fromkeys(("fastapi", "starlette", "sqlmodel", "sqlalchemy", "alembic", "uvicorn",
                      "pydantic", "pydantic_settings", "prometheus_client", "psycopg",
                      "coincurve", "httpx"), "server"),

@@ -1,17 +1,21 @@
-"""The custody report for one asset, in HTML (Jinja2) and PDF (reportlab), fit for court.
+"""The custody report for one asset, in HTML and PDF from one Jinja2 template, fit for court.
 
 Built from a parsed audit bundle and the verifier's result, never from a database: the report
-shows exactly what the bundle proves. Every page carries the bundle's fingerprint, so a printed
-page can be tied to the file that proves it. People are named only when the caller passes a
-commitment -> shown text mapping (the viewer is entitled to see it): `kitledger report` builds
-it from a reveals file whose every reveal opens its commitment (`ledger.reveals`), the API's
-own audit page from its person rows; otherwise they appear as "person (commitment abcd1234…)".
+shows exactly what the bundle proves. Every page carries the fingerprint recomputed from the
+bundle's lines (and the claimed one beside it when they differ), so a printed page can be tied
+to the file that proves it, and the verdict, so a NOT VERIFIED or UNPINNED page cannot be read
+for a verified one. Each step names everyone who signed it off (`authorised_by`), and the asset
+its tag's GS1 URI where its reads name one. The PDF is the HTML laid out by WeasyPrint as a
+tagged PDF/A-3a: no second renderer to drift from the first. People are named only when the
+caller passes a commitment -> shown text mapping (the viewer is entitled to see it): `kitledger
+report` builds it from a reveals file whose every reveal opens its commitment
+(`ledger.reveals`), the API's own audit page from its person rows; otherwise they appear as
+"person (commitment abcd1234…)".
 """
 
 from __future__ import annotations
 
-import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -20,12 +24,20 @@ from ledger.core.bundle import AuditBundle
 from ledger.core.checkpoint import Checkpoint
 from ledger.core.record_scan import read_event
 from ledger.core.records import Holder
+from ledger.epcis import asset_epc_uris
 from ledger.verify.report import VerificationReport
 
 TEMPLATES: Final = Path(__file__).resolve().parent / "templates"
 TEMPLATE: Final = "custody_report.html.j2"
 COMMITMENT_SHOWN: Final = 8
 """Hex characters of a commitment shown in place of a name: enough to tell people apart."""
+PDF_VARIANT: Final = "pdf/a-3a"
+"""Archival (PDF/A-3, which allows embedded files) and accessible (level A: tagged)."""
+PDF_IDENTIFIER: Final = b"kitledger-custody-report"
+"""A fixed document id, so one report renders to the same bytes twice."""
+VERDICTS: Final = {"valid": "VERIFIED", "invalid": "NOT VERIFIED",
+                   "unpinned": "UNPINNED (not verified against your trust roots)"}
+"""The verifier's verdict as the report states it, on every page."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +49,7 @@ class ReportStep:
     holder_to: str
     reader: str
     place: str
+    authorisers: tuple[str, ...]
     verified: bool
     reason: str
     leaf: int
@@ -51,8 +64,12 @@ class CustodyReport:
     asset: str
     generated: str
     fingerprint: str
+    """Recomputed from the bundle's lines, never taken from its end line."""
+    claimed_fingerprint: str
     verified: bool
+    verdict: str
     chain_source: str
+    epc_uri: str | None = None
     steps: list[ReportStep] = field(default_factory=list)
     holders: list[str] = field(default_factory=list)
     readers: list[dict[str, Any]] = field(default_factory=list)
@@ -78,17 +95,21 @@ def build_report(bundle: AuditBundle, verification: VerificationReport, asset: s
     for point in bundle.checkpoints:
         size = Checkpoint.from_record(point.envelope.payload).tree_size
         anchors[size] = point.anchor.block_number if point.anchor else None
+    events = [(item, read_event(item.record, f"leaf {item.leaf_index}"))
+              for item in bundle.events]
     report = CustodyReport(
-        asset=asset, generated=generated, fingerprint=bundle.fingerprint.hex(),
-        verified=verification.verdict == "valid", chain_source=verification.chain_source,
+        asset=asset, generated=generated, fingerprint=bundle.computed_fingerprint.hex(),
+        claimed_fingerprint=bundle.fingerprint.hex(), verified=verification.verdict == "valid",
+        verdict=VERDICTS.get(verification.verdict, "NOT VERIFIED"),
+        chain_source=verification.chain_source,
+        epc_uri=asset_epc_uris(bundle.observations, [e for _, e in events]).get(asset),
         checks=[{"name": c.name, "passed": c.passed, "detail": c.detail}
                 for c in verification.checks],
         not_checked=[*verification.not_checked, *verification.unpinned])
     failing = ", ".join(c.name for c in verification.checks if c.passed is False)
     holders: dict[str, None] = {}
     readers_used: set[str] = set()
-    for item in bundle.events:
-        event = read_event(item.record, f"leaf {item.leaf_index}")
+    for item, event in events:
         if event.asset != asset:
             continue
         reason = verification.event_failures.get(item.leaf_index, "")
@@ -98,7 +119,9 @@ def build_report(bundle: AuditBundle, verification: VerificationReport, asset: s
             seq=event.seq, time=event.time, action=event.action.replace("_", " "),
             holder_from=show_holder(event.holder_from, names),
             holder_to=show_holder(event.holder_to, names), reader=event.reader or "—",
-            place=place, verified=verification.ok and not reason,
+            place=place, authorisers=tuple(show_holder(Holder("person", ref), names)
+                                           for ref in event.authorised_by),
+            verified=verification.ok and not reason,
             reason=reason or ("" if verification.ok else
                               f"this step's own proofs hold, but the bundle failed: {failing}"),
             leaf=item.leaf_index, checkpoint=item.tree_size, anchor=anchors.get(item.tree_size)))
@@ -122,62 +145,17 @@ def render_html(report: CustodyReport) -> str:
     return env.get_template(TEMPLATE).render(report=report)
 
 
-def render_pdf(report: CustodyReport) -> bytes:
-    """The report as PDF (A4), with the fingerprint in every page's footer."""
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4, landscape
-    from reportlab.lib.styles import getSampleStyleSheet
-    from reportlab.lib.units import mm
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+def render_pdf(report: CustodyReport,
+               attachments: Sequence[tuple[str, bytes, str]] = ()) -> bytes:
+    """The report as a tagged, archival PDF (PDF/A-3a) from the same template as the HTML
+    (WeasyPrint lays it out: one renderer, so the two cannot drift). `attachments` are
+    (file name, bytes, description): the bundle and trust file, so the report carries its
+    own proof."""
+    from weasyprint import HTML, Attachment
 
-    styles = getSampleStyleSheet()
-    small = styles["BodyText"].clone("small", fontSize=8, leading=10)
-    buffer = io.BytesIO()
-
-    def footer(canvas: Any, doc: Any) -> None:
-        canvas.saveState()
-        canvas.setFont("Courier", 7)
-        canvas.drawString(12 * mm, 8 * mm, f"Bundle fingerprint {report.fingerprint}  "
-                                           f"asset {report.asset}  page {doc.page}")
-        canvas.restoreState()
-
-    doc = SimpleDocTemplate(buffer, pagesize=landscape(A4), leftMargin=12 * mm,
-                            rightMargin=12 * mm, topMargin=12 * mm, bottomMargin=16 * mm,
-                            title=f"Custody report {report.asset}", invariant=1)
-    verdict = "VERIFIED" if report.verified else "NOT VERIFIED"
-    story: list[Any] = [
-        Paragraph("Chain-of-custody report", styles["Title"]),
-        Paragraph(f"Asset <b>{_esc(report.asset)}</b> - generated {report.generated}",
-                  styles["BodyText"]),
-        Paragraph(f"Overall verification: <b>{verdict}</b> (chain: "
-                  f"{_esc(report.chain_source)})", styles["BodyText"]),
-        Spacer(1, 4 * mm), Paragraph("Timeline", styles["Heading2"]),
-    ]
-    rows: list[list[Any]] = [["#", "Time (UTC)", "Action", "From", "To", "Reader / place",
-                              "Verification"]]
-    for s in report.steps:
-        status = "verified" if s.verified else f"FAILED: {s.reason}"
-        proof = f"leaf {s.leaf}, checkpoint {s.checkpoint}" + (
-            f", block {s.anchor}" if s.anchor is not None else "")
-        rows.append([str(s.seq), s.time, s.action, Paragraph(_esc(s.holder_from), small),
-                     Paragraph(_esc(s.holder_to), small),
-                     Paragraph(_esc(f"{s.reader} {s.place}".strip()), small),
-                     Paragraph(_esc(f"{status} ({proof})"), small)])
-    table = Table(rows, repeatRows=1, colWidths=[8 * mm, 38 * mm, 22 * mm, 48 * mm, 48 * mm,
-                                                 38 * mm, 70 * mm])
-    table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
-                               ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey),
-                               ("FONTSIZE", (0, 0), (-1, -1), 8),
-                               ("VALIGN", (0, 0), (-1, -1), "TOP")]))
-    story += [table, Paragraph("Checks", styles["Heading2"])]
-    for check in report.checks:
-        mark = {True: "pass", False: "FAIL", None: "not checked"}[check["passed"]]
-        story.append(Paragraph(_esc(f"{mark}: {check['name']} {check['detail']}"), small))
-    for item in report.not_checked:
-        story.append(Paragraph(_esc(f"not checked: {item}"), small))
-    doc.build(story, onFirstPage=footer, onLaterPages=footer)
-    return buffer.getvalue()
-
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    files = [Attachment(string=data, name=name, description=description)
+             for name, data, description in attachments]
+    pdf: bytes = HTML(string=render_html(report), base_url=str(TEMPLATES)).write_pdf(
+        pdf_variant=PDF_VARIANT, attachments=files or None, pdf_identifier=PDF_IDENTIFIER,
+        uncompressed_pdf=False)
+    return pdf

@@ -2,8 +2,8 @@
 # Install the Debian packages kitledger runs against, when they are missing.
 #   scripts/system-deps.sh run    what `make run` needs: the Mosquitto broker
 #   scripts/system-deps.sh test   what `make test` needs as well: Chromium for the browser
-#                                 tests (never a downloaded browser) and poppler-utils to
-#                                 check PDF reports, and mosquitto_pub, the ingest
+#                                 tests (never a downloaded browser), Pango to lay out PDF
+#                                 reports and poppler-utils to check them, and mosquitto_pub, the ingest
 #                                 benchmark's load (and its smoke test), and valgrind,
 #                                 which counts the ingest benchmark's instructions
 set -euo pipefail
@@ -13,6 +13,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 if [ "${1:-test}" = "test" ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
   command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
+  # WeasyPrint (the custody report's PDF) draws its text with Pango.
+  ldconfig -p | grep -q 'libpangoft2-1.0.so.0 ' || need+=(libpango-1.0-0 libpangoft2-1.0-0)
   command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
   command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 fi

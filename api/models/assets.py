@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import StringConstraints
+from pydantic import StringConstraints, model_validator
 from sqlalchemy import Index, String
 from sqlmodel import Field, SQLModel
 
@@ -19,6 +19,7 @@ from api.db import BigInt, UTCDateTime, utcnow
 from api.models.registry import MAX_ID_CHARS, MAX_NAME_CHARS, RegistryId
 from ledger.core.bounds import EPC_HEX_PATTERN, HASH_HEX_CHARS, MAX_EPC_HEX_CHARS, MAX_URI_CHARS
 from ledger.core.records import GENESIS_PREV
+from ledger.epcis import gs1_uri
 
 EpcHex = Annotated[str, StringConstraints(pattern=EPC_HEX_PATTERN)]
 """Upper-case hex in whole 16-bit words, as `Observation.epc`."""
@@ -105,10 +106,24 @@ class AssetShare(SQLModel, table=True):
     )
 
 
+def checked_epc_uri(epc_hex: str, epc_uri: str | None) -> str | None:
+    """The asset's URI: a GS1-encoded EPC's own pure-identity URI (a different one given is
+    refused: it would name another item), else the one given (a chip-default EPC has none)."""
+    derived = gs1_uri(epc_hex)
+    if derived is not None and epc_uri is not None and epc_uri != derived:
+        raise ValueError(f"epc_uri must be {derived}, the URI the EPC encodes")
+    return derived or epc_uri
+
+
 class AssetCreate(AssetBase):
     id: RegistryId
     epc_hex: EpcHex
     shared_with: list[str] = Field(default_factory=list, max_length=64)
+
+    @model_validator(mode="after")
+    def _epc_uri(self) -> Self:
+        self.epc_uri = checked_epc_uri(self.epc_hex, self.epc_uri)
+        return self
 
 
 class AssetUpdate(SQLModel):
@@ -127,3 +142,10 @@ class AssetPublic(AssetBase):
     last_seen_at: datetime | None
     last_seen_reader_id: str | None
     last_seen_site_id: str | None
+
+    @model_validator(mode="after")
+    def _epc_uri(self) -> Self:
+        """Assets registered before URIs were derived show their EPC's URI all the same."""
+        if self.epc_uri is None:
+            self.epc_uri = gs1_uri(self.epc_hex)
+        return self

@@ -22,6 +22,7 @@ from api.models.assets import (
     AssetStatus,
     AssetUpdate,
     HolderKind,
+    checked_epc_uri,
 )
 from api.models.ingest import ForeignSighting
 from api.models.registry import Agency, Site
@@ -125,7 +126,10 @@ def update(asset_id: IdPath, data: AssetUpdate, session: SessionDep, caller: Ass
     asset = owned_asset(session, caller, asset_id)
     _check_refs(session, caller.agency_id, None, data.home_site_id, data.shared_with)
     if data.epc_uri is not None:
-        asset.epc_uri = data.epc_uri
+        try:
+            asset.epc_uri = checked_epc_uri(asset.epc_hex, data.epc_uri)
+        except ValueError as exc:
+            raise Problem(422, "epc-uri-mismatch", str(exc)) from None
     if data.home_site_id is not None:
         asset.home_site_id = data.home_site_id
     if data.shared_with is not None:

@@ -86,7 +86,8 @@ def report_pdf(asset_id: str, session: SessionDep, user: AuditUser) -> Response:
     (the report says so); `kitledger report --rpc URL --trust FILE` makes the fully checked one,
     against an auditor's own trust roots. This is the operator's view: it pins the server's own
     log key for the agency, which an outside auditor would not take on the operator's word.
-    People are named by their pseudonymous ids, which the owning agency's staff may see.
+    People are named by their pseudonymous ids, which the owning agency's staff may see. The
+    PDF embeds the bundle, so the report carries its own proof.
     """
     from api.models.custody import AgencyLog
     from ledger.core.bundle_parse import parse_bundle
@@ -105,5 +106,6 @@ def report_pdf(asset_id: str, session: SessionDep, user: AuditUser) -> Response:
         for person in session.exec(select(Person).where(Person.agency_id == asset.agency_id))
     }
     report = build_report(audit, result, asset.id, format_time(utcnow()), names)
-    return Response(render_pdf(report), media_type="application/pdf", headers={
+    bundle_file = (f"{asset.id}.bundle.jsonl", body, "the audit bundle this report verified")
+    return Response(render_pdf(report, [bundle_file]), media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{asset.id}.custody-report.pdf"'})

@@ -6,8 +6,11 @@ checkpoint as `verify`, and prints the per-step status into the report, so a rep
 claim more than the verifier found; the exit code is verify's (0, 1, 2, 3, 4). `--names` is a
 reveals file (`ledger.reveals`): per person commitment, the person id and salt that open it and
 the person's name, held only by viewers entitled to see them. A reveal that does not open its
-commitment makes the input unusable (exit 2) before anything is printed.
-`epcis BUNDLE [--out PATH]` writes the bundle's custody events as an EPCIS 2.0 document.
+commitment makes the input unusable (exit 2) before anything is printed. The PDF embeds the
+bundle (when read from a file whose lines still hash to the fingerprint just verified: a URL or
+standard input is not read twice) and the trust file, so the report carries its own proof.
+`epcis BUNDLE [--out PATH]` writes the bundle's custody events as an EPCIS 2.0 document, each
+asset named by the GS1 URI of the tag its events' reads name where that tag has one.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.cli import EXIT_OK, EXIT_UNUSABLE, CommandError, say_error
+from ledger.core.bundle import AuditBundle
 from ledger.core.bundle_parse import parse_bundle
 from ledger.core.errors import LedgerError
 from ledger.core.record_scan import read_event
@@ -46,6 +50,36 @@ def _refuse(what: str, todo: str, code: int) -> int:
     sys.stdout.write(what + "\n")
     say_error("kitledger report", what, todo)
     return code
+
+
+def _proof_files(args: argparse.Namespace, bundle: AuditBundle) -> list[tuple[str, bytes, str]]:
+    """The files the PDF embeds: the bundle the report was verified from, and the trust file.
+    One that cannot be embedded is said so on stdout, never left out silently."""
+    from ledger.verify import read_bundle
+    from ledger.verify.sources import read_regular_file
+    from ledger.verify.trust import MAX_TRUST_FILE_BYTES
+
+    files = []
+    if args.bundle == "-" or args.bundle.startswith(("http://", "https://")):
+        sys.stdout.write("  bundle not embedded in the PDF: not read from a file\n")
+    else:
+        try:
+            data = read_bundle(args.bundle)
+            same = parse_bundle(data).computed_fingerprint == bundle.computed_fingerprint
+        except (OSError, ValueError, LedgerError):
+            same = False
+        if same:
+            files.append((Path(args.bundle).name, data, "the audit bundle this report verified"))
+        else:
+            sys.stdout.write("  bundle not embedded in the PDF: its file changed after "
+                             "verification\n")
+    if args.trust:
+        try:
+            trust = read_regular_file(args.trust, MAX_TRUST_FILE_BYTES, "trust file")
+            files.append((Path(args.trust).name, trust, "the trust roots the report used"))
+        except (OSError, ValueError, LedgerError) as exc:
+            sys.stdout.write(f"  trust file not embedded in the PDF: {exc}\n")
+    return files
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -81,24 +115,24 @@ def run_report(args: argparse.Namespace) -> int:
                        "its events)", EXIT_UNUSABLE)
     if args.html:
         Path(args.html).write_text(render_html(report), encoding="utf-8")
+    sys.stdout.write(f"{report.verdict}: {len(report.steps)} steps, "
+                     f"fingerprint {report.fingerprint}\n")
     if args.pdf:
-        Path(args.pdf).write_bytes(render_pdf(report))
-    verdict = {"valid": "VERIFIED", "invalid": "NOT VERIFIED",
-               "unpinned": "UNPINNED (not verified against your trust roots)"}[result.verdict]
-    sys.stdout.write(f"{verdict}: {len(report.steps)} steps, fingerprint {report.fingerprint}\n")
+        Path(args.pdf).write_bytes(render_pdf(report, _proof_files(args, bundle)))
     for reason in result.unpinned:
         sys.stdout.write(f"  unpinned: {reason}\n")
     return EXIT_CODES[result.verdict]
 
 
 def run_epcis(args: argparse.Namespace) -> int:
-    from ledger.epcis import epcis_document
+    from ledger.epcis import asset_epc_uris, epcis_document
     from ledger.verify import read_bundle
 
     try:
         bundle = parse_bundle(read_bundle(args.bundle))
         events = [read_event(e.record, f"leaf {e.leaf_index}") for e in bundle.events]
-        document = epcis_document(events, _now())
+        document = epcis_document(events, _now(),
+                                  epcs=asset_epc_uris(bundle.observations, events))
     except (OSError, ValueError, LedgerError) as exc:
         raise CommandError(f"unusable input: {exc}", "check the bundle path and that it is a "
                            "kitledger audit bundle") from None

@@ -17,7 +17,7 @@ from sqlmodel import Session
 from api.app import create_app
 from api.auth import create_api_client
 from api.config import load_settings
-from api.models import Agency, Alert, Scope, Site
+from api.models import Agency, Alert, Asset, Scope, Site
 from ledger.core.encoding import canonical_bytes
 from ledger.core.envelope import raw_public_key
 from ledger.core.merkle import leaf_hash, verify_consistency, verify_inclusion
@@ -218,3 +218,48 @@ def test_agency_isolation_on_every_list_route(world: World) -> None:
     assert world.call("south", "POST", "/v1/readers", json={
         "id": "s-x", "site_id": "north-store", "role": "portal",
         "public_key": "00" * 32}).status_code == 422
+
+
+GIAI_HEX = "341800000000000000000101"
+GIAI_URI = "urn:epc:id:giai:000000.257"
+
+
+def test_a_gs1_epc_gets_its_pure_identity_uri(world: World) -> None:
+    """Registered without a URI, a GIAI tag's asset answers with the URI its EPC encodes
+    (`kitledger-agent epc` gives the same); a URI naming another item is refused, at
+    registration and when patched; a chip-default EPC keeps what its owner gave it."""
+    def register(asset_id: str, epc: str, **extra: Any) -> Any:
+        return world.call("north", "POST", "/v1/assets", json={
+            "id": asset_id, "class_id": "north-radio", "epc_hex": epc,
+            "home_site_id": "north-store", **extra})
+
+    created = register("radio-1", GIAI_HEX)
+    assert created.status_code == 201, created.text
+    assert created.json()["epc_uri"] == GIAI_URI
+    assert world.call("north", "GET", "/v1/assets/radio-1").json()["epc_uri"] == GIAI_URI
+    listed = world.call("north", "GET", "/v1/assets").json()["items"]
+    assert {a["id"]: a["epc_uri"] for a in listed}["radio-1"] == GIAI_URI
+    wrong = register("radio-2", GIAI_HEX.replace("0101", "0102"), epc_uri=GIAI_URI)
+    assert wrong.status_code == 422 and "urn:epc:id:giai:000000.258" in wrong.text
+    assert world.call("north", "GET", "/v1/assets/radio-2").status_code == 404
+    patched = world.call("north", "PATCH", "/v1/assets/radio-1",
+                         json={"epc_uri": "urn:epc:id:giai:000000.999"})
+    assert patched.status_code == 422 and patched.json()["type"].endswith("epc-uri-mismatch")
+    assert world.call("north", "GET", "/v1/assets/radio-1").json()["epc_uri"] == GIAI_URI
+    same = world.call("north", "PATCH", "/v1/assets/radio-1", json={"epc_uri": GIAI_URI})
+    assert same.status_code == 200 and same.json()["epc_uri"] == GIAI_URI
+    assert world.call("north", "GET", "/v1/assets/N-1").json()["epc_uri"] is None
+
+
+def test_an_asset_stored_without_its_uri_still_shows_it(world: World, engine: Engine) -> None:
+    """A row from before URIs were derived (epc_uri NULL) answers with the derived URI."""
+    assert world.call("north", "POST", "/v1/assets", json={
+        "id": "radio-9", "class_id": "north-radio", "epc_hex": GIAI_HEX,
+        "home_site_id": "north-store"}).status_code == 201
+    with Session(engine) as session:
+        asset = session.get(Asset, "radio-9")
+        assert asset is not None and asset.epc_uri == GIAI_URI  # stored at registration
+        asset.epc_uri = None
+        session.add(asset)
+        session.commit()
+    assert world.call("north", "GET", "/v1/assets/radio-9").json()["epc_uri"] == GIAI_URI

@@ -90,6 +90,8 @@ def test_web_auditor_timeline_verified_and_bundle_downloads(page: Any,
     text = _pdf_text(pdf.body())
     # The owning agency's staff see holders by their pseudonymous ids, and every step verified.
     assert "evidence-bag-1" in text and "dc-carter (person)" in text
+    # Both who signed the hand-over off, as the page shows, each name whole.
+    assert "sgt-dane (person)" in text
     assert "Overall verification: VERIFIED" in text
     # It prints the fingerprint of the bundle it verified (a newer checkpoint makes a new one).
     assert re.search(r"Bundle fingerprint [0-9a-f]{64}", text.replace("\n", " "))

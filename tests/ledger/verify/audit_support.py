@@ -153,23 +153,29 @@ class Story:
             reader, AGENCY, key_id(key.public_key()), raw_public_key(key.public_key()),
             registered, revoked))
 
-    def observe(self, reader: str, epc: str, time: str) -> str:
+    def observe(self, reader: str, epc: str, time: str, kind: str = "read") -> str:
         self.seq += 1
-        payload = Observation(device=reader, seq=self.seq, time=time, kind="read", epc=epc,
+        payload = Observation(device=reader, seq=self.seq, time=time, kind=kind, epc=epc,
                               antenna=1, rssi=-50, zone="desk").to_record()
         envelope = sign_envelope(payload, self.reader_keys[reader])
         self.observations.append(envelope)
         return envelope_hash(envelope).hex()
 
     def custody(self, asset: str, action: str, time: str, reader: str,
-                holder_from: Holder | None, holder_to: Holder | None) -> CustodyEvent:
+                holder_from: Holder | None, holder_to: Holder | None,
+                epc: str | None = None, cites: tuple[str, ...] = (),
+                authorised_by: tuple[str, ...] = ()) -> CustodyEvent:
+        """`epc`: the tag the event's read names (by default one made up from the asset);
+        `cites`: further observations (by envelope hash) the event cites, e.g. badge reads;
+        `authorised_by`: the commitments of the people who signed the step off."""
         previous = [e for e in self.events if e.asset == asset]
         prev = event_hash(previous[-1]).hex() if previous else GENESIS_PREV
-        epc = tag_of(asset)
+        epc = epc or tag_of(asset)
         obs = self.observe(reader, epc, time)
         event = CustodyEvent(agency=AGENCY, asset=asset, seq=len(previous), prev=prev,
                              action=action, time=time, holder_from=holder_from,
-                             holder_to=holder_to, observations=(obs,), reader=reader)
+                             holder_to=holder_to, observations=(obs, *cites), reader=reader,
+                             authorised_by=authorised_by)
         self.events.append(event)
         self.event_leaves.append(self.log.size)
         self.leaves.append(event.to_bytes())

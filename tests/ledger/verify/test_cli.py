@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -233,6 +234,10 @@ def test_report_and_epcis_commands(anvil: AnvilNode, anvil_story: Story, tmp_pat
     out = capsys.readouterr().out
     assert code == 0 and out.startswith("VERIFIED: 4 steps")
     assert "PC Jane Doe" in html.read_text() and pdf.read_bytes().startswith(b"%PDF-")
+    # The PDF carries its own proof: the bundle it was verified from and the trust file.
+    embedded = subprocess.run(["pdfdetach", "-list", str(pdf)], check=True,
+                              capture_output=True, text=True).stdout
+    assert "bundle.jsonl" in embedded and "trust.toml" in embedded, embedded
     assert main(["report", str(path), "--asset", "urn:epc:id:giai:0.0", "--offline"]) == 2
     capsys.readouterr()
     # Without trust roots the report cannot say VERIFIED, and the HTML says why.
@@ -240,7 +245,8 @@ def test_report_and_epcis_commands(anvil: AnvilNode, anvil_story: Story, tmp_pat
                  "--html", str(html)]) == 4
     assert capsys.readouterr().out.startswith("UNPINNED")
     page = html.read_text()
-    assert "NOT VERIFIED" in page and "no trust file pinned the log key" in page
+    assert '<div class="banner" role="alert">UNPINNED' in page
+    assert "no trust file pinned the log key" in page
     assert main(["epcis", str(path)]) == 0
     document = json.loads(capsys.readouterr().out)
     assert len(document["epcisBody"]["eventList"]) == 12

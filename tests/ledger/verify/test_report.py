@@ -5,19 +5,23 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import zlib
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ledger.core.bundle import AuditBundle, Scope
 from ledger.core.bundle_parse import parse_bundle
 from ledger.core.envelope import raw_public_key
-from ledger.report import build_report, render_html, render_pdf
+from ledger.core.records import Holder
+from ledger.report import CustodyReport, build_report, render_html, render_pdf
 from ledger.verify import OfflineChainReader, verify_bundle
+from ledger.verify.report import VerificationReport
 from ledger.verify.trust import LogTrust, TrustFile
 from tests.ledger.verify.audit_support import (
     ASSETS,
     PEOPLE,
+    ChainSetup,
     Story,
     edit_json_line,
     person_ref,
@@ -70,20 +74,7 @@ def test_failed_step_is_marked_with_its_reason(bundle: bytes) -> None:
 
 
 def _pdf_text(pdf: bytes, tmp_path: Path) -> str:
-    tool = shutil.which("pdftotext")
-    if tool:
-        path = tmp_path / "report.pdf"
-        path.write_bytes(pdf)
-        return subprocess.run([tool, "-layout", str(path), "-"], check=True,
-                              capture_output=True, text=True).stdout
-    # Without poppler: inflate the page streams and read the text operators.
-    text = []
-    for stream in re.findall(rb"stream\r?\n(.*?)endstream", pdf, re.DOTALL):
-        try:
-            text.append(zlib.decompress(stream).decode("latin-1"))
-        except zlib.error:
-            text.append(stream.decode("latin-1"))
-    return "".join(text)
+    return "\f".join(_pages(pdf, tmp_path))
 
 
 def test_pdf_is_valid_and_carries_the_fingerprint(verified: tuple[object, object],
@@ -101,3 +92,159 @@ def test_pdf_is_valid_and_carries_the_fingerprint(verified: tuple[object, object
         subprocess.run([toppm, "-png", "-r", "50", "-f", "1", "-l", "1", str(path),
                         str(tmp_path / "page")], check=True)
         assert (tmp_path / "page-1.png").stat().st_size > 1000
+
+
+# Issue 24: every co-signer, the tag's GS1 URI, the fingerprint recomputed from the bundle's
+# lines, and a verdict other than VERIFIED unmistakable on every page of HTML and PDF.
+CO_SIGNERS = {"dc-carter": "DC Carter-Wynn", "sgt-dane": "Sgt Dane-Holt"}
+BAG = "bag-7"
+BAG_TAG = "341800000000000000000101"
+
+
+@pytest.fixture(scope="module")
+def bag_story(embedded_setup: ChainSetup, log_key: Ed25519PrivateKey) -> Story:
+    """An evidence bag with a GIAI tag, checked out under dual sign-off and returned, with
+    enough steps that the PDF runs to several pages, anchored on the embedded chain."""
+    story = Story(log_key=log_key, setup=embedded_setup)
+    story.add_reader("desk-1")
+    store = Holder("location", "evidence-store")
+    officer = Holder("person", person_ref("officer-17"))
+    signers = tuple(person_ref(p) for p in CO_SIGNERS)
+    story.custody(BAG, "register", "2026-01-02T08:00:00.000Z", "desk-1", None, store,
+                  epc=BAG_TAG)
+    for day in range(10, 28):
+        story.custody(BAG, "check_out", f"2026-01-{day}T09:00:00.000Z", "desk-1", store,
+                      officer, epc=BAG_TAG, authorised_by=signers)
+        story.custody(BAG, "check_in", f"2026-01-{day}T17:00:00.000Z", "desk-1", officer,
+                      store, epc=BAG_TAG)
+    story.checkpoint("2026-02-01T00:00:00.000Z")
+    return story
+
+
+def _verified(data: bytes, story: Story) -> tuple[AuditBundle, VerificationReport]:
+    parsed = parse_bundle(data)
+    pins = TrustFile((LogTrust("met-police", (raw_public_key(story.log_key.public_key()),),
+                               None, None),))
+    return parsed, verify_bundle(parsed, OfflineChainReader(parsed), trust=pins)
+
+
+def _bag_report(data: bytes, story: Story, names: dict[str, str] | None = None
+                ) -> tuple[AuditBundle, CustodyReport]:
+    parsed, result = _verified(data, story)
+    return parsed, build_report(parsed, result, BAG, "2026-03-02T00:00:00.000Z", names)
+
+
+def _pages(pdf: bytes, tmp_path: Path) -> list[str]:
+    """The PDF's text page by page (pdftotext, from poppler-utils: scripts/system-deps.sh)."""
+    path = tmp_path / "report.pdf"
+    path.write_bytes(pdf)
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True,
+                          capture_output=True, text=True).stdout
+    return [page for page in text.split("\f") if page.strip()]
+
+
+def test_every_co_signer_is_named(bag_story: Story, tmp_path: Path) -> None:
+    names = {person_ref(p): n for p, n in CO_SIGNERS.items()}
+    _, report = _bag_report(bag_story.bundle(scope=Scope("asset", (BAG,))), bag_story, names)
+    signed = [s for s in report.steps if s.action == "check out"]
+    assert signed and all(s.authorisers == ("DC Carter-Wynn (person)", "Sgt Dane-Holt (person)")
+                          for s in signed)
+    html = render_html(report)
+    assert html.count('<span class="who">DC Carter-Wynn (person)</span>, '
+                      '<span class="who">Sgt Dane-Holt (person)</span>') == len(signed)
+    text = "".join(_pages(render_pdf(report), tmp_path))
+    # A table cell wraps its text over lines, never within a name: each, once per signed step.
+    assert text.count("DC Carter-Wynn (person)") == len(signed)
+    assert text.count("Sgt Dane-Holt (person)") == len(signed)
+    # Without the reveals, both still appear, by commitment.
+    _, hidden = _bag_report(bag_story.bundle(scope=Scope("asset", (BAG,))), bag_story)
+    html = render_html(hidden)
+    for person in CO_SIGNERS:
+        assert html.count(f"person (commitment {person_ref(person)[:8]}…)") == len(signed)
+    assert "DC Carter-Wynn" not in html
+
+
+def test_the_tags_gs1_uri_is_shown(bag_story: Story) -> None:
+    _, report = _bag_report(bag_story.bundle(scope=Scope("asset", (BAG,))), bag_story)
+    assert report.epc_uri == "urn:epc:id:giai:000000.257"
+    assert "urn:epc:id:giai:000000.257" in render_html(report)
+
+
+def _claiming(data: bytes, fingerprint: str) -> bytes:
+    """The bundle with its end line claiming `fingerprint` (its lines unchanged)."""
+    lines = data.split(b"\n")
+    lines[-2] = edit_json_line(lines[-2], lambda r: r.update(fingerprint=fingerprint))
+    return b"\n".join(lines)
+
+
+def test_footer_fingerprint_is_recomputed_not_claimed(bag_story: Story, tmp_path: Path
+                                                      ) -> None:
+    data = bag_story.bundle(scope=Scope("asset", (BAG,)))
+    claimed = "ab" * 32
+    parsed, report = _bag_report(_claiming(data, claimed), bag_story)
+    computed = parsed.computed_fingerprint.hex()
+    assert computed != claimed and report.fingerprint == computed
+    html = render_html(report)
+    footer = html[html.index("<footer"):]
+    assert computed in footer and claimed not in footer
+    assert f"claims fingerprint <span class=\"mono\">{claimed}</span>: it does not match" in html
+    for page in _pages(render_pdf(report), tmp_path):
+        assert computed in page and "NOT VERIFIED" in page
+
+
+def test_not_verified_is_a_banner_on_every_page(bag_story: Story, tmp_path: Path) -> None:
+    data = bag_story.bundle(scope=Scope("asset", (BAG,)))
+    first = start_of(data, "events")
+
+    def edit(lines: list[bytes]) -> list[bytes]:
+        lines[first + 2] = edit_json_line(lines[first + 2],
+                                          lambda r: r.update(time="2026-01-10T09:30:00.000Z"))
+        return lines
+
+    _, report = _bag_report(relines(data, edit), bag_story)
+    assert not report.verified and report.verdict == "NOT VERIFIED"
+    html = render_html(report)
+    assert '<div class="banner" role="alert">NOT VERIFIED</div>' in html
+    assert '<footer class="fingerprint"><span class="fail">NOT VERIFIED</span>' in html
+    pages = _pages(render_pdf(report), tmp_path)
+    assert len(pages) >= 3
+    for page in pages:
+        # The banner at the top of every page, and the footer at its foot.
+        assert page.strip().splitlines()[0].strip() == "NOT VERIFIED"
+        assert "NOT VERIFIED · Bundle fingerprint" in page
+    _, good = _bag_report(data, bag_story)
+    assert good.verdict == "VERIFIED" and "NOT VERIFIED" not in render_html(good)
+
+
+def test_unpinned_is_stated_on_every_page(bag_story: Story, tmp_path: Path) -> None:
+    parsed = parse_bundle(bag_story.bundle(scope=Scope("asset", (BAG,))))
+    result = verify_bundle(parsed, OfflineChainReader(parsed))
+    report = build_report(parsed, result, BAG, "2026-03-02T00:00:00.000Z")
+    assert result.verdict == "unpinned" and report.verdict.startswith("UNPINNED")
+    assert '<div class="banner" role="alert">UNPINNED' in render_html(report)
+    for page in _pages(render_pdf(report), tmp_path):
+        assert page.strip().startswith("UNPINNED")
+
+
+def test_pdf_is_tagged_archival_and_carries_its_proof(bag_story: Story, tmp_path: Path
+                                                      ) -> None:
+    data = bag_story.bundle(scope=Scope("asset", (BAG,)))
+    _, report = _bag_report(data, bag_story)
+    pdf = render_pdf(report, attachments=[("bundle.jsonl", data, "the audit bundle")])
+    path = tmp_path / "report.pdf"
+    path.write_bytes(pdf)
+    info = subprocess.run(["pdfinfo", str(path)], check=True, capture_output=True,
+                          text=True).stdout
+    assert re.search(r"^Tagged:\s+yes$", info, re.MULTILINE), info
+    meta = subprocess.run(["pdfinfo", "-meta", str(path)], check=True, capture_output=True,
+                          text=True).stdout
+    assert re.search(r"<pdfaid:part>3</pdfaid:part>|pdfaid:part=\"3\"", meta), meta
+    assert re.search(r"<pdfaid:conformance>A</pdfaid:conformance>|pdfaid:conformance=\"A\"",
+                     meta), meta
+    listed = subprocess.run(["pdfdetach", "-list", str(path)], check=True,
+                            capture_output=True, text=True).stdout
+    assert "bundle.jsonl" in listed
+    subprocess.run(["pdfdetach", "-save", "1", "-o", str(tmp_path / "out.jsonl"), str(path)],
+                   check=True)
+    assert (tmp_path / "out.jsonl").read_bytes() == data
+    assert render_pdf(report) == render_pdf(report)  # same report, same bytes

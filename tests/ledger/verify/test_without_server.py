@@ -15,7 +15,7 @@ SERVER_ONLY = ("fastapi", "starlette", "sqlmodel", "sqlalchemy", "alembic", "uvi
                "psycopg", "pydantic_settings", "prometheus_client", "httpx", "paho", "serial")
 """Top-level modules only the `server` (or `agent`) extra installs."""
 AUDIT_ONLY = ("web3", "eth_tester", "eth_account", "eth_utils", "eth_abi", "hexbytes",
-              "websockets", "jinja2", "reportlab", "nacl")
+              "websockets", "jinja2", "weasyprint", "nacl")
 """Top-level modules the `audit` extra adds to a bare install."""
 BARE = SERVER_ONLY + AUDIT_ONLY
 

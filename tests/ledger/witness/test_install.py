@@ -11,7 +11,7 @@ from tests.fixtures.without_extras import run_without
 BLOCKED = ("fastapi", "starlette", "sqlmodel", "sqlalchemy", "alembic", "uvicorn", "psycopg",
            "pydantic", "pydantic_settings", "prometheus_client", "httpx", "paho", "serial",
            "web3", "eth_tester", "eth_account", "eth_utils", "eth_abi", "hexbytes",
-           "websockets", "jinja2", "reportlab", "nacl", "api")
+           "websockets", "jinja2", "weasyprint", "nacl", "api")
 
 PRELOAD = ("ledger.witness.commands", "ledger.witness.keys", "ledger.witness.state",
            "ledger.witness.service", "ledger.witness.server", "ledger.witness.client",
