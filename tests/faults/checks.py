@@ -139,16 +139,22 @@ def _events(conn: object, report: EndReport) -> dict[str, list[bytes]]:
     leaves: dict[str, list[bytes]] = defaultdict(list)
     chains: dict[str, list[CustodyEvent]] = defaultdict(list)
     cited: Counter[str] = Counter()
-    rows = run(text("SELECT agency_id, asset_id, leaf_index, record FROM custody_event "
-                    "ORDER BY agency_id, leaf_index"))
+    # A log's leaves are its custody events and its registry records (readers, classes, tags,
+    # shares), one leaf index sequence between them.
+    rows = run(text(
+        "SELECT agency_id, asset_id, leaf_index, record FROM custody_event UNION ALL "
+        "SELECT agency_id, NULL, leaf_index, record FROM registry_record "
+        "ORDER BY 1, 3"))
     for agency, asset, leaf, record in rows:
         if leaf != len(leaves[agency]):
             report.problems.append(f"{agency}: leaf {leaf} where {len(leaves[agency])} was due")
         leaves[agency].append(bytes(record))
+        if asset is None:
+            continue
         event = CustodyEvent.from_record(parse_record(bytes(record)))
         chains[asset].append(event)
         cited.update(event.observations)
-    report.events = sum(len(v) for v in leaves.values())
+        report.events += 1
     cited_twice = sum(n - 1 for n in cited.values() if n > 1)
     if cited_twice:
         report.duplicated += cited_twice
@@ -157,7 +163,7 @@ def _events(conn: object, report: EndReport) -> dict[str, list[bytes]]:
     for agency in sorted(set(sizes) | set(leaves)):
         if sizes.get(agency, 0) != len(leaves[agency]):
             report.problems.append(f"{agency}: log size {sizes.get(agency, 0)} but "
-                                   f"{len(leaves[agency])} custody events")
+                                   f"{len(leaves[agency])} custody events and registry records")
     for asset, events in sorted(chains.items()):
         try:
             verify_chain(asset, sorted(events, key=lambda e: e.seq))
