@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from api.agency_keys import LogKeyError, anchoring_secret, log_key_id
@@ -512,6 +513,32 @@ class AnchoringService:
     def _heartbeat(self, now: float) -> None:
         for scope, standing in list(self._standing.items()):
             self._enter(scope, standing.state, standing.reason, now)
+
+    def hand_over(self, deadline: float, poll_s: float = 0.5) -> bool:
+        """Before this process lets go of the anchorer's role: wait, until `deadline`
+        (monotonic), for every anchor transaction in flight to be final or dropped, and record
+        the finals; send nothing new. True when nothing is left in flight. A transaction still
+        in flight at the deadline is safe (the next holder's anchor of the same size is
+        refused by the contract, and this node settles it when it holds the role again), only
+        wasteful."""
+        if self.consortium is None or self.pending is None or self.blocked is not None:
+            return True
+        while True:
+            settled = True
+            for agency in self.agencies.values():
+                if agency.halted:
+                    continue
+                try:
+                    done = agency.anchorer.settle()
+                    self._record_final(agency, time.time())
+                except (ChainError, SQLAlchemyError) as exc:
+                    log.warning("handing over anchoring for %s: %s", agency.agency_id,
+                                type(exc).__name__)
+                    done = False
+                settled = settled and done
+            if settled or time.monotonic() >= deadline:
+                return settled
+            time.sleep(poll_s)
 
     def run(self, stop: threading.Event, poll_s: float = 0.5) -> None:
         while not stop.is_set():

@@ -26,8 +26,6 @@ from tests.faults.stack import ANVIL_CHAIN_ID, FaultStack
 from tests.faults.table import ROWS, Row
 from tests.faults.test_faults import FULL, FULL_RUNS, RUN_TIMEOUT_S, SEED
 
-ONE_ANCHORER: Final = ("needs one anchorer per log across nodes: every `serve` runs its own "
-                       "anchoring process, so two nodes anchor the same log")
 NODE_COUNTS: Final = (2, 3)
 
 FAULTS: Final[dict[str, Callable[[FaultStack, random.Random], None] | None]] = {
@@ -44,8 +42,7 @@ def _params() -> list[Any]:
         return [pytest.param(0, "", 0, id="full-length-only", marks=pytest.mark.skip(
             reason="multi-node runs are full length only: make faults"))]
     return [pytest.param(nodes, name, SEED + run,
-                         marks=[pytest.mark.timeout(RUN_TIMEOUT_S),
-                                pytest.mark.xfail(reason=ONE_ANCHORER, strict=False)],
+                         marks=pytest.mark.timeout(RUN_TIMEOUT_S),
                          id=f"{nodes}nodes-{name}-seed{SEED + run}")
             for nodes in NODE_COUNTS for name in FAULTS for run in range(FULL_RUNS)]
 
