@@ -296,21 +296,29 @@ class Submitted:
 def submit_order(w3: Web3, order: AdminOrder,
                  timeout_s: float = RECEIPT_TIMEOUT_S) -> list[Submitted]:
     """Send the order's transactions in turn, each simulated first (a contract refusal comes
-    back as `ContractRevert`, nothing sent) and awaited. Refuses a replay and a stale nonce."""
+    back as `ContractRevert`, nothing sent) and awaited. Refuses a replay and a stale nonce; a
+    rotation whose first transaction is mined but not its second (a submission cut short)
+    sends the second only."""
     found = int(with_retries(lambda: w3.eth.chain_id))
     if found != order.chain_id:
         raise ChainIdMismatch(order.chain_id, found)
     admin = Web3.to_checksum_address(order.admin)
     used = int(with_retries(lambda: w3.eth.get_transaction_count(admin, "latest")))
-    if used > order.nonces[0]:
-        mined = _mined_block(w3, order.hashes[0])
-        if mined is not None:
-            raise OrderError(f"already submitted: transaction 0x{order.hashes[0].hex()} was "
-                             f"mined in block {mined}; nothing was sent again")
-        raise OrderError(f"the admin has used nonce {order.nonces[0]} for another transaction "
-                         "since signing this order: have it signed again")
-    return [_send(w3, order, signed, tx_hash, timeout_s)
-            for signed, tx_hash in zip(order.transactions, order.hashes, strict=True)]
+    done: list[Submitted] = []
+    for signed, tx_hash, nonce in zip(order.transactions, order.hashes, order.nonces,
+                                      strict=True):
+        if nonce >= used:
+            done.append(_send(w3, order, signed, tx_hash, timeout_s))
+            continue
+        mined = _mined_block(w3, tx_hash)
+        if mined is None:
+            raise OrderError(f"the admin has used nonce {nonce} for another transaction since "
+                             "signing this order: have it signed again")
+        done.append(Submitted(tx_hash, mined))
+    if len(done) == len(order.hashes) and order.nonces[-1] < used:
+        raise OrderError(f"already submitted: transaction 0x{order.hashes[0].hex()} was mined "
+                         f"in block {done[0].block_number}; nothing was sent again")
+    return done
 
 
 def _send(w3: Web3, order: AdminOrder, signed: bytes, tx_hash: bytes,

@@ -122,6 +122,8 @@ def test_an_agency_server_with_only_its_own_keys_anchors_once_enrolled_and_stops
     client, _ = _client(engine, tmp_path)
     ready = client.get("/readyz")
     assert ready.status_code == 503 and "agency north: not_authorised" in ready.json()["detail"]
+    assert 'kitledger_anchoring_state{agency="north",state="not_authorised"} 1.0' \
+        in client.get("/metrics").text
 
     admin.order("register-log", "--agency", "north", "--log", log_id)
     _until(service, clock, lambda: "no_role" in _state(engine).reason)

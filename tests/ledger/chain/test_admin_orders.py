@@ -23,6 +23,8 @@ from ledger.chain.admin_orders import (
     anchorer_role,
     read_order,
     sign_order,
+    submit_order,
+    terms_from_node,
 )
 from ledger.chain.client import CustodyAnchorClient
 from ledger.chain.provider import connect
@@ -299,3 +301,22 @@ def test_signing_checks_its_inputs_and_never_echoes_the_key(
                        "--gas-price", "0")
     assert code == 2 and "does not hold a 32-byte hex account key" in err
     assert not (tmp_path / "o.json").exists()
+
+
+def test_a_rotation_cut_short_sends_only_what_is_missing(
+    node: AnvilNode, admin: LocalAccount, contract: CustodyAnchorClient
+) -> None:
+    w3 = connect(node.url)
+    old, new = Account.create(), Account.create()
+    north = chain_agency_id("north")
+    contract.grant_anchorer(north, old.address)
+    order = sign_order("rotate-anchorer", {"agency": "north", "old": old.address,
+                                           "new": new.address}, contract.address, admin.key,
+                       terms_from_node(w3, admin.address))
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(order.transactions[0]))
+    assert contract.is_anchorer(north, old.address) and contract.is_anchorer(north, new.address)
+    done = submit_order(w3, order)
+    assert [d.tx_hash for d in done] == list(order.hashes)
+    assert not contract.is_anchorer(north, old.address)
+    with pytest.raises(OrderError, match="already submitted"):
+        submit_order(w3, order)
