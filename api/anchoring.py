@@ -26,9 +26,9 @@ marked `lost` and the anchorer sends the same signed bytes again, recorded afres
 Whatever happens is said once per change of state: a log line (the reason; a traceback only
 at debug level), a row in `AnchoringStatus` that `/readyz` and `/metrics` read
 (`api.anchor_status`), and an alert of kind `anchoring` for each agency whose log it touches,
-resolved when anchoring works again. A service that cannot anchor at all (no admin key, a
-node serving another chain, a log key that does not match) says so at start, in one line, and
-keeps reporting it instead of dying.
+resolved when anchoring works again. A service that cannot anchor at all (neither a contract
+nor an admin key, a node serving another chain, a log key that does not match) says so at
+start, in one line, and keeps reporting it instead of dying.
 
 The embedded chain lives only inside this process and is gone when it stops, so its anchors
 (transaction, block, receipt log, all kept in the database) can be checked only with
@@ -110,7 +110,7 @@ healthy states are info."""
 
 
 class AnchoringError(ApiServiceError):
-    """Anchoring cannot start: no admin key for a node, an unreadable key, an unusable chain."""
+    """Anchoring cannot start: an unreadable admin key file, an unusable chain."""
 
 
 @dataclass
