@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -142,23 +142,21 @@ def calls(action: str, subject: dict[str, str], admin: str) -> list[bytes]:
     def call(name: str, *args: Any) -> bytes:
         return bytes(HexBytes(contract.encode_abi(name, args=list(args))))
 
-    agency = subject.get("agency")
     if action == "rotate-admin":
         return [call("grantRole", ADMIN_ROLE, subject["new"]),
                 call("renounceRole", ADMIN_ROLE, admin)]
-    assert agency is not None
+    agency = subject["agency"]
     role = anchorer_role(agency)
-    register = call("registerLog", chain_log_id(subject.get("log", "")), chain_agency_id(agency)) \
-        if "log" in subject else b""
-    by_action: dict[str, Callable[[], list[bytes]]] = {
-        "register-log": lambda: [register],
-        "grant-anchorer": lambda: [call("grantRole", role, subject["account"])],
-        "revoke-anchorer": lambda: [call("revokeRole", role, subject["account"])],
-        "enroll": lambda: [register, call("grantRole", role, subject["account"])],
-        "rotate-anchorer": lambda: [call("grantRole", role, subject["new"]),
-                                    call("revokeRole", role, subject["old"])],
-    }
-    return by_action[action]()
+    steps: list[bytes] = []
+    if action in ("register-log", "enroll"):
+        steps.append(call("registerLog", chain_log_id(subject["log"]), chain_agency_id(agency)))
+    if action in ("grant-anchorer", "enroll"):
+        steps.append(call("grantRole", role, subject["account"]))
+    if action == "revoke-anchorer":
+        steps.append(call("revokeRole", role, subject["account"]))
+    if action == "rotate-anchorer":
+        steps += [call("grantRole", role, subject["new"]), call("revokeRole", role, subject["old"])]
+    return steps
 
 
 def sign_order(action: str, subject: dict[str, str], contract: str, admin_key: bytes | str,

@@ -31,8 +31,10 @@ from ledger.chain.provider import connect
 from ledger.cli import main
 from ledger.core.checkpoint import chain_agency_id, chain_log_id
 from tests.ledger.chain.anvil_node import AnvilNode
+from tests.paths import REPO_ROOT
 
 LOG = "0123456789abcdef0123456789abcdef"
+VECTORS = json.loads((REPO_ROOT / "tests" / "vectors" / "consortium_orders.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +192,17 @@ def _refused(raw: dict[str, Any] | bytes, reason: str) -> None:
     body = raw if isinstance(raw, bytes) else json.dumps(raw).encode()
     with pytest.raises(OrderError, match=reason):
         read_order(body)
+
+
+@pytest.mark.parametrize("case", VECTORS["cases"], ids=lambda c: c["name"])
+def test_orders_match_their_known_answers(case: dict[str, Any]) -> None:
+    """The file format and the signed bytes are pinned: a change here breaks every order
+    an admin has signed and not yet submitted."""
+    order = sign_order(case["action"], case["subject"], case["contract"], case["admin_key"],
+                       TxTerms(**case["terms"]))
+    assert json.loads(order.to_json()) == case["order"]
+    read = read_order(json.dumps(case["order"]).encode())
+    assert ["0x" + h.hex() for h in read.hashes] == case["tx_hashes"]
 
 
 def test_a_signed_order_reads_back_as_signed() -> None:
