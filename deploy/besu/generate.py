@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import rlp  # type: ignore[import-untyped]
-from coincurve import PublicKey
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
@@ -58,6 +57,9 @@ MAX_INPUT_BYTES: Final = 64 * 1024
 MAX_VALIDATORS: Final = 64
 MAX_ACCOUNTS: Final = 1024
 SHARED_FILES: Final = ("genesis.json", "permissions_config.toml")
+
+SECP256K1_P: Final = 2**256 - 2**32 - 977
+"""The field prime of secp256k1, whose curve is y² = x³ + 7."""
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
@@ -136,10 +138,8 @@ def _validator(entry: object, index: int) -> Validator:
         raise NetworkInputError(f"{where}.public_key must be 64 bytes of hex (the node's "
                                 "public key, never its private key)")
     public_key = bytes.fromhex(text.removeprefix("0x"))
-    try:
-        PublicKey(b"\x04" + public_key)
-    except ValueError:
-        raise NetworkInputError(f"{where}.public_key is not a secp256k1 point") from None
+    if not _on_curve(public_key):
+        raise NetworkInputError(f"{where}.public_key is not a secp256k1 point")
     port = entry.get("p2p_port", P2P_PORT)
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise NetworkInputError(f"{where}.p2p_port must be a port number")
@@ -149,6 +149,11 @@ def _validator(entry: object, index: int) -> Validator:
             to_checksum_address(validator.address):
         raise NetworkInputError(f"{where}.address does not belong to its public_key")
     return validator
+
+
+def _on_curve(public_key: bytes) -> bool:
+    x, y = int.from_bytes(public_key[:32], "big"), int.from_bytes(public_key[32:], "big")
+    return x < SECP256K1_P and y < SECP256K1_P and (y * y - x * x * x - 7) % SECP256K1_P == 0
 
 
 def parse_network(body: bytes) -> Network:
