@@ -35,10 +35,10 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz")
 def readyz(request: Request) -> dict[str, str | list[str]]:
     """The database answers, its schema is the one this code expects, and anchoring (when it
-    has reported) needs no operator: configured but unusable, a contract gone, a chain
-    replaced, anchors lost or a log halted answer 503 with the reason (`api.anchor_status`).
-    With this node's id and the roles it holds (`api.roles`: the anchorer, the webhook
-    dispatcher, the scans)."""
+    has reported) needs no operator: configured but unusable, a log the consortium has not
+    authorised, a contract gone, a chain replaced, anchors lost or a log halted answer 503
+    with the reason (`api.anchor_status`). With this node's id and the roles it holds
+    (`api.roles`: the anchorer, the webhook dispatcher, the scans)."""
     engine: Engine = request.app.state.engine
     node = node_id(request.app.state.settings)
     try:
