@@ -48,9 +48,9 @@ class DecisionFeed:
             lines.append(decision_line(row, holders.get(row.asset_id or "")))
         for alert in alerts:
             self._last_alert = alert.id or self._last_alert
+            about = f": {alert.asset_id}" if alert.asset_id else ""  # reader alerts name none
             lines.append(f"{_clock(alert.created_at)}  {alert.reader_id or '-':<12} ALERT "
-                         f"{alert.kind.replace('_', ' ')}: {alert.asset_id or '?'} "
-                         f"({alert.detail})")
+                         f"{alert.kind.replace('_', ' ')}{about} ({alert.detail})")
         return lines
 
 

@@ -59,6 +59,9 @@ the rest is signed; one fsync per slice costs a few microseconds per observation
 TICK_S: Final = 0.05
 """Longest wait for a read; sets how late a departure or session timeout can be noticed."""
 
+READER_DOWN_AFTER_S: Final = 5.0
+"""How long the RFID reader must have been down before health says it is disconnected."""
+
 log = logging.getLogger("reader_agent.agent")
 
 
@@ -204,13 +207,21 @@ class ReaderAgent:
         self.delivery.step(time.monotonic())
         self.publisher.show_decisions()
 
+    def _reader_connected(self, now: float) -> bool:
+        """Connected, or down for less than READER_DOWN_AFTER_S: a watchdog restart or a glitch
+        that the driver rides out in a moment must not raise the API's `reader_down`."""
+        if self.source.connected:
+            return True
+        since = getattr(self.source, "down_since", None)  # drivers say; a capture replay not
+        return since is not None and now - since < READER_DOWN_AFTER_S
+
     def health(self, reads_per_s: float) -> dict[str, Any]:
         # Drivers count line faults (garbage bytes, resyncs, bad checksums, reconnects);
         # a capture replay has no such counters.
         counters = getattr(self.source, "counters", None)
         return {
             "reader": self.config.reader_id,
-            "reader_connected": bool(self.source.connected),
+            "reader_connected": self._reader_connected(time.monotonic()),
             "mqtt_connected": self.publisher.connected,
             "last_error": self.source.last_error or self.publisher.last_error,
             "reads_per_s": round(reads_per_s, 1),

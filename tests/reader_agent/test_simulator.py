@@ -116,3 +116,36 @@ def test_agent_process_reads_simulator_survives_unplug_and_garbage(
     assert sorted(events) == list(range(len(events)))  # contiguous from 0, none twice
     assert all(count == 1 for count in arrived(sub).values())
     assert set(arrived(sub)) == first | {tag(100).hex().upper(), tag(101).hex().upper()} | injected
+
+
+def test_health_says_the_reader_is_disconnected_only_when_it_stays_down(
+        mosquitto: MosquittoBroker, write_config: Callable[..., Path],
+        subscriber_factory: Callable[..., Subscriber]) -> None:
+    """A reader back within READER_DOWN_AFTER_S (a watchdog restart, a cable knocked) stays
+    "connected" in every health message, so the API raises no reader_down for it; one that
+    stays away is reported disconnected once it has been gone that long, and connected again
+    once it is back."""
+    scenario = Scenario(tags=(TagSpec(tag(1), {1: -50}),), protocol="r2000",
+                        reads_per_second=100)
+    sub = subscriber_factory(mosquitto.port, ack=True)
+    assert wait_for(lambda: sub.client.is_connected(), 10)
+    with ReaderSimulator(scenario=scenario) as sim:
+        config = write_config(protocol="r2000", port=sim.port_path, settings=FAST_DRIVER,
+                              mqtt_port=mosquitto.port)
+        agent = subprocess.Popen([AGENT, "run", "--config", str(config)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            assert wait_for(lambda: health(sub).get("reader_connected") is True, 20)
+            seen: list[bool] = []
+            sim.unplug(1.0)
+            assert wait_for(lambda: seen.append(health(sub)["reader_connected"]) or (
+                health(sub).get("reader_counters", {}).get("reconnects", 0) >= 1), 15)
+            assert wait_for(lambda: seen.append(health(sub)["reader_connected"]) or False, 2) \
+                is False  # two more seconds of health messages, 0.2 s apart
+            assert len(seen) > 10 and all(seen), seen
+            sim.unplug(12.0)
+            assert wait_for(lambda: health(sub)["reader_connected"] is False, 15), health(sub)
+            assert wait_for(lambda: health(sub)["reader_connected"] is True, 20), health(sub)
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            agent.communicate(timeout=20)

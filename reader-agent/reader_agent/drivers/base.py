@@ -85,6 +85,11 @@ class ReaderDriver(ABC):
     # -- public ---------------------------------------------------------------------------
 
     @property
+    def down_since(self) -> float | None:
+        """When (monotonic) the reader stopped reading, while it is down; None while up."""
+        return None if self.connected else self._outage.since
+
+    @property
     def counters(self) -> DriverCounters:
         """A snapshot: stream counters merged into the driver's own."""
         snap = DriverCounters(**self._counters.as_dict())

@@ -201,6 +201,11 @@ class LlrpDriver:
     # -- public ---------------------------------------------------------------------------
 
     @property
+    def down_since(self) -> float | None:
+        """When (monotonic) the reader stopped reading, while it is down; None while up."""
+        return None if self.connected else self._outage.since
+
+    @property
     def counters(self) -> LlrpCounters:
         snap = LlrpCounters(**self._counters.as_dict())
         snap.antennas_down = sum(not up for up in self.antennas.values())
