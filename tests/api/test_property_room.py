@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.app import create_app
 from api.auth import create_api_client
@@ -26,6 +26,7 @@ from api.models import CustodyEventRow, Scope
 from api.models.assets import AssetClassCreate, AssetCreate
 from api.models.people import PersonCreate, PersonSecret
 from api.models.registry import ReaderRole
+from api.models.webhooks import WebhookEvent, WebhookSubscription
 from api.registry import create_asset, create_class, create_person
 from tests.api.api_support import register_reader
 from tests.api.test_export import SECRET, _anchor, _verify
@@ -276,3 +277,34 @@ def test_manual_entry_input_is_bounded(engine: Engine, tmp_path: Path) -> None:
                                         base).status_code == 403
     assert Api(client, reader_key).get("/v1/manual-entries/counts").status_code == 403
     assert scoped.post("/v1/assets/R-0/manual-entries", base).status_code == 201
+
+
+def test_each_property_room_event_type_reaches_its_subscribers(engine: Engine,
+                                                                tmp_path: Path) -> None:
+    """`custody.manual`, `custody.corrected`, `asset.retired` and `person.retired` are written
+    for a subscription that asks for them, in the change's transaction; their data names ids,
+    leaves and hashes, never a person."""
+    client, keys = _world(engine, tmp_path / "keys")
+    with Session(engine) as session:
+        session.add(WebhookSubscription(
+            id="hook-north", agency_id="north", url="https://hooks.example/north",
+            events=["custody.manual", "custody.corrected", "asset.retired", "person.retired"],
+            sealed_secret=b"x"))
+        session.commit()
+    north = Api(client, keys["north"])
+    assert _manual(north, "R-0", "check_out", "desk-1", officer="alice",
+                   holder="carol").status_code == 201
+    assert north.post("/v1/assets/R-0/corrections", {"leaf_index": _leaf(engine, "R-0", 1),
+                                                     "reason": WRONG}).status_code == 201
+    assert north.delete("/v1/assets/R-2").status_code == 200
+    assert north.delete("/v1/people/bob").status_code == 204
+    refused = _manual(north, "R-2", "check_out", "desk-1", officer="alice", holder="alice")
+    assert refused.status_code == 409  # a refusal writes no event
+    with Session(engine) as session:
+        events = list(session.exec(select(WebhookEvent).order_by(col(WebhookEvent.id))))
+    assert [e.event_type for e in events] == [
+        "custody.manual", "custody.corrected", "asset.retired", "person.retired"]
+    assert events[0].data["desk_id"] == "desk-1" and events[0].data["co_signed"] is False
+    assert events[1].data["corrects_leaf"] == _leaf(engine, "R-0", 1)
+    text = json.dumps([e.data for e in events])
+    assert "alice" not in text and "carol" not in text and "bob" not in text

@@ -289,6 +289,10 @@ class Forgery:
     the camera's check_in corrected, the radio retired, and a fifth checkpoint."""
     manual_alone: bool = False
     """The taser's manual check_out names the officer only, no supervisor's co-signature."""
+    manual_desk: str = "issue-desk-1"
+    """The desk the taser's manual check_out is entered at."""
+    manual_action: str = "check_out"
+    """The action of the taser's manual entry."""
     corrected_leaf: int | None = None
     """The leaf the correction names, if not the camera's check_in (its hash stays the
     camera check_in's)."""
@@ -383,8 +387,8 @@ def property_room(history: History, forgery: Forgery) -> None:
     the taser (its class asks for dual sign-off, so a supervisor co-signs), a correction of
     the camera's check_in, the radio retired; then a fifth checkpoint."""
     people = ("officer-17",) if forgery.manual_alone else ("officer-17", "sergeant-5")
-    history.manual(TASER, "check_out", "2026-01-15T08:00:00.000Z", "issue-desk-1", STORE,
-                   person("officer-17"), people, MANUAL_REASON)
+    history.manual(TASER, forgery.manual_action, "2026-01-15T08:00:00.000Z", forgery.manual_desk,
+                   STORE, person("officer-17"), people, MANUAL_REASON)
     history.correct(LEAF[7], "2026-01-15T09:00:00.000Z", CORRECTION_REASON)
     if forgery.corrected_leaf is not None:  # the same correction, pointed elsewhere
         record = history.chains.append(

@@ -369,6 +369,18 @@ PROPERTY_ROOM = [
             "only (its class asks for dual sign-off)",
             _forged(dataclasses.replace(_ROOM, manual_alone=True)), 1,
             {"event-justification": "asks for dual sign-off"}, (SIZES[3],), pinned=False),
+    Variant("manual-at-wrong-desk",
+            "the operator's history in which the taser's manual check_out is entered at the "
+            "return desk", _forged(dataclasses.replace(_ROOM, manual_desk="return-desk-1")), 1,
+            {"event-justification": "manual check_out needs a desk of role issue_desk in "
+                                    "service, desk 'return-desk-1' is return_desk"},
+            (SIZES[3],), pinned=False),
+    Variant("manual-disposal",
+            "the operator's history in which the taser is disposed of by a manual entry (only "
+            "check-outs, check-ins and hand-overs are entered by hand)",
+            _forged(dataclasses.replace(_ROOM, manual_action="dispose")), 1,
+            {"event-justification": "dispose cannot be entered by hand at a desk"},
+            (SIZES[3],), pinned=False),
 ]
 """Corrections, retirements and manual entries (`bundle_story.property_room`)."""
 

@@ -17,12 +17,13 @@ down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+_BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 
 def upgrade() -> None:
     op.create_table(
         "manual_entry",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
-                  autoincrement=True),
+        sa.Column("id", _BIGINT, primary_key=True, autoincrement=True),
         sa.Column("agency_id", sa.String(length=128), nullable=False),
         sa.Column("asset_id", sa.String(length=128), nullable=False),
         sa.Column("action", sa.String(length=32), nullable=False),
@@ -31,7 +32,7 @@ def upgrade() -> None:
         sa.Column("supervisor_id", sa.String(length=128), nullable=True),
         sa.Column("client_id", sa.String(length=32), nullable=False),
         sa.Column("reason", sa.String(length=200), nullable=False),
-        sa.Column("leaf_index", sa.BigInteger(), nullable=False),
+        sa.Column("leaf_index", _BIGINT, nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
     )
     op.create_index("ix_manual_entry_agency_desk", "manual_entry", ["agency_id", "desk_id"])
