@@ -156,6 +156,11 @@ def test_overrides_corrections_and_retirements_reach_a_verified_bundle(
     assert north.delete("/v1/assets/R-2").status_code == 409
     late = _manual(north, "R-2", "check_out", "desk-1", officer="alice", holder="alice")
     assert late.status_code == 409 and "retired" in late.json()["detail"]
+    shared = north.client.patch("/v1/assets/R-2", json={"shared_with": ["south"]},
+                                headers=north.headers)
+    assert shared.status_code == 409  # a share record after the retirement would break the log
+    assert north.post("/v1/assets/R-2/loans", {"to_agency": "south"}).status_code == 409
+    assert north.post("/v1/assets/R-2/dispose").status_code == 409
     # A person is retired, then their personal data erased; their commitments stay.
     assert north.post("/v1/people/carol/retire", {"reason": "left the force"}).json()[
         "active"] is False
@@ -277,6 +282,9 @@ def test_manual_entry_input_is_bounded(engine: Engine, tmp_path: Path) -> None:
                                         base).status_code == 403
     assert Api(client, reader_key).get("/v1/manual-entries/counts").status_code == 403
     assert scoped.post("/v1/assets/R-0/manual-entries", base).status_code == 201
+    replayed = scoped.post("/v1/assets/R-0/manual-entries", base)  # the same entry again
+    assert replayed.status_code == 409 and "not in store" in replayed.json()["detail"]
+    assert len(scoped.get("/v1/manual-entries").json()) == 1
 
 
 def test_each_property_room_event_type_reaches_its_subscribers(engine: Engine,
