@@ -317,7 +317,8 @@ class CustodyEvent:
         """Canonical bytes: the Merkle leaf data and the input to `event_hash`.
 
         `to_record` has checked every field: the record holds only ASCII strings (ids,
-        hex, times and names from fixed sets), null, lists of hex strings, holder objects
+        hex, times, names from fixed sets and a manual entry's printable reason), null, lists
+        of hex strings, holder objects
         and two non-negative integers, `v` and `seq`. Once `seq` is within the interoperable
         range, that is all `canonical_bytes` would check, so it is not walked again.
         """
