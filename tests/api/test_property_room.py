@@ -22,13 +22,14 @@ from api.app import create_app
 from api.auth import create_api_client
 from api.config import load_settings
 from api.logstore import open_log
-from api.models import CustodyEventRow, Scope
+from api.ingest.pipeline import IngestPipeline
+from api.models import CustodyEventRow, Refusal, Scope
 from api.models.assets import AssetClassCreate, AssetCreate
 from api.models.people import PersonCreate, PersonSecret
 from api.models.registry import ReaderRole
 from api.models.webhooks import WebhookEvent, WebhookSubscription
 from api.registry import create_asset, create_class, create_person
-from tests.api.api_support import register_reader
+from tests.api.api_support import RegisteredReader, register_reader
 from tests.api.test_export import SECRET, _anchor, _verify
 from tests.paths import VECTORS_DIR
 
@@ -36,6 +37,7 @@ sys.path.insert(0, str(VECTORS_DIR))
 from tampering import Sections, edit_json, sealed
 
 KITLEDGER = Path(sys.executable).with_name("kitledger")
+DESKS: dict[str, RegisteredReader] = {}
 SCOPES = [Scope.CUSTODY_WRITE, Scope.ASSETS_WRITE, Scope.ASSETS_READ, Scope.AUDIT_READ,
           Scope.ADMIN]
 TAGS = {"R-0": "E28011606000020500000001", "E-1": "E28011606000020500000002",
@@ -44,10 +46,15 @@ REASON = "tag unreadable: label torn"
 WRONG = "checked out to the wrong officer: was alice"
 
 
+BADGE = "E28000000000000000000009"
+"""Alice's staff badge."""
+
+
 def _world(engine: Engine, key_dir: Path) -> tuple[TestClient, dict[str, str]]:
     """North: an issue and a return desk, a radio class and an evidence class (dual
-    sign-off), three people, three assets; south: one asset. An all-scopes key per agency."""
-    register_reader(engine, reader_id="desk-1", role=ReaderRole.ISSUE_DESK)
+    sign-off), three people (alice badged), three assets; south: one asset. An all-scopes key
+    per agency."""
+    DESKS["desk-1"] = register_reader(engine, reader_id="desk-1", role=ReaderRole.ISSUE_DESK)
     register_reader(engine, reader_id="desk-2", role=ReaderRole.RETURN_DESK)
     register_reader(engine, agency_id="south", site_id="south-store", reader_id="desk-9")
     now = datetime.now(UTC)
@@ -61,7 +68,8 @@ def _world(engine: Engine, key_dir: Path) -> tuple[TestClient, dict[str, str]]:
                      data=AssetClassCreate(id="s-radio", name="Radio"))
         session.flush()
         for person in ("alice", "bob", "carol"):
-            create_person(session, agency_id="north", now=now, data=PersonCreate(id=person))
+            create_person(session, agency_id="north", now=now, data=PersonCreate(
+                id=person, badges=[BADGE] if person == "alice" else []))
         for asset, epc in TAGS.items():
             create_asset(session, agency_id="north", now=now, data=AssetCreate(
                 id=asset, class_id="evidence" if asset == "E-1" else "radio", epc_hex=epc,
@@ -156,6 +164,14 @@ def test_overrides_corrections_and_retirements_reach_a_verified_bundle(
     assert north.delete("/v1/assets/R-2").status_code == 409
     late = _manual(north, "R-2", "check_out", "desk-1", officer="alice", holder="alice")
     assert late.status_code == 409 and "retired" in late.json()["detail"]
+    desk = DESKS["desk-1"]  # alice badges in and the desk reads R-2's tag
+    IngestPipeline(engine, load_settings()).process([
+        desk.message(0, BADGE, kind="badge", session="s1"),
+        desk.message(1, TAGS["R-2"], session="s1")])
+    with Session(engine) as session:
+        reasons = [r.reason for r in session.exec(select(Refusal).where(
+            Refusal.asset_id == "R-2", Refusal.reader_id == "desk-1"))]
+    assert reasons == ["asset is retired (deleted from the register)"]
     shared = north.client.patch("/v1/assets/R-2", json={"shared_with": ["south"]},
                                 headers=north.headers)
     assert shared.status_code == 409  # a share record after the retirement would break the log
