@@ -21,8 +21,8 @@ from sqlmodel import Session, col, select
 from api.app import create_app
 from api.auth import create_api_client
 from api.config import load_settings
-from api.logstore import open_log
 from api.ingest.pipeline import IngestPipeline
+from api.logstore import open_log
 from api.models import CustodyEventRow, Refusal, Scope
 from api.models.assets import AssetClassCreate, AssetCreate
 from api.models.people import PersonCreate, PersonSecret
