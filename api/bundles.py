@@ -194,8 +194,10 @@ def export_agency_bundle(
             col(CustodyEventRow.leaf_index) < covered,
         ))
     events.sort(key=lambda e: e.leaf_index)
-    cited = sorted({bytes.fromhex(h) for e in events
-                    for h in json.loads(e.record).get("observations", [])})
+    records = [json.loads(e.record) for e in events]
+    cited = sorted({bytes.fromhex(h) for r in records for h in r.get("observations", [])})
+    desks = {r["reader"] for r in records if "manual" in r}
+    """The desks of manual entries: the registry proves them, as it proves readers."""
     observations: list[IngestedObservation] = []
     for hashes in _in_batches(cited):
         observations += session.exec(select(IngestedObservation).where(
@@ -205,8 +207,8 @@ def export_agency_bundle(
     leaves = None
     if scope.kind == "time-range" and scope.start is not None and scope.end is not None:
         leaves = _range_leaves([_signed(r) for r in checkpoints], scope.start, scope.end)
-    registry = registry_rows(session, agency_id, assets=asset_ids, readers=reader_ids,
-                             covered=covered, leaves=leaves)
+    registry = registry_rows(session, agency_id, assets=asset_ids,
+                             readers=reader_ids | desks, covered=covered, leaves=leaves)
     readers: list[Reader] = []
     for ids in _in_batches(sorted(reader_ids)):
         readers += session.exec(select(Reader).where(col(Reader.id).in_(ids)))

@@ -33,8 +33,11 @@ from api.models.registry import Agency, Reader
 from ledger.core.encoding import parse_record
 from ledger.core.records import (
     ASSET_REGISTERED,
+    ASSET_RETIRED,
     CLASS_POLICY,
+    EVENT_CORRECTED,
     GENESIS_PREV,
+    PERSON_RETIRED,
     READER_REGISTERED,
     READER_REVOKED,
     REGISTRY_OPENED,
@@ -85,6 +88,30 @@ def asset_registered(asset: Asset) -> Change:
 def share(asset_id: str, with_agency: str, *, granted: bool) -> Change:
     return Change(SHARE_GRANTED if granted else SHARE_ENDED,
                   {"asset": asset_id, "with": with_agency})
+
+
+def event_corrected(asset_id: str, event_hash: str, leaf: int, reason: str) -> Change:
+    return Change(EVENT_CORRECTED, {"asset": asset_id, "event": event_hash, "leaf": leaf,
+                                    "reason": reason})
+
+
+def asset_retired(asset_id: str, reason: str) -> Change:
+    return Change(ASSET_RETIRED, {"asset": asset_id, "reason": reason})
+
+
+def person_retired(commitment: str, reason: str) -> Change:
+    return Change(PERSON_RETIRED, {"person": commitment, "reason": reason})
+
+
+def subject_records(session: Session, agency_id: str, subject: tuple[str, str]
+                    ) -> list[tuple[RegistryRecord, int]]:
+    """The records of registry subject `subject` in agency `agency_id`'s log, with their
+    leaves, in order."""
+    rows = session.connection().execute(
+        select(_ROWS.c.record, _ROWS.c.leaf_index).where(
+            _ROWS.c.agency_id == agency_id, _ROWS.c.subject_kind == subject[0],
+            _ROWS.c.subject_id == subject[1]).order_by(_ROWS.c.seq))
+    return [(RegistryRecord.from_record(parse_record(bytes(data))), leaf) for data, leaf in rows]
 
 
 def _subject(change: Change, agency_id: str) -> tuple[str, str]:

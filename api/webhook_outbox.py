@@ -41,7 +41,8 @@ _SUBSCRIBED = ByIds(_SUBSCRIPTIONS.c.agency_id, lambda where: select(
     _SUBSCRIPTIONS.c.agency_id, _SUBSCRIPTIONS.c.events).where(where, _SUBSCRIPTIONS.c.active))
 
 EVENT_TYPES: Final = ("custody.changed", "transfer.offered", "transfer.accepted",
-                      "alert.raised", "loan.overdue")
+                      "alert.raised", "loan.overdue", "custody.manual", "custody.corrected",
+                      "asset.retired", "person.retired")
 _HAND_OVERS: Final = frozenset({"transfer", "loan_out"})
 """Custody actions that carry out an accepted transfer or loan offer."""
 
@@ -118,6 +119,15 @@ def raise_alerts(session: Session, alerts: Iterable[Mapping[str, Any]]) -> int:
         for alert_id, row in zip(ids, rows, strict=True)
     ])
     return len(rows)
+
+
+def property_room_event(session: Session, agency_id: str, event_type: str,
+                        data: dict[str, Any], now: datetime) -> None:
+    """A `custody.manual`, `custody.corrected`, `asset.retired` or `person.retired` event, in
+    the session's transaction (`data` names ids, leaves and hashes: never a person's name)."""
+    enqueue(session.connection(), [{"agency_id": agency_id, "event_type": event_type,
+                                    "data": {**data, "created_at": _iso(now)},
+                                    "created_at": now}])
 
 
 def transfer_offered(session: Session, transfer: Transfer) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from ledger.core import hashing
@@ -51,6 +52,20 @@ asset type is empty under a 12-digit company prefix)."""
 
 class EpcisExportError(ValueError):
     """An export that would not be a valid EPCIS document (too many events)."""
+
+
+ERROR_REASON: Final = "incorrect_data"
+"""CBV 2.0's error reason for an event that happened but was recorded wrongly (the custody
+record's own words are in `kl:reason`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """A logged correction of one event: when, why, and its own leaf in the log."""
+
+    time: str
+    reason: str
+    leaf: int
 
 
 def party_uri(holder: Holder) -> str:
@@ -221,16 +236,30 @@ def object_event(event: CustodyEvent, site: str | None = None,
         result["sourceList"] = sources
     if destinations:
         result["destinationList"] = destinations
+    if event.manual is not None:
+        result["kl:manualEntry"] = event.manual
     result["kl:custodyEventHash"] = event_hash(event).hex()
     result["eventID"] = cbv_event_hash(result)
     return result
 
 
+def error_declaration(declared: dict[str, Any], correction: Correction) -> dict[str, Any]:
+    """The copy of the ObjectEvent `declared` that EPCIS 2.0 publishes to declare it wrong:
+    the same event (and so the same eventID) with an `errorDeclaration` saying when and why,
+    and the correction's leaf in the log."""
+    return {**declared, "errorDeclaration": {
+        "declarationTime": correction.time, "reason": ERROR_REASON,
+        "kl:reason": correction.reason, "kl:correctionLeaf": correction.leaf}}
+
+
 def epcis_document(events: Iterable[CustodyEvent], created: str,
                    sites: Mapping[str, str] | None = None,
-                   epcs: Mapping[str, str] | None = None) -> dict[str, Any]:
+                   epcs: Mapping[str, str] | None = None,
+                   corrections: Mapping[str, Sequence[Correction]] | None = None
+                   ) -> dict[str, Any]:
     """An EPCISDocument holding the events as ObjectEvents; `sites` maps reader -> site and
-    `epcs` asset id -> GS1 URI (`asset_epc_uris`)."""
+    `epcs` asset id -> GS1 URI (`asset_epc_uris`); each event `corrections` names (by its
+    custody event hash) is followed by its error declaration, one per correction."""
     listed = list(events)
     if len(listed) > MAX_EXPORT_EVENTS:
         raise EpcisExportError(f"{len(listed)} events exceed {MAX_EXPORT_EVENTS} per document")
@@ -241,6 +270,13 @@ def epcis_document(events: Iterable[CustodyEvent], created: str,
         "schemaVersion": "2.0",
         "creationDate": created,
         "epcisBody": {"eventList": [
-            object_event(e, sites.get(e.reader or ""), epcs) for e in listed
+            item for e in listed
+            for item in _with_declarations(object_event(e, sites.get(e.reader or ""), epcs),
+                                           (corrections or {}).get(event_hash(e).hex(), ()))
         ]},
     }
+
+
+def _with_declarations(declared: dict[str, Any], corrections: Sequence[Correction]
+                       ) -> list[dict[str, Any]]:
+    return [declared, *(error_declaration(declared, c) for c in corrections)]

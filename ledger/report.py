@@ -10,7 +10,8 @@ tagged PDF/A-3a: no second renderer to drift from the first. People are named on
 caller passes a commitment -> shown text mapping (the viewer is entitled to see it): `kitledger
 report` builds it from a reveals file whose every reveal opens its commitment
 (`ledger.reveals`), the API's own audit page from its person rows; otherwise they appear as
-"person (commitment abcd1234…)".
+"person (commitment abcd1234…)". A step entered by hand at a desk is flagged with why, a step a
+correction names shows the correction beside it, and a retired asset says so.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from typing import Any, Final
 
 from ledger.core.bundle import AuditBundle
 from ledger.core.checkpoint import Checkpoint
+from ledger.core.encoding import parse_record
+from ledger.core.errors import LedgerError
 from ledger.core.record_scan import read_event
-from ledger.core.records import Holder
+from ledger.core.records import ASSET_RETIRED, EVENT_CORRECTED, Holder, RegistryRecord
 from ledger.epcis import asset_epc_uris
 from ledger.verify.report import VerificationReport
 
@@ -55,6 +58,10 @@ class ReportStep:
     leaf: int
     checkpoint: int
     anchor: int | None
+    manual: str | None = None
+    """Why an officer entered the step by hand at the desk (`reader`), if they did."""
+    corrections: tuple[dict[str, Any], ...] = ()
+    """The corrections declaring this step wrong: leaf, time, reason."""
 
 
 @dataclass
@@ -75,6 +82,9 @@ class CustodyReport:
     readers: list[dict[str, Any]] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
     not_checked: list[str] = field(default_factory=list)
+    retired: dict[str, Any] | None = None
+    manual_entries: int = 0
+    corrections: int = 0
 
 
 def show_holder(holder: Holder | None, names: Mapping[str, str] | None) -> str:
@@ -106,6 +116,7 @@ def build_report(bundle: AuditBundle, verification: VerificationReport, asset: s
         checks=[{"name": c.name, "passed": c.passed, "detail": c.detail}
                 for c in verification.checks],
         not_checked=[*verification.not_checked, *verification.unpinned])
+    corrected = _registry_notes(bundle, asset, report)
     failing = ", ".join(c.name for c in verification.checks if c.passed is False)
     holders: dict[str, None] = {}
     readers_used: set[str] = set()
@@ -124,7 +135,9 @@ def build_report(bundle: AuditBundle, verification: VerificationReport, asset: s
             verified=verification.ok and not reason,
             reason=reason or ("" if verification.ok else
                               f"this step's own proofs hold, but the bundle failed: {failing}"),
-            leaf=item.leaf_index, checkpoint=item.tree_size, anchor=anchors.get(item.tree_size)))
+            leaf=item.leaf_index, checkpoint=item.tree_size, anchor=anchors.get(item.tree_size),
+            manual=event.manual, corrections=tuple(corrected.get(item.leaf_index, ()))))
+        report.manual_entries += event.manual is not None
         for holder in (event.holder_from, event.holder_to):
             if holder is not None:
                 holders[show_holder(holder, names)] = None
@@ -135,6 +148,36 @@ def build_report(bundle: AuditBundle, verification: VerificationReport, asset: s
                        "registered": d.registered, "revoked": d.revoked}
                       for d in bundle.devices if d.reader in readers_used]
     return report
+
+
+def endings(bundle: AuditBundle) -> list[tuple[RegistryRecord, int]]:
+    """The bundle's corrections and retirements with their leaves, in log order (records
+    that do not parse are left out: the verifier fails them)."""
+    found = []
+    for item in bundle.registry:
+        try:
+            record = RegistryRecord.from_record(parse_record(item.record))
+        except LedgerError:
+            continue
+        if record.kind in (EVENT_CORRECTED, ASSET_RETIRED):
+            found.append((record, item.leaf_index))
+    return found
+
+
+def _registry_notes(bundle: AuditBundle, asset: str, report: CustodyReport
+                    ) -> dict[int, list[dict[str, Any]]]:
+    """The asset's corrections by the leaf they name, and its retirement into `report`."""
+    corrected: dict[int, list[dict[str, Any]]] = {}
+    for record, leaf in endings(bundle):
+        if record.get("asset") != asset:
+            continue
+        note = {"leaf": leaf, "time": record.time, "reason": record.get("reason")}
+        if record.kind == ASSET_RETIRED:
+            report.retired = note
+        else:
+            corrected.setdefault(record.get("leaf"), []).append(note)
+            report.corrections += 1
+    return corrected
 
 
 def render_html(report: CustodyReport) -> str:

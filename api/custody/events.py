@@ -43,6 +43,8 @@ class CustodyChange:
     authorisers: tuple[str, ...] = ()
     reader_id: str | None = None
     due_at: datetime | None = None
+    manual: str | None = None
+    """Why an officer entered the change by hand at desk `reader_id` (no reads)."""
 
 
 @dataclass(slots=True)
@@ -138,7 +140,7 @@ def append_change(
         authorised_by=tuple(
             _log_ref(session, HolderKind.PERSON, p, commitments) for p in change.authorisers
         ),
-        reader=change.reader_id,
+        reader=change.reader_id, manual=change.manual,
     )
     check_link(ChainHead(asset.id, asset.chain_next_seq, asset.chain_prev), event)
     record = event.to_bytes()

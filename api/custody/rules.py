@@ -178,9 +178,12 @@ def decide_asset(
     """An asset's tag seen by `reader`, with the people badged into the current session."""
     if not visible_to(asset.agency_id, asset.shared_with, reader.agency_id):
         return _foreign(reader, departing)  # first: nothing below may describe the asset
-    if asset.status == AssetStatus.DISPOSED:
-        # Disposal is final: the tag being seen at all is worth a look, nothing moves.
+    if asset.status in (AssetStatus.DISPOSED, AssetStatus.RETIRED):
+        # Disposal and retirement are final: the tag being seen at all is worth a look,
+        # nothing moves.
         alert = AlertKind.UNAUTHORISED_REMOVAL if reader.role == ReaderRole.PORTAL else None
+        if asset.status == AssetStatus.RETIRED:
+            return _refuse("asset is retired (deleted from the register)", alert)
         return _refuse("asset is disposed", alert)
     if departing:
         return Ruling()

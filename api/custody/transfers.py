@@ -39,7 +39,7 @@ class CustodyRefused(ValueError):
     """A custody change that the rules do not allow; the message is the reason."""
 
 
-def _qualified(session: Session, asset: Asset, person: Person) -> None:
+def qualified(session: Session, asset: Asset, person: Person) -> None:
     if not person.active:
         raise CustodyRefused("recipient is not active")
     policy = session.get(AssetClass, asset.class_id)
@@ -60,7 +60,7 @@ def offer_transfer(session: Session, *, asset: Asset, to_person: Person, now: da
         raise CustodyRefused("only kit checked out to a person can be transferred")
     if to_person.agency_id != asset.agency_id or to_person.id == asset.holder_ref:
         raise CustodyRefused("recipient must be another person of the owning agency")
-    _qualified(session, asset, to_person)
+    qualified(session, asset, to_person)
     return _offer(session, asset, "transfer", HolderKind.PERSON, to_person.id, None, now)
 
 
@@ -106,7 +106,7 @@ def accept(session: Session, *, transfer: Transfer, now: datetime) -> Asset:
         person = session.get(Person, transfer.to_ref)
         if person is None:
             raise CustodyRefused("recipient no longer registered")
-        _qualified(session, asset, person)
+        qualified(session, asset, person)
         change = CustodyChange(action="transfer", holder_kind=HolderKind.PERSON,
                                holder_ref=person.id, new_status=AssetStatus.CHECKED_OUT,
                                time=now, due_at=asset.due_at)

@@ -30,6 +30,8 @@ class AssetStatus(StrEnum):
     CHECKED_OUT = "checked_out"
     ON_LOAN = "on_loan"
     DISPOSED = "disposed"
+    RETIRED = "retired"
+    """Deleted: its custody ended with a logged `asset-retired` record; its events stay."""
 
 
 class HolderKind(StrEnum):

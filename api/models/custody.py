@@ -67,6 +67,30 @@ class RegistryRecordRow(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class ManualEntry(SQLModel, table=True):
+    """A custody change an officer entered by hand at a desk (`api.custody.manual`): who, at
+    which desk, why, and the leaf of the custody event that records it. Kept so manual
+    entries can be counted per desk and officer without reading the log."""
+
+    __tablename__ = "manual_entry"
+    __table_args__ = (
+        Index("ix_manual_entry_agency_desk", "agency_id", "desk_id"),
+        Index("ix_manual_entry_agency_officer", "agency_id", "officer_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    agency_id: str = Field(max_length=MAX_ID_CHARS)
+    asset_id: str = Field(max_length=MAX_ID_CHARS)
+    action: str = Field(max_length=32)
+    desk_id: str = Field(max_length=MAX_ID_CHARS)
+    officer_id: str = Field(max_length=MAX_ID_CHARS)
+    supervisor_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
+    client_id: str = Field(max_length=32)
+    reason: str = Field(max_length=MAX_REASON_CHARS)
+    leaf_index: int = Field(sa_type=BigInt)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class Refusal(SQLModel, table=True):
     """A custody change that was asked for (by a read or an API call) and refused, with why."""
 

@@ -124,6 +124,8 @@ def read(asset_id: IdPath, session: SessionDep, caller: AssetsReader) -> Asset:
 def update(asset_id: IdPath, data: AssetUpdate, session: SessionDep, caller: AssetsWriter) -> Asset:
     """Change an asset's URI, home store or sharing (custody changes go through readers)."""
     asset = owned_asset(session, caller, asset_id)
+    if asset.status == AssetStatus.RETIRED:  # its log chain ended with its retirement
+        raise Problem(409, "asset-retired", "asset is retired: it can no longer be changed")
     _check_refs(session, caller.agency_id, None, data.home_site_id, data.shared_with)
     if data.epc_uri is not None:
         try:

@@ -25,6 +25,7 @@ from api.bundle_requests import (
 )
 from api.bundles import MAX_BUNDLE_ASSETS, BundleUnavailable
 from api.checkpoints import latest_checkpoint
+from api.custody.corrections import corrections_of
 from api.db import utcnow
 from api.deps import Auditor, SessionDep
 from api.logstore import open_log
@@ -62,6 +63,12 @@ class SignedCheckpoint(BaseModel):
     anchor: AnchorInfo | None = None
 
 
+class EventCorrection(BaseModel):
+    leaf_index: int
+    reason: str
+    time: str
+
+
 class EventWithProof(BaseModel):
     seq: int
     action: str
@@ -70,6 +77,10 @@ class EventWithProof(BaseModel):
     record: dict[str, Any]
     inclusion_proof: list[str]
     checkpoint_proof: list[str] | None = None
+    manual: str | None = None
+    """Why an officer entered it by hand at the desk `record.reader`, if they did."""
+    corrected_by: list[EventCorrection] = []
+    """The corrections declaring this event wrong (the event itself is never changed)."""
 
 
 class CustodyHistory(BaseModel):
@@ -104,7 +115,7 @@ def history(
     after: Annotated[int | None, Query(ge=-1, le=2**53 - 1)] = None,
 ) -> CustodyHistory:
     """An asset's custody events, oldest first, each proven against its log's current head
-    and, when covered, against the latest anchored checkpoint."""
+    and, when covered, against the latest anchored checkpoint; with its corrections."""
     asset = visible_asset(session, caller, asset_id)
     query = select(CustodyEventRow).where(CustodyEventRow.asset_id == asset.id)
     if after is not None:
@@ -115,6 +126,10 @@ def history(
     log = open_log(session, asset.agency_id)
     size, root = log.size, log.root()
     anchored = latest_checkpoint(session, asset.agency_id, anchored=True)
+    corrected: dict[int, list[EventCorrection]] = {}
+    for correction, at in corrections_of(session, asset):
+        corrected.setdefault(correction.get("leaf"), []).append(EventCorrection(
+            leaf_index=at, reason=correction.get("reason"), time=correction.time))
     events = [
         EventWithProof(
             seq=row.seq, action=row.action, leaf_index=row.leaf_index,
@@ -122,6 +137,8 @@ def history(
             inclusion_proof=[h.hex() for h in log.inclusion_proof(row.leaf_index, size)],
             checkpoint_proof=None if anchored is None or row.leaf_index >= anchored.tree_size
             else [h.hex() for h in log.inclusion_proof(row.leaf_index, anchored.tree_size)],
+            manual=json.loads(row.record).get("manual"),
+            corrected_by=corrected.get(row.leaf_index, []),
         )
         for row in rows
     ]

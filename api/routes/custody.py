@@ -48,7 +48,7 @@ class TransferPublic(BaseModel):
     decided_at: datetime | None
 
 
-def _refused(session: Session, caller: Caller, asset_id: str, action: str,
+def refused(session: Session, caller: Caller, asset_id: str, action: str,
              exc: CustodyRefused) -> Problem:
     session.rollback()
     session.add(Refusal(agency_id=caller.agency_id, asset_id=asset_id, action=action,
@@ -79,7 +79,7 @@ def offer_transfer(asset_id: IdPath, to_person: RefBody, session: SessionDep,
     try:
         transfer = transfers.offer_transfer(session, asset=asset, to_person=person, now=utcnow())
     except CustodyRefused as exc:
-        raise _refused(session, caller, asset_id, "transfer", exc) from None
+        raise refused(session, caller, asset_id, "transfer", exc) from None
     session.commit()
     return transfer
 
@@ -94,7 +94,7 @@ def offer_loan(asset_id: IdPath, to_agency: RefBody, session: SessionDep, caller
         transfer = transfers.offer_loan(session, asset=asset, to_agency=to_agency, days=days,
                                         now=utcnow())
     except CustodyRefused as exc:
-        raise _refused(session, caller, asset_id, "loan_out", exc) from None
+        raise refused(session, caller, asset_id, "loan_out", exc) from None
     session.commit()
     return transfer
 
@@ -106,7 +106,7 @@ def accept(transfer_id: TransferId, session: SessionDep, caller: CustodyWriter) 
     try:
         asset = transfers.accept(session, transfer=transfer, now=utcnow())
     except CustodyRefused as exc:
-        raise _refused(session, caller, transfer.asset_id, transfer.action, exc) from None
+        raise refused(session, caller, transfer.asset_id, transfer.action, exc) from None
     session.commit()
     session.refresh(asset)
     return asset
@@ -142,7 +142,7 @@ def dispose(asset_id: IdPath, session: SessionDep, caller: CustodyWriter) -> Ass
     try:
         transfers.dispose(session, asset=asset, now=utcnow())
     except CustodyRefused as exc:
-        raise _refused(session, caller, asset_id, "dispose", exc) from None
+        raise refused(session, caller, asset_id, "dispose", exc) from None
     session.commit()
     session.refresh(asset)
     return asset

@@ -6,6 +6,7 @@ from fastapi import APIRouter, status
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from api.custody.corrections import DELETED_REASON, retire_person
 from api.db import utcnow
 from api.deps import Admin, SessionDep
 from api.models.assets import AssetClass, AssetClassCreate, AssetClassPublic
@@ -23,7 +24,6 @@ from api.registry import (
     RegistryError,
     create_class,
     create_person,
-    erase_person,
     register_reader,
     revoke_reader,
 )
@@ -143,9 +143,10 @@ def get_person(person_id: IdPath, session: SessionDep, caller: Admin) -> Person:
 
 @router.delete("/people/{person_id}", status_code=status.HTTP_204_NO_CONTENT)
 def erase(person_id: IdPath, session: SessionDep, caller: Admin) -> None:
-    """Erase a person: their commitment's opening and badges go; the log stays verifiable."""
+    """Erase a person: they are retired in the log (once) and their commitment's opening and
+    badges go; the log stays verifiable."""
     person = session.get(Person, person_id)
     if person is None or person.agency_id != caller.agency_id:
         raise not_found("person")
-    erase_person(session, person=person)
+    retire_person(session, person=person, reason=DELETED_REASON, erase=True, now=utcnow())
     session.commit()

@@ -32,7 +32,8 @@ MAX_WEBHOOKS_PER_AGENCY: Final = 50
 """Every event is sent once per subscription; more receivers than this is a misconfiguration."""
 
 EventType = Literal["custody.changed", "transfer.offered", "transfer.accepted", "alert.raised",
-                    "loan.overdue"]
+                    "loan.overdue", "custody.manual", "custody.corrected", "asset.retired",
+                    "person.retired"]
 assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
 
 

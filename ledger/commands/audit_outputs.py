@@ -10,7 +10,8 @@ commitment makes the input unusable (exit 2) before anything is printed. The PDF
 bundle (when read from a file whose lines still hash to the fingerprint just verified: a URL or
 standard input is not read twice) and the trust file, so the report carries its own proof.
 `epcis BUNDLE [--out PATH]` writes the bundle's custody events as an EPCIS 2.0 document, each
-asset named by the GS1 URI of the tag its events' reads name where that tag has one.
+asset named by the GS1 URI of the tag its events' reads name where that tag has one; an event
+the log corrects is followed by its EPCIS error declaration (the same event, declared wrong).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ledger.core.bundle import AuditBundle
 from ledger.core.bundle_parse import parse_bundle
 from ledger.core.errors import LedgerError
 from ledger.core.record_scan import read_event
-from ledger.core.records import format_time
+from ledger.core.records import EVENT_CORRECTED, format_time
 
 
 def _now() -> str:
@@ -125,14 +126,21 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_epcis(args: argparse.Namespace) -> int:
-    from ledger.epcis import asset_epc_uris, epcis_document
+    from ledger.epcis import Correction, asset_epc_uris, epcis_document
+    from ledger.report import endings
     from ledger.verify import read_bundle
 
     try:
         bundle = parse_bundle(read_bundle(args.bundle))
         events = [read_event(e.record, f"leaf {e.leaf_index}") for e in bundle.events]
+        corrections: dict[str, list[Correction]] = {}
+        for record, leaf in endings(bundle):
+            if record.kind == EVENT_CORRECTED:
+                corrections.setdefault(record.get("event"), []).append(
+                    Correction(record.time, record.get("reason"), leaf))
         document = epcis_document(events, _now(),
-                                  epcs=asset_epc_uris(bundle.observations, events))
+                                  epcs=asset_epc_uris(bundle.observations, events),
+                                  corrections=corrections)
     except (OSError, ValueError, LedgerError) as exc:
         raise CommandError(f"unusable input: {exc}", "check the bundle path and that it is a "
                            "kitledger audit bundle") from None

@@ -32,3 +32,11 @@ DUAL_SIGNOFF_ACTIONS: Final = frozenset({"check_out"})
 
 DUAL_SIGNOFF_PEOPLE: Final = 2
 """Distinct authorisers dual sign-off takes."""
+
+MANUAL_ROLES: Final = {"check_out": ISSUE_ROLES, "check_in": RETURN_ROLES,
+                       "transfer": DESK_ROLES}
+"""The actions an officer may enter by hand at a desk (a tag that will not read, a reader
+down) and the roles of the desk each is entered at: a check-out at an issue desk, a check-in at
+a return desk or locker, a hand-over between people at any desk. A manual event cites no reads;
+when the asset's class asks for dual sign-off, a supervisor co-signs every manual action (not
+only a check-out), since no read backs the officer's word."""

@@ -49,7 +49,7 @@ MAX_MAP_ENTRIES: Final = 1 << 40
 _ASSET_TAG: Final = b"a\x00"
 _SITE_TAG: Final = b"s\x00"
 _REGISTRY_TAG: Final = b"r\x00"
-REGISTRY_SUBJECTS: Final = frozenset({"agency", "reader", "class", "asset"})
+REGISTRY_SUBJECTS: Final = frozenset({"agency", "reader", "class", "asset", "person"})
 """The kinds of registry subject (`ledger.core.records.REGISTRY_KINDS`)."""
 _LEAF_PREFIX: Final = hashing.DOMAIN_PREFIX + HEADS_LEAF.encode("ascii") + b"\x00"
 _ID: Final = re.compile(rf"[\x21-\x7e]{{1,{MAX_ID_CHARS}}}")

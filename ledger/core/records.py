@@ -54,7 +54,8 @@ from ledger.core.errors import NonCanonicalNumber, SchemaError
 __all__ = [  # the types, and the bounds (defined in `bounds`) their users check against
     "ACTIONS", "GENESIS_PREV", "HOLDER_KINDS", "MAX_AUTHORISERS", "MAX_EPC_HEX_CHARS",
     "MAX_ID_CHARS", "MAX_OBSERVATIONS_PER_EVENT", "OBSERVATION_KINDS", "REGISTRY_KINDS",
-    "CustodyEvent", "Holder", "Observation", "RegistryChains", "RegistryRecord", "event_hash",
+    "CustodyEvent", "Holder", "Observation", "RegistryChains", "RegistryRecord", "check_reason",
+    "event_hash",
     "format_time",
     "parse_time", "registry_hash",
 ]
@@ -242,6 +243,10 @@ class CustodyEvent:
     `seq` is the event's position in the asset's chain and `prev` the hash of the event before
     it (`GENESIS_PREV` for the first). `observations` are the hashes of the signed envelopes
     that justify the change; `authorised_by` the commitments of the people who authorised it.
+    `manual` is the reason given when an officer entered the change by hand at the desk
+    `reader` names (a tag that would not read, a reader down): such an event cites no reads,
+    its first authoriser is the officer and any second one the co-signing supervisor. The
+    field is written only when set, so the bytes of every reader-made event are unchanged.
     """
 
     agency: str
@@ -255,11 +260,12 @@ class CustodyEvent:
     observations: tuple[str, ...] = ()
     authorised_by: tuple[str, ...] = ()
     reader: str | None = None
+    manual: str | None = None
 
     TYPE: ClassVar[str] = "custody-event"
     _FIELDS: ClassVar[frozenset[str]] = frozenset(
         {"type", "v", "agency", "asset", "seq", "prev", "action", "time", "from", "to",
-         "observations", "authorised_by", "reader"}
+         "observations", "authorised_by", "reader", "manual"}
     )
 
     def to_record(self) -> dict[str, Any]:
@@ -271,6 +277,8 @@ class CustodyEvent:
             "observations": list(self.observations),
             "authorised_by": list(self.authorised_by), "reader": self.reader,
         }
+        if self.manual is not None:
+            record["manual"] = self.manual
         self.check()
         return record
 
@@ -299,12 +307,18 @@ class CustodyEvent:
         _check_ident("asset", self.asset)
         if self.reader is not None:
             _check_ident("reader", self.reader)
+        if self.manual is not None:
+            check_reason("manual", self.manual)
+            if self.observations or self.reader is None or not self.authorised_by:
+                raise SchemaError("a manual event cites no observations and names its desk "
+                                  "(reader) and the officer who entered it (authorised_by)")
 
     def to_bytes(self) -> bytes:
         """Canonical bytes: the Merkle leaf data and the input to `event_hash`.
 
         `to_record` has checked every field: the record holds only ASCII strings (ids,
-        hex, times and names from fixed sets), null, lists of hex strings, holder objects
+        hex, times, names from fixed sets and a manual entry's printable reason), null, lists
+        of hex strings, holder objects
         and two non-negative integers, `v` and `seq`. Once `seq` is within the interoperable
         range, that is all `canonical_bytes` would check, so it is not walked again.
         """
@@ -329,6 +343,7 @@ class CustodyEvent:
             observations=tuple(_field(record, "observations", list)),
             authorised_by=tuple(_field(record, "authorised_by", list)),
             reader=_field(record, "reader", (str, type(None))),
+            manual=_field(record, "manual", str) if "manual" in record else None,
         )
         event.check()
         return event
@@ -354,6 +369,9 @@ CLASS_POLICY: Final = "class-policy"
 ASSET_REGISTERED: Final = "asset-registered"
 SHARE_GRANTED: Final = "share-granted"
 SHARE_ENDED: Final = "share-ended"
+EVENT_CORRECTED: Final = "event-corrected"
+ASSET_RETIRED: Final = "asset-retired"
+PERSON_RETIRED: Final = "person-retired"
 
 _ID_FIELD: Final = "id"
 _BOOL: Final = "bool"
@@ -373,13 +391,33 @@ REGISTRY_KINDS: Final[dict[str, tuple[str, str, dict[str, str]]]] = {
                                           "epc": "epc"}),
     SHARE_GRANTED: ("asset", "asset", {"asset": _ID_FIELD, "with": _ID_FIELD}),
     SHARE_ENDED: ("asset", "asset", {"asset": _ID_FIELD, "with": _ID_FIELD}),
+    EVENT_CORRECTED: ("asset", "asset", {"asset": _ID_FIELD, "event": "hash", "leaf": "count",
+                                         "reason": "reason"}),
+    ASSET_RETIRED: ("asset", "asset", {"asset": _ID_FIELD, "reason": "reason"}),
+    PERSON_RETIRED: ("person", "person", {"person": "hash", "reason": "reason"}),
 }
 """Each registry record kind: (its subject's kind, the field naming the subject, its own fields
 with their value kinds). `registry-opened` starts the agency's registry in the log and counts
 the records a backfill wrote right after it (rows that existed before the registry was
-logged); the others mirror the API's registry rows."""
+logged); the others mirror the API's registry rows.
+
+Three kinds record what is never an edit. `event-corrected` declares the custody event at leaf
+`leaf` with hash `event` (of the same asset, earlier in the same log) wrong, and why, as EPCIS
+2.0's error declaration does: the event stays in the log and both are shown. `asset-retired`
+ends an asset's custody (it was deleted): its events stay provable and none may follow.
+`person-retired` does the same for a person, named only by their commitment."""
 
 _COMMON_FIELDS: Final = frozenset({"type", "v", "agency", "seq", "prev", "time"})
+
+
+def check_reason(name: str, value: object) -> None:
+    """Refuse `value` as the reason field `name` (a revocation, retirement, correction or
+    manual entry): 1 to MAX_REVOCATION_REASON_CHARS printable ASCII characters, as shown on a
+    report."""
+    if (type(value) is not str or not 0 < len(value) <= MAX_REVOCATION_REASON_CHARS
+            or not value.isascii() or not value.isprintable()):
+        raise SchemaError(f"field {name!r} must be 1-{MAX_REVOCATION_REASON_CHARS} "
+                          "printable ASCII characters")
 
 
 def _check_value(name: str, kind: str, value: object) -> None:
@@ -409,10 +447,10 @@ def _check_value(name: str, kind: str, value: object) -> None:
         if type(value) is not str or not _KEY_HEX.fullmatch(value):
             raise SchemaError(f"field {name!r} must be a 32-byte key in lower-case hex")
     elif kind == "reason":
-        if (type(value) is not str or len(value) > MAX_REVOCATION_REASON_CHARS
-                or not value.isascii() or not value.isprintable()):
-            raise SchemaError(f"field {name!r} must be at most {MAX_REVOCATION_REASON_CHARS} "
-                              "printable ASCII characters")
+        check_reason(name, value)
+    elif kind == "hash":
+        if type(value) is not str or not _HEX64.fullmatch(value):
+            raise SchemaError(f"field {name!r} must be 64 lower-case hex characters")
     elif kind == "epc":
         if type(value) is not str or len(value) > MAX_EPC_HEX_CHARS or not _EPC_HEX.fullmatch(
                 value):

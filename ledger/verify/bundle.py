@@ -9,7 +9,8 @@ the order their inputs are proven: the bundle's fingerprint, checkpoints (and th
 asset tags, shares), the reader keys it registered, the observations those keys signed, the
 events those observations justify (`justification`: by the event's reader, of the role and site
 the action needs, in time, of the asset's registered tag, under its class policy),
-that none in scope is left out, then the anchors. Before them all, the bundle's log key, chain
+the corrections (`corrections`: each names an earlier event of the log, unchanged), that none
+in scope is left out, then the anchors. Before them all, the bundle's log key, chain
 and contract are held to the auditor's trust roots (`trust`); after the consistency proofs the
 checkpoints are held to the auditor's last verified one (`state`), and the witnesses'
 cosignatures are checked on the checkpoints they cosign (`witnesses`).
@@ -21,6 +22,7 @@ from ledger.core.bundle import AuditBundle
 from ledger.verify.anchors import ChainReader, check_anchors
 from ledger.verify.checkpoints import check_checkpoints, check_consistency
 from ledger.verify.completeness import check_completeness
+from ledger.verify.corrections import check_corrections
 from ledger.verify.events import check_events
 from ledger.verify.header import check_header
 from ledger.verify.observations import check_devices, check_observations
@@ -62,6 +64,7 @@ def verify_bundle(bundle: AuditBundle, reader: ChainReader, *, require_latest: b
     registrations = check_devices(bundle, report, registry)
     known = check_observations(bundle, registrations, report.checks, progress)
     check_events(bundle, points, known, report, progress, registry)
+    check_corrections(bundle, registry, report)  # each names an earlier event, unchanged
     registry_notes(registry, report)
     # Completeness: the newest checkpoint's head map proves nothing in scope was left out.
     check_completeness(bundle, points, report, frozenset(registry_used))

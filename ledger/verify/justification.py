@@ -18,7 +18,12 @@ With the registry the log proves (`ledger.verify.registry`), also:
 - every tag read is of the asset's registered tag, as the log held it before the event;
 - a check-out of an asset whose class policy, as the log held it before the event, asks for
   dual sign-off names two distinct authorisers;
-- a loan goes to an agency the asset was shared with before the event.
+- a loan goes to an agency the asset was shared with before the event;
+- no event of an asset follows its retirement (`asset-retired`);
+- a manual event (entered by an officer at a desk, `manual` giving why) is of an action that
+  may be entered by hand, at a desk registered before it with the role that action needs
+  (`custody_rules.MANUAL_ROLES`), and names two distinct people (officer and supervisor) when
+  the asset's class asks for dual sign-off.
 
 Without a proven registry, the tag reads cited by one asset's events must only all name the
 same EPC. What no bundle can prove: which authoriser a badge read belongs to (authorisers are
@@ -34,11 +39,12 @@ from ledger.core.custody_rules import (
     AT_READER_SITE,
     DUAL_SIGNOFF_ACTIONS,
     DUAL_SIGNOFF_PEOPLE,
+    MANUAL_ROLES,
     ROLES_FOR_ACTION,
 )
 from ledger.core.read_window import MAX_READ_AGE, MAX_READ_AHEAD
 from ledger.core.records import CustodyEvent, Observation, parse_time
-from ledger.verify.registry import Registry
+from ledger.verify.registry import Logged, Registry
 
 BADGE_KIND = "badge"
 
@@ -72,6 +78,8 @@ class Justification:
             broken = _policy_reason(registry, event, leaf)
             if broken is not None:
                 return broken
+        if event.manual is not None:
+            return _manual_reason(registry, event, leaf)
         reads = [(ref, self._known[bytes.fromhex(ref)]) for ref in event.observations
                  if bytes.fromhex(ref) in self._known]
         if not reads:
@@ -133,6 +141,47 @@ class Justification:
         return None
 
 
+def _manual_reason(registry: Registry | None, event: CustodyEvent, leaf: int) -> str | None:
+    """Why a manual event could not have been entered as it claims (its record format has
+    already required a desk, an officer and no reads)."""
+    roles = MANUAL_ROLES.get(event.action)
+    if roles is None:
+        return f"{event.action} cannot be entered by hand at a desk"
+    if registry is None:
+        return None
+    entry = registry.by_reader.get(str(event.reader))
+    if entry is None or not registry.known(entry.leaf, leaf):
+        return f"manual entry at desk {event.reader!r}, which the log did not register before it"
+    if entry.role not in roles or (
+            entry.revoked_leaf is not None and registry.known(entry.revoked_leaf, leaf)):
+        return (f"manual {event.action} needs a desk of role {' or '.join(sorted(roles))} in "
+                f"service, desk {entry.reader!r} is {entry.role}"
+                + (" (revoked)" if entry.revoked_leaf is not None else ""))
+    unfit = _reader_reason(registry, event, leaf)
+    if unfit is not None:
+        return unfit
+    policy = _class_policy(registry, event, leaf)
+    if isinstance(policy, str):
+        return policy
+    people = len(set(event.authorised_by))
+    if policy.record.get("dual_signoff") and people < DUAL_SIGNOFF_PEOPLE:
+        return (f"class policy (leaf {policy.leaf}) asks for dual sign-off: a manual entry "
+                f"needs a supervisor's co-signature, the event names {people} person(s)")
+    return None
+
+
+def _class_policy(registry: Registry, event: CustodyEvent, leaf: int) -> Logged | str:
+    """The asset's class policy in force for the event at `leaf`, or why there is none."""
+    tag = registry.tag(event.asset, leaf)
+    if tag is None:
+        return f"asset {event.asset!r} has no tag or class registered in the log before it"
+    class_id = tag.get("class")
+    policy = registry.policy(class_id, leaf)
+    if policy is None:
+        return f"class {class_id!r} has no policy in the log before the event"
+    return policy
+
+
 def _reader_reason(registry: Registry, event: CustodyEvent, leaf: int) -> str | None:
     """Why the event's reader, as the log registered it, could not have made the event."""
     entry = registry.by_reader.get(str(event.reader))
@@ -158,18 +207,18 @@ def _reader_reason(registry: Registry, event: CustodyEvent, leaf: int) -> str | 
 
 def _policy_reason(registry: Registry, event: CustodyEvent, leaf: int) -> str | None:
     """Why the event breaks its asset's class policy or shares, as the log held them."""
+    retired = registry.retired.get(event.asset)
+    if retired is not None and retired.leaf < leaf:
+        return (f"asset {event.asset!r} was retired at leaf {retired.leaf} "
+                f"({retired.record.get('reason')}): no custody event may follow")
     if event.action in DUAL_SIGNOFF_ACTIONS:
-        tag = registry.tag(event.asset, leaf)
-        if tag is None:
-            return f"asset {event.asset!r} has no tag or class registered in the log before it"
-        class_id = tag.get("class")
-        policy = registry.policy(class_id, leaf)
-        if policy is None:
-            return f"class {class_id!r} has no policy in the log before the event"
+        policy = _class_policy(registry, event, leaf)
+        if isinstance(policy, str):
+            return policy
         people = len(set(event.authorised_by))
         if policy.record.get("dual_signoff") and people < DUAL_SIGNOFF_PEOPLE:
-            return (f"class {class_id!r}'s policy (leaf {policy.leaf}) asks for dual sign-off, "
-                    f"the event names {people} authoriser(s)")
+            return (f"class {policy.record.get('class')!r}'s policy (leaf {policy.leaf}) asks "
+                    f"for dual sign-off, the event names {people} authoriser(s)")
     to = event.holder_to
     if (event.action == "loan_out" and to is not None and to.kind == "agency"
             and leaf > registry.opened_leaf

@@ -34,8 +34,11 @@ from ledger.core.merkle import leaf_hash, verify_inclusion
 from ledger.core.record_scan import read_event
 from ledger.core.records import (
     ASSET_REGISTERED,
+    ASSET_RETIRED,
     CLASS_POLICY,
+    EVENT_CORRECTED,
     GENESIS_PREV,
+    PERSON_RETIRED,
     READER_REGISTERED,
     READER_REVOKED,
     REGISTRY_OPENED,
@@ -94,6 +97,10 @@ class Registry:
     """Events older than the registry in the log (leaf below `opened_leaf`)."""
     foreign: set[str] = field(default_factory=set)
     """Readers of other agencies, known only from the bundle's device lines."""
+    corrections: list[Logged] = field(default_factory=list)
+    """`event-corrected` records, in leaf order (`ledger.verify.corrections` checks them)."""
+    retired: dict[str, Logged] = field(default_factory=dict)
+    """asset -> its `asset-retired` record: no custody event of it may follow."""
 
     def known(self, leaf: int, event_leaf: int) -> bool:
         """Whether the record at `leaf` was in the log for the event at `event_leaf`."""
@@ -281,6 +288,15 @@ def _registry(agency: str, chains: dict[tuple[str, str], tuple[list[Logged], byt
                 result.fail(str(exc))
         elif kind == "asset":
             registry.assets[ident] = records
+            try:
+                _asset(registry, ident, records)
+            except LedgerError as exc:
+                result.fail(str(exc))
+        elif kind == "person":
+            try:
+                _person(ident, records)
+            except LedgerError as exc:
+                result.fail(str(exc))
         elif kind == "class":
             registry.classes[ident] = records
     return registry
@@ -331,6 +347,37 @@ def _reader(registry: Registry, reader: str, records: list[Logged]) -> None:
                         revoked.leaf if revoked else None)
     registry.readers[entry.kid] = entry
     registry.by_reader[reader] = entry
+
+
+def _asset(registry: Registry, asset: str, records: list[Logged]) -> None:
+    """A correction or retirement names a registered asset, and a retired asset's chain holds
+    nothing after its retirement but corrections of its past."""
+    registered = False
+    for item in records:
+        kind = item.record.kind
+        if kind == ASSET_REGISTERED:
+            registered = True
+        elif kind in _ENDINGS and not registered:
+            raise RegistryFailure(f"asset {asset!r}: a {kind} record at leaf {item.leaf} "
+                                  f"before any {ASSET_REGISTERED} record")
+        retired = registry.retired.get(asset)
+        if retired is not None and kind != EVENT_CORRECTED:
+            raise RegistryFailure(f"asset {asset!r}: a {kind} record at leaf {item.leaf} after "
+                                  f"its retirement at leaf {retired.leaf}")
+        if kind == ASSET_RETIRED:
+            registry.retired[asset] = item
+        elif kind == EVENT_CORRECTED:
+            registry.corrections.append(item)
+
+
+def _person(person: str, records: list[Logged]) -> None:
+    """A person's chain is one retirement (people are otherwise never in the registry)."""
+    if len(records) != 1 or records[0].record.kind != PERSON_RETIRED:
+        raise RegistryFailure(f"person {person[:16]}...: expected one {PERSON_RETIRED} record, "
+                              f"found {[r.record.kind for r in records]}")
+
+
+_ENDINGS = frozenset({ASSET_RETIRED, EVENT_CORRECTED})
 
 
 def registry_notes(registry: Registry | None, report: VerificationReport) -> None:

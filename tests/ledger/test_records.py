@@ -283,3 +283,63 @@ def test_registry_chains_link_each_subject_to_its_previous_record() -> None:
     revoked = chains.append(READER_REVOKED, REGISTRY_TIME, reader="desk-1", reason="lost")
     assert (first.seq, other.seq, revoked.seq) == (0, 0, 1)
     assert revoked.prev == registry_hash(first.to_bytes()).hex()
+
+
+# -- the property room: manual entries, corrections, retirements ----------------------------
+
+ROOM = VECTORS["property_room"]
+
+
+def test_property_room_records_match_their_known_answers() -> None:
+    manual = CustodyEvent.from_record(ROOM["manual_event"])
+    assert manual.manual == "tag unreadable: label torn"
+    assert event_hash(manual).hex() == ROOM["manual_hash"]
+    for record, digest in zip(ROOM["records"], ROOM["hashes"], strict=True):
+        parsed = RegistryRecord.from_record(record)
+        assert registry_hash(parsed.to_bytes()).hex() == digest
+    assert [RegistryRecord.from_record(r).subject[0] for r in ROOM["records"]] == [
+        "asset", "asset", "person"]
+
+
+def test_a_manual_reason_is_encoded_as_the_general_canonical_path_would() -> None:
+    """The fast path (`schema_checked_bytes`) and RFC 8785 agree on every printable ASCII
+    reason, quotes and backslashes included."""
+    event = CustodyEvent.from_record(ROOM["manual_event"])
+    for reason in ('said "it won\'t read"', "back\\slash /", " ~!#$%&'()*+,-.:;<=>?@[]^_`{|}"):
+        manual = replace(event, manual=reason)
+        assert manual.to_bytes() == canonical_bytes(manual.to_record())
+        assert CustodyEvent.from_record(parse_record(manual.to_bytes())) == manual
+
+
+def test_an_event_without_manual_keeps_its_bytes() -> None:
+    """`manual` is written only when set: every reader-made event hashes as before."""
+    assert "manual" not in EVENTS[1].to_record()
+    assert event_hash(EVENTS[1]).hex() == VECTORS["chain"]["hashes"][1]
+
+
+@pytest.mark.parametrize("change", [
+    {"manual": None},  # the field is absent when unset, never null
+    {"manual": ""},
+    {"manual": "x" * 201},
+    {"manual": "line\nbreak"},
+    {"manual": "caf\u00e9"},
+    {"manual": 7},
+    {"observations": ["00" * 32]},  # a manual entry cites no reads
+    {"reader": None},  # ... names its desk
+    {"authorised_by": []},  # ... and the officer who entered it
+], ids=lambda c: next(iter(c)) + "=" + repr(next(iter(c.values())))[:20])
+def test_a_malformed_manual_event_is_refused(change: dict[str, Any]) -> None:
+    with pytest.raises(SchemaError):
+        CustodyEvent.from_record({**ROOM["manual_event"], **change})
+
+
+@pytest.mark.parametrize(("index", "change"), [
+    (0, {"event": "AB" * 32}), (0, {"leaf": -1}), (0, {"leaf": "1"}), (0, {"reason": ""}),
+    (0, {"reason": "r" * 201}), (0, {"asset": "has space"}), (1, {"reason": None}),
+    (1, {"event": "00" * 32}), (2, {"person": "officer-17"}), (2, {"asset": "x"}),
+    (0, {"type": "event-edited"}), (0, {"type": "event-deleted"}),
+])
+def test_a_malformed_property_room_record_is_refused(index: int, change: dict[str, Any]
+                                                     ) -> None:
+    with pytest.raises(SchemaError):
+        RegistryRecord.from_record({**ROOM["records"][index], **change})

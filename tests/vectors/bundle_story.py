@@ -32,7 +32,9 @@ from ledger.core.head_log import head_map_of
 from ledger.core.heads import HeadMap
 from ledger.core.records import (
     ASSET_REGISTERED,
+    ASSET_RETIRED,
     CLASS_POLICY,
+    EVENT_CORRECTED,
     GENESIS_PREV,
     READER_REGISTERED,
     READER_REVOKED,
@@ -193,10 +195,30 @@ class History:
             prev=event_hash(earlier[-1]).hex() if earlier else GENESIS_PREV, action=action,
             time=time, holder_from=holder_from, holder_to=holder_to, observations=tuple(reads),
             authorised_by=tuple(person(name).ref for name in badged), reader=reader)
+        self._log_event(event)
+
+    def manual(self, asset: str, action: str, time: str, desk: str, holder_from: Holder,
+               holder_to: Holder, people: tuple[str, ...], reason: str) -> None:
+        """Log a custody event an officer entered by hand at `desk` (no reads): the first of
+        `people` entered it, any second co-signed it."""
+        earlier = [e for e in self.events if e.asset == asset]
+        self._log_event(CustodyEvent(
+            agency=AGENCY, asset=asset, seq=len(earlier), prev=event_hash(earlier[-1]).hex(),
+            action=action, time=time, holder_from=holder_from, holder_to=holder_to,
+            authorised_by=tuple(person(name).ref for name in people), reader=desk,
+            manual=reason))
+
+    def _log_event(self, event: CustodyEvent) -> None:
         self.events.append(event)
         self.event_leaves.append(self.log.size)
         self.leaves.append(event.to_bytes())
         self.log.append(event.to_bytes())
+
+    def correct(self, leaf: int, time: str, reason: str) -> None:
+        """Log a correction of the event at `leaf` (which must be one of the story's)."""
+        event = self.events[self.event_leaves.index(leaf)]
+        self.log_registry(EVENT_CORRECTED, time, asset=event.asset,
+                          event=event_hash(event).hex(), leaf=leaf, reason=reason)
 
     def checkpoint(self, time: str) -> None:
         heads = head_map_of(self.leaves)
@@ -262,6 +284,20 @@ class Forgery:
     """The camera's check_in cites a read of its tag made eight days before."""
     single_signoff: bool = False
     """The taser is checked out on one badge, and its class's dual sign-off relaxed after."""
+    property_room: bool = False
+    """After the fortnight (`property_room`): the taser checked out by hand at the issue desk,
+    the camera's check_in corrected, the radio retired, and a fifth checkpoint."""
+    manual_alone: bool = False
+    """The taser's manual check_out names the officer only, no supervisor's co-signature."""
+    manual_desk: str = "issue-desk-1"
+    """The desk the taser's manual check_out is entered at."""
+    manual_action: str = "check_out"
+    """The action of the taser's manual entry."""
+    corrected_leaf: int | None = None
+    """The leaf the correction names, if not the camera's check_in (its hash stays the
+    camera check_in's)."""
+    retired_moved: bool = False
+    """The radio is checked out at the issue desk after its retirement."""
 
 
 def _open_registry(history: History, forgery: Forgery) -> None:
@@ -334,10 +370,41 @@ def fortnight(unrelated_read: bool = False, forgery: Forgery | None = None) -> H
             "class": "taser", "dual_signoff": False, "required_qualification": None,
             "loan_days": None, "disposal_final": True})
     history.checkpoint("2026-01-14T18:00:00.000Z")
+    if forgery.property_room:
+        property_room(history, forgery)
     if forgery == Forgery():
         assert tuple(history.event_leaves) == LEAF, history.event_leaves
         assert tuple(c.tree_size for c in _points(history)) == SIZES
     return history
+
+
+MANUAL_REASON = "tag unreadable: label torn"
+CORRECTION_REASON = "checked in at the wrong desk: was return-desk-north"
+
+
+def property_room(history: History, forgery: Forgery) -> None:
+    """The property room's work no reader decides, after the fortnight: a manual check-out of
+    the taser (its class asks for dual sign-off, so a supervisor co-signs), a correction of
+    the camera's check_in, the radio retired; then a fifth checkpoint."""
+    people = ("officer-17",) if forgery.manual_alone else ("officer-17", "sergeant-5")
+    history.manual(TASER, forgery.manual_action, "2026-01-15T08:00:00.000Z", forgery.manual_desk,
+                   STORE, person("officer-17"), people, MANUAL_REASON)
+    history.correct(LEAF[7], "2026-01-15T09:00:00.000Z", CORRECTION_REASON)
+    if forgery.corrected_leaf is not None:  # the same correction, pointed elsewhere
+        record = history.chains.append(
+            EVENT_CORRECTED, "2026-01-15T09:00:01.000Z", asset=CAMERA,
+            event=event_hash(history.events[LEAF.index(LEAF[7])]).hex(),
+            leaf=forgery.corrected_leaf, reason=CORRECTION_REASON)
+        data = record.to_bytes()
+        history.registry.append(LoggedEvent(data, history.log.size))
+        history.leaves.append(data)
+        history.log.append(data)
+    history.log_registry(ASSET_RETIRED, "2026-01-15T10:00:00.000Z", asset=RADIO,
+                         reason="written off: water damage")
+    if forgery.retired_moved:
+        history.custody(RADIO, "check_out", "2026-01-15T11:00:00.000Z", "issue-desk-1", STORE,
+                        person("officer-22"), ("officer-22",))
+    history.checkpoint("2026-01-15T12:00:00.000Z")
 
 
 def _points(history: History) -> list[Checkpoint]:

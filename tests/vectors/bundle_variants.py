@@ -152,6 +152,17 @@ def _back_to_v2(history: History) -> Callable[[Sections], None]:
     return edit
 
 
+def _drop_correction(s: Sections) -> None:
+    s.registry = [(r, p) for r, p in s.registry if json.loads(r)["type"] != "event-corrected"]
+
+
+def _edit_corrected_event(s: Sections) -> None:
+    """The camera's check_in, which the property room's correction names, edited to say what
+    the correction says it should have (return-desk-north) instead of being corrected."""
+    record, proof = s.events[7]
+    s.events[7] = (edit_json(record, lambda r: r.update(reader="return-desk-north")), proof)
+
+
 def _drop_revocation(s: Sections) -> None:
     s.registry = [(r, p) for r, p in s.registry if json.loads(r)["type"] != "reader-revoked"]
 
@@ -316,6 +327,62 @@ UNSEALED_BIT_FLIP = _raw(lambda valid: sealed(valid, _flip_event_bit, reseal=Fal
 ADDED_LINE = b'{"note":"appended after the end line","type":"note"}\n'
 CUT_AT = 0.55
 """Where the truncated copy stops, as a fraction of the valid bundle: mid-line, mid-events."""
+
+_ROOM = Forgery(property_room=True)
+PROPERTY_ROOM = [
+    Variant("property-room",
+            "the operator's honest history with the property room's work after the fortnight: "
+            "the taser checked out by hand (officer and co-signing sergeant, no reads), the "
+            "camera's check_in corrected, the radio retired", _forged(_ROOM), 4, pinned=False),
+    Variant("correction-dropped",
+            "the same history with the camera's correction left out of the bundle",
+            _forged(_ROOM, _drop_correction), 1,
+            {"registry": f"asset {CAMERA!r}: the log's latest registry record is seq 1"},
+            pinned=False),
+    Variant("corrected-event-edited",
+            "the same history with the corrected event (the camera's check_in) edited instead",
+            _forged(_ROOM, _edit_corrected_event), 1,
+            {"inclusion-proofs": f"event at leaf {LEAF[7]}",
+             "event-justification": "reader 'return-desk-north' is registered at site",
+             "completeness": "events left out",
+             "corrections": f"correction at leaf {SIZES[3] + 1}: expected the event at leaf "
+                            f"{LEAF[7]} to hash to"}, (LEAF[7],), pinned=False),
+    Variant("correction-other-asset",
+            "the operator's history with a second correction of the camera that names the "
+            "taser's transfer (another asset's event)",
+            _forged(dataclasses.replace(_ROOM, corrected_leaf=LEAF[6])), 1,
+            {"corrections": f"expected an event of asset {CAMERA!r} of agency 'met-police' at "
+                            f"leaf {LEAF[6]}, found one of asset {TASER!r}"}, pinned=False),
+    Variant("correction-no-event",
+            "the operator's history with a second correction of the camera that names a leaf "
+            "holding no event (a registry record)",
+            _forged(dataclasses.replace(_ROOM, corrected_leaf=0)), 1,
+            {"corrections": "expected the corrected event at leaf 0 in the bundle, found none"},
+            pinned=False),
+    Variant("retired-asset-moved",
+            "the operator's history in which the radio is checked out after its retirement",
+            _forged(dataclasses.replace(_ROOM, retired_moved=True)), 1,
+            {"event-justification": f"asset {RADIO!r} was retired at leaf"},
+            (SIZES[3] + 3,), pinned=False),
+    Variant("manual-without-supervisor",
+            "the operator's history in which the taser's manual check_out names the officer "
+            "only (its class asks for dual sign-off)",
+            _forged(dataclasses.replace(_ROOM, manual_alone=True)), 1,
+            {"event-justification": "asks for dual sign-off"}, (SIZES[3],), pinned=False),
+    Variant("manual-at-wrong-desk",
+            "the operator's history in which the taser's manual check_out is entered at the "
+            "return desk", _forged(dataclasses.replace(_ROOM, manual_desk="return-desk-1")), 1,
+            {"event-justification": "manual check_out needs a desk of role issue_desk in "
+                                    "service, desk 'return-desk-1' is return_desk"},
+            (SIZES[3],), pinned=False),
+    Variant("manual-disposal",
+            "the operator's history in which the taser is disposed of by a manual entry (only "
+            "check-outs, check-ins and hand-overs are entered by hand)",
+            _forged(dataclasses.replace(_ROOM, manual_action="dispose")), 1,
+            {"event-justification": "dispose cannot be entered by hand at a desk"},
+            (SIZES[3],), pinned=False),
+]
+"""Corrections, retirements and manual entries (`bundle_story.property_room`)."""
 
 VARIANTS = [
     Variant("valid", "the untouched bundle: every check passes offline", _raw(bytes), 0),
@@ -599,4 +666,5 @@ VARIANTS = [
             {"header": "before the newest checkpoint"}),
     Variant("created-not-a-time", "the header's created edited to 'yesterday'",
             _resealed(_created_not_a_time), 2, unusable="created: time 'yesterday'"),
+    *PROPERTY_ROOM,
 ]

@@ -15,7 +15,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ledger.core import commitments, hashing
 from ledger.core.encoding import canonical_bytes
 from ledger.core.envelope import key_id, raw_public_key, sign_envelope
-from ledger.core.records import GENESIS_PREV, CustodyEvent, Holder, Observation, event_hash
+from ledger.core.records import (
+    ASSET_RETIRED,
+    EVENT_CORRECTED,
+    GENESIS_PREV,
+    PERSON_RETIRED,
+    CustodyEvent,
+    Holder,
+    Observation,
+    RegistryChains,
+    event_hash,
+    registry_hash,
+)
 
 HERE = Path(__file__).parent
 RFC8032_SEED = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
@@ -47,7 +58,28 @@ def build() -> dict[str, Any]:
         observations=(hashing.domain_hash(hashing.ENVELOPE, env.to_bytes()).hex(),),
         authorised_by=(person,), reader="met-issue-desk-1",
     )
+    manual = CustodyEvent(
+        agency="met", asset=first.asset, seq=2, prev=event_hash(second).hex(),
+        action="check_in", time="2026-11-28T17:40:00.000Z",
+        holder_from=Holder("person", person), holder_to=Holder("location", "met/store/central"),
+        authorised_by=(person,), reader="met-return-desk-1",
+        manual="tag unreadable: label torn",
+    )
+    chains = RegistryChains("met")
+    correction = chains.append(EVENT_CORRECTED, "2026-11-29T08:00:00.000Z", asset=first.asset,
+                               event=event_hash(second).hex(), leaf=1,
+                               reason="checked out at the wrong desk")
+    retired = chains.append(ASSET_RETIRED, "2026-11-30T08:00:00.000Z", asset=first.asset,
+                            reason="written off: water damage")
+    person_retired = chains.append(PERSON_RETIRED, "2026-11-30T09:00:00.000Z", person=person,
+                                   reason="left the force")
+    property_room = [correction, retired, person_retired]
     return {
+        "property_room": {
+            "manual_event": manual.to_record(), "manual_hash": event_hash(manual).hex(),
+            "records": [r.to_record() for r in property_room],
+            "hashes": [registry_hash(r.to_bytes()).hex() for r in property_room],
+        },
         "canonical": [
             {"name": "key order and unicode", "input": {"b": 1, "a": ["é", None, True]},
              "canonical": canonical_bytes({"b": 1, "a": ["é", None, True]}).decode()},

@@ -16,6 +16,7 @@ from ledger.core.bundle import Scope
 from ledger.core.records import Holder, event_hash
 from ledger.epcis import (
     MAX_EXPORT_EVENTS,
+    Correction,
     EpcisExportError,
     asset_epc_uris,
     cbv_event_hash,
@@ -250,3 +251,23 @@ def test_other_uris_are_hashed_as_given() -> None:
     for uri in ("urn:kitledger:asset:radio-1", "urn:epc:raw:96.xE280", "urn:epc:id:giai:1",
                 "urn:epc:id:giai:0614141.1.2", "urn:epc:id:sgtin:0614141.812345"):
         assert digital_link(uri) == uri
+
+
+def test_a_corrected_event_is_followed_by_its_error_declaration(
+        validator: Draft7Validator, story: Story) -> None:
+    """EPCIS 2.0 declares an event wrong by publishing it again with an errorDeclaration: the
+    same eventID (the declaration is not hashed), and GS1's schema accepts it."""
+    corrected = story.events[1]
+    correction = Correction("2026-02-01T10:00:00.000Z", "checked out to the wrong officer", 40)
+    document = epcis_document(story.events, "2026-03-01T00:00:00.000Z",
+                              corrections={event_hash(corrected).hex(): [correction]})
+    assert [e.message for e in validator.iter_errors(document)] == []
+    events = document["epcisBody"]["eventList"]
+    assert len(events) == len(story.events) + 1
+    original, declared = events[1], events[2]
+    assert "errorDeclaration" not in original
+    assert declared["eventID"] == original["eventID"] == cbv_event_hash(declared)
+    assert declared["errorDeclaration"] == {
+        "declarationTime": correction.time, "reason": "incorrect_data",
+        "kl:reason": correction.reason, "kl:correctionLeaf": 40}
+    assert {k: v for k, v in declared.items() if k != "errorDeclaration"} == original
