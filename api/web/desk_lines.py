@@ -41,7 +41,9 @@ class FeedLine(NamedTuple):
     created_at: datetime
 
 
-class _Read(NamedTuple):
+class BadgeRead(NamedTuple):
+    """A stored read, as far as the story needs it."""
+
     seq: int
     epc_hex: str
     kind: str
@@ -49,7 +51,7 @@ class _Read(NamedTuple):
 
 
 @dataclass(slots=True)
-class _Badging:
+class SessionStory:
     """One session's badge reads replayed: who was in it, and what each badge read did."""
 
     people: list[str] = field(default_factory=list)
@@ -69,12 +71,12 @@ def feed_lines(session: Session, user: WebUser, reader_id: str,
     badge_reads = _badge_reads(session, reader_id, sessions, reads)
     people = _badge_holders(session, user.caller.agency_id,
                             {r.epc_hex for r in (*reads.values(), *badge_reads)})
-    badging = _replay(badge_reads, people)
+    badging = replay_sessions(badge_reads, people)
     visible = _visible(session, user, {d.asset_id for d in decisions if d.asset_id})
     return [_line(d, reads.get(d.seq), badging, people, visible) for d in decisions]
 
 
-def _line(d: Decision, read: _Read | None, badging: dict[str, _Badging],
+def _line(d: Decision, read: BadgeRead | None, badging: dict[str, SessionStory],
           people: dict[str, str], visible: set[str]) -> FeedLine:
     assert d.id is not None
     refused = d.decision != "accept"
@@ -105,15 +107,16 @@ def _checked_out(people: list[str]) -> str:
     return words + (f", co-signed by {', '.join(people[1:])}" if people[1:] else "")
 
 
-def _replay(badge_reads: Iterable[_Read], people: dict[str, str]) -> dict[str, _Badging]:
+def replay_sessions(badge_reads: Iterable[BadgeRead],
+                    people: dict[str, str]) -> dict[str, SessionStory]:
     """Each session's badge reads in order: the first opens it, a new badge joins it as a
     co-signer, a badge already in it closes it (a tap out, a timeout or the next officer)."""
-    stories: dict[str, _Badging] = {}
+    stories: dict[str, SessionStory] = {}
     for read in sorted(badge_reads):
         person = people.get(read.epc_hex)
         if person is None or read.session is None:
             continue
-        story = stories.setdefault(read.session, _Badging())
+        story = stories.setdefault(read.session, SessionStory())
         if person in story.people:
             story.events[read.seq] = f"session closed ({', '.join(story.people)})"
         elif story.people:
@@ -126,7 +129,7 @@ def _replay(badge_reads: Iterable[_Read], people: dict[str, str]) -> dict[str, _
     return stories
 
 
-def _reads(session: Session, reader_id: str, seqs: list[int]) -> dict[int, _Read]:
+def _reads(session: Session, reader_id: str, seqs: list[int]) -> dict[int, BadgeRead]:
     if not seqs:
         return {}
     rows = session.exec(select(
@@ -134,11 +137,11 @@ def _reads(session: Session, reader_id: str, seqs: list[int]) -> dict[int, _Read
         IngestedObservation.session,
     ).where(IngestedObservation.device_id == reader_id,
             among(col(IngestedObservation.seq), seqs, session)))
-    return {row[0]: _Read(*row) for row in rows}
+    return {row[0]: BadgeRead(*row) for row in rows}
 
 
 def _badge_reads(session: Session, reader_id: str, sessions: set[str],
-                 reads: dict[int, _Read]) -> list[_Read]:
+                 reads: dict[int, BadgeRead]) -> list[BadgeRead]:
     if not sessions:
         return []
     lowest, highest = min(reads), max(reads)
@@ -149,7 +152,7 @@ def _badge_reads(session: Session, reader_id: str, sessions: set[str],
             col(IngestedObservation.seq) >= lowest - BADGE_LOOKBACK_READS,
             col(IngestedObservation.seq) <= highest,
             among(col(IngestedObservation.session), sessions, session)))
-    return [_Read(*row) for row in rows]
+    return [BadgeRead(*row) for row in rows]
 
 
 def _badge_holders(session: Session, agency_id: str, epcs: set[str]) -> dict[str, str]:
