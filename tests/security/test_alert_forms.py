@@ -62,7 +62,7 @@ def test_alert_form_acknowledges_and_resolves_as_the_sessions_client(service: Se
 
 
 @pytest.mark.parametrize("case", ["no token", "wrong token", "cross-site", "other origin",
-                                  "read-only key", "other agency", "empty note", "long note",
+                                  "read-only key", "other agency", "empty note", "long note", "NUL note",
                                   "oversized form", "unknown alert", "bad id"])
 def test_alert_form_refused_records_nothing(service: Service, case: str) -> None:
     alert_id = _alert(service, "south" if case == "other agency" else "north")
@@ -83,6 +83,8 @@ def test_alert_form_refused_records_nothing(service: Service, case: str) -> None
         path_id, expected = (path_id if case == "other agency" else "987654"), 404
     elif case == "empty note":
         data["note"], expected = "   ", 422
+    elif case == "NUL note":
+        data["note"], expected = "found\x00it", 422  # PostgreSQL text cannot hold it
     elif case == "long note":
         data["note"], expected = "n" * 1001, 422
     elif case == "oversized form":

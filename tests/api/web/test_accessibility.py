@@ -85,3 +85,18 @@ def test_web_problem_page_for_browsers_json_for_clients(browser: Any,
     page.goto(day_done.url + "/web/audit/assets/no-such-asset")
     assert "asset not found" in page.inner_text("#problem-detail")
     page.close()
+
+
+def test_web_desk_keyboard_reaches_alert_and_reader(browser: Any, day_done: RunningStack) -> None:
+    page = signed_in(browser, day_done)
+    page.goto(day_done.url + "/web/desk?reader=portal")
+    reached = []
+    for _ in range(12):  # the bar's links and sign-out, then the banner, then the picker
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate(
+            "(e => e.id || e.textContent.trim())(document.activeElement)"))
+    assert "Acknowledge" in reached and "reader" in reached, reached
+    assert reached.index("Acknowledge") < reached.index("reader")  # the alert comes first
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"  # where the focus is shows
+    page.close()

@@ -64,12 +64,16 @@ def test_web_desk_live_decision_alert_banner_beep_acknowledge_resolve(
     before = max(int(i) for i in page.locator("#decisions li[data-id]")
                  .evaluate_all("rows => rows.map(r => r.dataset.id)"))
     started = time.monotonic()
-    publish_read(day_done, "portal", BODYCAM_EPC, kind="read", antenna=2, zone="corridor",
-                 direction="out")
+    with page.expect_response(lambda r: "/web/desk/holdings" in r.url,
+                              timeout=15_000) as holdings:  # re-fetched when a row arrives
+        publish_read(day_done, "portal", BODYCAM_EPC, kind="read", antenna=2,
+                     zone="corridor", direction="out")
+        page.wait_for_function(
+            f"Number(document.querySelector('#decisions li').dataset.id) > {before}",
+            timeout=15_000)
+        arrived_s = time.monotonic() - started
+    assert holdings.value.status == 200
     fresh = page.locator("#decisions li[data-decision=refuse]").first
-    page.wait_for_function(
-        f"Number(document.querySelector('#decisions li').dataset.id) > {before}", timeout=15_000)
-    arrived_s = time.monotonic() - started
     assert "bodycam-1 refused because leaving without a check-out" in re.sub(
         r"\s+", " ", fresh.inner_text())
     banner = page.locator("#alerts .banner.raised").first
@@ -180,5 +184,5 @@ def test_web_desk_stream_ends_when_the_session_ends(browser: Any,
     ended = page.context.request.post(day_done.url + "/web/logout", form={"csrf": csrf},
                                       headers={"Origin": day_done.url}, max_redirects=0)
     assert ended.status == 303
-    page.wait_for_url(re.compile(r"/web/login"), timeout=10_000)
+    page.wait_for_url(re.compile(r"/web/login"), timeout=30_000)  # within a poll or two
     page.close()

@@ -69,6 +69,7 @@ def test_web_auditor_timeline_verified_and_bundle_downloads(page: Any,
     page.fill("#q", "evidence")
     page.click("form.pick button[type=submit]")  # not the header's "Sign out"
     page.click("a:has-text('evidence-bag-1')")
+    page.wait_for_url("**/web/audit/assets/evidence-bag-1")
     steps = page.locator("ol.timeline li")
     assert steps.count() == 2
     assert page.locator("li[data-verified=false]").count() == 0
