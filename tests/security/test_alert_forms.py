@@ -62,8 +62,8 @@ def test_alert_form_acknowledges_and_resolves_as_the_sessions_client(service: Se
 
 
 @pytest.mark.parametrize("case", ["no token", "wrong token", "cross-site", "other origin",
-                                  "read-only key", "other agency", "empty note", "long note", "NUL note",
-                                  "oversized form", "unknown alert", "bad id"])
+                                  "read-only key", "other agency", "empty note", "long note",
+                                  "NUL note", "oversized form", "unknown alert", "bad id"])
 def test_alert_form_refused_records_nothing(service: Service, case: str) -> None:
     alert_id = _alert(service, "south" if case == "other agency" else "north")
     client, token = _signed_in(service, "assets" if case == "read-only key" else "all")
