@@ -1,6 +1,9 @@
-"""Errors as RFC 9457 problem details (`application/problem+json`).
+"""Errors as RFC 9457 problem details (`application/problem+json`), or as a page for browsers.
 
-Every error the API returns has the same shape: `type`, `title`, `status`, `detail`. Validation
+Every error the API returns has the same shape: `type`, `title`, `status`, `detail`. A
+browser (a request whose Accept prefers `text/html`, as every browser's navigation does) gets
+the same fields as an HTML page instead (`api.web.problem_page`); API clients, which ask for
+JSON or send no preference, keep the problem JSON. Validation
 errors list where the request was wrong but never echo the offending input back (it may be a
 key or personal data). Unexpected errors are logged (without a database error's parameters)
 and answered with a bare 500.
@@ -13,7 +16,7 @@ from typing import Any, Final
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -79,6 +82,45 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+MAX_ACCEPT_CHARS: Final = 1024
+"""Accept headers longer than this are not parsed: the answer is the problem JSON."""
+
+
+def wants_html(request: Request) -> bool:
+    """Whether the client prefers `text/html` to JSON: a browser's navigation does
+    (`text/html,...,*/*;q=0.8`); an API client sends JSON, `*/*` or nothing."""
+    accept = request.headers.get("accept", "")
+    if not accept or len(accept) > MAX_ACCEPT_CHARS:
+        return False
+    html = json = 0.0
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    quality = 0.0
+        media = media.strip().lower()
+        if media in ("text/html", "application/xhtml+xml"):
+            html = max(html, quality)
+        elif media in ("application/json", PROBLEM_JSON):
+            json = max(json, quality)
+    return html > 0 and html > json
+
+
+def answer_problem(request: Request, status: int, slug: str, title: str, detail: str,
+                   **extra: Any) -> Response:
+    """The problem as JSON, or as a page if the client is a browser."""
+    if wants_html(request):
+        from api.web.problem_page import problem_page  # the pages import this module
+
+        return problem_page(request, status, title, detail, **extra)
+    return problem_response(status, slug, title, detail, **extra)
+
+
 _TITLES: Final = {
     400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
     405: "Method not allowed", 409: "Conflict", 413: "Payload too large",
@@ -86,31 +128,32 @@ _TITLES: Final = {
 }
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     slug = exc.slug if isinstance(exc, Problem) else f"http-{exc.status_code}"
     title = _TITLES.get(exc.status_code, "Error")
-    response = problem_response(exc.status_code, slug, title, str(exc.detail))
+    response = answer_problem(request, exc.status_code, slug, title, str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)
     return response
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
         {"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", ""))[:200]}
         for err in exc.errors()[:MAX_VALIDATION_ERRORS]
     ]
-    return problem_response(422, "validation", "Invalid request",
-                            "the request does not match the schema", errors=errors)
+    return answer_problem(request, 422, "validation", "Invalid request",
+                          "the request does not match the schema", errors=errors)
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     # The same error object is logged again by the server after this handler: redact it once.
     redact_database_values(exc)
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(500, "internal", "Internal error", "an unexpected error occurred")
+    return answer_problem(request, 500, "internal", "Internal error",
+                          "an unexpected error occurred")
 
 
 def install(app: FastAPI) -> None:

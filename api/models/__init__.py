@@ -9,6 +9,7 @@ from api.models.assets import Asset, AssetClass, AssetShare, AssetStatus, Holder
 from api.models.clients import ApiClient, ApiClientPublic, Scope, WebSession
 from api.models.custody import (
     Alert,
+    AlertAction,
     CustodyEventRow,
     Decision,
     DeskSession,
@@ -36,6 +37,7 @@ from api.models.witnesses import CheckpointCosignature
 __all__ = [
     "Agency",
     "Alert",
+    "AlertAction",
     "AnchorContract",
     "AnchorHistory",
     "AnchoringStatus",

@@ -16,7 +16,7 @@ from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from api.db import BigInt, Bytes, UTCDateTime, utcnow
-from api.models.registry import MAX_ID_CHARS
+from api.models.registry import MAX_ID_CHARS, MAX_NAME_CHARS
 
 MAX_REASON_CHARS: Final = 200
 """A refusal or alert reason shown on a reader's display and in reports."""
@@ -130,6 +130,31 @@ class Alert(SQLModel, table=True):
     detail: str = Field(max_length=MAX_REASON_CHARS)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+MAX_ALERT_NOTE_CHARS: Final = 1000
+"""A note on an alert: what was found and done, a paragraph, not a report."""
+
+
+class AlertAction(SQLModel, table=True):
+    """Someone acknowledged or resolved an alert, with their note. Rows are only ever added:
+    the alert's history of who saw it, when, and what they said stays whole."""
+
+    __tablename__ = "alert_action"
+    # Once each: two staff answering the same banner at once cannot both acknowledge it.
+    __table_args__ = (UniqueConstraint("alert_id", "action", name="uq_alert_action_once"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    alert_id: int = Field(foreign_key="alert.id", sa_type=BigInt)
+    agency_id: str = Field(max_length=MAX_ID_CHARS)
+    action: str = Field(max_length=16)
+    note: str = Field(default="", max_length=MAX_ALERT_NOTE_CHARS)
+    actor_kind: str = Field(max_length=16)
+    """What `actor_id` names: "api_client" today; a person's account once pages have them."""
+    actor_id: str = Field(max_length=MAX_ID_CHARS)
+    actor_name: str = Field(max_length=MAX_NAME_CHARS)
+    """The name as it was when they acted (a client or account renamed later keeps this)."""
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class Decision(SQLModel, table=True):

@@ -5,14 +5,24 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 from sqlmodel import col, select
 
+from api.alert_actions import (
+    AcknowledgeAlert,
+    AlertActionKind,
+    AlertActionPublic,
+    ResolveAlert,
+    act_on_alert,
+    actions_of,
+    agency_alert,
+    client_actor,
+)
 from api.db import utcnow
-from api.deps import AssetsReader, SessionDep
+from api.deps import AssetsReader, CustodyWriter, SessionDep
 from api.models.assets import Asset, AssetStatus, HolderKind
-from api.models.custody import Alert
+from api.models.custody import Alert, AlertAction
 from api.models.ingest import ForeignSighting, Sighting
 from api.models.registry import Site
 from api.problems import not_found
@@ -61,6 +71,37 @@ def alerts(
     if before_id:
         query = query.where(col(Alert.id) < before_id)
     return list(session.exec(query.order_by(col(Alert.id).desc()).limit(limit)))
+
+
+AlertId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+@router.get("/alerts/{alert_id}/actions", response_model=list[AlertActionPublic])
+def alert_actions(alert_id: AlertId, session: SessionDep,
+                  caller: AssetsReader) -> list[AlertAction]:
+    """Who acknowledged and resolved the alert, when, with their notes."""
+    agency_alert(session, caller.agency_id, alert_id)
+    return actions_of(session, [alert_id])
+
+
+@router.post("/alerts/{alert_id}/acknowledge", response_model=AlertActionPublic,
+             status_code=201)
+def acknowledge_alert(alert_id: AlertId, body: AcknowledgeAlert, session: SessionDep,
+                      caller: CustodyWriter) -> AlertAction:
+    """Say the alert has been seen and someone is on it (once; 409 after)."""
+    alert = agency_alert(session, caller.agency_id, alert_id)
+    return act_on_alert(session, alert=alert, action=AlertActionKind.ACKNOWLEDGE,
+                        note=body.note, actor=client_actor(session, caller.client_id),
+                        now=utcnow())
+
+
+@router.post("/alerts/{alert_id}/resolve", response_model=AlertActionPublic, status_code=201)
+def resolve_alert(alert_id: AlertId, body: ResolveAlert, session: SessionDep,
+                  caller: CustodyWriter) -> AlertAction:
+    """Close the alert with a note of what was found (once; 409 after)."""
+    alert = agency_alert(session, caller.agency_id, alert_id)
+    return act_on_alert(session, alert=alert, action=AlertActionKind.RESOLVE, note=body.note,
+                        actor=client_actor(session, caller.client_id), now=utcnow())
 
 
 @router.get("/sites/{site_id}/stocktake", response_model=Stocktake)

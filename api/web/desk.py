@@ -1,26 +1,28 @@
-"""The stores desk page: live decisions at one reader, who holds what, and overdue loans.
+"""The stores desk page: live decisions at one reader, who holds what, overdue loans, and
+the portal alerts staff have to acknowledge.
 
-The decisions panel is re-fetched by htmx every two seconds (`/web/desk/feed`), which is
-simple, survives flaky tablet Wi-Fi, and needs no open connection per desk. A decision names
-an asset only if the desk's agency may see it now: the rules never name another agency's
-unshared asset, and one lent to the agency drops out of its feed when the loan ends.
+The page is rendered whole; then each new decision and alert is pushed to it as it happens
+(`api.web.desk_stream`, server-sent events), and the holdings panel is re-fetched when one
+arrives. A decision names an asset only if the desk's agency may see it now: the rules never
+name another agency's unshared asset, and one lent to the agency drops out of its feed when
+the loan ends.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
-from typing import Annotated, Any, Final, NamedTuple
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session, col, select
 
-from api.custody.rules import NOT_OURS
-from api.db import among, utcnow
+from api.db import utcnow
 from api.deps import SessionDep
 from api.models import Asset, AssetStatus, Decision, Reader
 from api.scoping import asset_visible
+from api.web.desk_alerts import banner_alerts, latest_ids
+from api.web.desk_lines import feed_lines
 from api.web.session import AssetsUser, WebUser
 from api.web.templating import page
 from ledger.core.bounds import MAX_ID_CHARS
@@ -35,45 +37,20 @@ MAX_HELD_ROWS: Final = 500
 ReaderParam = Annotated[str | None, Query(max_length=MAX_ID_CHARS)]
 
 
-class FeedLine(NamedTuple):
-    """One decision as the desk shows it: `what` names the asset, or the kind of tag."""
-
-    decision: str
-    what: str
-    reason: str
-    created_at: datetime
-
-
 def _readers(session: Session, user: WebUser) -> list[Reader]:
     return list(session.exec(select(Reader).where(Reader.agency_id == user.caller.agency_id)
                              .order_by(col(Reader.id))))
 
 
-def _lines(session: Session, user: WebUser, decisions: list[Decision]) -> list[FeedLine]:
-    """`decisions` as the desk shows them: one naming an asset the caller may not see (now)
-    shows as "not ours", like a tag that was never the agency's."""
-    named = {d.asset_id for d in decisions if d.asset_id}
-    visible = set(session.exec(select(Asset.id).where(
-        among(col(Asset.id), named, session), asset_visible(user.caller)))) if named else set()
-    lines = []
-    for d in decisions:
-        if d.asset_id in visible:
-            lines.append(FeedLine(d.decision, d.asset_id, d.reason, d.created_at))
-        elif d.asset_id or d.reason == NOT_OURS:  # its verdict, nothing of the asset
-            reason = NOT_OURS if d.decision == "refuse" else ""
-            lines.append(FeedLine(d.decision, "tag", reason, d.created_at))
-        else:
-            lines.append(FeedLine(d.decision, "staff badge", d.reason, d.created_at))
-    return lines
-
-
 def _feed(session: Session, user: WebUser, reader_id: str | None) -> dict[str, Any]:
+    latest = latest_ids(session, user)  # first: the stream starts after what is shown
     readers = {r.id for r in _readers(session, user)}
-    decisions: list[Decision] = []
-    if reader_id in readers:  # another agency's reader id shows nothing, as if unknown
+    lines = []
+    if reader_id is not None and reader_id in readers:  # another agency's: as if unknown
         decisions = list(session.exec(
             select(Decision).where(Decision.reader_id == reader_id)
             .order_by(col(Decision.id).desc()).limit(MAX_FEED_ROWS)))
+        lines = feed_lines(session, user, reader_id, decisions)
     out = list(session.exec(
         select(Asset).where(asset_visible(user.caller),
                             Asset.status == AssetStatus.CHECKED_OUT.value)
@@ -83,8 +60,8 @@ def _feed(session: Session, user: WebUser, reader_id: str | None) -> dict[str, A
         holdings[asset.holder_ref].append(asset)
     now = utcnow()
     overdue = [a for a in out if a.due_at is not None and a.due_at < now]
-    return {"decisions": _lines(session, user, decisions), "holdings": dict(holdings),
-            "overdue": overdue, "now": now}
+    return {"decisions": lines, "holdings": dict(holdings), "overdue": overdue, "now": now,
+            "banners": banner_alerts(session, user), "latest": latest}
 
 
 @router.get("/desk", response_class=HTMLResponse)
@@ -98,6 +75,12 @@ def desk(request: Request, session: SessionDep, user: AssetsUser,
         (r.id for r in readers if r.role == "issue_desk"), None)
     return page(request, "desk.html", user=user, readers=readers, chosen=chosen,
                 **_feed(session, user, chosen))
+
+
+@router.get("/desk/holdings", response_class=HTMLResponse)
+def holdings(request: Request, session: SessionDep, user: AssetsUser) -> Response:
+    """Who holds what and the overdue loans (re-fetched when a decision arrives)."""
+    return page(request, "desk_holdings.html", user=user, **_feed(session, user, None))
 
 
 @router.get("/desk/feed", response_class=HTMLResponse)

@@ -195,7 +195,8 @@ def test_a_logged_database_error_carries_no_parameters(caplog: pytest.LogCapture
     formatted = JsonFormatter().format(logging.LogRecord(
         "t", logging.ERROR, __file__, 1, "boom", None, (IntegrityError, caught, None)))
     assert "jane-doe" not in formatted and "INSERT INTO person" in formatted
-    request = type("R", (), {"method": "POST", "url": type("U", (), {"path": "/v1/people"})})()
+    request = type("R", (), {"method": "POST", "headers": {},
+                             "url": type("U", (), {"path": "/v1/people"})})()
     with caplog.at_level(logging.ERROR):
         import asyncio
         answer = asyncio.run(problems._unexpected(request, caught))  # type: ignore[arg-type]

@@ -14,10 +14,12 @@ from api.web.session import COOKIE, open_session
 from tests.security.conftest import SECRET, Service
 from tests.security.security_support import sign_in
 
-ASSETS_PAGES = ("/web/desk", "/web/desk/feed", "/web/agency")
+ASSETS_PAGES = ("/web/desk", "/web/desk/feed", "/web/desk/holdings", "/web/agency")
+ASSETS_STREAMS = ("/web/desk/stream",)
+"""Endless while allowed; checked only where refused."""
 AUDIT_PAGES = ("/web/audit", "/web/audit/assets/N-1", "/web/audit/assets/N-1/bundle",
                "/web/audit/assets/N-1/report.pdf")
-EVERY_PAGE = ("/web/", *ASSETS_PAGES, *AUDIT_PAGES)
+EVERY_PAGE = ("/web/", *ASSETS_PAGES, *ASSETS_STREAMS, *AUDIT_PAGES)
 
 
 def _session_for(service: Service, key_name: str) -> str:
@@ -63,7 +65,7 @@ def test_audit_read_opens_audit_but_not_desk_or_agency(service: Service) -> None
     assert sign_in(client, service.keys["audit"]).status_code == 303
     for path in ("/web/", "/web/audit", "/web/audit/assets/N-1"):
         assert client.get(path).status_code == 200, path
-    for path in ASSETS_PAGES:
+    for path in (*ASSETS_PAGES, *ASSETS_STREAMS):
         answer = client.get(path)
         assert answer.status_code == 403 and "assets:read" in answer.text, path
     start = client.get("/web/").text

@@ -173,7 +173,7 @@ def test_redoc_renders_offline(browser: Any, served: Served) -> None:
 def test_a_browser_signs_in_uses_the_desk_and_signs_out_under_the_policy(
         browser: Any, served: Served) -> None:
     """The pages work in a real browser under the policy (its Origin and Sec-Fetch-Site on our
-    own forms, htmx polling the desk) and signing out ends the session server-side."""
+    own forms, the desk's event stream) and signing out ends the session server-side."""
     page, blocked, console = _offline_page(browser, served)
     try:
         page.goto(served.url + "/web/desk")
@@ -181,10 +181,11 @@ def test_a_browser_signs_in_uses_the_desk_and_signs_out_under_the_policy(
         page.click("button[type=submit]")
         page.wait_for_url(served.url + "/web/", timeout=30_000)
         cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "kitledger_web")
-        page.goto(served.url + "/web/desk")
-        with page.expect_response(lambda r: "/web/desk/feed" in r.url, timeout=30_000) as polled:
-            pass
-        assert polled.value.status == 200
+        with page.expect_response(lambda r: "/web/desk/stream" in r.url,
+                                  timeout=30_000) as streamed:
+            page.goto(served.url + "/web/desk")
+        assert streamed.value.status == 200
+        page.wait_for_function("document.body.dataset.live === 'open'", timeout=30_000)
         page.click("form.who button[type=submit]")
         page.wait_for_url(served.url + "/web/login", timeout=30_000)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -64,3 +65,37 @@ class RunningStack:
                 return value
             time.sleep(1.0)
         raise AssertionError(f"timed out; last output {self.lines[-10:]}")
+
+
+def publish_read(stack: RunningStack, reader_id: str, epc_hex: str, **fields: Any) -> int:
+    """Publish one signed read as the demo reader `reader_id`'s agent would: its own key,
+    the stack's broker, the next sequence number. Returns that number."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from reader_agent.identity import load_key
+
+    from demo.seed import DEMO_AGENCY, DEMO_SITE
+    from tests.api.api_support import RegisteredReader
+
+    conf = (stack.run_dir / "mosquitto" / "mosquitto.conf").read_text()
+    port = int(re.search(r"^listener (\d+)", conf, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    database = sqlite3.connect(f"file:{stack.run_dir / 'kitledger.db'}?mode=ro", uri=True)
+    try:
+        (last,) = database.execute("SELECT max(seq) FROM observation WHERE device_id = ?",
+                                   (reader_id,)).fetchone()
+    finally:
+        database.close()
+    reader = RegisteredReader(reader_id, DEMO_AGENCY, DEMO_SITE,
+                              load_key(stack.run_dir / "readers" / reader_id / "reader.key"))
+    seq = (last or 0) + 1
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{reader_id}",
+                         protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        client.publish(reader.topic, reader.signed(seq, epc_hex, **fields), qos=1) \
+            .wait_for_publish(10)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return seq

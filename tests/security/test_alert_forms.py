@@ -1,0 +1,99 @@
+"""The desk's alert buttons: a form with the session's token, posted from this site, by a
+key holding `custody:write`, on the agency's own alert; anything else is refused and
+records nothing. What is recorded names the session's client, and a hostile note is shown
+inert."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from api.models import Alert, AlertAction
+from tests.security.conftest import Service
+from tests.security.security_support import sign_in
+
+
+def _alert(service: Service, agency: str = "north") -> int:
+    with Session(service.engine) as session:
+        alert = Alert(agency_id=agency, kind="unauthorised_removal", asset_id="N-1",
+                      reader_id=None, detail="leaving without a check-out",
+                      created_at=datetime.now(UTC))
+        session.add(alert)
+        session.commit()
+        assert alert.id is not None
+        return alert.id
+
+
+def _signed_in(service: Service, key: str) -> tuple[TestClient, str]:
+    client = service.new_client()
+    assert sign_in(client, service.keys[key]).status_code == 303
+    page = client.get("/web/desk")
+    assert page.status_code == 200, page.text
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert token is not None
+    return client, token.group(1)
+
+
+def _recorded(service: Service) -> list[AlertAction]:
+    with Session(service.engine) as session:
+        return list(session.exec(select(AlertAction)))
+
+
+def test_alert_form_acknowledges_and_resolves_as_the_sessions_client(service: Service) -> None:
+    alert_id = _alert(service)
+    client, token = _signed_in(service, "all")
+    page = client.get("/web/desk").text
+    assert f'data-alert="{alert_id}"' in page and 'role=alert' in page
+    ack = client.post(f"/web/alerts/{alert_id}/acknowledge",
+                      data={"csrf": token, "reader": "https://evil.example/"})
+    assert ack.status_code == 303 and ack.headers["location"] == "/web/desk"  # never elsewhere
+    note = "<img src=x onerror=alert(1)> found it"
+    resolved = client.post(f"/web/alerts/{alert_id}/resolve",
+                           data={"csrf": token, "note": note})
+    assert resolved.status_code == 303
+    actions = _recorded(service)
+    assert [(a.action, a.actor_name, a.note) for a in actions] == [
+        ("acknowledge", "all", ""), ("resolve", "all", note)]
+    assert f'data-alert="{alert_id}"' not in client.get("/web/desk").text
+
+
+@pytest.mark.parametrize("case", ["no token", "wrong token", "cross-site", "other origin",
+                                  "read-only key", "other agency", "empty note", "long note",
+                                  "NUL note", "oversized form", "unknown alert", "bad id"])
+def test_alert_form_refused_records_nothing(service: Service, case: str) -> None:
+    alert_id = _alert(service, "south" if case == "other agency" else "north")
+    client, token = _signed_in(service, "assets" if case == "read-only key" else "all")
+    data = {"csrf": token, "note": "ok"}
+    headers: dict[str, str] = {}
+    action, path_id = "resolve", str(alert_id)
+    expected = 403
+    if case == "no token":
+        data.pop("csrf")
+    elif case == "wrong token":
+        data["csrf"] = "x" * len(token)
+    elif case == "cross-site":
+        headers["Sec-Fetch-Site"] = "cross-site"
+    elif case == "other origin":
+        headers["Origin"] = "https://evil.example"
+    elif case == "other agency" or case == "unknown alert":
+        path_id, expected = (path_id if case == "other agency" else "987654"), 404
+    elif case == "empty note":
+        data["note"], expected = "   ", 422
+    elif case == "NUL note":
+        data["note"], expected = "found\x00it", 422  # PostgreSQL text cannot hold it
+    elif case == "long note":
+        data["note"], expected = "n" * 1001, 422
+    elif case == "oversized form":
+        data["pad"] = "p" * 5000  # past the form bound: read as empty, so no token
+    elif case == "bad id":
+        path_id, expected = "-1", 422
+    answer = client.post(f"/web/alerts/{path_id}/{action}", data=data,
+                         headers=headers)
+    assert answer.status_code == expected, (case, answer.status_code, answer.text[:200])
+    assert _recorded(service) == []
+    with Session(service.engine) as session:
+        assert session.get(Alert, alert_id).resolved_at is None  # type: ignore[union-attr]
