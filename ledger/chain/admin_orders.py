@@ -54,7 +54,7 @@ RECEIPT_TIMEOUT_S: Final = 60.0
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _LOG_ID = re.compile(r"[0-9a-f]{32}")
-ACTIONS: Final = tuple(SUBJECT_FIELDS)
+ORDER_ACTIONS: Final = tuple(SUBJECT_FIELDS)
 _ORDER_FIELDS: Final = {"format", "action", "chain_id", "contract", "admin", "subject",
                         "transactions"}
 
@@ -107,7 +107,7 @@ def check_subject(action: str, subject: dict[str, str]) -> dict[str, str]:
     """The subject with addresses checksummed; `OrderError` naming the first bad field."""
     fields = SUBJECT_FIELDS.get(action)
     if fields is None:
-        raise OrderError(f"unknown action {action[:40]!r}: one of {', '.join(ACTIONS)}")
+        raise OrderError(f"unknown action {action[:40]!r}: one of {', '.join(ORDER_ACTIONS)}")
     if set(subject) != set(fields):
         raise OrderError(f"{action} takes exactly {', '.join(fields)}; "
                          f"got {', '.join(sorted(subject)[:8]) or 'nothing'}")

@@ -1,7 +1,7 @@
 """Alert actions: who acknowledged or resolved an alert, when, and their note
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-05 04:00:00.000000
 """
 
@@ -14,8 +14,8 @@ from api.db import UTCDateTime
 
 _BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-revision: str = "0016"
-down_revision: str | None = "0015"
+revision: str = "0017"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
