@@ -349,3 +349,24 @@ def test_a_token_issued_to_another_client_is_refused(served: Served) -> None:
     directory = ProviderDirectory(served.settings.oidc_providers)
     with pytest.raises(SsoRefused, match="aud"):
         oidc.token_claims(directory, north, token, nonce, datetime.now(UTC))
+
+
+def test_a_browser_signs_in_through_the_provider(browser: Any, served: Served) -> None:
+    """Chromium follows the whole flow: the sign-in page's button, the provider's login form,
+    the callback, and on to the start page with the Strict session cookie sent (the callback
+    page moves on by a same-site refresh, not a cross-site redirect chain)."""
+    page = browser.new_page()
+    try:
+        page.goto(served.url + "/web/login")
+        page.click("a.sso[href='/web/sso/north']")
+        page.wait_for_selector("input[name=login]", timeout=30_000)
+        page.fill("input[name=login]", "bob")
+        page.fill("input[name=password]", "any")
+        page.click("button[type=submit]")
+        page.wait_for_url(served.url + "/web/", timeout=30_000)
+        assert "bob · North" in page.inner_text("header")
+        assert page.is_visible("nav a[href='/web/audit']")  # agency-admin holds audit:read
+        page.goto(served.url + "/web/audit")
+        assert page.url == served.url + "/web/audit"
+    finally:
+        page.close()
