@@ -27,6 +27,7 @@ from api.accounts.oidc import ProviderDirectory, SsoRefused
 from api.app import create_app
 from api.auth import create_api_client
 from api.config import Settings, load_settings
+from api.json_logging import redact_secrets
 from api.models import Agency, Scope, SsoAttempt, StaffAccount
 from api.web.session import COOKIE
 from api.web.sso import SSO_COOKIE
@@ -370,3 +371,11 @@ def test_a_browser_signs_in_through_the_provider(browser: Any, served: Served) -
         assert page.url == served.url + "/web/audit"
     finally:
         page.close()
+
+
+def test_the_access_log_never_holds_a_sign_in_answer() -> None:
+    line = ('127.0.0.1:5 - "GET /web/sso/north/callback?code=R6xHABruK2isVJgfHzKTf'
+            '&state=a8Xp1-amFxlHY&iss=http%3A%2F%2F127.0.0.1 HTTP/1.1" 200')
+    redacted = redact_secrets(line)
+    assert "R6xHABruK2isVJgfHzKTf" not in redacted and "a8Xp1-amFxlHY" not in redacted
+    assert "code=[redacted]" in redacted and "iss=http" in redacted
