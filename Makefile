@@ -60,6 +60,7 @@ bench: setup node system
 	$(BIN)/python bench/anchoring.py
 	$(BIN)/python bench/verify.py
 	$(BIN)/python bench/head_map.py
+	$(BIN)/python bench/passwords.py
 	$(MAKE) bench-api
 
 # The API's figures: ingest and decision latency on SQLite and PostgreSQL with one and

@@ -6,10 +6,12 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from api import docs_pages, problems, web
+from api.accounts.oidc import ProviderDirectory
 from api.auth_limits import FailedAuthLimiter
 from api.config import Settings, load_settings
 from api.db import make_engine
 from api.routes import (
+    accounts,
     assets,
     audit,
     clients,
@@ -39,13 +41,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = engine or make_engine(settings)
     app.state.auth_limiter = FailedAuthLimiter(settings.auth_failure_limit,
                                                settings.auth_failure_window_s)
+    app.state.oidc = ProviderDirectory(settings.oidc_providers)
     problems.install(app)
     app.add_middleware(StorableTextGuard)  # NUL and lone surrogates: 422 on every route
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, Referrer-Policy on every answer
     app.include_router(health.router)
     docs_pages.install(app)
     for module in (registry, assets, custody, property_room, audit, operations, webhooks,
-                   clients):
+                   clients, accounts):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     web.install(app)  # the server-rendered pages under /web (api.web)
     return app

@@ -1,5 +1,5 @@
-"""The API service's `kitledger` subcommands: `migrate`, `serve`, `api-client`, `export` and
-`answers-key`.
+"""The API service's `kitledger` subcommands: `migrate`, `serve`, `api-client`, `account`
+(`api.account_commands`), `export` and `answers-key`.
 
 Registered as the `server` part of the entry-point group `kitledger.commands`. Only argparse is
 imported at module load; SQLAlchemy, Alembic and FastAPI are imported inside `run`, so
@@ -307,6 +307,9 @@ def register(subparsers: Any) -> None:
                        help="MQTT ingest processes (0: HTTP only)")
     serve.set_defaults(run=run_serve)
     _register_api_client(subparsers)
+    from api.account_commands import register_account
+
+    register_account(subparsers, _settings_arguments)
     export = subparsers.add_parser(
         "export", help="write an agency's audit bundle (as GET /v1/audit/bundles) to a file")
     _settings_arguments(export)

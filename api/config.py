@@ -94,6 +94,85 @@ class WitnessEndpoint(BaseModel):
         return value
 
 
+STAFF_ROLES: Final = ("read-only", "auditor", "stores-officer", "supervisor", "agency-admin")
+"""The roles a provider's groups may map to (`api.accounts.roles.StaffRole`, named here so the
+settings need no import of the server's models)."""
+
+MAX_OIDC_PROVIDERS: Final = 32
+MAX_GROUP_ROLES: Final = 64
+"""Group-to-role lines per provider: a handful of stores and audit groups."""
+
+
+class OidcProvider(BaseModel):
+    """An agency's OpenID Connect provider for single sign-on to the pages (api.accounts.oidc).
+
+    The client secret is never in the settings themselves: `client_secret_file` names a file
+    holding it, or `client_secret_env` an environment variable that does; it is read when
+    used and never logged or shown. `group_roles` maps the provider's group names (in the ID
+    token's `groups_claim`) to staff roles; a person in none of them is refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    label: str = Field(default="", max_length=64)
+    agency_id: str = Field(min_length=1, max_length=128)
+    issuer: str = Field(max_length=2048)
+    client_id: str = Field(min_length=1, max_length=256)
+    client_secret_file: Path | None = None
+    client_secret_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")
+    scope: str = Field(default="openid profile groups", max_length=512)
+    groups_claim: str = Field(default="groups", min_length=1, max_length=64)
+    group_roles: dict[str, str] = Field(min_length=1, max_length=MAX_GROUP_ROLES)
+
+    @field_validator("issuer")
+    @classmethod
+    def _https_issuer(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.query or parts.fragment or not parts.hostname or "@" in parts.netloc:
+            raise ValueError("an issuer is a URL with no query, fragment or credentials")
+        if parts.scheme != "https" and not (parts.scheme == "http"
+                                            and is_loopback(parts.hostname)):
+            raise ValueError("an issuer must be https:// (http:// only on loopback)")
+        return value
+
+    @field_validator("group_roles")
+    @classmethod
+    def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        for group, role in value.items():
+            if not 0 < len(group) <= 256:
+                raise ValueError("a group name is 1-256 characters")
+            if role not in STAFF_ROLES:
+                raise ValueError(f"group {group!r}: role must be one of {', '.join(STAFF_ROLES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_secret_source(self) -> OidcProvider:
+        if (self.client_secret_file is None) == (self.client_secret_env is None):
+            raise ValueError(f"provider {self.name}: give client_secret_file or "
+                             "client_secret_env (one of them)")
+        if "openid" not in self.scope.split():
+            raise ValueError(f"provider {self.name}: scope must include openid")
+        return self
+
+    def client_secret(self) -> SecretStr:
+        """The client secret, read now from its file or variable; `ConfigError` (naming where
+        it was looked for, never a value) when missing."""
+        if self.client_secret_file is not None:
+            try:
+                value = self.client_secret_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"provider {self.name}: cannot read client_secret_file "
+                                  f"{self.client_secret_file} ({exc.strerror})") from None
+            where = str(self.client_secret_file)
+        else:
+            assert self.client_secret_env is not None
+            value = os.environ.get(self.client_secret_env, "").strip()
+            where = f"${self.client_secret_env}"
+        if not value:
+            raise ConfigError(f"provider {self.name}: no client secret in {where}")
+        return SecretStr(value)
+
+
 class Settings(BaseSettings):
     """Every knob of the API service and its ingest workers."""
 
@@ -175,6 +254,9 @@ class Settings(BaseSettings):
     # The bearer token a Prometheus scraper sends for /metrics (api.routes.health); unset,
     # /metrics answers 404: its labels name every agency.
     metrics_key: SecretStr | None = None
+    # Single sign-on to the web pages (api.accounts.oidc): each agency's OpenID Connect
+    # provider, in TOML as [[oidc_providers]] tables (docs/accounts.md).
+    oidc_providers: tuple[OidcProvider, ...] = Field(default=(), max_length=MAX_OIDC_PROVIDERS)
 
     @field_validator("anchor_chain_url")
     @classmethod
@@ -221,6 +303,17 @@ class Settings(BaseSettings):
             path = getattr(self, name)
             if path is not None and not path.is_absolute():
                 object.__setattr__(self, name, _config_base() / path)  # frozen model
+        return self
+
+    @model_validator(mode="after")
+    def _unique_providers(self) -> Settings:
+        names = [p.name for p in self.oidc_providers]
+        if len(names) != len(set(names)):
+            raise ValueError("oidc_providers: each provider needs its own name")
+        for provider in self.oidc_providers:
+            path = provider.client_secret_file
+            if path is not None and not path.is_absolute():
+                object.__setattr__(provider, "client_secret_file", _config_base() / path)
         return self
 
     @model_validator(mode="after")

@@ -42,9 +42,10 @@ def redact_database_values(error: BaseException) -> None:
 _API_KEY: Final = re.compile(r"(kl_[0-9a-f]{16}_)[A-Za-z0-9_\-]+")
 """An API key (`kl_<client id>_<secret>`): the client id is kept, it names who leaked it."""
 _CREDENTIAL_PARAM: Final = re.compile(
-    r"([?&;](?:api[_-]?key|key|token|access[_-]?token|secret|password|authorization)=)"
-    r"[^&;\s\"]*", re.IGNORECASE)
-"""A query parameter named like a credential, in a logged URL."""
+    r"([?&;](?:api[_-]?key|key|token|access[_-]?token|id[_-]?token|secret|password"
+    r"|authorization|code|state)=)[^&;\s\"]*", re.IGNORECASE)
+"""A query parameter named like a credential, in a logged URL (a single sign-on answer's
+`code` and `state` included: spent once and bound to a browser, but still not for a log)."""
 REDACTED: Final = "[redacted]"
 
 

@@ -6,14 +6,26 @@ isolation tests exercise it on every endpoint.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import exists, or_
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from api.auth import Caller
 from api.models.assets import Asset, AssetShare
 from api.problems import not_found
+
+Row = TypeVar("Row", bound=SQLModel)
+
+
+def agency_row(session: Session, model: type[Row], agency_id: str, row_id: str,
+               what: str) -> Row:
+    """The `model` row `row_id` if agency `agency_id` holds it; 404 otherwise, the same answer
+    as for an unknown id (an API client, an account: ids are not confirmed across agencies)."""
+    row = session.get(model, row_id)
+    if row is None or getattr(row, "agency_id", None) != agency_id:
+        raise not_found(what)
+    return row
 
 
 def asset_visible(caller: Caller) -> Any:

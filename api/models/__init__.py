@@ -4,6 +4,7 @@ Importing this package registers every table on `SQLModel.metadata`, which Alemb
 `target_metadata` and the tests compare migrations against.
 """
 
+from api.models.accounts import SsoAttempt, StaffAccount, StaffAccountPublic
 from api.models.anchoring import AnchorContract, AnchorHistory, AnchoringStatus
 from api.models.assets import Asset, AssetClass, AssetShare, AssetStatus, HolderKind
 from api.models.clients import ApiClient, ApiClientPublic, Scope, WebSession
@@ -72,6 +73,9 @@ __all__ = [
     "SequenceGap",
     "Sighting",
     "Site",
+    "SsoAttempt",
+    "StaffAccount",
+    "StaffAccountPublic",
     "Transfer",
     "WebSession",
     "WebhookDelivery",

@@ -60,12 +60,16 @@ class ApiClientPublic(SQLModel):
 
 
 class WebSession(SQLModel, table=True):
-    """A signed-in browser: the SHA-256 of its cookie, the client it acts as, its form token."""
+    """A signed-in browser: the SHA-256 of its cookie, the API client or the staff account it
+    acts as (exactly one of them), its form token."""
 
     __tablename__ = "web_session"
 
     id: str = Field(primary_key=True, max_length=64)
-    client_id: str = Field(foreign_key="api_client.id", index=True, max_length=32)
+    client_id: str | None = Field(default=None, foreign_key="api_client.id", index=True,
+                                  max_length=32)
+    account_id: str | None = Field(default=None, foreign_key="staff_account.id", index=True,
+                                   max_length=32)
     csrf: str = Field(max_length=64)
     created_at: datetime = Field(sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime, index=True)

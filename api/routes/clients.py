@@ -12,7 +12,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, status
 from pydantic import AwareDatetime, BaseModel, Field
-from sqlmodel import Session
 
 from api import client_admin
 from api.auth import create_api_client
@@ -20,8 +19,8 @@ from api.db import utcnow
 from api.deps import Admin, SessionDep, SettingsDep
 from api.models.clients import ApiClient, ApiClientPublic, Scope
 from api.models.registry import MAX_NAME_CHARS
-from api.problems import not_found
 from api.routes.paging import IdPath
+from api.scoping import agency_row
 
 router = APIRouter(prefix="/v1/api-clients", tags=["api clients"])
 
@@ -41,13 +40,6 @@ class ApiClientKey(BaseModel):
 
 class Expiry(BaseModel):
     at: AwareDatetime | None = Field(default=None, description="default: now")
-
-
-def _own_client(session: Session, agency_id: str, client_id: str) -> ApiClient:
-    client = session.get(ApiClient, client_id)
-    if client is None or client.agency_id != agency_id:
-        raise not_found("API client")
-    return client
 
 
 def _public(client: ApiClient) -> ApiClientPublic:
@@ -76,7 +68,7 @@ def list_clients(session: SessionDep, caller: Admin) -> list[ApiClientPublic]:
 def rotate(client_id: IdPath, session: SessionDep, settings: SettingsDep,
            caller: Admin) -> ApiClientKey:
     """A new key for the client; the old key and its web sessions stop now."""
-    client = _own_client(session, caller.agency_id, client_id)
+    client = agency_row(session, ApiClient, caller.agency_id, client_id, "API client")
     key = client_admin.rotate(session, client, settings.secret_key.get_secret_value(), utcnow())
     session.commit()
     return ApiClientKey(client=_public(client), key=key)
@@ -85,7 +77,7 @@ def rotate(client_id: IdPath, session: SessionDep, settings: SettingsDep,
 @router.post("/{client_id}/revoke", response_model=ApiClientPublic)
 def revoke(client_id: IdPath, session: SessionDep, caller: Admin) -> ApiClientPublic:
     """Refuse the client's key from now on (revoking the caller's own key is allowed)."""
-    client = _own_client(session, caller.agency_id, client_id)
+    client = agency_row(session, ApiClient, caller.agency_id, client_id, "API client")
     client_admin.revoke(session, client, utcnow())
     session.commit()
     return _public(client)
@@ -95,7 +87,7 @@ def revoke(client_id: IdPath, session: SessionDep, caller: Admin) -> ApiClientPu
 def expire(client_id: IdPath, session: SessionDep, caller: Admin,
            data: Annotated[Expiry | None, Body()] = None) -> ApiClientPublic:
     """Refuse the client's key from `at` (default now; a past time means now)."""
-    client = _own_client(session, caller.agency_id, client_id)
+    client = agency_row(session, ApiClient, caller.agency_id, client_id, "API client")
     now = utcnow()
     at: datetime = data.at if data is not None and data.at is not None else now
     client_admin.expire(session, client, at, now)

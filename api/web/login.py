@@ -1,9 +1,11 @@
-"""Sign in (with an agency API key), sign out, and the start page listing the pages.
+"""Sign in (a staff account's password, or an agency API key), sign out, and the start page.
 
-The sign-in form carries a token bound to a cookie set with the form, and posts from another
-site are refused (`check_origin`), so another site cannot sign a browser in as the attacker's
-agency (login CSRF). Failed sign-ins count towards the same limits as failed API keys
-(`api.auth_limits`): past them the form answers 429 with Retry-After, even for a good key.
+Single sign-on starts from links on the same page (`api.web.sso`). The sign-in forms carry a
+token bound to a cookie set with the form, and posts from another site are refused
+(`check_origin`), so another site cannot sign a browser in as the attacker's account (login
+CSRF). Failed sign-ins count towards the same limits as failed API keys (`api.auth_limits`),
+per address and per account (or key) tried: past them the form answers 429 with Retry-After,
+even for a good password or key.
 """
 
 from __future__ import annotations
@@ -12,23 +14,29 @@ import secrets
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
 
+from api.accounts.admin import sign_in_locally
 from api.auth_limits import claimed_client_id
 from api.db import utcnow
 from api.deps import SessionDep, SettingsDep, address_of, get_limiter
+from api.models.accounts import MAX_USERNAME_CHARS
+from api.models.registry import MAX_ID_CHARS
 from api.web.session import (
     COOKIE,
     LOGIN_COOKIE,
     LOGIN_FORM_SECONDS,
     PAGE_SCOPES,
-    SESSION_SECONDS,
     CurrentUser,
     PageForbidden,
     check_origin,
     end_session,
+    get_directory,
     login_form_token,
+    open_account_session,
     open_session,
     read_form,
+    set_session_cookie,
     sign_in,
 )
 from api.web.templating import page
@@ -41,7 +49,8 @@ def _form(request: Request, secret: str, status_code: int = 200, error: str | No
     """The sign-in form with a fresh token, and the cookie that token is bound to."""
     nonce = secrets.token_urlsafe(32)
     response = page(request, "login.html", status_code=status_code, error=error,
-                    form_token=login_form_token(secret, nonce))
+                    form_token=login_form_token(secret, nonce),
+                    providers=get_directory(request).providers())
     response.set_cookie(LOGIN_COOKIE, nonce, max_age=LOGIN_FORM_SECONDS, httponly=True,
                         samesite="strict", secure=request.url.scheme == "https",
                         path="/web/login")
@@ -65,6 +74,8 @@ async def login(request: Request, session: SessionDep, settings: SettingsDep) ->
     if not nonce or not secrets.compare_digest(
             form.get("csrf", "").encode(), login_form_token(secret, nonce).encode()):
         return _form(request, secret, 403, "The sign-in form expired; please try again.")
+    if "password" in form:
+        return _password_sign_in(request, session, secret, form)
     key = form.get("key", "").strip()
     claimed = claimed_client_id(key)
     wait = get_limiter(request).retry_after(address_of(request), claimed)
@@ -78,12 +89,34 @@ async def login(request: Request, session: SessionDep, settings: SettingsDep) ->
     if not any(caller.may(s) for s in PAGE_SCOPES):
         return _form(request, secret, 403, "That key has no scope the pages use "
                      "(assets:read or audit:read).")
+    return _signed_in(request, open_session(session, caller, utcnow()))
+
+
+def _signed_in(request: Request, cookie: str) -> Response:
     response = RedirectResponse("/web/", status_code=303)
-    response.set_cookie(COOKIE, open_session(session, caller, utcnow()), max_age=SESSION_SECONDS,
-                        httponly=True, samesite="strict", secure=request.url.scheme == "https",
-                        path="/web")
+    set_session_cookie(request, response, cookie)
     response.delete_cookie(LOGIN_COOKIE, path="/web/login")
     return response
+
+
+def _password_sign_in(request: Request, session: Session, secret: str,
+                      form: dict[str, str]) -> Response:
+    """A staff account's sign-in: agency, username and password from the form."""
+    agency = form.get("agency", "").strip()[:MAX_ID_CHARS]
+    username = form.get("username", "").strip().lower()[:MAX_USERNAME_CHARS]
+    claimed = f"account:{agency}/{username}"
+    wait = get_limiter(request).retry_after(address_of(request), claimed)
+    if wait is not None:
+        return _form(request, secret, 429, f"Too many failed sign-ins; try again in {wait} s.",
+                     headers={"Retry-After": str(wait)})
+    now = utcnow()
+    account = sign_in_locally(session, agency, username, form.get("password", ""), now)
+    if account is None:
+        get_limiter(request).failed(address_of(request), claimed)
+        return _form(request, secret, 401, "Wrong agency, username or password, or the account "
+                     "is disabled.")
+    session.commit()
+    return _signed_in(request, open_account_session(session, account, now))
 
 
 @router.post("/logout")

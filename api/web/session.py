@@ -1,11 +1,14 @@
-"""Signing in to the web pages: an agency API key opens a session held on the server.
+"""Signing in to the web pages: a staff account (`api.accounts`) or an agency API key opens a
+session held on the server.
 
-The cookie is 256 random bits; the database keeps its SHA-256 (`WebSession`), the API client
-it acts as, an expiry and the form token. Signing out ends the row, so a copied cookie stops
-working at once; every request re-reads the client too, so revoking, expiring or rotating the
-key ends its web sessions. The caller is then the same `api.auth.Caller` the REST API uses,
-and each page names the scopes its data needs, the ones the REST routes for that data need
-(`page_user`), so a page never shows more than the API would to the same key.
+The cookie is 256 random bits; the database keeps its SHA-256 (`WebSession`), the account or
+API client it acts as, an expiry and the form token. Signing out ends the row, so a copied
+cookie stops working at once; every request re-reads the account or client too, so disabling
+the account, or revoking, expiring or rotating the key, ends its web sessions, and a changed
+role holds from the next page. The caller is then the same `api.auth.Caller` the REST API
+uses, with an account's role's scopes (`api.accounts.roles`), and each page names the scopes
+its data needs, the ones the REST routes for that data need (`page_user`), so a page never
+shows more than the API would to the same scopes.
 
 Forms are protected three ways: the session's form token in every form (the sign-in form,
 before any session, gets a token bound to a short-lived cookie of its own), SameSite=Strict
@@ -22,13 +25,17 @@ from datetime import datetime, timedelta
 from typing import Annotated, Final
 from urllib.parse import parse_qs, urlsplit
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from sqlmodel import Session, col, delete
 
+from api.accounts.oidc import ProviderDirectory
+from api.accounts.roles import scopes_of
 from api.auth import Caller, authenticate, usable
 from api.db import utcnow
 from api.deps import SessionDep
+from api.models.accounts import StaffAccount
 from api.models.clients import ApiClient, Scope, WebSession
+from api.models.registry import Agency
 
 COOKIE: Final = "kitledger_web"
 LOGIN_COOKIE: Final = "kitledger_login"
@@ -40,7 +47,8 @@ LOGIN_FORM_SECONDS: Final = 3600
 MAX_COOKIE_CHARS: Final = 512
 """Our cookies are 43 characters; anything longer is refused unread."""
 MAX_FORM_BYTES: Final = 4096
-"""The largest form we serve is the sign-in form: one key and a token."""
+"""The largest form we serve is the sign-in form: agency, username, password (or a key) and a
+token."""
 PAGE_SCOPES: Final = (Scope.ASSETS_READ, Scope.AUDIT_READ)
 """A key needs one of these to sign in: every page shows assets or audit data."""
 
@@ -66,14 +74,37 @@ def _digest(token: str) -> str:
 
 
 def open_session(session: Session, caller: Caller, now: datetime) -> str:
-    """A new web session for `caller`; returns the cookie value (stored only hashed)."""
+    """A new web session for an API key's `caller`; returns the cookie value (stored only
+    hashed)."""
+    return _open(session, now, client_id=caller.client_id)
+
+
+def open_account_session(session: Session, account: StaffAccount, now: datetime) -> str:
+    """A new web session for a staff account; returns the cookie value (stored only hashed)."""
+    return _open(session, now, account_id=account.id)
+
+
+def _open(session: Session, now: datetime, *, client_id: str | None = None,
+          account_id: str | None = None) -> str:
     session.execute(delete(WebSession).where(col(WebSession.expires_at) < now))
     token = secrets.token_urlsafe(32)
-    session.add(WebSession(id=_digest(token), client_id=caller.client_id,
+    session.add(WebSession(id=_digest(token), client_id=client_id, account_id=account_id,
                            csrf=secrets.token_urlsafe(32), created_at=now,
                            expires_at=now + timedelta(seconds=SESSION_SECONDS)))
     session.commit()
     return token
+
+
+def set_session_cookie(request: Request, response: Response, cookie: str) -> None:
+    """Hand the browser its session cookie: script cannot read it, other sites cannot send it."""
+    response.set_cookie(COOKIE, cookie, max_age=SESSION_SECONDS, httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https", path="/web")
+
+
+def get_directory(request: Request) -> ProviderDirectory:
+    """The app's single sign-on providers (`api.accounts.oidc`)."""
+    directory: ProviderDirectory = request.app.state.oidc
+    return directory
 
 
 def end_session(session: Session, cookie: str, now: datetime) -> None:
@@ -109,12 +140,36 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 class WebUser:
-    """The signed-in caller of a page, and the token its forms must carry."""
+    """The signed-in caller of a page, the token its forms must carry, and the staff account
+    signed in (None for an API key)."""
 
-    def __init__(self, caller: Caller, agency_name: str, csrf: str) -> None:
+    def __init__(self, caller: Caller, agency_name: str, csrf: str,
+                 account: StaffAccount | None = None) -> None:
         self.caller = caller
         self.agency_name = agency_name
         self.csrf = csrf
+        self.account = account
+
+    @property
+    def account_id(self) -> str | None:
+        return self.account.id if self.account is not None else None
+
+    @property
+    def authorisers(self) -> tuple[str, ...]:
+        """Who authorises a custody change made through a page: the registry person the
+        signed-in account is, as `CustodyChange.authorisers` takes them (person ids, which
+        the log records only as their commitments). None for an API key or an account not
+        linked to a person: such a change is the agency's, as one made through the REST API."""
+        if self.account is None or self.account.person_id is None:
+            return ()
+        return (self.account.person_id,)
+
+    @property
+    def shown_name(self) -> str:
+        """Who the header says is signed in."""
+        if self.account is None:
+            return "API key"
+        return self.account.display_name or self.account.username
 
     def may(self, scope: str) -> bool:
         """Whether the pages needing `scope` are open to this user (for links)."""
@@ -129,14 +184,19 @@ def web_user(request: Request, session: SessionDep) -> WebUser:
     row = session.get(WebSession, _digest(cookie))
     if row is None or row.ended_at is not None or row.expires_at <= now:
         raise SignInRequired
-    client = session.get(ApiClient, row.client_id)
-    if client is None or not usable(client, now):
-        raise SignInRequired
-    caller = Caller(client.id, client.agency_id, frozenset(client.scopes))
-    from api.models import Agency
-
+    account = None
+    if row.account_id is not None:
+        account = session.get(StaffAccount, row.account_id)
+        if account is None or account.disabled_at is not None:
+            raise SignInRequired
+        caller = Caller("", account.agency_id, scopes_of(account.role))
+    else:
+        client = session.get(ApiClient, row.client_id) if row.client_id else None
+        if client is None or not usable(client, now):
+            raise SignInRequired
+        caller = Caller(client.id, client.agency_id, frozenset(client.scopes))
     agency = session.get(Agency, caller.agency_id)
-    return WebUser(caller, agency.name if agency else caller.agency_id, row.csrf)
+    return WebUser(caller, agency.name if agency else caller.agency_id, row.csrf, account)
 
 
 CurrentUser = Annotated[WebUser, Depends(web_user)]

@@ -178,7 +178,7 @@ def test_a_browser_signs_in_uses_the_desk_and_signs_out_under_the_policy(
     try:
         page.goto(served.url + "/web/desk")
         page.fill("#key", served.key)
-        page.click("button[type=submit]")
+        page.click("#key-submit")
         page.wait_for_url(served.url + "/web/", timeout=30_000)
         cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "kitledger_web")
         with page.expect_response(lambda r: "/web/desk/stream" in r.url,

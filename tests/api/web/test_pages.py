@@ -24,7 +24,7 @@ def signed_in(browser: Any, stack: RunningStack, agency: str = "metpolice") -> A
     page.goto(stack.url + "/web/desk")
     assert page.url.endswith("/web/login")  # pages need a session
     page.fill("#key", stack.keys[agency])
-    page.click("button[type=submit]")
+    page.click("#key-submit")
     page.wait_for_url(stack.url + "/web/")
     return page
 
@@ -40,7 +40,7 @@ def test_web_login_refuses_a_wrong_key_and_screenshot(browser: Any, stack: Runni
     page = browser.new_page(viewport=TABLET)
     page.goto(stack.url + "/web/login")
     page.fill("#key", "kl_0000000000000000_" + "x" * 43)
-    page.click("button[type=submit]")
+    page.click("#key-submit")
     assert "unknown, revoked, expired or mistyped" in page.inner_text("[role=alert]")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "login.png"))

@@ -1,0 +1,88 @@
+"""Staff accounts (`StaffAccount`) and the single sign-on attempts in flight (`SsoAttempt`).
+
+An account is a person's way into the web pages: a local one has an argon2id password hash, a
+single sign-on one is keyed by its provider and the provider's subject (`sub`). It may name
+the registry person it is (`person_id`), whose commitment then authorises custody changes made
+through the pages; the log never holds the account's username or the provider's subject.
+
+A sign-on attempt is stored under the SHA-256 of its `state`, with the nonce and PKCE verifier
+it was started with and the SHA-256 of the browser cookie that started it; it is spent once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from api.db import UTCDateTime, utcnow
+from api.models.registry import MAX_ID_CHARS
+
+MAX_USERNAME_CHARS: Final = 320
+"""A local username (64) or `<provider>:<subject>` (the subject is at most 255, OIDC §2)."""
+MAX_DISPLAY_CHARS: Final = 128
+MAX_PASSWORD_HASH_CHARS: Final = 256
+"""An argon2id PHC string is about 100 characters at our parameters."""
+MAX_PROVIDER_CHARS: Final = 32
+MAX_SUBJECT_CHARS: Final = 255
+"""OpenID Connect Core §2: `sub` is at most 255 ASCII characters."""
+
+
+class StaffAccount(SQLModel, table=True):
+    __tablename__ = "staff_account"
+    __table_args__ = (
+        UniqueConstraint("agency_id", "username", name="uq_staff_account_username"),
+        UniqueConstraint("oidc_provider", "oidc_subject", name="uq_staff_account_subject"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    agency_id: str = Field(foreign_key="agency.id", index=True, max_length=MAX_ID_CHARS)
+    username: str = Field(max_length=MAX_USERNAME_CHARS)
+    display_name: str | None = Field(default=None, max_length=MAX_DISPLAY_CHARS)
+    role: str = Field(max_length=32)
+    password_hash: str | None = Field(default=None, max_length=MAX_PASSWORD_HASH_CHARS)
+    oidc_provider: str | None = Field(default=None, max_length=MAX_PROVIDER_CHARS)
+    oidc_subject: str | None = Field(default=None, max_length=MAX_SUBJECT_CHARS)
+    person_id: str | None = Field(default=None, foreign_key="person.id",
+                                  max_length=MAX_ID_CHARS)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_sign_in_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class StaffAccountPublic(SQLModel):
+    """What listing an account shows: never its password hash."""
+
+    id: str
+    agency_id: str
+    username: str
+    display_name: str | None
+    role: str
+    local: bool
+    oidc_provider: str | None
+    person_id: str | None
+    created_at: datetime
+    last_sign_in_at: datetime | None
+    disabled_at: datetime | None
+
+    @classmethod
+    def of(cls, account: StaffAccount) -> StaffAccountPublic:
+        fields = {name: getattr(account, name) for name in cls.model_fields if name != "local"}
+        return cls(**fields, local=account.password_hash is not None)
+
+
+class SsoAttempt(SQLModel, table=True):
+    """A sign-on sent to a provider and not yet back: spent by its callback, or expired."""
+
+    __tablename__ = "sso_attempt"
+
+    id: str = Field(primary_key=True, max_length=64)
+    provider: str = Field(max_length=MAX_PROVIDER_CHARS)
+    browser: str = Field(max_length=64)
+    nonce: str = Field(max_length=64)
+    code_verifier: str = Field(max_length=128)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
