@@ -150,7 +150,7 @@ class AlertAction(SQLModel, table=True):
     action: str = Field(max_length=16)
     note: str = Field(default="", max_length=MAX_ALERT_NOTE_CHARS)
     actor_kind: str = Field(max_length=16)
-    """What `actor_id` names: "api_client" today; a person's account once pages have them."""
+    """What `actor_id` names: "api_client", or "account" (a staff account signed in to a page)."""
     actor_id: str = Field(max_length=MAX_ID_CHARS)
     actor_name: str = Field(max_length=MAX_NAME_CHARS)
     """The name as it was when they acted (a client or account renamed later keeps this)."""

@@ -35,6 +35,7 @@ from api.db import utcnow
 from api.deps import SessionDep
 from api.models import Alert, AlertAction, Decision, Reader
 from api.models.clients import Scope
+from api.models.registry import MAX_NAME_CHARS
 from api.problems import Problem
 from api.web.session import (
     CrossSiteForm,
@@ -63,9 +64,13 @@ class Banner:
 
 
 def web_actor(session: Session, user: WebUser) -> Actor:
-    """Who a page's action is recorded as: the API client the web session acts for. (With
-    personal accounts this becomes the signed-in person; every page action goes through
-    here.)"""
+    """Who a page's action is recorded as: the staff account signed in (by its display name
+    or username), else the API client the web session acts for. Every page action goes
+    through here."""
+    account = user.account
+    if account is not None:
+        return Actor("account", account.id,
+                     (account.display_name or account.username)[:MAX_NAME_CHARS])
     return client_actor(session, user.caller.client_id)
 
 

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from api.models import Alert, AlertAction
 from tests.security.conftest import Service
-from tests.security.security_support import sign_in
+from tests.security.security_support import form_token, sign_in
 
 
 def _alert(service: Service, agency: str = "north") -> int:
@@ -59,6 +59,28 @@ def test_alert_form_acknowledges_and_resolves_as_the_sessions_client(service: Se
     assert [(a.action, a.actor_name, a.note) for a in actions] == [
         ("acknowledge", "all", ""), ("resolve", "all", note)]
     assert f'data-alert="{alert_id}"' not in client.get("/web/desk").text
+
+
+def test_alert_form_records_the_signed_in_staff_account_not_a_key(service: Service) -> None:
+    """A supervisor signed in with a password of their own: the acknowledgement names that
+    person's account, so two officers at one desk are told apart."""
+    alert_id = _alert(service)
+    made = service.call("all", "POST", "/v1/accounts", json={
+        "username": "sgt-dane", "role": "supervisor", "display_name": "Sgt Dane",
+        "password": "correct horse battery staple"})
+    assert made.status_code == 201, made.text
+    client = service.new_client()
+    signed = client.post("/web/login", data={
+        "agency": "north", "username": "sgt-dane", "password": "correct horse battery staple",
+        "csrf": form_token(client)})
+    assert signed.status_code == 303, signed.text
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/web/desk").text)
+    assert token is not None
+    ack = client.post(f"/web/alerts/{alert_id}/acknowledge", data={"csrf": token.group(1)})
+    assert ack.status_code == 303
+    [action] = _recorded(service)
+    assert (action.actor_kind, action.actor_id, action.actor_name) == (
+        "account", made.json()["id"], "Sgt Dane")
 
 
 @pytest.mark.parametrize("case", ["no token", "wrong token", "cross-site", "other origin",
