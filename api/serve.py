@@ -35,6 +35,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
 from typing import Any, Final
 
@@ -43,12 +44,19 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api import json_logging
 from api.app import create_app
+from api.broker_status import BrokerReporter, expect_workers, forget_node
 from api.config import load_settings
 from api.db import make_engine
 from api.ingest.health import HealthListener
 from api.ingest.pipeline import IngestPipeline
 from api.ingest.worker import IngestWorker
-from api.metrics import watch_anchoring, watch_reader_health, watch_roles, watch_witnesses
+from api.metrics import (
+    watch_anchoring,
+    watch_reader_health,
+    watch_readiness,
+    watch_roles,
+    watch_witnesses,
+)
 from api.node import ENV as NODE_ENV
 from api.node import node_id
 from api.outage import DATABASE, is_unavailable
@@ -98,6 +106,7 @@ def build_app() -> FastAPI:
     watch_anchoring(app.state.engine)
     watch_witnesses(app.state.engine, [w.vkey for w in app.state.settings.witnesses])
     watch_roles(app.state.engine, node_id(app.state.settings))
+    watch_readiness(app.state.engine, app.state.settings, node_id(app.state.settings))
     watch_reader_health(app.state.engine, app.state.settings.reader_health_timeout_s,
                         per_reader=app.state.settings.metrics_per_reader)
     return app
@@ -123,8 +132,10 @@ def run_ingest(index: int, overrides: dict[str, Any], parent: int) -> None:
     if health is not None:
         health.start()
     tune_collector()
+    # What `/readyz` says about this worker's subscription (the HTTP workers are elsewhere).
+    broker = BrokerReporter(engine, node_id(settings), index)
     while not done.wait(PARENT_POLL_S) and os.getppid() == parent:
-        pass
+        broker.report(*worker.broker_state(), time.time())
     if health is not None:
         health.stop()
     worker.stop()
@@ -249,7 +260,12 @@ def serve(options: ServeOptions) -> None:
     webhook_engine = make_engine(settings)
     webhooks = WebhookDispatcher(webhook_engine, settings)  # a thread: it mostly waits on I/O
     webhook_election = Election(webhook_engine, [Role.WEBHOOKS], node=node_id(settings))
+    node = node_id(settings)
     try:
+        try:  # not ready until each ingest worker has subscribed (`api.broker_status`)
+            expect_workers(webhook_engine, node, options.ingest_workers, datetime.now(UTC))
+        except SQLAlchemyError as exc:
+            log.warning("could not record this node's ingest workers: %s", type(exc).__name__)
         for child in children:
             child.start()
         webhooks.start(elected=lambda: bool(webhook_election.refresh()))
@@ -261,5 +277,9 @@ def serve(options: ServeOptions) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this short
         webhooks.stop()
         webhook_election.close()
-        webhook_engine.dispose()
         _stop_children([c for c in children if c.pid is not None])
+        try:
+            forget_node(webhook_engine, node)
+        except SQLAlchemyError as exc:  # a database away: its rows go stale, then are removed
+            log.warning("could not remove this node's broker status: %s", type(exc).__name__)
+        webhook_engine.dispose()

@@ -6,6 +6,7 @@ Importing this package registers every table on `SQLModel.metadata`, which Alemb
 
 from api.models.anchoring import AnchorContract, AnchorHistory, AnchoringStatus
 from api.models.assets import Asset, AssetClass, AssetShare, AssetStatus, HolderKind
+from api.models.broker import BrokerStatus
 from api.models.clients import ApiClient, ApiClientPublic, Scope, WebSession
 from api.models.custody import (
     Alert,
@@ -45,6 +46,7 @@ __all__ = [
     "AssetShare",
     "AssetStatus",
     "Badge",
+    "BrokerStatus",
     "CheckpointCosignature",
     "CustodyEventRow",
     "Decision",
