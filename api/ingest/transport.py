@@ -112,6 +112,7 @@ class MqttTransport:
         self._on_connected = on_connected
         self.inbox: queue.Queue[Delivery] = queue.Queue()
         self.subscribed = threading.Event()
+        """Set once the broker has granted the events subscription (its SUBACK)."""
         self.connected = threading.Event()
         self.connections = 0
         """Connections the broker accepted (CONNACKs), this one included."""
@@ -210,7 +211,8 @@ class MqttTransport:
         self.connections += 1
         if not self._leaving:
             client.subscribe(events_subscription(self._settings.mqtt_share_group), qos=1)
-        self.subscribed.set()
+        else:
+            self.subscribed.set()
         self.connected.set()
         self._on_connected()
 
@@ -252,6 +254,7 @@ class MqttTransport:
         else:
             self.subscription_refused = None
             self.granted = True
+            self.subscribed.set()  # only now does the broker route the group's share here
 
     def _on_unsubscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode],

@@ -246,7 +246,7 @@ def test_the_reporter_logs_a_line_a_minute_while_unsubscribed_and_one_when_it_re
 @pytest.mark.parametrize("setting", ["log_key_dir", "anchor_admin_key_file"])
 @pytest.mark.parametrize("path", ["keys", "./keys", "../../etc/kitledger/keys", "~/keys"])
 def test_production_refuses_a_relative_key_path_in_one_line(setting: str, path: str) -> None:
-    others = {"log_key_dir": "/var/lib/kitledger/keys"}
+    others: dict[str, Any] = {"log_key_dir": "/var/lib/kitledger/keys"}
     with pytest.raises(ConfigError) as info:
         load_settings(environment="production", secret_key=SECRET, **{**others, setting: path})
     message = str(info.value)

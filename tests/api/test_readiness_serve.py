@@ -5,20 +5,26 @@ log must say it in one line, and not once per retry."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import Engine, text
+from web3.types import RPCEndpoint
 
 from api.config import load_settings
 from api.db import make_engine
 from api.migrate import upgrade
+from ledger.chain.provider import connect
 from tests.fixtures.mosquitto import MosquittoBroker
 from tests.fixtures.nodes import ServeNode
 from tests.fixtures.polling import wait_for
 from tests.fixtures.ports import free_port
+from tests.ledger.chain.anvil_node import AnvilNode
 
 
 @pytest.fixture
@@ -44,6 +50,11 @@ def _readyz(node: ServeNode) -> httpx.Response:
     return httpx.get(f"http://127.0.0.1:{node.port}/readyz", timeout=10)
 
 
+def _wait_ready(node: ServeNode, timeout: float = 30) -> None:
+    assert wait_for(lambda: _readyz(node).status_code == 200, timeout=timeout), _readyz(
+        node).text
+
+
 def _not_ready_for_the_broker(node: ServeNode) -> bool:
     answer = _readyz(node)
     return answer.status_code == 503 and "broker: ingest worker 0" in answer.json()["detail"]
@@ -67,7 +78,7 @@ def test_serve_is_not_ready_until_subscribed_and_says_why_when_the_broker_goes(
         assert wait_for(lambda: "not subscribed to the broker" in node.log(), timeout=15)
         # The broker comes: ready, every condition holds.
         broker.start()
-        assert wait_for(lambda: _readyz(node).status_code == 200, timeout=30), _readyz(node).text
+        _wait_ready(node)
         assert _readyz(node).json()["node"] == "ready-a"
         assert 'kitledger_ready_condition{condition="broker"} 1.0' in node.metrics()
         assert "subscribed to the broker again" in node.log()
@@ -83,6 +94,46 @@ def test_serve_is_not_ready_until_subscribed_and_says_why_when_the_broker_goes(
     assert "Traceback" not in node.log()
 
 
+DYNAMIC_SECURITY = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
+REFUSE_SUBSCRIPTIONS = json.dumps({
+    "defaultACLAccess": {"publishClientSend": True, "publishClientReceive": True,
+                         "subscribe": False, "unsubscribe": True},
+    "clients": [], "groups": [], "roles": [],
+})
+"""Mosquitto's dynamic security plugin, refusing every subscription: connections succeed,
+SUBACKs say "Not authorized" (its `acl_file` grants every subscription and filters
+messages instead, so it cannot show this)."""
+
+
+@pytest.mark.skipif(not DYNAMIC_SECURITY.exists(), reason="Mosquitto's dynamic security "
+                    "plugin is not installed (Debian: mosquitto 2.0)")
+def test_a_broker_that_refuses_the_subscription_is_not_ready_though_connected(
+    tmp_path: Path, database: str
+) -> None:
+    data = tmp_path / "acl-broker"
+    data.mkdir()
+    rules = data / "dynamic-security.json"
+    rules.write_text(REFUSE_SUBSCRIPTIONS)
+    port = free_port()
+    broker = MosquittoBroker(data, port, listeners=(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+        f"plugin {DYNAMIC_SECURITY}\nplugin_opt_config_file {rules}\n"))
+    broker.start()
+    node = ServeNode("ready-c", database_url=database, mqtt_url=broker.url, data_dir=tmp_path)
+    node.start()
+    try:
+        assert wait_for(lambda: "refused" in _readyz(node).text, timeout=30), _readyz(node).text
+        detail = _readyz(node).json()["detail"]
+        assert "broker: ingest worker 0: refused:" in detail and "Not authorized" in detail
+        assert 'kitledger_ready_condition{condition="broker"} 0.0' in node.metrics()
+    finally:
+        node.terminate()
+        broker.stop()
+    refused = [line for line in node.log().splitlines()
+               if "refused the events subscription" in line]
+    assert refused and all('"level": "error"' in line for line in refused)
+
+
 def test_a_stopped_node_leaves_no_broker_rows_behind(
     tmp_path: Path, database: str, broker: MosquittoBroker
 ) -> None:
@@ -90,10 +141,52 @@ def test_a_stopped_node_leaves_no_broker_rows_behind(
     node = ServeNode("ready-b", database_url=database, mqtt_url=broker.url, data_dir=tmp_path)
     node.start()
     try:
-        assert wait_for(lambda: _readyz(node).status_code == 200, timeout=30), _readyz(node).text
+        _wait_ready(node)
     finally:
         assert node.terminate() == 0
     engine = make_engine(load_settings(database_url=database))
     with engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM broker_status")).scalar() == 0
     engine.dispose()
+
+
+def test_serve_deploys_its_contract_once_and_uses_it_again_on_the_next_start(
+    tmp_path: Path, database: str, mosquitto: MosquittoBroker, anvil: AnvilNode
+) -> None:
+    """Without `anchor_contract`, the first `serve` on a node deploys the contract and the
+    database remembers it; the next `serve` (a new process, a new node id) anchors there."""
+    admin: LocalAccount = Account.create()
+    connect(anvil.url).provider.make_request(
+        RPCEndpoint("anvil_setBalance"), [admin.address, hex(10**21)])
+    key_file = tmp_path / "admin.key"
+    key_file.write_text(admin.key.hex())
+    key_file.chmod(0o600)
+    env = {"KITLEDGER_ANCHOR_CHAIN_URL": anvil.url,
+           "KITLEDGER_ANCHOR_ADMIN_KEY_FILE": str(key_file)}
+    engine = make_engine(load_settings(database_url=database))
+    contracts: list[str] = []
+    for run in ("first", "second"):
+        with engine.begin() as conn:  # what the run before said is not this run's word
+            conn.execute(text("DELETE FROM anchoring_status"))
+        node = ServeNode(f"contract-{run}", database_url=database, mqtt_url=mosquitto.url,
+                         data_dir=tmp_path, env=env)
+        node.start()
+        try:
+            _wait_ready(node, timeout=60)
+            assert wait_for(lambda: _service_contract(engine) is not None, timeout=60)
+        finally:
+            assert node.terminate() == 0
+        contracts.append(str(_service_contract(engine)))
+        deployed = "deployed CustodyAnchor contract" in node.log()
+        assert deployed == (run == "first"), node.log()[-2000:]
+    assert contracts[0] == contracts[1]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM anchor_contract")).scalar() == 1
+    engine.dispose()
+
+
+def _service_contract(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        found = conn.execute(text("SELECT contract FROM anchoring_status WHERE agency_id = ''"
+                                  " AND state = 'ok'")).scalar()
+    return None if found is None else str(found)
