@@ -20,6 +20,7 @@ from api.config import load_settings
 from api.db import make_engine
 from api.migrate import upgrade
 from ledger.chain.provider import connect
+from tests.api.api_support import register_reader
 from tests.fixtures.mosquitto import MosquittoBroker
 from tests.fixtures.nodes import ServeNode
 from tests.fixtures.polling import wait_for
@@ -190,3 +191,44 @@ def _service_contract(engine: Engine) -> str | None:
         found = conn.execute(text("SELECT contract FROM anchoring_status WHERE agency_id = ''"
                                   " AND state = 'ok'")).scalar()
     return None if found is None else str(found)
+
+
+def test_anchoring_that_cannot_work_reaches_readyz_from_its_own_process(
+    tmp_path: Path, database: str, mosquitto: MosquittoBroker, anvil: AnvilNode
+) -> None:
+    """The anchoring process, not the HTTP workers, finds these; `/readyz` must say them."""
+    engine = make_engine(load_settings(database_url=database))
+    register_reader(engine)  # north's log gets its first leaf, and so a key to bind
+    engine.dispose()
+    # A chain node named, no admin key: the process used to die and /readyz said 200.
+    keyless = ServeNode("anchor-keyless", database_url=database, mqtt_url=mosquitto.url,
+                        data_dir=tmp_path, env={"KITLEDGER_ANCHOR_CHAIN_URL": anvil.url})
+    _assert_not_ready_for(keyless, "anchoring: service: misconfigured", "ADMIN_KEY")
+    # Signing binds north's log to a key in keys/; a node looking in another folder must
+    # neither make a new key nor sign, and must say where it looked.
+    signer = ServeNode("anchor-signer", database_url=database, mqtt_url=mosquitto.url,
+                       data_dir=tmp_path)
+    signer.start()
+    try:
+        _wait_ready(signer)
+        assert wait_for(lambda: (tmp_path / "keys" / "north.log.key").exists(), timeout=30)
+    finally:
+        assert signer.terminate() == 0
+    elsewhere = tmp_path / "elsewhere"
+    moved = ServeNode("anchor-moved", database_url=database, mqtt_url=mosquitto.url,
+                      data_dir=tmp_path, env={"KITLEDGER_LOG_KEY_DIR": str(elsewhere)})
+    _assert_not_ready_for(moved, "anchoring: agency north: misconfigured", str(elsewhere))
+    assert not (elsewhere / "north.log.key").exists()
+
+
+def _assert_not_ready_for(node: ServeNode, *words: str) -> None:
+    node.start()
+    try:
+        assert wait_for(lambda: words[0] in _readyz(node).text, timeout=60), _readyz(node).text
+        answer = _readyz(node)
+        assert answer.status_code == 503 and all(w in answer.json()["detail"] for w in words)
+        assert 'kitledger_ready_condition{condition="anchoring"} 0.0' in node.metrics()
+        assert 'kitledger_ready_condition{condition="broker"} 1.0' in node.metrics()
+    finally:
+        assert node.terminate() == 0
+    assert "Traceback" not in node.log()
