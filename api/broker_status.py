@@ -56,6 +56,8 @@ class BrokerState(StrEnum):
     REFUSED = "refused"
     SUBSCRIBED = "subscribed"
     LEAVING = "leaving"
+    STOPPED = "stopped"
+    """The worker's process ended while `serve` ran (recorded by `serve`)."""
 
 
 def write_status(engine: Engine, node: str, worker: int, state: BrokerState, reason: str,
@@ -108,7 +110,9 @@ def worker_problems(session: Session, node: str, now: datetime | None = None
     for row in session.exec(select(BrokerStatus).where(BrokerStatus.node_id == node)
                             .order_by(col(BrokerStatus.worker))):
         age = (moment - row.checked_at).total_seconds()
-        if age > STALE_AFTER_S:
+        if row.state == BrokerState.STOPPED:
+            problems.append(WorkerProblem(row.worker, row.state, row.reason))
+        elif age > STALE_AFTER_S:
             problems.append(WorkerProblem(row.worker, "stale", f"has not reported for "
                                           f"{age:.0f} s (its process died or hangs)"))
         elif row.state != BrokerState.SUBSCRIBED:

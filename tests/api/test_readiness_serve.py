@@ -6,6 +6,8 @@ log must say it in one line, and not once per retry."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from tests.fixtures.mosquitto import MosquittoBroker
 from tests.fixtures.nodes import ServeNode
 from tests.fixtures.polling import wait_for
 from tests.fixtures.ports import free_port
+from tests.fixtures.processes import children
 from tests.ledger.chain.anvil_node import AnvilNode
 
 
@@ -232,3 +235,25 @@ def _assert_not_ready_for(node: ServeNode, *words: str) -> None:
     finally:
         assert node.terminate() == 0
     assert "Traceback" not in node.log()
+
+
+def test_an_ingest_worker_killed_makes_its_node_not_ready_at_once(
+    tmp_path: Path, database: str, mosquitto: MosquittoBroker
+) -> None:
+    node = ServeNode("ready-d", database_url=database, mqtt_url=mosquitto.url,
+                     data_dir=tmp_path)
+    node.start()
+    try:
+        _wait_ready(node)
+        assert node.process is not None
+        # The ingest worker is the child of serve with children of its own (its verifier).
+        (worker,) = [pid for pid in children(node.process.pid) if children(pid)]
+        os.kill(worker, signal.SIGKILL)
+        assert wait_for(lambda: "stopped" in _readyz(node).text, timeout=10), _readyz(node).text
+        assert _readyz(node).json()["detail"] == (
+            "broker: ingest worker 0: stopped: its process exited with code -9")
+    finally:
+        assert node.terminate() == 0
+    (line,) = [line for line in node.log().splitlines() if "exited with code" in line]
+    assert '"level": "error"' in line and "ingest-0 process exited with code -9" in line
+
