@@ -1,13 +1,12 @@
-"""Readiness condition by condition, against a real SQLite database and the real anchoring
-service: a chain node unreachable for longer than allowed, a backlog over the threshold, an
-ingest worker that stopped reporting, rows of another node, hostile reasons; the gauge that
-mirrors `/readyz`; key paths that must be absolute in production."""
+"""Readiness condition by condition, on SQLite and PostgreSQL (the `engine` fixture), with
+the real anchoring service: a chain node unreachable for longer than allowed, a backlog over
+the threshold, an ingest worker that stopped reporting, rows of another node, hostile reasons;
+the gauge that mirrors `/readyz`; key paths that must be absolute in production."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,8 @@ from api.broker_status import (
     write_status,
 )
 from api.config import load_settings
-from api.db import make_engine
 from api.errors import ConfigError
 from api.metrics import watch_readiness
-from api.migrate import upgrade
 from api.models import AssetClass, BrokerStatus
 from api.models.assets import AssetCreate
 from api.models.broker import MAX_BROKER_REASON_CHARS
@@ -42,14 +39,6 @@ from tests.fixtures.ports import free_port
 SECRET = "r" * 40
 METRICS_KEY = "readiness-" + "m" * 32
 NODE = "node-r"
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    made = make_engine(load_settings(database_url=f"sqlite:///{tmp_path / 'api.db'}"))
-    upgrade(made)
-    yield made
-    made.dispose()
 
 
 def _settings(tmp_path: Path, **extra: Any) -> Any:
