@@ -54,7 +54,7 @@ def _readyz(node: ServeNode) -> httpx.Response:
     return httpx.get(f"http://127.0.0.1:{node.port}/readyz", timeout=10)
 
 
-def _wait_ready(node: ServeNode, timeout: float = 30) -> None:
+def _wait_ready(node: ServeNode, timeout: float = 60) -> None:
     assert wait_for(lambda: _readyz(node).status_code == 200, timeout=timeout), _readyz(
         node).text
 
@@ -71,7 +71,7 @@ def test_serve_is_not_ready_until_subscribed_and_says_why_when_the_broker_goes(
     node.start()
     try:
         # No broker at all: not ready, with the reason, and the gauge says which condition.
-        assert wait_for(lambda: "unreachable" in _readyz(node).text, timeout=30), _readyz(
+        assert wait_for(lambda: "unreachable" in _readyz(node).text, timeout=60), _readyz(
             node).text
         answer = _readyz(node)
         assert answer.status_code == 503
@@ -79,7 +79,7 @@ def test_serve_is_not_ready_until_subscribed_and_says_why_when_the_broker_goes(
         assert f"127.0.0.1:{broker.port}" in detail and "refused" in detail.lower()
         assert 'kitledger_ready_condition{condition="broker"} 0.0' in node.metrics()
         assert 'kitledger_ready_condition{condition="database"} 1.0' in node.metrics()
-        assert wait_for(lambda: "not subscribed to the broker" in node.log(), timeout=15)
+        assert wait_for(lambda: "not subscribed to the broker" in node.log(), timeout=30)
         # The broker comes: ready, every condition holds.
         broker.start()
         _wait_ready(node)
@@ -126,7 +126,7 @@ def test_a_broker_that_refuses_the_subscription_is_not_ready_though_connected(
     node = ServeNode("ready-c", database_url=database, mqtt_url=broker.url, data_dir=tmp_path)
     node.start()
     try:
-        assert wait_for(lambda: "refused" in _readyz(node).text, timeout=30), _readyz(node).text
+        assert wait_for(lambda: "refused" in _readyz(node).text, timeout=60), _readyz(node).text
         detail = _readyz(node).json()["detail"]
         assert "broker: ingest worker 0: refused:" in detail and "Not authorized" in detail
         assert 'kitledger_ready_condition{condition="broker"} 0.0' in node.metrics()
@@ -214,7 +214,7 @@ def test_anchoring_that_cannot_work_reaches_readyz_from_its_own_process(
     signer.start()
     try:
         _wait_ready(signer)
-        assert wait_for(lambda: (tmp_path / "keys" / "north.log.key").exists(), timeout=30)
+        assert wait_for(lambda: (tmp_path / "keys" / "north.log.key").exists(), timeout=60)
     finally:
         assert signer.terminate() == 0
     elsewhere = tmp_path / "elsewhere"
