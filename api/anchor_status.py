@@ -44,11 +44,12 @@ class AnchorState(StrEnum):
     CONTRACT_MISSING = "contract_missing"
     HALTED = "halted"
     MISCONFIGURED = "misconfigured"
+    NOT_AUTHORISED = "not_authorised"
 
 
 NOT_READY: Final = frozenset({
     AnchorState.ANCHORS_LOST, AnchorState.CHAIN_REPLACED, AnchorState.CONTRACT_MISSING,
-    AnchorState.HALTED, AnchorState.MISCONFIGURED,
+    AnchorState.HALTED, AnchorState.MISCONFIGURED, AnchorState.NOT_AUTHORISED,
 })
 """States that make `/readyz` answer 503: each needs an operator. A node that is down or
 refusing (`unavailable`, `refused`) is retried on its own and shows in the metrics and the

@@ -3,8 +3,11 @@
 `AnchoringService` runs in one process (`kitledger serve` starts it beside the ingest
 workers). At start it connects to the chain — by default an embedded py-evm chain created in
 this process, with a fresh CustodyAnchor contract deployed — and, as agencies' logs appear, it
-binds each log's key, registers the log to its agency on chain, grants the agency's own
-account (`api.agency_keys`) the agency's anchorer role, and funds it. Each step runs every
+binds each log's key and enrols it: on a consortium's node, where the server holds only its
+agencies' log keys and anchorer accounts (`api.agency_keys`), it checks that the consortium
+admin registered the log and granted the account (`kitledger consortium`), and says
+`not_authorised`, with the cause, until it has; with an admin key (the embedded chain, a test
+node) it registers, grants and funds itself. Each step runs every
 agency's `ledger.chain.anchorer.Anchorer` and copies each newly final anchor (checkpoint,
 transaction, block, `Anchored` receipt log) into the database, which is all the HTTP workers
 read. With `anchor_chain_url = "none"` it only signs checkpoints. Everything that touches
@@ -23,9 +26,9 @@ marked `lost` and the anchorer sends the same signed bytes again, recorded afres
 Whatever happens is said once per change of state: a log line (the reason; a traceback only
 at debug level), a row in `AnchoringStatus` that `/readyz` and `/metrics` read
 (`api.anchor_status`), and an alert of kind `anchoring` for each agency whose log it touches,
-resolved when anchoring works again. A service that cannot anchor at all (no admin key, a
-node serving another chain, a log key that does not match) says so at start, in one line, and
-keeps reporting it instead of dying.
+resolved when anchoring works again. A service that cannot anchor at all (neither a contract
+nor an admin key, a node serving another chain, a log key that does not match) says so at
+start, in one line, and keeps reporting it instead of dying.
 
 The embedded chain lives only inside this process and is gone when it stops, so its anchors
 (transaction, block, receipt log, all kept in the database) can be checked only with
@@ -42,6 +45,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from api.agency_keys import LogKeyError, anchoring_secret, log_key_id
@@ -71,13 +75,15 @@ from api.models.anchoring import SERVICE_SCOPE, AnchorContract
 from api.models.custody import AgencyLog, LogCheckpoint
 from ledger.chain.anchorer import Anchorer, AnchorPolicy
 from ledger.chain.client import CustodyAnchorClient
-from ledger.chain.consortium import AccountKeyError, Consortium
+from ledger.chain.consortium import AccountKeyError, Consortium, NoContract
 from ledger.chain.errors import (
     ChainError,
     ChainIdMismatch,
     ChainReplaced,
     ChainUnavailable,
     ConsistencyError,
+    ContractRevert,
+    NotAuthorised,
 )
 from ledger.chain.pending import SqlitePendingAnchorStore
 from ledger.chain.provider import EMBEDDED_URL
@@ -94,6 +100,9 @@ CHAIN_CHECK_S: Final = 15.0
 """How often the contract's code, the genesis block and each log's latest recorded anchor are
 read back from the node: a few reads, so a replaced chain is noticed within seconds."""
 
+_REFUSALS: Final = {"NotAnchorer": "no_role", "UnknownLog": "unregistered"}
+"""Contract errors on an anchor that only the consortium admin can lift, and their cause."""
+
 _STATE_LEVEL: Final = {
     AnchorState.UNAVAILABLE: logging.WARNING, AnchorState.REFUSED: logging.WARNING,
 }
@@ -102,7 +111,7 @@ healthy states are info."""
 
 
 class AnchoringError(ApiServiceError):
-    """Anchoring cannot start: no admin key for a node, an unreadable key, an unusable chain."""
+    """Anchoring cannot start: an unreadable admin key file, an unusable chain."""
 
 
 @dataclass
@@ -145,6 +154,7 @@ class AnchoringService:
         """Why nothing is anchored until the operator acts (settings, a replaced chain)."""
         self._standing: dict[str, _Standing] = {}
         self._next_check = 0.0
+        self._join_at: dict[str, float] = {}
 
     # -- start --------------------------------------------------------------------------
 
@@ -172,7 +182,7 @@ class AnchoringService:
         except AccountKeyError as exc:
             self._block(AnchorState.MISCONFIGURED, f"consortium admin key: {exc}", now)
             return
-        except (AnchoringError, ChainIdMismatch) as exc:
+        except (AnchoringError, ChainIdMismatch, NoContract) as exc:
             self._block(AnchorState.MISCONFIGURED, str(exc), now)
             return
         except ChainError as exc:
@@ -190,8 +200,9 @@ class AnchoringService:
         self._check_all(now)
 
     def _admin_key(self) -> str | None:
-        """The configured admin key (environment or file); None lets the embedded chain make
-        one. The key's text never reaches an error message."""
+        """The configured admin key (environment or file), None when there is none: the
+        embedded chain makes one, an agency's server on a node has none. The key's text never
+        reaches an error message."""
         settings = self.settings
         if settings.anchor_chain_url == EMBEDDED_URL:
             return None
@@ -205,10 +216,7 @@ class AnchoringService:
                 raise AnchoringError(
                     f"cannot use admin key file {settings.anchor_admin_key_file}: "
                     f"{type(exc).__name__}") from None
-        raise AnchoringError(
-            "anchor_chain_url names a node but no consortium admin key is set: set "
-            "KITLEDGER_ANCHOR_ADMIN_KEY_FILE (or KITLEDGER_ANCHOR_ADMIN_KEY), or "
-            "anchor_chain_url = \"none\" to sign checkpoints without anchoring")
+        return None
 
     def _remembered_contract(self, chain_id: int) -> str | None:
         """The contract this service deployed on `chain_id` before, if any."""
@@ -335,6 +343,8 @@ class AnchoringService:
         for agency_id in agencies_with_logs(self.engine):
             try:
                 self._step_agency(agency_id, moment)
+            except NotAuthorised as exc:
+                self._not_authorised(agency_id, exc.cause, exc.account, str(exc), moment)
             except ChainError as exc:
                 # A node that stays down at set-up: try again next round, say why.
                 self._enter(agency_id, _failure_state(exc), _said(exc), moment, exc,
@@ -352,6 +362,9 @@ class AnchoringService:
             return
         agency = self.agencies.get(agency_id)
         if agency is None:
+            if now < self._join_at.get(agency_id, 0.0):
+                return  # refused lately: asked again every CHAIN_CHECK_S, not every round
+            self._join_at[agency_id] = now + CHAIN_CHECK_S
             agency = self.agencies[agency_id] = self._join(agency_id)
         if agency.halted:
             return
@@ -369,7 +382,11 @@ class AnchoringService:
             return
         self._record_final(agency, now)
         failure = agency.anchorer.last_failure
-        if failure is not None:
+        if isinstance(failure, ContractRevert) and failure.error_name in _REFUSALS:
+            # Revoked (or the log unregistered) since it joined: only the admin can lift it.
+            self._not_authorised(agency_id, _REFUSALS[failure.error_name],
+                                 agency.anchorer.client.account.address, str(failure), now)
+        elif failure is not None:
             self._enter(agency_id, _failure_state(failure), _said(failure), now, failure,
                         quiet=self._node_down())
         elif agency.lost_up_to:
@@ -390,6 +407,22 @@ class AnchoringService:
         anchorer = Anchorer(log_view, key, client, self.pending, self.policy,
                             heads=log_view.heads_root)
         return AgencyAnchoring(agency_id, anchorer)
+
+    def _not_authorised(self, agency_id: str, cause: str, account: str, detail: str,
+                        now: float) -> None:
+        """Say what the consortium admin must sign for this agency to anchor again."""
+        with Session(self.engine) as session:
+            log_id = session.exec(select(AgencyLog.log_id).where(
+                AgencyLog.agency_id == agency_id)).first()
+        todo = {
+            "unregistered": f"the consortium admin must register it: kitledger consortium "
+                            f"register-log --agency {agency_id} --log {log_id}",
+            "other_agency": "the log key belongs to another agency's registration: check "
+                            "log_key_dir",
+            "no_role": f"the consortium admin must grant it: kitledger consortium "
+                       f"grant-anchorer --agency {agency_id} --account {account}",
+        }[cause]
+        self._enter(agency_id, AnchorState.NOT_AUTHORISED, f"{cause}: {detail}; {todo}", now)
 
     def _recorded(self, session: Session, agency_id: str) -> int:
         """The largest anchored size recorded for the contract in use (any contract on the
@@ -512,6 +545,32 @@ class AnchoringService:
     def _heartbeat(self, now: float) -> None:
         for scope, standing in list(self._standing.items()):
             self._enter(scope, standing.state, standing.reason, now)
+
+    def hand_over(self, deadline: float, poll_s: float = 0.5) -> bool:
+        """Before this process lets go of the anchorer's role: wait, until `deadline`
+        (monotonic), for every anchor transaction in flight to be final or dropped, and record
+        the finals; send nothing new. True when nothing is left in flight. A transaction still
+        in flight at the deadline is safe (the next holder's anchor of the same size is
+        refused by the contract, and this node settles it when it holds the role again), only
+        wasteful."""
+        if self.consortium is None or self.pending is None or self.blocked is not None:
+            return True
+        while True:
+            settled = True
+            for agency in self.agencies.values():
+                if agency.halted:
+                    continue
+                try:
+                    done = agency.anchorer.settle()
+                    self._record_final(agency, time.time())
+                except (ChainError, SQLAlchemyError) as exc:
+                    log.warning("handing over anchoring for %s: %s", agency.agency_id,
+                                type(exc).__name__)
+                    done = False
+                settled = settled and done
+            if settled or time.monotonic() >= deadline:
+                return settled
+            time.sleep(poll_s)
 
     def run(self, stop: threading.Event, poll_s: float = 0.5) -> None:
         while not stop.is_set():

@@ -328,6 +328,12 @@ def register(subparsers: Any) -> None:
     _settings_arguments(answers)
     answers.add_argument("--agency", required=True, help="agency id")
     answers.set_defaults(run=run_answers_key)
+    identity = subparsers.add_parser(
+        "anchoring-identity", help="print an agency's log id and anchorer address, for the "
+        "consortium admin's `kitledger consortium enroll` (keys made on first use)")
+    _settings_arguments(identity)
+    identity.add_argument("--agency", required=True, help="agency id")
+    identity.set_defaults(run=run_anchoring_identity)
 
 
 def run_answers_key(args: argparse.Namespace) -> int:
@@ -344,6 +350,25 @@ def run_answers_key(args: argparse.Namespace) -> int:
                            "unusable") from None
     emit({"verdict": "ok", "agency": args.agency, "api_key": raw_public_key(public).hex(),
           "kid": key_id(public)})
+    return EXIT_OK
+
+
+def run_anchoring_identity(args: argparse.Namespace) -> int:
+    """Print what the consortium admin needs to enrol `--agency`: its log id (the log key's
+    id) and its anchorer account's address. Only public values; the keys stay in
+    log_key_dir."""
+    from api.agency_keys import LogKeyError, anchoring_secret, log_key, log_key_id
+    from ledger.chain.consortium import local_account
+
+    settings = _settings(args)
+    try:
+        log_id = log_key_id(log_key(settings.log_key_dir, args.agency))
+        secret = anchoring_secret(settings.log_key_dir, args.agency)
+    except LogKeyError as exc:
+        raise CommandError(str(exc), "check log_key_dir and its permissions", EXIT_UNUSABLE,
+                           "unusable") from None
+    emit({"verdict": "ok", "agency": args.agency, "log": log_id,
+          "account": local_account(secret).address})
     return EXIT_OK
 
 

@@ -141,8 +141,10 @@ class Settings(BaseSettings):
     anchor_chain_url: str = Field(default="embedded://", max_length=2048)
     anchor_chain_id: int | None = Field(default=None, ge=1)
     anchor_contract: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
-    # The consortium admin account that deploys, registers logs and grants roles on a node:
-    # a file holding its hex key (mode 0600) or the key itself in the environment.
+    # The consortium admin's key (a file holding its hex, mode 0600, or the key itself in the
+    # environment): unset on an agency's server, which attaches to anchor_contract and anchors
+    # once the admin's offline-signed orders enrolled it (`kitledger consortium`); set only
+    # where this server may act as the admin (a test chain run by one operator).
     anchor_admin_key_file: Path | None = None
     anchor_admin_key: SecretStr | None = None
     anchor_interval_s: float = Field(default=60.0, gt=0, le=86_400)

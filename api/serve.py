@@ -89,6 +89,9 @@ CHILD_STOP_S: Final = 20.0
 """How long `serve` waits for its children after SIGTERM before killing them: an ingest
 worker finishes its batch in hand (one transaction) well within it."""
 
+ANCHOR_HAND_OVER_S: Final = 12.0
+"""How long a stopping anchorer waits for its transactions in flight (within CHILD_STOP_S)."""
+
 WARM_UP_S: Final = 30.0
 """How long an ingest worker waits for its verifier children and a database connection
 before it subscribes anyway."""
@@ -167,11 +170,20 @@ def _round_failed(doing: str, exc: SQLAlchemyError) -> None:
 
 def run_anchoring(overrides: dict[str, Any], parent: int) -> None:
     """The anchoring process, until signalled: every node runs one, and the one holding the
-    anchorer's role (`api.roles`) anchors every log; the others wait to take it over."""
-    # SIGTERM and SIGINT keep their default (end now, no traceback): deploying on the embedded
-    # chain or waiting on a slow node can take longer than `serve` waits, and the anchorer is
-    # crash-safe by design.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    anchorer's role (`api.roles`) anchors every log; the others wait to take it over.
+
+    Signalled while it holds the role, it hands over: it sends nothing more, waits (at most
+    `ANCHOR_HAND_OVER_S`) for its anchor transactions in flight to be final, records them,
+    and only then lets go of the role, so the next holder never anchors beside one of ours.
+    The anchorer is crash-safe by design, so a kill at any point (`serve` kills children
+    that outlast `CHILD_STOP_S`, a lost host) loses nothing either."""
+    stopping = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        stopping.set()  # no traceback, and the round under way ends before the hand-over
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     die_with_parent(parent)
     from api.anchoring import AnchoringService
 
@@ -180,7 +192,7 @@ def run_anchoring(overrides: dict[str, Any], parent: int) -> None:
     engine = make_engine(settings)
     election = Election(engine, [Role.ANCHORER], node=node_id(settings))
     service: AnchoringService | None = None
-    while os.getppid() == parent:
+    while os.getppid() == parent and not stopping.is_set():
         if election.refresh():
             if service is None:  # elected: connect (or deploy the embedded chain) now
                 service = AnchoringService(settings, engine)
@@ -194,8 +206,12 @@ def run_anchoring(overrides: dict[str, Any], parent: int) -> None:
             # Another node anchors now; taken back, anchoring starts afresh from the database.
             service.close()
             service = None
-        time.sleep(PARENT_POLL_S)
+        stopping.wait(PARENT_POLL_S)
     if service is not None:
+        if election.holds(Role.ANCHORER) and not service.hand_over(
+                time.monotonic() + ANCHOR_HAND_OVER_S):
+            log.warning("handing over anchoring: transactions still in flight after %ss",
+                        ANCHOR_HAND_OVER_S)
         service.close()
     election.close()
     engine.dispose()

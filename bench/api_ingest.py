@@ -175,17 +175,41 @@ MOSQUITTO_SUB = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
 
 
 def _received(path: Path, sent: dict[tuple[str, int], float]) -> list[float]:
-    """Latency of each decision in `mosquitto_sub -F '%U %t %p'` output at `path` (arrival
-    time, topic, payload; a line each) for an observation in `sent` (reader, seq -> sent)."""
+    """Latency of each decision in `mosquitto_sub -F '%U %t %x'` output at `path` (arrival
+    time, topic, payload in hex: a signed answer's header ends in a newline) for an observation
+    in `sent` (reader, seq -> sent)."""
     latencies = []
     data = path.read_bytes()
     for line in data[:data.rfind(b"\n") + 1].splitlines():  # whole lines: it may be writing
         stamp, topic, payload = line.split(b" ", 2)
         reader_id = topic.decode().split("/")[4]
-        for decision in parse_decisions(payload):  # as the reader agent reads them
+        for decision in parse_decisions(bytes.fromhex(payload.decode())):  # as an agent does
             if (reader_id, decision.seq) in sent:
                 latencies.append(float(stamp) - sent[(reader_id, decision.seq)])
     return latencies
+
+
+def _publish_paced(
+    payloads: list[tuple[BenchReader, int, bytes]], agents: dict[str, subprocess.Popen[bytes]],
+    rate: int,
+) -> dict[tuple[str, int], float]:
+    """Hand each payload to its desk's `mosquitto_pub` at `rate` per second, then close their
+    input; when each was handed over, by (reader, seq), in wall-clock time (as %U is)."""
+    sent: dict[tuple[str, int], float] = {}
+    start = time.monotonic()
+    for n, (reader, seq, payload) in enumerate(payloads):
+        delay = start + n / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        stdin = agents[reader.reader_id].stdin
+        assert stdin is not None
+        sent[(reader.reader_id, seq)] = time.time()
+        stdin.write(payload + b"\n")
+        stdin.flush()
+    for agent in agents.values():
+        assert agent.stdin is not None
+        agent.stdin.close()
+    return sent
 
 
 def run_decision_latency(
@@ -204,36 +228,31 @@ def run_decision_latency(
         listener = subprocess.Popen(
             [MOSQUITTO_SUB, "-h", "127.0.0.1", "-p", str(port), "-V", "5", "-q", "1",
              "-i", "bench-agent-listener", "-t", "kitledger/v1/+/+/+/decisions",
-             "-F", "%U %t %p"], stdout=out)
-    time.sleep(0.5)  # subscribed
-    agents = {r.reader_id: subprocess.Popen(
-        [MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", str(port), "-V", "5", "-q", "1",
-         "-M", str(PUBLISH_WINDOW), "-i", f"bench-{r.reader_id}", "-t", r.topic, "-l"],
-        stdin=subprocess.PIPE) for r in returns}
-    time.sleep(0.5)  # connected
-    sent: dict[tuple[str, int], float] = {}
-    start = time.monotonic()
-    for n, (reader, seq, payload) in enumerate(payloads):
-        delay = start + n / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        stdin = agents[reader.reader_id].stdin
-        assert stdin is not None
-        sent[(reader.reader_id, seq)] = time.time()  # mosquitto_sub's %U is wall-clock time
-        stdin.write(payload + b"\n")
-        stdin.flush()
-    for agent in agents.values():
-        assert agent.stdin is not None
-        agent.stdin.close()
-    deadline = time.monotonic() + 60
-    latencies = _received(received, sent)
-    while len(latencies) < len(payloads) and time.monotonic() < deadline:
-        time.sleep(0.5)
+             "-F", "%U %t %x"], stdout=out)
+    agents: dict[str, subprocess.Popen[bytes]] = {}
+    try:  # a failure here must not leave the C clients holding the caller's pipes open
+        time.sleep(0.5)  # subscribed
+        agents.update({r.reader_id: subprocess.Popen(
+            [MOSQUITTO_PUB, "-h", "127.0.0.1", "-p", str(port), "-V", "5", "-q", "1",
+             "-M", str(PUBLISH_WINDOW), "-i", f"bench-{r.reader_id}", "-t", r.topic, "-l"],
+            stdin=subprocess.PIPE) for r in returns})
+        time.sleep(0.5)  # connected
+        sent = _publish_paced(payloads, agents, rate)
+        deadline = time.monotonic() + 60
         latencies = _received(received, sent)
-    listener.terminate()
-    listener.wait()
-    for agent in agents.values():
-        agent.wait(timeout=10)
+        while len(latencies) < len(payloads) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            latencies = _received(received, sent)
+    finally:
+        listener.terminate()
+        listener.wait()
+        for agent in agents.values():
+            if agent.stdin is not None and not agent.stdin.closed:
+                agent.stdin.close()
+            try:
+                agent.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                agent.kill()
     latencies = _received(received, sent)
     if len(latencies) < len(payloads):
         raise TimeoutError(f"only {len(latencies)} of {len(payloads)} decisions arrived")

@@ -33,10 +33,10 @@ def healthz() -> dict[str, str]:
 def readyz(request: Request) -> dict[str, str | list[str]]:
     """Every condition of `api.readiness` holds: the database answers at the current schema,
     this node's ingest workers are subscribed to the broker, and anchoring needs no operator
-    (settings and log keys that work, a chain not replaced or unreachable for long, its
-    process reporting, its backlog under `anchor_backlog_max`); else 503 with the reasons.
-    With this node's id and the roles it holds (`api.roles`: the anchorer, the webhook
-    dispatcher, the scans)."""
+    (settings and log keys that work, a log the consortium has authorised, a chain not
+    replaced or unreachable for long, its process reporting, its backlog under
+    `anchor_backlog_max`); else 503 with the reasons. With this node's id and the roles it
+    holds (`api.roles`: the anchorer, the webhook dispatcher, the scans)."""
     engine: Engine = request.app.state.engine
     settings = request.app.state.settings
     node = node_id(settings)

@@ -152,6 +152,17 @@ class Anchorer:
             self.last_failure = None
         self._refresh(now)
 
+    def settle(self) -> bool:
+        """Move in-flight anchors on without sending a new one; True when none is left in
+        flight. What a process giving up the anchorer's role does before it lets go, so the
+        next holder does not anchor beside a transaction of ours still on its way."""
+        try:
+            return self._settle_in_flight()
+        except (ChainUnavailable, ContractRevert, NodeRejected) as exc:
+            self.last_error = str(exc)
+            self.last_failure = exc
+            return False
+
     def _back_off(self, now: float, exc: Exception) -> None:
         self.last_error = str(exc)
         self.last_failure = exc

@@ -1,12 +1,16 @@
-"""The consortium admin's side of one CustodyAnchor deployment: accounts, funding, enrolment.
+"""The consortium's contract as one server sees it: accounts, funding, enrolment.
 
-`Consortium.open` connects to a node and deploys the contract or attaches to a configured one,
-as the consortium admin: on the embedded chain a fresh admin account funded from the chain's
-unlocked genesis account, on a real node the operator's key. `enroll` readies one agency's log
-for anchoring (registers the log to the agency, grants the agency's own account its anchorer
-role, keeps that account funded) and returns the client that anchors as that account.
-`anchor_receipt` reads back a final anchor's `Anchored` receipt log, so a service can keep
-everything an auditor needs in its own database and never scan chain logs.
+`Consortium.open` connects to a node and attaches to the consortium's CustodyAnchor contract.
+An agency's server holds no admin key: it attaches to the configured contract, and `enroll`
+only checks that the consortium admin registered the agency's log and granted the agency's
+account its anchorer role (the admin does that offline, `ledger.chain.admin_orders`), raising
+`NotAuthorised` with the cause when not. With the admin's key (the embedded development chain,
+where a fresh admin is made and funded from the chain's unlocked genesis account, or a test
+chain run by one operator) `open` may deploy the contract, and `enroll` registers the log,
+grants the role and keeps the agency's account funded itself. Either way `enroll` returns the
+client that anchors as the agency's account. `anchor_receipt` reads back a final anchor's
+`Anchored` receipt log, so a service can keep everything an auditor needs in its own database
+and never scan chain logs.
 
 Callers outside `ledger.chain` (the API's anchoring service) hand in plain values (URLs, hex
 keys, 32-byte secrets) and get plain values back: web3 stays in this package.
@@ -24,7 +28,7 @@ from web3 import Web3
 from web3.types import Wei
 
 from ledger.chain.client import CustodyAnchorClient
-from ledger.chain.errors import ChainError
+from ledger.chain.errors import ChainError, NotAuthorised
 from ledger.chain.pending import PendingAnchor
 from ledger.chain.provider import EMBEDDED_URL, connect
 from ledger.chain.txpolicy import guarded, with_retries
@@ -66,12 +70,20 @@ def local_account(secret: bytes | str) -> LocalAccount:
     return account
 
 
-class Consortium:
-    """The consortium admin on one node and one CustodyAnchor contract."""
+class NoContract(ChainError):
+    """No contract to attach to, and no admin key to deploy one."""
 
-    def __init__(self, w3: Web3, admin: CustodyAnchorClient, deployed: bool = False) -> None:
+
+class Consortium:
+    """One node and one CustodyAnchor contract, with or without the admin's key."""
+
+    def __init__(self, w3: Web3, admin: CustodyAnchorClient, deployed: bool = False,
+                 is_admin: bool = True) -> None:
         self.w3 = w3
+        # Reads go through this client; it signs only when `is_admin` (else its account is a
+        # throwaway that never sends anything).
         self.admin = admin
+        self.is_admin = is_admin
         self.chain_id = int(w3.eth.chain_id)
         self.deployed = deployed  # True when `open` deployed the contract just now
 
@@ -83,10 +95,10 @@ class Consortium:
     def open(cls, url: str, *, chain_id: int | None = None, contract: str | None = None,
              admin_key: bytes | str | None = None,
              remembered: Callable[[int], str | None] | None = None) -> Consortium:
-        """Connect; deploy a fresh contract unless `contract` names one, or `remembered` (given
-        the node's chain id) returns the one deployed before. On `embedded://` the admin is a
-        new account funded from the chain's unlocked genesis account; elsewhere `admin_key` is
-        required."""
+        """Connect; attach to `contract`, or to the one `remembered` (given the node's chain
+        id) returns, or deploy a fresh one with `admin_key`. On `embedded://` the admin is a
+        new account funded from the chain's unlocked genesis account. On a node without
+        `admin_key` the server is an agency's: it only attaches (`NoContract` without one)."""
         w3 = connect(url, chain_id)
         if not contract and remembered is not None:
             contract = remembered(int(w3.eth.chain_id))
@@ -95,8 +107,12 @@ class Consortium:
         elif url == EMBEDDED_URL:
             account = Account.create()
             _fund_from_unlocked(w3, account.address, EMBEDDED_ADMIN_WEI)
+        elif contract:
+            return cls(w3, CustodyAnchorClient(w3, contract, Account.create()), is_admin=False)
         else:
-            raise AccountKeyError("a chain node needs the consortium admin's key")
+            raise NoContract(
+                "an agency's server attaches to the consortium's contract and never deploys "
+                "one: set anchor_contract to the address the consortium published")
         if contract:
             return cls(w3, CustodyAnchorClient(w3, contract, account))
         return cls(w3, CustodyAnchorClient.deploy(w3, account), deployed=True)
@@ -104,17 +120,31 @@ class Consortium:
     def enroll(self, chain_log: bytes, chain_agency: bytes,
                anchorer_secret: bytes) -> CustodyAnchorClient:
         """Ready `chain_log` for anchoring by the agency's account; idempotent, so a restart
-        re-enrolling an agency sends nothing new."""
+        re-enrolling an agency sends nothing new. Without the admin's key, only checks: raises
+        `NotAuthorised` when the admin has not registered the log to the agency or granted
+        the account the agency's anchorer role."""
         account = local_account(anchorer_secret)
         contract = self.admin.contract
         agency = bytes(with_retries(contract.functions.agencyOf(chain_log).call))
         if agency == NO_AGENCY:
+            if not self.is_admin:
+                raise NotAuthorised("unregistered", account.address,
+                                    f"log 0x{chain_log.hex()} is not registered on the contract")
             self.admin.register_log(chain_log, chain_agency)
+        elif agency != chain_agency:
+            raise NotAuthorised("other_agency", account.address,
+                                f"log 0x{chain_log.hex()} is registered to another agency "
+                                f"(0x{agency.hex()})")
         if not self.admin.is_anchorer(chain_agency, account.address):
+            if not self.is_admin:
+                raise NotAuthorised("no_role", account.address,
+                                    f"account {account.address} lacks the agency's anchorer "
+                                    "role")
             self.admin.grant_anchorer(chain_agency, account.address)
-        balance = int(with_retries(lambda: self.w3.eth.get_balance(account.address)))
-        if balance < MIN_ANCHORER_BALANCE:
-            self._fund(account.address, TOP_UP_WEI)
+        if self.is_admin:
+            balance = int(with_retries(lambda: self.w3.eth.get_balance(account.address)))
+            if balance < MIN_ANCHORER_BALANCE:
+                self._fund(account.address, TOP_UP_WEI)
         return CustodyAnchorClient(self.w3, self.admin.address, account, self.admin.fees)
 
     def anchor_receipt(self, final: PendingAnchor) -> AnchorReceiptLog:

@@ -67,6 +67,18 @@ class ChainReplaced(ChainError):
     checkpoint contradicts our final anchor. Anchoring there stops until an operator decides."""
 
 
+class NotAuthorised(ChainError):
+    """The contract would refuse this account's anchors of this log, and only the consortium
+    admin can change that: `cause` is `unregistered` (nobody registered the log),
+    `other_agency` (it is registered to another agency) or `no_role` (the account lacks the
+    agency's anchorer role: never granted, or revoked)."""
+
+    def __init__(self, cause: str, account: str, detail: str) -> None:
+        super().__init__(detail)
+        self.cause = cause
+        self.account = account
+
+
 class ConsistencyError(ChainError):
     """The log's new checkpoint does not extend the checkpoint already anchored."""
 

@@ -1,9 +1,10 @@
 """Anchoring that notices: a real anvil node killed and restarted empty, or restored from an
-older state; a contract address without code; settings that cannot work (no admin key, a log
-key that is not the bound one, a relative key directory). Each time the service must say so,
-once, in the log, in `/readyz`, in `/metrics` and in an alert; mark the anchors the chain no
-longer holds as lost (kept as history, never shown as anchored); and anchor again only where
-the operator says (a new `anchor_contract`), never on a contract it deployed on its own.
+older state; a contract address without code; settings that cannot work (neither an admin key
+nor a contract, a log key that is not the bound one, a relative key directory). Each time the
+service must say so, once, in the log, in `/readyz`, in `/metrics` and in an alert; mark the
+anchors the chain no longer holds as lost (kept as history, never shown as anchored); and anchor
+again only where the operator says (a new `anchor_contract`), never on a contract it deployed
+on its own.
 """
 
 from __future__ import annotations
@@ -387,7 +388,7 @@ def test_a_contract_address_without_code_is_refused_at_start(
     assert row is None or row.tx_hash is None
 
 
-def test_a_node_without_an_admin_key_is_not_ready_with_the_reason(
+def test_a_node_without_an_admin_key_or_a_contract_is_not_ready_with_the_reason(
     engine: Engine, node: AnvilNode, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     _world(engine)
@@ -398,12 +399,12 @@ def test_a_node_without_an_admin_key_is_not_ready_with_the_reason(
     service.step()
     service.close()
     (line,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert "KITLEDGER_ANCHOR_ADMIN_KEY_FILE" in line.getMessage() and line.exc_info is None
+    assert "set anchor_contract" in line.getMessage() and line.exc_info is None
     client, _ = _client(engine, tmp_path)
     ready = client.get("/readyz")
     assert ready.status_code == 503
     assert "misconfigured" in ready.json()["detail"]
-    assert "ADMIN_KEY" in ready.json()["detail"]
+    assert "never deploys" in ready.json()["detail"]
 
 
 def test_a_key_directory_without_the_bound_log_key_makes_no_key_and_is_not_ready(

@@ -17,8 +17,6 @@ from tests.paths import REPO_ROOT
 BENCH = REPO_ROOT / "bench" / "api_ingest.py"
 
 
-@pytest.mark.skip(reason="known broken: the small bench run hangs on the merged tree "
-                  "(see the closing note)")
 def test_small_ingest_benchmark_prints_every_row_on_both_databases() -> None:
     done = subprocess.run(
         [sys.executable, str(BENCH), "--desks", "2", "--assets", "30", "--workers", "1,2",

@@ -12,8 +12,6 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 from tests.api.api_support import assert_machine_row
 from tests.paths import REPO_ROOT
 
@@ -23,8 +21,6 @@ AGENCIES, DESKS, ASSETS, RUNS = 2, 1, 40, 2
 """Enough check-outs that each node spends some clock ticks (10 ms) on them."""
 
 
-@pytest.mark.skip(reason="known broken: the small bench run hangs on the merged tree "
-                  "(see the closing note)")
 def test_small_scale_benchmark_prints_a_row_per_node_count() -> None:
     done = subprocess.run(
         [sys.executable, str(BENCH), "--nodes", "1,2", "--agencies", str(AGENCIES),

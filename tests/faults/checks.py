@@ -280,26 +280,38 @@ def _root_at(client: CustodyAnchorClient, log_id: str, size: int) -> bytes | Non
         return None
 
 
+def _life(lives: dict[int, list[tuple[float, float | None]]], node: int | None,
+          at: float) -> int | None:
+    """Which of `node`'s lives (its index) was running at wall-clock time `at` (a block's
+    timestamp: whole seconds, hence the second's slack)."""
+    for n, (start, end) in enumerate(lives.get(node, []) if node is not None else []):
+        if start - 1 <= at and (end is None or at <= end + 1):
+            return n
+    return None
+
+
 def anchorer_overlaps(w3: Web3, contract: str, log_ids: list[str], node_of: dict[str, int],
-                      lives: dict[int, list[tuple[float, float | None]]],
-                      slack_s: float = 2.0) -> list[str]:
-    """Times two nodes anchored one log at once: an anchor by node Y right after one by node
-    X, while X was still running (its `lives`: wall-clock start and end, None if running).
-    Each node anchors from its own account (`node_of`: address -> node)."""
+                      lives: dict[int, list[tuple[float, float | None]]]) -> list[str]:
+    """Times two nodes anchored one log at once: node X anchored it, then node Y, then X again
+    in the same life (process run) as before, so X never gave the role up while Y held it.
+    A hand-over (X stops anchoring, Y goes on) is no overlap, however long X's process then
+    takes to stop. Each node anchors from its own account (`node_of`: address -> node);
+    `lives` are each node's wall-clock runs (end None while running)."""
     from eth_account import Account
 
     client = CustodyAnchorClient(w3, contract, Account.from_key(READ_ONLY_KEY))
     found = []
     for log_id in log_ids:
-        events = client.anchored_events(chain_log_id(log_id), 0)
-        previous: int | None = None
-        for event in events:
+        runs: list[tuple[int | None, int | None]] = []  # (node, life) of each run of anchors
+        for event in client.anchored_events(chain_log_id(log_id), 0):
             node = node_of.get(event.anchorer.lower())
             at = float(w3.eth.get_block(event.block_number)["timestamp"])
-            if previous is not None and node != previous and any(
-                    start - slack_s <= at and (end is None or at <= end - slack_s)
-                    for start, end in lives.get(previous, [])):
+            run = (node, _life(lives, node, at))
+            if runs and runs[-1] == run:
+                continue
+            if run[1] is not None and run in runs:
                 found.append(f"log {log_id[:8]}: node {node} anchored size {event.tree_size} "
-                             f"while node {previous} was anchoring it too")
-            previous = node
+                             f"after node {runs[-1][0]} had anchored it, in the same run as "
+                             "its earlier anchors")
+            runs.append(run)
     return found

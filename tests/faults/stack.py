@@ -255,8 +255,8 @@ class FaultStack:
                 "KITLEDGER_ANCHOR_CONTRACT": self.contract,
                 "KITLEDGER_ANCHOR_ADMIN_KEY": ANVIL_ADMIN_KEY,
                 "KITLEDGER_ANCHOR_INTERVAL_S": "1",
-                # Each node's ingest client ids differ (a deployment must set this today).
-                "KITLEDGER_MQTT_CLIENT_ID": f"kitledger-ingest-node{node}"}
+                # Named as docs/scaling.md advises: /readyz and the broker's log say "node1".
+                "KITLEDGER_NODE_ID": f"node{node}"}
 
     def key_dir(self, node: int) -> Path:
         return self.run_dir / f"keys-node{node}"

@@ -115,6 +115,11 @@ def test_a_bad_database_url_is_one_line(url: str, command: str, tmp_path: Path) 
     ["witness", "serve", "--key", "/nonexistent", "--state", "/nonexistent/s.db", "--listen",
      "127.0.0.1:0", "--log", "kitledger/x=bad"],
     ["export", "--agency", "a"],  # an argparse error: usage, then the one line
+    ["consortium", "submit", "/nonexistent/order.json", "--rpc", "http://127.0.0.1:1"],
+    ["consortium", "revoke-anchorer", "--agency", "a", "--account", "0x" + "ab" * 20,
+     "--contract", "0x" + "cd" * 20, "--key-file", "/nonexistent/admin.key", "--out",
+     "/tmp/x.json"],
+    ["anchoring-identity", "--agency", "../a"],
 ])
 def test_every_command_fails_in_one_line(args: list[str], tmp_path: Path) -> None:
     done = _kitledger(*args, cwd=tmp_path)
