@@ -203,10 +203,11 @@ def test_anchoring_that_cannot_work_reaches_readyz_from_its_own_process(
     engine = make_engine(load_settings(database_url=database))
     register_reader(engine)  # north's log gets its first leaf, and so a key to bind
     engine.dispose()
-    # A chain node named, no admin key: the process used to die and /readyz said 200.
+    # A chain node named, with neither a contract nor an admin key to deploy one: the process
+    # used to die and /readyz said 200.
     keyless = ServeNode("anchor-keyless", database_url=database, mqtt_url=mosquitto.url,
                         data_dir=tmp_path, env={"KITLEDGER_ANCHOR_CHAIN_URL": anvil.url})
-    _assert_not_ready_for(keyless, "anchoring: service: misconfigured", "ADMIN_KEY")
+    _assert_not_ready_for(keyless, "anchoring: service: misconfigured", "anchor_contract")
     # Signing binds north's log to a key in keys/; a node looking in another folder must
     # neither make a new key nor sign, and must say where it looked.
     signer = ServeNode("anchor-signer", database_url=database, mqtt_url=mosquitto.url,
