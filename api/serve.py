@@ -262,6 +262,12 @@ def _stop_children(children: list[BaseProcess]) -> None:
             child.join(timeout=5)
 
 
+ASKED_TO_STOP: Final = frozenset({0, -signal.SIGINT, -signal.SIGTERM})
+"""Exit codes of a child that was asked to stop: Ctrl-C in a terminal reaches the whole
+process group, so the children may end a moment before `serve` begins stopping them. (A
+worker stopped so and not by `serve` is still noticed: its row goes stale.)"""
+
+
 class ChildWatch:
     """Says, once, when a child of `serve` ends while `serve` runs: an error line, and for
     an ingest worker a `stopped` broker status, so `/readyz` answers 503 at once rather than
@@ -288,7 +294,8 @@ class ChildWatch:
             for child in self._children:
                 if child.exitcode is not None and child.name not in self._said:
                     self._said.add(child.name)
-                    self._ended(child)
+                    if child.exitcode not in ASKED_TO_STOP:
+                        self._ended(child)
 
     def _ended(self, child: BaseProcess) -> None:
         log.error("%s process exited with code %s; this node runs without it until serve is "
