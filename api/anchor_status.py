@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, text
 from sqlmodel import Session, col, select
 
 from api.models.anchoring import MAX_STATUS_REASON_CHARS, SERVICE_SCOPE, AnchoringStatus
@@ -60,11 +60,13 @@ HEALTHY: Final = frozenset({AnchorState.STARTING, AnchorState.OK, AnchorState.SI
 
 @dataclass(frozen=True, slots=True)
 class StatusRow:
-    """One row as read back: scope ("" for the service), state, reason, last refreshed."""
+    """One row as read back: scope ("" for the service), state, reason, since when, last
+    refreshed."""
 
     agency_id: str
     state: str
     reason: str
+    since: datetime
     checked_at: datetime
 
 
@@ -112,12 +114,15 @@ def resolve_alerts(engine: Engine, agency_id: str, now: datetime) -> None:
 
 def read_statuses(session: Session) -> list[StatusRow]:
     rows = session.exec(select(AnchoringStatus).order_by(col(AnchoringStatus.agency_id)))
-    return [StatusRow(r.agency_id, r.state, r.reason, r.checked_at) for r in rows]
+    return [StatusRow(r.agency_id, r.state, r.reason, r.since, r.checked_at) for r in rows]
 
 
-def not_ready_reason(session: Session, now: datetime | None = None) -> str | None:
+def not_ready_reason(session: Session, now: datetime | None = None, *,
+                     unavailable_max_s: float | None = None) -> str | None:
     """Why anchoring makes the service not ready, in one line; None when it does not.
 
+    A node unreachable (`unavailable`) for longer than `unavailable_max_s` is a reason too:
+    a short outage is retried alone, a long one needs someone to look at the node.
     No rows at all (anchoring never ran against this database) is not a reason: an API-only
     installation, or the first seconds before the anchoring process starts."""
     moment = now or datetime.now(UTC)
@@ -125,8 +130,33 @@ def not_ready_reason(session: Session, now: datetime | None = None) -> str | Non
     for row in read_statuses(session):
         who = "service" if row.agency_id == SERVICE_SCOPE else f"agency {row.agency_id}"
         age = (moment - row.checked_at).total_seconds()
+        down_for = (moment - row.since).total_seconds()
         if row.state in NOT_READY:
             problems.append(f"{who}: {row.state}: {row.reason}")
         elif row.agency_id == SERVICE_SCOPE and age > STALE_AFTER_S:
             problems.append(f"service: the anchoring process has not reported for {age:.0f} s")
+        elif (row.state == AnchorState.UNAVAILABLE and unavailable_max_s is not None
+              and down_for > unavailable_max_s):
+            problems.append(f"{who}: unavailable for {down_for:.0f} s: {row.reason}")
     return "; ".join(problems) if problems else None
+
+
+_BACKLOGS = text(
+    "SELECT l.agency_id, l.size,"
+    " COALESCE((SELECT MAX(c.tree_size) FROM log_checkpoint c"
+    "           WHERE c.agency_id = l.agency_id AND c.tx_hash IS NOT NULL), 0)"
+    " FROM agency_log l ORDER BY l.agency_id"
+)
+
+
+def backlogs(conn: Connection) -> list[tuple[str, int, int]]:
+    """Per agency log: its leaves not yet anchored, and the size anchored so far."""
+    return [(str(agency), max(int(size) - int(anchored), 0), int(anchored))
+            for agency, size, anchored in conn.execute(_BACKLOGS).all()]
+
+
+def backlog_reason(conn: Connection, limit: int) -> str | None:
+    """Which logs have more than `limit` leaves waiting for an anchor, in one line."""
+    over = [f"agency {agency}: {waiting} leaves not anchored" for agency, waiting, _ in
+            backlogs(conn) if waiting > limit]
+    return f"{'; '.join(over)} (anchor_backlog_max is {limit})" if over else None

@@ -214,8 +214,8 @@ class Settings(BaseSettings):
 
     # Anchoring (api.anchoring): "embedded://" runs an in-process chain with a contract deployed
     # at start; an http(s)/ws(s) URL anchors on that node; "none" signs checkpoints only.
-    # A relative log_key_dir is resolved against the config file's folder, never the working
-    # directory of whichever process reads it (`_stable_key_dir`); docs/anchoring.md.
+    # Absolute paths in production; elsewhere a relative log_key_dir is resolved against the
+    # config file's folder, else the working directory (`_stable_key_dir`); docs/anchoring.md.
     log_key_dir: Path = Path("kitledger-keys")
     anchor_chain_url: str = Field(default="embedded://", max_length=2048)
     anchor_chain_id: int | None = Field(default=None, ge=1)
@@ -229,6 +229,10 @@ class Settings(BaseSettings):
     anchor_interval_s: float = Field(default=60.0, gt=0, le=86_400)
     anchor_max_new_leaves: int = Field(default=10_000, ge=1, le=10_000_000)
     anchor_confirmations: int = Field(default=1, ge=1, le=1_000)
+    # Readiness (api.readiness): `/readyz` answers 503 when a log has more leaves than this
+    # waiting for an anchor, or the chain node has been unreachable for longer than this.
+    anchor_backlog_max: int = Field(default=100_000, ge=1, le=1_000_000_000)
+    anchor_unavailable_max_s: float = Field(default=600.0, gt=0, le=7 * 86_400)
 
     # Witnesses (api.cosigning) asked to cosign each new checkpoint; none by default. In the
     # environment, JSON: KITLEDGER_WITNESSES='[{"url": "...", "vkey": "..."}]'. A witness that
@@ -329,17 +333,21 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _stable_key_dir(self) -> Settings:
-        """A relative `log_key_dir` means the same folder from every process: resolved against
-        the config file's folder when there is one; without one, refused in production (where
-        a service started from another folder would otherwise look for, or make, keys
-        elsewhere) and resolved against the working directory in development and tests."""
-        if self.log_key_dir.is_absolute():
-            return self
-        config = _config_file.get() or os.environ.get(CONFIG_FILE_ENV)
-        if not config and self.environment == "production":
-            raise ValueError("log_key_dir must be an absolute path in production (or be set in "
-                             "the config file, relative to that file)")
-        object.__setattr__(self, "log_key_dir", _config_base() / self.log_key_dir)  # frozen
+        """Keys live where the settings say, the same folder from every process. In
+        production `log_key_dir` and `anchor_admin_key_file` must be absolute paths: a
+        relative one (the default `kitledger-keys` among them) depends on where the service
+        was started or where its config file happens to be, and a service that looks for its
+        keys elsewhere makes new ones or cannot anchor. In development and tests a relative
+        path is resolved against the config file's folder, else the working directory."""
+        for name in ("log_key_dir", "anchor_admin_key_file"):
+            path = getattr(self, name)
+            if path is None or path.is_absolute():
+                continue
+            if self.environment == "production":
+                raise ValueError(f"{name} must be an absolute path in production (it is "
+                                 f"{str(path)!r}, which depends on the folder the service "
+                                 "starts in)")
+            object.__setattr__(self, name, _config_base() / path)  # frozen model
         return self
 
     @property

@@ -20,7 +20,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
-from api.anchor_status import AnchorState
+from api import readiness
+from api.anchor_status import AnchorState, backlogs
+from api.config import Settings
 from api.custody.reader_health import reader_problems
 from api.custody.rules import AlertKind
 from api.models.anchoring import SERVICE_SCOPE
@@ -60,12 +62,6 @@ DECISION_LATENCY_SECONDS = Histogram(
 )
 
 
-_ANCHORING_STATUS = text(
-    "SELECT l.agency_id, l.size,"
-    " COALESCE((SELECT MAX(c.tree_size) FROM log_checkpoint c"
-    "           WHERE c.agency_id = l.agency_id AND c.tx_hash IS NOT NULL), 0)"
-    " FROM agency_log l ORDER BY l.agency_id"
-)
 _FIRST_UNANCHORED = text(  # a leaf is a custody event or a registry record (api.registry_log)
     "SELECT created_at FROM custody_event WHERE agency_id = :agency AND leaf_index = :leaf"
     " UNION ALL"
@@ -107,11 +103,10 @@ class AnchoringCollector(Collector):
                             service.add_metric([name.value], value)
                         else:
                             state.add_metric([scope, name.value], value)
-                for agency, size, anchored in conn.execute(_ANCHORING_STATUS).all():
-                    waiting = max(int(size) - int(anchored), 0)
+                for agency, waiting, anchored in backlogs(conn):
                     backlog.add_metric([agency], waiting)
                     oldest = None if waiting == 0 else conn.execute(
-                        _FIRST_UNANCHORED, {"agency": agency, "leaf": int(anchored)}).scalar()
+                        _FIRST_UNANCHORED, {"agency": agency, "leaf": anchored}).scalar()
                     lag.add_metric([agency], 0.0 if oldest is None else
                                    max(now - _timestamp(oldest), 0.0))
         yield backlog
@@ -217,6 +212,37 @@ def watch_roles(engine: Engine, node: str) -> None:
     """Report which roles node `node` holds, from `engine`'s database, on every scrape."""
     ROLES.engine = engine
     ROLES.node = node
+
+
+class ReadinessCollector(Collector):
+    """Per readiness condition (`api.readiness.Condition`): 1 if it holds on this node, as
+    `/readyz` checks it at scrape time."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+        self.settings: Settings | None = None
+        self.node = ""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        ready = GaugeMetricFamily("kitledger_ready_condition",
+                                  "1 if the readiness condition holds on this node, 0 if "
+                                  "/readyz fails for it.", labels=["condition"])
+        if self.engine is not None and self.settings is not None:
+            failing = readiness.check(self.engine, self.settings, self.node).failing
+            for condition in readiness.Condition:
+                ready.add_metric([condition.value], 0.0 if condition in failing else 1.0)
+        yield ready
+
+
+READINESS = ReadinessCollector()
+REGISTRY.register(READINESS)
+
+
+def watch_readiness(engine: Engine, settings: Settings, node: str) -> None:
+    """Report each readiness condition of node `node` on every scrape."""
+    READINESS.engine = engine
+    READINESS.settings = settings
+    READINESS.node = node
 
 
 class ReaderHealthCollector(Collector):

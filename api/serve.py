@@ -17,6 +17,10 @@ every role is held at once. A node's processes share its id (`api.node.node_id`)
 names their database sessions, so `/readyz` and the `kitledger_role_held` gauge can say which
 roles this node holds.
 
+A child that ends while `serve` runs (a crash, the OOM killer) is not restarted: `serve` logs
+it in one line and, for an ingest worker, records it so `/readyz` answers 503 at once
+(`ChildWatch`, `api.broker_status`); the operator (or systemd, restarting the unit) decides.
+
 Shutdown, whatever the cause: SIGTERM or SIGINT to `serve` stops uvicorn, then every child is
 sent SIGTERM, waited for, and killed if it lingers. If `serve` itself dies without cleaning up
 (SIGKILL, a crash), each child still leaves: the kernel sends it SIGTERM when its parent dies
@@ -35,20 +39,35 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
 from typing import Any, Final
 
 from fastapi import FastAPI
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from api import json_logging
 from api.app import create_app
+from api.broker_status import (
+    BrokerReporter,
+    BrokerState,
+    expect_workers,
+    forget_node,
+    write_status,
+)
 from api.config import load_settings
 from api.db import make_engine
 from api.ingest.health import HealthListener
 from api.ingest.pipeline import IngestPipeline
 from api.ingest.worker import IngestWorker
-from api.metrics import watch_anchoring, watch_reader_health, watch_roles, watch_witnesses
+from api.metrics import (
+    watch_anchoring,
+    watch_reader_health,
+    watch_readiness,
+    watch_roles,
+    watch_witnesses,
+)
 from api.node import ENV as NODE_ENV
 from api.node import node_id
 from api.outage import DATABASE, is_unavailable
@@ -78,6 +97,10 @@ WARM_UP_S: Final = 30.0
 before it subscribes anyway."""
 
 
+INGEST_PREFIX: Final = "ingest-"
+"""An ingest worker's process is named this and its index."""
+
+
 class ServeStopped(Exception):
     """SIGTERM reached `serve`: unwinds through uvicorn so the children are stopped."""
 
@@ -101,6 +124,7 @@ def build_app() -> FastAPI:
     watch_anchoring(app.state.engine)
     watch_witnesses(app.state.engine, [w.vkey for w in app.state.settings.witnesses])
     watch_roles(app.state.engine, node_id(app.state.settings))
+    watch_readiness(app.state.engine, app.state.settings, node_id(app.state.settings))
     watch_reader_health(app.state.engine, app.state.settings.reader_health_timeout_s,
                         per_reader=app.state.settings.metrics_per_reader)
     return app
@@ -126,8 +150,10 @@ def run_ingest(index: int, overrides: dict[str, Any], parent: int) -> None:
     if health is not None:
         health.start()
     tune_collector()
+    # What `/readyz` says about this worker's subscription (the HTTP workers are elsewhere).
+    broker = BrokerReporter(engine, node_id(settings), index)
     while not done.wait(PARENT_POLL_S) and os.getppid() == parent:
-        pass
+        broker.report(*worker.broker_state(), time.time())
     if health is not None:
         health.stop()
     worker.stop()
@@ -236,6 +262,55 @@ def _stop_children(children: list[BaseProcess]) -> None:
             child.join(timeout=5)
 
 
+ASKED_TO_STOP: Final = frozenset({0, -signal.SIGINT, -signal.SIGTERM})
+"""Exit codes of a child that was asked to stop: Ctrl-C in a terminal reaches the whole
+process group, so the children may end a moment before `serve` begins stopping them. (A
+worker stopped so and not by `serve` is still noticed: its row goes stale.)"""
+
+
+class ChildWatch:
+    """Says, once, when a child of `serve` ends while `serve` runs: an error line, and for
+    an ingest worker a `stopped` broker status, so `/readyz` answers 503 at once rather than
+    when its row goes stale. (Children are not restarted: the node needs its operator.)"""
+
+    def __init__(self, children: list[BaseProcess], engine: Engine, node: str) -> None:
+        self._children = children
+        self._engine = engine
+        self._node = node
+        self._said: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kitledger-child-watch",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(PARENT_POLL_S):
+            for child in self._children:
+                if child.exitcode is not None and child.name not in self._said:
+                    self._said.add(child.name)
+                    if child.exitcode not in ASKED_TO_STOP:
+                        self._ended(child)
+
+    def _ended(self, child: BaseProcess) -> None:
+        log.error("%s process exited with code %s; this node runs without it until serve is "
+                  "restarted (/readyz answers 503)", child.name, child.exitcode)
+        if child.name.startswith(INGEST_PREFIX):
+            worker = int(child.name.removeprefix(INGEST_PREFIX))
+            try:
+                write_status(self._engine, self._node, worker, BrokerState.STOPPED,
+                             f"its process exited with code {child.exitcode}",
+                             datetime.now(UTC))
+            except SQLAlchemyError as exc:  # its row goes stale instead
+                log.warning("could not record the stopped ingest worker: %s",
+                            type(exc).__name__)
+
+
 def serve(options: ServeOptions) -> None:
     import uvicorn
 
@@ -249,7 +324,8 @@ def serve(options: ServeOptions) -> None:
     context = multiprocessing.get_context("spawn")
     me = os.getpid()
     children: list[BaseProcess] = [
-        context.Process(target=run_ingest, args=(i, options.overrides, me), name=f"ingest-{i}")
+        context.Process(target=run_ingest, args=(i, options.overrides, me),
+                        name=f"{INGEST_PREFIX}{i}")
         for i in range(options.ingest_workers)
     ]
     settings = load_settings(**options.overrides)
@@ -265,9 +341,16 @@ def serve(options: ServeOptions) -> None:
     webhook_engine = make_engine(settings)
     webhooks = WebhookDispatcher(webhook_engine, settings)  # a thread: it mostly waits on I/O
     webhook_election = Election(webhook_engine, [Role.WEBHOOKS], node=node_id(settings))
+    node = node_id(settings)
+    watch = ChildWatch(children, webhook_engine, node)
     try:
+        try:  # not ready until each ingest worker has subscribed (`api.broker_status`)
+            expect_workers(webhook_engine, node, options.ingest_workers, datetime.now(UTC))
+        except SQLAlchemyError as exc:
+            log.warning("could not record this node's ingest workers: %s", type(exc).__name__)
         for child in children:
             child.start()
+        watch.start()
         webhooks.start(elected=lambda: bool(webhook_election.refresh()))
         uvicorn.run("api.serve:build_app", factory=True, host=options.host, port=options.port,
                     workers=options.workers, log_config=None)
@@ -275,7 +358,12 @@ def serve(options: ServeOptions) -> None:
         pass
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this short
+        watch.stop()  # children stopped from here on are meant to
         webhooks.stop()
         webhook_election.close()
-        webhook_engine.dispose()
         _stop_children([c for c in children if c.pid is not None])
+        try:
+            forget_node(webhook_engine, node)
+        except SQLAlchemyError as exc:  # a database away: its rows go stale, then are removed
+            log.warning("could not remove this node's broker status: %s", type(exc).__name__)
+        webhook_engine.dispose()

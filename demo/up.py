@@ -22,7 +22,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any, Final
@@ -34,8 +33,6 @@ BIN: Final = Path(sys.executable).parent
 SCENARIOS: Final = Path(__file__).resolve().parent / "scenarios"
 """The demo readers' scripted days, shipped in the package beside this module."""
 MOSQUITTO: Final = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-INGEST_GRACE_S: Final = 5.0
-"""With an external broker: time given to `serve`'s ingest workers to subscribe."""
 
 BROKER_CONFIG: Final = """\
 listener {port} 127.0.0.1
@@ -97,18 +94,6 @@ def _start_broker(stack: Stack) -> str:
 
     wait_until("the MQTT broker", listening, stack)
     return f"mqtt://127.0.0.1:{port}"
-
-
-def _wait_for_ingest(stack: Stack, *, embedded: bool) -> None:
-    """Readers start only once an ingest worker has subscribed: the broker keeps no messages
-    for a shared subscription that does not exist yet, and the agent, having its PUBACK,
-    would never re-send them (the API would record a gap that stays open)."""
-    if not embedded:
-        time.sleep(INGEST_GRACE_S)  # an external broker's subscriptions cannot be seen
-        return
-    log = stack.run_dir / "mosquitto" / "mosquitto.log"
-    wait_until("the ingest worker's subscription",
-          lambda: log.exists() and "$share/" in log.read_text(errors="replace"), stack)
 
 
 def _prepare_readers(stack: Stack, mqtt_host: str, mqtt_port: int) -> dict[str, str]:
@@ -206,8 +191,10 @@ def up(args: argparse.Namespace) -> int:
         url = f"http://{args.host}:{args.port}"
         stack.spawn("api", [str(BIN / "kitledger"), "serve", "--host", args.host,
                             "--port", str(args.port)])
+        # Ready means every ingest worker has subscribed (`api.broker_status`): the broker
+        # keeps no messages for a shared subscription that does not exist yet, and an agent
+        # holding its PUBACK would never send them again.
         wait_until("the API", lambda: _api_ready(url), stack)
-        _wait_for_ingest(stack, embedded=args.config is None)
         if not args.no_readers:
             _start_readers(stack)
         _announce(url, logins, run_dir)

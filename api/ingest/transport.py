@@ -47,6 +47,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from api.broker_status import BrokerState
 from api.config import Settings
 from api.ingest.broker_security import describe_connect_failure, secure
 from api.ingest.checks import InboundMessage
@@ -111,6 +112,7 @@ class MqttTransport:
         self._on_connected = on_connected
         self.inbox: queue.Queue[Delivery] = queue.Queue()
         self.subscribed = threading.Event()
+        """Set once the broker has granted the events subscription (its SUBACK)."""
         self.connected = threading.Event()
         self.connections = 0
         """Connections the broker accepted (CONNACKs), this one included."""
@@ -124,6 +126,10 @@ class MqttTransport:
         )
         self.last_error: str | None = None
         """Why the last connection attempt failed (None once the broker accepts one)."""
+        self.granted = False
+        """The broker granted the events subscription on this connection (its SUBACK)."""
+        self.subscription_refused: str | None = None
+        """Why the broker refused the events subscription (an ACL), None if it did not."""
         self._refused = False
         secure(self.client, settings)
         self.client.on_connect = self._on_connect
@@ -131,6 +137,7 @@ class MqttTransport:
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
         self.client.on_unsubscribe = self._on_unsubscribe
+        self.client.on_subscribe = self._on_subscribe
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_inflight_messages_set(DECISIONS_IN_FLIGHT)
 
@@ -172,6 +179,21 @@ class MqttTransport:
         result, _ = self.client.unsubscribe(events_subscription(self._settings.mqtt_share_group))
         return result == mqtt.MQTT_ERR_SUCCESS and self._unsubscribed.wait(timeout)
 
+    def broker_state(self) -> tuple[BrokerState, str]:
+        """Where this client stands with the broker, and why when it is not subscribed."""
+        where = f"mqtt {self._settings.mqtt_host}:{self._settings.mqtt_port}"
+        if self._leaving:
+            return BrokerState.LEAVING, "the worker is stopping"
+        if not self.connected.is_set():
+            if self.last_error is None:
+                return BrokerState.CONNECTING, f"{where}: connecting"
+            return BrokerState.UNREACHABLE, f"{where}: {self.last_error}"
+        if self.subscription_refused is not None:
+            return BrokerState.REFUSED, f"{where}: {self.subscription_refused}"
+        if not self.granted:
+            return BrokerState.CONNECTING, f"{where}: connected, subscribing"
+        return BrokerState.SUBSCRIBED, f"{where}: subscribed"
+
     def quiet_for(self, seconds: float) -> bool:
         """No message has arrived for `seconds`."""
         return time.monotonic() - self.last_message_at >= seconds
@@ -185,10 +207,12 @@ class MqttTransport:
             self._failed(f"broker refused connection: {reason}")
             return
         self.last_error = None
+        self.granted = False
         self.connections += 1
         if not self._leaving:
             client.subscribe(events_subscription(self._settings.mqtt_share_group), qos=1)
-        self.subscribed.set()
+        else:
+            self.subscribed.set()
         self.connected.set()
         self._on_connected()
 
@@ -212,7 +236,25 @@ class MqttTransport:
             # Closed before any CONNACK: a TLS port spoken to in plain text, no certificate.
             self._failed(closed_before_accepted(self._settings))
         self._refused = False
+        self.granted = False
         self.connected.clear()
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        refused = [str(reason) for reason in reasons if reason.is_failure]
+        if refused:
+            # An ACL that forbids the group's topic: connected, yet no message will come.
+            why = f"broker refused the events subscription: {', '.join(refused)}"
+            if why != self.subscription_refused:
+                log.error("ingest worker: mqtt %s:%d: %s", self._settings.mqtt_host,
+                          self._settings.mqtt_port, why)
+            self.subscription_refused = why
+        else:
+            self.subscription_refused = None
+            self.granted = True
+            self.subscribed.set()  # only now does the broker route the group's share here
 
     def _on_unsubscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode],

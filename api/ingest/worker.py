@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from api.broker_status import BrokerState
 from api.config import Settings
 from api.ingest.answer_signing import AnswerSigner, SigningSink
 from api.ingest.batching import STOP_POLL_S, Batcher, Verifying
@@ -88,6 +89,10 @@ class IngestWorker:
         # Publishes refused while the broker was away are re-sent from their rows.
         self._scans.connected()
         self.decisions.resend_needed = True
+
+    def broker_state(self) -> tuple[BrokerState, str]:
+        """Whether the worker is subscribed to the broker, and why not (`api.broker_status`)."""
+        return self._transport.broker_state()
 
     @property
     def verifiers(self) -> VerifierPool | None:

@@ -7,6 +7,7 @@ Importing this package registers every table on `SQLModel.metadata`, which Alemb
 from api.models.accounts import SsoAttempt, StaffAccount, StaffAccountPublic
 from api.models.anchoring import AnchorContract, AnchorHistory, AnchoringStatus
 from api.models.assets import Asset, AssetClass, AssetShare, AssetStatus, HolderKind
+from api.models.broker import BrokerStatus
 from api.models.clients import ApiClient, ApiClientPublic, Scope, WebSession
 from api.models.custody import (
     Alert,
@@ -49,6 +50,7 @@ __all__ = [
     "AssetShare",
     "AssetStatus",
     "Badge",
+    "BrokerStatus",
     "CheckpointCosignature",
     "CustodyEventRow",
     "Decision",

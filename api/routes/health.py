@@ -11,16 +11,13 @@ import hmac
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
 
-from api.anchor_status import not_ready_reason
 from api.deps import BearerDep, SettingsDep, address_of, get_limiter, refuse_if_limited
-from api.errors import MigrationError
-from api.migrate import current_revision, head_revision
 from api.node import node_id
 from api.problems import Problem
+from api.readiness import check
 from api.roles import roles_of_node
 
 router = APIRouter(tags=["operations"])
@@ -34,30 +31,24 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(request: Request) -> dict[str, str | list[str]]:
-    """The database answers, its schema is the one this code expects, and anchoring (when it
-    has reported) needs no operator: configured but unusable, a log the consortium has not
-    authorised, a contract gone, a chain replaced, anchors lost or a log halted answer 503
-    with the reason (`api.anchor_status`). With this node's id and the roles it holds
-    (`api.roles`: the anchorer, the webhook dispatcher, the scans)."""
+    """Every condition of `api.readiness` holds: the database answers at the current schema,
+    this node's ingest workers are subscribed to the broker, and anchoring needs no operator
+    (settings and log keys that work, a log the consortium has authorised, a chain not
+    replaced or unreachable for long, its process reporting, its backlog under
+    `anchor_backlog_max`); else 503 with the reasons. With this node's id and the roles it
+    holds (`api.roles`: the anchorer, the webhook dispatcher, the scans)."""
     engine: Engine = request.app.state.engine
-    node = node_id(request.app.state.settings)
+    settings = request.app.state.settings
+    node = node_id(settings)
+    readiness = check(engine, settings, node)
+    if not readiness.ready:
+        raise Problem(503, "not-ready", readiness.reason())
     try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        revision = current_revision(engine)
         roles = roles_of_node(engine, node)
-    except (SQLAlchemyError, MigrationError):
-        raise Problem(503, "not-ready", "database unavailable") from None
-    if revision != head_revision(engine):
-        raise Problem(503, "not-ready", "database schema is not at the current revision")
-    try:
-        with Session(engine) as session:
-            anchoring = not_ready_reason(session)
     except SQLAlchemyError:
         raise Problem(503, "not-ready", "database unavailable") from None
-    if anchoring is not None:
-        raise Problem(503, "not-ready", f"anchoring: {anchoring}")
-    return {"status": "ready", "revision": str(revision), "node": node, "roles": roles}
+    return {"status": "ready", "revision": str(readiness.revision), "node": node,
+            "roles": roles}
 
 
 @router.get("/metrics", responses={401: {"description": "No or a wrong metrics key"},

@@ -428,14 +428,15 @@ def test_a_key_directory_without_the_bound_log_key_makes_no_key_and_is_not_ready
     assert len(errors) == 1 and "north" in errors[0] and str(elsewhere) in errors[0]
 
 
-def test_a_relative_key_directory_follows_the_config_file_not_the_working_directory(
+def test_relative_key_paths_follow_the_config_file_not_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = tmp_path / "etc" / "kitledger.toml"
     config.parent.mkdir()
-    config.write_text('log_key_dir = "keys"\n')
+    config.write_text('log_key_dir = "keys"\nanchor_admin_key_file = "admin.key"\n')
     monkeypatch.chdir(tmp_path)
     assert load_settings(config).log_key_dir == config.parent / "keys"
+    assert load_settings(config).anchor_admin_key_file == config.parent / "admin.key"
     monkeypatch.setenv("KITLEDGER_CONFIG", str(config))
     monkeypatch.chdir(config.parent.parent)
     assert load_settings().log_key_dir == config.parent / "keys"

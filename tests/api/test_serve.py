@@ -26,6 +26,7 @@ from api.models import AssetClass, IngestedObservation
 from api.models.assets import AssetCreate
 from api.registry import create_asset
 from tests.api.api_support import register_reader
+from tests.fixtures.polling import wait_for
 from tests.fixtures.ports import free_port, wait_for_port
 from tests.fixtures.processes import descendants
 
@@ -65,6 +66,9 @@ def test_serve_runs_http_ingest_and_anchoring(tmp_path: Path, mosquitto: object)
     children: set[int] = set()
     try:
         wait_for_port(port, timeout=30)
+        # Ready once the ingest worker has subscribed (a child process: it takes a moment).
+        assert wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200,
+                        timeout=30)
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["status"] == "ready"
         children = _wait_children(server.pid, CHILDREN_SEEN, timeout=30)
         agent = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
