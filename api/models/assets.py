@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import StringConstraints, model_validator
+from pydantic import StrictBool, StringConstraints, model_validator
 from sqlalchemy import Index, String
 from sqlmodel import Field, SQLModel
 
@@ -55,13 +55,16 @@ class AssetClass(AssetClassBase, table=True):
 
 class AssetClassCreate(AssetClassBase):
     id: RegistryId
+    # JSON true or false: 0, 1 and "yes" are not coerced.
+    dual_signoff: StrictBool = False
+    disposal_final: StrictBool = True
 
 
 class AssetClassUpdate(SQLModel):
     name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_CHARS)
     required_qualification: str | None = Field(default=None, max_length=MAX_ID_CHARS)
     loan_days: int | None = Field(default=None, ge=1, le=3650)
-    dual_signoff: bool | None = None
+    dual_signoff: StrictBool | None = None
 
 
 class AssetClassPublic(AssetClassBase):

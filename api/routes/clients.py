@@ -7,11 +7,12 @@ creates or rotates it, and nowhere else, ever.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Body, status
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 from sqlmodel import Session
 
 from api import client_admin
@@ -26,10 +27,24 @@ from api.routes.paging import IdPath
 router = APIRouter(prefix="/v1/api-clients", tags=["api clients"])
 
 
+_DATE_TIME_TEXT: Final = re.compile(r"\d{4}-\d\d-\d\d[Tt ]")
+
+
+def _date_time_text(value: object) -> object:
+    """Pydantic reads a number, or digits in a string, as Unix seconds (`0` became an expiry in
+    1970); the document says RFC 3339 text, so anything else is refused."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _DATE_TIME_TEXT.match(value)):
+        return value
+    raise ValueError("a time is RFC 3339 text with a zone, e.g. 2030-01-31T00:00:00Z")
+
+
+DateTimeText = Annotated[AwareDatetime, BeforeValidator(_date_time_text)]
+
+
 class ApiClientCreate(BaseModel):
     name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
-    expires_at: AwareDatetime | None = None
+    expires_at: DateTimeText | None = None
 
 
 class ApiClientKey(BaseModel):
@@ -40,7 +55,7 @@ class ApiClientKey(BaseModel):
 
 
 class Expiry(BaseModel):
-    at: AwareDatetime | None = Field(default=None, description="default: now")
+    at: DateTimeText | None = Field(default=None, description="default: now")
 
 
 def _own_client(session: Session, agency_id: str, client_id: str) -> ApiClient:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,7 +21,7 @@ from api.deps import BearerDep, SettingsDep, address_of, get_limiter, refuse_if_
 from api.errors import MigrationError
 from api.migrate import current_revision, head_revision
 from api.node import node_id
-from api.problems import Problem
+from api.problems import ERROR_RESPONSES, Problem, problem_documented
 from api.roles import roles_of_node
 
 router = APIRouter(tags=["operations"])
@@ -32,7 +33,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: problem_documented("Not ready, and why")})
 def readyz(request: Request) -> dict[str, str | list[str]]:
     """The database answers, its schema is the one this code expects, and anchoring (when it
     has reported) needs no operator: configured but unusable, a contract gone, a chain
@@ -60,8 +61,12 @@ def readyz(request: Request) -> dict[str, str | list[str]]:
     return {"status": "ready", "revision": str(revision), "node": node, "roles": roles}
 
 
-@router.get("/metrics", responses={401: {"description": "No or a wrong metrics key"},
-                                    404: {"description": "No metrics key is set"}})
+@router.get("/metrics", response_class=PlainTextResponse, responses={
+    200: {"description": "Prometheus text exposition format",
+          "content": {"text/plain": {"schema": {"type": "string"}}}},
+    401: problem_documented("No or a wrong metrics key"),
+    404: problem_documented("No metrics key is set"),
+    429: ERROR_RESPONSES[429]})
 def metrics(request: Request, settings: SettingsDep, credentials: BearerDep) -> Response:
     """Prometheus exposition of the process's metrics (bearer: the metrics key)."""
     if settings.metrics_key is None:
