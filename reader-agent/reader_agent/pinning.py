@@ -4,8 +4,9 @@ The key is public; what matters is which key the reader trusts, since a decision
 and an ack deletes outbox rows. So a pin is written once: the same key again changes nothing,
 and another key is refused while one is pinned (the operator removes the line, on purpose, when
 the agency's answers key is replaced). The file is rewritten whole through a temporary file in
-its own directory and checked by parsing the new text before it replaces the old, so a failed
-write leaves the old file and a written file always loads with the key pinned.
+its own directory, with the old file's mode, owner and group, and checked by parsing the new
+text before it replaces the old, so a failed write leaves the old file and a written file
+always loads with the key pinned.
 """
 
 from __future__ import annotations
@@ -63,9 +64,11 @@ def pin_api_key(path: Path, key_hex: str) -> AgentConfig:
 
 
 def _replace(path: Path, text: str, line: str) -> None:
-    """Write `text` over `path` atomically, keeping its mode."""
+    """Write `text` over `path` atomically, keeping its mode, owner and group (agent.toml is
+    root's and readable by the agent's group: a copy owned by whoever ran `enroll` could leave
+    the agent unable to read its own configuration)."""
     try:
-        mode = path.stat().st_mode & 0o777
+        before = path.stat()
         handle, temporary = tempfile.mkstemp(prefix=".agent-", suffix=".toml", dir=path.parent)
     except OSError as exc:
         raise ConfigError(f"cannot rewrite {path}: {exc.strerror}; add the line {line} to "
@@ -75,8 +78,13 @@ def _replace(path: Path, text: str, line: str) -> None:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(temporary, mode)
+        os.chmod(temporary, before.st_mode & 0o777)
+        written = os.stat(temporary)
+        if (written.st_uid, written.st_gid) != (before.st_uid, before.st_gid):
+            os.chown(temporary, before.st_uid, before.st_gid)
         os.replace(temporary, path)
     except OSError as exc:
         Path(temporary).unlink(missing_ok=True)
-        raise ConfigError(f"cannot rewrite {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot rewrite {path} keeping its owner, group and mode "
+                          f"({exc.strerror}); add the line {line} to its [mqtt] table as the "
+                          "file's owner") from None

@@ -138,3 +138,14 @@ def test_a_file_the_pin_cannot_be_placed_in_is_refused_untouched(
                        match=r"add the line api_key = \"(5c)+\" to its \[mqtt\] table by hand"):
         pin_api_key(config, KEY_HEX)
     assert config.read_text() == inline
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another owner needs root")
+def test_the_file_keeps_its_owner_group_and_mode(write_config: Callable[..., Path]) -> None:
+    config = write_config()
+    os.chown(config, 4321, 8765)  # as root:kitledger is not root's own group
+    config.chmod(0o640)
+    pin_api_key(config, KEY_HEX)
+    after = config.stat()
+    assert (after.st_uid, after.st_gid, stat.S_IMODE(after.st_mode)) == (4321, 8765, 0o640)
+    assert load_config(config).mqtt.api_key == bytes.fromhex(KEY_HEX)
