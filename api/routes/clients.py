@@ -7,12 +7,11 @@ creates or rotates it, and nowhere else, ever.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from typing import Annotated, Final
+from typing import Annotated
 
 from fastapi import APIRouter, Body, status
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api import client_admin
@@ -21,24 +20,11 @@ from api.db import utcnow
 from api.deps import Admin, SessionDep, SettingsDep
 from api.models.clients import ApiClient, ApiClientPublic, Scope
 from api.models.registry import MAX_NAME_CHARS
+from api.models.wire import DateTimeText
 from api.problems import not_found
 from api.routes.paging import IdPath
 
 router = APIRouter(prefix="/v1/api-clients", tags=["api clients"])
-
-
-_DATE_TIME_TEXT: Final = re.compile(r"\d{4}-\d\d-\d\d[Tt ]")
-
-
-def _date_time_text(value: object) -> object:
-    """Pydantic reads a number, or digits in a string, as Unix seconds (`0` became an expiry in
-    1970); the document says RFC 3339 text, so anything else is refused."""
-    if isinstance(value, datetime) or (isinstance(value, str) and _DATE_TIME_TEXT.match(value)):
-        return value
-    raise ValueError("a time is RFC 3339 text with a zone, e.g. 2030-01-31T00:00:00Z")
-
-
-DateTimeText = Annotated[AwareDatetime, BeforeValidator(_date_time_text)]
 
 
 class ApiClientCreate(BaseModel):

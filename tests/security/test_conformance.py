@@ -1,12 +1,14 @@
-"""What schemathesis found against a served API (`test_fuzz_served`), pinned one by one: a 405
-names every method of its path, JSON booleans and times are not coerced from numbers or
-digits, and `/metrics` is documented as the text it is."""
+"""What schemathesis found against a served API (`test_fuzz_served`), pinned one by one, and
+their siblings: a 405 names every method of its path, JSON booleans, whole numbers and times
+are not coerced from numbers, booleans or digits, and `/metrics` is documented as the text it
+is."""
 
 from __future__ import annotations
 
 from tests.security.conftest import METRICS_KEY, Service
 
 _UNCOERCED_BOOLEANS = [0, 1, "true", "yes", 0.0, None]
+_NOT_WHOLE_NUMBERS = [True, False, "7", "seven", 7.5, [7], None]
 _NOT_TIMES = [0, 1700000000, "1700000000", "0", "2030-01-31", True, "2030-01-31T00:00:00"]
 
 
@@ -43,6 +45,27 @@ def test_a_boolean_is_true_or_false_never_a_number_or_text(service: Service) -> 
     assert service.call("all", "GET", "/v1/people/p-1").status_code == 404
     stored = service.call("all", "POST", "/v1/people", json={"id": "p-1", "active": False})
     assert (stored.status_code, stored.json()["active"]) == (201, False)
+
+
+def test_a_whole_number_is_a_json_number_never_a_boolean_or_text(service: Service) -> None:
+    for value in _NOT_WHOLE_NUMBERS:
+        kind = service.call("all", "POST", "/v1/asset-classes",
+                            json={"id": "baton", "name": "Baton", "loan_days": value})
+        if value is not None:  # null is "no loan period", which the document allows
+            assert kind.status_code == 422, (value, kind.text[:300])
+            assert kind.json()["errors"][0]["loc"] == ["body", "loan_days"]
+        else:
+            assert kind.status_code == 201, kind.text[:300]
+        loan = service.call("all", "POST", "/v1/assets/N-1/loans",
+                            json={"to_agency": "south", "days": value})
+        assert loan.status_code == 422, (value, loan.text[:300])
+        assert loan.json()["errors"][0]["loc"] == ["body", "days"]
+    kind = service.call("all", "POST", "/v1/asset-classes",
+                        json={"id": "cuffs", "name": "Cuffs", "loan_days": 14.0})
+    assert (kind.status_code, kind.json()["loan_days"]) == (201, 14)  # 14.0 is an integer
+    loan = service.call("all", "POST", "/v1/assets/N-1/loans",
+                        json={"to_agency": "south", "days": 7})
+    assert loan.status_code == 201, loan.text[:300]
 
 
 def test_a_time_is_rfc3339_text_never_unix_seconds(service: Service) -> None:
