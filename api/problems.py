@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.json_logging import redact_database_values
 
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 PROBLEM_JSON: Final = "application/problem+json"
 TYPE_BASE: Final = "https://kitledger.example/problems/"
+_METHODS: Final = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 MAX_VALIDATION_ERRORS: Final = 20
 """Problems listed for one bad request: enough to fix it, bounded for hostile bodies."""
 
@@ -40,20 +42,20 @@ class ProblemDetail(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
-def _documented(description: str) -> dict[str, Any]:
+def problem_documented(description: str) -> dict[str, Any]:
     # Inline under the problem media type (a `model` would be filed under application/json).
     return {"description": description,
             "content": {PROBLEM_JSON: {"schema": ProblemDetail.model_json_schema()}}}
 
 
 ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    400: _documented("The body is not parseable"),
-    401: _documented("No or an unknown API key"),
-    403: _documented("The API key lacks the scope"),
-    404: _documented("Not found, or not visible to the caller's agency"),
-    409: _documented("Conflicts with the current state or an existing record"),
-    422: _documented("The request does not match the schema"),
-    429: _documented("Too many failed authentications from this address or for this key; "
+    400: problem_documented("The body is not parseable"),
+    401: problem_documented("No or an unknown API key"),
+    403: problem_documented("The API key lacks the scope"),
+    404: problem_documented("Not found, or not visible to the caller's agency"),
+    409: problem_documented("Conflicts with the current state or an existing record"),
+    422: problem_documented("The request does not match the schema"),
+    429: problem_documented("Too many failed authentications from this address or for this key; "
                      "see Retry-After"),
 }
 """Errors every authenticated /v1 route can answer, documented in the OpenAPI document so
@@ -135,7 +137,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     response = answer_problem(request, exc.status_code, slug, title, str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(_allowed_methods(request))
     return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the request's path answers. Starlette's 405 names only the methods of the
+    first route whose path matched, but FastAPI makes one route per method (GET and POST on
+    /v1/sites are two), so its `Allow` would leave the others out: ask the router, method by
+    method, which would take the request."""
+    routes = request.app.router.routes
+    return [method for method in _METHODS
+            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+                   for route in routes)]
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

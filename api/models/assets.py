@@ -11,15 +11,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import StringConstraints, model_validator
+from pydantic import BeforeValidator, StrictBool, StringConstraints, model_validator
 from sqlalchemy import Index, String
 from sqlmodel import Field, SQLModel
 
 from api.db import BigInt, UTCDateTime, utcnow
 from api.models.registry import MAX_ID_CHARS, MAX_NAME_CHARS, RegistryId
+from api.models.wire import number_not_text
 from ledger.core.bounds import EPC_HEX_PATTERN, HASH_HEX_CHARS, MAX_EPC_HEX_CHARS, MAX_URI_CHARS
 from ledger.core.records import GENESIS_PREV
 from ledger.epcis import gs1_uri
+
+LoanDays = Annotated[int, Field(ge=1, le=3650), BeforeValidator(number_not_text)]
+"""A class's loan period as callers send it: a JSON integer, never `true` or `"7"`."""
 
 EpcHex = Annotated[str, StringConstraints(pattern=EPC_HEX_PATTERN)]
 """Upper-case hex in whole 16-bit words, as `Observation.epc`."""
@@ -57,13 +61,17 @@ class AssetClass(AssetClassBase, table=True):
 
 class AssetClassCreate(AssetClassBase):
     id: RegistryId
+    # As the document says (`api.models.wire`): no 0 for false, no "7" for 7.
+    dual_signoff: StrictBool = False
+    disposal_final: StrictBool = True
+    loan_days: LoanDays | None = None
 
 
 class AssetClassUpdate(SQLModel):
     name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_CHARS)
     required_qualification: str | None = Field(default=None, max_length=MAX_ID_CHARS)
-    loan_days: int | None = Field(default=None, ge=1, le=3650)
-    dual_signoff: bool | None = None
+    loan_days: LoanDays | None = None
+    dual_signoff: StrictBool | None = None
 
 
 class AssetClassPublic(AssetClassBase):

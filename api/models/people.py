@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Final
 
-from pydantic import StringConstraints
+from pydantic import StrictBool, StringConstraints
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
@@ -70,13 +70,14 @@ class PersonCreate(PersonBase):
         default_factory=list, max_length=MAX_QUALIFICATIONS
     )
     badges: list[BadgeEpc] = Field(default_factory=list, max_length=MAX_BADGES)
+    active: StrictBool = True  # JSON true or false: 0, 1 and "yes" are not coerced
 
 
 class PersonUpdate(SQLModel):
     qualifications: list[Qualification] | None = Field(
         default=None, max_length=MAX_QUALIFICATIONS
     )
-    active: bool | None = None
+    active: StrictBool | None = None
 
 
 class PersonPublic(PersonBase):

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, status
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from api import client_admin
 from api.auth import create_api_client
@@ -19,6 +19,7 @@ from api.db import utcnow
 from api.deps import Admin, SessionDep, SettingsDep
 from api.models.clients import ApiClient, ApiClientPublic, Scope
 from api.models.registry import MAX_NAME_CHARS
+from api.models.wire import DateTimeText
 from api.routes.paging import IdPath
 from api.scoping import agency_row
 
@@ -28,7 +29,7 @@ router = APIRouter(prefix="/v1/api-clients", tags=["api clients"])
 class ApiClientCreate(BaseModel):
     name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
-    expires_at: AwareDatetime | None = None
+    expires_at: DateTimeText | None = None
 
 
 class ApiClientKey(BaseModel):
@@ -39,7 +40,7 @@ class ApiClientKey(BaseModel):
 
 
 class Expiry(BaseModel):
-    at: AwareDatetime | None = Field(default=None, description="default: now")
+    at: DateTimeText | None = Field(default=None, description="default: now")
 
 
 def _public(client: ApiClient) -> ApiClientPublic:

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, status
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator, Field
 from sqlmodel import Session
 
 from api.auth import Caller
@@ -21,6 +21,7 @@ from api.models.assets import Asset, AssetPublic
 from api.models.custody import Refusal, Transfer
 from api.models.people import Person
 from api.models.registry import MAX_ID_CHARS
+from api.models.wire import number_not_text
 from api.problems import Problem, not_found
 from api.routes.paging import IdPath
 from api.scoping import owned_asset
@@ -31,6 +32,8 @@ TransferId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 """A transfer's row id: a 64-bit key, so larger numbers are refused (422) before any query
 (SQLite cannot even bind them)."""
 
+LoanLength = Annotated[int, Field(ge=1, le=365), BeforeValidator(number_not_text)]
+"""A loan's length in days: a JSON integer, never `true` or `"7"`."""
 RefBody = Annotated[str, Body(embed=True, min_length=1, max_length=MAX_ID_CHARS)]
 
 
@@ -87,7 +90,7 @@ def offer_transfer(asset_id: IdPath, to_person: RefBody, session: SessionDep,
 @router.post("/assets/{asset_id}/loans", status_code=status.HTTP_201_CREATED,
              response_model=TransferPublic)
 def offer_loan(asset_id: IdPath, to_agency: RefBody, session: SessionDep, caller: CustodyWriter,
-               days: Annotated[int, Body(ge=1, le=365)] = 7) -> Transfer:
+               days: Annotated[LoanLength, Body()] = 7) -> Transfer:
     """Offer an asset in store on loan to another agency, which must accept it."""
     asset = owned_asset(session, caller, asset_id)
     try:

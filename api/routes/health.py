@@ -10,13 +10,14 @@ from __future__ import annotations
 import hmac
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import BearerDep, SettingsDep, address_of, get_limiter, refuse_if_limited
 from api.node import node_id
-from api.problems import Problem
+from api.problems import ERROR_RESPONSES, Problem, problem_documented
 from api.readiness import check
 from api.roles import roles_of_node
 
@@ -29,7 +30,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: problem_documented("Not ready, and why")})
 def readyz(request: Request) -> dict[str, str | list[str]]:
     """Every condition of `api.readiness` holds: the database answers at the current schema,
     this node's ingest workers are subscribed to the broker, and anchoring needs no operator
@@ -51,8 +52,12 @@ def readyz(request: Request) -> dict[str, str | list[str]]:
             "roles": roles}
 
 
-@router.get("/metrics", responses={401: {"description": "No or a wrong metrics key"},
-                                    404: {"description": "No metrics key is set"}})
+@router.get("/metrics", response_class=PlainTextResponse, responses={
+    200: {"description": "Prometheus text exposition format",
+          "content": {"text/plain": {"schema": {"type": "string"}}}},
+    401: problem_documented("No or a wrong metrics key"),
+    404: problem_documented("No metrics key is set"),
+    429: ERROR_RESPONSES[429]})
 def metrics(request: Request, settings: SettingsDep, credentials: BearerDep) -> Response:
     """Prometheus exposition of the process's metrics (bearer: the metrics key)."""
     if settings.metrics_key is None:

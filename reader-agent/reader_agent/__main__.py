@@ -3,6 +3,7 @@
     kitledger-agent run --config agent.toml       the agent, until SIGTERM/SIGINT
     kitledger-agent enroll --config agent.toml    make the keys; print what an administrator
                                                   registers, with the TLS certificate request
+        [--api-key HEX]                           and pin the API's answers key in agent.toml
     kitledger-agent decode --protocol NAME ...    decode a capture (reader_agent.fieldtools)
     kitledger-agent epc HEX                       an EPC's GS1 URI (reader_agent.fieldtools)
     kitledger-agent write-tag --uri URN ...       commission an asset's tag at the desk
@@ -77,9 +78,11 @@ def _run(config_path: Path) -> int:
     return 0
 
 
-def _enroll(config_path: Path) -> int:
+def _enroll(config_path: Path, api_key: str | None) -> int:
     """Make the signing key and, when [mqtt] names a tls_key, the TLS key, both on this device;
-    print the public values and the TLS certificate request for the agency's administrator."""
+    print the public values and the TLS certificate request for the agency's administrator.
+    With `api_key` (`kitledger answers-key`), pin it in agent.toml first
+    (`reader_agent.pinning`)."""
     from reader_agent.identity import (
         enrollment,
         load_or_create_key,
@@ -87,8 +90,9 @@ def _enroll(config_path: Path) -> int:
         tls_fingerprint,
         tls_request,
     )
+    from reader_agent.pinning import fingerprint, pin_api_key
 
-    config = load_config(config_path)
+    config = load_config(config_path) if api_key is None else pin_api_key(config_path, api_key)
     key = load_or_create_key(config.key_file)
     record = enrollment(key, config.reader_id, config.agency, config.site)
     if config.mqtt.tls_key is not None:
@@ -96,6 +100,8 @@ def _enroll(config_path: Path) -> int:
         record["tls_key_fingerprint"] = tls_fingerprint(tls_key)
         record["tls_csr_pem"] = tls_request(tls_key, config.reader_id, config.agency,
                                             config.site)
+    if config.mqtt.api_key is not None:  # what the reader trusts, for the administrator to check
+        record["api_key_pinned"] = fingerprint(config.mqtt.api_key)
     print(json.dumps(record, indent=2))
     return 0
 
@@ -122,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.add_argument("--config", type=Path, required=True, help="path to agent.toml")
         command.add_argument("--debug", action="store_true",
                              help="log every retry, and tracebacks")
+    commands.choices["enroll"].add_argument(
+        "--api-key", metavar="HEX", help="the agency's answers public key (`kitledger "
+        "answers-key`) to pin as [mqtt] api_key in agent.toml")
     commands.add_parser("decode", help="decode a captured byte stream (see decode --help)")
     commands.add_parser("epc", help="print the GS1 URI of an EPC (see epc --help)")
     commands.add_parser("write-tag", help="write, verify and register a new asset's tag "
@@ -132,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         if options.command == "enroll":
-            return _enroll(options.config)
+            return _enroll(options.config, options.api_key)
         return _run(options.config)
     except AgentError as exc:
         todo = next((text for kind, text in WHAT_TO_DO.items() if isinstance(exc, kind)),

@@ -235,7 +235,7 @@ def _mqtt(raw: Any, base: Path, reader_id: str) -> MqttSettings:
         tls_key=mqtt.path("tls_key", base, None),
         username=mqtt.get("username", str, None),
         password_file=mqtt.path("password_file", base, None),
-        api_key=_api_key(mqtt.get("api_key", str, None)),
+        api_key=parse_api_key(mqtt.get("api_key", str, None)),
         reconnect_max_s=mqtt.number("reconnect_max_s", 1, 3600, 60),
         # Below 65,535: paho reuses packet ids past that many unacknowledged publishes.
         inflight_window=mqtt.number("inflight_window", 1, 20_000, 1000),
@@ -259,7 +259,8 @@ def _mqtt(raw: Any, base: Path, reader_id: str) -> MqttSettings:
     return settings
 
 
-def _api_key(text: str | None) -> bytes | None:
+def parse_api_key(text: str | None) -> bytes | None:
+    """The 32 raw bytes of an answers public key given as `kitledger answers-key` prints it."""
     if text is None:
         return None
     if not re.fullmatch(r"[0-9a-f]{64}", text):

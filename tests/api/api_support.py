@@ -13,10 +13,12 @@ from sqlalchemy import Engine, func, text
 from sqlmodel import Session, select
 
 from api import registry as api_registry
+from api.auth import create_api_client
 from api.db import utcnow
 from api.ingest.checks import InboundMessage
-from api.models import Agency, ReaderRole, Site
+from api.models import Agency, Alert, ReaderRole, Scope, Site
 from api.models.assets import AssetClass, AssetCreate
+from api.models.people import PersonCreate
 from api.models.registry import ReaderCreate
 from api.registry import create_asset
 from ledger.core.envelope import raw_public_key, sign_envelope
@@ -74,6 +76,32 @@ def register_reader(
                 public_key=raw_public_key(public).hex()))
         session.commit()
     return RegisteredReader(reader_id, agency_id, site_id, key)
+
+
+def seed_fuzzed_agency(engine: Engine, key_scopes: dict[str, list[Scope]],
+                       server_secret: str) -> dict[str, str]:
+    """Agency `north` as the schemathesis runs find it: site `north-store`, reader `rdr-1`,
+    asset class `radio`, asset `R-1`, person `p-1` and an alert for the operations to reach,
+    and a key by name for each scope list."""
+    reader = register_reader(engine, agency_id="north", site_id="north-store",
+                             reader_id="rdr-1")
+    now = datetime.now(UTC)
+    keys = {}
+    with Session(engine) as session:
+        session.add(AssetClass(id="radio", agency_id=reader.agency_id, name="Radio"))
+        session.add(Alert(agency_id=reader.agency_id, kind="unexpected_site", asset_id=None,
+                          detail="seeded", created_at=now))
+        session.flush()
+        create_asset(session, agency_id=reader.agency_id, now=now, data=AssetCreate(
+            id="R-1", class_id="radio", epc_hex=RADIO_EPC, home_site_id=reader.site_id))
+        api_registry.create_person(session, agency_id=reader.agency_id, now=now,
+                                   data=PersonCreate(id="p-1", qualifications=["taser"]))
+        for name, scopes in key_scopes.items():
+            _, keys[name] = create_api_client(session, agency_id=reader.agency_id, name=name,
+                                              scopes=scopes, server_secret=server_secret,
+                                              now=now)
+        session.commit()
+    return keys
 
 
 def register_radio(engine: Engine) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import pytest
@@ -20,39 +19,25 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
-from sqlalchemy import Engine
-from sqlmodel import Session
 
 from api.app import create_app
-from api.auth import create_api_client
 from api.config import load_settings
 from api.db import make_engine
 from api.migrate import upgrade
-from api.models import Alert, AssetClass, Scope
-from tests.api.api_support import register_reader
+from api.models import Scope
+from tests.api.api_support import seed_fuzzed_agency
 
 SECRET = "s" * 40
 EXAMPLES_PER_OPERATION = int(os.environ.get("KITLEDGER_FUZZ_EXAMPLES", "12"))
 """Enough to reach the validation edges of each operation; ~35 operations stay well under a
 minute together, in both generation modes. Raise it through the environment for a deeper run."""
-CHECKS: Final = [not_a_server_error, status_code_conformance, response_schema_conformance]
-
-def _seed(engine: Engine) -> str:
-    """An agency with a site, reader, asset class and alert, and an all-scopes key."""
-    reader = register_reader(engine, agency_id="north", site_id="north-store",
-                             reader_id="rdr-1")
-    now = datetime.now(UTC)
-    with Session(engine) as session:
-        session.add(AssetClass(id="radio", agency_id=reader.agency_id, name="Radio"))
-        session.add(Alert(agency_id=reader.agency_id, kind="unexpected_site", asset_id=None,
-                          detail="seeded", created_at=now))
-        _, key = create_api_client(session, agency_id=reader.agency_id, name="fuzz",
-                                   scopes=list(Scope), server_secret=SECRET, now=now)
-        session.commit()
-    return key
+CHECKS: Final = [not_a_server_error, status_code_conformance, content_type_conformance,
+                 response_headers_conformance, response_schema_conformance]
 
 
 def _operations() -> list[tuple[str, str, GenerationMode]]:
@@ -78,7 +63,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, 
     path = tmp_path_factory.mktemp("fuzz") / "fuzz.db"
     engine = make_engine(load_settings(database_url=f"sqlite:///{path}"))
     upgrade(engine)
-    key = _seed(engine)
+    key = seed_fuzzed_agency(engine, {"admin": list(Scope)}, SECRET)["admin"]
     app = create_app(load_settings(environment="test", secret_key=SECRET), engine)
     yield schemathesis.openapi.from_asgi("/openapi.json", app), key
     engine.dispose()

@@ -43,6 +43,35 @@ KEY_SCOPES: dict[str, list[Scope]] = {
 """The keys of agency `north`, by name; `south` has one key with every scope."""
 
 
+@dataclass(frozen=True)
+class FuzzCount:
+    """What one schemathesis run against a served API tried, and what the service answered."""
+
+    database: str
+    key: str
+    cases: int
+    requests: int
+    refused: int
+    server_errors: int
+    failures: int
+
+
+FUZZ_COUNTS = pytest.StashKey[list[FuzzCount]]()
+"""The runs of `test_fuzz_served`, for the terminal summary."""
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    counts = config.stash.get(FUZZ_COUNTS, [])
+    if not counts:
+        return
+    terminalreporter.section("schemathesis against a served API")
+    terminalreporter.line(f"{'database':<11}{'key':<12}{'cases':>7}{'requests':>10}"
+                          f"{'4xx':>8}{'5xx':>5}{'failures':>10}")
+    for c in counts:
+        terminalreporter.line(f"{c.database:<11}{c.key:<12}{c.cases:>7}{c.requests:>10}"
+                              f"{c.refused:>8}{c.server_errors:>5}{c.failures:>10}")
+
+
 @dataclass
 class Service:
     """A running app (in process) over a real database, and its keys."""

@@ -1,11 +1,27 @@
-"""Helpers of the trust-boundary tests: signing in through the real form, its token included."""
+"""Helpers of the trust-boundary tests: signing in through the real form, its token included,
+and the environment of a real `kitledger serve` process."""
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+
+KITLEDGER = str(Path(sys.executable).parent / "kitledger")
+
+
+def serve_env(tmp_path: Path, url: str, **extra: str) -> dict[str, str]:
+    """`serve`'s environment: database `url`, no chain, log keys under `tmp_path`, `extra`
+    settings, and none of the caller's own `KITLEDGER_*` settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KITLEDGER_")}
+    env.update(KITLEDGER_DATABASE_URL=url, KITLEDGER_ANCHOR_CHAIN_URL="none",
+               KITLEDGER_LOG_KEY_DIR=str(tmp_path / "keys"), **extra)
+    return env
+
 
 _TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
 

@@ -5,10 +5,8 @@ else, and `/docs` and `/redoc` render in a real browser with no network beyond t
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,8 +24,7 @@ from api.db import make_engine
 from api.migrate import upgrade
 from api.models import Agency, Scope
 from tests.fixtures.ports import free_port, wait_for_port
-
-KITLEDGER = str(Path(sys.executable).parent / "kitledger")
+from tests.security.security_support import KITLEDGER, serve_env
 
 
 @dataclass
@@ -35,13 +32,6 @@ class Served:
     url: str
     key: str
     log: Path
-
-
-def _env(tmp_path: Path, url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KITLEDGER_")}
-    env.update(KITLEDGER_DATABASE_URL=url, KITLEDGER_ANCHOR_CHAIN_URL="none",
-               KITLEDGER_LOG_KEY_DIR=str(tmp_path / "keys"), **extra)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +53,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with log.open("wb") as sink:
         server = subprocess.Popen(
             [KITLEDGER, "serve", "--port", str(port), "--ingest-workers", "0"],
-            env=_env(tmp_path, url), stdout=sink, stderr=subprocess.STDOUT)
+            env=serve_env(tmp_path, url), stdout=sink, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, timeout=60)
         yield Served(f"http://127.0.0.1:{port}", key, log)
@@ -111,7 +101,7 @@ def test_serve_refuses_other_addresses_with_the_placeholder_secret(tmp_path: Pat
     for host, env in (("0.0.0.0", {}), ("192.0.2.10", {}), ("::", {}),
                       ("0.0.0.0", {"KITLEDGER_SECRET_KEY": "short"})):
         done = subprocess.run([KITLEDGER, "serve", "--host", host, "--port", str(free_port())],
-                              env=_env(tmp_path, url, **env), capture_output=True, text=True,
+                              env=serve_env(tmp_path, url, **env), capture_output=True, text=True,
                               timeout=60, check=False)
         verdict = json.loads(done.stdout.strip().splitlines()[-1])
         assert (done.returncode, verdict["verdict"]) == (2, "unusable"), (host, done.stderr)
