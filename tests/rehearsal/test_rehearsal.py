@@ -430,8 +430,14 @@ def test_a_deployment_by_the_guide_runs_a_day_and_survives_each_restart(
     before = r.anchored_size()
     restart("chain", r.start_chain)
     with phase("anchoring after the chain restart"):
+        assert before > 0
+        # A registry change is a leaf of the log: the restarted node must anchor it.
+        r.call(admin_key, "POST", "/v1/assets", {"id": "radio-4", "class_id": "radio",
+                                                 "epc_hex": "341800000000000000000104",
+                                                 "home_site_id": SITE})
         until("a new anchor on the restarted node", lambda: r.anchored_size() > before,
               r.procs)
+        r.wait_ready()
     for desk in DESKS:
         restart(f"agent {desk.reader_id}", lambda d=desk: r.start_agent(d))  # type: ignore[misc]
 
