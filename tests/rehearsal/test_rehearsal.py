@@ -21,6 +21,7 @@ import os
 import secrets
 import signal
 import sqlite3
+import subprocess
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -72,6 +73,8 @@ DAY_START_S: Final = 4.0
 NOISE_UNTIL_S: Final = 200.0
 """Other tags keep coming until then: the restarts happen with reads flowing."""
 WAIT_S: Final = 60.0
+STOP_S: Final = 30.0
+"""The API's unit gives `serve` this long to stop (TimeoutStopSec)."""
 PHASES: list[tuple[str, float]] = []
 
 
@@ -302,6 +305,23 @@ class Rehearsal:
             *self.machines.lan.prefix(desk.machine), str(BIN / "kitledger-agent"), "run",
             "--config", str(self.root / desk.machine / "agent.toml")])
 
+    def stop(self, name: str) -> None:
+        """As `systemctl stop` does: SIGTERM to every process of the service, a wait for all of
+        them (up to STOP_S), then SIGKILL to what is left."""
+        leader = self.procs.process(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(leader.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_S
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            leader.wait(STOP_S)
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(leader.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        self.procs.kill(name, signal.SIGKILL)
+
     # -- what happened --------------------------------------------------------------------------
 
     def sql(self, query: str, **params: Any) -> Any:
@@ -421,7 +441,7 @@ def test_a_deployment_by_the_guide_runs_a_day_and_survives_each_restart(
 
     def restart(name: str, start: Callable[[], None]) -> None:
         with phase(f"restart {name}"):
-            r.procs.kill(name, signal.SIGTERM)
+            r.stop(name)
             start()
             until(f"everything stored after the {name} restart", r.drained, r.procs)
 
