@@ -421,6 +421,9 @@ def test_a_deployment_by_the_guide_runs_a_day_and_survives_each_restart(
         for asset_id in RADIOS:
             asset = r.call(admin_key, "GET", f"/v1/assets/{asset_id}")
             assert asset["status"] == "in_store", asset
+        until("both readers' health and status at the API", lambda: r.sql(
+            "SELECT count(*) FROM reader_health WHERE online AND seen_at IS NOT NULL")[0][0]
+            == len(DESKS), r.procs)
 
     with phase("anchor, export, verify"):
         until("the day anchored", lambda: r.anchored_size() >= 2 * len(RADIOS), r.procs)
