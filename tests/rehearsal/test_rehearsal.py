@@ -16,6 +16,7 @@ Needs root and `ip netns` (made and removed here); skipped with the reason other
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -233,6 +234,10 @@ class Rehearsal:
                                  "serve", "--host", "0.0.0.0", "--port", str(API_PORT)],
                          {**self.procs.env, **self.api_env})
 
+    def restart_api(self) -> None:
+        self.start_api()
+        self.wait_ready()
+
     def wait_ready(self) -> None:
         until("/readyz 200", lambda: self._http_status("/readyz") == 200, self.procs)
 
@@ -445,17 +450,20 @@ def test_a_deployment_by_the_guide_runs_a_day_and_survives_each_restart(
                                  "--no-state", check=False)
         assert verdict.returncode == 0, verdict.stdout[-3000:] + verdict.stderr[-1000:]
 
-    def restart(name: str, start: Callable[[], None]) -> None:
+    def restart(name: str, start: Callable[[], None], desk: Desk | None = None) -> None:
+        def count() -> int:  # what the restarted part carries: all, or its reader's
+            return r.stored(desk)[0] if desk else r.total_stored()
+
         with phase(f"restart {name}"):
-            before = r.total_stored()
+            before = count()
             r.stop(name)
             start()
             # Reads flow through the restarted part, and nothing issued is missing.
             until(f"everything stored after the {name} restart",
-                  lambda: r.total_stored() > before and r.drained(), r.procs)
+                  lambda: count() > before and r.drained(), r.procs)
 
     restart("broker", lambda: r.procs.restart("broker"))
-    restart("api", lambda: (r.start_api(), r.wait_ready()))
+    restart("api", r.restart_api)
     before = r.anchored_size()
     restart("chain", r.start_chain)
     with phase("anchoring after the chain restart"):
@@ -468,7 +476,7 @@ def test_a_deployment_by_the_guide_runs_a_day_and_survives_each_restart(
               r.procs)
         r.wait_ready()
     for desk in DESKS:
-        restart(f"agent {desk.reader_id}", lambda d=desk: r.start_agent(d))  # type: ignore[misc]
+        restart(f"agent {desk.reader_id}", functools.partial(r.start_agent, desk), desk)
 
     with phase("drain"):
         for desk in DESKS:
