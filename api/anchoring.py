@@ -87,6 +87,7 @@ from ledger.chain.errors import (
 )
 from ledger.chain.pending import SqlitePendingAnchorStore
 from ledger.chain.provider import EMBEDDED_URL
+from ledger.chain.txpolicy import FeePolicy
 from ledger.core.checkpoint import Checkpoint, chain_agency_id, chain_log_id, sign_checkpoint
 from ledger.core.envelope import Envelope
 from ledger.core.records import format_time
@@ -178,7 +179,8 @@ class AnchoringService:
             self.consortium = Consortium.open(
                 settings.anchor_chain_url, chain_id=settings.anchor_chain_id,
                 contract=settings.anchor_contract, admin_key=admin_key,
-                remembered=None if self.embedded else self._remembered_contract)
+                remembered=None if self.embedded else self._remembered_contract,
+                fees=FeePolicy(gas_price=settings.anchor_gas_price))
         except AccountKeyError as exc:
             self._block(AnchorState.MISCONFIGURED, f"consortium admin key: {exc}", now)
             return

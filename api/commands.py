@@ -358,19 +358,21 @@ def run_answers_key(args: argparse.Namespace) -> int:
 
 def run_anchoring_identity(args: argparse.Namespace) -> int:
     """Print what the consortium admin needs to enrol `--agency`: its log id (the log key's
-    id) and its anchorer account's address. Only public values; the keys stay in
-    log_key_dir."""
+    id) and its anchorer account's address; and the log's public key, which auditors pin in
+    their trust file. Only public values; the keys stay in log_key_dir."""
     from api.agency_keys import LogKeyError, anchoring_secret, log_key, log_key_id
     from ledger.chain.consortium import local_account
 
     settings = _settings(args)
     try:
-        log_id = log_key_id(log_key(settings.log_key_dir, args.agency))
+        key = log_key(settings.log_key_dir, args.agency)
+        log_id = log_key_id(key)
         secret = anchoring_secret(settings.log_key_dir, args.agency)
     except LogKeyError as exc:
         raise CommandError(str(exc), "check log_key_dir and its permissions", EXIT_UNUSABLE,
                            "unusable") from None
     emit({"verdict": "ok", "agency": args.agency, "log": log_id,
+          "log_public_key": key.public_key().public_bytes_raw().hex(),
           "account": local_account(secret).address})
     return EXIT_OK
 

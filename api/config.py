@@ -233,6 +233,10 @@ class Settings(BaseSettings):
     # waiting for an anchor, or the chain node has been unreachable for longer than this.
     anchor_backlog_max: int = Field(default=100_000, ge=1, le=1_000_000_000)
     anchor_unavailable_max_s: float = Field(default=600.0, gt=0, le=7 * 86_400)
+    # A fixed (legacy) gas price in wei for every transaction: 0 on a free-gas consortium
+    # network (Besu with zeroBaseFee and min-gas-price 0), whose agency accounts hold no ether;
+    # unset, EIP-1559 fees from the node's base fee plus a 1 gwei tip.
+    anchor_gas_price: int | None = Field(default=None, ge=0, le=10**15)
 
     # Witnesses (api.cosigning) asked to cosign each new checkpoint; none by default. In the
     # environment, JSON: KITLEDGER_WITNESSES='[{"url": "...", "vkey": "..."}]'. A witness that

@@ -40,6 +40,7 @@ from sqlmodel import Session, col, select
 from api.config import Settings
 from api.custody.reader_health import ScanResult, scan_reader_health
 from api.db import table, utcnow
+from api.ingest.broker_security import secure
 from api.ingest.topics import HEALTH, STATUS, health_subscriptions, parse_reader_topic
 from api.metrics import READER_HEALTH_MESSAGES
 from api.models.health import MAX_HEALTH_ERROR_CHARS, ReaderHealth
@@ -227,6 +228,7 @@ class HealthListener:
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"{settings.mqtt_client_id}-health-{node_id(settings)}",
             protocol=mqtt.MQTTv5)
+        secure(self.client, settings)  # the broker's TLS and credentials, as ingest's
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message

@@ -31,7 +31,7 @@ from ledger.chain.client import CustodyAnchorClient
 from ledger.chain.errors import ChainError, NotAuthorised
 from ledger.chain.pending import PendingAnchor
 from ledger.chain.provider import EMBEDDED_URL, connect
-from ledger.chain.txpolicy import guarded, with_retries
+from ledger.chain.txpolicy import FeePolicy, guarded, with_retries
 
 MIN_ANCHORER_BALANCE: Final = 10**17
 """Wei an agency's account keeps: about 300 anchors at 2 gwei; topped up below this."""
@@ -94,12 +94,16 @@ class Consortium:
     @classmethod
     def open(cls, url: str, *, chain_id: int | None = None, contract: str | None = None,
              admin_key: bytes | str | None = None,
-             remembered: Callable[[int], str | None] | None = None) -> Consortium:
+             remembered: Callable[[int], str | None] | None = None,
+             fees: FeePolicy | None = None) -> Consortium:
         """Connect; attach to `contract`, or to the one `remembered` (given the node's chain
         id) returns, or deploy a fresh one with `admin_key`. On `embedded://` the admin is a
         new account funded from the chain's unlocked genesis account. On a node without
-        `admin_key` the server is an agency's: it only attaches (`NoContract` without one)."""
+        `admin_key` the server is an agency's: it only attaches (`NoContract` without one).
+        `fees`: how every transaction pays, the agency's anchors too (a fixed price of 0 on a
+        free-gas network, where the agency's account holds no ether)."""
         w3 = connect(url, chain_id)
+        policy = fees or FeePolicy()
         if not contract and remembered is not None:
             contract = remembered(int(w3.eth.chain_id))
         if admin_key is not None:
@@ -108,14 +112,15 @@ class Consortium:
             account = Account.create()
             _fund_from_unlocked(w3, account.address, EMBEDDED_ADMIN_WEI)
         elif contract:
-            return cls(w3, CustodyAnchorClient(w3, contract, Account.create()), is_admin=False)
+            return cls(w3, CustodyAnchorClient(w3, contract, Account.create(), policy),
+                       is_admin=False)
         else:
             raise NoContract(
                 "an agency's server attaches to the consortium's contract and never deploys "
                 "one: set anchor_contract to the address the consortium published")
         if contract:
-            return cls(w3, CustodyAnchorClient(w3, contract, account))
-        return cls(w3, CustodyAnchorClient.deploy(w3, account), deployed=True)
+            return cls(w3, CustodyAnchorClient(w3, contract, account, policy))
+        return cls(w3, CustodyAnchorClient.deploy(w3, account, fees=policy), deployed=True)
 
     def enroll(self, chain_log: bytes, chain_agency: bytes,
                anchorer_secret: bytes) -> CustodyAnchorClient:

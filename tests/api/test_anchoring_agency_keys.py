@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import Engine
@@ -23,6 +24,7 @@ from api.models.anchoring import AnchoringStatus
 from ledger.chain.client import CustodyAnchorClient
 from ledger.chain.provider import connect
 from ledger.cli import main
+from ledger.core.envelope import key_id
 from tests.api.test_anchoring_notices import (
     SECRET,
     Clock,
@@ -107,6 +109,8 @@ def test_an_agency_server_with_only_its_own_keys_anchors_once_enrolled_and_stops
     identity = _command(capsys, "anchoring-identity", "--config", str(config),
                         "--agency", "north")
     log_id, account = str(identity["log"]), str(identity["account"])
+    published = Ed25519PublicKey.from_public_bytes(bytes.fromhex(str(identity["log_public_key"])))
+    assert key_id(published) == log_id  # what auditors pin is the log's own key
     _fund(node, account)  # the consortium's gas policy; a free-gas Besu network needs none
     settings = load_settings(environment="test", secret_key=SECRET, log_key_dir=keys,
                              anchor_chain_url=node.url, anchor_contract=admin.contract,

@@ -24,6 +24,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import Engine
 
 from api.config import load_settings
+from api.ingest.health import HealthListener
 from api.ingest.pipeline import IngestPipeline
 from api.ingest.worker import IngestWorker
 from api.models import IngestedObservation, QuarantinedMessage
@@ -200,3 +201,21 @@ def test_a_reader_can_neither_speak_for_another_nor_read_its_answers(
     finally:
         worker.stop()
     assert stored(engine, QuarantinedMessage) == 0  # the API never received A's attempts
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_the_health_listener_connects_with_the_apis_certificate(
+        engine: Engine, acl_broker: tuple[MosquittoBroker, Pki]) -> None:
+    """Reader health and status reach the API over the same TLS as observations (the
+    listener once ignored the mqtt_tls_* settings and retried in plain text forever)."""
+    broker, pki = acl_broker
+    cert, key = issue_client(pki, API_USER)
+    settings = load_settings(mqtt_url=f"mqtts://127.0.0.1:{broker.port}", mqtt_tls_ca=pki.ca,
+                             mqtt_tls_cert=cert, mqtt_tls_key=key)
+    listener = HealthListener(settings, engine)
+    listener.start()
+    try:
+        assert listener.subscribed.wait(WAIT_S), broker.log()[-2000:]
+    finally:
+        listener.stop()
+    assert "wrong version number" not in broker.log()

@@ -74,11 +74,20 @@ def test_real_secret_accepted_in_production_and_never_printed() -> None:
         ("ingest_batch_size", 10**9),
         ("environment", "staging"),
         ("no_such_setting", 1),
+        ("anchor_gas_price", -1),
+        ("anchor_gas_price", 10**16),
+        ("anchor_gas_price", "free"),
     ],
 )
 def test_bad_values_refused(name: str, value: object) -> None:
     with pytest.raises(ConfigError, match=name if name != "no_such_setting" else "no_such"):
         load_settings(**{name: value})
+
+
+def test_free_gas_is_a_fixed_price_of_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().anchor_gas_price is None  # EIP-1559 fees from the node
+    monkeypatch.setenv("KITLEDGER_ANCHOR_GAS_PRICE", "0")
+    assert load_settings().anchor_gas_price == 0
 
 
 def test_malformed_or_missing_toml_refused(tmp_path: Path) -> None:
