@@ -17,6 +17,7 @@ from api.routes import (
     health,
     operations,
     registry,
+    tiles,
     webhooks,
 )
 from api.security_headers import SecurityHeaders
@@ -43,7 +44,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, Referrer-Policy on every answer
     app.include_router(health.router)
     docs_pages.install(app)
-    for module in (registry, assets, custody, audit, operations, webhooks, clients):
+    for module in (registry, assets, custody, audit, tiles, operations, webhooks, clients):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     web.install(app)  # the server-rendered pages under /web (api.web)
     return app
