@@ -32,6 +32,7 @@ from ledger.core.tiles import (
     TileError,
     TileRef,
     encode_entries,
+    partial_tiles,
     tile_coords,
     tile_exists,
     tiles_for_size,
@@ -112,8 +113,7 @@ def export_tiles(session: Session, agency_id: str, key_dir: Path, out: Path) -> 
     older = session.exec(select(LogCheckpoint.tree_size).where(
         LogCheckpoint.agency_id == agency_id, LogCheckpoint.tree_size < size))
     for old in older:
-        wanted.update(ref for ref in tiles_for_size(old) if not ref.full
-                      and TileRef(ref.level, ref.n) not in wanted)
+        wanted.update(ref for ref in partial_tiles(old) if TileRef(ref.level, ref.n) not in wanted)
     wanted.update(TileRef(None, ref.n, ref.width) for ref in list(wanted) if ref.level == 0)
     written = 0
     for ref in sorted(wanted, key=lambda r: (r.level is None, r.level or 0, r.n, r.width)):

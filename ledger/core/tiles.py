@@ -155,6 +155,20 @@ def tiles_for_size(size: int) -> Iterator[TileRef]:
         level += 1
 
 
+def partial_tiles(size: int) -> list[TileRef]:
+    """The partial tiles of the tree of `size` leaves, one per level at most (what a log must
+    keep serving for a checkpoint of that size until each fills up)."""
+    return list(_partials(size))
+
+
+def _partials(size: int) -> Iterator[TileRef]:
+    level = 0
+    while (hashes := level_width(size, level)) > 0:
+        if hashes % TILE_WIDTH:
+            yield TileRef(level, hashes // TILE_WIDTH, hashes % TILE_WIDTH)
+        level += 1
+
+
 def tile_coords(ref: TileRef) -> list[Coord]:
     """The stored Merkle nodes (level, index) whose hashes, in order, are tile `ref`."""
     level = TILE_HEIGHT * ref.hash_level

@@ -313,13 +313,38 @@ def test_verify_fetches_proofs_from_served_and_exported_tiles(
                 home_site_id="north-store"))
         session.commit()
     grown = _checkpoint(engine, world.key_dir)
+    newer = _bundle(world, tmp_path, "newer.ndjson")
+    code, check = _verify(world, newer, str(out))  # tiles not yet exported past the bundle
+    assert code == 1 and f"tiles checkpoint is of size {world.size}, older than the bundle's " \
+        f"newest ({grown})" in check["detail"], check
     assert _kitledger("tiles", "export", "--database-url", url, "--agency", "north",
                       "--out", str(out), key_dir=world.key_dir).returncode == 0
     assert (out / f"tile/0/001.p/{first_width}").is_file()
     assert (out / f"tile/0/001.p/{grown % 256}").is_file()
     assert (out / "tile/0/000").stat().st_mtime_ns == full_before  # immutable: not rewritten
     assert _verify(world, bundle, str(out))[1]["passed"] is True
+    assert _verify(world, newer, str(out))[1]["passed"] is True
     assert _verify(world, bundle, f"{live_url}/v1/logs/north")[1]["passed"] is True
+
+
+def test_export_refuses_what_it_cannot_write(world: World, engine: Engine, tmp_path: Path
+                                             ) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    out = tmp_path / "out"
+    unknown = _kitledger("tiles", "export", "--database-url", url, "--agency", "west",
+                         "--out", str(out), key_dir=world.key_dir)
+    assert unknown.returncode == 2 and "no agency 'west'" in unknown.stderr
+    unsigned = _kitledger("tiles", "export", "--database-url", url, "--agency", "south",
+                          "--out", str(out), key_dir=world.key_dir)
+    assert unsigned.returncode == 1 and "no signed checkpoint yet" in unsigned.stderr
+    keyless = _kitledger("tiles", "export", "--database-url", url, "--agency", "north",
+                         "--out", str(out), key_dir=tmp_path / "elsewhere")
+    assert keyless.returncode == 1 and "log key is not available" in keyless.stderr
+    assert not out.exists()  # nothing half-written
+    (tmp_path / "file").write_bytes(b"")
+    blocked = _kitledger("tiles", "export", "--database-url", url, "--agency", "north",
+                         "--out", str(tmp_path / "file"), key_dir=world.key_dir)
+    assert blocked.returncode == 1 and "cannot write under" in blocked.stderr
 
 
 def test_verify_fails_clearly_on_tampered_or_missing_tiles(

@@ -20,6 +20,7 @@ from ledger.core.tiles import (
     encode_entries,
     encode_index,
     parse_tile_path,
+    partial_tiles,
     tile_coords,
     tiles_for_size,
 )
@@ -101,6 +102,9 @@ def test_tree_of_70000_has_the_spec_example_tiles() -> None:
     assert [t.width for t in by_level[2]] == [1]
     assert [(t.level, t.width) for t in tiles_for_size(256)] == [(0, 256), (1, 1)]
     assert list(tiles_for_size(0)) == []
+    assert partial_tiles(70_000) == [TileRef(0, 273, 112), TileRef(1, 1, 17), TileRef(2, 0, 1)]
+    assert partial_tiles(65_536) == [TileRef(2, 0, 1)]
+    assert partial_tiles(0) == []
 
 
 def test_tiles_are_the_spec_merkle_tree_hashes() -> None:
