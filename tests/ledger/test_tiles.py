@@ -5,12 +5,15 @@ computed from tiles equal to the log's own for many sizes, with level-1 tiles in
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
+import threading
 from pathlib import Path
 
 import pytest
 
 from ledger.core.merkle import HASH_SIZE, RootMismatch, leaf_hash, verify_inclusion
+from ledger.core.note import MAX_NOTE_BYTES
 from ledger.core.tiles import (
     MAX_INDEX,
     TILE_WIDTH,
@@ -26,7 +29,7 @@ from ledger.core.tiles import (
 )
 from ledger.merkle_log import MerkleLog
 from ledger.merkle_nodes import MemoryNodeStore
-from ledger.tiled_log import DirectorySource, TiledLog
+from ledger.tiled_log import DirectorySource, HttpSource, TiledLog
 from tests.ledger.reference_merkle import mth
 from tests.paths import VECTORS_DIR
 
@@ -206,3 +209,51 @@ def test_vectors() -> None:
     source = MemorySource(log, len(entries), entries)
     found = {path: hashlib.sha256(body).hexdigest() for path, body in source.files.items()}
     assert found == vectors["tiles"]
+
+
+class _Hostile(http.server.BaseHTTPRequestHandler):
+    """A tiles server that misbehaves by path: oversized, erroring, or echoing the key."""
+
+    def do_GET(self) -> None:
+        if self.path.endswith("/huge"):
+            body = b"\x00" * (MAX_NOTE_BYTES + 10)
+        elif self.path.endswith("/auth"):
+            body = (self.headers.get("Authorization") or "").encode()
+        elif self.path.endswith("/missing"):
+            self.send_error(404)
+            return
+        else:
+            self.send_error(500)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_an_http_source_is_bounded_and_says_what_went_wrong(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("KITLEDGER_API_KEY", "kl_test_key")
+        source = HttpSource(f"http://127.0.0.1:{server.server_port}/v1/logs/north/")
+        with pytest.raises(TileError, match=f"huge: more than {MAX_NOTE_BYTES} bytes"):
+            source.read("huge", MAX_NOTE_BYTES)
+        with pytest.raises(TileError, match="the server answered HTTP 500"):
+            source.read("tile/0/000", 8192)
+        assert source.read("missing", 10) is None
+        assert source.read("auth", 100) == b"Bearer kl_test_key"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    with pytest.raises(TileError, match="cannot fetch"):
+        source.read("tile/0/000", 8192)  # nothing listens any more
+    for url in ("ftp://example/tiles", "http://", "file:///etc"):
+        with pytest.raises(TileError, match="not an http"):
+            HttpSource(url)
