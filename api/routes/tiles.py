@@ -4,14 +4,16 @@ checkpoints): `/v1/logs/{agency}/checkpoint`, `/v1/logs/{agency}/tile/<L>/<N>[.p
 
 A caller sees its own agency's log only; another agency's answers 404, as for any id it may
 not see. A malformed tile path is 400, a tile beyond the log 404. Full tiles never change and
-are cached for a year; partial tiles and the checkpoint for a few seconds.
+are cached for a year; partial tiles and the checkpoint for a few seconds. Entry bundles are
+gzip-compressed for clients that accept it.
 """
 
 from __future__ import annotations
 
+import gzip
 from typing import Final
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.deps import Auditor, SessionDep, SettingsDep
@@ -25,6 +27,8 @@ router = APIRouter(prefix="/v1/logs", tags=["audit"])
 TILE_MEDIA_TYPE: Final = "application/octet-stream"
 NOTE_MEDIA_TYPE: Final = "text/plain; charset=utf-8"
 IMMUTABLE: Final = "public, max-age=31536000, immutable"
+MAX_CODINGS: Final = 16
+"""Accept-Encoding items looked at: a hostile header of thousands is not walked."""
 SHORT_LIVED: Final = "no-cache, max-age=5"
 """A checkpoint or a partial tile may be replaced within seconds; caches must revalidate."""
 
@@ -49,7 +53,8 @@ def checkpoint(agency_id: IdPath, session: SessionDep, settings: SettingsDep,
 
 @router.get("/{agency_id}/tile/{path:path}", response_class=Response,
             responses={200: {"content": {TILE_MEDIA_TYPE: {}}}})
-def tile(agency_id: IdPath, path: str, session: SessionDep, caller: Auditor) -> Response:
+def tile(agency_id: IdPath, path: str, request: Request, session: SessionDep,
+         caller: Auditor) -> Response:
     """A hash tile or entry bundle of the log."""
     _own_log(caller, agency_id)
     try:
@@ -60,5 +65,20 @@ def tile(agency_id: IdPath, path: str, session: SessionDep, caller: Auditor) -> 
         body = tile_body(session, agency_id, ref, log_size(session, agency_id))
     except TileError:
         raise not_found("tile") from None
-    cache = IMMUTABLE if ref.full else SHORT_LIVED
-    return Response(body, media_type=TILE_MEDIA_TYPE, headers={"Cache-Control": cache})
+    headers = {"Cache-Control": IMMUTABLE if ref.full else SHORT_LIVED}
+    if ref.level is None:
+        # Entry bundles are text-like records: compressed when the client accepts gzip (hash
+        # tiles are random bytes, so they are not).
+        headers["Vary"] = "Accept-Encoding"
+        if _accepts_gzip(request.headers.get("accept-encoding", "")):
+            body = gzip.compress(body, mtime=0)
+            headers["Content-Encoding"] = "gzip"
+    return Response(body, media_type=TILE_MEDIA_TYPE, headers=headers)
+
+
+def _accepts_gzip(header: str) -> bool:
+    for item in header.split(",")[:MAX_CODINGS]:
+        name, _, params = item.strip().partition(";")
+        if name.strip().lower() in ("gzip", "*"):
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False

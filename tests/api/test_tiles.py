@@ -186,6 +186,21 @@ def test_caching_and_media_types(world: World) -> None:
     level1 = _get(world, "/v1/logs/north/tile/1/000.p/1")
     first_256 = _get(world, "/v1/log/consistency?first=256&second=256").json()["first"]["root"]
     assert level1.content.hex() == first_256
+    # Entry bundles are gzipped for a client that accepts it, and only then.
+    auth = {"Authorization": f"Bearer {world.key}"}
+    plain = world.client.get("/v1/logs/north/tile/entries/000",
+                             headers={**auth, "Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and len(plain.content) > 8192
+    for accept in ("gzip", "br;q=1, GZIP;q=0.5", "*"):
+        raw = world.client.get("/v1/logs/north/tile/entries/000",
+                               headers={**auth, "Accept-Encoding": accept})
+        assert raw.headers["content-encoding"] == "gzip", accept
+        assert raw.content == plain.content  # the client decoded it
+        assert int(raw.headers["content-length"]) < len(plain.content) // 2
+    refused = world.client.get("/v1/logs/north/tile/entries/000",
+                               headers={**auth, "Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers
+    assert "content-encoding" not in _get(world, "/v1/logs/north/tile/0/000").headers
     note = _get(world, "/v1/logs/north/checkpoint")
     assert note.headers["content-type"] == "text/plain; charset=utf-8"
     assert "no-cache" in note.headers["cache-control"]
