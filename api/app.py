@@ -20,6 +20,7 @@ from api.routes import (
     operations,
     property_room,
     registry,
+    tiles,
     webhooks,
 )
 from api.security_headers import SecurityHeaders
@@ -47,7 +48,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, Referrer-Policy on every answer
     app.include_router(health.router)
     docs_pages.install(app)
-    for module in (registry, assets, custody, property_room, audit, operations, webhooks,
+    for module in (registry, assets, custody, property_room, audit, tiles, operations, webhooks,
                    clients, accounts):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     web.install(app)  # the server-rendered pages under /web (api.web)

@@ -283,6 +283,38 @@ def run_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_tiles_export(args: argparse.Namespace) -> int:
+    """Write `--agency`'s log as static tiles under `--out` (`api.tiles.export_tiles`)."""
+    from sqlmodel import Session
+
+    from api.models import Agency
+    from api.tiles import NoCheckpointNote, export_tiles
+    from ledger.core.tiles import TileError
+
+    settings = _settings(args)
+    with database(settings, existing=True) as engine, Session(engine) as session:
+        if session.get(Agency, args.agency) is None:
+            raise CommandError(f"no agency {args.agency!r}",
+                               "give the id of an agency this server holds",
+                               EXIT_UNUSABLE, "unusable")
+        try:
+            size, written = export_tiles(session, args.agency, settings.log_key_dir, args.out)
+        except NoCheckpointNote as exc:
+            raise CommandError(str(exc), "wait for the log's first signed checkpoint and "
+                               "check log_key_dir", EXIT_FAILED, "failed") from None
+        except TileError as exc:
+            raise CommandError(str(exc), "the log cannot be written as tiles; report it",
+                               EXIT_FAILED, "failed") from None
+        except OSError as exc:
+            raise CommandError(f"cannot write under {args.out}: "
+                               f"{exc.strerror or type(exc).__name__}",
+                               "choose a writable --out directory", EXIT_FAILED,
+                               "failed") from None
+    emit({"verdict": "ok", "agency": args.agency, "out": str(args.out), "size": size,
+          "files": written})
+    return EXIT_OK
+
+
 def _write_atomically(path: Path, body: bytes) -> None:
     """A reader of `path` sees the old file or the whole new one, never half a bundle."""
     partial = path.with_name(path.name + ".partial")
@@ -337,6 +369,18 @@ def register(subparsers: Any) -> None:
     _settings_arguments(identity)
     identity.add_argument("--agency", required=True, help="agency id")
     identity.set_defaults(run=run_anchoring_identity)
+    tiles = subparsers.add_parser(
+        "tiles", help="an agency's log as C2SP tlog-tiles static files")
+    actions = tiles.add_subparsers(dest="tiles_command", required=True,
+                                   parser_class=type(tiles))
+    tiles_export = actions.add_parser(
+        "export", help="write the log's tiles, entry bundles and signed checkpoint to a "
+        "directory any web server can publish (docs/audit-bundle.md)")
+    _settings_arguments(tiles_export)
+    tiles_export.add_argument("--agency", required=True, help="the agency whose log to write")
+    tiles_export.add_argument("--out", type=Path, required=True,
+                              help="directory to write into (created; full tiles kept)")
+    tiles_export.set_defaults(run=run_tiles_export)
 
 
 def run_answers_key(args: argparse.Namespace) -> int:

@@ -33,6 +33,7 @@ from ledger.core.bundle_parse import parse_bundle
 from ledger.core.errors import LedgerError
 from ledger.core.note import NoteError
 from ledger.progress import on_terminal, progress_bar
+from ledger.tiled_log import TOKEN_ENVIRONMENT, open_source
 from ledger.verify import ChainUnreachable, open_chain_reader, read_bundle, verify_bundle
 from ledger.verify.report import VerificationReport
 from ledger.verify.sources import DOWNLOAD_DEADLINE_S, read_regular_file
@@ -43,6 +44,7 @@ from ledger.verify.state import (
     default_state_dir,
     newest_checkpoint,
 )
+from ledger.verify.tiles import check_tiles
 from ledger.verify.trust import (
     MAX_TRUST_FILE_BYTES,
     TrustError,
@@ -130,6 +132,12 @@ def verify_with_roots(args: argparse.Namespace, progress: bool = False
                                    witnesses=witnesses)
     except (BundleError, StateError) as exc:
         raise Unusable(_one_line(exc)) from None
+    if getattr(args, "tiles", None):
+        try:
+            source = open_source(args.tiles)
+        except LedgerError as exc:
+            raise Unusable(f"--tiles: {_one_line(exc)}") from None
+        check_tiles(bundle, source, report)
     if store is not None and report.verdict == "valid":
         try:
             store.save(newest_checkpoint(bundle))
@@ -213,4 +221,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--progress", action="store_true", help="progress bar on stderr")
     parser.add_argument("--require-latest", action="store_true",
                         help="fail unless the newest checkpoint is the chain's latest anchor")
+    parser.add_argument("--tiles", metavar="URL|DIR", help="also recompute the bundle's "
+                        "inclusion and consistency proofs from the log's C2SP tiles: a "
+                        "directory (kitledger tiles export) or the URL prefix they are served "
+                        f"under (an API key for it in ${TOKEN_ENVIRONMENT})")
     parser.set_defaults(run=run)

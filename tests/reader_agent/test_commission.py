@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from epcpy.epc_schemes import GIAI, GRAI
 from epcpy.epc_schemes.giai import GIAIFilterValue
 from epcpy.epc_schemes.grai import GRAIFilterValue
@@ -33,7 +31,7 @@ from api.db import make_engine
 from api.migrate import upgrade
 from api.models import Agency, Scope, Site
 from hardware.simulator import ReaderSimulator, Scenario, TagSpec
-from tests.fixtures.ports import free_port, wait_for_port
+from tests.fixtures.live_app import served
 
 AGENT = str(Path(sys.executable).parent / "kitledger-agent")
 BLANK = bytes.fromhex("E28011606000020D4C1A2B3C")  # a chip-default EPC: not GS1
@@ -192,18 +190,11 @@ def live_api(tmp_path: Path) -> Iterator[LiveApi]:
                                    scopes=[Scope.ASSETS_WRITE, Scope.ASSETS_READ, Scope.ADMIN],
                                    server_secret=SECRET, now=datetime.now(UTC))
         session.commit()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for_port(port)
-    api = LiveApi(f"http://127.0.0.1:{port}", key)
-    assert api.call("POST", "/v1/asset-classes",
-                    json={"id": "radio", "name": "Radio"}).status_code == 201
-    yield api
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app(settings, engine)) as url:
+        api = LiveApi(url, key)
+        assert api.call("POST", "/v1/asset-classes",
+                        json={"id": "radio", "name": "Radio"}).status_code == 201
+        yield api
     engine.dispose()
 
 
