@@ -558,20 +558,27 @@ class AnchoringService:
         if self.consortium is None or self.pending is None or self.blocked is not None:
             return True
         while True:
-            settled = True
+            waiting = []
             for agency in self.agencies.values():
                 if agency.halted:
                     continue
                 try:
-                    done = agency.anchorer.settle()
+                    if not agency.anchorer.settle():
+                        why = agency.anchorer.last_error or "in flight"
+                        waiting.append(f"{agency.agency_id} ({why})")
+                except ChainError as exc:
+                    waiting.append(f"{agency.agency_id} ({type(exc).__name__})")
+                try:  # best effort: the next holder records what is final too
                     self._record_final(agency, time.time())
                 except (ChainError, SQLAlchemyError) as exc:
-                    log.warning("handing over anchoring for %s: %s", agency.agency_id,
-                                type(exc).__name__)
-                    done = False
-                settled = settled and done
-            if settled or time.monotonic() >= deadline:
-                return settled
+                    log.debug("handing over: recording %s's final anchor: %s", agency.agency_id,
+                              type(exc).__name__)
+            if not waiting:
+                return True
+            if time.monotonic() >= deadline:
+                log.warning("handing over anchoring: still in flight at the deadline: %s",
+                            ", ".join(waiting)[:500])
+                return False
             time.sleep(poll_s)
 
     def run(self, stop: threading.Event, poll_s: float = 0.5) -> None:

@@ -153,11 +153,16 @@ class Anchorer:
         self._refresh(now)
 
     def settle(self) -> bool:
-        """Move in-flight anchors on without sending a new one; True when none is left in
-        flight. What a process giving up the anchorer's role does before it lets go, so the
-        next holder does not anchor beside a transaction of ours still on its way."""
+        """Move in-flight anchors on without sending a new one; True when none is on its way:
+        none is in the node's pool or mined short of its confirmations. (One the node has not
+        got, such as a re-send it refused, is not on its way: it waits in the store for this
+        process's next round as anchorer.) What a process giving up the anchorer's role does
+        before it lets go, so the next holder does not anchor beside one of ours."""
         try:
-            return self._settle_in_flight()
+            if self._settle_in_flight():
+                return True
+            return not any(anchor.state == "mined" or self.client.is_known(anchor.tx_hash)
+                           for anchor in self.store.unfinished(self.chain_log_id))
         except (ChainUnavailable, ContractRevert, NodeRejected) as exc:
             self.last_error = str(exc)
             self.last_failure = exc

@@ -102,6 +102,10 @@ def test_a_stopping_anchorer_sees_its_transaction_in_flight_final_and_recorded_b
         assert time.monotonic() - started >= 2.5
         assert _in_flight(service) == 0
         assert len(_recorded(engine)) == 1
+        # Nothing in flight any more: a later hand-over lets go at once.
+        started = time.monotonic()
+        assert service.hand_over(time.monotonic() + 10, poll_s=0.2)
+        assert time.monotonic() - started < 5
     finally:
         service.close()
 
