@@ -7,6 +7,7 @@ tests exercise is the one the migrations build, never `metadata.create_all`.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Final
 
@@ -54,11 +55,17 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None if it has never been migrated."""
+    # Asked by every `/readyz`: alembic's "Context impl …" lines would fill the log.
+    quiet = logging.getLogger("alembic.runtime.migration")
+    level = quiet.level
+    quiet.setLevel(max(level, logging.WARNING))
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
     except SQLAlchemyError as exc:
         raise _migration_error(exc) from None
+    finally:
+        quiet.setLevel(level)
 
 
 def head_revision(engine: Engine) -> str | None:

@@ -27,6 +27,16 @@ def test_upgrade_is_idempotent(engine: Engine) -> None:
     assert current_revision(engine) == head_revision(engine)
 
 
+def test_asking_the_revision_writes_no_log_line(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`/readyz` asks on every call: alembic's "Context impl" lines would fill the log."""
+    upgrade(engine)
+    caplog.set_level("INFO")
+    assert current_revision(engine) == head_revision(engine)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("alembic")] == []
+
+
 def test_sqlite_runs_in_wal_mode(engine: Engine) -> None:
     if engine.dialect.name != "sqlite":
         pytest.skip("WAL is a SQLite journal mode")
