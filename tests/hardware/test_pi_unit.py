@@ -57,11 +57,16 @@ def _directive(text: str, name: str) -> list[str]:
             if line.startswith(f"{name}=")]
 
 
-def test_the_unit_is_hardened_to_ok() -> None:
+API_UNIT: Final = REPO_ROOT / "deploy" / "kitledger-api.service"
+
+
+@pytest.mark.parametrize("unit", [UNIT, API_UNIT], ids=["agent", "api"])
+def test_the_unit_is_hardened_to_ok(unit: Path) -> None:
+    """The Pi's agent unit, and the API's (`deploy/`), both rate OK."""
     result = subprocess.run(
-        [_systemd_analyze(), "security", "--offline=true", "--no-pager", UNIT.name],
-        capture_output=True, text=True, timeout=120, cwd=UNIT.parent, check=False)
-    found = re.search(r"Overall exposure level for kitledger-agent\.service: ([0-9.]+) (\w+)",
+        [_systemd_analyze(), "security", "--offline=true", "--no-pager", unit.name],
+        capture_output=True, text=True, timeout=120, cwd=unit.parent, check=False)
+    found = re.search(rf"Overall exposure level for {re.escape(unit.name)}: ([0-9.]+) (\w+)",
                       result.stdout)
     assert found, result.stdout[-2000:] + result.stderr[-2000:]
     print(found.group(0))  # shown with -s: the figure for the closing note
