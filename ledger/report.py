@@ -32,9 +32,9 @@ from ledger.core.bundle import AuditBundle
 from ledger.core.checkpoint import Checkpoint
 from ledger.core.encoding import parse_record
 from ledger.core.errors import LedgerError
+from ledger.core.heads import located_at
 from ledger.core.record_scan import read_event
 from ledger.core.records import ASSET_RETIRED, EVENT_CORRECTED, Holder, RegistryRecord
-from ledger.core.heads import located_at
 from ledger.epcis import asset_epc_uris
 from ledger.verify.report import VerificationReport
 from ledger.verify.trust import LogTrust
