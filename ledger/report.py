@@ -118,11 +118,6 @@ class CaseReport:
     items: list[CustodyReport]
 
     @property
-    def asset(self) -> str:
-        """What the footer names: the report's subject."""
-        return self.title
-
-    @property
     def steps(self) -> list[ReportStep]:
         return [step for item in self.items for step in item.steps]
 
