@@ -234,6 +234,14 @@ def test_report_and_epcis_commands(anvil: AnvilNode, anvil_story: Story, tmp_pat
     out = capsys.readouterr().out
     assert code == 0 and out.startswith("VERIFIED: 4 steps")
     assert "PC Jane Doe" in html.read_text() and pdf.read_bytes().startswith(b"%PDF-")
+    # The certificate: the pinned chain and contract, each anchor confirmed by the node.
+    setup = anvil_story.setup
+    assert setup is not None
+    page = html.read_text()
+    assert '<th scope="row">chain id</th><td class="mono">31337</td>' in page
+    assert f'<th scope="row">contract</th><td class="mono">{setup.admin.address}' in page
+    assert page.count("<td>by a chain node</td>") == len(anvil_story.checkpoints) >= 1
+    assert "receipt in the bundle only" not in page
     # The PDF carries its own proof: the bundle it was verified from and the trust file.
     embedded = subprocess.run(["pdfdetach", "-list", str(pdf)], check=True,
                               capture_output=True, text=True).stdout
