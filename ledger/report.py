@@ -12,23 +12,32 @@ report` builds it from a reveals file whose every reveal opens its commitment
 (`ledger.reveals`), the API's own audit page from its person rows; otherwise they appear as
 "person (commitment abcd1234…)". A step entered by hand at a desk is flagged with why, a step a
 correction names shows the correction beside it, and a retired asset says so.
+
+Every report ends with the certificate page (`ledger.certificate`). Beyond one asset,
+`build_collection` makes a site or case report: each asset's chain in turn under one verdict and
+one certificate; `render_csv` gives the steps of any report as CSV for a case file.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from ledger.certificate import Certificate, build_certificate
 from ledger.core.bundle import AuditBundle
 from ledger.core.checkpoint import Checkpoint
 from ledger.core.encoding import parse_record
 from ledger.core.errors import LedgerError
+from ledger.core.heads import located_at
 from ledger.core.record_scan import read_event
 from ledger.core.records import ASSET_RETIRED, EVENT_CORRECTED, Holder, RegistryRecord
 from ledger.epcis import asset_epc_uris
 from ledger.verify.report import VerificationReport
+from ledger.verify.trust import LogTrust
 
 TEMPLATES: Final = Path(__file__).resolve().parent / "templates"
 TEMPLATE: Final = "custody_report.html.j2"
@@ -85,6 +94,32 @@ class CustodyReport:
     retired: dict[str, Any] | None = None
     manual_entries: int = 0
     corrections: int = 0
+    certificate: Certificate | None = None
+    title: str = "Chain-of-custody report"
+
+    @property
+    def items(self) -> list[CustodyReport]:
+        """The assets the report shows: this one (the template is shared with `CaseReport`)."""
+        return [self]
+
+
+@dataclass
+class CaseReport:
+    """A site or case report: every asset's chain, under one verdict and one certificate."""
+
+    title: str
+    generated: str
+    fingerprint: str
+    claimed_fingerprint: str
+    verified: bool
+    verdict: str
+    chain_source: str
+    certificate: Certificate
+    items: list[CustodyReport]
+
+    @property
+    def steps(self) -> list[ReportStep]:
+        return [step for item in self.items for step in item.steps]
 
 
 def show_holder(holder: Holder | None, names: Mapping[str, str] | None) -> str:
@@ -98,9 +133,53 @@ def show_holder(holder: Holder | None, names: Mapping[str, str] | None) -> str:
 
 
 def build_report(bundle: AuditBundle, verification: VerificationReport, asset: str,
-                 generated: str, names: Mapping[str, str] | None = None) -> CustodyReport:
+                 generated: str, names: Mapping[str, str] | None = None,
+                 pins: LogTrust | None = None) -> CustodyReport:
     """The report model for `asset`; `names` maps person commitments to what is shown for them
-    (only commitments the caller has proven or owns), if allowed."""
+    (only commitments the caller has proven or owns), if allowed; `pins` the trust roots the
+    verification used, for the certificate."""
+    report = _asset_report(bundle, verification, asset, generated, names)
+    report.certificate = build_certificate(bundle, verification, report.verdict, pins,
+                                           _correction_count(bundle))
+    return report
+
+
+def site_assets(bundle: AuditBundle, site: str) -> list[str]:
+    """The assets whose latest event in `bundle` leaves them at location `site` (the head map's
+    rule: what the log places there), in id order."""
+    latest: dict[str, tuple[int, str | None]] = {}
+    for item in bundle.events:
+        try:
+            event = read_event(item.record, f"leaf {item.leaf_index}")
+        except LedgerError:
+            continue  # the verifier fails it; the report shows the verdict
+        if event.asset not in latest or event.seq > latest[event.asset][0]:
+            latest[event.asset] = (event.seq, located_at(event))
+    return sorted(asset for asset, (_seq, at) in latest.items() if at == site)
+
+
+def build_collection(bundle: AuditBundle, verification: VerificationReport,
+                     assets: Sequence[str], title: str, generated: str,
+                     names: Mapping[str, str] | None = None,
+                     pins: LogTrust | None = None) -> CaseReport:
+    """A site or case report of `assets` (each once, in the order given) under `title`."""
+    items = [_asset_report(bundle, verification, asset, generated, names)
+             for asset in dict.fromkeys(assets)]
+    first = _asset_report(bundle, verification, "", generated) if not items else items[0]
+    return CaseReport(
+        title=title, generated=generated, fingerprint=first.fingerprint,
+        claimed_fingerprint=first.claimed_fingerprint, verified=first.verified,
+        verdict=first.verdict, chain_source=first.chain_source, items=items,
+        certificate=build_certificate(bundle, verification, first.verdict, pins,
+                                      _correction_count(bundle)))
+
+
+def _correction_count(bundle: AuditBundle) -> int:
+    return sum(record.kind == EVENT_CORRECTED for record, _leaf in endings(bundle))
+
+
+def _asset_report(bundle: AuditBundle, verification: VerificationReport, asset: str,
+                  generated: str, names: Mapping[str, str] | None = None) -> CustodyReport:
     anchors = {}
     for point in bundle.checkpoints:
         size = Checkpoint.from_record(point.envelope.payload).tree_size
@@ -180,7 +259,37 @@ def _registry_notes(bundle: AuditBundle, asset: str, report: CustodyReport
     return corrected
 
 
-def render_html(report: CustodyReport) -> str:
+CSV_COLUMNS: Final = ("asset", "seq", "time_utc", "action", "from", "to", "signed_off_by",
+                      "reader", "place", "verified", "reason", "leaf", "checkpoint",
+                      "anchor_block", "manual_entry", "corrections")
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+"""A cell a spreadsheet would run as a formula starts with one of these (OWASP CSV injection)."""
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def render_csv(report: CustodyReport | CaseReport) -> str:
+    """Every step of the report, one row each, for a case file. A cell that a spreadsheet would
+    take for a formula is prefixed with an apostrophe (the text is kept, never run)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for item in report.items:
+        for step in item.steps:
+            writer.writerow([_cell(v) for v in (
+                item.asset, step.seq, step.time, step.action, step.holder_from, step.holder_to,
+                "; ".join(step.authorisers), step.reader, step.place,
+                "yes" if step.verified else "no", step.reason, step.leaf, step.checkpoint,
+                step.anchor, step.manual,
+                "; ".join(f"leaf {c['leaf']} at {c['time']}: {c['reason']}"
+                          for c in step.corrections))])
+    return out.getvalue()
+
+
+def render_html(report: CustodyReport | CaseReport) -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(loader=FileSystemLoader(TEMPLATES),
@@ -188,7 +297,7 @@ def render_html(report: CustodyReport) -> str:
     return env.get_template(TEMPLATE).render(report=report)
 
 
-def render_pdf(report: CustodyReport,
+def render_pdf(report: CustodyReport | CaseReport,
                attachments: Sequence[tuple[str, bytes, str]] = ()) -> bytes:
     """The report as a tagged, archival PDF (PDF/A-3a) from the same template as the HTML
     (WeasyPrint lays it out: one renderer, so the two cannot drift). `attachments` are

@@ -105,7 +105,7 @@ def report_pdf(asset_id: str, session: SessionDep, user: AuditUser) -> Response:
         person.commitment: person.id
         for person in session.exec(select(Person).where(Person.agency_id == asset.agency_id))
     }
-    report = build_report(audit, result, asset.id, format_time(utcnow()), names)
+    report = build_report(audit, result, asset.id, format_time(utcnow()), names, pins.logs[0])
     bundle_file = (f"{asset.id}.bundle.jsonl", body, "the audit bundle this report verified")
     return Response(render_pdf(report, [bundle_file]), media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{asset.id}.custody-report.pdf"'})

@@ -1,14 +1,18 @@
 """`kitledger report` and `kitledger epcis`: what an auditor hands on, made from a bundle.
 
-`report BUNDLE --asset ID (--rpc URL | --offline) [--trust FILE] [--html PATH] [--pdf PATH]
-[--names FILE]` verifies the bundle first, with the same trust roots and last verified
-checkpoint as `verify`, and prints the per-step status into the report, so a report can never
-claim more than the verifier found; the exit code is verify's (0, 1, 2, 3, 4). `--names` is a
-reveals file (`ledger.reveals`): per person commitment, the person id and salt that open it and
-the person's name, held only by viewers entitled to see them. A reveal that does not open its
-commitment makes the input unusable (exit 2) before anything is printed. The PDF embeds the
-bundle (when read from a file whose lines still hash to the fingerprint just verified: a URL or
-standard input is not read twice) and the trust file, so the report carries its own proof.
+`report BUNDLE (--asset ID... | --site SITE) [--case LABEL] (--rpc URL | --offline) [--trust
+FILE] [--html PATH] [--pdf PATH] [--csv PATH] [--names FILE]` verifies the bundle first, with
+the same trust roots and last verified checkpoint as `verify`, and prints the per-step status
+into the report, so a report can never claim more than the verifier found; the exit code is
+verify's (0, 1, 2, 3, 4). `--names` is a reveals file (`ledger.reveals`): per person commitment,
+the person id and salt that open it and the person's name, held only by viewers entitled to see
+them. A reveal that does not open its commitment makes the input unusable (exit 2) before
+anything is printed. The PDF embeds the bundle (when read from a file whose lines still hash to
+the fingerprint just verified: a URL or standard input is not read twice) and the trust file, so
+the report carries its own proof. One `--asset` makes the one-asset report; several, or `--case
+LABEL`, a case report of those assets (the bundle holds no case reference: the caller names the
+case and its exhibits); `--site SITE` a site report of every asset whose latest event leaves it
+at SITE. Every report ends with the certificate page; `--csv` writes its steps for a case file.
 `epcis BUNDLE [--out PATH]` writes the bundle's custody events as an EPCIS 2.0 document, each
 asset named by the GS1 URI of the tag its events' reads name where that tag has one; an event
 the log corrects is followed by its EPCIS error declaration (the same event, declared wrong).
@@ -18,10 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from ledger.cli import EXIT_OK, EXIT_UNUSABLE, CommandError, say_error
 from ledger.core.bundle import AuditBundle
@@ -29,6 +34,9 @@ from ledger.core.bundle_parse import parse_bundle
 from ledger.core.errors import LedgerError
 from ledger.core.record_scan import read_event
 from ledger.core.records import EVENT_CORRECTED, format_time
+
+CASE_LABEL: Final = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
+"""A case reference as written on the file: printable (no control characters), bounded."""
 
 
 def _now() -> str:
@@ -90,18 +98,36 @@ def run_report(args: argparse.Namespace) -> int:
         UNREACHABLE_TODO,
         UNUSABLE_TODO,
         Unusable,
+        load_trust,
         verify_with_roots,
     )
-    from ledger.report import build_report, render_html, render_pdf
+    from ledger.report import (
+        CaseReport,
+        CustodyReport,
+        build_collection,
+        build_report,
+        render_csv,
+        render_html,
+        render_pdf,
+        site_assets,
+    )
     from ledger.verify import ChainUnreachable
+    from ledger.verify.trust import pinned_log
 
-    if not (args.html or args.pdf):
-        raise CommandError("nothing to write: neither --html nor --pdf was given",
-                           "give --html PATH, --pdf PATH or both (`kitledger verify` checks "
-                           "a bundle without writing a report)")
+    if not (args.html or args.pdf or args.csv):
+        raise CommandError("nothing to write: none of --html, --pdf or --csv was given",
+                           "give --html PATH, --pdf PATH, --csv PATH or several (`kitledger "
+                           "verify` checks a bundle without writing a report)")
+    if bool(args.asset) == bool(args.site):
+        raise CommandError("give the report's assets with --asset ID (repeatable) or --site "
+                           "SITE, not both and not neither", "kitledger report --help")
+    if args.case is not None and not CASE_LABEL.fullmatch(args.case):
+        raise CommandError("--case: expected 1..128 printable characters",
+                           "give the case reference as it is written on the case file")
     try:
         names = _names(args.names)
         bundle, result = verify_with_roots(args, progress=True)
+        trust = load_trust(args)
     except (OSError, ValueError, LedgerError, Unusable) as exc:
         return _refuse(f"unusable input: {exc}", UNUSABLE_TODO, EXIT_UNUSABLE)
     except ChainUnreachable as exc:
@@ -109,11 +135,28 @@ def run_report(args: argparse.Namespace) -> int:
     except Exception as exc:  # a verifier bug still answers with a reason, never a traceback
         return _refuse(f"unusable input: verifier error ({type(exc).__name__})",
                        "report the bundle that caused it", EXIT_UNUSABLE)
-    report = build_report(bundle, result, args.asset, _now(), names)
-    if not report.steps:
-        return _refuse(f"unusable input: no events of asset {args.asset!r} in the bundle",
+    pins = pinned_log(bundle, trust) if trust is not None else None
+    report: CustodyReport | CaseReport
+    if args.site:
+        assets = site_assets(bundle, args.site)
+        if not assets:
+            return _refuse(f"unusable input: the bundle places no asset at site {args.site!r}",
+                           "check --site against the bundle's locations", EXIT_UNUSABLE)
+        title = f"Site report: {args.site}" + (f", case {args.case}" if args.case else "")
+        report = build_collection(bundle, result, assets, title, _now(), names, pins)
+    elif len(args.asset) > 1 or args.case:
+        report = build_collection(bundle, result, args.asset, f"Case report: {args.case}"
+                                  if args.case else "Custody report of selected assets",
+                                  _now(), names, pins)
+    else:
+        report = build_report(bundle, result, args.asset[0], _now(), names, pins)
+    missing = [item.asset for item in report.items if not item.steps]
+    if missing:
+        return _refuse(f"unusable input: no events of asset {missing[0]!r} in the bundle",
                        "check --asset against the bundle's assets (kitledger epcis lists "
                        "its events)", EXIT_UNUSABLE)
+    if args.csv:
+        Path(args.csv).write_text(render_csv(report), encoding="utf-8", newline="")
     if args.html:
         Path(args.html).write_text(render_html(report), encoding="utf-8")
     sys.stdout.write(f"{report.verdict}: {len(report.steps)} steps, "
@@ -156,12 +199,19 @@ def register(subparsers: Any) -> None:
     """Add `report` and `epcis` to the `kitledger` parser."""
     from ledger.commands.verify import add_root_arguments
 
-    report = subparsers.add_parser("report", help="custody report (HTML/PDF) of one asset")
+    report = subparsers.add_parser("report", help="custody report (HTML/PDF/CSV) of assets, "
+                                   "a case or a site, with its certificate page")
     report.add_argument("bundle", help="audit bundle: a file path or an http(s):// URL")
-    report.add_argument("--asset", required=True, help="the asset's id (EPC URI)")
+    report.add_argument("--asset", action="append", default=[], metavar="ID",
+                        help="an asset's id (repeatable: several make a case report)")
+    report.add_argument("--site", metavar="SITE",
+                        help="site report: every asset the bundle leaves at SITE")
+    report.add_argument("--case", metavar="LABEL",
+                        help="the case reference the report is titled with")
     add_root_arguments(report)
     report.add_argument("--html", metavar="PATH", help="write the HTML report here")
     report.add_argument("--pdf", metavar="PATH", help="write the PDF report here")
+    report.add_argument("--csv", metavar="PATH", help="write the report's steps as CSV here")
     report.add_argument("--names", metavar="FILE",
                         help="reveals file: the openings of person commitments (if entitled)")
     report.set_defaults(run=run_report, require_latest=False)

@@ -6,6 +6,7 @@ is dropped, or whose corrected event is edited, fails verification."""
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -119,6 +120,82 @@ def _report(bundle: Path, asset: str) -> str:
     return html.read_text()
 
 
+def _check_case_report(bundle: Path) -> None:
+    """The case report of R-0 (loaned, handed on, returned, one step corrected) and E-1 (checked
+    out under dual sign-off), pinned to north's log key: its certificate names each check with
+    its result, field by field; the PDF stays PDF/A-3a with the bundle inside; CSV of the steps."""
+    from api.agency_keys import log_key
+    from ledger.certificate import RESULTS
+    from ledger.core.bundle_parse import parse_bundle
+    from ledger.core.envelope import raw_public_key
+    from ledger.report import build_collection
+    from ledger.verify import OfflineChainReader, verify_bundle
+    from ledger.verify.trust import LogTrust, TrustFile
+
+    key = raw_public_key(log_key(bundle.parent / "keys", "north").public_key())
+    out = {kind: bundle.with_suffix(f".case.{kind}") for kind in ("html", "pdf", "csv")}
+    done = subprocess.run(
+        [str(KITLEDGER), "report", str(bundle), "--asset", "R-0", "--asset", "E-1", "--case",
+         "OP-2026/0042", "--offline", "--no-state", "--log-key", key.hex(),
+         *(arg for kind, path in out.items() for arg in (f"--{kind}", str(path)))],
+        capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("VERIFIED: 6 steps")
+
+    parsed = parse_bundle(bundle.read_bytes())
+    pins = LogTrust("north", (key,), None, None)
+    result = verify_bundle(parsed, OfflineChainReader(parsed), trust=TrustFile((pins,)))
+    case = build_collection(parsed, result, ["R-0", "E-1"], "Case report: OP-2026/0042",
+                            "2026-03-02T00:00:00.000Z", pins=pins)
+    cert = case.certificate
+    assert {c.name: c.result for c in cert.checks} == {
+        c.name: RESULTS[c.passed] for c in result.checks}
+    results = {c.name: c.result for c in cert.checks}
+    for passed in ("fingerprint", "trust-roots", "checkpoint-signatures", "hash-chains",
+                   "inclusion-proofs", "registry", "corrections", "completeness", "anchors"):
+        assert results[passed] == "passed", (passed, cert.checks)
+    assert results["witness-cosignatures"] == "not checked"
+    assert next(c for c in cert.checks if c.name == "corrections").items == 1
+    assert cert.corrections == 1 and cert.fingerprint == parsed.computed_fingerprint.hex()
+    assert ("log public key", key.hex()) in cert.trust_roots
+    assert cert.anchors and all(a.block >= 1 and a.transaction.startswith("0x")
+                                for a in cert.anchors)
+    html = out["html"].read_text()
+    assert "<h1>Case report: OP-2026/0042</h1>" in html
+    for check in cert.checks:  # each check's row: its name, what it establishes, its result
+        shown = {"passed": '<span class="ok">passed</span>',
+                 "FAILED": '<span class="fail">FAILED</span>',
+                 "not checked": '<span class="fail">not checked</span>'}[check.result]
+        assert (f'<td class="check">{check.name}</td><td>{check.description}</td>'
+                f"<td>{shown}</td><td>{check.items}</td>") in html.replace("&#39;", "'")
+    for anchor in cert.anchors:
+        assert f"<td>{anchor.block}</td><td class=\"mono\">{anchor.transaction}</td>" in html
+
+    with out["csv"].open(newline="", encoding="utf-8") as sheet:
+        rows = list(csv.DictReader(sheet))
+    assert [(r["asset"], r["action"]) for r in rows] == [
+        ("R-0", "register"), ("R-0", "check out"), ("R-0", "transfer"), ("R-0", "check in"),
+        ("E-1", "register"), ("E-1", "check out")]
+    loan = rows[1]
+    assert loan["to"].startswith("person (commitment ") and WRONG in loan["corrections"]
+    assert loan["manual_entry"] == REASON and loan["verified"] == "yes"
+    signed = next(r for r in rows if r["asset"] == "E-1" and r["action"] == "check out")
+    assert len(signed["signed_off_by"].split("; ")) == 2  # officer and supervisor
+
+    pdf = out["pdf"]
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True,
+                          capture_output=True, text=True).stdout
+    pages = [page for page in text.split("\f") if page.strip()]
+    assert all(f"VERIFIED · page {n} of {len(pages)}" in page
+               for n, page in enumerate(pages, 1))
+    assert sum("Certificate of the verification process" in page for page in pages) == 1
+    assert "Declaration" in pages[-1] and "Signature" in pages[-1]
+    info = subprocess.run(["pdfinfo", "-meta", str(pdf)], check=True, capture_output=True,
+                          text=True).stdout
+    assert "pdfaid:part" in info and "bundle.jsonl" in subprocess.run(
+        ["pdfdetach", "-list", str(pdf)], check=True, capture_output=True, text=True).stdout
+
+
 def test_overrides_corrections_and_retirements_reach_a_verified_bundle(
     engine: Engine, tmp_path: Path
 ) -> None:
@@ -204,6 +281,7 @@ def test_overrides_corrections_and_retirements_reach_a_verified_bundle(
     assert "Asset retired" in _report(bundle, "R-2")
     exhibit = _report(bundle, "E-1")
     assert "MANUAL ENTRY" in exhibit and exhibit.count('class="who"') >= 2
+    _check_case_report(bundle)
 
     epcis = subprocess.run([str(KITLEDGER), "epcis", str(bundle)], capture_output=True,
                            text=True, timeout=120, check=True)

@@ -130,7 +130,7 @@ def test_every_command_fails_in_one_line(args: list[str], tmp_path: Path) -> Non
 def test_report_with_nothing_to_write_says_so() -> None:
     done = _kitledger("report", str(CORPUS / "valid.jsonl"), "--asset", "x", "--offline")
     assert done.returncode == 2
-    assert "neither --html nor --pdf" in _one_error_line(done)
+    assert "none of --html, --pdf or --csv" in _one_error_line(done)
 
 
 def test_serve_without_the_server_extra_names_it() -> None:

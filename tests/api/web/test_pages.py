@@ -94,6 +94,8 @@ def test_web_auditor_timeline_verified_and_bundle_downloads(page: Any,
     assert "Overall verification: VERIFIED" in text
     # It prints the fingerprint of the bundle it verified (a newer checkpoint makes a new one).
     assert re.search(r"Bundle fingerprint [0-9a-f]{64}", text.replace("\n", " "))
+    # Its certificate page names the trust root the page used: the server's own log key.
+    assert "Certificate of the verification process" in text and "log public key" in text
 
 
 def test_web_agency_sites_stocktake_alerts_chart(page: Any, day_done: RunningStack) -> None:

@@ -234,6 +234,14 @@ def test_report_and_epcis_commands(anvil: AnvilNode, anvil_story: Story, tmp_pat
     out = capsys.readouterr().out
     assert code == 0 and out.startswith("VERIFIED: 4 steps")
     assert "PC Jane Doe" in html.read_text() and pdf.read_bytes().startswith(b"%PDF-")
+    # The certificate: the pinned chain and contract, each anchor confirmed by the node.
+    setup = anvil_story.setup
+    assert setup is not None
+    page = html.read_text()
+    assert '<th scope="row">chain id</th><td class="mono">31337</td>' in page
+    assert f'<th scope="row">contract</th><td class="mono">{setup.admin.address}' in page
+    assert page.count("<td>by a chain node</td>") == len(anvil_story.checkpoints) >= 1
+    assert "receipt in the bundle only" not in page
     # The PDF carries its own proof: the bundle it was verified from and the trust file.
     embedded = subprocess.run(["pdfdetach", "-list", str(pdf)], check=True,
                               capture_output=True, text=True).stdout
@@ -250,3 +258,46 @@ def test_report_and_epcis_commands(anvil: AnvilNode, anvil_story: Story, tmp_pat
     assert main(["epcis", str(path)]) == 0
     document = json.loads(capsys.readouterr().out)
     assert len(document["epcisBody"]["eventList"]) == 12
+
+
+def test_site_report_with_csv(story: Story, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    from ledger.core.bundle_parse import parse_bundle
+    from ledger.report import site_assets
+
+    path = tmp_path / "bundle.jsonl"
+    path.write_bytes(story.bundle())
+    html, sheet = tmp_path / "site.html", tmp_path / "site.csv"
+    code = main(["report", str(path), "--site", "store-central", "--case", "OP-7", "--offline",
+                 "--no-state", "--html", str(html), "--csv", str(sheet)])
+    assert code == 4 and capsys.readouterr().out.startswith("UNPINNED")  # nothing pinned
+    at_store = site_assets(parse_bundle(path.read_bytes()), "store-central")
+    page = html.read_text()
+    assert "<h1>Site report: store-central, case OP-7</h1>" in page
+    assert all(f"Timeline of {asset}" in page for asset in at_store)
+    assert page.count("Certificate of the verification process") == 1
+    rows = sheet.read_text().splitlines()
+    assert rows[0].startswith("asset,seq,time_utc,action,")
+    assert {row.split(",")[0] for row in rows[1:]} == set(at_store)
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--asset", "a", "--site", "store-central"], "not both and not neither"),
+    ([], "not both and not neither"),
+    (["--asset", "a", "--case", "OP\x1b[2J"], "--case: expected 1..128 printable"),
+    (["--asset", "a", "--case", "x" * 129], "--case: expected 1..128 printable"),
+    (["--asset", "a", "--case", ""], "--case: expected 1..128 printable"),
+    (["--site", "nowhere"], "places no asset at site 'nowhere'"),
+    (["--site", "x" * 5000], "places no asset at site"),
+    (["--asset", "GHOST", "--asset", "GHOST"], "no events of asset 'GHOST'"),
+])
+def test_report_refuses_what_it_cannot_report(story: Story, tmp_path: Path, args: list[str],
+                                              said: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bundle.jsonl"
+    path.write_bytes(story.bundle())
+    sheet = tmp_path / "out.csv"
+    code = main(["report", str(path), *args, "--offline", "--no-state", "--csv", str(sheet)])
+    captured = capsys.readouterr()
+    assert code == 2 and said in captured.err and not sheet.exists()
+    assert "\x1b" not in captured.err  # a hostile label is never echoed to the terminal

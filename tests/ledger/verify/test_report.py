@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import shutil
 import subprocess
@@ -248,3 +250,130 @@ def test_pdf_is_tagged_archival_and_carries_its_proof(bag_story: Story, tmp_path
                    check=True)
     assert (tmp_path / "out.jsonl").read_bytes() == data
     assert render_pdf(report) == render_pdf(report)  # same report, same bytes
+
+
+# Issue 24, the certificate page: each check by name with its result, what was not checked,
+# the trust roots, the recomputed fingerprint and the verifier's version; the verdict on it too.
+def test_certificate_lists_every_check_and_the_trust_roots(bag_story: Story, tmp_path: Path
+                                                           ) -> None:
+    from ledger.certificate import CHECKS, verifier_version
+
+    parsed, result = _verified(bag_story.bundle(scope=Scope("asset", (BAG,))), bag_story)
+    key = raw_public_key(bag_story.log_key.public_key())
+    pins = TrustFile((LogTrust("met-police", (key,), None, None),)).logs[0]
+    report = build_report(parsed, result, BAG, "2026-03-02T00:00:00.000Z", pins=pins)
+    cert = report.certificate
+    assert cert is not None and cert.fingerprint == parsed.computed_fingerprint.hex()
+    assert [(c.name, c.result) for c in cert.checks] == [
+        (c.name, {True: "passed", False: "FAILED", None: "not checked"}[c.passed])
+        for c in result.checks]
+    assert all(c.name in CHECKS for c in result.checks)  # every check has its wording
+    by_name = {c.name: c for c in cert.checks}
+    assert by_name["trust-roots"].result == "passed"
+    assert by_name["witness-cosignatures"].result == "not checked"
+    assert any(line.startswith("witness cosignatures") for line in cert.not_verified)
+    assert cert.trust_roots[:2] == [("agency", "met-police"), ("log public key", key.hex())]
+    assert cert.verifier_version == verifier_version() and cert.verifier_version.startswith(
+        "kitledger ")
+    assert cert.anchors and all(a.block > 0 and len(a.transaction) == 66 and not a.confirmed
+                                for a in cert.anchors)  # offline: the receipt only
+    html = render_html(report)
+    assert "Certificate of the verification process" in html and "Signature</th>" in html
+    assert f"<td class=\"mono\">{key.hex()}</td>" in html
+    pages = _pages(render_pdf(report), tmp_path)
+    start = _certificate_start(pages)
+    certificate = "\n".join(pages[start:])
+    for check in ("inclusion-proofs", "hash-chains", "checkpoint-consistency", "completeness",
+                  "witness-cosignatures", "anchors", "corrections"):
+        assert check in certificate
+    assert "receipt in the bundle" in certificate and "Declaration" in pages[-1]
+    assert cert.fingerprint in certificate and cert.verifier_version in certificate
+    # The certificate page rendered (pdftoppm), a real image of it.
+    path = tmp_path / "report.pdf"
+    subprocess.run(["pdftoppm", "-png", "-r", "40", "-f", str(start + 1), "-l",
+                    str(start + 1), str(path), str(tmp_path / "cert")], check=True)
+    [image] = list(tmp_path.glob("cert-*.png"))
+    assert image.stat().st_size > 2000
+
+
+def _certificate_start(pages: list[str]) -> int:
+    """The index of the page the certificate starts on: once, after every asset's pages."""
+    starts = [n for n, page in enumerate(pages) if "Certificate of the verification" in page]
+    assert len(starts) == 1 and starts[0] >= 1, starts
+    return starts[0]
+
+
+def test_unpinned_certificate_says_nothing_was_pinned(bag_story: Story) -> None:
+    parsed = parse_bundle(bag_story.bundle(scope=Scope("asset", (BAG,))))
+    report = build_report(parsed, verify_bundle(parsed, OfflineChainReader(parsed)), BAG,
+                          "2026-03-02T00:00:00.000Z")
+    assert report.certificate is not None and report.certificate.trust_roots == []
+    assert any("no trust file pinned" in line for line in report.certificate.not_verified)
+    assert "No trust roots were pinned" in render_html(report)
+
+
+def test_tampered_bundles_certificate_is_not_verified_on_every_page(bag_story: Story,
+                                                                     tmp_path: Path) -> None:
+    data = bag_story.bundle(scope=Scope("asset", (BAG,)))
+    first = start_of(data, "events")
+
+    def edit(lines: list[bytes]) -> list[bytes]:
+        lines[first + 2] = edit_json_line(lines[first + 2],
+                                          lambda r: r.update(time="2026-01-10T09:45:00.000Z"))
+        return lines
+
+    _, report = _bag_report(relines(data, edit), bag_story)
+    assert report.certificate is not None and not report.certificate.verified
+    failed = [c.name for c in report.certificate.checks if c.result == "FAILED"]
+    assert failed  # the certificate names the check that failed
+    pages = _pages(render_pdf(report), tmp_path)
+    start = _certificate_start(pages)
+    for number, page in enumerate(pages, 1):
+        assert page.strip().splitlines()[0].strip() == "NOT VERIFIED", number
+        assert f"NOT VERIFIED · page {number} of {len(pages)}" in page, number
+    assert all(name in "".join(pages[start:]) for name in failed)
+
+
+# Reports beyond one item: a site report, a case report of chosen assets, and CSV of the steps.
+def test_site_and_case_reports_carry_every_chain_and_one_certificate(
+        verified: tuple[AuditBundle, VerificationReport], tmp_path: Path) -> None:
+    from ledger.report import build_collection, render_csv, site_assets
+
+    parsed, result = verified
+    at_store = site_assets(parsed, "store-central")
+    assert at_store and set(at_store) <= set(ASSETS)
+    site = build_collection(parsed, result, at_store, "Site report: store-central",
+                            "2026-03-02T00:00:00.000Z")
+    assert [item.asset for item in site.items] == at_store
+    assert site.certificate.fingerprint == parsed.computed_fingerprint.hex()
+    case = build_collection(parsed, result, [ASSETS[1], ASSETS[0], ASSETS[1]],
+                            "Case report: OP-2026-0042", "2026-03-02T00:00:00.000Z")
+    assert [item.asset for item in case.items] == [ASSETS[1], ASSETS[0]]  # each once, in order
+    html = render_html(case)
+    assert "<h1>Case report: OP-2026-0042</h1>" in html
+    assert html.count("Certificate of the verification process") == 1
+    for asset in ASSETS[:2]:
+        assert f"Timeline of {asset}" in html
+    _certificate_start(_pages(render_pdf(case), tmp_path))
+    rows = list(csv.reader(io.StringIO(render_csv(case))))
+    assert rows[0][:4] == ["asset", "seq", "time_utc", "action"]
+    assert len(rows) - 1 == sum(len(item.steps) for item in case.items)
+    assert {r[0] for r in rows[1:]} == {ASSETS[0], ASSETS[1]}
+    assert all(r[9] == "yes" for r in rows[1:])
+
+
+@pytest.mark.parametrize("hostile", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)",
+                                     "\tcmd", "a,b\"c\nd"])
+def test_csv_never_hands_a_spreadsheet_a_formula(verified: tuple[AuditBundle,
+                                                                 VerificationReport],
+                                                  hostile: str) -> None:
+    from ledger.report import render_csv
+
+    parsed, result = verified
+    report = build_report(parsed, result, ASSETS[0], "2026-03-02T00:00:00.000Z",
+                          names={person_ref("officer-17"): hostile})
+    rows = list(csv.reader(io.StringIO(render_csv(report))))
+    cells = [cell for row in rows[1:] for cell in row if hostile.strip("\t") in cell]
+    assert cells
+    for cell in cells:
+        assert not cell.startswith(("=", "+", "-", "@", "\t")), cell

@@ -285,3 +285,13 @@ def test_verify_and_report_take_the_policy_from_the_trust_file(
         shown = done.stdout.decode()
         assert done.returncode == code, shown + done.stderr.decode()[-2000:]
         assert shown.startswith("VERIFIED" if code == 0 else "NOT VERIFIED"), shown
+        # The certificate page: the witness check's result, the quorum and each witness's key.
+        page = (tmp_path / f"{name}.html").read_text()
+        result = '<span class="ok">passed</span>' if code == 0 else \
+            '<span class="fail">FAILED</span>'
+        assert f'<td class="check">witness-cosignatures</td><td>witness cosignatures on the ' \
+               f'checkpoints</td><td>{result}</td>' in page
+        assert f"Witnesses: 2 of {len(started)} must cosign the newest checkpoint." in page
+        for witness in started:
+            assert (f"<tr><td>{witness.name}</td><td class=\"mono\">"
+                    f"{witness.verifier.public_key.hex()}</td></tr>") in page
