@@ -142,11 +142,13 @@ def _reason(booking: Reservation) -> str:
 def desk_block(session: Session, asset: AssetKey, holder_id: str, now: datetime) -> str | None:
     """Why `asset` may not go to `holder_id` at `now` for a booking, or None."""
     current = _overlapping(session, asset.agency_id, now, now + timedelta(microseconds=1))
-    for booking in current:
-        if asset.id in booking.asset_ids and holder_id not in booking.people:
+    naming = [b for b in current if asset.id in b.asset_ids]
+    for booking in naming:
+        if holder_id not in booking.people:
             return _reason(booking)
-    others = [b for b in current if b.class_id == asset.class_id
-              and holder_id not in b.people and asset.id not in b.asset_ids]
+    if naming:  # booked by name for this holder: no class booking counts on it
+        return None
+    others = [b for b in current if b.class_id == asset.class_id and holder_id not in b.people]
     if not others:
         return None
     named = {a for b in current for a in b.asset_ids}
