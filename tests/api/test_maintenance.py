@@ -8,6 +8,7 @@ maintenance record edited or dropped from the bundle fails verification."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,6 @@ from tests.api.test_export import SECRET, _anchor, _verify
 from tests.api.test_property_room import BADGE, DESKS, TAGS, Api, _manual, _report, _world
 from tests.fixtures.polling import wait_for
 from tests.paths import VECTORS_DIR
-
-import sys  # noqa: E402  (the corpus helpers live beside the vectors)
 
 sys.path.insert(0, str(VECTORS_DIR))
 from tampering import Sections, edit_json, sealed
