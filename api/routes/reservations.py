@@ -26,6 +26,8 @@ from api.routes.property_room import PersonRef, Reason, person_of
 
 router = APIRouter(prefix="/v1", tags=["reservations"])
 
+ItemRef = PersonRef
+"""An item's or class's id: 1 to MAX_ID_CHARS characters, as a person's."""
 MAX_PEOPLE = 100
 """People one booking may name (an operation's team)."""
 
@@ -34,9 +36,9 @@ class ReservationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")  # an unknown field is refused, not ignored
 
     operation: Reason
-    class_id: PersonRef | None = None
+    class_id: ItemRef | None = None
     quantity: int | None = Field(default=None, ge=1, le=reservations.MAX_QUANTITY, strict=True)
-    asset_ids: list[PersonRef] = Field(default_factory=list,
+    asset_ids: list[ItemRef] = Field(default_factory=list,
                                        max_length=reservations.MAX_NAMED)
     people: list[PersonRef] = Field(min_length=1, max_length=MAX_PEOPLE)
     """Who may take the booked items in the window."""
