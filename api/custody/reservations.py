@@ -7,7 +7,8 @@ custody events as ever. Each booking's creation and cancellation is kept in
 seen and never block.
 
 A booking conflicts when it names an item another booking in an overlapping window names, or
-when the overlapping bookings of a class would want more items than the class has in service.
+when the overlapping bookings of a class would want more items than the class has (retired
+and disposed items aside).
 At the issue desk, inside a booking's window, a named item goes only to the booking's people,
 and an item of a booked class goes to others only while enough stay in store for the
 bookings' outstanding items. A refusal raises `CustodyRefused`; a conflict `BookingConflict`.
@@ -78,7 +79,7 @@ def conflicts(session: Session, booking: Reservation) -> tuple[str, list[Reserva
     sizes = _class_sizes(session, booking.agency_id, {c for c in mine if c is not None})
     for class_id in sorted(c for c in mine if c is not None):
         if wanted[class_id] > sizes[class_id]:
-            return (f"class {class_id} has {sizes[class_id]} items in service, bookings in "
+            return (f"class {class_id} has {sizes[class_id]} live items, bookings in "
                     f"this window want {wanted[class_id]}",
                     [b for b in others if b.class_id == class_id
                      or any(classes_of.get(a) == class_id for a in b.asset_ids)])
