@@ -36,6 +36,7 @@ from ledger.core.heads import located_at
 from ledger.core.record_scan import read_event
 from ledger.core.records import ASSET_RETIRED, EVENT_CORRECTED, Holder, RegistryRecord
 from ledger.epcis import asset_epc_uris
+from ledger.maintenance_report import maintenance_rows
 from ledger.verify.report import VerificationReport
 from ledger.verify.trust import LogTrust
 
@@ -94,6 +95,8 @@ class CustodyReport:
     retired: dict[str, Any] | None = None
     manual_entries: int = 0
     corrections: int = 0
+    maintenance: list[dict[str, Any]] = field(default_factory=list)
+    """Checks done on the asset and its times out of service (`ledger.maintenance_report`)."""
     certificate: Certificate | None = None
     title: str = "Chain-of-custody report"
 
@@ -196,6 +199,7 @@ def _asset_report(bundle: AuditBundle, verification: VerificationReport, asset: 
                 for c in verification.checks],
         not_checked=[*verification.not_checked, *verification.unpinned])
     corrected = _registry_notes(bundle, asset, report)
+    report.maintenance = maintenance_rows(bundle, asset, names)
     failing = ", ".join(c.name for c in verification.checks if c.passed is False)
     holders: dict[str, None] = {}
     readers_used: set[str] = set()

@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from api import webhook_outbox
+from api.custody import reservations
 from api.custody.events import CustodyChange, append_change
 from api.custody.transfers import CustodyRefused, qualified
 from api.logstore import appending_log, claim_log_writer
@@ -98,6 +99,10 @@ def enter_manually(session: Session, *, asset: Asset, request: ManualRequest,
     change = _change(asset, request, now)
     if request.holder is not None:
         qualified(session, asset, request.holder)
+    if request.action == "check_out" and request.holder is not None:
+        blocked = reservations.issue_refusal(session, asset, request.holder.id, now)
+        if blocked is not None:
+            raise CustodyRefused(blocked)
     people = (request.officer.id,) + ((request.supervisor.id,) if request.supervisor else ())
     change = replace(change, authorisers=people, reader_id=desk.id, manual=request.reason)
     with appending_log(session) as log:

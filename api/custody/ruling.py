@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import Session
 
-from api.custody import pending
+from api.custody import pending, reservations
 from api.custody.batch import DESK_SESSION_TIMEOUT, CustodyBatch
 from api.custody.events import AssetRow, CustodyChange, append_change
 from api.custody.reads import Answer, RegisteredReader, VerifiedRead
@@ -153,6 +153,11 @@ def _rule_on_asset(
     obs = item.observation
     ruling = decide_asset(reader, batch.facts.asset_view(asset), people, obs.direction,
                           departing=obs.kind == "depart")
+    if ruling.action == "check_out" and ruling.holder_ref is not None:
+        blocked = reservations.issue_refusal(batch.session, asset, ruling.holder_ref,
+                                             batch.now)
+        if blocked is not None:  # maintenance or a booking: `api.custody.reservations`
+            ruling = Ruling(verdict=Verdict.REFUSE, reason=blocked)
     if ruling.action:
         _change(batch, item, asset, ruling)
     if ruling.alert:

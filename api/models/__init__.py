@@ -31,6 +31,12 @@ from api.models.ingest import (
     SequenceGap,
     Sighting,
 )
+from api.models.maintenance import (
+    MaintenanceSchedule,
+    MaintenanceWork,
+    Reservation,
+    ReservationAudit,
+)
 from api.models.people import Badge, Person, PersonSecret
 from api.models.registry import Agency, Reader, ReaderRole, ReaderStatus, Site
 from api.models.webhooks import WebhookDelivery, WebhookEvent, WebhookSubscription
@@ -61,6 +67,8 @@ __all__ = [
     "IngestedObservation",
     "LogNode",
     "LogState",
+    "MaintenanceSchedule",
+    "MaintenanceWork",
     "ManualEntry",
     "Person",
     "PersonSecret",
@@ -71,6 +79,8 @@ __all__ = [
     "ReaderStatus",
     "Refusal",
     "RegistryRecordRow",
+    "Reservation",
+    "ReservationAudit",
     "Scope",
     "SequenceGap",
     "Sighting",

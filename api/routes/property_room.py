@@ -94,13 +94,16 @@ class ManualCount(BaseModel):
     entries: int
 
 
-def _person(session: Session, caller: Caller, person_id: str | None) -> Person | None:
-    if person_id is None:
-        return None
+def person_of(session: Session, caller: Caller, person_id: str) -> Person:
+    """The caller's agency's person `person_id` (422 if none)."""
     person = session.get(Person, person_id)
     if person is None or person.agency_id != caller.agency_id:
         raise Problem(422, "unknown-person", f"{person_id!r} is not one of your agency's people")
     return person
+
+
+def _person(session: Session, caller: Caller, person_id: str | None) -> Person | None:
+    return None if person_id is None else person_of(session, caller, person_id)
 
 
 @router.post("/assets/{asset_id}/manual-entries", status_code=status.HTTP_201_CREATED,

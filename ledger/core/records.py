@@ -372,6 +372,11 @@ SHARE_ENDED: Final = "share-ended"
 EVENT_CORRECTED: Final = "event-corrected"
 ASSET_RETIRED: Final = "asset-retired"
 PERSON_RETIRED: Final = "person-retired"
+MAINTENANCE_SCHEDULE: Final = "maintenance-schedule"
+MAINTENANCE_DONE: Final = "maintenance-done"
+OUT_OF_SERVICE: Final = "out-of-service"
+BACK_IN_SERVICE: Final = "back-in-service"
+MAINTENANCE_RESULTS: Final = frozenset({"pass", "fail"})
 
 _ID_FIELD: Final = "id"
 _BOOL: Final = "bool"
@@ -395,6 +400,14 @@ REGISTRY_KINDS: Final[dict[str, tuple[str, str, dict[str, str]]]] = {
                                          "reason": "reason"}),
     ASSET_RETIRED: ("asset", "asset", {"asset": _ID_FIELD, "reason": "reason"}),
     PERSON_RETIRED: ("person", "person", {"person": "hash", "reason": "reason"}),
+    MAINTENANCE_SCHEDULE: ("class", "class", {"class": _ID_FIELD, "schedule": _ID_FIELD,
+                                              "name": "reason", "interval_days": "days",
+                                              "blocking": _BOOL}),
+    MAINTENANCE_DONE: ("asset", "asset", {"asset": _ID_FIELD, "schedule": _ID_FIELD,
+                                          "result": "result", "by": "hash",
+                                          "next_due": "optional-time"}),
+    OUT_OF_SERVICE: ("asset", "asset", {"asset": _ID_FIELD, "reason": "reason", "by": "hash"}),
+    BACK_IN_SERVICE: ("asset", "asset", {"asset": _ID_FIELD, "reason": "reason", "by": "hash"}),
 }
 """Each registry record kind: (its subject's kind, the field naming the subject, its own fields
 with their value kinds). `registry-opened` starts the agency's registry in the log and counts
@@ -405,7 +418,14 @@ Three kinds record what is never an edit. `event-corrected` declares the custody
 `leaf` with hash `event` (of the same asset, earlier in the same log) wrong, and why, as EPCIS
 2.0's error declaration does: the event stays in the log and both are shown. `asset-retired`
 ends an asset's custody (it was deleted): its events stay provable and none may follow.
-`person-retired` does the same for a person, named only by their commitment."""
+`person-retired` does the same for a person, named only by their commitment.
+
+Four kinds record maintenance (`ledger.verify.maintenance` holds check-outs to them). A
+`maintenance-schedule` in a class's chain says its items need check `schedule` (a name, every
+`interval_days`; a `blocking` one is a safety check an item may not be issued without). A
+`maintenance-done` in an asset's chain records the work: `result` pass or fail, `by` whom (a
+commitment) and, for a pass, `next_due`. `out-of-service` and `back-in-service` take an asset
+out of issue and back, with why and by whom."""
 
 _COMMON_FIELDS: Final = frozenset({"type", "v", "agency", "seq", "prev", "time"})
 
@@ -451,6 +471,14 @@ def _check_value(name: str, kind: str, value: object) -> None:
     elif kind == "hash":
         if type(value) is not str or not _HEX64.fullmatch(value):
             raise SchemaError(f"field {name!r} must be 64 lower-case hex characters")
+    elif kind == "result":
+        if type(value) is not str or value not in MAINTENANCE_RESULTS:
+            raise SchemaError(f"field {name!r} must be one of {sorted(MAINTENANCE_RESULTS)}")
+    elif kind == "optional-time":
+        if value is not None:
+            if type(value) is not str:
+                raise SchemaError(f"field {name!r} must be null or a time")
+            _checked_time(value)
     elif kind == "epc":
         if type(value) is not str or len(value) > MAX_EPC_HEX_CHARS or not _EPC_HEX.fullmatch(
                 value):

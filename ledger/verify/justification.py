@@ -20,6 +20,8 @@ With the registry the log proves (`ledger.verify.registry`), also:
   dual sign-off names two distinct authorisers;
 - a loan goes to an agency the asset was shared with before the event;
 - no event of an asset follows its retirement (`asset-retired`);
+- no check-out issues an item out of service, after a failed blocking check or overdue for
+  one (`ledger.verify.maintenance`);
 - a manual event (entered by an officer at a desk, `manual` giving why) is of an action that
   may be entered by hand, at a desk registered before it with the role that action needs
   (`custody_rules.MANUAL_ROLES`), and names two distinct people (officer and supervisor) when
@@ -44,6 +46,7 @@ from ledger.core.custody_rules import (
 )
 from ledger.core.read_window import MAX_READ_AGE, MAX_READ_AHEAD
 from ledger.core.records import CustodyEvent, Observation, parse_time
+from ledger.verify.maintenance import maintenance_reason
 from ledger.verify.registry import Logged, Registry
 
 BADGE_KIND = "badge"
@@ -219,6 +222,9 @@ def _policy_reason(registry: Registry, event: CustodyEvent, leaf: int) -> str | 
         if policy.record.get("dual_signoff") and people < DUAL_SIGNOFF_PEOPLE:
             return (f"class {policy.record.get('class')!r}'s policy (leaf {policy.leaf}) asks "
                     f"for dual sign-off, the event names {people} authoriser(s)")
+    unserviced = maintenance_reason(registry, event, leaf)
+    if unserviced is not None:
+        return unserviced
     to = event.holder_to
     if (event.action == "loan_out" and to is not None and to.kind == "agency"
             and leaf > registry.opened_leaf

@@ -35,9 +35,12 @@ from ledger.core.record_scan import read_event
 from ledger.core.records import (
     ASSET_REGISTERED,
     ASSET_RETIRED,
+    BACK_IN_SERVICE,
     CLASS_POLICY,
     EVENT_CORRECTED,
     GENESIS_PREV,
+    MAINTENANCE_DONE,
+    OUT_OF_SERVICE,
     PERSON_RETIRED,
     READER_REGISTERED,
     READER_REVOKED,
@@ -377,7 +380,9 @@ def _person(person: str, records: list[Logged]) -> None:
                               f"found {[r.record.kind for r in records]}")
 
 
-_ENDINGS = frozenset({ASSET_RETIRED, EVENT_CORRECTED})
+_ENDINGS = frozenset({ASSET_RETIRED, EVENT_CORRECTED, MAINTENANCE_DONE, OUT_OF_SERVICE,
+                      BACK_IN_SERVICE})
+"""Asset records that only a registered asset has."""
 
 
 def registry_notes(registry: Registry | None, report: VerificationReport) -> None:

@@ -36,6 +36,8 @@ from ledger.core.records import (
     CLASS_POLICY,
     EVENT_CORRECTED,
     GENESIS_PREV,
+    MAINTENANCE_DONE,
+    MAINTENANCE_SCHEDULE,
     READER_REGISTERED,
     READER_REVOKED,
     REGISTRY_OPENED,
@@ -298,6 +300,9 @@ class Forgery:
     camera check_in's)."""
     retired_moved: bool = False
     """The radio is checked out at the issue desk after its retirement."""
+    unserviced: bool = False
+    """Before the taser's manual check_out, its class gets a blocking schedule (an annual
+    test) and the taser fails it: the check_out issues an item it could not."""
 
 
 def _open_registry(history: History, forgery: Forgery) -> None:
@@ -386,6 +391,13 @@ def property_room(history: History, forgery: Forgery) -> None:
     """The property room's work no reader decides, after the fortnight: a manual check-out of
     the taser (its class asks for dual sign-off, so a supervisor co-signs), a correction of
     the camera's check_in, the radio retired; then a fifth checkpoint."""
+    if forgery.unserviced:
+        history.log_registry(MAINTENANCE_SCHEDULE, "2026-01-15T07:00:00.000Z", **{
+            "class": "taser", "schedule": "taser-annual-test", "name": "annual test",
+            "interval_days": 365, "blocking": True})
+        history.log_registry(MAINTENANCE_DONE, "2026-01-15T07:30:00.000Z", asset=TASER,
+                             schedule="taser-annual-test", result="fail",
+                             by=person("sergeant-5").ref, next_due=None)
     people = ("officer-17",) if forgery.manual_alone else ("officer-17", "sergeant-5")
     history.manual(TASER, forgery.manual_action, "2026-01-15T08:00:00.000Z", forgery.manual_desk,
                    STORE, person("officer-17"), people, MANUAL_REASON)

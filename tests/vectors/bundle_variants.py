@@ -375,6 +375,12 @@ PROPERTY_ROOM = [
             {"event-justification": "manual check_out needs a desk of role issue_desk in "
                                     "service, desk 'return-desk-1' is return_desk"},
             (SIZES[3],), pinned=False),
+    Variant("issued-after-failed-check",
+            "the operator's history in which the taser's class gets a blocking annual test, "
+            "the taser fails it, and the taser's manual check_out issues it all the same",
+            _forged(dataclasses.replace(_ROOM, unserviced=True)), 1,
+            {"event-justification": "check-out of an item that was failed annual test: not "
+                                    "issued until it passes"}, (SIZES[3] + 2,), pinned=False),
     Variant("manual-disposal",
             "the operator's history in which the taser is disposed of by a manual entry (only "
             "check-outs, check-ins and hand-overs are entered by hand)",
