@@ -1,8 +1,8 @@
 """The web pages for stores staff, auditors and agencies: server-rendered HTML with htmx.
 
-`install(app)` adds the sign-in pages, the three working pages (the desk with its live
-stream and alert buttons) and `/web/static` (htmx is vendored there: no CDN, nothing fetched
-at run time). Pages use the REST API's scoping
+`install(app)` adds the sign-in pages, the working pages (the desk with its live stream and
+alert buttons, the auditor's, the asset page, the agency page) and `/web/static` (htmx is
+vendored there: no CDN, nothing fetched at run time). Pages use the REST API's scoping
 (`api.scoping`) through the same `Caller`, and the same scopes (`api.web.session`), so a page
 never shows more than the API would. No page has inline script or style: the Content Security
 Policy (`api.security_headers`) allows only files served from here.

@@ -20,7 +20,7 @@ from api.deps import SessionDep
 from api.models import Alert, AssetClass, Reader
 from api.models.assets import HolderKind
 from api.models.clients import Scope
-from api.models.ingest import ForeignSighting
+from api.routes.assets import foreign_sightings
 from api.routes.paging import IdPath
 from api.scoping import visible_asset
 from api.web.holders import Holders
@@ -58,10 +58,8 @@ def asset_page(request: Request, asset_id: IdPath, session: SessionDep,
     timeline = (asset_timeline(session, asset) if caller.may(Scope.AUDIT_READ) else None)
     steps = [(s, _step_holder(s, holders)) for s in timeline.steps] if timeline else []
     owner = asset.agency_id == caller.agency_id
-    foreign = list(session.exec(
-        select(ForeignSighting).where(ForeignSighting.asset_id == asset.id)
-        .order_by(col(ForeignSighting.last_seen_at).desc(), col(ForeignSighting.id))
-        .limit(MAX_FOREIGN_SIGHTINGS))) if owner else []
+    foreign = (foreign_sightings(asset.id, session, caller, MAX_FOREIGN_SIGHTINGS)
+               if owner else [])
     return page(request, "asset.html", user=user, asset=asset, holders=holders,
                 class_name=asset_class.name if asset_class else asset.class_id,
                 epc_uri=asset.epc_uri or gs1_uri(asset.epc_hex), reader=reader,

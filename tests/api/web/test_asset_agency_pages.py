@@ -9,6 +9,7 @@ page prints is checked against the arithmetic done by hand in the test.
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.error
 import urllib.request
@@ -212,12 +213,12 @@ def test_asset_page_names_holder_epc_last_seen_and_flags(world: World) -> None:
         request = urllib.request.Request(world.url + path, data=body.encode(),
                                          headers=headers, method="POST")
         with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status
+            return int(answer.status)
 
     assert post("/v1/assets/R-0/manual-entries", '{"action": "check_out", "desk": "desk-1", '
                 '"officer": "bob", "holder": "alice", "reason": "tag torn"}') == 201
-    assert post("/v1/assets/R-0/corrections",
-                '{"leaf_index": %d, "reason": "was bob, not alice"}' % _leaf(world, 1)) == 201
+    correction = json.dumps({"leaf_index": _leaf(world, 1), "reason": "was bob, not alice"})
+    assert post("/v1/assets/R-0/corrections", correction) == 201
     status, html = _page(world, "/web/assets/R-0")
     assert status == 200, html
     assert GS1_EPC in html and GS1_URI in html
@@ -245,7 +246,6 @@ def _leaf(world: World, seq: int) -> int:
         world.url + "/v1/assets/R-0/history",
         headers={"Authorization": f"Bearer {world.keys['north']}"})
     with urllib.request.urlopen(request, timeout=30) as answer:
-        import json
         events = json.loads(answer.read())["events"]
     return int(next(e["leaf_index"] for e in events if e["seq"] == seq))
 
