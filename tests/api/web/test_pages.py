@@ -101,7 +101,7 @@ def test_web_agency_sites_stocktake_alerts_chart(page: Any, day_done: RunningSta
     assert "unauthorised removal" in page.inner_text("ul.decisions")
     assert page.locator("h2", has_text="HQ property store").count() == 1
     # The stocktake's figures add up: expected = seen + missing, unexpected apart.
-    stock = page.locator("table.stock[data-site=hq-store]")
+    stock = page.locator("table.stock[data-site=hq-stores]")
     figures = {name: int(stock.locator(f"tr[data-figure={name}] td.n").inner_text())
                for name in ("expected", "seen", "missing", "unexpected", "unknown")}
     assert figures["expected"] == figures["seen"] + figures["missing"], figures
