@@ -190,6 +190,24 @@ def test_utilisation_by_hour_and_day_from_custody_history(world: World) -> None:
                      r"mean 3.1 %", html)
 
 
+def test_overdue_lists_what_is_past_due_with_its_holder(world: World, engine: Engine) -> None:
+    due = datetime.now(UTC) - timedelta(hours=30)
+    with Session(engine) as session:
+        for asset_id, when in (("C-0", due), ("R-2", due - timedelta(days=9))):
+            asset = session.get(Asset, asset_id)
+            assert asset is not None
+            asset.due_at = when  # R-2 is in store: a due time alone is not overdue
+            session.add(asset)
+        session.commit()
+    status, html = _page(world, "/web/agency")
+    assert status == 200
+    overdue = html.split('class="list overdue"')[1].split("</table>")[0]
+    rows = re.findall(r'<tr><td><a href="/web/assets/([^"]+)">.*?</td><td>([^<]+)</td>'
+                      r'\s*<td class="bad">([^<]+)</td></tr>', overdue)
+    assert [(a, holder) for a, holder, _ in rows] == [("C-0", "person bob")]
+    assert "(30 h late)" in rows[0][2]
+
+
 def test_utilisation_refuses_bad_periods_with_a_page(world: World) -> None:
     for query, words in (
         ("from=2026-03-05&to=2026-03-02", "ends before it starts"),
