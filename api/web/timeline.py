@@ -14,6 +14,7 @@ from typing import Final
 
 from sqlmodel import Session, col, select
 
+from api.custody.corrections import corrections_of
 from api.logstore import open_log
 from api.models import Asset, CustodyEventRow, Person
 from ledger.core.encoding import parse_record
@@ -27,6 +28,13 @@ MAX_TIMELINE_STEPS: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
+class StepCorrection:
+    leaf_index: int
+    time: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class TimelineStep:
     seq: int
     time: str
@@ -37,6 +45,11 @@ class TimelineStep:
     verified: bool
     problem: str
     leaf_index: int
+    holder_kind: str = ""
+    manual: str | None = None
+    """Why an officer entered the step by hand at the desk, if they did."""
+    corrections: tuple[StepCorrection, ...] = ()
+    """Corrections declaring the step wrong (the step itself stays as logged)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +89,10 @@ def asset_timeline(session: Session, asset: Asset) -> Timeline:
     root = log.root()
     names = _names(session, asset.agency_id)
     head = ChainHead(asset=asset.id)
+    corrected: dict[int, list[StepCorrection]] = {}
+    for correction, at in corrections_of(session, asset):
+        corrected.setdefault(correction.get("leaf"), []).append(StepCorrection(
+            at, correction.time, correction.get("reason")))
     steps = []
     for row in rows:
         problem = ""
@@ -93,5 +110,8 @@ def asset_timeline(session: Session, asset: Asset) -> Timeline:
             reader=(event.reader or "-") if event else "-",
             authorisers=tuple(names.get(a, a[:10] + "…") for a in
                               (event.authorised_by if event else ())),
-            verified=not problem, problem=problem, leaf_index=row.leaf_index))
+            verified=not problem, problem=problem, leaf_index=row.leaf_index,
+            holder_kind=event.holder_to.kind if event and event.holder_to else "",
+            manual=event.manual if event else None,
+            corrections=tuple(corrected.get(row.leaf_index, ()))))
     return Timeline(tuple(steps), size, root.hex(), truncated)

@@ -28,7 +28,8 @@ def test_pages_carry_the_headers(service: Service) -> None:
     _assert_headers(client.get("/web/agency"), "redirect to sign-in")
     assert sign_in(client, service.keys["all"]).status_code == 303
     for path in ("/web/", "/web/desk", "/web/desk/feed", "/web/agency", "/web/audit",
-                 "/web/audit/assets/N-1", "/web/static/htmx.min.js", "/docs", "/openapi.json"):
+                 "/web/audit/assets/N-1", "/web/assets/N-1", "/web/static/custody.css",
+                 "/web/static/htmx.min.js", "/docs", "/openapi.json"):
         answer = client.get(path)
         assert answer.status_code == 200, path
         _assert_headers(answer, path)

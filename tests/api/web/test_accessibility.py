@@ -26,6 +26,8 @@ PAGES = {
     "auditor": "/web/audit?q=",
     "auditor-asset": "/web/audit/assets/evidence-bag-1",
     "agency": "/web/agency",
+    "asset": "/web/assets/evidence-bag-1",
+    "asset-alert": "/web/assets/bodycam-1",
     "problem": "/web/audit/assets/no-such-asset",
     "not-found": "/web/no-such-page",
 }

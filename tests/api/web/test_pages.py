@@ -101,20 +101,67 @@ def test_web_auditor_timeline_verified_and_bundle_downloads(page: Any,
 def test_web_agency_sites_stocktake_alerts_chart(page: Any, day_done: RunningStack) -> None:
     page.goto(day_done.url + "/web/agency")
     assert "unauthorised removal" in page.inner_text("ul.decisions")
-    assert page.locator("text=HQ property store").count() == 1
-    assert "Stocktake" in page.inner_text("p.stock >> nth=0")
-    chart = page.locator("svg.chart")
-    assert chart.locator("text=Evidence bag").count() == 1
-    assert chart.locator("rect.fill").count() == 4  # radio, taser, evidence bag, body camera
+    assert page.locator("h2", has_text="HQ property store").count() == 1
+    # The stocktake's figures add up: expected = seen + missing, unexpected apart.
+    stock = page.locator("table.stock[data-site=hq-stores]")
+    figures = {name: int(stock.locator(f"tr[data-figure={name}] td.n").inner_text())
+               for name in ("expected", "seen", "missing", "unexpected", "unknown")}
+    assert figures["expected"] == figures["seen"] + figures["missing"], figures
+    missing = stock.locator("tr[data-figure=missing] td").nth(1).inner_text()
+    assert figures["missing"] == 0 or missing != "—"  # each figure lists its assets
+    # The body camera that left without a check-out shows its alert, never a plain tick.
+    bodycam = page.locator("table.site-assets tr[data-asset=bodycam-1] td.check")
+    assert "open alert: unauthorised removal" in bodycam.inner_text()
+    assert "✔" not in bodycam.inner_text()
+    assert "person dc-carter" in page.inner_text("tr[data-asset=evidence-bag-1]")  # as such
+    assert "site HQ property store" in page.inner_text("tr[data-asset=radio-1]")
+    # Utilisation over today by hour, one chart per class with its table.
+    charts = page.locator("figure.use")
+    assert charts.count() == 4  # radio, taser, evidence bag, body camera
+    assert charts.locator("figcaption", has_text="Evidence bag").count() == 1
+    assert page.locator("figure.use svg[role=img] title").count() == 4
+    bags = page.locator("figure.use[data-class=evidence-bag]")
+    assert bags.locator("table.usetable tbody tr").count() == 24
+    assert bags.locator("rect.bar").count() >= 1  # the bag has been out since its hand-over
+    page.select_option("#by", "day")
+    page.click("form.period button[type=submit]")
+    page.wait_for_url("**/web/agency?*by=day*")
+    assert page.locator("figure.use[data-class=radio] table.usetable tbody tr").count() == 1
     # Each reader's health as its agent reports it (the retained status at least).
     desk = page.locator("table.readers tr", has_text="issue-desk")
     assert "online" in desk.inner_text()
+    page.goto(day_done.url + "/web/agency")
     page.screenshot(path=str(SCREENSHOTS / "agency.png"), full_page=True)
+
+
+def test_web_asset_page_identity_holder_last_seen_and_timeline(
+        page: Any, day_done: RunningStack) -> None:
+    page.goto(day_done.url + "/web/agency")
+    page.click("tr[data-asset=evidence-bag-1] a")
+    page.wait_for_url("**/web/assets/evidence-bag-1")
+    assert page.inner_text("#epc-hex") == "341800000000000000000301"
+    assert page.inner_text("#epc-uri") == "urn:epc:id:giai:000000.769"
+    assert page.inner_text("#holder") == "person dc-carter"
+    assert "checked out" in page.inner_text("#status")
+    assert "HQ property store" in page.inner_text("#last-seen")
+    steps = page.locator("ol.timeline li")
+    assert steps.count() == 2
+    assert "site HQ property store" in steps.nth(0).inner_text()
+    assert "authorised by dc-carter, sgt-dane" in steps.nth(1).inner_text()
+    assert page.locator("ol.timeline li.no").count() == 0
+    page.screenshot(path=str(SCREENSHOTS / "asset.png"), full_page=True)
+    # The body camera: its open alert stands at the top, beside its "in store" on record.
+    page.goto(day_done.url + "/web/assets/bodycam-1")
+    assert "unauthorised removal" in page.inner_text("[role=status]")
+    assert "open alert" in page.inner_text("#status")
+    # A mistyped link is a page saying so, not problem JSON.
+    answer = page.goto(day_done.url + "/web/assets/no-such-asset")
+    assert answer.status == 404 and "asset not found" in page.inner_text("#problem-detail")
 
 
 @pytest.mark.parametrize("path", ["/web/desk", "/web/desk?reader=issue-desk",
                                   "/web/desk/feed?reader=issue-desk", "/web/audit?q=",
-                                  "/web/agency"])
+                                  "/web/agency", "/web/agency?by=day"])
 def test_web_agency_b_never_sees_agency_a(browser: Any, day_done: RunningStack,
                                            path: str) -> None:
     page = signed_in(browser, day_done, "fireservice")
@@ -130,7 +177,8 @@ def test_web_agency_b_never_sees_agency_a(browser: Any, day_done: RunningStack,
 
 def test_web_agency_b_cannot_open_agency_a_asset(browser: Any, day_done: RunningStack) -> None:
     page = signed_in(browser, day_done, "fireservice")
-    for path in ("/web/audit/assets/radio-1", "/web/audit/assets/radio-1/bundle"):
+    for path in ("/web/audit/assets/radio-1", "/web/audit/assets/radio-1/bundle",
+                 "/web/assets/radio-1"):
         answer = page.goto(day_done.url + path)
         assert answer.status == 404 and "radio-1" not in page.content().replace(path, "")
     page.close()

@@ -1,0 +1,66 @@
+"""The asset page: what the asset is (EPC as hex and as its GS1 URI, class), where it stands
+(status, holder named as a person, site or agency, last seen: reader, site, time), its open
+alerts, its custody timeline with who authorised each step (manual entries and corrected
+steps flagged), and, for the owning agency, where other agencies' readers read it.
+
+The page needs `assets:read`, as `GET /v1/assets/{id}` and `/location` do; the timeline is
+custody history, which the REST API serves to `audit:read` (`/v1/assets/{id}/history`), so
+it is drawn for those who hold that scope too and named as withheld for the others.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlmodel import col, select
+
+from api.deps import SessionDep
+from api.models import Alert, AssetClass, Reader
+from api.models.assets import HolderKind
+from api.models.clients import Scope
+from api.routes.assets import foreign_sightings
+from api.routes.paging import IdPath
+from api.scoping import visible_asset
+from api.web.holders import Holders
+from api.web.session import AssetsUser
+from api.web.templating import page
+from api.web.timeline import TimelineStep, asset_timeline
+from ledger.epcis import gs1_uri
+
+router = APIRouter(prefix="/web", include_in_schema=False)
+
+MAX_FOREIGN_SIGHTINGS: Final = 50
+"""Other agencies' sightings listed, latest first (`GET /v1/assets/{id}/foreign-sightings`
+pages through the rest)."""
+
+
+def _step_holder(step: TimelineStep, holders: Holders) -> str:
+    if step.holder_kind == HolderKind.PERSON.value:  # already the person's id, or unknown
+        return step.holder if step.holder.startswith("person ") else f"person {step.holder}"
+    return holders.label(step.holder_kind, step.holder) if step.holder_kind else step.holder
+
+
+@router.get("/assets/{asset_id}", response_class=HTMLResponse)
+def asset_page(request: Request, asset_id: IdPath, session: SessionDep,
+               user: AssetsUser) -> Response:
+    """One asset: identity, custody now, last seen, timeline and foreign sightings."""
+    caller = user.caller
+    asset = visible_asset(session, caller, asset_id)
+    holders = Holders(session)
+    asset_class = session.get(AssetClass, asset.class_id)
+    reader = (session.get(Reader, asset.last_seen_reader_id)
+              if asset.last_seen_reader_id else None)
+    alerts = list(session.exec(select(Alert).where(
+        Alert.agency_id == caller.agency_id, Alert.asset_id == asset.id,
+        col(Alert.resolved_at).is_(None)).order_by(col(Alert.id))))
+    timeline = (asset_timeline(session, asset) if caller.may(Scope.AUDIT_READ) else None)
+    steps = [(s, _step_holder(s, holders)) for s in timeline.steps] if timeline else []
+    owner = asset.agency_id == caller.agency_id
+    foreign = (foreign_sightings(asset.id, session, caller, MAX_FOREIGN_SIGHTINGS)
+               if owner else [])
+    return page(request, "asset.html", user=user, asset=asset, holders=holders,
+                class_name=asset_class.name if asset_class else asset.class_id,
+                epc_uri=asset.epc_uri or gs1_uri(asset.epc_hex), reader=reader,
+                alerts=alerts, timeline=timeline, steps=steps, owner=owner, foreign=foreign)
