@@ -19,6 +19,12 @@ BODYCAM_EPC = "341800000000000000000401"
 PHONE = {"width": 390, "height": 844}
 
 
+
+def _newest_row(page: Any) -> int:
+    """The highest decision id the desk's feed shows."""
+    return max((int(i) for i in page.locator("#decisions li[data-id]")
+                .evaluate_all("rows => rows.map(r => r.dataset.id)")), default=0)
+
 def test_web_desk_rows_say_what_happened_and_who(browser: Any, day_done: RunningStack) -> None:
     page = signed_in(browser, day_done)
     page.goto(day_done.url + "/web/desk?reader=issue-desk")
@@ -58,19 +64,21 @@ def test_web_desk_live_decision_alert_banner_beep_acknowledge_resolve(
     assert actions[1]["note"].startswith("bodycam-1 was taken")
 
     # Now watch: the body camera leaves again, unchecked. The page must not reload.
-    page.wait_for_function("document.body.dataset.live === 'open'")
+    page.locator("body[data-live='open']").wait_for(state="attached")
     page.evaluate("window.stillThisPage = true")
     page.locator("h2", has_text="Decisions").click()  # a touch arms the sound
-    before = max(int(i) for i in page.locator("#decisions li[data-id]")
-                 .evaluate_all("rows => rows.map(r => r.dataset.id)"))
+    before = _newest_row(page)
     started = time.monotonic()
     with page.expect_response(lambda r: "/web/desk/holdings" in r.url,
                               timeout=15_000) as holdings:  # re-fetched when a row arrives
         publish_read(day_done, "portal", BODYCAM_EPC, kind="read", antenna=2,
                      zone="corridor", direction="out")
-        page.wait_for_function(
-            f"Number(document.querySelector('#decisions li').dataset.id) > {before}",
-            timeout=15_000)
+        # Polled from here: a string predicate polled in the page needs eval, which the
+        # page's CSP forbids (Playwright's wait_for_function then fails unless already true).
+        deadline = time.monotonic() + 15
+        while _newest_row(page) <= before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _newest_row(page) > before
         arrived_s = time.monotonic() - started
     assert holdings.value.status == 200
     fresh = page.locator("#decisions li[data-decision=refuse]").first
@@ -80,7 +88,7 @@ def test_web_desk_live_decision_alert_banner_beep_acknowledge_resolve(
     banner.wait_for(timeout=15_000)
     assert banner.get_attribute("data-alert") != alert_id
     assert banner.get_attribute("role") == "alert"
-    page.wait_for_function("Number(document.body.dataset.beeps || 0) >= 1")
+    page.locator("body[data-beeps]").wait_for(state="attached")  # set on the first beep
     assert page.evaluate("document.body.dataset.sound") == "running"
     assert page.evaluate("window.stillThisPage") is True
     print(f"decision on the desk {arrived_s:.1f} s after publishing")
@@ -177,7 +185,7 @@ def test_web_desk_stream_ends_when_the_session_ends(browser: Any,
                                                     day_done: RunningStack) -> None:
     page = signed_in(browser, day_done)
     page.goto(day_done.url + "/web/desk?reader=issue-desk")
-    page.wait_for_function("document.body.dataset.live === 'open'")
+    page.locator("body[data-live='open']").wait_for(state="attached")
     # The same session signs out elsewhere (as another tab would): the open page learns it
     # from its stream and goes to the sign-in form.
     csrf = page.get_attribute("form.who input[name=csrf]", "value")

@@ -59,7 +59,7 @@ def test_web_desk_shows_live_decisions_holders_and_refusal(page: Any,
     holders = feed.locator(".holder", has_text="dc-carter")
     assert "evidence-bag-1" in holders.inner_text()
     # The page follows the reader live over its event stream (`test_desk_live.py`).
-    page.wait_for_function("document.body.dataset.live === 'open'")
+    page.locator("body[data-live='open']").wait_for(state="attached")
     page.screenshot(path=str(SCREENSHOTS / "desk.png"), full_page=True)
 
 
