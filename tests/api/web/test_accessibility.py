@@ -26,6 +26,13 @@ PAGES = {
     "auditor": "/web/audit?q=",
     "auditor-asset": "/web/audit/assets/evidence-bag-1",
     "agency": "/web/agency",
+    "registry-assets": "/web/registry/assets",
+    "registry-classes": "/web/registry/classes",
+    "registry-people": "/web/registry/people",
+    "registry-readers": "/web/registry/readers",
+    "registry-sites": "/web/registry/sites",
+    "registry-new": "/web/registry/assets/new",
+    "registry-import": "/web/registry/assets/import",
     "problem": "/web/audit/assets/no-such-asset",
     "not-found": "/web/no-such-page",
 }

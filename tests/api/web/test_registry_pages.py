@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -22,11 +24,14 @@ from api.app import create_app
 from api.auth import create_api_client
 from api.config import load_settings
 from api.models import Agency, Asset, AssetClass, Reader, Scope, Site
+from api.models.assets import AssetStatus, HolderKind
 from api.models.custody import RegistryRecordRow
 from api.registry_csv import MAX_IMPORT_BYTES
 from ledger.core.encoding import parse_record
 from ledger.core.envelope import raw_public_key
 from ledger.core.records import RegistryRecord
+from tests.api.web.test_pages import signed_in
+from tests.api.web.web_support import SCREENSHOTS, RunningStack
 from tests.security.security_support import sign_in
 
 SECRET = "s" * 40
@@ -70,12 +75,12 @@ def pages(engine: Engine) -> Iterator[Pages]:
         client.close()
 
 
-def _post(pages: Pages, who: str, path: str, form: dict[str, str]) -> object:
+def _post(pages: Pages, who: str, path: str, form: dict[str, str]) -> Any:
     token = pages.token(who, path)
     return pages.clients[who].post(path, data={"csrf": token, **form})
 
 
-def _upload(pages: Pages, kind: str, body: bytes, mode: str, who: str = "admin") -> object:
+def _upload(pages: Pages, kind: str, body: bytes, mode: str, who: str = "admin") -> Any:
     path = f"/web/registry/{kind}/import"
     token = pages.token(who, path)
     return pages.clients[who].post(path, data={"csrf": token, "mode": mode},
@@ -94,42 +99,42 @@ def test_register_a_class_by_form_is_logged_and_listed(pages: Pages) -> None:
     answer = _post(pages, "admin", "/web/registry/classes/new", {
         "id": "radio", "name": "Radio", "loan_days": "7", "dual_signoff": "true",
         "disposal_final": "true", "required_qualification": ""})
-    assert answer.status_code == 303, answer.text  # type: ignore[attr-defined]
+    assert answer.status_code == 303, answer.text
     # Its class-policy record, in the same transaction (after the log's opening record).
     assert _logged(pages.engine) == ["registry-opened", "class-policy"]
     listed = pages.clients["admin"].get("/web/registry/classes?q=rad")
     assert "Radio" in listed.text and ">yes<" in listed.text
     # The same id again: the form comes back with the reason, nothing written.
     again = _post(pages, "admin", "/web/registry/classes/new", {"id": "radio", "name": "R"})
-    assert again.status_code == 422  # type: ignore[attr-defined]
-    assert "id radio is already registered" in again.text  # type: ignore[attr-defined]
+    assert again.status_code == 422
+    assert "id radio is already registered" in again.text
     bad = _post(pages, "admin", "/web/registry/classes/new", {"id": "r 2", "name": "R",
                                                                "loan_days": "seven"})
-    assert bad.status_code == 422 and "id" in bad.text  # type: ignore[attr-defined]
+    assert bad.status_code == 422 and "id" in bad.text
     assert _logged(pages.engine) == ["registry-opened", "class-policy"]
 
 
 def test_csv_dry_run_then_import_assets(pages: Pages) -> None:
     classes = b"id,name,required_qualification,loan_days,dual_signoff,disposal_final\n" \
               b"radio,Radio,,7,false,true\n"
-    assert _upload(pages, "classes", classes, "import").status_code == 200  # type: ignore
+    assert _upload(pages, "classes", classes, "import").status_code == 200
     good = "".join(f"radio-{i},radio,E2800000000000000000{i:04X},,north-store\n"
                    for i in range(1, 61))
     header = "id,class_id,epc_hex,epc_uri,home_site_id\n"
     bad = (header + good + "radio-1,radio,E28000000000000000009999,,north-store\n"
            + "x,nope,E2800000000000000000AAAA,,south-store\n").encode()
     dry = _upload(pages, "assets", bad, "check")
-    assert dry.status_code == 422  # type: ignore[attr-defined]
-    rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]+)</td></tr>", dry.text)  # type: ignore
+    assert dry.status_code == 422
+    rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]+)</td></tr>", dry.text)
     assert rows == [("62", "id radio-1 is also on line 2"),
                     ("63", "asset class nope is not one of your agency&#39;s")]
-    assert _upload(pages, "assets", bad, "import").status_code == 422  # type: ignore
+    assert _upload(pages, "assets", bad, "import").status_code == 422
     with Session(pages.engine) as session:
         assert session.exec(select(Asset)).first() is None
     checked = _upload(pages, "assets", (header + good).encode(), "check")
-    assert "All 60 rows are good" in checked.text  # type: ignore[attr-defined]
+    assert "All 60 rows are good" in checked.text
     done = _upload(pages, "assets", (header + good).encode(), "import")
-    assert "Imported 60 assets" in done.text  # type: ignore[attr-defined]
+    assert "Imported 60 assets" in done.text
     # Listed a page at a time, each linking to its asset page.
     first = pages.clients["admin"].get("/web/registry/assets?class=radio")
     assert first.text.count('href="/web/assets/radio-') == 50
@@ -143,12 +148,12 @@ def test_csv_dry_run_then_import_assets(pages: Pages) -> None:
 def test_upload_refuses_oversized_hostile_and_unsigned_files(pages: Pages) -> None:
     big = b"id,name\n" + b"a" * (MAX_IMPORT_BYTES + 1)
     answer = _upload(pages, "sites", big, "import")
-    assert answer.status_code == 422 and "at most" in answer.text  # type: ignore
+    assert answer.status_code == 422 and "at most" in answer.text
     # A NUL byte is refused by the app's guard on every body (`api.storable_text`) already.
     for body, reason in ((b"id,name\nx,\x00\n", "NUL"), (b"\xff\xfex", "UTF-16"),
                          (b"name\n", "header must be")):
         answer = _upload(pages, "sites", body, "import")
-        assert answer.status_code == 422 and reason in answer.text, reason  # type: ignore
+        assert answer.status_code == 422 and reason in answer.text, reason
     # Without the session's token, or from another site: refused before the file is read.
     client = pages.clients["admin"]
     files = {"file": ("s.csv", b"id,name\nnew,New\n", "text/csv")}
@@ -189,7 +194,8 @@ def test_filters_export_and_the_agency_boundary(pages: Pages) -> None:
                 ("in_store", None, None))):
             session.add(Asset(id=f"a-{i}", agency_id="north", class_id="kit",
                               epc_hex=f"E280000000000000000000{i:02X}", home_site_id="north-store",
-                              status=status, holder_kind="person", holder_ref="pc-1",
+                              status=AssetStatus(status), holder_kind=HolderKind.PERSON,
+                              holder_ref="pc-1",
                               due_at=due, last_seen_at=seen))
         session.add(Asset(id="s-1", agency_id="south", class_id="s-kit", epc_hex="E2800000AAAA",
                           home_site_id="south-store", holder_ref="south-store"))
@@ -221,11 +227,11 @@ def test_reader_registered_and_revoked_through_the_pages(pages: Pages) -> None:
     answer = _post(pages, "admin", "/web/registry/readers/new", {
         "id": "desk-1", "site_id": "north-store", "role": "issue_desk", "public_key": key,
         "zones": "1=counter"})
-    assert answer.status_code == 303  # type: ignore[attr-defined]
+    assert answer.status_code == 303
     listed = pages.clients["admin"].get("/web/registry/readers")
     assert "1=counter" in listed.text and "Revoke desk-1" in listed.text
     # Another agency cannot revoke it, and the south site is not the north's to use.
-    assert _post(pages, "south", "/web/registry/readers", {}).status_code == 405  # type: ignore
+    assert _post(pages, "south", "/web/registry/readers", {}).status_code == 405
     south_token = pages.token("south", "/web/registry/readers")
     assert pages.clients["south"].post("/web/registry/readers/desk-1/revoke",
                                        data={"csrf": south_token}).status_code == 404
@@ -236,3 +242,47 @@ def test_reader_registered_and_revoked_through_the_pages(pages: Pages) -> None:
         reader = session.get(Reader, "desk-1")
         assert reader is not None and reader.status == "revoked"
     assert _logged(pages.engine) == ["registry-opened", "reader-registered", "reader-revoked"]
+
+
+def test_browser_registers_a_class_and_assets_by_csv_upload(browser: Any,
+                                                            day_done: RunningStack) -> None:
+    """In Chromium against `kitledger up`: a dry run that lists the bad row, then the class
+    and its assets imported through the page, listed, and exported with the filter."""
+    page = signed_in(browser, day_done)
+    page.goto(day_done.url + "/web/registry/classes/import")
+    page.set_input_files("#file", files=[{
+        "name": "classes.csv", "mimeType": "text/csv",
+        "buffer": b"id,name,required_qualification,loan_days,dual_signoff,disposal_final\n"
+                  b"torch,Torch,,3,false,true\n"}])
+    page.click("#import")
+    assert "Imported 1 asset classes" in page.inner_text("#result")
+    page.goto(day_done.url + "/web/registry/assets/import")
+    rows = "".join(f"torch-{i},torch,E2800000000000000000{0xC00 + i:04X},,hq-stores\n"
+                   for i in range(1, 4))
+    sheet = ("id,class_id,epc_hex,epc_uri,home_site_id\n" + rows).encode()
+    taken = b"radio-1,torch,E28000000000000000000C09,,hq-stores\n"  # the demo's radio's id
+    page.set_input_files("#file", files=[{"name": "assets.csv", "mimeType": "text/csv",
+                                          "buffer": sheet + taken}])
+    page.click("#check")
+    result = page.inner_text("#result")
+    assert "1 bad row" in result and "id radio-1 is already registered" in result
+    assert "5" in page.inner_text("table.problems td >> nth=0")  # its line in the file
+    page.screenshot(path=str(SCREENSHOTS / "registry-import.png"), full_page=True)
+    page.set_input_files("#file", files=[{"name": "assets.csv", "mimeType": "text/csv",
+                                          "buffer": sheet}])
+    page.click("#import")
+    assert "Imported 3 assets" in page.inner_text("#result")
+    page.click("#result a")
+    page.select_option("#f-status", "in_store")
+    page.fill("#f-class", "torch")
+    page.click("form.filters button[type=submit]")
+    listed = page.locator("#rows tbody tr")
+    assert listed.count() == 3 and "torch-1" in listed.first.inner_text()
+    assert page.get_attribute("#rows a >> nth=0", "href") == "/web/assets/torch-1"
+    page.screenshot(path=str(SCREENSHOTS / "registry-assets.png"), full_page=True)
+    with page.expect_download() as download:
+        page.click("#export")
+    exported = Path(download.value.path()).read_text()
+    assert [line.split(",")[0] for line in exported.splitlines()] == [
+        "id", "torch-1", "torch-2", "torch-3"]
+    page.close()
