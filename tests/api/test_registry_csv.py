@@ -99,7 +99,7 @@ def test_dry_run_reports_every_bad_row_and_writes_nothing(session: Session) -> N
     assert [p.line for p in check.problems] == [3, 5, 6, 7, 8, 9, 10, 12]
     reasons = {p.line: p.reason for p in check.problems}
     assert "id" in reasons[3] and "also on line 4" in reasons[5]
-    assert "EPC E28000000000000000000001 is also on line 2" == reasons[6]
+    assert reasons[6] == "EPC E28000000000000000000001 is also on line 2"
     assert "asset class nope" in reasons[7] and "site other" in reasons[8]
     assert "2 cells" in reasons[9]
     # The import refuses the same file whole: the good rows are not written either.
