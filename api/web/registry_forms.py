@@ -1,5 +1,5 @@
 """The registry's forms: register a site, asset class, person, reader or asset, revoke a
-reader, change an asset's home store, and import any of them from a CSV file.
+reader, change an asset's home store or URI, and import any of them from a CSV file.
 
 Every form goes through the same functions as the REST API (`api.registry`), so what they
 register is logged in the same transaction, and needs the same scope as the REST route:
@@ -20,9 +20,10 @@ from sqlmodel import Session
 
 from api.db import utcnow
 from api.deps import SessionDep
+from api.models.assets import Asset, AssetUpdate
 from api.models.clients import Scope
-from api.models.registry import Reader, ReaderRole
-from api.registry import RegistryError, revoke_reader
+from api.models.registry import Reader, ReaderRole, Site
+from api.registry import RegistryError, revoke_reader, update_asset
 from api.registry_csv import (
     MAX_IMPORT_BYTES,
     MAX_IMPORT_ROWS,
@@ -33,6 +34,7 @@ from api.registry_csv import (
     check_records,
     run_import,
 )
+from api.scoping import owned_asset
 from api.web.registry_lists import LISTINGS, Listing, listing_for
 from api.web.session import (
     CurrentUser,
@@ -51,6 +53,7 @@ MAX_UPLOAD_BYTES: Final = MAX_IMPORT_BYTES + 16 * 1024
 """The file plus the form's token and the multipart framing."""
 
 ReaderId = Annotated[str, Path(max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
+AssetId = Annotated[str, Path(max_length=MAX_ID_CHARS, pattern=ID_PATTERN)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,3 +236,47 @@ async def import_file(kind: str, request: Request, session: SessionDep,
                 error=error, imported=imported, max_rows=MAX_IMPORT_ROWS,
                 max_kib=MAX_IMPORT_BYTES // 1024)
 
+
+
+EDIT_FIELDS: Final = (FormField("home_site_id", "Home store (site)", required=True),
+                      FormField("epc_uri", "EPC URI", "derived from a GS1 EPC; else optional"))
+
+
+def _edit_page(request: Request, user: WebUser, asset: Asset, values: dict[str, str],
+               error: str | None = None) -> Response:
+    return page(request, "registry_edit.html", status_code=422 if error else 200, user=user,
+                listing=LISTINGS["assets"], listings=LISTINGS, asset=asset, fields=EDIT_FIELDS,
+                values=values, error=error)
+
+
+@router.get("/assets/{asset_id}/edit", response_class=HTMLResponse)
+def edit_asset(asset_id: AssetId, request: Request, session: SessionDep,
+               user: CurrentUser) -> Response:
+    """The form changing an owned asset's home store or URI (as `PATCH /v1/assets/{id}`)."""
+    _writable("assets", user)
+    asset = owned_asset(session, user.caller, asset_id)
+    return _edit_page(request, user, asset, {"home_site_id": asset.home_site_id,
+                                             "epc_uri": asset.epc_uri or ""})
+
+
+@router.post("/assets/{asset_id}/edit", response_class=HTMLResponse)
+async def save_asset(asset_id: AssetId, request: Request, session: SessionDep,
+                     user: CurrentUser) -> Response:
+    """Save the asset's form through `api.registry.update_asset`, as the REST route does."""
+    _writable("assets", user)
+    form = await signed_form(request, user, Scope.ASSETS_WRITE)
+    asset = owned_asset(session, user.caller, asset_id)
+    values = {f.name: form.get(f.name, "").strip() for f in EDIT_FIELDS}
+    site = session.get(Site, values["home_site_id"])
+    if site is None or site.agency_id != user.caller.agency_id:
+        return _edit_page(request, user, asset, values, "site is not one of your agency's")
+    try:
+        data = AssetUpdate(home_site_id=values["home_site_id"],
+                           epc_uri=values["epc_uri"] or None)
+        update_asset(session, asset=asset, data=data, now=utcnow())
+        session.commit()
+    except (ValidationError, RegistryError) as exc:
+        session.rollback()
+        reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        return _edit_page(request, user, asset, values, reason)
+    return RedirectResponse(f"/web/registry/assets?done={asset.id}", status_code=303)

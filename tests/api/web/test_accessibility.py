@@ -33,6 +33,7 @@ PAGES = {
     "registry-sites": "/web/registry/sites",
     "registry-new": "/web/registry/assets/new",
     "registry-import": "/web/registry/assets/import",
+    "registry-edit": "/web/registry/assets/radio-1/edit",
     "problem": "/web/audit/assets/no-such-asset",
     "not-found": "/web/no-such-page",
 }

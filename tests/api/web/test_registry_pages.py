@@ -286,3 +286,33 @@ def test_browser_registers_a_class_and_assets_by_csv_upload(browser: Any,
     assert [line.split(",")[0] for line in exported.splitlines()] == [
         "id", "torch-1", "torch-2", "torch-3"]
     page.close()
+
+
+def test_asset_changed_through_its_form_as_the_patch_route(pages: Pages) -> None:
+    with Session(pages.engine) as session:
+        session.add(Site(id="north-van", agency_id="north", name="Van"))
+        session.commit()
+    classes = b"id,name,required_qualification,loan_days,dual_signoff,disposal_final\n" \
+              b"radio,Radio,,,,\n"
+    assert _upload(pages, "classes", classes, "import").status_code == 200
+    sgtin = "3034257BF400B7800004CB2F"  # a GS1 SGTIN-96: its URI is derived
+    assert _post(pages, "admin", "/web/registry/assets/new", {
+        "id": "r-1", "class_id": "radio", "epc_hex": sgtin, "epc_uri": "",
+        "home_site_id": "north-store"}).status_code == 303
+    path = "/web/registry/assets/r-1/edit"
+    assert 'href="/web/registry/assets/r-1/edit"' in pages.clients["admin"].get(
+        "/web/registry/assets").text
+    wrong_uri = _post(pages, "admin", path, {"home_site_id": "north-van",
+                                             "epc_uri": "urn:epc:id:sgtin:1.2.3"})
+    assert wrong_uri.status_code == 422 and "epc_uri must be" in wrong_uri.text
+    theirs = _post(pages, "admin", path, {"home_site_id": "south-store", "epc_uri": ""})
+    assert theirs.status_code == 422 and "not one of your agency" in theirs.text
+    assert _post(pages, "admin", path, {"home_site_id": "north-van",
+                                        "epc_uri": ""}).status_code == 303
+    with Session(pages.engine) as session:
+        asset = session.get(Asset, "r-1")
+        assert asset is not None and asset.home_site_id == "north-van"
+        assert asset.epc_uri is not None and asset.epc_uri.startswith("urn:epc:id:sgtin:")
+    # Another agency's asset is not found; a read-only key may not open the form.
+    assert pages.clients["south"].get(path).status_code == 404
+    assert pages.clients["reader"].get(path).status_code == 403
