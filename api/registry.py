@@ -24,10 +24,12 @@ from api.models.assets import (
     AssetCreate,
     AssetShare,
     AssetStatus,
+    AssetUpdate,
     HolderKind,
+    checked_epc_uri,
 )
 from api.models.people import Badge, Person, PersonCreate, PersonSecret
-from api.models.registry import Reader, ReaderCreate, ReaderStatus
+from api.models.registry import Reader, ReaderCreate, ReaderStatus, Site, SiteCreate
 from api.registry_log import (
     append_registry,
     asset_registered,
@@ -43,6 +45,14 @@ from ledger.core.envelope import key_id, public_key_from_raw
 
 class RegistryError(ValueError):
     """A registry change that contradicts what is registered (unknown site, taken EPC...)."""
+
+
+def create_site(session: Session, *, agency_id: str, data: SiteCreate) -> Site:
+    """Create a site (store, station, vehicle); sites are not logged: readers and assets name
+    them, and those are."""
+    site = Site(id=data.id, name=data.name, agency_id=agency_id)
+    session.add(site)
+    return site
 
 
 def register_reader(
@@ -167,3 +177,22 @@ def set_shares(session: Session, *, asset: Asset, shared_with: Collection[str],
                *(share(asset.id, a, granted=True) for a in sorted(wanted - current))]
     if changes:
         log_registry(session, asset.agency_id, changes, now)
+
+
+def update_asset(session: Session, *, asset: Asset, data: AssetUpdate, now: datetime) -> Asset:
+    """Change an asset's URI, home store or sharing (custody changes go through readers); the
+    caller has checked that the site and agencies named exist. Raise `RegistryError` for a
+    retired asset or a URI that is not its EPC's."""
+    if asset.status == AssetStatus.RETIRED:  # its log chain ended with its retirement
+        raise RegistryError("asset is retired: it can no longer be changed")
+    if data.epc_uri is not None:
+        try:
+            asset.epc_uri = checked_epc_uri(asset.epc_hex, data.epc_uri)
+        except ValueError as exc:
+            raise RegistryError(str(exc)) from None
+    if data.home_site_id is not None:
+        asset.home_site_id = data.home_site_id
+    if data.shared_with is not None:
+        set_shares(session, asset=asset, shared_with=data.shared_with, now=now)
+    session.add(asset)
+    return asset

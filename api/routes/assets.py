@@ -22,12 +22,11 @@ from api.models.assets import (
     AssetStatus,
     AssetUpdate,
     HolderKind,
-    checked_epc_uri,
 )
 from api.models.ingest import ForeignSighting
 from api.models.registry import Agency, Site
 from api.problems import Problem
-from api.registry import RegistryError, create_asset, set_shares
+from api.registry import RegistryError, create_asset, update_asset
 from api.routes.paging import After, IdPath, Limit, Page, page_of
 from api.scoping import asset_visible, owned_asset, visible_asset
 
@@ -127,16 +126,10 @@ def update(asset_id: IdPath, data: AssetUpdate, session: SessionDep, caller: Ass
     if asset.status == AssetStatus.RETIRED:  # its log chain ended with its retirement
         raise Problem(409, "asset-retired", "asset is retired: it can no longer be changed")
     _check_refs(session, caller.agency_id, None, data.home_site_id, data.shared_with)
-    if data.epc_uri is not None:
-        try:
-            asset.epc_uri = checked_epc_uri(asset.epc_hex, data.epc_uri)
-        except ValueError as exc:
-            raise Problem(422, "epc-uri-mismatch", str(exc)) from None
-    if data.home_site_id is not None:
-        asset.home_site_id = data.home_site_id
-    if data.shared_with is not None:
-        set_shares(session, asset=asset, shared_with=data.shared_with, now=utcnow())
-    session.add(asset)
+    try:
+        update_asset(session, asset=asset, data=data, now=utcnow())
+    except RegistryError as exc:
+        raise Problem(422, "epc-uri-mismatch", str(exc)) from None
     session.commit()
     session.refresh(asset)
     return asset

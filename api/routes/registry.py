@@ -27,6 +27,7 @@ from api.registry import (
     register_reader,
     revoke_reader,
 )
+from api.registry import create_site as register_site
 from api.routes.paging import After, IdPath, Limit, Page, page_of
 
 router = APIRouter(prefix="/v1", tags=["registry"])
@@ -50,8 +51,7 @@ def _own_site(session: Session, agency_id: str, site_id: str) -> Site:
 @router.post("/sites", status_code=status.HTTP_201_CREATED, response_model=SitePublic)
 def create_site(data: SiteCreate, session: SessionDep, caller: Admin) -> Site:
     """Create a site (store, station, vehicle) of the caller's agency."""
-    site = Site(id=data.id, name=data.name, agency_id=caller.agency_id)
-    session.add(site)
+    site = register_site(session, agency_id=caller.agency_id, data=data)
     _commit(session, "site")
     return site
 

@@ -1,11 +1,13 @@
 """The web pages for stores staff, auditors and agencies: server-rendered HTML with htmx.
 
 `install(app)` adds the sign-in pages, the working pages (the desk with its live stream and
-alert buttons, the auditor's, the asset page, the agency page) and `/web/static` (htmx is
-vendored there: no CDN, nothing fetched at run time). Pages use the REST API's scoping
-(`api.scoping`) through the same `Caller`, and the same scopes (`api.web.session`), so a page
-never shows more than the API would. No page has inline script or style: the Content Security
-Policy (`api.security_headers`) allows only files served from here.
+alert buttons, the auditor's, the asset page, the agency page), the registry's lists and forms
+(`registry_lists`, `registry_forms`: assets, classes, people, readers, sites, with CSV import
+and export) and `/web/static` (htmx is vendored there: no CDN, nothing fetched at run time).
+Pages use the REST API's scoping (`api.scoping`) through the same `Caller`, and the same scopes
+(`api.web.session`), so a page never shows more than the API would. No page has inline script
+or style: the Content Security Policy (`api.security_headers`) allows only files served from
+here.
 """
 
 from __future__ import annotations
@@ -16,7 +18,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from api.web import agency, asset_page, audit, desk, desk_alerts, desk_stream, login, sso
+from api.web import (
+    agency,
+    asset_page,
+    audit,
+    desk,
+    desk_alerts,
+    desk_stream,
+    login,
+    registry_forms,
+    registry_lists,
+    sso,
+)
 from api.web.session import CrossSiteForm, PageForbidden, SignInRequired
 from api.web.templating import page
 
@@ -39,6 +52,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(SignInRequired, to_sign_in)
     app.add_exception_handler(PageForbidden, forbidden)
     app.add_exception_handler(CrossSiteForm, cross_site)
-    for module in (login, sso, desk, desk_stream, desk_alerts, audit, asset_page, agency):
+    for module in (login, sso, desk, desk_stream, desk_alerts, audit, asset_page, agency,
+                   registry_forms, registry_lists):
         app.include_router(module.router)
     app.mount("/web/static", StaticFiles(directory=STATIC_DIR), name="web-static")

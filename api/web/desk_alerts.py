@@ -10,7 +10,6 @@ scope (`custody:write`), and are recorded as acting for `web_actor(user)`.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from typing import Annotated, Final
 
@@ -37,14 +36,7 @@ from api.models import Alert, AlertAction, Decision, Reader
 from api.models.clients import Scope
 from api.models.registry import MAX_NAME_CHARS
 from api.problems import Problem
-from api.web.session import (
-    CrossSiteForm,
-    CurrentUser,
-    PageForbidden,
-    WebUser,
-    check_origin,
-    read_form,
-)
+from api.web.session import CurrentUser, WebUser, signed_form
 
 router = APIRouter(prefix="/web", include_in_schema=False)
 
@@ -93,17 +85,6 @@ def latest_ids(session: Session, user: WebUser) -> dict[str, int]:
     return {"decision": decision or 0, "alert": alert or 0}
 
 
-async def _signed_form(request: Request, user: WebUser) -> dict[str, str]:
-    """The posted form, if it came from our page with the session's token; else 403."""
-    check_origin(request)
-    form = await read_form(request)
-    if not secrets.compare_digest(form.get("csrf", "").encode(), user.csrf.encode()):
-        raise CrossSiteForm
-    if not user.caller.may(Scope.CUSTODY_WRITE):
-        raise PageForbidden(Scope.CUSTODY_WRITE)
-    return form
-
-
 def _back_to_desk(session: Session, user: WebUser, form: dict[str, str]) -> Response:
     """Back to the desk the form was on (one of the agency's readers, never another URL)."""
     reader = session.get(Reader, form.get("reader", ""))
@@ -124,7 +105,7 @@ def _note(form: dict[str, str], model: type[AcknowledgeAlert] | type[ResolveAler
 async def acknowledge(alert_id: AlertId, request: Request, session: SessionDep,
                       user: CurrentUser) -> Response:
     """The banner's Acknowledge button."""
-    form = await _signed_form(request, user)
+    form = await signed_form(request, user, Scope.CUSTODY_WRITE)
     alert = agency_alert(session, user.caller.agency_id, alert_id)
     act_on_alert(session, alert=alert, action=AlertActionKind.ACKNOWLEDGE,
                  note=_note(form, AcknowledgeAlert), actor=web_actor(session, user),
@@ -136,7 +117,7 @@ async def acknowledge(alert_id: AlertId, request: Request, session: SessionDep,
 async def resolve(alert_id: AlertId, request: Request, session: SessionDep,
                   user: CurrentUser) -> Response:
     """The acknowledged card's Resolve form, with its note."""
-    form = await _signed_form(request, user)
+    form = await signed_form(request, user, Scope.CUSTODY_WRITE)
     alert = agency_alert(session, user.caller.agency_id, alert_id)
     act_on_alert(session, alert=alert, action=AlertActionKind.RESOLVE,
                  note=_note(form, ResolveAlert), actor=web_actor(session, user), now=utcnow())

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Final
 from urllib.parse import parse_qs, urlsplit
@@ -137,6 +137,25 @@ async def read_form(request: Request) -> dict[str, str]:
     if len(body) > MAX_FORM_BYTES:
         return {}
     return {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
+
+
+def check_form_token(form: Mapping[str, object], user: WebUser) -> None:
+    """Refuse a form without the session's token (posted from another site's page)."""
+    token = form.get("csrf")
+    if not isinstance(token, str) or not secrets.compare_digest(token.encode(),
+                                                                user.csrf.encode()):
+        raise CrossSiteForm
+
+
+async def signed_form(request: Request, user: WebUser, scope: Scope) -> dict[str, str]:
+    """The posted urlencoded form, if it came from our page with the session's token (else
+    `CrossSiteForm`) and the user holds `scope` (else `PageForbidden`)."""
+    check_origin(request)
+    form = await read_form(request)
+    check_form_token(form, user)
+    if not user.caller.may(scope):
+        raise PageForbidden(scope)
+    return form
 
 
 class WebUser:

@@ -54,7 +54,8 @@ def test_web_cookie_forged_altered_expired_or_oversized_is_refused(
 def test_web_pages_need_a_session(web: tuple[TestClient, str, Session]) -> None:
     client, _, _ = web
     for path in ("/web/", "/web/desk", "/web/desk/feed", "/web/audit", "/web/agency",
-                 "/web/audit/assets/x"):
+                 "/web/audit/assets/x", "/web/registry/assets", "/web/registry/sites/new",
+                 "/web/registry/people/import", "/web/registry/readers/export.csv"):
         answer = client.get(path)
         assert answer.status_code == 303 and answer.headers["location"] == "/web/login", path
     client.cookies.set(COOKIE, "forged.cookie", path="/web")
