@@ -26,7 +26,14 @@ from ledger.core.checkpoint import Checkpoint
 from ledger.core.encoding import parse_record
 from ledger.core.errors import LedgerError
 from ledger.core.record_scan import read_event
-from ledger.core.records import ASSET_RETIRED, EVENT_CORRECTED, Holder, RegistryRecord
+from ledger.core.records import (
+    ASSET_DISPOSED,
+    ASSET_RETIRED,
+    EVENT_CORRECTED,
+    EVIDENCE_REFERENCED,
+    Holder,
+    RegistryRecord,
+)
 from ledger.epcis import asset_epc_uris
 from ledger.verify.report import VerificationReport
 
@@ -85,6 +92,10 @@ class CustodyReport:
     retired: dict[str, Any] | None = None
     manual_entries: int = 0
     corrections: int = 0
+    evidence: dict[str, Any] | None = None
+    """The exhibit's latest case and exhibit references, with their leaf."""
+    disposal: dict[str, Any] | None = None
+    """Why and to whom it was disposed of (the recipient by commitment)."""
 
 
 def show_holder(holder: Holder | None, names: Mapping[str, str] | None) -> str:
@@ -117,6 +128,7 @@ def build_report(bundle: AuditBundle, verification: VerificationReport, asset: s
                 for c in verification.checks],
         not_checked=[*verification.not_checked, *verification.unpinned])
     corrected = _registry_notes(bundle, asset, report)
+    _evidence_notes(bundle, asset, report)
     failing = ", ".join(c.name for c in verification.checks if c.passed is False)
     holders: dict[str, None] = {}
     readers_used: set[str] = set()
@@ -178,6 +190,28 @@ def _registry_notes(bundle: AuditBundle, asset: str, report: CustodyReport
             corrected.setdefault(record.get("leaf"), []).append(note)
             report.corrections += 1
     return corrected
+
+
+def _evidence_notes(bundle: AuditBundle, asset: str, report: CustodyReport) -> None:
+    """The asset's case and exhibit references and its disposal, from the bundle's records."""
+    for item in bundle.registry:
+        try:
+            record = RegistryRecord.from_record(parse_record(item.record))
+        except LedgerError:
+            continue
+        if record.kind not in (EVIDENCE_REFERENCED, ASSET_DISPOSED) or record.get(
+                "asset") != asset:
+            continue
+        if record.kind == EVIDENCE_REFERENCED:
+            report.evidence = {"case": record.get("case"), "exhibit": record.get("exhibit"),
+                               "leaf": item.leaf_index}
+        else:
+            recipient = record.get("recipient")
+            report.disposal = {
+                "disposition": str(record.get("disposition")).replace("_", " "),
+                "recipient": "—" if recipient is None else
+                f"commitment {recipient[:COMMITMENT_SHOWN]}…",
+                "event_leaf": record.get("leaf"), "leaf": item.leaf_index, "time": record.time}
 
 
 def render_html(report: CustodyReport) -> str:

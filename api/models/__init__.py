@@ -22,6 +22,7 @@ from api.models.custody import (
     RegistryRecordRow,
     Transfer,
 )
+from api.models.evidence import EvidenceDisposal, EvidenceReference
 from api.models.health import ReaderHealth
 from api.models.ingest import (
     DeviceCursor,
@@ -56,6 +57,8 @@ __all__ = [
     "Decision",
     "DeskSession",
     "DeviceCursor",
+    "EvidenceDisposal",
+    "EvidenceReference",
     "ForeignSighting",
     "HolderKind",
     "IngestedObservation",

@@ -372,6 +372,9 @@ SHARE_ENDED: Final = "share-ended"
 EVENT_CORRECTED: Final = "event-corrected"
 ASSET_RETIRED: Final = "asset-retired"
 PERSON_RETIRED: Final = "person-retired"
+EVIDENCE_REFERENCED: Final = "evidence-referenced"
+ASSET_DISPOSED: Final = "asset-disposed"
+DISPOSITIONS: Final = frozenset({"returned_to_owner", "destroyed", "released"})
 
 _ID_FIELD: Final = "id"
 _BOOL: Final = "bool"
@@ -395,6 +398,11 @@ REGISTRY_KINDS: Final[dict[str, tuple[str, str, dict[str, str]]]] = {
                                          "reason": "reason"}),
     ASSET_RETIRED: ("asset", "asset", {"asset": _ID_FIELD, "reason": "reason"}),
     PERSON_RETIRED: ("person", "person", {"person": "hash", "reason": "reason"}),
+    EVIDENCE_REFERENCED: ("asset", "asset", {"asset": _ID_FIELD, "case": "reason",
+                                             "exhibit": "reason"}),
+    ASSET_DISPOSED: ("asset", "asset", {"asset": _ID_FIELD, "event": "hash", "leaf": "count",
+                                        "disposition": "disposition",
+                                        "recipient": "optional-hash"}),
 }
 """Each registry record kind: (its subject's kind, the field naming the subject, its own fields
 with their value kinds). `registry-opened` starts the agency's registry in the log and counts
@@ -405,7 +413,13 @@ Three kinds record what is never an edit. `event-corrected` declares the custody
 `leaf` with hash `event` (of the same asset, earlier in the same log) wrong, and why, as EPCIS
 2.0's error declaration does: the event stays in the log and both are shown. `asset-retired`
 ends an asset's custody (it was deleted): its events stay provable and none may follow.
-`person-retired` does the same for a person, named only by their commitment."""
+`person-retired` does the same for a person, named only by their commitment.
+
+Two kinds carry evidence specifics. `evidence-referenced` gives an exhibit its case and
+exhibit references (printable ASCII, as a reason is). `asset-disposed` says why the `dispose`
+custody event at leaf `leaf` with hash `event` happened (`disposition`: returned to its owner,
+destroyed or released) and to whom, by the commitment of the recipient's name (null when
+nobody received it, as for a destruction)."""
 
 _COMMON_FIELDS: Final = frozenset({"type", "v", "agency", "seq", "prev", "time"})
 
@@ -448,9 +462,14 @@ def _check_value(name: str, kind: str, value: object) -> None:
             raise SchemaError(f"field {name!r} must be a 32-byte key in lower-case hex")
     elif kind == "reason":
         check_reason(name, value)
-    elif kind == "hash":
-        if type(value) is not str or not _HEX64.fullmatch(value):
-            raise SchemaError(f"field {name!r} must be 64 lower-case hex characters")
+    elif kind in ("hash", "optional-hash"):
+        if not (kind == "optional-hash" and value is None) and (
+                type(value) is not str or not _HEX64.fullmatch(value)):
+            raise SchemaError(f"field {name!r} must be 64 lower-case hex characters"
+                              + (" or null" if kind == "optional-hash" else ""))
+    elif kind == "disposition":
+        if type(value) is not str or value not in DISPOSITIONS:
+            raise SchemaError(f"field {name!r} must be one of {sorted(DISPOSITIONS)}")
     elif kind == "epc":
         if type(value) is not str or len(value) > MAX_EPC_HEX_CHARS or not _EPC_HEX.fullmatch(
                 value):

@@ -33,10 +33,12 @@ from ledger.core.heads import registry_key
 from ledger.core.merkle import leaf_hash, verify_inclusion
 from ledger.core.record_scan import read_event
 from ledger.core.records import (
+    ASSET_DISPOSED,
     ASSET_REGISTERED,
     ASSET_RETIRED,
     CLASS_POLICY,
     EVENT_CORRECTED,
+    EVIDENCE_REFERENCED,
     GENESIS_PREV,
     PERSON_RETIRED,
     READER_REGISTERED,
@@ -357,7 +359,7 @@ def _asset(registry: Registry, asset: str, records: list[Logged]) -> None:
         kind = item.record.kind
         if kind == ASSET_REGISTERED:
             registered = True
-        elif kind in _ENDINGS and not registered:
+        elif kind in _NAMES_REGISTERED and not registered:
             raise RegistryFailure(f"asset {asset!r}: a {kind} record at leaf {item.leaf} "
                                   f"before any {ASSET_REGISTERED} record")
         retired = registry.retired.get(asset)
@@ -378,6 +380,8 @@ def _person(person: str, records: list[Logged]) -> None:
 
 
 _ENDINGS = frozenset({ASSET_RETIRED, EVENT_CORRECTED})
+_NAMES_REGISTERED = _ENDINGS | {EVIDENCE_REFERENCED, ASSET_DISPOSED}
+"""Records that speak of an asset already in the register."""
 
 
 def registry_notes(registry: Registry | None, report: VerificationReport) -> None:
