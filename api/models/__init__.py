@@ -22,7 +22,7 @@ from api.models.custody import (
     RegistryRecordRow,
     Transfer,
 )
-from api.models.evidence import EvidenceDisposal, EvidenceReference
+from api.models.evidence import EvidenceDisposal, EvidenceReference, EvidenceRoomAccess
 from api.models.health import ReaderHealth
 from api.models.ingest import (
     DeviceCursor,
@@ -59,6 +59,7 @@ __all__ = [
     "DeviceCursor",
     "EvidenceDisposal",
     "EvidenceReference",
+    "EvidenceRoomAccess",
     "ForeignSighting",
     "HolderKind",
     "IngestedObservation",

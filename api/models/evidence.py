@@ -49,3 +49,21 @@ class EvidenceDisposal(SQLModel, table=True):
     event_leaf: int = Field(sa_type=BigInt)
     leaf_index: int = Field(sa_type=BigInt)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class EvidenceRoomAccess(SQLModel, table=True):
+    """A staff badge read at an evidence room's door (`api.custody.door`): not custody, not in
+    the log. `person_id` is null for another agency's badge (it is not ours to name)."""
+
+    __tablename__ = "evidence_room_access"
+    __table_args__ = (Index("ix_evidence_room_access_agency_read", "agency_id", "read_at"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    agency_id: str = Field(max_length=MAX_ID_CHARS)
+    reader_id: str = Field(max_length=MAX_ID_CHARS)
+    site_id: str = Field(max_length=MAX_ID_CHARS)
+    person_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
+    admitted: bool
+    reason: str = Field(max_length=200)
+    observation_hash: bytes = Field(sa_type=Bytes)
+    read_at: datetime = Field(sa_type=UTCDateTime)

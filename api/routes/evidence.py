@@ -1,5 +1,6 @@
 """Evidence routes: case and exhibit references (scope `assets:write`, searched with
-`assets:read`) and disposal with its reason and recipient (scope `custody:write`).
+`assets:read`), disposal with its reason and recipient (scope `custody:write`), and the
+evidence room's access log (scope `audit:read`).
 
 References and disposals are logged as registry records of the asset (`api.custody.evidence`);
 a refused change answers 409 with the reason and is recorded as a refusal.
@@ -23,6 +24,7 @@ from api.models.evidence import (
     MAX_REFERENCE_CHARS,
     EvidenceDisposal,
     EvidenceReference,
+    EvidenceRoomAccess,
 )
 from api.problems import not_found
 from api.routes.custody import refused
@@ -54,6 +56,23 @@ class EvidenceReferencePublic(BaseModel):
     exhibit_ref: str
     leaf_index: int
     updated_at: datetime
+
+
+class RoomAccessPublic(BaseModel):
+    id: int
+    reader_id: str
+    site_id: str
+    person_id: str | None
+    admitted: bool
+    reason: str
+    observation_hash: str
+    read_at: datetime
+
+    @classmethod
+    def of(cls, row: EvidenceRoomAccess) -> RoomAccessPublic:
+        return cls(id=row.id or 0, reader_id=row.reader_id, site_id=row.site_id,
+                   person_id=row.person_id, admitted=row.admitted, reason=row.reason,
+                   observation_hash=row.observation_hash.hex(), read_at=row.read_at)
 
 
 class DisposalCreate(BaseModel):
@@ -123,3 +142,19 @@ def disposal(asset_id: IdPath, session: SessionDep, caller: Auditor) -> Evidence
     if row is None:
         raise not_found("disposal")
     return row
+
+
+@router.get("/evidence-room/access", response_model=list[RoomAccessPublic])
+def room_access(session: SessionDep, caller: Auditor,
+                site: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+                person: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+                limit: Limit = 50) -> list[RoomAccessPublic]:
+    """The agency's evidence room access log (badges at its doors), newest first."""
+    query = select(EvidenceRoomAccess).where(EvidenceRoomAccess.agency_id == caller.agency_id)
+    if site is not None:
+        query = query.where(EvidenceRoomAccess.site_id == site)
+    if person is not None:
+        query = query.where(EvidenceRoomAccess.person_id == person)
+    rows = session.exec(query.order_by(col(EvidenceRoomAccess.read_at).desc(),
+                                       col(EvidenceRoomAccess.id).desc()).limit(limit))
+    return [RoomAccessPublic.of(row) for row in rows]

@@ -8,6 +8,7 @@ hostile references, recipients and dispositions are refused."""
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,21 @@ from pypdf import PdfReader
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from api.auth import create_api_client
 from api.config import load_settings
+from api.ingest.pipeline import IngestPipeline
 from api.logstore import open_log
-from api.models import CustodyEventRow, RegistryRecordRow
+from api.models import CustodyEventRow, RegistryRecordRow, Scope
+from api.models.people import PersonCreate
+from api.models.registry import ReaderRole
+from api.registry import create_person
+from tests.api.api_support import register_reader
 from tests.api.test_export import SECRET, _anchor, _verify
-from tests.api.test_property_room import Api, _manual, _report, _world
+from tests.api.test_property_room import BADGE, TAGS, Api, _manual, _report, _world
 
 CASE, EXHIBIT, RECIPIENT = "24-001234", "JD/1", "Jane Ówner-Smith"
+GONE = "E28000000000000000000010"
+"""The badge of a person no longer active."""
 
 
 def test_an_exhibit_is_referenced_disposed_of_and_proven(engine: Engine,
@@ -132,3 +141,38 @@ def test_another_agencys_exhibit_is_not_found(engine: Engine, tmp_path: Path) ->
         "case_ref": CASE, "exhibit_ref": EXHIBIT}).status_code == 200
     assert south.get("/v1/evidence", case=CASE).json() == []
     assert south.get("/v1/evidence", case="x" * 65).status_code == 422
+
+
+def test_badges_at_the_evidence_room_door_make_its_access_log(engine: Engine,
+                                                              tmp_path: Path) -> None:
+    """A `door` reader's badge reads are access-log rows (admitted or refused), answered at
+    the door, and never custody events; the list is the agency's own, newest first."""
+    client, keys = _world(engine, tmp_path / "keys")
+    door = register_reader(engine, reader_id="door-1", role=ReaderRole.DOOR)
+    with Session(engine) as session:
+        create_person(session, agency_id="north", now=datetime.now(UTC), data=PersonCreate(
+            id="eve", badges=[GONE], active=False))
+        session.commit()
+        events_before = len(list(session.exec(select(CustodyEventRow))))
+    IngestPipeline(engine, load_settings()).process([
+        door.message(0, BADGE, kind="badge"), door.message(1, GONE, kind="badge"),
+        door.message(2, TAGS["E-1"])])  # an exhibit carried past the door: not custody
+    north, south = Api(client, keys["north"]), Api(client, keys["south"])
+    log = north.get("/v1/evidence-room/access").json()
+    assert [(r["person_id"], r["admitted"], r["reason"]) for r in log] == [
+        ("eve", False, "badge holder is not active"), ("alice", True, "entry logged")]
+    assert all(r["reader_id"] == "door-1" and r["site_id"] == "north-store" and
+               len(r["observation_hash"]) == 64 for r in log)
+    assert north.get("/v1/evidence-room/access", person="alice").json()[0]["admitted"]
+    assert north.get("/v1/evidence-room/access", site="elsewhere").json() == []
+    assert south.get("/v1/evidence-room/access").json() == []
+    with Session(engine) as session:
+        assert len(list(session.exec(select(CustodyEventRow)))) == events_before
+    for params in ({"limit": 0}, {"site": "x" * 129}, {"person": ""}):
+        assert north.get("/v1/evidence-room/access", **params).status_code == 422, params
+    with Session(engine) as session:
+        _, reader_key = create_api_client(session, agency_id="north", name="assets-only",
+                                          scopes=[Scope.ASSETS_READ], server_secret=SECRET,
+                                          now=datetime.now(UTC))
+        session.commit()
+    assert Api(client, reader_key).get("/v1/evidence-room/access").status_code == 403

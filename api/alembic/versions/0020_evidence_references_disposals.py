@@ -1,4 +1,5 @@
-"""Evidence specifics: case and exhibit references, and disposals with their recipient
+"""Evidence specifics: case and exhibit references, disposals with their recipient, and the
+evidence room's access log
 
 Revision ID: 0020
 Revises: 0019
@@ -47,9 +48,25 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
     )
     op.create_index("ix_evidence_disposal_agency_id", "evidence_disposal", ["agency_id"])
+    op.create_table(
+        "evidence_room_access",
+        sa.Column("id", _BIGINT, primary_key=True, autoincrement=True),
+        sa.Column("agency_id", sa.String(length=128), nullable=False),
+        sa.Column("reader_id", sa.String(length=128), nullable=False),
+        sa.Column("site_id", sa.String(length=128), nullable=False),
+        sa.Column("person_id", sa.String(length=128), nullable=True),
+        sa.Column("admitted", sa.Boolean(), nullable=False),
+        sa.Column("reason", sa.String(length=200), nullable=False),
+        sa.Column("observation_hash", Bytes(), nullable=False),
+        sa.Column("read_at", UTCDateTime(), nullable=False),
+    )
+    op.create_index("ix_evidence_room_access_agency_read", "evidence_room_access",
+                    ["agency_id", "read_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_evidence_room_access_agency_read", table_name="evidence_room_access")
+    op.drop_table("evidence_room_access")
     op.drop_index("ix_evidence_disposal_agency_id", table_name="evidence_disposal")
     op.drop_table("evidence_disposal")
     op.drop_index("ix_evidence_reference_agency_case", table_name="evidence_reference")
