@@ -12,7 +12,10 @@ signed checkpoint gets a receipt that says so; reprint it once the log has signe
 under a pinned log key: the tiles' checkpoint note must be signed by that key and cover the
 receipt's checkpoint, the tiles must hash to the receipt's root at its size, the entry at the
 leaf must hash to the printed event hash, and its inclusion proof, computed from the tiles,
-must hold. Any edited identifier fails, saying which.
+must hold. `check_receipt_in_bundle` does the same with an audit bundle that holds the event:
+the bundle proves each event at the first signed checkpoint covering it, the checkpoint a
+receipt prints, so that checkpoint must be in the bundle, signed by the pinned key, with the
+receipt's root. Any edited identifier fails, saying which.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from hmac import compare_digest
 from typing import Final
 
 from ledger.core import hashing
+from ledger.core.bundle import AuditBundle
+from ledger.core.checkpoint import verify_checkpoint
+from ledger.core.envelope import public_key_from_raw
 from ledger.core.errors import LedgerError
 from ledger.core.merkle import leaf_hash, verify_inclusion
 from ledger.core.note import ED25519, NoteVerifier, parse_checkpoint_text, parse_note, verify_note
@@ -135,3 +141,32 @@ def check_receipt(claim: ReceiptClaim, source: TileSource, origin: str,
     verify_inclusion(leaf_hash(record), claim.leaf_index, claim.tree_size,
                      log.inclusion_proof(claim.leaf_index, claim.tree_size), claim.root)
     return body.size
+
+
+def check_receipt_in_bundle(claim: ReceiptClaim, bundle: AuditBundle, log_key: bytes) -> None:
+    """Confirm `claim` against an audit bundle under the pinned `log_key`; raises
+    ReceiptMismatch (or another LedgerError)."""
+    if not compare_digest(bundle.log_public_key, log_key):
+        raise ReceiptMismatch("the bundle is of another log than the pinned key's")
+    item = next((e for e in bundle.events if e.leaf_index == claim.leaf_index), None)
+    if item is None:
+        raise ReceiptMismatch(f"the bundle holds no event at leaf {claim.leaf_index}")
+    found = hashing.domain_hash(hashing.CUSTODY_EVENT, item.record)
+    if not compare_digest(found, claim.event_hash):
+        raise ReceiptMismatch(f"leaf {claim.leaf_index} holds the event {found.hex()}, the "
+                              f"receipt says {claim.event_hash.hex()}")
+    if item.tree_size != claim.tree_size:
+        raise ReceiptMismatch(f"the bundle proves leaf {claim.leaf_index} at checkpoint "
+                              f"{item.tree_size}, the receipt says {claim.tree_size}")
+    key = public_key_from_raw(log_key)
+    for point in bundle.checkpoints:
+        checkpoint = verify_checkpoint(point.envelope, key)
+        if checkpoint.tree_size == claim.tree_size:
+            if not compare_digest(checkpoint.root, claim.root):
+                raise ReceiptMismatch(f"the signed checkpoint {claim.tree_size} has root "
+                                      f"{checkpoint.root.hex()}, the receipt says "
+                                      f"{claim.root.hex()}")
+            verify_inclusion(leaf_hash(item.record), item.leaf_index, item.tree_size,
+                             list(item.path), claim.root)
+            return
+    raise ReceiptMismatch(f"the bundle has no checkpoint of size {claim.tree_size}")

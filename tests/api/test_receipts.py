@@ -29,9 +29,11 @@ from tests.api.test_property_room import KITLEDGER, Api, _manual, _world
 
 def _check(tiles: Path, key: str, leaf: int, event_hash: str, size: int, root: str
            ) -> subprocess.CompletedProcess[str]:
+    """`kitledger receipt check` against the tiles (a directory) or a bundle (a file)."""
+    where = "--tiles" if tiles.is_dir() else "--bundle"
     return subprocess.run(
         [str(KITLEDGER), "receipt", "check", "--leaf", str(leaf), "--event-hash", event_hash,
-         "--size", str(size), "--root", root, "--tiles", str(tiles), "--log-key", key],
+         "--size", str(size), "--root", root, where, str(tiles), "--log-key", key],
         capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -98,6 +100,18 @@ def test_a_receipt_names_its_leaf_and_checkpoint_and_checks_against_the_tiles(
         assert phrase in json.loads(bad.stdout)["reason"], bad.stdout
     other_key = raw_public_key(log_key(tmp_path / "keys", "south").public_key()).hex()
     assert _check(tiles, other_key, leaf, digest, size, root).returncode == 1
+
+    bundle = tmp_path / "E-1.bundle.jsonl"  # the same receipt, checked against a bundle
+    bundle.write_bytes(north.get("/v1/audit/bundles", asset=["E-1"]).content)
+    held = _check(bundle, key, leaf, digest, size, root)
+    assert held.returncode == 0, held.stdout + held.stderr
+    for edited, phrase in (((leaf - 1, digest, size, root), "no event at leaf"),
+                           ((leaf, _flip(digest), size, root), "the receipt says"),
+                           ((leaf, digest, size, _flip(root)), "the receipt says"),
+                           ((leaf, digest, size + 5, root), "the receipt says")):
+        bad = _check(bundle, key, *edited)
+        assert bad.returncode == 1 and phrase in json.loads(bad.stdout)["reason"], bad.stdout
+    assert _check(bundle, other_key, leaf, digest, size, root).returncode == 1
     for args in (("--leaf", "x" * 10), ("--leaf", "1" * 30), ("--event-hash", digest + "00"),
                  ("--event-hash", digest.upper()[:-1] + "\u00e9"), ("--log-key", "ab"),
                  ("--tiles", str(tmp_path / "none"))):
