@@ -103,6 +103,9 @@ class Registry:
     """`event-corrected` records, in leaf order (`ledger.verify.corrections` checks them)."""
     retired: dict[str, Logged] = field(default_factory=dict)
     """asset -> its `asset-retired` record: no custody event of it may follow."""
+    disposals: list[Logged] = field(default_factory=list)
+    """`asset-disposed` records, in leaf order: each names the asset's `dispose` event
+    (`ledger.verify.corrections` checks them as it checks corrections)."""
 
     def known(self, leaf: int, event_leaf: int) -> bool:
         """Whether the record at `leaf` was in the log for the event at `event_leaf`."""
@@ -370,6 +373,8 @@ def _asset(registry: Registry, asset: str, records: list[Logged]) -> None:
             registry.retired[asset] = item
         elif kind == EVENT_CORRECTED:
             registry.corrections.append(item)
+        elif kind == ASSET_DISPOSED:
+            registry.disposals.append(item)
 
 
 def _person(person: str, records: list[Logged]) -> None:

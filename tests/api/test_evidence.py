@@ -8,6 +8,8 @@ hostile references, recipients and dispositions are refused."""
 from __future__ import annotations
 
 import io
+import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,10 @@ from api.registry import create_person
 from tests.api.api_support import register_reader
 from tests.api.test_export import SECRET, _anchor, _verify
 from tests.api.test_property_room import BADGE, TAGS, Api, _manual, _report, _world
+from tests.paths import VECTORS_DIR
+
+sys.path.insert(0, str(VECTORS_DIR))
+from tampering import Sections, edit_json, sealed
 
 CASE, EXHIBIT, RECIPIENT = "24-001234", "JD/1", "Jane Ówner-Smith"
 GONE = "E28000000000000000000010"
@@ -90,6 +96,21 @@ def test_an_exhibit_is_referenced_disposed_of_and_proven(engine: Engine,
     assert f"Case <strong>{CASE}</strong>, exhibit <strong>{EXHIBIT}</strong>" in report
     assert "DISPOSED: returned to owner" in report and commitment[:8] in report
     assert "Jane" not in report and report.count("MANUAL ENTRY") == 2
+    assert "pass        corrections (1 items)" in checked.stdout  # the disposal, tied to its event
+
+    def later(r: dict[str, Any]) -> None:  # another millisecond, still a well-formed time
+        r["time"] = r["time"][:-4] + ("998Z" if r["time"].endswith("999Z") else "999Z")
+
+    def edit(s: Sections) -> None:  # the operator edits the dispose event the record names
+        for i, (record, proof) in enumerate(s.events):
+            if json.loads(proof)["leaf"] == dispose_row.leaf_index:
+                s.events[i] = (edit_json(record, later), proof)
+
+    tampered = tmp_path / "edited.jsonl"
+    tampered.write_bytes(sealed(response.content, edit))
+    failed = _verify(tampered, "--offline")
+    assert failed.returncode == 1 and "the disposed event was changed" in failed.stdout, (
+        failed.stdout)
 
 
 @pytest.mark.parametrize(("body", "status"), [
