@@ -16,10 +16,12 @@ from api.routes import (
     audit,
     clients,
     custody,
+    evidence,
     health,
     maintenance,
     operations,
     property_room,
+    receipts,
     registry,
     reservations,
     tiles,
@@ -50,8 +52,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, Referrer-Policy on every answer
     app.include_router(health.router)
     docs_pages.install(app)
-    for module in (registry, assets, custody, property_room, maintenance, reservations, audit,
-                   tiles, operations, webhooks, clients, accounts):
+    for module in (registry, assets, custody, evidence, property_room, receipts, maintenance,
+                   reservations, audit, tiles, operations, webhooks, clients, accounts):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     web.install(app)  # the server-rendered pages under /web (api.web)
     return app

@@ -34,7 +34,14 @@ from ledger.core.encoding import parse_record
 from ledger.core.errors import LedgerError
 from ledger.core.heads import located_at
 from ledger.core.record_scan import read_event
-from ledger.core.records import ASSET_RETIRED, EVENT_CORRECTED, Holder, RegistryRecord
+from ledger.core.records import (
+    ASSET_DISPOSED,
+    ASSET_RETIRED,
+    EVENT_CORRECTED,
+    EVIDENCE_REFERENCED,
+    Holder,
+    RegistryRecord,
+)
 from ledger.epcis import asset_epc_uris
 from ledger.maintenance_report import maintenance_rows
 from ledger.verify.report import VerificationReport
@@ -95,6 +102,10 @@ class CustodyReport:
     retired: dict[str, Any] | None = None
     manual_entries: int = 0
     corrections: int = 0
+    evidence: dict[str, Any] | None = None
+    """The exhibit's latest case and exhibit references, with their leaf."""
+    disposal: dict[str, Any] | None = None
+    """Why and to whom it was disposed of (the recipient by commitment)."""
     maintenance: list[dict[str, Any]] = field(default_factory=list)
     """Checks done on the asset and its times out of service (`ledger.maintenance_report`)."""
     certificate: Certificate | None = None
@@ -200,6 +211,7 @@ def _asset_report(bundle: AuditBundle, verification: VerificationReport, asset: 
         not_checked=[*verification.not_checked, *verification.unpinned])
     corrected = _registry_notes(bundle, asset, report)
     report.maintenance = maintenance_rows(bundle, asset, names)
+    _evidence_notes(bundle, asset, report)
     failing = ", ".join(c.name for c in verification.checks if c.passed is False)
     holders: dict[str, None] = {}
     readers_used: set[str] = set()
@@ -261,6 +273,28 @@ def _registry_notes(bundle: AuditBundle, asset: str, report: CustodyReport
             corrected.setdefault(record.get("leaf"), []).append(note)
             report.corrections += 1
     return corrected
+
+
+def _evidence_notes(bundle: AuditBundle, asset: str, report: CustodyReport) -> None:
+    """The asset's case and exhibit references and its disposal, from the bundle's records."""
+    for item in bundle.registry:
+        try:
+            record = RegistryRecord.from_record(parse_record(item.record))
+        except LedgerError:
+            continue
+        if record.kind not in (EVIDENCE_REFERENCED, ASSET_DISPOSED) or record.get(
+                "asset") != asset:
+            continue
+        if record.kind == EVIDENCE_REFERENCED:
+            report.evidence = {"case": record.get("case"), "exhibit": record.get("exhibit"),
+                               "leaf": item.leaf_index}
+        else:
+            recipient = record.get("recipient")
+            report.disposal = {
+                "disposition": str(record.get("disposition")).replace("_", " "),
+                "recipient": "—" if recipient is None else
+                f"commitment {recipient[:COMMITMENT_SHOWN]}…",
+                "event_leaf": record.get("leaf"), "leaf": item.leaf_index, "time": record.time}
 
 
 CSV_COLUMNS: Final = ("asset", "seq", "time_utc", "action", "from", "to", "signed_off_by",

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import Session
 
-from api.custody import pending, reservations
+from api.custody import door, pending, reservations
 from api.custody.batch import DESK_SESSION_TIMEOUT, CustodyBatch
 from api.custody.events import AssetRow, CustodyChange, append_change
 from api.custody.reads import Answer, RegisteredReader, VerifiedRead
@@ -128,6 +128,8 @@ def _rule_on(batch: CustodyBatch, item: VerifiedRead) -> Ruling:
 def _rule_on_badge(
     batch: CustodyBatch, item: VerifiedRead, reader: ReaderView, person: PersonView
 ) -> Ruling:
+    if reader.role == ReaderRole.DOOR:
+        return door.log_entry(batch.session, item, reader, person)
     ruling = decide_badge(reader, person, item.observation.session)
     if ruling.opens_session_for:
         _open_session(batch, item, ruling.opens_session_for)

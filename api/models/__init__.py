@@ -22,6 +22,7 @@ from api.models.custody import (
     RegistryRecordRow,
     Transfer,
 )
+from api.models.evidence import EvidenceDisposal, EvidenceReference, EvidenceRoomAccess
 from api.models.health import ReaderHealth
 from api.models.ingest import (
     DeviceCursor,
@@ -62,6 +63,9 @@ __all__ = [
     "Decision",
     "DeskSession",
     "DeviceCursor",
+    "EvidenceDisposal",
+    "EvidenceReference",
+    "EvidenceRoomAccess",
     "ForeignSighting",
     "HolderKind",
     "IngestedObservation",

@@ -41,6 +41,7 @@ class ReaderRole(StrEnum):
     PORTAL = "portal"
     LOCKER = "locker"
     VEHICLE_BAY = "vehicle_bay"
+    DOOR = "door"
 
 
 class ReaderStatus(StrEnum):

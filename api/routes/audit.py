@@ -81,6 +81,8 @@ class EventWithProof(BaseModel):
     """Why an officer entered it by hand at the desk `record.reader`, if they did."""
     corrected_by: list[EventCorrection] = []
     """The corrections declaring this event wrong (the event itself is never changed)."""
+    receipt: str = ""
+    """Where its printable receipt is (`api.routes.receipts`; `.pdf` appended for the PDF)."""
 
 
 class CustodyHistory(BaseModel):
@@ -139,6 +141,7 @@ def history(
             else [h.hex() for h in log.inclusion_proof(row.leaf_index, anchored.tree_size)],
             manual=json.loads(row.record).get("manual"),
             corrected_by=corrected.get(row.leaf_index, []),
+            receipt=f"/v1/custody-events/{row.event_hash.hex()}/receipt",
         )
         for row in rows
     ]

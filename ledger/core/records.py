@@ -377,6 +377,9 @@ MAINTENANCE_DONE: Final = "maintenance-done"
 OUT_OF_SERVICE: Final = "out-of-service"
 BACK_IN_SERVICE: Final = "back-in-service"
 MAINTENANCE_RESULTS: Final = frozenset({"pass", "fail"})
+EVIDENCE_REFERENCED: Final = "evidence-referenced"
+ASSET_DISPOSED: Final = "asset-disposed"
+DISPOSITIONS: Final = frozenset({"returned_to_owner", "destroyed", "released"})
 
 _ID_FIELD: Final = "id"
 _BOOL: Final = "bool"
@@ -408,6 +411,11 @@ REGISTRY_KINDS: Final[dict[str, tuple[str, str, dict[str, str]]]] = {
                                           "next_due": "optional-time"}),
     OUT_OF_SERVICE: ("asset", "asset", {"asset": _ID_FIELD, "reason": "reason", "by": "hash"}),
     BACK_IN_SERVICE: ("asset", "asset", {"asset": _ID_FIELD, "reason": "reason", "by": "hash"}),
+    EVIDENCE_REFERENCED: ("asset", "asset", {"asset": _ID_FIELD, "case": "reason",
+                                             "exhibit": "reason"}),
+    ASSET_DISPOSED: ("asset", "asset", {"asset": _ID_FIELD, "event": "hash", "leaf": "count",
+                                        "disposition": "disposition",
+                                        "recipient": "optional-hash"}),
 }
 """Each registry record kind: (its subject's kind, the field naming the subject, its own fields
 with their value kinds). `registry-opened` starts the agency's registry in the log and counts
@@ -425,7 +433,13 @@ Four kinds record maintenance (`ledger.verify.maintenance` holds check-outs to t
 `interval_days`; a `blocking` one is a safety check an item may not be issued without). A
 `maintenance-done` in an asset's chain records the work: `result` pass or fail, `by` whom (a
 commitment) and, for a pass, `next_due`. `out-of-service` and `back-in-service` take an asset
-out of issue and back, with why and by whom."""
+out of issue and back, with why and by whom.
+
+Two kinds carry evidence specifics. `evidence-referenced` gives an exhibit its case and
+exhibit references (printable ASCII, as a reason is). `asset-disposed` says why the `dispose`
+custody event at leaf `leaf` with hash `event` happened (`disposition`: returned to its owner,
+destroyed or released) and to whom, by the commitment of the recipient's name (null when
+nobody received it, as for a destruction)."""
 
 _COMMON_FIELDS: Final = frozenset({"type", "v", "agency", "seq", "prev", "time"})
 
@@ -468,9 +482,14 @@ def _check_value(name: str, kind: str, value: object) -> None:
             raise SchemaError(f"field {name!r} must be a 32-byte key in lower-case hex")
     elif kind == "reason":
         check_reason(name, value)
-    elif kind == "hash":
-        if type(value) is not str or not _HEX64.fullmatch(value):
-            raise SchemaError(f"field {name!r} must be 64 lower-case hex characters")
+    elif kind in ("hash", "optional-hash"):
+        if not (kind == "optional-hash" and value is None) and (
+                type(value) is not str or not _HEX64.fullmatch(value)):
+            raise SchemaError(f"field {name!r} must be 64 lower-case hex characters"
+                              + (" or null" if kind == "optional-hash" else ""))
+    elif kind == "disposition":
+        if type(value) is not str or value not in DISPOSITIONS:
+            raise SchemaError(f"field {name!r} must be one of {sorted(DISPOSITIONS)}")
     elif kind == "result":
         if type(value) is not str or value not in MAINTENANCE_RESULTS:
             raise SchemaError(f"field {name!r} must be one of {sorted(MAINTENANCE_RESULTS)}")

@@ -6,6 +6,10 @@ index and hash and says why. The event itself stays as it was logged. For each c
 bundle must hold the named event at that leaf, of the same agency and asset, logged before the
 correction, with exactly the hash the correction names: an operator who edits the corrected
 event, or points a correction at an event the log does not hold, fails here.
+
+An `asset-disposed` record (why and to whom an item was disposed of) names its `dispose` event
+the same way, and is held to the same test, and to that event being a disposal: the check
+counts both.
 """
 
 from __future__ import annotations
@@ -29,15 +33,18 @@ def check_corrections(bundle: AuditBundle, registry: Registry | None,
         result.passed = None
         result.detail = "no registry proven: corrections cannot be tied to the log"
         return
-    result.items = len(registry.corrections)
+    result.items = len(registry.corrections) + len(registry.disposals)
     lines = {item.leaf_index: item.record for item in bundle.events}
-    for correction in registry.corrections:
-        reason = _wrong(correction, lines, registry.agency)
-        if reason is not None:
-            result.fail(f"correction at leaf {correction.leaf}: {reason}")
+    for what, records, action in (("correction", registry.corrections, None),
+                                  ("disposal", registry.disposals, "dispose")):
+        for correction in records:
+            reason = _wrong(correction, lines, registry.agency, action)
+            if reason is not None:
+                result.fail(f"{what} at leaf {correction.leaf}: {reason}")
 
 
-def _wrong(correction: Logged, lines: dict[int, bytes], agency: str) -> str | None:
+def _wrong(correction: Logged, lines: dict[int, bytes], agency: str,
+           action: str | None) -> str | None:
     record = correction.record
     leaf = int(record.get("leaf"))
     if leaf >= correction.leaf:
@@ -52,8 +59,10 @@ def _wrong(correction: Logged, lines: dict[int, bytes], agency: str) -> str | No
     if (event.agency, event.asset) != (agency, record.get("asset")):
         return (f"expected an event of asset {record.get('asset')!r} of agency {agency!r} at "
                 f"leaf {leaf}, found one of asset {event.asset!r} of agency {event.agency!r}")
+    if action is not None and event.action != action:
+        return f"expected a {action} event at leaf {leaf}, found a {event.action} event"
     found = hashing.domain_hash(hashing.CUSTODY_EVENT, line).hex()
     if found != record.get("event"):
         return (f"expected the event at leaf {leaf} to hash to {record.get('event')}, found "
-                f"{found}: the corrected event was changed")
+                f"{found}: the {'disposed' if action else 'corrected'} event was changed")
     return None

@@ -33,11 +33,13 @@ from ledger.core.heads import registry_key
 from ledger.core.merkle import leaf_hash, verify_inclusion
 from ledger.core.record_scan import read_event
 from ledger.core.records import (
+    ASSET_DISPOSED,
     ASSET_REGISTERED,
     ASSET_RETIRED,
     BACK_IN_SERVICE,
     CLASS_POLICY,
     EVENT_CORRECTED,
+    EVIDENCE_REFERENCED,
     GENESIS_PREV,
     MAINTENANCE_DONE,
     OUT_OF_SERVICE,
@@ -104,6 +106,9 @@ class Registry:
     """`event-corrected` records, in leaf order (`ledger.verify.corrections` checks them)."""
     retired: dict[str, Logged] = field(default_factory=dict)
     """asset -> its `asset-retired` record: no custody event of it may follow."""
+    disposals: list[Logged] = field(default_factory=list)
+    """`asset-disposed` records, in leaf order: each names the asset's `dispose` event
+    (`ledger.verify.corrections` checks them as it checks corrections)."""
 
     def known(self, leaf: int, event_leaf: int) -> bool:
         """Whether the record at `leaf` was in the log for the event at `event_leaf`."""
@@ -360,7 +365,7 @@ def _asset(registry: Registry, asset: str, records: list[Logged]) -> None:
         kind = item.record.kind
         if kind == ASSET_REGISTERED:
             registered = True
-        elif kind in _ENDINGS and not registered:
+        elif kind in _NAMES_REGISTERED and not registered:
             raise RegistryFailure(f"asset {asset!r}: a {kind} record at leaf {item.leaf} "
                                   f"before any {ASSET_REGISTERED} record")
         retired = registry.retired.get(asset)
@@ -371,6 +376,8 @@ def _asset(registry: Registry, asset: str, records: list[Logged]) -> None:
             registry.retired[asset] = item
         elif kind == EVENT_CORRECTED:
             registry.corrections.append(item)
+        elif kind == ASSET_DISPOSED:
+            registry.disposals.append(item)
 
 
 def _person(person: str, records: list[Logged]) -> None:
@@ -382,7 +389,8 @@ def _person(person: str, records: list[Logged]) -> None:
 
 _ENDINGS = frozenset({ASSET_RETIRED, EVENT_CORRECTED, MAINTENANCE_DONE, OUT_OF_SERVICE,
                       BACK_IN_SERVICE})
-"""Asset records that only a registered asset has."""
+_NAMES_REGISTERED = _ENDINGS | {EVIDENCE_REFERENCED, ASSET_DISPOSED}
+"""Asset records that speak of an asset already in the register."""
 
 
 def registry_notes(registry: Registry | None, report: VerificationReport) -> None:

@@ -310,6 +310,7 @@ TRUSTED = {
     ReaderRole.PORTAL: ("share", ("refuse", "leaving without a check-out", None),
                         ["unauthorised_removal"]),
     ReaderRole.VEHICLE_BAY: ("share", None, ["unexpected_site"]),
+    ReaderRole.DOOR: ("share", None, ["unexpected_site"]),  # an evidence room's door sights
 }
 
 

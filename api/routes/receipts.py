@@ -1,0 +1,49 @@
+"""Receipt routes (scope `audit:read`): the printable receipt of one custody change.
+
+The event is named by its hash (64 lower-case hex digits), looked up in the caller's agency
+only, so another agency's event answers 404 like an unknown one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.responses import HTMLResponse, Response
+from sqlmodel import Session
+
+from api.auth import Caller
+from api.custody.receipts import agency_event, build_receipt
+from api.db import utcnow
+from api.deps import Auditor, SessionDep
+from api.problems import not_found
+from ledger.core.records import format_time
+from ledger.receipt import CustodyReceipt, render_html, render_pdf
+
+router = APIRouter(prefix="/v1", tags=["receipts"])
+
+EventHash = Annotated[str, Path(pattern="^[0-9a-f]{64}$")]
+"""An event hash in the path: exactly 64 lower-case hex digits, refused (422) otherwise."""
+
+
+def _receipt(session: Session, caller: Caller, event_hash: str) -> CustodyReceipt:
+    row = agency_event(session, caller.agency_id, bytes.fromhex(event_hash))
+    if row is None:
+        raise not_found("custody event")
+    return build_receipt(session, row, format_time(utcnow()))
+
+
+@router.get("/custody-events/{event_hash}/receipt", response_class=HTMLResponse)
+def receipt_html(event_hash: EventHash, session: SessionDep, caller: Auditor) -> str:
+    """The receipt of a custody event, as a printable HTML page."""
+    return render_html(_receipt(session, caller, event_hash))
+
+
+@router.get("/custody-events/{event_hash}/receipt.pdf", response_class=Response,
+            responses={200: {"content": {"application/pdf": {}}}})
+def receipt_pdf(event_hash: EventHash, session: SessionDep, caller: Auditor) -> Response:
+    """The receipt of a custody event, as a PDF."""
+    receipt = _receipt(session, caller, event_hash)
+    return Response(render_pdf(receipt), media_type="application/pdf", headers={
+        "Content-Disposition":
+            f'attachment; filename="{receipt.asset}.leaf-{receipt.leaf_index}.receipt.pdf"'})
