@@ -149,7 +149,7 @@ def test_an_overdue_item_is_refused_until_its_check_passes_and_the_bundle_verifi
     checked = _verify(bundle, "--offline")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     report = _report(bundle, "R-0")
-    assert "<h2>Maintenance</h2>" in report and "radio-battery" in report
+    assert "<h3>Maintenance</h3>" in report and "radio-battery" in report
     assert '<span class="fail">FAIL</span>' in report and report.count("PASS") == 1
     assert "seal broken" in _report(bundle, "E-1")
 
