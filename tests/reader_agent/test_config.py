@@ -35,7 +35,7 @@ def test_without_an_indicator_section_no_pin_is_driven() -> None:
     assert config.indicator.pins() == {}
 
 
-TLS_KEY_LINE = re.compile(r'tls_key = "([^"]+)"')
+TLS_KEY_LINE = re.compile(r'(?<![a-z_])tls_key = "([^"]+)"')  # not the API's mqtt_tls_key
 
 
 def test_every_document_names_the_same_tls_key_file() -> None:
