@@ -92,8 +92,11 @@ def report_pdf(asset_id: str, session: SessionDep, user: AuditUser) -> Response:
     against an auditor's own trust roots. This is the operator's view: it pins the server's own
     log key for the agency, which an outside auditor would not take on the operator's word.
     People are named by their pseudonymous ids, which the owning agency's staff may see. The
-    PDF embeds the bundle, so the report carries its own proof.
+    PDF embeds the bundle, so the report carries its own proof. Bookings of the asset are added
+    from the database: they are not log records, so they are in no bundle (and `kitledger
+    report` shows none); the report says the verification does not cover them.
     """
+    from api.custody.reservations import bookings_of_asset
     from api.models.custody import AgencyLog
     from ledger.core.bundle_parse import parse_bundle
     from ledger.report import build_report, render_pdf
@@ -110,7 +113,9 @@ def report_pdf(asset_id: str, session: SessionDep, user: AuditUser) -> Response:
         person.commitment: person.id
         for person in session.exec(select(Person).where(Person.agency_id == asset.agency_id))
     }
-    report = build_report(audit, result, asset.id, format_time(utcnow()), names, pins.logs[0])
+    now = utcnow()
+    report = build_report(audit, result, asset.id, format_time(now), names, pins.logs[0])
+    report.bookings = bookings_of_asset(session, asset, now)  # the database's, not the bundle's
     bundle_file = (f"{asset.id}.bundle.jsonl", body, "the audit bundle this report verified")
     return Response(render_pdf(report, [bundle_file]), media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{asset.id}.custody-report.pdf"'})

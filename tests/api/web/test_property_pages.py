@@ -8,6 +8,7 @@ role, a forged or missing form token, another agency's ids, NUL bytes and oversi
 from __future__ import annotations
 
 import re
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from api.models import Refusal
 from api.models.maintenance import MaintenanceWork, Reservation, ReservationAudit
 from api.web.session import COOKIE, open_account_session
 from tests.api.test_property_room import Api, _manual, _world
+from tests.api.test_tiles import _checkpoint
 
 SCHEDULE = {"key": "radio-battery", "name": "battery replacement", "interval_days": 365,
             "blocking": True}
@@ -259,3 +261,27 @@ def test_each_step_links_its_receipt_fetched_with_the_page_session(
     assert browsers["south-auditor"].get(links[1]).status_code == 404
     assert browsers["officer"].get(links[1]).status_code == 403
     assert auditor.get("/web/receipts/" + "G" * 64).status_code == 422
+
+
+def test_the_apis_report_page_lists_bookings_which_the_bundle_does_not_hold(
+        engine: Engine, pages: tuple[Api, dict[str, Browser]], tmp_path: Path) -> None:
+    north, browsers = pages
+    for form in ({"kind": "named", "asset_ids": "R-0", "operation": "op-harbour"},
+                 {"kind": "class", "class_id": "radio", "quantity": "1",
+                  "operation": "op-parade"},
+                 {"kind": "named", "asset_ids": "R-2", "operation": "op-elsewhere",
+                  "starts_at": "2099-01-01T00:00", "ends_at": "2099-01-02T00:00"}):
+        assert browsers["officer"].post("/web/bookings", {
+            "people": "bob", **WINDOW, **form}).status_code == 303
+    _checkpoint(engine, tmp_path / "keys")
+    auditor = browsers["auditor"]
+    bundle = auditor.get("/web/audit/assets/R-0/bundle")
+    assert bundle.status_code == 200 and b"op-harbour" not in bundle.content
+    pdf = auditor.get("/web/audit/assets/R-0/report.pdf")
+    assert pdf.status_code == 200, pdf.text
+    report = tmp_path / "report.pdf"
+    report.write_bytes(pdf.content)
+    text = " ".join(subprocess.run(["pdftotext", str(report), "-"], check=True,
+                                   capture_output=True, text=True).stdout.split())
+    assert "not in the bundle" in text and "op-harbour" in text and "op-parade" in text
+    assert "1 of radio" in text and "op-elsewhere" not in text  # R-2's booking, not R-0's
