@@ -265,7 +265,7 @@ def test_each_step_links_its_receipt_fetched_with_the_page_session(
 
 def test_the_apis_report_page_lists_bookings_which_the_bundle_does_not_hold(
         engine: Engine, pages: tuple[Api, dict[str, Browser]], tmp_path: Path) -> None:
-    north, browsers = pages
+    browsers = pages[1]
     for form in ({"kind": "named", "asset_ids": "R-0", "operation": "op-harbour"},
                  {"kind": "class", "class_id": "radio", "quantity": "1",
                   "operation": "op-parade"},
