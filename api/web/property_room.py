@@ -31,7 +31,7 @@ from api.routes import maintenance as maintenance_routes
 from api.routes import reservations as booking_routes
 from api.web.session import AssetsUser, CurrentUser, WebUser, signed_form
 from api.web.templating import page
-from ledger.core.bounds import MAX_LOAN_DAYS, is_identifier
+from ledger.core.bounds import MAX_ID_CHARS, MAX_LOAN_DAYS, is_identifier
 
 router = APIRouter(prefix="/web", include_in_schema=False)
 
@@ -41,6 +41,10 @@ TIME_FORMAT: Final = "%Y-%m-%dT%H:%M"
 """A `datetime-local` field's value; the page's times are UTC, as it says."""
 
 BookingId = Annotated[int, Path(ge=1, le=2**53 - 1)]
+DONE: Final = {"pass": "check passed", "fail": "check failed", "out": "out of service",
+               "back": "back in service", "booked": "booked", "cancelled": "cancelled"}
+"""What a form did, as the page it returns to says it: the link names only the key and an id,
+so no link can make a page say free text."""
 WithinDays = Annotated[int, Query(ge=0, le=MAX_LOAN_DAYS)]
 M = TypeVar("M", bound=BaseModel)
 
@@ -103,12 +107,20 @@ def _maintenance_page(request: Request, session: Session, user: WebUser, within_
                 writer=user.caller.may(Scope.CUSTODY_WRITE))
 
 
+def _done(what: str, ident: str) -> str:
+    """The confirmation a form's redirect asks for: a known change and an id, else nothing."""
+    return f"{ident}: {DONE[what]}" if what in DONE and is_identifier(ident) else ""
+
+
+Done = Annotated[str, Query(max_length=MAX_ID_CHARS)]
+
+
 @router.get("/maintenance", response_class=HTMLResponse)
 def maintenance_page(request: Request, session: SessionDep, user: AssetsUser,
-                     within_days: WithinDays = 30, done: str = Query("", max_length=200)
+                     within_days: WithinDays = 30, done: Done = "", item: Done = ""
                      ) -> Response:
     """Per class: its schedules and its items due, overdue, failed or out of service."""
-    return _maintenance_page(request, session, user, within_days, {}, done=done)
+    return _maintenance_page(request, session, user, within_days, {}, done=_done(done, item))
 
 
 def _form_values(form: dict[str, str], names: tuple[str, ...]) -> dict[str, str]:
@@ -127,7 +139,7 @@ async def record_check(request: Request, session: SessionDep, user: CurrentUser)
                     body, session, acting_caller(user))
     except FormRefused as exc:
         return _maintenance_page(request, session, user, 30, values, exc)
-    return RedirectResponse(f"/web/maintenance?done={work.asset_id}+{work.result}",
+    return RedirectResponse(f"/web/maintenance?done={work.result}&item={work.asset_id}",
                             status_code=303)
 
 
@@ -149,8 +161,7 @@ async def change_service(request: Request, session: SessionDep, user: CurrentUse
                     acting_caller(user))
     except FormRefused as exc:
         return _maintenance_page(request, session, user, 30, values, exc)
-    change = "back+in" if values["change"] == "back" else "out+of"
-    return RedirectResponse(f"/web/maintenance?done={work.asset_id}+{change}+service",
+    return RedirectResponse(f"/web/maintenance?done={values['change']}&item={work.asset_id}",
                             status_code=303)
 
 
@@ -181,9 +192,9 @@ def _bookings_page(request: Request, session: Session, user: WebUser, current: b
 
 @router.get("/bookings", response_class=HTMLResponse)
 def bookings_page(request: Request, session: SessionDep, user: AssetsUser,
-                  current: bool = True, done: str = Query("", max_length=200)) -> Response:
+                  current: bool = True, done: Done = "", item: Done = "") -> Response:
     """The agency's bookings (current ones, or all), and the form making one."""
-    return _bookings_page(request, session, user, current, {}, done=done)
+    return _bookings_page(request, session, user, current, {}, done=_done(done, item))
 
 
 def _ids(text: str) -> list[str]:
@@ -233,7 +244,7 @@ async def book(request: Request, session: SessionDep, user: CurrentUser) -> Resp
         session.commit()
     except FormRefused as exc:
         return _bookings_page(request, session, user, True, values, exc)
-    return RedirectResponse(f"/web/bookings?done=booked+{booking.id}", status_code=303)
+    return RedirectResponse(f"/web/bookings?done=booked&item={booking.id}", status_code=303)
 
 
 @router.post("/bookings/{reservation_id}/cancel", response_class=HTMLResponse)
@@ -249,4 +260,4 @@ async def cancel(reservation_id: BookingId, request: Request, session: SessionDe
         if exc.status == 404:
             raise Problem(404, "not-found", "reservation not found") from None
         return _bookings_page(request, session, user, True, {}, exc)
-    return RedirectResponse(f"/web/bookings?done=cancelled+{reservation_id}", status_code=303)
+    return RedirectResponse(f"/web/bookings?done=cancelled&item={reservation_id}", status_code=303)

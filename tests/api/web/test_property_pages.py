@@ -285,3 +285,16 @@ def test_the_apis_report_page_lists_bookings_which_the_bundle_does_not_hold(
                                    capture_output=True, text=True).stdout.split())
     assert "not in the bundle" in text and "op-harbour" in text and "op-parade" in text
     assert "1 of radio" in text and "op-elsewhere" not in text  # R-2's booking, not R-0's
+
+
+def test_a_link_cannot_make_the_pages_say_free_text(pages: tuple[Api, dict[str, Browser]]
+                                                    ) -> None:
+    officer = pages[1]["officer"]
+    said = officer.get("/web/maintenance?done=pass&item=R-0").text
+    assert 'id="done">Recorded: R-0: check passed.' in said
+    for query in ("done=call+0800+now&item=R-0", "done=pass&item=call+0800+now",
+                  "done=pass&item=" + "x" * 300):
+        answer = officer.get("/web/maintenance?" + query)
+        assert 'id="done"' not in answer.text and "0800" not in answer.text.split("<main>")[1]
+    assert 'id="done">Done: 7: cancelled.' in officer.get(
+        "/web/bookings?done=cancelled&item=7").text
