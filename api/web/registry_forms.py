@@ -1,5 +1,6 @@
 """The registry's forms: register a site, asset class, person, reader or asset, revoke a
-reader, change an asset's home store or URI, and import any of them from a CSV file.
+reader, retire a person, change an asset's home store or URI, and import any of them from a
+CSV file.
 
 Every form goes through the same functions as the REST API (`api.registry`), so what they
 register is logged in the same transaction, and needs the same scope as the REST route:
@@ -14,15 +15,20 @@ from typing import Annotated, Final
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from api.custody.corrections import PersonHoldsKit
+from api.custody.corrections import retire_person as retire
+from api.custody.transfers import CustodyRefused
 from api.db import utcnow
 from api.deps import SessionDep
 from api.models.assets import Asset, AssetUpdate
 from api.models.clients import Scope
+from api.models.people import Person
 from api.models.registry import Reader, ReaderRole, Site
+from api.problems import Problem
 from api.registry import RegistryError, revoke_reader, update_asset
 from api.registry_csv import (
     MAX_IMPORT_BYTES,
@@ -34,6 +40,7 @@ from api.registry_csv import (
     check_records,
     run_import,
 )
+from api.routes.property_room import Reason
 from api.scoping import owned_asset
 from api.web.registry_lists import LISTINGS, Listing, listing_for
 from api.web.session import (
@@ -167,6 +174,30 @@ async def revoke(reader_id: ReaderId, request: Request, session: SessionDep,
     revoke_reader(session, reader=reader, now=utcnow())
     session.commit()
     return RedirectResponse(f"/web/registry/readers?done={reader.id}", status_code=303)
+
+
+@router.post("/people/{person_id}/retire")
+async def retire_person(person_id: ReaderId, request: Request, session: SessionDep,
+                        user: CurrentUser) -> Response:
+    """Retire a person (as `POST /v1/people/{id}/retire`), with the form's reason; refused
+    (409, naming the items) while they hold kit."""
+    form = await signed_form(request, user, Scope.ADMIN)
+    person = session.get(Person, person_id)
+    if person is None or person.agency_id != user.caller.agency_id:
+        raise HTTPException(404, "no such person")
+    try:
+        reason = TypeAdapter(Reason).validate_python(form.get("reason", "").strip())
+        retire(session, person=person, reason=reason, erase=False, now=utcnow())
+    except ValidationError:
+        raise Problem(422, "validation", "a reason is 1 to 200 printable ASCII characters"
+                      ) from None
+    except CustodyRefused as exc:
+        session.rollback()
+        held = exc.asset_ids if isinstance(exc, PersonHoldsKit) else []
+        raise Problem(409, "custody-refused",
+                      f"{exc}: {', '.join(held)}" if held else str(exc)) from None
+    session.commit()
+    return RedirectResponse(f"/web/registry/people?done={person.id}", status_code=303)
 
 
 @router.get("/{kind}/import", response_class=HTMLResponse)
