@@ -17,6 +17,7 @@ from api.custody.receipts import agency_event, build_receipt
 from api.db import utcnow
 from api.deps import Auditor, SessionDep
 from api.problems import not_found
+from api.security_headers import self_contained_page
 from ledger.core.records import format_time
 from ledger.receipt import CustodyReceipt, render_html, render_pdf
 
@@ -35,9 +36,9 @@ def caller_receipt(session: Session, caller: Caller, event_hash: str) -> Custody
 
 
 @router.get("/custody-events/{event_hash}/receipt", response_class=HTMLResponse)
-def receipt_html(event_hash: EventHash, session: SessionDep, caller: Auditor) -> str:
+def receipt_html(event_hash: EventHash, session: SessionDep, caller: Auditor) -> Response:
     """The receipt of a custody event, as a printable HTML page."""
-    return render_html(caller_receipt(session, caller, event_hash))
+    return self_contained_page(render_html(caller_receipt(session, caller, event_hash)))
 
 
 @router.get("/custody-events/{event_hash}/receipt.pdf", response_class=Response,

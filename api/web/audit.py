@@ -24,6 +24,7 @@ from api.models.people import Person
 from api.problems import Problem
 from api.routes.receipts import EventHash, caller_receipt, receipt_pdf_response
 from api.scoping import asset_visible, visible_asset
+from api.security_headers import self_contained_page
 from api.web.session import AuditUser, WebUser
 from api.web.templating import page
 from api.web.timeline import asset_timeline
@@ -134,4 +135,4 @@ def receipt_html(event_hash: EventHash, session: SessionDep, user: AuditUser) ->
     for the page's session)."""
     from ledger.receipt import render_html
 
-    return HTMLResponse(render_html(caller_receipt(session, user.caller, event_hash)))
+    return self_contained_page(render_html(caller_receipt(session, user.caller, event_hash)))

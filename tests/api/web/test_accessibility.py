@@ -133,3 +133,21 @@ def test_web_desk_keyboard_reaches_alert_and_reader(browser: Any, day_done: Runn
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"  # where the focus is shows
     page.close()
+
+
+def test_web_receipt_is_laid_out_under_the_pages_policy(browser: Any,
+                                                         day_done: RunningStack) -> None:
+    """A receipt is a self-contained document with its own style block: Chromium applies it
+    (its hash is in the policy) and reports no policy violation."""
+    page = signed_in(browser, day_done)
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    page.goto(day_done.url + "/web/audit/assets/evidence-bag-1")
+    receipt = page.locator("a[href^='/web/receipts/']").first.get_attribute("href")
+    assert receipt is not None and not receipt.endswith(".pdf")
+    assert page.goto(day_done.url + receipt).status == 200
+    collapse = page.evaluate("getComputedStyle(document.querySelector('table')).borderCollapse")
+    assert collapse == "collapse" and violations == []
+    _check(page, receipt)
+    page.close()
