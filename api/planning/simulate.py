@@ -131,7 +131,7 @@ def out_of_service_share(demand: DemandModel, policy: PoolPolicy) -> float:
 def _run(demand: DemandModel, policy: PoolPolicy, measured_s: float,
          seeds: np.random.SeedSequence) -> _Tally:
     """One run: draw its requests and loans, then play them through a SimPy store."""
-    arrivals_rng, loans_rng, upkeep_rng = (np.random.default_rng(s) for s in seeds.spawn(3))
+    arrivals_rng, loans_rng, upkeep_rng = (_stream(seeds, k) for k in range(3))
     horizon = WARMUP_S + measured_s
     times = _arrival_times(demand, policy.demand_scale, horizon, arrivals_rng)
     loans = demand.loan.sample(loans_rng, times.size) * policy.loan_scale
@@ -148,6 +148,13 @@ def _run(demand: DemandModel, policy: PoolPolicy, measured_s: float,
     env.process(store.arrivals(times, loans))
     env.run(until=horizon + policy.patience_s + 1)
     return store.tally
+
+
+def _stream(seeds: np.random.SeedSequence, index: int) -> np.random.Generator:
+    """The run's `index`th random stream. Unlike `seeds.spawn`, which counts the children it
+    has made, this gives the same stream however often it is asked: a run is its seed."""
+    return np.random.default_rng(np.random.SeedSequence(seeds.entropy,
+                                                        spawn_key=(*seeds.spawn_key, index)))
 
 
 def _arrival_times(demand: DemandModel, scale: float, horizon: float,
