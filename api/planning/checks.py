@@ -31,9 +31,9 @@ def level(value: float) -> float:
     return checked
 
 
-def share(name: str, value: float) -> float:
-    """A share of a whole: from 0 up to, but not including, 1."""
-    checked = finite(name, value)
+def share(name: str, value: float, *, strict: bool = False) -> float:
+    """A share of a whole: from 0 (above it when `strict`) up to, but not including, 1."""
+    checked = finite(name, value, strict=strict)
     if checked >= 1.0:
         raise ValueError(f"{name} must be below 1, not {checked:g}")
     return checked

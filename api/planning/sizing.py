@@ -97,7 +97,7 @@ def smallest_pool(demand: DemandModel, target: float = 0.99,
     halves the bracket: a dozen simulations rather than one per size. Common random numbers
     make the share met grow with the pool, so the pool one smaller than the answer falls short.
     """
-    checks.share("target", target)
+    checks.share("target", target, strict=True)
     checks.count("max_items", max_items, low=1)
     rows: dict[int, SizingRow] = {}
 

@@ -3,6 +3,7 @@ about as often as their level says (checked over many seeds, not one lucky draw)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -65,7 +66,8 @@ def test_mean_loan_covers_the_true_mean_and_lognormal_wins() -> None:
     (lambda rng: rng.exponential(1800, 800), "expon"),
     (lambda rng: rng.gamma(6.0, 600, 800), "gamma"),
 ])
-def test_aic_keeps_the_family_the_loans_came_from(draw, family) -> None:
+def test_aic_keeps_the_family_the_loans_came_from(
+        draw: Callable[[np.random.Generator], np.ndarray], family: str) -> None:
     kept = [fit_loans(list(draw(np.random.default_rng(seed)))).family for seed in range(10)]
     assert kept.count(family) >= 7
 
