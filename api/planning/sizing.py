@@ -87,6 +87,13 @@ def service_table(demand: DemandModel, policy: PoolPolicy, sizes: Iterable[int],
     return [_row(demand, policy, items, simulation) for items in sizes]
 
 
+def current_service(demand: DemandModel, policy: PoolPolicy = ANY_SIZE,
+                    simulation: Simulation = Simulation()) -> SizingRow:
+    """The service level of the pool as recorded (`demand.pool_size` items) under `policy`'s
+    other rules: the row the sizing table compares against."""
+    return _row(demand, policy, checks.count("pool_size", demand.pool_size, low=1), simulation)
+
+
 def smallest_pool(demand: DemandModel, target: float = 0.99,
                   policy: PoolPolicy = ANY_SIZE,
                   simulation: Simulation = Simulation(), *,
@@ -110,7 +117,7 @@ def smallest_pool(demand: DemandModel, target: float = 0.99,
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (low, middle) if meets(middle) else (middle, high)
-    return rows[high] if high in rows else _row(demand, policy, high, simulation)
+    return rows[high]  # the bracket and the halving only end on sizes they simulated
 
 
 def pooling_saving(demand_a: DemandModel, demand_b: DemandModel, target: float = 0.99,

@@ -13,7 +13,14 @@ from api.planning.demand import combine, fit_demand, fit_loans
 from api.planning.model import OutOfService, PoolHistory, PoolPolicy, Request
 from api.planning.replay import replay
 from api.planning.simulate import simulate
-from api.planning.sizing import Simulation, erlang_b, loan_rule, smallest_pool, surge
+from api.planning.sizing import (
+    Simulation,
+    current_service,
+    erlang_b,
+    loan_rule,
+    smallest_pool,
+    surge,
+)
 from tests.planning.demands import HOUR, MONDAY, steady_demand, store_history
 
 
@@ -48,6 +55,7 @@ def test_bad_periods_and_pools(history: PoolHistory, change: dict[str, object],
     ({"held_s": -5.0}, "held_s must be at least 0"),
     ({"held_s": math.inf}, "finite"),
     ({"class_id": "camera"}, "not the pool's 'radio'"),
+    ({"site_id": "other-agency-site"}, "from site 'other-agency-site', not one of the pool's"),
 ])
 def test_bad_requests(history: PoolHistory, change: dict[str, object], message: str) -> None:
     requests = (replace(history.requests[0], **change), *history.requests[1:])
@@ -138,6 +146,11 @@ def test_bad_erlang_b(servers: int, load: float, message: str) -> None:
 def test_bad_targets(target: float) -> None:
     with pytest.raises(ValueError, match="target"):
         smallest_pool(steady_demand(1.0, HOUR), target, simulation=Simulation(days=1, runs=2))
+
+
+def test_today_s_pool_must_have_items() -> None:
+    with pytest.raises(ValueError, match="pool_size must be at least 1"):
+        current_service(steady_demand(1.0, HOUR))
 
 
 def test_bad_what_ifs() -> None:

@@ -13,6 +13,7 @@ from api.planning.model import PoolPolicy
 from api.planning.simulate import simulate
 from api.planning.sizing import (
     Simulation,
+    current_service,
     erlang_b,
     erlang_guess,
     loan_rule,
@@ -62,6 +63,16 @@ def test_smallest_pool_of_the_steady_case_is_erlang_s() -> None:
     erlang = next(n for n in range(1, 50) if 1 - erlang_b(n, 3.0) >= 0.97)
     assert erlang == 7  # 97.8 % met; six items meet 94.8 %, well apart from the target
     assert smallest_pool(demand, 0.97, simulation=QUICK).items == erlang
+
+
+def test_today_s_pool_is_simulated_at_its_recorded_size() -> None:
+    demand = fit_demand(store_history(4, pool_size=9))
+    today = current_service(demand, simulation=QUICK)
+    assert today.items == 9
+    assert today == service_table(demand, PoolPolicy(items=1), [9], QUICK)[0]
+    # the record refused about what the simulated store refuses
+    recorded = demand.unmet / demand.requests
+    assert today.service.refused.low - 0.02 <= recorded <= today.service.refused.high + 0.02
 
 
 def test_service_table_lists_each_size_in_order() -> None:
