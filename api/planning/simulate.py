@@ -38,6 +38,11 @@ DEFAULT_REPAIR_S = DAY_S
 """Mean time out of service when the history saw an out-of-service share but no whole spell."""
 PERSON, UPKEEP = 1, 0
 """Request priorities: an item due for service is taken before anyone waiting gets it."""
+MAX_DAYS = 3660
+MAX_RUNS = 1000
+MAX_ARRIVALS = 5_000_000
+"""Expected requests in one run above which a simulation is refused: bounds memory and time
+against a surge factor or a period typed with too many zeros."""
 
 
 @dataclass(slots=True)
@@ -62,6 +67,10 @@ class _Store:
     window: tuple[float, float]
     patience_s: float
     tally: _Tally = field(default_factory=_Tally)
+    waiting: int = 0
+    """People at the desk waiting for an item."""
+    settled: simpy.Event | None = None
+    """Set once the arrivals are over: triggered when the last one waiting is decided."""
 
     def arrivals(self, times: np.ndarray,
                  loans: np.ndarray) -> Generator[simpy.Event, object, None]:
@@ -78,6 +87,7 @@ class _Store:
                 request.cancel()
                 self.tally.refused += counted
             else:
+                self.waiting += 1
                 self.env.process(self._wait(request, loan, at, counted))
 
     def _wait(self, request: simpy.resources.resource.PriorityRequest, loan: float, at: float,
@@ -92,6 +102,9 @@ class _Store:
         else:
             request.cancel()
             self.tally.refused += counted
+        self.waiting -= 1
+        if self.waiting == 0 and self.settled is not None:
+            self.settled.succeed()
 
     def _lend(self, request: simpy.resources.resource.PriorityRequest, loan: float) -> None:
         """The item goes out for `loan` seconds and comes back on its own."""
@@ -109,12 +122,17 @@ def simulate(demand: DemandModel, policy: PoolPolicy, *, days: float = 28, runs:
     """The service level a pool run by `policy` gives under `demand`: `runs` independent runs of
     `days` measured days each, with t-intervals at `level` over the runs."""
     checks.policy(policy)
-    checks.finite("days", days, strict=True)
-    checks.count("runs", runs, low=2)
+    if checks.finite("days", days, strict=True) > MAX_DAYS:
+        raise ValueError(f"days must be at most {MAX_DAYS}, not {days:g}")
+    checks.count("runs", runs, low=2, high=MAX_RUNS)
     checks.count("seed", seed)
     checks.level(level)
-    if not any(rate.value > 0 for rate in demand.rates):
+    expected = demand.mean_rate_per_h * policy.demand_scale * (WARMUP_S + days * DAY_S) / HOUR_S
+    if expected == 0:
         raise ValueError("the demand model has no arrivals to simulate")
+    if expected > MAX_ARRIVALS:
+        raise ValueError(f"about {expected:,.0f} requests a run is more than the "
+                         f"{MAX_ARRIVALS:,} a simulation takes: fewer days or less demand")
     tallies = [_run(demand, policy, days * DAY_S, child)
                for child in np.random.SeedSequence(seed).spawn(runs)]
     return _service_level(tallies, policy.items, days * DAY_S, level, seed)
@@ -146,7 +164,10 @@ def _run(demand: DemandModel, policy: PoolPolicy, measured_s: float,
         for _ in range(policy.items):
             env.process(_upkeep(env, store.pool, share, repair_s, upkeep_rng))
     env.process(store.arrivals(times, loans))
-    env.run(until=horizon + policy.patience_s + 1)
+    env.run(until=horizon)
+    if store.waiting:  # those still at the desk are decided before the run ends
+        store.settled = env.event()
+        env.run(until=store.settled)
     return store.tally
 
 

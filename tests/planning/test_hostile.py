@@ -91,6 +91,7 @@ def test_pooling_different_classes_or_levels(history: PoolHistory) -> None:
 POLICIES = [
     (PoolPolicy(items=0), "items must be at least 1"),
     (PoolPolicy(items=-3), "items must be at least 1"),
+    (PoolPolicy(items=10**9), "items must be at most 100,000"),
     (PoolPolicy(items=2.5), "items must be a whole number"),
     (PoolPolicy(items=True), "items must be a whole number"),
     (PoolPolicy(items=2, demand_scale=-1), "demand_scale must be above 0"),
@@ -116,6 +117,8 @@ def test_bad_policies_are_refused_by_simulate_and_replay(policy: PoolPolicy,
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"runs": 1}, "runs must be at least 2"),
+    ({"runs": 10**6}, "runs must be at most 1,000"),
+    ({"days": 1e9}, "days must be at most 3660"),
     ({"days": 0}, "days must be above 0"),
     ({"days": math.nan}, "days must be a finite number"),
     ({"seed": -1}, "seed must be at least 0"),
@@ -129,6 +132,11 @@ def test_bad_simulation_options(options: dict[str, float], message: str) -> None
 def test_a_demand_with_no_arrivals_cannot_be_simulated() -> None:
     with pytest.raises(ValueError, match="no arrivals"):
         simulate(steady_demand(0.0, HOUR), PoolPolicy(items=2))
+
+
+def test_a_surge_too_large_to_simulate_is_refused() -> None:
+    with pytest.raises(ValueError, match="more than the 5,000,000 a simulation takes"):
+        simulate(steady_demand(1.0, HOUR), PoolPolicy(items=2, demand_scale=1e6))
 
 
 @pytest.mark.parametrize(("servers", "load", "message"), [

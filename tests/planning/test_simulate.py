@@ -98,3 +98,13 @@ def test_out_of_service_items_are_not_lent() -> None:
     # half the pool out of service is about a pool of three, not of six
     assert abs(half.refused.value - three.refused.value) < abs(half.refused.value
                                                                - full.refused.value)
+
+
+def test_long_patience_ends_when_the_last_one_waiting_is_served() -> None:
+    # a month's patience with items going out of service: the run ends once the desk is clear,
+    # not a simulated month of maintenance later
+    demand = steady_demand(3.0, HOUR)
+    policy = PoolPolicy(items=2, patience_s=30 * 86400, out_of_service_share=0.2)
+    service = simulation.simulate(demand, policy, days=2, runs=2)
+    assert service.refused.value == 0.0
+    assert service.mean_wait_s.value > 0
