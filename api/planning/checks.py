@@ -65,9 +65,10 @@ def aware(name: str, moment: datetime) -> datetime:
 
 def policy(rules: PoolPolicy) -> PoolPolicy:
     """`rules` if a store could run by them: at least one item, positive scales, a loan cap
-    above zero, patience not negative, an out-of-service share below 1."""
+    above zero, patience and no-show holds not negative, an out-of-service share below 1."""
     count("items", rules.items, low=1, high=MAX_ITEMS)
     finite("patience_s", rules.patience_s)
+    finite("no_show_hold_s", rules.no_show_hold_s)
     finite("demand_scale", rules.demand_scale, strict=True)
     finite("loan_scale", rules.loan_scale, strict=True)
     if rules.max_loan_s is not None:

@@ -3,7 +3,8 @@ under a policy's rules, run several times to give the service level with its int
 
 Requests arrive as a Poisson process whose rate changes every hour of the week (drawn hour by
 hour: a count, then uniform times within the hour), scaled by `demand_scale`; a booking nobody
-collects asks for nothing and is dropped. Each request takes an item at once if one is on the
+collects keeps an item aside for `no_show_hold_s`, if one is free, and is not counted as a
+request. Each request takes an item at once if one is on the
 shelf, else waits up to `patience_s` for the first one back (first come, first served) and then
 leaves without. Loans last a duration drawn from the fitted distribution, times `loan_scale`,
 capped at `max_loan_s`. Items go out of service in turn (each alternately in service and out,
@@ -72,11 +73,15 @@ class _Store:
     settled: simpy.Event | None = None
     """Set once the arrivals are over: triggered when the last one waiting is decided."""
 
-    def arrivals(self, times: np.ndarray,
-                 loans: np.ndarray) -> Generator[simpy.Event, object, None]:
-        """Bring each request to the desk at its time: lend at once, turn away, or let wait."""
-        for at, loan in zip(times.tolist(), loans.tolist(), strict=True):
+    def arrivals(self, times: np.ndarray, loans: np.ndarray,
+                 absent: np.ndarray) -> Generator[simpy.Event, object, None]:
+        """Bring each request to the desk at its time: lend at once, turn away, or let wait.
+        A booking nobody collects (`absent`) only keeps an item aside for its `loans` time."""
+        for at, loan, away in zip(times.tolist(), loans.tolist(), absent.tolist(), strict=True):
             yield self.env.timeout(at - self.env.now)
+            if away:
+                self._set_aside(loan)
+                continue
             counted = at >= self.window[0]
             self.tally.requests += counted
             request = self.pool.request(priority=PERSON)
@@ -111,6 +116,17 @@ class _Store:
         now = self.env.now
         self.tally.loaned_s += max(0.0, min(now + loan, self.window[1]) - max(now, self.window[0]))
         self.env.timeout(loan).callbacks.append(lambda _: self._return(request))
+
+    def _set_aside(self, hold: float) -> None:
+        """Keep an item aside for `hold` seconds if one is on the shelf (none: nobody is told,
+        nobody came)."""
+        if hold <= 0:
+            return
+        request = self.pool.request(priority=PERSON)
+        if request.triggered:
+            self.env.timeout(hold).callbacks.append(lambda _: self._return(request))
+        else:
+            request.cancel()
 
     def _return(self, request: simpy.resources.resource.PriorityRequest) -> None:
         """A loan ends: the item is back on the shelf (or straight to whoever is first)."""
@@ -151,10 +167,11 @@ def _run(demand: DemandModel, policy: PoolPolicy, measured_s: float,
     """One run: draw its requests and loans, then play them through a SimPy store."""
     arrivals_rng, loans_rng, upkeep_rng = (_stream(seeds, k) for k in range(3))
     horizon = WARMUP_S + measured_s
-    times = _arrival_times(demand, policy.demand_scale, horizon, arrivals_rng)
+    times, absent = _arrival_times(demand, policy.demand_scale, horizon, arrivals_rng)
     loans = demand.loan.sample(loans_rng, times.size) * policy.loan_scale
     if policy.max_loan_s is not None:
         loans = np.minimum(loans, policy.max_loan_s)
+    loans[absent] = policy.no_show_hold_s
     env = simpy.Environment()
     store = _Store(env, simpy.PriorityResource(env, capacity=policy.items),
                    (WARMUP_S, horizon), policy.patience_s)
@@ -163,7 +180,7 @@ def _run(demand: DemandModel, policy: PoolPolicy, measured_s: float,
         repair_s = demand.out_of_service_mean_s or DEFAULT_REPAIR_S
         for _ in range(policy.items):
             env.process(_upkeep(env, store.pool, share, repair_s, upkeep_rng))
-    env.process(store.arrivals(times, loans))
+    env.process(store.arrivals(times, loans, absent))
     env.run(until=horizon)
     if store.waiting:  # those still at the desk are decided before the run ends
         store.settled = env.event()
@@ -179,16 +196,17 @@ def _stream(seeds: np.random.SeedSequence, index: int) -> np.random.Generator:
 
 
 def _arrival_times(demand: DemandModel, scale: float, horizon: float,
-                   rng: np.random.Generator) -> np.ndarray:
-    """Arrival times (seconds from Monday 00:00) of the requests that ask for an item: a Poisson
-    count per hour at that hour-of-week's rate, spread uniformly in the hour, less no-shows."""
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Arrival times (seconds from Monday 00:00) of requests, a Poisson count per hour at that
+    hour-of-week's rate spread uniformly in the hour, and which are bookings nobody collects."""
     hours = math.ceil(horizon / HOUR_S)
     rates = np.array([rate.value for rate in demand.rates]) * scale
     counts = rng.poisson(rates[np.arange(hours) % SLOTS])
     starts = np.repeat(np.arange(hours) * HOUR_S, counts)
     times = np.sort(starts + rng.uniform(0, HOUR_S, starts.size))
-    asks = rng.random(times.size) >= demand.booking_share * demand.no_show.value
-    return times[(times < horizon) & asks]
+    absent = rng.random(times.size) < demand.booking_share * demand.no_show.value
+    inside = times < horizon
+    return times[inside], absent[inside]
 
 
 def _upkeep(env: simpy.Environment, pool: simpy.PriorityResource, share: float,

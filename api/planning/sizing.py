@@ -63,13 +63,14 @@ def erlang_b(servers: int, offered_load: float) -> float:
 
 def offered_load(demand: DemandModel, policy: PoolPolicy) -> float:
     """Erlangs the demand offers a pool under `policy`: requests per hour that ask for an item
-    times the mean loan in hours (the cap, when there is one, bounds the mean)."""
-    asking = 1 - demand.booking_share * demand.no_show.value
-    rate = demand.mean_rate_per_h * policy.demand_scale * asking
+    times the mean loan in hours (the cap, when there is one, bounds the mean), plus the hours
+    items are kept aside for bookings nobody collects."""
+    absent = demand.booking_share * demand.no_show.value
+    rate = demand.mean_rate_per_h * policy.demand_scale
     loan_h = demand.loan.mean_s.value * policy.loan_scale / 3600
     if policy.max_loan_s is not None:
         loan_h = min(loan_h, policy.max_loan_s / 3600)
-    return rate * loan_h
+    return rate * ((1 - absent) * loan_h + absent * policy.no_show_hold_s / 3600)
 
 
 def erlang_guess(demand: DemandModel, policy: PoolPolicy, target: float) -> int:

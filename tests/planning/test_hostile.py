@@ -101,6 +101,8 @@ POLICIES = [
     (PoolPolicy(items=2, loan_scale=-0.5), "loan_scale must be above 0"),
     (PoolPolicy(items=2, max_loan_s=0), "max_loan_s must be above 0"),
     (PoolPolicy(items=2, patience_s=-1), "patience_s must be at least 0"),
+    (PoolPolicy(items=2, no_show_hold_s=-60), "no_show_hold_s must be at least 0"),
+    (PoolPolicy(items=2, no_show_hold_s=math.nan), "no_show_hold_s must be a finite number"),
     (PoolPolicy(items=2, out_of_service_share=1.0), "out_of_service_share must be below 1"),
     (PoolPolicy(items=2, out_of_service_share=-0.1), "out_of_service_share must be at least"),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -66,10 +67,19 @@ def test_refused_requests_hold_for_the_default_and_still_out_loans_forever() -> 
     assert replay(still_out, PoolPolicy(items=1)).met == (True, False)
 
 
-def test_no_show_bookings_take_nothing() -> None:
+def test_no_show_bookings_keep_an_item_aside_only_for_the_hold() -> None:
     booked = Request(at=MONDAY, site_id="s", class_id="radio", agency_id="a", source="booking",
                      met=False, no_show=True)
-    assert replay([booked, ask(0.5)], PoolPolicy(items=1)).met == (True, True)
+    requests = [booked, ask(0.5), ask(1.0)]
+    assert replay(requests, PoolPolicy(items=1)).met == (True, True, False)
+    held = replay(requests, PoolPolicy(items=1, no_show_hold_s=HOUR))
+    assert held.met == (True, False, True)
+    assert held.refused == (requests[1],)
+    # with the shelf empty there is nothing to keep aside, and nobody waits for it
+    busy = replay([ask(0, 2), replace(booked, at=MONDAY + timedelta(hours=1))],
+                  PoolPolicy(items=1, no_show_hold_s=HOUR, patience_s=HOUR))
+    assert busy.met == (True, True)
+    assert busy.waited_s == (0.0, 0.0)
 
 
 def test_out_of_service_share_takes_items_off_the_shelf() -> None:

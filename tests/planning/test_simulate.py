@@ -108,3 +108,14 @@ def test_long_patience_ends_when_the_last_one_waiting_is_served() -> None:
     service = simulation.simulate(demand, policy, days=2, runs=2)
     assert service.refused.value == 0.0
     assert service.mean_wait_s.value > 0
+
+
+def test_no_show_bookings_keep_items_aside_for_the_hold() -> None:
+    demand = fit_demand(store_history(2, booking_share=0.6, no_show_share=0.5))
+    base = PoolPolicy(items=7)
+    free = simulation.simulate(demand, base, days=14, runs=8)
+    held = simulation.simulate(demand, replace(base, no_show_hold_s=4 * HOUR), days=14, runs=8)
+    assert held.refused.value > free.refused.value
+    assert held.requests_per_run == free.requests_per_run
+    assert free.requests_per_run == pytest.approx(demand.requests / 2 * (1 - 0.6 * 0.5),
+                                                  rel=0.1)

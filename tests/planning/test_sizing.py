@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from api.planning.demand import fit_demand
-from api.planning.model import PoolPolicy
+from api.planning.model import Estimate, PoolPolicy
 from api.planning.simulate import simulate
 from api.planning.sizing import (
     Simulation,
@@ -110,6 +110,10 @@ def test_offered_load_follows_the_policy() -> None:
     assert offered_load(demand, PoolPolicy(items=1)) == pytest.approx(2.0)
     assert offered_load(demand, PoolPolicy(items=1, demand_scale=3.0)) == pytest.approx(6.0)
     assert offered_load(demand, PoolPolicy(items=1, max_loan_s=1800)) == pytest.approx(1.0)
+    booked = replace(demand, booking_share=0.5, no_show=Estimate(0.2, 0.1, 0.3))
+    assert offered_load(booked, PoolPolicy(items=1)) == pytest.approx(2.0 * 0.9)
+    assert offered_load(booked, PoolPolicy(items=1, no_show_hold_s=2 * HOUR)) == pytest.approx(
+        2.0 * (0.9 + 0.1 * 2))
 
 
 def test_no_pool_up_to_the_limit_is_a_clear_error() -> None:
