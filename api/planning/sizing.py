@@ -12,14 +12,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from itertools import islice
 
 from api.planning import checks
+from api.planning.checks import MAX_ITEMS
 from api.planning.demand import DemandModel, combine
 from api.planning.model import PoolPolicy, SizingRow
 from api.planning.simulate import out_of_service_share, simulate
 
 ANY_SIZE = PoolPolicy(items=1)
 """The default rules of a sizing search: the store as recorded (the search sets `items`)."""
+MAX_ROWS = 200
+"""The longest sizing table: each row is a simulation."""
 SURGE = 3.0
 """A planned operation's demand, as a multiple of the usual (the issue's "three times")."""
 
@@ -73,19 +77,28 @@ def offered_load(demand: DemandModel, policy: PoolPolicy) -> float:
     return rate * ((1 - absent) * loan_h + absent * policy.no_show_hold_s / 3600)
 
 
-def erlang_guess(demand: DemandModel, policy: PoolPolicy, target: float) -> int:
-    """The smallest pool Erlang B says meets `target`, grown by the out-of-service share."""
+def erlang_guess(demand: DemandModel, policy: PoolPolicy, target: float, *,
+                 limit: int = MAX_ITEMS) -> int:
+    """The smallest pool Erlang B says meets `target`, grown by the out-of-service share, and
+    at most `limit`. It runs the recursion once, stopping at the first size that meets it, so a
+    surge of thousands of erlangs costs thousands of steps, not millions."""
+    checks.share("target", target, strict=True)
     load = offered_load(demand, policy)
-    servers = 1
-    while erlang_b(servers, load) > 1 - target:
+    servers, blocking = 0, 1.0
+    while blocking > 1 - target and servers < limit:
         servers += 1
-    return max(1, math.ceil(servers / (1 - out_of_service_share(demand, policy))))
+        blocking = load * blocking / (servers + load * blocking)
+    return min(limit, max(1, math.ceil(servers / (1 - out_of_service_share(demand, policy)))))
 
 
 def service_table(demand: DemandModel, policy: PoolPolicy, sizes: Iterable[int],
                   simulation: Simulation = Simulation()) -> list[SizingRow]:
-    """The service level of each pool size in `sizes` under `policy`'s other rules."""
-    return [_row(demand, policy, items, simulation) for items in sizes]
+    """The service level of each pool size in `sizes` (at most `MAX_ROWS` of them) under
+    `policy`'s other rules."""
+    chosen = list(islice(sizes, MAX_ROWS + 1))
+    if len(chosen) > MAX_ROWS:
+        raise ValueError(f"a sizing table has at most {MAX_ROWS} sizes")
+    return [_row(demand, policy, items, simulation) for items in chosen]
 
 
 def current_service(demand: DemandModel, policy: PoolPolicy = ANY_SIZE,
@@ -114,7 +127,8 @@ def smallest_pool(demand: DemandModel, target: float = 0.99,
             rows[items] = _row(demand, policy, items, simulation)
         return rows[items].service.met_at_once.value >= target
 
-    low, high = _bracket(meets, min(erlang_guess(demand, policy, target), max_items), max_items)
+    low, high = _bracket(meets, erlang_guess(demand, policy, target, limit=max_items),
+                         max_items)
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (low, middle) if meets(middle) else (middle, high)

@@ -3,6 +3,7 @@ wrong, never a NaN figure or a SciPy traceback."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from api.planning.sizing import (
     current_service,
     erlang_b,
     loan_rule,
+    service_table,
     smallest_pool,
     surge,
 )
@@ -156,6 +158,14 @@ def test_bad_erlang_b(servers: int, load: float, message: str) -> None:
 def test_bad_targets(target: float) -> None:
     with pytest.raises(ValueError, match="target"):
         smallest_pool(steady_demand(1.0, HOUR), target, simulation=Simulation(days=1, runs=2))
+
+
+def test_sizing_tables_are_bounded() -> None:
+    demand = steady_demand(1.0, HOUR)
+    with pytest.raises(ValueError, match="at most 200 sizes"):
+        service_table(demand, PoolPolicy(items=1), itertools.count(1))
+    with pytest.raises(ValueError, match="items must be at least 1"):
+        service_table(demand, PoolPolicy(items=1), [0], Simulation(days=1, runs=2))
 
 
 def test_today_s_pool_must_have_items() -> None:

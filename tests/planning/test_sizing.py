@@ -105,6 +105,14 @@ def test_surge_and_loan_rules_change_the_pool_needed() -> None:
     assert loan_rule(replace(base, max_loan_s=60.0), scale=0.5).max_loan_s == 60.0
 
 
+def test_erlang_guess_is_erlang_s_answer_and_stops_at_its_limit() -> None:
+    demand = steady_demand(3.0, HOUR)
+    assert erlang_guess(demand, PoolPolicy(items=1), 0.97) == 7
+    assert erlang_guess(demand, PoolPolicy(items=1, out_of_service_share=0.5), 0.97) == 14
+    surge_of_millions = PoolPolicy(items=1, demand_scale=1e7)
+    assert erlang_guess(demand, surge_of_millions, 0.99, limit=500) == 500
+
+
 def test_offered_load_follows_the_policy() -> None:
     demand = steady_demand(2.0, HOUR)
     assert offered_load(demand, PoolPolicy(items=1)) == pytest.approx(2.0)
