@@ -135,3 +135,15 @@ def test_combine_over_unequal_periods_keeps_the_sum_and_a_wider_interval() -> No
     both = combine(a, b)
     assert both.rates[slot].value == pytest.approx(a.rates[slot].value + b.rates[slot].value)
     assert both.rates[slot].high - both.rates[slot].low > b.rates[slot].high - b.rates[slot].low
+
+
+def test_a_mixture_draws_each_pool_s_loans_in_proportion() -> None:
+    a = fit_demand(store_history(1))
+    b = fit_demand(store_history(2, site="site-b", per_hour=6.0, loan_mean_s=5 * HOUR))
+    mixed = combine(a, b).loan
+    weights = [c.weight for c in mixed.components]
+    assert weights == pytest.approx([1 / 3, 2 / 3], abs=0.05)
+    drawn = mixed.sample(np.random.default_rng(0), 200_000)
+    assert drawn.mean() == pytest.approx(mixed.mean_s.value, rel=0.03)
+    assert drawn.mean() == pytest.approx(HOUR * (2 / 3 + 10 / 3), rel=0.06)
+    assert (drawn > 0).all()
