@@ -136,7 +136,13 @@ class _Store:
 def simulate(demand: DemandModel, policy: PoolPolicy, *, days: float = 28, runs: int = 20,
              seed: int = 0, level: float = 0.95) -> ServiceLevel:
     """The service level a pool run by `policy` gives under `demand`: `runs` independent runs of
-    `days` measured days each, with t-intervals at `level` over the runs."""
+    `days` measured days each, with t-intervals at `level` over the runs.
+
+    Shares are of the requests arriving in the measured days (no-shows are not requests): met
+    at once, refused (none free and patience ran out), and the rest met after a wait. The mean
+    wait is over everyone who could not be served at once, whether an item came or not, from
+    the runs where anyone waited. Utilisation is item-time on loan over the pool's item-time.
+    """
     checks.policy(policy)
     if checks.finite("days", days, strict=True) > MAX_DAYS:
         raise ValueError(f"days must be at most {MAX_DAYS}, not {days:g}")
