@@ -83,6 +83,10 @@ def replay(requests: Sequence[Request], policy: PoolPolicy, *,
     `policy`. `held_default_s` (seconds) is how long a request the store refused would have
     kept its item; None: the median of the recorded loans."""
     checks.policy(policy)
+    classes = {r.class_id for r in requests}
+    if len(classes) > 1:
+        raise ValueError(f"a pool lends one class; the requests ask for {len(classes)}: "
+                         f"{', '.join(sorted(map(repr, classes))[:5])}")
     ordered = sorted(requests, key=lambda r: checks.aware("request time", r.at))
     holds = _holds(ordered, policy, _default_hold(ordered, held_default_s))
     share = policy.out_of_service_share or 0.0

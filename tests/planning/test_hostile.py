@@ -193,3 +193,5 @@ def test_bad_replays() -> None:
         replay([good, refused], PoolPolicy(items=1), held_default_s=-1)
     with pytest.raises(ValueError, match="give held_default_s"):
         replay([refused], PoolPolicy(items=1))
+    with pytest.raises(ValueError, match="one class; the requests ask for 2: 'camera', 'radio'"):
+        replay([good, replace(good, class_id="camera")], PoolPolicy(items=1))
