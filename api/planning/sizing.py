@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from itertools import islice
 
 from api.planning import checks
@@ -24,6 +25,8 @@ ANY_SIZE = PoolPolicy(items=1)
 """The default rules of a sizing search: the store as recorded (the search sets `items`)."""
 MAX_ROWS = 200
 """The longest sizing table: each row is a simulation."""
+ROWS_KEPT = 2048
+"""Simulated rows kept for reuse: a few kilobytes each."""
 SURGE = 3.0
 """A planned operation's demand, as a multiple of the usual (the issue's "three times")."""
 
@@ -161,12 +164,23 @@ def loan_rule(policy: PoolPolicy, *, scale: float = 1.0,
                    max_loan_s=policy.max_loan_s if max_loan_s is None else max_loan_s)
 
 
+@lru_cache(maxsize=ROWS_KEPT)
 def _row(demand: DemandModel, policy: PoolPolicy, items: int,
          simulation: Simulation) -> SizingRow:
-    """One sizing row: `policy` with `items` items, simulated."""
+    """One sizing row: `policy` with `items` items, simulated.
+
+    Kept (least recently used out first): a seeded simulation is a function of its inputs
+    alone, so a plan's table, its smallest-pool searches and its what-ifs share the sizes they
+    have in common, and the same history planned again is not simulated again.
+    """
     service = simulate(demand, replace(policy, items=items), days=simulation.days,
                        runs=simulation.runs, seed=simulation.seed, level=simulation.level)
     return SizingRow(items=items, service=service)
+
+
+def forget_simulations() -> None:
+    """Drop the kept rows: a benchmark times simulations, not the memory of them."""
+    _row.cache_clear()
 
 
 def _bracket(meets: Callable[[int], bool], guess: int, max_items: int) -> tuple[int, int]:

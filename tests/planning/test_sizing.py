@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from api.planning import sizing
 from api.planning.demand import fit_demand
 from api.planning.model import Estimate, PoolPolicy
 from api.planning.simulate import simulate
@@ -82,6 +83,17 @@ def test_service_table_lists_each_size_in_order() -> None:
     met = [row.service.met_at_once.value for row in rows]
     assert met == sorted(met)
     assert rows[0].service.utilisation.value > rows[-1].service.utilisation.value
+
+
+def test_a_size_simulated_once_is_not_simulated_again() -> None:
+    demand = fit_demand(store_history(8))
+    table = service_table(demand, PoolPolicy(items=1), range(4, 16), QUICK)
+    before = sizing._row.cache_info()
+    row = smallest_pool(demand, 0.95, simulation=QUICK)
+    after = sizing._row.cache_info()
+    assert after.misses == before.misses  # every size the search asked for was in the table
+    assert after.hits > before.hits
+    assert row == next(r for r in table if r.items == row.items)
 
 
 def test_pooling_two_stores_needs_fewer_than_both_alone() -> None:
