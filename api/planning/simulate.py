@@ -4,12 +4,12 @@ under a policy's rules, run several times to give the service level with its int
 Requests arrive as a Poisson process whose rate changes every hour of the week (drawn hour by
 hour: a count, then uniform times within the hour), scaled by `demand_scale`; a booking nobody
 collects keeps an item aside for `no_show_hold_s`, if one is free, and is not counted as a
-request. Each request takes an item at once if one is on the
-shelf, else waits up to `patience_s` for the first one back (first come, first served) and then
-leaves without. Loans last a duration drawn from the fitted distribution, times `loan_scale`,
-capped at `max_loan_s`. Items go out of service in turn (each alternately in service and out,
-with exponential spells whose means give the out-of-service share); an item due for service is
-taken when it is next on the shelf, ahead of anyone waiting.
+request. Each request takes an item at once if one is on the shelf, else waits up to
+`patience_s` for the first one back (first come, first served) and then leaves without. Loans
+last a duration drawn from the fitted distribution, times `loan_scale`, capped at `max_loan_s`.
+Items go out of service in turn (each alternately in service and out, with exponential spells
+whose means give the out-of-service share); an item due for service is taken when it is next
+on the shelf, ahead of anyone waiting.
 
 Every run starts empty on a Monday 00:00 and is measured after a one-day warm-up. Runs are
 seeded by `SeedSequence(seed).spawn(runs)`: run i draws from its own streams, so the figures
