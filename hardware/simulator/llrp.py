@@ -446,7 +446,7 @@ class LlrpReaderSimulator:
                 self._do_reboot(event.duration)
             elif event.action == "unplug":
                 self._do_cut(event.duration)
-            else:
+            elif event.action == "garbage":
                 count = event.count
                 self.stats["garbage_bytes"] += count
                 self._send_raw(self._rng.randbytes(count))
