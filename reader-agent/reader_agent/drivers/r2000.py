@@ -51,7 +51,7 @@ class R2000Driver(ReaderDriver):
         self._transact(r2000.cmd_set_region(self.settings.region), r2000.CMD_SET_REGION)
         dbm = round(self.settings.power_dbm)
         self._transact(r2000.cmd_set_output_power(dbm), r2000.CMD_SET_OUTPUT_POWER)
-        if not self._temperature_unsupported:
+        if self.settings.temperature_interval > 0 and not self._temperature_unsupported:
             try:
                 reply = self._transact(r2000.cmd_get_temperature(), r2000.CMD_GET_TEMPERATURE)
             except CommandFailed as exc:

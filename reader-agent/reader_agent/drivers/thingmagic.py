@@ -56,8 +56,9 @@ class ThingMagicDriver(ReaderDriver):
         power = round(self.settings.power_dbm * 100)
         self._transact(tm.cmd_set_read_power(power), tm.OP_SET_READ_POWER)
         self._transact(tm.cmd_disable_read_filter(), tm.OP_SET_READER_PARAM)
-        self._read_temperature()  # not streaming yet: free to ask
-        self._temperature_at = self._clock()
+        if self.settings.temperature_interval > 0:
+            self._read_temperature()  # not streaming yet: free to ask
+            self._temperature_at = self._clock()
 
     def _read_temperature(self) -> None:
         """Get Temperature (0x72). A module that does not know it (older firmware) is not
