@@ -19,8 +19,8 @@ from hardware.simulator import ReaderSimulator
 from hardware.simulator.models import ROOM_TEMPERATURE
 from hardware.simulator.scenario import ScenarioError, scenario_from_dict
 from tests.reader_agent.agent_support import ListSource
-from tests.reader_agent.test_drivers import scenario as tag_scenario
 from tests.reader_agent.test_drivers import running
+from tests.reader_agent.test_drivers import scenario as tag_scenario
 
 TEMPERATURE_READERS = ["thingmagic", "r2000"]
 POLL = {"temperature_interval": 0.3}
