@@ -33,9 +33,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from reader_agent.drivers import DriverError, ReaderDriver, open_driver
+from reader_agent.drivers import DriverError, open_driver
 from reader_agent.epc import EpcError, decode_epc, encode_pure_uri
 from reader_agent.errors import AgentError
 
@@ -52,6 +52,29 @@ MAX_ANSWER_BYTES = 64 * 1024
 
 class CommissionError(AgentError):
     """The tag was not written, or not verified, or the registry refused the asset."""
+
+
+class TagWriter(Protocol):
+    """What commissioning needs of a driver: the serial `ReaderDriver`s and `LlrpDriver`."""
+
+    @property
+    def protocol(self) -> str: ...
+
+    @property
+    def can_write(self) -> bool: ...
+
+    @property
+    def can_lock(self) -> bool: ...
+
+    def survey(self, seconds: float) -> dict[bytes, int]: ...
+
+    def write_epc(self, epc: bytes, current: bytes | None = None) -> None: ...
+
+    def lock_epc(self, access_password: int) -> None: ...
+
+    def close(self) -> None: ...
+
+    def release(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +111,7 @@ def access_password(text: str) -> int:
     return value
 
 
-def commission(driver: ReaderDriver, epc: bytes, *, overwrite: bool = False,
+def commission(driver: TagWriter, epc: bytes, *, overwrite: bool = False,
                seconds: float = SURVEY_SECONDS, lock_password: int | None = None) -> Commissioned:
     """Write `epc` to the one tag on the reader and read it back; with `lock_password`, then
     give the tag that access password and lock its EPC bank and the password."""
@@ -107,7 +130,7 @@ def commission(driver: ReaderDriver, epc: bytes, *, overwrite: bool = False,
     if current.gs1 and previous != epc and not overwrite:
         raise CommissionError(f"the tag already carries {current.uri}: it may be another "
                               "asset's (use --overwrite to replace it)")
-    driver.write_epc(epc)
+    driver.write_epc(epc, current=previous)
     after = driver.survey(seconds)
     if set(after) != {epc}:
         found = ", ".join(sorted(e.hex().upper() for e in after)) or "nothing"
@@ -141,8 +164,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kitledger-agent write-tag",
                                      description="Write a new asset's GS1 EPC to the one tag "
                                                  "on the desk reader, verify it, register it.")
-    parser.add_argument("--protocol", required=True, help="thingmagic, r200, r2000 or chafon")
-    parser.add_argument("--port", required=True, help="serial port, e.g. /dev/rfid0")
+    parser.add_argument("--protocol", required=True,
+                        help="thingmagic, r200, r2000, chafon or llrp")
+    parser.add_argument("--port", required=True,
+                        help="serial port, e.g. /dev/rfid0, or llrp://host for a fixed reader")
     parser.add_argument("--baudrate", type=int, default=115_200)
     parser.add_argument("--uri", required=True, help="urn:epc:id:giai:... or urn:epc:id:grai:...")
     parser.add_argument("--filter", type=int, default=0, help="EPC filter value 0..7")
@@ -176,16 +201,12 @@ def main(argv: Sequence[str]) -> int:
     try:
         password = access_password(os.environ[ACCESS_PASSWORD_ENV]) if options.lock else None
         epc = asset_epc(options.uri, options.filter)
-        opened = open_driver(options.protocol, options.port, baudrate=options.baudrate)
+        serial = {} if options.protocol.lower() == "llrp" else {"baudrate": options.baudrate}
+        opened = open_driver(options.protocol, options.port, **serial)
     except (CommissionError, DriverError, ValueError) as exc:
         print(f"kitledger-agent write-tag: {exc}", file=sys.stderr)
         return 2
-    if not isinstance(opened, ReaderDriver):  # an LLRP reader: an AccessSpec is not built yet
-        opened.close()
-        print(f"kitledger-agent write-tag: the {options.protocol} family cannot write tags here",
-              file=sys.stderr)
-        return 2
-    driver = opened
+    driver: TagWriter = opened
     try:
         done = commission(driver, epc, overwrite=options.overwrite, seconds=options.seconds,
                           lock_password=password)

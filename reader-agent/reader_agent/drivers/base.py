@@ -165,9 +165,11 @@ class ReaderDriver(ABC):
             counts[epc] = counts.get(epc, 0) + 1
         return counts
 
-    def write_epc(self, epc: bytes) -> None:
+    def write_epc(self, epc: bytes, current: bytes | None = None) -> None:
         """Write `epc` and a PC word giving its length to the EPC bank from word 1, on
-        whichever tag answers: the caller makes sure only one is in the field."""
+        whichever tag answers: the caller makes sure only one is in the field (`current`,
+        the EPC surveyed, is for LLRP readers, which can select by it; these commands
+        cannot)."""
         if not self.can_write:
             raise WriteUnsupported(f"{self.protocol} readers: no documented command writes a "
                                    "tag's EPC")
