@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api.config import load_settings
@@ -21,7 +20,6 @@ from api.errors import ConfigError
 from api.ingest.health import HealthRejected, HealthStore
 from api.metrics import watch_reader_health
 from api.models import Alert, ReaderHealth
-from api.webhook_outbox import raise_alerts
 from tests.api.api_support import register_reader
 
 TOPIC = "kitledger/v1/north/north-store/desk-1"
@@ -122,19 +120,6 @@ def test_a_temperature_that_is_not_finite_is_refused(engine: Engine, token: str)
     payload = _health(temperature_c=12.5).replace(b"12.5", token.encode())
     with pytest.raises(HealthRejected, match="malformed"):
         HealthStore(engine).offer(f"{TOPIC}/health", payload, utcnow())
-
-
-def test_the_database_holds_one_open_overheat_alert_per_reader(engine: Engine) -> None:
-    register_reader(engine, reader_id="desk-1")
-    alert = {"agency_id": "north", "kind": "reader_overheat", "asset_id": None,
-             "reader_id": "desk-1", "site_id": "north-store", "detail": "hot",
-             "created_at": utcnow(), "resolved_at": None}
-    with Session(engine) as session:
-        raise_alerts(session, [alert])
-        session.commit()
-    with Session(engine) as session, pytest.raises(IntegrityError):
-        raise_alerts(session, [alert])
-        session.commit()
 
 
 def test_temperature_and_overheat_are_exported(engine: Engine) -> None:

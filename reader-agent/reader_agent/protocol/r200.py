@@ -9,6 +9,12 @@ the encoders take the header and trailer bytes. The module has a single antenna 
 from __future__ import annotations
 
 from reader_agent.protocol.framing import (
+    BANK_EPC as BANK_EPC,
+)
+from reader_agent.protocol.framing import (
+    BANK_RESERVED as BANK_RESERVED,
+)
+from reader_agent.protocol.framing import (
     MAX_EPC_BYTES,
     Buffer,
     DecodeResult,
@@ -51,8 +57,6 @@ ERR_WRITE_GEN2 = 0xB0
 ERR_LOCK_GEN2 = 0xC0
 """0xB0 | e and 0xC0 | e: the tag answered a write or lock with Gen2 error e."""
 GEN2_MEMORY_LOCKED = 0x04
-BANK_RESERVED = 0x00
-BANK_EPC = 0x01
 MAX_WRITE_WORDS = 0xFFFF
 ERR_COMMAND = 0x17
 

@@ -11,6 +11,12 @@ issuing the next 0x89 after each summary.
 from __future__ import annotations
 
 from reader_agent.protocol.framing import (
+    BANK_EPC as BANK_EPC,
+)
+from reader_agent.protocol.framing import (
+    BANK_RESERVED as BANK_RESERVED,
+)
+from reader_agent.protocol.framing import (
     MAX_EPC_BYTES,
     Buffer,
     DecodeResult,
@@ -48,8 +54,6 @@ CODE_LOCK_ERROR = 0x34
 CODE_ACCESS_FAIL = 0x37
 CODE_PASSWORD = 0x40
 
-BANK_RESERVED = 0x00
-BANK_EPC = 0x01
 LOCK_AREAS = {"user": 1, "tid": 2, "epc": 3, "access": 4, "kill": 5}
 """The 0x83 command names one memory area per command, by these codes (not Gen2 bits)."""
 LOCK_OPEN, LOCK_LOCK, LOCK_PERMA_OPEN, LOCK_PERMA_LOCK = 0, 1, 2, 3

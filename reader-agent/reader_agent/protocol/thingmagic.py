@@ -11,6 +11,12 @@ import binascii
 import functools
 
 from reader_agent.protocol.framing import (
+    BANK_EPC as BANK_EPC,
+)
+from reader_agent.protocol.framing import (
+    BANK_RESERVED as BANK_RESERVED,
+)
+from reader_agent.protocol.framing import (
     MAX_EPC_BYTES,
     Buffer,
     DecodeResult,
@@ -51,8 +57,6 @@ STATUS_NO_TAGS = 0x0400
 STATUS_WRITE_FAILED = 0x0406
 STATUS_MEMORY_LOCKED = 0x0424
 
-BANK_RESERVED = 0x00
-BANK_EPC = 0x01
 MAX_WRITE_TIMEOUT_MS = 0xFFFF
 
 REGIONS = {"NA": 0x0D, "EU": 0x02, "KR": 0x09, "IN": 0x04, "JP": 0x05, "CN": 0x06,
