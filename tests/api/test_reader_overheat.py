@@ -1,14 +1,20 @@
 """A reader's own temperature: stored from its agent's health, refused when it is not a sane
 number, a `reader_overheat` alert raised once at the limit, kept while the reader cools
-within the hysteresis, resolved once, and exported as a metric (both backends)."""
+within the hysteresis, resolved once, and exported as a metric (both backends); and end to
+end, a simulated ThingMagic module heated through agent, Mosquitto and the API."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from prometheus_client import generate_latest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -17,10 +23,15 @@ from api.config import load_settings
 from api.custody.reader_health import OVERHEAT_HYSTERESIS_C, ScanResult, scan_reader_health
 from api.db import utcnow
 from api.errors import ConfigError
-from api.ingest.health import HealthRejected, HealthStore
+from api.ingest.health import HealthListener, HealthRejected, HealthStore
 from api.metrics import watch_reader_health
 from api.models import Alert, ReaderHealth
+from api.models.registry import ReaderRole
+from hardware.simulator import ReaderSimulator, Scenario
+from hardware.simulator.models import ROOM_TEMPERATURE
 from tests.api.api_support import register_reader
+from tests.api.test_llrp_end_to_end import AGENT
+from tests.fixtures.polling import wait_for
 
 TOPIC = "kitledger/v1/north/north-store/desk-1"
 LIMIT = 70.0
@@ -146,3 +157,88 @@ def test_temperature_and_overheat_are_exported(engine: Engine) -> None:
         assert 'kitledger_reader_temperature_celsius{agency="north",reader="desk-2"}' not in text
     finally:
         watch_reader_health(None, 60, per_reader=False)
+
+
+SERIAL_AGENT_TOML = """\
+[reader]
+id = "desk-1"
+agency = "north"
+site = "north-store"
+role = "issue_desk"
+protocol = "thingmagic"
+port = "{port}"
+
+[reader.settings]
+antennas = [1]
+temperature_interval = 0.3
+reconnect_initial = 0.05
+
+[identity]
+key_file = "reader.key"
+
+[outbox]
+path = "outbox.db"
+max_rows = 100000
+
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt_port}
+client_id = "agent-desk-1"
+reconnect_max_s = 1
+health_interval_s = 0.2
+
+[antennas.1]
+zone = "desk"
+"""
+
+
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+def test_a_simulated_module_overheating_raises_one_alert_through_the_whole_stack(
+        engine: Engine, mosquitto: Any, tmp_path: Path) -> None:
+    """ThingMagic simulator on a pty -> `kitledger-agent run` -> Mosquitto -> the API's
+    health listener: heated past the limit, one alert; cooled, resolved once."""
+    reader = register_reader(engine, reader_id="desk-1", role=ReaderRole.ISSUE_DESK)
+    key_file = tmp_path / "reader.key"
+    key_file.write_bytes(reader.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8,
+                                                  NoEncryption()))
+    os.chmod(key_file, 0o600)
+    settings = load_settings(mqtt_url=f"mqtt://127.0.0.1:{mosquitto.port}",
+                             reader_health_timeout_s=3600, reader_temperature_alert_c=LIMIT)
+    listener = HealthListener(settings, engine)
+    listener.start()
+    agent: subprocess.Popen[bytes] | None = None
+
+    def temperature() -> float | None:
+        with Session(engine) as session:
+            row = session.get(ReaderHealth, "desk-1")
+            return None if row is None else row.temperature_c
+
+    try:
+        assert listener.subscribed.wait(10)
+        with ReaderSimulator(scenario=Scenario(protocol="thingmagic")) as sim:
+            config = tmp_path / "agent.toml"
+            config.write_text(SERIAL_AGENT_TOML.format(port=sim.port_path,
+                                                       mqtt_port=mosquitto.port))
+            agent = subprocess.Popen([AGENT, "run", "--config", str(config)], cwd=tmp_path,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            if not wait_for(lambda: temperature() == ROOM_TEMPERATURE, 30):
+                agent.terminate()
+                raise AssertionError(agent.communicate(timeout=20)[1].decode()[-2000:])
+            listener.scan()
+            assert _overheat(engine) == []
+            sim.set_temperature(85)
+            assert wait_for(lambda: temperature() == 85, 20), temperature()
+            listener.scan()
+            listener.scan()
+            [(open_, detail)] = _overheat(engine)
+            assert open_ and "85 °C" in detail
+            sim.set_temperature(50)
+            assert wait_for(lambda: temperature() == 50, 20), temperature()
+            listener.scan()
+            listener.scan()
+            assert [open_ for open_, _ in _overheat(engine)] == [False]
+    finally:
+        if agent is not None and agent.poll() is None:
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(20)
+        listener.stop()
