@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from reader_agent.drivers import DriverError, open_driver
+from reader_agent.drivers import CommandTimeout, DriverError, open_driver
 from reader_agent.epc import EpcError, decode_epc, encode_pure_uri
 from reader_agent.errors import AgentError
 
@@ -130,7 +130,10 @@ def commission(driver: TagWriter, epc: bytes, *, overwrite: bool = False,
     if current.gs1 and previous != epc and not overwrite:
         raise CommissionError(f"the tag already carries {current.uri}: it may be another "
                               "asset's (use --overwrite to replace it)")
-    driver.write_epc(epc, current=previous)
+    try:
+        driver.write_epc(epc, current=previous)
+    except CommandTimeout:
+        pass  # the answer was lost on the line (a bad checksum, say): the read-back decides
     after = driver.survey(seconds)
     if set(after) != {epc}:
         found = ", ".join(sorted(e.hex().upper() for e in after)) or "nothing"

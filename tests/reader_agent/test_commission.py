@@ -216,6 +216,37 @@ def test_a_write_the_tag_does_not_keep_fails_verification() -> None:
         driver.release()
 
 
+@pytest.mark.parametrize("protocol", WRITERS)
+def test_a_write_answer_lost_to_a_bad_checksum_is_settled_by_the_read_back(
+        protocol: str) -> None:
+    """The reader wrote the tag but its answer arrived corrupted (dropped by the checksum):
+    the read-back shows the new EPC, so the commissioning stands; a write that did not happen
+    and whose answer is lost fails on the read-back instead."""
+    epc = asset_epc(RADIO_URI, 1)
+    with ReaderSimulator(scenario=desk(protocol, BLANK)) as sim:
+        handle = sim.model.handle
+        write_commands = {0x24, 0x49, 0x82, 0x04}
+
+        def corrupt_write_answers(frame: bytes, now: float) -> list[bytes]:
+            command = frame[3] if protocol == "r2000" else frame[2]
+            answers = handle(frame, now)
+            if command in write_commands and answers:
+                last = answers[-1]
+                answers[-1] = last[:-2] + bytes((last[-2] ^ 0x5A,)) + last[-1:]
+            return answers
+
+        sim.model.handle = corrupt_write_answers  # type: ignore[method-assign]
+        driver = open_driver(protocol, sim.port_path, **FAST)
+        try:
+            done = commission(driver, epc, seconds=0.4)
+            assert done.epc == epc and driver.counters.bad_checksum >= 1
+            sim.model.rewrite = lambda tag, new: None  # now the writes reach no tag
+            with pytest.raises(CommissionError, match="read back"):
+                commission(driver, asset_epc(CASE_URI, 1), overwrite=True, seconds=0.4)
+        finally:
+            driver.release()
+
+
 @pytest.mark.parametrize("protocol", LOCKERS)
 def test_a_locked_tag_refuses_a_rewrite_with_memory_locked(protocol: str) -> None:
     """Write, verify and lock; then a second commissioning (even with --overwrite) is refused
