@@ -26,6 +26,7 @@ line; exit status 0, 2 for bad arguments, 1 if the tag was not written, verified
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -130,10 +131,9 @@ def commission(driver: TagWriter, epc: bytes, *, overwrite: bool = False,
     if current.gs1 and previous != epc and not overwrite:
         raise CommissionError(f"the tag already carries {current.uri}: it may be another "
                               "asset's (use --overwrite to replace it)")
-    try:
+    # An answer lost on the line (a bad checksum, say) says nothing: the read-back decides.
+    with contextlib.suppress(CommandTimeout):
         driver.write_epc(epc, current=previous)
-    except CommandTimeout:
-        pass  # the answer was lost on the line (a bad checksum, say): the read-back decides
     after = driver.survey(seconds)
     if set(after) != {epc}:
         found = ", ".join(sorted(e.hex().upper() for e in after)) or "nothing"
