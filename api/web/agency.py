@@ -105,4 +105,5 @@ def agency(
     return page(request, "agency.html", user=user, sites=sites, by_site=by_site, checks=checks,
                 alerts=alerts, asset_alerts=_asset_alerts(session, caller), use=use,
                 names=names, out_now=out_now, pool_now=pool_now, period=period, now=now,
-                overdue=overdue, holders=Holders(session), readers=readers, health=health)
+                overdue=overdue, holders=Holders(session), readers=readers, health=health,
+                temperature_limit=request.app.state.settings.reader_temperature_alert_c)
