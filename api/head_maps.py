@@ -9,7 +9,8 @@ had event k - 1 as its head at N (none if k = 0). So the map is exactly the log'
 however far ingest has moved on while it is read.
 
 The registry subjects' entries (`ledger.core.heads.registry_key`) come from `registry_record`:
-each subject's record of highest `seq` among the first N leaves.
+each subject's record of highest `seq` among the first N leaves; the case index's from the
+`evidence-referenced` records among them.
 
 Cost at 1,000,000 assets (bench/head_map.py, PostgreSQL, this 2-core machine): about 12 s per
 checkpoint, half of it one streamed scan of the agency's assets, half hashing the map's 1.7
@@ -19,6 +20,7 @@ million entries, and about 1 GB at its peak. Only the anchoring process pays it,
 
 from __future__ import annotations
 
+import json
 from typing import Final
 
 from sqlalchemy import and_, select
@@ -28,8 +30,9 @@ from api.db import pairs_in, table
 from api.errors import ApiServiceError
 from api.models.assets import Asset, HolderKind
 from api.models.custody import AgencyLog, CustodyEventRow, RegistryRecordRow
-from ledger.core.heads import HeadMap, RegistryHead, located_at
+from ledger.core.heads import CaseHead, HeadMap, RegistryHead, located_at
 from ledger.core.record_scan import read_event
+from ledger.core.records import EVIDENCE_REFERENCED
 
 _ASSETS = table(Asset)
 _LOGS = table(AgencyLog)
@@ -55,7 +58,8 @@ def head_map_at(session: Session, agency_id: str, size: int) -> HeadMap:
     if size < current:
         _walk_back(session, agency_id, size, current, heads)
     return HeadMap.from_heads(((asset, *head) for asset, head in heads.items()),
-                              _registry_heads(session, agency_id, size))
+                              _registry_heads(session, agency_id, size),
+                              _case_heads(session, agency_id, size))
 
 
 def _registry_heads(session: Session, agency_id: str, size: int) -> list[RegistryHead]:
@@ -67,6 +71,21 @@ def _registry_heads(session: Session, agency_id: str, size: int) -> list[Registr
         .order_by(_REGISTRY.c.leaf_index))
     latest = {(kind, ident): (seq, bytes(digest)) for kind, ident, seq, digest in rows}
     return [(kind, ident, seq, digest) for (kind, ident), (seq, digest) in latest.items()]
+
+
+def _case_heads(session: Session, agency_id: str, size: int) -> list[CaseHead]:
+    """Each exhibit's latest `evidence-referenced` record among the first `size` leaves, with
+    the case it names: the map's case index (read from the records, so the map is the log's
+    at `size` even if the reference has changed since)."""
+    rows = session.connection().execute(
+        select(_REGISTRY.c.subject_id, _REGISTRY.c.seq, _REGISTRY.c.record_hash,
+               _REGISTRY.c.record)
+        .where(_REGISTRY.c.agency_id == agency_id, _REGISTRY.c.leaf_index < size,
+               _REGISTRY.c.kind == EVIDENCE_REFERENCED)
+        .order_by(_REGISTRY.c.leaf_index))
+    latest = {asset: (json.loads(bytes(record))["case"], seq, bytes(digest))
+              for asset, seq, digest, record in rows}
+    return [(case, asset, seq, digest) for asset, (case, seq, digest) in latest.items()]
 
 
 def _current_heads(session: Session, agency_id: str
