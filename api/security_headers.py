@@ -5,7 +5,8 @@ The pages have no inline script or style (htmx and `pages.js` are files under /w
 so the policy allows scripts and styles from this origin only. ReDoc builds its styles at run
 time (styled-components inserts `<style>` elements) and runs its search in a worker made from
 a blob, so `/redoc` alone also allows inline styles and blob workers; scripts stay 'self'
-everywhere. Swagger UI needs nothing more than the default.
+everywhere. The HTML custody report is one document with its print styles inline: its path
+allows inline styles and no script at all. Swagger UI needs nothing more than the default.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ REDOC_CSP: Final = ("default-src 'none'; script-src 'self'; style-src 'self' 'un
                     "frame-ancestors 'none'")
 """ReDoc's page: inline styles and a blob worker, and still no script but our files."""
 REDOC_PATH: Final = "/redoc"
+REPORT_CSP: Final = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+                     "form-action 'none'; base-uri 'none'; frame-ancestors 'none'")
+"""The HTML custody report (`api.web.audit.collection_report`): one self-contained document
+whose print styles are inline (the same template makes the PDF), so inline styles and no
+script at all."""
+REPORT_PATH: Final = "/web/audit/report"
 
 HEADERS: Final = (
     ("x-content-type-options", "nosniff"),
@@ -46,7 +53,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy = REDOC_CSP if scope.get("path") == REDOC_PATH else CSP
+        policy = {REDOC_PATH: REDOC_CSP, REPORT_PATH: REPORT_CSP}.get(scope.get("path", ""), CSP)
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -1,19 +1,21 @@
 """`kitledger report` and `kitledger epcis`: what an auditor hands on, made from a bundle.
 
-`report BUNDLE (--asset ID... | --site SITE | --case CASE) [--case LABEL] (--rpc URL | --offline) [--trust
-FILE] [--html PATH] [--pdf PATH] [--csv PATH] [--names FILE]` verifies the bundle first, with
-the same trust roots and last verified checkpoint as `verify`, and prints the per-step status
-into the report, so a report can never claim more than the verifier found; the exit code is
-verify's (0, 1, 2, 3, 4). `--names` is a reveals file (`ledger.reveals`): per person commitment,
-the person id and salt that open it and the person's name, held only by viewers entitled to see
-them. A reveal that does not open its commitment makes the input unusable (exit 2) before
-anything is printed. The PDF embeds the bundle (when read from a file whose lines still hash to
-the fingerprint just verified: a URL or standard input is not read twice) and the trust file, so
-the report carries its own proof. One `--asset` makes the one-asset report; several, or `--case
-LABEL` with them, a case report of those assets, titled with the label the caller gives;
-`--case CASE` alone a case report of every exhibit of a case bundle (`GET /v1/audit/bundles
-?case=CASE`: its records say which exhibits the case holds, and the verifier has proven none
-left out); `--site SITE` a site report of every asset whose latest event leaves it at SITE. Every report ends with the certificate page; `--csv` writes its steps for a case file.
+`report BUNDLE (--asset ID... | --site SITE | --case CASE) [--case LABEL] (--rpc URL |
+--offline) [--trust FILE] [--html PATH] [--pdf PATH] [--csv PATH] [--names FILE]` verifies the
+bundle first, with the same trust roots and last verified checkpoint as `verify`, and prints
+the per-step status into the report, so a report can never claim more than the verifier found;
+the exit code is verify's (0, 1, 2, 3, 4). `--names` is a reveals file (`ledger.reveals`): per
+person commitment, the person id and salt that open it and the person's name, held only by
+viewers entitled to see them. A reveal that does not open its commitment makes the input
+unusable (exit 2) before anything is printed. The PDF embeds the bundle (when read from a file
+whose lines still hash to the fingerprint just verified: a URL or standard input is not read
+twice) and the trust file, so the report carries its own proof. One `--asset` makes the
+one-asset report; several, or `--case LABEL` with them, a case report of those assets, titled
+with the label the caller gives; `--case CASE` alone a case report of every exhibit of a case
+bundle (`GET /v1/audit/bundles?case=CASE`: its records say which exhibits the case holds, and
+the verifier has proven none left out); `--site SITE` a site report of every asset whose latest
+event leaves it at SITE. Every report ends with the certificate page; `--csv` writes its steps
+for a case file.
 `epcis BUNDLE [--out PATH]` writes the bundle's custody events as an EPCIS 2.0 document, each
 asset named by the GS1 URI of the tag its events' reads name where that tag has one; an event
 the log corrects is followed by its EPCIS error declaration (the same event, declared wrong).

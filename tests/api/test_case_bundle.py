@@ -6,13 +6,15 @@ of), a third asset in another case -> the log -> an anchored checkpoint -> the c
 field by field against the API's own rows, and its PDF checked with pypdf (PDF/A-3 in the XMP
 metadata, tagged, the bundle and trust file embedded byte for byte) and rendered with pdftoppm.
 A case bundle with an exhibit left out, or an exhibit's chain dropped, fails verification;
-hostile case parameters are refused."""
+hostile case parameters are refused. Anchored on a real anvil node, the case bundle checks
+against the log's exported C2SP tiles."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -20,16 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from pypdf import PdfReader
 from pypdf.generic import BooleanObject
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
+from web3.types import RPCEndpoint
 
 from api.config import load_settings
 from api.ingest.pipeline import IngestPipeline
 from api.logstore import open_log
 from api.models import CustodyEventRow, RegistryRecordRow
 from api.models.evidence import EvidenceDisposal
+from ledger.chain.provider import connect
 from tests.api.test_export import SECRET, _anchor, _verify
 from tests.api.test_property_room import (
     DESKS,
@@ -42,6 +48,7 @@ from tests.api.test_property_room import (
     _manual,
     _world,
 )
+from tests.ledger.chain.anvil_node import AnvilNode
 from tests.paths import VECTORS_DIR
 
 sys.path.insert(0, str(VECTORS_DIR))
@@ -179,7 +186,7 @@ def _check_csv(path: Path, steps: dict[str, list[CustodyEventRow]]) -> None:
 
 def _check_html(html: str, engine: Engine) -> None:
     assert f"<h1>Case report: {CASE}</h1>" in html
-    for asset, exhibit in EXHIBITS.items():
+    for exhibit in EXHIBITS.values():
         assert f"Case <strong>{CASE}</strong>, exhibit <strong>{exhibit}</strong>" in html
     assert html.index("exhibit <strong>JD/1</strong>") < html.index("exhibit <strong>JD/2")
     assert "R-2" not in html and OTHER_CASE not in html  # another case's item
@@ -193,6 +200,7 @@ def _check_html(html: str, engine: Engine) -> None:
     assert len(references) == 3
     assert html.count("MANUAL ENTRY") == 4 and "CORRECTED</span> (leaf " in html
     assert "Certificate of the verification process" in html
+    assert f"(scope: case {CASE}: E-1, R-0)" in html
 
 
 def _check_pdf(path: Path, bundle: bytes, trust: bytes, tmp_path: Path) -> None:
@@ -261,3 +269,52 @@ def test_bad_case_parameters_are_refused(engine: Engine, tmp_path: Path, params:
     answer = north.get("/v1/audit/bundles", **params)
     assert answer.status_code == status, answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_case_bundle_anchored_on_anvil_checks_against_exported_tiles(
+        engine: Engine, anvil: AnvilNode, tmp_path: Path) -> None:
+    """The case's checkpoint anchored on a real anvil node: `kitledger verify --rpc` confirms
+    the anchor on that chain, and `--tiles` recomputes every inclusion and consistency proof of
+    the case bundle from `kitledger tiles export`'s files alone, under the anchored root."""
+    client, keys = _world(engine, tmp_path / "keys")
+    north = Api(client, keys["north"])
+    for asset, exhibit in EXHIBITS.items():
+        _refer(north, asset, CASE, exhibit)
+    assert _manual(north, "E-1", "check_out", "desk-1", officer="alice", supervisor="bob",
+                   holder="alice").status_code == 201
+    admin: LocalAccount = Account.create()
+    connect(anvil.url).provider.make_request(RPCEndpoint("anvil_setBalance"),
+                                             [admin.address, hex(10**21)])
+    key_file = tmp_path / "admin.key"
+    key_file.write_text(admin.key.hex())
+    key_file.chmod(0o600)
+    settings = load_settings(environment="test", secret_key=SECRET,
+                             log_key_dir=tmp_path / "keys", anchor_chain_url=anvil.url,
+                             anchor_admin_key_file=key_file, anchor_interval_s=1)
+    with Session(engine) as session:
+        size = open_log(session, "north").size
+    _anchor(settings, engine, size)
+    bundle = tmp_path / "case.jsonl"
+    bundle.write_bytes(north.get("/v1/audit/bundles", case=CASE).content)
+    tiles = tmp_path / "tiles"
+    env = {**os.environ, "KITLEDGER_LOG_KEY_DIR": str(tmp_path / "keys")}
+    exported = subprocess.run(
+        [str(KITLEDGER), "tiles", "export", "--database-url",
+         engine.url.render_as_string(hide_password=False), "--agency", "north", "--out",
+         str(tiles)], capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(exported.stdout)["size"] == size
+    from api.agency_keys import log_key
+    from ledger.core.envelope import raw_public_key
+
+    key = raw_public_key(log_key(tmp_path / "keys", "north").public_key())
+    done = subprocess.run(
+        [str(KITLEDGER), "verify", str(bundle), "--rpc", anvil.url, "--no-state", "--json",
+         "--log-key", key.hex(), "--tiles", str(tiles)],
+        capture_output=True, text=True, timeout=180, check=False)
+    verdict = json.loads(done.stdout.splitlines()[-1])
+    checks = {c["name"]: c for c in verdict["checks"]}
+    assert done.returncode == 0 and verdict["verdict"] == "valid", done.stdout + done.stderr
+    assert checks["anchors"]["passed"] is True and checks["tiles"]["passed"] is True
+    assert checks["tiles"]["items"] >= len(EXHIBITS)
+    assert "kitledger verify --rpc" not in checks["anchors"].get("detail", "")

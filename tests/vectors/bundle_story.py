@@ -27,8 +27,8 @@ from ledger.chain.provider import EMBEDDED_URL, connect
 from ledger.core.bundle import AnchorProof, BundleCheckpoint, ChainInfo, DeviceRegistration, Scope
 from ledger.core.checkpoint import Checkpoint, chain_agency_id, chain_log_id, sign_checkpoint
 from ledger.core.commitments import PERSON, commit
-from ledger.core.envelope import Envelope, envelope_hash, key_id, raw_public_key, sign_envelope
 from ledger.core.encoding import parse_record
+from ledger.core.envelope import Envelope, envelope_hash, key_id, raw_public_key, sign_envelope
 from ledger.core.head_log import head_map_of
 from ledger.core.heads import HeadMap
 from ledger.core.records import (
