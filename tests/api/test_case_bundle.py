@@ -36,7 +36,7 @@ from api.logstore import open_log
 from api.models import CustodyEventRow, RegistryRecordRow
 from api.models.evidence import EvidenceDisposal
 from ledger.chain.provider import connect
-from tests.api.test_export import SECRET, _anchor, _verify
+from tests.api.test_export import SECRET, _anchor, _export, _verify, _without_created
 from tests.api.test_property_room import (
     DESKS,
     KITLEDGER,
@@ -138,6 +138,15 @@ def test_a_whole_case_is_bundled_verified_and_reported(engine: Engine, tmp_path:
     checked = _verify(bundle, "--offline")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "pass        completeness (2 items)" in checked.stdout
+    # The operator's `kitledger export --case` writes the same bundle as the API.
+    exported = tmp_path / "exported.jsonl"
+    done = _export(engine.url.render_as_string(hide_password=False), "--agency", "north",
+                   "--case", CASE, "--out", str(exported))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _without_created(exported.read_bytes()) == _without_created(response.content)
+    refused = _export(engine.url.render_as_string(hide_password=False), "--agency", "north",
+                      "--case", "24-1\x01", "--out", str(tmp_path / "bad.jsonl"))
+    assert refused.returncode == 2 and "case reference" in refused.stdout + refused.stderr
     # South holds R-0 on loan but the case is north's: south's case is empty.
     assert south.get("/v1/audit/bundles", case=CASE).status_code == 404
 
