@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from typing import Final
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, case, select
 from sqlmodel import Session
 
 from api.db import pairs_in, table
@@ -57,35 +57,30 @@ def head_map_at(session: Session, agency_id: str, size: int) -> HeadMap:
         raise HeadMapUnavailable(f"agency {agency_id}'s log has {current} leaves, not {size}")
     if size < current:
         _walk_back(session, agency_id, size, current, heads)
-    return HeadMap.from_heads(((asset, *head) for asset, head in heads.items()),
-                              _registry_heads(session, agency_id, size),
-                              _case_heads(session, agency_id, size))
+    registry, cases = _registry_heads(session, agency_id, size)
+    return HeadMap.from_heads(((asset, *head) for asset, head in heads.items()), registry, cases)
 
 
-def _registry_heads(session: Session, agency_id: str, size: int) -> list[RegistryHead]:
-    """Each registry subject's latest record among the log's first `size` leaves."""
+def _registry_heads(session: Session, agency_id: str, size: int
+                    ) -> tuple[list[RegistryHead], list[CaseHead]]:
+    """Each registry subject's latest record among the log's first `size` leaves, and each
+    exhibit's latest `evidence-referenced` record with the case it names (the case index, read
+    from the records themselves, so the map is the log's at `size` even if a reference has
+    changed since). One scan: only reference records' bodies are fetched."""
+    reference = _REGISTRY.c.kind == EVIDENCE_REFERENCED
     rows = session.connection().execute(
         select(_REGISTRY.c.subject_kind, _REGISTRY.c.subject_id, _REGISTRY.c.seq,
-               _REGISTRY.c.record_hash)
+               _REGISTRY.c.record_hash, case((reference, _REGISTRY.c.record), else_=None))
         .where(_REGISTRY.c.agency_id == agency_id, _REGISTRY.c.leaf_index < size)
         .order_by(_REGISTRY.c.leaf_index))
-    latest = {(kind, ident): (seq, bytes(digest)) for kind, ident, seq, digest in rows}
-    return [(kind, ident, seq, digest) for (kind, ident), (seq, digest) in latest.items()]
-
-
-def _case_heads(session: Session, agency_id: str, size: int) -> list[CaseHead]:
-    """Each exhibit's latest `evidence-referenced` record among the first `size` leaves, with
-    the case it names: the map's case index (read from the records, so the map is the log's
-    at `size` even if the reference has changed since)."""
-    rows = session.connection().execute(
-        select(_REGISTRY.c.subject_id, _REGISTRY.c.seq, _REGISTRY.c.record_hash,
-               _REGISTRY.c.record)
-        .where(_REGISTRY.c.agency_id == agency_id, _REGISTRY.c.leaf_index < size,
-               _REGISTRY.c.kind == EVIDENCE_REFERENCED)
-        .order_by(_REGISTRY.c.leaf_index))
-    latest = {asset: (json.loads(bytes(record))["case"], seq, bytes(digest))
-              for asset, seq, digest, record in rows}
-    return [(case, asset, seq, digest) for asset, (case, seq, digest) in latest.items()]
+    latest: dict[tuple[str, str], tuple[int, bytes]] = {}
+    cases: dict[str, tuple[str, int, bytes]] = {}
+    for kind, ident, seq, digest, record in rows:
+        latest[(kind, ident)] = (seq, bytes(digest))
+        if record is not None:
+            cases[ident] = (json.loads(bytes(record))["case"], seq, bytes(digest))
+    return ([(kind, ident, seq, digest) for (kind, ident), (seq, digest) in latest.items()],
+            [(ref, asset, seq, digest) for asset, (ref, seq, digest) in cases.items()])
 
 
 def _current_heads(session: Session, agency_id: str
