@@ -168,3 +168,25 @@ def test_a_case_entry_names_no_site_or_subject() -> None:
         HeadEntry("a", "s1", 0, bytes(32), case="24-1")
     with pytest.raises(HeadsError):
         HeadEntry("a", None, 0, bytes(32), "asset", "24-1")
+
+
+def test_case_keys_are_as_documented() -> None:
+    """The case entry's key, `c` NUL case NUL asset, and its leaf, rebuilt from the documented
+    encoding with the reference tree (no code shared with ledger.core), give the same root."""
+    import tests.ledger.reference_merkle as merkle
+
+    head = hashlib.sha256(b"reference record").digest()
+    asset_head = hashlib.sha256(b"event").digest()
+
+    def leaf(key: bytes, seq: int, value: bytes) -> bytes:
+        return (b"kitledger/v1/heads-leaf\x00" + len(key).to_bytes(2, "big") + key
+                + seq.to_bytes(8, "big") + value)
+
+    leaves = sorted([(b"a\x00JD-1", leaf(b"a\x00JD-1", 3, asset_head)),
+                     (b"c\x0024 001\x00JD-1", leaf(b"c\x0024 001\x00JD-1", 2, head))])
+    expected = hashlib.sha256(b"kitledger/v1/heads-root\x00" + (2).to_bytes(8, "big")
+                              + merkle.mth([data for _key, data in leaves])).digest()
+    built = HeadMap([*entries_for("JD-1", 3, asset_head, None),
+                     HeadEntry("JD-1", None, 2, head, case="24 001")])
+    assert built.root == expected
+    assert built.entry(1).key == b"c\x0024 001\x00JD-1"
