@@ -1,4 +1,4 @@
-"""An audit bundle asked for: the assets, site or time range a caller names, checked against
+"""An audit bundle asked for: the assets, site, case or time range a caller names, checked against
 what the caller may see, the agency whose log proves them, and the bundle made for them.
 
 The one path of `GET /v1/audit/bundles` and `kitledger export`: both call
@@ -8,6 +8,7 @@ The one path of `GET /v1/audit/bundles` and `kitledger export`: both call
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -15,9 +16,16 @@ from typing import Final
 from sqlmodel import Session, select
 
 from api.auth import Caller
-from api.bundles import MAX_BUNDLE_ASSETS, export_agency_bundle, range_assets, site_assets
+from api.bundles import (
+    MAX_BUNDLE_ASSETS,
+    case_assets,
+    export_agency_bundle,
+    range_assets,
+    site_assets,
+)
 from api.errors import ApiServiceError
 from api.models.assets import Asset
+from api.models.evidence import MAX_REFERENCE_CHARS
 from api.scoping import asset_visible
 from ledger.core.bundle import Scope
 from ledger.core.errors import LedgerError
@@ -26,6 +34,9 @@ from ledger.core.records import parse_time
 
 MAX_ASSET_PARAM_CHARS: Final = 128
 """Longest asset id or site id a bundle request may name."""
+
+CASE_REFERENCE: Final = re.compile(rf"[!-~]([ -~]{{0,{MAX_REFERENCE_CHARS - 2}}}[!-~])?")
+"""A case reference as the evidence routes accept one (`api.routes.evidence.Reference`)."""
 
 
 class BundleScopeError(ApiServiceError):
@@ -67,17 +78,19 @@ def _visible(session: Session, caller: Caller, asset_id: str) -> Asset:
 
 def resolve_bundle_scope(
     session: Session, caller: Caller, assets: list[str] | None, site: str | None,
-    start: str | None, end: str | None,
+    start: str | None, end: str | None, case: str | None = None,
 ) -> tuple[Scope, str, list[str], HeadMap | None]:
     """What the bundle covers, the agency whose log proves it, its assets, and the head map
     read to find them (if one was).
 
     A site's assets are those the log leaves there at the newest checkpoint (its head map
     proves which), a time range's those of every leaf between the checkpoints bracketing it,
-    its end moved back to the newest checkpoint: what the verifier checks the bundle against."""
+    its end moved back to the newest checkpoint, a case's the exhibits the log's latest
+    references put in it (the head map's case entries): what the verifier checks the bundle
+    against."""
+    if sum(map(bool, (assets, site, start or end, case))) > 1:
+        raise BadBundleScope("bad-scope", "give assets, or a site, or a case, or a time range")
     if assets:
-        if site or start or end:
-            raise BadBundleScope("bad-scope", "give assets, or a site, or a time range")
         found = [_visible(session, caller, a) for a in dict.fromkeys(assets)]
         owners = {a.agency_id for a in found}
         if len(owners) != 1:
@@ -87,17 +100,22 @@ def resolve_bundle_scope(
         return Scope(kind, tuple(ids)), owners.pop(), ids, None
     head_map = None
     if site:
-        if start or end:
-            raise BadBundleScope("bad-scope", "give a site or a time range, not both")
         ids, head_map = site_assets(session, caller.agency_id, site)
         scope = Scope("site", tuple(ids), site=site)
+    elif case:
+        if not CASE_REFERENCE.fullmatch(case):
+            raise BadBundleScope("bad-case", "a case reference is 1 to "
+                                 f"{MAX_REFERENCE_CHARS} printable ASCII characters")
+        ids, head_map = case_assets(session, caller.agency_id, case)
+        scope = Scope("case", tuple(ids), case=case)
     elif start and end:
         _time(start, "start")
         _time(end, "end")
         ids, end = range_assets(session, caller.agency_id, start, end)
         scope = Scope("time-range", tuple(ids), start=start, end=end)
     else:
-        raise BadBundleScope("bad-scope", "give asset=..., site=..., or start=... and end=...")
+        raise BadBundleScope("bad-scope", "give asset=..., site=..., case=..., or start=... "
+                             "and end=...")
     if len(ids) > MAX_BUNDLE_ASSETS:
         raise BadBundleScope("too-many-assets", f"more than {MAX_BUNDLE_ASSETS} assets: narrow it")
     if not ids:
@@ -116,12 +134,13 @@ class ExportedBundle:
 def export_requested_bundle(
     session: Session, caller: Caller, *, assets: list[str] | None, site: str | None,
     start: str | None, end: str | None, now: datetime, since_size: int | None = None,
+    case: str | None = None,
 ) -> ExportedBundle:
     """The bundle `caller` asks for; BundleScopeError if the question cannot be answered,
     BundleUnavailable if no checkpoint covers the assets yet (or none has size `since_size`,
     where the bundle's checkpoints must start)."""
     scope, owner, asset_ids, head_map = resolve_bundle_scope(session, caller, assets, site,
-                                                             start, end)
+                                                             start, end, case)
     body = export_agency_bundle(session, agency_id=owner, asset_ids=asset_ids, scope=scope,
                                 now=now, head_map=head_map, since_size=since_size)
     return ExportedBundle(owner, asset_ids, body)

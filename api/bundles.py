@@ -12,8 +12,8 @@ verifier demands that no anchor up to the newest one is left out); otherwise the
 With `since_size` the checkpoints start at the one of that size (an auditor's last verified
 checkpoint), with consistency proofs onward from it.
 When the newest commits to a head map, the bundle carries the map's proofs for its scope
-(`api.head_maps`), and `site_assets` and `range_assets` say which assets a site or time-range
-scope must hold, as the verifier will check them.
+(`api.head_maps`), and `site_assets`, `case_assets` and `range_assets` say which assets a
+site, case or time-range scope must hold, as the verifier will check them.
 Each checkpoint carries the witness cosignatures collected on it so far (api.cosigning).
 """
 
@@ -32,6 +32,7 @@ from api.head_maps import head_map_at
 from api.logstore import open_log
 from api.models.assets import Asset, HolderKind
 from api.models.custody import AgencyLog, CustodyEventRow, LogCheckpoint, RegistryRecordRow
+from api.models.evidence import EvidenceReference
 from api.models.ingest import IngestedObservation
 from api.models.registry import Reader
 from ledger.bundle_export import LoggedEvent, export_bundle
@@ -92,6 +93,18 @@ def site_assets(session: Session, agency_id: str, site: str) -> tuple[list[str],
     rows = session.exec(select(Asset.id).where(
         Asset.agency_id == agency_id, Asset.holder_kind == HolderKind.LOCATION.value,
         Asset.holder_ref == site).order_by(col(Asset.id)))
+    return list(rows), None
+
+
+def case_assets(session: Session, agency_id: str, case: str) -> tuple[list[str], HeadMap | None]:
+    """The exhibits the log's latest references put in `case` at the newest checkpoint (its
+    head map's case entries), and that map; with no map, those the reference table lists."""
+    head_map = newest_head_map(session, agency_id)
+    if head_map is not None:
+        return head_map.assets_in_case(case), head_map
+    rows = session.exec(select(EvidenceReference.asset_id).where(
+        EvidenceReference.agency_id == agency_id, EvidenceReference.case_ref == case)
+        .order_by(col(EvidenceReference.asset_id)))
     return list(rows), None
 
 

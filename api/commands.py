@@ -248,7 +248,8 @@ def run_export(args: argparse.Namespace) -> int:
     from api.models import Agency, Scope
     from ledger.progress import progress_spinner
 
-    values = [*(args.asset or []), args.site or "", args.start or "", args.end or ""]
+    values = [*(args.asset or []), args.site or "", args.start or "", args.end or "",
+              args.case or ""]
     if len(args.asset or []) > MAX_BUNDLE_ASSETS or any(
             len(v) > MAX_ASSET_PARAM_CHARS for v in values):
         raise CommandError(
@@ -266,9 +267,9 @@ def run_export(args: argparse.Namespace) -> int:
         try:
             exported = export_requested_bundle(
                 session, caller, assets=args.asset, site=args.site, start=args.start,
-                end=args.end, now=utcnow(), since_size=args.since_size)
+                end=args.end, now=utcnow(), since_size=args.since_size, case=args.case)
         except BundleScopeError as exc:
-            raise CommandError(str(exc), "give one of --asset, --site or --start/--end",
+            raise CommandError(str(exc), "give one of --asset, --site, --case or --start/--end",
                                EXIT_UNUSABLE, "unusable") from None
         except BundleUnavailable as exc:
             raise CommandError(str(exc), "wait for the next anchored checkpoint, or export "
@@ -352,6 +353,8 @@ def register(subparsers: Any) -> None:
     export.add_argument("--asset", action="append", help="asset id (repeatable)")
     export.add_argument("--site", help="every asset the log places at this site (its latest "
                         "event at the newest checkpoint leaves it there)")
+    export.add_argument("--case", help="every exhibit the log's latest case references put in "
+                        "this case (as at the newest checkpoint)")
     export.add_argument("--start", help="assets with events logged from this RFC 3339 UTC "
                         "time (the checkpoints bracketing the range decide)...")
     export.add_argument("--end", help="...up to (excluding) this one, at most the newest "

@@ -9,7 +9,8 @@ had event k - 1 as its head at N (none if k = 0). So the map is exactly the log'
 however far ingest has moved on while it is read.
 
 The registry subjects' entries (`ledger.core.heads.registry_key`) come from `registry_record`:
-each subject's record of highest `seq` among the first N leaves.
+each subject's record of highest `seq` among the first N leaves; the case index's from the
+`evidence-referenced` records among them.
 
 Cost at 1,000,000 assets (bench/head_map.py, PostgreSQL, this 2-core machine): about 12 s per
 checkpoint, half of it one streamed scan of the agency's assets, half hashing the map's 1.7
@@ -19,17 +20,19 @@ million entries, and about 1 GB at its peak. Only the anchoring process pays it,
 
 from __future__ import annotations
 
+import json
 from typing import Final
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, case, select
 from sqlmodel import Session
 
 from api.db import pairs_in, table
 from api.errors import ApiServiceError
 from api.models.assets import Asset, HolderKind
 from api.models.custody import AgencyLog, CustodyEventRow, RegistryRecordRow
-from ledger.core.heads import HeadMap, RegistryHead, located_at
+from ledger.core.heads import CaseHead, HeadMap, RegistryHead, located_at
 from ledger.core.record_scan import read_event
+from ledger.core.records import EVIDENCE_REFERENCED
 
 _ASSETS = table(Asset)
 _LOGS = table(AgencyLog)
@@ -54,19 +57,30 @@ def head_map_at(session: Session, agency_id: str, size: int) -> HeadMap:
         raise HeadMapUnavailable(f"agency {agency_id}'s log has {current} leaves, not {size}")
     if size < current:
         _walk_back(session, agency_id, size, current, heads)
-    return HeadMap.from_heads(((asset, *head) for asset, head in heads.items()),
-                              _registry_heads(session, agency_id, size))
+    registry, cases = _registry_heads(session, agency_id, size)
+    return HeadMap.from_heads(((asset, *head) for asset, head in heads.items()), registry, cases)
 
 
-def _registry_heads(session: Session, agency_id: str, size: int) -> list[RegistryHead]:
-    """Each registry subject's latest record among the log's first `size` leaves."""
+def _registry_heads(session: Session, agency_id: str, size: int
+                    ) -> tuple[list[RegistryHead], list[CaseHead]]:
+    """Each registry subject's latest record among the log's first `size` leaves, and each
+    exhibit's latest `evidence-referenced` record with the case it names (the case index, read
+    from the records themselves, so the map is the log's at `size` even if a reference has
+    changed since). One scan: only reference records' bodies are fetched."""
+    reference = _REGISTRY.c.kind == EVIDENCE_REFERENCED
     rows = session.connection().execute(
         select(_REGISTRY.c.subject_kind, _REGISTRY.c.subject_id, _REGISTRY.c.seq,
-               _REGISTRY.c.record_hash)
+               _REGISTRY.c.record_hash, case((reference, _REGISTRY.c.record), else_=None))
         .where(_REGISTRY.c.agency_id == agency_id, _REGISTRY.c.leaf_index < size)
         .order_by(_REGISTRY.c.leaf_index))
-    latest = {(kind, ident): (seq, bytes(digest)) for kind, ident, seq, digest in rows}
-    return [(kind, ident, seq, digest) for (kind, ident), (seq, digest) in latest.items()]
+    latest: dict[tuple[str, str], tuple[int, bytes]] = {}
+    cases: dict[str, tuple[str, int, bytes]] = {}
+    for kind, ident, seq, digest, record in rows:
+        latest[(kind, ident)] = (seq, bytes(digest))
+        if record is not None:
+            cases[ident] = (json.loads(bytes(record))["case"], seq, bytes(digest))
+    return ([(kind, ident, seq, digest) for (kind, ident), (seq, digest) in latest.items()],
+            [(ref, asset, seq, digest) for asset, (ref, seq, digest) in cases.items()])
 
 
 def _current_heads(session: Session, agency_id: str

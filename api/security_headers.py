@@ -5,7 +5,9 @@ The pages have no inline script or style (htmx and `pages.js` are files under /w
 so the policy allows scripts and styles from this origin only. ReDoc builds its styles at run
 time (styled-components inserts `<style>` elements) and runs its search in a worker made from
 a blob, so `/redoc` alone also allows inline styles and blob workers; scripts stay 'self'
-everywhere. Swagger UI needs nothing more than the default.
+everywhere. A document made to stand alone (a receipt, the HTML custody report) keeps its print
+styles in its own `<style>` blocks: its answer allows exactly those, by their SHA-256
+(`self_contained_page`). Swagger UI needs nothing more than the default.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ HEADERS: Final = (
 
 
 def self_contained_page(html: str) -> HTMLResponse:
-    """A document made to stand alone (a receipt, kept as a file or printed) served as a page:
-    its own `<style>` blocks are allowed by their SHA-256, and nothing else inline is."""
+    """A document made to stand alone (a receipt or a report, kept as a file or printed) served
+    as a page: its own `<style>` blocks are allowed by their SHA-256, and nothing else inline."""
     hashes = " ".join(
         "'sha256-" + base64.b64encode(hashlib.sha256(block.encode()).digest()).decode() + "'"
         for block in _STYLE_BLOCK.findall(html))

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from api.auth import create_api_client
 from api.client_admin import revoke
+from api.custody.evidence import set_references
 from api.db import utcnow
 from api.models import Agency, ApiClient, Scope, Site
 from api.models.assets import AssetClassCreate, AssetCreate
@@ -24,6 +25,8 @@ from api.registry import create_asset, create_class, create_person, register_rea
 DEMO_AGENCY: Final = "metpolice"
 OTHER_AGENCY: Final = "fireservice"
 DEMO_SITE: Final = "hq-stores"
+DEMO_CASE: Final = "24-001234"
+"""The demo's case: the evidence bag is its exhibit DC/1, so the auditor's page has a case."""
 BADGE_PREFIX: Final = "E2801190"
 """Staff badges the desk agents open sessions with; a second badge soon after the first
 co-signs the open session (the agent's `cosign_window_s`), which is how dual sign-off works."""
@@ -103,9 +106,12 @@ def seed_registry(session: Session, public_keys: dict[str, str]) -> None:
     for agency_id, person_id, badges, qualifications in _PEOPLE:
         create_person(session, agency_id=agency_id, now=now, data=PersonCreate(
             id=person_id, badges=list(badges), qualifications=list(qualifications)))
-    for agency_id, asset_id, class_id, epc, site_id in _ASSETS:
-        create_asset(session, agency_id=agency_id, now=now, data=AssetCreate(
-            id=asset_id, class_id=class_id, epc_hex=epc, home_site_id=site_id))
+    assets = {asset_id: create_asset(session, agency_id=agency_id, now=now, data=AssetCreate(
+        id=asset_id, class_id=class_id, epc_hex=epc, home_site_id=site_id))
+        for agency_id, asset_id, class_id, epc, site_id in _ASSETS}
+    session.flush()
+    set_references(session, asset=assets["evidence-bag-1"], case_ref=DEMO_CASE,
+                   exhibit_ref="DC/1", now=now)
     session.commit()
 
 

@@ -44,10 +44,12 @@ class LoggedEvent:
 
 def scope_head_proofs(head_map: HeadMap, scope: Scope) -> list[HeadProof]:
     """The head-map proofs a scope needs: each scope asset's entry (or the neighbours proving
-    it absent) and, for a site, the run of the site's entries with its neighbours."""
+    it absent) and, for a site or a case, the run of its entries with their neighbours."""
     found = {p.index: p for asset in scope.assets for p in head_map.proofs_for_asset(asset)}
     if scope.kind == "site" and scope.site is not None:
         found |= {p.index: p for p in head_map.proofs_for_site(scope.site)}
+    if scope.kind == "case" and scope.case is not None:
+        found |= {p.index: p for p in head_map.proofs_for_case(scope.case)}
     return [found[i] for i in sorted(found)]
 
 

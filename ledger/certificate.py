@@ -145,4 +145,6 @@ def _scope(bundle: AuditBundle) -> str:
         return f"site {scope.site}"
     if scope.kind == "time-range":
         return f"time range {scope.start} to {scope.end}"
+    if scope.kind == "case":
+        return f"case {scope.case}: {', '.join(scope.assets)}"
     return f"{scope.kind} {', '.join(scope.assets)}"

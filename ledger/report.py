@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -249,18 +249,30 @@ def _asset_report(bundle: AuditBundle, verification: VerificationReport, asset: 
     return report
 
 
-def endings(bundle: AuditBundle) -> list[tuple[RegistryRecord, int]]:
-    """The bundle's corrections and retirements with their leaves, in log order (records
-    that do not parse are left out: the verifier fails them)."""
-    found = []
+def _registry_records(bundle: AuditBundle) -> Iterator[tuple[RegistryRecord, int]]:
+    """The bundle's registry records with their leaves, in log order (records that do not
+    parse are left out: the verifier fails them)."""
     for item in bundle.registry:
         try:
-            record = RegistryRecord.from_record(parse_record(item.record))
+            yield RegistryRecord.from_record(parse_record(item.record)), item.leaf_index
         except LedgerError:
             continue
-        if record.kind in (EVENT_CORRECTED, ASSET_RETIRED):
-            found.append((record, item.leaf_index))
-    return found
+
+
+def endings(bundle: AuditBundle) -> list[tuple[RegistryRecord, int]]:
+    """The bundle's corrections and retirements with their leaves, in log order."""
+    return [(record, leaf) for record, leaf in _registry_records(bundle)
+            if record.kind in (EVENT_CORRECTED, ASSET_RETIRED)]
+
+
+def case_exhibits(bundle: AuditBundle, case: str) -> list[str]:
+    """The assets whose latest case reference in `bundle` names `case` (the head map's rule
+    for the case index), in exhibit reference order."""
+    latest = {record.get("asset"): record for record, _leaf in _registry_records(bundle)
+              if record.kind == EVIDENCE_REFERENCED}
+    return [asset for asset, record in sorted(
+        latest.items(), key=lambda item: (str(item[1].get("exhibit")), item[0]))
+        if record.get("case") == case]
 
 
 def _registry_notes(bundle: AuditBundle, asset: str, report: CustodyReport
@@ -281,24 +293,20 @@ def _registry_notes(bundle: AuditBundle, asset: str, report: CustodyReport
 
 def _evidence_notes(bundle: AuditBundle, asset: str, report: CustodyReport) -> None:
     """The asset's case and exhibit references and its disposal, from the bundle's records."""
-    for item in bundle.registry:
-        try:
-            record = RegistryRecord.from_record(parse_record(item.record))
-        except LedgerError:
-            continue
+    for record, leaf in _registry_records(bundle):
         if record.kind not in (EVIDENCE_REFERENCED, ASSET_DISPOSED) or record.get(
                 "asset") != asset:
             continue
         if record.kind == EVIDENCE_REFERENCED:
             report.evidence = {"case": record.get("case"), "exhibit": record.get("exhibit"),
-                               "leaf": item.leaf_index}
+                               "leaf": leaf}
         else:
             recipient = record.get("recipient")
             report.disposal = {
                 "disposition": str(record.get("disposition")).replace("_", " "),
                 "recipient": "—" if recipient is None else
                 f"commitment {recipient[:COMMITMENT_SHOWN]}…",
-                "event_leaf": record.get("leaf"), "leaf": item.leaf_index, "time": record.time}
+                "event_leaf": record.get("leaf"), "leaf": leaf, "time": record.time}
 
 
 CSV_COLUMNS: Final = ("asset", "seq", "time_utc", "action", "from", "to", "signed_off_by",

@@ -15,11 +15,13 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
+from api.auth import Caller
 from api.bundle_requests import (
     MAX_ASSET_PARAM_CHARS,
     BadBundleScope,
+    ExportedBundle,
     NoVisibleAssets,
     export_requested_bundle,
 )
@@ -30,6 +32,7 @@ from api.db import utcnow
 from api.deps import Auditor, SessionDep
 from api.logstore import open_log
 from api.models.custody import CustodyEventRow, LogCheckpoint
+from api.models.evidence import MAX_REFERENCE_CHARS
 from api.problems import Problem, not_found
 from api.routes.paging import IdPath, Limit
 from api.scoping import visible_asset
@@ -203,18 +206,29 @@ def bundle(
     start: Annotated[str | None, Query(max_length=40)] = None,
     end: Annotated[str | None, Query(max_length=40)] = None,
     since_size: Annotated[int | None, Query(ge=1, le=2**53 - 1)] = None,
+    case: Annotated[str | None, Query(max_length=MAX_REFERENCE_CHARS)] = None,
 ) -> Response:
-    """An audit bundle (docs/audit-bundle.md) for assets, a site, or a time range; with
-    `since_size`, its checkpoints start at the one of that size (an auditor's last verified)."""
+    """An audit bundle (docs/audit-bundle.md) for assets, a site, a case (every exhibit the
+    log's latest references put in it) or a time range; with `since_size`, its checkpoints
+    start at the one of that size (an auditor's last verified)."""
+    exported = requested_bundle(session, caller, assets=asset, site=site, start=start,
+                                end=end, since_size=since_size, case=case)
+    return Response(exported.body, media_type=BUNDLE_MEDIA_TYPE)
+
+
+def requested_bundle(session: Session, caller: Caller, *, assets: list[str] | None = None,
+                     site: str | None = None, start: str | None = None, end: str | None = None,
+                     case: str | None = None, since_size: int | None = None) -> ExportedBundle:
+    """The bundle `caller` asks for (`export_requested_bundle`), its errors as problems: an
+    asset, site or case with nothing to show is 404, a bad question 422, no checkpoint 409.
+    The audit pages ask through here too."""
     try:
-        exported = export_requested_bundle(session, caller, assets=asset, site=site,
-                                           start=start, end=end, now=utcnow(),
-                                           since_size=since_size)
+        return export_requested_bundle(session, caller, assets=assets, site=site, start=start,
+                                       end=end, now=utcnow(), since_size=since_size, case=case)
     except NoVisibleAssets:
         raise not_found("asset") from None
     except BadBundleScope as exc:
         raise Problem(422, exc.slug, str(exc)) from None
     except BundleUnavailable as exc:
         raise Problem(409, "not-checkpointed", str(exc)) from None
-    return Response(exported.body, media_type=BUNDLE_MEDIA_TYPE)
 

@@ -1,18 +1,21 @@
 """`kitledger report` and `kitledger epcis`: what an auditor hands on, made from a bundle.
 
-`report BUNDLE (--asset ID... | --site SITE) [--case LABEL] (--rpc URL | --offline) [--trust
-FILE] [--html PATH] [--pdf PATH] [--csv PATH] [--names FILE]` verifies the bundle first, with
-the same trust roots and last verified checkpoint as `verify`, and prints the per-step status
-into the report, so a report can never claim more than the verifier found; the exit code is
-verify's (0, 1, 2, 3, 4). `--names` is a reveals file (`ledger.reveals`): per person commitment,
-the person id and salt that open it and the person's name, held only by viewers entitled to see
-them. A reveal that does not open its commitment makes the input unusable (exit 2) before
-anything is printed. The PDF embeds the bundle (when read from a file whose lines still hash to
-the fingerprint just verified: a URL or standard input is not read twice) and the trust file, so
-the report carries its own proof. One `--asset` makes the one-asset report; several, or `--case
-LABEL`, a case report of those assets (the bundle holds no case reference: the caller names the
-case and its exhibits); `--site SITE` a site report of every asset whose latest event leaves it
-at SITE. Every report ends with the certificate page; `--csv` writes its steps for a case file.
+`report BUNDLE (--asset ID... | --site SITE | --case CASE) [--case LABEL] (--rpc URL |
+--offline) [--trust FILE] [--html PATH] [--pdf PATH] [--csv PATH] [--names FILE]` verifies the
+bundle first, with the same trust roots and last verified checkpoint as `verify`, and prints
+the per-step status into the report, so a report can never claim more than the verifier found;
+the exit code is verify's (0, 1, 2, 3, 4). `--names` is a reveals file (`ledger.reveals`): per
+person commitment, the person id and salt that open it and the person's name, held only by
+viewers entitled to see them. A reveal that does not open its commitment makes the input
+unusable (exit 2) before anything is printed. The PDF embeds the bundle (when read from a file
+whose lines still hash to the fingerprint just verified: a URL or standard input is not read
+twice) and the trust file, so the report carries its own proof. One `--asset` makes the
+one-asset report; several, or `--case LABEL` with them, a case report of those assets, titled
+with the label the caller gives; `--case CASE` alone a case report of every exhibit of a case
+bundle (`GET /v1/audit/bundles?case=CASE`: its records say which exhibits the case holds, and
+the verifier has proven none left out); `--site SITE` a site report of every asset whose latest
+event leaves it at SITE. Every report ends with the certificate page; `--csv` writes its steps
+for a case file.
 `epcis BUNDLE [--out PATH]` writes the bundle's custody events as an EPCIS 2.0 document, each
 asset named by the GS1 URI of the tag its events' reads name where that tag has one; an event
 the log corrects is followed by its EPCIS error declaration (the same event, declared wrong).
@@ -106,6 +109,7 @@ def run_report(args: argparse.Namespace) -> int:
         CustodyReport,
         build_collection,
         build_report,
+        case_exhibits,
         render_csv,
         render_html,
         render_pdf,
@@ -118,9 +122,10 @@ def run_report(args: argparse.Namespace) -> int:
         raise CommandError("nothing to write: none of --html, --pdf or --csv was given",
                            "give --html PATH, --pdf PATH, --csv PATH or several (`kitledger "
                            "verify` checks a bundle without writing a report)")
-    if bool(args.asset) == bool(args.site):
-        raise CommandError("give the report's assets with --asset ID (repeatable) or --site "
-                           "SITE, not both and not neither", "kitledger report --help")
+    if bool(args.asset) == bool(args.site) and not (args.case and not args.asset):
+        raise CommandError("give the report's assets with --asset ID (repeatable), --site "
+                           "SITE or --case CASE alone, not both and not neither",
+                           "kitledger report --help")
     if args.case is not None and not CASE_LABEL.fullmatch(args.case):
         raise CommandError("--case: expected 1..128 printable characters",
                            "give the case reference as it is written on the case file")
@@ -144,6 +149,17 @@ def run_report(args: argparse.Namespace) -> int:
                            "check --site against the bundle's locations", EXIT_UNUSABLE)
         title = f"Site report: {args.site}" + (f", case {args.case}" if args.case else "")
         report = build_collection(bundle, result, assets, title, _now(), names, pins)
+    elif not args.asset:
+        if bundle.scope.kind != "case" or bundle.scope.case != args.case:
+            return _refuse(f"unusable input: the bundle is not the case bundle of {args.case!r}",
+                           "export it with GET /v1/audit/bundles?case=..., or name the "
+                           "exhibits with --asset", EXIT_UNUSABLE)
+        exhibits = case_exhibits(bundle, args.case)
+        if not exhibits:
+            return _refuse(f"unusable input: the bundle references no exhibit to {args.case!r}",
+                           "check --case against the case bundle's case", EXIT_UNUSABLE)
+        report = build_collection(bundle, result, exhibits, f"Case report: {args.case}",
+                                  _now(), names, pins)
     elif len(args.asset) > 1 or args.case:
         report = build_collection(bundle, result, args.asset, f"Case report: {args.case}"
                                   if args.case else "Custody report of selected assets",
@@ -206,8 +222,9 @@ def register(subparsers: Any) -> None:
                         help="an asset's id (repeatable: several make a case report)")
     report.add_argument("--site", metavar="SITE",
                         help="site report: every asset the bundle leaves at SITE")
-    report.add_argument("--case", metavar="LABEL",
-                        help="the case reference the report is titled with")
+    report.add_argument("--case", metavar="CASE",
+                        help="alone: every exhibit of a case bundle's case; with --asset or "
+                        "--site: the case reference the report is titled with")
     add_root_arguments(report)
     report.add_argument("--html", metavar="PATH", help="write the HTML report here")
     report.add_argument("--pdf", metavar="PATH", help="write the PDF report here")

@@ -10,11 +10,13 @@ header line announces::
 Version 3 adds the registry records the events rest on (reader registrations and revocations,
 class policies, asset tags and shares: `ledger.core.records.RegistryRecord`), each a log leaf
 with its inclusion proof like an event, and head lines for registry subjects (a `"subject"`
-field). Versions 1 and 2 are still read; they carry no registry, so the verifier cannot prove
-the reader keys they list.
+field) and for the case index (a `"case"` field; a `case` scope names its case in the
+header's scope). Versions 1 and 2 are still read; they carry no registry, so the verifier
+cannot prove the reader keys they list.
 
 The head lines prove, in the head map of the newest checkpoint (`ledger.core.heads`), each
-scope asset's latest event and, for a site, every asset the log places there. Version 1 is the
+scope asset's latest event and, for a site, every asset the log places there; for a case,
+every exhibit the log's latest references put in it. Version 1 is the
 same without head lines (and without their count); it is still read.
 
 An observation line is the signed envelope's wire bytes and an event line is the custody
@@ -78,7 +80,7 @@ MAX_COSIGNATURES: Final = 64
 """Cosignature lines on one checkpoint: policies name a handful of witnesses; C2SP asks
 verifiers to accept at least 16 signatures on a note."""
 
-SCOPE_KINDS: Final = frozenset({"asset", "assets", "site", "time-range"})
+SCOPE_KINDS: Final = frozenset({"asset", "assets", "site", "time-range", "case"})
 
 
 class BundleError(LedgerError):
@@ -94,10 +96,15 @@ class Scope:
     site: str | None = None
     start: str | None = None
     end: str | None = None
+    case: str | None = None
+    """A `case` scope's case reference: every exhibit the log's case index lists under it."""
 
     def to_record(self) -> dict[str, Any]:
-        return {"kind": self.kind, "assets": list(self.assets), "site": self.site,
-                "start": self.start, "end": self.end}
+        record: dict[str, Any] = {"kind": self.kind, "assets": list(self.assets),
+                                  "site": self.site, "start": self.start, "end": self.end}
+        if self.case is not None:  # only a case scope's header names one
+            record["case"] = self.case
+        return record
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +256,8 @@ def head_record(proof: HeadProof) -> dict[str, Any]:
         "path": [p.hex() for p in proof.path]}
     if entry.subject is not None:
         record["subject"] = entry.subject
+    if entry.case is not None:
+        record["case"] = entry.case
     return record
 
 

@@ -167,8 +167,11 @@ def _header(record: dict[str, Any]) -> tuple[dict[str, int], Scope, ChainInfo | 
         if _get(counts, name, int, where) > limit:
             raise BundleError(f"{where}: {counts[name]} {name} exceeds the limit {limit}")
     scope = _get(record, "scope", dict, where)
-    if set(scope) != {"kind", "assets", "site", "start", "end"} or scope["kind"] not in SCOPE_KINDS:
+    named = {"kind", "assets", "site", "start", "end"} | ({"case"} if "case" in scope else set())
+    if set(scope) != named or scope["kind"] not in SCOPE_KINDS:
         raise BundleError(f"{where}: malformed scope")
+    if (scope["kind"] == "case") != ("case" in scope):
+        raise BundleError(f"{where}: a case scope, and only one, names its case")
     assets = _get(scope, "assets", list, where)
     if len(assets) > MAX_EVENTS or not all(isinstance(a, str) for a in assets):
         raise BundleError(f"{where}: scope assets must be a list of ids")
@@ -182,7 +185,8 @@ def _header(record: dict[str, Any]) -> tuple[dict[str, int], Scope, ChainInfo | 
     except LedgerError as exc:
         raise BundleError(f"{where}: created: {exc}") from None
     _get(log, "id", str, where)
-    parsed_scope = Scope(scope["kind"], tuple(assets), scope["site"], scope["start"], scope["end"])
+    parsed_scope = Scope(scope["kind"], tuple(assets), scope["site"], scope["start"], scope["end"],
+                         _get(scope, "case", str, where) if "case" in scope else None)
     chain = record["chain"]
     info = None
     if chain is not None:
@@ -229,15 +233,17 @@ def _anchor(value: Any, where: str) -> AnchorProof | None:
 
 def _head(record: dict[str, Any], where: str, version: int) -> HeadProof:
     fields = {"type", "index", "map_size", "asset", "site", "seq", "head", "path"}
-    if version >= REGISTRY_VERSION and "subject" in record:
-        fields.add("subject")
+    for optional in ("subject", "case"):
+        if version >= REGISTRY_VERSION and optional in record:
+            fields.add(optional)
     _exact(record, fields, "head", where)
     subject = _get(record, "subject", str, where) if "subject" in record else None
+    case = _get(record, "case", str, where) if "case" in record else None
     try:
         entry = HeadEntry(_get(record, "asset", str, where),
                           _get(record, "site", (str, type(None)), where),
                           _get(record, "seq", int, where), _hex(record["head"], where, 32),
-                          subject)
+                          subject, case)
     except LedgerError as exc:
         raise BundleError(f"{where}: {exc}") from None
     return HeadProof(entry, _get(record, "index", int, where),

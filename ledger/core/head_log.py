@@ -14,7 +14,12 @@ from ledger.core import hashing
 from ledger.core.encoding import parse_record
 from ledger.core.heads import HeadEntry, HeadMap, entries_for, located_at
 from ledger.core.record_scan import read_event
-from ledger.core.records import CustodyEvent, RegistryRecord, registry_hash
+from ledger.core.records import (
+    EVIDENCE_REFERENCED,
+    CustodyEvent,
+    RegistryRecord,
+    registry_hash,
+)
 
 _EVENT_START = b'{"action":'
 """How every custody event's canonical record begins (its keys sorted); no registry record's
@@ -25,10 +30,13 @@ def head_map_of(records: Iterable[bytes]) -> HeadMap:
     """The head map of a log whose leaves are `records`, in leaf order."""
     latest: dict[str, tuple[int, bytes, str | None]] = {}
     registry: dict[tuple[str, str], tuple[int, bytes]] = {}
+    cases: dict[str, tuple[str, int, bytes]] = {}
     for position, record in enumerate(records):
         if not record.startswith(_EVENT_START):
             entry = RegistryRecord.from_record(parse_record(record))
             registry[entry.subject] = (entry.seq, registry_hash(record))
+            if entry.kind == EVIDENCE_REFERENCED:
+                cases[entry.get("asset")] = (entry.get("case"), *registry[entry.subject])
             continue
         event: CustodyEvent = read_event(record, f"leaf {position}")
         latest[event.asset] = (event.seq, hashing.domain_hash(hashing.CUSTODY_EVENT, record),
@@ -37,4 +45,6 @@ def head_map_of(records: Iterable[bytes]) -> HeadMap:
                for e in entries_for(asset, seq, head, site)]
     entries += [HeadEntry(ident, None, seq, head, subject)
                 for (subject, ident), (seq, head) in registry.items()]
+    entries += [HeadEntry(asset, None, seq, head, case=case)
+                for asset, (case, seq, head) in cases.items()]
     return HeadMap(entries)

@@ -14,6 +14,11 @@ agency's registry, a reader, a class, an asset); each subject has one more entry
 (subject kind, subject id) under its own tag, holding its latest registry record's `seq` and
 hash, so a bundle proves it left none of a reader's or a class's records out.
 
+An asset whose latest `evidence-referenced` record names a case has one more entry, keyed by
+(case, asset) under its own tag, holding that record's `seq` in the asset's registry chain and
+its hash: the case index, which proves every exhibit of a case as the site index proves every
+asset at a site.
+
 Because keys are sorted, two adjacent leaves prove a key absent, and a contiguous run of leaves
 bracketed by its neighbours proves every entry in a key range: all assets of a site. Anyone
 holding the log can recompute the map and check the operator built it faithfully. Pure.
@@ -30,7 +35,7 @@ from typing import Final
 
 from ledger.core import hashing
 from ledger.core.bounds import MAX_SEQ
-from ledger.core.errors import ProofError
+from ledger.core.errors import ProofError, SchemaError
 from ledger.core.merkle import (
     EMPTY_ROOT,
     LEAF_PREFIX,
@@ -38,7 +43,7 @@ from ledger.core.merkle import (
     leaf_hash,
     root_from_inclusion,
 )
-from ledger.core.records import MAX_ID_CHARS, CustodyEvent
+from ledger.core.records import MAX_ID_CHARS, CustodyEvent, check_reason
 
 HEADS_LEAF: Final = "heads-leaf"
 HEADS_ROOT: Final = "heads-root"
@@ -49,6 +54,7 @@ MAX_MAP_ENTRIES: Final = 1 << 40
 _ASSET_TAG: Final = b"a\x00"
 _SITE_TAG: Final = b"s\x00"
 _REGISTRY_TAG: Final = b"r\x00"
+_CASE_TAG: Final = b"c\x00"
 REGISTRY_SUBJECTS: Final = frozenset({"agency", "reader", "class", "asset", "person"})
 """The kinds of registry subject (`ledger.core.records.REGISTRY_KINDS`)."""
 _LEAF_PREFIX: Final = hashing.DOMAIN_PREFIX + HEADS_LEAF.encode("ascii") + b"\x00"
@@ -76,6 +82,16 @@ def site_prefix(site: str) -> bytes:
     return _SITE_TAG + _check_id("site", site).encode("ascii") + b"\x00"
 
 
+def case_prefix(case: str) -> bytes:
+    """Every (case, asset) key of case `case` starts with this, and no other key does: a case
+    reference is printable ASCII (`ledger.core.records.check_reason`), so NUL ends it."""
+    try:
+        check_reason("case", case)
+    except SchemaError as exc:
+        raise HeadsError(str(exc)) from None
+    return _CASE_TAG + case.encode("ascii") + b"\x00"
+
+
 def registry_key(subject: str, ident: str) -> bytes:
     """The key of registry subject (`subject` kind, `ident`)'s entry."""
     if subject not in REGISTRY_SUBJECTS:
@@ -89,13 +105,15 @@ class HeadEntry:
     """Asset `asset`'s latest event is number `seq` of its chain with hash `head`; keyed by
     the asset alone (`site` None) or, in the site index, by (`site`, asset). With `subject`
     (a registry subject kind) the entry is registry subject (`subject`, `asset`)'s latest
-    registry record instead, and `site` is None."""
+    registry record instead, and `site` is None. With `case` the entry is in the case index:
+    the asset's latest `evidence-referenced` record (its registry `seq` and hash) names `case`."""
 
     asset: str
     site: str | None
     seq: int
     head: bytes
     subject: str | None = None
+    case: str | None = None
 
     def __post_init__(self) -> None:
         _check_id("asset", self.asset)
@@ -104,6 +122,10 @@ class HeadEntry:
         if self.subject is not None and (self.site is not None
                                          or self.subject not in REGISTRY_SUBJECTS):
             raise HeadsError("a registry entry names a subject kind and no site")
+        if self.case is not None:
+            case_prefix(self.case)
+            if self.site is not None or self.subject is not None:
+                raise HeadsError("a case entry names no site and no subject kind")
         if isinstance(self.seq, bool) or not isinstance(self.seq, int) or not (
                 0 <= self.seq <= MAX_SEQ):
             raise HeadsError(f"seq must be an integer in 0..{MAX_SEQ}")
@@ -112,6 +134,8 @@ class HeadEntry:
 
     @property
     def key(self) -> bytes:
+        if self.case is not None:
+            return case_prefix(self.case) + self.asset.encode("ascii")
         if self.subject is not None:
             return registry_key(self.subject, self.asset)
         if self.site is None:
@@ -165,7 +189,10 @@ Head = tuple[str, int, bytes, str | None]
 RegistryHead = tuple[str, str, int, bytes]
 """(subject kind, subject id, seq, hash): one registry subject's latest record."""
 
-_Row = tuple[bytes, str, str | None, int, bytes, str | None]
+CaseHead = tuple[str, str, int, bytes]
+"""(case, asset, seq, hash): an asset's latest `evidence-referenced` record, naming `case`."""
+
+_Row = tuple[bytes, str, str | None, int, bytes, str | None, str | None]
 
 
 class HeadMap:
@@ -173,28 +200,33 @@ class HeadMap:
     per node), so a million-asset map costs tens of megabytes, not millions of objects."""
 
     def __init__(self, entries: Iterable[HeadEntry]) -> None:
-        self._build([(e.key, e.asset, e.site, e.seq, e.head, e.subject) for e in entries])
+        self._build([(e.key, e.asset, e.site, e.seq, e.head, e.subject, e.case)
+                     for e in entries])
 
     @classmethod
-    def from_heads(cls, heads: Iterable[Head], registry: Iterable[RegistryHead] = ()
-                   ) -> HeadMap:
-        """The map of these assets' heads (each asset once) and registry subjects' heads (each
-        subject once): the fast path for a whole log, checking each value as `HeadEntry`
-        would without making one per entry."""
+    def from_heads(cls, heads: Iterable[Head], registry: Iterable[RegistryHead] = (),
+                   cases: Iterable[CaseHead] = ()) -> HeadMap:
+        """The map of these assets' heads (each asset once), registry subjects' heads (each
+        subject once) and case entries (each asset once): the fast path for a whole log,
+        checking each value as `HeadEntry` would without making one per entry."""
         rows: list[_Row] = []
         for subject, ident, seq, head in registry:  # few: each checked as an entry
             entry = HeadEntry(ident, None, seq, head, subject)
-            rows.append((entry.key, ident, None, seq, head, subject))
+            rows.append((entry.key, ident, None, seq, head, subject, None))
+        for case, asset, seq, head in cases:  # exhibits only: each checked as an entry
+            entry = HeadEntry(asset, None, seq, head, case=case)
+            rows.append((entry.key, asset, None, seq, head, None, case))
         for asset, seq, head, site in heads:
             if (not _ID.fullmatch(asset) or type(seq) is not int or not 0 <= seq <= MAX_SEQ
                     or len(head) != hashing.HASH_SIZE):
                 HeadEntry(asset, site, seq, head)  # raises, saying what is wrong
-            rows.append((_ASSET_TAG + asset.encode("ascii"), asset, None, seq, head, None))
+            rows.append((_ASSET_TAG + asset.encode("ascii"), asset, None, seq, head, None,
+                         None))
             if site is not None:
                 if not _ID.fullmatch(site):
                     _check_id("site", site)
                 rows.append((_SITE_TAG + site.encode("ascii") + b"\x00" + asset.encode("ascii"),
-                             asset, site, seq, head, None))
+                             asset, site, seq, head, None, None))
         head_map = cls.__new__(cls)
         head_map._build(rows)
         return head_map
@@ -212,7 +244,7 @@ class HeadMap:
         level = b"".join(
             sha256(prefix + len(key).to_bytes(2, "big") + key + seq.to_bytes(8, "big")
                    + head).digest()
-            for key, _asset, _site, seq, head, _subject in rows)
+            for key, _asset, _site, seq, head, _subject, _case in rows)
         self._levels = [level]
         while len(level) > hashing.HASH_SIZE:
             level = _parents(level)
@@ -223,8 +255,8 @@ class HeadMap:
         return len(self._rows)
 
     def entry(self, index: int) -> HeadEntry:
-        _key, asset, site, seq, head, subject = self._rows[index]
-        return HeadEntry(asset, site, seq, head, subject)
+        _key, asset, site, seq, head, subject, case = self._rows[index]
+        return HeadEntry(asset, site, seq, head, subject, case)
 
     @property
     def tree_root(self) -> bytes:
@@ -265,9 +297,19 @@ class HeadMap:
         prefix = site_prefix(site)
         return self.proofs_between(prefix, prefix + b"\xff")
 
+    def proofs_for_case(self, case: str) -> list[HeadProof]:
+        prefix = case_prefix(case)
+        return self.proofs_between(prefix, prefix + b"\xff")
+
     def assets_at(self, site: str) -> list[str]:
         """The assets whose latest event leaves them at `site`, in key order."""
-        prefix = site_prefix(site)
+        return self._assets_under(site_prefix(site))
+
+    def assets_in_case(self, case: str) -> list[str]:
+        """The assets whose latest case reference names `case`, in key order."""
+        return self._assets_under(case_prefix(case))
+
+    def _assets_under(self, prefix: bytes) -> list[str]:
         first = bisect.bisect_left(self.keys, prefix)
         end = bisect.bisect_right(self.keys, prefix + b"\xff")
         return [self._rows[i][1] for i in range(first, end)]

@@ -12,6 +12,10 @@ scope kind:
 - `site`: additionally the run of the map's (site, asset) entries with its neighbours, which
   proves which assets the log places at the site: exactly the scope's assets, each with its
   latest event leaving it there;
+- `case`: additionally the run of the map's (case, asset) entries with its neighbours, which
+  proves which exhibits the log's latest references put in the case: exactly the scope's
+  assets, each entry's head the hash of a registry record here that references it to the case
+  (so an exhibit left out, or its reference record held back, fails);
 - `time-range`: every leaf between the checkpoints that bracket [start, end) (the newest one
   signed at or before `start`, the oldest signed at or after `end`, which must exist), each an
   event or a registry record, and the scope's assets exactly the assets of those events.
@@ -29,18 +33,20 @@ from dataclasses import dataclass
 from ledger.core import hashing
 from ledger.core.bundle import AuditBundle
 from ledger.core.checkpoint import Checkpoint
+from ledger.core.encoding import parse_record
 from ledger.core.errors import LedgerError
 from ledger.core.heads import (
     HeadEntry,
     HeadProof,
     asset_key,
+    case_prefix,
     entries_between,
     located_at,
     site_prefix,
     verify_head_proof,
 )
 from ledger.core.record_scan import read_event
-from ledger.core.records import parse_time
+from ledger.core.records import EVIDENCE_REFERENCED, RegistryRecord, parse_time, registry_hash
 from ledger.verify.report import CheckResult, VerificationReport
 
 NAME = "completeness"
@@ -186,6 +192,8 @@ def _check(bundle: AuditBundle, points: list[Checkpoint | None], root: bytes,
                              "events left out")
     if scope.kind == "site" and scope.site is not None:
         _check_site(scope.site, proven, used, last, listed)
+    if scope.kind == "case" and scope.case is not None:
+        _check_case(bundle, scope.case, proven, used, last, listed)
     if scope.kind == "time-range":
         _check_time_range(bundle, points, leaves)
     unused = sorted(set(proven.by_index) - used - registry_used)
@@ -205,6 +213,9 @@ def _check_scope_shape(bundle: AuditBundle) -> None:
         raise Incomplete(f"an {scope.kind!r} scope names no site or time range")
     if scope.kind == "site" and (scope.site is None or (scope.start, scope.end) != (None, None)):
         raise Incomplete("a 'site' scope names a site and no time range")
+    if (scope.kind == "case") != (scope.case is not None) or (
+            scope.kind == "case" and (scope.site, scope.start, scope.end) != (None, None, None)):
+        raise Incomplete("a 'case' scope, and only one, names a case, and no site or time range")
     if scope.kind == "time-range":
         if scope.site is not None or scope.start is None or scope.end is None:
             raise Incomplete("a 'time-range' scope names a start and an end and no site")
@@ -234,6 +245,38 @@ def _check_site(site: str, proven: ProvenEntries, used: set[int], last: dict[str
         if (have.seq, have.head) != (entry.seq, entry.head) or have.site != site:
             raise Incomplete(f"site {site!r}: asset {asset!r}'s site entry does not match its "
                              "last event, or that event does not leave it at the site")
+
+
+def _check_case(bundle: AuditBundle, case: str, proven: ProvenEntries, used: set[int],
+                last: dict[str, LastEvent], listed: set[str]) -> None:
+    prefix = case_prefix(case)
+    there = {e.asset: e for e in entries_in_run(prefix, prefix + b"\xff", proven, used)}
+    left_out = sorted(set(there) - listed)
+    if left_out:
+        raise Incomplete(f"case {case!r}: the head map lists {len(left_out)} exhibit(s) of the "
+                         f"case that the bundle leaves out, first {left_out[0]!r}")
+    elsewhere = sorted((set(last) | listed) - set(there))
+    if elsewhere:
+        raise Incomplete(f"case {case!r}: the scope lists {elsewhere[0]!r}, which the head map "
+                         "does not put in the case")
+    references = _case_references(bundle)
+    for asset, entry in there.items():
+        if references.get(entry.head) != (asset, case):
+            raise Incomplete(f"case {case!r}: exhibit {asset!r}'s reference record (registry "
+                             f"seq {entry.seq}) is not in the bundle")
+
+
+def _case_references(bundle: AuditBundle) -> dict[bytes, tuple[str, str]]:
+    """The bundle's `evidence-referenced` records by hash: (asset, case) each."""
+    found: dict[bytes, tuple[str, str]] = {}
+    for item in bundle.registry:
+        try:
+            record = RegistryRecord.from_record(parse_record(item.record))
+        except LedgerError:
+            continue  # the registry check reports it
+        if record.kind == EVIDENCE_REFERENCED:
+            found[registry_hash(item.record)] = (record.get("asset"), record.get("case"))
+    return found
 
 
 def _check_time_range(bundle: AuditBundle, points: list[Checkpoint | None],

@@ -116,3 +116,31 @@ def test_bench_head_map_quick_prints_its_figure() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| 20,000 |")]
     assert len(rows) == 1 and rows[0].split("|")[2].strip() == "33,333", done.stdout
+
+
+def test_the_case_index_holds_each_exhibits_latest_reference(engine: Engine,
+                                                             tmp_path: Path) -> None:
+    """Case entries follow the latest `evidence-referenced` record: R-0 moved from case 24-1 to
+    case "24 2" leaves 24-1 with R-1 only, and the map before the move still had both."""
+    from api.custody import evidence
+    from api.db import utcnow
+    from api.models.assets import Asset
+
+    _world(engine, tmp_path / "keys")
+    for asset, case in (("R-0", "24-1"), ("R-1", "24-1"), ("R-0", "24 2")):
+        with Session(engine) as session:
+            row = session.get(Asset, asset)
+            assert row is not None
+            evidence.set_references(session, asset=row, case_ref=case, exhibit_ref="X/1",
+                                    now=utcnow())
+            session.commit()
+    records = _records(engine, "north")
+    assert len(records) == NORTH_SIZE + 3
+    with Session(engine) as session:
+        for size in range(NORTH_SIZE, len(records) + 1):
+            assert head_map_at(session, "north", size).root == head_map_of(records[:size]).root
+        before = head_map_at(session, "north", len(records) - 1)
+        after = head_map_at(session, "north", len(records))
+    assert before.assets_in_case("24-1") == ["R-0", "R-1"]
+    assert after.assets_in_case("24-1") == ["R-1"] and after.assets_in_case("24 2") == ["R-0"]
+    assert after.assets_in_case("24") == []  # a prefix of a case is another case

@@ -1,6 +1,6 @@
 """Hypothesis properties of the head map: roots agree with the reference oracle; every asset's
-presence and every other key's absence are proven; a site's run is exactly its assets; and any
-changed entry, index, size, path or missing neighbour is refused."""
+presence and every other key's absence are proven; a site's run, and a case's, is exactly its
+assets; and any changed entry, index, size, path or missing neighbour is refused."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 
 import tests.ledger.reference_heads as ref
 from ledger.core.heads import (
+    HeadEntry,
     HeadMap,
     HeadsError,
     asset_key,
+    case_prefix,
     entries_between,
     entries_for,
     site_prefix,
@@ -127,3 +129,64 @@ def test_entries_refuse_bad_ids_and_duplicate_keys() -> None:
         entries_for("has space", 0, bytes(32), None)
     with pytest.raises(HeadsError):
         HeadMap([*entries_for("a", 0, bytes(32), None), *entries_for("a", 1, bytes(32), None)])
+
+
+def _case_map() -> HeadMap:
+    entries = [e for asset in ("a", "b", "c") for e in entries_for(asset, 1, bytes(32), None)]
+    entries += [HeadEntry("a", None, 2, bytes(32), case="24-1"),
+                HeadEntry("b", None, 2, bytes(32), case="24-1"),
+                HeadEntry("c", None, 2, bytes(32), case="24-10")]
+    return HeadMap(entries)
+
+
+def test_a_case_run_holds_exactly_its_exhibits() -> None:
+    head_map = _case_map()
+    assert head_map.assets_in_case("24-1") == ["a", "b"]
+    assert head_map.assets_in_case("24-10") == ["c"] and head_map.assets_in_case("24") == []
+    prefix = case_prefix("24-1")
+    run = head_map.proofs_for_case("24-1")
+    assert [e.asset for e in entries_between(prefix, prefix + b"\xff", run, head_map.root)] == [
+        "a", "b"]
+    with pytest.raises(HeadsError):  # an exhibit's entry held back from the run
+        entries_between(prefix, prefix + b"\xff", [run[0], *run[2:]], head_map.root)
+    same = HeadMap.from_heads([(a, 1, bytes(32), None) for a in "abc"],
+                              cases=[("24-1", "a", 2, bytes(32)), ("24-1", "b", 2, bytes(32)),
+                                     ("24-10", "c", 2, bytes(32))])
+    assert same.root == head_map.root
+
+
+@pytest.mark.parametrize("case", ["", "24-1\x00", "24\n1", "é", "x" * 201, 7])
+def test_case_entries_refuse_bad_references(case: object) -> None:
+    with pytest.raises(HeadsError):
+        HeadEntry("a", None, 0, bytes(32), case=case)  # type: ignore[arg-type]
+    with pytest.raises(HeadsError):
+        HeadMap.from_heads([], cases=[(case, "a", 0, bytes(32))])  # type: ignore[list-item]
+
+
+def test_a_case_entry_names_no_site_or_subject() -> None:
+    with pytest.raises(HeadsError):
+        HeadEntry("a", "s1", 0, bytes(32), case="24-1")
+    with pytest.raises(HeadsError):
+        HeadEntry("a", None, 0, bytes(32), "asset", "24-1")
+
+
+def test_case_keys_are_as_documented() -> None:
+    """The case entry's key, `c` NUL case NUL asset, and its leaf, rebuilt from the documented
+    encoding with the reference tree (no code shared with ledger.core), give the same root."""
+    import tests.ledger.reference_merkle as merkle
+
+    head = hashlib.sha256(b"reference record").digest()
+    asset_head = hashlib.sha256(b"event").digest()
+
+    def leaf(key: bytes, seq: int, value: bytes) -> bytes:
+        return (b"kitledger/v1/heads-leaf\x00" + len(key).to_bytes(2, "big") + key
+                + seq.to_bytes(8, "big") + value)
+
+    leaves = sorted([(b"a\x00JD-1", leaf(b"a\x00JD-1", 3, asset_head)),
+                     (b"c\x0024 001\x00JD-1", leaf(b"c\x0024 001\x00JD-1", 2, head))])
+    expected = hashlib.sha256(b"kitledger/v1/heads-root\x00" + (2).to_bytes(8, "big")
+                              + merkle.mth([data for _key, data in leaves])).digest()
+    built = HeadMap([*entries_for("JD-1", 3, asset_head, None),
+                     HeadEntry("JD-1", None, 2, head, case="24 001")])
+    assert built.root == expected
+    assert built.entry(1).key == b"c\x0024 001\x00JD-1"

@@ -27,6 +27,7 @@ from ledger.chain.provider import EMBEDDED_URL, connect
 from ledger.core.bundle import AnchorProof, BundleCheckpoint, ChainInfo, DeviceRegistration, Scope
 from ledger.core.checkpoint import Checkpoint, chain_agency_id, chain_log_id, sign_checkpoint
 from ledger.core.commitments import PERSON, commit
+from ledger.core.encoding import parse_record
 from ledger.core.envelope import Envelope, envelope_hash, key_id, raw_public_key, sign_envelope
 from ledger.core.head_log import head_map_of
 from ledger.core.heads import HeadMap
@@ -35,6 +36,7 @@ from ledger.core.records import (
     ASSET_RETIRED,
     CLASS_POLICY,
     EVENT_CORRECTED,
+    EVIDENCE_REFERENCED,
     GENESIS_PREV,
     MAINTENANCE_DONE,
     MAINTENANCE_SCHEDULE,
@@ -246,6 +248,18 @@ class History:
                          f'public_key = "{public_key.hex()}"\n')
         return text
 
+    def case_bundle(self, case: str, assets: Sequence[str], **overrides: Any) -> bytes:
+        """The bundle of case `case` holding `assets`: their events and registry records (the
+        agency's, readers' and classes' too), as the API exports a case."""
+        kept = [(e, leaf) for e, leaf in zip(self.events, self.event_leaves, strict=True)
+                if e.asset in assets]
+        registry = [r for r in self.registry if _of_assets(r.record, assets)]
+        values: dict[str, Any] = dict(
+            scope=Scope("case", tuple(assets), case=case),
+            events=[LoggedEvent(e.to_bytes(), leaf) for e, leaf in kept], registry=registry)
+        values.update(overrides)
+        return self.bundle(**values)
+
     def bundle(self, **overrides: Any) -> bytes:
         """The audit bundle of the three assets; `overrides` replace export arguments."""
         values: dict[str, Any] = dict(
@@ -303,6 +317,9 @@ class Forgery:
     unserviced: bool = False
     """Before the taser's manual check_out, its class gets a blocking schedule (an annual
     test) and the taser fails it: the check_out issues an item it could not."""
+    evidence: bool = False
+    """In the property room, before its checkpoint, the camera and the taser are referenced
+    to case `CASE` as exhibits `EXHIBITS` (the radio is in no case)."""
 
 
 def _open_registry(history: History, forgery: Forgery) -> None:
@@ -384,6 +401,9 @@ def fortnight(unrelated_read: bool = False, forgery: Forgery | None = None) -> H
 
 
 MANUAL_REASON = "tag unreadable: label torn"
+CASE = "24-001234"
+EXHIBITS = {CAMERA: "JD/1", TASER: "JD/2"}
+"""The case of the evidence variants and its exhibits, by asset."""
 CORRECTION_REASON = "checked in at the wrong desk: was return-desk-north"
 
 
@@ -413,10 +433,21 @@ def property_room(history: History, forgery: Forgery) -> None:
         history.log.append(data)
     history.log_registry(ASSET_RETIRED, "2026-01-15T10:00:00.000Z", asset=RADIO,
                          reason="written off: water damage")
+    if forgery.evidence:
+        for asset, exhibit in EXHIBITS.items():
+            history.log_registry(EVIDENCE_REFERENCED, "2026-01-15T10:30:00.000Z", asset=asset,
+                                 case=CASE, exhibit=exhibit)
     if forgery.retired_moved:
         history.custody(RADIO, "check_out", "2026-01-15T11:00:00.000Z", "issue-desk-1", STORE,
                         person("officer-22"), ("officer-22",))
     history.checkpoint("2026-01-15T12:00:00.000Z")
+
+
+def _of_assets(record: bytes, assets: Sequence[str]) -> bool:
+    """Whether registry record `record` is the agency's, a reader's or a class's, or one of
+    `assets`'."""
+    kind, ident = RegistryRecord.from_record(parse_record(record)).subject
+    return kind != "asset" or ident in assets
 
 
 def _points(history: History) -> list[Checkpoint]:

@@ -18,7 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bundle_story import CAMERA, LEAF, RADIO, SIZES, TASER, Forgery, History, fortnight
+from bundle_story import (
+    CAMERA,
+    CASE,
+    LEAF,
+    RADIO,
+    SIZES,
+    TASER,
+    Forgery,
+    History,
+    fortnight,
+)
 from bundle_witnesses import WITNESS_EDITS
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tampering import Sections, edit_json, flip_hex_digit, sealed
@@ -390,6 +400,61 @@ PROPERTY_ROOM = [
 ]
 """Corrections, retirements and manual entries (`bundle_story.property_room`)."""
 
+
+def _case(edit: Callable[[Sections], None] | None = None) -> Callable[[History, bytes], bytes]:
+    """The case bundle of the evidence story (camera and taser in case `CASE`), as the API
+    exports it, then `edit`ed and re-sealed if given."""
+    def make(_history: History, _valid: bytes) -> bytes:
+        data = _story(_EVIDENCE).case_bundle(CASE, (CAMERA, TASER))
+        return data if edit is None else sealed(data, edit)
+    return make
+
+
+def _drop_reference(asset: str) -> Callable[[Sections], None]:
+    """Delete `asset`'s case reference record, as an operator hiding what put it in the case
+    would (its asset's registry chain then ends early)."""
+    def edit(s: Sections) -> None:
+        s.registry = [(r, p) for r, p in s.registry if json.loads(r)["type"] !=
+                      "evidence-referenced" or json.loads(r)["asset"] != asset]
+    return edit
+
+
+def _drop_exhibit(asset: str) -> Callable[[Sections], None]:
+    """Delete every event and registry record of `asset` and strike it from the scope: all
+    that is left of it is the head map's entries the other proofs reach."""
+    events = _drop_asset(asset, from_scope=True, heads=False)
+
+    def edit(s: Sections) -> None:
+        events(s)
+        s.registry = [(r, p) for r, p in s.registry if json.loads(r).get("asset") != asset]
+    return edit
+
+
+_EVIDENCE = dataclasses.replace(_ROOM, evidence=True)
+CASES = [
+    Variant("case-valid", "the property room's history with the camera and the taser "
+            f"referenced to case {CASE} (exhibits JD/1, JD/2), exported for the case",
+            _case(), 4, pinned=False),
+    Variant("case-exhibit-omitted", "the case bundle with the taser's events and registry "
+            "records deleted and the taser struck from the scope: a bundle of the camera alone",
+            _case(_drop_exhibit(TASER)), 1,
+            {"completeness": "lists 1 exhibit(s) of the case that the bundle leaves out"},
+            pinned=False),
+    Variant("case-chain-dropped", "the case bundle with the taser's events deleted, the taser "
+            "still in the scope", _case(_drop_asset(TASER, from_scope=False, heads=False)), 1,
+            {"completeness": "events left out", "hash-chains": "expected events of scope asset"},
+            pinned=False),
+    Variant("case-reference-dropped", "the case bundle with the taser's case reference record "
+            "deleted", _case(_drop_reference(TASER)), 1,
+            {"completeness": "reference record", "registry": f"asset {TASER!r}: the log's "
+             "latest registry record is seq"}, pinned=False),
+    Variant("case-renamed", "the case bundle's scope edited to the case 24-009999",
+            _case(_scope(case="24-009999")), 1,
+            {"completeness": "which the head map does not put in the case"}, pinned=False),
+]
+"""Case bundles (`History.case_bundle`): every exhibit of a case, proven by the head map's
+case index."""
+
 VARIANTS = [
     Variant("valid", "the untouched bundle: every check passes offline", _raw(bytes), 0),
     Variant("event-bit-flip", "one bit of event 3's new holder flipped, bundle re-sealed",
@@ -673,4 +738,5 @@ VARIANTS = [
     Variant("created-not-a-time", "the header's created edited to 'yesterday'",
             _resealed(_created_not_a_time), 2, unusable="created: time 'yesterday'"),
     *PROPERTY_ROOM,
+    *CASES,
 ]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.web.test_pages import signed_in
+from tests.api.web.test_pages import _report_ready, signed_in
 from tests.api.web.web_support import ROOT, SCREENSHOTS, RunningStack
 
 AXE = ROOT / "contracts" / "node_modules" / "axe-core" / "axe.min.js"
@@ -25,6 +25,8 @@ PAGES = {
     "desk-portal": "/web/desk?reader=portal",
     "auditor": "/web/audit?q=",
     "auditor-asset": "/web/audit/assets/evidence-bag-1",
+    "case-report": "/web/audit/report?case=24-001234",
+    "site-report": "/web/audit/report?site=hq-stores",
     "agency": "/web/agency",
     "asset": "/web/assets/evidence-bag-1",
     "asset-alert": "/web/assets/bodycam-1",
@@ -85,6 +87,9 @@ def test_web_pages_accessible_and_fit(browser: Any, day_done: RunningStack, widt
     page = signed_in(browser, day_done)
     page.set_viewport_size(WIDTHS[width])
     _property_room(page, day_done)
+    # The reports exist once the anchorer's checkpoint covers the day (409 before).
+    day_done.wait_for(lambda: _report_ready(page.request.get(
+        day_done.url + PAGES["case-report"])), 60)
     for name, path in PAGES.items():
         answer = page.goto(day_done.url + path)
         assert answer.status in (200, 404), (path, answer.status)

@@ -98,6 +98,45 @@ def test_web_auditor_timeline_verified_and_bundle_downloads(page: Any,
     assert "Certificate of the verification process" in text and "log public key" in text
 
 
+def test_web_auditor_case_and_site_reports(page: Any, day_done: RunningStack) -> None:
+    """The auditor chooses the demo's case on the audit page: its HTML report (the exhibit's
+    whole chain, case and exhibit references, one certificate) and the PDF of the same report
+    with the bundle inside; the site report likewise; and the report document runs no
+    inline script."""
+    page.goto(day_done.url + "/web/audit")
+    assert page.locator("#report-case option").all_inner_texts() == ["24-001234"]
+    page.screenshot(path=str(SCREENSHOTS / "auditor-reports.png"), full_page=True)
+    # The report shows the hand-over once a checkpoint covers it, as its bundle does.
+    day_done.wait_for(lambda: _report_ready(page.request.get(
+        day_done.url + "/web/audit/report?case=24-001234")), 60)
+    page.click("#case-report button[value=html]")
+    page.wait_for_url("**/web/audit/report?case=24-001234&format=html")
+    assert page.inner_text("h1") == "Case report: 24-001234"
+    html = page.content()
+    assert "evidence-bag-1" in html and "exhibit <strong>DC/1</strong>" in html
+    assert "Certificate of the verification process" in html
+    assert re.search(r"recomputed from its lines\): [0-9a-f]{64}", page.inner_text("body"))
+    page.screenshot(path=str(SCREENSHOTS / "case-report.png"))
+    answer = page.request.get(day_done.url + "/web/audit/report?case=24-001234")
+    policy = answer.headers["content-security-policy"]
+    # Its own style block is allowed by hash, so Chromium lays it out; nothing inline runs.
+    assert "script-src 'self';" in policy and "'unsafe-inline'" not in policy
+    assert "style-src 'self' 'sha256-" in policy and "default-src 'none'" in policy
+    assert page.evaluate(
+        "getComputedStyle(document.querySelector('table')).borderCollapse") == "collapse"
+    pdf = page.request.get(day_done.url + "/web/audit/report?case=24-001234&format=pdf")
+    assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert 'filename="case-24-001234.custody-report.pdf"' in pdf.headers["content-disposition"]
+    text = _pdf_text(pdf.body())
+    assert "Case report: 24-001234" in text and "Certificate of the verification process" in text
+    assert "Overall verification: VERIFIED" in text and "dc-carter (person)" in text
+    site = page.request.get(day_done.url + "/web/audit/report?site=hq-stores")
+    assert site.status == 200 and "Site report: hq-stores" in site.text()
+    for bad, status in (("case=24-999999", 404), ("case=%20x", 422), ("site=", 422),
+                        ("site=hq-stores&case=24-001234", 422), ("case=" + "x" * 200, 422)):
+        assert page.request.get(f"{day_done.url}/web/audit/report?{bad}").status == status, bad
+
+
 def test_web_agency_sites_stocktake_alerts_chart(page: Any, day_done: RunningStack) -> None:
     page.goto(day_done.url + "/web/agency")
     assert "unauthorised removal" in page.inner_text("ul.decisions")
@@ -192,6 +231,12 @@ def _pdf_text(body: bytes) -> str:
     """The PDF's text through poppler's pdftotext (installed by `make test`)."""
     out = subprocess.run(["pdftotext", "-", "-"], input=body, capture_output=True, check=True)
     return out.stdout.decode()
+
+
+def _report_ready(answer: Any) -> Any:
+    """The report once a checkpoint covers the bag's hand-over (409: no checkpoint yet)."""
+    assert answer.status in (200, 409), answer.status
+    return answer if answer.status == 200 and "dc-carter (person)" in answer.text() else None
 
 
 def _bundle_ready(answer: Any) -> Any:

@@ -30,6 +30,7 @@ from tests.ledger.verify.audit_support import (
     relines,
 )
 from tests.ledger.verify.audit_support import section_start as start_of
+from tests.paths import VECTORS_DIR
 
 NAMES = {person_ref(pid): name for pid, name in PEOPLE.items()}
 
@@ -377,3 +378,46 @@ def test_csv_never_hands_a_spreadsheet_a_formula(verified: tuple[AuditBundle,
     assert cells
     for cell in cells:
         assert not cell.startswith(("=", "+", "-", "@", "\t")), cell
+
+
+# Issue 24, the whole-case report: `kitledger report --case CASE` alone takes the exhibits from a
+# case bundle's records (the corpus's case variants), and refuses any other bundle.
+CORPUS = VECTORS_DIR / "bundles"
+
+
+def _report_case(capsys: pytest.CaptureFixture[str], bundle: str, case: str, out: Path
+                 ) -> tuple[int, str]:
+    from ledger.cli import main
+
+    code = main(["report", str(CORPUS / bundle), "--case", case, "--offline", "--no-state",
+                 "--html", str(out), "--csv", str(out.with_suffix(".csv"))])
+    return code, capsys.readouterr().out
+
+
+def test_case_report_takes_every_exhibit_from_the_case_bundle(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "case.html"
+    code, said = _report_case(capsys, "case-valid.jsonl", "24-001234", out)
+    assert code == 4, said  # the corpus's forged history: valid, not pinned
+    html = out.read_text()
+    assert "<h1>Case report: 24-001234</h1>" in html
+    camera, taser = "urn:epc:id:giai:0614141.1001", "urn:epc:id:giai:0614141.1002"
+    assert html.index("exhibit <strong>JD/1</strong>") < html.index("exhibit <strong>JD/2")
+    assert "(scope: case 24-001234: " in html
+    with out.with_suffix(".csv").open(newline="", encoding="utf-8") as sheet:
+        assets = [row["asset"] for row in csv.DictReader(sheet)]
+    assert assets[0] == camera and set(assets) == {camera, taser}
+    assert assets == sorted(assets, key=[camera, taser].index)  # exhibit order, chain by chain
+
+
+@pytest.mark.parametrize(("bundle", "case", "code", "said"), [
+    ("case-valid.jsonl", "24-009999", 2, "not the case bundle of '24-009999'"),
+    ("valid.jsonl", "24-001234", 2, "not the case bundle of '24-001234'"),
+    ("site-valid.jsonl", "24-001234", 2, "not the case bundle"),
+    ("case-exhibit-omitted.jsonl", "24-001234", 1, "NOT VERIFIED"),
+])
+def test_case_report_refuses_other_bundles_and_marks_a_short_case(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, bundle: str, case: str, code: int,
+        said: str) -> None:
+    answer, out = _report_case(capsys, bundle, case, tmp_path / "case.html")
+    assert answer == code and said in out, out
