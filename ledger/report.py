@@ -43,6 +43,7 @@ from ledger.core.records import (
     RegistryRecord,
 )
 from ledger.epcis import asset_epc_uris
+from ledger.inventory_report import inventory_rows
 from ledger.maintenance_report import maintenance_rows
 from ledger.verify.report import VerificationReport
 from ledger.verify.trust import LogTrust
@@ -108,6 +109,8 @@ class CustodyReport:
     """Why and to whom it was disposed of (the recipient by commitment)."""
     maintenance: list[dict[str, Any]] = field(default_factory=list)
     """Checks done on the asset and its times out of service (`ledger.maintenance_report`)."""
+    inventories: list[dict[str, Any]] = field(default_factory=list)
+    """The agency's inventories the bundle holds (`ledger.inventory_report`)."""
     certificate: Certificate | None = None
     title: str = "Chain-of-custody report"
 
@@ -130,6 +133,8 @@ class CaseReport:
     chain_source: str
     certificate: Certificate
     items: list[CustodyReport]
+    inventories: list[dict[str, Any]] = field(default_factory=list)
+    """The inventories of the report's site (all the bundle holds for a case report)."""
 
     @property
     def steps(self) -> list[ReportStep]:
@@ -175,8 +180,9 @@ def site_assets(bundle: AuditBundle, site: str) -> list[str]:
 def build_collection(bundle: AuditBundle, verification: VerificationReport,
                      assets: Sequence[str], title: str, generated: str,
                      names: Mapping[str, str] | None = None,
-                     pins: LogTrust | None = None) -> CaseReport:
-    """A site or case report of `assets` (each once, in the order given) under `title`."""
+                     pins: LogTrust | None = None, site: str | None = None) -> CaseReport:
+    """A site or case report of `assets` (each once, in the order given) under `title`, with
+    the inventories of `site` (of every site when None)."""
     items = [_asset_report(bundle, verification, asset, generated, names)
              for asset in dict.fromkeys(assets)]
     first = _asset_report(bundle, verification, "", generated) if not items else items[0]
@@ -185,7 +191,8 @@ def build_collection(bundle: AuditBundle, verification: VerificationReport,
         claimed_fingerprint=first.claimed_fingerprint, verified=first.verified,
         verdict=first.verdict, chain_source=first.chain_source, items=items,
         certificate=build_certificate(bundle, verification, first.verdict, pins,
-                                      _correction_count(bundle)))
+                                      _correction_count(bundle)),
+        inventories=inventory_rows(bundle, site, names))
 
 
 def _correction_count(bundle: AuditBundle) -> int:

@@ -143,7 +143,8 @@ def run_report(args: argparse.Namespace) -> int:
             return _refuse(f"unusable input: the bundle places no asset at site {args.site!r}",
                            "check --site against the bundle's locations", EXIT_UNUSABLE)
         title = f"Site report: {args.site}" + (f", case {args.case}" if args.case else "")
-        report = build_collection(bundle, result, assets, title, _now(), names, pins)
+        report = build_collection(bundle, result, assets, title, _now(), names, pins,
+                                  args.site)
     elif len(args.asset) > 1 or args.case:
         report = build_collection(bundle, result, args.asset, f"Case report: {args.case}"
                                   if args.case else "Custody report of selected assets",
