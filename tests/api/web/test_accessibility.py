@@ -36,6 +36,7 @@ PAGES = {
     "registry-new": "/web/registry/assets/new",
     "registry-import": "/web/registry/assets/import",
     "registry-edit": "/web/registry/assets/radio-1/edit",
+    "inventories": "/web/inventories?site=hq-stores",
     "problem": "/web/audit/assets/no-such-asset",
     "not-found": "/web/no-such-page",
 }
@@ -61,10 +62,12 @@ def _check(page: Any, where: str) -> None:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_web_pages_accessible_and_fit(browser: Any, day_done: RunningStack, width: str) -> None:
+def test_web_pages_accessible_and_fit(browser: Any, day_done: RunningStack, width: str,
+                                     inventory_taken: int) -> None:
     page = signed_in(browser, day_done)
     page.set_viewport_size(WIDTHS[width])
-    for name, path in PAGES.items():
+    pages = {**PAGES, "inventory": f"/web/inventories/{inventory_taken}"}
+    for name, path in pages.items():
         answer = page.goto(day_done.url + path)
         assert answer.status in (200, 404), (path, answer.status)
         _check(page, f"{path} at {width}")
