@@ -31,7 +31,7 @@ from api.deps import Admin, AssetsReader, CustodyWriter, SessionDep
 from api.ingest.checks import MAX_MESSAGE_BYTES
 from api.models.inventories import Inventory, InventoryMode
 from api.models.registry import Reader, Site, SitePublic
-from api.problems import Problem, not_found
+from api.problems import Problem, not_found, problem_documented
 from api.routes.paging import IdPath, Limit
 from api.routes.property_room import PersonRef, person_of
 from ledger.core.bounds import MAX_ID_CHARS
@@ -212,6 +212,7 @@ def _too_large() -> Problem:
 
 
 @router.post("/inventories/{inventory_id}/upload", response_model=InventoryPublic,
+             responses={413: problem_documented("The batch is larger than 24 MiB")},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/json": {"schema": UploadBody.model_json_schema()}}}})
 def upload_inventory(inventory_id: InventoryId, session: SessionDep, caller: CustodyWriter,
