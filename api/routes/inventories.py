@@ -31,7 +31,7 @@ from api.deps import Admin, AssetsReader, CustodyWriter, SessionDep
 from api.ingest.checks import MAX_MESSAGE_BYTES
 from api.models.inventories import Inventory, InventoryMode
 from api.models.registry import Reader, Site, SitePublic
-from api.problems import Problem, not_found, problem_documented
+from api.problems import Problem, not_found
 from api.routes.paging import IdPath, Limit
 from api.routes.property_room import PersonRef, person_of
 from ledger.core.bounds import MAX_ID_CHARS
@@ -193,7 +193,8 @@ def complete_inventory(inventory_id: InventoryId, session: SessionDep,
 
 
 async def _bounded_body(request: Request) -> bytes:
-    """The request body, refused (413) past `MAX_UPLOAD_BYTES` before it is all read."""
+    """The request body, refused past `MAX_UPLOAD_BYTES` before it is all read (422, as every
+    batch that breaks its schema is: a client reads one status for a batch it must fix)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(
             declared) > inventories.MAX_UPLOAD_BYTES:
@@ -207,12 +208,11 @@ async def _bounded_body(request: Request) -> bytes:
 
 
 def _too_large() -> Problem:
-    return Problem(413, "upload-too-large", f"a batch is at most "
+    return Problem(422, "upload-too-large", f"a batch is at most "
                    f"{inventories.MAX_UPLOAD_BYTES // (1024 * 1024)} MiB")
 
 
 @router.post("/inventories/{inventory_id}/upload", response_model=InventoryPublic,
-             responses={413: problem_documented("The batch is larger than 24 MiB")},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/json": {"schema": UploadBody.model_json_schema()}}}})
 def upload_inventory(inventory_id: InventoryId, session: SessionDep, caller: CustodyWriter,

@@ -358,7 +358,8 @@ def test_an_oversized_body_is_refused_before_it_is_read(engine: Engine, tmp_path
     body = b'{"observations": ["' + b"00" * (13 * 1024 * 1024) + b'"]}'
     answer = north.client.post(f"/v1/inventories/{inventory}/upload", content=body,
                                headers={**north.headers, "content-type": "application/json"})
-    assert answer.status_code == 413, answer.text[:200]
+    assert answer.status_code == 422, answer.text[:200]
+    assert answer.json()["type"].endswith("/upload-too-large")
 
 
 def test_other_agencies_and_scopes(engine: Engine, tmp_path: Path) -> None:
