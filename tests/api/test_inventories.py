@@ -3,7 +3,7 @@ a handheld's offline stocktake uploaded as one batch of signed reads -> reconcil
 found, missing, unexpected, unknown) -> an `inventory-taken` record in the log -> an anchored
 checkpoint -> an audit bundle -> the real `kitledger verify` passes, `kitledger report --site`
 shows the inventory and `kitledger inventory redraw` draws the same sample; a desk's session
-from its reads through the ingest pipeline; and hostile batches (replayed, forged, another
+from its signed reads published through a real Mosquitto broker; and hostile batches (replayed, forged, another
 reader's, out of the window, oversized, malformed) refused whole with nothing stored."""
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from ledger.core.records import format_time
 from ledger.core.sampling import draw, sample_size
 from tests.api.api_support import RegisteredReader, register_reader
 from tests.api.test_export import SECRET, _anchor, _verify
-from tests.api.test_property_room import BADGE, KITLEDGER, TAGS, Api, _manual, _world
+from tests.api.test_maintenance import _desk_answers
+from tests.api.test_property_room import BADGE, DESKS, KITLEDGER, TAGS, Api, _manual, _world
 from tests.paths import VECTORS_DIR
 
 sys.path.insert(0, str(VECTORS_DIR))
@@ -244,19 +245,22 @@ def test_a_sampled_inventory_reads_the_seeds_sample(engine: Engine, tmp_path: Pa
     assert redraw.returncode == 1 and "the seed draws 44 items" in redraw.stdout
 
 
-def test_a_desk_session_counts_the_reads_it_published(engine: Engine, tmp_path: Path) -> None:
-    """A return desk's session: its reads go through the ingest pipeline as ever, and
-    completing the session reconciles those read since it opened."""
+def test_a_desk_session_counts_the_reads_it_published(engine: Engine, tmp_path: Path,
+                                                     mosquitto: Any) -> None:
+    """A return desk's session: its signed reads go through a real Mosquitto broker to the
+    ingest worker as ever, and completing the session reconciles those read since it opened."""
     client, keys = _world(engine, tmp_path / "keys")
     north = Api(client, keys["north"])
-    desk = register_reader(engine, reader_id="desk-3", role=ReaderRole.RETURN_DESK)
-    old = desk.message(0, TAGS["R-2"])  # read before the session: not counted
-    IngestPipeline(engine, load_settings()).process([old])
+    DESKS["desk-3"] = register_reader(engine, reader_id="desk-3", role=ReaderRole.RETURN_DESK)
+    before = _desk_answers(engine, mosquitto.port, [(0, TAGS["R-2"], {})], "desk-3")
+    assert [a.reason for a in before] == ["already in this store"]  # before the session
     opened = north.post("/v1/inventories", {"site": "north-store", "reader": "desk-3",
                                             "officer": "bob"})
     assert opened.status_code == 201, opened.text
-    IngestPipeline(engine, load_settings()).process([
-        desk.message(1, TAGS["R-0"]), desk.message(2, TAGS["E-1"]), desk.message(3, STRAY)])
+    during = _desk_answers(engine, mosquitto.port, [(1, TAGS["R-0"], {}), (2, TAGS["E-1"], {})],
+                           "desk-3")
+    assert len(during) == 2
+    IngestPipeline(engine, load_settings()).process([DESKS["desk-3"].message(3, STRAY)])
     inventory = opened.json()["id"]
     assert north.post(f"/v1/inventories/{inventory}/upload", {
         "started_at": datetime.now(UTC).isoformat(), "ended_at": datetime.now(UTC).isoformat(),
