@@ -3,8 +3,9 @@ a handheld's offline stocktake uploaded as one batch of signed reads -> reconcil
 found, missing, unexpected, unknown) -> an `inventory-taken` record in the log -> an anchored
 checkpoint -> an audit bundle -> the real `kitledger verify` passes, `kitledger report --site`
 shows the inventory and `kitledger inventory redraw` draws the same sample; a desk's session
-from its signed reads published through a real Mosquitto broker; and hostile batches (replayed, forged, another
-reader's, out of the window, oversized, malformed) refused whole with nothing stored."""
+from its signed reads published through a real Mosquitto broker; and hostile batches
+(replayed, forged, another reader's, out of the window, oversized, malformed) refused whole
+with nothing stored."""
 
 from __future__ import annotations
 
@@ -284,6 +285,16 @@ def _hostile(engine: Engine, tmp_path: Path) -> tuple[Api, Api, RegisteredReader
     return north, Api(client, keys["south"]), handheld, opened.json()["id"]
 
 
+WHY = {"replayed": "already sent seq 0: a replayed batch",
+       "forged": "read 1: bad_signature", "other-reader": "read 1: not signed by handheld hh-1",
+       "before-window": "read 2: read outside the session's window",
+       "after-window": "read 2: read outside the session's window",
+       "too-many": "at most 20000 items", "seq-twice": "read 1: seq 0 twice in the batch",
+       "future": "the walk ends after now", "empty": "the batch holds no reads",
+       "lost-statement": "read 0: lost_at_reader"}
+"""What each refusal says: the first bad read and why."""
+
+
 @pytest.mark.parametrize("attack", ["replayed", "forged", "other-reader", "before-window",
                                     "after-window", "too-many", "seq-twice", "future",
                                     "empty", "lost-statement"])
@@ -293,15 +304,17 @@ def test_hostile_batches_are_refused_whole(engine: Engine, tmp_path: Path,
     started, ended = _window()
     good = _reads(handheld, [TAGS["R-0"], TAGS["E-1"]], started + timedelta(milliseconds=30))
     batch = good
-    if attack == "replayed":  # a batch accepted once, sent again for a new session
-        _upload(north, inventory, started, ended, good)
+    if attack == "replayed":  # a batch's numbers accepted once, sent again in a new session
+        assert _upload(north, inventory, started, ended, good).status_code == 200
         second = _open(north)
         assert second.status_code == 201
         inventory = second.json()["id"]
+        started, ended = _window()
+        batch = _reads(handheld, [TAGS["R-0"], TAGS["E-1"]], started + timedelta(
+            milliseconds=30))
     elif attack == "forged":
-        raw = bytearray(bytes.fromhex(good[1]))
-        raw[-8] ^= 1  # inside the signature
-        batch = [good[0], raw.hex()]
+        raw = bytes.fromhex(good[1]).replace(TAGS["E-1"].encode(), TAGS["R-2"].encode())
+        batch = [good[0], raw.hex()]  # the signed payload names another tag
     elif attack == "other-reader":
         desk = register_reader(engine, reader_id="desk-7", role=ReaderRole.HANDHELD)
         batch = [good[0], desk.signed(5, TAGS["R-2"],
@@ -328,6 +341,7 @@ def test_hostile_batches_are_refused_whole(engine: Engine, tmp_path: Path,
     before = _count(engine, IngestedObservation)
     answer = _upload(north, inventory, started, ended, batch)
     assert answer.status_code == 422, answer.text
+    assert WHY[attack] in answer.json()["detail"], answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert "Traceback" not in answer.text
     assert _count(engine, IngestedObservation) == before
