@@ -415,3 +415,41 @@ def test_other_agencies_and_scopes(engine: Engine, tmp_path: Path) -> None:
                                                 "officer": "bob"}).status_code == 403
     with Session(engine) as session:
         assert session.exec(select(Alert).where(Alert.kind == "inventory_due")).all() == []
+
+
+def test_the_pages_show_the_agencys_own_inventories(engine: Engine, tmp_path: Path) -> None:
+    """The list (from the agency page) and the result page; another agency's inventory is not
+    found, a malformed id refused, and a site name is shown escaped."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.security.security_support import sign_in
+
+    north, _, handheld, inventory = _hostile(engine, tmp_path)
+    started, ended = _window()
+    assert _upload(north, inventory, started, ended, _reads(
+        handheld, [TAGS["R-0"], STRAY], started + timedelta(milliseconds=30))).status_code == 200
+    settings = load_settings(environment="test", secret_key=SECRET, log_key_dir=tmp_path / "keys")
+    with Session(engine) as session:
+        _, south_key = create_api_client(session, agency_id="south", name="pages",
+                                         scopes=[Scope.ASSETS_READ], server_secret=SECRET,
+                                         now=datetime.now(UTC))
+        session.commit()
+    pages = {}
+    for agency, key in (("north", north.headers["Authorization"][7:]), ("south", south_key)):
+        pages[agency] = TestClient(create_app(settings, engine), base_url="https://testserver",
+                                    follow_redirects=False)
+        assert sign_in(pages[agency], key).status_code == 303
+    agency_page = pages["north"].get("/web/agency").text
+    assert 'href="/web/inventories?site=north-store"' in agency_page
+    listed = pages["north"].get("/web/inventories", params={"site": "north-store"})
+    assert listed.status_code == 200 and f'href="/web/inventories/{inventory}"' in listed.text
+    shown = pages["north"].get(f"/web/inventories/{inventory}").text
+    assert "R-2" in shown and STRAY in shown and "33.33 %" in shown
+    assert pages["south"].get(f"/web/inventories/{inventory}").status_code == 404
+    assert f"/web/inventories/{inventory}" not in pages["south"].get("/web/inventories").text
+    assert pages["north"].get("/web/inventories/0").status_code == 422
+    assert pages["north"].get("/web/inventories/x").status_code == 422
+    assert pages["north"].get("/web/inventories", params={"site": "x" * 129}).status_code == 422
+    odd = pages["north"].get("/web/inventories", params={"site": "<b>x</b>"}).text
+    assert "<b>x</b>" not in odd and "&lt;b&gt;x&lt;/b&gt;" in odd
