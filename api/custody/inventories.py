@@ -50,6 +50,7 @@ from api.ingest.checks import (
 )
 from api.ingest.record import observation_rows
 from api.ingest.topics import EVENTS, ReaderTopic
+from api.logstore import claim_log_writer
 from api.models.assets import Asset
 from api.models.custody import Alert, AlertAction
 from api.models.ingest import IngestedObservation
@@ -100,6 +101,7 @@ def open_inventory(session: Session, caller: Caller, *, site: Site, reader: Read
                    now: datetime) -> Inventory:
     """Open a stocktake of `site` read by `reader` (a desk there, or a handheld), carried out
     by `officer_id`; a sampled one draws its sample now."""
+    _claim(session, now)
     _officer(session, caller, officer_id)
     if reader.status != ReaderStatus.ACTIVE:
         raise CustodyRefused(f"reader {reader.id} is revoked")
@@ -124,7 +126,17 @@ def open_inventory(session: Session, caller: Caller, *, site: Site, reader: Read
     return inventory
 
 
-def _open(inventory: Inventory) -> None:
+def _claim(session: Session, now: datetime) -> None:
+    """Become the log's only writer first, as `log_registry` will (every log, so that its own
+    claim takes nothing more): two requests completing or opening a session of one site then
+    take turns, and the second sees what the first did."""
+    claim_log_writer(session, now)
+
+
+def _open(session: Session, inventory: Inventory, now: datetime) -> None:
+    """Claim the writer, then read the session again: it must still be open."""
+    _claim(session, now)
+    session.refresh(inventory, with_for_update=True)
     if inventory.status != InventoryStatus.OPEN.value:
         raise CustodyRefused(f"inventory {inventory.id} is already completed")
 
@@ -132,7 +144,7 @@ def _open(inventory: Inventory) -> None:
 def complete_from_desk(session: Session, caller: Caller, inventory: Inventory,
                        now: datetime) -> Inventory:
     """Complete a desk's session: its reader's reads since the session opened."""
-    _open(inventory)
+    _open(session, inventory, now)
     reader = session.get(Reader, inventory.reader_id)
     if reader is not None and reader.role == ReaderRole.HANDHELD:
         raise CustodyRefused("a handheld's session is completed by uploading its reads")
@@ -157,7 +169,7 @@ def upload(session: Session, caller: Caller, inventory: Inventory, batch: Upload
            now: datetime) -> Inventory:
     """Complete a handheld's session from its batch, or refuse the batch whole
     (`UploadRefused`, nothing stored)."""
-    _open(inventory)
+    _open(session, inventory, now)
     reader = session.get(Reader, inventory.reader_id)
     if reader is None or reader.role != ReaderRole.HANDHELD:
         raise UploadRefused("only a handheld's session takes an upload; a desk's session is "
@@ -298,6 +310,8 @@ def set_custodian(session: Session, caller: Caller, site: Site, custodian: Perso
     if custodian is not None and (custodian.agency_id != caller.agency_id
                                   or not custodian.active):
         raise CustodyRefused(f"{custodian.id!r} is not an active person of your agency")
+    _claim(session, now)
+    session.refresh(site, with_for_update=True)
     new_id = None if custodian is None else custodian.id
     if site.custodian_id == new_id:
         raise CustodyRefused(f"site {site.id}'s custodian is {new_id!r} already")
