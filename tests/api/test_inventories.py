@@ -453,3 +453,24 @@ def test_the_pages_show_the_agencys_own_inventories(engine: Engine, tmp_path: Pa
     assert pages["north"].get("/web/inventories", params={"site": "x" * 129}).status_code == 422
     odd = pages["north"].get("/web/inventories", params={"site": "<b>x</b>"}).text
     assert "<b>x</b>" not in odd and "&lt;b&gt;x&lt;/b&gt;" in odd
+
+
+def test_two_uploads_of_one_session_at_once_log_it_once(engine: Engine, tmp_path: Path) -> None:
+    """Two clients upload the same session together: one is logged, the other refused, and
+    the log holds one inventory."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from api.models import RegistryRecordRow
+
+    north, _, handheld, inventory = _hostile(engine, tmp_path)
+    started, ended = _window()
+    batches = [_reads(handheld, [TAGS["R-0"]], started + timedelta(milliseconds=30), first)
+               for first in (0, 1)]
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda b: _upload(north, inventory, started, ended, b),
+                                batches))
+    assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
+    with Session(engine) as session:
+        logged = session.exec(select(RegistryRecordRow).where(
+            RegistryRecordRow.kind == "inventory-taken")).all()
+    assert len(logged) == 1
