@@ -442,6 +442,11 @@ def test_the_pages_show_the_agencys_own_inventories(engine: Engine, tmp_path: Pa
         assert sign_in(pages[agency], key).status_code == 303
     agency_page = pages["north"].get("/web/agency").text
     assert 'href="/web/inventories?site=north-store"' in agency_page
+    assert "data-due=" not in agency_page
+    assert north.client.put("/v1/sites/north-store/custodian", headers=north.headers,
+                            json={"custodian": "carol"}).status_code == 200
+    agency_page = pages["north"].get("/web/agency").text
+    assert 'data-due="north-store"' in agency_page and "custodian carol" in agency_page
     listed = pages["north"].get("/web/inventories", params={"site": "north-store"})
     assert listed.status_code == 200 and f'href="/web/inventories/{inventory}"' in listed.text
     shown = pages["north"].get(f"/web/inventories/{inventory}").text
