@@ -1,5 +1,6 @@
 """The inventories section of the custody and site reports: each stocktake the bundle's
-registry records show (never from a database), with the estimate of a sampled one."""
+registry records show (never from a database), with the estimate of a sampled one, and each
+change of a site's custodian (after which a full inventory is due)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from ledger.core.bundle import AuditBundle
 from ledger.core.encoding import parse_record
 from ledger.core.errors import LedgerError
-from ledger.core.records import INVENTORY_TAKEN, Holder, RegistryRecord
+from ledger.core.records import INVENTORY_TAKEN, SITE_CUSTODIAN, Holder, RegistryRecord
 
 
 def _percent(basis_points: int) -> str:
@@ -28,7 +29,16 @@ def inventory_rows(bundle: AuditBundle, site: str | None, names: Mapping[str, st
             record = RegistryRecord.from_record(parse_record(item.record))
         except LedgerError:
             continue
-        if record.kind != INVENTORY_TAKEN or site not in (None, record.get("site")):
+        if record.kind not in (INVENTORY_TAKEN, SITE_CUSTODIAN) or site not in (
+                None, record.get("site")):
+            continue
+        if record.kind == SITE_CUSTODIAN:
+            custodian = record.get("custodian")
+            rows.append({"leaf": item.leaf_index, "site": record.get("site"),
+                         "started": record.time, "ended": "", "reader": "",
+                         "mode": "custodian changed: a full inventory is due", "seed": "",
+                         "counts": None, "share": "", "by": "nobody" if custodian is None
+                         else show_holder(Holder("person", custodian), names)})
             continue
         sampled = record.get("mode") == "sampled"
         low, high = int(record.get("share_low_bp")), int(record.get("share_high_bp"))

@@ -165,6 +165,8 @@ def test_a_handheld_stocktake_after_a_custodian_change_is_logged_and_proven(
     assert "<h2 id=\"inventories-title\">Inventories</h2>" in shown
     assert f"<td class=\"mono\">{result['leaf_index']}</td>" in shown
     assert "66.66 % to 66.67 %" in shown
+    assert "custodian changed: a full inventory is due" in shown  # before the inventory
+    assert shown.index("custodian changed") < shown.index("66.66 %")
 
     saved = tmp_path / "inventory.json"
     saved.write_text(json.dumps(north.get(f"/v1/inventories/{inventory['id']}").json()))
