@@ -56,6 +56,7 @@ from api.models.custody import Alert, AlertAction
 from api.models.ingest import IngestedObservation
 from api.models.inventories import (
     MAX_INVENTORY_ITEMS,
+    MAX_SAMPLED_POPULATION,
     Inventory,
     InventoryMode,
     InventoryStatus,
@@ -112,10 +113,12 @@ def open_inventory(session: Session, caller: Caller, *, site: Site, reader: Read
             Inventory.agency_id == caller.agency_id, Inventory.site_id == site.id,
             Inventory.status == InventoryStatus.OPEN.value)).first() is not None:
         raise CustodyRefused(f"an inventory of site {site.id} is open: complete it first")
-    population = sorted(expected_at(session, caller, site.id, MAX_INVENTORY_ITEMS + 1))
-    if len(population) > MAX_INVENTORY_ITEMS:
-        raise CustodyRefused(f"site {site.id} holds more than {MAX_INVENTORY_ITEMS} items: "
-                             "take a sampled inventory")
+    most = MAX_INVENTORY_ITEMS if mode == InventoryMode.FULL else MAX_SAMPLED_POPULATION
+    population = sorted(expected_at(session, caller, site.id, most + 1))
+    if len(population) > most:
+        raise CustodyRefused(f"site {site.id} holds more than {most} items: "
+                             + ("take a sampled inventory" if mode == InventoryMode.FULL
+                                else "too many to draw from in one session"))
     inventory = Inventory(agency_id=caller.agency_id, site_id=site.id, reader_id=reader.id,
                           officer_id=officer_id, mode=mode.value, population=population,
                           opened_at=now)

@@ -21,8 +21,11 @@ from api.db import BigInt, UTCDateTime, utcnow
 from api.models.registry import MAX_ID_CHARS
 
 MAX_INVENTORY_ITEMS: Final = 20_000
-"""Items one inventory expects or finds: a large force's central store, counted in one go;
+"""Items one full inventory looks for: a large force's central store, counted in one go;
 beyond it, sample (a sample of 20,000 items at 95 % ± 3 % reads 1,014 of them)."""
+MAX_SAMPLED_POPULATION: Final = 200_000
+"""Items a sampled inventory draws from: a national store (its ids, about 2 MB, are kept with
+the session so that an auditor can draw the sample again)."""
 
 
 class InventoryMode(StrEnum):

@@ -25,7 +25,7 @@ from api.auth import create_api_client
 from api.config import load_settings
 from api.ingest.pipeline import IngestPipeline
 from api.logstore import open_log
-from api.models import Alert, IngestedObservation, Scope
+from api.models import Alert, IngestedObservation, Inventory, Scope
 from api.models.assets import AssetCreate
 from api.models.registry import ReaderRole
 from api.models.webhooks import WebhookEvent, WebhookSubscription
@@ -481,3 +481,29 @@ def test_two_uploads_of_one_session_at_once_log_it_once(engine: Engine, tmp_path
         logged = session.exec(select(RegistryRecordRow).where(
             RegistryRecordRow.kind == "inventory-taken")).all()
     assert len(logged) == 1
+
+
+def test_a_store_too_large_to_count_in_full_is_sampled(engine: Engine, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the full count's bound a full inventory is refused, naming the way out; a sampled
+    one draws from the store (its own, larger bound refuses beyond it)."""
+    from api.custody import inventories
+
+    client, keys = _world(engine, tmp_path / "keys")
+    north = Api(client, keys["north"])
+    _handheld(engine)
+    monkeypatch.setattr(inventories, "MAX_INVENTORY_ITEMS", 2)
+    refused = _open(north)
+    assert refused.status_code == 409 and "take a sampled inventory" in refused.json()["detail"]
+    sampled = _open(north, mode="sampled", confidence_bp=5_000, margin_bp=5_000)
+    assert sampled.status_code == 201 and len(sampled.json()["population"]) == 3
+    assert len(sampled.json()["looked_for"]) == sample_size(3, 5_000, 5_000)
+    monkeypatch.setattr(inventories, "MAX_SAMPLED_POPULATION", 2)
+    with Session(engine) as session:
+        row = session.get(Inventory, sampled.json()["id"])
+        assert row is not None
+        row.status = "completed"  # closed, so that the site may open another
+        session.add(row)
+        session.commit()
+    too_many = _open(north, mode="sampled")
+    assert too_many.status_code == 409 and "too many to draw from" in too_many.json()["detail"]
