@@ -114,6 +114,16 @@ def subject_records(session: Session, agency_id: str, subject: tuple[str, str]
     return [(RegistryRecord.from_record(parse_record(bytes(data))), leaf) for data, leaf in rows]
 
 
+def last_logged(session: Session, agency_id: str, subject: tuple[str, str]) -> tuple[int, str]:
+    """(leaf, hash in hex) of registry subject `subject`'s latest record (one just appended,
+    without reading the subject's whole chain)."""
+    row = session.connection().execute(
+        select(_ROWS.c.leaf_index, _ROWS.c.record_hash).where(
+            _ROWS.c.agency_id == agency_id, _ROWS.c.subject_kind == subject[0],
+            _ROWS.c.subject_id == subject[1]).order_by(_ROWS.c.seq.desc()).limit(1)).one()
+    return int(row.leaf_index), bytes(row.record_hash).hex()
+
+
 def _subject(change: Change, agency_id: str) -> tuple[str, str]:
     return RegistryRecord(change.kind, agency_id, 0, GENESIS_PREV, "2000-01-01T00:00:00.000Z",
                           tuple(sorted(change.fields.items()))).subject

@@ -44,7 +44,8 @@ EVENT_TYPES: Final = ("custody.changed", "transfer.offered", "transfer.accepted"
                       "alert.raised", "loan.overdue", "custody.manual", "custody.corrected",
                       "asset.retired", "person.retired", "maintenance.done",
                       "asset.out_of_service", "asset.back_in_service", "reservation.created",
-                      "reservation.cancelled", "evidence.referenced", "asset.disposed")
+                      "reservation.cancelled", "evidence.referenced", "asset.disposed",
+                      "inventory.taken")
 _HAND_OVERS: Final = frozenset({"transfer", "loan_out"})
 """Custody actions that carry out an accepted transfer or loan offer."""
 

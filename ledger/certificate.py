@@ -38,6 +38,7 @@ CHECKS: Final = {
     "hash-chains": "each asset's hash chain of events unbroken",
     "inclusion-proofs": "each record's inclusion proof in a signed checkpoint",
     "corrections": "corrections only as added entries naming an earlier, unchanged event",
+    "inventories": "each inventory's counts, sample size and share present add up",
     "completeness": "completeness: no event in scope left out (head-map proofs)",
     "anchors": "checkpoint anchors on the blockchain",
     "freshness": "the newest checkpoint is the latest anchored",

@@ -43,6 +43,7 @@ from ledger.core.records import (
     RegistryRecord,
 )
 from ledger.epcis import asset_epc_uris
+from ledger.inventory_report import inventory_rows
 from ledger.maintenance_report import maintenance_rows
 from ledger.verify.report import VerificationReport
 from ledger.verify.trust import LogTrust
@@ -112,6 +113,8 @@ class CustodyReport:
     """Bookings of the asset or its class, added only by the API's own report page from the
     agency's database (bookings are not log records, so a bundle has none): id, operation,
     booked (what), people, starts_at, ends_at, state."""
+    inventories: list[dict[str, Any]] = field(default_factory=list)
+    """The agency's inventories the bundle holds (`ledger.inventory_report`)."""
     certificate: Certificate | None = None
     title: str = "Chain-of-custody report"
 
@@ -134,6 +137,8 @@ class CaseReport:
     chain_source: str
     certificate: Certificate
     items: list[CustodyReport]
+    inventories: list[dict[str, Any]] = field(default_factory=list)
+    """The inventories of the report's site (all the bundle holds for a case report)."""
 
     @property
     def steps(self) -> list[ReportStep]:
@@ -179,8 +184,9 @@ def site_assets(bundle: AuditBundle, site: str) -> list[str]:
 def build_collection(bundle: AuditBundle, verification: VerificationReport,
                      assets: Sequence[str], title: str, generated: str,
                      names: Mapping[str, str] | None = None,
-                     pins: LogTrust | None = None) -> CaseReport:
-    """A site or case report of `assets` (each once, in the order given) under `title`."""
+                     pins: LogTrust | None = None, site: str | None = None) -> CaseReport:
+    """A site or case report of `assets` (each once, in the order given) under `title`, with
+    the inventories of `site` (of every site when None)."""
     items = [_asset_report(bundle, verification, asset, generated, names)
              for asset in dict.fromkeys(assets)]
     first = _asset_report(bundle, verification, "", generated) if not items else items[0]
@@ -189,7 +195,8 @@ def build_collection(bundle: AuditBundle, verification: VerificationReport,
         claimed_fingerprint=first.claimed_fingerprint, verified=first.verified,
         verdict=first.verdict, chain_source=first.chain_source, items=items,
         certificate=build_certificate(bundle, verification, first.verdict, pins,
-                                      _correction_count(bundle)))
+                                      _correction_count(bundle)),
+        inventories=inventory_rows(bundle, site, names))
 
 
 def _correction_count(bundle: AuditBundle) -> int:

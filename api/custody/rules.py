@@ -46,6 +46,7 @@ class AlertKind(StrEnum):
     DISK_LOW = "disk_low"
     OUTBOX_FULL = "outbox_full"
     READER_OVERHEAT = "reader_overheat"
+    INVENTORY_DUE = "inventory_due"
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from api.models.ingest import (
     SequenceGap,
     Sighting,
 )
+from api.models.inventories import Inventory
 from api.models.maintenance import (
     MaintenanceSchedule,
     MaintenanceWork,
@@ -69,6 +70,7 @@ __all__ = [
     "ForeignSighting",
     "HolderKind",
     "IngestedObservation",
+    "Inventory",
     "LogNode",
     "LogState",
     "MaintenanceSchedule",

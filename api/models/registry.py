@@ -42,6 +42,7 @@ class ReaderRole(StrEnum):
     LOCKER = "locker"
     VEHICLE_BAY = "vehicle_bay"
     DOOR = "door"
+    HANDHELD = "handheld"
 
 
 class ReaderStatus(StrEnum):
@@ -78,6 +79,9 @@ class SiteBase(SQLModel):
 class Site(SiteBase, table=True):
     id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
     agency_id: str = Field(foreign_key="agency.id", index=True, max_length=MAX_ID_CHARS)
+    custodian_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
+    """The person who answers for the site's store (a change is logged, `site-custodian`,
+    and calls for a full inventory)."""
 
 
 class SiteCreate(SiteBase):
@@ -91,6 +95,7 @@ class SiteUpdate(SQLModel):
 class SitePublic(SiteBase):
     id: str
     agency_id: str
+    custodian_id: str | None = None
 
 
 class ReaderBase(SQLModel):

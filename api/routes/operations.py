@@ -19,9 +19,10 @@ from api.alert_actions import (
     agency_alert,
     client_actor,
 )
+from api.custody.stocktake import MAX_STOCKTAKE_ASSETS, expected_at, reconcile
 from api.db import utcnow
 from api.deps import AssetsReader, CustodyWriter, SessionDep
-from api.models.assets import Asset, AssetStatus, HolderKind
+from api.models.assets import Asset
 from api.models.custody import Alert, AlertAction
 from api.models.ingest import ForeignSighting, Sighting
 from api.models.registry import Site
@@ -30,10 +31,6 @@ from api.routes.paging import IdPath, Limit
 from api.scoping import asset_visible
 
 router = APIRouter(prefix="/v1", tags=["operations"])
-
-MAX_STOCKTAKE_ASSETS = 10_000
-"""Assets compared in one stocktake answer: a large store; bigger sites page by class."""
-
 
 class AlertPublic(BaseModel):
     id: int
@@ -116,12 +113,7 @@ def stocktake(
     if site is None or site.agency_id != caller.agency_id:
         raise not_found("site")
     since = utcnow() - timedelta(hours=hours)
-    expected = set(session.exec(
-        select(Asset.id).where(
-            asset_visible(caller), Asset.status == AssetStatus.IN_STORE.value,
-            Asset.holder_kind == HolderKind.LOCATION.value, Asset.holder_ref == site_id,
-        ).limit(MAX_STOCKTAKE_ASSETS)
-    ))
+    expected = expected_at(session, caller, site_id)
     found = set(session.exec(
         select(Asset.id).where(
             asset_visible(caller), Asset.last_seen_site_id == site_id,
@@ -139,8 +131,8 @@ def stocktake(
                ForeignSighting.reporting_agency_id == caller.agency_id,
                col(ForeignSighting.last_seen_at) >= since).limit(MAX_STOCKTAKE_ASSETS)
     )
+    take = reconcile(expected, expected, found, [*unknown, *foreign])
     return Stocktake(
-        site_id=site_id, since=since, expected=sorted(expected), found=sorted(found),
-        missing=sorted(expected - found), unexpected=sorted(found - expected),
-        unknown_epcs=sorted({*unknown, *foreign}),
+        site_id=site_id, since=since, expected=take.expected, found=sorted(found),
+        missing=take.missing, unexpected=take.unexpected, unknown_epcs=take.unknown,
     )

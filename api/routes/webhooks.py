@@ -35,7 +35,8 @@ EventType = Literal["custody.changed", "transfer.offered", "transfer.accepted", 
                     "loan.overdue", "custody.manual", "custody.corrected", "asset.retired",
                     "person.retired", "maintenance.done", "asset.out_of_service",
                     "asset.back_in_service", "reservation.created", "reservation.cancelled",
-                    "evidence.referenced", "asset.disposed"]
+                    "evidence.referenced", "asset.disposed",
+                    "inventory.taken"]
 assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
 
 

@@ -26,6 +26,7 @@ from api.web import (
     desk,
     desk_alerts,
     desk_stream,
+    inventories,
     login,
     property_room,
     registry_forms,
@@ -55,6 +56,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(PageForbidden, forbidden)
     app.add_exception_handler(CrossSiteForm, cross_site)
     for module in (login, sso, desk, desk_stream, desk_alerts, audit, asset_page, agency,
-                   registry_forms, registry_lists, property_room):
+                   inventories, registry_forms, registry_lists, property_room):
         app.include_router(module.router)
     app.mount("/web/static", StaticFiles(directory=STATIC_DIR), name="web-static")

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session, col, select
 
 from api.auth import Caller
+from api.custody.rules import AlertKind
 from api.db import utcnow
 from api.deps import SessionDep
 from api.models import Alert, Asset, AssetClass, AssetStatus, Reader, ReaderHealth, Site
@@ -102,7 +103,11 @@ def agency(
                                 .order_by(col(Reader.id)).limit(MAX_READERS)))
     health = {h.reader_id: h for h in session.exec(select(ReaderHealth).where(
         col(ReaderHealth.reader_id).in_([r.id for r in readers])))}
+    due = {a.site_id for a in session.exec(select(Alert).where(
+        Alert.agency_id == caller.agency_id, Alert.kind == AlertKind.INVENTORY_DUE.value,
+        col(Alert.resolved_at).is_(None)))}
     return page(request, "agency.html", user=user, sites=sites, by_site=by_site, checks=checks,
+                due=due,
                 alerts=alerts, asset_alerts=_asset_alerts(session, caller), use=use,
                 names=names, out_now=out_now, pool_now=pool_now, period=period, now=now,
                 overdue=overdue, holders=Holders(session), readers=readers, health=health,

@@ -148,7 +148,8 @@ def run_report(args: argparse.Namespace) -> int:
             return _refuse(f"unusable input: the bundle places no asset at site {args.site!r}",
                            "check --site against the bundle's locations", EXIT_UNUSABLE)
         title = f"Site report: {args.site}" + (f", case {args.case}" if args.case else "")
-        report = build_collection(bundle, result, assets, title, _now(), names, pins)
+        report = build_collection(bundle, result, assets, title, _now(), names, pins,
+                                  args.site)
     elif not args.asset:
         if bundle.scope.kind != "case" or bundle.scope.case != args.case:
             return _refuse(f"unusable input: the bundle is not the case bundle of {args.case!r}",

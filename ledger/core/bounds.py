@@ -78,10 +78,11 @@ MAX_AUTHORISERS: Final = 8
 """Dual sign-off needs two; eight leaves room for panels without unbounded lists."""
 
 READER_ROLES: Final = frozenset({"issue_desk", "return_desk", "portal", "locker", "vehicle_bay",
-                                 "door"})
+                                 "door", "handheld"})
 """What a registered reader is for: the custody rules (`ledger.core.custody_rules`) say which
 role each action needs (a `door`, at an evidence room, needs none: its badge reads are an
-access log, not custody). `api.models.registry.ReaderRole` spells the same set."""
+access log, not custody; a `handheld`, carried round a store for a stocktake, needs none
+either: its reads are an inventory's). `api.models.registry.ReaderRole` spells the same set."""
 
 MAX_REVOCATION_REASON_CHARS: Final = 200
 """A revocation's reason: printable ASCII, spaces allowed, as shown on a report."""

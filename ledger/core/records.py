@@ -380,6 +380,9 @@ MAINTENANCE_RESULTS: Final = frozenset({"pass", "fail"})
 EVIDENCE_REFERENCED: Final = "evidence-referenced"
 ASSET_DISPOSED: Final = "asset-disposed"
 DISPOSITIONS: Final = frozenset({"returned_to_owner", "destroyed", "released"})
+INVENTORY_TAKEN: Final = "inventory-taken"
+SITE_CUSTODIAN: Final = "site-custodian"
+INVENTORY_MODES: Final = frozenset({"full", "sampled"})
 
 _ID_FIELD: Final = "id"
 _BOOL: Final = "bool"
@@ -416,6 +419,14 @@ REGISTRY_KINDS: Final[dict[str, tuple[str, str, dict[str, str]]]] = {
     ASSET_DISPOSED: ("asset", "asset", {"asset": _ID_FIELD, "event": "hash", "leaf": "count",
                                         "disposition": "disposition",
                                         "recipient": "optional-hash"}),
+    INVENTORY_TAKEN: ("agency", "agency", {
+        "site": _ID_FIELD, "reader": _ID_FIELD, "by": "hash", "started": "time",
+        "ended": "time", "mode": "inventory-mode", "population": "count",
+        "population_hash": "hash", "sample": "count", "seed": "optional-hash",
+        "confidence_bp": "count", "margin_bp": "count", "expected": "count", "found": "count",
+        "missing": "count", "unexpected": "count", "unknown": "count", "lists": "hash",
+        "share_low_bp": "count", "share_high_bp": "count"}),
+    SITE_CUSTODIAN: ("agency", "agency", {"site": _ID_FIELD, "custodian": "optional-hash"}),
 }
 """Each registry record kind: (its subject's kind, the field naming the subject, its own fields
 with their value kinds). `registry-opened` starts the agency's registry in the log and counts
@@ -439,7 +450,20 @@ Two kinds carry evidence specifics. `evidence-referenced` gives an exhibit its c
 exhibit references (printable ASCII, as a reason is). `asset-disposed` says why the `dispose`
 custody event at leaf `leaf` with hash `event` happened (`disposition`: returned to its owner,
 destroyed or released) and to whom, by the commitment of the recipient's name (null when
-nobody received it, as for a destruction)."""
+nobody received it, as for a destruction).
+
+Two kinds, in the agency's own chain, record stocktakes. `site-custodian` names who answers for
+a site's store from now on (a commitment; null when nobody does); a change calls for a full
+inventory. `inventory-taken` is one inventory of `site`: read by `reader` between `started` and
+`ended`, carried `by` a person (a commitment), `full` or `sampled`. `population` items were
+expected at the site (`population_hash` commits to their ids, `ledger.core.sampling.list_hash`);
+a sampled one drew `sample` of them under `seed` for `confidence_bp` and `margin_bp` (a full one
+has `sample` = `population`, no seed and both zero). `expected` items were looked for (the
+sample), `found` read and `missing` not; `unexpected` of ours read there were expected
+elsewhere, and `unknown` tags read are not in the registry. `lists` commits to those lists
+(`ledger.core.sampling.reconciliation_hash`) and `share_low_bp`..`share_high_bp` is the share of
+the population present (`ledger.core.sampling.share_interval`): `ledger.verify.inventories`
+recomputes the figures."""
 
 _COMMON_FIELDS: Final = frozenset({"type", "v", "agency", "seq", "prev", "time"})
 
@@ -493,6 +517,13 @@ def _check_value(name: str, kind: str, value: object) -> None:
     elif kind == "result":
         if type(value) is not str or value not in MAINTENANCE_RESULTS:
             raise SchemaError(f"field {name!r} must be one of {sorted(MAINTENANCE_RESULTS)}")
+    elif kind == "time":
+        if type(value) is not str:
+            raise SchemaError(f"field {name!r} must be a time")
+        _checked_time(value)
+    elif kind == "inventory-mode":
+        if type(value) is not str or value not in INVENTORY_MODES:
+            raise SchemaError(f"field {name!r} must be one of {sorted(INVENTORY_MODES)}")
     elif kind == "optional-time":
         if value is not None:
             if type(value) is not str:

@@ -25,6 +25,7 @@ from ledger.verify.completeness import check_completeness
 from ledger.verify.corrections import check_corrections
 from ledger.verify.events import check_events
 from ledger.verify.header import check_header
+from ledger.verify.inventories import check_inventories
 from ledger.verify.observations import check_devices, check_observations
 from ledger.verify.registry import check_registry, registry_notes
 from ledger.verify.report import CheckResult, Progress, VerificationReport
@@ -65,6 +66,7 @@ def verify_bundle(bundle: AuditBundle, reader: ChainReader, *, require_latest: b
     known = check_observations(bundle, registrations, report.checks, progress)
     check_events(bundle, points, known, report, progress, registry)
     check_corrections(bundle, registry, report)  # each names an earlier event, unchanged
+    check_inventories(registry, report)  # each inventory's figures add up
     registry_notes(registry, report)
     # Completeness: the newest checkpoint's head map proves nothing in scope was left out.
     check_completeness(bundle, points, report, frozenset(registry_used))

@@ -41,6 +41,7 @@ from ledger.core.records import (
     EVENT_CORRECTED,
     EVIDENCE_REFERENCED,
     GENESIS_PREV,
+    INVENTORY_TAKEN,
     MAINTENANCE_DONE,
     OUT_OF_SERVICE,
     PERSON_RETIRED,
@@ -49,6 +50,7 @@ from ledger.core.records import (
     REGISTRY_OPENED,
     SHARE_ENDED,
     SHARE_GRANTED,
+    SITE_CUSTODIAN,
     RegistryRecord,
     registry_hash,
 )
@@ -109,6 +111,10 @@ class Registry:
     disposals: list[Logged] = field(default_factory=list)
     """`asset-disposed` records, in leaf order: each names the asset's `dispose` event
     (`ledger.verify.corrections` checks them as it checks corrections)."""
+    inventories: list[Logged] = field(default_factory=list)
+    """`inventory-taken` records, in leaf order (`ledger.verify.inventories` checks them)."""
+    custodians: list[Logged] = field(default_factory=list)
+    """`site-custodian` records, in leaf order."""
 
     def known(self, leaf: int, event_leaf: int) -> bool:
         """Whether the record at `leaf` was in the log for the event at `event_leaf`."""
@@ -289,7 +295,12 @@ def _registry(agency: str, chains: dict[tuple[str, str], tuple[list[Logged], byt
         return None
     registry = Registry(agency, first.leaf, first.leaf + int(first.record.get("backfilled")))
     for (kind, ident), (records, _head) in chains.items():
-        if kind == "reader":
+        if kind == "agency":
+            try:
+                _agency_chain(registry, records)
+            except LedgerError as exc:
+                result.fail(str(exc))
+        elif kind == "reader":
             try:
                 _reader(registry, ident, records)
             except LedgerError as exc:
@@ -378,6 +389,19 @@ def _asset(registry: Registry, asset: str, records: list[Logged]) -> None:
             registry.corrections.append(item)
         elif kind == ASSET_DISPOSED:
             registry.disposals.append(item)
+
+
+def _agency_chain(registry: Registry, records: list[Logged]) -> None:
+    """After its opening, the agency's own chain holds only its stocktakes: custodian changes
+    and inventories."""
+    for item in records[1:]:
+        if item.record.kind == INVENTORY_TAKEN:
+            registry.inventories.append(item)
+        elif item.record.kind == SITE_CUSTODIAN:
+            registry.custodians.append(item)
+        else:
+            raise RegistryFailure(f"the agency's registry chain holds a {item.record.kind} "
+                                  f"record at leaf {item.leaf}")
 
 
 def _person(person: str, records: list[Logged]) -> None:

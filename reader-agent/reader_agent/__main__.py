@@ -117,9 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("decode", "epc"):
         return _field_tool(args[0], args[1:])
-    if args and args[0] == "write-tag":
-        commission = importlib.import_module("reader_agent.commission")
-        return int(commission.main(args[1:]))
+    if args and args[0] in ("write-tag", "stocktake"):
+        tool = importlib.import_module("reader_agent.commission" if args[0] == "write-tag"
+                                       else "reader_agent.stocktake")
+        return int(tool.main(args[1:]))
     parser = argparse.ArgumentParser(prog="kitledger-agent", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"kitledger-agent {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("epc", help="print the GS1 URI of an EPC (see epc --help)")
     commands.add_parser("write-tag", help="write, verify and register a new asset's tag "
                                           "(see write-tag --help)")
+    commands.add_parser("stocktake", help="a handheld's offline stocktake: collect, then "
+                                          "upload (see stocktake --help)")
     options = parser.parse_args(args)
     logging.basicConfig(level=logging.DEBUG if options.debug else logging.INFO,
                         stream=sys.stderr,

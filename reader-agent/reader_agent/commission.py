@@ -144,13 +144,15 @@ def commission(driver: TagWriter, epc: bytes, *, overwrite: bool = False,
                         locked=lock_password is not None)
 
 
-def register_asset(api: str, key: str, asset: dict[str, Any]) -> dict[str, Any]:
-    """POST the asset to the registry; returns the created asset."""
+def post_json(api: str, path: str, key: str, body: dict[str, Any], what: str,
+              error: type[AgentError]) -> dict[str, Any]:
+    """POST `body` to the API at `api` + `path` with the agency's key; its JSON answer. A
+    refusal or an unreachable API raises `error`, saying what `what` was."""
     if not api.startswith(("https://", "http://")):
-        raise CommissionError(f"the registry URL {api[:60]!r} is not http(s)")
+        raise error(f"the API URL {api[:60]!r} is not http(s)")
     # The scheme is checked above: only the operator's http(s) API is ever opened.
     request = urllib.request.Request(  # noqa: S310
-        api.rstrip("/") + "/v1/assets", data=json.dumps(asset).encode(), method="POST",
+        api.rstrip("/") + path, data=json.dumps(body).encode(), method="POST",
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as answer:  # noqa: S310
@@ -158,9 +160,14 @@ def register_asset(api: str, key: str, asset: dict[str, Any]) -> dict[str, Any]:
             return created
     except urllib.error.HTTPError as exc:
         detail = exc.read(2000).decode(errors="replace")
-        raise CommissionError(f"the registry refused the asset ({exc.code}): {detail}") from None
+        raise error(f"the API refused {what} ({exc.code}): {detail}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise CommissionError(f"cannot reach the registry at {api}: {exc}") from None
+        raise error(f"cannot reach the API at {api}: {exc}") from None
+
+
+def register_asset(api: str, key: str, asset: dict[str, Any]) -> dict[str, Any]:
+    """POST the asset to the registry; returns the created asset."""
+    return post_json(api, "/v1/assets", key, asset, "the asset", CommissionError)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -311,6 +311,7 @@ TRUSTED = {
                         ["unauthorised_removal"]),
     ReaderRole.VEHICLE_BAY: ("share", None, ["unexpected_site"]),
     ReaderRole.DOOR: ("share", None, ["unexpected_site"]),  # an evidence room's door sights
+    ReaderRole.HANDHELD: ("share", None, ["unexpected_site"]),  # a stocktake's reads sight
 }
 
 

@@ -49,16 +49,17 @@ def _subscribe(engine: Engine) -> None:
         session.commit()
 
 
-def _desk_answers(engine: Engine, port: int, messages: list[tuple[int, str, dict[str, Any]]]
-                  ) -> list[Answer]:
-    """Publish desk-1's signed reads through the broker; the worker's answers to them."""
+def _desk_answers(engine: Engine, port: int, messages: list[tuple[int, str, dict[str, Any]]],
+                  reader: str = "desk-1") -> list[Answer]:
+    """Publish a desk's (`DESKS[reader]`) signed reads through the broker; the worker's
+    answers to them."""
     settings = load_settings(mqtt_url=f"mqtt://127.0.0.1:{port}", ingest_batch_wait_ms=5)
     worker = IngestWorker(settings, IngestPipeline(engine, settings))
     worker.start()
     assert worker.wait_subscribed(10)
-    desk = DESKS["desk-1"]
+    desk = DESKS[reader]
     answers: list[Answer] = []
-    agent = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="desk-1", protocol=mqtt.MQTTv5)
+    agent = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=reader, protocol=mqtt.MQTTv5)
     agent.on_message = lambda c, u, m: answers.extend(parse_decisions(m.payload))
     agent.connect("127.0.0.1", port)
     agent.loop_start()

@@ -369,7 +369,7 @@ def test_write_tag_command_writes_verifies_and_registers(live_api: LiveApi) -> N
         result = write_tag(sim, "--uri", RADIO_URI, "--filter", "1", "--overwrite",
                            "--register", live_api.url, "--asset-id", "R-18",
                            "--class-id", "radio", "--site", "north-store", key=live_api.key)
-        assert result.returncode == 1 and "registry refused" in result.stderr
+        assert result.returncode == 1 and "API refused the asset" in result.stderr
         assert live_api.call("GET", "/v1/assets/R-18").status_code == 404
 
 

@@ -15,7 +15,7 @@ from tests.security.conftest import SECRET, Service
 from tests.security.security_support import sign_in
 
 ASSETS_PAGES = ("/web/desk", "/web/desk/feed", "/web/desk/holdings", "/web/agency",
-                "/web/assets/N-1", "/web/agency?by=day")
+                "/web/assets/N-1", "/web/agency?by=day", "/web/inventories")
 ASSETS_STREAMS = ("/web/desk/stream",)
 """Endless while allowed; checked only where refused."""
 AUDIT_PAGES = ("/web/audit", "/web/audit/assets/N-1", "/web/audit/assets/N-1/bundle",

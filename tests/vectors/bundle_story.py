@@ -38,6 +38,7 @@ from ledger.core.records import (
     EVENT_CORRECTED,
     EVIDENCE_REFERENCED,
     GENESIS_PREV,
+    INVENTORY_TAKEN,
     MAINTENANCE_DONE,
     MAINTENANCE_SCHEDULE,
     READER_REGISTERED,
@@ -52,6 +53,7 @@ from ledger.core.records import (
     RegistryRecord,
     event_hash,
 )
+from ledger.core.sampling import list_hash, reconciliation_hash, share_interval
 from ledger.merkle_log import MerkleLog
 from ledger.merkle_nodes import MemoryNodeStore
 
@@ -320,6 +322,10 @@ class Forgery:
     evidence: bool = False
     """In the property room, before its checkpoint, the camera and the taser are referenced
     to case `CASE` as exhibits `EXHIBITS` (the radio is in no case)."""
+    inventory: str | None = None
+    """A full inventory of the central store logged after the radio's retirement: "honest"
+    (the camera found, the taser missing), or "uncounted" (the same, logged as none
+    missing)."""
 
 
 def _open_registry(history: History, forgery: Forgery) -> None:
@@ -440,6 +446,9 @@ def property_room(history: History, forgery: Forgery) -> None:
     if forgery.retired_moved:
         history.custody(RADIO, "check_out", "2026-01-15T11:00:00.000Z", "issue-desk-1", STORE,
                         person("officer-22"), ("officer-22",))
+    if forgery.inventory is not None:
+        history.log_registry(INVENTORY_TAKEN, "2026-01-15T11:30:00.000Z",
+                             **inventory_fields(forgery.inventory == "uncounted"))
     history.checkpoint("2026-01-15T12:00:00.000Z")
 
 
@@ -448,6 +457,21 @@ def _of_assets(record: bytes, assets: Sequence[str]) -> bool:
     `assets`'."""
     kind, ident = RegistryRecord.from_record(parse_record(record)).subject
     return kind != "asset" or ident in assets
+
+
+def inventory_fields(uncounted: bool) -> dict[str, object]:
+    """A full inventory of the central store by the return desk: the camera found, the taser
+    (out by hand) missing, one stray tag; `uncounted` logs it as none missing."""
+    lists = {"expected": [CAMERA, TASER], "found": [CAMERA], "missing": [TASER],
+             "unexpected": [], "unknown": ["E28011606000020500000077"]}
+    share = share_interval(1, 2, 2, 0)
+    return {"site": STORE.ref, "reader": "return-desk-1", "by": person("sergeant-5").ref,
+            "started": "2026-01-15T11:00:00.000Z", "ended": "2026-01-15T11:20:00.000Z",
+            "mode": "full", "population": 2, "population_hash": list_hash(lists["expected"]).hex(),
+            "sample": 2, "seed": None, "confidence_bp": 0, "margin_bp": 0, "expected": 2,
+            "found": 1, "missing": 0 if uncounted else 1, "unexpected": 0, "unknown": 1,
+            "lists": reconciliation_hash(lists).hex(), "share_low_bp": share.low_bp,
+            "share_high_bp": share.high_bp}
 
 
 def _points(history: History) -> list[Checkpoint]:

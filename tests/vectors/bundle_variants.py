@@ -391,6 +391,15 @@ PROPERTY_ROOM = [
             _forged(dataclasses.replace(_ROOM, unserviced=True)), 1,
             {"event-justification": "check-out of an item that was failed annual test: not "
                                     "issued until it passes"}, (SIZES[3] + 2,), pinned=False),
+    Variant("inventory-taken",
+            "the operator's history with a full inventory of the central store logged after "
+            "the radio's retirement (the camera found, the taser missing, a stray tag)",
+            _forged(dataclasses.replace(_ROOM, inventory="honest")), 4, pinned=False),
+    Variant("inventory-uncounted",
+            "the same history with the inventory logged as none missing: 1 found of 2 looked "
+            "for", _forged(dataclasses.replace(_ROOM, inventory="uncounted")), 1,
+            {"inventories": "expected found + missing = looked for = sample (2), found 1 + 0 "
+                            "of 2"}, pinned=False),
     Variant("manual-disposal",
             "the operator's history in which the taser is disposed of by a manual entry (only "
             "check-outs, check-ins and hand-overs are entered by hand)",

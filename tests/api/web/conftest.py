@@ -47,3 +47,12 @@ def day_done(stack: RunningStack) -> RunningStack:
     stack.wait_for(lambda: any(a["kind"] == "unauthorised_removal"
                                for a in stack.get("/v1/alerts")))
     return stack
+
+
+@pytest.fixture(scope="session")
+def inventory_taken(day_done: RunningStack) -> int:
+    """A sampled inventory of the store by the return desk, completed (logged): its id."""
+    opened = day_done.post("/v1/inventories", {
+        "site": "hq-stores", "reader": "return-desk", "officer": "sgt-dane", "mode": "sampled",
+        "confidence_bp": 9_000, "margin_bp": 2_000})
+    return int(day_done.post(f"/v1/inventories/{opened['id']}/complete", {})["id"])

@@ -40,6 +40,7 @@ PAGES = {
     "registry-edit": "/web/registry/assets/radio-1/edit",
     "maintenance": "/web/maintenance",
     "bookings": "/web/bookings",
+    "inventories": "/web/inventories?site=hq-stores",
     "problem": "/web/audit/assets/no-such-asset",
     "not-found": "/web/no-such-page",
 }
@@ -83,14 +84,16 @@ def _property_room(page: Any, stack: RunningStack) -> None:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_web_pages_accessible_and_fit(browser: Any, day_done: RunningStack, width: str) -> None:
+def test_web_pages_accessible_and_fit(browser: Any, day_done: RunningStack, width: str,
+                                     inventory_taken: int) -> None:
     page = signed_in(browser, day_done)
     page.set_viewport_size(WIDTHS[width])
     _property_room(page, day_done)
     # The reports exist once the anchorer's checkpoint covers the day (409 before).
     day_done.wait_for(lambda: _report_ready(page.request.get(
         day_done.url + PAGES["case-report"])), 60)
-    for name, path in PAGES.items():
+    pages = {**PAGES, "inventory": f"/web/inventories/{inventory_taken}"}
+    for name, path in pages.items():
         answer = page.goto(day_done.url + path)
         assert answer.status in (200, 404), (path, answer.status)
         _check(page, f"{path} at {width}")
