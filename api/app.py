@@ -20,6 +20,7 @@ from api.routes import (
     health,
     maintenance,
     operations,
+    planning,
     property_room,
     receipts,
     registry,
@@ -53,7 +54,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(health.router)
     docs_pages.install(app)
     for module in (registry, assets, custody, evidence, property_room, receipts, maintenance,
-                   reservations, audit, tiles, operations, webhooks, clients, accounts):
+                   reservations, audit, tiles, operations, webhooks, clients, accounts,
+                   planning):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     web.install(app)  # the server-rendered pages under /web (api.web)
     return app

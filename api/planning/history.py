@@ -81,9 +81,10 @@ def pool_items(session: Session, agency_id: str, site_ids: Sequence[str], class_
     return sorted((_Item(*row) for row in rows), key=lambda i: i.id)
 
 
-def _holds(session: Session, items: dict[str, _Item], start: datetime, end: datetime
-           ) -> list[_Hold]:
-    """Each check-out of a pool item in [start, end), with how long it was held."""
+def _holds(session: Session, items: dict[str, _Item], class_id: str, start: datetime,
+           end: datetime) -> list[_Hold]:
+    """Each check-out of a pool item in [start, end), with how long it was held, as a request
+    for the pool's `class_id` (another agency's shared item is of its own class)."""
     events = list(session.exec(
         select(CustodyEventRow.id, CustodyEventRow.asset_id, CustodyEventRow.action,
                CustodyEventRow.created_at)
@@ -100,7 +101,7 @@ def _holds(session: Session, items: dict[str, _Item], start: datetime, end: date
         item = items[asset_id]
         if action in HOLD_ACTIONS:
             open_hold[asset_id] = len(holds)
-            holds.append(_Hold(Request(at=at, site_id=item.site_id, class_id=item.class_id,
+            holds.append(_Hold(Request(at=at, site_id=item.site_id, class_id=class_id,
                                        agency_id=item.agency_id, source="check_out", met=True),
                                event_id))
         elif action in RETURN_ACTIONS and asset_id in open_hold:
@@ -139,7 +140,7 @@ def _bookings(session: Session, agency_id: str, site_ids: Sequence[str], class_i
         Reservation.agency_id == agency_id, col(Reservation.cancelled_at).is_(None),
         col(Reservation.starts_at) >= start, col(Reservation.starts_at) < end)
         .order_by(col(Reservation.starts_at), col(Reservation.id)))
-        if b.class_id == class_id or any(a in items for a in b.asset_ids)]
+        if (b.class_id == class_id and site_ids) or any(a in items for a in b.asset_ids)]
     if not bookings:
         return []
     people = {p for b in bookings for p in b.people}
@@ -214,7 +215,7 @@ def load_history(session: Session, agency_id: str, site_ids: Sequence[str], clas
     with it. The caller has checked that the sites and class are the agency's."""
     shared = dict(include_shared_from or {})
     items = {i.id: i for i in pool_items(session, agency_id, site_ids, class_id, shared)}
-    holds = _holds(session, items, start, end) if items else []
+    holds = _holds(session, items, class_id, start, end) if items else []
     no_shows = _bookings(session, agency_id, site_ids, class_id, items, holds, start, end)
     requests = sorted([h.request for h in holds] + no_shows
                       + _unmet(session, agency_id, site_ids, class_id, start, end),
