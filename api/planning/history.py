@@ -67,8 +67,7 @@ def pool_items(session: Session, agency_id: str, site_ids: Sequence[str], class_
                include_shared_from: Mapping[str, str]) -> list[_Item]:
     """The agency's items of `class_id` at `site_ids`, and for each other agency in
     `include_shared_from` (agency -> its class) its items of that class shared with it."""
-    query = select(Asset.id, Asset.agency_id, Asset.class_id, Asset.home_site_id, Asset.status)
-    rows = list(session.exec(query.where(
+    rows = list(session.exec(select(Asset).where(
         Asset.agency_id == agency_id, Asset.class_id == class_id,
         col(Asset.home_site_id).in_(list(site_ids)))))
     for other, other_class in include_shared_from.items():
@@ -76,9 +75,10 @@ def pool_items(session: Session, agency_id: str, site_ids: Sequence[str], class_
             continue
         shared = exists().where(col(AssetShare.asset_id) == col(Asset.id),
                                 col(AssetShare.agency_id) == agency_id)
-        rows += session.exec(query.where(Asset.agency_id == other,
-                                         Asset.class_id == other_class, shared))
-    return sorted((_Item(*row) for row in rows), key=lambda i: i.id)
+        rows += session.exec(select(Asset).where(Asset.agency_id == other,
+                                                 Asset.class_id == other_class, shared))
+    return sorted((_Item(a.id, a.agency_id, a.class_id, a.home_site_id, str(a.status))
+                   for a in rows), key=lambda i: i.id)
 
 
 def _holds(session: Session, items: dict[str, _Item], class_id: str, start: datetime,
@@ -98,6 +98,7 @@ def _holds(session: Session, items: dict[str, _Item], class_id: str, start: date
     holds: list[_Hold] = []
     open_hold: dict[str, int] = {}
     for event_id, asset_id, action, at in events:
+        assert event_id is not None  # a stored row
         item = items[asset_id]
         if action in HOLD_ACTIONS:
             open_hold[asset_id] = len(holds)
@@ -127,7 +128,7 @@ def _holder_commitments(session: Session, holds: Iterable[_Hold]) -> dict[int, s
     for event_id, record in session.exec(select(CustodyEventRow.id, CustodyEventRow.record)
                                          .where(col(CustodyEventRow.id).in_(ids))):
         holder = parse_record(record).get("to") or {}
-        found[int(event_id)] = str(holder.get("ref", ""))
+        found[event_id or 0] = str(holder.get("ref", ""))
     return found
 
 
@@ -175,7 +176,7 @@ def _bookings(session: Session, agency_id: str, site_ids: Sequence[str], class_i
 
 def _event_assets(session: Session, holds: Iterable[_Hold]) -> dict[int, str]:
     ids = [h.event_id for h in holds]
-    return {int(i): a for i, a in session.exec(select(CustodyEventRow.id,
+    return {i or 0: a for i, a in session.exec(select(CustodyEventRow.id,
                                                         CustodyEventRow.asset_id)
                                                  .where(col(CustodyEventRow.id).in_(ids)))}
 

@@ -10,7 +10,7 @@ the API; a figure out of bounds 422 (`Problem`). Nothing here writes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
@@ -173,7 +173,8 @@ def history_of(session: Session, request: PlanRequest) -> PoolHistory:
     return _loader(session, request)(request.site_ids)
 
 
-def _loader(session: Session, request: PlanRequest) -> Any:
+def _loader(session: Session, request: PlanRequest
+            ) -> Callable[..., PoolHistory]:
     def load(site_ids: Sequence[str], shared: dict[str, str] | None = None) -> PoolHistory:
         return load_history(session, request.agency_id, site_ids, request.class_id,
                             request.start, request.end,

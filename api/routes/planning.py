@@ -20,8 +20,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from api.db import utcnow
 from api.deps import AssetsReader, CustodyWriter, SessionDep
 from api.planning import report
+from api.planning.model import PoolPolicy, ReplayOutcome
 from api.planning.replay import replay
-from api.planning.model import PoolPolicy
 from api.planning.unmet import record_none_in_store
 from api.problems import Problem
 from ledger.core.bounds import MAX_ID_CHARS
@@ -99,7 +99,7 @@ class ReplayCreate(BaseModel):
     site: IdText
     class_id: IdText = Field(alias="class")
     day: date
-    items: int = Field(ge=0, le=report.MAX_ITEMS, strict=True)
+    items: int = Field(ge=1, le=report.MAX_ITEMS, strict=True)
     max_loan_s: float | None = Field(default=None, gt=0, le=MAX_REPLAY_LOAN_S)
 
 
@@ -110,9 +110,12 @@ def replay_day(data: ReplayCreate, session: SessionDep, caller: AssetsReader
     returned by `max_loan_s` at the latest): which it would have refused."""
     request = report.checked(session, report.PlanRequest(
         caller.agency_id, (data.site,), data.class_id, data.day, data.day), min_days=1)
-    history = report.history_of(session, request)
-    outcome = replay(history.requests, PoolPolicy(items=data.items,
-                                                  max_loan_s=data.max_loan_s))
+    requests = report.history_of(session, request).requests
+    policy = PoolPolicy(items=data.items, max_loan_s=data.max_loan_s)
+    try:
+        outcome = replay(requests, policy) if requests else ReplayOutcome(policy, (), ())
+    except ValueError as exc:
+        raise Problem(422, "cannot-replay", f"this day cannot be replayed: {exc}") from None
     return {"site": data.site, "class": data.class_id, "day": data.day.isoformat(),
             "items": data.items, "max_loan_s": data.max_loan_s,
             "requests": len(outcome.requests), "refused_count": len(outcome.refused),
