@@ -1,7 +1,8 @@
 """The web pages for stores staff, auditors and agencies: server-rendered HTML with htmx.
 
 `install(app)` adds the sign-in pages, the working pages (the desk with its live stream and
-alert buttons, the auditor's, the asset page, the agency page), the registry's lists and forms
+alert buttons and its "none in store" form, the auditor's, the asset page, the agency page and
+its pool planning page), the registry's lists and forms
 (`registry_lists`, `registry_forms`: assets, classes, people, readers, sites, with CSV import
 and export) and `/web/static` (htmx is vendored there: no CDN, nothing fetched at run time).
 Pages use the REST API's scoping (`api.scoping`) through the same `Caller`, and the same scopes
@@ -26,6 +27,7 @@ from api.web import (
     desk_alerts,
     desk_stream,
     login,
+    planning,
     registry_forms,
     registry_lists,
     sso,
@@ -53,6 +55,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(PageForbidden, forbidden)
     app.add_exception_handler(CrossSiteForm, cross_site)
     for module in (login, sso, desk, desk_stream, desk_alerts, audit, asset_page, agency,
-                   registry_forms, registry_lists):
+                   planning, registry_forms, registry_lists):
         app.include_router(module.router)
     app.mount("/web/static", StaticFiles(directory=STATIC_DIR), name="web-static")
