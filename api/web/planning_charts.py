@@ -15,10 +15,9 @@ from datetime import date
 from typing import Any, Final
 
 import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # before pyplot: never a display, safe in a server's threads
-
-from matplotlib.figure import Figure  # noqa: E402  (after choosing the backend)
+matplotlib.use("Agg")  # never a display: safe in a server's threads, whatever else imports
 
 WIDTH_IN: Final = 6.4
 HEIGHT_IN: Final = 2.8
@@ -26,7 +25,7 @@ INK: Final = "#1f4e8c"
 """The pages' accent blue (style.css `--accent`), so charts and links match."""
 BAND: Final = "#9db7d5"
 MARK: Final = "#b3261e"
-_SVG_RC: Final = {"svg.fonttype": "none", "svg.hashsalt": "kitledger", "font.size": 9}
+_SVG_RC: Final[dict[str, Any]] = {"svg.fonttype": "none", "svg.hashsalt": "kitledger"}
 """Text stays text (searchable, scales with the page); ids repeat run to run."""
 
 

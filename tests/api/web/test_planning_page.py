@@ -28,7 +28,7 @@ from tests.api.web.web_support import SCREENSHOTS
 from tests.fixtures.live_app import served
 from tests.security.security_support import form_token
 
-PLAN = {"site": "north-store", "class": "radio", "from": START.date().isoformat(),
+PLAN: dict[str, Any] = {"site": "north-store", "class": "radio", "from": START.date().isoformat(),
         "to": END.date().isoformat()}
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
