@@ -25,8 +25,6 @@ INK: Final = "#1f4e8c"
 """The pages' accent blue (style.css `--accent`), so charts and links match."""
 BAND: Final = "#9db7d5"
 MARK: Final = "#b3261e"
-_SVG_RC: Final[dict[str, Any]] = {"svg.fonttype": "none", "svg.hashsalt": "kitledger"}
-"""Text stays text (searchable, scales with the page); ids repeat run to run."""
 
 
 def _figure() -> tuple[Figure, Any]:
@@ -40,7 +38,8 @@ def _figure() -> tuple[Figure, Any]:
 
 def _data_uri(figure: Figure) -> str:
     buffer = io.BytesIO()
-    with matplotlib.rc_context(_SVG_RC):
+    # Text stays text (searchable, scales with the image); ids repeat from run to run.
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "kitledger"}):
         figure.savefig(buffer, format="svg", metadata={"Date": None})
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode()
 
