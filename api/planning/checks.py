@@ -9,6 +9,10 @@ from datetime import datetime
 
 from api.planning.model import PoolPolicy
 
+MAX_ITEMS = 100_000
+"""The largest pool planned: far above any store, low enough that a typo cannot exhaust memory
+(the simulated store keeps one maintenance process per item)."""
+
 
 def finite(name: str, value: float, *, low: float = 0.0, strict: bool = False) -> float:
     """`value` as a float if it is a finite number at least `low` (above it when `strict`)."""
@@ -31,20 +35,22 @@ def level(value: float) -> float:
     return checked
 
 
-def share(name: str, value: float) -> float:
-    """A share of a whole: from 0 up to, but not including, 1."""
-    checked = finite(name, value)
+def share(name: str, value: float, *, strict: bool = False) -> float:
+    """A share of a whole: from 0 (above it when `strict`) up to, but not including, 1."""
+    checked = finite(name, value, strict=strict)
     if checked >= 1.0:
         raise ValueError(f"{name} must be below 1, not {checked:g}")
     return checked
 
 
-def count(name: str, value: int, *, low: int = 0) -> int:
-    """A whole number at least `low` (bools are refused: `True` is not a pool size)."""
+def count(name: str, value: int, *, low: int = 0, high: int | None = None) -> int:
+    """A whole number from `low` to `high` (bools are refused: `True` is not a pool size)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be a whole number, not {type(value).__name__}")
     if value < low:
         raise ValueError(f"{name} must be at least {low}, not {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be at most {high:,}, not {value:,}")
     return value
 
 
@@ -59,9 +65,10 @@ def aware(name: str, moment: datetime) -> datetime:
 
 def policy(rules: PoolPolicy) -> PoolPolicy:
     """`rules` if a store could run by them: at least one item, positive scales, a loan cap
-    above zero, patience not negative, an out-of-service share below 1."""
-    count("items", rules.items, low=1)
+    above zero, patience and no-show holds not negative, an out-of-service share below 1."""
+    count("items", rules.items, low=1, high=MAX_ITEMS)
     finite("patience_s", rules.patience_s)
+    finite("no_show_hold_s", rules.no_show_hold_s)
     finite("demand_scale", rules.demand_scale, strict=True)
     finite("loan_scale", rules.loan_scale, strict=True)
     if rules.max_loan_s is not None:

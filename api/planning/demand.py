@@ -93,7 +93,7 @@ class DemandModel:
     are what it rests on (requests seen, hours of the period in that slot; after `combine`, the
     equivalent Poisson count and hours of the summed rate). `no_show` is the share of bookings
     nobody collected and `booking_share` the share of requests that were bookings: a no-show
-    asks the desk for nothing. `out_of_service_share` is the time-weighted share of the pool out
+    takes no loan (at most an item kept aside, `PoolPolicy.no_show_hold_s`). `out_of_service_share` is the time-weighted share of the pool out
     of service, and `out_of_service_mean_s` the mean length of a period out (None: none seen).
     """
 
@@ -274,8 +274,8 @@ def _period(history: PoolHistory) -> tuple[datetime, datetime]:
 
 def _checked_requests(history: PoolHistory, start: datetime,
                       end: datetime) -> list[Request]:
-    """The history's requests, each checked: aware, inside the period, of the pool's class, with
-    a finite, non-negative holding time."""
+    """The history's requests, each checked: aware, inside the period, of the pool's class and
+    sites, with a finite, non-negative holding time."""
     for index, request in enumerate(history.requests):
         at = checks.aware(f"request {index} time", request.at)
         if not start <= at < end:
@@ -284,6 +284,9 @@ def _checked_requests(history: PoolHistory, start: datetime,
         if request.class_id != history.class_id:
             raise ValueError(f"request {index} is for class {request.class_id!r}, "
                              f"not the pool's {history.class_id!r}")
+        if history.site_ids and request.site_id not in history.site_ids:
+            raise ValueError(f"request {index} is from site {request.site_id!r}, "
+                             "not one of the pool's")
         if request.held_s is not None:
             checks.finite(f"request {index} held_s", request.held_s)
     return list(history.requests)

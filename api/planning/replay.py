@@ -5,7 +5,8 @@ have met or refused. No randomness: the same requests and policy always give the
 Holding times: a met request keeps its item for its recorded `held_s`; one still out at the end
 of the record keeps it to the end; a request the store refused ("none in store") was never lent
 anything, so it keeps the item for `held_default_s` (by default the median recorded loan). A
-booking nobody collected asks for nothing and is met. With `patience_s` > 0 a request that finds
+booking nobody collected is met: it keeps an item aside for the policy's `no_show_hold_s` if
+one is on the shelf, and nobody waits for it. With `patience_s` > 0 a request that finds
 the shelf empty waits, first come first served, for the first item back within its patience.
 An item returned at the very instant of a request is back in time for it. The policy's
 out-of-service share takes that share of the pool (rounded) off the shelf for the whole replay.
@@ -65,6 +66,12 @@ class _Desk:
         elif self.patience_s > 0:
             self.waiting.append((index, at, hold))
 
+    def set_aside(self, at: float, hold: float) -> None:
+        """Keep an item aside from `at` for `hold` seconds, if one is on the shelf."""
+        if hold > 0 and self.free > 0:
+            self.free -= 1
+            self.lend(at, hold)
+
     def lend(self, at: float, hold: float) -> None:
         """An item goes out at `at` for `hold` seconds (forever: infinite)."""
         heapq.heappush(self.due_back, at + hold)
@@ -76,6 +83,10 @@ def replay(requests: Sequence[Request], policy: PoolPolicy, *,
     `policy`. `held_default_s` (seconds) is how long a request the store refused would have
     kept its item; None: the median of the recorded loans."""
     checks.policy(policy)
+    classes = {r.class_id for r in requests}
+    if len(classes) > 1:
+        raise ValueError(f"a pool lends one class; the requests ask for {len(classes)}: "
+                         f"{', '.join(sorted(map(repr, classes))[:5])}")
     ordered = sorted(requests, key=lambda r: checks.aware("request time", r.at))
     holds = _holds(ordered, policy, _default_hold(ordered, held_default_s))
     share = policy.out_of_service_share or 0.0
@@ -86,6 +97,7 @@ def replay(requests: Sequence[Request], policy: PoolPolicy, *,
         desk.returns_until(at)
         if request.no_show:
             desk.met[index] = True
+            desk.set_aside(at, hold)
         else:
             desk.ask(index, at, hold)
     desk.returns_until(math.inf)
@@ -110,6 +122,9 @@ def _holds(requests: Sequence[Request], policy: PoolPolicy, default_s: float) ->
     """Each request's holding time (seconds) under the policy's loan rule."""
     holds = []
     for index, request in enumerate(requests):
+        if request.no_show:
+            holds.append(policy.no_show_hold_s)
+            continue
         if not request.met:
             hold = default_s
         elif request.held_s is None:

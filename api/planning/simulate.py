@@ -3,12 +3,13 @@ under a policy's rules, run several times to give the service level with its int
 
 Requests arrive as a Poisson process whose rate changes every hour of the week (drawn hour by
 hour: a count, then uniform times within the hour), scaled by `demand_scale`; a booking nobody
-collects asks for nothing and is dropped. Each request takes an item at once if one is on the
-shelf, else waits up to `patience_s` for the first one back (first come, first served) and then
-leaves without. Loans last a duration drawn from the fitted distribution, times `loan_scale`,
-capped at `max_loan_s`. Items go out of service in turn (each alternately in service and out,
-with exponential spells whose means give the out-of-service share); an item due for service is
-taken when it is next on the shelf, ahead of anyone waiting.
+collects keeps an item aside for `no_show_hold_s`, if one is free, and is not counted as a
+request. Each request takes an item at once if one is on the shelf, else waits up to
+`patience_s` for the first one back (first come, first served) and then leaves without. Loans
+last a duration drawn from the fitted distribution, times `loan_scale`, capped at `max_loan_s`.
+Items go out of service in turn (each alternately in service and out, with exponential spells
+whose means give the out-of-service share); an item due for service is taken when it is next
+on the shelf, ahead of anyone waiting.
 
 Every run starts empty on a Monday 00:00 and is measured after a one-day warm-up. Runs are
 seeded by `SeedSequence(seed).spawn(runs)`: run i draws from its own streams, so the figures
@@ -38,6 +39,11 @@ DEFAULT_REPAIR_S = DAY_S
 """Mean time out of service when the history saw an out-of-service share but no whole spell."""
 PERSON, UPKEEP = 1, 0
 """Request priorities: an item due for service is taken before anyone waiting gets it."""
+MAX_DAYS = 3660
+MAX_RUNS = 1000
+MAX_ARRIVALS = 5_000_000
+"""Expected requests in one run above which a simulation is refused: bounds memory and time
+against a surge factor or a period typed with too many zeros."""
 
 
 @dataclass(slots=True)
@@ -62,12 +68,20 @@ class _Store:
     window: tuple[float, float]
     patience_s: float
     tally: _Tally = field(default_factory=_Tally)
+    waiting: int = 0
+    """People at the desk waiting for an item."""
+    settled: simpy.Event | None = None
+    """Set once the arrivals are over: triggered when the last one waiting is decided."""
 
-    def arrivals(self, times: np.ndarray,
-                 loans: np.ndarray) -> Generator[simpy.Event, object, None]:
-        """Bring each request to the desk at its time: lend at once, turn away, or let wait."""
-        for at, loan in zip(times.tolist(), loans.tolist(), strict=True):
+    def arrivals(self, times: np.ndarray, loans: np.ndarray,
+                 absent: np.ndarray) -> Generator[simpy.Event, object, None]:
+        """Bring each request to the desk at its time: lend at once, turn away, or let wait.
+        A booking nobody collects (`absent`) only keeps an item aside for its `loans` time."""
+        for at, loan, away in zip(times.tolist(), loans.tolist(), absent.tolist(), strict=True):
             yield self.env.timeout(at - self.env.now)
+            if away:
+                self._set_aside(loan)
+                continue
             counted = at >= self.window[0]
             self.tally.requests += counted
             request = self.pool.request(priority=PERSON)
@@ -78,6 +92,7 @@ class _Store:
                 request.cancel()
                 self.tally.refused += counted
             else:
+                self.waiting += 1
                 self.env.process(self._wait(request, loan, at, counted))
 
     def _wait(self, request: simpy.resources.resource.PriorityRequest, loan: float, at: float,
@@ -92,12 +107,26 @@ class _Store:
         else:
             request.cancel()
             self.tally.refused += counted
+        self.waiting -= 1
+        if self.waiting == 0 and self.settled is not None:
+            self.settled.succeed()
 
     def _lend(self, request: simpy.resources.resource.PriorityRequest, loan: float) -> None:
         """The item goes out for `loan` seconds and comes back on its own."""
         now = self.env.now
         self.tally.loaned_s += max(0.0, min(now + loan, self.window[1]) - max(now, self.window[0]))
         self.env.timeout(loan).callbacks.append(lambda _: self._return(request))
+
+    def _set_aside(self, hold: float) -> None:
+        """Keep an item aside for `hold` seconds if one is on the shelf (none: nobody is told,
+        nobody came)."""
+        if hold <= 0:
+            return
+        request = self.pool.request(priority=PERSON)
+        if request.triggered:
+            self.env.timeout(hold).callbacks.append(lambda _: self._return(request))
+        else:
+            request.cancel()
 
     def _return(self, request: simpy.resources.resource.PriorityRequest) -> None:
         """A loan ends: the item is back on the shelf (or straight to whoever is first)."""
@@ -107,14 +136,25 @@ class _Store:
 def simulate(demand: DemandModel, policy: PoolPolicy, *, days: float = 28, runs: int = 20,
              seed: int = 0, level: float = 0.95) -> ServiceLevel:
     """The service level a pool run by `policy` gives under `demand`: `runs` independent runs of
-    `days` measured days each, with t-intervals at `level` over the runs."""
+    `days` measured days each, with t-intervals at `level` over the runs.
+
+    Shares are of the requests arriving in the measured days (no-shows are not requests): met
+    at once, refused (none free and patience ran out), and the rest met after a wait. The mean
+    wait is over everyone who could not be served at once, whether an item came or not, from
+    the runs where anyone waited. Utilisation is item-time on loan over the pool's item-time.
+    """
     checks.policy(policy)
-    checks.finite("days", days, strict=True)
-    checks.count("runs", runs, low=2)
+    if checks.finite("days", days, strict=True) > MAX_DAYS:
+        raise ValueError(f"days must be at most {MAX_DAYS}, not {days:g}")
+    checks.count("runs", runs, low=2, high=MAX_RUNS)
     checks.count("seed", seed)
     checks.level(level)
-    if not any(rate.value > 0 for rate in demand.rates):
+    expected = demand.mean_rate_per_h * policy.demand_scale * (WARMUP_S + days * DAY_S) / HOUR_S
+    if expected == 0:
         raise ValueError("the demand model has no arrivals to simulate")
+    if expected > MAX_ARRIVALS:
+        raise ValueError(f"about {expected:,.0f} requests a run is more than the "
+                         f"{MAX_ARRIVALS:,} a simulation takes: fewer days or less demand")
     tallies = [_run(demand, policy, days * DAY_S, child)
                for child in np.random.SeedSequence(seed).spawn(runs)]
     return _service_level(tallies, policy.items, days * DAY_S, level, seed)
@@ -131,12 +171,13 @@ def out_of_service_share(demand: DemandModel, policy: PoolPolicy) -> float:
 def _run(demand: DemandModel, policy: PoolPolicy, measured_s: float,
          seeds: np.random.SeedSequence) -> _Tally:
     """One run: draw its requests and loans, then play them through a SimPy store."""
-    arrivals_rng, loans_rng, upkeep_rng = (np.random.default_rng(s) for s in seeds.spawn(3))
+    arrivals_rng, loans_rng, upkeep_rng = (_stream(seeds, k) for k in range(3))
     horizon = WARMUP_S + measured_s
-    times = _arrival_times(demand, policy.demand_scale, horizon, arrivals_rng)
+    times, absent = _arrival_times(demand, policy.demand_scale, horizon, arrivals_rng)
     loans = demand.loan.sample(loans_rng, times.size) * policy.loan_scale
     if policy.max_loan_s is not None:
         loans = np.minimum(loans, policy.max_loan_s)
+    loans[absent] = policy.no_show_hold_s
     env = simpy.Environment()
     store = _Store(env, simpy.PriorityResource(env, capacity=policy.items),
                    (WARMUP_S, horizon), policy.patience_s)
@@ -145,22 +186,33 @@ def _run(demand: DemandModel, policy: PoolPolicy, measured_s: float,
         repair_s = demand.out_of_service_mean_s or DEFAULT_REPAIR_S
         for _ in range(policy.items):
             env.process(_upkeep(env, store.pool, share, repair_s, upkeep_rng))
-    env.process(store.arrivals(times, loans))
-    env.run(until=horizon + policy.patience_s + 1)
+    env.process(store.arrivals(times, loans, absent))
+    env.run(until=horizon)
+    if store.waiting:  # those still at the desk are decided before the run ends
+        store.settled = env.event()
+        env.run(until=store.settled)
     return store.tally
 
 
+def _stream(seeds: np.random.SeedSequence, index: int) -> np.random.Generator:
+    """The run's `index`th random stream. Unlike `seeds.spawn`, which counts the children it
+    has made, this gives the same stream however often it is asked: a run is its seed."""
+    return np.random.default_rng(np.random.SeedSequence(seeds.entropy,
+                                                        spawn_key=(*seeds.spawn_key, index)))
+
+
 def _arrival_times(demand: DemandModel, scale: float, horizon: float,
-                   rng: np.random.Generator) -> np.ndarray:
-    """Arrival times (seconds from Monday 00:00) of the requests that ask for an item: a Poisson
-    count per hour at that hour-of-week's rate, spread uniformly in the hour, less no-shows."""
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Arrival times (seconds from Monday 00:00) of requests, a Poisson count per hour at that
+    hour-of-week's rate spread uniformly in the hour, and which are bookings nobody collects."""
     hours = math.ceil(horizon / HOUR_S)
     rates = np.array([rate.value for rate in demand.rates]) * scale
     counts = rng.poisson(rates[np.arange(hours) % SLOTS])
     starts = np.repeat(np.arange(hours) * HOUR_S, counts)
     times = np.sort(starts + rng.uniform(0, HOUR_S, starts.size))
-    asks = rng.random(times.size) >= demand.booking_share * demand.no_show.value
-    return times[(times < horizon) & asks]
+    absent = rng.random(times.size) < demand.booking_share * demand.no_show.value
+    inside = times < horizon
+    return times[inside], absent[inside]
 
 
 def _upkeep(env: simpy.Environment, pool: simpy.PriorityResource, share: float,

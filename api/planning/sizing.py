@@ -12,14 +12,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from functools import lru_cache
+from itertools import islice
 
 from api.planning import checks
+from api.planning.checks import MAX_ITEMS
 from api.planning.demand import DemandModel, combine
 from api.planning.model import PoolPolicy, SizingRow
 from api.planning.simulate import out_of_service_share, simulate
 
 ANY_SIZE = PoolPolicy(items=1)
 """The default rules of a sizing search: the store as recorded (the search sets `items`)."""
+MAX_ROWS = 200
+"""The longest sizing table: each row is a simulation."""
+ROWS_KEPT = 2048
+"""Simulated rows kept for reuse: a few kilobytes each."""
 SURGE = 3.0
 """A planned operation's demand, as a multiple of the usual (the issue's "three times")."""
 
@@ -63,28 +70,45 @@ def erlang_b(servers: int, offered_load: float) -> float:
 
 def offered_load(demand: DemandModel, policy: PoolPolicy) -> float:
     """Erlangs the demand offers a pool under `policy`: requests per hour that ask for an item
-    times the mean loan in hours (the cap, when there is one, bounds the mean)."""
-    asking = 1 - demand.booking_share * demand.no_show.value
-    rate = demand.mean_rate_per_h * policy.demand_scale * asking
+    times the mean loan in hours (the cap, when there is one, bounds the mean), plus the hours
+    items are kept aside for bookings nobody collects."""
+    absent = demand.booking_share * demand.no_show.value
+    rate = demand.mean_rate_per_h * policy.demand_scale
     loan_h = demand.loan.mean_s.value * policy.loan_scale / 3600
     if policy.max_loan_s is not None:
         loan_h = min(loan_h, policy.max_loan_s / 3600)
-    return rate * loan_h
+    return rate * ((1 - absent) * loan_h + absent * policy.no_show_hold_s / 3600)
 
 
-def erlang_guess(demand: DemandModel, policy: PoolPolicy, target: float) -> int:
-    """The smallest pool Erlang B says meets `target`, grown by the out-of-service share."""
+def erlang_guess(demand: DemandModel, policy: PoolPolicy, target: float, *,
+                 limit: int = MAX_ITEMS) -> int:
+    """The smallest pool Erlang B says meets `target`, grown by the out-of-service share, and
+    at most `limit`. It runs the recursion once, stopping at the first size that meets it, so a
+    surge of thousands of erlangs costs thousands of steps, not millions."""
+    checks.share("target", target, strict=True)
     load = offered_load(demand, policy)
-    servers = 1
-    while erlang_b(servers, load) > 1 - target:
+    servers, blocking = 0, 1.0
+    while blocking > 1 - target and servers < limit:
         servers += 1
-    return max(1, math.ceil(servers / (1 - out_of_service_share(demand, policy))))
+        blocking = load * blocking / (servers + load * blocking)
+    return min(limit, max(1, math.ceil(servers / (1 - out_of_service_share(demand, policy)))))
 
 
 def service_table(demand: DemandModel, policy: PoolPolicy, sizes: Iterable[int],
                   simulation: Simulation = Simulation()) -> list[SizingRow]:
-    """The service level of each pool size in `sizes` under `policy`'s other rules."""
-    return [_row(demand, policy, items, simulation) for items in sizes]
+    """The service level of each pool size in `sizes` (at most `MAX_ROWS` of them) under
+    `policy`'s other rules."""
+    chosen = list(islice(sizes, MAX_ROWS + 1))
+    if len(chosen) > MAX_ROWS:
+        raise ValueError(f"a sizing table has at most {MAX_ROWS} sizes")
+    return [_row(demand, policy, items, simulation) for items in chosen]
+
+
+def current_service(demand: DemandModel, policy: PoolPolicy = ANY_SIZE,
+                    simulation: Simulation = Simulation()) -> SizingRow:
+    """The service level of the pool as recorded (`demand.pool_size` items) under `policy`'s
+    other rules: the row the sizing table compares against."""
+    return _row(demand, policy, checks.count("pool_size", demand.pool_size, low=1), simulation)
 
 
 def smallest_pool(demand: DemandModel, target: float = 0.99,
@@ -97,7 +121,7 @@ def smallest_pool(demand: DemandModel, target: float = 0.99,
     halves the bracket: a dozen simulations rather than one per size. Common random numbers
     make the share met grow with the pool, so the pool one smaller than the answer falls short.
     """
-    checks.share("target", target)
+    checks.share("target", target, strict=True)
     checks.count("max_items", max_items, low=1)
     rows: dict[int, SizingRow] = {}
 
@@ -106,11 +130,12 @@ def smallest_pool(demand: DemandModel, target: float = 0.99,
             rows[items] = _row(demand, policy, items, simulation)
         return rows[items].service.met_at_once.value >= target
 
-    low, high = _bracket(meets, min(erlang_guess(demand, policy, target), max_items), max_items)
+    low, high = _bracket(meets, erlang_guess(demand, policy, target, limit=max_items),
+                         max_items)
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (low, middle) if meets(middle) else (middle, high)
-    return rows[high] if high in rows else _row(demand, policy, high, simulation)
+    return rows[high]  # the bracket and the halving only end on sizes they simulated
 
 
 def pooling_saving(demand_a: DemandModel, demand_b: DemandModel, target: float = 0.99,
@@ -139,12 +164,23 @@ def loan_rule(policy: PoolPolicy, *, scale: float = 1.0,
                    max_loan_s=policy.max_loan_s if max_loan_s is None else max_loan_s)
 
 
+@lru_cache(maxsize=ROWS_KEPT)
 def _row(demand: DemandModel, policy: PoolPolicy, items: int,
          simulation: Simulation) -> SizingRow:
-    """One sizing row: `policy` with `items` items, simulated."""
+    """One sizing row: `policy` with `items` items, simulated.
+
+    Kept (least recently used out first): a seeded simulation is a function of its inputs
+    alone, so a plan's table, its smallest-pool searches and its what-ifs share the sizes they
+    have in common, and the same history planned again is not simulated again.
+    """
     service = simulate(demand, replace(policy, items=items), days=simulation.days,
                        runs=simulation.runs, seed=simulation.seed, level=simulation.level)
     return SizingRow(items=items, service=service)
+
+
+def forget_simulations() -> None:
+    """Drop the kept rows: a benchmark times simulations, not the memory of them."""
+    _row.cache_clear()
 
 
 def _bracket(meets: Callable[[int], bool], guess: int, max_items: int) -> tuple[int, int]:
