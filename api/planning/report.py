@@ -22,15 +22,18 @@ from api.models.registry import Agency, Site
 from api.planning.demand import DemandModel, fit_demand
 from api.planning.history import load_history, pool_items
 from api.planning.model import Estimate, PoolHistory, PoolPolicy, ServiceLevel, SizingRow
+from api.planning.simulate import DAY_S
 from api.planning.sizing import (
     PoolingSaving,
     Simulation,
+    current_service,
     loan_rule,
     pooling_saving,
     service_table,
     smallest_pool,
     surge,
 )
+from api.planning.usage import items_on_loan
 from api.problems import Problem, not_found
 
 MAX_PERIOD_DAYS: Final = 731
@@ -198,11 +201,12 @@ def _sizes(request: PlanRequest, pool_size: int, smallest: SizingRow | None) -> 
     return range(low, high + 1)
 
 
-def _at(demand: DemandModel, request: PlanRequest, policy: PoolPolicy, items: int
-        ) -> SizingRow | None:
-    if items < 1:
+def _today(demand: DemandModel, request: PlanRequest, policy: PoolPolicy
+           ) -> SizingRow | None:
+    """Today's pool under `policy` (None for a pool with no items left)."""
+    if demand.pool_size < 1:
         return None
-    return service_table(demand, policy, [items], request.simulation)[0]
+    return current_service(demand, policy, request.simulation)
 
 
 def plan_pool(session: Session, request: PlanRequest) -> PoolPlan:
@@ -213,12 +217,11 @@ def plan_pool(session: Session, request: PlanRequest) -> PoolPlan:
     smallest = _smallest(demand, request, policy)
     table = service_table(demand, policy, _sizes(request, history.pool_size, smallest),
                           request.simulation)
-    shown = {row.items: row for row in table}
-    today = shown.get(history.pool_size) or _at(demand, request, policy, history.pool_size)
+    today = _today(demand, request, policy)
     changed = [("surge", "Surge: three times the demand", surge(policy))] + [
         (key, label, loan_rule(policy, scale=scale)) for key, label, scale in LOAN_SCALES]
     what_ifs = [WhatIf(key, label, _smallest(demand, request, rule),
-                       _at(demand, request, rule, history.pool_size))
+                       _today(demand, request, rule))
                 for key, label, rule in changed]
     parts = _parts(session, request)
     pooling = None
@@ -233,25 +236,8 @@ def plan_pool(session: Session, request: PlanRequest) -> PoolPlan:
 
 
 def daily_use(history: PoolHistory) -> list[tuple[date, float | None]]:
-    """Each day's time-weighted share of the pool out on loan (None: no pool), from the
-    history's met requests (a loan still out runs to the period's end)."""
-    days = (history.end - history.start).days
-    out_s = [0.0] * days
-    for request in history.requests:
-        if not request.met or request.no_show:
-            continue
-        start = request.at
-        end = history.end if request.held_s is None else min(
-            history.end, start + timedelta(seconds=request.held_s))
-        while start < end:
-            index = (start - history.start).days
-            stop = min(end, history.start + timedelta(days=index + 1))
-            if 0 <= index < days:
-                out_s[index] += (stop - start).total_seconds()
-            start = stop
-    pool_s = history.pool_size * 86400.0
-    return [(history.start.date() + timedelta(days=i), (s / pool_s) if pool_s else None)
-            for i, s in enumerate(out_s)]
+    """Each day's time-weighted share of the pool out on loan (None: no pool)."""
+    return [(step.start.date(), step.share) for step in items_on_loan(history, DAY_S)]
 
 
 def _estimate(value: Estimate) -> dict[str, float]:
