@@ -5,13 +5,19 @@ bookings never appear in north's pool, and north shares nothing with south."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections import Counter
+from datetime import UTC, datetime, time, timedelta
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from api.planning.history import load_history
 from api.planning.model import OutOfService, PoolHistory
+from demo.history import fill_history
+from demo.seed import DEMO_AGENCY, DEMO_READERS, DEMO_SITE, OTHER_AGENCY, seed_registry
+from ledger.core.envelope import raw_public_key
+from tests.api.api_support import log_leaves
 from tests.api.planning_support import (
     END,
     EXPECTED_ANNEX,
@@ -84,3 +90,27 @@ def test_an_empty_period_is_empty(engine: Engine) -> None:
         history = load_history(session, "north", ["north-store"], "radio", END,
                                END + timedelta(days=1))
     assert history.requests == () and history.pool_size == 2
+
+
+def test_the_demo_history_goes_through_the_log(engine: Engine) -> None:
+    """`kitledger up --history-weeks`: weeks of the two demo stores, every change a logged
+    custody event, the same every run (seeded), and the fire service's shared radios in the
+    police's pooled history."""
+    keys = {r.reader_id: raw_public_key(Ed25519PrivateKey.generate().public_key()).hex()
+            for r in DEMO_READERS}
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        seed_registry(session, keys)
+        fill_history(session, 2, now=now)
+        session.commit()
+        leaves = log_leaves(session, DEMO_AGENCY)  # contiguous, or it asserts
+        start = datetime.combine(now.date(), time(), UTC) - timedelta(weeks=2)
+        police = load_history(session, DEMO_AGENCY, [DEMO_SITE], "radio", start, now)
+        pooled = load_history(session, DEMO_AGENCY, [DEMO_SITE], "radio", start, now,
+                              include_shared_from={OTHER_AGENCY: "fire-radio"})
+    sources = Counter(r.source for r in police.requests)
+    assert sources["check_out"] > 200 and sources["none_in_store"] > 0
+    assert len(leaves) > 2 * sources["check_out"]  # each check-out, and most check-ins
+    assert police.out_of_service and police.pool_size == 15
+    assert pooled.pool_size == 23 and {r.agency_id for r in pooled.requests} == {
+        DEMO_AGENCY, OTHER_AGENCY}
