@@ -41,7 +41,10 @@ def h(hours: float) -> datetime:
     return START + timedelta(hours=hours)
 
 
-EXPECTED_STORE: Final = [
+Seen = tuple[float, str, bool, float | None, bool]
+"""A request as the tests compare it: hours after START, source, met, held hours, no-show."""
+
+EXPECTED_STORE: Final[list[Seen]] = [
     # (hours after START, source, met, held hours or None, no-show)
     (8, "check_out", True, 2.0, False),
     (9, "check_out", True, 3.0, False),
@@ -52,9 +55,9 @@ EXPECTED_STORE: Final = [
     (61, "booking", True, 4.0, False),
 ]
 """North-store alone: R-2's check-out before START is not in it, nor anything of south's."""
-EXPECTED_ANNEX: Final = [(9, "check_out", True, 0.5, False),
+EXPECTED_ANNEX: Final[list[Seen]] = [(9, "check_out", True, 0.5, False),
                          (11, "none_in_store", False, None, False)]
-EXPECTED_SHARED: Final = [(13, "check_out", True, 2.0, False)]
+EXPECTED_SHARED: Final[list[Seen]] = [(13, "check_out", True, 2.0, False)]
 """S-1, shared with north; S-2 (unshared) and south's refusal never appear."""
 
 
