@@ -26,7 +26,7 @@ PAGES = {
     "auditor": "/web/audit?q=",
     "auditor-asset": "/web/audit/assets/evidence-bag-1",
     "agency": "/web/agency",
-    "planning": "/web/planning",
+    "planning-form": "/web/planning",
     "asset": "/web/assets/evidence-bag-1",
     "asset-alert": "/web/assets/bodycam-1",
     "registry-assets": "/web/registry/assets",
