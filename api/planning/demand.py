@@ -93,8 +93,9 @@ class DemandModel:
     are what it rests on (requests seen, hours of the period in that slot; after `combine`, the
     equivalent Poisson count and hours of the summed rate). `no_show` is the share of bookings
     nobody collected and `booking_share` the share of requests that were bookings: a no-show
-    takes no loan (at most an item kept aside, `PoolPolicy.no_show_hold_s`). `out_of_service_share` is the time-weighted share of the pool out
-    of service, and `out_of_service_mean_s` the mean length of a period out (None: none seen).
+    takes no loan (at most an item kept aside, `PoolPolicy.no_show_hold_s`).
+    `out_of_service_share` is the time-weighted share of the pool out of service, and
+    `out_of_service_mean_s` the mean length of a period out (None: none seen).
     """
 
     class_id: str

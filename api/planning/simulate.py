@@ -234,29 +234,31 @@ def _upkeep(env: simpy.Environment, pool: simpy.PriorityResource, share: float,
 def _service_level(tallies: Sequence[_Tally], items: int, measured_s: float, level: float,
                    seed: int) -> ServiceLevel:
     """The runs' tallies as shares and means with their t-intervals over the runs."""
-    def shares(part: str) -> list[float]:
-        return [getattr(t, part) / t.requests if t.requests else float(part == "at_once")
-                for t in tallies]
-
-    waits = [t.waited_s / t.waiters for t in tallies if t.waiters]
+    requests = [float(t.requests) for t in tallies]
     return ServiceLevel(
-        met_at_once=t_interval(shares("at_once"), level, high=1.0),
-        mean_wait_s=t_interval(waits, level, high=math.inf),
-        refused=t_interval(shares("refused"), level, high=1.0),
-        utilisation=t_interval([t.loaned_s / (items * measured_s) for t in tallies], level,
-                               high=1.0),
+        met_at_once=ratio_interval([t.at_once for t in tallies], requests, level, high=1.0,
+                                   empty=1.0),
+        mean_wait_s=ratio_interval([t.waited_s for t in tallies],
+                                   [float(t.waiters) for t in tallies], level, high=math.inf),
+        refused=ratio_interval([t.refused for t in tallies], requests, level, high=1.0),
+        utilisation=ratio_interval([t.loaned_s for t in tallies],
+                                   [items * measured_s] * len(tallies), level, high=1.0),
         runs=len(tallies), seed=seed,
-        requests_per_run=sum(t.requests for t in tallies) / len(tallies))
+        requests_per_run=sum(requests) / len(tallies))
 
 
-def t_interval(values: Sequence[float], level: float, *, high: float) -> Estimate:
-    """The mean of `values` with its Student-t interval, kept within [0, high]. Fewer than two
-    values (a wait nobody had to make) give no spread: the interval is the mean itself."""
-    if not values:
-        return Estimate(0.0, 0.0, 0.0, level)
-    mean = float(np.mean(values))
-    if len(values) < 2:
-        return Estimate(mean, mean, mean, level)
-    half = float(stats.t.ppf((1 + level) / 2, len(values) - 1)
-                 * np.std(values, ddof=1) / math.sqrt(len(values)))
-    return Estimate(mean, max(0.0, mean - half), min(high, mean + half), level)
+def ratio_interval(parts: Sequence[float], wholes: Sequence[float], level: float, *,
+                   high: float, empty: float = 0.0) -> Estimate:
+    """Sum of `parts` over sum of `wholes` across the runs, with its Student-t interval over
+    the runs (the ratio estimator's: residuals part - ratio * whole). Pooling rather than
+    averaging each run's own ratio keeps busy runs at their weight: a run with more requests
+    also has more waits and refusals, and a mean of per-run shares would run low. Nothing to
+    divide by at all gives `empty` (every request met when none came). Kept within [0, high].
+    """
+    part, whole = np.asarray(parts, dtype=float), np.asarray(wholes, dtype=float)
+    if whole.sum() == 0:
+        return Estimate(empty, empty, empty, level)
+    ratio = float(part.sum() / whole.sum())
+    spread = np.std(part - ratio * whole, ddof=1) / (math.sqrt(len(part)) * whole.mean())
+    half = float(stats.t.ppf((1 + level) / 2, len(part) - 1) * spread)
+    return Estimate(ratio, max(0.0, ratio - half), min(high, ratio + half), level)

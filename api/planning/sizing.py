@@ -25,8 +25,9 @@ ANY_SIZE = PoolPolicy(items=1)
 """The default rules of a sizing search: the store as recorded (the search sets `items`)."""
 MAX_ROWS = 200
 """The longest sizing table: each row is a simulation."""
-ROWS_KEPT = 2048
-"""Simulated rows kept for reuse: a few kilobytes each."""
+ROWS_KEPT = 1024
+"""Simulated rows kept for reuse. A row is small; each key holds its demand model alive (tens
+of kilobytes), which a plan's few dozen rows share."""
 SURGE = 3.0
 """A planned operation's demand, as a multiple of the usual (the issue's "three times")."""
 
@@ -122,7 +123,7 @@ def smallest_pool(demand: DemandModel, target: float = 0.99,
     make the share met grow with the pool, so the pool one smaller than the answer falls short.
     """
     checks.share("target", target, strict=True)
-    checks.count("max_items", max_items, low=1)
+    checks.count("max_items", max_items, low=1, high=MAX_ITEMS)
     rows: dict[int, SizingRow] = {}
 
     def meets(items: int) -> bool:

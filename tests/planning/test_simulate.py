@@ -43,6 +43,28 @@ def test_refusals_match_the_erlang_loss_formula(items: int, per_hour: float,
     assert neighbour == 0  # the intervals are tight enough to tell one item apart
 
 
+@pytest.mark.parametrize(("items", "per_hour", "loan_h"), [(3, 2.0, 1.0), (2, 1.0, 0.5),
+                                                            (8, 6.0, 1.0)])
+def test_waits_match_erlang_c_when_nobody_leaves(items: int, per_hour: float,
+                                                 loan_h: float) -> None:
+    # Patience without end: M/M/c. The share met at once is 1 - C (Erlang C, from Erlang B),
+    # and those who wait wait 1 / (c mu - lambda) on average.
+    load = per_hour * loan_h
+    blocking = erlang_b(items, load)
+    waits = blocking / (1 - load / items * (1 - blocking))
+    mean_wait_s = loan_h * HOUR / (items - load)
+    met, waited = 0, 0
+    for seed in range(5):
+        service = simulation.simulate(steady_demand(per_hour, loan_h * HOUR),
+                                      PoolPolicy(items=items, patience_s=1e7), days=14,
+                                      seed=seed)
+        met += service.met_at_once.low <= 1 - waits <= service.met_at_once.high
+        waited += service.mean_wait_s.low <= mean_wait_s <= service.mean_wait_s.high
+        assert service.refused.value == 0.0
+    assert met >= 4
+    assert waited >= 4
+
+
 def test_same_seed_same_figures_other_seed_other_figures() -> None:
     demand = fit_demand(store_history(1))
     policy = PoolPolicy(items=6, patience_s=600, out_of_service_share=0.1)
