@@ -210,9 +210,18 @@ def _today(demand: DemandModel, request: PlanRequest, policy: PoolPolicy
 
 
 def plan_pool(session: Session, request: PlanRequest) -> PoolPlan:
-    """The whole plan of `request` (checked by `checked` first)."""
+    """The whole plan of `request` (checked by `checked` first); a figure the analysis
+    refuses (a demand no simulated store of the bounds can carry) answers 422."""
     history = history_of(session, request)
     demand = _fitted(history)
+    try:
+        return _plan(session, request, history, demand)
+    except ValueError as exc:
+        raise Problem(422, "cannot-plan", f"this pool cannot be planned: {exc}") from None
+
+
+def _plan(session: Session, request: PlanRequest, history: PoolHistory, demand: DemandModel
+          ) -> PoolPlan:
     policy = PoolPolicy(items=max(1, history.pool_size))
     smallest = _smallest(demand, request, policy)
     table = service_table(demand, policy, _sizes(request, history.pool_size, smallest),
