@@ -92,9 +92,11 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def _pct(figure: dict[str, float] | None) -> str:
+    """A share with its interval, to 0.01 %: a pool at 98.97 % does not meet 99 %, and
+    "99.0 %" would say it does."""
     if figure is None:
         return "-"
-    return f"{figure['value']:.1%} ({figure['low']:.1%}-{figure['high']:.1%})"
+    return f"{figure['value']:.2%} ({figure['low']:.2%}-{figure['high']:.2%})"
 
 
 def _size(row: dict[str, Any] | None) -> str:
@@ -114,14 +116,14 @@ def plan_text(plan: dict[str, Any]) -> str:
         f"{demand['mean_rate_per_h']:.2f} an hour; mean loan {loan_h:.1f} h "
         f"({demand['loan']['family']}); out of service {demand['out_of_service_share']:.1%}",
         "",
-        f"{'Items':>5}  {'Met at once (95 % interval)':<28}  {'Refused':<24}  Utilisation",
+        f"{'Items':>5}  {'Met at once (95 % interval)':<28}  {'Refused':<28}  Utilisation",
     ]
     for row in plan["sizing"]:
         mark = " <- today" if row["items"] == pool["items"] else ""
         if plan["smallest"] is not None and row["items"] == plan["smallest"]["items"]:
             mark += f" <- smallest meeting {plan['target']:.1%}"
         lines.append(f"{row['items']:>5}  {_pct(row['met_at_once']):<28}  "
-                     f"{_pct(row['refused']):<24}  {row['utilisation']['value']:.1%}{mark}")
+                     f"{_pct(row['refused']):<28}  {row['utilisation']['value']:.1%}{mark}")
     lines += ["", f"Smallest pool meeting {plan['target']:.1%}: {_size(plan['smallest'])}; "
               f"today's {pool['items']} meet {_pct((plan['today'] or {}).get('met_at_once'))}",
               "What if:"]
