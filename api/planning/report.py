@@ -21,7 +21,15 @@ from api.models.assets import AssetClass
 from api.models.registry import Agency, Site
 from api.planning.demand import DemandModel, fit_demand
 from api.planning.history import load_history, pool_items
-from api.planning.model import Estimate, PoolHistory, PoolPolicy, ServiceLevel, SizingRow
+from api.planning.model import (
+    Estimate,
+    PoolHistory,
+    PoolPolicy,
+    ReplayOutcome,
+    ServiceLevel,
+    SizingRow,
+)
+from api.planning.replay import replay
 from api.planning.simulate import DAY_S
 from api.planning.sizing import (
     PoolingSaving,
@@ -48,6 +56,8 @@ TABLE_MARGIN: Final = 2
 """Sizes shown below the smallest (or today's) pool and above the larger of the two."""
 MAX_TABLE_ROWS: Final = 15
 SIMULATED_DAYS: Final = 28
+MAX_REPLAY_LOAN_S: Final = 366 * 86400.0
+"""A loan rule of at most a year, as the longest booking."""
 LOAN_SCALES: Final = (("loan_longer", "Loans 50 % longer", 1.5),
                       ("loan_shorter", "Loans 50 % shorter", 0.5))
 
@@ -296,3 +306,21 @@ def plan_json(plan: PoolPlan) -> dict[str, Any]:
              "saving": pooling.saving}] if pooling is not None else []),
         "daily_use": [{"day": d.isoformat(), "share": s} for d, s in plan.daily_use],
     }
+
+
+def replayed(session: Session, request: PlanRequest, items: int, max_loan_s: float | None
+             ) -> dict[str, Any]:
+    """The day of `request` (checked, one day) replayed through a pool of `items`, loans cut
+    at `max_loan_s`: its recorded requests and which the changed pool would have refused."""
+    requests = history_of(session, request).requests
+    policy = PoolPolicy(items=items, max_loan_s=max_loan_s)
+    try:
+        outcome = replay(requests, policy) if requests else ReplayOutcome(policy, (), ())
+    except ValueError as exc:
+        raise Problem(422, "cannot-replay", f"this day cannot be replayed: {exc}") from None
+    return {"site": request.site_ids[0], "class": request.class_id,
+            "day": request.first.isoformat(), "items": items, "max_loan_s": max_loan_s,
+            "requests": len(outcome.requests), "refused_count": len(outcome.refused),
+            "recorded_unmet": sum(not r.met for r in outcome.requests),
+            "refused": [{"at": r.at.isoformat(), "source": r.source, "met_then": r.met}
+                        for r in outcome.refused]}

@@ -12,7 +12,7 @@ class the agency may not see answers 404; a figure out of bounds 422.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -20,8 +20,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from api.db import utcnow
 from api.deps import AssetsReader, CustodyWriter, SessionDep
 from api.planning import report
-from api.planning.model import PoolPolicy, ReplayOutcome
-from api.planning.replay import replay
 from api.planning.unmet import record_none_in_store
 from api.problems import Problem
 from ledger.core.bounds import MAX_ID_CHARS
@@ -30,7 +28,6 @@ router = APIRouter(prefix="/v1", tags=["planning"])
 
 IdText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
 IdQuery = Annotated[str, Query(min_length=1, max_length=MAX_ID_CHARS)]
-MAX_REPLAY_LOAN_S: Final = 366 * 86400.0
 
 
 class NoneInStoreCreate(BaseModel):
@@ -100,7 +97,7 @@ class ReplayCreate(BaseModel):
     class_id: IdText = Field(alias="class")
     day: date
     items: int = Field(ge=1, le=report.MAX_ITEMS, strict=True)
-    max_loan_s: float | None = Field(default=None, gt=0, le=MAX_REPLAY_LOAN_S)
+    max_loan_s: float | None = Field(default=None, gt=0, le=report.MAX_REPLAY_LOAN_S)
 
 
 @router.post("/planning/replay")
@@ -110,15 +107,4 @@ def replay_day(data: ReplayCreate, session: SessionDep, caller: AssetsReader
     returned by `max_loan_s` at the latest): which it would have refused."""
     request = report.checked(session, report.PlanRequest(
         caller.agency_id, (data.site,), data.class_id, data.day, data.day), min_days=1)
-    requests = report.history_of(session, request).requests
-    policy = PoolPolicy(items=data.items, max_loan_s=data.max_loan_s)
-    try:
-        outcome = replay(requests, policy) if requests else ReplayOutcome(policy, (), ())
-    except ValueError as exc:
-        raise Problem(422, "cannot-replay", f"this day cannot be replayed: {exc}") from None
-    return {"site": data.site, "class": data.class_id, "day": data.day.isoformat(),
-            "items": data.items, "max_loan_s": data.max_loan_s,
-            "requests": len(outcome.requests), "refused_count": len(outcome.refused),
-            "recorded_unmet": sum(not r.met for r in outcome.requests),
-            "refused": [{"at": r.at.isoformat(), "source": r.source, "met_then": r.met}
-                        for r in outcome.refused]}
+    return report.replayed(session, request, data.items, data.max_loan_s)

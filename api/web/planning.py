@@ -106,3 +106,37 @@ def planning(
         context["error"] = exc.detail
         return page(request, "planning.html", status_code=exc.status_code, **context)
     return page(request, "planning.html", **{**context, "plan": plan, "charts": _charts(plan)})
+
+
+@router.get("/planning/replay", response_class=HTMLResponse)
+def replay_page(
+    request: Request, session: SessionDep, user: AssetsUser,
+    site: Annotated[str, Query(min_length=1, max_length=MAX_ID_CHARS)],
+    class_id: Annotated[str, Query(alias="class", min_length=1, max_length=MAX_ID_CHARS)],
+    day: date, items: Annotated[int, Query(ge=1, le=report.MAX_ITEMS)],
+    loan_h: Annotated[str, Query(max_length=16)] = "",
+) -> Response:
+    """A recorded day at the store replayed through `items` items (loans cut at `loan_h`
+    hours; left empty, as recorded): what the changed pool would have refused, as
+    `POST /v1/planning/replay`."""
+    try:
+        asked = report.checked(session, report.PlanRequest(
+            user.caller.agency_id, (site,), class_id, day, day), min_days=1)
+        outcome = report.replayed(session, asked, items, _loan_s(loan_h))
+    except Problem as exc:
+        return page(request, "planning_replay.html", status_code=exc.status_code, user=user,
+                    outcome=None, error=exc.detail)
+    return page(request, "planning_replay.html", user=user, outcome=outcome, error=None)
+
+
+def _loan_s(hours: str) -> float | None:
+    """The form's loan limit in seconds: empty for none, else hours up to a year."""
+    if not hours.strip():
+        return None
+    try:
+        value = float(hours)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= report.MAX_REPLAY_LOAN_S / 3600:  # NaN fails this too
+        raise Problem(422, "bad-loan", "loans back within a number of hours, up to a year")
+    return value * 3600

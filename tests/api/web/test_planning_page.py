@@ -138,4 +138,31 @@ def test_the_charted_page_is_accessible_and_fits(browser: Any, engine: Engine,
         assert page.locator("figure img").count() == 3
         _check(page, f"/web/planning at {width}")
         page.screenshot(path=str(SCREENSHOTS / f"planning-test-{width}.png"), full_page=True)
+        page.goto(f"{url}/web/planning?{query}")  # one store: with the replay form
+        _check(page, f"/web/planning, one store, at {width}")
+        page.fill("#replay-items", "1")
+        page.click("button:has-text('Replay')")
+        page.wait_for_url(re.compile(r".*/web/planning/replay\?.*"))
+        assert "refused" in page.inner_text("main")
+        _check(page, f"/web/planning/replay at {width}")
         page.close()
+
+
+def test_a_day_replayed_on_the_page(engine: Engine) -> None:
+    client = _signed_in(engine)
+    day = {"site": "north-store", "class": "radio", "day": PLAN["from"]}
+    plan = client.get("/web/planning", params=PLAN)
+    assert 'action="/web/planning/replay"' in plan.text
+    one = client.get("/web/planning/replay", params={**day, "items": 1, "loan_h": ""})
+    assert one.status_code == 200 and "refused</strong>" in one.text
+    assert "09:00:00" in one.text  # the second radio asked for while the only one is out
+    three = client.get("/web/planning/replay", params={**day, "items": 3, "loan_h": "8"})
+    assert "Nothing would have been refused" in three.text
+    for bad, code in (({"items": 0}, 422), ({"items": 1, "loan_h": "nan"}, 422),
+                      ({"items": 1, "loan_h": "-2"}, 422), ({"items": 1, "loan_h": "1e9"}, 422),
+                      ({"items": 1, "site": "south-store"}, 404),
+                      ({"items": 1, "class": "s-radio"}, 404),
+                      ({"items": 1, "day": "2026-02-30"}, 422),
+                      ({"items": 1, "site": "north\x00store"}, 422)):
+        answer = client.get("/web/planning/replay", params={**day, **bad})
+        assert answer.status_code == code, (bad, answer.text[:300])
