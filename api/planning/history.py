@@ -57,9 +57,10 @@ class _Item:
 
 @dataclass(slots=True)
 class _Hold:
-    """A met request being built, and the custody event of its check-out."""
+    """A met request being built, its item, and the custody event of its check-out."""
 
     request: Request
+    asset_id: str
     event_id: int
 
 
@@ -104,7 +105,7 @@ def _holds(session: Session, items: dict[str, _Item], class_id: str, start: date
             open_hold[asset_id] = len(holds)
             holds.append(_Hold(Request(at=at, site_id=item.site_id, class_id=class_id,
                                        agency_id=item.agency_id, source="check_out", met=True),
-                               event_id))
+                               asset_id, event_id))
         elif action in RETURN_ACTIONS and asset_id in open_hold:
             hold = holds[open_hold.pop(asset_id)]
             hold.request = replace(hold.request, held_s=(at - hold.request.at).total_seconds())
@@ -150,7 +151,6 @@ def _bookings(session: Session, agency_id: str, site_ids: Sequence[str], class_i
     in_windows = [h for h in holds if h.request.agency_id == agency_id and any(
         b.starts_at <= h.request.at < b.ends_at for b in bookings)]
     holder_of = _holder_commitments(session, in_windows)
-    event_asset = _event_assets(session, in_windows)
     taken: set[int] = set()
     no_shows: list[Request] = []
     for booking in bookings:
@@ -161,7 +161,7 @@ def _bookings(session: Session, agency_id: str, site_ids: Sequence[str], class_i
             hold = next((h for h in in_windows if id(h) not in taken
                          and booking.starts_at <= h.request.at < booking.ends_at
                          and holder_of.get(h.event_id) in wanted
-                         and (slot is None or event_asset.get(h.event_id) == slot)), None)
+                         and (slot is None or h.asset_id == slot)), None)
             if hold is not None:
                 taken.add(id(hold))
                 hold.request = replace(hold.request, source="booking")
@@ -172,13 +172,6 @@ def _bookings(session: Session, agency_id: str, site_ids: Sequence[str], class_i
                 source="booking", met=True, no_show=True,
                 held_s=(booking.ends_at - booking.starts_at).total_seconds()))
     return no_shows
-
-
-def _event_assets(session: Session, holds: Iterable[_Hold]) -> dict[int, str]:
-    ids = [h.event_id for h in holds]
-    return {i or 0: a for i, a in session.exec(select(CustodyEventRow.id,
-                                                        CustodyEventRow.asset_id)
-                                                 .where(col(CustodyEventRow.id).in_(ids)))}
 
 
 def _out_of_service(session: Session, items: dict[str, _Item], start: datetime, end: datetime

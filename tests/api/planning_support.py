@@ -56,7 +56,9 @@ EXPECTED_STORE: Final[list[Seen]] = [
 ]
 """North-store alone: R-2's check-out before START is not in it, nor anything of south's."""
 EXPECTED_ANNEX: Final[list[Seen]] = [(9, "check_out", True, 0.5, False),
-                         (11, "none_in_store", False, None, False)]
+                                     (11, "none_in_store", False, None, False),
+                                     (101, "booking", True, 2.0, False)]
+"""North-annex: R-3 out and back, a refusal, and R-3 booked by name and collected."""
 EXPECTED_SHARED: Final[list[Seen]] = [(13, "check_out", True, 2.0, False)]
 """S-1, shared with north; S-2 (unshared) and south's refusal never appear."""
 
@@ -138,6 +140,11 @@ def _upkeep_and_booking(session: Session) -> None:
             client_id="test"), h(1))
     check_out(session, NORTH, "R-2", "p-1", h(61))  # one of the two booked radios
     check_in(session, NORTH, "R-2", h(65))
+    reservations.book(session, Reservation(
+        agency_id="north", operation="op-named", asset_ids=["R-3"], people=["p-3"],
+        starts_at=h(100), ends_at=h(104), client_id="test"), h(1))
+    check_out(session, NORTH, "R-3", "p-3", h(101))  # the named radio, collected
+    check_in(session, NORTH, "R-3", h(103))
 
 
 def build_world(engine: Engine) -> dict[str, str]:
