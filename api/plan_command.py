@@ -25,9 +25,8 @@ def _day(value: str) -> date:
 
 
 def register_plan(subparsers: Any, settings_arguments: Callable[[Any], None]) -> None:
-    """Add `plan` to the `kitledger` parser."""
-    from api.planning.report import MAX_ITEMS, MAX_RUNS
-
+    """Add `plan` to the `kitledger` parser (nothing of the server imported: `kitledger
+    --help` works without the server extra; the bounds are checked, and named, when it runs)."""
     plan = subparsers.add_parser(
         "plan", help="how many items a store's pool needs: sizing table and what-ifs from "
         "its history (docs/planning.md)")
@@ -44,10 +43,10 @@ def register_plan(subparsers: Any, settings_arguments: Callable[[Any], None]) ->
                       help="pool with this site too (repeatable); another agency's site "
                       "brings only what that agency shares")
     plan.add_argument("--with-class", help="the other agency's class, with its --with-site")
-    plan.add_argument("--runs", type=int, default=20, help=f"simulated runs (2-{MAX_RUNS})")
+    plan.add_argument("--runs", type=int, default=20, help="simulated runs (default 20)")
     plan.add_argument("--seed", type=int, default=0, help="simulation seed")
-    plan.add_argument("--max-items", type=int, default=MAX_ITEMS,
-                      help=f"largest pool searched (at most {MAX_ITEMS})")
+    plan.add_argument("--max-items", type=int,
+                      help="largest pool searched (default: the most the server plans)")
     plan.add_argument("--json", action="store_true", help="print the endpoint's JSON answer")
     plan.set_defaults(run=run_plan)
 
@@ -77,7 +76,7 @@ def run_plan(args: argparse.Namespace) -> int:
             site.agency_id, tuple(sites), args.class_id, args.first, args.last,
             target=args.target, runs=args.runs, seed=args.seed, with_agency=other,
             with_class=args.with_class if other is not None else None,
-            max_items=args.max_items)
+            max_items=report.MAX_ITEMS if args.max_items is None else args.max_items)
         try:
             plan = report.plan_json(report.plan_pool(session, report.checked(session, request)))
         except Problem as exc:
