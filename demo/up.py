@@ -245,13 +245,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--no-readers", action="store_true",
                         help="start no simulated readers (an empty, live system)")
-    parser.add_argument("--history-weeks", type=_weeks, default=0, metavar="N",
+    parser.add_argument("--history-weeks", type=history_weeks, default=0, metavar="N",
                         help="fill a fresh demo store with N weeks of history before today "
                         "(for pool planning, docs/planning.md; at most 26)")
     parser.set_defaults(run=up)
 
 
-def _weeks(value: str) -> int:
+def history_weeks(value: str) -> int:
+    """`--history-weeks`: a whole number of weeks, 0 (none) to `MAX_HISTORY_WEEKS`."""
     from demo.history import MAX_HISTORY_WEEKS
 
     try:

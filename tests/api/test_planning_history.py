@@ -5,9 +5,11 @@ bookings never appear in north's pool, and north shares nothing with south."""
 
 from __future__ import annotations
 
+import argparse
 from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -16,6 +18,7 @@ from api.planning.history import load_history
 from api.planning.model import OutOfService, PoolHistory
 from demo.history import fill_history
 from demo.seed import DEMO_AGENCY, DEMO_READERS, DEMO_SITE, OTHER_AGENCY, seed_registry
+from demo.up import history_weeks
 from ledger.core.envelope import raw_public_key
 from tests.api.api_support import log_leaves
 from tests.api.planning_support import (
@@ -114,3 +117,10 @@ def test_the_demo_history_goes_through_the_log(engine: Engine) -> None:
     assert police.out_of_service and police.pool_size == 15
     assert pooled.pool_size == 23 and {r.agency_id for r in pooled.requests} == {
         DEMO_AGENCY, OTHER_AGENCY}
+
+
+def test_history_weeks_are_bounded() -> None:
+    assert history_weeks("8") == 8 and history_weeks("0") == 0
+    for bad in ("27", "-1", "eight", "1e3", "8\x00"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            history_weeks(bad)
