@@ -132,8 +132,8 @@ def _start_readers(stack: Stack) -> None:
             log_name=f"agent-{reader.reader_id}")
 
 
-def _prepare_database(settings: Any, stack: Stack, history_weeks: int = 0) -> dict[str, str]:
-    """Migrate, seed an empty registry (with `history_weeks` of store history before today,
+def _prepare_database(settings: Any, stack: Stack, weeks: int = 0) -> dict[str, str]:
+    """Migrate, seed an empty registry (with `weeks` of store history before today,
     `demo.history`), and make demo logins (agency -> key)."""
     from sqlmodel import Session
 
@@ -150,11 +150,11 @@ def _prepare_database(settings: Any, stack: Stack, history_weeks: int = 0) -> di
         with Session(engine) as session:
             if session.get(Agency, DEMO_AGENCY) is None:
                 seed_registry(session, keys)
-                if history_weeks:
+                if weeks:
                     from api.db import utcnow
                     from demo.history import fill_history
 
-                    fill_history(session, history_weeks, now=utcnow())
+                    fill_history(session, weeks, now=utcnow())
             if settings.environment != "development":
                 return {}  # demo keys hold every scope: never outside development
             return demo_logins(session, settings.secret_key.get_secret_value(),
