@@ -10,7 +10,7 @@ the API; a figure out of bounds 422 (`Problem`). Nothing here writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
@@ -173,26 +173,24 @@ def _fitted(history: PoolHistory) -> DemandModel:
 def _parts(session: Session, request: PlanRequest) -> tuple[PoolHistory, PoolHistory] | None:
     """The two pools a pooling what-if compares: the first site against the others, or the
     agency's sites against what the other agency shares. None for one site alone."""
-    if request.with_agency is None and len(request.site_ids) < 2:
-        return None
-    load = _loader(session, request)
     if request.with_agency is not None:
-        return load(request.site_ids, {}), load(())
-    return load(request.site_ids[:1], {}), load(request.site_ids[1:], {})
+        return (_load(session, request, request.site_ids, {}),
+                _load(session, request, (), request.shared))
+    if len(request.site_ids) < 2:
+        return None
+    return (_load(session, request, request.site_ids[:1], {}),
+            _load(session, request, request.site_ids[1:], {}))
 
 
 def history_of(session: Session, request: PlanRequest) -> PoolHistory:
     """The recorded history of the whole pool `request` names."""
-    return _loader(session, request)(request.site_ids)
+    return _load(session, request, request.site_ids, request.shared)
 
 
-def _loader(session: Session, request: PlanRequest
-            ) -> Callable[..., PoolHistory]:
-    def load(site_ids: Sequence[str], shared: dict[str, str] | None = None) -> PoolHistory:
-        return load_history(session, request.agency_id, site_ids, request.class_id,
-                            request.start, request.end,
-                            include_shared_from=request.shared if shared is None else shared)
-    return load
+def _load(session: Session, request: PlanRequest, site_ids: Sequence[str],
+          shared: dict[str, str]) -> PoolHistory:
+    return load_history(session, request.agency_id, site_ids, request.class_id,
+                        request.start, request.end, include_shared_from=shared)
 
 
 def _smallest(demand: DemandModel, request: PlanRequest, policy: PoolPolicy
