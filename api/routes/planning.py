@@ -61,6 +61,112 @@ def none_in_store(site_id: Annotated[str, Path(max_length=MAX_ID_CHARS)],
     return row
 
 
+class EstimatePublic(BaseModel):
+    value: float
+    low: float
+    high: float
+    level: float
+
+
+class SizingRowPublic(BaseModel):
+    """A pool size and the service it gives, each figure over the simulated runs."""
+
+    items: int
+    met_at_once: EstimatePublic
+    mean_wait_s: EstimatePublic
+    refused: EstimatePublic
+    utilisation: EstimatePublic
+    runs: int
+    seed: int
+    requests_per_run: float
+
+
+class LoanPublic(BaseModel):
+    family: str
+    mean_s: EstimatePublic
+    loans: int
+
+
+class DemandPublic(BaseModel):
+    requests: int
+    unmet: int
+    """Requests told "none in store"."""
+    bookings: int
+    no_shows: int
+    no_show_share: EstimatePublic
+    mean_rate_per_h: float
+    rate_by_hour_of_day: list[EstimatePublic]
+    rate_by_day_of_week: list[EstimatePublic]
+    """Monday first."""
+    loan: LoanPublic
+    out_of_service_share: float
+    out_of_service_mean_s: float | None
+
+
+class PoolPublic(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    agency_ids: list[str]
+    site_ids: list[str]
+    class_id: str
+    first: date = Field(alias="from")
+    last: date = Field(alias="to")
+    items: int
+    with_agency: str | None
+    with_class: str | None
+
+
+class WhatIfPublic(BaseModel):
+    """A changed rule (`surge`, `loan_longer`, `loan_shorter`): the smallest pool meeting the
+    target under it and today's pool's service; or `pooling`: the two pools apart
+    (`separate`), together (`smallest`) and the `saving`."""
+
+    key: str
+    label: str
+    smallest: SizingRowPublic | None
+    today: SizingRowPublic | None = None
+    separate: list[SizingRowPublic | None] | None = None
+    saving: int | None = None
+
+
+class DayUsePublic(BaseModel):
+    day: date
+    share: float | None
+
+
+class PlanPublic(BaseModel):
+    pool: PoolPublic
+    demand: DemandPublic
+    target: float
+    simulation: dict[str, float]
+    sizing: list[SizingRowPublic]
+    smallest: SizingRowPublic | None
+    """None when no pool up to `max_items` meets the target."""
+    today: SizingRowPublic | None
+    what_ifs: list[WhatIfPublic]
+    daily_use: list[DayUsePublic]
+
+
+class RefusedPublic(BaseModel):
+    at: datetime
+    source: str
+    met_then: bool
+
+
+class ReplayPublic(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    site: str
+    class_id: str = Field(alias="class")
+    day: date
+    items: int
+    max_loan_s: float | None
+    requests: int
+    refused_count: int
+    recorded_unmet: int
+    refused: list[RefusedPublic]
+
+
 def _sites(site: list[str]) -> tuple[str, ...]:
     if not 1 <= len(site) <= report.MAX_SITES or any(
             not 1 <= len(s) <= MAX_ID_CHARS for s in site):
@@ -68,7 +174,7 @@ def _sites(site: list[str]) -> tuple[str, ...]:
     return tuple(site)
 
 
-@router.get("/planning/pools")
+@router.get("/planning/pools", response_model=PlanPublic, response_model_by_alias=True)
 def plan_pool(
     session: SessionDep, caller: AssetsReader,
     site: Annotated[list[str], Query(description="the agency's site (repeat to pool sites)")],
@@ -100,7 +206,7 @@ class ReplayCreate(BaseModel):
     max_loan_s: float | None = Field(default=None, gt=0, le=report.MAX_REPLAY_LOAN_S)
 
 
-@router.post("/planning/replay")
+@router.post("/planning/replay", response_model=ReplayPublic, response_model_by_alias=True)
 def replay_day(data: ReplayCreate, session: SessionDep, caller: AssetsReader
                ) -> dict[str, Any]:
     """The day's recorded requests at the store replayed through a pool of `items` (loans

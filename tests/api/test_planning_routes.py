@@ -47,6 +47,7 @@ def test_a_pool_plan_reads_and_writes_nothing(engine: Engine) -> None:
     assert answer.status_code == 200, answer.text
     plan = answer.json()
     assert plan["pool"]["items"] == 2 and plan["pool"]["site_ids"] == ["north-store"]
+    assert (plan["pool"]["from"], plan["pool"]["to"]) == (FROM, TO)
     demand = plan["demand"]
     assert (demand["requests"], demand["unmet"], demand["bookings"], demand["no_shows"]) == (
         7, 2, 2, 1)  # the no-show is a request (a booking), asking nothing of the desk
@@ -161,6 +162,7 @@ def test_replay_says_what_a_changed_pool_would_refuse(engine: Engine) -> None:
     # not have been lent, so the radio is back at 10 h, but a refused ask holds the median
     # loan if it had been met: refused asks are held too), then meets 20 h.
     body = one.json()
+    assert (body["class"], body["day"], body["items"]) == ("radio", FROM, 1)
     assert body["requests"] == 5 and body["recorded_unmet"] == 2
     assert body["refused"][0]["at"][11:16] == "09:00"
     three = client.post("/v1/planning/replay", json={**day, "items": 3},
