@@ -21,6 +21,7 @@ from api.routes import (
     inventories,
     maintenance,
     operations,
+    planning,
     property_room,
     receipts,
     registry,
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     docs_pages.install(app)
     for module in (registry, assets, custody, evidence, property_room, receipts, maintenance,
                    reservations, inventories, audit, tiles, operations, webhooks, clients,
-                   accounts):
+                   accounts, planning):
         app.include_router(module.router, responses=problems.ERROR_RESPONSES)
     web.install(app)  # the server-rendered pages under /web (api.web)
     return app

@@ -1,5 +1,5 @@
 """The API service's `kitledger` subcommands: `migrate`, `serve`, `api-client`, `account`
-(`api.account_commands`), `export` and `answers-key`.
+(`api.account_commands`), `plan` (`api.plan_command`), `export` and `answers-key`.
 
 Registered as the `server` part of the entry-point group `kitledger.commands`. Only argparse is
 imported at module load; SQLAlchemy, Alembic and FastAPI are imported inside `run`, so
@@ -346,6 +346,10 @@ def register(subparsers: Any) -> None:
     from api.person_commands import register_person
 
     register_person(subparsers, _settings_arguments)
+
+    from api.plan_command import register_plan
+
+    register_plan(subparsers, _settings_arguments)
     export = subparsers.add_parser(
         "export", help="write an agency's audit bundle (as GET /v1/audit/bundles) to a file")
     _settings_arguments(export)

@@ -132,8 +132,9 @@ def _start_readers(stack: Stack) -> None:
             log_name=f"agent-{reader.reader_id}")
 
 
-def _prepare_database(settings: Any, stack: Stack) -> dict[str, str]:
-    """Migrate, seed an empty registry, and make demo logins (agency -> key)."""
+def _prepare_database(settings: Any, stack: Stack, weeks: int = 0) -> dict[str, str]:
+    """Migrate, seed an empty registry (with `weeks` of store history before today,
+    `demo.history`), and make demo logins (agency -> key)."""
     from sqlmodel import Session
 
     from api.db import make_engine
@@ -149,6 +150,11 @@ def _prepare_database(settings: Any, stack: Stack) -> dict[str, str]:
         with Session(engine) as session:
             if session.get(Agency, DEMO_AGENCY) is None:
                 seed_registry(session, keys)
+                if weeks:
+                    from api.db import utcnow
+                    from demo.history import fill_history
+
+                    fill_history(session, weeks, now=utcnow())
             if settings.environment != "development":
                 return {}  # demo keys hold every scope: never outside development
             return demo_logins(session, settings.secret_key.get_secret_value(),
@@ -187,7 +193,7 @@ def up(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             print(f"kitledger up: {exc}", file=sys.stderr)
             return EXIT_UNUSABLE
-        logins = _prepare_database(settings, stack)
+        logins = _prepare_database(settings, stack, args.history_weeks)
         url = f"http://{args.host}:{args.port}"
         stack.spawn("api", [str(BIN / "kitledger"), "serve", "--host", args.host,
                             "--port", str(args.port)])
@@ -239,4 +245,20 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--no-readers", action="store_true",
                         help="start no simulated readers (an empty, live system)")
+    parser.add_argument("--history-weeks", type=history_weeks, default=0, metavar="N",
+                        help="fill a fresh demo store with N weeks of history before today "
+                        "(for pool planning, docs/planning.md; at most 26)")
     parser.set_defaults(run=up)
+
+
+def history_weeks(value: str) -> int:
+    """`--history-weeks`: a whole number of weeks, 0 (none) to `MAX_HISTORY_WEEKS`."""
+    from demo.history import MAX_HISTORY_WEEKS
+
+    try:
+        weeks = int(value)
+    except ValueError:
+        weeks = -1
+    if not 0 <= weeks <= MAX_HISTORY_WEEKS:
+        raise argparse.ArgumentTypeError(f"weeks are 0 to {MAX_HISTORY_WEEKS}")
+    return weeks

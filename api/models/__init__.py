@@ -40,6 +40,7 @@ from api.models.maintenance import (
     ReservationAudit,
 )
 from api.models.people import Badge, Person, PersonSecret
+from api.models.planning import NoneInStore
 from api.models.registry import Agency, Reader, ReaderRole, ReaderStatus, Site
 from api.models.webhooks import WebhookDelivery, WebhookEvent, WebhookSubscription
 from api.models.witnesses import CheckpointCosignature
@@ -76,6 +77,7 @@ __all__ = [
     "MaintenanceSchedule",
     "MaintenanceWork",
     "ManualEntry",
+    "NoneInStore",
     "Person",
     "PersonSecret",
     "QuarantinedMessage",

@@ -1,7 +1,8 @@
 """The web pages for stores staff, auditors and agencies: server-rendered HTML with htmx.
 
 `install(app)` adds the sign-in pages, the working pages (the desk with its live stream and
-alert buttons, the auditor's, the asset page, the agency page), the registry's lists and forms
+alert buttons and its "none in store" form, the auditor's, the asset page, the agency page and
+its pool planning page), the registry's lists and forms
 (`registry_lists`, `registry_forms`: assets, classes, people, readers, sites, with CSV import
 and export), the property room's maintenance and bookings (`property_room`) and
 `/web/static` (htmx is vendored there: no CDN, nothing fetched at run time).
@@ -28,6 +29,7 @@ from api.web import (
     desk_stream,
     inventories,
     login,
+    planning,
     property_room,
     registry_forms,
     registry_lists,
@@ -56,6 +58,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(PageForbidden, forbidden)
     app.add_exception_handler(CrossSiteForm, cross_site)
     for module in (login, sso, desk, desk_stream, desk_alerts, audit, asset_page, agency,
-                   inventories, registry_forms, registry_lists, property_room):
+                   inventories, planning, registry_forms, registry_lists, property_room):
         app.include_router(module.router)
     app.mount("/web/static", StaticFiles(directory=STATIC_DIR), name="web-static")

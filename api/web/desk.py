@@ -1,5 +1,6 @@
-"""The stores desk page: live decisions at one reader, who holds what, overdue loans, and
-the portal alerts staff have to acknowledge.
+"""The stores desk page: live decisions at one reader, who holds what, overdue loans, the
+portal alerts staff have to acknowledge, and a "None in store" button for an officer the store
+had nothing for (unmet demand, which pool planning counts).
 
 The page is rendered whole; then each new decision and alert is pushed to it as it happens
 (`api.web.desk_stream`, server-sent events), and the holdings panel is re-fetched when one
@@ -14,16 +15,18 @@ from collections import defaultdict
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, col, select
 
 from api.db import utcnow
 from api.deps import SessionDep
-from api.models import Asset, AssetStatus, Decision, Reader
+from api.models import Asset, AssetClass, AssetStatus, Decision, Reader, Scope
+from api.planning.unmet import record_none_in_store
+from api.problems import Problem
 from api.scoping import asset_visible
 from api.web.desk_alerts import banner_alerts, latest_ids
 from api.web.desk_lines import feed_lines
-from api.web.session import AssetsUser, WebUser
+from api.web.session import AssetsUser, CurrentUser, WebUser, signed_form
 from api.web.templating import page
 from ledger.core.bounds import MAX_ID_CHARS
 
@@ -66,15 +69,32 @@ def _feed(session: Session, user: WebUser, reader_id: str | None) -> dict[str, A
 
 @router.get("/desk", response_class=HTMLResponse)
 def desk(request: Request, session: SessionDep, user: AssetsUser,
-         reader: ReaderParam = None) -> Response:
+         reader: ReaderParam = None, noted: bool = False) -> Response:
     """Choose a reader and watch its decisions."""
     readers = _readers(session, user)
     ids = {r.id for r in readers}
     # An id that is not one of the caller's readers is treated as unknown, never echoed.
     chosen = reader if reader in ids else next(
         (r.id for r in readers if r.role == "issue_desk"), None)
+    classes = list(session.exec(select(AssetClass).where(
+        AssetClass.agency_id == user.caller.agency_id).order_by(col(AssetClass.id))))
     return page(request, "desk.html", user=user, readers=readers, chosen=chosen,
-                **_feed(session, user, chosen))
+                classes=classes, noted=noted, **_feed(session, user, chosen))
+
+
+@router.post("/desk/none-in-store")
+async def none_in_store(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    """The desk's "None in store" button: an officer asked for the class and the store had
+    none (`POST /v1/sites/{id}/none-in-store`, same scope), at the chosen reader's site."""
+    form = await signed_form(request, user, Scope.CUSTODY_WRITE)
+    reader = session.get(Reader, form.get("reader", ""))
+    if reader is None or reader.agency_id != user.caller.agency_id:
+        raise Problem(422, "unknown-reader", "choose one of your agency's readers")
+    record_none_in_store(session, agency_id=reader.agency_id, site_id=reader.site_id,
+                         class_id=form.get("class", ""), at=None, now=utcnow(),
+                         client_id=user.caller.client_id or None, account_id=user.account_id)
+    session.commit()
+    return RedirectResponse(f"/web/desk?reader={reader.id}&noted=true", status_code=303)
 
 
 @router.get("/desk/holdings", response_class=HTMLResponse)

@@ -28,6 +28,7 @@ PAGES = {
     "case-report": "/web/audit/report?case=24-001234",
     "site-report": "/web/audit/report?site=hq-stores",
     "agency": "/web/agency",
+    "planning-form": "/web/planning",
     "asset": "/web/assets/evidence-bag-1",
     "asset-alert": "/web/assets/bodycam-1",
     "registry-assets": "/web/registry/assets",
