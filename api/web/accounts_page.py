@@ -11,6 +11,7 @@ itself out of its own accounts by a slip of the mouse. A new password is typed t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Final
 from urllib.parse import quote
 
@@ -110,53 +111,65 @@ async def create(request: Request, session: SessionDep, user: AdminUser) -> Resp
     return _done(f"account {account.username} created")
 
 
+AccountChange = Callable[[dict[str, str], StaffAccount], str]
+"""One account form's change: applied to the account, or `AccountRefused` or
+`PasswordRefused`; returns what was done, in words."""
+
+
+async def _change(request: Request, session: Session, user: WebUser, account_id: str,
+                  failed: str, change: AccountChange) -> Response:
+    """Apply a signed form's `change` to one of the agency's accounts and commit; if refused,
+    the page again with `failed` and the reason, nothing changed."""
+    form = await signed_form(request, user, Scope.ADMIN)
+    account = _own(session, user, account_id)
+    try:
+        done = change(form, account)
+    except (AccountRefused, PasswordRefused) as exc:
+        session.rollback()
+        return _page(request, session, user, error=f"{failed}: {exc}")
+    session.commit()
+    return _done(done)
+
+
 @router.post("/{account_id}/role", response_class=HTMLResponse)
 async def change_role(account_id: AccountId, request: Request, session: SessionDep,
                       user: AdminUser) -> Response:
     """Another role for an account; the admin's own keeps `admin`."""
-    form = await signed_form(request, user, Scope.ADMIN)
-    account = _own(session, user, account_id)
-    try:
+
+    def change(form: dict[str, str], account: StaffAccount) -> str:
         role = _role(form)
         if account.id == user.account_id and role is not StaffRole.AGENCY_ADMIN:
             raise AccountRefused("you cannot take away your own agency-admin role: another "
                                  "admin must")
-    except AccountRefused as exc:
-        return _page(request, session, user, error=f"Not changed: {exc}")
-    admin.set_role(session, account, role)
-    session.commit()
-    return _done(f"{account.username} is now {role.value}")
+        admin.set_role(session, account, role)
+        return f"{account.username} is now {role.value}"
+
+    return await _change(request, session, user, account_id, "Not changed", change)
 
 
 @router.post("/{account_id}/disable", response_class=HTMLResponse)
 async def disable(account_id: AccountId, request: Request, session: SessionDep,
                   user: AdminUser) -> Response:
     """Disable an account (its sessions end now), once the confirm box is ticked."""
-    form = await signed_form(request, user, Scope.ADMIN)
-    account = _own(session, user, account_id)
-    if account.id == user.account_id:
-        return _page(request, session, user, error="Not disabled: you cannot disable your "
-                     "own account: another admin must")
-    if form.get("confirm") != "yes":
-        return _page(request, session, user, error=f"Not disabled: tick the box to confirm "
-                     f"disabling {account.username}")
-    admin.disable(session, account, utcnow())
-    session.commit()
-    return _done(f"{account.username} disabled")
+
+    def change(form: dict[str, str], account: StaffAccount) -> str:
+        if account.id == user.account_id:
+            raise AccountRefused("you cannot disable your own account: another admin must")
+        if form.get("confirm") != "yes":
+            raise AccountRefused(f"tick the box to confirm disabling {account.username}")
+        admin.disable(session, account, utcnow())
+        return f"{account.username} disabled"
+
+    return await _change(request, session, user, account_id, "Not disabled", change)
 
 
 @router.post("/{account_id}/password", response_class=HTMLResponse)
 async def reset_password(account_id: AccountId, request: Request, session: SessionDep,
                          user: AdminUser) -> Response:
-    """A new password for a local account; its sessions end now."""
-    form = await signed_form(request, user, Scope.ADMIN)
-    account = _own(session, user, account_id)
-    try:
-        password = _password(form) or ""
-        admin.reset_password(session, account, password, utcnow())
-    except (AccountRefused, PasswordRefused) as exc:
-        session.rollback()
-        return _page(request, session, user, error=f"Password not set for "
-                     f"{account.username}: {exc}")
-    session.commit()
-    return _done(f"new password set for {account.username}")
+    """A new password for a local account, typed twice; its sessions end now."""
+
+    def change(form: dict[str, str], account: StaffAccount) -> str:
+        admin.reset_password(session, account, _password(form) or "", utcnow())
+        return f"new password set for {account.username}"
+
+    return await _change(request, session, user, account_id, "Password not set", change)
