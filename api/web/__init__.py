@@ -3,11 +3,11 @@
 `install(app)` adds the sign-in pages, the working pages (the desk with its live stream and
 alert buttons, the auditor's, the asset page, the agency page), the registry's lists and forms
 (`registry_lists`, `registry_forms`: assets, classes, people, readers, sites, with CSV import
-and export), the agency admin's accounts page (`accounts_page`) and `/web/static` (htmx is vendored there: no CDN, nothing fetched at run time).
-Pages use the REST API's scoping (`api.scoping`) through the same `Caller`, and the same scopes
-(`api.web.session`), so a page never shows more than the API would. No page has inline script
-or style: the Content Security Policy (`api.security_headers`) allows only files served from
-here.
+and export), the agency admin's accounts page (`accounts_page`) and `/web/static` (htmx is
+vendored there: no CDN, nothing fetched at run time). Pages use the REST API's scoping
+(`api.scoping`) through the same `Caller`, and the same scopes (`api.web.session`), so a page
+never shows more than the API would. No page has inline script or style: the Content Security
+Policy (`api.security_headers`) allows only files served from here.
 """
 
 from __future__ import annotations

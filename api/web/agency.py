@@ -105,6 +105,7 @@ def agency(
     health = {h.reader_id: h for h in session.exec(select(ReaderHealth).where(
         col(ReaderHealth.reader_id).in_([r.id for r in readers])))}
     return page(request, "agency.html", user=user, sites=sites, by_site=by_site, checks=checks,
-                alerts=alerts, acks=acknowledgements(session, alerts), asset_alerts=_asset_alerts(session, caller), use=use,
-                names=names, out_now=out_now, pool_now=pool_now, period=period, now=now,
+                alerts=alerts, acks=acknowledgements(session, alerts),
+                asset_alerts=_asset_alerts(session, caller), use=use, names=names,
+                out_now=out_now, pool_now=pool_now, period=period, now=now,
                 overdue=overdue, holders=Holders(session), readers=readers, health=health)
