@@ -399,7 +399,7 @@ def test_signing_out_signs_out_at_the_provider_too(served: Served) -> None:
     out = http.post(f"{served.url}/web/logout", data={"csrf": token.group(1)})
     assert out.status_code == 200 and "Signed out" in out.text, out.text[:300]
     assert http.get(f"{served.url}/web/").status_code == 303  # ended here at once
-    link = re.search(r'id="provider-sign-out" href="([^"]+)"', out.text)
+    link = re.search(r'href="([^"]+)" id="provider-sign-out"', out.text)
     assert link is not None
     end = html.unescape(link.group(1))
     metadata = ProviderDirectory(served.settings.oidc_providers).metadata(
