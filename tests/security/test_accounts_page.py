@@ -16,6 +16,8 @@ from sqlmodel import Session, select
 from api.accounts import admin
 from api.accounts.roles import StaffRole
 from api.models import StaffAccount
+from api.models.people import PersonCreate
+from api.registry import create_person
 from tests.security.conftest import Service
 from tests.security.security_support import form_token, sign_in
 
@@ -112,7 +114,8 @@ def test_an_admin_cannot_lock_themselves_out(service: Service) -> None:
 @pytest.mark.parametrize("case", [
     "no token", "forged token", "cross-site", "other origin", "supervisor", "key without admin",
     "other agency's account", "unknown account", "bad id", "NUL username", "long username",
-    "long display name", "oversized form", "unknown role", "short password", "sso account"])
+    "long display name", "oversized form", "unknown role", "short password", "sso account",
+    "other agency's person"])
 def test_account_forms_refused_change_nothing(service: Service, case: str) -> None:
     _account(service, "boss", StaffRole.AGENCY_ADMIN)
     target = _account(service, "sam", StaffRole.STORES_OFFICER)
@@ -159,6 +162,12 @@ def test_account_forms_refused_change_nothing(service: Service, case: str) -> No
                 data["role"] = "god"
             elif case == "short password":
                 data["password"] = data["password_confirm"] = "short"
+            elif case == "other agency's person":
+                with Session(service.engine) as session:
+                    create_person(session, agency_id="south", now=datetime.now(UTC),
+                                  data=PersonCreate(id="ff-1"))
+                    session.commit()
+                data["person_id"] = "ff-1"
             elif case == "sso account":
                 with Session(service.engine) as session:
                     sso = StaffAccount(id="00ff00ff00ff00ff", agency_id="north",

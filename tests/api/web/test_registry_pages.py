@@ -421,3 +421,42 @@ def test_change_forms_refused_change_nothing(pages: Pages, case: str) -> None:
         south = session.get(AssetClass, "s-radio")
         assert south is not None and south.name == "South radio"
     assert "class-policy" not in _logged(pages.engine)
+
+
+@pytest.mark.parametrize("case", ["reader key", "no token", "forged token", "cross-site",
+                                  "other agency", "NUL id", "long id", "oversized form",
+                                  "unticked"])
+def test_revoke_refused_revokes_nothing(pages: Pages, case: str) -> None:
+    key = raw_public_key(Ed25519PrivateKey.generate().public_key()).hex()
+    assert _post(pages, "admin", "/web/registry/readers/new", {
+        "id": "desk-1", "site_id": "north-store", "role": "issue_desk", "public_key": key,
+        "zones": ""}).status_code == 303
+    who, path = "admin", "/web/registry/readers/desk-1/revoke"
+    data = {"confirm": "yes", "csrf": pages.token("admin", "/web/registry/readers")}
+    headers: dict[str, str] = {}
+    expected = 403
+    if case == "reader key":
+        who, data["csrf"] = "reader", pages.token("reader", "/web/registry/assets")
+    elif case == "no token":
+        data.pop("csrf")
+    elif case == "forged token":
+        data["csrf"] = "f" * 43
+    elif case == "cross-site":
+        headers["Sec-Fetch-Site"] = "cross-site"
+    elif case == "other agency":
+        who, data["csrf"], expected = "south", pages.token("south", "/web/registry/readers"), 404
+    elif case == "NUL id":
+        path, expected = "/web/registry/readers/desk%00-1/revoke", 422
+    elif case == "long id":
+        path, expected = "/web/registry/readers/" + "d" * 300 + "/revoke", 422
+    elif case == "oversized form":
+        data["pad"] = "p" * 5000
+    elif case == "unticked":
+        data.pop("confirm")
+        expected = 422
+    answer = pages.clients[who].post(path, data=data, headers=headers)
+    assert answer.status_code == expected, (case, answer.status_code, answer.text[:300])
+    with Session(pages.engine) as session:
+        reader = session.get(Reader, "desk-1")
+        assert reader is not None and reader.status == "active"
+    assert "reader-revoked" not in _logged(pages.engine)
