@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, Final
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -52,8 +51,22 @@ def _page(request: Request, session: Session, user: WebUser, *, error: str | Non
                 max_display=MAX_DISPLAY_CHARS)
 
 
-def _done(message: str) -> Response:
-    return RedirectResponse(f"/web/accounts?done={quote(message)}", status_code=303)
+DONE: Final = {"created": "created", "role": "role changed", "disabled": "disabled",
+               "password": "new password set"}
+"""What a form did, as the page it returns to says it: the link names only the key and the
+account's id, so no link can make the page say free text."""
+
+
+def _done(what: str, account: StaffAccount) -> Response:
+    return RedirectResponse(f"/web/accounts?done={what}&account={account.id}", status_code=303)
+
+
+def _confirmation(session: Session, user: WebUser, what: str, account_id: str) -> str | None:
+    """The saved change a redirect names: a known change to one of the agency's accounts."""
+    account = session.get(StaffAccount, account_id) if account_id else None
+    if what not in DONE or account is None or account.agency_id != user.caller.agency_id:
+        return None
+    return f"{account.username}: {DONE[what]}"
 
 
 def _field(form: dict[str, str], name: str) -> str:
@@ -87,9 +100,10 @@ def _own(session: Session, user: WebUser, account_id: str) -> StaffAccount:
 
 @router.get("", response_class=HTMLResponse)
 def accounts(request: Request, session: SessionDep, user: AdminUser,
-             done: Annotated[str | None, Query(max_length=400)] = None) -> Response:
+             done: Annotated[str, Query(max_length=16)] = "",
+             account: Annotated[str, Query(max_length=32)] = "") -> Response:
     """The agency's accounts with their role and state, and the forms that change them."""
-    return _page(request, session, user, done=done)
+    return _page(request, session, user, done=_confirmation(session, user, done, account))
 
 
 @router.post("/new", response_class=HTMLResponse)
@@ -108,12 +122,12 @@ async def create(request: Request, session: SessionDep, user: AdminUser) -> Resp
         session.rollback()
         return _page(request, session, user, error=f"Not created: {exc}", values=values)
     session.commit()
-    return _done(f"account {account.username} created")
+    return _done("created", account)
 
 
 AccountChange = Callable[[dict[str, str], StaffAccount], str]
 """One account form's change: applied to the account, or `AccountRefused` or
-`PasswordRefused`; returns what was done, in words."""
+`PasswordRefused`; returns what was done, a key of `DONE`."""
 
 
 async def _change(request: Request, session: Session, user: WebUser, account_id: str,
@@ -128,7 +142,7 @@ async def _change(request: Request, session: Session, user: WebUser, account_id:
         session.rollback()
         return _page(request, session, user, error=f"{failed}: {exc}")
     session.commit()
-    return _done(done)
+    return _done(done, account)
 
 
 @router.post("/{account_id}/role", response_class=HTMLResponse)
@@ -142,7 +156,7 @@ async def change_role(account_id: AccountId, request: Request, session: SessionD
             raise AccountRefused("you cannot take away your own agency-admin role: another "
                                  "admin must")
         admin.set_role(session, account, role)
-        return f"{account.username} is now {role.value}"
+        return "role"
 
     return await _change(request, session, user, account_id, "Not changed", change)
 
@@ -158,7 +172,7 @@ async def disable(account_id: AccountId, request: Request, session: SessionDep,
         if form.get("confirm") != "yes":
             raise AccountRefused(f"tick the box to confirm disabling {account.username}")
         admin.disable(session, account, utcnow())
-        return f"{account.username} disabled"
+        return "disabled"
 
     return await _change(request, session, user, account_id, "Not disabled", change)
 
@@ -170,6 +184,6 @@ async def reset_password(account_id: AccountId, request: Request, session: Sessi
 
     def change(form: dict[str, str], account: StaffAccount) -> str:
         admin.reset_password(session, account, _password(form) or "", utcnow())
-        return f"new password set for {account.username}"
+        return "password"
 
     return await _change(request, session, user, account_id, "Password not set", change)

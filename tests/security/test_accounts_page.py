@@ -76,7 +76,16 @@ def test_admin_creates_changes_resets_and_disables_accounts(service: Service) ->
     assert sam is not None and sam.role == "stores-officer"
     assert sam.password_hash is not None and sam.password_hash.startswith("$argon2id$")
     page = boss.get(made.headers["location"]).text
-    assert "account sam created" in page and "Sam &lt;b&gt;Stores&lt;/b&gt;" in page
+    assert made.headers["location"] == f"/web/accounts?done=created&account={sam.id}"
+    assert "Saved: sam: created." in page and "Sam &lt;b&gt;Stores&lt;/b&gt;" in page
+    # A link names a known change and an id only: it cannot make the page say free text,
+    # nor confirm another agency's account.
+    for query in ("done=Your+password+expired&account=" + sam.id, "done=created&account=x",
+                  "done=created&account=" + _account(service, "sol", StaffRole.AUDITOR,
+                                                     agency="south")):
+        shown = boss.get("/web/accounts?" + query)
+        assert shown.status_code in (200, 422), query  # too long for a key: refused
+        assert "Saved:" not in shown.text and "expired" not in shown.text, query
     sams_browser = _browser(service, "sam")
     assert sams_browser.get("/web/accounts").status_code == 403  # not an admin
     # A role: held from Sam's next page.
