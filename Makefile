@@ -61,6 +61,7 @@ bench: setup node system
 	$(BIN)/python bench/verify.py
 	$(BIN)/python bench/head_map.py
 	$(BIN)/python bench/passwords.py
+	$(BIN)/python bench/planning.py
 	$(MAKE) bench-api
 
 # The API's figures: ingest and decision latency on SQLite and PostgreSQL with one and

@@ -342,6 +342,9 @@ def register(subparsers: Any) -> None:
     from api.account_commands import register_account
 
     register_account(subparsers, _settings_arguments)
+    from api.person_commands import register_person
+
+    register_person(subparsers, _settings_arguments)
     export = subparsers.add_parser(
         "export", help="write an agency's audit bundle (as GET /v1/audit/bundles) to a file")
     _settings_arguments(export)

@@ -190,6 +190,9 @@ class Settings(BaseSettings):
     # Reader health (api.ingest.health): a reader with no health message for this long is
     # down; per-reader gauges on /metrics (one series per reader and metric) only when asked.
     reader_health_timeout_s: float = Field(default=120.0, ge=1.0, le=86_400.0)
+    # A reader reporting this temperature (degrees Celsius) or more raises reader_overheat;
+    # it is resolved once the reader is 5 degrees cooler (api.custody.reader_health).
+    reader_temperature_alert_c: float = Field(default=70.0, ge=0.0, le=150.0)
     metrics_per_reader: bool = False
     # The broker's security (api.ingest.broker_security): an mqtts:// URL turns TLS on, checking
     # the broker against mqtt_tls_ca (the system's trust store when unset); a client

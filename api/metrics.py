@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 from api import readiness
 from api.anchor_status import AnchorState, backlogs
 from api.config import Settings
-from api.custody.reader_health import reader_problems
+from api.custody.reader_health import DEFAULT_TEMPERATURE_LIMIT_C, reader_problems
 from api.custody.rules import AlertKind
 from api.models.anchoring import SERVICE_SCOPE
 from api.models.health import ReaderHealth
@@ -248,18 +248,21 @@ def watch_readiness(engine: Engine, settings: Settings, node: str) -> None:
 class ReaderHealthCollector(Collector):
     """Readers' health from the `reader_health` table at scrape time: per agency, how many
     readers are up, down or with an antenna fault (a handful of series however many readers);
-    per reader (up, read rate, age of its last health) only with `metrics_per_reader`: three
-    series per reader, so ten thousand readers add thirty thousand series to every scrape,
-    which a Prometheus server takes but a small one should not be asked to."""
+    per reader (up, read rate, age of its last health, and the temperature of readers that
+    report one) only with `metrics_per_reader`: three or four series per reader, so ten
+    thousand readers add thirty to forty thousand series to every scrape, which a Prometheus
+    server takes but a small one should not be asked to."""
 
     def __init__(self) -> None:
         self.engine: Engine | None = None
         self.timeout_s = 120.0
         self.per_reader = False
+        self.temperature_limit_c = DEFAULT_TEMPERATURE_LIMIT_C
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         readers = GaugeMetricFamily("kitledger_readers", "Readers reporting health, by state "
-                                    "(up, down, antenna_fault).", labels=["agency", "state"])
+                                    "(up, down, antenna_fault, overheat).",
+                                    labels=["agency", "state"])
         up = GaugeMetricFamily("kitledger_reader_up", "1 if the reader is up (per reader).",
                                labels=["agency", "reader"])
         rate = GaugeMetricFamily("kitledger_reader_reads_per_second",
@@ -268,16 +271,23 @@ class ReaderHealthCollector(Collector):
         age = GaugeMetricFamily("kitledger_reader_last_seen_seconds",
                                 "Age of the reader's last health message.",
                                 labels=["agency", "reader"])
+        temperature = GaugeMetricFamily("kitledger_reader_temperature_celsius",
+                                        "The reader's own temperature as last reported "
+                                        "(readers whose protocol gives one).",
+                                        labels=["agency", "reader"])
         if self.engine is not None:
             now = datetime.now(UTC)
             counts: dict[tuple[str, str], int] = {}
             with Session(self.engine) as session:
                 for health in session.exec(select(ReaderHealth)):
-                    problems = reader_problems(health, now, self.timeout_s)
+                    problems = reader_problems(health, now, self.timeout_s,
+                                               temperature_limit_c=self.temperature_limit_c)
                     down = AlertKind.READER_DOWN in problems
                     states = ["down" if down else "up"]
                     if AlertKind.ANTENNA_FAULT in problems:
                         states.append("antenna_fault")
+                    if AlertKind.READER_OVERHEAT in problems:
+                        states.append("overheat")
                     for state in states:
                         counts[(health.agency_id, state)] = counts.get(
                             (health.agency_id, state), 0) + 1
@@ -285,25 +295,30 @@ class ReaderHealthCollector(Collector):
                         labels = [health.agency_id, health.reader_id]
                         up.add_metric(labels, 0.0 if down else 1.0)
                         rate.add_metric(labels, health.reads_per_s or 0.0)
+                        if health.temperature_c is not None:
+                            temperature.add_metric(labels, health.temperature_c)
                         if health.seen_at is not None:
                             age.add_metric(labels, max(now.timestamp()
                                                        - _timestamp(health.seen_at), 0.0))
             for agency in sorted({agency for agency, _ in counts}):
-                for state in ("up", "down", "antenna_fault"):
+                for state in ("up", "down", "antenna_fault", "overheat"):
                     readers.add_metric([agency, state], counts.get((agency, state), 0))
         yield readers
         if self.per_reader:
             yield up
             yield rate
             yield age
+            yield temperature
 
 
 READER_HEALTH = ReaderHealthCollector()
 REGISTRY.register(READER_HEALTH)
 
 
-def watch_reader_health(engine: Engine | None, timeout_s: float, *, per_reader: bool) -> None:
+def watch_reader_health(engine: Engine | None, timeout_s: float, *, per_reader: bool,
+                        temperature_limit_c: float = DEFAULT_TEMPERATURE_LIMIT_C) -> None:
     """Report readers' health from `engine`'s database on every scrape."""
     READER_HEALTH.engine = engine
     READER_HEALTH.timeout_s = timeout_s
     READER_HEALTH.per_reader = per_reader
+    READER_HEALTH.temperature_limit_c = temperature_limit_c

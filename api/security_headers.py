@@ -10,9 +10,13 @@ everywhere. Swagger UI needs nothing more than the default.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from typing import Final
 
 from starlette.datastructures import MutableHeaders
+from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP: Final = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -26,6 +30,8 @@ REDOC_CSP: Final = ("default-src 'none'; script-src 'self'; style-src 'self' 'un
 """ReDoc's page: inline styles and a blob worker, and still no script but our files."""
 REDOC_PATH: Final = "/redoc"
 
+_STYLE_BLOCK: Final = re.compile(r"<style>(.*?)</style>", re.DOTALL)
+
 HEADERS: Final = (
     ("x-content-type-options", "nosniff"),
     # Not no-referrer: under it browsers send `Origin: null` with our own forms, which the
@@ -34,6 +40,16 @@ HEADERS: Final = (
     ("x-frame-options", "DENY"),
     ("cross-origin-opener-policy", "same-origin"),
 )
+
+
+def self_contained_page(html: str) -> HTMLResponse:
+    """A document made to stand alone (a receipt, kept as a file or printed) served as a page:
+    its own `<style>` blocks are allowed by their SHA-256, and nothing else inline is."""
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(block.encode()).digest()).decode() + "'"
+        for block in _STYLE_BLOCK.findall(html))
+    policy = CSP.replace("style-src 'self';", f"style-src 'self' {hashes};") if hashes else CSP
+    return HTMLResponse(html, headers={"content-security-policy": policy})
 
 
 class SecurityHeaders:
@@ -51,7 +67,9 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers["content-security-policy"] = policy
+                # A self-contained page brings the policy that allows its own styles.
+                if "content-security-policy" not in headers:
+                    headers["content-security-policy"] = policy
                 for name, value in HEADERS:
                     headers[name] = value
             await send(message)

@@ -126,7 +126,8 @@ def build_app() -> FastAPI:
     watch_roles(app.state.engine, node_id(app.state.settings))
     watch_readiness(app.state.engine, app.state.settings, node_id(app.state.settings))
     watch_reader_health(app.state.engine, app.state.settings.reader_health_timeout_s,
-                        per_reader=app.state.settings.metrics_per_reader)
+                        per_reader=app.state.settings.metrics_per_reader,
+                        temperature_limit_c=app.state.settings.reader_temperature_alert_c)
     return app
 
 

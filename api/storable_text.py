@@ -15,9 +15,10 @@ import re
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import problem_response
+from api.problems import answer_problem
 
 UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
 """Characters no stored text may hold: NUL and unpaired surrogates."""
@@ -105,8 +106,9 @@ class StorableTextGuard:
 
     @staticmethod
     async def _refuse(where: str, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(
-            422, "unstorable-character", "Invalid request",
+        # A browser gets the problem as a page, as every other refusal of the pages is answered.
+        response = answer_problem(
+            Request(scope), 422, "unstorable-character", "Invalid request",
             f"the request {where} holds a NUL or an unpaired surrogate character, "
             "which cannot be stored",
             errors=[{"loc": [where], "msg": "NUL and unpaired surrogates are not accepted"}],

@@ -44,7 +44,7 @@ EVENT_TYPES: Final = ("custody.changed", "transfer.offered", "transfer.accepted"
                       "alert.raised", "loan.overdue", "custody.manual", "custody.corrected",
                       "asset.retired", "person.retired", "maintenance.done",
                       "asset.out_of_service", "asset.back_in_service", "reservation.created",
-                      "reservation.cancelled")
+                      "reservation.cancelled", "evidence.referenced", "asset.disposed")
 _HAND_OVERS: Final = frozenset({"transfer", "loan_out"})
 """Custody actions that carry out an accepted transfer or loan offer."""
 
@@ -125,8 +125,9 @@ def raise_alerts(session: Session, alerts: Iterable[Mapping[str, Any]]) -> int:
 
 def property_room_event(session: Session, agency_id: str, event_type: str,
                         data: dict[str, Any], now: datetime) -> None:
-    """A `custody.manual`, `custody.corrected`, `asset.retired` or `person.retired` event, in
-    the session's transaction (`data` names ids, leaves and hashes: never a person's name)."""
+    """A property-room event (a manual entry, correction, retirement, maintenance, booking,
+    evidence reference or disposal), in the session's transaction (`data` names ids, leaves
+    and hashes: never a person's name)."""
     enqueue(session.connection(), [{"agency_id": agency_id, "event_type": event_type,
                                     "data": {**data, "created_at": _iso(now)},
                                     "created_at": now}])

@@ -108,6 +108,10 @@ class CustodyReport:
     """Why and to whom it was disposed of (the recipient by commitment)."""
     maintenance: list[dict[str, Any]] = field(default_factory=list)
     """Checks done on the asset and its times out of service (`ledger.maintenance_report`)."""
+    bookings: list[dict[str, Any]] = field(default_factory=list)
+    """Bookings of the asset or its class, added only by the API's own report page from the
+    agency's database (bookings are not log records, so a bundle has none): id, operation,
+    booked (what), people, starts_at, ends_at, state."""
     certificate: Certificate | None = None
     title: str = "Chain-of-custody report"
 

@@ -7,19 +7,21 @@ change is accepted after, by the API or at a desk, and its events stay provable.
 person retires them (`person-retired`, by commitment) and erases their personal data: their
 commitment's opening and badges go, so the commitments in the log still verify but no longer
 name anyone. Each is a registry record appended in the transaction that changes the row
-(`api.registry_log`). A refusal raises `CustodyRefused`.
+(`api.registry_log`). A refusal raises `CustodyRefused`; a person who still holds kit is not
+retired nor erased (`PersonHoldsKit`, naming the items): their kit is checked in or handed over
+first, so no item is left with someone the register no longer has.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api import webhook_outbox
 from api.custody.transfers import CustodyRefused
 from api.logstore import claim_log_writer
-from api.models.assets import Asset, AssetStatus
+from api.models.assets import Asset, AssetStatus, HolderKind
 from api.models.custody import CustodyEventRow
 from api.models.people import Person
 from api.registry import erase_person
@@ -88,6 +90,28 @@ def retire_asset(session: Session, *, asset: Asset, reason: str, now: datetime) 
     return asset
 
 
+MAX_HOLDINGS_NAMED = 200
+"""Items a refused retirement names; a person holding more is told the first ones."""
+
+
+class PersonHoldsKit(CustodyRefused):
+    """A person to be retired or erased still holds items (`asset_ids`, first ones)."""
+
+    def __init__(self, person_id: str, asset_ids: list[str]) -> None:
+        super().__init__(f"person {person_id} still holds {len(asset_ids)} item(s): check "
+                         "them in or hand them over before retiring them")
+        self.asset_ids = asset_ids
+
+
+def holdings(session: Session, person: Person) -> list[str]:
+    """The items the person holds now (checked out to them or handed over to them)."""
+    return list(session.exec(select(Asset.id).where(
+        Asset.agency_id == person.agency_id, Asset.holder_kind == HolderKind.PERSON,
+        Asset.holder_ref == person.id,
+        col(Asset.status).notin_((AssetStatus.RETIRED, AssetStatus.DISPOSED)))
+        .order_by(col(Asset.id)).limit(MAX_HOLDINGS_NAMED)))
+
+
 def person_retirement(session: Session, person: Person) -> tuple[RegistryRecord, int] | None:
     """The person's `person-retired` record and its leaf, if they are retired."""
     found = [item for item in subject_records(session, person.agency_id,
@@ -99,7 +123,12 @@ def person_retirement(session: Session, person: Person) -> tuple[RegistryRecord,
 def retire_person(session: Session, *, person: Person, reason: str, erase: bool,
                   now: datetime) -> Person:
     """Retire `person` (no longer takes or authorises kit), once; and `erase` their personal
-    data (their commitment's opening, badges and qualifications)."""
+    data (their commitment's opening, badges and qualifications). Refused while they hold kit.
+    """
+    claim_log_writer(session, now, [person.agency_id], registry=True)
+    held = holdings(session, person)
+    if held:
+        raise PersonHoldsKit(person.id, held)
     if person_retirement(session, person) is None:
         log_registry(session, person.agency_id, [person_retired(person.commitment, reason)],
                      now)

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from api import webhook_outbox
 from api.custody import transfers
 from api.custody.transfers import CustodyRefused
 from api.models.assets import Asset
@@ -56,6 +57,9 @@ def set_references(session: Session, *, asset: Asset, case_ref: str, exhibit_ref
         row.case_ref, row.exhibit_ref, row.leaf_index, row.updated_at = (
             case_ref, exhibit_ref, leaf, now)
     session.add(row)
+    # The references themselves are not sent: a receiver reads them with the API's scopes.
+    webhook_outbox.property_room_event(session, asset.agency_id, "evidence.referenced", {
+        "asset_id": asset.id, "leaf_index": leaf}, now)
     return row
 
 
@@ -80,4 +84,7 @@ def dispose_evidence(session: Session, *, asset: Asset, disposition: str,
         event_leaf=event.leaf_index, leaf_index=_latest_leaf(session, asset, ASSET_DISPOSED),
         created_at=now)
     session.add(row)
+    webhook_outbox.property_room_event(session, asset.agency_id, "asset.disposed", {
+        "asset_id": asset.id, "disposition": disposition, "leaf_index": row.leaf_index,
+        "event_leaf": event.leaf_index, "event_hash": event.event_hash.hex()}, now)
     return row

@@ -12,7 +12,11 @@ What raises what, from each active reader's `reader_health` row:
   come for the timeout, or the agent says the RFID reader itself is disconnected;
 - `antenna_fault`: the agent reports antennas down (LLRP readers report their antennas);
 - `disk_low`: the agent's disk is low, full or read-only;
-- `outbox_full`: the agent's outbox is past its alarm level (the API is not taking its rows).
+- `outbox_full`: the agent's outbox is past its alarm level (the API is not taking its rows);
+- `reader_overheat`: a reader that is up reports a temperature at or above the limit
+  (`reader_temperature_alert_c`); resolved once it reports `OVERHEAT_HYSTERESIS_C` below the
+  limit, so a reader hovering at the limit raises one alert, not one a scan. A reader that is
+  down has no fresh temperature and raises only `reader_down`.
 
 Each is resolved when its condition clears. A reader that has never reported health has no
 row and raises nothing: a reader registered ahead of its installation is not down. Health is
@@ -39,6 +43,10 @@ _ALERTS = table(Alert)
 
 DISK_TROUBLE: Final = frozenset({"low", "full", "read_only"})
 """Agent disk states (`reader_agent.disk.DiskState`) that raise `disk_low`."""
+DEFAULT_TEMPERATURE_LIMIT_C: Final = 70.0
+"""Below the throttling point of the modules that report a temperature (a ThingMagic module
+throttles its transmitter when hot, status 0x0504): a warning before reads suffer."""
+OVERHEAT_HYSTERESIS_C: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +56,12 @@ class ScanResult:
 
 
 def reader_problems(health: ReaderHealth, now: datetime, timeout_s: float,
-                    *, trust_silence: bool = True) -> dict[AlertKind, str]:
+                    *, trust_silence: bool = True,
+                    temperature_limit_c: float = DEFAULT_TEMPERATURE_LIMIT_C,
+                    hot_already: bool = False) -> dict[AlertKind, str]:
     """The alert kinds `health` calls for, each with its detail; `trust_silence` False when
-    the listener has not been up for the timeout (silence then says nothing about readers)."""
+    the listener has not been up for the timeout (silence then says nothing about readers);
+    `hot_already` when its overheat alert is open (it stays until the reader cools)."""
     problems: dict[AlertKind, str] = {}
     if health.online is False:
         problems[AlertKind.READER_DOWN] = "agent offline (its status topic)"
@@ -59,6 +70,11 @@ def reader_problems(health: ReaderHealth, now: datetime, timeout_s: float,
         problems[AlertKind.READER_DOWN] = f"no health message for over {timeout_s:g} s"
     elif health.reader_connected is False:
         problems[AlertKind.READER_DOWN] = "agent reports the RFID reader disconnected"
+    limit = temperature_limit_c - (OVERHEAT_HYSTERESIS_C if hot_already else 0.0)
+    if (AlertKind.READER_DOWN not in problems and health.temperature_c is not None
+            and health.temperature_c >= limit):
+        problems[AlertKind.READER_OVERHEAT] = (
+            f"reader at {health.temperature_c:.0f} °C (limit {temperature_limit_c:g} °C)")
     if health.antennas_down:
         problems[AlertKind.ANTENNA_FAULT] = f"{health.antennas_down} antenna(s) down"
     if health.disk_state in DISK_TROUBLE:
@@ -70,18 +86,22 @@ def reader_problems(health: ReaderHealth, now: datetime, timeout_s: float,
 
 
 def scan_reader_health(session: Session, now: datetime, timeout_s: float,
-                       *, trust_silence: bool = True) -> ScanResult:
+                       *, trust_silence: bool = True,
+                       temperature_limit_c: float = DEFAULT_TEMPERATURE_LIMIT_C) -> ScanResult:
     """Raise the reader alerts now called for and not open, resolve the open ones no longer
     called for; in the session's transaction (the caller commits)."""
     rows = session.exec(
         select(ReaderHealth).join(Reader, col(Reader.id) == col(ReaderHealth.reader_id))
         .where(Reader.status == ReaderStatus.ACTIVE)).all()
-    wanted = {(h.reader_id, kind): (h, detail) for h in rows
-              for kind, detail in reader_problems(h, now, timeout_s,
-                                                  trust_silence=trust_silence).items()}
     open_alerts = {(a.reader_id, a.kind): a.id for a in session.exec(
         select(Alert).where(col(Alert.kind).in_(READER_ALERT_KINDS),
                             col(Alert.resolved_at).is_(None)))}
+    wanted = {(h.reader_id, kind): (h, detail) for h in rows
+              for kind, detail in reader_problems(
+                  h, now, timeout_s, trust_silence=trust_silence,
+                  temperature_limit_c=temperature_limit_c,
+                  hot_already=(h.reader_id, AlertKind.READER_OVERHEAT.value) in open_alerts,
+              ).items()}
     stale = [alert_id for key, alert_id in open_alerts.items() if key not in wanted]
     if stale:
         session.connection().execute(

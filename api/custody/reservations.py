@@ -171,3 +171,33 @@ def issue_refusal(session: Session, asset: AssetKey, holder_id: str, now: dateti
     """Why the issue desk may not give `asset` to `holder_id` at `now` (maintenance first,
     then bookings), or None: the check every check-out passes, read or entered by hand."""
     return issue_block(session, asset, now) or desk_block(session, asset, holder_id, now)
+
+
+MAX_REPORTED = 200
+"""Bookings one custody report lists, newest first (a report is read, not scrolled)."""
+
+
+def bookings_of_asset(session: Session, asset: Asset, now: datetime) -> list[dict[str, str]]:
+    """The owner's bookings naming `asset` or of its class, newest first, as the custody
+    report's rows (`ledger.report.CustodyReport.bookings`): they are not in any bundle, so
+    only the API's own report page shows them."""
+    rows = session.exec(select(Reservation).where(
+        Reservation.agency_id == asset.agency_id,
+        (col(Reservation.class_id) == asset.class_id) | col(Reservation.class_id).is_(None),
+    ).order_by(col(Reservation.id).desc()))
+    found = []
+    for booking in rows:
+        if booking.class_id is None and asset.id not in booking.asset_ids:
+            continue
+        ends = booking.ends_at.replace(tzinfo=now.tzinfo)
+        state = ("cancelled " + format_time(booking.cancelled_at) if booking.cancelled_at
+                 else "ended" if ends <= now else "booked")
+        found.append({
+            "id": str(booking.id), "operation": booking.operation,
+            "booked": (f"{booking.quantity} of {booking.class_id}" if booking.class_id
+                      else ", ".join(booking.asset_ids)),
+            "people": ", ".join(booking.people), "starts_at": format_time(booking.starts_at),
+            "ends_at": format_time(booking.ends_at), "state": state})
+        if len(found) == MAX_REPORTED:
+            break
+    return found

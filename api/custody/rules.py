@@ -45,6 +45,7 @@ class AlertKind(StrEnum):
     ANTENNA_FAULT = "antenna_fault"
     DISK_LOW = "disk_low"
     OUTBOX_FULL = "outbox_full"
+    READER_OVERHEAT = "reader_overheat"
 
 
 @dataclass(frozen=True, slots=True)

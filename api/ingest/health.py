@@ -294,7 +294,9 @@ class HealthListener:
         timeout = self._settings.reader_health_timeout_s
         trusted = since is not None and time.monotonic() - since >= timeout
         with Session(self._engine) as session:
-            result = scan_reader_health(session, utcnow(), timeout, trust_silence=trusted)
+            result = scan_reader_health(
+                session, utcnow(), timeout, trust_silence=trusted,
+                temperature_limit_c=self._settings.reader_temperature_alert_c)
             session.commit()
         if self._on_scan is not None:
             self._on_scan(result)

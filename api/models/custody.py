@@ -103,7 +103,8 @@ class Refusal(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-READER_ALERT_KINDS: Final = ("reader_down", "antenna_fault", "disk_low", "outbox_full")
+READER_ALERT_KINDS: Final = ("reader_down", "antenna_fault", "disk_low", "outbox_full",
+                              "reader_overheat")
 """Alert kinds about a reader's health (`api.custody.reader_health`): at most one open alert
 of each kind per reader, which the database enforces (`ix_alert_open_reader_kind`)."""
 

@@ -82,7 +82,8 @@ class PoolPolicy:
     an item before leaving without (0: served at once or not at all). `demand_scale`: multiplies
     arrival rates (3.0 for a surge). `loan_scale`: multiplies loan durations (a longer or
     shorter loan rule). `out_of_service_share`: the share of items unavailable at any time
-    (None: as fitted).
+    (None: as fitted). `no_show_hold_s`: how long an item is kept aside for a booking nobody
+    collects (0: a no-show asks for nothing).
     """
 
     items: int
@@ -91,6 +92,7 @@ class PoolPolicy:
     demand_scale: float = 1.0
     loan_scale: float = 1.0
     out_of_service_share: float | None = None
+    no_show_hold_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -25,7 +26,7 @@ from api.models.assets import Asset, AssetPublic
 from api.models.custody import ManualEntry
 from api.models.people import Person, PersonPublic
 from api.models.registry import Reader
-from api.problems import Problem, not_found
+from api.problems import Problem, not_found, problem_response
 from api.routes.custody import refused
 from api.routes.paging import IdPath
 from api.scoping import owned_asset
@@ -214,10 +215,20 @@ def delete_asset(asset_id: IdPath, session: SessionDep, caller: AssetsWriter) ->
     return _retire(session, caller, asset_id, corrections.DELETED_REASON)
 
 
-@router.post("/people/{person_id}/retire", response_model=PersonPublic)
+def retirement_refused(session: Session, exc: CustodyRefused) -> JSONResponse:
+    """The 409 answer to a refused retirement or erasure; names the items the person holds."""
+    session.rollback()
+    held = exc.asset_ids if isinstance(exc, corrections.PersonHoldsKit) else []
+    return problem_response(409, "custody-refused", "Custody refused", str(exc),
+                            **({"holding": held} if held else {}))
+
+
+@router.post("/people/{person_id}/retire", response_model=PersonPublic,
+             responses={409: {"description": "already retired, or holds kit (`holding`)"}})
 def retire_person(person_id: IdPath, data: RetireRequest, session: SessionDep,
-                  caller: Admin) -> Person:
-    """Retire a person, with why; their personal data stays until erased."""
+                  caller: Admin) -> Person | JSONResponse:
+    """Retire a person, with why; their personal data stays until erased. Refused while they
+    hold kit: the answer lists the items (`holding`)."""
     person = session.get(Person, person_id)
     if person is None or person.agency_id != caller.agency_id:
         raise not_found("person")
@@ -225,7 +236,7 @@ def retire_person(person_id: IdPath, data: RetireRequest, session: SessionDep,
         corrections.retire_person(session, person=person, reason=data.reason, erase=False,
                                   now=utcnow())
     except CustodyRefused as exc:
-        raise Problem(409, "custody-refused", str(exc)) from None
+        return retirement_refused(session, exc)
     session.commit()
     session.refresh(person)
     return person

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api.custody.corrections import DELETED_REASON, retire_person
+from api.custody.transfers import CustodyRefused
 from api.db import utcnow
 from api.deps import Admin, SessionDep
 from api.models.assets import AssetClass, AssetClassCreate, AssetClassPublic, AssetClassUpdate
@@ -33,6 +34,7 @@ from api.registry import (
 )
 from api.registry import create_site as register_site
 from api.routes.paging import After, IdPath, Limit, Page, page_of
+from api.routes.property_room import retirement_refused
 from api.scoping import agency_row
 
 router = APIRouter(prefix="/v1", tags=["registry"])
@@ -179,12 +181,18 @@ def change_person(person_id: IdPath, data: PersonUpdate, session: SessionDep,
     return person
 
 
-@router.delete("/people/{person_id}", status_code=status.HTTP_204_NO_CONTENT)
-def erase(person_id: IdPath, session: SessionDep, caller: Admin) -> None:
+@router.delete("/people/{person_id}", status_code=status.HTTP_204_NO_CONTENT,
+               response_class=Response,
+               responses={409: {"description": "the person holds kit (`holding`)"}})
+def erase(person_id: IdPath, session: SessionDep, caller: Admin) -> Response:
     """Erase a person: they are retired in the log (once) and their commitment's opening and
-    badges go; the log stays verifiable."""
+    badges go; the log stays verifiable. Refused while they hold kit."""
     person = session.get(Person, person_id)
     if person is None or person.agency_id != caller.agency_id:
         raise not_found("person")
-    retire_person(session, person=person, reason=DELETED_REASON, erase=True, now=utcnow())
+    try:
+        retire_person(session, person=person, reason=DELETED_REASON, erase=True, now=utcnow())
+    except CustodyRefused as exc:
+        return retirement_refused(session, exc)
     session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

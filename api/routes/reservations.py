@@ -13,8 +13,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
+from api.auth import Caller
 from api.custody import reservations
 from api.custody.transfers import CustodyRefused
 from api.db import utcnow
@@ -82,12 +83,10 @@ def _public(booking: Reservation) -> dict[str, Any]:
         mode="json")
 
 
-@router.post("/reservations", status_code=status.HTTP_201_CREATED,
-             response_model=ReservationPublic,
-             responses={409: {"description": "conflicts with other bookings (listed)"}})
-def book(data: ReservationCreate, session: SessionDep, caller: CustodyWriter
-         ) -> Reservation | JSONResponse:
-    """Book items of a class, or named items, for an operation's window."""
+def create_booking(session: Session, caller: Caller, data: ReservationCreate) -> Reservation:
+    """Book as asked, in the session's transaction (the caller commits). Raises Problem (422)
+    for another agency's class, items or people, or a bad window, and
+    `reservations.BookingConflict` naming the bookings in the way."""
     agency = caller.agency_id
     if data.class_id is not None:
         asset_class = session.get(AssetClass, data.class_id)
@@ -108,13 +107,26 @@ def book(data: ReservationCreate, session: SessionDep, caller: CustodyWriter
                           client_id=caller.client_id)
     try:
         reservations.book(session, booking, utcnow())
-    except reservations.BookingConflict as exc:
+    except reservations.BookingConflict:
         session.rollback()
-        return problem_response(409, "booking-conflict", "Booking conflict", str(exc),
-                                conflicts=[_public(b) for b in exc.bookings])
+        raise
     except CustodyRefused as exc:
         session.rollback()
         raise Problem(422, "bad-booking", str(exc)) from None
+    return booking
+
+
+@router.post("/reservations", status_code=status.HTTP_201_CREATED,
+             response_model=ReservationPublic,
+             responses={409: {"description": "conflicts with other bookings (listed)"}})
+def book(data: ReservationCreate, session: SessionDep, caller: CustodyWriter
+         ) -> Reservation | JSONResponse:
+    """Book items of a class, or named items, for an operation's window."""
+    try:
+        booking = create_booking(session, caller, data)
+    except reservations.BookingConflict as exc:
+        return problem_response(409, "booking-conflict", "Booking conflict", str(exc),
+                                conflicts=[_public(b) for b in exc.bookings])
     session.commit()
     session.refresh(booking)
     return booking
@@ -125,14 +137,20 @@ def list_bookings(session: SessionDep, caller: AssetsReader,
                   current: Annotated[bool, Query()] = True,
                   limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[Reservation]:
     """The agency's bookings, newest first: by default those not cancelled nor ended."""
-    query = select(Reservation).where(Reservation.agency_id == caller.agency_id)
+    return bookings_of(session, caller.agency_id, current=current, limit=limit)
+
+
+def bookings_of(session: Session, agency_id: str, *, current: bool, limit: int
+                ) -> list[Reservation]:
+    """The agency's bookings, newest first (`current`: not cancelled nor ended)."""
+    query = select(Reservation).where(Reservation.agency_id == agency_id)
     if current:
         query = query.where(col(Reservation.cancelled_at).is_(None),
                             col(Reservation.ends_at) > utcnow())
     return list(session.exec(query.order_by(col(Reservation.id).desc()).limit(limit)))
 
 
-def _booking(session: SessionDep, agency_id: str, reservation_id: int) -> Reservation:
+def _booking(session: Session, agency_id: str, reservation_id: int) -> Reservation:
     booking = session.get(Reservation, reservation_id)
     if booking is None or booking.agency_id != agency_id:
         raise not_found("reservation")
@@ -146,13 +164,20 @@ BookingId = Annotated[int, Path(ge=1, le=2**53 - 1)]
 def cancel(reservation_id: BookingId, session: SessionDep, caller: CustodyWriter
            ) -> Reservation:
     """Cancel a booking; it and its audit trail stay."""
+    booking = cancel_booking(session, caller, reservation_id)
+    session.commit()
+    session.refresh(booking)
+    return booking
+
+
+def cancel_booking(session: Session, caller: Caller, reservation_id: int) -> Reservation:
+    """Cancel the agency's booking in the session's transaction (404 for another agency's,
+    409 when already cancelled); the caller commits."""
     booking = _booking(session, caller.agency_id, reservation_id)
     try:
         reservations.cancel(session, booking, caller.client_id, utcnow())
     except CustodyRefused as exc:
         raise Problem(409, "booking-cancelled", str(exc)) from None
-    session.commit()
-    session.refresh(booking)
     return booking
 
 

@@ -34,7 +34,8 @@ MAX_WEBHOOKS_PER_AGENCY: Final = 50
 EventType = Literal["custody.changed", "transfer.offered", "transfer.accepted", "alert.raised",
                     "loan.overdue", "custody.manual", "custody.corrected", "asset.retired",
                     "person.retired", "maintenance.done", "asset.out_of_service",
-                    "asset.back_in_service", "reservation.created", "reservation.cancelled"]
+                    "asset.back_in_service", "reservation.created", "reservation.cancelled",
+                    "evidence.referenced", "asset.disposed"]
 assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
 
 

@@ -3,11 +3,12 @@
 `install(app)` adds the sign-in pages, the working pages (the desk with its live stream and
 alert buttons, the auditor's, the asset page, the agency page), the registry's lists and forms
 (`registry_lists`, `registry_forms`: assets, classes, people, readers, sites, with CSV import
-and export), the agency admin's accounts page (`accounts_page`) and `/web/static` (htmx is
-vendored there: no CDN, nothing fetched at run time). Pages use the REST API's scoping
-(`api.scoping`) through the same `Caller`, and the same scopes (`api.web.session`), so a page
-never shows more than the API would. No page has inline script or style: the Content Security
-Policy (`api.security_headers`) allows only files served from here.
+and export), the property room's maintenance and bookings (`property_room`), the agency
+admin's accounts page (`accounts_page`) and `/web/static` (htmx is vendored there: no CDN,
+nothing fetched at run time). Pages use the REST API's scoping (`api.scoping`) through the
+same `Caller`, and the same scopes (`api.web.session`), so a page never shows more than the API
+would. No page has inline script or style: the Content Security Policy
+(`api.security_headers`) allows only files served from here.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from api.web import (
     desk_alerts,
     desk_stream,
     login,
+    property_room,
     registry_forms,
     registry_lists,
     sso,
@@ -54,6 +56,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(PageForbidden, forbidden)
     app.add_exception_handler(CrossSiteForm, cross_site)
     for module in (login, sso, desk, desk_stream, desk_alerts, audit, asset_page, agency,
-                   registry_forms, registry_lists, accounts_page):
+                   registry_forms, registry_lists, property_room, accounts_page):
         app.include_router(module.router)
     app.mount("/web/static", StaticFiles(directory=STATIC_DIR), name="web-static")

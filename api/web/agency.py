@@ -108,4 +108,5 @@ def agency(
                 alerts=alerts, acks=acknowledgements(session, alerts),
                 asset_alerts=_asset_alerts(session, caller), use=use, names=names,
                 out_now=out_now, pool_now=pool_now, period=period, now=now,
-                overdue=overdue, holders=Holders(session), readers=readers, health=health)
+                overdue=overdue, holders=Holders(session), readers=readers, health=health,
+                temperature_limit=request.app.state.settings.reader_temperature_alert_c)

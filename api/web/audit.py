@@ -1,5 +1,9 @@
-"""The auditor's page: find an asset, read its verified custody timeline, download its bundle
-and its court report (PDF).
+"""The auditor's page: find an asset, read its verified custody timeline, download its bundle,
+its court report (PDF) and each custody step's receipt (HTML or PDF).
+
+Downloads are page routes under /web, served to the page's session (the REST routes take an
+API key, which a browser signed in with a staff account does not hold); each calls the same
+function as its REST route, with the page user's caller, so the scoping is the API's.
 
 The bundle is the same file `GET /v1/audit/bundles` serves (`api.bundles`), verifiable offline
 with `kitledger verify`; it exists once the asset owner's log has a signed checkpoint.
@@ -18,7 +22,9 @@ from api.deps import SessionDep
 from api.models import Asset
 from api.models.people import Person
 from api.problems import Problem
+from api.routes.receipts import EventHash, caller_receipt, receipt_pdf_response
 from api.scoping import asset_visible, visible_asset
+from api.security_headers import self_contained_page
 from api.web.session import AuditUser, WebUser
 from api.web.templating import page
 from api.web.timeline import asset_timeline
@@ -87,8 +93,11 @@ def report_pdf(asset_id: str, session: SessionDep, user: AuditUser) -> Response:
     against an auditor's own trust roots. This is the operator's view: it pins the server's own
     log key for the agency, which an outside auditor would not take on the operator's word.
     People are named by their pseudonymous ids, which the owning agency's staff may see. The
-    PDF embeds the bundle, so the report carries its own proof.
+    PDF embeds the bundle, so the report carries its own proof. Bookings of the asset are added
+    from the database: they are not log records, so they are in no bundle (and `kitledger
+    report` shows none); the report says the verification does not cover them.
     """
+    from api.custody.reservations import bookings_of_asset
     from api.models.custody import AgencyLog
     from ledger.core.bundle_parse import parse_bundle
     from ledger.report import build_report, render_pdf
@@ -105,7 +114,25 @@ def report_pdf(asset_id: str, session: SessionDep, user: AuditUser) -> Response:
         person.commitment: person.id
         for person in session.exec(select(Person).where(Person.agency_id == asset.agency_id))
     }
-    report = build_report(audit, result, asset.id, format_time(utcnow()), names, pins.logs[0])
+    now = utcnow()
+    report = build_report(audit, result, asset.id, format_time(now), names, pins.logs[0])
+    report.bookings = bookings_of_asset(session, asset, now)  # the database's, not the bundle's
     bundle_file = (f"{asset.id}.bundle.jsonl", body, "the audit bundle this report verified")
     return Response(render_pdf(report, [bundle_file]), media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{asset.id}.custody-report.pdf"'})
+
+
+@router.get("/receipts/{event_hash}.pdf")
+def receipt_pdf(event_hash: EventHash, session: SessionDep, user: AuditUser) -> Response:
+    """A custody step's receipt as a PDF (as `GET /v1/custody-events/{hash}/receipt.pdf`).
+    Declared before the HTML route, whose path would otherwise take `.pdf` as the hash's."""
+    return receipt_pdf_response(caller_receipt(session, user.caller, event_hash))
+
+
+@router.get("/receipts/{event_hash}", response_class=HTMLResponse)
+def receipt_html(event_hash: EventHash, session: SessionDep, user: AuditUser) -> Response:
+    """A custody step's receipt as a printable page (as `GET /v1/custody-events/{hash}/receipt`,
+    for the page's session)."""
+    from ledger.receipt import render_html
+
+    return self_contained_page(render_html(caller_receipt(session, user.caller, event_hash)))

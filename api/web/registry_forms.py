@@ -1,7 +1,7 @@
 """The registry's forms: register a site, asset class, person, reader or asset, revoke a
-reader (after a confirmation page), change an asset's home store or URI, a class's name or
-custody policy, a person's qualifications or whether they are active, a site's name, and
-import any of them from a CSV file.
+reader (after a confirmation page), retire a person, change an asset's home store or URI, a
+class's name or custody policy, a person's qualifications or whether they are active, a site's
+name, and import any of them from a CSV file.
 
 Every form goes through the same functions as the REST API (`api.registry`), so what they
 register is logged in the same transaction, and needs the same scope as the REST route:
@@ -20,16 +20,20 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from api.custody.corrections import PersonHoldsKit
+from api.custody.corrections import retire_person as retire
+from api.custody.transfers import CustodyRefused
 from api.db import utcnow
 from api.deps import SessionDep
 from api.models.assets import Asset, AssetClass, AssetClassCreate, AssetClassUpdate, AssetUpdate
 from api.models.clients import Scope
 from api.models.people import Person, PersonCreate, PersonUpdate
 from api.models.registry import Reader, ReaderRole, Site, SiteCreate, SiteUpdate
+from api.problems import Problem
 from api.registry import (
     RegistryError,
     revoke_reader,
@@ -48,6 +52,7 @@ from api.registry_csv import (
     check_records,
     run_import,
 )
+from api.routes.property_room import Reason
 from api.scoping import agency_row, owned_asset
 from api.web.registry_lists import LISTINGS, Listing, listing_for
 from api.web.session import (
@@ -216,6 +221,30 @@ async def revoke(reader_id: ReaderId, request: Request, session: SessionDep,
     revoke_reader(session, reader=reader, now=utcnow())
     session.commit()
     return RedirectResponse(f"/web/registry/readers?done={reader.id}", status_code=303)
+
+
+@router.post("/people/{person_id}/retire")
+async def retire_person(person_id: ReaderId, request: Request, session: SessionDep,
+                        user: CurrentUser) -> Response:
+    """Retire a person (as `POST /v1/people/{id}/retire`), with the form's reason; refused
+    (409, naming the items) while they hold kit."""
+    form = await signed_form(request, user, Scope.ADMIN)
+    person = session.get(Person, person_id)
+    if person is None or person.agency_id != user.caller.agency_id:
+        raise HTTPException(404, "no such person")
+    try:
+        reason = TypeAdapter(Reason).validate_python(form.get("reason", "").strip())
+        retire(session, person=person, reason=reason, erase=False, now=utcnow())
+    except ValidationError:
+        raise Problem(422, "validation", "a reason is 1 to 200 printable ASCII characters"
+                      ) from None
+    except CustodyRefused as exc:
+        session.rollback()
+        held = exc.asset_ids if isinstance(exc, PersonHoldsKit) else []
+        raise Problem(409, "custody-refused",
+                      f"{exc}: {', '.join(held)}" if held else str(exc)) from None
+    session.commit()
+    return RedirectResponse(f"/web/registry/people?done={person.id}", status_code=303)
 
 
 @router.get("/{kind}/import", response_class=HTMLResponse)

@@ -50,6 +50,8 @@ class TimelineStep:
     """Why an officer entered the step by hand at the desk, if they did."""
     corrections: tuple[StepCorrection, ...] = ()
     """Corrections declaring the step wrong (the step itself stays as logged)."""
+    event_hash: str = ""
+    """The event's hash (hex), which its receipt is fetched by."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,5 +115,6 @@ def asset_timeline(session: Session, asset: Asset) -> Timeline:
             verified=not problem, problem=problem, leaf_index=row.leaf_index,
             holder_kind=event.holder_to.kind if event and event.holder_to else "",
             manual=event.manual if event else None,
-            corrections=tuple(corrected.get(row.leaf_index, ()))))
+            corrections=tuple(corrected.get(row.leaf_index, ())),
+            event_hash=bytes(row.event_hash).hex()))
     return Timeline(tuple(steps), size, root.hex(), truncated)

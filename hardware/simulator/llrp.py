@@ -29,13 +29,19 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from pyllrp import pyllrp  # type: ignore[import-untyped]
 from reader_agent.protocol import MalformedFrame, llrp
+from reader_agent.protocol.framing import (
+    ACCESS_PASSWORD_WORD,
+    BANK_EPC,
+    BANK_RESERVED,
+    LOCK_EPC,
+)
 
-from hardware.simulator.scenario import Scenario
+from hardware.simulator.scenario import Scenario, TagSpec
 
 TICK: Final = 0.005
 MAX_REPORTS_PER_TICK: Final = 64
@@ -61,6 +67,9 @@ class ReaderState:
     power_index: int | None = None
     antenna_connected: dict[int, bool] = field(
         default_factory=lambda: dict.fromkeys(range(1, ANTENNAS + 1), True))
+    access_specs: dict[int, tuple[bytes | None, list[llrp.OpSpec]]] = field(default_factory=dict)
+    """AccessSpec ID -> (target EPC or None for any tag, OpSpecs)."""
+    access_enabled: set[int] = field(default_factory=set)
 
 
 class LlrpReaderSimulator:
@@ -95,10 +104,15 @@ class LlrpReaderSimulator:
         self._pending: dict[int, list[bytes]] = {}
         self._templates: dict[tuple[bytes, int, int], bytes] = {}
         self._frame_no = 0
+        self.passwords: dict[bytes, int] = {}
+        """Tags' access passwords by EPC: tag memory, so it survives a reader reboot."""
+        self.locked: dict[bytes, int] = {}
+        """Locked EPC banks: EPC -> the access password a rewrite needs."""
         self.stats = {"connections": 0, "refused": 0, "commands": 0, "reports": 0,
                       "tag_reads": 0, "keepalives": 0, "keepalive_acks": 0, "reboots": 0,
                       "resets": 0, "cuts": 0, "dropped_clients": 0, "garbage_bytes": 0,
-                      "corrupted": 0, "truncated": 0, "bad_commands": 0}
+                      "corrupted": 0, "truncated": 0, "bad_commands": 0,
+                      "access_specs_run": 0, "writes": 0}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -320,6 +334,10 @@ class LlrpReaderSimulator:
         elif kind in (llrp.DELETE_ROSPEC, llrp.ENABLE_ROSPEC, llrp.DISABLE_ROSPEC,
                       llrp.START_ROSPEC, llrp.STOP_ROSPEC):
             self._send(self._rospec_command(kind, mid, int(message.ROSpecID)))
+        elif kind == llrp.ADD_ACCESSSPEC:
+            self._send(self._add_accessspec(mid, message))
+        elif kind in (llrp.DELETE_ACCESSSPEC, llrp.ENABLE_ACCESSSPEC, llrp.DISABLE_ACCESSSPEC):
+            self._send(self._accessspec_command(kind, mid, int(message.AccessSpecID)))
         elif kind == llrp.CLOSE_CONNECTION:
             self._send(llrp.status_response(kind, mid))
             self._flush(float("inf"))
@@ -371,6 +389,87 @@ class LlrpReaderSimulator:
                 self.state.enabled.add(one)
         return llrp.status_response(kind, mid)
 
+    def _add_accessspec(self, mid: int, message: Any) -> bytes:
+        try:
+            spec_id, target, ops = llrp.parse_accessspec(message)
+        except MalformedFrame as exc:
+            return llrp.status_response(llrp.ADD_ACCESSSPEC, mid, 101, str(exc)[:100])
+        if spec_id == 0 or spec_id in self.state.access_specs or not ops:
+            return llrp.status_response(llrp.ADD_ACCESSSPEC, mid, 101,
+                                        f"AccessSpec {spec_id} is zero, exists or does nothing")
+        self.state.access_specs[spec_id] = (target, ops)
+        return llrp.status_response(llrp.ADD_ACCESSSPEC, mid)
+
+    def _accessspec_command(self, kind: int, mid: int, spec_id: int) -> bytes:
+        if spec_id and spec_id not in self.state.access_specs:
+            return llrp.status_response(kind, mid, 101, f"no AccessSpec {spec_id}")
+        for one in list(self.state.access_specs) if spec_id == 0 else [spec_id]:
+            if kind == llrp.ENABLE_ACCESSSPEC:
+                self.state.access_enabled.add(one)
+            else:
+                self.state.access_enabled.discard(one)
+            if kind == llrp.DELETE_ACCESSSPEC:
+                self.state.access_specs.pop(one, None)
+        return llrp.status_response(kind, mid)
+
+    def _run_access(self, now: float) -> None:
+        """Each enabled AccessSpec runs once on the first inventoried tag it targets, reports
+        its OpSpec results, and is gone (operation count 1)."""
+        for spec_id in sorted(self.state.access_enabled):
+            target, ops = self.state.access_specs[spec_id]
+            seen = [(epc, antenna) for epc, antenna, _, _ in self._visible(now)
+                    if target is None or epc == target]
+            if not seen:
+                continue
+            epc, antenna = seen[0]
+            tag = next(t for t in self.scenario.tags if t.epc == epc)
+            results = self._execute(tag, ops)
+            self.stats["access_specs_run"] += 1
+            self._send(llrp.encode_access_report(self._next_id(), epc, antenna, spec_id,
+                                                 results))
+            self.state.access_enabled.discard(spec_id)
+            self.state.access_specs.pop(spec_id, None)
+
+    def _execute(self, tag: TagSpec, ops: list[llrp.OpSpec]) -> list[llrp.OpResult]:
+        """Run the OpSpecs in order on `tag` until one fails (a reader stops there)."""
+        results: list[llrp.OpResult] = []
+        for op in ops:
+            if op.lock_mask:
+                result = self._lock(tag, op)
+                results.append(llrp.OpResult(op.op_id, "lock", result, tag.epc))
+            else:
+                result, tag = self._write(tag, op)
+                results.append(llrp.OpResult(op.op_id, "write", result, tag.epc))
+            if result != llrp.OP_SUCCESS:
+                break
+        return results
+
+    def _write(self, tag: TagSpec, op: llrp.OpSpec) -> tuple[int, TagSpec]:
+        needed = -1 if tag.locked else self.locked.get(tag.epc)
+        if needed is not None and needed != op.access_password:
+            return llrp.WRITE_MEMORY_LOCKED, tag
+        if op.bank == BANK_RESERVED and op.word == ACCESS_PASSWORD_WORD and len(op.data) == 4:
+            self.passwords[tag.epc] = int.from_bytes(op.data, "big")
+            return llrp.OP_SUCCESS, tag
+        words = int.from_bytes(op.data[:2], "big") >> 11 if len(op.data) >= 2 else 0
+        if op.bank != BANK_EPC or op.word != 1 or not words or len(op.data) != 2 + 2 * words:
+            return 1, tag  # Tag_Memory_Overrun_Error: outside what is simulated
+        written = replace(tag, epc=op.data[2:])
+        self.scenario = replace(self.scenario, tags=tuple(
+            written if t is tag else t for t in self.scenario.tags))
+        self.stats["writes"] += 1
+        return llrp.OP_SUCCESS, written
+
+    def _lock(self, tag: TagSpec, op: llrp.OpSpec) -> int:
+        if tag.locked or self.passwords.get(tag.epc, 0) != op.access_password:
+            return 2  # Nonspecific_Tag_Error: the tag refuses a wrong access password
+        if op.lock_mask & LOCK_EPC:
+            if op.lock_action & LOCK_EPC:
+                self.locked[tag.epc] = op.access_password
+            else:
+                self.locked.pop(tag.epc, None)
+        return llrp.OP_SUCCESS
+
     def _do_reboot(self, duration: float) -> None:
         self.stats["reboots"] += 1
         self._drop_client(reset=True)
@@ -419,6 +518,8 @@ class LlrpReaderSimulator:
                 self._receive()
             if self._client is not None:
                 self._keepalive(time.monotonic())
+                if self.state.access_enabled:
+                    self._run_access(self.elapsed())
                 self._stream(self.elapsed())
                 self._flush(time.monotonic())
 
@@ -446,7 +547,7 @@ class LlrpReaderSimulator:
                 self._do_reboot(event.duration)
             elif event.action == "unplug":
                 self._do_cut(event.duration)
-            else:
+            elif event.action == "garbage":
                 count = event.count
                 self.stats["garbage_bytes"] += count
                 self._send_raw(self._rng.randbytes(count))

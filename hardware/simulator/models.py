@@ -15,9 +15,22 @@ from collections.abc import Callable
 
 from reader_agent.protocol import chafon, r200, r2000
 from reader_agent.protocol import thingmagic as tm
-from reader_agent.protocol.framing import MAX_EPC_BYTES, gen2_crc16
+from reader_agent.protocol.framing import (
+    ACCESS_PASSWORD_WORD,
+    BANK_EPC,
+    BANK_RESERVED,
+    LOCK_ACCESS,
+    LOCK_EPC,
+    MAX_EPC_BYTES,
+    gen2_crc16,
+)
 
 from hardware.simulator.scenario import TagSpec
+
+ROOM_TEMPERATURE = 35
+"""Degrees Celsius a simulated module reports until a scenario heats it."""
+SCRIPTED_LOCK = -1
+"""The access password of a tag the scenario declares locked: matches no password sent."""
 
 TM_VERSION = bytes.fromhex("12120500" "30010000" "20240101" "01090002" "00000010")
 """bootloader, hardware (0x30 = M6e Nano), firmware date, firmware version, protocols (Gen2)."""
@@ -44,23 +57,66 @@ class ReaderModel(ABC):
         # Set by the server: the tags in the field now, and how to give one a new EPC.
         self.field: Callable[[float], list[TagSpec]] = lambda now: []
         self.rewrite: Callable[[TagSpec, bytes], None] = lambda tag, epc: None
+        self.temperature_c = ROOM_TEMPERATURE
+        self.passwords: dict[bytes, int] = {}
+        """Access passwords written to tags, by the tag's EPC (a locked EPC does not change)."""
+        self.locked: dict[bytes, int] = {}
+        """EPC banks locked by a Lock command: EPC -> the access password a rewrite needs."""
 
-    def write_epc_bank(self, word_address: int, data: bytes, now: float) -> str:
-        """A Gen2 write to the EPC bank of the strongest tag in the field, as a reader without
-        a select filter does. Returns "ok", "no tag" or "overrun" (outside the PC and EPC)."""
+    def strongest_tag(self, now: float) -> TagSpec | None:
+        """The tag a reader without a select filter reaches: the strongest in the field."""
         tags = sorted(self.field(now), key=lambda t: -max(t.rssi.values()))
-        if not tags:
+        return tags[0] if tags else None
+
+    def _lock_password(self, tag: TagSpec) -> int | None:
+        """The password a write to this tag's EPC bank needs; None if it is not locked."""
+        return SCRIPTED_LOCK if tag.locked else self.locked.get(tag.epc)
+
+    def write_memory(self, bank: int, word_address: int, data: bytes, now: float,
+                     password: int = 0) -> str:
+        """A Gen2 write to the strongest tag in the field. Returns "ok", "no tag", "locked"
+        (Gen2 memory locked: the bank is locked and `password` is not its access password) or
+        "overrun" (outside the PC and EPC, or anything but the reserved bank's access
+        password)."""
+        tag = self.strongest_tag(now)
+        if tag is None:
             return "no tag"
-        tag = tags[0]
+        needed = self._lock_password(tag)
+        if bank == BANK_RESERVED:
+            if word_address != ACCESS_PASSWORD_WORD or len(data) != 4:
+                return "overrun"
+            if needed is not None and needed != password:
+                return "locked"  # the access password is locked with the EPC bank
+            self.passwords[tag.epc] = int.from_bytes(data, "big")
+            return "ok"
+        if bank != BANK_EPC:
+            return "overrun"
+        if needed is not None and needed != password:
+            return "locked"
         pc = (len(tag.epc) // 2) << 11
-        bank = bytearray(gen2_crc16(pc.to_bytes(2, "big") + tag.epc).to_bytes(2, "big")
+        memory = bytearray(gen2_crc16(pc.to_bytes(2, "big") + tag.epc).to_bytes(2, "big")
                          + pc.to_bytes(2, "big") + tag.epc.ljust(MAX_EPC_BYTES, b"\x00"))
         start = 2 * word_address
-        if word_address < 1 or start + len(data) > len(bank):
+        if word_address < 1 or start + len(data) > len(memory):
             return "overrun"
-        bank[start : start + len(data)] = data
-        words = bank[2] >> 3  # the PC word's length field
-        self.rewrite(tag, bytes(bank[4 : 4 + 2 * words]))
+        memory[start : start + len(data)] = data
+        words = memory[2] >> 3  # the PC word's length field
+        self.rewrite(tag, bytes(memory[4 : 4 + 2 * words]))
+        return "ok"
+
+    def lock(self, mask: int, action: int, password: int, now: float) -> str:
+        """A Gen2 Lock on the strongest tag: "ok", "no tag", or "access" when `password` is
+        not the tag's access password. Only the EPC bank's write lock is modelled."""
+        tag = self.strongest_tag(now)
+        if tag is None:
+            return "no tag"
+        if self.passwords.get(tag.epc, 0) != password or tag.locked:
+            return "access"
+        if mask & LOCK_EPC:
+            if action & LOCK_EPC:
+                self.locked[tag.epc] = password
+            else:
+                self.locked.pop(tag.epc, None)
         return "ok"
 
     @abstractmethod
@@ -90,6 +146,11 @@ class ReaderModel(ABC):
         return []
 
 
+TM_VERDICTS = {"ok": tm.STATUS_OK, "no tag": tm.STATUS_NO_TAGS,
+               "locked": tm.STATUS_MEMORY_LOCKED, "access": 0x040A}
+"""Status of a write or lock by outcome; 0x040A is the module's general tag error."""
+
+
 class ThingMagicModel(ReaderModel):
     protocol = "thingmagic"
     command_decoder = staticmethod(tm.decode_command)
@@ -112,11 +173,16 @@ class ThingMagicModel(ReaderModel):
         if self.in_bootloader:
             return [tm.encode_response(opcode, tm.STATUS_INVALID_OPCODE)]
         if opcode == tm.OP_WRITE_TAG_DATA and len(data) >= 10 and len(data) % 2 == 0:
-            if data[7] != tm.BANK_EPC:
-                return [tm.encode_response(opcode, tm.STATUS_WRITE_FAILED)]
-            verdict = self.write_epc_bank(int.from_bytes(data[3:7], "big"), data[8:], now)
-            status = {"ok": ok, "no tag": tm.STATUS_NO_TAGS}.get(verdict, 0x0423)
-            return [tm.encode_response(opcode, status)]
+            verdict = self.write_memory(data[7], int.from_bytes(data[3:7], "big"), data[8:],
+                                        now)
+            return [tm.encode_response(opcode, TM_VERDICTS.get(verdict, 0x0423))]
+        if opcode == tm.OP_LOCK_TAG and len(data) == 11:
+            verdict = self.lock(int.from_bytes(data[7:9], "big"), int.from_bytes(data[9:11], "big"),
+                                int.from_bytes(data[3:7], "big"), now)
+            return [tm.encode_response(opcode, TM_VERDICTS[verdict])]
+        if opcode == tm.OP_GET_TEMPERATURE and not data:
+            return [tm.encode_response(opcode, ok,
+                                       self.temperature_c.to_bytes(1, "big", signed=True))]
         if opcode == tm.OP_MULTI_PROTOCOL and data[2:3] == b"\x01":
             self.streaming = True
             return [tm.encode_response(opcode, ok, b"\x01\x22\x00\x00")]
@@ -172,6 +238,8 @@ class R200Model(ReaderModel):
             return [r200.encode_response(command)]
         if command == r200.CMD_WRITE_MEMORY and len(params) >= 11:
             return [self._write(params, now)]
+        if command == r200.CMD_LOCK and len(params) == 7:
+            return [self._lock(params, now)]
         if command == r200.CMD_SET_REGION and len(params) == 1:
             self.region = params[0]
         elif command == r200.CMD_SET_POWER and len(params) == 2:
@@ -183,17 +251,32 @@ class R200Model(ReaderModel):
     def _write(self, params: bytes, now: float) -> bytes:
         bank, start = params[4], int.from_bytes(params[5:7], "big")
         words, data = int.from_bytes(params[7:9], "big"), params[9:]
-        if bank != r200.BANK_EPC or len(data) != 2 * words:
+        if len(data) != 2 * words:
             return r200.encode_error(r200.ERR_COMMAND)
-        before = sorted(self.field(now), key=lambda t: -max(t.rssi.values()))
-        verdict = self.write_epc_bank(start, data, now)
-        if verdict != "ok":
-            return r200.encode_error(r200.ERR_WRITE_FAILED if verdict == "no tag" else 0xB3)
-        epc = before[0].epc  # the answer names the tag written, as it was singulated
+        before = self.strongest_tag(now)
+        verdict = self.write_memory(bank, start, data, now, int.from_bytes(params[:4], "big"))
+        if before is None or verdict != "ok":
+            code = {"no tag": r200.ERR_WRITE_FAILED,
+                    "locked": r200.ERR_WRITE_GEN2 | r200.GEN2_MEMORY_LOCKED}.get(verdict, 0xB3)
+            return r200.encode_error(code)
+        return self._tag_answer(r200.CMD_WRITE_MEMORY, before.epc)
+
+    def _lock(self, params: bytes, now: float) -> bytes:
+        payload = int.from_bytes(params[4:7], "big")
+        before = self.strongest_tag(now)
+        verdict = self.lock(payload >> 10, payload & 0x3FF, int.from_bytes(params[:4], "big"),
+                            now)
+        if before is None or verdict != "ok":
+            return r200.encode_error(r200.ERR_LOCK_FAILED if verdict == "no tag"
+                                     else r200.ERR_ACCESS)
+        return self._tag_answer(r200.CMD_LOCK, before.epc)
+
+    @staticmethod
+    def _tag_answer(command: int, epc: bytes) -> bytes:
+        """A write or lock answer names the tag it reached, as it was singulated."""
         pc = (len(epc) // 2) << 11
-        return r200.encode_response(command=r200.CMD_WRITE_MEMORY,
-                                    params=bytes((2 + len(epc),)) + pc.to_bytes(2, "big")
-                                    + epc + b"\x00")
+        return r200.encode_response(command=command, params=bytes((2 + len(epc),))
+                                    + pc.to_bytes(2, "big") + epc + b"\x00")
 
     def tag_frame(self, epc: bytes, antenna: int, rssi: int, now: float) -> bytes:
         return r200.encode_notification(epc, rssi_dbm=rssi)
@@ -203,6 +286,9 @@ class R200Model(ReaderModel):
             return []
         self._last_idle = now
         return [r200.encode_error(r200.ERR_NO_TAG)]
+
+
+R2000_LOCK_BITS = {r2000.LOCK_AREAS["epc"]: LOCK_EPC, r2000.LOCK_AREAS["access"]: LOCK_ACCESS}
 
 
 class R2000Model(ReaderModel):
@@ -227,6 +313,16 @@ class R2000Model(ReaderModel):
             self.streaming, self._rounds_left, self._round_reads = True, data[0], 0
             self._last_idle = now
             return []
+        if command == r2000.CMD_GET_TEMPERATURE and not data:
+            return [r2000.encode_temperature(self.temperature_c, self.ADDRESS)]
+        if command == r2000.CMD_WRITE and len(data) >= 9 and len(data) == 7 + 2 * data[6]:
+            return [self._access(command, now, lambda: self.write_memory(
+                data[4], data[5], data[7:], now, int.from_bytes(data[:4], "big")))]
+        if command == r2000.CMD_LOCK and len(data) == 6 and data[4] in R2000_LOCK_BITS:
+            bit = R2000_LOCK_BITS[data[4]]
+            action = bit if data[5] in (r2000.LOCK_LOCK, r2000.LOCK_PERMA_LOCK) else 0
+            return [self._access(command, now, lambda: self.lock(
+                bit, action, int.from_bytes(data[:4], "big"), now))]
         if command == r2000.CMD_SET_WORK_ANTENNA and len(data) == 1 and data[0] < 4:
             self.antennas = {data[0] + 1}
         elif command == r2000.CMD_SET_OUTPUT_POWER and len(data) in (1, 4):
@@ -236,6 +332,17 @@ class R2000Model(ReaderModel):
         else:
             return [r2000.encode_code(command, 0x41, self.ADDRESS)]  # invalid parameter
         return [r2000.encode_code(command, r2000.CODE_SUCCESS, self.ADDRESS)]
+
+    def _access(self, command: int, now: float, operation: Callable[[], str]) -> bytes:
+        before = self.strongest_tag(now)
+        verdict = operation()
+        if before is None or verdict == "no tag":
+            return r2000.encode_code(command, r2000.CODE_NO_TAG, self.ADDRESS)
+        code = {"ok": r2000.CODE_SUCCESS, "locked": r2000.CODE_PASSWORD,
+                "access": r2000.CODE_PASSWORD}.get(verdict, r2000.CODE_WRITE_ERROR)
+        antenna = min(before.rssi)
+        return r2000.encode_access_result(command, before.epc, code, antenna=antenna,
+                                          address=self.ADDRESS)
 
     def tag_frame(self, epc: bytes, antenna: int, rssi: int, now: float) -> bytes:
         self._round_reads += 1
@@ -297,7 +404,18 @@ class ChafonModel(ReaderModel):
             self.antennas = {self._antenna}
             self.streaming, self._round, self._last_idle = True, [], now
             return []
+        if command == chafon.CMD_WRITE_EPC and len(data) >= 7 and len(data) == 5 + 2 * data[0]:
+            return [self._write_epc(data, now)]
         return [chafon.encode_error(chafon.STATUS_ILLEGAL, self.ADDRESS)]
+
+    def _write_epc(self, data: bytes, now: float) -> bytes:
+        epc = data[5:]
+        pc = ((len(epc) // 2) << 11).to_bytes(2, "big")  # the reader sets the PC itself
+        verdict = self.write_memory(BANK_EPC, 1, pc + epc, now, int.from_bytes(data[1:5], "big"))
+        status, detail = {"ok": (chafon.STATUS_OK, b""), "no tag": (chafon.STATUS_NO_TAG, b""),
+                          "locked": (chafon.STATUS_TAG_ERROR, b"\x04")}.get(
+                              verdict, (chafon.STATUS_TAG_ERROR, b"\x03"))
+        return chafon.encode_response(self.ADDRESS, chafon.CMD_WRITE_EPC, status, detail)
 
     def tag_frame(self, epc: bytes, antenna: int, rssi: int, now: float) -> bytes:
         self._round.append((epc, max(0, min(chafon.MAX_RSSI, rssi + self.RSSI_OFFSET))))

@@ -11,6 +11,7 @@ Format (JSON, or TOML when the file name ends in .toml; every key optional excep
     rssi = { "1" = -55, "2" = -70 }        # dBm per antenna that sees the tag
     arrive = 0.0                           # seconds after start
     depart = 30.0                          # omit: stays forever
+    locked = false                         # true: its EPC bank is locked (a rewrite fails)
 
     [faults]
     split_writes = true     # cut every write at random byte boundaries
@@ -21,7 +22,7 @@ Format (JSON, or TOML when the file name ends in .toml; every key optional excep
     [[events]]
     at = 5.0
     action = "reset"        # reset | unplug (with duration) | garbage (with count)
-    duration = 1.0
+    duration = 1.0          #   | temperature (with value, degrees Celsius: overheating)
 
 Payloads containing start and end byte values come from the tags themselves: give a tag an
 EPC such as "FFBB7EA0FF7EBB00A0FFFF7E". Unknown keys are refused by name so a typo never
@@ -46,7 +47,7 @@ MAX_TAGS = 10_000
 MAX_EVENTS = 1_000
 MAX_READS_PER_SECOND = 5_000
 """Five times the fastest real reader (about 1,100 reads/s)."""
-ACTIONS = frozenset({"reset", "unplug", "garbage"})
+ACTIONS = frozenset({"reset", "unplug", "garbage", "temperature"})
 PROTOCOLS = ("thingmagic", "r200", "r2000", "chafon", "llrp")
 """The reader families the simulator plays: the serial ones of `hardware.simulator.models.MODELS`
 over a pseudo-terminal, and LLRP over TCP (`hardware.simulator.llrp`)."""
@@ -62,6 +63,7 @@ class TagSpec:
     rssi: dict[int, int]
     arrive: float = 0.0
     depart: float | None = None
+    locked: bool = False
 
     def present(self, t: float) -> bool:
         return self.arrive <= t and (self.depart is None or t < self.depart)
@@ -81,6 +83,7 @@ class Event:
     action: str
     duration: float = 1.0
     count: int = 64
+    value: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,13 +130,16 @@ def parse_epc(text: Any, where: str = "epc") -> bytes:
 
 def _tag(obj: Any, i: int) -> TagSpec:
     where = f"tags[{i}]"
-    item = _keys(obj, where, {"epc", "rssi", "arrive", "depart"})
+    item = _keys(obj, where, {"epc", "rssi", "arrive", "depart", "locked"})
     rssi_in = _keys(item.get("rssi", {"1": -60}), f"{where}.rssi", {str(a) for a in range(1, 17)})
     rssi = {int(a): int(_number(v, f"{where}.rssi", MIN_RSSI_DBM, 0)) for a, v in rssi_in.items()}
-    depart = item.get("depart")
+    depart, locked = item.get("depart"), item.get("locked", False)
+    if not isinstance(locked, bool):
+        raise ScenarioError(f"{where}.locked must be true or false")
     return TagSpec(parse_epc(item.get("epc"), f"{where}.epc"), rssi,
                    _number(item.get("arrive", 0.0), f"{where}.arrive", 0, 1e6),
-                   None if depart is None else _number(depart, f"{where}.depart", 0, 1e6))
+                   None if depart is None else _number(depart, f"{where}.depart", 0, 1e6),
+                   locked)
 
 
 def scenario_from_dict(data: Any) -> Scenario:
@@ -151,12 +157,13 @@ def scenario_from_dict(data: Any) -> Scenario:
                       for k in ("garbage_every", "corrupt_every", "truncate_every")))
     events = []
     for i, obj in enumerate(events_in):
-        e = _keys(obj, f"events[{i}]", {"at", "action", "duration", "count"})
+        e = _keys(obj, f"events[{i}]", {"at", "action", "duration", "count", "value"})
         if e.get("action") not in ACTIONS:
             raise ScenarioError(f"events[{i}].action must be one of {sorted(ACTIONS)}")
         events.append(Event(_number(e.get("at", 0), f"events[{i}].at", 0, 1e6), e["action"],
                             _number(e.get("duration", 1.0), f"events[{i}].duration", 0, 3600),
-                            int(_number(e.get("count", 64), f"events[{i}].count", 1, 65536))))
+                            int(_number(e.get("count", 64), f"events[{i}].count", 1, 65536)),
+                            _number(e.get("value", 0), f"events[{i}].value", -40, 150)))
     protocol = top.get("protocol", "thingmagic")
     if protocol not in PROTOCOLS:
         raise ScenarioError(f"protocol {protocol!r:.40} must be one of {', '.join(PROTOCOLS)}")

@@ -107,6 +107,10 @@ class ReaderSimulator:
         """Write raw bytes (garbage, hand-made frames) to the line."""
         self._actions.put(lambda: self._write(data))
 
+    def set_temperature(self, celsius: int) -> None:
+        """The module's temperature from now on (what its temperature command answers)."""
+        self._actions.put(lambda: setattr(self.model, "temperature_c", celsius))
+
     def elapsed(self) -> float:
         return time.monotonic() - self._t0
 
@@ -251,6 +255,8 @@ class ReaderSimulator:
                 self._do_reset()
             elif event.action == "unplug":
                 self._do_unplug(event.duration)
+            elif event.action == "temperature":
+                self.model.temperature_c = round(event.value)
             else:
                 self._write(self._garbage(event.count))
 

@@ -69,6 +69,11 @@ def check_completeness(bundle: AuditBundle, points: list[Checkpoint | None],
         result.fail("expected a signed newest checkpoint to prove the scope complete")
         return
     if newest.heads is None:
+        if any(point is not None and point.heads is not None for point in points):
+            # A log that once committed to its head map and then stopped is hiding omissions.
+            result.fail("expected the newest checkpoint to commit to a head map, as an earlier "
+                        "checkpoint of this log does (record version 2), found version 1")
+            return
         if bundle.heads:
             result.fail("expected no head proofs: the newest checkpoint commits to no head map")
             return

@@ -226,6 +226,8 @@ class ReaderAgent:
             "last_error": self.source.last_error or self.publisher.last_error,
             "reads_per_s": round(reads_per_s, 1),
             "reader_counters": counters.as_dict() if counters is not None else {},
+            # The reader's own temperature where its family reports one (ThingMagic, R2000).
+            "temperature_c": getattr(self.source, "temperature_c", None),
             "reads_total": self.pipeline.reads_in,
             "drops": self.pipeline.counters.snapshot(),
             "observations_total": self.observations,

@@ -258,9 +258,11 @@ def test_agent_health_reaches_the_api_and_a_killed_agent_raises_reader_down_once
         listener.stop()
 
 
-def test_the_database_refuses_a_second_open_alert_of_a_kind_for_a_reader(engine: Engine) -> None:
+@pytest.mark.parametrize("kind", ["reader_down", "reader_overheat"])
+def test_the_database_refuses_a_second_open_alert_of_a_kind_for_a_reader(
+        engine: Engine, kind: str) -> None:
     register_reader(engine, reader_id="desk-1")
-    alert = {"agency_id": "north", "kind": "reader_down", "asset_id": None,
+    alert = {"agency_id": "north", "kind": kind, "asset_id": None,
              "reader_id": "desk-1", "site_id": "north-store", "detail": "down",
              "created_at": utcnow(), "resolved_at": None}
     with Session(engine) as session:

@@ -6,6 +6,8 @@ refuse hostile ids and another agency's event."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
 import shutil
@@ -67,6 +69,13 @@ def test_a_receipt_names_its_leaf_and_checkpoint_and_checks_against_the_tiles(
                   event["event_hash"], f">{event['leaf_index']}<", "MANUAL ENTRY"):
         assert shown in page, shown
     assert "(commitment " not in page  # the agency's copy names its people
+    # Its own style block is allowed by its hash, so a browser lays the receipt out under the
+    # pages' policy; nothing else inline is.
+    policy = html.headers["content-security-policy"]
+    style = page.split("<style>", 1)[1].split("</style>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"style-src 'self' 'sha256-{digest}';" in policy
+    assert "script-src 'self';" in policy and "unsafe-inline" not in policy
 
     pdf = north.get(f"{link}.pdf")
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"

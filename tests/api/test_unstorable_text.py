@@ -185,6 +185,19 @@ def test_the_web_audit_search_and_sign_in_form_refuse_a_nul(
     assert test_client.get("/web/audit?q=radio").status_code != 422
 
 
+def test_a_browser_is_refused_a_nul_with_a_page(client: tuple[TestClient, str]) -> None:
+    """A page's NUL gets the problem as a page, like every other refusal a browser meets."""
+    test_client, key = client
+    test_client.post("/web/login", data={"key": key}, follow_redirects=False)
+    browser = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for answer in (test_client.get("/web/audit?q=%00", headers=browser),
+                   test_client.post("/web/login", data={"key": f"k{NUL}"}, headers=browser)):
+        assert answer.status_code == 422
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "NUL" in answer.text and "Invalid request" in answer.text
+        assert "\x00" not in answer.text
+
+
 def test_a_logged_database_error_carries_no_parameters(caplog: pytest.LogCaptureFixture) -> None:
     from api import problems
 

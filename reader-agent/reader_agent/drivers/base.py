@@ -31,6 +31,12 @@ from reader_agent.drivers.settings import (
 )
 from reader_agent.outage import Outage
 from reader_agent.protocol import MAX_EPC_BYTES, Codec, MalformedFrame, ReaderReply, get_codec
+from reader_agent.protocol.framing import (
+    ACCESS_PASSWORD_WORD,
+    BANK_EPC,
+    BANK_RESERVED,
+    LOCK_EPC_AND_ACCESS,
+)
 from reader_agent.reads import TagRead
 
 log = logging.getLogger(__name__)
@@ -57,6 +63,10 @@ class ReaderDriver(ABC):
     protocol: ClassVar[str]
     can_write: ClassVar[bool] = False
     """True for families whose EPC write command is documented to us byte for byte."""
+    can_lock: ClassVar[bool] = False
+    """True for families whose lock command (and a write to the reserved bank) is documented."""
+    reads_temperature: ClassVar[bool] = False
+    """True for families with a temperature command (`_refresh_temperature`)."""
 
     def __init__(self, url: str, settings: ReaderSettings | None = None, *,
                  port_factory: PortFactory = serial.serial_for_url,
@@ -79,6 +89,9 @@ class ReaderDriver(ABC):
         self.connected = False
         self.last_error: str | None = None
         self.reader_info: bytes = b""
+        self.temperature_c: float | None = None
+        """The reader's own temperature (degrees Celsius) as last read; None if never read."""
+        self._temperature_at = float("-inf")
         # An unplugged reader is retried every few seconds all night: one line per outage.
         self._outage = Outage(log, f"reader {url}")
 
@@ -114,6 +127,12 @@ class ReaderDriver(ABC):
                         yield item
                     else:
                         self._dispatch(item)
+                if self.connected and self._temperature_due():
+                    self._temperature_at = self._clock()
+                    try:
+                        self._refresh_temperature()
+                    except DriverError as exc:
+                        self._restart(f"{type(exc).__name__}: {exc}")
                 limit = self._silence_limit()
                 if self.connected and self._clock() - self._last_frame > limit:
                     self._restart(f"no frame for {limit:.1f} s")
@@ -146,9 +165,11 @@ class ReaderDriver(ABC):
             counts[epc] = counts.get(epc, 0) + 1
         return counts
 
-    def write_epc(self, epc: bytes) -> None:
+    def write_epc(self, epc: bytes, current: bytes | None = None) -> None:
         """Write `epc` and a PC word giving its length to the EPC bank from word 1, on
-        whichever tag answers: the caller makes sure only one is in the field."""
+        whichever tag answers: the caller makes sure only one is in the field (`current`,
+        the EPC surveyed, is for LLRP readers, which can select by it; these commands
+        cannot)."""
         if not self.can_write:
             raise WriteUnsupported(f"{self.protocol} readers: no documented command writes a "
                                    "tag's EPC")
@@ -156,7 +177,20 @@ class ReaderDriver(ABC):
             raise WriteUnsupported(f"an EPC of {len(epc)} bytes is not 1..31 whole words")
         self._ready()
         pc = (len(epc) // 2) << PC_LENGTH_SHIFT
-        self._write_epc_bank(PC_WORD, pc.to_bytes(2, "big") + epc)
+        self._write_memory(BANK_EPC, PC_WORD, pc.to_bytes(2, "big") + epc)
+
+    def lock_epc(self, access_password: int) -> None:
+        """Give the tag in the field `access_password` and lock its EPC bank (rewrites then
+        need the password) and its access password (which can then be neither read nor
+        changed). A zero password would lock nothing: a Gen2 tag whose password is zero
+        grants every access, so it is refused. The password is never logged."""
+        if not self.can_lock:
+            raise WriteUnsupported(f"{self.protocol} readers: no documented command locks a tag")
+        if not 0 < access_password <= 0xFFFFFFFF:
+            raise WriteUnsupported("the access password must be a non-zero 32-bit value")
+        self._ready()
+        self._write_memory(BANK_RESERVED, ACCESS_PASSWORD_WORD, access_password.to_bytes(4, "big"))
+        self._lock(LOCK_EPC_AND_ACCESS, LOCK_EPC_AND_ACCESS, access_password)
 
     def release(self) -> None:
         """Close the port after desk operations (reads() closes it itself)."""
@@ -176,15 +210,21 @@ class ReaderDriver(ABC):
             self._configure()
             self.connected = True
 
-    def _drain(self) -> None:
+    def _drain(self, *, hold: bool = False) -> None:
         """Read until the line has been quiet for QUIET_AFTER_STOP (the reader finished its
-        round or flushed its buffered reads after a stop), or DRAIN_LIMIT seconds passed."""
+        round or flushed its buffered reads after a stop), or DRAIN_LIMIT seconds passed.
+        With `hold`, the tag reads that arrive meanwhile are kept for `reads()`."""
         start = quiet_since = self._clock()
         while self._clock() - quiet_since < QUIET_AFTER_STOP:
             if self._clock() - start > DRAIN_LIMIT:
                 raise CommandTimeout("the reader kept sending after inventory was stopped")
-            if self._poll():
+            items = self._poll()
+            if items:
                 quiet_since = self._clock()
+            if hold:
+                for item in items:
+                    if isinstance(item, TagRead):
+                        self._hold(item)
 
     def _dispatch(self, reply: ReaderReply) -> None:
         try:
@@ -218,9 +258,22 @@ class ReaderDriver(ABC):
     def _send_stop(self) -> None:  # noqa: B027 -- optional hook
         """Ask the reader to stop continuous inventory (sent on close, not awaited)."""
 
-    def _write_epc_bank(self, word_address: int, data: bytes) -> None:
-        """Write `data` to the EPC bank from `word_address` (families with `can_write`)."""
+    def _write_memory(self, bank: int, word_address: int, data: bytes) -> None:
+        """Write `data` to `bank` from `word_address` (families with `can_write`)."""
         raise WriteUnsupported(f"{self.protocol} readers cannot write tags")
+
+    def _lock(self, mask: int, action: int, access_password: int) -> None:
+        """Apply a Gen2 lock (mask and action bits of `protocol.framing`; `can_lock`)."""
+        raise WriteUnsupported(f"{self.protocol} readers cannot lock tags")
+
+    def _refresh_temperature(self) -> None:  # noqa: B027 -- optional hook
+        """Read (or ask for) the reader's temperature: called every `temperature_interval`
+        while reading, for families with `reads_temperature`."""
+
+    def _temperature_due(self) -> bool:
+        interval = self.settings.temperature_interval
+        return (self.reads_temperature and interval > 0
+                and self._clock() - self._temperature_at >= interval)
 
     def _on_reply(self, reply: ReaderReply) -> bool:
         """React to a non-tag frame during inventory; True means "reader reset: reconfigure"."""

@@ -16,8 +16,15 @@ time).
 from __future__ import annotations
 
 from reader_agent.drivers.base import ReaderDriver
-from reader_agent.drivers.settings import DriverConfigError, ReaderSettings
+from reader_agent.drivers.settings import (
+    CommandFailed,
+    DriverConfigError,
+    ReaderSettings,
+    TagLocked,
+    WriteUnsupported,
+)
 from reader_agent.protocol import ReaderReply, chafon
+from reader_agent.protocol.framing import BANK_EPC
 
 SCAN_TIME = 3
 """Longest round the reader may take, in 100 ms: short rounds keep antenna switching fair."""
@@ -25,10 +32,15 @@ ROUND_MARGIN = 0.5
 """Seconds beyond the scan time after which a silent reader lost its round's last frame (or
 reset): it is idle either way, so waiting the full watchdog would only lose reading time."""
 REFUSED = frozenset({chafon.STATUS_OPERAND_LENGTH, chafon.STATUS_ILLEGAL})
+GEN2_MEMORY_LOCKED = 0x04
+TAG_ERRORS = {chafon.STATUS_POOR_COMMUNICATION: "a tag answered poorly (move it closer)",
+              chafon.STATUS_NO_TAG: "no tag answered",
+              chafon.STATUS_PASSWORD: "the tag refused the access password"}
 
 
 class ChafonDriver(ReaderDriver):
     protocol = "chafon"
+    can_write = True
 
     _antenna_index = 0
     reader18 = False
@@ -51,6 +63,19 @@ class ChafonDriver(ReaderDriver):
             return chafon.cmd_inventory_18()
         antenna = self.settings.antennas[self._antenna_index]
         return chafon.cmd_inventory(antenna, scan_time=SCAN_TIME)
+
+    def _write_memory(self, bank: int, word_address: int, data: bytes) -> None:
+        # Write EPC carries the EPC alone and the reader sets the PC word: only the write
+        # of PC + EPC from word 1 (`write_epc`) maps onto it.
+        if bank != BANK_EPC or word_address != 1:
+            raise WriteUnsupported("Chafon readers write only a whole EPC here")
+        reply = self._transact(chafon.cmd_write_epc(data[2:]), chafon.CMD_WRITE_EPC,
+                               check=False, timeout=self.settings.command_timeout + 1.0)
+        if reply.ok:
+            return
+        if reply.code == chafon.STATUS_TAG_ERROR and reply.data[:1] == bytes((GEN2_MEMORY_LOCKED,)):
+            raise TagLocked(chafon.CMD_WRITE_EPC, reply.code)
+        raise CommandFailed(chafon.CMD_WRITE_EPC, reply.code, TAG_ERRORS.get(reply.code, ""))
 
     def _next_round(self) -> None:
         antennas = self.settings.antennas

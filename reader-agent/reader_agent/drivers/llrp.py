@@ -20,6 +20,12 @@ sends a KEEPALIVE every `keepalive` seconds, so silence means the path is gone e
 the socket looks open) closes the socket and reconnects with capped exponential backoff, then
 sets the reader up again. The interface is the serial drivers': `reads()`, `close()`,
 `connected`, `last_error`, `reader_info`, `counters`.
+
+Desk operations (`kitledger-agent write-tag`), never while `reads()` runs: `survey`,
+`write_epc` and `lock_epc` as the serial drivers have them, through an AccessSpec whose
+C1G2TargetTag selects the tag by the EPC it answered with (so, unlike the serial commands, a
+second tag in the field is never written by mistake), run once and reported with its OpSpec
+results. LLRP defines no temperature report, so `temperature_c` stays None.
 """
 
 from __future__ import annotations
@@ -43,9 +49,17 @@ from reader_agent.drivers.settings import (
     CommandTimeout,
     DriverConfigError,
     DriverError,
+    TagLocked,
+    WriteUnsupported,
 )
 from reader_agent.outage import Outage
-from reader_agent.protocol import MalformedFrame, llrp
+from reader_agent.protocol import MAX_EPC_BYTES, MalformedFrame, llrp
+from reader_agent.protocol.framing import (
+    ACCESS_PASSWORD_WORD,
+    BANK_EPC,
+    BANK_RESERVED,
+    LOCK_EPC_AND_ACCESS,
+)
 from reader_agent.reads import TagRead
 
 log = logging.getLogger(__name__)
@@ -55,6 +69,11 @@ MAX_BACKLOG: Final = 10_000
 MAX_ZONES: Final = 16
 RECV_BYTES: Final = 256 * 1024
 Connector = Callable[[tuple[str, int], float], socket.socket]
+ACCESS_SPEC_ID: Final = 0x4B4C
+"""The AccessSpec the desk operations add (and delete again)."""
+ACCESS_WAIT: Final = 3.0
+"""Seconds an enabled AccessSpec may take to find its tag and report, beyond the command
+timeout; then no tag answered."""
 
 
 class ConnectionLost(DriverError):
@@ -171,6 +190,9 @@ class LlrpDriver:
     """One LLRP reader: `for read in driver.reads(): ...` until `close()`."""
 
     protocol: ClassVar[str] = "llrp"
+    can_write: ClassVar[bool] = True
+    can_lock: ClassVar[bool] = True
+    temperature_c: None = None
 
     def __init__(self, url: str, settings: LlrpSettings | None = None, *,
                  connector: Connector = socket.create_connection,
@@ -196,6 +218,9 @@ class LlrpDriver:
         self.reader_info = b""
         self.antennas: dict[int, bool] = {}
         """Antenna -> connected, as the reader last said (properties and antenna events)."""
+        self._access_reports: list[bytes] | None = None
+        """While a desk operation waits for its AccessSpec: the reports that arrived."""
+        self._written: bytes | None = None
         self._outage = Outage(log, f"LLRP reader {self.host}:{self.port}")
 
     # -- public ---------------------------------------------------------------------------
@@ -231,6 +256,109 @@ class LlrpDriver:
 
     def close(self) -> None:
         self._closed.set()
+
+    # -- desk operations: one at a time from the caller's thread, never while reads() runs --
+
+    def survey(self, seconds: float) -> dict[bytes, int]:
+        """Count the reads of each EPC for `seconds`; connects and sets up on first use."""
+        self._ready()
+        counts: dict[bytes, int] = {}
+        deadline = self._clock() + seconds
+        while self._clock() < deadline:
+            reads = [*self._backlog, *self._poll()]
+            self._backlog.clear()
+            for read in reads:
+                counts[read.epc] = counts.get(read.epc, 0) + 1
+        return counts
+
+    def write_epc(self, epc: bytes, current: bytes | None = None) -> None:
+        """Write PC + `epc` to the EPC bank from word 1 of the tag answering with `current`
+        (None: the first tag the reader inventories)."""
+        if len(epc) % 2 or not 2 <= len(epc) <= MAX_EPC_BYTES:
+            raise WriteUnsupported(f"an EPC of {len(epc)} bytes is not 1..31 whole words")
+        pc = ((len(epc) // 2) << 11).to_bytes(2, "big")
+        self._access([llrp.OpSpec(1, 0, BANK_EPC, 1, pc + epc)], current)
+        self._written = epc
+
+    def lock_epc(self, access_password: int) -> None:
+        """Give the tag just written `access_password`, then lock its EPC bank and access
+        password (see `ReaderDriver.lock_epc`), in one AccessSpec."""
+        if not 0 < access_password <= 0xFFFFFFFF:
+            raise WriteUnsupported("the access password must be a non-zero 32-bit value")
+        self._access([
+            llrp.OpSpec(1, 0, BANK_RESERVED, ACCESS_PASSWORD_WORD,
+                        access_password.to_bytes(4, "big")),
+            llrp.OpSpec(2, access_password, lock_mask=LOCK_EPC_AND_ACCESS,
+                        lock_action=LOCK_EPC_AND_ACCESS),
+        ], self._written)
+
+    def release(self) -> None:
+        """Leave the reader after desk operations (reads() does this itself)."""
+        self._goodbye()
+
+    def _ready(self) -> None:
+        if self.connected:
+            return
+        try:
+            self._open()
+            self._await_connection_event()
+            self._configure()
+        except DriverError:
+            self._drop("set-up failed")
+            raise
+        self.connected = True
+
+    def _access(self, ops: list[llrp.OpSpec], target: bytes | None) -> None:
+        """Run `ops` through an AccessSpec on the tag answering with `target`; raise on any
+        OpSpec failure, or when no tag answered."""
+        self._ready()
+        self._transact(llrp.DELETE_ACCESSSPEC, functools.partial(
+            llrp.accessspec_command, llrp.DELETE_ACCESSSPEC, access_spec_id=0))
+        self._transact(llrp.ADD_ACCESSSPEC, functools.partial(
+            llrp.add_accessspec, access_spec_id=ACCESS_SPEC_ID, target=target, ops=ops))
+        self._access_reports = []
+        try:
+            self._transact(llrp.ENABLE_ACCESSSPEC, functools.partial(
+                llrp.accessspec_command, llrp.ENABLE_ACCESSSPEC, access_spec_id=ACCESS_SPEC_ID))
+            results = self._await_access()
+        finally:
+            self._access_reports = None
+            # Reads held meanwhile saw the tag before the operation: stale for a read-back.
+            self._backlog.clear()
+            with contextlib.suppress(CommandFailed):  # gone already after its one operation
+                self._transact(llrp.DELETE_ACCESSSPEC, functools.partial(
+                    llrp.accessspec_command, llrp.DELETE_ACCESSSPEC,
+                    access_spec_id=ACCESS_SPEC_ID))
+        for result in results:
+            if result.result == llrp.OP_SUCCESS:
+                continue
+            if result.kind == "write" and result.result == llrp.WRITE_MEMORY_LOCKED:
+                raise TagLocked(llrp.ADD_ACCESSSPEC, result.result)
+            texts = llrp.WRITE_RESULTS if result.kind == "write" else llrp.LOCK_RESULTS
+            raise CommandFailed(llrp.ADD_ACCESSSPEC, result.result,
+                                f"{result.kind} OpSpec {result.op_id}: "
+                                f"{texts.get(result.result, 'unknown result')}")
+        if len(results) != len(ops):
+            raise CommandFailed(llrp.ADD_ACCESSSPEC, 0, f"{len(results)} of {len(ops)} "
+                                "OpSpecs reported")
+
+    def _await_access(self) -> list[llrp.OpResult]:
+        deadline = self._clock() + self.settings.command_timeout + ACCESS_WAIT
+        reports = self._access_reports if self._access_reports is not None else []
+        while True:
+            while reports:
+                try:
+                    results = llrp.access_results(reports.pop(0), ACCESS_SPEC_ID)
+                except MalformedFrame as exc:
+                    self._counters.malformed += 1
+                    self.last_error = f"malformed RO_ACCESS_REPORT: {exc}"
+                    continue
+                if results:
+                    return results
+            if self._clock() >= deadline or self._closed.is_set():
+                raise CommandFailed(llrp.ADD_ACCESSSPEC, 0, "no tag answered the AccessSpec "
+                                    "(no tag on the reader, or not the one surveyed)")
+            self._poll()  # reports land in `reports` through _route
 
     def __enter__(self) -> LlrpDriver:
         return self
@@ -421,18 +549,23 @@ class LlrpDriver:
         expected = llrp.response_type(request)
         deadline = self._clock() + self.settings.command_timeout
         while self._clock() < deadline and not self._closed.is_set():
+            reply: llrp.Reply | None = None
+            # Every message of the read is routed, also those after the response: a reader
+            # may send a report in the same segment (an AccessSpec's results, tag reads).
             for frame in self._receive():
                 head = llrp.header(frame)
-                if head.type in (expected, llrp.ERROR_MESSAGE) and \
+                if reply is None and head.type in (expected, llrp.ERROR_MESSAGE) and \
                         head.message_id == message_id:
                     reply = self._decode(frame)
-                    code, description = llrp.status_of(reply.message)
-                    if code != llrp.STATUS_SUCCESS:
-                        self._counters.command_errors += 1
-                        raise CommandFailed(request, max(code, 0), description[:120])
-                    return reply
+                    continue
                 for read in self._route(frame, head):
                     self._hold(read)
+            if reply is not None:
+                code, description = llrp.status_of(reply.message)
+                if code != llrp.STATUS_SUCCESS:
+                    self._counters.command_errors += 1
+                    raise CommandFailed(request, max(code, 0), description[:120])
+                return reply
         if not self._closed.is_set():
             self._counters.command_timeouts += 1
         raise CommandTimeout(f"no answer to LLRP message {request} within "
@@ -454,6 +587,8 @@ class LlrpDriver:
     def _route(self, frame: bytes, head: llrp.Header) -> list[TagRead]:
         """Tag reads of a report; keepalives answered; events applied."""
         if head.type == llrp.RO_ACCESS_REPORT:
+            if self._access_reports is not None:
+                self._access_reports.append(frame)
             try:
                 return llrp.parse_report(frame, self._clock())
             except MalformedFrame as exc:

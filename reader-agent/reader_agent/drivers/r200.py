@@ -11,13 +11,25 @@ from __future__ import annotations
 import contextlib
 
 from reader_agent.drivers.base import ReaderDriver
-from reader_agent.drivers.settings import CommandTimeout, DriverConfigError, ReaderSettings
+from reader_agent.drivers.settings import (
+    CommandFailed,
+    CommandTimeout,
+    DriverConfigError,
+    ReaderSettings,
+    TagLocked,
+)
 from reader_agent.protocol import ReaderReply, r200
+
+TAG_ERRORS = {r200.ERR_NO_TAG: "no tag answered",
+              r200.ERR_WRITE_FAILED: "no tag answered the write",
+              r200.ERR_LOCK_FAILED: "no tag answered the lock",
+              r200.ERR_ACCESS: "the tag refused the access password"}
 
 
 class R200Driver(ReaderDriver):
     protocol = "r200"
     can_write = True
+    can_lock = True
 
     def _validate(self, settings: ReaderSettings) -> None:
         if tuple(settings.antennas) != (1,):
@@ -45,9 +57,21 @@ class R200Driver(ReaderDriver):
     def _send_stop(self) -> None:
         self._send(r200.cmd_stop_multi_poll())
 
-    def _write_epc_bank(self, word_address: int, data: bytes) -> None:
-        self._transact(r200.cmd_write_memory(r200.BANK_EPC, word_address, data),
-                       r200.CMD_WRITE_MEMORY)
+    def _write_memory(self, bank: int, word_address: int, data: bytes) -> None:
+        self._tag_operation(r200.cmd_write_memory(bank, word_address, data),
+                            r200.CMD_WRITE_MEMORY)
+
+    def _lock(self, mask: int, action: int, access_password: int) -> None:
+        self._tag_operation(r200.cmd_lock(mask, action, access_password), r200.CMD_LOCK)
+
+    def _tag_operation(self, frame: bytes, command: int) -> None:
+        reply = self._transact(frame, command, check=False)
+        if reply.ok:
+            return
+        if reply.code in (r200.ERR_WRITE_GEN2 | r200.GEN2_MEMORY_LOCKED,
+                          r200.ERR_LOCK_GEN2 | r200.GEN2_MEMORY_LOCKED):
+            raise TagLocked(command, reply.code)
+        raise CommandFailed(command, reply.code, TAG_ERRORS.get(reply.code, ""))
 
     def _answers(self, reply: ReaderReply, command: int) -> bool:
         if reply.kind == "error" and reply.command == r200.CMD_ERROR:

@@ -35,6 +35,16 @@ class CommandFailed(DriverError):
         self.code = code
 
 
+class TagLocked(CommandFailed):
+    """The tag refused a write: its memory is locked (Gen2 "memory locked"), so it is someone's
+    commissioned tag, or its access password is not the one sent."""
+
+    def __init__(self, command: int, code: int) -> None:
+        super().__init__(command, code, "the tag's memory is locked (Gen2 \"memory locked\"): "
+                         "it was commissioned and locked before; it cannot be rewritten "
+                         "without its access password")
+
+
 @dataclass(frozen=True, slots=True)
 class ReaderSettings:
     """What the agent's config says about the reader. Times are seconds."""
@@ -51,6 +61,10 @@ class ReaderSettings:
     reconnect_initial: float = 0.1
     reconnect_max: float = 5.0
     read_timeout: float = 0.05
+    temperature_interval: float = 60.0
+    """Seconds between temperature reads, for families that report one (0: never). A
+    ThingMagic module answers nothing while it streams, so each read pauses inventory for
+    about a quarter of a second."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.region, str) or not 0 < len(self.region) <= 16:
@@ -66,6 +80,8 @@ class ReaderSettings:
                    self.reconnect_initial, self.reconnect_max, self.read_timeout)
         if any(t <= 0 or t > 3600 for t in timings):
             raise DriverConfigError("timeouts must be positive and below an hour")
+        if not 0 <= self.temperature_interval <= 86_400:
+            raise DriverConfigError("temperature_interval must be 0 (never) up to a day")
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> ReaderSettings:

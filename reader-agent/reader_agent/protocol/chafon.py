@@ -43,6 +43,7 @@ READER_ADDRESS = 0x00
 CMD_ILLEGAL = 0x00
 """reCmd of the answer to a command the reader did not understand (status 0xFE)."""
 CMD_INVENTORY = 0x01
+CMD_WRITE_EPC = 0x04
 CMD_GET_READER_INFO = 0x21
 
 STATUS_OK = 0x00
@@ -54,6 +55,10 @@ STATUS_PASSWORD = 0x05
 STATUS_ANTENNA = 0xF8
 STATUS_OPERAND_LENGTH = 0xFD
 STATUS_ILLEGAL = 0xFE
+STATUS_POOR_COMMUNICATION = 0xFA
+STATUS_NO_TAG = 0xFB
+STATUS_TAG_ERROR = 0xFC
+"""The tag answered with a Gen2 error code, which follows in the data (0x04: memory locked)."""
 INVENTORY_STATUSES = frozenset({STATUS_DONE, STATUS_SCAN_TIMEOUT, STATUS_MORE,
                                 STATUS_BUFFER_FULL})
 """Statuses of an inventory answer that carries tags; all but STATUS_MORE end the round."""
@@ -143,6 +148,18 @@ def cmd_inventory(antenna: int = 1, *, address: int = BROADCAST, q_byte: int = D
     data = bytes((q_byte, session, 0x01, 0x00, 0x00, 0x00, target,
                   ANTENNA_SELECT + antenna - 1, scan_time))
     return encode_command(address, CMD_INVENTORY, data)
+
+
+def cmd_write_epc(epc: bytes, *, access_password: int = 0,
+                  address: int = BROADCAST) -> bytes:
+    """Write EPC (0x04) to whichever tag answers: the EPC's length in words (1), the access
+    password (4), then the EPC. The reader writes the PC word's length itself."""
+    if not epc or len(epc) % 2 or len(epc) > MAX_EPC_BYTES:
+        raise EncodeError(f"an EPC of {len(epc)} bytes is not 1..31 whole words")
+    if not 0 <= access_password <= 0xFFFFFFFF:
+        raise EncodeError("the access password is 32 bits")
+    data = bytes((len(epc) // 2,)) + access_password.to_bytes(4, "big") + epc
+    return encode_command(address, CMD_WRITE_EPC, data)
 
 
 def encode_inventory(tags: Sequence[tuple[bytes, int]], *, antenna: int = 1,

@@ -32,6 +32,32 @@ def gen2_crc16(pc_and_epc: bytes) -> int:
     return binascii.crc_hqx(pc_and_epc, 0xFFFF) ^ 0xFFFF
 
 
+BANK_RESERVED = 0x00
+"""Gen2 memory bank 0: kill password (words 0-1), then the access password (words 2-3)."""
+BANK_EPC = 0x01
+ACCESS_PASSWORD_WORD = 2
+
+# Gen2 Lock: each memory area has a (lock, permalock) bit pair in a 10-bit mask and a 10-bit
+# action, from the kill password (bits 9, 8) down to user memory (1, 0); the higher bit of a
+# pair makes the area need the access password to write (to read too, for the passwords).
+LOCK_USER = 1 << 1
+LOCK_TID = 1 << 3
+LOCK_EPC = 1 << 5
+LOCK_ACCESS = 1 << 7
+LOCK_KILL = 1 << 9
+LOCK_EPC_AND_ACCESS = LOCK_EPC | LOCK_ACCESS
+"""What `write-tag --lock` locks: the EPC bank against rewriting, and the access password
+against being read or changed (a readable password locks nothing)."""
+
+
+def lock_payload(mask: int, action: int) -> int:
+    """The 20-bit Gen2 Lock payload: the mask, then the action (each 10 bits)."""
+    if not 0 <= mask < 1 << 10 or not 0 <= action < 1 << 10 or action & ~mask:
+        raise EncodeError(f"lock mask {mask:#x} / action {action:#x} are not 10-bit values "
+                          "with the action inside the mask")
+    return (mask << 10) | action
+
+
 class ProtocolError(Exception):
     """Root of every error raised by the reader protocol codecs."""
 

@@ -59,6 +59,10 @@ START_ROSPEC: Final = 22
 STOP_ROSPEC: Final = 23
 ENABLE_ROSPEC: Final = 24
 DISABLE_ROSPEC: Final = 25
+ADD_ACCESSSPEC: Final = 40
+DELETE_ACCESSSPEC: Final = 41
+ENABLE_ACCESSSPEC: Final = 42
+DISABLE_ACCESSSPEC: Final = 43
 ADD_ROSPEC_RESPONSE: Final = 30
 DELETE_ROSPEC_RESPONSE: Final = 31
 ENABLE_ROSPEC_RESPONSE: Final = 34
@@ -92,6 +96,26 @@ ANTENNA_DISCONNECTED: Final = 0
 ANTENNA_CONNECTED: Final = 1
 ROSPEC_STARTED: Final = 0
 ROSPEC_ENDED: Final = 1
+
+# Tag access (LLRP 1.1 §12 and §15.2.1.3): an AccessSpec of C1G2Write / C1G2Lock OpSpecs.
+OP_SUCCESS: Final = 0
+WRITE_MEMORY_LOCKED: Final = 2
+"""C1G2WriteOpSpecResult: Tag_Memory_Locked_Error."""
+WRITE_RESULTS: Final = {1: "tag memory overrun", 2: "tag memory locked",
+                        3: "insufficient power (move the tag closer)",
+                        4: "non-specific tag error", 5: "no response from the tag",
+                        6: "non-specific reader error"}
+LOCK_RESULTS: Final = {1: "insufficient power (move the tag closer)",
+                       2: "non-specific tag error (a wrong access password, or locked)",
+                       3: "no response from the tag", 4: "non-specific reader error"}
+LOCK_READ_WRITE: Final = 0
+"""C1G2LockPrivilege Read_Write: writes (and for the passwords, reads) need the password."""
+LOCK_UNLOCK: Final = 3
+LOCK_FIELDS: Final = {1 << 9: 0, 1 << 7: 1, 1 << 5: 2, 1 << 3: 3, 1 << 1: 4}
+"""The lock bit of each Gen2 area (`framing.LOCK_*`) -> its C1G2LockDataField: kill password,
+access password, EPC, TID, user memory."""
+EPC_BIT_POINTER: Final = 32
+"""Bit address of the EPC in the EPC bank (after StoredCRC and PC): where a target matches."""
 
 _HEADER = struct.Struct("!HII")
 _TLV = struct.Struct("!HH")
@@ -367,6 +391,158 @@ def rospec_command(message_type: int, message_id: int, rospec_id: int) -> bytes:
                STOP_ROSPEC: lib.STOP_ROSPEC_Message, ENABLE_ROSPEC: lib.ENABLE_ROSPEC_Message,
                DISABLE_ROSPEC: lib.DISABLE_ROSPEC_Message}
     return encode(classes[message_type](MessageID=message_id, ROSpecID=rospec_id))
+
+
+class OpSpec(NamedTuple):
+    """One tag operation of an AccessSpec: a write of `data` to `bank` from `word`, or (when
+    `lock_mask` is set) a Gen2 lock of those areas with `lock_action`."""
+
+    op_id: int
+    access_password: int
+    bank: int = 0
+    word: int = 0
+    data: bytes = b""
+    lock_mask: int = 0
+    lock_action: int = 0
+
+
+class OpResult(NamedTuple):
+    """An OpSpec's result in an RO_ACCESS_REPORT."""
+
+    op_id: int
+    kind: str
+    """"write" or "lock"."""
+    result: int
+    epc: bytes
+
+
+def _opspec_parameter(op: OpSpec) -> Any:
+    if op.lock_mask:
+        payloads = [lib.C1G2LockPayload_Parameter(
+            Privilege=LOCK_READ_WRITE if op.lock_action & bit else LOCK_UNLOCK, DataField=field)
+            for bit, field in LOCK_FIELDS.items() if op.lock_mask & bit]
+        return lib.C1G2Lock_Parameter(OpSpecID=op.op_id, AccessPassword=op.access_password,
+                                      Parameters=payloads)
+    if not op.data or len(op.data) % 2:
+        raise EncodeError(f"write data of {len(op.data)} bytes is not whole words")
+    words = [int.from_bytes(op.data[i : i + 2], "big") for i in range(0, len(op.data), 2)]
+    return lib.C1G2Write_Parameter(OpSpecID=op.op_id, AccessPassword=op.access_password,
+                                   MB=op.bank, WordPointer=op.word, WriteData=words)
+
+
+def add_accessspec(message_id: int, access_spec_id: int, target: bytes | None,
+                   ops: Sequence[OpSpec]) -> bytes:
+    """ADD_ACCESSSPEC: run `ops`, once (operation count 1), on the first tag whose EPC is
+    `target` (None: any tag) that any ROSpec inventories, on any antenna; report the results
+    when the AccessSpec ends."""
+    if not 1 <= access_spec_id <= 0xFFFFFFFF or not ops:
+        raise EncodeError("an AccessSpec needs an ID 1..2^32-1 and at least one OpSpec")
+    if target is not None and not 0 < len(target) <= MAX_EPC_BYTES:
+        raise EncodeError(f"target EPC of {len(target)} bytes")
+    mask = b"\xff" * len(target) if target else b""
+    tag_spec = lib.C1G2TagSpec_Parameter(Parameters=[lib.C1G2TargetTag_Parameter(
+        MB=1, Pointer=EPC_BIT_POINTER, TagMask=mask, TagData=target or b"", Match=True)])
+    return encode(lib.ADD_ACCESSSPEC_Message(MessageID=message_id, Parameters=[
+        lib.AccessSpec_Parameter(
+            AccessSpecID=access_spec_id, AntennaID=0, ProtocolID=1, CurrentState=False,
+            ROSpecID=0, Parameters=[
+                lib.AccessSpecStopTrigger_Parameter(AccessSpecStopTrigger=1,
+                                                    OperationCountValue=1),
+                lib.AccessCommand_Parameter(Parameters=[
+                    tag_spec, *(_opspec_parameter(op) for op in ops)]),
+                lib.AccessReportSpec_Parameter(AccessReportTrigger=1),  # end of AccessSpec
+            ]),
+    ]))
+
+
+def accessspec_command(message_type: int, message_id: int, access_spec_id: int) -> bytes:
+    """ENABLE/DISABLE/DELETE_ACCESSSPEC (ID 0: all of them)."""
+    classes = {ENABLE_ACCESSSPEC: lib.ENABLE_ACCESSSPEC_Message,
+               DISABLE_ACCESSSPEC: lib.DISABLE_ACCESSSPEC_Message,
+               DELETE_ACCESSSPEC: lib.DELETE_ACCESSSPEC_Message}
+    return encode(classes[message_type](MessageID=message_id, AccessSpecID=access_spec_id))
+
+
+def _epc_of(tag_report: Any) -> bytes:
+    epc96 = tag_report.getFirstParameterByClass(lib.EPC_96_Parameter)
+    if epc96 is not None:
+        return int(epc96.EPC).to_bytes(12, "big")
+    data = tag_report.getFirstParameterByClass(lib.EPCData_Parameter)
+    return _octets(data.EPC) if data is not None else b""
+
+
+def access_results(frame: bytes, access_spec_id: int) -> list[OpResult]:
+    """The OpSpec results an RO_ACCESS_REPORT carries for AccessSpec `access_spec_id`, in
+    order ([] when it carries none: an ordinary tag report). Decoded by pyllrp: rare."""
+    message = decode_message(frame).message
+    out: list[OpResult] = []
+    for tag in message.getAllParametersByClass(lib.TagReportData_Parameter):
+        spec = tag.getFirstParameterByClass(lib.AccessSpecID_Parameter)
+        if spec is None or int(spec.AccessSpecID) != access_spec_id:
+            continue
+        epc = _epc_of(tag)
+        for result in tag.Parameters:
+            if isinstance(result, lib.C1G2WriteOpSpecResult_Parameter):
+                out.append(OpResult(int(result.OpSpecID), "write", int(result.Result), epc))
+            elif isinstance(result, lib.C1G2LockOpSpecResult_Parameter):
+                out.append(OpResult(int(result.OpSpecID), "lock", int(result.Result), epc))
+    return out
+
+
+def _uint(value: Any) -> int:
+    """A decoded field as an int: pyllrp gives sub-byte fields (MB) as bit strings."""
+    return int(value.uint) if hasattr(value, "uint") else int(value)
+
+
+def _octets(value: Any) -> bytes:
+    return bytes(value.tobytes()) if hasattr(value, "tobytes") else bytes(value)
+
+
+def parse_accessspec(message: Any) -> tuple[int, bytes | None, list[OpSpec]]:
+    """(AccessSpec ID, target EPC or None, OpSpecs) of a decoded ADD_ACCESSSPEC (the
+    simulator's side); raises MalformedFrame for what it cannot execute."""
+    spec = message.getFirstParameterByClass(lib.AccessSpec_Parameter)
+    command = spec.getFirstParameterByClass(lib.AccessCommand_Parameter) if spec else None
+    if spec is None or command is None:
+        raise MalformedFrame("ADD_ACCESSSPEC without an AccessSpec and its AccessCommand")
+    target_tag = command.getFirstParameterByClass(lib.C1G2TargetTag_Parameter)
+    target: bytes | None = None
+    if target_tag is not None and _octets(target_tag.TagData):
+        if _uint(target_tag.Pointer) != EPC_BIT_POINTER or _uint(target_tag.MB) != 1:
+            raise MalformedFrame("only a match on the whole EPC is simulated")
+        target = _octets(target_tag.TagData)
+    ops: list[OpSpec] = []
+    for op in command.Parameters:
+        if isinstance(op, lib.C1G2Write_Parameter):
+            data = b"".join(int(w).to_bytes(2, "big") for w in op.WriteData)
+            ops.append(OpSpec(int(op.OpSpecID), int(op.AccessPassword), _uint(op.MB),
+                              int(op.WordPointer), data))
+        elif isinstance(op, lib.C1G2Lock_Parameter):
+            fields = {f: bit for bit, f in LOCK_FIELDS.items()}
+            mask = action = 0
+            for payload in op.getAllParametersByClass(lib.C1G2LockPayload_Parameter):
+                bit = fields[int(payload.DataField)]
+                mask |= bit
+                action |= bit if int(payload.Privilege) in (LOCK_READ_WRITE, 1) else 0
+            ops.append(OpSpec(int(op.OpSpecID), int(op.AccessPassword),
+                              lock_mask=mask, lock_action=action))
+    return int(spec.AccessSpecID), target, ops
+
+
+def encode_access_report(message_id: int, epc: bytes, antenna: int, access_spec_id: int,
+                         results: Sequence[OpResult]) -> bytes:
+    """RO_ACCESS_REPORT of one tag's OpSpec results (the simulator's side)."""
+    classes = {"write": lib.C1G2WriteOpSpecResult_Parameter,
+               "lock": lib.C1G2LockOpSpecResult_Parameter}
+    params = [classes[r.kind](Result=r.result, OpSpecID=r.op_id,
+                              **({"NumWordsWritten": 0} if r.kind == "write" else {}))
+              for r in results]
+    epc_parameter = (lib.EPC_96_Parameter(EPC=int.from_bytes(epc, "big")) if len(epc) == 12
+                     else lib.EPCData_Parameter(EPC=epc))
+    return encode(lib.RO_ACCESS_REPORT_Message(MessageID=message_id, Parameters=[
+        lib.TagReportData_Parameter(Parameters=[
+            epc_parameter, lib.AntennaID_Parameter(AntennaID=antenna),
+            lib.AccessSpecID_Parameter(AccessSpecID=access_spec_id), *params])]))
 
 
 def keepalive_ack(message_id: int) -> bytes:

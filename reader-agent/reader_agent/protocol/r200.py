@@ -9,6 +9,12 @@ the encoders take the header and trailer bytes. The module has a single antenna 
 from __future__ import annotations
 
 from reader_agent.protocol.framing import (
+    BANK_EPC as BANK_EPC,
+)
+from reader_agent.protocol.framing import (
+    BANK_RESERVED as BANK_RESERVED,
+)
+from reader_agent.protocol.framing import (
     MAX_EPC_BYTES,
     Buffer,
     DecodeResult,
@@ -18,6 +24,7 @@ from reader_agent.protocol.framing import (
     ReaderReply,
     gen2_crc16,
     hunt_frame,
+    lock_payload,
 )
 from reader_agent.reads import TagRead
 
@@ -38,13 +45,18 @@ CMD_SINGLE_POLL = 0x22
 CMD_MULTI_POLL = 0x27
 CMD_STOP_MULTI_POLL = 0x28
 CMD_WRITE_MEMORY = 0x49
+CMD_LOCK = 0x82
 CMD_SET_POWER = 0xB6
 CMD_ERROR = 0xFF
 
 ERR_NO_TAG = 0x15
 ERR_WRITE_FAILED = 0x10
 ERR_ACCESS = 0x16
-BANK_EPC = 0x01
+ERR_LOCK_FAILED = 0x13
+ERR_WRITE_GEN2 = 0xB0
+ERR_LOCK_GEN2 = 0xC0
+"""0xB0 | e and 0xC0 | e: the tag answered a write or lock with Gen2 error e."""
+GEN2_MEMORY_LOCKED = 0x04
 MAX_WRITE_WORDS = 0xFFFF
 ERR_COMMAND = 0x17
 
@@ -127,6 +139,16 @@ def cmd_write_memory(bank: int, word_address: int, data: bytes, *,
     params = (access_password.to_bytes(4, "big") + bytes((bank,))
               + word_address.to_bytes(2, "big") + (len(data) // 2).to_bytes(2, "big") + data)
     return encode_frame(TYPE_COMMAND, CMD_WRITE_MEMORY, params)
+
+
+def cmd_lock(mask: int, action: int, access_password: int) -> bytes:
+    """Lock (0x82) on whichever tag answers: the access password (4), then the 20-bit Gen2
+    lock payload (mask, action) right-aligned in 3 bytes."""
+    payload = lock_payload(mask, action)
+    if not 0 <= access_password <= 0xFFFFFFFF:
+        raise EncodeError("the access password is 32 bits")
+    return encode_frame(TYPE_COMMAND, CMD_LOCK,
+                        access_password.to_bytes(4, "big") + payload.to_bytes(3, "big"))
 
 
 def encode_response(command: int, params: bytes = b"\x00") -> bytes:

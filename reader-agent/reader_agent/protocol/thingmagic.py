@@ -11,6 +11,12 @@ import binascii
 import functools
 
 from reader_agent.protocol.framing import (
+    BANK_EPC as BANK_EPC,
+)
+from reader_agent.protocol.framing import (
+    BANK_RESERVED as BANK_RESERVED,
+)
+from reader_agent.protocol.framing import (
     MAX_EPC_BYTES,
     Buffer,
     DecodeResult,
@@ -20,6 +26,7 @@ from reader_agent.protocol.framing import (
     ReaderReply,
     gen2_crc16,
     hunt_frame,
+    lock_payload,
 )
 from reader_agent.reads import TagRead
 
@@ -35,7 +42,9 @@ OP_BOOT_FIRMWARE = 0x04
 OP_GET_PROGRAM = 0x0C
 OP_READ_TAG_MULTIPLE = 0x22
 OP_WRITE_TAG_DATA = 0x24
+OP_LOCK_TAG = 0x25
 OP_MULTI_PROTOCOL = 0x2F
+OP_GET_TEMPERATURE = 0x72
 OP_SET_ANTENNA = 0x91
 OP_SET_READ_POWER = 0x92
 OP_SET_PROTOCOL = 0x93
@@ -48,7 +57,6 @@ STATUS_NO_TAGS = 0x0400
 STATUS_WRITE_FAILED = 0x0406
 STATUS_MEMORY_LOCKED = 0x0424
 
-BANK_EPC = 0x01
 MAX_WRITE_TIMEOUT_MS = 0xFFFF
 
 REGIONS = {"NA": 0x0D, "EU": 0x02, "KR": 0x09, "IN": 0x04, "JP": 0x05, "CN": 0x06,
@@ -163,6 +171,31 @@ def cmd_write_tag_data(bank: int, word_address: int, data: bytes, *,
         raise EncodeError(f"timeout {timeout_ms} ms outside 0..{MAX_WRITE_TIMEOUT_MS}")
     head = timeout_ms.to_bytes(2, "big") + b"\x00" + word_address.to_bytes(4, "big")
     return encode_command(OP_WRITE_TAG_DATA, head + bytes((bank,)) + data)
+
+
+def cmd_lock_tag(mask: int, action: int, access_password: int, *,
+                 timeout_ms: int = 1000) -> bytes:
+    """Lock Tag (0x25) on whichever tag answers: timeout (2), option 0 (1: no select), the
+    access password (4), then the Gen2 lock mask (2) and action (2)."""
+    lock_payload(mask, action)  # validates both
+    if not 0 <= access_password <= 0xFFFFFFFF:
+        raise EncodeError("the access password is 32 bits")
+    if not 0 <= timeout_ms <= MAX_WRITE_TIMEOUT_MS:
+        raise EncodeError(f"timeout {timeout_ms} ms outside 0..{MAX_WRITE_TIMEOUT_MS}")
+    data = (timeout_ms.to_bytes(2, "big") + b"\x00" + access_password.to_bytes(4, "big")
+            + mask.to_bytes(2, "big") + action.to_bytes(2, "big"))
+    return encode_command(OP_LOCK_TAG, data)
+
+
+def cmd_get_temperature() -> bytes:
+    return encode_command(OP_GET_TEMPERATURE)
+
+
+def parse_temperature(data: bytes) -> int:
+    """The module's temperature in degrees Celsius: one signed byte."""
+    if len(data) != 1:
+        raise MalformedFrame(f"a temperature answer holds 1 byte, not {len(data)}")
+    return int.from_bytes(data, "big", signed=True)
 
 
 def cmd_start_continuous(metadata: int = DEFAULT_METADATA) -> bytes:

@@ -28,7 +28,7 @@ from api.config import load_settings
 from api.custody.corrections import retire_asset
 from api.custody.events import CustodyChange, append_change
 from api.logstore import appending_log, claim_log_writer
-from api.models import Agency, Asset, Scope, Site
+from api.models import Agency, Asset, ReaderHealth, Scope, Site
 from api.models.assets import AssetClassCreate, AssetCreate, AssetStatus, HolderKind
 from api.models.ingest import ForeignSighting
 from api.models.people import PersonCreate
@@ -307,3 +307,18 @@ def test_utilisation_pure_known_answers() -> None:
     assert shares[12:] == [None] * 12
     assert k.buckets[11].peak_out == 1 and k.buckets[11].pool == 2
     assert k.mean == pytest.approx(0.5 * 3600 / (10 * 3600 + 2 * 2 * 3600))
+
+
+@pytest.mark.parametrize(("celsius", "marked"), [(75.0, True), (41.0, False), (None, False)])
+def test_the_readers_table_shows_temperature_and_marks_a_hot_reader(
+        world: World, engine: Engine, celsius: float | None, marked: bool) -> None:
+    with Session(engine) as session:
+        session.add(ReaderHealth(reader_id="desk-1", agency_id="north", site_id="north-store",
+                                 online=True, reader_connected=True, temperature_c=celsius))
+        session.commit()
+    status, html = _page(world, "/web/agency")
+    assert status == 200
+    cell = re.search(r'<td data-label="Temp\." class="([^"]*)">([^<]*)</td>', html)
+    assert cell is not None
+    assert cell.group(2) == ("—" if celsius is None else f"{celsius:.0f} °C")
+    assert (cell.group(1) == "bad") is marked

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import json
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.core.bundle import FingerprintHasher
 from ledger.core.bundle_parse import parse_bundle
 from ledger.core.encoding import canonical_bytes
+from ledger.core.records import Holder
 from ledger.verify import OfflineChainReader, VerificationReport, verify_bundle
+from tests.ledger.verify.audit_support import ASSETS, make_story, person_ref
 from tests.paths import VECTORS_DIR
 
 VALID = (VECTORS_DIR / "bundles" / "valid.jsonl").read_bytes()
@@ -97,3 +100,19 @@ def test_a_version_1_bundle_is_read_with_completeness_not_checked(bundle: bytes)
     assert report.ok
     assert report.check("completeness").passed is None
     assert any("left out" in item for item in report.not_checked)
+
+
+def test_a_log_that_stops_committing_to_its_head_map_fails() -> None:
+    """The operator, holding the log key, signs its next checkpoint as record version 1, with
+    no head map, hoping the verifier then reads omissions as "not checked": the earlier
+    checkpoint's commitment to a head map says the log has one, so the downgrade fails."""
+    story = make_story(None, Ed25519PrivateKey.generate(), heads=True)
+    assert _verify(story.bundle()).check("completeness").passed is True
+    store = Holder("location", "store-central")
+    story.custody(ASSETS[0], "check_out", "2026-01-24T09:00:00.000Z", "desk-1", store,
+                  Holder("person", person_ref("officer-17")))
+    story.heads = False  # the next checkpoint is signed without a head map
+    story.checkpoint("2026-01-25T00:00:00.000Z")
+    report = _verify(story.bundle(head_map=None))
+    assert report.check("completeness").passed is False and not report.ok
+    assert "found version 1" in report.check("completeness").detail
