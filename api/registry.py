@@ -21,6 +21,7 @@ from api.models.assets import (
     Asset,
     AssetClass,
     AssetClassCreate,
+    AssetClassUpdate,
     AssetCreate,
     AssetShare,
     AssetStatus,
@@ -28,8 +29,15 @@ from api.models.assets import (
     HolderKind,
     checked_epc_uri,
 )
-from api.models.people import Badge, Person, PersonCreate, PersonSecret
-from api.models.registry import Reader, ReaderCreate, ReaderStatus, Site, SiteCreate
+from api.models.people import Badge, Person, PersonCreate, PersonSecret, PersonUpdate
+from api.models.registry import (
+    Reader,
+    ReaderCreate,
+    ReaderStatus,
+    Site,
+    SiteCreate,
+    SiteUpdate,
+)
 from api.registry_log import (
     append_registry,
     asset_registered,
@@ -87,6 +95,45 @@ def create_class(session: Session, *, agency_id: str, data: AssetClassCreate,
     session.add(asset_class)
     log_registry(session, agency_id, [class_policy(asset_class)], now)
     return asset_class
+
+
+def update_class(session: Session, *, asset_class: AssetClass, data: AssetClassUpdate,
+                 now: datetime) -> AssetClass:
+    """Rename a class or change its custody policy. A changed policy is logged as a new
+    class-policy record in the same transaction, so the log always holds the policy the rules
+    apply. Fields not given are kept; `required_qualification` and `loan_days` given as None
+    are cleared (no qualification needed, no loan period)."""
+    before = class_policy(asset_class)
+    for field, value in data.model_dump(exclude_unset=True).items():
+        if value is not None or field in ("required_qualification", "loan_days"):
+            setattr(asset_class, field, value)
+    session.add(asset_class)
+    after = class_policy(asset_class)
+    if after != before:
+        log_registry(session, asset_class.agency_id, [after], now)
+    return asset_class
+
+
+def update_site(session: Session, *, site: Site, data: SiteUpdate) -> Site:
+    """Rename a site (its id, which custody events name, stays)."""
+    if data.name is not None:
+        site.name = data.name
+    session.add(site)
+    return site
+
+
+def update_person(session: Session, *, person: Person, data: PersonUpdate) -> Person:
+    """Change a person's qualifications or whether they may take kit (`active`). The log never
+    holds either: the custody rules read them from here at each decision. Raise
+    `RegistryError` for an erased person."""
+    if session.get(PersonSecret, person.id) is None:
+        raise RegistryError("person is erased: they can no longer be changed")
+    if data.qualifications is not None:
+        person.qualifications = list(data.qualifications)
+    if data.active is not None:
+        person.active = data.active
+    session.add(person)
+    return person
 
 
 def _check_epcs_free(session: Session, epcs: Collection[str]) -> None:

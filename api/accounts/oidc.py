@@ -30,6 +30,7 @@ import threading
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Final
+from urllib.parse import urlencode, urlsplit
 
 import httpx2
 from authlib.integrations.base_client import OAuthError
@@ -41,7 +42,7 @@ from joserfc.jwk import KeySet
 from sqlmodel import Session, col, delete, select, update
 
 from api.accounts.roles import StaffRole, strongest
-from api.config import OidcProvider
+from api.config import OidcProvider, is_loopback
 from api.errors import ConfigError
 from api.models.accounts import (
     MAX_DISPLAY_CHARS,
@@ -155,6 +156,28 @@ def _client(provider: OidcProvider, redirect_uri: str) -> OAuth2Client:
                         token_endpoint_auth_method="client_secret_basic",  # noqa: S106
                         scope=provider.scope, redirect_uri=redirect_uri,
                         code_challenge_method="S256", timeout=HTTP_TIMEOUT_S)
+
+
+def end_session_url(directory: ProviderDirectory, provider: OidcProvider,
+                    signed_out_uri: str) -> str | None:
+    """Where to send a browser signing out, so it is signed out at the provider too
+    (OpenID Connect RP-Initiated Logout 1.0): the provider's `end_session_endpoint` with our
+    client id and `signed_out_uri` to come back to. None when the provider publishes no such
+    endpoint, cannot be reached, or names one that is not https (http only on loopback, as
+    for its issuer): signing out here still holds."""
+    try:
+        endpoint = directory.metadata(provider).get("end_session_endpoint")
+    except SsoRefused:
+        return None
+    if not isinstance(endpoint, str) or len(endpoint) > MAX_CALLBACK_CHARS:
+        return None
+    parts = urlsplit(endpoint)
+    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname
+                                        and is_loopback(parts.hostname)):
+        return None
+    query = urlencode({"client_id": provider.client_id,
+                       "post_logout_redirect_uri": signed_out_uri})
+    return f"{endpoint}{'&' if parts.query else '?'}{query}"
 
 
 def start(session: Session, directory: ProviderDirectory, provider: OidcProvider,

@@ -10,8 +10,8 @@ from api.custody.corrections import DELETED_REASON, retire_person
 from api.custody.transfers import CustodyRefused
 from api.db import utcnow
 from api.deps import Admin, SessionDep
-from api.models.assets import AssetClass, AssetClassCreate, AssetClassPublic
-from api.models.people import Person, PersonCreate, PersonPublic
+from api.models.assets import AssetClass, AssetClassCreate, AssetClassPublic, AssetClassUpdate
+from api.models.people import Person, PersonCreate, PersonPublic, PersonUpdate
 from api.models.registry import (
     Reader,
     ReaderCreate,
@@ -19,6 +19,7 @@ from api.models.registry import (
     Site,
     SiteCreate,
     SitePublic,
+    SiteUpdate,
 )
 from api.problems import Problem, not_found
 from api.registry import (
@@ -27,10 +28,14 @@ from api.registry import (
     create_person,
     register_reader,
     revoke_reader,
+    update_class,
+    update_person,
+    update_site,
 )
 from api.registry import create_site as register_site
 from api.routes.paging import After, IdPath, Limit, Page, page_of
 from api.routes.property_room import retirement_refused
+from api.scoping import agency_row
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 
@@ -54,6 +59,15 @@ def _own_site(session: Session, agency_id: str, site_id: str) -> Site:
 def create_site(data: SiteCreate, session: SessionDep, caller: Admin) -> Site:
     """Create a site (store, station, vehicle) of the caller's agency."""
     site = register_site(session, agency_id=caller.agency_id, data=data)
+    _commit(session, "site")
+    return site
+
+
+@router.patch("/sites/{site_id}", response_model=SitePublic)
+def change_site(site_id: IdPath, data: SiteUpdate, session: SessionDep, caller: Admin) -> Site:
+    """Rename a site of the caller's agency."""
+    site = agency_row(session, Site, caller.agency_id, site_id, "site")
+    update_site(session, site=site, data=data)
     _commit(session, "site")
     return site
 
@@ -110,6 +124,17 @@ def create_asset_class(data: AssetClassCreate, session: SessionDep, caller: Admi
     return asset_class
 
 
+@router.patch("/asset-classes/{class_id}", response_model=AssetClassPublic)
+def change_asset_class(class_id: IdPath, data: AssetClassUpdate, session: SessionDep,
+                       caller: Admin) -> AssetClass:
+    """Rename a class or change its custody policy (a changed policy is logged as a new
+    class-policy record; null clears the qualification or the loan period)."""
+    asset_class = agency_row(session, AssetClass, caller.agency_id, class_id, "asset class")
+    update_class(session, asset_class=asset_class, data=data, now=utcnow())
+    _commit(session, "asset class")
+    return asset_class
+
+
 @router.get("/asset-classes", response_model=Page[AssetClassPublic])
 def list_classes(session: SessionDep, caller: Admin, limit: Limit = 50,
                  after: After = None) -> Page[AssetClass]:
@@ -140,6 +165,19 @@ def get_person(person_id: IdPath, session: SessionDep, caller: Admin) -> Person:
     person = session.get(Person, person_id)
     if person is None or person.agency_id != caller.agency_id:
         raise not_found("person")
+    return person
+
+
+@router.patch("/people/{person_id}", response_model=PersonPublic)
+def change_person(person_id: IdPath, data: PersonUpdate, session: SessionDep,
+                  caller: Admin) -> Person:
+    """Change a person's qualifications or whether they may take kit."""
+    person = agency_row(session, Person, caller.agency_id, person_id, "person")
+    try:
+        update_person(session, person=person, data=data)
+    except RegistryError as exc:
+        raise Problem(409, "person-erased", str(exc)) from None
+    _commit(session, "person")
     return person
 
 

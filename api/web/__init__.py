@@ -4,12 +4,12 @@
 alert buttons and its "none in store" form, the auditor's, the asset page, the agency page and
 its pool planning page), the registry's lists and forms
 (`registry_lists`, `registry_forms`: assets, classes, people, readers, sites, with CSV import
-and export), the property room's maintenance and bookings (`property_room`) and
-`/web/static` (htmx is vendored there: no CDN, nothing fetched at run time).
-Pages use the REST API's scoping (`api.scoping`) through the same `Caller`, and the same scopes
-(`api.web.session`), so a page never shows more than the API would. No page has inline script
-or style: the Content Security Policy (`api.security_headers`) allows only files served from
-here.
+and export), the property room's maintenance and bookings (`property_room`), the agency
+admin's accounts page (`accounts_page`) and `/web/static` (htmx is vendored there: no CDN,
+nothing fetched at run time). Pages use the REST API's scoping (`api.scoping`) through the
+same `Caller`, and the same scopes (`api.web.session`), so a page never shows more than the API
+would. No page has inline script or style: the Content Security Policy
+(`api.security_headers`) allows only files served from here.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api.web import (
+    accounts_page,
     agency,
     asset_page,
     audit,
@@ -58,6 +59,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(PageForbidden, forbidden)
     app.add_exception_handler(CrossSiteForm, cross_site)
     for module in (login, sso, desk, desk_stream, desk_alerts, audit, asset_page, agency,
-                   inventories, planning, registry_forms, registry_lists, property_room):
+                   inventories, planning, registry_forms, registry_lists, property_room,
+                   accounts_page):
         app.include_router(module.router)
     app.mount("/web/static", StaticFiles(directory=STATIC_DIR), name="web-static")

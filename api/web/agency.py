@@ -1,4 +1,5 @@
-"""The agency page: per site its assets and a stocktake that reads unambiguously, open alerts,
+"""The agency page: per site its assets and a stocktake that reads unambiguously, open alerts
+(each with the desk's Acknowledge and Resolve buttons, `api.web.desk_alerts`),
 utilisation over time per asset class, the overdue list, and each reader's latest health
 (`api.ingest.health`: as its agent reported it, unsigned).
 
@@ -24,6 +25,7 @@ from api.deps import SessionDep
 from api.models import Alert, Asset, AssetClass, AssetStatus, Reader, ReaderHealth, Site
 from api.routes.operations import Stocktake, stocktake
 from api.scoping import asset_visible
+from api.web.desk_alerts import acknowledgements
 from api.web.holders import Holders
 from api.web.session import AssetsUser
 from api.web.templating import page
@@ -108,7 +110,8 @@ def agency(
         col(Alert.resolved_at).is_(None)))}
     return page(request, "agency.html", user=user, sites=sites, by_site=by_site, checks=checks,
                 due=due,
-                alerts=alerts, asset_alerts=_asset_alerts(session, caller), use=use,
-                names=names, out_now=out_now, pool_now=pool_now, period=period, now=now,
+                alerts=alerts, acks=acknowledgements(session, alerts),
+                asset_alerts=_asset_alerts(session, caller), use=use, names=names,
+                out_now=out_now, pool_now=pool_now, period=period, now=now,
                 overdue=overdue, holders=Holders(session), readers=readers, health=health,
                 temperature_limit=request.app.state.settings.reader_temperature_alert_c)

@@ -3,9 +3,14 @@
 alerts, its custody timeline with who authorised each step (manual entries and corrected
 steps flagged), and, for the owning agency, where other agencies' readers read it.
 
-The page needs `assets:read`, as `GET /v1/assets/{id}` and `/location` do; the timeline is
-custody history, which the REST API serves to `audit:read` (`/v1/assets/{id}/history`), so
-it is drawn for those who hold that scope too and named as withheld for the others.
+The page needs `assets:read`, as `GET /v1/assets/{id}` and `/location` do. The timeline is
+custody history, which the REST API serves to `audit:read` (`/v1/assets/{id}/history`): with
+that scope it is drawn in full, each step checked against the log. A stores officer
+(`custody:write` without `audit:read`) sees the custody-only timeline of the agency's own
+assets (who had it, when, at which reader, authorised by whom, entered by hand or corrected),
+the history they need at the desk, without the audit details: no verification marks, log
+leaves or link to the audit view. Anyone else, and anyone for another agency's shared asset,
+is told the timeline is withheld.
 """
 
 from __future__ import annotations
@@ -55,12 +60,15 @@ def asset_page(request: Request, asset_id: IdPath, session: SessionDep,
     alerts = list(session.exec(select(Alert).where(
         Alert.agency_id == caller.agency_id, Alert.asset_id == asset.id,
         col(Alert.resolved_at).is_(None)).order_by(col(Alert.id))))
-    timeline = (asset_timeline(session, asset) if caller.may(Scope.AUDIT_READ) else None)
-    steps = [(s, _step_holder(s, holders)) for s in timeline.steps] if timeline else []
     owner = asset.agency_id == caller.agency_id
+    audit = caller.may(Scope.AUDIT_READ)
+    custody_only = not audit and owner and caller.may(Scope.CUSTODY_WRITE)
+    timeline = asset_timeline(session, asset) if audit or custody_only else None
+    steps = [(s, _step_holder(s, holders)) for s in timeline.steps] if timeline else []
     foreign = (foreign_sightings(asset.id, session, caller, MAX_FOREIGN_SIGHTINGS)
                if owner else [])
     return page(request, "asset.html", user=user, asset=asset, holders=holders,
                 class_name=asset_class.name if asset_class else asset.class_id,
                 epc_uri=asset.epc_uri or gs1_uri(asset.epc_hex), reader=reader,
-                alerts=alerts, timeline=timeline, steps=steps, owner=owner, foreign=foreign)
+                alerts=alerts, timeline=timeline, audit=audit, steps=steps, owner=owner,
+                foreign=foreign)

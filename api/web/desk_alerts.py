@@ -1,9 +1,10 @@
-"""The desk's alert banners, and the buttons that acknowledge and resolve them.
+"""The desk's alert banners, and the buttons that acknowledge and resolve alerts.
 
 A custody alert raised at one of the agency's readers (kit leaving through the portal
 unchecked, kit turning up in the wrong store) is a banner on every desk of the agency until
 someone acknowledges it, with a beep (`static/desk.js`); acknowledged, it stays as a card
-saying who did, until someone resolves it with a note. The forms post to the same
+saying who did, until someone resolves it with a note. Every other open alert of the agency
+(readers' health, overdue loans) has the same buttons on the agency page. The forms post to the same
 `api.alert_actions` as `POST /v1/alerts/{id}/acknowledge` and `/resolve`, need the same
 scope (`custody:write`), and are recorded as acting for `web_actor(user)`.
 """
@@ -66,14 +67,19 @@ def web_actor(session: Session, user: WebUser) -> Actor:
     return client_actor(session, user.caller.client_id)
 
 
+def acknowledgements(session: Session, alerts: list[Alert]) -> dict[int, AlertAction]:
+    """Each of `alerts`' acknowledgement, by alert id."""
+    return {a.alert_id: a for a in actions_of(session, [a.id for a in alerts if a.id])
+            if a.action == AlertActionKind.ACKNOWLEDGE}
+
+
 def banner_alerts(session: Session, user: WebUser) -> list[Banner]:
     """The agency's open custody alerts, newest first, each with its acknowledgement."""
     alerts = list(session.exec(
         select(Alert).where(Alert.agency_id == user.caller.agency_id,
                             col(Alert.kind).in_(BANNER_KINDS), col(Alert.resolved_at).is_(None))
         .order_by(col(Alert.id).desc()).limit(MAX_BANNERS)))
-    acks = {a.alert_id: a for a in actions_of(session, [a.id for a in alerts if a.id])
-            if a.action == AlertActionKind.ACKNOWLEDGE}
+    acks = acknowledgements(session, alerts)
     return [Banner(a, acks.get(a.id or 0)) for a in alerts]
 
 
@@ -86,7 +92,10 @@ def latest_ids(session: Session, user: WebUser) -> dict[str, int]:
 
 
 def _back_to_desk(session: Session, user: WebUser, form: dict[str, str]) -> Response:
-    """Back to the desk the form was on (one of the agency's readers, never another URL)."""
+    """Back to the page the form was on: the agency page's alert list, or the desk at one of
+    the agency's readers (never another URL)."""
+    if form.get("back") == "agency":
+        return RedirectResponse("/web/agency#alerts", status_code=303)
     reader = session.get(Reader, form.get("reader", ""))
     mine = reader is not None and reader.agency_id == user.caller.agency_id
     target = f"/web/desk?reader={reader.id}" if reader is not None and mine else "/web/desk"

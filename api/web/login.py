@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
+from api.accounts import oidc
 from api.accounts.admin import sign_in_locally
 from api.auth_limits import claimed_client_id
 from api.db import utcnow
@@ -29,6 +30,7 @@ from api.web.session import (
     PAGE_SCOPES,
     CurrentUser,
     PageForbidden,
+    WebUser,
     check_origin,
     end_session,
     get_directory,
@@ -127,9 +129,25 @@ async def logout(request: Request, session: SessionDep, user: CurrentUser) -> Re
     if not secrets.compare_digest(form.get("csrf", "").encode(), user.csrf.encode()):
         return Response("bad form token", status_code=403)
     end_session(session, request.cookies.get(COOKIE, ""), utcnow())
-    response = RedirectResponse("/web/login", status_code=303)
+    at_provider = _provider_sign_out(request, user)
+    response: Response
+    if at_provider is None:
+        response = RedirectResponse("/web/login", status_code=303)
+    else:  # a page, not a redirect: the CSP's form-action 'self' would stop a form's redirect
+        response = page(request, "signed_out.html", provider_url=at_provider)
     response.delete_cookie(COOKIE, path="/web")
     return response
+
+
+def _provider_sign_out(request: Request, user: WebUser) -> str | None:
+    """The provider's end-session URL for a single sign-on account, else None."""
+    account = user.account
+    provider = (get_directory(request).get(account.oidc_provider)
+                if account is not None and account.oidc_provider else None)
+    if provider is None:
+        return None
+    signed_out = str(request.url_for("login_form"))
+    return oidc.end_session_url(get_directory(request), provider, signed_out)
 
 
 @router.get("/", response_class=HTMLResponse)

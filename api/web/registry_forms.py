@@ -1,17 +1,22 @@
 """The registry's forms: register a site, asset class, person, reader or asset, revoke a
-reader, retire a person, change an asset's home store or URI, and import any of them from a
-CSV file.
+reader (after a confirmation page), retire a person, change an asset's home store or URI, a
+class's name or custody policy, a person's qualifications or whether they are active, a site's
+name, and import any of them from a CSV file.
 
 Every form goes through the same functions as the REST API (`api.registry`), so what they
 register is logged in the same transaction, and needs the same scope as the REST route:
 `assets:write` for assets, `admin` for the rest. A form's fields are the CSV sheet's columns
-(`api.registry_csv.SHEETS`) and are parsed and checked by the same code as an imported row.
+(`api.registry_csv.SHEETS`) and are parsed and checked by the same code as an imported row;
+a change form for a class, person or site parses its fields the same way and saves them
+through `api.registry.update_class`, `update_person` and `update_site`, as the REST API's
+`PATCH` routes do (a changed class policy is logged in the same transaction).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -24,12 +29,19 @@ from api.custody.corrections import retire_person as retire
 from api.custody.transfers import CustodyRefused
 from api.db import utcnow
 from api.deps import SessionDep
-from api.models.assets import Asset, AssetUpdate
+from api.models.assets import Asset, AssetClass, AssetClassCreate, AssetClassUpdate, AssetUpdate
 from api.models.clients import Scope
-from api.models.people import Person
-from api.models.registry import Reader, ReaderRole, Site
+from api.models.people import Person, PersonCreate, PersonUpdate
+from api.models.registry import Reader, ReaderRole, Site, SiteCreate, SiteUpdate
 from api.problems import Problem
-from api.registry import RegistryError, revoke_reader, update_asset
+from api.registry import (
+    RegistryError,
+    revoke_reader,
+    update_asset,
+    update_class,
+    update_person,
+    update_site,
+)
 from api.registry_csv import (
     MAX_IMPORT_BYTES,
     MAX_IMPORT_ROWS,
@@ -41,7 +53,7 @@ from api.registry_csv import (
     run_import,
 )
 from api.routes.property_room import Reason
-from api.scoping import owned_asset
+from api.scoping import agency_row, owned_asset
 from api.web.registry_lists import LISTINGS, Listing, listing_for
 from api.web.session import (
     CurrentUser,
@@ -127,16 +139,29 @@ def new_record(kind: str, request: Request, user: CurrentUser) -> Response:
     return _form_page(request, user, listing, {f.name: f.default for f in FIELDS[kind]})
 
 
+def _edit_kind(kind: str, user: WebUser) -> RecordEdit:
+    edit = RECORD_EDITS.get(kind)
+    if edit is None:
+        raise HTTPException(404, "no such registry form")
+    _writable(kind, user)
+    return edit
+
+
+def _reasons(exc: ValueError) -> str:
+    """What a form's values broke, in words (the first three fields of a validation error)."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}"
+                         for e in exc.errors()[:3])
+    return str(exc)
+
+
 def _register(session: Session, agency_id: str, kind: str, values: dict[str, str]) -> str:
     """Register one record from a form's values; returns what is wrong, or "" once done."""
     sheet = SHEETS[kind]
     try:
         record = sheet.parse(values)
-    except ValidationError as exc:
-        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}"
-                         for e in exc.errors()[:3])
     except ValueError as exc:
-        return str(exc)
+        return _reasons(exc)
     problems = check_records(session, agency_id=agency_id, kind=kind, rows=[(1, record)])
     if problems:
         return problems[0].reason
@@ -163,14 +188,36 @@ async def create_record(kind: str, request: Request, session: SessionDep,
     return RedirectResponse(f"/web/registry/{kind}?done={values['id']}", status_code=303)
 
 
-@router.post("/readers/{reader_id}/revoke")
-async def revoke(reader_id: ReaderId, request: Request, session: SessionDep,
-                 user: CurrentUser) -> Response:
-    """Revoke a reader (as `POST /v1/readers/{id}/revoke`): its messages are refused from now."""
-    await signed_form(request, user, Scope.ADMIN)
+def _own_reader(session: Session, user: WebUser, reader_id: str) -> Reader:
     reader = session.get(Reader, reader_id)
     if reader is None or reader.agency_id != user.caller.agency_id:
         raise HTTPException(404, "no such reader")
+    return reader
+
+
+def _revoke_page(request: Request, user: WebUser, reader: Reader,
+                 error: str | None = None) -> Response:
+    return page(request, "registry_revoke.html", status_code=422 if error else 200, user=user,
+                listing=LISTINGS["readers"], listings=LISTINGS, reader=reader, error=error)
+
+
+@router.get("/readers/{reader_id}/revoke", response_class=HTMLResponse)
+def confirm_revoke(reader_id: ReaderId, request: Request, session: SessionDep,
+                   user: CurrentUser) -> Response:
+    """The Revoke button's second step: what revoking does, and a box to tick."""
+    _writable("readers", user)
+    return _revoke_page(request, user, _own_reader(session, user, reader_id))
+
+
+@router.post("/readers/{reader_id}/revoke", response_class=HTMLResponse)
+async def revoke(reader_id: ReaderId, request: Request, session: SessionDep,
+                 user: CurrentUser) -> Response:
+    """Revoke a reader (as `POST /v1/readers/{id}/revoke`) once the confirmation box is
+    ticked: its messages are refused from now, and it cannot be undone."""
+    form = await signed_form(request, user, Scope.ADMIN)
+    reader = _own_reader(session, user, reader_id)
+    if form.get("confirm") != "yes":
+        return _revoke_page(request, user, reader, "tick the box to confirm")
     revoke_reader(session, reader=reader, now=utcnow())
     session.commit()
     return RedirectResponse(f"/web/registry/readers?done={reader.id}", status_code=303)
@@ -273,11 +320,19 @@ EDIT_FIELDS: Final = (FormField("home_site_id", "Home store (site)", required=Tr
                       FormField("epc_uri", "EPC URI", "derived from a GS1 EPC; else optional"))
 
 
-def _edit_page(request: Request, user: WebUser, asset: Asset, values: dict[str, str],
+def _edit_page(request: Request, user: WebUser, kind: str, record_id: str, about: str,
+               fields: tuple[FormField, ...], values: dict[str, str],
                error: str | None = None) -> Response:
     return page(request, "registry_edit.html", status_code=422 if error else 200, user=user,
-                listing=LISTINGS["assets"], listings=LISTINGS, asset=asset, fields=EDIT_FIELDS,
-                values=values, error=error)
+                listing=LISTINGS[kind], listings=LISTINGS, record_id=record_id, about=about,
+                fields=fields, values=values, error=error)
+
+
+def _asset_page(request: Request, user: WebUser, asset: Asset, values: dict[str, str],
+                error: str | None = None) -> Response:
+    return _edit_page(request, user, "assets", asset.id,
+                      f"EPC {asset.epc_hex}, class {asset.class_id}. Custody (who holds it) "
+                      "changes at the readers, not here.", EDIT_FIELDS, values, error)
 
 
 @router.get("/assets/{asset_id}/edit", response_class=HTMLResponse)
@@ -286,8 +341,8 @@ def edit_asset(asset_id: AssetId, request: Request, session: SessionDep,
     """The form changing an owned asset's home store or URI (as `PATCH /v1/assets/{id}`)."""
     _writable("assets", user)
     asset = owned_asset(session, user.caller, asset_id)
-    return _edit_page(request, user, asset, {"home_site_id": asset.home_site_id,
-                                             "epc_uri": asset.epc_uri or ""})
+    return _asset_page(request, user, asset, {"home_site_id": asset.home_site_id,
+                                              "epc_uri": asset.epc_uri or ""})
 
 
 @router.post("/assets/{asset_id}/edit", response_class=HTMLResponse)
@@ -300,7 +355,7 @@ async def save_asset(asset_id: AssetId, request: Request, session: SessionDep,
     values = {f.name: form.get(f.name, "").strip() for f in EDIT_FIELDS}
     site = session.get(Site, values["home_site_id"])
     if site is None or site.agency_id != user.caller.agency_id:
-        return _edit_page(request, user, asset, values, "site is not one of your agency's")
+        return _asset_page(request, user, asset, values, "site is not one of your agency's")
     try:
         data = AssetUpdate(home_site_id=values["home_site_id"],
                            epc_uri=values["epc_uri"] or None)
@@ -309,5 +364,94 @@ async def save_asset(asset_id: AssetId, request: Request, session: SessionDep,
     except (ValidationError, RegistryError) as exc:
         session.rollback()
         reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        return _edit_page(request, user, asset, values, reason)
+        return _asset_page(request, user, asset, values, reason)
     return RedirectResponse(f"/web/registry/assets?done={asset.id}", status_code=303)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordEdit:
+    """How a class, person or site is changed by form: its row, the fields shown (a subset of
+    its CSV sheet's columns), the form values of a row, and the save, which parses the values
+    with the sheet's own parser (the rest of the row filled in from the stored record) and
+    calls the registry function the `PATCH` route calls."""
+
+    table: type[AssetClass] | type[Person] | type[Site]
+    about: str
+    fields: tuple[FormField, ...]
+    values: Callable[[Any], dict[str, str]]
+    save: Callable[[Session, Any, dict[str, str]], object]
+
+
+def _by_name(kind: str, *names: str) -> tuple[FormField, ...]:
+    return tuple(f for f in FIELDS[kind] if f.name in names)
+
+
+def _save_class(session: Session, row: AssetClass, values: dict[str, str]) -> None:
+    parsed = SHEETS["classes"].parse({**values, "id": row.id,
+                                      "disposal_final": str(row.disposal_final).lower()})
+    assert isinstance(parsed, AssetClassCreate)
+    update_class(session, asset_class=row, now=utcnow(), data=AssetClassUpdate(
+        name=parsed.name, required_qualification=parsed.required_qualification,
+        loan_days=parsed.loan_days, dual_signoff=parsed.dual_signoff))
+
+
+def _save_person(session: Session, row: Person, values: dict[str, str]) -> None:
+    parsed = SHEETS["people"].parse({**values, "id": row.id, "badges": ""})
+    assert isinstance(parsed, PersonCreate)
+    update_person(session, person=row, data=PersonUpdate(
+        qualifications=parsed.qualifications, active=parsed.active))
+
+
+def _save_site(session: Session, row: Site, values: dict[str, str]) -> None:
+    parsed = SHEETS["sites"].parse({**values, "id": row.id})
+    assert isinstance(parsed, SiteCreate)
+    update_site(session, site=row, data=SiteUpdate(name=parsed.name))
+
+
+RECORD_EDITS: Final[dict[str, RecordEdit]] = {
+    "classes": RecordEdit(
+        AssetClass, "A changed policy (qualification, loan period, two people signing off) "
+        "is logged as a new class-policy record and holds from the next decision. Whether "
+        "disposal is final is set when the class is registered.",
+        _by_name("classes", "name", "required_qualification", "loan_days", "dual_signoff"),
+        lambda c: {"name": c.name, "required_qualification": c.required_qualification or "",
+                   "loan_days": "" if c.loan_days is None else str(c.loan_days),
+                   "dual_signoff": str(bool(c.dual_signoff)).lower()},
+        _save_class),
+    "people": RecordEdit(
+        Person, "Badges are registered with the person; an inactive person may take no kit.",
+        _by_name("people", "qualifications", "active"),
+        lambda p: {"qualifications": ";".join(p.qualifications),
+                   "active": str(bool(p.active)).lower()},
+        _save_person),
+    "sites": RecordEdit(Site, "Custody events name the site by its id, which stays.",
+                        _by_name("sites", "name"), lambda s: {"name": s.name}, _save_site),
+}
+
+
+@router.get("/{kind}/{record_id}/edit", response_class=HTMLResponse)
+def edit_record(kind: str, record_id: AssetId, request: Request, session: SessionDep,
+                user: CurrentUser) -> Response:
+    """The change form of one of the agency's classes, people or sites."""
+    edit = _edit_kind(kind, user)
+    row = agency_row(session, edit.table, user.caller.agency_id, record_id, kind)
+    return _edit_page(request, user, kind, record_id, edit.about, edit.fields,
+                      edit.values(row))
+
+
+@router.post("/{kind}/{record_id}/edit", response_class=HTMLResponse)
+async def save_record(kind: str, record_id: AssetId, request: Request, session: SessionDep,
+                      user: CurrentUser) -> Response:
+    """Save a class, person or site through the registry function its `PATCH` route calls."""
+    edit = _edit_kind(kind, user)
+    form = await signed_form(request, user, Scope.ADMIN)
+    row = agency_row(session, edit.table, user.caller.agency_id, record_id, kind)
+    values = {f.name: form.get(f.name, "").strip() for f in edit.fields}
+    try:
+        edit.save(session, row, values)
+        session.commit()
+    except ValueError as exc:  # a ValidationError or RegistryError: nothing saved
+        session.rollback()
+        return _edit_page(request, user, kind, record_id, edit.about, edit.fields, values,
+                          _reasons(exc))
+    return RedirectResponse(f"/web/registry/{kind}?done={record_id}", status_code=303)

@@ -119,3 +119,33 @@ def test_alert_form_refused_records_nothing(service: Service, case: str) -> None
     assert _recorded(service) == []
     with Session(service.engine) as session:
         assert session.get(Alert, alert_id).resolved_at is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("kind", ["reader_down", "antenna_fault", "disk_low", "outbox_full",
+                                  "overdue_loan"])
+def test_agency_page_acknowledges_and_resolves_health_and_overdue_alerts(
+        service: Service, kind: str) -> None:
+    """Alerts that never make a desk banner (readers' health, overdue loans) take the same
+    buttons on the agency page, through the same routes, back to the agency page."""
+    with Session(service.engine) as session:
+        alert = Alert(agency_id="north", kind=kind, asset_id=None, reader_id=None,
+                      detail=f"{kind} seen", created_at=datetime.now(UTC))
+        session.add(alert)
+        session.commit()
+        alert_id = alert.id
+    looker, _ = _signed_in(service, "assets")
+    seen = looker.get("/web/agency").text
+    assert f'data-alert="{alert_id}"' in seen and f"/web/alerts/{alert_id}/" not in seen
+    client, token = _signed_in(service, "all")
+    assert f"/web/alerts/{alert_id}/acknowledge" in client.get("/web/agency").text
+    ack = client.post(f"/web/alerts/{alert_id}/acknowledge",
+                      data={"csrf": token, "back": "agency"})
+    assert ack.status_code == 303 and ack.headers["location"] == "/web/agency#alerts"
+    shown = client.get("/web/agency").text
+    assert "acknowledged by all" in shown and f"/web/alerts/{alert_id}/resolve" in shown
+    done = client.post(f"/web/alerts/{alert_id}/resolve",
+                       data={"csrf": token, "note": "reader rebooted", "back": "//evil.example"})
+    assert done.status_code == 303 and done.headers["location"] == "/web/desk"
+    assert f'data-alert="{alert_id}"' not in client.get("/web/agency").text
+    assert [(a.action, a.note) for a in _recorded(service)] == [
+        ("acknowledge", ""), ("resolve", "reader rebooted")]

@@ -7,14 +7,16 @@ ends live sessions. Both databases."""
 from __future__ import annotations
 
 import base64
+import html
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -63,7 +65,7 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
     api_port = free_port()
     api = f"http://127.0.0.1:{api_port}"
     clients = [ProviderClient(f"kitledger-{name}", f"{name}-client-secret-for-tests",
-                              (f"{api}/web/sso/{name}/callback",))
+                              (f"{api}/web/sso/{name}/callback",), (f"{api}/web/login",))
                for name in ("north", "south", "mixup")]
     for client in clients:
         (work / client.client_id).write_text(client.client_secret + "\n")
@@ -379,3 +381,85 @@ def test_the_access_log_never_holds_a_sign_in_answer() -> None:
     redacted = redact_secrets(line)
     assert "R6xHABruK2isVJgfHzKTf" not in redacted and "a8Xp1-amFxlHY" not in redacted
     assert "code=[redacted]" in redacted and "iss=http" in redacted
+
+
+_LOGOUT_FORM = re.compile(r'<form[^>]*action="([^"]+)"[^>]*>(.*?)</form>', re.S)
+_HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
+
+
+def test_signing_out_signs_out_at_the_provider_too(served: Served) -> None:
+    """RP-initiated logout: signing out ends the session here, then sends the browser to the
+    provider's end_session_endpoint; once the person confirms there, the provider's session
+    is over (the next sign-on asks for a login again) and the browser comes back here."""
+    http = served.browser()
+    assert http.get(_sso(served, http, "alice")).status_code == 200
+    start = http.get(f"{served.url}/web/")
+    token = re.search(r'name="csrf" value="([^"]+)"', start.text)
+    assert token is not None
+    out = http.post(f"{served.url}/web/logout", data={"csrf": token.group(1)})
+    assert out.status_code == 200 and "Signed out" in out.text, out.text[:300]
+    assert http.get(f"{served.url}/web/").status_code == 303  # ended here at once
+    link = re.search(r'href="([^"]+)" id="provider-sign-out"', out.text)
+    assert link is not None
+    end = html.unescape(link.group(1))
+    metadata = ProviderDirectory(served.settings.oidc_providers).metadata(
+        served.settings.oidc_providers[0])
+    assert end.startswith(metadata["end_session_endpoint"] + "?")
+    assert parse_qs(urlsplit(end).query) == {
+        "client_id": ["kitledger-north"], "post_logout_redirect_uri": [f"{served.url}/web/login"]}
+    # The provider asks the person to confirm; confirming sends them back to sign in here.
+    confirm = http.get(end)
+    assert confirm.status_code == 200, confirm.text[:300]
+    form = _LOGOUT_FORM.search(confirm.text)
+    assert form is not None, confirm.text[:500]
+    fields = dict(_HIDDEN.findall(form.group(2)))
+    answer = http.post(urljoin(end, form.group(1)), data={**fields, "logout": "yes"})
+    for _ in range(5):
+        if answer.status_code not in (302, 303):
+            break
+        target = urljoin(str(answer.url), answer.headers["location"])
+        if target.startswith(served.url):
+            break
+        answer = http.get(target)
+    assert target == f"{served.url}/web/login", target
+    # Signed out at the provider: a new sign-on shows its login form, not an instant answer.
+    again = http.get(f"{served.url}/web/sso/north")
+    page = http.get(again.headers["location"])
+    for _ in range(5):
+        if page.status_code not in (302, 303):
+            break
+        page = http.get(urljoin(str(page.url), page.headers["location"]))
+    assert page.status_code == 200 and 'name="login"' in page.text, page.text[:300]
+
+
+class _Published(ProviderDirectory):
+    """A directory whose provider publishes the given discovery document."""
+
+    def __init__(self, document: dict[str, Any] | None) -> None:
+        super().__init__(())
+        self.document = document
+
+    def metadata(self, provider: Any) -> dict[str, Any]:
+        if self.document is None:
+            raise SsoRefused("the provider could not be reached", 502)
+        return self.document
+
+
+@pytest.mark.parametrize(("endpoint", "expected"), [
+    (None, None),                                               # none published
+    ("unreachable", None),                                      # discovery fails
+    ("http://login.example.org/logout", None),                  # http off loopback
+    ("javascript:alert(1)", None),
+    (["https://x"], None),                                      # not a string
+    ("https://login.example.org/logout", "https://login.example.org/logout?client_id=c&"
+     "post_logout_redirect_uri=https%3A%2F%2Fkit.example%2Fweb%2Flogin"),
+    ("https://login.example.org/logout?p=1", "https://login.example.org/logout?p=1&client_id=c&"
+     "post_logout_redirect_uri=https%3A%2F%2Fkit.example%2Fweb%2Flogin"),
+])
+def test_end_session_url_only_from_a_usable_endpoint(served: Served, endpoint: Any,
+                                                     expected: str | None) -> None:
+    provider = served.settings.oidc_providers[0].model_copy(update={"client_id": "c"})
+    document = None if endpoint == "unreachable" else (
+        {} if endpoint is None else {"end_session_endpoint": endpoint})
+    assert oidc.end_session_url(_Published(document), provider,
+                                "https://kit.example/web/login") == expected

@@ -39,6 +39,11 @@ PAGES = {
     "registry-new": "/web/registry/assets/new",
     "registry-import": "/web/registry/assets/import",
     "registry-edit": "/web/registry/assets/radio-1/edit",
+    "registry-class-edit": "/web/registry/classes/taser/edit",
+    "registry-person-edit": "/web/registry/people/dc-carter/edit",
+    "registry-site-edit": "/web/registry/sites/hq-stores/edit",
+    "registry-revoke": "/web/registry/readers/portal/revoke",
+    "accounts": "/web/accounts",
     "maintenance": "/web/maintenance",
     "bookings": "/web/bookings",
     "inventories": "/web/inventories?site=hq-stores",
@@ -47,7 +52,8 @@ PAGES = {
 }
 """Every page a signed-in user opens (the sign-in page is checked signed out)."""
 BLOCKING = ("serious", "critical")
-DESKTOP_SHOTS = ("maintenance", "bookings")
+DESKTOP_SHOTS = ("maintenance", "bookings", "registry-class-edit", "registry-person-edit",
+                 "registry-site-edit", "registry-revoke")
 """Pages also photographed at the desktop width (the others' desktop shots come from
 `test_pages.py`)."""
 
@@ -133,14 +139,75 @@ def test_web_desk_keyboard_reaches_alert_and_reader(browser: Any, day_done: Runn
     page = signed_in(browser, day_done)
     page.goto(day_done.url + "/web/desk?reader=portal")
     reached = []
-    for _ in range(12):  # the bar's links and sign-out, then the banner, then the picker
+    for _ in range(16):  # the bar's links and sign-out, then the banner, then the picker
         page.keyboard.press("Tab")
         reached.append(page.evaluate(
             "(e => e.id || e.textContent.trim())(document.activeElement)"))
-    assert "Acknowledge" in reached and "reader" in reached, reached
-    assert reached.index("Acknowledge") < reached.index("reader")  # the alert comes first
+        if reached[-1] == "reader":
+            break
+    acknowledge = next((n for n, r in enumerate(reached) if r.startswith("Acknowledge")), None)
+    assert acknowledge is not None and "reader" in reached, reached
+    assert acknowledge < reached.index("reader")  # the alert comes first
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
-    assert outline != "none"  # where the focus is shows
+    assert outline != "none"  # where the focus is (the picker) shows
+    page.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_accounts_page_with_its_forms_open_accessible(browser: Any, day_done: RunningStack,
+                                                      width: str) -> None:
+    """The accounts page with accounts in it and one account's forms unfolded, as an admin
+    works on it; and the error it shows for two passwords that differ."""
+    _accounts(day_done)
+    page = signed_in(browser, day_done)
+    page.set_viewport_size(WIDTHS[width])
+    page.goto(day_done.url + "/web/accounts")
+    page.click("#accounts details summary")
+    _check(page, f"/web/accounts unfolded at {width}")
+    suffix = "-phone" if width == "phone" else ""
+    page.screenshot(path=str(SCREENSHOTS / f"accounts{suffix}.png"), full_page=True)
+    page.fill("#username", "new.officer")
+    page.fill("#password", "a long enough passphrase")
+    page.fill("#password_confirm", "another passphrase here")
+    page.click("#create")
+    assert "the two passwords differ" in page.inner_text("#form-error")
+    _check(page, f"/web/accounts refused at {width}")
+    page.close()
+
+
+def _accounts(stack: RunningStack) -> None:
+    """Three accounts of the demo agency, made once through `/v1/accounts`."""
+    if any(a["username"] == "sam.stores" for a in stack.get("/v1/accounts")):
+        return
+    for username, role, name in (("sam.stores", "stores-officer", "Sam Stores"),
+                                 ("sgt.dane", "supervisor", "Sgt Dane"),
+                                 ("audrey", "auditor", None)):
+        body = {"username": username, "role": role, "password": "correct horse battery"}
+        if name:
+            body["display_name"] = name
+        stack.post("/v1/accounts", body)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_stores_officer_sees_the_custody_only_timeline(browser: Any, day_done: RunningStack,
+                                                       width: str) -> None:
+    """A stores officer signed in with their own password: the asset page draws the custody
+    steps without the audit details, and the accounts page is refused."""
+    _accounts(day_done)
+    page = browser.new_page(viewport=WIDTHS[width])
+    page.goto(day_done.url + "/web/login")
+    page.fill("#agency", "metpolice")
+    page.fill("#username", "sam.stores")
+    page.fill("#password", "correct horse battery")
+    page.click("#password-submit")
+    page.wait_for_url(day_done.url + "/web/")
+    page.goto(day_done.url + "/web/assets/radio-1")
+    assert page.is_visible("#custody-only") and page.locator("li.step").count() >= 1
+    assert page.locator("a[href^='/web/audit/assets/'], a[href^='/web/receipts/']").count() == 0
+    _check(page, f"/web/assets/radio-1 as a stores officer at {width}")
+    suffix = "-phone" if width == "phone" else ""
+    page.screenshot(path=str(SCREENSHOTS / f"asset-stores{suffix}.png"), full_page=True)
+    assert page.goto(day_done.url + "/web/accounts").status == 403
     page.close()
 
 

@@ -95,6 +95,7 @@ def _populate(engine: Engine) -> tuple[dict[str, str], dict[str, str]]:
             create_asset(session, agency_id="north", now=before, data=AssetCreate(
                 id=asset_id, class_id=class_id, epc_hex=epc, home_site_id="north-store"))
         for agency, scopes in (("north", list(Scope)), ("reader", [Scope.ASSETS_READ]),
+                               ("stores", [Scope.ASSETS_READ, Scope.CUSTODY_WRITE]),
                                ("south", list(Scope))):
             client, keys[agency] = create_api_client(
                 session, agency_id="south" if agency == "south" else "north", name=agency,
@@ -254,6 +255,14 @@ def test_asset_page_names_holder_epc_last_seen_and_flags(world: World) -> None:
     assert 'data-manual="true"' in steps[3][2] and "tag torn" in steps[3][3]
     assert "authorised by bob" in steps[3][3]
     assert 'data-manual' not in steps[2][2] and 'data-corrected' not in steps[2][2]
+    # A stores officer (custody:write, no audit:read): the same steps, custody only.
+    status, html = _page(world, "/web/assets/R-0", "stores")
+    assert status == 200 and 'id="custody-only"' in html and "timeline-withheld" not in html
+    custody = re.findall(r'<li class="step" data-seq="(\d+)"([^>]*)>(.*?)</li>', html, re.S)
+    assert [int(seq) for seq, _, _ in custody] == [0, 1, 2, 3]
+    assert "authorised by alice" in custody[1][2] and "was bob, not alice" in custody[1][2]
+    assert "tag torn" in custody[3][2]
+    assert "leaf" not in html and "/web/audit/assets/" not in html and "✔" not in html
     # The owner sees where another agency's reader read it; the agency named as such.
     foreign = re.search(r'<table class="list foreign".*?</table>', html, re.S).group(0)  # type: ignore[union-attr]
     assert "South fire service" in foreign and "south-gate" in foreign and ">7<" in foreign

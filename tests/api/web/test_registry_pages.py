@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from api.app import create_app
 from api.auth import create_api_client
 from api.config import load_settings
-from api.models import Agency, Asset, AssetClass, Reader, Scope, Site
+from api.models import Agency, Asset, AssetClass, Person, Reader, Scope, Site
 from api.models.assets import AssetStatus, HolderKind
 from api.models.custody import RegistryRecordRow
 from api.registry_csv import MAX_IMPORT_BYTES
@@ -235,9 +235,17 @@ def test_reader_registered_and_revoked_through_the_pages(pages: Pages) -> None:
     south_token = pages.token("south", "/web/registry/readers")
     assert pages.clients["south"].post("/web/registry/readers/desk-1/revoke",
                                        data={"csrf": south_token}).status_code == 404
-    token = pages.token("admin", "/web/registry/readers")
-    assert pages.clients["admin"].post("/web/registry/readers/desk-1/revoke",
-                                       data={"csrf": token}).status_code == 303
+    # The list's Revoke is a link to a confirmation page; unticked, nothing is revoked.
+    assert 'href="/web/registry/readers/desk-1/revoke"' in listed.text
+    assert pages.clients["south"].get("/web/registry/readers/desk-1/revoke").status_code == 404
+    assert pages.clients["reader"].get("/web/registry/readers/desk-1/revoke").status_code == 403
+    confirm = pages.clients["admin"].get("/web/registry/readers/desk-1/revoke")
+    assert confirm.status_code == 200 and "cannot be undone" in confirm.text
+    unticked = _post(pages, "admin", "/web/registry/readers/desk-1/revoke", {})
+    assert unticked.status_code == 422 and "tick the box" in unticked.text
+    assert _logged(pages.engine) == ["registry-opened", "reader-registered"]
+    assert _post(pages, "admin", "/web/registry/readers/desk-1/revoke",
+                 {"confirm": "yes"}).status_code == 303
     with Session(pages.engine) as session:
         reader = session.get(Reader, "desk-1")
         assert reader is not None and reader.status == "revoked"
@@ -316,3 +324,139 @@ def test_asset_changed_through_its_form_as_the_patch_route(pages: Pages) -> None
     # Another agency's asset is not found; a read-only key may not open the form.
     assert pages.clients["south"].get(path).status_code == 404
     assert pages.clients["reader"].get(path).status_code == 403
+
+
+def _class_policy_records(engine: Engine, class_id: str) -> list[dict[str, object]]:
+    """The class's class-policy records in the north log, oldest first."""
+    with Session(engine) as session:
+        rows = session.exec(select(RegistryRecordRow).where(
+            RegistryRecordRow.agency_id == "north", RegistryRecordRow.kind == "class-policy")
+            .order_by(col(RegistryRecordRow.leaf_index)))
+        records = [RegistryRecord.from_record(parse_record(bytes(r.record))) for r in rows]
+    return [{k: r.get(k) for k in ("class", "required_qualification", "loan_days",
+                                   "dual_signoff")} for r in records if r.get("class") == class_id]
+
+
+def test_class_person_and_site_changed_through_their_forms(pages: Pages) -> None:
+    assert _post(pages, "admin", "/web/registry/classes/new", {
+        "id": "taser", "name": "Taser", "required_qualification": "taser", "loan_days": "1",
+        "dual_signoff": "false", "disposal_final": "true"}).status_code == 303
+    assert _post(pages, "admin", "/web/registry/people/new", {
+        "id": "pc-1", "qualifications": "taser", "badges": "", "active": "true"}).status_code \
+        == 303
+    listed = pages.clients["admin"].get("/web/registry/classes").text
+    assert 'href="/web/registry/classes/taser/edit"' in listed
+    form = pages.clients["admin"].get("/web/registry/classes/taser/edit")
+    assert form.status_code == 200 and 'value="Taser"' in form.text
+    # A renamed class with the same policy writes no record; a changed policy writes one.
+    path = "/web/registry/classes/taser/edit"
+    same = {"name": "Taser X2", "required_qualification": "taser", "loan_days": "1",
+            "dual_signoff": "false"}
+    assert _post(pages, "admin", path, same).status_code == 303
+    assert len(_class_policy_records(pages.engine, "taser")) == 1
+    changed = {**same, "required_qualification": "", "loan_days": "", "dual_signoff": "true"}
+    assert _post(pages, "admin", path, changed).status_code == 303
+    assert _class_policy_records(pages.engine, "taser")[-1] == {
+        "class": "taser", "required_qualification": None, "loan_days": None,
+        "dual_signoff": True}
+    with Session(pages.engine) as session:
+        taser = session.get(AssetClass, "taser")
+        assert taser is not None and taser.name == "Taser X2" and taser.dual_signoff
+        assert taser.required_qualification is None and taser.loan_days is None
+    # People: qualifications and active; sites: the name.
+    assert _post(pages, "admin", "/web/registry/people/pc-1/edit", {
+        "qualifications": "first-aid;taser", "active": "false"}).status_code == 303
+    assert _post(pages, "admin", "/web/registry/sites/north-store/edit",
+                 {"name": "North main store"}).status_code == 303
+    with Session(pages.engine) as session:
+        person = session.get(Person, "pc-1")
+        assert person is not None and sorted(person.qualifications) == ["first-aid", "taser"]
+        assert not person.active
+        site = session.get(Site, "north-store")
+        assert site is not None and site.name == "North main store"
+
+
+@pytest.mark.parametrize("case", ["reader key", "no token", "forged token", "other origin",
+                                  "other agency", "unknown id", "NUL", "long name",
+                                  "bad loan", "oversized form", "readers kind"])
+def test_change_forms_refused_change_nothing(pages: Pages, case: str) -> None:
+    with Session(pages.engine) as session:
+        session.add(AssetClass(id="radio", agency_id="north", name="Radio", loan_days=7))
+        session.add(AssetClass(id="s-radio", agency_id="south", name="South radio"))
+        session.commit()
+    who, path = "admin", "/web/registry/classes/radio/edit"
+    data = {"name": "Changed", "required_qualification": "", "loan_days": "3",
+            "dual_signoff": "true", "csrf": pages.token("admin", "/web/registry/classes")}
+    headers: dict[str, str] = {}
+    expected = 403
+    if case == "reader key":
+        who, data["csrf"] = "reader", pages.token("reader", "/web/registry/assets")
+        assert pages.clients["reader"].get(path).status_code == 403
+    elif case == "no token":
+        data.pop("csrf")
+    elif case == "forged token":
+        data["csrf"] = "f" * 43
+    elif case == "other origin":
+        headers["Origin"] = "https://evil.example"
+    elif case == "other agency":
+        path, expected = "/web/registry/classes/s-radio/edit", 404
+        assert pages.clients["admin"].get(path).status_code == 404
+    elif case == "unknown id":
+        path, expected = "/web/registry/classes/nothing/edit", 404
+    elif case == "NUL":
+        data["name"], expected = "Ra\x00dio", 422
+    elif case == "long name":
+        data["name"], expected = "n" * 300, 422
+    elif case == "bad loan":
+        data["loan_days"], expected = "99999", 422
+    elif case == "oversized form":
+        data["pad"] = "p" * 5000
+    elif case == "readers kind":
+        path, expected = "/web/registry/readers/desk-1/edit", 404
+    answer = pages.clients[who].post(path, data=data, headers=headers)
+    assert answer.status_code == expected, (case, answer.status_code, answer.text[:300])
+    with Session(pages.engine) as session:
+        radio = session.get(AssetClass, "radio")
+        assert radio is not None and radio.name == "Radio" and radio.loan_days == 7
+        south = session.get(AssetClass, "s-radio")
+        assert south is not None and south.name == "South radio"
+    assert "class-policy" not in _logged(pages.engine)
+
+
+@pytest.mark.parametrize("case", ["reader key", "no token", "forged token", "cross-site",
+                                  "other agency", "NUL id", "long id", "oversized form",
+                                  "unticked"])
+def test_revoke_refused_revokes_nothing(pages: Pages, case: str) -> None:
+    key = raw_public_key(Ed25519PrivateKey.generate().public_key()).hex()
+    assert _post(pages, "admin", "/web/registry/readers/new", {
+        "id": "desk-1", "site_id": "north-store", "role": "issue_desk", "public_key": key,
+        "zones": ""}).status_code == 303
+    who, path = "admin", "/web/registry/readers/desk-1/revoke"
+    data = {"confirm": "yes", "csrf": pages.token("admin", "/web/registry/readers")}
+    headers: dict[str, str] = {}
+    expected = 403
+    if case == "reader key":
+        who, data["csrf"] = "reader", pages.token("reader", "/web/registry/assets")
+    elif case == "no token":
+        data.pop("csrf")
+    elif case == "forged token":
+        data["csrf"] = "f" * 43
+    elif case == "cross-site":
+        headers["Sec-Fetch-Site"] = "cross-site"
+    elif case == "other agency":
+        who, data["csrf"], expected = "south", pages.token("south", "/web/registry/readers"), 404
+    elif case == "NUL id":
+        path, expected = "/web/registry/readers/desk%00-1/revoke", 422
+    elif case == "long id":
+        path, expected = "/web/registry/readers/" + "d" * 300 + "/revoke", 422
+    elif case == "oversized form":
+        data["pad"] = "p" * 5000
+    elif case == "unticked":
+        data.pop("confirm")
+        expected = 422
+    answer = pages.clients[who].post(path, data=data, headers=headers)
+    assert answer.status_code == expected, (case, answer.status_code, answer.text[:300])
+    with Session(pages.engine) as session:
+        reader = session.get(Reader, "desk-1")
+        assert reader is not None and reader.status == "active"
+    assert "reader-revoked" not in _logged(pages.engine)

@@ -60,10 +60,10 @@ class RunningStack:
 
     def post(self, path: str, body: dict[str, Any], agency: str = "metpolice") -> Any:
         request = urllib.request.Request(
-            self.url + path, data=json.dumps(body).encode(), method="POST",
-            headers={"Authorization": f"Bearer {self.keys[agency]}",
-                     "Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as answer:
+            self.url + path, data=json.dumps(body).encode(), method="POST", headers={
+                "Authorization": f"Bearer {self.keys[agency]}",
+                "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
             return json.loads(answer.read())
 
     def wait_for(self, check: Any, timeout: float = DAY_TIMEOUT_S) -> Any:
