@@ -175,6 +175,8 @@ def up(args: argparse.Namespace) -> int:
         env.update(KITLEDGER_DATABASE_URL=f"sqlite:///{run_dir / 'kitledger.db'}",
                    KITLEDGER_SECRET_KEY=os.urandom(24).hex(),
                    KITLEDGER_ENVIRONMENT="development")
+        # The embedded run's keys live with its data, not in whatever folder it was started from.
+        env.setdefault("KITLEDGER_LOG_KEY_DIR", str(run_dir / "keys"))
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         env["KITLEDGER_CONFIG"] = str(args.config.resolve())

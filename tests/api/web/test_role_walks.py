@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.api.web.test_pages import TABLET
-from tests.api.web.web_support import ROOT, SCREENSHOTS, RunningStack, publish_read
+from tests.api.web.web_support import SCREENSHOTS, RunningStack, publish_read
 from tests.fixtures.nodes import ServeNode
 from tests.fixtures.oidc_provider import OidcProviderProcess, ProviderClient
 
@@ -70,7 +70,7 @@ client_secret_file = "{work / 'secret'}"
 {roles}
 """)
     node._env.update(KITLEDGER_CONFIG=str(work / "kitledger.toml"),
-                     KITLEDGER_LOG_KEY_DIR=str(ROOT / "kitledger-keys"),
+                     KITLEDGER_LOG_KEY_DIR=str(day_done.run_dir / "keys"),
                      KITLEDGER_ENVIRONMENT="development",
                      KITLEDGER_SECRET_KEY="role-walks-" + "s" * 40)
     try:
