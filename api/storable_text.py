@@ -1,4 +1,5 @@
-"""Refuses, before any route runs, request text that the database cannot store.
+"""Refuses, before any route runs, request text that the database cannot store, and bodies
+larger than any route takes.
 
 PostgreSQL `text` holds no NUL (U+0000), and no database driver encodes an unpaired UTF-16
 surrogate (U+D800 to U+DFFF, which JSON's `\\ud800` escapes and Python's JSON decoder let
@@ -26,6 +27,11 @@ UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
 _JSON_MAY_HOLD_UNSTORABLE: Final = re.compile(rb"\\u|\xed[\xa0-\xbf]")
 """Raw NUL is not valid JSON, so a NUL or surrogate arrives escaped (`\\u0000`) or as the
 surrogate's own UTF-8 bytes (which Python's decoder passes): bodies with neither skip parsing."""
+
+MAX_BODY_BYTES: Final = 32 * 1024 * 1024
+"""The largest request body any route is given. This guard reads a body whole before a route
+sees it, so it bounds what one request can make the server hold; the largest route limit
+below it is a handheld's stocktake upload (24 MiB, `api.custody.inventories`)."""
 
 MAX_JSON_DEPTH: Final = 64
 """Nesting searched in a JSON body; deeper bodies are the schema's to refuse."""
@@ -80,12 +86,17 @@ class StorableTextGuard:
             await self._refuse("query", scope, receive, send)
             return
         chunks: list[bytes] = []
+        size = 0
         more = True
         while more:
             message = await receive()
             if message["type"] != "http.request":
                 break  # the client went away: nothing to check, nothing to answer
             chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > MAX_BODY_BYTES:
+                await self._too_large(scope, receive, send)
+                return
             more = message.get("more_body", False)
         body = b"".join(chunks)
         headers = dict(scope.get("headers", ()))
@@ -103,6 +114,15 @@ class StorableTextGuard:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+        response = answer_problem(
+            Request(scope), 413, "body-too-large", "Payload too large",
+            f"the request body is over {MAX_BODY_BYTES // (1024 * 1024)} MiB, "
+            "more than any route accepts")
+        response.headers["Connection"] = "close"  # the rest of the body is not read
+        await response(scope, receive, send)
 
     @staticmethod
     async def _refuse(where: str, scope: Scope, receive: Receive, send: Send) -> None:

@@ -198,6 +198,27 @@ def test_a_browser_is_refused_a_nul_with_a_page(client: tuple[TestClient, str]) 
         assert "\x00" not in answer.text
 
 
+def test_a_body_larger_than_any_route_takes_is_refused_unread(
+    client: tuple[TestClient, str]
+) -> None:
+    """The guard reads bodies whole, so it stops at its bound: one request cannot make the
+    server hold more than that, whatever the route or the content type."""
+    from api.storable_text import MAX_BODY_BYTES
+
+    test_client, key = client
+    headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
+
+    def chunks() -> Any:
+        for _ in range(MAX_BODY_BYTES // (1024 * 1024) + 2):
+            yield b" " * (1024 * 1024)
+
+    answer = test_client.post("/v1/assets", content=chunks(), headers=headers)
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["type"].endswith("/body-too-large")
+    fits = test_client.post("/v1/assets", content=b" " * 1024 + b"{}", headers=headers)
+    assert fits.status_code == 422  # the route's own answer: a body within the bound reaches it
+
+
 def test_a_logged_database_error_carries_no_parameters(caplog: pytest.LogCaptureFixture) -> None:
     from api import problems
 
