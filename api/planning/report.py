@@ -10,7 +10,9 @@ the API; a figure out of bounds 422 (`Problem`). Nothing here writes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
@@ -57,6 +59,11 @@ TABLE_MARGIN: Final = 2
 MAX_TABLE_ROWS: Final = 15
 SIMULATED_DAYS: Final = 28
 MAX_REPLAY_LOAN_S: Final = 366 * 86400.0
+BUSY_RETRY_S: Final = 15
+"""What a caller is told to wait while its agency's previous plan is still being simulated."""
+
+_planning: set[str] = set()
+_planning_lock = threading.Lock()
 """A loan rule of at most a year, as the longest booking."""
 LOAN_SCALES: Final = (("loan_longer", "Loans 50 % longer", 1.5),
                       ("loan_shorter", "Loans 50 % shorter", 0.5))
@@ -217,15 +224,33 @@ def _today(demand: DemandModel, request: PlanRequest, policy: PoolPolicy
     return current_service(demand, policy, request.simulation)
 
 
+@contextmanager
+def _one_plan_per_agency(agency_id: str) -> Iterator[None]:
+    """A plan costs seconds to minutes of CPU (two years, 200 runs): one agency runs one at a
+    time in this process, and a second request meanwhile answers 429, so no key that may read
+    assets can tie up every worker."""
+    with _planning_lock:
+        if agency_id in _planning:
+            raise Problem(429, "planning-busy", "a plan of this agency is still being worked "
+                          "out; ask again when it is done", {"Retry-After": str(BUSY_RETRY_S)})
+        _planning.add(agency_id)
+    try:
+        yield
+    finally:
+        with _planning_lock:
+            _planning.discard(agency_id)
+
+
 def plan_pool(session: Session, request: PlanRequest) -> PoolPlan:
     """The whole plan of `request` (checked by `checked` first); a figure the analysis
     refuses (a demand no simulated store of the bounds can carry) answers 422."""
-    history = history_of(session, request)
-    demand = _fitted(history)
-    try:
-        return _plan(session, request, history, demand)
-    except ValueError as exc:
-        raise Problem(422, "cannot-plan", f"this pool cannot be planned: {exc}") from None
+    with _one_plan_per_agency(request.agency_id):
+        history = history_of(session, request)
+        demand = _fitted(history)
+        try:
+            return _plan(session, request, history, demand)
+        except ValueError as exc:
+            raise Problem(422, "cannot-plan", f"this pool cannot be planned: {exc}") from None
 
 
 def _plan(session: Session, request: PlanRequest, history: PoolHistory, demand: DemandModel

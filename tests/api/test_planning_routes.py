@@ -177,3 +177,40 @@ def test_replay_says_what_a_changed_pool_would_refuse(engine: Engine) -> None:
                              headers=_auth(keys["north"]))
         assert answer.status_code == code, (bad, answer.text)
     assert _log_size(engine) == before
+
+
+def test_an_agency_plans_one_pool_at_a_time(engine: Engine,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plan costs seconds of CPU or more: while one of the agency's plans is worked out, a
+    second answers 429 with Retry-After rather than taking another worker; once the first is
+    done the agency is served again. The first plan is
+    held inside the guard by waiting on an event as it reads its history (the only stand-in:
+    a real plan's length depends on the machine)."""
+    import threading
+
+    from api.planning import report
+
+    client, keys = _client(engine)
+    reading, release = threading.Event(), threading.Event()
+    history_of = report.history_of
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        reading.set()
+        assert release.wait(60)
+        return history_of(*args, **kwargs)
+
+    monkeypatch.setattr(report, "history_of", held)
+    first: dict[str, Any] = {}
+    worker = threading.Thread(target=lambda: first.update(answer=client.get(
+        "/v1/planning/pools", params=POOL, headers=_auth(keys["north-reader"]))))
+    worker.start()
+    assert reading.wait(30)
+    busy = client.get("/v1/planning/pools", params=POOL, headers=_auth(keys["north-reader"]))
+    release.set()
+    worker.join(timeout=120)
+    assert busy.status_code == 429, busy.text[:200]
+    assert busy.headers["retry-after"] == str(report.BUSY_RETRY_S)
+    assert busy.json()["type"].endswith("/planning-busy")
+    assert first["answer"].status_code == 200, first["answer"].text[:200]
+    after = client.get("/v1/planning/pools", params=POOL, headers=_auth(keys["north-reader"]))
+    assert after.status_code == 200 and not report._planning
