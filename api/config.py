@@ -194,6 +194,9 @@ class Settings(BaseSettings):
     # it is resolved once the reader is 5 degrees cooler (api.custody.reader_health).
     reader_temperature_alert_c: float = Field(default=70.0, ge=0.0, le=150.0)
     metrics_per_reader: bool = False
+    # Pool planning (api.planning) counts requests by the stores' hour of day and day of week,
+    # and its periods are their calendar days: an IANA time zone name (e.g. "Europe/London").
+    planning_time_zone: str = Field(default="UTC", min_length=1, max_length=64)
     # The broker's security (api.ingest.broker_security): an mqtts:// URL turns TLS on, checking
     # the broker against mqtt_tls_ca (the system's trust store when unset); a client
     # certificate and key, and a username with its password in a file, as the broker asks.
@@ -278,6 +281,18 @@ class Settings(BaseSettings):
             "http", "https", "ws", "wss"
         ):
             raise ValueError("anchor chain URL must be none, embedded:// or http(s)/ws(s)://")
+        return value
+
+    @field_validator("planning_time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as "
+                             "'Europe/London'") from None
         return value
 
     @field_validator("database_url")

@@ -76,7 +76,8 @@ def run_plan(args: argparse.Namespace) -> int:
             site.agency_id, tuple(sites), args.class_id, args.first, args.last,
             target=args.target, runs=args.runs, seed=args.seed, with_agency=other,
             with_class=args.with_class if other is not None else None,
-            max_items=report.MAX_ITEMS if args.max_items is None else args.max_items)
+            max_items=report.MAX_ITEMS if args.max_items is None else args.max_items,
+            zone=settings.planning_time_zone)
         try:
             plan = report.plan_json(report.plan_pool(session, report.checked(session, request)))
         except Problem as exc:

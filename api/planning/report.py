@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
@@ -59,12 +60,12 @@ TABLE_MARGIN: Final = 2
 MAX_TABLE_ROWS: Final = 15
 SIMULATED_DAYS: Final = 28
 MAX_REPLAY_LOAN_S: Final = 366 * 86400.0
+"""A loan rule of at most a year, as the longest booking."""
 BUSY_RETRY_S: Final = 15
 """What a caller is told to wait while its agency's previous plan is still being simulated."""
 
 _planning: set[str] = set()
 _planning_lock = threading.Lock()
-"""A loan rule of at most a year, as the longest booking."""
 LOAN_SCALES: Final = (("loan_longer", "Loans 50 % longer", 1.5),
                       ("loan_shorter", "Loans 50 % shorter", 0.5))
 
@@ -72,7 +73,8 @@ LOAN_SCALES: Final = (("loan_longer", "Loans 50 % longer", 1.5),
 @dataclass(frozen=True, slots=True)
 class PlanRequest:
     """What is asked: the pool (agency, its sites, its class, and optionally another agency's
-    class it shares), the period (UTC days, both included), the target and the simulation."""
+    class it shares), the period (the stores' calendar days in `zone`, both included), the
+    target and the simulation."""
 
     agency_id: str
     site_ids: tuple[str, ...]
@@ -85,14 +87,20 @@ class PlanRequest:
     with_agency: str | None = None
     with_class: str | None = None
     max_items: int = MAX_ITEMS
+    zone: str = "UTC"
+    """The stores' time zone (`planning_time_zone`): their hours and days, summer time kept."""
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.zone)
 
     @property
     def start(self) -> datetime:
-        return datetime.combine(self.first, time(), UTC)
+        return datetime.combine(self.first, time(), self.tz).astimezone(UTC)
 
     @property
     def end(self) -> datetime:
-        return datetime.combine(self.last + timedelta(days=1), time(), UTC)
+        return datetime.combine(self.last + timedelta(days=1), time(), self.tz).astimezone(UTC)
 
     @property
     def shared(self) -> dict[str, str]:
@@ -170,9 +178,9 @@ def _shares(session: Session, request: PlanRequest) -> bool:
                                 request.shared)))
 
 
-def _fitted(history: PoolHistory) -> DemandModel:
+def _fitted(history: PoolHistory, tz: ZoneInfo) -> DemandModel:
     try:
-        return fit_demand(history)
+        return fit_demand(history, tz=tz)
     except ValueError as exc:
         raise Problem(422, "cannot-plan", f"this history cannot be fitted: {exc}") from None
 
@@ -246,7 +254,7 @@ def plan_pool(session: Session, request: PlanRequest) -> PoolPlan:
     refuses (a demand no simulated store of the bounds can carry) answers 422."""
     with _one_plan_per_agency(request.agency_id):
         history = history_of(session, request)
-        demand = _fitted(history)
+        demand = _fitted(history, request.tz)
         try:
             return _plan(session, request, history, demand)
         except ValueError as exc:
@@ -269,17 +277,20 @@ def _plan(session: Session, request: PlanRequest, history: PoolHistory, demand: 
     pooling = None
     if parts is not None:
         try:
-            pooling = pooling_saving(_fitted(parts[0]), _fitted(parts[1]), request.target,
-                                     policy, request.simulation)
+            pooling = pooling_saving(_fitted(parts[0], request.tz), _fitted(parts[1], request.tz),
+                                     request.target, policy, request.simulation)
         except (Problem, ValueError):  # one side has too little history to stand alone
             pooling = None
     return PoolPlan(request, history, demand, table, smallest, today, what_ifs, pooling,
-                    daily_use(history))
+                    daily_use(history, request.tz))
 
 
-def daily_use(history: PoolHistory) -> list[tuple[date, float | None]]:
-    """Each day's time-weighted share of the pool out on loan (None: no pool)."""
-    return [(step.start.date(), step.share) for step in items_on_loan(history, DAY_S)]
+def daily_use(history: PoolHistory, tz: ZoneInfo) -> list[tuple[date, float | None]]:
+    """Each day's time-weighted share of the pool out on loan (None: no pool), named by the
+    stores' date at its middle (a day of a clock change is an hour longer or shorter)."""
+    half = timedelta(seconds=DAY_S / 2)
+    return [((step.start + half).astimezone(tz).date(), step.share)
+            for step in items_on_loan(history, DAY_S)]
 
 
 def _estimate(value: Estimate) -> dict[str, float]:
@@ -306,7 +317,8 @@ def plan_json(plan: PoolPlan) -> dict[str, Any]:
         "pool": {"agency_ids": list(history.agency_ids), "site_ids": list(history.site_ids),
                  "class_id": request.class_id, "from": request.first.isoformat(),
                  "to": request.last.isoformat(), "items": history.pool_size,
-                 "with_agency": request.with_agency, "with_class": request.with_class},
+                 "with_agency": request.with_agency, "with_class": request.with_class,
+                 "time_zone": request.zone},
         "demand": {
             "requests": demand.requests, "unmet": demand.unmet, "bookings": demand.bookings,
             "no_shows": demand.no_shows, "no_show_share": _estimate(demand.no_show),

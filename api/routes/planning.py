@@ -18,7 +18,7 @@ from fastapi import APIRouter, Path, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from api.db import utcnow
-from api.deps import AssetsReader, CustodyWriter, SessionDep
+from api.deps import AssetsReader, CustodyWriter, SessionDep, SettingsDep
 from api.planning import report
 from api.planning.unmet import record_none_in_store
 from api.problems import Problem
@@ -114,6 +114,7 @@ class PoolPublic(BaseModel):
     items: int
     with_agency: str | None
     with_class: str | None
+    time_zone: str = Field(description="the stores' time zone: its hours, days and dates")
 
 
 class WhatIfPublic(BaseModel):
@@ -176,7 +177,7 @@ def _sites(site: list[str]) -> tuple[str, ...]:
 
 @router.get("/planning/pools", response_model=PlanPublic, response_model_by_alias=True)
 def plan_pool(
-    session: SessionDep, caller: AssetsReader,
+    session: SessionDep, caller: AssetsReader, settings: SettingsDep,
     site: Annotated[list[str], Query(description="the agency's site (repeat to pool sites)")],
     class_id: Annotated[IdQuery, Query(alias="class")],
     first: Annotated[date, Query(alias="from")], last: Annotated[date, Query(alias="to")],
@@ -192,7 +193,8 @@ def plan_pool(
     today's pool's service level and the what-ifs (surge, loans ±50 %, pooling)."""
     request = report.checked(session, report.PlanRequest(
         caller.agency_id, _sites(site), class_id, first, last, target=target, runs=runs,
-        seed=seed, with_agency=with_agency, with_class=with_class, max_items=max_items))
+        seed=seed, with_agency=with_agency, with_class=with_class, max_items=max_items,
+        zone=settings.planning_time_zone))
     return report.plan_json(report.plan_pool(session, request))
 
 
@@ -207,10 +209,11 @@ class ReplayCreate(BaseModel):
 
 
 @router.post("/planning/replay", response_model=ReplayPublic, response_model_by_alias=True)
-def replay_day(data: ReplayCreate, session: SessionDep, caller: AssetsReader
-               ) -> dict[str, Any]:
+def replay_day(data: ReplayCreate, session: SessionDep, caller: AssetsReader,
+               settings: SettingsDep) -> dict[str, Any]:
     """The day's recorded requests at the store replayed through a pool of `items` (loans
     returned by `max_loan_s` at the latest): which it would have refused."""
     request = report.checked(session, report.PlanRequest(
-        caller.agency_id, (data.site,), data.class_id, data.day, data.day), min_days=1)
+        caller.agency_id, (data.site,), data.class_id, data.day, data.day,
+        zone=settings.planning_time_zone), min_days=1)
     return report.replayed(session, request, data.items, data.max_loan_s)

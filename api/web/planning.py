@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlmodel import Session, col, select
 
 from api.db import utcnow
-from api.deps import SessionDep
+from api.deps import SessionDep, SettingsDep
 from api.models import Agency, Asset, AssetClass, AssetShare, Site
 from api.planning import report
 from api.problems import Problem
@@ -68,7 +68,7 @@ def _charts(plan: dict[str, Any]) -> dict[str, str]:
 
 @router.get("/planning", response_class=HTMLResponse)
 def planning(
-    request: Request, session: SessionDep, user: AssetsUser,
+    request: Request, session: SessionDep, user: AssetsUser, settings: SettingsDep,
     site: IdParam = None, with_site: IdParam = None,
     class_id: Annotated[str | None, Query(alias="class", max_length=MAX_ID_CHARS)] = None,
     first: Annotated[date | None, Query(alias="from")] = None,
@@ -101,7 +101,7 @@ def planning(
             session, report.PlanRequest(
                 agency_id, tuple(s for s in (site, with_site) if s), class_id, first, last,
                 target=target, runs=PAGE_RUNS, with_agency=other[0] if other else None,
-                with_class=other[1] if other else None))))
+                with_class=other[1] if other else None, zone=settings.planning_time_zone))))
     except Problem as exc:
         context["error"] = exc.detail
         return page(request, "planning.html", status_code=exc.status_code, **context)
@@ -110,7 +110,7 @@ def planning(
 
 @router.get("/planning/replay", response_class=HTMLResponse)
 def replay_page(
-    request: Request, session: SessionDep, user: AssetsUser,
+    request: Request, session: SessionDep, user: AssetsUser, settings: SettingsDep,
     site: Annotated[str, Query(min_length=1, max_length=MAX_ID_CHARS)],
     class_id: Annotated[str, Query(alias="class", min_length=1, max_length=MAX_ID_CHARS)],
     day: date, items: Annotated[int, Query(ge=1, le=report.MAX_ITEMS)],
@@ -121,7 +121,8 @@ def replay_page(
     `POST /v1/planning/replay`."""
     try:
         asked = report.checked(session, report.PlanRequest(
-            user.caller.agency_id, (site,), class_id, day, day), min_days=1)
+            user.caller.agency_id, (site,), class_id, day, day,
+            zone=settings.planning_time_zone), min_days=1)
         outcome = report.replayed(session, asked, items, _loan_s(loan_h))
     except Problem as exc:
         return page(request, "planning_replay.html", status_code=exc.status_code, user=user,

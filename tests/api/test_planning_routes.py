@@ -214,3 +214,27 @@ def test_an_agency_plans_one_pool_at_a_time(engine: Engine,
     assert first["answer"].status_code == 200, first["answer"].text[:200]
     after = client.get("/v1/planning/pools", params=POOL, headers=_auth(keys["north-reader"]))
     assert after.status_code == 200 and not report._planning
+
+
+def test_hours_and_days_are_the_stores_own(engine: Engine) -> None:
+    """With `planning_time_zone` the same requests count in the stores' hours (New York is
+    five hours behind UTC in November), its days bound the period, and the answer says which
+    zone; a zone that does not exist is refused when the settings load."""
+    from api.errors import ConfigError
+
+    keys = build_world(engine)
+    hours: dict[str, list[int]] = {}
+    for zone in ("UTC", "America/New_York"):
+        settings = load_settings(environment="test", secret_key=SECRET, planning_time_zone=zone)
+        client = TestClient(create_app(settings, engine), raise_server_exceptions=False)
+        answer = client.get("/v1/planning/pools", params=POOL,
+                            headers=_auth(keys["north-reader"]))
+        assert answer.status_code == 200, answer.text[:300]
+        plan = answer.json()
+        assert plan["pool"]["time_zone"] == zone
+        hours[zone] = [h for h, rate in enumerate(plan["demand"]["rate_by_hour_of_day"])
+                       if rate["value"] > 0]
+    assert hours["UTC"] and hours["America/New_York"] == sorted(
+        (h - 5) % 24 for h in hours["UTC"])
+    with pytest.raises(ConfigError, match="unknown time zone"):
+        load_settings(environment="test", secret_key=SECRET, planning_time_zone="Mars/Olympus")
