@@ -11,7 +11,7 @@ it, on the page. Nothing is written.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Query, Request
@@ -59,7 +59,8 @@ def _charts(plan: dict[str, Any]) -> dict[str, str]:
     rows = plan["sizing"]
     return {
         "use": use_chart([date.fromisoformat(d["day"]) for d in use], [d["share"] for d in use]),
-        "hours": hour_chart([(r["value"], r["low"], r["high"]) for r in hours]),
+        "hours": hour_chart([(r["value"], r["low"], r["high"]) for r in hours],
+                            plan["pool"]["time_zone"]),
         "service": service_chart([r["items"] for r in rows],
                                  [(r["met_at_once"]["value"], r["met_at_once"]["low"],
                                    r["met_at_once"]["high"]) for r in rows],
@@ -88,7 +89,8 @@ def planning(
     first = first or last - timedelta(days=DEFAULT_DAYS - 1)
     form = {"site": site, "with_site": with_site, "class": class_id, "from": first,
             "to": last, "target": target, "with": shared}
-    context: dict[str, Any] = {"user": user, "sites": sites, "classes": classes,
+    context: dict[str, Any] = {"user": user, "zone": settings.planning_time_zone,
+                               "sites": sites, "classes": classes,
                                "pools": pools, "targets": TARGETS, "form": form,
                                "plan": None, "charts": None, "error": None}
     if site is None or class_id is None:
@@ -126,8 +128,11 @@ def replay_page(
         outcome = report.replayed(session, asked, items, _loan_s(loan_h))
     except Problem as exc:
         return page(request, "planning_replay.html", status_code=exc.status_code, user=user,
-                    outcome=None, error=exc.detail)
-    return page(request, "planning_replay.html", user=user, outcome=outcome, error=None)
+                    outcome=None, error=exc.detail, zone=settings.planning_time_zone)
+    for refused in outcome["refused"]:  # the stores' clock, as the page says
+        refused["local"] = datetime.fromisoformat(refused["at"]).astimezone(asked.tz)
+    return page(request, "planning_replay.html", user=user, outcome=outcome, error=None,
+                zone=settings.planning_time_zone)
 
 
 def _loan_s(hours: str) -> float | None:

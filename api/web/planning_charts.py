@@ -54,8 +54,9 @@ def use_chart(days: Sequence[date], shares: Sequence[float | None]) -> str:
     return _data_uri(figure)
 
 
-def hour_chart(rates: Sequence[tuple[float, float, float]]) -> str:
-    """Requests per hour for each hour of the day, each with its interval (value, low, high)."""
+def hour_chart(rates: Sequence[tuple[float, float, float]], zone: str) -> str:
+    """Requests per hour for each hour of the stores' day (`zone`), each with its interval
+    (value, low, high)."""
     figure, axes = _figure()
     hours = list(range(len(rates)))
     values = [r[0] for r in rates]
@@ -64,7 +65,7 @@ def hour_chart(rates: Sequence[tuple[float, float, float]]) -> str:
                                        [r[2] - r[0] for r in rates]],
                   fmt="none", ecolor=MARK, elinewidth=1, capsize=2)
     axes.set_xticks(range(0, 24, 3))
-    axes.set_xlabel("hour of day (UTC)")
+    axes.set_xlabel(f"hour of day ({zone})")
     axes.set_ylabel("requests per hour")
     return _data_uri(figure)
 

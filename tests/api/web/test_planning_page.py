@@ -33,9 +33,9 @@ PLAN: dict[str, Any] = {"site": "north-store", "class": "radio", "from": START.d
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
-def _signed_in(engine: Engine, key: str = "north") -> TestClient:
+def _signed_in(engine: Engine, key: str = "north", zone: str = "UTC") -> TestClient:
     keys = build_world(engine)
-    settings = load_settings(environment="test", secret_key=SECRET)
+    settings = load_settings(environment="test", secret_key=SECRET, planning_time_zone=zone)
     client = TestClient(create_app(settings, engine), raise_server_exceptions=False)
     login = client.post("/web/login", data={"key": keys[key], "csrf": form_token(client)},
                         follow_redirects=False)
@@ -166,3 +166,18 @@ def test_a_day_replayed_on_the_page(engine: Engine) -> None:
                       ({"items": 1, "site": "north\x00store"}, 422)):
         answer = client.get("/web/planning/replay", params={**day, **bad})
         assert answer.status_code == code, (bad, answer.text[:300])
+
+
+def test_the_page_speaks_the_stores_time_zone(engine: Engine) -> None:
+    """With the stores in New York (five hours behind UTC in November) the chart, its caption
+    and the replayed day read in the stores' hours: the 09:00 UTC ask shows at 04:00."""
+    client = _signed_in(engine, zone="America/New_York")
+    plan = client.get("/web/planning", params=PLAN)
+    assert plan.status_code == 200, plan.text[:300]
+    assert "Demand by hour of day (America/New_York)" in plan.text
+    assert "America/New_York days" in plan.text and "UTC" not in plan.text
+    day = {"site": "north-store", "class": "radio", "day": PLAN["from"], "items": 1}
+    replayed = client.get("/web/planning/replay", params=day)
+    assert replayed.status_code == 200, replayed.text[:300]
+    assert "Asked at (America/New_York)" in replayed.text and "04:00:00" in replayed.text
+    assert "09:00:00" not in replayed.text
