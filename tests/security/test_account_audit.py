@@ -5,18 +5,15 @@ changes a row. (Single sign-on's rows: tests/security/test_sso.py.) Both databas
 
 from __future__ import annotations
 
-import io
 import json
-from typing import Any
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from api import commands
 from api.models import AccountAudit, StaffAccount
-from ledger.cli import VerdictParser, run_command
 from tests.security.conftest import Service
 from tests.security.security_support import form_token
+from tests.security.test_accounts import _run
 from tests.security.test_accounts_page import _browser, _post
 
 PASSWORD = "correct horse battery staple"
@@ -32,7 +29,7 @@ def _rows(service: Service, account_id: str) -> list[tuple[str, str, str]]:
     """The account's rows, oldest first, as (action, detail, actor)."""
     with Session(service.engine) as session:
         rows = session.exec(select(AccountAudit).where(AccountAudit.account_id == account_id)
-                            .order_by(AccountAudit.id)).all()  # type: ignore[arg-type]
+                            .order_by(col(AccountAudit.id))).all()
         return [(r.action, r.detail, r.actor) for r in rows]
 
 
@@ -184,15 +181,6 @@ def test_the_history_page_is_for_the_agencys_admins_only(service: Service) -> No
     assert boss.get("/web/accounts/" + "a" * 40 + "/history").status_code == 422
     assert service.new_client().get(path).status_code == 303  # signed out: to the sign-in form
     assert form_token(service.new_client())  # the sign-in form still serves
-
-
-def _run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, stdin: str,
-         *argv: str) -> tuple[int, dict[str, Any]]:
-    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    parser = VerdictParser(prog="kitledger")
-    commands.register(parser.add_subparsers(dest="command", required=True))
-    code = run_command(parser.parse_args(list(argv)))
-    return code, json.loads(capsys.readouterr().out)
 
 
 def test_each_command_change_adds_one_row_by_cli(
