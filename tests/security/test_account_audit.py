@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from api.models import AccountAudit, StaffAccount
 from tests.security.conftest import Service
-from tests.security.security_support import form_token
+from tests.security.security_support import form_token, sign_in
 from tests.security.test_accounts import _run
 from tests.security.test_accounts_page import _browser, _post
 
@@ -211,3 +211,12 @@ def test_each_command_change_adds_one_row_by_cli(
         assert (code, refused["verdict"]) == (2, "unusable"), refused
         assert "audit" not in refused
     _no_secret(service)
+
+
+def test_a_page_change_by_an_api_key_names_the_key(service: Service) -> None:
+    client = service.new_client()
+    assert sign_in(client, service.keys["all"]).status_code == 303
+    made = _post(client, "/web/accounts/new", {"username": "kim", "role": "auditor"})
+    assert made.status_code == 303, made.text
+    kim = made.headers["location"].rsplit("=", 1)[1]
+    assert _rows(service, kim) == [("created", "role auditor", f"client:{_client_id(service)}")]
