@@ -1,6 +1,7 @@
 """`kitledger account`: staff accounts from the command line (`api.accounts.admin`).
 
-`create`, `list`, `set-role`, `disable` and `reset-password`, each printing one JSON verdict.
+`create`, `list`, `set-role`, `disable`, `reset-password` and `audit` (an account's changes:
+who made them, when), each printing one JSON verdict.
 A password is never an argument (argv is visible to every user of the machine and kept in
 shell history): `create --password-stdin` and `reset-password` read it from a prompt on a
 terminal (typed twice), or as the first line of standard input otherwise.
@@ -38,11 +39,12 @@ def _view(account: Any) -> dict[str, object]:
 
 
 def run_account(args: argparse.Namespace) -> int:
-    """`kitledger account create|list|set-role|disable|reset-password`."""
+    """`kitledger account create|list|set-role|disable|reset-password|audit`."""
     from sqlmodel import Session
 
     from api.accounts import admin
     from api.accounts.admin import AccountRefused
+    from api.accounts.audit import CLI_ACTOR, history
     from api.accounts.passwords import PasswordRefused
     from api.accounts.roles import StaffRole
     from api.commands import _settings, database
@@ -57,6 +59,14 @@ def run_account(args: argparse.Namespace) -> int:
                 _view(a) for a in admin.list_accounts(session, args.agency)]})
             return EXIT_OK
         try:
+            if args.action == "audit":
+                found = session.get(StaffAccount, args.account_id)
+                if found is None or found.agency_id != args.agency:
+                    raise AccountRefused(f"no account {args.account_id!r} in agency "
+                                         f"{args.agency!r}")
+                emit({"verdict": "ok", "audit": [
+                    row.model_dump(mode="json") for row in history(session, found)]})
+                return EXIT_OK
             if args.action == "create":
                 if session.get(Agency, args.agency) is None:
                     raise AccountRefused(f"no agency {args.agency!r}")
@@ -64,18 +74,20 @@ def run_account(args: argparse.Namespace) -> int:
                 account = admin.create_local(
                     session, agency_id=args.agency, username=args.username,
                     role=StaffRole(args.role), password=password, now=now,
-                    display_name=args.display_name, person_id=args.person)
+                    actor=CLI_ACTOR, display_name=args.display_name, person_id=args.person)
             else:
                 found = session.get(StaffAccount, args.account_id)
                 if found is None:
                     raise AccountRefused(f"no account {args.account_id!r}")
                 account = found
                 if args.action == "set-role":
-                    admin.set_role(session, account, StaffRole(args.role))
+                    admin.set_role(session, account, StaffRole(args.role), now=now,
+                                   actor=CLI_ACTOR)
                 elif args.action == "disable":
-                    admin.disable(session, account, now)
+                    admin.disable(session, account, now, actor=CLI_ACTOR)
                 else:
-                    admin.reset_password(session, account, read_password(), now)
+                    admin.reset_password(session, account, read_password(), now,
+                                         actor=CLI_ACTOR)
         except (AccountRefused, PasswordRefused) as exc:
             raise CommandError(str(exc), "see `kitledger account --help` and "
                                "`kitledger account list`", EXIT_UNUSABLE, "unusable") from None
@@ -87,7 +99,8 @@ def run_account(args: argparse.Namespace) -> int:
 def register_account(subparsers: Any, settings_arguments: Any) -> None:
     """`account` and its actions; every action prints one JSON verdict."""
     account = subparsers.add_parser(
-        "account", help="manage staff accounts: create, list, set-role, disable, reset-password")
+        "account", help="manage staff accounts: create, list, set-role, disable, "
+        "reset-password, audit")
     actions = account.add_subparsers(dest="action", required=True, parser_class=type(account))
     create = actions.add_parser("create", help="a new local account of an existing agency")
     settings_arguments(create)
@@ -110,4 +123,9 @@ def register_account(subparsers: Any, settings_arguments: Any) -> None:
         action.add_argument("account_id", help="the account id (`kitledger account list`)")
         if name == "set-role":
             action.add_argument("role", choices=ROLE_NAMES)
+    history = actions.add_parser("audit", help="an account's changes, newest first: what, by "
+                                 "whom, when")
+    settings_arguments(history)
+    history.add_argument("agency", help="agency id")
+    history.add_argument("account_id", help="the account id (`kitledger account list`)")
     account.set_defaults(run=run_account)

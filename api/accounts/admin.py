@@ -4,7 +4,10 @@ The same operations serve `kitledger account` and `/v1/accounts` (scope `admin`,
 the admin's agency). Disabling an account or resetting its password ends its web sessions at
 once, as revoking an API key ends the key's: a password changed because it leaked must not
 live on in a cookie. Accounts are never deleted (custody changes made through the pages name
-them); a disabled one can never sign in again, by password or by single sign-on.
+them); a disabled one can never sign in again, by password or by single sign-on. Every change
+takes who makes it (`actor`) and adds its row to the audit trail (`audit.record`) in the same
+transaction; a change that changes nothing (the same role again, disabling a disabled account)
+adds none.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from typing import Final
 
 from sqlmodel import Session, col, select, update
 
-from api.accounts import passwords
+from api.accounts import audit, passwords
 from api.accounts.roles import StaffRole
-from api.models.accounts import MAX_DISPLAY_CHARS, StaffAccount
+from api.models.accounts import MAX_DISPLAY_CHARS, AccountAction, StaffAccount
 from api.models.clients import WebSession
 from api.models.people import Person
 
@@ -50,8 +53,8 @@ def _check_person(session: Session, agency_id: str, person_id: str | None) -> No
 
 
 def create_local(session: Session, *, agency_id: str, username: str, role: StaffRole,
-                 password: str | None, now: datetime, display_name: str | None = None,
-                 person_id: str | None = None) -> StaffAccount:
+                 password: str | None, now: datetime, actor: str,
+                 display_name: str | None = None, person_id: str | None = None) -> StaffAccount:
     """A new local account; without a password it cannot sign in until one is set."""
     if not _USERNAME.fullmatch(username):
         raise AccountRefused("a username is 1-64 of a-z, 0-9, '.', '_', '-', starting with a "
@@ -67,6 +70,8 @@ def create_local(session: Session, *, agency_id: str, username: str, role: Staff
         password_hash=passwords.hash_password(password) if password is not None else None)
     session.add(account)
     session.flush()
+    audit.record(session, account, AccountAction.CREATED, actor=actor, now=now,
+                 detail=f"role {role.value}")
     return account
 
 
@@ -84,28 +89,37 @@ def list_accounts(session: Session, agency_id: str | None = None) -> list[StaffA
                                             col(StaffAccount.id)).limit(MAX_LISTED)))
 
 
-def set_role(session: Session, account: StaffAccount, role: StaffRole) -> None:
+def set_role(session: Session, account: StaffAccount, role: StaffRole, *, now: datetime,
+             actor: str) -> None:
     """Give `account` another role; its open sessions hold the new scopes from their next page.
     A single sign-on account's role is set by its provider's groups at each sign-in."""
+    if account.role == role.value:
+        return
+    audit.record(session, account, AccountAction.ROLE_CHANGED, actor=actor, now=now,
+                 detail=f"{account.role} -> {role.value}")
     account.role = role.value
     session.add(account)
 
 
-def disable(session: Session, account: StaffAccount, now: datetime) -> None:
+def disable(session: Session, account: StaffAccount, now: datetime, *, actor: str) -> None:
     """Refuse every sign-in of `account` from now on and end its live sessions."""
     if account.disabled_at is None:
         account.disabled_at = now
         session.add(account)
+        audit.record(session, account, AccountAction.DISABLED, actor=actor, now=now,
+                     detail="sessions ended")
     end_account_sessions(session, account.id, now)
 
 
 def reset_password(session: Session, account: StaffAccount, password: str,
-                   now: datetime) -> None:
+                   now: datetime, *, actor: str) -> None:
     """A new password for a local account; its live sessions end."""
     if account.oidc_provider is not None:
         raise AccountRefused("a single sign-on account has no password here")
     account.password_hash = passwords.hash_password(password)
     session.add(account)
+    audit.record(session, account, AccountAction.PASSWORD_RESET, actor=actor, now=now,
+                 detail="sessions ended")
     end_account_sessions(session, account.id, now)
 
 

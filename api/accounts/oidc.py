@@ -41,12 +41,14 @@ from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from sqlmodel import Session, col, delete, select, update
 
+from api.accounts import audit
 from api.accounts.roles import StaffRole, strongest
 from api.config import OidcProvider, is_loopback
 from api.errors import ConfigError
 from api.models.accounts import (
     MAX_DISPLAY_CHARS,
     MAX_SUBJECT_CHARS,
+    AccountAction,
     SsoAttempt,
     StaffAccount,
 )
@@ -313,7 +315,8 @@ def role_of(provider: OidcProvider, claims: dict[str, Any]) -> StaffRole:
 def account_for(session: Session, provider: OidcProvider, claims: dict[str, Any],
                 now: datetime) -> StaffAccount:
     """The account of the person `claims` names, made on first sign-in; its role set from
-    the groups of this sign-in. A disabled account is refused."""
+    the groups of this sign-in. A disabled account is refused. Making the account, or a role
+    other than its last, adds a row to its audit trail, by `sso:<issuer>`."""
     subject = claims.get("sub")
     if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_CHARS:
         raise SsoRefused("the ID token's subject is missing or too long")
@@ -329,11 +332,20 @@ def account_for(session: Session, provider: OidcProvider, claims: dict[str, Any]
                                username=f"{provider.name}:{subject}", role=role.value,
                                oidc_provider=provider.name, oidc_subject=subject,
                                display_name=display, created_at=now)
+        change: AccountAction | None = AccountAction.SSO_CREATED
+        detail = f"role {role.value} from groups"
     elif account.disabled_at is not None:
         raise SsoRefused("this account is disabled; ask your agency admin", 403)
+    else:
+        change = AccountAction.SSO_ROLE_MAPPED if account.role != role.value else None
+        detail = f"{account.role} -> {role.value}"
     account.role = role.value
     account.display_name = display or account.display_name
     account.last_sign_in_at = now
     session.add(account)
+    if change is not None:
+        session.flush()
+        audit.record(session, account, change, actor=audit.sso_actor(provider.issuer), now=now,
+                     detail=detail)
     session.commit()
     return account

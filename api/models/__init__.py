@@ -4,7 +4,13 @@ Importing this package registers every table on `SQLModel.metadata`, which Alemb
 `target_metadata` and the tests compare migrations against.
 """
 
-from api.models.accounts import SsoAttempt, StaffAccount, StaffAccountPublic
+from api.models.accounts import (
+    AccountAction,
+    AccountAudit,
+    SsoAttempt,
+    StaffAccount,
+    StaffAccountPublic,
+)
 from api.models.anchoring import AnchorContract, AnchorHistory, AnchoringStatus
 from api.models.assets import Asset, AssetClass, AssetShare, AssetStatus, HolderKind
 from api.models.broker import BrokerStatus
@@ -46,6 +52,8 @@ from api.models.webhooks import WebhookDelivery, WebhookEvent, WebhookSubscripti
 from api.models.witnesses import CheckpointCosignature
 
 __all__ = [
+    "AccountAction",
+    "AccountAudit",
     "Agency",
     "Alert",
     "AlertAction",

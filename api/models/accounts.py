@@ -5,6 +5,10 @@ single sign-on one is keyed by its provider and the provider's subject (`sub`). 
 the registry person it is (`person_id`), whose commitment then authorises custody changes made
 through the pages; the log never holds the account's username or the provider's subject.
 
+Every change of an account (made, re-roled, disabled, its password reset, made or re-roled by
+single sign-on) adds one `AccountAudit` row, in the change's own transaction: what, by whom,
+when. Rows are only ever added; no route or command updates or deletes them.
+
 A sign-on attempt is stored under the SHA-256 of its `state`, with the nonce and PKCE verifier
 it was started with and the SHA-256 of the browser cookie that started it; it is spent once.
 """
@@ -12,12 +16,13 @@ it was started with and the SHA-256 of the browser cookie that started it; it is
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Final
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from api.db import UTCDateTime, utcnow
+from api.db import BigInt, UTCDateTime, utcnow
 from api.models.registry import MAX_ID_CHARS
 
 MAX_USERNAME_CHARS: Final = 320
@@ -28,6 +33,9 @@ MAX_PASSWORD_HASH_CHARS: Final = 256
 MAX_PROVIDER_CHARS: Final = 32
 MAX_SUBJECT_CHARS: Final = 255
 """OpenID Connect Core §2: `sub` is at most 255 ASCII characters."""
+MAX_ACTOR_CHARS: Final = 2052
+"""`sso:` and an issuer URL (at most 2048, `api.config.OidcProvider`), or a shorter actor."""
+MAX_AUDIT_DETAIL_CHARS: Final = 200
 
 
 class StaffAccount(SQLModel, table=True):
@@ -71,6 +79,34 @@ class StaffAccountPublic(SQLModel):
     def of(cls, account: StaffAccount) -> StaffAccountPublic:
         fields = {name: getattr(account, name) for name in cls.model_fields if name != "local"}
         return cls(**fields, local=account.password_hash is not None)
+
+
+class AccountAction(StrEnum):
+    """What an `AccountAudit` row records."""
+
+    CREATED = "created"
+    ROLE_CHANGED = "role_changed"
+    DISABLED = "disabled"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - an action's name
+    SSO_CREATED = "sso_created"
+    SSO_ROLE_MAPPED = "sso_role_mapped"
+
+
+class AccountAudit(SQLModel, table=True):
+    """One change of a staff account: which, what (`AccountAction`, and `detail` such as
+    `read-only -> supervisor`, never a password or hash), by whom (`actor`: `account:<id>`,
+    `client:<id>`, `cli` or `sso:<issuer>`) and when (`at`, UTC). Only ever added."""
+
+    __tablename__ = "account_audit"
+    __table_args__ = (Index("ix_account_audit_account", "agency_id", "account_id"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    agency_id: str = Field(foreign_key="agency.id", max_length=MAX_ID_CHARS)
+    account_id: str = Field(foreign_key="staff_account.id", max_length=32)
+    action: str = Field(max_length=32)
+    detail: str = Field(max_length=MAX_AUDIT_DETAIL_CHARS)
+    actor: str = Field(max_length=MAX_ACTOR_CHARS)
+    at: datetime = Field(sa_type=UTCDateTime)
 
 
 class SsoAttempt(SQLModel, table=True):

@@ -1,5 +1,5 @@
 """Staff accounts of the caller's agency (scope `admin`): create, list, set a role, disable,
-reset a password.
+reset a password, and read an account's audit trail (who changed it, and when).
 
 The same operations as `kitledger account` (`api.accounts.admin`), limited to the admin's own
 agency: another agency's account answers 404, as if unknown. A password is accepted in a
@@ -10,16 +10,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, Query, status
 from pydantic import BaseModel, Field
 
-from api.accounts import admin
+from api.accounts import admin, audit
 from api.accounts.admin import USERNAME_PATTERN, AccountRefused
+from api.accounts.audit import client_actor
 from api.accounts.passwords import MAX_PASSWORD_CHARS, PasswordRefused
 from api.accounts.roles import StaffRole
 from api.db import utcnow
 from api.deps import Admin, SessionDep
-from api.models.accounts import MAX_DISPLAY_CHARS, StaffAccount, StaffAccountPublic
+from api.models.accounts import (
+    MAX_DISPLAY_CHARS,
+    AccountAudit,
+    StaffAccount,
+    StaffAccountPublic,
+)
 from api.models.registry import RegistryId
 from api.problems import Problem
 from api.routes.paging import IdPath
@@ -52,7 +58,7 @@ def create(data: AccountCreate, session: SessionDep, caller: Admin) -> StaffAcco
         account = admin.create_local(
             session, agency_id=caller.agency_id, username=data.username, role=data.role,
             password=data.password, display_name=data.display_name, person_id=data.person_id,
-            now=utcnow())
+            now=utcnow(), actor=client_actor(caller.client_id))
     except PasswordRefused as exc:
         raise _unprocessable(exc) from None
     except AccountRefused as exc:
@@ -74,7 +80,8 @@ def set_role(account_id: IdPath, session: SessionDep, caller: Admin,
     """Give the account another role (a single sign-on account's is reset at its next
     sign-in from its groups)."""
     account = agency_row(session, StaffAccount, caller.agency_id, account_id, "account")
-    admin.set_role(session, account, role)
+    admin.set_role(session, account, role, now=utcnow(),
+                   actor=client_actor(caller.client_id))
     session.commit()
     return StaffAccountPublic.of(account)
 
@@ -83,7 +90,7 @@ def set_role(account_id: IdPath, session: SessionDep, caller: Admin,
 def disable(account_id: IdPath, session: SessionDep, caller: Admin) -> StaffAccountPublic:
     """Refuse every sign-in of the account from now on; its live sessions end now."""
     account = agency_row(session, StaffAccount, caller.agency_id, account_id, "account")
-    admin.disable(session, account, utcnow())
+    admin.disable(session, account, utcnow(), actor=client_actor(caller.client_id))
     session.commit()
     return StaffAccountPublic.of(account)
 
@@ -94,8 +101,19 @@ def reset_password(account_id: IdPath, session: SessionDep, caller: Admin,
     """A new password for a local account; its live sessions end now."""
     account = agency_row(session, StaffAccount, caller.agency_id, account_id, "account")
     try:
-        admin.reset_password(session, account, password, utcnow())
+        admin.reset_password(session, account, password, utcnow(),
+                             actor=client_actor(caller.client_id))
     except (PasswordRefused, AccountRefused) as exc:
         raise _unprocessable(exc) from None
     session.commit()
     return StaffAccountPublic.of(account)
+
+
+@router.get("/{account_id}/audit", response_model=list[AccountAudit])
+def account_audit(account_id: IdPath, session: SessionDep, caller: Admin,
+                  limit: Annotated[int, Query(ge=1, le=audit.MAX_HISTORY)] = 100
+                  ) -> list[AccountAudit]:
+    """The account's changes, newest first: what, by whom (`account:<id>`, `client:<id>`,
+    `cli` or `sso:<issuer>`) and when. Rows are only added, never changed."""
+    account = agency_row(session, StaffAccount, caller.agency_id, account_id, "account")
+    return audit.history(session, account, limit)

@@ -1,5 +1,5 @@
 """The agency admin's account page: list the agency's staff accounts, create one, change a
-role, disable one, reset a password.
+role, disable one, reset a password, and each account's history (its audit trail).
 
 Every form goes through the same functions as `kitledger account` and `/v1/accounts`
 (`api.accounts.admin`: argon2id hashes, sessions ended on disable and reset) and needs the same
@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from api.accounts import admin
+from api.accounts import admin, audit
 from api.accounts.admin import AccountRefused
 from api.accounts.passwords import MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, PasswordRefused
 from api.accounts.roles import ROLE_PRECEDENCE, StaffRole
@@ -106,6 +106,16 @@ def accounts(request: Request, session: SessionDep, user: AdminUser,
     return _page(request, session, user, done=_confirmation(session, user, done, account))
 
 
+@router.get("/{account_id}/history", response_class=HTMLResponse)
+def history(account_id: AccountId, request: Request, session: SessionDep,
+            user: AdminUser) -> Response:
+    """One account's changes, newest first: what, by whom, when (as
+    `GET /v1/accounts/{id}/audit`)."""
+    account = _own(session, user, account_id)
+    return page(request, "account_history.html", user=user, account=account,
+                rows=audit.history(session, account))
+
+
 @router.post("/new", response_class=HTMLResponse)
 async def create(request: Request, session: SessionDep, user: AdminUser) -> Response:
     """A new local account, as `kitledger account create` and `POST /v1/accounts`."""
@@ -116,6 +126,7 @@ async def create(request: Request, session: SessionDep, user: AdminUser) -> Resp
         account = admin.create_local(
             session, agency_id=user.caller.agency_id, username=_field(form, "username"),
             role=_role(form), password=_password(form, optional=True), now=utcnow(),
+            actor=user.actor,
             display_name=_field(form, "display_name") or None,
             person_id=_field(form, "person_id") or None)
     except (AccountRefused, PasswordRefused) as exc:
@@ -155,7 +166,7 @@ async def change_role(account_id: AccountId, request: Request, session: SessionD
         if account.id == user.account_id and role is not StaffRole.AGENCY_ADMIN:
             raise AccountRefused("you cannot take away your own agency-admin role: another "
                                  "admin must")
-        admin.set_role(session, account, role)
+        admin.set_role(session, account, role, now=utcnow(), actor=user.actor)
         return "role"
 
     return await _change(request, session, user, account_id, "Not changed", change)
@@ -171,7 +182,7 @@ async def disable(account_id: AccountId, request: Request, session: SessionDep,
             raise AccountRefused("you cannot disable your own account: another admin must")
         if form.get("confirm") != "yes":
             raise AccountRefused(f"tick the box to confirm disabling {account.username}")
-        admin.disable(session, account, utcnow())
+        admin.disable(session, account, utcnow(), actor=user.actor)
         return "disabled"
 
     return await _change(request, session, user, account_id, "Not disabled", change)
@@ -183,7 +194,8 @@ async def reset_password(account_id: AccountId, request: Request, session: Sessi
     """A new password for a local account, typed twice; its sessions end now."""
 
     def change(form: dict[str, str], account: StaffAccount) -> str:
-        admin.reset_password(session, account, _password(form) or "", utcnow())
+        admin.reset_password(session, account, _password(form) or "", utcnow(),
+                             actor=user.actor)
         return "password"
 
     return await _change(request, session, user, account_id, "Password not set", change)

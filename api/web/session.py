@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 from fastapi import Depends, Request, Response
 from sqlmodel import Session, col, delete
 
+from api.accounts.audit import account_actor, client_actor
 from api.accounts.oidc import ProviderDirectory
 from api.accounts.roles import scopes_of
 from api.auth import Caller, authenticate, usable
@@ -172,6 +173,13 @@ class WebUser:
     @property
     def account_id(self) -> str | None:
         return self.account.id if self.account is not None else None
+
+    @property
+    def actor(self) -> str:
+        """Who an account change made through a page is recorded as (`api.accounts.audit`)."""
+        if self.account is None:
+            return client_actor(self.caller.client_id)
+        return account_actor(self.account.id)
 
     @property
     def authorisers(self) -> tuple[str, ...]:

@@ -64,7 +64,7 @@ def test_the_page_and_the_command_refuse_a_person_holding_kit(
     with Session(engine) as session:
         cookies = {role: open_account_session(session, create_local(
             session, agency_id=agency, username=role.value, role=role, password=None,
-            now=now), now) for agency, role in (("north", StaffRole.AGENCY_ADMIN),
+            now=now, actor="cli"), now) for agency, role in (("north", StaffRole.AGENCY_ADMIN),
                                                 ("south", StaffRole.SUPERVISOR))}
     admin = {"Cookie": f"{COOKIE}={cookies[StaffRole.AGENCY_ADMIN]}", "Accept": "text/html"}
     listed = client.get("/web/registry/people", headers=admin)

@@ -28,7 +28,7 @@ NEW_PASSWORD = "another long passphrase"
 def _account(service: Service, username: str, role: StaffRole, agency: str = "north") -> str:
     with Session(service.engine) as session:
         account = admin.create_local(session, agency_id=agency, username=username, role=role,
-                                     password=PASSWORD, now=datetime.now(UTC))
+                                     password=PASSWORD, now=datetime.now(UTC), actor="cli")
         session.commit()
         return account.id
 

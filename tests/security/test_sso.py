@@ -2,7 +2,8 @@
 driven through a served API by an HTTP client as a browser would: groups map to roles per
 agency; every forged, replayed, mixed-up, expired or tampered answer is refused with a page
 saying why; a person in no mapped group, or with a disabled account, is refused; disabling
-ends live sessions. Both databases."""
+ends live sessions; making an account or mapping it to another role is in its audit trail.
+Both databases."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import httpx
 import pytest
 import uvicorn
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.accounts import oidc
 from api.accounts.oidc import ProviderDirectory, SsoRefused
@@ -30,7 +31,7 @@ from api.app import create_app
 from api.auth import create_api_client
 from api.config import Settings, load_settings
 from api.json_logging import redact_secrets
-from api.models import Agency, Scope, SsoAttempt, StaffAccount
+from api.models import AccountAudit, Agency, Scope, SsoAttempt, StaffAccount
 from api.web.session import COOKIE
 from api.web.sso import SSO_COOKIE
 from tests.fixtures.oidc_provider import OidcProviderProcess, ProviderClient, sign_in_at_provider
@@ -281,6 +282,44 @@ def test_disabling_an_account_ends_its_sessions_and_its_sign_ins(served: Served)
     assert gone.status_code == 303 and gone.headers["location"] == "/web/login"
     again = served.browser()
     _refused(again.get(_sso(served, again, "alice")), 403, "disabled")
+
+
+def test_provisioning_and_role_mapping_are_in_the_audit_trail(served: Served) -> None:
+    """Made at the first sign-in and re-mapped from the groups, by `sso:<issuer>`; a sign-in
+    that changes nothing, or is refused, adds no row."""
+    def rows(account_id: str) -> list[tuple[str, str, str]]:
+        with Session(served.engine) as session:
+            return [(r.action, r.detail, r.actor) for r in session.exec(
+                select(AccountAudit).where(AccountAudit.account_id == account_id)
+                .order_by(col(AccountAudit.id)))]
+
+    by = f"sso:{served.settings.oidc_providers[0].issuer}"
+    http = served.browser()
+    assert http.get(_sso(served, http, "alice")).status_code == 200
+    alice = served.account("alice")
+    assert alice is not None
+    assert rows(alice.id) == [("sso_created", "role stores-officer from groups", by)]
+    again = served.browser()
+    assert again.get(_sso(served, again, "alice")).status_code == 200
+    assert len(rows(alice.id)) == 1  # the same role: nothing changed
+    admin = {"Authorization": f"Bearer {served.admin_key}"}
+    assert httpx.post(f"{served.url}/v1/accounts/{alice.id}/role", headers=admin,
+                      json={"role": "auditor"}).status_code == 200
+    third = served.browser()
+    assert third.get(_sso(served, third, "alice")).status_code == 200
+    client = f"client:{served.admin_key.split('_')[1]}"
+    assert rows(alice.id) == [("sso_created", "role stores-officer from groups", by),
+                              ("role_changed", "stores-officer -> auditor", client),
+                              ("sso_role_mapped", "auditor -> stores-officer", by)]
+    assert httpx.post(f"{served.url}/v1/accounts/{alice.id}/disable",
+                      headers=admin).status_code == 200
+    refused = served.browser()
+    _refused(refused.get(_sso(served, refused, "alice")), 403, "disabled")
+    assert [r[0] for r in rows(alice.id)][-1] == "disabled" and len(rows(alice.id)) == 4
+    listed = httpx.get(f"{served.url}/v1/accounts/{alice.id}/audit", headers=admin).json()
+    assert [r["action"] for r in listed] == ["disabled", "sso_role_mapped", "role_changed",
+                                             "sso_created"]
+    assert "secret" not in json.dumps(listed)
 
 
 # The ID token checks, on real tokens from the provider.

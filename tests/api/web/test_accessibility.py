@@ -157,7 +157,7 @@ def test_web_desk_keyboard_reaches_alert_and_reader(browser: Any, day_done: Runn
 def test_accounts_page_with_its_forms_open_accessible(browser: Any, day_done: RunningStack,
                                                       width: str) -> None:
     """The accounts page with accounts in it and one account's forms unfolded, as an admin
-    works on it; and the error it shows for two passwords that differ."""
+    works on it; the error it shows for two passwords that differ; and an account's history."""
     _accounts(day_done)
     page = signed_in(browser, day_done)
     page.set_viewport_size(WIDTHS[width])
@@ -172,6 +172,11 @@ def test_accounts_page_with_its_forms_open_accessible(browser: Any, day_done: Ru
     page.click("#create")
     assert "the two passwords differ" in page.inner_text("#form-error")
     _check(page, f"/web/accounts refused at {width}")
+    page.click("#accounts a[href$='/history']")
+    page.wait_for_selector("#history")
+    assert "created" in page.inner_text("#history")
+    _check(page, f"an account's history at {width}")
+    page.screenshot(path=str(SCREENSHOTS / f"account-history{suffix}.png"), full_page=True)
     page.close()
 
 

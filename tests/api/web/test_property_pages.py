@@ -67,7 +67,7 @@ def _browsers(engine: Engine, client: TestClient) -> dict[str, Browser]:
                                    ("south", "south", StaffRole.STORES_OFFICER),
                                    ("south-auditor", "south", StaffRole.AUDITOR)):
             account = create_local(session, agency_id=agency, username=name, role=role,
-                                   password=None, now=now)
+                                   password=None, now=now, actor="cli")
             cookies[name] = open_account_session(session, account, now)
     return {name: Browser(client, cookie) for name, cookie in cookies.items()}
 
