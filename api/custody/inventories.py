@@ -15,7 +15,9 @@ reader does, and uploads the session's reads in one batch. Each is verified as i
 a reader's message (`api.ingest.checks.verify_message`): signed by the session's handheld and
 no other, a well-formed observation of it, read inside the session's window. A batch with any
 read refused, or naming a number the handheld already spent, is refused whole and nothing is
-stored. Accepted reads are kept as observations, like a desk's.
+stored. Accepted reads are kept as observations, like a desk's, and move the last sighting of
+each asset the agency may see to the handheld at the inventory's site, at the read's time
+(forward only, as ingest does); custody does not change.
 
 A site's custodian change is logged (`site-custodian`) and raises an `inventory_due` alert,
 which the next completed full inventory of the site resolves.
@@ -48,7 +50,7 @@ from api.ingest.checks import (
     reader_key,
     verify_message,
 )
-from api.ingest.record import observation_rows
+from api.ingest.record import observation_rows, sight
 from api.ingest.topics import EVENTS, ReaderTopic
 from api.logstore import claim_log_writer
 from api.models.assets import Asset
@@ -194,6 +196,7 @@ def upload(session: Session, caller: Caller, inventory: Inventory, batch: Upload
     _unspent(session, verified)
     session.connection().execute(insert(_OBSERVATIONS), observation_rows(verified, now))
     epcs = {item.observation.epc for item in verified}
+    _sighted(session, caller, inventory, verified, epcs)
     return _finish(session, caller, inventory, batch.started_at, batch.ended_at, epcs, now)
 
 
@@ -216,6 +219,22 @@ def _verified(reader: Reader, batch: Upload) -> list[Verified]:
         seqs.add(result.observation.seq)
         verified.append(result)
     return verified
+
+
+def _sighted(session: Session, caller: Caller, inventory: Inventory,
+             verified: Sequence[Verified], epcs: set[str]) -> None:
+    """Move the last sighting of each asset the batch read that the caller may see (its own,
+    or lent to it: ingest's rule) to the handheld, at the inventory's site, at the read's own
+    time (`api.ingest.record.sight`: forward only). Another agency's tags move nothing of its
+    assets, and custody stays as it is: a stocktake counts the store, it checks nothing in."""
+    latest: dict[str, datetime] = {}
+    for item in verified:
+        epc = item.observation.epc
+        latest[epc] = max(latest.get(epc, item.observed_at), item.observed_at)
+    for asset in session.exec(select(Asset).where(
+            asset_visible(caller), col(Asset.epc_hex).in_(epcs)).with_for_update()):
+        if sight(asset, inventory.reader_id, inventory.site_id, latest[asset.epc_hex]):
+            session.add(asset)
 
 
 def _why(rejected: Rejected, reader: Reader) -> str:
