@@ -26,7 +26,7 @@ from api.config import load_settings
 from api.ingest.pipeline import IngestPipeline
 from api.logstore import open_log
 from api.models import Alert, CustodyEventRow, IngestedObservation, Inventory, Scope
-from api.models.assets import Asset, AssetCreate
+from api.models.assets import Asset, AssetCreate, AssetShare
 from api.models.registry import ReaderRole
 from api.models.webhooks import WebhookEvent, WebhookSubscription
 from api.registry import create_asset
@@ -45,6 +45,7 @@ STRAY = "E28011606000020500000077"
 """A tag nobody registered."""
 ANNEX_TAG = "E28011606000020500000050"
 SOUTH_TAG = "E28011606000020500000099"
+LENT_TAG = "E28011606000020500000098"
 
 
 def _handheld(engine: Engine) -> RegisteredReader:
@@ -199,7 +200,8 @@ def test_an_uploaded_stocktake_moves_last_seen_forward_only_and_no_custody(
         engine: Engine, tmp_path: Path) -> None:
     """The handheld's reads place the agency's assets at the inventory's site (not the
     handheld's own), at each read's time; a newer sighting stays, custody stays, and another
-    agency's asset read in the batch is neither moved nor reported as a foreign sighting."""
+    agency's asset read in the batch is neither moved nor reported as a foreign sighting
+    (one lent to the agency moves, as its readers' sightings move it through ingest)."""
     client, keys = _world(engine, tmp_path / "keys")
     north, south = Api(client, keys["north"]), Api(client, keys["south"])
     handheld = _handheld(engine)  # registered at north-store
@@ -216,10 +218,15 @@ def test_an_uploaded_stocktake_moves_last_seen_forward_only_and_no_custody(
         asset.last_seen_at, asset.last_seen_reader_id = newer, "desk-2"
         asset.last_seen_site_id = "north-store"
         session.add(asset)
+        create_asset(session, agency_id="south", now=datetime.now(UTC), data=AssetCreate(
+            id="S-2", class_id="s-radio", epc_hex=LENT_TAG, home_site_id="south-store"))
+        session.flush()
+        session.add(AssetShare(asset_id="S-2", agency_id="north"))  # lent to north
         session.commit()
     before = {name: north.get(f"/v1/assets/{name}/location").json() for name in TAGS}
     read_at = started + timedelta(milliseconds=30)
-    batch = _reads(handheld, [ANNEX_TAG, TAGS["R-0"], TAGS["E-1"], SOUTH_TAG], read_at)
+    batch = _reads(handheld, [ANNEX_TAG, TAGS["R-0"], TAGS["E-1"], SOUTH_TAG, LENT_TAG],
+                   read_at)
     done = _upload(north, opened.json()["id"], started, ended, batch)
     assert done.status_code == 200, done.text
     assert done.json()["lists"]["unknown"] == [SOUTH_TAG]
@@ -227,7 +234,7 @@ def test_an_uploaded_stocktake_moves_last_seen_forward_only_and_no_custody(
     def seen(api: Api, asset_id: str) -> dict[str, Any]:
         return api.get(f"/v1/assets/{asset_id}/location").json()
 
-    for asset_id in ("R-9", "R-0"):
+    for asset_id in ("R-9", "R-0", "S-2"):  # S-2 as north's readers would see it
         where = seen(north, asset_id)
         assert (where["last_seen_reader_id"], where["last_seen_site_id"]) == (
             "hh-1", "north-annex"), where
