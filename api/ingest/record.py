@@ -25,7 +25,6 @@ from api.db import among, pairs_in, table
 from api.ingest import sequence
 from api.ingest.checks import Rejected, RejectReason, Verified
 from api.logstore import SELECT_BATCH
-from api.models.assets import Asset
 from api.models.ingest import (
     MAX_QUARANTINE_PAYLOAD_BYTES,
     MAX_TOPIC_CHARS,
@@ -151,7 +150,7 @@ def note_sightings(
         _note_unknown(session, unknown)
 
 
-def sight(asset: Asset | AssetRow, reader_id: str, site_id: str, observed_at: datetime) -> bool:
+def sight(asset: AssetRow, reader_id: str, site_id: str, observed_at: datetime) -> bool:
     """Move `asset`'s last sighting to a read by `reader_id` at `site_id` (in memory), and say
     whether it moved: forward only, so a late re-sent read (or a handheld's batch uploaded
     after newer reads) never moves it back."""
