@@ -111,6 +111,8 @@ def test_a_handheld_stocktake_after_a_custodian_change_is_logged_and_proven(
     changed = north.client.put("/v1/sites/north-store/custodian", headers=north.headers,
                                json={"custodian": "carol"})
     assert changed.status_code == 200 and changed.json()["custodian_id"] == "carol"
+    assert {s["id"]: s["custodian_id"] for s in north.get("/v1/sites").json()["items"]}[
+        "north-store"] == "carol"
     assert north.client.put("/v1/sites/north-store/custodian", headers=north.headers,
                             json={"custodian": "carol"}).status_code == 409  # no change
     due = north.get("/v1/alerts", kind="inventory_due").json()
