@@ -15,7 +15,9 @@ reader does, and uploads the session's reads in one batch. Each is verified as i
 a reader's message (`api.ingest.checks.verify_message`): signed by the session's handheld and
 no other, a well-formed observation of it, read inside the session's window. A batch with any
 read refused, or naming a number the handheld already spent, is refused whole and nothing is
-stored. Accepted reads are kept as observations, like a desk's.
+stored. Accepted reads are kept as observations, like a desk's, and move the last sighting of
+each asset the agency may see to the handheld at the inventory's site, at the read's time
+(forward only, as ingest does); custody does not change.
 
 A site's custodian change is logged (`site-custodian`) and raises an `inventory_due` alert,
 which the next completed full inventory of the site resolves.
@@ -35,7 +37,9 @@ from sqlmodel import Session, col, select
 from api import webhook_outbox
 from api.alert_actions import client_actor
 from api.auth import Caller
-from api.custody.rules import AlertKind
+from api.bulk import update_rows
+from api.custody.facts import load_asset_rows
+from api.custody.rules import AlertKind, visible_to
 from api.custody.stocktake import Reconciled, expected_at, reconcile
 from api.custody.transfers import CustodyRefused
 from api.db import table
@@ -48,10 +52,10 @@ from api.ingest.checks import (
     reader_key,
     verify_message,
 )
-from api.ingest.record import observation_rows
+from api.ingest.record import observation_rows, sight
 from api.ingest.topics import EVENTS, ReaderTopic
 from api.logstore import claim_log_writer
-from api.models.assets import Asset
+from api.models.assets import Asset, AssetShare
 from api.models.custody import Alert, AlertAction
 from api.models.ingest import IngestedObservation
 from api.models.inventories import (
@@ -76,6 +80,7 @@ MAX_UPLOAD_BYTES: Final = 24 * 1024 * 1024
 DUE_DETAIL: Final = "custodian changed: a full inventory of the site is due"
 
 _OBSERVATIONS = table(IngestedObservation)
+_ASSETS = table(Asset)
 
 
 class UploadRefused(ValueError):
@@ -194,6 +199,7 @@ def upload(session: Session, caller: Caller, inventory: Inventory, batch: Upload
     _unspent(session, verified)
     session.connection().execute(insert(_OBSERVATIONS), observation_rows(verified, now))
     epcs = {item.observation.epc for item in verified}
+    _sighted(session, caller, inventory, verified, epcs)
     return _finish(session, caller, inventory, batch.started_at, batch.ended_at, epcs, now)
 
 
@@ -216,6 +222,34 @@ def _verified(reader: Reader, batch: Upload) -> list[Verified]:
         seqs.add(result.observation.seq)
         verified.append(result)
     return verified
+
+
+def _sighted(session: Session, caller: Caller, inventory: Inventory,
+             verified: Sequence[Verified], epcs: set[str]) -> None:
+    """Move the last sighting of each asset the batch read that the caller may see (its own,
+    or lent to it: ingest's rule, `visible_to`) to the handheld, at the inventory's site, at
+    the read's own time (`api.ingest.record.sight`: forward only), in one UPDATE as ingest
+    writes them. Another agency's tags move nothing of its assets, and custody stays as it
+    is: a stocktake counts the store, it checks nothing in."""
+    latest: dict[str, datetime] = {}
+    for item in verified:
+        epc = item.observation.epc
+        latest[epc] = max(latest.get(epc, item.observed_at), item.observed_at)
+    connection = session.connection()
+    rows = load_asset_rows(connection, epcs)  # locked until commit, as ingest locks them
+    theirs = [row.id for row in rows.values() if row.agency_id != caller.agency_id]
+    lent = set(session.exec(select(AssetShare.asset_id).where(
+        AssetShare.agency_id == caller.agency_id,
+        col(AssetShare.asset_id).in_(theirs)))) if theirs else set()
+    shared = frozenset({caller.agency_id})
+    moved = [row for epc, row in rows.items()
+             if visible_to(row.agency_id, shared if row.id in lent else frozenset(),
+                           caller.agency_id)
+             and sight(row, inventory.reader_id, inventory.site_id, latest[epc])]
+    update_rows(connection, _ASSETS, [
+        {"id": row.id, "last_seen_at": row.last_seen_at,
+         "last_seen_reader_id": row.last_seen_reader_id,
+         "last_seen_site_id": row.last_seen_site_id} for row in moved])
 
 
 def _why(rejected: Rejected, reader: Reader) -> str:

@@ -143,15 +143,23 @@ def note_sightings(
         elif not visible_to(row.agency_id, shares.get(row.id, frozenset()),
                             item.reader.agency_id):
             writes.foreign.add(row.id, item.reader, item.observed_at)
-        # Forward only: a late re-sent read never moves an asset's last sighting back.
-        elif row.last_seen_at is None or row.last_seen_at <= item.observed_at:
-            row.last_seen_at = item.observed_at
-            row.last_seen_reader_id = item.reader.reader_id
-            row.last_seen_site_id = item.reader.site_id
+        elif sight(row, item.reader.reader_id, item.reader.site_id, item.observed_at):
             sighted[row.id] = row
     writes.sighted(sighted)
     if unknown:
         _note_unknown(session, unknown)
+
+
+def sight(asset: AssetRow, reader_id: str, site_id: str, observed_at: datetime) -> bool:
+    """Move `asset`'s last sighting to a read by `reader_id` at `site_id` (in memory), and say
+    whether it moved: forward only, so a late re-sent read (or a handheld's batch uploaded
+    after newer reads) never moves it back."""
+    if asset.last_seen_at is not None and asset.last_seen_at > observed_at:
+        return False
+    asset.last_seen_at = observed_at
+    asset.last_seen_reader_id = reader_id
+    asset.last_seen_site_id = site_id
+    return True
 
 
 def _note_unknown(session: Session, unknown: Sequence[Verified]) -> None:

@@ -163,8 +163,8 @@ LISTINGS: Final = {x.kind: x for x in (
                        "; ".join(f"{k}={v}" for k, v in sorted(r.zones.items())), r.status,
                        r.key_id, _when(r.registered_at), _when(r.revoked_at))),
     Listing("sites", "Sites", Site, Scope.ADMIN, Scope.ADMIN, (Filter("q", "Id or name"),),
-            ("id", "name"), _own(Site), lambda s: (s.id, s.name),
-            {"id": "/web/registry/assets?site={}"}),
+            ("id", "name", "custodian"), _own(Site), lambda s: (s.id, s.name, s.custodian_id),
+            {"id": "/web/registry/assets?site={}", "custodian": "/web/registry/people?q={}"}),
 )}
 ROLES: Final = tuple(ReaderRole)
 

@@ -25,8 +25,8 @@ from api.auth import create_api_client
 from api.config import load_settings
 from api.ingest.pipeline import IngestPipeline
 from api.logstore import open_log
-from api.models import Alert, IngestedObservation, Inventory, Scope
-from api.models.assets import AssetCreate
+from api.models import Alert, CustodyEventRow, IngestedObservation, Inventory, Scope
+from api.models.assets import Asset, AssetCreate, AssetShare
 from api.models.registry import ReaderRole
 from api.models.webhooks import WebhookEvent, WebhookSubscription
 from api.registry import create_asset
@@ -45,6 +45,7 @@ STRAY = "E28011606000020500000077"
 """A tag nobody registered."""
 ANNEX_TAG = "E28011606000020500000050"
 SOUTH_TAG = "E28011606000020500000099"
+LENT_TAG = "E28011606000020500000098"
 
 
 def _handheld(engine: Engine) -> RegisteredReader:
@@ -110,6 +111,8 @@ def test_a_handheld_stocktake_after_a_custodian_change_is_logged_and_proven(
     changed = north.client.put("/v1/sites/north-store/custodian", headers=north.headers,
                                json={"custodian": "carol"})
     assert changed.status_code == 200 and changed.json()["custodian_id"] == "carol"
+    assert {s["id"]: s["custodian_id"] for s in north.get("/v1/sites").json()["items"]}[
+        "north-store"] == "carol"
     assert north.client.put("/v1/sites/north-store/custodian", headers=north.headers,
                             json={"custodian": "carol"}).status_code == 409  # no change
     due = north.get("/v1/alerts", kind="inventory_due").json()
@@ -193,6 +196,65 @@ def test_a_handheld_stocktake_after_a_custodian_change_is_logged_and_proven(
     tampered.write_bytes(sealed(response.content, fewer_missing))
     failed = _verify(tampered, "--offline")
     assert failed.returncode == 1 and "FAIL        registry" in failed.stdout, failed.stdout
+
+
+def test_an_uploaded_stocktake_moves_last_seen_forward_only_and_no_custody(
+        engine: Engine, tmp_path: Path) -> None:
+    """The handheld's reads place the agency's assets at the inventory's site (not the
+    handheld's own), at each read's time; a newer sighting stays, custody stays, and another
+    agency's asset read in the batch is neither moved nor reported as a foreign sighting
+    (one lent to the agency moves, as its readers' sightings move it through ingest)."""
+    client, keys = _world(engine, tmp_path / "keys")
+    north, south = Api(client, keys["north"]), Api(client, keys["south"])
+    handheld = _handheld(engine)  # registered at north-store
+    _annex_asset(engine)
+    assert _manual(north, "R-0", "check_out", "desk-1", officer="alice",
+                   holder="alice").status_code == 201
+    opened = _open(north, site="north-annex")
+    assert opened.status_code == 201, opened.text
+    started, ended = _window()
+    newer = ended + timedelta(seconds=1)
+    with Session(engine) as session:  # a desk read E-1 after the handheld's walk
+        asset = session.get(Asset, "E-1")
+        assert asset is not None
+        asset.last_seen_at, asset.last_seen_reader_id = newer, "desk-2"
+        asset.last_seen_site_id = "north-store"
+        session.add(asset)
+        create_asset(session, agency_id="south", now=datetime.now(UTC), data=AssetCreate(
+            id="S-2", class_id="s-radio", epc_hex=LENT_TAG, home_site_id="south-store"))
+        session.flush()
+        session.add(AssetShare(asset_id="S-2", agency_id="north"))  # lent to north
+        session.commit()
+    before = {name: north.get(f"/v1/assets/{name}/location").json() for name in TAGS}
+    read_at = started + timedelta(milliseconds=30)
+    batch = _reads(handheld, [ANNEX_TAG, TAGS["R-0"], TAGS["E-1"], SOUTH_TAG, LENT_TAG],
+                   read_at)
+    done = _upload(north, opened.json()["id"], started, ended, batch)
+    assert done.status_code == 200, done.text
+    assert done.json()["lists"]["unknown"] == [SOUTH_TAG]
+
+    def seen(api: Api, asset_id: str) -> dict[str, Any]:
+        return api.get(f"/v1/assets/{asset_id}/location").json()
+
+    for asset_id in ("R-9", "R-0", "S-2"):  # S-2 as north's readers would see it
+        where = seen(north, asset_id)
+        assert (where["last_seen_reader_id"], where["last_seen_site_id"]) == (
+            "hh-1", "north-annex"), where
+        assert datetime.fromisoformat(where["last_seen_at"]) == read_at.replace(
+            microsecond=read_at.microsecond // 1000 * 1000)
+    r0 = seen(north, "R-0")
+    assert (r0["status"], r0["holder_ref"], r0["due_at"]) == (
+        before["R-0"]["status"], "alice", before["R-0"]["due_at"])  # still out to alice
+    assert seen(north, "E-1") == before["E-1"]  # its newer sighting stays
+    assert seen(north, "R-9")["status"] == "in_store"
+    s1 = seen(south, "S-1")
+    assert (s1["last_seen_at"], s1["last_seen_reader_id"], s1["last_seen_site_id"]) == (
+        None, None, None)
+    assert south.get("/v1/assets/S-1/foreign-sightings").json() == []
+    with Session(engine) as session:  # the stocktake logged no custody event
+        assert session.exec(select(func.count()).select_from(CustodyEventRow).where(
+            CustodyEventRow.asset_id.in_(["R-0", "R-9", "E-1", "S-1"]),  # type: ignore[union-attr]
+            CustodyEventRow.created_at >= started)).one() == 0
 
 
 def test_a_sampled_inventory_reads_the_seeds_sample(engine: Engine, tmp_path: Path) -> None:

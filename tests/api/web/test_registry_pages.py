@@ -222,6 +222,34 @@ def test_filters_export_and_the_agency_boundary(pages: Pages) -> None:
     assert "s-1" in south and "a-0" not in south
 
 
+def test_sites_list_and_export_show_the_custodian(pages: Pages) -> None:
+    with Session(pages.engine) as session:  # as PUT /v1/sites/{id}/custodian leaves them
+        session.add(Site(id="north-annex", agency_id="north", name="North annex"))
+        store = session.get(Site, "north-store")
+        assert store is not None
+        store.custodian_id = "pc-1"
+        session.add(store)
+        south = session.get(Site, "south-store")
+        assert south is not None
+        south.custodian_id = "pc-south"
+        session.add(south)
+        session.commit()
+    admin = pages.clients["admin"]
+    listed = admin.get("/web/registry/sites")
+    assert listed.status_code == 200
+    assert '<th scope="col">custodian</th>' in listed.text
+    assert '<td data-label="custodian"><a href="/web/registry/people?q=pc-1">pc-1</a></td>' \
+        in listed.text
+    assert "pc-south" not in listed.text and "south-store" not in listed.text
+    exported = admin.get("/web/registry/sites/export.csv")
+    assert exported.status_code == 200
+    assert list(csv.reader(io.StringIO(exported.text))) == [
+        ["id", "name", "custodian"], ["north-annex", "North annex", ""],
+        ["north-store", "North store", "pc-1"]]
+    assert admin.get("/web/registry/sites/export.csv?q=annex").text.splitlines()[1:] == [
+        "north-annex,North annex,"]
+
+
 def test_reader_registered_and_revoked_through_the_pages(pages: Pages) -> None:
     key = raw_public_key(Ed25519PrivateKey.generate().public_key()).hex()
     answer = _post(pages, "admin", "/web/registry/readers/new", {
