@@ -31,7 +31,7 @@ surrogate's own UTF-8 bytes (which Python's decoder passes): bodies with neither
 MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 """The largest request body any route is given. This guard reads a body whole before a route
 sees it, so it bounds what one request can make the server hold; the largest route limit
-below it is a handheld's stocktake upload (24 MiB, `api.custody.inventories`)."""
+below it is a handheld's stocktake upload (24 MiB, `api.inventories`)."""
 
 MAX_JSON_DEPTH: Final = 64
 """Nesting searched in a JSON body; deeper bodies are the schema's to refuse."""

@@ -1,5 +1,5 @@
 """What a stocktake compares, shared by the agency page's rolling stocktake
-(`GET /v1/sites/{id}/stocktake`) and inventories (`api.custody.inventories`): the items
+(`GET /v1/sites/{id}/stocktake`) and inventories (`api.inventories`): the items
 expected at a site, and the reconciliation of the items looked for against what was read."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Inventories: a stocktake session of one site, its reconciliation, and what the log holds of
-it (`api.custody.inventories`).
+it (`api.inventories`).
 
 A session opens with the site's expected items (a sampled one also with the seed and the
 sample it drew), collects reads from a desk reader during the session or from a handheld's

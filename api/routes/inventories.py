@@ -3,7 +3,7 @@ or upload a handheld's batch of signed reads (`custody:write`), list and read th
 (`assets:read`), and change a site's custodian (`admin`), which makes a full inventory due.
 
 Every completed inventory appends an `inventory-taken` record to the agency's log, and every
-custodian change a `site-custodian` record (`api.custody.inventories`). A refusal answers 409
+custodian change a `site-custodian` record (`api.inventories`). A refusal answers 409
 (the session's state) or 422 (a batch refused whole), as a problem detail.
 """
 
@@ -23,8 +23,8 @@ from pydantic import (
 )
 from sqlmodel import Session, col, select
 
+from api import inventories
 from api.auth import Caller
-from api.custody import inventories
 from api.custody.transfers import CustodyRefused
 from api.db import utcnow
 from api.deps import Admin, AssetsReader, CustodyWriter, SessionDep

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import col, select
 
-from api.custody.inventories import looked_for
 from api.deps import SessionDep
+from api.inventories import looked_for
 from api.models.inventories import Inventory
 from api.problems import not_found
 from api.web.session import AssetsUser

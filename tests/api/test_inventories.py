@@ -549,7 +549,7 @@ def test_a_store_too_large_to_count_in_full_is_sampled(engine: Engine, tmp_path:
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the full count's bound a full inventory is refused, naming the way out; a sampled
     one draws from the store (its own, larger bound refuses beyond it)."""
-    from api.custody import inventories
+    from api import inventories
 
     client, keys = _world(engine, tmp_path / "keys")
     north = Api(client, keys["north"])

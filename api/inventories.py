@@ -21,6 +21,10 @@ each asset the agency may see to the handheld at the inventory's site, at the re
 
 A site's custodian change is logged (`site-custodian`) and raises an `inventory_due` alert,
 which the next completed full inventory of the site resolves.
+
+It sits above both ingest and custody, as the routes do: it verifies a handheld's batch with
+ingest's own checks and reconciles it with custody's stocktake, and custody itself never
+reaches up into ingest (`tests/ledger/test_import_rules.py`).
 """
 
 from __future__ import annotations
