@@ -54,6 +54,7 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     403: problem_documented("The API key lacks the scope"),
     404: problem_documented("Not found, or not visible to the caller's agency"),
     409: problem_documented("Conflicts with the current state or an existing record"),
+    413: problem_documented("The body is larger than any route accepts (32 MiB)"),
     422: problem_documented("The request does not match the schema"),
     429: problem_documented("Too many failed authentications from this address or for this key; "
                      "see Retry-After"),

@@ -15,7 +15,7 @@ _NOT_TIMES = [0, 1700000000, "1700000000", "0", "2030-01-31", True, "2030-01-31T
 _ALLOWED = [
     ("/v1/sites", "GET, POST"),
     ("/v1/assets/N-1", "DELETE, GET, PATCH"),  # DELETE retires it (docs/property-room.md)
-    ("/v1/people/p-1", "DELETE, GET"),
+    ("/v1/people/p-1", "DELETE, GET, PATCH"),
     ("/v1/webhooks", "GET, POST"),
     ("/v1/api-clients/c-1/rotate", "POST"),
     ("/web/login", "GET, POST"),

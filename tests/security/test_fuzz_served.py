@@ -75,10 +75,21 @@ each request without its key: some 1,300 cases whatever the examples) and the st
 logic; the restricted keys, refused before any of it and unable to create anything, get the
 fuzzing phase."""
 EXCLUDED_CHECKS: Final = "positive_data_acceptance"
+NEGATIVE_DATA_CONFIG: Final = """[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428",
+                     "429", "5xx"]
+"""
+"""schemathesis's own list of refusals for a schema-violating request, with 413: a body over the
+request guard's 32 MiB (`api.storable_text`), as an oversized handheld batch of more reads than
+the schema allows can be, is refused before any route reads it. (A 5xx still fails the test:
+`not_a_server_error` and the server-error count below.)"""
 SEEDED_CHECKS: Final = [not_a_server_error, status_code_conformance, content_type_conformance,
                         response_headers_conformance, response_schema_conformance]
 _ACCESS = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})$')
 _WRITES: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_READING_POSTS: Final = frozenset({"/v1/planning/replay"})
+"""POSTs that only compute (a recorded day replayed through a changed pool, its request a
+body): `assets:read`, and `tests/api/test_planning_routes.py` checks they write nothing."""
 
 
 @dataclass
@@ -161,9 +172,11 @@ def _count(api: LiveApi, kind: str, since: int, *, cases: int,
 def test_schemathesis_finds_no_5xx_and_no_schema_violation(
         live_api: LiveApi, kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     report = tmp_path / "report.json"
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(NEGATIVE_DATA_CONFIG)
     since = live_api.log.stat().st_size
     done = subprocess.run(
-        [SCHEMATHESIS, "run", f"{live_api.url}/openapi.json",
+        [SCHEMATHESIS, "--config-file", str(config), "run", f"{live_api.url}/openapi.json",
          "--header", f"Authorization: Bearer {live_api.keys[kind]}",
          "--checks", "all", "--exclude-checks", EXCLUDED_CHECKS,
          "--phases", PHASES.get(kind, "fuzzing"),
@@ -187,7 +200,8 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(
     # scope, nothing of the agency's read without any scope.
     done_anyway = [(method, path, status) for method, path, status in answers
                    if 200 <= status < 300 and path.startswith("/v1/") and (
-                       kind == "no-scopes" or (kind == "read-only" and method in _WRITES))]
+                       kind == "no-scopes" or (kind == "read-only" and method in _WRITES
+                                               and path not in _READING_POSTS))]
     assert not done_anyway, done_anyway[:10]
 
 
