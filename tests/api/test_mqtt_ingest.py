@@ -51,6 +51,15 @@ def _publisher(port: int) -> mqtt.Client:
     return client
 
 
+def _subscribe(client: mqtt.Client, topic: str) -> None:
+    """Subscribes and waits for the broker's SUBACK: a decision published before the broker
+    holds the subscription would never reach the test."""
+    acknowledged = threading.Event()
+    client.on_subscribe = lambda *_: acknowledged.set()
+    client.subscribe(topic, qos=1)
+    assert acknowledged.wait(10), f"the broker did not acknowledge the subscription to {topic}"
+
+
 def _publish(client: mqtt.Client, topic: str, payloads: list[bytes]) -> None:
     infos = [client.publish(topic, p, qos=1) for p in payloads]
     for info in infos:
@@ -246,8 +255,7 @@ def test_desk_reader_gets_its_decisions_within_a_second(
     agent = _publisher(port)
     agent.on_message = lambda c, u, m: answers.extend(
         (time.monotonic(), d) for d in parse_decisions(m.payload))
-    agent.subscribe(desk.topic.replace("/events", "/decisions"), qos=1)
-    time.sleep(0.3)
+    _subscribe(agent, desk.topic.replace("/events", "/decisions"))
     try:
         sent = time.monotonic()
         _publish(agent, desk.topic, [desk.signed(0, badge, kind="badge", session="s1")] + [
@@ -287,8 +295,7 @@ def test_a_read_held_for_a_badge_that_never_comes_is_answered(
     answers: list[Answer] = []
     agent = _publisher(port)
     agent.on_message = lambda c, u, m: answers.extend(parse_decisions(m.payload))
-    agent.subscribe(desk.topic.replace("/events", "/decisions"), qos=1)
-    time.sleep(0.3)
+    _subscribe(agent, desk.topic.replace("/events", "/decisions"))
     worker.start()  # its first held-read scan runs at once
     try:
         assert worker.wait_subscribed(10)
@@ -326,8 +333,7 @@ def test_answers_refused_while_the_broker_is_away_are_sent_when_it_returns(
     answers: list[Answer] = []
     agent = _publisher(broker.port)
     agent.on_message = lambda c, u, m: answers.extend(parse_decisions(m.payload))
-    agent.subscribe(desk.topic.replace("/events", "/decisions"), qos=1)
-    time.sleep(0.3)
+    _subscribe(agent, desk.topic.replace("/events", "/decisions"))
 
     def unpublished() -> int:
         with Session(engine) as session:
