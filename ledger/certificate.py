@@ -119,7 +119,7 @@ def build_certificate(bundle: AuditBundle, verification: VerificationReport, ver
                                c.detail) for c in verification.checks])
     certificate.not_verified = [f"{c.description}: {c.detail or 'not run'}"
                                 for c in certificate.checks if c.result == "not checked"]
-    certificate.not_verified += [*verification.not_checked, *verification.unpinned]
+    certificate.not_verified += [*verification.not_checked, *verification.unpinned_reasons]
     if pins is not None:
         certificate.trust_roots = _trust_rows(pins)
         if pins.witnesses is not None:

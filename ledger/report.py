@@ -57,7 +57,7 @@ PDF_VARIANT: Final = "pdf/a-3a"
 PDF_IDENTIFIER: Final = b"kitledger-custody-report"
 """A fixed document id, so one report renders to the same bytes twice."""
 VERDICTS: Final = {"valid": "VERIFIED", "invalid": "NOT VERIFIED",
-                   "unpinned": "UNPINNED (not verified against your trust roots)"}
+                   "unpinned": "UNPINNED (not everything is vouched for: see the reasons)"}
 """The verifier's verdict as the report states it, on every page."""
 
 
@@ -219,7 +219,7 @@ def _asset_report(bundle: AuditBundle, verification: VerificationReport, asset: 
         epc_uri=asset_epc_uris(bundle.observations, [e for _, e in events]).get(asset),
         checks=[{"name": c.name, "passed": c.passed, "detail": c.detail}
                 for c in verification.checks],
-        not_checked=[*verification.not_checked, *verification.unpinned])
+        not_checked=[*verification.not_checked, *verification.unpinned_reasons])
     corrected = _registry_notes(bundle, asset, report)
     report.maintenance = maintenance_rows(bundle, asset, names)
     _evidence_notes(bundle, asset, report)

@@ -180,7 +180,7 @@ def run_report(args: argparse.Namespace) -> int:
                      f"fingerprint {report.fingerprint}\n")
     if args.pdf:
         Path(args.pdf).write_bytes(render_pdf(report, _proof_files(args, bundle)))
-    for reason in result.unpinned:
+    for reason in result.unpinned_reasons:
         sys.stdout.write(f"  unpinned: {reason}\n")
     return EXIT_CODES[result.verdict]
 

@@ -138,7 +138,7 @@ def verify_with_roots(args: argparse.Namespace, progress: bool = False
         except LedgerError as exc:
             raise Unusable(f"--tiles: {_one_line(exc)}") from None
         check_tiles(bundle, source, report)
-    if store is not None and report.verdict == "valid":
+    if store is not None and report.checkpoint_pinned:
         try:
             store.save(newest_checkpoint(bundle))
         except (OSError, StateError) as exc:  # the verdict stands; the memory did not keep

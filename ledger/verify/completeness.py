@@ -87,6 +87,12 @@ def check_completeness(bundle: AuditBundle, points: list[Checkpoint | None],
         result.detail = "the newest checkpoint (record version 1) commits to no head map"
         report.not_checked.append("whether events or assets of the scope were left out (the "
                                   "newest checkpoint commits to no head map)")
+        # Whoever holds the log key can sign version-1 checkpoints over a bundle with events
+        # left out: without a head map nothing vouches for the scope, so the verdict cannot be
+        # VALID.
+        report.scope_unproven.append("the newest checkpoint (record version 1) commits to no "
+                                     "head map: nothing proves that no event of the scope was "
+                                     "left out")
         return
     try:
         result.items = _check(bundle, points, newest.heads, registry_used)

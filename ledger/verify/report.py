@@ -45,6 +45,9 @@ class VerificationReport:
     unpinned: list[str] = field(default_factory=list)
     """Why the verdict cannot be VALID although no check failed (nothing pinned, anchors the
     trust file requires but no node was asked for)."""
+    scope_unproven: list[str] = field(default_factory=list)
+    """Why nothing proves the bundle holds its whole scope (checkpoints without a head map):
+    the verdict cannot be VALID, though the checkpoints themselves may be pinned."""
     anchored: list[dict[str, object]] = field(default_factory=list)
     """Each checkpoint's anchor as the chain confirmed it: size, block, block hash."""
 
@@ -58,14 +61,26 @@ class VerificationReport:
         """"valid", "invalid" or "unpinned"."""
         if not self.ok:
             return "invalid"
-        return "unpinned" if self.unpinned else "valid"
+        return "unpinned" if self.unpinned_reasons else "valid"
+
+    @property
+    def unpinned_reasons(self) -> list[str]:
+        """Every reason the verdict is UNPINNED: the trust roots', then the scope's."""
+        return [*self.unpinned, *self.scope_unproven]
+
+    @property
+    def checkpoint_pinned(self) -> bool:
+        """No check failed and the trust roots vouch for the newest checkpoint (what the
+        verifier may remember as the last verified, whatever the scope's completeness)."""
+        return self.ok and not self.unpinned
 
     def check(self, name: str) -> CheckResult:
         return next(c for c in self.checks if c.name == name)
 
     def to_record(self) -> dict[str, object]:
         return {"ok": self.ok, "verdict": self.verdict, "fingerprint": self.fingerprint,
-                "chain": self.chain_source, "unpinned": self.unpinned, "anchored": self.anchored,
+                "chain": self.chain_source, "unpinned": self.unpinned_reasons,
+                "anchored": self.anchored,
                 "checks": [{"name": c.name, "passed": c.passed, "items": c.items,
                             "detail": c.detail} for c in self.checks],
                 "not_checked": self.not_checked,
@@ -85,7 +100,7 @@ class VerificationReport:
                          f"({anchor['block_hash']}), confirmed by the node")
         for item in self.not_checked:
             lines.append(f"  not checked: {item}")
-        for item in self.unpinned:
+        for item in self.unpinned_reasons:
             lines.append(f"  unpinned: {item}")
         lines.append("verdict: " + self.verdict.upper())
         return "\n".join(lines) + "\n"

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from api.config import Settings, load_settings
 from api.custody.batch import CustodyBatch
+from api.custody.pending import HOLD_LIMIT
 from api.custody.reads import VerifiedRead
 from api.custody.ruling import rule_on_arrivals
 from api.ingest.checks import InboundMessage
@@ -227,11 +228,12 @@ def test_unacknowledged_messages_go_to_the_next_worker_after_a_crash(
         revived.stop()
 
 
-def test_desk_reader_gets_its_decisions_within_a_second(
+def test_desk_reader_gets_its_decisions_without_waiting_for_a_timer(
     engine: Engine, mosquitto: object
 ) -> None:
     """A badge and three radios published as the agent does become three check-outs, and the
-    reader's decisions topic carries four green answers within a second."""
+    reader's decisions topic carries four green answers well inside the hold limit: nothing
+    waited for a scan. (How fast is `bench/api_ingest.py`'s business; a second is typical.)"""
     port: int = mosquitto.port  # type: ignore[attr-defined]
     desk = register_reader(engine, reader_id="desk-1")
     badge = "E2800000000000000000000A"
@@ -266,7 +268,7 @@ def test_desk_reader_gets_its_decisions_within_a_second(
         worker.stop()
     assert [(a.seq, a.accepted, a.action) for _, a in answers] == [
         (0, True, None), (1, True, "check_out"), (2, True, "check_out"), (3, True, "check_out")]
-    assert max(t for t, _ in answers) - sent < 1.0
+    assert max(t for t, _ in answers) - sent < HOLD_LIMIT.total_seconds() / 3
 
 
 def test_a_read_held_for_a_badge_that_never_comes_is_answered(
@@ -276,8 +278,6 @@ def test_a_read_held_for_a_badge_that_never_comes_is_answered(
     has not come after the hold limit, the worker's scan answers the read (refused), so the
     reader is never left waiting."""
     from datetime import timedelta
-
-    from api.custody.pending import HOLD_LIMIT
 
     port: int = mosquitto.port  # type: ignore[attr-defined]
     desk = register_reader(engine, reader_id="desk-1")

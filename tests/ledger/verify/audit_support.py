@@ -200,10 +200,11 @@ class Story:
         self.checkpoints.append(BundleCheckpoint(envelope, proof))
         return envelope
 
-    def open_registry(self, roles: dict[str, str], site: str = "store-central") -> None:
+    def open_registry(self, roles: dict[str, str], site: str = "store-central",
+                      tags: dict[str, str] | None = None) -> None:
         """Log the registry the story's events rest on: opened, each reader of `roles` (reader
-        -> role) at `site`, one class `kit` without dual sign-off, and each asset's tag (the
-        EPC `custody` reads)."""
+        -> role) at `site`, one class `kit` without dual sign-off, and each asset's tag (`tags`,
+        asset -> EPC; else `ASSETS` with the EPC `custody` reads)."""
         registered = "2025-12-01T00:00:00.000Z"
         self.log_registry(self.chains.append(REGISTRY_OPENED, registered, backfilled=0))
         for reader, role in roles.items():
@@ -214,9 +215,9 @@ class Story:
         self.log_registry(self.chains.append(CLASS_POLICY, registered, **{
             "class": "kit", "dual_signoff": False, "required_qualification": None,
             "loan_days": None, "disposal_final": True}))
-        for asset in ASSETS:
+        for asset, epc in (tags or {asset: tag_of(asset) for asset in ASSETS}).items():
             self.log_registry(self.chains.append(ASSET_REGISTERED, registered, asset=asset,
-                                                 **{"class": "kit"}, epc=tag_of(asset)))
+                                                 **{"class": "kit"}, epc=epc))
 
     def log_leaves(self) -> list[bytes]:
         return self._leaves()
@@ -316,3 +317,14 @@ def edit_json_line(line: bytes, change: Any) -> bytes:
     record = json.loads(line)
     change(record)
     return fast_canonical(record)
+
+
+VERSION_1_UNPINNED = ("the newest checkpoint (record version 1) commits to no head map: nothing "
+                      "proves that no event of the scope was left out")
+
+
+def sound_but_version_1(code: int, verdict: dict[str, Any]) -> bool:
+    """A story without head maps (`heads=False`) that passes every check: UNPINNED, exit 4, for
+    that reason alone (nothing proves it complete)."""
+    return (code, verdict["verdict"], verdict["unpinned"]) == (4, "unpinned",
+                                                               [VERSION_1_UNPINNED])

@@ -21,6 +21,7 @@ from ledger.core.envelope import key_id
 from ledger.core.records import Holder
 from tests.ledger.chain.anvil_node import AnvilNode
 from tests.ledger.verify.audit_support import (
+    VERSION_1_UNPINNED,
     ChainSetup,
     Story,
     deploy,
@@ -32,11 +33,23 @@ from tests.ledger.verify.audit_support import (
 from tests.ledger.verify.audit_support import section_start as start_of
 
 
-@pytest.fixture(scope="module")
-def anvil_story(anvil: AnvilNode) -> Story:
+def _anvil_story(anvil: AnvilNode, *, heads: bool) -> Story:
     key = Ed25519PrivateKey.generate()
     setup = deploy(connect(anvil.url, expected_chain_id=anvil.chain_id), key)
-    return make_story(setup, key)
+    return make_story(setup, key, heads=heads)
+
+
+@pytest.fixture(scope="module")
+def anvil_story(anvil: AnvilNode) -> Story:
+    """The log as the API keeps it: each checkpoint commits to the head map."""
+    return _anvil_story(anvil, heads=True)
+
+
+@pytest.fixture(scope="module")
+def version_1_story(anvil: AnvilNode) -> Story:
+    """A log of record version 1 (no head map): simpler to fork and roll back by hand, and
+    every check but completeness holds (so UNPINNED, exit 4)."""
+    return _anvil_story(anvil, heads=False)
 
 
 class BundleServer:
@@ -172,15 +185,16 @@ def _forked(story: Story) -> bytes:
     return forged.bundle()
 
 
-def test_malicious_server_is_rejected(anvil: AnvilNode, anvil_story: Story,
+def test_malicious_server_is_rejected(anvil: AnvilNode, version_1_story: Story,
                                       server: BundleServer, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
+    anvil_story = version_1_story
     honest = anvil_story.bundle()
     server.body = honest
     trust = write_trust(tmp_path, anvil_story)
     code, out = run_cli(capsys, server.url, "--rpc", anvil.url, "--require-latest", "--trust",
                         trust)
-    assert code == 0, out
+    assert code == 4 and f"unpinned: {VERSION_1_UNPINNED}" in out, out
     first = start_of(honest, "events")
 
     def fabricated_proof(lines: list[bytes]) -> list[bytes]:

@@ -6,23 +6,34 @@ lines, deleted and the bundle re-sealed as a forger would: the verifier never sa
 when only assets' last events go (no gap in any hash chain) it is the completeness check that
 says why. The named attacks run through the `kitledger` command in test_corpus.py.
 A version 1 bundle, whose checkpoints commit to no head map, is still read, its completeness
-"not checked".
+"not checked" and its verdict UNPINNED at best: nothing proves it whole.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.core.bundle import FingerprintHasher
+from ledger.chain.provider import EMBEDDED_URL, connect
+from ledger.core.bundle import FingerprintHasher, Scope
 from ledger.core.bundle_parse import parse_bundle
 from ledger.core.encoding import canonical_bytes
 from ledger.core.records import Holder
 from ledger.verify import OfflineChainReader, VerificationReport, verify_bundle
-from tests.ledger.verify.audit_support import ASSETS, make_story, person_ref
+from tests.ledger.verify.audit_support import (
+    ASSETS,
+    VERSION_1_UNPINNED,
+    deploy,
+    make_story,
+    person_ref,
+    write_trust,
+)
 from tests.paths import VECTORS_DIR
 
 VALID = (VECTORS_DIR / "bundles" / "valid.jsonl").read_bytes()
@@ -34,6 +45,7 @@ EVENTS_AT = 1 + sum(COUNTS[n] for n in ("devices", "checkpoints", "consistency",
 REGISTRY_AT = EVENTS_AT + 2 * COUNTS["events"]
 HEADS_AT = REGISTRY_AT + 2 * COUNTS["registry"]
 ASSET_OF = [json.loads(LINES[EVENTS_AT + 2 * i])["asset"] for i in range(COUNTS["events"])]
+KITLEDGER = Path(sys.executable).with_name("kitledger")
 PROPERTY = settings(max_examples=40, deadline=None)
 
 
@@ -97,9 +109,30 @@ def test_a_version_1_bundle_is_read_with_completeness_not_checked(bundle: bytes)
     end = canonical_bytes({"type": "bundle-end", "lines": len(lines),
                            "fingerprint": hasher.digest().hex()})
     report = _verify(b"\n".join([*lines, end]) + b"\n")
-    assert report.ok
+    assert report.ok and report.verdict == "unpinned"
     assert report.check("completeness").passed is None
     assert any("left out" in item for item in report.not_checked)
+    assert VERSION_1_UNPINNED in report.unpinned_reasons
+
+
+def test_an_operator_signing_version_1_checkpoints_over_an_omission_never_gets_valid(
+        tmp_path: Path) -> None:
+    """The operator, holding the log key, signs every checkpoint as record version 1 (no head
+    map) and exports a bundle of one asset without its last event: every check that can run
+    passes, so `kitledger verify`, the log key pinned, answers UNPINNED (exit 4), never VALID."""
+    key = Ed25519PrivateKey.generate()
+    story = make_story(deploy(connect(EMBEDDED_URL), key), key, heads=False)
+    asset = ASSETS[0]
+    events = [logged for event, logged in zip(story.events, story.bundle_events(), strict=True)
+              if event.asset == asset]
+    path = tmp_path / "bundle.jsonl"
+    path.write_bytes(story.bundle(scope=Scope("asset", (asset,)), events=events[:-1]))
+    done = subprocess.run([str(KITLEDGER), "verify", str(path), "--offline", "--no-state",
+                           "--json", "--trust", write_trust(tmp_path, story, required=False)],
+                          capture_output=True, timeout=120, check=False)
+    verdict = json.loads(done.stdout)
+    assert (done.returncode, verdict["verdict"]) == (4, "unpinned"), verdict
+    assert verdict["unpinned"] == [VERSION_1_UNPINNED]
 
 
 def test_a_log_that_stops_committing_to_its_head_map_fails() -> None:

@@ -108,8 +108,11 @@ BAG_TAG = "341800000000000000000101"
 def bag_story(embedded_setup: ChainSetup, log_key: Ed25519PrivateKey) -> Story:
     """An evidence bag with a GIAI tag, checked out under dual sign-off and returned, with
     enough steps that the PDF runs to several pages, anchored on the embedded chain."""
-    story = Story(log_key=log_key, setup=embedded_setup)
+    story = Story(log_key=log_key, setup=embedded_setup, heads=True)
     story.add_reader("desk-1")
+    story.add_reader("desk-2")
+    story.open_registry({"desk-1": "issue_desk", "desk-2": "return_desk"},
+                        site="evidence-store", tags={BAG: BAG_TAG})
     store = Holder("location", "evidence-store")
     officer = Holder("person", person_ref("officer-17"))
     signers = tuple(person_ref(p) for p in CO_SIGNERS)
@@ -118,7 +121,7 @@ def bag_story(embedded_setup: ChainSetup, log_key: Ed25519PrivateKey) -> Story:
     for day in range(10, 28):
         story.custody(BAG, "check_out", f"2026-01-{day}T09:00:00.000Z", "desk-1", store,
                       officer, epc=BAG_TAG, authorised_by=signers)
-        story.custody(BAG, "check_in", f"2026-01-{day}T17:00:00.000Z", "desk-1", officer,
+        story.custody(BAG, "check_in", f"2026-01-{day}T17:00:00.000Z", "desk-2", officer,
                       store, epc=BAG_TAG)
     story.checkpoint("2026-02-01T00:00:00.000Z")
     return story
