@@ -3,7 +3,8 @@
 `export_agency_bundle` gathers, for some assets of one owning agency, every custody event from
 genesis (covered by a checkpoint), the signed observations they cite, the registry records they
 rest on (`api.registry_log`: the whole chains of the agency's registry, the assets, the readers
-that signed those observations and the assets' classes; for a time range also of every registry
+that signed those observations or took the agency's inventories, and the assets' classes; for a
+time range also of every registry
 leaf in it; device lines only for readers of other agencies, whose registrations are in their
 own logs), and the agency log's checkpoints with their anchors, then lets
 `ledger.bundle_export` add the proofs from the stored log and `ledger.core.bundle` write the
@@ -40,7 +41,7 @@ from ledger.core.bundle import AnchorProof, BundleCheckpoint, ChainInfo, DeviceR
 from ledger.core.checkpoint import Checkpoint
 from ledger.core.envelope import Envelope
 from ledger.core.heads import HeadMap
-from ledger.core.records import ASSET_REGISTERED, format_time
+from ledger.core.records import ASSET_REGISTERED, INVENTORY_TAKEN, format_time
 
 MAX_BUNDLE_ASSETS: Final = 1_000
 """Assets in one exported bundle: a store's radios fit; a whole force is exported by site or
@@ -149,8 +150,9 @@ def registry_rows(session: Session, agency_id: str, *, assets: Sequence[str],
                   readers: set[str], covered: int, leaves: tuple[int, int] | None = None
                   ) -> list[RegistryRecordRow]:
     """The registry records (leaf below `covered`) a bundle of `assets` needs, whole chains:
-    the agency's registry, the assets, the `readers` and the assets' classes; and those of
-    every subject with a record among `leaves` [low, high) (a time range's)."""
+    the agency's registry, the assets, the `readers` and those the agency's inventories name,
+    and the assets' classes; and those of every subject with a record among `leaves` [low,
+    high) (a time range's)."""
     wanted: dict[str, set[str]] = {"agency": {agency_id}, "asset": set(assets),
                                    "reader": set(readers), "class": set()}
     if leaves is not None:
@@ -160,8 +162,13 @@ def registry_rows(session: Session, agency_id: str, *, assets: Sequence[str],
                 col(RegistryRecordRow.leaf_index) >= leaves[0],
                 col(RegistryRecordRow.leaf_index) < min(leaves[1], covered))):
             wanted[kind].add(ident)
-    rows = {r.id: r for kind in ("agency", "asset", "reader")
-            for r in _subject_rows(session, agency_id, kind, wanted[kind], covered)}
+    rows = {r.id: r for r in _subject_rows(session, agency_id, "agency", wanted["agency"],
+                                           covered)}
+    # The readers the agency's inventories credit: the verifier holds each to its registration.
+    wanted["reader"] |= {json.loads(r.record)["reader"] for r in rows.values()
+                         if r.kind == INVENTORY_TAKEN}
+    rows |= {r.id: r for kind in ("asset", "reader")
+             for r in _subject_rows(session, agency_id, kind, wanted[kind], covered)}
     wanted["class"] |= {json.loads(r.record)["class"] for r in rows.values()
                         if r.kind == ASSET_REGISTERED}
     rows |= {r.id: r for r in _subject_rows(session, agency_id, "class", wanted["class"],

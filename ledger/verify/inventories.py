@@ -10,6 +10,11 @@ starts and before it is logged; and the share present is the interval the found 
 (`ledger.core.sampling.share_interval`). An operator who edits a count after the fact, or
 logs a smaller sample than promised, fails here. Whether the sample is the one the seed draws
 is for `kitledger inventory redraw`, with the population list the agency hands over.
+
+The reader that took it must be one the registry had registered before the inventory was
+logged, not revoked by the time the session started, and either a handheld or a reader of the
+inventory's own site (as the API requires when it opens one): an inventory credited to a
+reader the log never knew, or to another site's desk, fails.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from __future__ import annotations
 from ledger.core.errors import LedgerError
 from ledger.core.records import RegistryRecord, parse_time
 from ledger.core.sampling import SamplingError, sample_size, share_interval
-from ledger.verify.registry import Registry
+from ledger.verify.registry import Logged, Registry
 from ledger.verify.report import CheckResult, VerificationReport
 
 NAME = "inventories"
+HANDHELD_ROLE = "handheld"
+"""The reader role that may count any site of its agency (`api.models.registry.ReaderRole`)."""
 
 
 def check_inventories(registry: Registry | None, report: VerificationReport) -> None:
@@ -37,7 +44,7 @@ def check_inventories(registry: Registry | None, report: VerificationReport) -> 
         return
     result.items = len(registry.inventories)
     for item in registry.inventories:
-        reason = inventory_fault(item.record)
+        reason = inventory_fault(item.record) or reader_fault(registry, item)
         if reason is not None:
             result.fail(f"inventory at leaf {item.leaf} (site {item.record.get('site')!r}): "
                         f"{reason}")
@@ -72,4 +79,20 @@ def inventory_fault(record: RegistryRecord) -> str | None:
     if shown != (interval.low_bp, interval.high_bp):
         return (f"expected the share present {interval.low_bp}..{interval.high_bp} basis "
                 f"points for {found} of {sample}, found {shown[0]}..{shown[1]}")
+    return None
+
+
+def reader_fault(registry: Registry, item: Logged) -> str | None:
+    """What is wrong with the reader the inventory at `item` names, or None."""
+    name, site = item.record.get("reader"), item.record.get("site")
+    entry = registry.by_reader.get(str(name))
+    if entry is None or not registry.known(entry.leaf, item.leaf):
+        return f"expected reader {name!r} registered in the log before the inventory, found none"
+    if (entry.revoked is not None and entry.revoked_leaf is not None
+            and registry.known(entry.revoked_leaf, item.leaf)
+            and parse_time(entry.revoked) <= parse_time(item.record.get("started"))):
+        return f"expected reader {name!r} in service when the session started, found it revoked"
+    if entry.role != HANDHELD_ROLE and entry.site != site:
+        return (f"expected a handheld or a reader of site {site!r}, found reader {name!r} of "
+                f"site {entry.site!r} ({entry.role})")
     return None

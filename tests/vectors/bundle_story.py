@@ -324,8 +324,8 @@ class Forgery:
     to case `CASE` as exhibits `EXHIBITS` (the radio is in no case)."""
     inventory: str | None = None
     """A full inventory of the central store logged after the radio's retirement: "honest"
-    (the camera found, the taser missing), or "uncounted" (the same, logged as none
-    missing)."""
+    (the camera found, the taser missing), "uncounted" (the same, logged as none missing), or
+    "stranger" (the honest figures, credited to a handheld the log never registered)."""
 
 
 def _open_registry(history: History, forgery: Forgery) -> None:
@@ -448,7 +448,7 @@ def property_room(history: History, forgery: Forgery) -> None:
                         person("officer-22"), ("officer-22",))
     if forgery.inventory is not None:
         history.log_registry(INVENTORY_TAKEN, "2026-01-15T11:30:00.000Z",
-                             **inventory_fields(forgery.inventory == "uncounted"))
+                             **inventory_fields(forgery.inventory))
     history.checkpoint("2026-01-15T12:00:00.000Z")
 
 
@@ -459,13 +459,16 @@ def _of_assets(record: bytes, assets: Sequence[str]) -> bool:
     return kind != "asset" or ident in assets
 
 
-def inventory_fields(uncounted: bool) -> dict[str, object]:
+def inventory_fields(kind: str = "honest") -> dict[str, object]:
     """A full inventory of the central store by the return desk: the camera found, the taser
-    (out by hand) missing, one stray tag; `uncounted` logs it as none missing."""
+    (out by hand) missing, one stray tag; "uncounted" logs it as none missing, "stranger" by a
+    handheld the log never registered."""
+    uncounted = kind == "uncounted"
     lists = {"expected": [CAMERA, TASER], "found": [CAMERA], "missing": [TASER],
              "unexpected": [], "unknown": ["E28011606000020500000077"]}
     share = share_interval(1, 2, 2, 0)
-    return {"site": STORE.ref, "reader": "return-desk-1", "by": person("sergeant-5").ref,
+    reader = "handheld-9" if kind == "stranger" else "return-desk-1"
+    return {"site": STORE.ref, "reader": reader, "by": person("sergeant-5").ref,
             "started": "2026-01-15T11:00:00.000Z", "ended": "2026-01-15T11:20:00.000Z",
             "mode": "full", "population": 2, "population_hash": list_hash(lists["expected"]).hex(),
             "sample": 2, "seed": None, "confidence_bp": 0, "margin_bp": 0, "expected": 2,

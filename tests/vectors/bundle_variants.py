@@ -400,6 +400,11 @@ PROPERTY_ROOM = [
             "for", _forged(dataclasses.replace(_ROOM, inventory="uncounted")), 1,
             {"inventories": "expected found + missing = looked for = sample (2), found 1 + 0 "
                             "of 2"}, pinned=False),
+    Variant("inventory-by-a-stranger",
+            "the same history with the inventory credited to a handheld the log never "
+            "registered", _forged(dataclasses.replace(_ROOM, inventory="stranger")), 1,
+            {"inventories": "expected reader 'handheld-9' registered in the log before the "
+                            "inventory, found none"}, pinned=False),
     Variant("manual-disposal",
             "the operator's history in which the taser is disposed of by a manual entry (only "
             "check-outs, check-ins and hand-overs are entered by hand)",
