@@ -217,6 +217,10 @@ def test_unacknowledged_messages_go_to_the_next_worker_after_a_crash(
     assert sock is not None
     sock.close()  # like kill -9: no DISCONNECT, no PUBACK
     doomed._stopping.set()
+    # A killed process's database sessions end with it, and the scans' roles (PostgreSQL
+    # advisory locks) with them: left open, they would outlive the test on the shared database
+    # and keep every later worker from the held-read scan.
+    doomed._scans.close()
     time.sleep(0.5)
     revived = IngestWorker(settings, IngestPipeline(engine, settings), client_id="ingest-crash")
     revived.start()

@@ -140,7 +140,7 @@ def test_full_outbox_in_the_running_agent_refuses_counts_and_keeps_numbers_conti
     thread.start()
     try:
         assert wait_for(lambda: agent.pipeline.reads_in == 150, 20)
-        assert wait_for(lambda: agent.refused_outbox_full == 50, 5), agent.health(0.0)
+        assert wait_for(lambda: agent.refused_outbox_full == 50, 20), agent.health(0.0)
         # The 100 it kept are signed on the second core before they are stored: on a loaded
         # machine that finishes a while after the refusal is counted.
         assert wait_for(lambda: agent.outbox.depth == 100, 30), agent.health(0.0)
