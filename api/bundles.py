@@ -4,12 +4,12 @@
 genesis (covered by a checkpoint), the signed observations they cite, the registry records they
 rest on (`api.registry_log`: the whole chains of the agency's registry, the assets, the readers
 that signed those observations or took the agency's inventories, and the assets' classes; for a
-time range also of every registry
-leaf in it; device lines only for readers of other agencies, whose registrations are in their
-own logs), and the agency log's checkpoints with their anchors, then lets
-`ledger.bundle_export` add the proofs from the stored log and `ledger.core.bundle` write the
-format (docs/audit-bundle.md). When the log has anchored checkpoints only those go in (the
-verifier demands that no anchor up to the newest one is left out); otherwise the signed ones.
+time range also of every registry leaf in it; device lines only for readers of other agencies,
+whose registrations are in their own logs), and the agency log's checkpoints with their
+anchors, then lets `ledger.bundle_export` add the proofs from the stored log and
+`ledger.core.bundle` write the format (docs/audit-bundle.md). When the log has anchored
+checkpoints only those go in (the verifier demands that no anchor up to the newest one is left
+out); otherwise the signed ones.
 With `since_size` the checkpoints start at the one of that size (an auditor's last verified
 checkpoint), with consistency proofs onward from it.
 When the newest commits to a head map, the bundle carries the map's proofs for its scope
