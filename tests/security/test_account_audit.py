@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from api.models import AccountAudit, StaffAccount
 from tests.security.conftest import Service
 from tests.security.security_support import form_token, sign_in
-from tests.security.test_accounts import _run
+from tests.security.test_accounts import _create_by_cli, _run
 from tests.security.test_accounts_page import _browser, _post
 
 PASSWORD = "correct horse battery staple"
@@ -186,10 +186,7 @@ def test_the_history_page_is_for_the_agencys_admins_only(service: Service) -> No
 def test_each_command_change_adds_one_row_by_cli(
         service: Service, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    url = ["--database-url", service.engine.url.render_as_string(hide_password=False)]
-    code, made = _run(capsys, monkeypatch, PASSWORD + "\n", "account", "create", *url,
-                      "--agency", "north", "--username", "cli", "--role", "auditor",
-                      "--password-stdin")
+    url, code, made = _create_by_cli(service, capsys, monkeypatch)
     assert code == 0, made
     sam = made["account"]["id"]
     _run(capsys, monkeypatch, "", "account", "set-role", *url, sam, "supervisor")

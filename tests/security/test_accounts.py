@@ -217,13 +217,21 @@ def _run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, st
     return code, json.loads(capsys.readouterr().out)
 
 
-def test_the_account_command_reads_passwords_from_stdin_never_argv(
-        service: Service, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def _create_by_cli(service: Service, capsys: pytest.CaptureFixture[str],
+                   monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], int, dict[str, Any]]:
+    """`kitledger account create` of north's auditor `cli`, the password on stdin: the
+    command's database arguments, its exit code and its JSON."""
     url = ["--database-url", service.engine.url.render_as_string(hide_password=False)]
     code, made = _run(capsys, monkeypatch, PASSWORD + "\n", "account", "create", *url,
                       "--agency", "north", "--username", "cli", "--role", "auditor",
                       "--password-stdin")
+    return url, code, made
+
+
+def test_the_account_command_reads_passwords_from_stdin_never_argv(
+        service: Service, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    url, code, made = _create_by_cli(service, capsys, monkeypatch)
     assert code == 0 and made["account"]["local"] is True, made
     assert PASSWORD not in json.dumps(made)
     account_id = made["account"]["id"]
