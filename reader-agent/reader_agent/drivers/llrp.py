@@ -493,11 +493,21 @@ class LlrpDriver:
         self._retry_delay = min(self._retry_delay * 2, self.settings.reconnect_max)
 
     def _goodbye(self) -> None:
-        """Best effort on close: leave the reader without our ROSpecs, and say goodbye."""
+        """Best effort on close: leave the reader without our ROSpecs, say goodbye, and wait
+        (at most the command timeout) for the reader's answer before closing the socket.
+        Closing at once would reset the connection while reports are still arriving, and
+        the reader may then never read the goodbye; reads arriving meanwhile are not kept."""
         if self._sock is not None and self.connected:
             with contextlib.suppress(DriverError):
                 self._send(llrp.rospec_command(llrp.DELETE_ROSPEC, self._next_id(), 0))
-                self._send(llrp.close_connection(self._next_id()))
+                goodbye = self._next_id()
+                self._send(llrp.close_connection(goodbye))
+                deadline = self._clock() + self.settings.command_timeout
+                while self._clock() < deadline:
+                    heads = [llrp.header(frame) for frame in self._receive()]
+                    if any(head.type == llrp.CLOSE_CONNECTION_RESPONSE and
+                           head.message_id == goodbye for head in heads):
+                        break
         self._drop("closed")
 
     # -- messages -------------------------------------------------------------------------
