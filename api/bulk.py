@@ -197,28 +197,29 @@ def insert_rows(
 
 def update_rows(
     connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
-    key: str = "id",
+    key: str | tuple[str, ...] = "id",
 ) -> None:
-    """Set the other columns of each of `rows` on the row whose `key` column equals its own
-    `key` value (one row each: keys must be distinct), in one statement (see `insert_rows`).
-    """
+    """Set the other columns of each of `rows` on the row whose `key` column (or columns)
+    equals its own `key` value (one row each: keys must be distinct), in one statement (see
+    `insert_rows`)."""
     if not rows:
         return
-    names = [name for name in rows[0] if name != key]
-    values = _column_values(connection, table, [*names, key], rows)
+    keys = (key,) if isinstance(key, str) else key
+    names = [name for name in rows[0] if name not in keys]
+    values = _column_values(connection, table, [*names, *keys], rows)
     quote = connection.dialect.identifier_preparer.quote
     target = quote(table.name)
     if connection.dialect.name == "postgresql":
-        aliases = {name: f"c{n}" for n, name in enumerate([*names, key])}
+        aliases = {name: f"c{n}" for n, name in enumerate([*names, *keys])}
         sets = ", ".join(f"{quote(name)} = v.{aliases[name]}" for name in names)
-        where = f"{target}.{quote(key)} = v.{aliases[key]}"
+        where = " AND ".join(f"{target}.{quote(k)} = v.{aliases[k]}" for k in keys)
         connection.exec_driver_sql(
-            f"UPDATE {target} SET {sets} FROM {_unnest(connection, table, [*names, key])} "  # noqa: S608
+            f"UPDATE {target} SET {sets} FROM {_unnest(connection, table, [*names, *keys])} "  # noqa: S608
             f"AS v({', '.join(aliases.values())}) WHERE {where}", tuple(values),
         )
         return
     sets = ", ".join(f"{quote(name)} = ?" for name in names)
-    where = f"{quote(key)} = ?"
+    where = " AND ".join(f"{quote(k)} = ?" for k in keys)
     connection.exec_driver_sql(
         f"UPDATE {target} SET {sets} WHERE {where}",  # noqa: S608
         list(zip(*values, strict=True)),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from api.auth import Caller
 from api.bundles import (
@@ -69,19 +69,33 @@ def _time(text: str | None, name: str) -> datetime | None:
                              "2026-01-02T03:04:05.000Z") from None
 
 
-def _visible(session: Session, caller: Caller, asset_id: str) -> Asset:
-    asset = session.exec(select(Asset).where(Asset.id == asset_id, asset_visible(caller))).first()
-    if asset is None:
+def _visible(session: Session, caller: Caller, asset_id: str, owner: str | None) -> Asset:
+    """The asset `asset_id` the caller may see: its agency's own first, else one another
+    agency shared with it (ids are per agency); `owner` names the owning agency."""
+    query = select(Asset).where(Asset.id == asset_id, asset_visible(caller))
+    if owner is not None:
+        query = query.where(Asset.agency_id == owner)
+    found = session.exec(query.order_by(col(Asset.agency_id)).limit(3)).all()
+    own = [a for a in found if a.agency_id == caller.agency_id]
+    if own:
+        return own[0]
+    if len(found) > 1:
+        raise BadBundleScope("asset-ambiguous", f"more than one agency shared an asset "
+                             f"{asset_id!r} with yours: name its owner")
+    if not found:
         raise NoVisibleAssets
-    return asset
+    return found[0]
 
 
 def resolve_bundle_scope(
     session: Session, caller: Caller, assets: list[str] | None, site: str | None,
-    start: str | None, end: str | None, case: str | None = None,
+    start: str | None, end: str | None, case: str | None = None, owner: str | None = None,
 ) -> tuple[Scope, str, list[str], HeadMap | None]:
     """What the bundle covers, the agency whose log proves it, its assets, and the head map
     read to find them (if one was).
+
+    Assets are named by id: the caller's own, else those another agency shared with it
+    (`owner` names that agency where the ids alone do not). A site or case is the caller's.
 
     A site's assets are those the log leaves there at the newest checkpoint (its head map
     proves which), a time range's those of every leaf between the checkpoints bracketing it,
@@ -91,7 +105,7 @@ def resolve_bundle_scope(
     if sum(map(bool, (assets, site, start or end, case))) > 1:
         raise BadBundleScope("bad-scope", "give assets, or a site, or a case, or a time range")
     if assets:
-        found = [_visible(session, caller, a) for a in dict.fromkeys(assets)]
+        found = [_visible(session, caller, a, owner) for a in dict.fromkeys(assets)]
         owners = {a.agency_id for a in found}
         if len(owners) != 1:
             raise BadBundleScope("bad-scope", "a bundle proves one agency's log: ask per owner")
@@ -134,13 +148,14 @@ class ExportedBundle:
 def export_requested_bundle(
     session: Session, caller: Caller, *, assets: list[str] | None, site: str | None,
     start: str | None, end: str | None, now: datetime, since_size: int | None = None,
-    case: str | None = None,
+    case: str | None = None, owner: str | None = None,
 ) -> ExportedBundle:
     """The bundle `caller` asks for; BundleScopeError if the question cannot be answered,
     BundleUnavailable if no checkpoint covers the assets yet (or none has size `since_size`,
-    where the bundle's checkpoints must start)."""
-    scope, owner, asset_ids, head_map = resolve_bundle_scope(session, caller, assets, site,
-                                                             start, end, case)
-    body = export_agency_bundle(session, agency_id=owner, asset_ids=asset_ids, scope=scope,
+    where the bundle's checkpoints must start); `owner` picks the agency of assets named by id
+    (`resolve_bundle_scope`)."""
+    scope, proving, asset_ids, head_map = resolve_bundle_scope(
+        session, caller, assets, site, start, end, case, owner)
+    body = export_agency_bundle(session, agency_id=proving, asset_ids=asset_ids, scope=scope,
                                 now=now, head_map=head_map, since_size=since_size)
-    return ExportedBundle(owner, asset_ids, body)
+    return ExportedBundle(proving, asset_ids, body)

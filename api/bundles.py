@@ -86,14 +86,14 @@ def newest_head_map(session: Session, agency_id: str) -> HeadMap | None:
 
 
 def site_assets(session: Session, agency_id: str, site: str) -> tuple[list[str], HeadMap | None]:
-    """The assets the log places at `site` at the newest checkpoint (its head map's site
-    entries), and that map; with no map, the assets whose latest event is there."""
+    """The assets the log places at the agency's `site` at the newest checkpoint (its head
+    map's site entries), and that map; with no map, the assets whose latest event is there."""
     head_map = newest_head_map(session, agency_id)
     if head_map is not None:
         return head_map.assets_at(site), head_map
     rows = session.exec(select(Asset.id).where(
         Asset.agency_id == agency_id, Asset.holder_kind == HolderKind.LOCATION.value,
-        Asset.holder_ref == site).order_by(col(Asset.id)))
+        Asset.holder_agency_id == agency_id, Asset.holder_ref == site).order_by(col(Asset.id)))
     return list(rows), None
 
 

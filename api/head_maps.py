@@ -124,7 +124,8 @@ def _walk_back(session: Session, agency_id: str, size: int, current: int,
         batch = earlier[start:start + PAIRS_PER_QUERY]
         rows = connection.execute(
             select(_EVENTS.c.asset_id, _EVENTS.c.seq, _EVENTS.c.event_hash, _EVENTS.c.record)
-            .where(pairs_in(_EVENTS.c.asset_id, _EVENTS.c.seq, batch, bind=session))).all()
+            .where(pairs_in(_EVENTS.c.asset_id, _EVENTS.c.seq, batch,
+                            also={_EVENTS.c.agency_id: agency_id}, bind=session))).all()
         for row in rows:
             event = read_event(bytes(row.record), f"event {row.asset_id} #{row.seq}")
             heads[row.asset_id] = (row.seq, bytes(row.event_hash), located_at(event))

@@ -42,8 +42,9 @@ from api import webhook_outbox
 from api.alert_actions import client_actor
 from api.auth import Caller
 from api.bulk import update_rows
+from api.custody.events import AssetRow
 from api.custody.facts import load_asset_rows
-from api.custody.rules import AlertKind, visible_to
+from api.custody.rules import AlertKind
 from api.custody.stocktake import Reconciled, expected_at, reconcile
 from api.custody.transfers import CustodyRefused
 from api.db import table
@@ -72,7 +73,7 @@ from api.models.inventories import (
 from api.models.people import Badge, Person
 from api.models.registry import Reader, ReaderRole, ReaderStatus, Site
 from api.registry_log import Change, last_logged, log_registry
-from api.scoping import asset_visible
+from api.scoping import asset_visible, own_row
 from ledger.core.records import INVENTORY_TAKEN, SITE_CUSTODIAN, format_time
 from ledger.core.sampling import draw, list_hash, reconciliation_hash, sample_size, share_interval
 
@@ -100,8 +101,8 @@ def looked_for(inventory: Inventory) -> list[str]:
 
 
 def _officer(session: Session, caller: Caller, officer_id: str) -> Person:
-    person = session.get(Person, officer_id)
-    if person is None or person.agency_id != caller.agency_id or not person.active:
+    person = own_row(session, Person, caller.agency_id, officer_id)
+    if person is None or not person.active:
         raise CustodyRefused(f"{officer_id!r} is not an active person of your agency")
     return person
 
@@ -231,29 +232,40 @@ def _verified(reader: Reader, batch: Upload) -> list[Verified]:
 def _sighted(session: Session, caller: Caller, inventory: Inventory,
              verified: Sequence[Verified], epcs: set[str]) -> None:
     """Move the last sighting of each asset the batch read that the caller may see (its own,
-    or lent to it: ingest's rule, `visible_to`) to the handheld, at the inventory's site, at
-    the read's own time (`api.ingest.record.sight`: forward only), in one UPDATE as ingest
-    writes them. Another agency's tags move nothing of its assets, and custody stays as it
+    or lent to it: ingest's rule, `BatchFacts.asset_for`) to the handheld, at the inventory's
+    site, at the read's own time (`api.ingest.record.sight`: forward only), in one UPDATE as
+    ingest writes them. Another agency's tags move nothing of its assets, and custody stays as it
     is: a stocktake counts the store, it checks nothing in."""
     latest: dict[str, datetime] = {}
     for item in verified:
         epc = item.observation.epc
         latest[epc] = max(latest.get(epc, item.observed_at), item.observed_at)
     connection = session.connection()
-    rows = load_asset_rows(connection, epcs)  # locked until commit, as ingest locks them
-    theirs = [row.id for row in rows.values() if row.agency_id != caller.agency_id]
-    lent = set(session.exec(select(AssetShare.asset_id).where(
+    found = load_asset_rows(connection, epcs)  # locked until commit, as ingest locks them
+    theirs = {row.id for rows in found.values() for row in rows
+              if row.agency_id != caller.agency_id}
+    lent = set(session.exec(select(AssetShare.owner_id, AssetShare.asset_id).where(
         AssetShare.agency_id == caller.agency_id,
-        col(AssetShare.asset_id).in_(theirs)))) if theirs else set()
-    shared = frozenset({caller.agency_id})
-    moved = [row for epc, row in rows.items()
-             if visible_to(row.agency_id, shared if row.id in lent else frozenset(),
-                           caller.agency_id)
-             and sight(row, inventory.reader_id, inventory.site_id, latest[epc])]
+        col(AssetShare.asset_id).in_(theirs))).all()) if theirs else set()
+    moved = []
+    for epc, rows in found.items():
+        row = _named(rows, caller.agency_id, lent)
+        if row is not None and sight(row, inventory.reader_id, inventory.site_id, latest[epc]):
+            moved.append(row)
     update_rows(connection, _ASSETS, [
-        {"id": row.id, "last_seen_at": row.last_seen_at,
+        {"agency_id": row.agency_id, "id": row.id, "last_seen_at": row.last_seen_at,
          "last_seen_reader_id": row.last_seen_reader_id,
-         "last_seen_site_id": row.last_seen_site_id} for row in moved])
+         "last_seen_site_id": row.last_seen_site_id} for row in moved], key=("agency_id", "id"))
+
+
+def _named(rows: Sequence[AssetRow], agency_id: str,
+           lent: set[tuple[str, str]]) -> AssetRow | None:
+    """The asset a tag names for agency `agency_id` (`rows`: every agency's with that EPC, in
+    agency order): its own, else one lent to it (ingest's rule), else none of its items."""
+    own = next((row for row in rows if row.agency_id == agency_id), None)
+    if own is not None:
+        return own
+    return next((row for row in rows if (row.agency_id, row.id) in lent), None)
 
 
 def _why(rejected: Rejected, reader: Reader) -> str:
@@ -280,11 +292,16 @@ def _reconciled(session: Session, caller: Caller, inventory: Inventory,
                 epcs: set[str]) -> Reconciled:
     """The session's lists: the items looked for against the tags read (badges are people,
     not kit; a tag the caller may not see is unknown to it)."""
-    items = {epc: asset_id for epc, asset_id in session.exec(
-        select(Asset.epc_hex, Asset.id).where(asset_visible(caller),
-                                              col(Asset.epc_hex).in_(epcs)))} if epcs else {}
-    badges = set(session.exec(select(Badge.epc_hex).where(col(Badge.epc_hex).in_(epcs)))
-                 ) if epcs else set()
+    items: dict[str, str] = {}
+    if epcs:
+        for epc, agency_id, asset_id in session.exec(
+                select(Asset.epc_hex, Asset.agency_id, Asset.id).where(
+                    asset_visible(caller), col(Asset.epc_hex).in_(epcs))
+                .order_by(col(Asset.agency_id))):
+            if epc not in items or agency_id == caller.agency_id:
+                items[epc] = asset_id
+    badges = set(session.exec(select(Badge.epc_hex).where(
+        Badge.agency_id == caller.agency_id, col(Badge.epc_hex).in_(epcs)))) if epcs else set()
     return reconcile(looked_for(inventory), inventory.population, set(items.values()),
                      epcs - set(items) - badges)
 

@@ -23,6 +23,7 @@ def run_person(args: argparse.Namespace) -> int:
     from api.db import utcnow
     from api.models.people import Person
     from api.routes.property_room import Reason
+    from api.scoping import own_row
 
     try:
         reason = TypeAdapter(Reason).validate_python(args.reason)
@@ -31,8 +32,8 @@ def run_person(args: argparse.Namespace) -> int:
                            "give a shorter --reason, without control characters") from None
     settings = _settings(args)
     with database(settings, existing=True) as engine, Session(engine) as session:
-        person = session.get(Person, args.person)
-        if person is None or person.agency_id != args.agency:
+        person = own_row(session, Person, args.agency, args.person)
+        if person is None:
             raise CommandError(f"agency {args.agency!r} has no person {args.person!r}",
                                "check the agency and person ids", EXIT_UNUSABLE, "unusable")
         try:

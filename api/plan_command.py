@@ -1,10 +1,12 @@
 """`kitledger plan`: a pool's sizing table and what-ifs on the command line, as
 `GET /v1/planning/pools` answers them (`api.planning.report`).
 
-The operator plans as the agency that runs `--site` would: its own sites and class, and with
+The operator plans as the agency that runs `--site` would (`--agency` names it where more than
+one agency has a site of that id: ids are per agency): its own sites and class, and with
 `--with-site` of another agency only what that agency shares with it (`--with-class` names
-that agency's class). It prints a plain-text table (or, with `--json`, the endpoint's answer
-as the verdict). Nothing is written.
+that agency's class, `--with-agency` the agency where several others have that site id). It
+prints a plain-text table (or, with `--json`, the endpoint's answer as the verdict).
+Nothing is written.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.cli import EXIT_OK, EXIT_UNUSABLE, CommandError, emit
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 
 def _day(value: str) -> date:
@@ -32,6 +37,8 @@ def register_plan(subparsers: Any, settings_arguments: Callable[[Any], None]) ->
         "its history (docs/planning.md)")
     settings_arguments(plan)
     plan.add_argument("--site", required=True, help="the store (its agency plans)")
+    plan.add_argument("--agency", help="the agency whose --site it is (where more than one "
+                      "agency has a site of that id)")
     plan.add_argument("--class", dest="class_id", required=True, help="the asset class")
     plan.add_argument("--from", dest="first", required=True, type=_day,
                       help="first day of history (YYYY-MM-DD, UTC)")
@@ -43,12 +50,36 @@ def register_plan(subparsers: Any, settings_arguments: Callable[[Any], None]) ->
                       help="pool with this site too (repeatable); another agency's site "
                       "brings only what that agency shares")
     plan.add_argument("--with-class", help="the other agency's class, with its --with-site")
+    plan.add_argument("--with-agency", help="the agency whose --with-site it is (where more "
+                      "than one other agency has a site of that id)")
     plan.add_argument("--runs", type=int, default=20, help="simulated runs (default 20)")
     plan.add_argument("--seed", type=int, default=0, help="simulation seed")
     plan.add_argument("--max-items", type=int,
                       help="largest pool searched (default: the most the server plans)")
     plan.add_argument("--json", action="store_true", help="print the endpoint's JSON answer")
     plan.set_defaults(run=run_plan)
+
+
+def _holders(session: Session, site_id: str, agency_id: str | None = None,
+             besides: str | None = None) -> list[str]:
+    """The agencies that have a site `site_id` (only `agency_id`, if given; not `besides`)."""
+    from sqlmodel import col, select
+
+    from api.models import Site
+
+    query = select(Site.agency_id).where(Site.id == site_id)
+    if agency_id is not None:
+        query = query.where(Site.agency_id == agency_id)
+    if besides is not None:
+        query = query.where(Site.agency_id != besides)
+    return list(session.exec(query.order_by(col(Site.agency_id))))
+
+
+def _one(holders: list[str], option: str, site_id: str) -> str:
+    if len(holders) > 1:
+        raise CommandError(f"{len(holders)} agencies have a site {site_id!r}",
+                           f"name the agency with {option}", EXIT_UNUSABLE, "unusable")
+    return holders[0]
 
 
 def run_plan(args: argparse.Namespace) -> int:
@@ -58,22 +89,24 @@ def run_plan(args: argparse.Namespace) -> int:
     from api.models import Site
     from api.planning import report
     from api.problems import Problem
+    from api.scoping import own_row
 
     settings = _settings(args)
     with database(settings, existing=True) as engine, Session(engine) as session:
-        site = session.get(Site, args.site)
-        if site is None:
+        holders = _holders(session, args.site, args.agency)
+        if not holders:
             raise CommandError(f"no site {args.site!r}", "give the id of a store this server "
                                "holds", EXIT_UNUSABLE, "unusable")
-        sites, other = [site.id], None
+        agency_id = _one(holders, "--agency", args.site)
+        sites, other = [args.site], None
         for site_id in args.with_site:
-            extra = session.get(Site, site_id)
-            if extra is not None and extra.agency_id == site.agency_id:
-                sites.append(extra.id)
+            if own_row(session, Site, agency_id, site_id) is not None:
+                sites.append(site_id)
             else:  # another agency's (or none): only what it shares, 404 otherwise
-                other = extra.agency_id if extra is not None else site_id
+                others = _holders(session, site_id, args.with_agency, besides=agency_id)
+                other = _one(others, "--with-agency", site_id) if others else site_id
         request = report.PlanRequest(
-            site.agency_id, tuple(sites), args.class_id, args.first, args.last,
+            agency_id, tuple(sites), args.class_id, args.first, args.last,
             target=args.target, runs=args.runs, seed=args.seed, with_agency=other,
             with_class=args.with_class if other is not None else None,
             max_items=report.MAX_ITEMS if args.max_items is None else args.max_items,

@@ -126,7 +126,7 @@ def update_person(session: Session, *, person: Person, data: PersonUpdate) -> Pe
     """Change a person's qualifications or whether they may take kit (`active`). The log never
     holds either: the custody rules read them from here at each decision. Raise
     `RegistryError` for an erased person."""
-    if session.get(PersonSecret, person.id) is None:
+    if session.get(PersonSecret, (person.agency_id, person.id)) is None:
         raise RegistryError("person is erased: they can no longer be changed")
     if data.qualifications is not None:
         person.qualifications = list(data.qualifications)
@@ -136,16 +136,19 @@ def update_person(session: Session, *, person: Person, data: PersonUpdate) -> Pe
     return person
 
 
-def _check_epcs_free(session: Session, epcs: Collection[str]) -> None:
-    """Refuse EPCs already an asset's tag or a badge: at a desk a read must mean one thing
-    (a badge opens a session; an asset tag is kit). The caller holds the registry's lock
-    (`claim_log_writer(..., registry=True)`), so no concurrent registration can take one of
-    them meanwhile."""
+def _check_epcs_free(session: Session, agency_id: str, epcs: Collection[str]) -> None:
+    """Refuse EPCs already one of the agency's asset tags or badges: at its desks a read must
+    mean one thing (a badge opens a session; an asset tag is kit). Another agency's tags are
+    not looked at: EPCs are per agency, like ids, so registering one says nothing of theirs.
+    The caller holds the registry's lock (`claim_log_writer(..., registry=True)`), so no
+    concurrent registration can take one of them meanwhile."""
     if not epcs:
         return
-    if session.exec(select(Asset.id).where(col(Asset.epc_hex).in_(epcs))).first() is not None:
+    if session.exec(select(Asset.id).where(
+            Asset.agency_id == agency_id, col(Asset.epc_hex).in_(epcs))).first() is not None:
         raise RegistryError("EPC already belongs to an asset")
-    if session.exec(select(Badge.epc_hex).where(col(Badge.epc_hex).in_(epcs))).first() is not None:
+    if session.exec(select(Badge.epc_hex).where(
+            Badge.agency_id == agency_id, col(Badge.epc_hex).in_(epcs))).first() is not None:
         raise RegistryError("EPC is already a staff badge")
 
 
@@ -157,7 +160,7 @@ def create_person(
     Raise `RegistryError` if one of their badges is an asset's EPC or another badge."""
     # The registry's EPCs change one transaction at a time; a person writes no log.
     claim_log_writer(session, now, (), registry=True)
-    _check_epcs_free(session, set(data.badges))
+    _check_epcs_free(session, agency_id, set(data.badges))
     salt = salt if salt is not None else secrets.token_bytes(MIN_SALT_BYTES * 2)
     person = Person(
         id=data.id, agency_id=agency_id, qualifications=list(data.qualifications),
@@ -165,17 +168,19 @@ def create_person(
     )
     session.add(person)
     session.flush()  # no ORM relationships: the person row must exist before its children
-    session.add(PersonSecret(person_id=data.id, salt=salt, value=data.id))
-    session.add_all(Badge(epc_hex=epc, person_id=data.id) for epc in data.badges)
+    session.add(PersonSecret(agency_id=agency_id, person_id=data.id, salt=salt, value=data.id))
+    session.add_all(Badge(agency_id=agency_id, epc_hex=epc, person_id=data.id)
+                    for epc in data.badges)
     return person
 
 
 def erase_person(session: Session, *, person: Person) -> None:
     """Forget who `person` is: their secret and badges go; the log and its proofs stay valid."""
-    secret = session.get(PersonSecret, person.id)
+    secret = session.get(PersonSecret, (person.agency_id, person.id))
     if secret is not None:
         session.delete(secret)
-    for badge in session.exec(select(Badge).where(Badge.person_id == person.id)):
+    for badge in session.exec(select(Badge).where(Badge.agency_id == person.agency_id,
+                                                  Badge.person_id == person.id)):
         session.delete(badge)
     person.active = False
     person.qualifications = []
@@ -188,16 +193,18 @@ def create_asset(
     """Register an asset in its home store and write its genesis event to chain and log.
     Raise `RegistryError` if its EPC is another asset's or a badge."""
     claim_log_writer(session, now, [agency_id], registry=True)
-    _check_epcs_free(session, {data.epc_hex})
+    _check_epcs_free(session, agency_id, {data.epc_hex})
     asset = Asset(
         id=data.id, agency_id=agency_id, class_id=data.class_id, epc_hex=data.epc_hex,
         epc_uri=data.epc_uri, home_site_id=data.home_site_id, status=AssetStatus.IN_STORE,
-        holder_kind=HolderKind.LOCATION, holder_ref=data.home_site_id, created_at=now,
+        holder_kind=HolderKind.LOCATION, holder_ref=data.home_site_id,
+        holder_agency_id=agency_id, created_at=now,
     )
     session.add(asset)
     session.flush()
     shared = sorted(set(data.shared_with))
-    session.add_all(AssetShare(asset_id=data.id, agency_id=a) for a in shared)
+    session.add_all(AssetShare(owner_id=agency_id, asset_id=data.id, agency_id=a)
+                    for a in shared)
     with appending_log(session) as log:
         append_registry(session, log, agency_id, [
             asset_registered(asset), *(share(asset.id, a, granted=True) for a in shared)], now)
@@ -213,13 +220,14 @@ def set_shares(session: Session, *, asset: Asset, shared_with: Collection[str],
     """Share `asset` with exactly the agencies `shared_with`, logging each share granted or
     ended."""
     current = set(session.exec(select(AssetShare.agency_id).where(
-        AssetShare.asset_id == asset.id)).all())
+        AssetShare.owner_id == asset.agency_id, AssetShare.asset_id == asset.id)).all())
     wanted = set(shared_with)
     for agency in current - wanted:
-        share_row = session.get(AssetShare, (asset.id, agency))
+        share_row = session.get(AssetShare, (asset.agency_id, asset.id, agency))
         if share_row is not None:
             session.delete(share_row)
-    session.add_all(AssetShare(asset_id=asset.id, agency_id=a) for a in sorted(wanted - current))
+    session.add_all(AssetShare(owner_id=asset.agency_id, asset_id=asset.id, agency_id=a)
+                    for a in sorted(wanted - current))
     changes = [*(share(asset.id, a, granted=False) for a in sorted(current - wanted)),
                *(share(asset.id, a, granted=True) for a in sorted(wanted - current))]
     if changes:

@@ -38,6 +38,7 @@ from api.registry import (
     create_site,
     register_reader,
 )
+from api.scoping import own_row
 from ledger.core.envelope import key_id, public_key_from_raw
 
 MAX_IMPORT_BYTES: Final = 1024 * 1024
@@ -240,17 +241,28 @@ class _Seen:
         return None
 
 
-def _existing_ids(session: Session, kind: str, ids: Sequence[str]) -> Iterable[str]:
+def _existing_ids(session: Session, agency_id: str, kind: str,
+                  ids: Sequence[str]) -> Iterable[str]:
+    """The `ids` already taken: within the agency for its own records (sites, classes, people,
+    assets), across agencies for readers (a reader's id is its device's, global)."""
+    if not ids:
+        return ()
     table: Any = {"sites": Site, "classes": AssetClass, "people": Person, "readers": Reader,
                   "assets": Asset}[kind]
-    return session.exec(select(table.id).where(col(table.id).in_(ids))).all() if ids else ()
+    query = select(table.id).where(col(table.id).in_(ids))
+    if table is not Reader:
+        query = query.where(table.agency_id == agency_id)
+    return session.exec(query).all()
 
 
-def _taken_epcs(session: Session, epcs: Sequence[str]) -> set[str]:
+def _taken_epcs(session: Session, agency_id: str, epcs: Sequence[str]) -> set[str]:
+    """The `epcs` already the agency's asset tags or badges (another agency's are its own)."""
     if not epcs:
         return set()
-    return {*session.exec(select(Asset.epc_hex).where(col(Asset.epc_hex).in_(epcs))).all(),
-            *session.exec(select(Badge.epc_hex).where(col(Badge.epc_hex).in_(epcs))).all()}
+    return {*session.exec(select(Asset.epc_hex).where(
+                Asset.agency_id == agency_id, col(Asset.epc_hex).in_(epcs))).all(),
+            *session.exec(select(Badge.epc_hex).where(
+                Badge.agency_id == agency_id, col(Badge.epc_hex).in_(epcs))).all()}
 
 
 def _refs_problem(session: Session, agency_id: str, record: Any) -> str | None:
@@ -262,8 +274,7 @@ def _refs_problem(session: Session, agency_id: str, record: Any) -> str | None:
         ref = getattr(record, field, None)
         if ref is None:
             continue
-        row = session.get(table, ref)
-        if row is None or row.agency_id != agency_id:
+        if own_row(session, table, agency_id, ref) is None:
             return f"{what} {ref} is not one of your agency's"
     return None
 
@@ -305,8 +316,9 @@ def check_records(session: Session, *, agency_id: str, kind: str,
     an id or EPC given twice or already registered, a class or site not the agency's, a
     reader key that is not a key or is taken. Writes nothing."""
     records = [r for _, r in rows]
-    ids = _Seen("id", _existing_ids(session, kind, [r.id for r in records]))
-    epcs = _Seen("EPC", _taken_epcs(session, [e for r in records for e in _epcs_of(r)]))
+    ids = _Seen("id", _existing_ids(session, agency_id, kind, [r.id for r in records]))
+    epcs = _Seen("EPC", _taken_epcs(session, agency_id,
+                                    [e for r in records for e in _epcs_of(r)]))
     keys = _Seen("reader key id", ())
     problems = []
     for line, record in rows:

@@ -226,8 +226,8 @@ def _missing(session: Session, agency_id: str) -> list[Change]:
         if (ASSET_REGISTERED, "asset", asset.id) not in logged:
             changes.append(asset_registered(asset))
     granted = _shares_logged(session, agency_id)
-    for row in session.exec(orm_select(AssetShare).order_by(col(AssetShare.asset_id),
-                                                           col(AssetShare.agency_id))):
+    for row in session.exec(orm_select(AssetShare).where(AssetShare.owner_id == agency_id)
+                            .order_by(col(AssetShare.asset_id), col(AssetShare.agency_id))):
         if row.asset_id in owned and (row.asset_id, row.agency_id) not in granted:
             changes.append(share(row.asset_id, row.agency_id, granted=True))
     return changes

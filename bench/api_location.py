@@ -59,7 +59,8 @@ def seed(url: str, assets: int, events: int) -> str:
             conn.execute(insert(asset_table), [{
                 "id": f"A-{i}", "agency_id": "north", "class_id": "radio",
                 "epc_hex": f"E280{i:020X}", "home_site_id": "north-store", "status": "in_store",
-                "holder_kind": "location", "holder_ref": "north-store", "last_seen_at": now,
+                "holder_kind": "location", "holder_ref": "north-store",
+                "holder_agency_id": "north", "last_seen_at": now,
                 "last_seen_reader_id": "desk-1", "last_seen_site_id": "north-store",
                 "chain_next_seq": 1, "chain_prev": "00" * 32, "created_at": now,
             } for i in range(start, min(assets, start + CHUNK))])

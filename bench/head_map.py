@@ -82,7 +82,8 @@ def seed(engine: Engine, assets: int) -> list[Head]:
                 rows.append({"id": asset, "agency_id": "north", "class_id": "radio",
                              "epc_hex": f"E280{i:020X}", "epc_uri": None,
                              "home_site_id": "north-store", "status": "in_store",
-                             "holder_kind": holder[0], "holder_ref": holder[1], "due_at": None,
+                             "holder_kind": holder[0], "holder_ref": holder[1],
+                             "holder_agency_id": "north", "due_at": None,
                              "last_seen_at": None, "last_seen_reader_id": None,
                              "last_seen_site_id": None, "chain_next_seq": seq,
                              "chain_prev": prev, "created_at": now})

@@ -35,6 +35,7 @@ from api.models.people import PersonCreate
 from api.models.registry import ReaderCreate
 from api.planning.unmet import record_none_in_store
 from api.registry import create_asset, create_person, register_reader
+from api.scoping import own_row
 from demo.seed import DEMO_AGENCY, DEMO_SITE, OTHER_AGENCY
 from ledger.core.envelope import raw_public_key
 
@@ -94,10 +95,11 @@ def check_in(session: Session, hands: DeskHands, asset_id: str, at: datetime) ->
 def _enter(session: Session, hands: DeskHands, action: str, asset_id: str,
            holder_id: str | None, at: datetime) -> None:
     desk_id = hands.issue_desk if action == "check_out" else hands.return_desk
-    desk, officer = session.get(Reader, desk_id), session.get(Person, hands.officer)
-    asset = session.get(Asset, asset_id)
+    agency = hands.agency_id
+    desk, officer = session.get(Reader, desk_id), own_row(session, Person, agency, hands.officer)
+    asset = own_row(session, Asset, agency, asset_id)
     assert desk is not None and officer is not None and asset is not None
-    holder = session.get(Person, holder_id) if holder_id is not None else None
+    holder = own_row(session, Person, agency, holder_id) if holder_id is not None else None
     enter_manually(session, asset=asset, now=at, request=ManualRequest(
         action=action, desk=desk, officer=officer, supervisor=None, holder=holder,
         reason="demo history", client_id=HISTORY_CLIENT))
@@ -116,7 +118,7 @@ def _people(session: Session, agency_id: str, prefix: str, count: int, now: date
             ) -> list[str]:
     ids = [f"{prefix}-{n:02d}" for n in range(1, count + 1)]
     for person_id in ids:
-        if session.get(Person, person_id) is None:
+        if own_row(session, Person, agency_id, person_id) is None:
             create_person(session, agency_id=agency_id, now=now,
                           data=PersonCreate(id=person_id))
     return ids
@@ -142,8 +144,9 @@ def _arrivals(rng: random.Random, spec: StoreSpec, day: datetime) -> list[dateti
 def _store_history(session: Session, rng: random.Random, spec: StoreSpec, start: datetime,
                    end: datetime) -> None:
     """Register the store's pool at `start` and play its weeks up to `end`."""
-    site = session.get(Site, spec.site_id)
-    assert site is not None and session.get(AssetClass, spec.class_id) is not None
+    site = own_row(session, Site, spec.agency_id, spec.site_id)
+    assert site is not None
+    assert own_row(session, AssetClass, spec.agency_id, spec.class_id) is not None
     hands = DeskHands(spec.agency_id,
                       _desk(session, spec.agency_id, spec.site_id, f"{spec.site_id}-issue",
                             ReaderRole.ISSUE_DESK, start),
@@ -153,7 +156,7 @@ def _store_history(session: Session, rng: random.Random, spec: StoreSpec, start:
     people = _people(session, spec.agency_id, f"{spec.agency_id}-officer", 40, start)
     items = [f"{spec.class_id}-h{n:02d}" for n in range(1, spec.items + 1)]
     for n, asset_id in enumerate(items):
-        if session.get(Asset, asset_id) is None:
+        if own_row(session, Asset, spec.agency_id, asset_id) is None:
             create_asset(session, agency_id=spec.agency_id, now=start, data=AssetCreate(
                 id=asset_id, class_id=spec.class_id, epc_hex=f"{spec.epc_base + n:024X}",
                 home_site_id=spec.site_id, shared_with=list(spec.shared_with)))
@@ -173,9 +176,9 @@ def _play(session: Session, rng: random.Random, spec: StoreSpec, hands: DeskHand
         arrivals = _arrivals(rng, spec, day)
         if rng.random() < 0.15 and free:  # a radio fails and goes for repair
             item = free.pop(rng.randrange(len(free)))
-            maintenance.change_service(session, asset=_asset(session, item), in_service=False,
-                                       reason="repair", officer=_person(session, hands.officer),
-                                       now=day)
+            maintenance.change_service(session, asset=_asset(session, hands, item),
+                                       in_service=False, reason="repair",
+                                       officer=_person(session, hands), now=day)
             repairs[item] = day + timedelta(days=rng.randint(2, 6), hours=9)
         if rng.random() < 0.1:
             booked += _book(session, rng, spec, people, day)
@@ -189,8 +192,8 @@ def _play(session: Session, rng: random.Random, spec: StoreSpec, hands: DeskHand
             for item, back in list(repairs.items()):
                 if back <= at and item not in free:
                     maintenance.change_service(
-                        session, asset=_asset(session, item), in_service=True,
-                        reason="repaired", officer=_person(session, hands.officer), now=back)
+                        session, asset=_asset(session, hands, item), in_service=True,
+                        reason="repaired", officer=_person(session, hands), now=back)
                     del repairs[item]
                     free.append(item)
             while booked and booked[0].starts_at <= at:
@@ -244,14 +247,14 @@ def _collect(session: Session, rng: random.Random, hands: DeskHands, booking: Re
             heapq.heappush(out, (booking.ends_at, item))
 
 
-def _asset(session: Session, asset_id: str) -> Asset:
-    asset = session.get(Asset, asset_id)
+def _asset(session: Session, hands: DeskHands, asset_id: str) -> Asset:
+    asset = own_row(session, Asset, hands.agency_id, asset_id)
     assert asset is not None
     return asset
 
 
-def _person(session: Session, person_id: str) -> Person:
-    person = session.get(Person, person_id)
+def _person(session: Session, hands: DeskHands) -> Person:
+    person = own_row(session, Person, hands.agency_id, hands.officer)
     assert person is not None
     return person
 

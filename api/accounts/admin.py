@@ -24,6 +24,7 @@ from api.accounts.roles import StaffRole
 from api.models.accounts import MAX_DISPLAY_CHARS, AccountAction, StaffAccount
 from api.models.clients import WebSession
 from api.models.people import Person
+from api.scoping import own_row
 
 USERNAME_PATTERN: Final = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 """A local username: lower case, no colon (single sign-on accounts are `<provider>:<sub>`)."""
@@ -47,8 +48,7 @@ def end_account_sessions(session: Session, account_id: str, now: datetime) -> No
 def _check_person(session: Session, agency_id: str, person_id: str | None) -> None:
     if person_id is None:
         return
-    person = session.get(Person, person_id)
-    if person is None or person.agency_id != agency_id:
+    if own_row(session, Person, agency_id, person_id) is None:
         raise AccountRefused(f"no person {person_id!r} in this agency")
 
 

@@ -104,9 +104,10 @@ class PersonHoldsKit(CustodyRefused):
 
 
 def holdings(session: Session, person: Person) -> list[str]:
-    """The items the person holds now (checked out to them or handed over to them)."""
+    """The items the person holds now (checked out to them or handed over to them): their
+    agency's, and kit another agency shared with it."""
     return list(session.exec(select(Asset.id).where(
-        Asset.agency_id == person.agency_id, Asset.holder_kind == HolderKind.PERSON,
+        Asset.holder_agency_id == person.agency_id, Asset.holder_kind == HolderKind.PERSON,
         Asset.holder_ref == person.id,
         col(Asset.status).notin_((AssetStatus.RETIRED, AssetStatus.DISPOSED)))
         .order_by(col(Asset.id)).limit(MAX_HOLDINGS_NAMED)))

@@ -21,9 +21,10 @@ from api.models.registry import ReaderRole
 ADMITTED = "entry logged"
 
 
-def decide_door(reader: ReaderView, person: PersonView) -> Ruling:
-    """A staff badge at a door: its own agency's active people are let in."""
-    if person.agency_id != reader.agency_id:
+def decide_door(reader: ReaderView, person: PersonView | None) -> Ruling:
+    """A staff badge at a door: its own agency's active people are let in; a badge that is
+    none of theirs (another agency's or nobody's: badges are each agency's own) is not."""
+    if person is None or person.agency_id != reader.agency_id:
         return Ruling(verdict=Verdict.REFUSE, reason=NOT_OURS)
     if not person.active:
         return Ruling(verdict=Verdict.REFUSE, reason="badge holder is not active")
@@ -31,14 +32,16 @@ def decide_door(reader: ReaderView, person: PersonView) -> Ruling:
 
 
 def log_entry(session: Session, item: VerifiedRead, reader: ReaderView,
-              person: PersonView) -> Ruling:
-    """Rule on a badge at a door and add its access-log row."""
+              person: PersonView | None) -> Ruling:
+    """Rule on a badge at a door (`person` None: not one of the agency's badges) and add its
+    access-log row."""
     assert reader.role == ReaderRole.DOOR
     ruling = decide_door(reader, person)
     admitted = ruling.verdict == Verdict.ACCEPT
+    ours = person is not None and person.agency_id == reader.agency_id
     session.add(EvidenceRoomAccess(
         agency_id=reader.agency_id, reader_id=reader.reader_id, site_id=reader.site_id,
-        person_id=person.person_id if person.agency_id == reader.agency_id else None,
+        person_id=person.person_id if ours and person is not None else None,
         admitted=admitted, reason=ruling.reason, observation_hash=item.envelope_hash,
         read_at=item.observed_at))
     return ruling

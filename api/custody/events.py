@@ -45,6 +45,16 @@ class CustodyChange:
     due_at: datetime | None = None
     manual: str | None = None
     """Why an officer entered the change by hand at desk `reader_id` (no reads)."""
+    acting_agency: str | None = None
+    """The agency whose site or people the change names (the new holder, the authorisers):
+    the reader's, when another agency's desk rules on an asset shared with it; None, the
+    owner's."""
+
+    def holder_agency(self, owner: str) -> str:
+        """The agency the new holder belongs to: an agency holder is itself."""
+        if self.holder_kind == HolderKind.AGENCY:
+            return self.holder_ref
+        return self.acting_agency or owner
 
 
 @dataclass(slots=True)
@@ -59,6 +69,7 @@ class AssetRow:
     status: str
     holder_kind: str
     holder_ref: str
+    holder_agency_id: str
     due_at: datetime | None
     chain_next_seq: int
     chain_prev: str
@@ -102,43 +113,52 @@ class UnknownPerson(LookupError):
 
 
 def _log_ref(
-    session: Session, kind: HolderKind, ref: str, commitments: MutableMapping[str, str]
+    session: Session, kind: HolderKind, ref: str, agency_id: str,
+    commitments: MutableMapping[tuple[str, str], str],
 ) -> str:
-    """How the log names a holder: people by commitment, places and agencies by id."""
+    """How the log names a holder: people (agency `agency_id`'s) by commitment, places and
+    agencies by id."""
     if kind != HolderKind.PERSON:
         return ref
-    if ref not in commitments:
-        commitment = session.exec(select(Person.commitment).where(Person.id == ref)).first()
+    key = (agency_id, ref)
+    if key not in commitments:
+        commitment = session.exec(select(Person.commitment).where(
+            Person.agency_id == agency_id, Person.id == ref)).first()
         if commitment is None:
             raise UnknownPerson(f"person {ref} is not registered")
-        commitments[ref] = commitment
-    return commitments[ref]
+        commitments[key] = commitment
+    return commitments[key]
 
 
 def append_change(
     session: Session, logs: AgencyLogs, asset: Asset | AssetRow, change: CustodyChange,
-    commitments: MutableMapping[str, str] | None = None, sink: EventSink | None = None,
+    commitments: MutableMapping[tuple[str, str], str] | None = None,
+    sink: EventSink | None = None,
 ) -> int:
     """Record `change` of `asset`: chain link, log leaf, event row, new asset state; return
     the event's leaf index in the owning agency's Merkle log.
 
-    `commitments` (person id -> commitment) is a cache the caller may share across a batch;
-    `sink` receives the writes (default: through `session` at once).
+    `commitments` ((agency, person id) -> commitment) is a cache the caller may share across
+    a batch; `sink` receives the writes (default: through `session` at once).
     """
     commitments = {} if commitments is None else commitments
     sink = SessionSink(session) if sink is None else sink
     holder_from = None
     if change.action != "register":  # a genesis event comes from nowhere
         kind = HolderKind(asset.holder_kind)
-        holder_from = Holder(kind.value, _log_ref(session, kind, asset.holder_ref, commitments))
-    holder_to = Holder(change.holder_kind.value,
-                       _log_ref(session, change.holder_kind, change.holder_ref, commitments))
+        holder_from = Holder(kind.value, _log_ref(session, kind, asset.holder_ref,
+                                                  asset.holder_agency_id, commitments))
+    holder_agency = change.holder_agency(asset.agency_id)
+    holder_to = Holder(change.holder_kind.value, _log_ref(
+        session, change.holder_kind, change.holder_ref, holder_agency, commitments))
+    acting = change.acting_agency or asset.agency_id
     event = CustodyEvent(
         agency=asset.agency_id, asset=asset.id, seq=asset.chain_next_seq, prev=asset.chain_prev,
         action=change.action, time=_record_time(change.time), holder_from=holder_from,
         holder_to=holder_to, observations=tuple(h.hex() for h in change.observations),
         authorised_by=tuple(
-            _log_ref(session, HolderKind.PERSON, p, commitments) for p in change.authorisers
+            _log_ref(session, HolderKind.PERSON, p, acting, commitments)
+            for p in change.authorisers
         ),
         reader=change.reader_id, manual=change.manual,
     )
@@ -156,6 +176,7 @@ def append_change(
     asset.status = change.new_status
     asset.holder_kind = change.holder_kind
     asset.holder_ref = change.holder_ref
+    asset.holder_agency_id = holder_agency
     asset.due_at = change.due_at
     sink.moved(asset)
     return leaf_index

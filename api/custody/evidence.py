@@ -43,7 +43,7 @@ def set_references(session: Session, *, asset: Asset, case_ref: str, exhibit_ref
                    now: datetime) -> EvidenceReference:
     """Give `asset` its case and exhibit references (logged); the same ones again are a
     replay and refused."""
-    row = session.get(EvidenceReference, asset.id)
+    row = session.get(EvidenceReference, (asset.agency_id, asset.id))
     if row is not None and (row.case_ref, row.exhibit_ref) == (case_ref, exhibit_ref):
         raise CustodyRefused("the exhibit already has these references")
     log_registry(session, asset.agency_id, [Change(EVIDENCE_REFERENCED, {

@@ -32,14 +32,17 @@ class ForeignSightings:
     `foreign_sighting` row's values (plain values: this runs for every foreign read)."""
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], dict[str, Any]] = {}
+        self._seen: dict[tuple[str, str, str], dict[str, Any]] = {}
+        """(owner, asset id, reader id) -> the row's values."""
 
-    def add(self, asset_id: str, reader: ReaderRef, observed_at: datetime) -> None:
-        """`reader`, of an agency that may not see asset `asset_id`, read its tag."""
-        seen = self._seen.get((asset_id, reader.reader_id))
+    def add(self, owner: str, asset_id: str, reader: ReaderRef, observed_at: datetime) -> None:
+        """`reader`, of an agency that may not see agency `owner`'s asset `asset_id`, read its
+        tag."""
+        key = (owner, asset_id, reader.reader_id)
+        seen = self._seen.get(key)
         if seen is None:
-            self._seen[(asset_id, reader.reader_id)] = {
-                "asset_id": asset_id, "reader_id": reader.reader_id,
+            self._seen[key] = {
+                "owner_id": owner, "asset_id": asset_id, "reader_id": reader.reader_id,
                 "reporting_agency_id": reader.agency_id, "site_id": reader.site_id,
                 "first_seen_at": observed_at, "last_seen_at": observed_at, "count": 1}
             return
@@ -54,11 +57,11 @@ class ForeignSightings:
             return
         columns = _SIGHTINGS.c
         stored = {
-            (asset_id, reader_id): (row_id, first, last, count)
-            for row_id, asset_id, reader_id, first, last, count in connection.execute(
-                select(columns.id, columns.asset_id, columns.reader_id, columns.first_seen_at,
-                       columns.last_seen_at, columns.count)
-                .where(among(columns.asset_id, {k[0] for k in self._seen}, connection)))
+            (owner, asset_id, reader_id): (row_id, first, last, count)
+            for row_id, owner, asset_id, reader_id, first, last, count in connection.execute(
+                select(columns.id, columns.owner_id, columns.asset_id, columns.reader_id,
+                       columns.first_seen_at, columns.last_seen_at, columns.count)
+                .where(among(columns.asset_id, {k[1] for k in self._seen}, connection)))
         }
         new, known = [], []
         for key, seen in self._seen.items():

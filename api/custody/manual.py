@@ -50,7 +50,7 @@ def _staff(person: Person | None, agency_id: str, role: str) -> Person:
 
 def _check_people(session: Session, asset: Asset, request: ManualRequest) -> None:
     officer = _staff(request.officer, asset.agency_id, "officer")
-    policy = session.get(AssetClass, asset.class_id)
+    policy = session.get(AssetClass, (asset.agency_id, asset.class_id))
     supervisor = request.supervisor
     if supervisor is not None:
         _staff(supervisor, asset.agency_id, "supervisor")
@@ -73,7 +73,9 @@ def _change(asset: Asset, request: ManualRequest, now: datetime) -> CustodyChang
     if request.action == "check_out":
         if asset.status != AssetStatus.IN_STORE:
             raise CustodyRefused(f"asset is {asset.status}, not in store")
-    elif asset.status != AssetStatus.CHECKED_OUT or request.holder.id == asset.holder_ref:
+    elif asset.status != AssetStatus.CHECKED_OUT or (
+            request.holder.id == asset.holder_ref
+            and request.holder.agency_id == asset.holder_agency_id):
         raise CustodyRefused("a hand-over moves kit checked out to one person to another")
     return CustodyChange(action=request.action, holder_kind=HolderKind.PERSON,
                          holder_ref=request.holder.id, new_status=AssetStatus.CHECKED_OUT,

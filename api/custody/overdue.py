@@ -12,12 +12,12 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import update
+from sqlalchemy import tuple_, update
 from sqlmodel import Session, col, select
 
 from api import webhook_outbox
 from api.custody.rules import AlertKind
-from api.db import among, table
+from api.db import table
 from api.logstore import claim_log_writer
 from api.models.assets import Asset, AssetStatus
 from api.models.custody import Alert
@@ -29,15 +29,16 @@ MAX_ALERTS_PER_SCAN: Final = 1000
 short even on the morning after a bank holiday."""
 
 
-def _open_overdue(session: Session, asset_ids: set[str]) -> set[str]:
+def _open_overdue(session: Session, asset_ids: set[str]) -> set[tuple[str, str]]:
+    """(agency, asset id) of the open overdue alerts of assets `asset_ids` (any agency's)."""
     rows = session.exec(
-        select(Alert.asset_id).where(
+        select(Alert.agency_id, Alert.asset_id).where(
             Alert.kind == AlertKind.OVERDUE_LOAN.value,
             col(Alert.resolved_at).is_(None),
             col(Alert.asset_id).in_(asset_ids),
         )
     )
-    return {asset_id for asset_id in rows if asset_id is not None}
+    return {(agency_id, asset_id) for agency_id, asset_id in rows if asset_id is not None}
 
 
 def raise_overdue_alerts(session: Session, now: datetime) -> int:
@@ -58,18 +59,20 @@ def raise_overdue_alerts(session: Session, now: datetime) -> int:
          "asset_id": asset.id, "reader_id": None, "site_id": None,
          "detail": f"due back {asset.due_at:%Y-%m-%d %H:%M} UTC, held by {asset.holder_kind}",
          "created_at": now, "resolved_at": None}
-        for asset in overdue if asset.id not in already
+        for asset in overdue if (asset.agency_id, asset.id) not in already
     ])
 
 
-def resolve_overdue(session: Session, asset_ids: Collection[str], now: datetime) -> None:
-    """Close the open overdue alerts of `asset_ids`: they are back in store."""
-    if not asset_ids:
+def resolve_overdue(session: Session, assets: Collection[tuple[str, str]],
+                    now: datetime) -> None:
+    """Close the open overdue alerts of `assets` ((owner, asset id)): they are back in
+    store."""
+    if not assets:
         return
     connection = session.connection()
     connection.execute(
         update(_ALERTS)
-        .where(among(_ALERTS.c.asset_id, asset_ids, connection),
+        .where(tuple_(_ALERTS.c.agency_id, _ALERTS.c.asset_id).in_(list(assets)),
                _ALERTS.c.kind == AlertKind.OVERDUE_LOAN.value, _ALERTS.c.resolved_at.is_(None))
         .values(resolved_at=now)
     )

@@ -40,10 +40,10 @@ def covering_checkpoint(session: Session, agency_id: str, leaf_index: int
 def evidence_details(session: Session, row: CustodyEventRow) -> list[tuple[str, str]]:
     """The exhibit's references, and for its disposal why and to whom (agency copy)."""
     details = []
-    reference = session.get(EvidenceReference, row.asset_id)
+    reference = session.get(EvidenceReference, (row.agency_id, row.asset_id))
     if reference is not None:
         details += [("Case", reference.case_ref), ("Exhibit", reference.exhibit_ref)]
-    disposal = session.get(EvidenceDisposal, row.asset_id)
+    disposal = session.get(EvidenceDisposal, (row.agency_id, row.asset_id))
     if disposal is not None and disposal.event_leaf == row.leaf_index:
         details += [("Disposal", disposal.disposition.replace("_", " ")),
                     ("Recipient", disposal.recipient_name or "—")]
@@ -54,7 +54,7 @@ def build_receipt(session: Session, row: CustodyEventRow, generated: str) -> Cus
     event = CustodyEvent.from_record(json.loads(row.record))
     names = {person.commitment: person.id for person in session.exec(
         select(Person).where(Person.agency_id == row.agency_id))}
-    asset = session.get(Asset, row.asset_id)
+    asset = session.get(Asset, (row.agency_id, row.asset_id))
     reader = session.get(Reader, event.reader) if event.reader else None
     place = next((h.ref for h in (event.holder_to, event.holder_from)
                   if h is not None and h.kind == "location"), None)

@@ -140,16 +140,21 @@ def _reason(booking: Reservation) -> str:
     return f"reserved for {booking.operation} until {format_time(booking.ends_at)}"
 
 
-def desk_block(session: Session, asset: AssetKey, holder_id: str, now: datetime) -> str | None:
-    """Why `asset` may not go to `holder_id` at `now` for a booking, or None."""
+def desk_block(session: Session, asset: AssetKey, holder_id: str, now: datetime,
+               holder_agency: str | None = None) -> str | None:
+    """Why `asset` may not go to `holder_id` (of agency `holder_agency`, default the owner)
+    at `now` for a booking, or None. Bookings name the owner's people: ids are per agency,
+    so a borrower's officer is never one of them."""
     current = _overlapping(session, asset.agency_id, now, now + timedelta(microseconds=1))
+    owners = holder_agency in (None, asset.agency_id)
     naming = [b for b in current if asset.id in b.asset_ids]
     for booking in naming:
-        if holder_id not in booking.people:
+        if not owners or holder_id not in booking.people:
             return _reason(booking)
     if naming:  # booked by name for this holder: no class booking counts on it
         return None
-    others = [b for b in current if b.class_id == asset.class_id and holder_id not in b.people]
+    others = [b for b in current
+              if b.class_id == asset.class_id and not (owners and holder_id in b.people)]
     if not others:
         return None
     named = {a for b in current for a in b.asset_ids}
@@ -158,7 +163,7 @@ def desk_block(session: Session, asset: AssetKey, holder_id: str, now: datetime)
         Asset.status == AssetStatus.IN_STORE)) if a not in named]
     held = Counter(session.exec(select(Asset.holder_ref).where(
         Asset.agency_id == asset.agency_id, Asset.class_id == asset.class_id,
-        Asset.status == AssetStatus.CHECKED_OUT)))
+        Asset.status == AssetStatus.CHECKED_OUT, Asset.holder_agency_id == asset.agency_id)))
     outstanding = sum(max(0, (b.quantity or 0) - sum(held[p] for p in set(b.people)))
                       for b in others)
     if len(in_store) - 1 < outstanding:
@@ -166,11 +171,13 @@ def desk_block(session: Session, asset: AssetKey, holder_id: str, now: datetime)
     return None
 
 
-def issue_refusal(session: Session, asset: AssetKey, holder_id: str, now: datetime
-                  ) -> str | None:
-    """Why the issue desk may not give `asset` to `holder_id` at `now` (maintenance first,
-    then bookings), or None: the check every check-out passes, read or entered by hand."""
-    return issue_block(session, asset, now) or desk_block(session, asset, holder_id, now)
+def issue_refusal(session: Session, asset: AssetKey, holder_id: str, now: datetime,
+                  holder_agency: str | None = None) -> str | None:
+    """Why the issue desk may not give `asset` to `holder_id` (of agency `holder_agency`,
+    default the owner) at `now` (maintenance first, then bookings), or None: the check every
+    check-out passes, read or entered by hand."""
+    return issue_block(session, asset, now) or desk_block(session, asset, holder_id, now,
+                                                          holder_agency)
 
 
 MAX_REPORTED = 200

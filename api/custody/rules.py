@@ -65,6 +65,8 @@ class AssetView:
     status: AssetStatus
     holder_kind: HolderKind
     holder_ref: str
+    holder_agency_id: str
+    """The agency of the site or person `holder_ref` names (ids are per agency)."""
     required_qualification: str | None = None
     dual_signoff: bool = False
 
@@ -135,7 +137,7 @@ def _check_out(
     if not people:
         return _refuse("no badge session open at this desk")
     holder = people[0]
-    if asset.status == AssetStatus.CHECKED_OUT and asset.holder_ref == holder.person_id:
+    if asset.status == AssetStatus.CHECKED_OUT and _held_by(asset, holder):
         return Ruling(verdict=Verdict.ACCEPT, reason="already held by this person")
     if asset.status != AssetStatus.IN_STORE:
         return _refuse(f"asset is {asset.status.value}, not in store")
@@ -155,7 +157,7 @@ def _check_out(
 
 
 def _check_in(reader: ReaderView, asset: AssetView, people: list[PersonView]) -> Ruling:
-    if asset.status == AssetStatus.IN_STORE and asset.holder_ref == reader.site_id:
+    if asset.status == AssetStatus.IN_STORE and _in_store_of(asset, reader):
         return Ruling(verdict=Verdict.ACCEPT, reason="already in this store")
     action = "loan_return" if asset.status == AssetStatus.ON_LOAN else "check_in"
     return Ruling(
@@ -166,10 +168,21 @@ def _check_in(reader: ReaderView, asset: AssetView, people: list[PersonView]) ->
     )
 
 
+def _held_by(asset: AssetView, person: PersonView) -> bool:
+    return (asset.holder_kind == HolderKind.PERSON and asset.holder_ref == person.person_id
+            and asset.holder_agency_id == person.agency_id)
+
+
+def _in_store_of(asset: AssetView, reader: ReaderView) -> bool:
+    """Whether the asset is held by the reader's site (ids are per agency: and agency)."""
+    return (asset.holder_kind == HolderKind.LOCATION and asset.holder_ref == reader.site_id
+            and asset.holder_agency_id == reader.agency_id)
+
+
 def _elsewhere(reader: ReaderView, asset: AssetView) -> bool:
     return (
         asset.status == AssetStatus.IN_STORE and asset.holder_kind == HolderKind.LOCATION
-        and asset.holder_ref != reader.site_id
+        and not _in_store_of(asset, reader)
     )
 
 

@@ -101,7 +101,9 @@ def _answer(batch: CustodyBatch, item: VerifiedRead) -> None:
     ruling = _rule_on(batch, item)
     if ruling.verdict is None:
         return
-    asset = None if ruling.foreign else batch.facts.assets.get(item.observation.epc)
+    reader = batch.facts.readers[item.reader.reader_id]
+    asset = None if ruling.foreign else batch.facts.asset_for(reader.agency_id,
+                                                              item.observation.epc)
     batch.answers.append(Answer(item.reader, item.observation.seq, ruling.verdict.value,
                                 ruling.reason, asset.id if asset else None, ruling.action))
 
@@ -111,17 +113,21 @@ def _rule_on(batch: CustodyBatch, item: VerifiedRead) -> Ruling:
     facts = batch.facts
     reader = facts.readers[item.reader.reader_id]
     obs = item.observation
-    person_id = facts.badges.get(obs.epc)
-    if person_id is not None and person_id in facts.people:
-        return _rule_on_badge(batch, item, reader, facts.people[person_id])
-    asset = facts.assets.get(obs.epc)
+    person = facts.badge_holder(reader.agency_id, obs.epc)
+    if person is not None:
+        return _rule_on_badge(batch, item, reader, person)
+    if reader.role == ReaderRole.DOOR and obs.kind == "badge":
+        # None of the agency's badges (another agency's, or nobody's): a refused attempt at
+        # the evidence room is logged all the same.
+        return door.log_entry(batch.session, item, reader, None)
+    asset = facts.asset_for(reader.agency_id, obs.epc)
     if asset is None:
         return Ruling()
     desk = _live_desk(batch, reader.reader_id, obs.session) if obs.session else None
     if desk is None and _held_for_badge(batch, item, reader):
         return Ruling()
-    people = ([facts.people[p] for p in desk.person_ids if p in facts.people]
-              if desk else [])
+    staff = [facts.people.get((reader.agency_id, p)) for p in desk.person_ids] if desk else []
+    people = [p for p in staff if p is not None]
     return _rule_on_asset(batch, item, reader, asset, people)
 
 
@@ -157,11 +163,11 @@ def _rule_on_asset(
                           departing=obs.kind == "depart")
     if ruling.action == "check_out" and ruling.holder_ref is not None:
         blocked = reservations.issue_refusal(batch.session, asset, ruling.holder_ref,
-                                             batch.now)
+                                             batch.now, reader.agency_id)
         if blocked is not None:  # maintenance or a booking: `api.custody.reservations`
             ruling = Ruling(verdict=Verdict.REFUSE, reason=blocked)
     if ruling.action:
-        _change(batch, item, asset, ruling)
+        _change(batch, item, reader, asset, ruling)
     if ruling.alert:
         batch.writes.alert(reader, asset, ruling, batch.now)
     if ruling.verdict == Verdict.REFUSE and not ruling.foreign:
@@ -171,16 +177,18 @@ def _rule_on_asset(
     return ruling
 
 
-def _change(batch: CustodyBatch, item: VerifiedRead, asset: AssetRow, ruling: Ruling) -> None:
+def _change(batch: CustodyBatch, item: VerifiedRead, reader: ReaderView, asset: AssetRow,
+            ruling: Ruling) -> None:
     assert ruling.action and ruling.holder_kind and ruling.holder_ref and ruling.new_status
+    key = (asset.agency_id, asset.id)
     if ruling.action == "loan_return":
         # The borrower saw the asset only through the loan's share: it ends with the loan.
         borrower = asset.holder_ref
-        shared = batch.facts.shares.get(asset.id, frozenset())
+        shared = batch.facts.shares.get(key, frozenset())
         if borrower in shared:
             batch.writes.loan_ended(asset.id, asset.agency_id, borrower, batch.now)
-        batch.facts.shares[asset.id] = shared - {borrower}
-    policy = batch.facts.classes.get(asset.class_id)
+        batch.facts.shares[key] = shared - {borrower}
+    policy = batch.facts.classes.get((asset.agency_id, asset.class_id))
     due = None
     if ruling.new_status == AssetStatus.CHECKED_OUT and policy and policy.loan_days:
         due = batch.now + timedelta(days=policy.loan_days)
@@ -188,9 +196,10 @@ def _change(batch: CustodyBatch, item: VerifiedRead, asset: AssetRow, ruling: Ru
         action=ruling.action, holder_kind=ruling.holder_kind, holder_ref=ruling.holder_ref,
         new_status=ruling.new_status, time=batch.now, observations=(item.envelope_hash,),
         authorisers=ruling.authorisers, reader_id=item.reader.reader_id, due_at=due,
+        acting_agency=reader.agency_id,
     ), batch.facts.commitments, batch.writes)
     if ruling.new_status == AssetStatus.IN_STORE:
-        batch.writes.returned(asset.id)
+        batch.writes.returned(asset.agency_id, asset.id)
 
 
 def _live_desk(batch: CustodyBatch, reader_id: str, session: str | None) -> DeskSession | None:
@@ -230,6 +239,6 @@ def _rule_on_held(batch: CustodyBatch, badge: VerifiedRead, *, force: bool) -> N
         batch.holds.ruled(badge.reader.reader_id),
     )
     batch.holds.ruling_on(held, forced=force)
-    batch.facts.add_assets({h.observation.epc for h in held} - batch.facts.assets.keys())
+    batch.facts.add_assets({h.observation.epc for h in held})
     for item in held:
         _answer(batch, item)

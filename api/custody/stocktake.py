@@ -20,10 +20,12 @@ MAX_STOCKTAKE_ASSETS: Final = 10_000
 
 def expected_at(session: Session, caller: Caller, site_id: str,
                 limit: int = MAX_STOCKTAKE_ASSETS) -> set[str]:
-    """The assets the caller may see that the register holds in store at `site_id`."""
+    """The assets the caller may see that the register holds in store at its site
+    `site_id`."""
     return set(session.exec(select(Asset.id).where(
         asset_visible(caller), Asset.status == AssetStatus.IN_STORE.value,
         Asset.holder_kind == HolderKind.LOCATION.value, Asset.holder_ref == site_id,
+        Asset.holder_agency_id == caller.agency_id,
     ).limit(limit)))
 
 

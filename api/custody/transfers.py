@@ -42,7 +42,7 @@ class CustodyRefused(ValueError):
 def qualified(session: Session, asset: Asset, person: Person) -> None:
     if not person.active:
         raise CustodyRefused("recipient is not active")
-    policy = session.get(AssetClass, asset.class_id)
+    policy = session.get(AssetClass, (asset.agency_id, asset.class_id))
     if policy and policy.required_qualification and (
         policy.required_qualification not in person.qualifications
     ):
@@ -56,8 +56,10 @@ def _recently_seen(asset: Asset, now: datetime) -> None:
 
 def offer_transfer(session: Session, *, asset: Asset, to_person: Person, now: datetime) -> Transfer:
     """Offer `asset`, checked out to someone, to `to_person` of the same agency."""
-    if asset.status != AssetStatus.CHECKED_OUT or asset.holder_kind != HolderKind.PERSON:
-        raise CustodyRefused("only kit checked out to a person can be transferred")
+    if asset.status != AssetStatus.CHECKED_OUT or asset.holder_kind != HolderKind.PERSON \
+            or asset.holder_agency_id != asset.agency_id:
+        raise CustodyRefused("only kit checked out to a person of the owning agency can be "
+                             "transferred")
     if to_person.agency_id != asset.agency_id or to_person.id == asset.holder_ref:
         raise CustodyRefused("recipient must be another person of the owning agency")
     qualified(session, asset, to_person)
@@ -96,14 +98,14 @@ def accept(session: Session, *, transfer: Transfer, now: datetime) -> Asset:
     if transfer.status != OFFERED:
         raise CustodyRefused(f"offer is {transfer.status}")
     claim_log_writer(session, now, [transfer.agency_id])  # the asset's owner: its log
-    asset = session.get(Asset, transfer.asset_id, with_for_update=True)
-    if asset is None or (str(asset.holder_kind), asset.holder_ref) != (
-        transfer.from_kind, transfer.from_ref
-    ):
+    asset = session.get(Asset, (transfer.agency_id, transfer.asset_id), with_for_update=True)
+    if asset is None or (str(asset.holder_kind), asset.holder_ref, asset.holder_agency_id) != (
+        transfer.from_kind, transfer.from_ref, transfer.agency_id
+    ):  # offers name the owner's people and sites only
         raise CustodyRefused("the asset changed hands since the offer")
     _recently_seen(asset, now)
     if transfer.action == "transfer":
-        person = session.get(Person, transfer.to_ref)
+        person = session.get(Person, (transfer.agency_id, transfer.to_ref))
         if person is None:
             raise CustodyRefused("recipient no longer registered")
         qualified(session, asset, person)
@@ -118,8 +120,9 @@ def accept(session: Session, *, transfer: Transfer, now: datetime) -> Asset:
                                time=now, due_at=now + timedelta(days=transfer.loan_days or 1))
     with appending_log(session) as log:
         if change.action == "loan_out" and session.get(
-                AssetShare, (asset.id, transfer.to_ref)) is None:
-            session.add(AssetShare(asset_id=asset.id, agency_id=transfer.to_ref))
+                AssetShare, (asset.agency_id, asset.id, transfer.to_ref)) is None:
+            session.add(AssetShare(owner_id=asset.agency_id, asset_id=asset.id,
+                                   agency_id=transfer.to_ref))
             append_registry(session, log, asset.agency_id,
                             [share(asset.id, transfer.to_ref, granted=True)], now)
         append_change(session, log, asset, change)
@@ -128,14 +131,14 @@ def accept(session: Session, *, transfer: Transfer, now: datetime) -> Asset:
     return asset
 
 
-def end_loan_shares(connection: Connection, loans: Collection[tuple[str, str]]) -> None:
-    """End the shares `accept` gave the borrowers of `loans` ((asset id, agency id) pairs,
+def end_loan_shares(connection: Connection, loans: Collection[tuple[str, str, str]]) -> None:
+    """End the shares `accept` gave the borrowers of `loans` ((owner, asset id, borrower),
     returned): a borrower sees lent kit while it holds it, not after. A standing share given
     before the loan ends too; the owner grants it again if it is still wanted."""
     if loans:
-        connection.execute(delete(AssetShare).where(
-            tuple_(col(AssetShare.asset_id), col(AssetShare.agency_id)).in_(list(loans))
-        ))
+        connection.execute(delete(AssetShare).where(tuple_(
+            col(AssetShare.owner_id), col(AssetShare.asset_id), col(AssetShare.agency_id),
+        ).in_(list(loans))))
 
 
 def close(session: Session, *, transfer: Transfer, status: str, now: datetime) -> Transfer:

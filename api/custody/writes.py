@@ -58,11 +58,13 @@ class CustodyWrites:
         self.logs = AgencyLogs(session)
         """The agencies' Merkle logs the batch's changes are appended to."""
         self._events: list[dict[str, Any]] = []
-        self._assets: dict[str, Asset | AssetRow] = {}
+        self._assets: dict[tuple[str, str], Asset | AssetRow] = {}
+        """By (owner, id): ids are per agency."""
         self._alerts: list[dict[str, object]] = []
         self._refusals: list[dict[str, object]] = []
-        self._returned: set[str] = set()
-        self._loans_ended: set[tuple[str, str]] = set()
+        self._returned: set[tuple[str, str]] = set()
+        self._loans_ended: set[tuple[str, str, str]] = set()
+        """(owner, asset id, borrower)."""
         self.foreign = ForeignSightings()
         """Reads of assets by readers of agencies that may not see them."""
 
@@ -72,25 +74,25 @@ class CustodyWrites:
         self._events.append(row)
 
     def moved(self, asset: Asset | AssetRow) -> None:
-        self._assets[asset.id] = asset
+        self._assets[(asset.agency_id, asset.id)] = asset
 
-    def sighted(self, assets: Mapping[str, AssetRow]) -> None:
-        """The last sightings of `assets` (by id) moved, in memory: store them with the assets
-        that move, one UPDATE of each asset rather than one for the sighting and one for the
-        change."""
+    def sighted(self, assets: Mapping[tuple[str, str], AssetRow]) -> None:
+        """The last sightings of `assets` (by owner and id) moved, in memory: store them with
+        the assets that move, one UPDATE of each asset rather than one for the sighting and one
+        for the change."""
         self._assets.update(assets)
 
-    def returned(self, asset_id: str) -> None:
-        """`asset_id` is back in store: its open overdue alert is closed."""
-        self._returned.add(asset_id)
+    def returned(self, owner: str, asset_id: str) -> None:
+        """Agency `owner`'s `asset_id` is back in store: its open overdue alert is closed."""
+        self._returned.add((owner, asset_id))
 
     def loan_ended(self, asset_id: str, owner: str, borrower: str, now: datetime) -> None:
         """`asset_id` of agency `owner`, lent to agency `borrower`, is returned: the loan's
         share ends, and the owner's log records it (`api.registry_log`)."""
-        if (asset_id, borrower) not in self._loans_ended:
+        if (owner, asset_id, borrower) not in self._loans_ended:
             append_registry(self._session, self.logs, owner,
                             [share(asset_id, borrower, granted=False)], now)
-        self._loans_ended.add((asset_id, borrower))
+        self._loans_ended.add((owner, asset_id, borrower))
 
     def alert(self, reader: ReaderView, asset: AssetRow, ruling: Ruling, now: datetime) -> None:
         """Raise `ruling.alert` about `asset` at `reader` (unless an open one says it)."""
@@ -114,13 +116,14 @@ class CustodyWrites:
         insert_rows(connection, _EVENTS, self._events)
         webhook_outbox.enqueue_custody_events(connection, self._events)
         update_rows(connection, _ASSETS, [
-            {"id": a.id, "status": str(a.status), "holder_kind": str(a.holder_kind),
-             "holder_ref": a.holder_ref, "due_at": a.due_at,
+            {"agency_id": a.agency_id, "id": a.id, "status": str(a.status),
+             "holder_kind": str(a.holder_kind), "holder_ref": a.holder_ref,
+             "holder_agency_id": a.holder_agency_id, "due_at": a.due_at,
              "chain_next_seq": a.chain_next_seq, "chain_prev": a.chain_prev,
              "last_seen_at": a.last_seen_at, "last_seen_reader_id": a.last_seen_reader_id,
              "last_seen_site_id": a.last_seen_site_id}
             for a in self._assets.values()
-        ])
+        ], key=("agency_id", "id"))
         webhook_outbox.raise_alerts(self._session, self._fresh_alerts(now))
         resolve_overdue(self._session, self._returned, now)
         end_loan_shares(connection, self._loans_ended)
@@ -141,14 +144,14 @@ class CustodyWrites:
             return []
         session = self._session
         recent: set[tuple[object, ...]] = set(session.exec(
-            select(Alert.kind, Alert.asset_id, Alert.reader_id).where(
+            select(Alert.agency_id, Alert.kind, Alert.asset_id, Alert.reader_id).where(
                 among(col(Alert.asset_id), {a["asset_id"] for a in self._alerts}, session),
                 col(Alert.resolved_at).is_(None), Alert.created_at >= now - ALERT_REPEAT_WINDOW,
             )
         ).all())
         fresh = []
         for alert in self._alerts:
-            key = (alert["kind"], alert["asset_id"], alert["reader_id"])
+            key = (alert["agency_id"], alert["kind"], alert["asset_id"], alert["reader_id"])
             if key not in recent:
                 recent.add(key)
                 fresh.append(alert)

@@ -101,8 +101,7 @@ class IngestBatch:
         if fresh:
             self._observations = observation_rows(fresh, self.now)
             facts = self.custody.facts
-            note_sightings(self.session, fresh, facts.assets, facts.shares, facts.badges,
-                           self.custody.writes)
+            note_sightings(self.session, fresh, facts, self.custody.writes)
         return refilled
 
     def acks(self, recorded: RecordedBatch) -> list[AckMessage]:

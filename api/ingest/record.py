@@ -10,7 +10,7 @@ asset nor a badge is kept as a sighting for stocktake.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,6 +19,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from api.custody.events import AssetRow
+from api.custody.facts import BatchFacts
 from api.custody.rules import visible_to
 from api.custody.writes import CustodyWrites
 from api.db import among, pairs_in, table
@@ -121,30 +122,31 @@ def observation_rows(fresh: Sequence[Verified], now: datetime) -> list[dict[str,
 
 
 def note_sightings(
-    session: Session, fresh: Sequence[Verified], assets: Mapping[str, AssetRow],
-    shares: Mapping[str, frozenset[str]], badges: Collection[str], writes: CustodyWrites,
+    session: Session, fresh: Sequence[Verified], facts: BatchFacts, writes: CustodyWrites,
 ) -> None:
-    """Move the last sighting of the `assets` (by EPC, locked until commit, shared as `shares`
-    says) `fresh` reads name, queued on `writes`; a read by a reader whose agency may not see
-    the asset is a foreign sighting instead, which moves nothing of the owner's. Keep unknown
-    EPCs (neither asset nor in `badges`) for stocktake.
+    """Move the last sighting of the assets (locked until commit, as `facts` holds them)
+    `fresh` reads name for their readers' agencies, queued on `writes`; a read by a reader
+    whose agency may not see the asset is a foreign sighting instead, which moves nothing of
+    the owner's. Keep unknown EPCs (neither an asset nor one of the agency's badges) for
+    stocktake.
 
     Plain values, no ORM objects: this runs for every read. The rows are locked (and on
     SQLite the writer lock held) from the read to the commit, so moving them forward here
     is what a conditional UPDATE would do.
     """
     unknown: list[Verified] = []
-    sighted: dict[str, AssetRow] = {}
+    sighted: dict[tuple[str, str], AssetRow] = {}
     for item in fresh:
-        row = assets.get(item.observation.epc)
+        agency_id = item.reader.agency_id
+        row = facts.asset_for(agency_id, item.observation.epc)
         if row is None:
-            if item.observation.epc not in badges:
+            if not facts.is_badge(agency_id, item.observation.epc):
                 unknown.append(item)
-        elif not visible_to(row.agency_id, shares.get(row.id, frozenset()),
-                            item.reader.agency_id):
-            writes.foreign.add(row.id, item.reader, item.observed_at)
+        elif not visible_to(row.agency_id, facts.shares.get((row.agency_id, row.id),
+                                                             frozenset()), agency_id):
+            writes.foreign.add(row.agency_id, row.id, item.reader, item.observed_at)
         elif sight(row, item.reader.reader_id, item.reader.site_id, item.observed_at):
-            sighted[row.id] = row
+            sighted[(row.agency_id, row.id)] = row
     writes.sighted(sighted)
     if unknown:
         _note_unknown(session, unknown)
@@ -164,18 +166,19 @@ def sight(asset: AssetRow, reader_id: str, site_id: str, observed_at: datetime) 
 
 def _note_unknown(session: Session, unknown: Sequence[Verified]) -> None:
     sightings = {
-        (s.epc_hex, s.site_id): s
+        (s.agency_id, s.site_id, s.epc_hex): s
         for s in session.exec(
             select(Sighting).where(among(
                 col(Sighting.epc_hex), {i.observation.epc for i in unknown}, session))
         )
     }
     for item in unknown:
-        key = (item.observation.epc, item.reader.site_id)
+        key = (item.reader.agency_id, item.reader.site_id, item.observation.epc)
         sighting = sightings.get(key)
         if sighting is None:
             sighting = Sighting(
-                epc_hex=key[0], site_id=key[1], reader_id=item.reader.reader_id,
+                agency_id=key[0], site_id=key[1], epc_hex=key[2],
+                reader_id=item.reader.reader_id,
                 first_seen_at=item.observed_at, last_seen_at=item.observed_at, count=0,
             )
             sightings[key] = sighting

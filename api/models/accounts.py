@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import ForeignKeyConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from api.db import BigInt, UTCDateTime, utcnow
@@ -43,6 +43,8 @@ class StaffAccount(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("agency_id", "username", name="uq_staff_account_username"),
         UniqueConstraint("oidc_provider", "oidc_subject", name="uq_staff_account_subject"),
+        ForeignKeyConstraint(["agency_id", "person_id"], ["person.agency_id", "person.id"],
+                             name="fk_staff_account_person"),
     )
 
     id: str = Field(primary_key=True, max_length=32)
@@ -53,8 +55,7 @@ class StaffAccount(SQLModel, table=True):
     password_hash: str | None = Field(default=None, max_length=MAX_PASSWORD_HASH_CHARS)
     oidc_provider: str | None = Field(default=None, max_length=MAX_PROVIDER_CHARS)
     oidc_subject: str | None = Field(default=None, max_length=MAX_SUBJECT_CHARS)
-    person_id: str | None = Field(default=None, foreign_key="person.id",
-                                  max_length=MAX_ID_CHARS)
+    person_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_sign_in_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

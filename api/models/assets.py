@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import BeforeValidator, StrictBool, StringConstraints, model_validator
-from sqlalchemy import Index, String
+from sqlalchemy import ForeignKeyConstraint, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from api.db import BigInt, UTCDateTime, utcnow
@@ -53,10 +53,13 @@ class AssetClassBase(SQLModel):
 
 
 class AssetClass(AssetClassBase, table=True):
+    """A class of kit, one agency's: its id is unique within the agency (ids are per agency,
+    so that one agency's ids say nothing about another's)."""
+
     __tablename__ = "asset_class"
 
+    agency_id: str = Field(foreign_key="agency.id", primary_key=True, max_length=MAX_ID_CHARS)
     id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
-    agency_id: str = Field(foreign_key="agency.id", index=True, max_length=MAX_ID_CHARS)
 
 
 class AssetClassCreate(AssetClassBase):
@@ -80,22 +83,38 @@ class AssetClassPublic(AssetClassBase):
 
 
 class AssetBase(SQLModel):
-    class_id: str = Field(foreign_key="asset_class.id", index=True, max_length=MAX_ID_CHARS)
-    epc_hex: str = Field(unique=True, max_length=MAX_EPC_HEX_CHARS)
+    class_id: str = Field(max_length=MAX_ID_CHARS)
+    epc_hex: str = Field(max_length=MAX_EPC_HEX_CHARS)
     epc_uri: str | None = Field(default=None, max_length=MAX_URI_CHARS)
-    home_site_id: str = Field(foreign_key="site.id", index=True, max_length=MAX_ID_CHARS)
+    home_site_id: str = Field(max_length=MAX_ID_CHARS)
 
 
 class Asset(AssetBase, table=True):
     # Every custody change rewrites the row, and so adds an entry to each of its indexes:
     # status is only ever asked for within an agency, so one index serves both.
-    __table_args__ = (Index("ix_asset_agency_id_status", "agency_id", "status"),)
+    # An EPC is unique within its agency: another agency may tag its own kit with the same
+    # one (a reader rules its own agency's first, `api.custody.facts`). EPC first, as ingest
+    # looks EPCs up across agencies.
+    __table_args__ = (
+        Index("ix_asset_agency_id_status", "agency_id", "status"),
+        UniqueConstraint("epc_hex", "agency_id", name="uq_asset_epc_agency"),
+        ForeignKeyConstraint(["agency_id", "class_id"],
+                             ["asset_class.agency_id", "asset_class.id"],
+                             name="fk_asset_class"),
+        ForeignKeyConstraint(["agency_id", "home_site_id"], ["site.agency_id", "site.id"],
+                             name="fk_asset_home_site"),
+        Index("ix_asset_agency_class", "agency_id", "class_id"),
+        Index("ix_asset_agency_home_site", "agency_id", "home_site_id"),
+    )
 
+    agency_id: str = Field(foreign_key="agency.id", primary_key=True, max_length=MAX_ID_CHARS)
     id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
-    agency_id: str = Field(foreign_key="agency.id", max_length=MAX_ID_CHARS)
     status: AssetStatus = Field(default=AssetStatus.IN_STORE, sa_type=String(16))
     holder_kind: HolderKind = Field(default=HolderKind.LOCATION, sa_type=String(16))
     holder_ref: str = Field(index=True, max_length=MAX_ID_CHARS)
+    holder_agency_id: str = Field(max_length=MAX_ID_CHARS)
+    """The agency whose site or person `holder_ref` names (a borrower's, for kit shared with
+    it); an agency holder is itself. Ids are per agency: the ref alone may name either."""
     due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     last_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_seen_reader_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
@@ -106,11 +125,17 @@ class Asset(AssetBase, table=True):
 
 
 class AssetShare(SQLModel, table=True):
-    """Asset `asset_id` is visible to (and may be loaned to) agency `agency_id`."""
+    """Asset `asset_id` of agency `owner_id` is visible to (and may be loaned to) agency
+    `agency_id`."""
 
     __tablename__ = "asset_share"
+    __table_args__ = (
+        ForeignKeyConstraint(["owner_id", "asset_id"], ["asset.agency_id", "asset.id"],
+                             name="fk_asset_share_asset"),
+    )
 
-    asset_id: str = Field(foreign_key="asset.id", primary_key=True, max_length=MAX_ID_CHARS)
+    owner_id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
+    asset_id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
     agency_id: str = Field(
         foreign_key="agency.id", primary_key=True, index=True, max_length=MAX_ID_CHARS
     )

@@ -25,7 +25,8 @@ MAX_REASON_CHARS: Final = 200
 class CustodyEventRow(SQLModel, table=True):
     __tablename__ = "custody_event"
     __table_args__ = (
-        UniqueConstraint("asset_id", "seq", name="uq_custody_event_asset_seq"),
+        # An asset's chain is its agency's: ids are per agency.
+        UniqueConstraint("asset_id", "agency_id", "seq", name="uq_custody_event_asset_seq"),
         # Each agency has its own Merkle log, so a leaf index is unique within an agency only.
         # Its index also serves every look-up by agency (an agency's own would only cost
         # ingest a second entry per event).

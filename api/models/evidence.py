@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import Index
+from sqlalchemy import ForeignKeyConstraint, Index
 from sqlmodel import Field, SQLModel
 
 from api.db import BigInt, Bytes, UTCDateTime, utcnow
@@ -27,10 +27,14 @@ MAX_RECIPIENT_CHARS: Final = 128
 
 class EvidenceReference(SQLModel, table=True):
     __tablename__ = "evidence_reference"
-    __table_args__ = (Index("ix_evidence_reference_agency_case", "agency_id", "case_ref"),)
+    __table_args__ = (
+        Index("ix_evidence_reference_agency_case", "agency_id", "case_ref"),
+        ForeignKeyConstraint(["agency_id", "asset_id"], ["asset.agency_id", "asset.id"],
+                             name="fk_evidence_reference_asset"),
+    )
 
-    asset_id: str = Field(primary_key=True, foreign_key="asset.id", max_length=MAX_ID_CHARS)
-    agency_id: str = Field(max_length=MAX_ID_CHARS)
+    agency_id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
+    asset_id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
     case_ref: str = Field(max_length=MAX_REFERENCE_CHARS)
     exhibit_ref: str = Field(max_length=MAX_REFERENCE_CHARS)
     leaf_index: int = Field(sa_type=BigInt)
@@ -39,9 +43,13 @@ class EvidenceReference(SQLModel, table=True):
 
 class EvidenceDisposal(SQLModel, table=True):
     __tablename__ = "evidence_disposal"
+    __table_args__ = (
+        ForeignKeyConstraint(["agency_id", "asset_id"], ["asset.agency_id", "asset.id"],
+                             name="fk_evidence_disposal_asset"),
+    )
 
-    asset_id: str = Field(primary_key=True, foreign_key="asset.id", max_length=MAX_ID_CHARS)
-    agency_id: str = Field(index=True, max_length=MAX_ID_CHARS)
+    agency_id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
+    asset_id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
     disposition: str = Field(max_length=32)
     recipient_name: str | None = Field(default=None, max_length=MAX_RECIPIENT_CHARS)
     recipient_salt: bytes | None = Field(default=None, sa_type=Bytes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import ForeignKeyConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from api.db import BigInt, Bytes, UTCDateTime, utcnow
@@ -96,11 +96,15 @@ class SequenceGap(SQLModel, table=True):
 class Sighting(SQLModel, table=True):
     """An EPC that is neither an asset nor a badge, seen at a site: input to stocktake."""
 
-    __table_args__ = (UniqueConstraint("epc_hex", "site_id", name="uq_sighting_epc_site"),)
+    __table_args__ = (
+        UniqueConstraint("agency_id", "site_id", "epc_hex", name="uq_sighting_site_epc"),
+    )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
+    agency_id: str = Field(max_length=MAX_ID_CHARS)
+    """The site's agency (the reader's)."""
     epc_hex: str = Field(max_length=MAX_EPC_HEX_CHARS)
-    site_id: str = Field(index=True, max_length=MAX_ID_CHARS)
+    site_id: str = Field(max_length=MAX_ID_CHARS)
     reader_id: str = Field(max_length=MAX_ID_CHARS)
     first_seen_at: datetime = Field(sa_type=UTCDateTime)
     last_seen_at: datetime = Field(sa_type=UTCDateTime)
@@ -118,14 +122,19 @@ class ForeignSighting(SQLModel, table=True):
 
     __tablename__ = "foreign_sighting"
     __table_args__ = (
-        UniqueConstraint("asset_id", "reader_id", name="uq_foreign_sighting_asset_reader"),
+        UniqueConstraint("owner_id", "asset_id", "reader_id",
+                         name="uq_foreign_sighting_asset_reader"),
+        ForeignKeyConstraint(["owner_id", "asset_id"], ["asset.agency_id", "asset.id"],
+                             name="fk_foreign_sighting_asset"),
+        Index("ix_foreign_sighting_agency_site", "reporting_agency_id", "site_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
-    asset_id: str = Field(foreign_key="asset.id", max_length=MAX_ID_CHARS)
+    owner_id: str = Field(max_length=MAX_ID_CHARS)
+    asset_id: str = Field(max_length=MAX_ID_CHARS)
     reporting_agency_id: str = Field(foreign_key="agency.id", max_length=MAX_ID_CHARS)
     reader_id: str = Field(max_length=MAX_ID_CHARS)
-    site_id: str = Field(index=True, max_length=MAX_ID_CHARS)
+    site_id: str = Field(max_length=MAX_ID_CHARS)
     """The reader's site: the reporting agency's stocktake of it lists the tag as not its own."""
     first_seen_at: datetime = Field(sa_type=UTCDateTime)
     last_seen_at: datetime = Field(sa_type=UTCDateTime)

@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, ForeignKeyConstraint, Index
 from sqlmodel import Field, SQLModel
 
 from api.db import BigInt, UTCDateTime, utcnow
@@ -40,13 +40,19 @@ class InventoryStatus(StrEnum):
 
 class Inventory(SQLModel, table=True):
     __tablename__ = "inventory"
-    __table_args__ = (Index("ix_inventory_agency_site", "agency_id", "site_id"),)
+    __table_args__ = (
+        Index("ix_inventory_agency_site", "agency_id", "site_id"),
+        ForeignKeyConstraint(["agency_id", "site_id"], ["site.agency_id", "site.id"],
+                             name="fk_inventory_site"),
+        ForeignKeyConstraint(["agency_id", "officer_id"], ["person.agency_id", "person.id"],
+                             name="fk_inventory_officer"),
+    )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigInt)
     agency_id: str = Field(max_length=MAX_ID_CHARS)
-    site_id: str = Field(foreign_key="site.id", max_length=MAX_ID_CHARS)
+    site_id: str = Field(max_length=MAX_ID_CHARS)
     reader_id: str = Field(foreign_key="reader.id", max_length=MAX_ID_CHARS)
-    officer_id: str = Field(foreign_key="person.id", max_length=MAX_ID_CHARS)
+    officer_id: str = Field(max_length=MAX_ID_CHARS)
     """Who carried out the stocktake (logged by commitment)."""
     mode: str = Field(max_length=16)
     status: str = Field(default=InventoryStatus.OPEN.value, max_length=16)

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Final
 
 from pydantic import StrictBool, StringConstraints
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, ForeignKeyConstraint, Index
 from sqlmodel import Field, SQLModel
 
 from api.db import Bytes, UTCDateTime, utcnow
@@ -36,8 +36,9 @@ class PersonBase(SQLModel):
 
 
 class Person(PersonBase, table=True):
+    agency_id: str = Field(foreign_key="agency.id", primary_key=True, max_length=MAX_ID_CHARS)
     id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
-    agency_id: str = Field(foreign_key="agency.id", index=True, max_length=MAX_ID_CHARS)
+    """Unique within the agency: ids are per agency, so one agency's say nothing of another's."""
     # The commitment the log uses for this person; kept so the API can find a person's events.
     commitment: str = Field(unique=True, max_length=HASH_HEX_CHARS)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -47,21 +48,30 @@ class PersonSecret(SQLModel, table=True):
     """The opening of a person's commitment: deleting this row is erasure."""
 
     __tablename__ = "person_secret"
-
-    person_id: str = Field(
-        foreign_key="person.id", primary_key=True, ondelete="CASCADE", max_length=MAX_ID_CHARS
+    __table_args__ = (
+        ForeignKeyConstraint(["agency_id", "person_id"], ["person.agency_id", "person.id"],
+                             name="fk_person_secret_person", ondelete="CASCADE"),
     )
+
+    agency_id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
+    person_id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
     salt: bytes = Field(sa_type=Bytes)
     value: str = Field(max_length=MAX_ID_CHARS)
 
 
 class Badge(SQLModel, table=True):
-    """A staff badge's EPC, read at a desk to open a session for its holder."""
+    """A staff badge's EPC, read at a desk to open a session for its holder. Unique within the
+    agency: a reader knows its own agency's badges only."""
 
-    epc_hex: str = Field(primary_key=True, max_length=MAX_EPC_HEX_CHARS)
-    person_id: str = Field(
-        foreign_key="person.id", index=True, ondelete="CASCADE", max_length=MAX_ID_CHARS
+    __table_args__ = (
+        ForeignKeyConstraint(["agency_id", "person_id"], ["person.agency_id", "person.id"],
+                             name="fk_badge_person", ondelete="CASCADE"),
+        Index("ix_badge_agency_person", "agency_id", "person_id"),
     )
+
+    agency_id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
+    epc_hex: str = Field(primary_key=True, max_length=MAX_EPC_HEX_CHARS)
+    person_id: str = Field(max_length=MAX_ID_CHARS)
 
 
 class PersonCreate(PersonBase):

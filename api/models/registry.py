@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Annotated, Final
 
 from pydantic import StringConstraints
-from sqlalchemy import JSON, Column, String
+from sqlalchemy import JSON, Column, ForeignKeyConstraint, Index, String
 from sqlmodel import Field, SQLModel
 
 from api.db import UTCDateTime, utcnow
@@ -77,8 +77,9 @@ class SiteBase(SQLModel):
 
 
 class Site(SiteBase, table=True):
+    agency_id: str = Field(foreign_key="agency.id", primary_key=True, max_length=MAX_ID_CHARS)
     id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
-    agency_id: str = Field(foreign_key="agency.id", index=True, max_length=MAX_ID_CHARS)
+    """Unique within the agency: ids are per agency, so one agency's say nothing of another's."""
     custodian_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
     """The person who answers for the site's store (a change is logged, `site-custodian`,
     and calls for a full inventory)."""
@@ -99,13 +100,21 @@ class SitePublic(SiteBase):
 
 
 class ReaderBase(SQLModel):
-    site_id: str = Field(foreign_key="site.id", index=True, max_length=MAX_ID_CHARS)
+    site_id: str = Field(max_length=MAX_ID_CHARS)
     role: ReaderRole = Field(sa_type=String(32))
     # Antenna port (as a decimal string: JSON object keys) -> zone name.
     zones: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 class Reader(ReaderBase, table=True):
+    """A reader device. Its id is global: it is the device's name on the broker's topics."""
+
+    __table_args__ = (
+        ForeignKeyConstraint(["agency_id", "site_id"], ["site.agency_id", "site.id"],
+                             name="fk_reader_site"),
+        Index("ix_reader_agency_site", "agency_id", "site_id"),
+    )
+
     id: str = Field(primary_key=True, max_length=MAX_ID_CHARS)
     agency_id: str = Field(foreign_key="agency.id", index=True, max_length=MAX_ID_CHARS)
     public_key: str = Field(max_length=64)

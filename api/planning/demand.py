@@ -318,7 +318,7 @@ def _out_of_service(periods: Iterable[OutOfService], pool_size: int, start: date
     """The time-weighted share of the pool out of service over [start, end), and the mean
     length (seconds) of a period out. Overlapping periods of one item count once; periods
     still open run to `end`."""
-    by_item: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+    by_item: dict[tuple[str | None, str], list[tuple[datetime, datetime]]] = defaultdict(list)
     for index, period in enumerate(periods):
         began = checks.aware(f"out-of-service {index} start", period.start)
         ended = end if period.end is None else checks.aware(f"out-of-service {index} end",
@@ -327,7 +327,7 @@ def _out_of_service(periods: Iterable[OutOfService], pool_size: int, start: date
             raise ValueError(f"out-of-service {index} ends before it starts")
         clipped = (max(began, start), min(ended, end))
         if clipped[0] < clipped[1]:
-            by_item[period.asset_id].append(clipped)
+            by_item[(period.agency_id, period.asset_id)].append(clipped)
     spans = [span for item in by_item.values() for span in _merged(item)]
     if not spans or pool_size == 0:
         return 0.0, None

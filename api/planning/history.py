@@ -23,9 +23,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import exists
+from sqlalchemy import ColumnElement, and_, exists, false, or_
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from api.custody.maintenance import BACK, OUT
@@ -55,13 +56,26 @@ class _Item:
     status: str
 
 
+Key = tuple[str, str]
+"""(agency id, asset id): a pool item, each agency's ids being its own."""
+
+
 @dataclass(slots=True)
 class _Hold:
     """A met request being built, its item, and the custody event of its check-out."""
 
     request: Request
-    asset_id: str
+    item: Key
     event_id: int
+
+
+def _of_items(agency: Any, asset: Any, items: Iterable[Key]) -> ColumnElement[bool]:
+    """A WHERE clause: the row's (`agency`, `asset`) columns name one of `items`."""
+    by_agency: dict[str, list[str]] = defaultdict(list)
+    for agency_id, asset_id in items:
+        by_agency[agency_id].append(asset_id)
+    return or_(false(), *(and_(col(agency) == agency_id, col(asset).in_(ids))
+                          for agency_id, ids in sorted(by_agency.items())))
 
 
 def pool_items(session: Session, agency_id: str, site_ids: Sequence[str], class_id: str,
@@ -74,40 +88,43 @@ def pool_items(session: Session, agency_id: str, site_ids: Sequence[str], class_
     for other, other_class in include_shared_from.items():
         if other == agency_id:
             continue
-        shared = exists().where(col(AssetShare.asset_id) == col(Asset.id),
+        shared = exists().where(col(AssetShare.owner_id) == col(Asset.agency_id),
+                                col(AssetShare.asset_id) == col(Asset.id),
                                 col(AssetShare.agency_id) == agency_id)
         rows += session.exec(select(Asset).where(Asset.agency_id == other,
                                                  Asset.class_id == other_class, shared))
     return sorted((_Item(a.id, a.agency_id, a.class_id, a.home_site_id, str(a.status))
-                   for a in rows), key=lambda i: i.id)
+                   for a in rows), key=lambda i: (i.id, i.agency_id))
 
 
-def _holds(session: Session, items: dict[str, _Item], class_id: str, start: datetime,
+def _holds(session: Session, items: dict[Key, _Item], class_id: str, start: datetime,
            end: datetime) -> list[_Hold]:
     """Each check-out of a pool item in [start, end), with how long it was held, as a request
     for the pool's `class_id` (another agency's shared item is of its own class)."""
-    events = list(session.exec(
-        select(CustodyEventRow.id, CustodyEventRow.asset_id, CustodyEventRow.action,
-               CustodyEventRow.created_at)
-        .where(col(CustodyEventRow.asset_id).in_(list(items)),
+    events = session.connection().execute(
+        core_select(col(CustodyEventRow.id), col(CustodyEventRow.agency_id),
+                    col(CustodyEventRow.asset_id), col(CustodyEventRow.action),
+                    col(CustodyEventRow.created_at))
+        .where(_of_items(CustodyEventRow.agency_id, CustodyEventRow.asset_id, items),
                col(CustodyEventRow.created_at) >= start, col(CustodyEventRow.created_at) < end)
         .order_by(col(CustodyEventRow.created_at), col(CustodyEventRow.id))
-        .limit(MAX_HISTORY_EVENTS + 1)))
+        .limit(MAX_HISTORY_EVENTS + 1)).all()
     if len(events) > MAX_HISTORY_EVENTS:
         raise Problem(422, "period-too-busy", f"more than {MAX_HISTORY_EVENTS} custody events: "
                       "choose a shorter period")
     holds: list[_Hold] = []
-    open_hold: dict[str, int] = {}
-    for event_id, asset_id, action, at in events:
+    open_hold: dict[Key, int] = {}
+    for event_id, agency_id, asset_id, action, at in events:
         assert event_id is not None  # a stored row
-        item = items[asset_id]
+        key = (agency_id, asset_id)
+        item = items[key]
         if action in HOLD_ACTIONS:
-            open_hold[asset_id] = len(holds)
+            open_hold[key] = len(holds)
             holds.append(_Hold(Request(at=at, site_id=item.site_id, class_id=class_id,
                                        agency_id=item.agency_id, source="check_out", met=True),
-                               asset_id, event_id))
-        elif action in RETURN_ACTIONS and asset_id in open_hold:
-            hold = holds[open_hold.pop(asset_id)]
+                               key, event_id))
+        elif action in RETURN_ACTIONS and key in open_hold:
+            hold = holds[open_hold.pop(key)]
             hold.request = replace(hold.request, held_s=(at - hold.request.at).total_seconds())
     return holds
 
@@ -134,15 +151,17 @@ def _holder_commitments(session: Session, holds: Iterable[_Hold]) -> dict[int, s
 
 
 def _bookings(session: Session, agency_id: str, site_ids: Sequence[str], class_id: str,
-              items: dict[str, _Item], holds: list[_Hold], start: datetime, end: datetime
+              items: dict[Key, _Item], holds: list[_Hold], start: datetime, end: datetime
               ) -> list[Request]:
     """The booked items as requests: each collected one turns its check-out into a booking
-    request (in place in `holds`), each other one is a no-show, returned."""
+    request (in place in `holds`), each other one is a no-show, returned. A booking is the
+    agency's, and names the agency's own items and people."""
     bookings = [b for b in session.exec(select(Reservation).where(
         Reservation.agency_id == agency_id, col(Reservation.cancelled_at).is_(None),
         col(Reservation.starts_at) >= start, col(Reservation.starts_at) < end)
         .order_by(col(Reservation.starts_at), col(Reservation.id)))
-        if (b.class_id == class_id and site_ids) or any(a in items for a in b.asset_ids)]
+        if (b.class_id == class_id and site_ids)
+        or any((agency_id, a) in items for a in b.asset_ids)]
     if not bookings:
         return []
     people = {p for b in bookings for p in b.people}
@@ -155,13 +174,13 @@ def _bookings(session: Session, agency_id: str, site_ids: Sequence[str], class_i
     no_shows: list[Request] = []
     for booking in bookings:
         wanted = {commitment_of[p] for p in booking.people if p in commitment_of}
-        named = [a for a in booking.asset_ids if a in items]
-        slots: list[str | None] = list(named) or [None] * (booking.quantity or 0)
+        named = [(agency_id, a) for a in booking.asset_ids if (agency_id, a) in items]
+        slots: list[Key | None] = list(named) or [None] * (booking.quantity or 0)
         for slot in slots:
             hold = next((h for h in in_windows if id(h) not in taken
                          and booking.starts_at <= h.request.at < booking.ends_at
                          and holder_of.get(h.event_id) in wanted
-                         and (slot is None or h.asset_id == slot)), None)
+                         and (slot is None or h.item == slot)), None)
             if hold is not None:
                 taken.add(id(hold))
                 hold.request = replace(hold.request, source="booking")
@@ -174,30 +193,31 @@ def _bookings(session: Session, agency_id: str, site_ids: Sequence[str], class_i
     return no_shows
 
 
-def _out_of_service(session: Session, items: dict[str, _Item], start: datetime, end: datetime
+def _out_of_service(session: Session, items: dict[Key, _Item], start: datetime, end: datetime
                     ) -> list[OutOfService]:
     """The periods pool items spent out of service that overlap [start, end), clipped to
     its start (a shared item's too: sharing it shares whether it can be issued)."""
-    changes: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
-    for asset_id, result, at in session.exec(
-            select(MaintenanceWork.asset_id, MaintenanceWork.result, MaintenanceWork.created_at)
-            .where(col(MaintenanceWork.asset_id).in_(list(items)),
+    changes: dict[Key, list[tuple[datetime, str]]] = defaultdict(list)
+    for agency_id, asset_id, result, at in session.exec(
+            select(MaintenanceWork.agency_id, MaintenanceWork.asset_id, MaintenanceWork.result,
+                   MaintenanceWork.created_at)
+            .where(_of_items(MaintenanceWork.agency_id, MaintenanceWork.asset_id, items),
                    col(MaintenanceWork.result).in_([OUT, BACK]),
                    col(MaintenanceWork.created_at) < end)
             .order_by(col(MaintenanceWork.created_at), col(MaintenanceWork.id))):
-        changes[asset_id].append((at, result))
+        changes[(agency_id, asset_id)].append((at, result))
     periods = []
-    for asset_id, steps in sorted(changes.items()):
+    for (agency_id, asset_id), steps in sorted(changes.items(), key=lambda c: c[0][::-1]):
         since: datetime | None = None
         for at, result in steps:
             if result == OUT and since is None:
                 since = at
             elif result == BACK and since is not None:
                 if at > start:
-                    periods.append(OutOfService(asset_id, max(since, start), at))
+                    periods.append(OutOfService(asset_id, max(since, start), at, agency_id))
                 since = None
         if since is not None:
-            periods.append(OutOfService(asset_id, max(since, start), None))
+            periods.append(OutOfService(asset_id, max(since, start), None, agency_id))
     return periods
 
 
@@ -208,7 +228,8 @@ def load_history(session: Session, agency_id: str, site_ids: Sequence[str], clas
     [start, end), with what each agency of `include_shared_from` (agency -> its class) shares
     with it. The caller has checked that the sites and class are the agency's."""
     shared = dict(include_shared_from or {})
-    items = {i.id: i for i in pool_items(session, agency_id, site_ids, class_id, shared)}
+    items = {(i.agency_id, i.id): i
+             for i in pool_items(session, agency_id, site_ids, class_id, shared)}
     holds = _holds(session, items, class_id, start, end) if items else []
     no_shows = _bookings(session, agency_id, site_ids, class_id, items, holds, start, end)
     requests = sorted([h.request for h in holds] + no_shows

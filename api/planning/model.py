@@ -41,11 +41,13 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class OutOfService:
-    """An item of the pool unavailable from `start` to `end` (None: still out of service)."""
+    """An item of the pool unavailable from `start` to `end` (None: still out of service).
+    `agency_id` is the item's agency (ids are per agency; None: the pool's one agency)."""
 
     asset_id: str
     start: datetime
     end: datetime | None
+    agency_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ from api.planning.sizing import (
 )
 from api.planning.usage import items_on_loan
 from api.problems import Problem, not_found
+from api.scoping import agency_row
 
 MAX_PERIOD_DAYS: Final = 731
 """Two years: enough for any seasonal pattern, bounded for the reading and the fit."""
@@ -157,12 +158,8 @@ def checked(session: Session, request: PlanRequest, *, min_days: int = MIN_PERIO
     if not 1 <= len(request.site_ids) <= MAX_SITES:
         raise Problem(422, "bad-sites", f"plan 1 to {MAX_SITES} sites at once")
     for site_id in request.site_ids:
-        site = session.get(Site, site_id)
-        if site is None or site.agency_id != request.agency_id:
-            raise not_found("site")
-    asset_class = session.get(AssetClass, request.class_id)
-    if asset_class is None or asset_class.agency_id != request.agency_id:
-        raise not_found("class")
+        agency_row(session, Site, request.agency_id, site_id, "site")
+    agency_row(session, AssetClass, request.agency_id, request.class_id, "class")
     if (request.with_agency is None) != (request.with_class is None):
         raise Problem(422, "bad-pooling", "pool with another agency by naming both the "
                       "agency and its class")

@@ -15,7 +15,8 @@ from sqlmodel import Session
 from api.models.assets import AssetClass
 from api.models.planning import NoneInStore
 from api.models.registry import Site
-from api.problems import Problem, not_found
+from api.problems import Problem
+from api.scoping import agency_row, own_row
 
 MAX_BACKDATE: Final = timedelta(days=31)
 """A refusal entered later (a busy shift, a desk written up on paper) is accepted this late."""
@@ -29,11 +30,8 @@ def record_none_in_store(session: Session, *, agency_id: str, site_id: str, clas
     """Add the refusal (in the caller's transaction): the site is the agency's (404
     otherwise, as for an unknown one), the class too (422), `at` neither in the future nor
     older than `MAX_BACKDATE` (422)."""
-    site = session.get(Site, site_id)
-    if site is None or site.agency_id != agency_id:
-        raise not_found("site")
-    asset_class = session.get(AssetClass, class_id)
-    if asset_class is None or asset_class.agency_id != agency_id:
+    agency_row(session, Site, agency_id, site_id, "site")
+    if own_row(session, AssetClass, agency_id, class_id) is None:
         raise Problem(422, "unknown-class", f"{class_id!r} is not one of your agency's classes")
     when = now if at is None else at
     if when > now + CLOCK_SKEW or when < now - MAX_BACKDATE:

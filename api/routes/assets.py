@@ -4,14 +4,15 @@ readers of other agencies saw it (its owner's alone to see)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
-from sqlalchemy import or_
+from sqlalchemy import and_, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from api.auth import Caller
 from api.db import utcnow
 from api.deps import AssetsReader, AssetsWriter, SessionDep
 from api.models.assets import (
@@ -24,11 +25,11 @@ from api.models.assets import (
     HolderKind,
 )
 from api.models.ingest import ForeignSighting
-from api.models.registry import Agency, Site
-from api.problems import Problem
+from api.models.registry import Agency, Reader, Site
+from api.problems import Problem, not_found
 from api.registry import RegistryError, create_asset, update_asset
-from api.routes.paging import After, IdPath, Limit, Page, page_of
-from api.scoping import asset_visible, owned_asset, visible_asset
+from api.routes.paging import After, AfterOwner, IdPath, Limit, OwnerQuery, Page, page_of
+from api.scoping import asset_visible, own_row, owned_asset, visible_asset
 
 router = APIRouter(prefix="/v1/assets", tags=["assets"])
 
@@ -63,14 +64,10 @@ class AssetLocation(BaseModel):
 
 def _check_refs(session: Session, agency_id: str, class_id: str | None, site_id: str | None,
                 shared_with: list[str] | None) -> None:
-    if class_id is not None:
-        asset_class = session.get(AssetClass, class_id)
-        if asset_class is None or asset_class.agency_id != agency_id:
-            raise Problem(422, "unknown-class", "asset class is not one of your agency's")
-    if site_id is not None:
-        site = session.get(Site, site_id)
-        if site is None or site.agency_id != agency_id:
-            raise Problem(422, "unknown-site", "site is not one of your agency's sites")
+    if class_id is not None and own_row(session, AssetClass, agency_id, class_id) is None:
+        raise Problem(422, "unknown-class", "asset class is not one of your agency's")
+    if site_id is not None and own_row(session, Site, agency_id, site_id) is None:
+        raise Problem(422, "unknown-site", "site is not one of your agency's sites")
     for other in shared_with or []:
         if session.get(Agency, other) is None:
             raise Problem(422, "unknown-agency", "shared_with names an unknown agency")
@@ -92,31 +89,55 @@ def register(data: AssetCreate, session: SessionDep, caller: AssetsWriter) -> As
 @router.get("", response_model=Page[AssetPublic])
 def search(
     session: SessionDep, caller: AssetsReader, limit: Limit = 50, after: After = None,
-    class_id: RefQuery = None, status_: StatusQuery = None, site: RefQuery = None,
-    holder: RefQuery = None,
+    after_owner: AfterOwner = None, class_id: RefQuery = None, status_: StatusQuery = None,
+    site: RefQuery = None, holder: RefQuery = None,
 ) -> Page[Asset]:
-    """Assets the caller may see, filtered by class, status, site and holder."""
+    """Assets the caller may see, filtered by class, status, site and holder; in id order, then
+    owner (an asset shared with the caller may have the id of one of its own)."""
     query = select(Asset).where(asset_visible(caller))
     if class_id:
-        query = query.where(Asset.class_id == class_id)
+        query = query.where(Asset.agency_id == caller.agency_id, Asset.class_id == class_id)
     if status_:
         query = query.where(Asset.status == status_.value)
     if site:
-        query = query.where(
-            or_(col(Asset.holder_ref) == site, col(Asset.last_seen_site_id) == site)
-        )
+        query = query.where(or_(
+            and_(col(Asset.holder_ref) == site, col(Asset.holder_agency_id) == caller.agency_id),
+            and_(col(Asset.last_seen_site_id) == site, seen_by_own_reader(caller)),
+        ))
     if holder:
-        query = query.where(Asset.holder_ref == holder)
+        query = query.where(Asset.holder_ref == holder, or_(
+            col(Asset.holder_kind) == HolderKind.AGENCY.value,
+            col(Asset.holder_agency_id) == caller.agency_id))
     if after:
-        query = query.where(col(Asset.id) > after)
-    rows = list(session.exec(query.order_by(col(Asset.id)).limit(limit + 1)))
-    return page_of(rows, limit, "id")
+        later = col(Asset.id) > after
+        query = query.where(or_(later, and_(col(Asset.id) == after,
+                                            col(Asset.agency_id) > after_owner))
+                            if after_owner else later)
+    rows = list(session.exec(
+        query.order_by(col(Asset.id), col(Asset.agency_id)).limit(limit + 1)))
+    return page_of(rows, limit, "id", "agency_id")
+
+
+def seen_by_own_reader(caller: Caller) -> Any:
+    """A WHERE clause: the asset was last seen by one of the caller agency's readers (the site
+    it was seen at is that agency's)."""
+    return col(Asset.last_seen_reader_id).in_(
+        select(Reader.id).where(Reader.agency_id == caller.agency_id))
+
+
+def owner_read(session: Session, caller: Caller, asset_id: str, owner: str | None) -> Asset:
+    """The asset for a read its owner alone may make: the caller agency's own; `owner`, if
+    given, names the caller's agency (another is not found, as an asset it does not own)."""
+    if owner not in (None, caller.agency_id):
+        raise not_found("asset")
+    return owned_asset(session, caller, asset_id)
 
 
 @router.get("/{asset_id}", response_model=AssetPublic)
-def read(asset_id: IdPath, session: SessionDep, caller: AssetsReader) -> Asset:
+def read(asset_id: IdPath, session: SessionDep, caller: AssetsReader,
+         owner: OwnerQuery = None) -> Asset:
     """One asset the caller may see."""
-    return visible_asset(session, caller, asset_id)
+    return visible_asset(session, caller, asset_id, owner)
 
 
 @router.patch("/{asset_id}", response_model=AssetPublic)
@@ -136,9 +157,10 @@ def update(asset_id: IdPath, data: AssetUpdate, session: SessionDep, caller: Ass
 
 
 @router.get("/{asset_id}/location", response_model=AssetLocation)
-def location(asset_id: IdPath, session: SessionDep, caller: AssetsReader) -> AssetLocation:
+def location(asset_id: IdPath, session: SessionDep, caller: AssetsReader,
+             owner: OwnerQuery = None) -> AssetLocation:
     """Last seen (reader, site, time) and who is responsible, in one call."""
-    asset = visible_asset(session, caller, asset_id)
+    asset = visible_asset(session, caller, asset_id, owner)
     return AssetLocation(
         asset_id=asset.id, status=AssetStatus(asset.status),
         holder_kind=HolderKind(asset.holder_kind), holder_ref=asset.holder_ref,
@@ -150,11 +172,13 @@ def location(asset_id: IdPath, session: SessionDep, caller: AssetsReader) -> Ass
 @router.get("/{asset_id}/foreign-sightings", response_model=list[ForeignSightingPublic])
 def foreign_sightings(
     asset_id: IdPath, session: SessionDep, caller: AssetsReader, limit: Limit = 50,
+    owner: OwnerQuery = None,
 ) -> list[ForeignSighting]:
     """Where readers of agencies that may not see the asset read it, latest first: the owner's
     only (an agency it is shared with is not told what a third one reported)."""
-    asset = owned_asset(session, caller, asset_id)
+    asset = owner_read(session, caller, asset_id, owner)
     return list(session.exec(
-        select(ForeignSighting).where(ForeignSighting.asset_id == asset.id)
+        select(ForeignSighting).where(ForeignSighting.owner_id == asset.agency_id,
+                                      ForeignSighting.asset_id == asset.id)
         .order_by(col(ForeignSighting.last_seen_at).desc(), col(ForeignSighting.id))
         .limit(limit)))

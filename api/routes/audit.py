@@ -34,7 +34,7 @@ from api.logstore import open_log
 from api.models.custody import CustodyEventRow, LogCheckpoint
 from api.models.evidence import MAX_REFERENCE_CHARS
 from api.problems import Problem, not_found
-from api.routes.paging import IdPath, Limit
+from api.routes.paging import IdPath, Limit, OwnerQuery
 from api.scoping import visible_asset
 from ledger.core.merkle import ProofInputError
 
@@ -117,12 +117,13 @@ def _signed(row: LogCheckpoint) -> SignedCheckpoint:
 @router.get("/assets/{asset_id}/history", response_model=CustodyHistory)
 def history(
     asset_id: IdPath, session: SessionDep, caller: Auditor, limit: Limit = 50,
-    after: Annotated[int | None, Query(ge=-1, le=2**53 - 1)] = None,
+    after: Annotated[int | None, Query(ge=-1, le=2**53 - 1)] = None, owner: OwnerQuery = None,
 ) -> CustodyHistory:
     """An asset's custody events, oldest first, each proven against its log's current head
     and, when covered, against the latest anchored checkpoint; with its corrections."""
-    asset = visible_asset(session, caller, asset_id)
-    query = select(CustodyEventRow).where(CustodyEventRow.asset_id == asset.id)
+    asset = visible_asset(session, caller, asset_id, owner)
+    query = select(CustodyEventRow).where(CustodyEventRow.agency_id == asset.agency_id,
+                                          CustodyEventRow.asset_id == asset.id)
     if after is not None:
         query = query.where(CustodyEventRow.seq > after)
     rows = list(session.exec(query.order_by(col(CustodyEventRow.seq)).limit(limit + 1)))
@@ -207,24 +208,28 @@ def bundle(
     end: Annotated[str | None, Query(max_length=40)] = None,
     since_size: Annotated[int | None, Query(ge=1, le=2**53 - 1)] = None,
     case: Annotated[str | None, Query(max_length=MAX_REFERENCE_CHARS)] = None,
+    owner: OwnerQuery = None,
 ) -> Response:
     """An audit bundle (docs/audit-bundle.md) for assets, a site, a case (every exhibit the
     log's latest references put in it) or a time range; with `since_size`, its checkpoints
-    start at the one of that size (an auditor's last verified)."""
+    start at the one of that size (an auditor's last verified). Assets another agency shared
+    are named with `owner` where an id of the caller's own is the same."""
     exported = requested_bundle(session, caller, assets=asset, site=site, start=start,
-                                end=end, since_size=since_size, case=case)
+                                end=end, since_size=since_size, case=case, owner=owner)
     return Response(exported.body, media_type=BUNDLE_MEDIA_TYPE)
 
 
 def requested_bundle(session: Session, caller: Caller, *, assets: list[str] | None = None,
                      site: str | None = None, start: str | None = None, end: str | None = None,
-                     case: str | None = None, since_size: int | None = None) -> ExportedBundle:
+                     case: str | None = None, since_size: int | None = None,
+                     owner: str | None = None) -> ExportedBundle:
     """The bundle `caller` asks for (`export_requested_bundle`), its errors as problems: an
     asset, site or case with nothing to show is 404, a bad question 422, no checkpoint 409.
     The audit pages ask through here too."""
     try:
         return export_requested_bundle(session, caller, assets=assets, site=site, start=start,
-                                       end=end, now=utcnow(), since_size=since_size, case=case)
+                                       end=end, now=utcnow(), since_size=since_size, case=case,
+                                       owner=owner)
     except NoVisibleAssets:
         raise not_found("asset") from None
     except BadBundleScope as exc:

@@ -24,7 +24,7 @@ from api.models.registry import MAX_ID_CHARS
 from api.models.wire import number_not_text
 from api.problems import Problem, not_found
 from api.routes.paging import IdPath
-from api.scoping import owned_asset
+from api.scoping import own_row, owned_asset
 
 router = APIRouter(prefix="/v1", tags=["custody"])
 
@@ -76,8 +76,8 @@ def offer_transfer(asset_id: IdPath, to_person: RefBody, session: SessionDep,
                    caller: CustodyWriter) -> Transfer:
     """Offer a checked-out asset to another person of the agency."""
     asset = owned_asset(session, caller, asset_id)
-    person = session.get(Person, to_person)
-    if person is None or person.agency_id != caller.agency_id:
+    person = own_row(session, Person, caller.agency_id, to_person)
+    if person is None:
         raise Problem(422, "unknown-person", "recipient is not one of your agency's people")
     try:
         transfer = transfers.offer_transfer(session, asset=asset, to_person=person, now=utcnow())

@@ -27,8 +27,9 @@ from api.models.evidence import (
     EvidenceRoomAccess,
 )
 from api.problems import not_found
+from api.routes.assets import owner_read
 from api.routes.custody import refused
-from api.routes.paging import IdPath, Limit
+from api.routes.paging import IdPath, Limit, OwnerQuery
 from api.scoping import owned_asset
 
 router = APIRouter(prefix="/v1", tags=["evidence"])
@@ -135,10 +136,11 @@ def dispose(asset_id: IdPath, data: DisposalCreate, session: SessionDep,
 
 
 @router.get("/assets/{asset_id}/disposal", response_model=DisposalPublic)
-def disposal(asset_id: IdPath, session: SessionDep, caller: Auditor) -> EvidenceDisposal:
+def disposal(asset_id: IdPath, session: SessionDep, caller: Auditor,
+             owner: OwnerQuery = None) -> EvidenceDisposal:
     """How and to whom the agency's item was disposed of."""
-    asset = owned_asset(session, caller, asset_id)
-    row = session.get(EvidenceDisposal, asset.id)
+    asset = owner_read(session, caller, asset_id, owner)
+    row = session.get(EvidenceDisposal, {"agency_id": asset.agency_id, "asset_id": asset.id})
     if row is None:
         raise not_found("disposal")
     return row

@@ -34,6 +34,7 @@ from api.models.registry import Reader, Site, SitePublic
 from api.problems import Problem, not_found
 from api.routes.paging import IdPath, Limit
 from api.routes.property_room import PersonRef, person_of
+from api.scoping import agency_row, own_row
 from ledger.core.bounds import MAX_ID_CHARS
 from ledger.core.sampling import (
     MAX_CONFIDENCE_BP,
@@ -126,8 +127,8 @@ def _own(session: Session, caller: Caller, inventory_id: int) -> Inventory:
 
 
 def _site(session: Session, caller: Caller, site_id: str) -> Site:
-    site = session.get(Site, site_id)
-    if site is None or site.agency_id != caller.agency_id:
+    site = own_row(session, Site, caller.agency_id, site_id)
+    if site is None:
         raise Problem(422, "unknown-site", f"{site_id!r} is not one of your agency's sites")
     return site
 
@@ -243,9 +244,7 @@ def upload_inventory(inventory_id: InventoryId, session: SessionDep, caller: Cus
 def set_custodian(site_id: IdPath, data: CustodianChange, session: SessionDep,
                   caller: Admin) -> Site:
     """Name who answers for the site's store: logged, and a full inventory falls due."""
-    site = session.get(Site, site_id)
-    if site is None or site.agency_id != caller.agency_id:
-        raise not_found("site")
+    site = agency_row(session, Site, caller.agency_id, site_id, "site")
     person = None if data.custodian is None else person_of(session, caller, data.custodian)
     try:
         inventories.set_custodian(session, caller, site, person, utcnow())

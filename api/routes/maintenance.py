@@ -20,11 +20,11 @@ from api.db import utcnow
 from api.deps import AssetsReader, AssetsWriter, CustodyWriter, SessionDep
 from api.models.assets import AssetClass
 from api.models.maintenance import MaintenanceSchedule, MaintenanceWork
-from api.problems import Problem, not_found
+from api.problems import Problem
 from api.routes.custody import refused
 from api.routes.paging import IdPath
 from api.routes.property_room import PersonRef, Reason, person_of
-from api.scoping import owned_asset
+from api.scoping import agency_row, owned_asset
 from ledger.core.bounds import MAX_ID_CHARS, MAX_LOAN_DAYS, is_identifier
 
 router = APIRouter(prefix="/v1", tags=["maintenance"])
@@ -95,9 +95,7 @@ class DueItem(BaseModel):
 def add_schedule(class_id: IdPath, data: ScheduleCreate, session: SessionDep,
                  caller: AssetsWriter) -> MaintenanceSchedule:
     """Give a class a maintenance schedule (logged in the class's registry chain)."""
-    asset_class = session.get(AssetClass, class_id)
-    if asset_class is None or asset_class.agency_id != caller.agency_id:
-        raise not_found("class")
+    asset_class = agency_row(session, AssetClass, caller.agency_id, class_id, "class")
     if not is_identifier(data.key):
         raise Problem(422, "bad-schedule", "a schedule key is printable ASCII")
     try:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
+from sqlalchemy import and_
 from sqlmodel import col, select
 
 from api.alert_actions import (
@@ -26,9 +27,9 @@ from api.models.assets import Asset
 from api.models.custody import Alert, AlertAction
 from api.models.ingest import ForeignSighting, Sighting
 from api.models.registry import Site
-from api.problems import not_found
+from api.routes.assets import seen_by_own_reader
 from api.routes.paging import IdPath, Limit
-from api.scoping import asset_visible
+from api.scoping import agency_row, asset_visible
 
 router = APIRouter(prefix="/v1", tags=["operations"])
 
@@ -109,24 +110,25 @@ def stocktake(
     """Expected (in store here) against found (read here recently), and tags read here that
     are not the caller's: unknown ones, and other agencies' kit not shared with it, which is
     listed as any stray tag is (the reader read its EPC; nothing else of it is told)."""
-    site = session.get(Site, site_id)
-    if site is None or site.agency_id != caller.agency_id:
-        raise not_found("site")
+    agency_row(session, Site, caller.agency_id, site_id, "site")
     since = utcnow() - timedelta(hours=hours)
     expected = expected_at(session, caller, site_id)
     found = set(session.exec(
         select(Asset.id).where(
             asset_visible(caller), Asset.last_seen_site_id == site_id,
-            col(Asset.last_seen_at) >= since,
+            seen_by_own_reader(caller), col(Asset.last_seen_at) >= since,
         ).limit(MAX_STOCKTAKE_ASSETS)
     ))
     unknown = session.exec(
         select(Sighting.epc_hex).where(
-            Sighting.site_id == site_id, col(Sighting.last_seen_at) >= since
+            Sighting.agency_id == caller.agency_id, Sighting.site_id == site_id,
+            col(Sighting.last_seen_at) >= since
         ).limit(MAX_STOCKTAKE_ASSETS)
     )
     foreign = session.exec(
-        select(Asset.epc_hex).join(ForeignSighting, col(ForeignSighting.asset_id) == Asset.id)
+        select(Asset.epc_hex).join(ForeignSighting, and_(
+            col(ForeignSighting.owner_id) == col(Asset.agency_id),
+            col(ForeignSighting.asset_id) == col(Asset.id)))
         .where(ForeignSighting.site_id == site_id,
                ForeignSighting.reporting_agency_id == caller.agency_id,
                col(ForeignSighting.last_seen_at) >= since).limit(MAX_STOCKTAKE_ASSETS)

@@ -26,10 +26,11 @@ from api.models.assets import Asset, AssetPublic
 from api.models.custody import ManualEntry
 from api.models.people import Person, PersonPublic
 from api.models.registry import Reader
-from api.problems import Problem, not_found, problem_response
+from api.problems import Problem, problem_response
+from api.routes.assets import owner_read
 from api.routes.custody import refused
-from api.routes.paging import IdPath
-from api.scoping import owned_asset
+from api.routes.paging import IdPath, OwnerQuery
+from api.scoping import agency_row, own_row, owned_asset
 from ledger.core.bounds import HASH_HEX_CHARS, MAX_ID_CHARS, MAX_REVOCATION_REASON_CHARS
 from ledger.core.records import RegistryRecord
 
@@ -97,8 +98,8 @@ class ManualCount(BaseModel):
 
 def person_of(session: Session, caller: Caller, person_id: str) -> Person:
     """The caller's agency's person `person_id` (422 if none)."""
-    person = session.get(Person, person_id)
-    if person is None or person.agency_id != caller.agency_id:
+    person = own_row(session, Person, caller.agency_id, person_id)
+    if person is None:
         raise Problem(422, "unknown-person", f"{person_id!r} is not one of your agency's people")
     return person
 
@@ -176,10 +177,10 @@ def correct(asset_id: IdPath, data: CorrectionCreate, session: SessionDep,
 
 
 @router.get("/assets/{asset_id}/corrections", response_model=list[CorrectionPublic])
-def list_corrections(asset_id: IdPath, session: SessionDep, caller: CustodyWriter
-                     ) -> list[CorrectionPublic]:
+def list_corrections(asset_id: IdPath, session: SessionDep, caller: CustodyWriter,
+                     owner: OwnerQuery = None) -> list[CorrectionPublic]:
     """The asset's corrections, oldest first."""
-    asset = owned_asset(session, caller, asset_id)
+    asset = owner_read(session, caller, asset_id, owner)
     return [_correction(asset.id, record, leaf)
             for record, leaf in corrections.corrections_of(session, asset)]
 
@@ -229,9 +230,7 @@ def retire_person(person_id: IdPath, data: RetireRequest, session: SessionDep,
                   caller: Admin) -> Person | JSONResponse:
     """Retire a person, with why; their personal data stays until erased. Refused while they
     hold kit: the answer lists the items (`holding`)."""
-    person = session.get(Person, person_id)
-    if person is None or person.agency_id != caller.agency_id:
-        raise not_found("person")
+    person = agency_row(session, Person, caller.agency_id, person_id, "person")
     try:
         corrections.retire_person(session, person=person, reason=data.reason, erase=False,
                                   now=utcnow())

@@ -35,7 +35,7 @@ from api.registry import (
 from api.registry import create_site as register_site
 from api.routes.paging import After, IdPath, Limit, Page, page_of
 from api.routes.property_room import retirement_refused
-from api.scoping import agency_row
+from api.scoping import agency_row, own_row
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 
@@ -49,8 +49,8 @@ def _commit(session: Session, what: str) -> None:
 
 
 def _own_site(session: Session, agency_id: str, site_id: str) -> Site:
-    site = session.get(Site, site_id)
-    if site is None or site.agency_id != agency_id:
+    site = own_row(session, Site, agency_id, site_id)
+    if site is None:
         raise Problem(422, "unknown-site", "site is not one of your agency's sites")
     return site
 
@@ -162,10 +162,7 @@ def create(data: PersonCreate, session: SessionDep, caller: Admin) -> Person:
 @router.get("/people/{person_id}", response_model=PersonPublic)
 def get_person(person_id: IdPath, session: SessionDep, caller: Admin) -> Person:
     """One person of the caller's agency."""
-    person = session.get(Person, person_id)
-    if person is None or person.agency_id != caller.agency_id:
-        raise not_found("person")
-    return person
+    return agency_row(session, Person, caller.agency_id, person_id, "person")
 
 
 @router.patch("/people/{person_id}", response_model=PersonPublic)
@@ -187,9 +184,7 @@ def change_person(person_id: IdPath, data: PersonUpdate, session: SessionDep,
 def erase(person_id: IdPath, session: SessionDep, caller: Admin) -> Response:
     """Erase a person: they are retired in the log (once) and their commitment's opening and
     badges go; the log stays verifiable. Refused while they hold kit."""
-    person = session.get(Person, person_id)
-    if person is None or person.agency_id != caller.agency_id:
-        raise not_found("person")
+    person = agency_row(session, Person, caller.agency_id, person_id, "person")
     try:
         retire_person(session, person=person, reason=DELETED_REASON, erase=True, now=utcnow())
     except CustodyRefused as exc:

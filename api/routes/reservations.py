@@ -24,6 +24,7 @@ from api.models.assets import Asset, AssetClass, AssetStatus
 from api.models.maintenance import Reservation, ReservationAudit
 from api.problems import Problem, not_found, problem_response
 from api.routes.property_room import PersonRef, Reason, person_of
+from api.scoping import own_row
 
 router = APIRouter(prefix="/v1", tags=["reservations"])
 
@@ -88,14 +89,13 @@ def create_booking(session: Session, caller: Caller, data: ReservationCreate) ->
     for another agency's class, items or people, or a bad window, and
     `reservations.BookingConflict` naming the bookings in the way."""
     agency = caller.agency_id
-    if data.class_id is not None:
-        asset_class = session.get(AssetClass, data.class_id)
-        if asset_class is None or asset_class.agency_id != agency:
-            raise Problem(422, "unknown-class", f"{data.class_id!r} is not one of your "
-                          "agency's classes")
+    if data.class_id is not None and own_row(session, AssetClass, agency,
+                                             data.class_id) is None:
+        raise Problem(422, "unknown-class", f"{data.class_id!r} is not one of your "
+                      "agency's classes")
     for asset_id in data.asset_ids:
-        asset = session.get(Asset, asset_id)
-        if asset is None or asset.agency_id != agency or asset.status in (
+        asset = own_row(session, Asset, agency, asset_id)
+        if asset is None or asset.status in (
                 AssetStatus.DISPOSED, AssetStatus.RETIRED):
             raise Problem(422, "unknown-asset", f"{asset_id!r} is not one of your agency's "
                           "items in service")

@@ -81,10 +81,10 @@ def agency(
     period = Period.checked(first or last or today, last or first or today, by)
     sites = list(session.exec(select(Site).where(Site.agency_id == caller.agency_id)
                               .order_by(col(Site.id)).limit(MAX_SITES)))
-    assets = list(session.exec(select(Asset).where(asset_visible(caller))
-                               .order_by(col(Asset.id))))
+    own = list(session.exec(select(Asset).where(Asset.agency_id == caller.agency_id)
+                            .order_by(col(Asset.id))))
     by_site: dict[str, list[Asset]] = {s.id: [] for s in sites}
-    for asset in assets:
+    for asset in own:  # kit shared with the agency has its home in its owner's sites
         by_site.setdefault(asset.home_site_id, []).append(asset)
     checks = {s.id: SiteCheck(stocktake(s.id, session, caller, 24)) for s in sites}
     alerts = list(session.exec(
@@ -94,7 +94,6 @@ def agency(
     use = utilisation(period, fetch_history(session, caller.agency_id, period), now)
     names = {c.id: c.name for c in session.exec(
         select(AssetClass).where(AssetClass.agency_id == caller.agency_id))}
-    own = [a for a in assets if a.agency_id == caller.agency_id]
     out_now = Counter(a.class_id for a in own if a.status in OUT)
     pool_now = Counter(a.class_id for a in own if a.status not in GONE)
     overdue = list(session.exec(
@@ -113,5 +112,6 @@ def agency(
                 alerts=alerts, acks=acknowledgements(session, alerts),
                 asset_alerts=_asset_alerts(session, caller), use=use, names=names,
                 out_now=out_now, pool_now=pool_now, period=period, now=now,
-                overdue=overdue, holders=Holders(session), readers=readers, health=health,
+                overdue=overdue, holders=Holders(session, caller.agency_id), readers=readers,
+                health=health,
                 temperature_limit=request.app.state.settings.reader_temperature_alert_c)

@@ -15,9 +15,9 @@ is told the timeline is withheld.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Annotated, Final
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlmodel import col, select
 
@@ -27,11 +27,12 @@ from api.models.assets import HolderKind
 from api.models.clients import Scope
 from api.routes.assets import foreign_sightings
 from api.routes.paging import IdPath
-from api.scoping import visible_asset
+from api.scoping import own_row, visible_asset
 from api.web.holders import Holders
 from api.web.session import AssetsUser
 from api.web.templating import page
 from api.web.timeline import TimelineStep, asset_timeline
+from ledger.core.bounds import MAX_ID_CHARS
 from ledger.epcis import gs1_uri
 
 router = APIRouter(prefix="/web", include_in_schema=False)
@@ -40,27 +41,35 @@ MAX_FOREIGN_SIGHTINGS: Final = 50
 """Other agencies' sightings listed, latest first (`GET /v1/assets/{id}/foreign-sightings`
 pages through the rest)."""
 
+OwnerParam = Annotated[str | None, Query(alias="owner", max_length=MAX_ID_CHARS)]
+"""`?owner=`: the agency that owns the asset, where another agency shared it (ids are per
+agency, so the id alone may name more than one)."""
+
 
 def _step_holder(step: TimelineStep, holders: Holders) -> str:
     if step.holder_kind == HolderKind.PERSON.value:  # already the person's id, or unknown
         return step.holder if step.holder.startswith("person ") else f"person {step.holder}"
-    return holders.label(step.holder_kind, step.holder) if step.holder_kind else step.holder
+    if not step.holder_kind:
+        return step.holder
+    return holders.label(step.holder_kind, step.holder, step.holder_agency)
 
 
 @router.get("/assets/{asset_id}", response_class=HTMLResponse)
 def asset_page(request: Request, asset_id: IdPath, session: SessionDep,
-               user: AssetsUser) -> Response:
-    """One asset: identity, custody now, last seen, timeline and foreign sightings."""
+               user: AssetsUser, owner_id: OwnerParam = None) -> Response:
+    """One asset: identity, custody now, last seen, timeline and foreign sightings. An asset
+    another agency shared is named by its id and, where the id alone does not say which,
+    `?owner=` (the owning agency)."""
     caller = user.caller
-    asset = visible_asset(session, caller, asset_id)
-    holders = Holders(session)
-    asset_class = session.get(AssetClass, asset.class_id)
+    asset = visible_asset(session, caller, asset_id, owner_id or None)
+    holders = Holders(session, caller.agency_id)
+    asset_class = own_row(session, AssetClass, asset.agency_id, asset.class_id)
     reader = (session.get(Reader, asset.last_seen_reader_id)
               if asset.last_seen_reader_id else None)
+    owner = asset.agency_id == caller.agency_id
     alerts = list(session.exec(select(Alert).where(
         Alert.agency_id == caller.agency_id, Alert.asset_id == asset.id,
-        col(Alert.resolved_at).is_(None)).order_by(col(Alert.id))))
-    owner = asset.agency_id == caller.agency_id
+        col(Alert.resolved_at).is_(None)).order_by(col(Alert.id)))) if owner else []
     audit = caller.may(Scope.AUDIT_READ)
     custody_only = not audit and owner and caller.may(Scope.CUSTODY_WRITE)
     timeline = asset_timeline(session, asset) if audit or custody_only else None
@@ -70,5 +79,6 @@ def asset_page(request: Request, asset_id: IdPath, session: SessionDep,
     return page(request, "asset.html", user=user, asset=asset, holders=holders,
                 class_name=asset_class.name if asset_class else asset.class_id,
                 epc_uri=asset.epc_uri or gs1_uri(asset.epc_hex), reader=reader,
+                seen_at=reader.agency_id if reader is not None else asset.agency_id,
                 alerts=alerts, timeline=timeline, audit=audit, steps=steps, owner=owner,
                 foreign=foreign)

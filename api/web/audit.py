@@ -31,6 +31,7 @@ from api.problems import Problem
 from api.routes.receipts import EventHash, caller_receipt, receipt_pdf_response
 from api.scoping import asset_visible, visible_asset
 from api.security_headers import self_contained_page
+from api.web.asset_page import OwnerParam
 from api.web.session import AuditUser, WebUser
 from api.web.templating import page
 from api.web.timeline import asset_timeline
@@ -83,9 +84,11 @@ def search(request: Request, session: SessionDep, user: AuditUser,
 
 
 @router.get("/audit/assets/{asset_id}", response_class=HTMLResponse)
-def timeline(request: Request, asset_id: str, session: SessionDep, user: AuditUser) -> Response:
-    """One asset's custody timeline with a verification mark per step."""
-    asset = visible_asset(session, user.caller, asset_id)
+def timeline(request: Request, asset_id: str, session: SessionDep, user: AuditUser,
+             owner_id: OwnerParam = None) -> Response:
+    """One asset's custody timeline with a verification mark per step (`?owner=` names the
+    owning agency of an asset shared with the caller's, where the id alone does not)."""
+    asset = visible_asset(session, user.caller, asset_id, owner_id or None)
     return page(request, "audit_asset.html", user=user, asset=asset,
                 timeline=asset_timeline(session, asset))
 

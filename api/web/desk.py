@@ -26,6 +26,7 @@ from api.problems import Problem
 from api.scoping import asset_visible
 from api.web.desk_alerts import banner_alerts, latest_ids
 from api.web.desk_lines import feed_lines
+from api.web.holders import Holders
 from api.web.session import AssetsUser, CurrentUser, WebUser, signed_form
 from api.web.templating import page
 from ledger.core.bounds import MAX_ID_CHARS
@@ -58,12 +59,16 @@ def _feed(session: Session, user: WebUser, reader_id: str | None) -> dict[str, A
         select(Asset).where(asset_visible(user.caller),
                             Asset.status == AssetStatus.CHECKED_OUT.value)
         .order_by(col(Asset.holder_ref), col(Asset.id)).limit(MAX_HELD_ROWS)))
+    holders = Holders(session, user.caller.agency_id)
+    held_by = {(a.agency_id, a.id): a.holder_ref if a.holder_agency_id == user.caller.agency_id
+               else holders.of(a) for a in out}  # a borrower's person is said to be theirs
     holdings: dict[str, list[Asset]] = defaultdict(list)
     for asset in out:
-        holdings[asset.holder_ref].append(asset)
+        holdings[held_by[asset.agency_id, asset.id]].append(asset)
     now = utcnow()
     overdue = [a for a in out if a.due_at is not None and a.due_at < now]
     return {"decisions": lines, "holdings": dict(holdings), "overdue": overdue, "now": now,
+            "held_by": held_by,
             "banners": banner_alerts(session, user), "latest": latest}
 
 

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from api.custody.rules import NOT_OURS
 from api.db import among
-from api.models import Asset, Badge, Decision, IngestedObservation, Person
+from api.models import Asset, Badge, Decision, IngestedObservation
 from api.scoping import asset_visible
 from api.web.session import WebUser
 
@@ -159,10 +159,8 @@ def _badge_holders(session: Session, agency_id: str, epcs: set[str]) -> dict[str
     """Badge EPC -> its holder's id, for the agency's own people only."""
     if not epcs:
         return {}
-    rows = session.exec(select(Badge.epc_hex, Badge.person_id)
-                        .join(Person, col(Person.id) == Badge.person_id)
-                        .where(Person.agency_id == agency_id,
-                               among(col(Badge.epc_hex), epcs, session)))
+    rows = session.exec(select(Badge.epc_hex, Badge.person_id).where(
+        Badge.agency_id == agency_id, among(col(Badge.epc_hex), epcs, session)))
     return dict(rows.all())
 
 

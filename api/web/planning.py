@@ -45,7 +45,8 @@ def shared_pools(session: Session, agency_id: str) -> list[tuple[str, str, str]]
     `agency_id`, in a fixed order: the form's choice is its place in this list (ids may hold
     any printable character, so no separator could join two of them safely)."""
     pairs = session.exec(select(Asset.agency_id, Asset.class_id).distinct().join(
-        AssetShare, col(AssetShare.asset_id) == col(Asset.id)).where(
+        AssetShare, (col(AssetShare.owner_id) == col(Asset.agency_id))
+        & (col(AssetShare.asset_id) == col(Asset.id))).where(
         AssetShare.agency_id == agency_id, Asset.agency_id != agency_id).order_by(
         col(Asset.agency_id), col(Asset.class_id)).limit(MAX_SHARED_POOLS)).all()
     names = {a.id: a.name for a in session.exec(select(Agency).where(

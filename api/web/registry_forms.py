@@ -53,7 +53,7 @@ from api.registry_csv import (
     run_import,
 )
 from api.routes.property_room import Reason
-from api.scoping import agency_row, owned_asset
+from api.scoping import agency_row, own_row, owned_asset
 from api.web.registry_lists import LISTINGS, Listing, listing_for
 from api.web.session import (
     CurrentUser,
@@ -229,8 +229,8 @@ async def retire_person(person_id: ReaderId, request: Request, session: SessionD
     """Retire a person (as `POST /v1/people/{id}/retire`), with the form's reason; refused
     (409, naming the items) while they hold kit."""
     form = await signed_form(request, user, Scope.ADMIN)
-    person = session.get(Person, person_id)
-    if person is None or person.agency_id != user.caller.agency_id:
+    person = own_row(session, Person, user.caller.agency_id, person_id)
+    if person is None:
         raise HTTPException(404, "no such person")
     try:
         reason = TypeAdapter(Reason).validate_python(form.get("reason", "").strip())
@@ -353,8 +353,7 @@ async def save_asset(asset_id: AssetId, request: Request, session: SessionDep,
     form = await signed_form(request, user, Scope.ASSETS_WRITE)
     asset = owned_asset(session, user.caller, asset_id)
     values = {f.name: form.get(f.name, "").strip() for f in EDIT_FIELDS}
-    site = session.get(Site, values["home_site_id"])
-    if site is None or site.agency_id != user.caller.agency_id:
+    if own_row(session, Site, user.caller.agency_id, values["home_site_id"]) is None:
         return _asset_page(request, user, asset, values, "site is not one of your agency's")
     try:
         data = AssetUpdate(home_site_id=values["home_site_id"],

@@ -14,23 +14,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any, Final
+from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import or_
+from sqlalchemy import and_, or_
 from sqlmodel import col, select
 
 from api.auth import Caller
 from api.db import utcnow
 from api.deps import SessionDep
-from api.models.assets import Asset, AssetClass, AssetStatus
+from api.models.assets import Asset, AssetClass, AssetStatus, HolderKind
 from api.models.clients import Scope
 from api.models.people import Badge, Person
 from api.models.registry import Reader, ReaderRole, ReaderStatus, Site
 from api.registry_csv import export_csv
+from api.routes.assets import seen_by_own_reader
 from api.scoping import asset_visible
 from api.web.session import CurrentUser, PageForbidden, WebUser
-from api.web.templating import page
+from api.web.templating import owner_query, page
 from ledger.core.bounds import ID_PATTERN, MAX_ID_CHARS
 
 router = APIRouter(prefix="/web/registry", include_in_schema=False)
@@ -87,13 +89,21 @@ def _assets(caller: Caller, f: Mapping[str, str], now: datetime) -> Any:
         if status not in set(AssetStatus):
             raise FilterError(f"status must be one of {', '.join(AssetStatus)}")
         query = query.where(Asset.status == status)
+    # Classes, sites and people are the caller's own, as on `GET /v1/assets`: kit shared with
+    # it is of its owner's classes and home sites, and is at the caller's sites or with its
+    # people only while lent to it (`holder_agency_id`).
+    mine = caller.agency_id
     if class_id := f.get("class"):
-        query = query.where(Asset.class_id == class_id)
+        query = query.where(Asset.agency_id == mine, Asset.class_id == class_id)
     if site := f.get("site"):
-        query = query.where(or_(col(Asset.home_site_id) == site, col(Asset.holder_ref) == site,
-                                col(Asset.last_seen_site_id) == site))
+        query = query.where(or_(
+            and_(col(Asset.agency_id) == mine, col(Asset.home_site_id) == site),
+            and_(col(Asset.holder_agency_id) == mine, col(Asset.holder_ref) == site),
+            and_(col(Asset.last_seen_site_id) == site, seen_by_own_reader(caller))))
     if holder := f.get("holder"):
-        query = query.where(Asset.holder_ref == holder)
+        query = query.where(Asset.holder_ref == holder, or_(
+            col(Asset.holder_kind) == HolderKind.AGENCY.value,
+            col(Asset.holder_agency_id) == mine))
     if f.get("overdue"):
         query = query.where(col(Asset.status).in_(OUT), col(Asset.due_at) < now)
     if after := f.get("seen_after"):
@@ -191,19 +201,51 @@ def _filters(request: Request, listing: Listing) -> dict[str, str]:
     return values
 
 
-def _badges(session: SessionDep, people: list[Person]) -> dict[str, list[str]]:
+def _badges(session: SessionDep, agency_id: str, people: list[Person]) -> dict[str, list[str]]:
     badges: dict[str, list[str]] = {p.id: [] for p in people}
-    for badge in session.exec(select(Badge).where(col(Badge.person_id).in_(list(badges)))):
+    for badge in session.exec(select(Badge).where(
+            Badge.agency_id == agency_id, col(Badge.person_id).in_(list(badges)))):
         badges[badge.person_id].append(badge.epc_hex)
     return badges
 
 
-def _rows(session: SessionDep, listing: Listing, rows: list[Any]) -> list[tuple[object, ...]]:
+def _rows(session: SessionDep, caller: Caller, listing: Listing,
+          rows: list[Any]) -> list[tuple[object, ...]]:
     cells = [listing.cells(r) for r in rows]
     if listing.kind == "people":  # badges are rows of their own
-        badges = _badges(session, rows)
+        badges = _badges(session, caller.agency_id, rows)
         cells = [(c[0], c[1], "; ".join(sorted(badges[str(c[0])])), c[3]) for c in cells]
     return cells
+
+
+def _links(caller: Caller, listing: Listing, row: Any,
+           cells: tuple[object, ...]) -> dict[str, str]:
+    """Column -> where its value links to, and "edit" -> the row's change form if the
+    caller's agency owns the row. An asset another agency shared links to its page with
+    `?owner=` (ids are per agency: the id alone would name the caller's own asset first)."""
+    links = {"edit": f"/web/registry/{listing.kind}/{cells[0]}/edit"} \
+        if row.agency_id == caller.agency_id else {}
+    for column, target in listing.links.items():
+        value = cells[listing.columns.index(column)]
+        if value:
+            links[column] = target.format(quote(str(value)))
+            if column == "id" and listing.table is Asset:
+                links[column] += owner_query(row.agency_id, caller.agency_id)
+    return links
+
+
+def _order(listing: Listing) -> tuple[Any, ...]:
+    """Rows by id, then by agency (an asset shared with the caller may have the id of one of
+    its own)."""
+    return col(listing.table.id), col(listing.table.agency_id)
+
+
+def _after(table: Any, after: str, owner: str) -> Any:
+    """Rows after the last one shown (id `after` of agency `owner`), in `_order`."""
+    if not owner:
+        return col(table.id) > after
+    return or_(col(table.id) > after,
+               and_(col(table.id) == after, col(table.agency_id) > owner))
 
 
 @router.get("/{kind}", response_class=HTMLResponse)
@@ -212,22 +254,26 @@ def registry_list(kind: str, request: Request, session: SessionDep,
     """A registry list, filtered, one page of it."""
     listing = listing_for(kind, user)
     after = request.query_params.get("after", "")[:MAX_ID_CHARS]
-    error, rows, more = None, [], False
+    after_owner = request.query_params.get("after_owner", "")[:MAX_ID_CHARS]
+    error, rows, links, more, found = None, [], [], False, []
     try:
         filters = _filters(request, listing)
         query = listing.query(user.caller, filters, utcnow())
         if after:
-            query = query.where(col(listing.table.id) > after)
-        found = list(session.exec(query.order_by(col(listing.table.id)).limit(PAGE_ROWS + 1)))
-        rows, more = _rows(session, listing, found[:PAGE_ROWS]), len(found) > PAGE_ROWS
+            query = query.where(_after(listing.table, after, after_owner))
+        found = list(session.exec(query.order_by(*_order(listing)).limit(PAGE_ROWS + 1)))
+        shown_rows = found[:PAGE_ROWS]
+        rows, more = _rows(session, user.caller, listing, shown_rows), len(found) > PAGE_ROWS
+        links = [_links(user.caller, listing, r, c) for r, c in zip(shown_rows, rows, strict=True)]
     except FilterError as exc:
         filters, error = {}, str(exc)
     shown = {k: v for k, v in request.query_params.items()
              if k in {f.name for f in listing.filters}}
     return page(request, "registry_list.html", status_code=422 if error else 200, user=user,
                 listing=listing, listings=LISTINGS, filters=filters, shown=shown, rows=rows,
-                more=more, error=error, query=request.url.query,
+                more=more, error=error, query=request.url.query, links=links,
                 next_after=str(rows[-1][0]) if more else None,
+                next_owner=found[PAGE_ROWS - 1].agency_id if more else None,
                 done=_shown_id(request.query_params.get("done", "")))
 
 
@@ -245,11 +291,10 @@ def registry_export(kind: str, request: Request, session: SessionDep,
         query = listing.query(user.caller, _filters(request, listing), utcnow())
     except FilterError as exc:
         raise HTTPException(422, str(exc)) from None
-    found = list(session.exec(query.order_by(col(listing.table.id))
-                              .limit(MAX_EXPORT_ROWS + 1)))
+    found = list(session.exec(query.order_by(*_order(listing)).limit(MAX_EXPORT_ROWS + 1)))
     if len(found) > MAX_EXPORT_ROWS:
         raise HTTPException(422, f"more than {MAX_EXPORT_ROWS} rows: narrow the filters")
-    body = export_csv(listing.columns, _rows(session, listing, found))
+    body = export_csv(listing.columns, _rows(session, user.caller, listing, found))
     return Response(body, media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{kind}.csv"',
         "Cache-Control": "no-store"})

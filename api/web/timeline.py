@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from api.custody.corrections import corrections_of
 from api.logstore import open_log
-from api.models import Asset, CustodyEventRow, Person
+from api.models import Asset, CustodyEventRow, Person, Reader
 from ledger.core.encoding import parse_record
 from ledger.core.errors import LedgerError
 from ledger.core.hashchain import ChainHead
@@ -46,6 +46,9 @@ class TimelineStep:
     problem: str
     leaf_index: int
     holder_kind: str = ""
+    holder_agency: str = ""
+    """The agency whose site or person the holder is: the agency of the reader that made the
+    step (a borrower's desk checks kit in to its own store), else the owner's."""
     manual: str | None = None
     """Why an officer entered the step by hand at the desk, if they did."""
     corrections: tuple[StepCorrection, ...] = ()
@@ -80,9 +83,34 @@ def _show(holder: Holder | None, names: dict[str, str]) -> str:
     return holder.ref
 
 
+class _ReaderAgencies:
+    """Each reader's agency, looked up once (reader ids are global)."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._agencies: dict[str, str | None] = {}
+
+    def of(self, reader_id: str) -> str | None:
+        if reader_id not in self._agencies:
+            reader = self._session.get(Reader, reader_id)
+            self._agencies[reader_id] = reader.agency_id if reader is not None else None
+        return self._agencies[reader_id]
+
+
+def _holder_agency(event: CustodyEvent | None, owner: str, readers: _ReaderAgencies) -> str:
+    """The agency of the step's holder: an agency holder is itself; a site or person is of
+    the agency that made the step (its reader's), else of the owner."""
+    if event is None or event.holder_to is None:
+        return owner
+    if event.holder_to.kind == "agency":
+        return event.holder_to.ref
+    return (readers.of(event.reader) if event.reader else None) or owner
+
+
 def asset_timeline(session: Session, asset: Asset) -> Timeline:
     rows = list(session.exec(
-        select(CustodyEventRow).where(CustodyEventRow.asset_id == asset.id)
+        select(CustodyEventRow).where(CustodyEventRow.agency_id == asset.agency_id,
+                                      CustodyEventRow.asset_id == asset.id)
         .order_by(col(CustodyEventRow.seq)).limit(MAX_TIMELINE_STEPS + 1)))
     truncated = len(rows) > MAX_TIMELINE_STEPS
     rows = rows[:MAX_TIMELINE_STEPS]
@@ -91,6 +119,7 @@ def asset_timeline(session: Session, asset: Asset) -> Timeline:
     root = log.root()
     names = _names(session, asset.agency_id)
     head = ChainHead(asset=asset.id)
+    readers = _ReaderAgencies(session)
     corrected: dict[int, list[StepCorrection]] = {}
     for correction, at in corrections_of(session, asset):
         corrected.setdefault(correction.get("leaf"), []).append(StepCorrection(
@@ -114,6 +143,7 @@ def asset_timeline(session: Session, asset: Asset) -> Timeline:
                               (event.authorised_by if event else ())),
             verified=not problem, problem=problem, leaf_index=row.leaf_index,
             holder_kind=event.holder_to.kind if event and event.holder_to else "",
+            holder_agency=_holder_agency(event, asset.agency_id, readers),
             manual=event.manual if event else None,
             corrections=tuple(corrected.get(row.leaf_index, ())),
             event_hash=bytes(row.event_hash).hex()))

@@ -208,7 +208,8 @@ def fetch_history(session: Session, agency_id: str, period: Period) -> History:
     initial = {asset_id: use_after(action) for asset_id, action in session.exec(
         select(CustodyEventRow.asset_id, CustodyEventRow.action).join(
             latest, (col(CustodyEventRow.asset_id) == latest.c.asset_id)
-            & (col(CustodyEventRow.seq) == latest.c.seq)))}
+            & (col(CustodyEventRow.seq) == latest.c.seq))
+        .where(CustodyEventRow.agency_id == agency_id))}
     events = list(session.exec(
         select(CustodyEventRow.asset_id, CustodyEventRow.created_at, CustodyEventRow.action)
         .where(CustodyEventRow.agency_id == agency_id, col(CustodyEventRow.created_at) >= start,

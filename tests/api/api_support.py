@@ -66,7 +66,7 @@ def register_reader(
         if session.get(Agency, agency_id) is None:
             session.add(Agency(id=agency_id, name=agency_id.title()))
             session.flush()  # no ORM relationships, so insert parents before children
-        if session.get(Site, site_id) is None:
+        if session.get(Site, (agency_id, site_id)) is None:
             session.add(Site(id=site_id, agency_id=agency_id, name=site_id))
             session.flush()
         # As the API registers one: the registration is logged (`api.registry_log`).

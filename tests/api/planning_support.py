@@ -24,6 +24,7 @@ from api.models.people import PersonCreate
 from api.models.registry import ReaderCreate
 from api.planning.unmet import record_none_in_store
 from api.registry import create_asset, create_class, create_person, register_reader
+from api.scoping import own_row
 from demo.history import DeskHands, check_in, check_out
 from ledger.core.envelope import raw_public_key
 
@@ -125,10 +126,10 @@ def _custody(session: Session) -> None:
 
 
 def _upkeep_and_booking(session: Session) -> None:
-    sgt = session.get(Person, "n-sgt")
+    sgt = own_row(session, Person, "north", "n-sgt")
     assert sgt is not None
     for in_service, at in ((False, h(30)), (True, h(54))):
-        asset = session.get(Asset, "R-2")
+        asset = own_row(session, Asset, "north", "R-2")
         assert asset is not None
         maintenance.change_service(session, asset=asset, in_service=in_service,
                                    reason="repair", officer=sgt, now=at)

@@ -79,7 +79,7 @@ class Clock:
 def _add_assets(engine: Engine, *ids: str) -> None:
     """Each registration is one leaf of the north log."""
     with Session(engine) as session:
-        if session.get(AssetClass, "radio") is None:
+        if session.get(AssetClass, ("north", "radio")) is None:
             session.add(AssetClass(id="radio", agency_id="north", name="Radio"))
             session.flush()
         for asset_id in ids:

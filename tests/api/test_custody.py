@@ -62,7 +62,7 @@ class Store:
 
     def asset(self, asset_id: str) -> Asset:
         with Session(self.engine) as session:
-            asset = session.get(Asset, asset_id)
+            asset = session.get(Asset, ("north", asset_id))
             assert asset is not None
             return asset
 
@@ -140,7 +140,7 @@ def test_evidence_needs_two_distinct_staff_badges(store: Store) -> None:
 def test_read_without_session_and_disposed_assets_are_refused(store: Store) -> None:
     assert _decisions(store.read(store.issue, RADIOS[0], session=None))[0][0] == "refuse"
     with Session(store.engine) as session:
-        radio = session.get(Asset, "R-1")
+        radio = session.get(Asset, ("north", "R-1"))
         assert radio is not None
         radio.status = AssetStatus.DISPOSED
         session.add(radio)
@@ -212,11 +212,11 @@ def test_erasing_a_person_keeps_every_proof(store: Store) -> None:
     store.read(store.issue, ALICE_BADGE, RADIOS[0])
     with Session(store.engine) as session:
         before = open_log(session, "north").root()
-        alice = session.get(Person, "alice")
+        alice = session.get(Person, ("north", "alice"))
         assert alice is not None
         erase_person(session, person=alice)
         session.commit()
-        assert session.get(PersonSecret, "alice") is None
+        assert session.get(PersonSecret, ("north", "alice")) is None
         rows = session.exec(select(CustodyEventRow).where(CustodyEventRow.asset_id == "R-0"))
         events = [CustodyEvent.from_record(parse_record(r.record)) for r in rows]
         assert open_log(session, "north").root() == before
@@ -262,7 +262,7 @@ def test_reads_committed_before_their_badge_are_held_then_ruled_on(store: Store)
 def test_held_reads_are_refused_when_their_badge_is_refused(store: Store) -> None:
     """A badge that cannot open its session must not leave the reads held for it undecided."""
     with Session(store.engine) as session:
-        carol = session.get(Person, "carol")
+        carol = session.get(Person, ("north", "carol"))
         assert carol is not None
         carol.active = False
         session.add(carol)

@@ -52,11 +52,17 @@ def reader(row: dict[str, Any]) -> ReaderView:
 
 
 def asset(row: dict[str, Any]) -> AssetView:
+    """The row's asset; its holder is of the asset's agency unless the row names another (an
+    agency holder is itself): ids are per agency."""
     spec, policy = row["asset"], row["class"]
+    holder = spec["holder"]
+    holder_agency = holder.get("agency") or (
+        holder["ref"] if holder["kind"] == HolderKind.AGENCY.value else spec["agency"])
     return AssetView(
         asset_id="asset-1", agency_id=spec["agency"], shared_with=frozenset(spec["shared_with"]),
-        status=AssetStatus(spec["status"]), holder_kind=HolderKind(spec["holder"]["kind"]),
-        holder_ref=spec["holder"]["ref"], required_qualification=policy["required_qualification"],
+        status=AssetStatus(spec["status"]), holder_kind=HolderKind(holder["kind"]),
+        holder_ref=holder["ref"], holder_agency_id=holder_agency,
+        required_qualification=policy["required_qualification"],
         dual_signoff=policy["dual_signoff"])
 
 

@@ -29,14 +29,15 @@ from api.bundle_requests import (
     BundleScopeError,
     NoVisibleAssets,
     export_requested_bundle,
+    resolve_bundle_scope,
 )
 from api.bundles import BundleUnavailable
 from api.config import Settings, load_settings
 from api.db import make_engine
 from api.ingest.pipeline import IngestPipeline
 from api.migrate import upgrade
-from api.models import CustodyEventRow, Scope
-from api.models.assets import AssetClassCreate, AssetCreate
+from api.models import Agency, CustodyEventRow, Scope, Site
+from api.models.assets import AssetClassCreate, AssetCreate, AssetShare
 from api.models.people import PersonCreate
 from api.models.registry import ReaderRole
 from api.registry import create_asset, create_class, create_person
@@ -196,6 +197,50 @@ def test_bundle_requests_raise_typed_errors_the_route_answers_as_problems(
         params = {"asset" if k == "assets" else k: v for k, v in ask.items()}
         answer = _get(client, key, "/v1/audit/bundles", **params)
         assert (answer.status_code, answer.json()["type"].rsplit("/", 1)[1]) == (status, slug)
+
+
+def test_assets_named_by_id_are_the_callers_own_first_then_those_shared_with_it(
+        engine: Engine, tmp_path: Path) -> None:
+    """Ids are per agency: north's bundle of "S-1" is of south's once south shares it, of
+    north's own once north has one (`owner` still picks south's), and an id that two other
+    agencies share with north needs its owner named."""
+    _world(engine, tmp_path / "keys")
+    caller = Caller("test", "north", frozenset({Scope.AUDIT_READ.value}))
+
+    def owner_of(assets: list[str], owner: str | None = None) -> str:
+        with Session(engine) as session:
+            return resolve_bundle_scope(session, caller, assets, None, None, None,
+                                        owner=owner)[1]
+
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        session.add(Agency(id="east", name="East"))
+        session.flush()
+        session.add(Site(id="east-store", agency_id="east", name="Store"))
+        create_class(session, agency_id="east", now=now,
+                     data=AssetClassCreate(id="s-radio", name="Radio"))
+        session.flush()
+        for agency, epc in (("south", "E28011606000020500000097"),
+                            ("east", "E28011606000020500000096")):
+            create_asset(session, agency_id=agency, now=now, data=AssetCreate(
+                id="X-1", class_id="s-radio", epc_hex=epc, home_site_id=f"{agency}-store",
+                shared_with=["north"]))
+        session.add(AssetShare(owner_id="south", asset_id="S-1", agency_id="north"))
+        session.commit()
+    assert owner_of(["S-1"]) == "south"
+    with pytest.raises(BadBundleScope) as raised:
+        owner_of(["X-1"])
+    assert raised.value.slug == "asset-ambiguous"
+    assert owner_of(["X-1"], "east") == "east"
+    assert owner_of(["X-1", "S-1"], "south") == "south"
+    with Session(engine) as session:
+        create_asset(session, agency_id="north", now=now, data=AssetCreate(
+            id="S-1", class_id="radio", epc_hex="E28011606000020500000095",
+            home_site_id="north-store"))
+        session.commit()
+    assert owner_of(["S-1"]) == "north" and owner_of(["S-1"], "south") == "south"
+    with pytest.raises(NoVisibleAssets):
+        owner_of(["S-1"], "east")
 
 
 def _row_id(engine: Engine, asset_id: str, seq: int) -> int:

@@ -44,6 +44,7 @@ from api.models import (
     Decision,
     Refusal,
     Scope,
+    Sighting,
     Site,
     WebhookEvent,
     WebhookSubscription,
@@ -168,7 +169,7 @@ def agencies(engine: Engine) -> Iterator[Agencies]:
         assert json.loads(checked_out.decisions[1].payload)["action"] == "check_out"
         world.seqs["n-desk"] = 2
         with Session(engine) as session:
-            radio, zed = session.get(Asset, "R-2"), session.get(Person, "zed")
+            radio, zed = session.get(Asset, ("north", "R-2")), session.get(Person, ("north", "zed"))
             assert radio is not None and zed is not None
             dispose(session, asset=radio, now=now)
             zed.active = False
@@ -269,7 +270,7 @@ def test_the_owner_alone_sees_where_other_agencies_readers_saw_its_kit(
     assert agencies.call("south", "GET", "/v1/assets/R-0/foreign-sightings").status_code == 404
     with Session(agencies.engine) as session:
         _agency(session, "east")
-        session.add(AssetShare(asset_id="R-0", agency_id="east"))
+        session.add(AssetShare(owner_id="north", asset_id="R-0", agency_id="east"))
         _, agencies.keys["east"] = create_api_client(
             session, agency_id="east", name="east", scopes=list(Scope), server_secret=SECRET,
             now=datetime.now(UTC))
@@ -290,15 +291,22 @@ def test_the_readers_stocktake_lists_foreign_kit_as_a_tag_not_its_own(agencies: 
     assert not [word for word in NORTH_WORDS if word in take.text], take.text
 
 
-def test_another_agencys_badge_is_not_ours_whatever_its_holder(agencies: Agencies) -> None:
-    """North's active alice and inactive zed badge at south's desk: both "not ours" (today's
-    answer told south that zed is no longer active)."""
+def test_another_agencys_badge_is_a_stranger_tag_whatever_its_holder(
+    agencies: Agencies,
+) -> None:
+    """North's active alice and inactive zed badge at south's desk: badges are each agency's
+    own, so south's desk hears for them exactly what it hears for a badge nobody registered
+    (nothing), and nothing tells south that zed is no longer active."""
     desk = agencies.south[ReaderRole.ISSUE_DESK]
+    nobodys = "E280116060000205FFFF0001"
     result = IngestPipeline(agencies.engine, load_settings()).process([
         desk.message(0, ALICE, kind="badge", session="s9"),
-        desk.message(1, ZED, kind="badge", session="s9")])
-    assert [json.loads(d.payload) for d in result.decisions] == [
-        {**NOT_OURS, "seq": 0}, {**NOT_OURS, "seq": 1}]
+        desk.message(1, ZED, kind="badge", session="s9"),
+        desk.message(2, nobodys, kind="badge", session="s9")])
+    assert [json.loads(d.payload) for d in result.decisions] == []
+    with Session(agencies.engine) as session:
+        noted = session.exec(select(Sighting).where(Sighting.agency_id == "south")).all()
+    assert sorted(s.epc_hex for s in noted) == sorted([ALICE, ZED, nobodys])
 
 
 # With a share or a loan, south's readers are north's trusted readers for that radio.
@@ -325,9 +333,9 @@ def test_a_share_or_a_loan_makes_the_readers_of_the_borrower_count(
     now = datetime.now(UTC)
     with Session(agencies.engine) as session:
         if trust == "share":
-            session.add(AssetShare(asset_id="R-0", agency_id="south"))
+            session.add(AssetShare(owner_id="north", asset_id="R-0", agency_id="south"))
         else:
-            radio = session.get(Asset, "R-0")
+            radio = session.get(Asset, ("north", "R-0"))
             assert radio is not None
             radio.last_seen_at = now
             accept(session, transfer=offer_loan(session, asset=radio, to_agency="south",

@@ -52,6 +52,42 @@ def test_the_map_at_every_size_is_the_logs_state_then(engine: Engine,
             head_map_at(session, "nobody", 0)
 
 
+def test_another_agencys_asset_of_the_same_id_is_not_in_the_map(engine: Engine,
+                                                                  tmp_path: Path) -> None:
+    """Ids are per agency: south's own "R-0", with an event of the seq north's R-0 had before
+    its latest, leaves north's map at every size as north's log has it."""
+    from api.custody.events import CustodyChange, append_change
+    from api.db import utcnow
+    from api.logstore import appending_log, claim_log_writer
+    from api.models.assets import Asset, AssetCreate, AssetStatus, HolderKind
+    from api.registry import create_asset
+    from api.scoping import own_row
+
+    _world(engine, tmp_path / "keys")  # north's R-0: checked out (seq 0)
+    with Session(engine) as session:
+        create_asset(session, agency_id="south", now=utcnow(), data=AssetCreate(
+            id="R-0", class_id="s-radio", epc_hex="E28011606000020500000098",
+            home_site_id="south-store"))
+        session.commit()
+    for agency, store in (("south", "south-store"), ("north", "north-store")):
+        with Session(engine) as session:  # south's R-0 seq 0, then north's R-0 seq 1
+            claim_log_writer(session, utcnow())
+            asset = own_row(session, Asset, agency, "R-0")
+            assert asset is not None
+            with appending_log(session) as log:
+                append_change(session, log, asset, CustodyChange(
+                    action="check_in", holder_kind=HolderKind.LOCATION, holder_ref=store,
+                    new_status=AssetStatus.IN_STORE, time=utcnow()))
+            session.commit()
+    records = _records(engine, "north")
+    assert len(records) == NORTH_SIZE + 1
+    with Session(engine) as session:
+        for size in range(len(records) + 1):
+            assert head_map_at(session, "north", size).root == head_map_of(records[:size]).root
+        assert head_map_at(session, "north", NORTH_SIZE).assets_at("north-store") == []
+        assert head_map_at(session, "north", NORTH_SIZE + 1).assets_at("north-store") == ["R-0"]
+
+
 def _drop_leaf(bundle: bytes, leaf: int) -> bytes:
     """`bundle` without the event at `leaf` and its proof, re-sealed as a forger would."""
     lines = bundle.split(b"\n")[:-2]
@@ -125,11 +161,12 @@ def test_the_case_index_holds_each_exhibits_latest_reference(engine: Engine,
     from api.custody import evidence
     from api.db import utcnow
     from api.models.assets import Asset
+    from api.scoping import own_row
 
     _world(engine, tmp_path / "keys")
     for asset, case in (("R-0", "24-1"), ("R-1", "24-1"), ("R-0", "24 2")):
         with Session(engine) as session:
-            row = session.get(Asset, asset)
+            row = own_row(session, Asset, "north", asset)
             assert row is not None
             evidence.set_references(session, asset=row, case_ref=case, exhibit_ref="X/1",
                                     now=utcnow())

@@ -273,14 +273,15 @@ def test_unknown_epcs_become_sightings_and_assets_move(
         session.add(Person(id="p-1", agency_id="north", commitment="ab" * 32))
         session.flush()
         session.add(Asset(id="R-1", agency_id="north", class_id="radio", epc_hex=RADIO_EPC,
-                          home_site_id="north-store", holder_ref="north-store"))
-        session.add(Badge(epc_hex=badge, person_id="p-1"))
+                          home_site_id="north-store", holder_ref="north-store",
+                          holder_agency_id="north"))
+        session.add(Badge(agency_id="north", epc_hex=badge, person_id="p-1"))
         session.commit()
     pipeline.process([reader.message(0, epc=RADIO_EPC), reader.message(1, epc=stranger),
                       reader.message(2, epc=badge, kind="badge"), reader.message(3, epc=stranger)])
     with Session(engine) as session:
         sightings = session.exec(select(Sighting)).all()
-        asset = session.get(Asset, "R-1")
+        asset = session.get(Asset, ("north", "R-1"))
     assert [(s.epc_hex, s.site_id, s.count) for s in sightings] == [
         (stranger, "north-store", 2)
     ]
@@ -310,7 +311,8 @@ def test_an_assets_last_sighting_only_moves_forward(
         session.add(AssetClass(id="radio", agency_id="north", name="Radio"))
         session.flush()
         session.add(Asset(id="R-1", agency_id="north", class_id="radio", epc_hex=RADIO_EPC,
-                          home_site_id="north-store", holder_ref="north-store"))
+                          home_site_id="north-store", holder_ref="north-store",
+                          holder_agency_id="north"))
         session.commit()
     now = datetime.now(UTC).replace(microsecond=0)
 
@@ -319,7 +321,7 @@ def test_an_assets_last_sighting_only_moves_forward(
 
     def last_seen() -> tuple[object, ...]:
         with Session(engine) as session:
-            asset = session.get(Asset, "R-1")
+            asset = session.get(Asset, ("north", "R-1"))
             assert asset is not None
             return asset.last_seen_at, asset.last_seen_reader_id, asset.last_seen_site_id
 

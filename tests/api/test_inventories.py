@@ -27,9 +27,11 @@ from api.ingest.pipeline import IngestPipeline
 from api.logstore import open_log
 from api.models import Alert, CustodyEventRow, IngestedObservation, Inventory, Scope
 from api.models.assets import Asset, AssetCreate, AssetShare
+from api.models.people import PersonCreate
 from api.models.registry import ReaderRole
 from api.models.webhooks import WebhookEvent, WebhookSubscription
-from api.registry import create_asset
+from api.registry import create_asset, create_person
+from api.scoping import own_row
 from ledger.core.records import format_time
 from ledger.core.sampling import draw, sample_size
 from tests.api.api_support import RegisteredReader, register_reader
@@ -215,7 +217,7 @@ def test_an_uploaded_stocktake_moves_last_seen_forward_only_and_no_custody(
     started, ended = _window()
     newer = ended + timedelta(seconds=1)
     with Session(engine) as session:  # a desk read E-1 after the handheld's walk
-        asset = session.get(Asset, "E-1")
+        asset = own_row(session, Asset, "north", "E-1")
         assert asset is not None
         asset.last_seen_at, asset.last_seen_reader_id = newer, "desk-2"
         asset.last_seen_site_id = "north-store"
@@ -223,7 +225,7 @@ def test_an_uploaded_stocktake_moves_last_seen_forward_only_and_no_custody(
         create_asset(session, agency_id="south", now=datetime.now(UTC), data=AssetCreate(
             id="S-2", class_id="s-radio", epc_hex=LENT_TAG, home_site_id="south-store"))
         session.flush()
-        session.add(AssetShare(asset_id="S-2", agency_id="north"))  # lent to north
+        session.add(AssetShare(owner_id="south", asset_id="S-2", agency_id="north"))  # lent
         session.commit()
     before = {name: north.get(f"/v1/assets/{name}/location").json() for name in TAGS}
     read_at = started + timedelta(milliseconds=30)
@@ -255,6 +257,36 @@ def test_an_uploaded_stocktake_moves_last_seen_forward_only_and_no_custody(
         assert session.exec(select(func.count()).select_from(CustodyEventRow).where(
             CustodyEventRow.asset_id.in_(["R-0", "R-9", "E-1", "S-1"]),  # type: ignore[union-attr]
             CustodyEventRow.created_at >= started)).one() == 0
+
+
+def test_a_tag_another_agency_also_uses_counts_only_the_agencys_own(
+        engine: Engine, tmp_path: Path) -> None:
+    """EPCs and badges are per agency: south's kit tagged with north's R-9 EPC is not north's
+    item and does not move, and a tag that is only a badge of south's is unknown to north."""
+    client, keys = _world(engine, tmp_path / "keys")
+    north, south = Api(client, keys["north"]), Api(client, keys["south"])
+    handheld = _handheld(engine)
+    _annex_asset(engine)
+    with Session(engine) as session:
+        create_asset(session, agency_id="south", now=datetime.now(UTC), data=AssetCreate(
+            id="S-9", class_id="s-radio", epc_hex=ANNEX_TAG, home_site_id="south-store"))
+        create_person(session, agency_id="south", now=datetime.now(UTC),
+                      data=PersonCreate(id="sam", badges=[STRAY]))
+        session.commit()
+    opened = _open(north)
+    assert opened.status_code == 201, opened.text
+    started, ended = _window()
+    read_at = started + timedelta(milliseconds=30)
+    done = _upload(north, opened.json()["id"], started, ended,
+                   _reads(handheld, [ANNEX_TAG, STRAY], read_at))
+    assert done.status_code == 200, done.text
+    lists = done.json()["lists"]
+    assert (lists["unexpected"], lists["unknown"]) == (["R-9"], [STRAY])
+    r9 = north.get("/v1/assets/R-9/location").json()
+    assert (r9["last_seen_reader_id"], r9["last_seen_site_id"]) == ("hh-1", "north-store")
+    s9 = south.get("/v1/assets/S-9/location").json()
+    assert (s9["last_seen_at"], s9["last_seen_reader_id"], s9["last_seen_site_id"]) == (
+        None, None, None)
 
 
 def test_a_sampled_inventory_reads_the_seeds_sample(engine: Engine, tmp_path: Path) -> None:

@@ -104,7 +104,7 @@ def _statuses(engine: Engine) -> dict[str, tuple[str, str | None]]:
     with Session(engine) as session:
         out: dict[str, tuple[str, str | None]] = {}
         for i in range(len(RADIOS)):
-            asset = session.get(Asset, f"R-{i}")
+            asset = session.get(Asset, ("north", f"R-{i}"))
             assert asset is not None
             out[asset.id] = (asset.status, asset.holder_ref)
         return out

@@ -9,8 +9,10 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from api import commands
+from api.models import Site
 from ledger.cli import EXIT_OK, EXIT_UNUSABLE, VerdictParser, run_command
 from tests.api.planning_support import END, START, build_world
 
@@ -68,3 +70,23 @@ def test_bad_plans_are_refused(engine: Engine, capsys: pytest.CaptureFixture[str
     code, out, err = _plan(capsys, engine, *argv)
     assert code == EXIT_UNUSABLE and json.loads(out)["verdict"] == "unusable"
     assert says in err and "Traceback" not in err
+
+
+def test_a_site_id_two_agencies_have_is_named_with_its_agency(
+        engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ids are per agency: with south's own "north-store" too, `--site north-store` alone names
+    no one store (refused), and `--agency` picks which."""
+    build_world(engine)
+    with Session(engine) as session:
+        session.add(Site(id="north-store", agency_id="south", name="South's namesake"))
+        session.commit()
+    code, out, err = _plan(capsys, engine, "--site", "north-store", "--class", "radio")
+    assert code == EXIT_UNUSABLE and "2 agencies have a site 'north-store'" in err
+    assert "--agency" in err
+    code, out, _ = _plan(capsys, engine, "--site", "north-store", "--agency", "north",
+                         "--class", "radio")
+    assert code == EXIT_OK and "Pool: radio at north-store (north), 2 items" in out
+    code, out, _ = _plan(capsys, engine, "--site", "north-store", "--agency", "south",
+                         "--class", "s-radio")  # south's namesake: no history to fit
+    assert code == EXIT_UNUSABLE
+    assert json.loads(out)["reason"].startswith("this history cannot be fitted"), out

@@ -14,9 +14,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from api.custody import maintenance
+from api.models import Asset, Person
+from api.models.assets import AssetCreate
 from api.planning.history import load_history
 from api.planning.model import OutOfService, PoolHistory
-from demo.history import fill_history
+from api.registry import create_asset
+from api.scoping import own_row
+from demo.history import check_in, check_out, fill_history
 from demo.seed import DEMO_AGENCY, DEMO_READERS, DEMO_SITE, OTHER_AGENCY, seed_registry
 from demo.up import history_weeks
 from ledger.core.envelope import raw_public_key
@@ -26,6 +31,7 @@ from tests.api.planning_support import (
     EXPECTED_ANNEX,
     EXPECTED_SHARED,
     EXPECTED_STORE,
+    SOUTH,
     START,
     build_world,
     h,
@@ -51,7 +57,7 @@ def test_one_store_as_worked_by_hand(engine: Engine) -> None:
     assert _seen(history) == EXPECTED_STORE
     assert history.pool_size == 2
     assert history.agency_ids == ("north",) and history.site_ids == ("north-store",)
-    assert history.out_of_service == (OutOfService("R-2", h(30), h(54)),)
+    assert history.out_of_service == (OutOfService("R-2", h(30), h(54), "north"),)
     assert {r.class_id for r in history.requests} == {"radio"}
 
 
@@ -73,6 +79,34 @@ def test_another_agency_gives_only_what_it_shares(engine: Engine) -> None:
     # A class south shares nothing of adds nothing.
     assert _seen(_load(engine, "north", ["north-store"], "radio",
                        {"south": "s-tool"})) == EXPECTED_STORE
+
+
+def test_a_shared_item_named_as_one_of_the_agencys_is_another_item(engine: Engine) -> None:
+    """Ids are per agency: south's own "R-1", shared with north, is a pool item of its own. Its
+    check-in does not end north's R-1 loan, nor its repair north's R-2's."""
+    build_world(engine)
+    with Session(engine) as session:
+        create_asset(session, agency_id="south", now=START, data=AssetCreate(
+            id="R-1", class_id="s-radio", epc_hex="E28011606000020500000099",
+            home_site_id="south-store", shared_with=["north"]))
+        session.commit()
+        check_out(session, SOUTH, "R-1", "s-1", h(16))
+        check_in(session, SOUTH, "R-1", h(21))  # after north's R-1 went out at 20 h
+        officer, asset = own_row(session, Person, "south", "s-sgt"), own_row(
+            session, Asset, "south", "R-1")
+        assert officer is not None and asset is not None
+        for in_service, at in ((False, h(40)), (True, h(50))):
+            maintenance.change_service(session, asset=asset, in_service=in_service,
+                                       reason="repair", officer=officer, now=at)
+        session.commit()
+    history = _load(engine, "north", ["north-store"], "radio", {"south": "s-radio"})
+    assert history.pool_size == 4  # R-1, R-2, and south's S-1 and R-1
+    assert _seen(history) == sorted(EXPECTED_STORE + EXPECTED_SHARED
+                                    + [(16, "check_out", True, 5.0, False)],
+                                    key=lambda r: r[0])
+    assert history.out_of_service == (OutOfService("R-1", h(40), h(50), "south"),
+                                      OutOfService("R-2", h(30), h(54), "north"))
+    assert _seen(_load(engine, "north", ["north-store"], "radio")) == EXPECTED_STORE
 
 
 def test_nothing_of_north_reaches_south(engine: Engine) -> None:

@@ -260,7 +260,7 @@ def test_overrides_corrections_and_retirements_reach_a_verified_bundle(
     assert north.post("/v1/people/carol/retire", {"reason": "again"}).status_code == 409
     assert north.delete("/v1/people/carol").status_code == 204
     with Session(engine) as session:
-        assert session.get(PersonSecret, "carol") is None
+        assert session.get(PersonSecret, ("north", "carol")) is None
     assert south.post("/v1/people/carol/retire", {}).status_code == 404
 
     settings = load_settings(environment="test", secret_key=SECRET,

@@ -66,7 +66,7 @@ def _logged_kinds(session: Session) -> list[str]:
 
 def test_import_classes_then_assets_logs_each_in_one_go(session: Session) -> None:
     assert _import(session, "classes", CLASSES) == []
-    taser = session.get(AssetClass, "taser")
+    taser = session.get(AssetClass, ("north", "taser"))
     assert taser is not None and taser.dual_signoff and taser.disposal_final
     assert taser.required_qualification == "taser" and taser.loan_days == 1
     assets = ("id,class_id,epc_hex,epc_uri,home_site_id\n"
@@ -111,7 +111,7 @@ def test_rows_clashing_with_registered_records_are_refused(session: Session) -> 
     assert _import(session, "classes", CLASSES) == []
     assert _import(session, "people", b"id,qualifications,badges,active\n"
                                       b"pc-1,taser;firearms,E2800000000000000000BBBB,true\n") == []
-    person = session.get(Person, "pc-1")
+    person = session.get(Person, ("north", "pc-1"))
     assert person is not None and person.qualifications == ["taser", "firearms"]
     again = _import(session, "classes", CLASSES)
     assert again == [(2, "id radio is already registered"), (3, "id taser is already registered")]

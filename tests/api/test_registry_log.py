@@ -110,9 +110,10 @@ def _old_rows(engine: Engine) -> None:
                            registered_at=now, revoked_at=now, status="revoked"))
         session.add(Asset(id="W-1", agency_id="west", class_id="west-radio",
                           epc_hex="E280000000000000000000F1",
-                          home_site_id="west-store", holder_ref="west-store"))
+                          home_site_id="west-store", holder_ref="west-store",
+                          holder_agency_id="west"))
         session.flush()
-        session.add(AssetShare(asset_id="W-1", agency_id="west"))
+        session.add(AssetShare(owner_id="west", asset_id="W-1", agency_id="west"))
         session.commit()
 
 

@@ -141,15 +141,19 @@ def test_errors_are_problem_details(world: World) -> None:
 
 
 def test_an_epc_is_either_an_asset_or_a_badge_never_both(world: World) -> None:
-    """At a desk a badge opens a session and an asset tag is kit: one EPC cannot be both,
-    whichever is registered first and whichever agency asks."""
+    """At a desk a badge opens a session and an asset tag is kit: one EPC cannot be both
+    within an agency, whichever is registered first. Another agency's EPCs are its own."""
     badge, tag = "E2800000000000000000AAAA", "E28000000000000000000001"  # alice's; N-1's
-    for agency in ("north", "south"):
-        as_asset = world.call(agency, "POST", "/v1/assets", json={
-            "id": f"{agency}-X", "class_id": f"{agency}-radio", "epc_hex": badge,
-            "home_site_id": f"{agency}-store"})
-        assert as_asset.status_code == 409, as_asset.text
-        assert world.call(agency, "GET", f"/v1/assets/{agency}-X").status_code == 404
+    as_asset = world.call("north", "POST", "/v1/assets", json={
+        "id": "north-X", "class_id": "north-radio", "epc_hex": badge,
+        "home_site_id": "north-store"})
+    assert as_asset.status_code == 409, as_asset.text
+    assert world.call("north", "GET", "/v1/assets/north-X").status_code == 404
+    south = world.call("south", "POST", "/v1/assets", json={
+        "id": "south-X", "class_id": "south-radio", "epc_hex": badge,
+        "home_site_id": "south-store"})
+    assert south.status_code == 201, south.text
+    assert world.call("south", "GET", "/v1/assets/south-X").json()["epc_hex"] == badge
     for badges in ([tag], ["E2800000000000000000BBBB", tag], [badge]):
         as_badge = world.call("north", "POST", "/v1/people", json={"id": "bob", "badges": badges})
         assert as_badge.status_code == 409, as_badge.text
@@ -257,7 +261,7 @@ def test_an_asset_stored_without_its_uri_still_shows_it(world: World, engine: En
         "id": "radio-9", "class_id": "north-radio", "epc_hex": GIAI_HEX,
         "home_site_id": "north-store"}).status_code == 201
     with Session(engine) as session:
-        asset = session.get(Asset, "radio-9")
+        asset = session.get(Asset, ("north", "radio-9"))
         assert asset is not None and asset.epc_uri == GIAI_URI  # stored at registration
         asset.epc_uri = None
         session.add(asset)

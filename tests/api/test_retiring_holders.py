@@ -39,7 +39,7 @@ def test_a_person_holding_kit_is_not_retired_until_it_is_back(engine: Engine,
         body = answer.json()
         assert body["holding"] == ["R-0", "R-2"] and "still holds 2 item(s)" in body["detail"]
     with Session(engine) as session:
-        bob = session.get(Person, "bob")
+        bob = session.get(Person, ("north", "bob"))
         assert bob is not None and bob.active  # nothing changed
     # Another agency cannot probe or retire north's people.
     assert south.post("/v1/people/bob/retire", {"reason": "x"}).status_code == 404
@@ -100,7 +100,7 @@ def test_the_page_and_the_command_refuse_a_person_holding_kit(
                          "--erase")
     assert code == 0 and verdict["erased"] is True
     with Session(engine) as session:
-        bob = session.get(Person, "bob")
+        bob = session.get(Person, ("north", "bob"))
         assert bob is not None and not bob.active
 
 

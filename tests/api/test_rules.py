@@ -43,6 +43,7 @@ def _asset(qualification: str | None, dual: bool, shared: bool) -> AssetView:
         asset_id="A-1", agency_id="north" if not shared else "south",
         shared_with=frozenset({"north"}) if shared else frozenset(),
         status=AssetStatus.IN_STORE, holder_kind=HolderKind.LOCATION, holder_ref="store-a",
+        holder_agency_id="north" if not shared else "south",
         required_qualification=qualification, dual_signoff=dual,
     )
 
@@ -101,7 +102,8 @@ def test_another_agencys_unshared_asset_is_never_described_moved_or_alerted_on(
     """Whatever its state, wherever it sits (even at the reader's own site) and whoever is
     badged: "not ours" or nothing, no custody change, no alert, a foreign sighting."""
     asset = AssetView(asset_id="S-1", agency_id="south", shared_with=shared_with, status=status,
-                      holder_kind=holder, holder_ref=reader.site_id)
+                      holder_kind=holder, holder_ref=reader.site_id,
+                      holder_agency_id=reader.agency_id)
     ruling = decide_asset(reader, asset, people, direction, departing)
     assert ruling.foreign and ruling.reason in (NOT_OURS, "")
     assert (ruling.action, ruling.alert, ruling.new_status, ruling.holder_ref,

@@ -143,7 +143,7 @@ def test_accept_is_refused_when_nobody_saw_the_tag_recently(
     _check_out(engine, desk)
     offer = client.post("north", "/v1/assets/T-0/transfers", to_person="carol").json()
     with Session(engine) as session:
-        asset = session.get(Asset, "T-0")
+        asset = session.get(Asset, ("north", "T-0"))
         assert asset is not None and asset.last_seen_at is not None
         asset.last_seen_at -= timedelta(hours=1)
         session.add(asset)

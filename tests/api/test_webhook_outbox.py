@@ -24,6 +24,7 @@ from api.models import Agency, Asset, AssetClass, Site, WebhookDelivery, Webhook
 from api.models.assets import AssetCreate, AssetStatus, HolderKind
 from api.models.webhooks import WebhookSubscription
 from api.registry import create_asset
+from api.scoping import own_row
 from api.webhook_outbox import EVENT_TYPES, raise_alerts
 from api.webhooks import WebhookDispatcher, seal
 
@@ -90,14 +91,14 @@ def test_committed_events_always_produce_one_delivery_each(engine: Engine) -> No
         _alert(session, "committed")
         session.commit()
     with Session(engine) as session:  # a loan offer, then the ingest path's bulk writes
-        offer_loan(session, asset=session.get(Asset, "R-1"), to_agency="south", days=3,  # type: ignore[arg-type]
-                   now=datetime.now(UTC))
+        offer_loan(session, asset=own_row(session, Asset, "north", "R-1"),  # type: ignore[arg-type]
+                   to_agency="south", days=3, now=datetime.now(UTC))
         _asset(session, "R-2")
         claim_log_writer(session, datetime.now(UTC))
         writes = CustodyWrites(session)
         with appending_log(session) as log:
             for asset_id in ("R-1", "R-2"):
-                asset = session.get(Asset, asset_id)
+                asset = own_row(session, Asset, "north", asset_id)
                 assert asset is not None
                 append_change(session, log, asset, CustodyChange(
                     action="loan_out", holder_kind=HolderKind.AGENCY, holder_ref="south",
@@ -159,8 +160,8 @@ def test_only_events_an_active_subscription_asks_for_are_written(engine: Engine)
         claim_log_writer(session, datetime.now(UTC))
         writes = CustodyWrites(session)  # the ingest path: one bulk write for both agencies
         with appending_log(session) as log:
-            for asset_id in ("R-1", "S-1"):
-                asset = session.get(Asset, asset_id)
+            for agency_id, asset_id in (("north", "R-1"), ("south", "S-1")):
+                asset = own_row(session, Asset, agency_id, asset_id)
                 assert asset is not None
                 append_change(session, log, asset, CustodyChange(
                     action="check_in", holder_kind=HolderKind.LOCATION,

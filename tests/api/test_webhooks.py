@@ -29,6 +29,7 @@ from api.migrate import upgrade
 from api.models import AssetClass, Scope
 from api.models.assets import AssetCreate
 from api.registry import create_asset
+from api.scoping import own_row
 from api.webhook_outbox import raise_alerts
 from api.webhooks import (
     DELIVERY_FAILED,
@@ -115,7 +116,7 @@ def _register(client: TestClient, key: str, url: str, events: list[str]) -> dict
 
 def _new_asset(engine: Engine, agency: str = "north", asset_id: str = "R-1") -> None:
     with Session(engine) as session:
-        if session.get(AssetClass, f"radio-{agency}") is None:
+        if own_row(session, AssetClass, agency, f"radio-{agency}") is None:
             session.add(AssetClass(id=f"radio-{agency}", agency_id=agency, name="Radio"))
             session.flush()
         create_asset(session, agency_id=agency, now=datetime.now(UTC), data=AssetCreate(

@@ -290,8 +290,8 @@ def test_a_page_change_is_authorised_by_the_signed_in_persons_commitment(
             users[name] = web_user(request, session)
         assert users["sam"].authorisers == ("officer-7",) and users["kim"].authorisers == ()
         assert users["sam"].account_id == linked.json()["id"]
-        asset = session.get(Asset, "N-1")
-        person = session.get(Person, "officer-7")
+        asset = session.get(Asset, ("north", "N-1"))
+        person = session.get(Person, ("north", "officer-7"))
         assert asset is not None and person is not None
         now = asset.created_at
         claim_log_writer(session, now)

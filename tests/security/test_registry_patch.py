@@ -72,7 +72,8 @@ def test_patch_refused_changes_nothing(service: Service, who: str, path: str,
     answer = service.call(who, "PATCH", path, json=body)
     assert answer.status_code == expected, answer.text
     with Session(service.engine) as session:
-        radio, store = session.get(AssetClass, "radio"), session.get(Site, "north-store")
+        radio = session.get(AssetClass, ("north", "radio"))
+        store = session.get(Site, ("north", "north-store"))
         assert radio is not None and radio.name == "Radio"
         assert store is not None and store.name == "Store"
         assert session.exec(select(Person)).first() is None

@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 from api.app import create_app
 from api.auth import Caller, create_api_client
@@ -44,16 +45,23 @@ DAY = date(2026, 3, 2)
 D0 = datetime(2026, 3, 2, tzinfo=UTC)
 GS1_EPC = "3034257BF7194E4000001A85"
 GS1_URI = "urn:epc:id:sgtin:0614141.812345.6789"
+Row = TypeVar("Row", bound=SQLModel)
 
 
 def _at(hours: float) -> datetime:
     return D0 + timedelta(hours=hours)
 
 
+def _north(session: Session, model: type[Row], row_id: str) -> Row:
+    """North's row `row_id` (sites and assets are keyed by agency and id)."""
+    row = session.get(model, {"agency_id": "north", "id": row_id})
+    assert row is not None, row_id
+    return row
+
+
 def _move(session: Session, asset_id: str, action: str, at: datetime,
           person: str | None = None) -> None:
-    asset = session.get(Asset, asset_id)
-    assert asset is not None
+    asset = _north(session, Asset, asset_id)
     claim_log_writer(session, at)
     out = action in ("check_out", "transfer")
     status = {"check_out": AssetStatus.CHECKED_OUT, "check_in": AssetStatus.IN_STORE,
@@ -79,7 +87,7 @@ def _populate(engine: Engine) -> tuple[dict[str, str], dict[str, str]]:
     before = _at(-12)
     keys, cookies = {}, {}
     with Session(engine) as session:
-        session.get(Site, "north-store").name = "North property store"  # type: ignore[union-attr]
+        _north(session, Site, "north-store").name = "North property store"
         session.get(Agency, "south").name = "South fire service"  # type: ignore[union-attr]
         for class_id, name in (("radio", "Radio"), ("camera", "Body camera"),
                                ("taser", "Taser")):
@@ -104,7 +112,7 @@ def _populate(engine: Engine) -> tuple[dict[str, str], dict[str, str]]:
                 client.id, client.agency_id, frozenset(client.scopes)), datetime.now(UTC))
         session.commit()
     with Session(engine) as session:
-        retire_asset(session, asset=session.get(Asset, "R-4"), reason="broken",  # type: ignore[arg-type]
+        retire_asset(session, asset=_north(session, Asset, "R-4"), reason="broken",
                      now=_at(-6))
         session.commit()
     with Session(engine) as session:
@@ -114,16 +122,16 @@ def _populate(engine: Engine) -> tuple[dict[str, str], dict[str, str]]:
         _move(session, "R-0", "check_in", _at(5))
         _move(session, "R-1", "check_in", _at(5))
         _move(session, "T-1", "dispose", _at(6))
-        retire_asset(session, asset=session.get(Asset, "C-1"), reason="lost",  # type: ignore[arg-type]
+        retire_asset(session, asset=_north(session, Asset, "C-1"), reason="lost",
                      now=_at(12))
         session.commit()
         _move(session, "T-0", "check_out", _at(18), "alice")
         _move(session, "T-0", "check_in", _at(25))
-        session.add(ForeignSighting(asset_id="R-0", reporting_agency_id="south",
+        session.add(ForeignSighting(owner_id="north", asset_id="R-0",
+                                    reporting_agency_id="south",
                                     reader_id="south-gate", site_id="south-store",
                                     first_seen_at=_at(3), last_seen_at=_at(4), count=7))
-        radio = session.get(Asset, "R-0")
-        assert radio is not None
+        radio = _north(session, Asset, "R-0")
         radio.last_seen_at, radio.last_seen_reader_id = _at(5), "desk-1"
         radio.last_seen_site_id = "north-store"
         session.add(radio)
@@ -195,8 +203,7 @@ def test_overdue_lists_what_is_past_due_with_its_holder(world: World, engine: En
     due = datetime.now(UTC) - timedelta(hours=30)
     with Session(engine) as session:
         for asset_id, when in (("C-0", due), ("R-2", due - timedelta(days=9))):
-            asset = session.get(Asset, asset_id)
-            assert asset is not None
+            asset = _north(session, Asset, asset_id)
             asset.due_at = when  # R-2 is in store: a due time alone is not overdue
             session.add(asset)
         session.commit()

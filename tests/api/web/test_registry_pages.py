@@ -164,7 +164,7 @@ def test_upload_refuses_oversized_hostile_and_unsigned_files(pages: Pages) -> No
                              "mode": "import"},
                        headers={"origin": "https://evil.example"}).status_code == 403
     with Session(pages.engine) as session:
-        assert session.get(Site, "new") is None
+        assert session.get(Site, {"agency_id": "north", "id": "new"}) is None
 
 
 def test_scopes_as_the_rest_api(pages: Pages) -> None:
@@ -195,10 +195,11 @@ def test_filters_export_and_the_agency_boundary(pages: Pages) -> None:
             session.add(Asset(id=f"a-{i}", agency_id="north", class_id="kit",
                               epc_hex=f"E280000000000000000000{i:02X}", home_site_id="north-store",
                               status=AssetStatus(status), holder_kind=HolderKind.PERSON,
-                              holder_ref="pc-1",
+                              holder_ref="pc-1", holder_agency_id="north",
                               due_at=due, last_seen_at=seen))
         session.add(Asset(id="s-1", agency_id="south", class_id="s-kit", epc_hex="E2800000AAAA",
-                          home_site_id="south-store", holder_ref="south-store"))
+                          home_site_id="south-store", holder_ref="south-store",
+                          holder_agency_id="south"))
         session.commit()
     admin = pages.clients["admin"]
 
@@ -225,11 +226,11 @@ def test_filters_export_and_the_agency_boundary(pages: Pages) -> None:
 def test_sites_list_and_export_show_the_custodian(pages: Pages) -> None:
     with Session(pages.engine) as session:  # as PUT /v1/sites/{id}/custodian leaves them
         session.add(Site(id="north-annex", agency_id="north", name="North annex"))
-        store = session.get(Site, "north-store")
+        store = session.get(Site, {"agency_id": "north", "id": "north-store"})
         assert store is not None
         store.custodian_id = "pc-1"
         session.add(store)
-        south = session.get(Site, "south-store")
+        south = session.get(Site, {"agency_id": "south", "id": "south-store"})
         assert south is not None
         south.custodian_id = "pc-south"
         session.add(south)
@@ -346,7 +347,7 @@ def test_asset_changed_through_its_form_as_the_patch_route(pages: Pages) -> None
     assert _post(pages, "admin", path, {"home_site_id": "north-van",
                                         "epc_uri": ""}).status_code == 303
     with Session(pages.engine) as session:
-        asset = session.get(Asset, "r-1")
+        asset = session.get(Asset, {"agency_id": "north", "id": "r-1"})
         assert asset is not None and asset.home_site_id == "north-van"
         assert asset.epc_uri is not None and asset.epc_uri.startswith("urn:epc:id:sgtin:")
     # Another agency's asset is not found; a read-only key may not open the form.
@@ -388,7 +389,7 @@ def test_class_person_and_site_changed_through_their_forms(pages: Pages) -> None
         "class": "taser", "required_qualification": None, "loan_days": None,
         "dual_signoff": True}
     with Session(pages.engine) as session:
-        taser = session.get(AssetClass, "taser")
+        taser = session.get(AssetClass, {"agency_id": "north", "id": "taser"})
         assert taser is not None and taser.name == "Taser X2" and taser.dual_signoff
         assert taser.required_qualification is None and taser.loan_days is None
     # People: qualifications and active; sites: the name.
@@ -397,10 +398,10 @@ def test_class_person_and_site_changed_through_their_forms(pages: Pages) -> None
     assert _post(pages, "admin", "/web/registry/sites/north-store/edit",
                  {"name": "North main store"}).status_code == 303
     with Session(pages.engine) as session:
-        person = session.get(Person, "pc-1")
+        person = session.get(Person, {"agency_id": "north", "id": "pc-1"})
         assert person is not None and sorted(person.qualifications) == ["first-aid", "taser"]
         assert not person.active
-        site = session.get(Site, "north-store")
+        site = session.get(Site, {"agency_id": "north", "id": "north-store"})
         assert site is not None and site.name == "North main store"
 
 
@@ -444,9 +445,9 @@ def test_change_forms_refused_change_nothing(pages: Pages, case: str) -> None:
     answer = pages.clients[who].post(path, data=data, headers=headers)
     assert answer.status_code == expected, (case, answer.status_code, answer.text[:300])
     with Session(pages.engine) as session:
-        radio = session.get(AssetClass, "radio")
+        radio = session.get(AssetClass, {"agency_id": "north", "id": "radio"})
         assert radio is not None and radio.name == "Radio" and radio.loan_days == 7
-        south = session.get(AssetClass, "s-radio")
+        south = session.get(AssetClass, {"agency_id": "south", "id": "s-radio"})
         assert south is not None and south.name == "South radio"
     assert "class-policy" not in _logged(pages.engine)
 
