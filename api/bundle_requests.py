@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from api.auth import Caller
 from api.bundles import (
@@ -26,7 +26,7 @@ from api.bundles import (
 from api.errors import ApiServiceError
 from api.models.assets import Asset
 from api.models.evidence import MAX_REFERENCE_CHARS
-from api.scoping import asset_visible
+from api.scoping import AmbiguousAsset, find_visible_asset
 from ledger.core.bundle import Scope
 from ledger.core.errors import LedgerError
 from ledger.core.heads import HeadMap
@@ -70,21 +70,14 @@ def _time(text: str | None, name: str) -> datetime | None:
 
 
 def _visible(session: Session, caller: Caller, asset_id: str, owner: str | None) -> Asset:
-    """The asset `asset_id` the caller may see: its agency's own first, else one another
-    agency shared with it (ids are per agency); `owner` names the owning agency."""
-    query = select(Asset).where(Asset.id == asset_id, asset_visible(caller))
-    if owner is not None:
-        query = query.where(Asset.agency_id == owner)
-    found = session.exec(query.order_by(col(Asset.agency_id)).limit(3)).all()
-    own = [a for a in found if a.agency_id == caller.agency_id]
-    if own:
-        return own[0]
-    if len(found) > 1:
-        raise BadBundleScope("asset-ambiguous", f"more than one agency shared an asset "
-                             f"{asset_id!r} with yours: name its owner")
-    if not found:
+    """The asset `asset_id` the caller may see (`api.scoping.find_visible_asset`)."""
+    try:
+        asset = find_visible_asset(session, caller, asset_id, owner)
+    except AmbiguousAsset as exc:
+        raise BadBundleScope("asset-ambiguous", str(exc)) from None
+    if asset is None:
         raise NoVisibleAssets
-    return found[0]
+    return asset
 
 
 def resolve_bundle_scope(

@@ -49,25 +49,39 @@ def asset_visible(caller: Caller) -> Any:
     return or_(col(Asset.agency_id) == caller.agency_id, shared)
 
 
-def visible_asset(session: Session, caller: Caller, asset_id: str,
-                  owner: str | None = None) -> Asset:
-    """The asset `asset_id` the caller may see; 404 otherwise (never 403: ids are not
-    confirmed). Ids are per agency: the caller's own asset comes first, then one another
-    agency shared with it; `owner` names the agency when the id alone does not (an agency
-    lent two assets of the same id)."""
+class AmbiguousAsset(LookupError):
+    """More than one agency shared an asset of this id with the caller, none its own, and no
+    owner was named."""
+
+
+def find_visible_asset(session: Session, caller: Caller, asset_id: str,
+                       owner: str | None = None) -> Asset | None:
+    """The asset `asset_id` the caller may see, or None. Ids are per agency: the caller's own
+    asset comes first, then one another agency shared with it; `owner` names the agency when
+    the id alone does not (raise `AmbiguousAsset` when it had to and did not)."""
     if owner is None or owner == caller.agency_id:
         own = own_row(session, Asset, caller.agency_id, asset_id)
         if own is not None or owner is not None:
-            return _found(own)
+            return own
     query = select(Asset).where(Asset.id == asset_id, asset_visible(caller))
     if owner is not None:
         query = query.where(Asset.agency_id == owner)
     shared = session.exec(query.order_by(col(Asset.agency_id)).limit(2)).all()
     if len(shared) > 1:
-        raise Problem(409, "asset-ambiguous",
-                      f"more than one agency shared an asset {asset_id!r} with yours: "
-                      f"name its owner (?owner=)")
-    return _found(shared[0] if shared else None)
+        raise AmbiguousAsset(f"more than one agency shared an asset {asset_id!r} with yours: "
+                             f"name its owner")
+    return shared[0] if shared else None
+
+
+def visible_asset(session: Session, caller: Caller, asset_id: str,
+                  owner: str | None = None) -> Asset:
+    """The asset `asset_id` the caller may see (`find_visible_asset`); 404 otherwise (never
+    403: ids are not confirmed), 409 if two agencies shared one of that id and `owner` does not
+    say whose."""
+    try:
+        return _found(find_visible_asset(session, caller, asset_id, owner))
+    except AmbiguousAsset as exc:
+        raise Problem(409, "asset-ambiguous", f"{exc} (?owner=)") from None
 
 
 def _found(asset: Asset | None) -> Asset:
